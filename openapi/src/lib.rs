@@ -1,0 +1,12 @@
+//! Palisade's wire contract: every request and response body the server accepts or sends and the
+//! client decodes. Server and client both depend on this crate so they cannot drift apart.
+//!
+//! - [`capi`]: CrowdSec Central API bodies (v2 and v3), shaped exactly as CrowdSec sends and reads
+//!   them (see the protocol notes in the repository documentation).
+//! - [`native`]: Palisade's own bodies (errors, admin, operations).
+//!
+//! The `schema` feature adds `utoipa::ToSchema` derives for the server's OpenAPI document; the
+//! client builds without it. This crate holds data shapes only: no I/O, no validation logic.
+
+pub mod capi;
+pub mod native;

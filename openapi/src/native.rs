@@ -1,0 +1,180 @@
+//! Palisade's own bodies: the one error body, operations answers, and the admin API.
+
+use serde::{Deserialize, Serialize};
+
+/// The one error body of every endpoint. CrowdSec clients read `message` (and ignore the rest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// Stable snake_case code, never renamed (e.g. `invalid_credentials`, `body_too_large`).
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The request id, also in the `x-request-id` response header.
+    pub request_id: String,
+    /// Per-field problems, for validation errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+/// One invalid field.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// Field path, e.g. `machine_id` or `[3].source.value`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct HealthResponse {
+    /// `ok`, or what is not.
+    pub status: String,
+    /// Storage backend: `sqlite` or `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Server version.
+    pub version: String,
+}
+
+/// `POST /v1/admin/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CreateAccountRequest {
+    /// Unique account name (`[A-Za-z0-9._-]`, 1–64 characters).
+    pub name: String,
+}
+
+/// An account (an organisation owning machines).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AccountView {
+    /// Account name.
+    pub name: String,
+    /// Verification level set by the operator.
+    pub level: String,
+    /// Machines enrolled in it.
+    pub machines: u64,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A freshly created enrollment key: shown once, stored hashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct EnrollKeyCreated {
+    /// The key itself; use it with `cscli console enroll KEY` or `palisade enroll KEY`.
+    pub key: String,
+    /// The first characters, kept to identify the key later.
+    pub prefix: String,
+    /// Account the key enrolls into.
+    pub account: String,
+}
+
+/// `POST /v1/admin/machines`: create a machine as the operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CreateMachineRequest {
+    /// Machine login (`[A-Za-z0-9._-]`, 1–128 characters).
+    pub name: String,
+    /// Mark it as one of the operator's own sensors (honeypots).
+    #[serde(default)]
+    pub sensor: bool,
+}
+
+/// Credentials of a machine the operator created: the password is shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct MachineCredentials {
+    /// Machine login.
+    pub machine_id: String,
+    /// Generated password (64 characters).
+    pub password: String,
+}
+
+/// A machine as the operator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct MachineView {
+    /// Machine login.
+    pub machine_id: String,
+    /// Display name given at enrollment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Account it is enrolled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Operator's own sensor.
+    pub sensor: bool,
+    /// `register` (self-registered) or `operator`.
+    pub created_by: String,
+    /// Trust score in [0, 1].
+    pub trust: f64,
+    /// Scenarios declared at the last login.
+    pub scenarios: Vec<String>,
+    /// Network the machine last connected from (its /24 or /48).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_prefix: Option<String>,
+    /// Agent version from its last metrics push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Signals stored from it.
+    pub signals: u64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login_at: Option<String>,
+}
+
+/// A stored signal as the operator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SignalView {
+    /// Monotonic id (the order the consensus worker reads signals in).
+    pub id: i64,
+    /// Reporting machine's login.
+    pub machine_id: String,
+    /// The local agent name inside the reporting installation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// `ip` or `range`.
+    pub scope: String,
+    /// Canonical address or CIDR.
+    pub value: String,
+    /// Scenario.
+    pub scenario: String,
+    /// `certified`, `tainted`, `custom`, `manual` or empty.
+    pub scenario_trust: String,
+    /// RFC 3339.
+    pub start_at: String,
+    /// RFC 3339.
+    pub stop_at: String,
+    /// RFC 3339, server clock.
+    pub received_at: String,
+    /// The reporter's network (/24 or /48).
+    pub origin_prefix: String,
+    /// Attacker's AS number, from the server's database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<u32>,
+    /// Attacker's AS name, from the server's database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_name: Option<String>,
+    /// Attacker's country, from the server's database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// `GET /v1/admin/signals`: one page, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SignalPage {
+    /// The signals.
+    pub items: Vec<SignalView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}

@@ -1,0 +1,300 @@
+//! Command line and composition root: parses arguments, loads the configuration, builds the
+//! parts (store, keys, enrichment, state) and runs the chosen subcommand.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::jwt::{JwtKeys, load_or_create_secret};
+use crate::config::{Backend, Config, Overrides};
+use crate::enrich::Enricher;
+use crate::manage;
+use crate::state::AppState;
+use crate::store::{self, Store};
+use crate::telemetry;
+
+/// Palisade server: a community IP-reputation network that speaks CrowdSec's protocol.
+#[derive(Debug, Parser)]
+#[command(name = "palisade-server", version)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "PALISADE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated JWT key). Default `./palisade-data`.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on. Default 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Operator commands, run on the host against the configured database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Admin tokens for `/v1/admin/*`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Enrollment keys.
+    #[command(subcommand, name = "enroll-key")]
+    EnrollKey(EnrollKeyCommand),
+    /// Machines.
+    #[command(subcommand)]
+    Machine(MachineCommand),
+}
+
+/// `admin token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin token and print it (shown once).
+    Create,
+}
+
+/// `admin account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Create {
+        /// Account name.
+        name: String,
+    },
+    /// List accounts.
+    List(JsonFlag),
+}
+
+/// `admin enroll-key …`
+#[derive(Debug, Subcommand)]
+pub enum EnrollKeyCommand {
+    /// Create an enrollment key for an account and print it (shown once).
+    Create {
+        /// Account the key enrolls machines into.
+        #[arg(long)]
+        account: String,
+    },
+}
+
+/// `admin machine …`
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// Create a machine and print its id and password (or write CrowdSec credentials).
+    Add {
+        /// Machine login.
+        name: String,
+        /// Mark it as one of the operator's own sensors.
+        #[arg(long)]
+        sensor: bool,
+        /// Write a ready CrowdSec `online_api_credentials.yaml` here instead of printing.
+        #[arg(long, value_name = "FILE")]
+        crowdsec_credentials: Option<PathBuf>,
+        /// Server URL to put in the credentials file (default: public_url, else http://<listen>/).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// List machines.
+    List(JsonFlag),
+}
+
+/// `--json` output switch.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let config = Config::load(cli.config.as_deref(), Overrides { listen, data_dir: cli.data_dir.clone() })?;
+    telemetry::init_tracing(config.log_format);
+    match cli.command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            println!("migrations applied ({})", describe_backend(&config));
+            drop(store);
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", crate::http::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Command::Admin(command) => admin(&config, command).await,
+    }
+}
+
+fn describe_backend(config: &Config) -> String {
+    match config.backend() {
+        Backend::Sqlite => format!("SQLite in {}", config.data_dir.display()),
+        Backend::Postgres => "PostgreSQL".into(),
+    }
+}
+
+/// Opens the configured store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if config.backend() == Backend::Sqlite {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    }
+    let store = store::open(&config.database_url()).await.context("cannot open the database")?;
+    store.migrate().await.context("cannot apply migrations")?;
+    Ok(store)
+}
+
+/// Builds the application state from the configuration.
+pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    let store = open_store(config).await?;
+    let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
+    let jwt = JwtKeys::new(&secret, time::Duration::seconds(config.auth.jwt_ttl_secs as i64));
+    let enricher = Enricher::open(config.enrich.asn_mmdb.as_deref(), config.enrich.country_mmdb.as_deref())?;
+    Ok(AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle()))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let state = build_state(&config).await?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "palisade-server {} listening on http://{addr}/ ({})", env!("CARGO_PKG_VERSION"), describe_backend(&config))?;
+    writeln!(out, "create an admin token with: palisade-server admin token create")?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(%addr, backend = describe_backend(&config), "listening");
+    let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    tracing::info!("stopped accepting; in-flight requests finished");
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn wait_for_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                drop(ctrl_c.await);
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    drop(ctrl_c.await);
+    tracing::info!("shutdown requested");
+    token.cancel();
+}
+
+async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let store = store.as_ref();
+    match command {
+        AdminCommand::Token(TokenCommand::Create) => {
+            let token = manage::create_admin_token(store).await?;
+            println!("{token}");
+            eprintln!("use it as: Authorization: Bearer {token}   (it is shown only once)");
+        }
+        AdminCommand::Account(AccountCommand::Create { name }) => {
+            let account = manage::create_account(store, &name).await?;
+            println!("account {} created", account.name);
+        }
+        AdminCommand::Account(AccountCommand::List(flag)) => {
+            let accounts: Vec<_> = store.list_accounts().await?.iter().map(manage::account_view).collect();
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&accounts)?);
+            } else {
+                println!("{:<32} {:<12} {:>8}  CREATED", "NAME", "LEVEL", "MACHINES");
+                for a in accounts {
+                    println!("{:<32} {:<12} {:>8}  {}", a.name, a.level, a.machines, a.created_at);
+                }
+            }
+        }
+        AdminCommand::EnrollKey(EnrollKeyCommand::Create { account }) => {
+            let created = manage::create_enroll_key(store, &account).await?;
+            println!("{}", created.key);
+            eprintln!("enroll with: cscli console enroll {0}   or   palisade enroll {0}   (shown only once)", created.key);
+        }
+        AdminCommand::Machine(MachineCommand::Add { name, sensor, crowdsec_credentials, url }) => {
+            let credentials = manage::add_machine(store, &name, sensor).await?;
+            match crowdsec_credentials {
+                Some(path) => {
+                    let url =
+                        url.map(|u| if u.ends_with('/') { u } else { format!("{u}/") }).unwrap_or_else(|| config.public_url());
+                    write_private(&path, &manage::crowdsec_credentials_yaml(&url, &credentials))?;
+                    println!("machine {} created; CrowdSec credentials written to {}", credentials.machine_id, path.display());
+                }
+                None => {
+                    println!("machine_id: {}", credentials.machine_id);
+                    println!("password: {}", credentials.password);
+                }
+            }
+        }
+        AdminCommand::Machine(MachineCommand::List(flag)) => {
+            let machines: Vec<_> = store.list_machines().await?.iter().map(manage::machine_view).collect();
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&machines)?);
+            } else {
+                println!("{:<50} {:<16} {:<7} {:>5} {:>8}  LAST LOGIN", "MACHINE", "ACCOUNT", "SENSOR", "TRUST", "SIGNALS");
+                for m in machines {
+                    println!(
+                        "{:<50} {:<16} {:<7} {:>5.2} {:>8}  {}",
+                        m.machine_id,
+                        m.account.as_deref().unwrap_or("-"),
+                        if m.sensor { "yes" } else { "no" },
+                        m.trust,
+                        m.signals,
+                        m.last_login_at.as_deref().unwrap_or("never")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

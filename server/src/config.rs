@@ -1,0 +1,304 @@
+//! The typed configuration and its validation. This is the only module that reads the
+//! environment: a TOML file (optional), overridden by `PALISADE_*` variables (nested keys joined
+//! with `__`, e.g. `PALISADE_INGEST__MAX_SIGNALS_PER_REQUEST`), then `DATABASE_URL` and
+//! `REDIS_URL` by their usual names, then command-line flags. Components receive the parts they
+//! need, never the whole `Config`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret string: `Debug` and `Display` never show it.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"***\")")
+    }
+}
+
+/// Whole server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the embedded database and the generated JWT key live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (default: `<data_dir>/palisade.db`) or `postgres://…`.
+    pub database_url: Option<Secret>,
+    /// Optional Redis for shared limits and notifications.
+    pub redis_url: Option<Secret>,
+    /// Base URL machines use to reach this server (written into CrowdSec credential files).
+    /// Default: `http://<listen>/`.
+    pub public_url: Option<String>,
+    /// `human` (default) or `json`.
+    pub log_format: LogFormat,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Who may register machines.
+    pub registration: RegistrationConfig,
+    /// Signal ingestion limits.
+    pub ingest: IngestConfig,
+    /// Optional AS/country databases.
+    pub enrich: EnrichConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./palisade-data"),
+            database_url: None,
+            redis_url: None,
+            public_url: None,
+            log_format: LogFormat::Human,
+            auth: AuthConfig::default(),
+            registration: RegistrationConfig::default(),
+            ingest: IngestConfig::default(),
+            enrich: EnrichConfig::default(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Machine token lifetime in seconds. CrowdSec logs in again a minute before expiry.
+    pub jwt_ttl_secs: u64,
+    /// HS256 key shared by all replicas. When absent, one is generated and kept in
+    /// `<data_dir>/jwt.key` (mode 0600).
+    pub jwt_secret: Option<Secret>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { jwt_ttl_secs: 3600, jwt_secret: None }
+    }
+}
+
+/// Registration policy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Anyone may register a machine; new machines start with zero trust.
+    #[default]
+    Open,
+    /// Only machines created by the operator (`admin machine add`) exist.
+    Closed,
+}
+
+/// Who may register machines.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// `open` or `closed`.
+    pub policy: RegistrationPolicy,
+}
+
+/// Signal ingestion limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body accepted on the wire, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip/deflate decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Most signals in one request (CrowdSec sends 50).
+    pub max_signals_per_request: usize,
+    /// Signals per second each machine may push on average (per process).
+    pub per_machine_signals_per_sec: u32,
+    /// Signals a machine may push in one burst (per process).
+    pub per_machine_burst: u32,
+    /// Oldest accepted signal, in days.
+    pub max_signal_age_days: i64,
+    /// How far in the future a signal's times may be, in seconds.
+    pub max_clock_skew_secs: i64,
+    /// Shortest IPv4 range prefix accepted in `Range` signals.
+    pub min_v4_prefix: u8,
+    /// Shortest IPv6 range prefix accepted in `Range` signals.
+    pub min_v6_prefix: u8,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_decompressed_bytes: 16 * 1024 * 1024,
+            max_signals_per_request: 1000,
+            per_machine_signals_per_sec: 200,
+            per_machine_burst: 5000,
+            max_signal_age_days: 60,
+            max_clock_skew_secs: 24 * 3600,
+            min_v4_prefix: 16,
+            min_v6_prefix: 32,
+        }
+    }
+}
+
+/// Optional enrichment databases (MaxMind `.mmdb` format: GeoLite2, DB-IP, ip-location-db).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// ASN database (`autonomous_system_number`, `autonomous_system_organization`).
+    pub asn_mmdb: Option<PathBuf>,
+    /// Country database (`country.iso_code`).
+    pub country_mmdb: Option<PathBuf>,
+}
+
+/// Values given on the command line; they override everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Which storage engine a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Config {
+    /// Loads defaults ← TOML file ← `PALISADE_*` ← `DATABASE_URL`/`REDIS_URL` ← flags, then validates.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("PALISADE_").split("__"))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]).map(|k| k.as_str().to_ascii_lowercase().into()));
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = overrides.data_dir {
+            config.data_dir = dir;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values make sense together, with a sentence a person understands.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.auth.jwt_ttl_secs < 120 || self.auth.jwt_ttl_secs > 7 * 24 * 3600 {
+            bail!("auth.jwt_ttl_secs must be between 120 (CrowdSec renews a minute before expiry) and 604800 seconds");
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            bail!("auth.jwt_secret must be at least 32 characters long");
+        }
+        if let Some(url) = &self.database_url {
+            let url = url.expose();
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("DATABASE_URL must start with sqlite:, postgres:// or postgresql://");
+            }
+        }
+        let ingest = &self.ingest;
+        if ingest.max_signals_per_request == 0
+            || ingest.max_body_bytes < 1024
+            || ingest.max_decompressed_bytes < ingest.max_body_bytes
+        {
+            bail!(
+                "ingest limits must allow at least one signal, 1 KiB bodies, and a decompressed limit no smaller than the body limit"
+            );
+        }
+        if ingest.per_machine_signals_per_sec == 0 || (ingest.per_machine_burst as usize) < ingest.max_signals_per_request {
+            bail!("ingest.per_machine_burst must be at least ingest.max_signals_per_request, and the rate above zero");
+        }
+        if ingest.min_v4_prefix > 32 || ingest.min_v6_prefix > 128 {
+            bail!("ingest.min_v4_prefix must be at most 32 and ingest.min_v6_prefix at most 128");
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public_url must start with http:// or https://");
+        }
+        Ok(())
+    }
+
+    /// The storage engine in use.
+    pub fn backend(&self) -> Backend {
+        match &self.database_url {
+            Some(url) if !url.expose().starts_with("sqlite:") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    /// The database URL, defaulting to the SQLite file in the data dir.
+    pub fn database_url(&self) -> Secret {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| Secret::new(format!("sqlite://{}", self.data_dir.join("palisade.db").display())))
+    }
+
+    /// Base URL machines use, always ending in `/` (CrowdSec requires it).
+    pub fn public_url(&self) -> String {
+        let url = self.public_url.clone().unwrap_or_else(|| format!("http://{}/", self.listen));
+        if url.ends_with('/') { url } else { format!("{url}/") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_secrets_are_redacted() {
+        let mut config = Config::default();
+        config.validate().unwrap();
+        config.database_url = Some(Secret::new("postgres://user:hunter2@db/palisade"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(config.backend(), Backend::Postgres);
+        assert_eq!(Config::default().public_url(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_a_sentence() {
+        let mut config = Config::default();
+        config.auth.jwt_ttl_secs = 5;
+        assert!(config.validate().unwrap_err().to_string().contains("jwt_ttl_secs"));
+        let config = Config { database_url: Some(Secret::new("mysql://x")), ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("DATABASE_URL"));
+    }
+}

@@ -1,0 +1,8 @@
+//! Domain types and the pure rules that turn wire input into them: address parsing and
+//! normalisation, special-purpose ranges, signal validation. No I/O and no clock: the current
+//! time is a parameter.
+
+pub mod names;
+pub mod net;
+pub mod signal;
+pub mod special;

@@ -1,0 +1,353 @@
+//! Signal validation: turns one untrusted JSON item of a `POST /signals` body into a
+//! [`SignalReport`], or says precisely why it cannot be one. Items are judged one by one so a bad
+//! item never costs the good ones in the same batch.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use palisade_api::capi::SignalItem;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use super::names::check_scenario;
+use super::net::{canonical_ip, parse_ip};
+use super::special::{overlaps_special_purpose, special_purpose};
+
+/// What a signal is about: one address or a CIDR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A single address.
+    Ip,
+    /// A CIDR range.
+    Range,
+}
+
+impl Scope {
+    /// The lower-case form stored and shown (`ip`, `range`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ip => "ip",
+            Scope::Range => "range",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn from_stored(text: &str) -> Option<Scope> {
+        match text {
+            "ip" => Some(Scope::Ip),
+            "range" => Some(Scope::Range),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Limits applied to every item.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalRules {
+    /// Server time the batch arrived.
+    pub now: OffsetDateTime,
+    /// Oldest accepted `stop_at`, relative to `now`.
+    pub max_age: Duration,
+    /// How far in the future `start_at`/`stop_at` may be (reporters' clocks drift).
+    pub max_clock_skew: Duration,
+    /// Shortest accepted IPv4 range prefix.
+    pub min_v4_prefix: u8,
+    /// Shortest accepted IPv6 range prefix.
+    pub min_v6_prefix: u8,
+}
+
+/// A validated, normalised report of one attacker by one installation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalReport {
+    /// Ip or Range.
+    pub scope: Scope,
+    /// The attacker, canonical (IPv4-mapped IPv6 as IPv4, ranges truncated to their network).
+    pub value: IpNet,
+    /// Scenario (bucket) name.
+    pub scenario: String,
+    /// Hub hash of the scenario file (`""` for custom scenarios).
+    pub scenario_hash: String,
+    /// Hub version of the scenario.
+    pub scenario_version: String,
+    /// `certified`, `tainted`, `custom`, `manual`, or `""` when the client did not say.
+    pub scenario_trust: String,
+    /// Free text.
+    pub message: String,
+    /// The local agent name inside the reporting installation.
+    pub agent: Option<String>,
+    /// First event.
+    pub start_at: OffsetDateTime,
+    /// Last event.
+    pub stop_at: OffsetDateTime,
+    /// Alert UUID, when sent.
+    pub alert_uuid: Option<String>,
+    /// Every other field the client sent, kept verbatim as a JSON object (decisions, context,
+    /// kind, the reporter's own GeoIP view, …).
+    pub extra: String,
+    /// Content hash identifying a redelivery of the same item by the same machine.
+    pub dedup_key: String,
+}
+
+impl SignalReport {
+    /// The attacker as stored: a bare address for Ip scope, CIDR for ranges.
+    pub fn value_text(&self) -> String {
+        match self.scope {
+            Scope::Ip => self.value.addr().to_string(),
+            Scope::Range => self.value.to_string(),
+        }
+    }
+}
+
+/// Why one item was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// For a person.
+    pub message: String,
+}
+
+fn reject(code: &'static str, message: impl Into<String>) -> Rejection {
+    Rejection { code, message: message.into() }
+}
+
+const MAX_MESSAGE: usize = 8 * 1024;
+const MAX_SHORT_FIELD: usize = 256;
+
+/// Validates one raw JSON item.
+pub fn parse_item(raw: Value, rules: &SignalRules) -> Result<SignalReport, Rejection> {
+    let Value::Object(object) = raw else {
+        return Err(reject("invalid_item", "each signal must be a JSON object"));
+    };
+    let item: SignalItem = serde_json::from_value(Value::Object(object.clone()))
+        .map_err(|e| reject("invalid_item", format!("not a valid signal: {e}")))?;
+    validate(item, object, rules)
+}
+
+fn validate(item: SignalItem, object: Map<String, Value>, rules: &SignalRules) -> Result<SignalReport, Rejection> {
+    check_scenario(&item.scenario).map_err(|m| reject("invalid_scenario", m))?;
+    for (name, value) in [
+        ("scenario_hash", item.scenario_hash.as_str()),
+        ("scenario_version", item.scenario_version.as_str()),
+        ("scenario_trust", item.scenario_trust.as_deref().unwrap_or("")),
+        ("machine_id", item.machine_id.as_deref().unwrap_or("")),
+        ("uuid", item.uuid.as_deref().unwrap_or("")),
+    ] {
+        if value.len() > MAX_SHORT_FIELD {
+            return Err(reject("field_too_long", format!("{name} is longer than {MAX_SHORT_FIELD} bytes")));
+        }
+    }
+    if item.message.len() > MAX_MESSAGE {
+        return Err(reject("field_too_long", format!("message is longer than {MAX_MESSAGE} bytes")));
+    }
+
+    let (scope, value) = parse_source(&item.source.scope, &item.source.value, rules)?;
+    let start_at = parse_time("start_at", &item.start_at)?;
+    let stop_at = parse_time("stop_at", &item.stop_at)?;
+    if stop_at < start_at {
+        return Err(reject("invalid_time", "stop_at is before start_at"));
+    }
+    if stop_at < rules.now - rules.max_age {
+        return Err(reject("stale_signal", format!("stop_at is older than {} days", rules.max_age.whole_days())));
+    }
+    if start_at > rules.now + rules.max_clock_skew {
+        return Err(reject("future_signal", "start_at is in the future (check the reporter's clock)"));
+    }
+
+    let dedup_key = dedup_key(&item, scope, value);
+    let mut extra = object;
+    for known in [
+        "machine_id",
+        "message",
+        "scenario",
+        "scenario_hash",
+        "scenario_version",
+        "scenario_trust",
+        "start_at",
+        "stop_at",
+        "uuid",
+    ] {
+        extra.remove(known);
+    }
+    Ok(SignalReport {
+        scope,
+        value,
+        scenario: item.scenario,
+        scenario_hash: item.scenario_hash,
+        scenario_version: item.scenario_version,
+        scenario_trust: item.scenario_trust.unwrap_or_default(),
+        message: item.message,
+        agent: item.machine_id.filter(|m| !m.is_empty()),
+        start_at,
+        stop_at,
+        alert_uuid: item.uuid.filter(|u| !u.is_empty()),
+        extra: Value::Object(extra).to_string(),
+        dedup_key,
+    })
+}
+
+fn parse_source(scope: &str, value: &str, rules: &SignalRules) -> Result<(Scope, IpNet), Rejection> {
+    match scope.to_ascii_lowercase().as_str() {
+        "ip" => {
+            let ip =
+                parse_ip(value).ok_or_else(|| reject("invalid_ip", format!("source.value {value:?} is not an IP address")))?;
+            if let Some(kind) = special_purpose(ip) {
+                return Err(reject("reserved_address", format!("{ip} is in a special-purpose range ({kind})")));
+            }
+            Ok((Scope::Ip, IpNet::from(ip)))
+        }
+        "range" => {
+            let net = parse_range(value)
+                .ok_or_else(|| reject("invalid_range", format!("source.value {value:?} is not a CIDR range")))?;
+            let min = match net.addr() {
+                IpAddr::V4(_) => rules.min_v4_prefix,
+                IpAddr::V6(_) => rules.min_v6_prefix,
+            };
+            if net.prefix_len() < min {
+                return Err(reject("range_too_broad", format!("{net} is broader than /{min}")));
+            }
+            if let Some(kind) = overlaps_special_purpose(net) {
+                return Err(reject("reserved_address", format!("{net} overlaps a special-purpose range ({kind})")));
+            }
+            Ok((Scope::Range, net))
+        }
+        other => Err(reject("unsupported_scope", format!("scope {other:?} is not supported (use Ip or Range)"))),
+    }
+}
+
+/// Parses a CIDR, canonicalising IPv4-mapped IPv6 ranges and truncating host bits.
+fn parse_range(value: &str) -> Option<IpNet> {
+    let net: IpNet = value.trim().parse().ok()?;
+    let net = match (net.addr(), canonical_ip(net.addr())) {
+        (IpAddr::V6(_), IpAddr::V4(v4)) if net.prefix_len() >= 96 => IpNet::new(IpAddr::V4(v4), net.prefix_len() - 96).ok()?,
+        _ => net,
+    };
+    Some(net.trunc())
+}
+
+fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, Rejection> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map_err(|e| reject("invalid_time", format!("{field} {text:?} is not an RFC 3339 time: {e}")))
+}
+
+fn dedup_key(item: &SignalItem, scope: Scope, value: IpNet) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        item.scenario.as_str(),
+        scope.as_str(),
+        &value.to_string(),
+        item.start_at.trim(),
+        item.stop_at.trim(),
+        item.uuid.as_deref().unwrap_or(""),
+        item.machine_id.as_deref().unwrap_or(""),
+        item.message.as_str(),
+    ] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn rules() -> SignalRules {
+        SignalRules {
+            now: datetime!(2026-11-25 12:00 UTC),
+            max_age: Duration::days(60),
+            max_clock_skew: Duration::hours(24),
+            min_v4_prefix: 16,
+            min_v6_prefix: 32,
+        }
+    }
+
+    fn item(scope: &str, value: &str) -> Value {
+        json!({
+            "machine_id": "agent", "message": "m", "scenario": "crowdsecurity/ssh-bf",
+            "scenario_hash": "abc", "scenario_trust": "certified", "scenario_version": "0.1",
+            "source": {"ip": value, "scope": scope, "value": value},
+            "start_at": "2026-11-25T11:59:19.290101801Z", "stop_at": "2026-11-25T11:59:20.292055915Z"
+        })
+    }
+
+    #[test]
+    fn crowdsec_fixture_items_parse() {
+        let body = include_str!("../../../tests/fixtures/crowdsec-1.4.6/signals.request.wave1.json");
+        let items: Vec<Value> = serde_json::from_str(body).unwrap();
+        let mut rules = rules();
+        rules.now = datetime!(2026-11-25 12:01 UTC);
+        for raw in items {
+            // The fixture's attacker is in TEST-NET-3, which is special-purpose: rejected as such,
+            // which proves every other field parsed.
+            let err = parse_item(raw, &rules).unwrap_err();
+            assert_eq!(err.code, "reserved_address");
+        }
+    }
+
+    #[test]
+    fn scope_is_case_insensitive_and_mapped_ipv6_is_normalised() {
+        let report = parse_item(item("IP", "::ffff:45.33.32.156"), &rules()).unwrap();
+        assert_eq!(report.scope, Scope::Ip);
+        assert_eq!(report.value_text(), "45.33.32.156");
+        assert_eq!(report.agent.as_deref(), Some("agent"));
+    }
+
+    #[test]
+    fn ranges_are_truncated_and_limited() {
+        let report = parse_item(item("range", "45.33.32.7/24"), &rules()).unwrap();
+        assert_eq!(report.value_text(), "45.33.32.0/24");
+        assert_eq!(parse_item(item("Range", "45.0.0.0/8"), &rules()).unwrap_err().code, "range_too_broad");
+        assert_eq!(parse_item(item("Range", "10.0.0.0/16"), &rules()).unwrap_err().code, "reserved_address");
+        assert_eq!(parse_item(item("Range", "nope"), &rules()).unwrap_err().code, "invalid_range");
+    }
+
+    #[test]
+    fn bad_items_get_precise_codes() {
+        assert_eq!(parse_item(item("ip", "999.1.1.1"), &rules()).unwrap_err().code, "invalid_ip");
+        assert_eq!(parse_item(item("ip", "127.0.0.1"), &rules()).unwrap_err().code, "reserved_address");
+        assert_eq!(parse_item(item("country", "FR"), &rules()).unwrap_err().code, "unsupported_scope");
+        assert_eq!(parse_item(json!(42), &rules()).unwrap_err().code, "invalid_item");
+        assert_eq!(parse_item(json!({"scenario": 3}), &rules()).unwrap_err().code, "invalid_item");
+        let mut old = item("ip", "45.33.32.156");
+        old["start_at"] = json!("2020-01-01T00:00:00Z");
+        old["stop_at"] = json!("2020-01-01T00:00:01Z");
+        assert_eq!(parse_item(old, &rules()).unwrap_err().code, "stale_signal");
+        let mut future = item("ip", "45.33.32.156");
+        future["start_at"] = json!("2027-01-01T00:00:00Z");
+        future["stop_at"] = json!("2027-01-01T00:00:01Z");
+        assert_eq!(parse_item(future, &rules()).unwrap_err().code, "future_signal");
+        let mut bad_time = item("ip", "45.33.32.156");
+        bad_time["stop_at"] = json!("yesterday");
+        assert_eq!(parse_item(bad_time, &rules()).unwrap_err().code, "invalid_time");
+    }
+
+    #[test]
+    fn extra_fields_are_kept_and_redelivery_has_the_same_key() {
+        let mut raw = item("ip", "45.33.32.156");
+        raw["decisions"] = json!([{"duration": "4h", "id": 0, "origin": "crowdsec", "scenario": "s", "scope": "Ip", "type": "ban", "value": "45.33.32.156"}]);
+        raw["context"] = Value::Null;
+        raw["kind"] = json!("crowdsec");
+        let a = parse_item(raw.clone(), &rules()).unwrap();
+        let b = parse_item(raw, &rules()).unwrap();
+        assert_eq!(a.dedup_key, b.dedup_key);
+        let extra: Value = serde_json::from_str(&a.extra).unwrap();
+        assert_eq!(extra["kind"], "crowdsec");
+        assert_eq!(extra["decisions"][0]["duration"], "4h");
+        assert!(extra.get("scenario").is_none());
+        let other = parse_item(item("ip", "45.33.32.157"), &rules()).unwrap();
+        assert_ne!(a.dedup_key, other.dedup_key);
+    }
+}

@@ -1,0 +1,66 @@
+//! Enrichment of addresses with AS number/name and country from MaxMind-format `.mmdb` files
+//! (GeoLite2, DB-IP, ip-location-db). Without configured files every field is `None`. The files
+//! are read once at start-up into memory; lookups are lock-free.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use maxminddb::{Reader, geoip2};
+use serde::Deserialize;
+
+use crate::store::Enrichment;
+
+/// Open databases.
+#[derive(Default)]
+pub struct Enricher {
+    asn: Option<Reader<Vec<u8>>>,
+    country: Option<Reader<Vec<u8>>>,
+}
+
+/// ip-location-db's country files use a flat `country_code` instead of GeoLite2's nesting.
+#[derive(Deserialize)]
+struct FlatCountry<'a> {
+    country_code: Option<&'a str>,
+}
+
+impl Enricher {
+    /// Opens the configured files.
+    pub fn open(asn: Option<&Path>, country: Option<&Path>) -> anyhow::Result<Self> {
+        let read = |path: &Path| Reader::open_readfile(path).with_context(|| format!("cannot open mmdb file {}", path.display()));
+        Ok(Enricher { asn: asn.map(read).transpose()?, country: country.map(read).transpose()? })
+    }
+
+    /// Whether an AS database is configured.
+    pub fn has_asn(&self) -> bool {
+        self.asn.is_some()
+    }
+
+    /// AS number of an address.
+    pub fn asn(&self, ip: IpAddr) -> Option<u32> {
+        let record: geoip2::Asn = self.asn.as_ref()?.lookup(ip).ok()??;
+        record.autonomous_system_number
+    }
+
+    /// Everything known about an address.
+    pub fn lookup(&self, ip: IpAddr) -> Enrichment {
+        let mut out = Enrichment::default();
+        if let Some(reader) = &self.asn
+            && let Ok(Some(record)) = reader.lookup::<geoip2::Asn>(ip)
+        {
+            out.as_number = record.autonomous_system_number;
+            out.as_name = record.autonomous_system_organization.map(str::to_string);
+        }
+        if let Some(reader) = &self.country {
+            out.country = match reader.lookup::<geoip2::Country>(ip) {
+                Ok(Some(record)) => record.country.and_then(|c| c.iso_code).map(str::to_string),
+                _ => None,
+            }
+            .or_else(|| match reader.lookup::<FlatCountry>(ip) {
+                Ok(Some(flat)) => flat.country_code.map(str::to_string),
+                _ => None,
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,176 @@
+//! `ApiError`: every way a request can fail, and its one conversion to a response. Codes are
+//! stable snake_case strings, never renamed. Server errors are logged once here with their chain;
+//! client errors are logged at debug only.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use palisade_api::native::{ErrorBody, FieldError};
+
+use crate::store::StoreError;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware for the handler's duration.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request id, or `-` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+}
+
+/// Every failure an endpoint can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The JSON does not have the expected shape.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// Field-level validation failed.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// A query parameter or path segment is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Body (or decompressed body) exceeds the limit.
+    #[error("request body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// Too many items in one request.
+    #[error("{0}")]
+    TooManyItems(String),
+    /// `Content-Encoding` is not supported.
+    #[error("unsupported content encoding {0:?} (use gzip, deflate or none)")]
+    UnsupportedEncoding(String),
+    /// No credentials were sent.
+    #[error("authentication required")]
+    MissingCredentials,
+    /// The token is malformed, forged or expired.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// Wrong machine id or password.
+    #[error("The machine_id or password is incorrect")]
+    InvalidCredentials,
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The enrollment key is unknown or revoked.
+    #[error("the attachment key provided is not valid")]
+    InvalidEnrollKey,
+    /// Something does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A unique value already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// Rate limit hit; retry after the given seconds.
+    #[error("rate limit exceeded, retry in {0} s")]
+    RateLimited(u64),
+    /// The database is unreachable or saturated.
+    #[error("storage temporarily unavailable")]
+    Unavailable,
+    /// A bug or an unexpected failure; details are in the log, not the response.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody(_) | ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BodyTooLarge(_) | ApiError::TooManyItems(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MissingCredentials | ApiError::InvalidToken | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) | ApiError::InvalidEnrollKey => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::TooManyItems(_) => "too_many_items",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ApiError::MissingCredentials => "missing_credentials",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::InvalidEnrollKey => "invalid_enroll_key",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A validation error on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError { field: field.into(), message: message.into() }])
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        metrics::counter!("palisade_store_errors_total").increment(1);
+        match error {
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let request_id = current_request_id();
+        if let ApiError::Internal(error) = &self {
+            tracing::error!(request_id, error = format!("{error:#}"), "request failed");
+        } else {
+            tracing::debug!(request_id, code = self.code(), "request rejected: {self}");
+        }
+        let fields = match &self {
+            ApiError::Validation(fields) => fields.clone(),
+            _ => Vec::new(),
+        };
+        let message = match &self {
+            ApiError::Validation(fields) => {
+                fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody { code: self.code().into(), message, request_id, fields };
+        let mut response = (status, Json(body)).into_response();
+        let retry_after = match self {
+            ApiError::RateLimited(secs) => Some(secs.max(1)),
+            ApiError::Unavailable => Some(5),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,143 @@
+//! The HTTP surface: route families composed in one place, the layers applied once at the root,
+//! and the OpenAPI document generated from the handlers. `router(state)` is pure, so in-process
+//! tests call it without a socket.
+
+pub mod admin;
+pub mod capi;
+pub mod extract;
+pub mod ops;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, REQUEST_ID};
+use crate::state::AppState;
+
+/// The OpenAPI document. CrowdSec paths are declared under `/v2`; [`MirrorV3`] copies them to `/v3`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Palisade", description = "Community IP-reputation network: CrowdSec-compatible machine API, admin API and operations."),
+    paths(
+        capi::register_machine, capi::login_machine, capi::enroll_machine, capi::push_signals, capi::push_metrics,
+        capi::push_usage_metrics, capi::get_decisions_stream_v2, capi::get_decisions_stream_v3,
+        admin::create_account, admin::list_accounts, admin::create_enroll_key, admin::create_machine, admin::list_machines,
+        admin::get_machine, admin::list_signals,
+        ops::healthz, ops::readyz, ops::prometheus_metrics,
+    ),
+    modifiers(&SecuritySchemes, &MirrorV3),
+    tags((name = "crowdsec", description = "CrowdSec Central API, v2 and v3"), (name = "admin", description = "Operator API"),
+         (name = "operations", description = "Health and metrics")),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description)).build())
+        };
+        components.add_security_scheme("machine", bearer("Machine JWT from /v2/watchers/login"));
+        components.add_security_scheme("admin", bearer("Admin token from `palisade-server admin token create`"));
+    }
+}
+
+/// Every `/v2/…` CrowdSec path is served under `/v3/…` too (except the v2-only stream shape);
+/// `/v2/metrics` is also served with CrowdSec's trailing slash.
+struct MirrorV3;
+
+impl Modify for MirrorV3 {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mirrored: Vec<_> = openapi
+            .paths
+            .paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/v2/") && path.as_str() != "/v2/decisions/stream")
+            .map(|(path, item)| {
+                let mut item = item.clone();
+                for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                    operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}_v3"));
+                }
+                (path.replacen("/v2/", "/v3/", 1), item)
+            })
+            .collect();
+        openapi.paths.paths.extend(mirrored);
+    }
+}
+
+/// The OpenAPI document as served and committed.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.ingest.max_body_bytes;
+    Router::new()
+        .nest("/v2", capi::routes(false))
+        .nest("/v3", capi::routes(true))
+        .nest("/v1/admin", admin::routes())
+        .merge(ops::routes())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(middleware::from_fn(record_metrics))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(middleware::from_fn(request_id))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+}
+
+static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Takes the caller's `x-request-id` when it is short and printable, otherwise makes one; makes
+/// it available to error bodies and echoes it on the response.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(REQUEST_ID_HEADER.clone(), value.clone());
+        let mut response = REQUEST_ID.scope(id, next.run(req)).await;
+        response.headers_mut().insert(REQUEST_ID_HEADER.clone(), value);
+        response
+    } else {
+        next.run(req).await
+    }
+}
+
+/// Requests by route and status, and latency by route.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("palisade_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("palisade_http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,338 @@
+//! CrowdSec Central API compatibility (`/v2` for CrowdSec 1.4.x, `/v3` for ≥ 1.5): register, log
+//! in, enroll, push signals and metrics, pull the decision stream.
+//!
+//! Protocol quirks kept here on purpose (each proven by a fixture in `tests/fixtures/`):
+//! - error bodies carry `message` (CrowdSec prints it); our `code`/`request_id` ride along;
+//! - `/metrics/` is called *with* a trailing slash by CrowdSec and without by other clients;
+//! - the token may arrive as `Bearer X` or bare `X` (the Python SDK);
+//! - 2xx bodies are always JSON: a bare `OK` makes CrowdSec log a failure;
+//! - enrollment answers 202 for a new enrollment and 200 for "already enrolled" (cscli reads it);
+//! - every stream decision carries all six fields (a missing one crashes CrowdSec 1.4.6).
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use palisade_api::capi::{
+    DecisionsStreamV2, DecisionsStreamV3, EnrollRequest, LoginRequest, LoginResponse, MessageResponse, MetricsRequest,
+    RegisterRequest, RejectedSignal, SignalsResponse, StreamLinks,
+};
+use palisade_api::native::FieldError;
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams};
+use crate::auth::password;
+use crate::auth::secrets::hash_secret;
+use crate::config::RegistrationPolicy;
+use crate::domain::names::{check_name, check_scenario};
+use crate::domain::net::origin_prefix;
+use crate::domain::signal::parse_item;
+use crate::error::ApiError;
+use crate::manage::rfc3339;
+use crate::state::AppState;
+use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
+
+/// Routes of one protocol generation, mounted under `/v2` and `/v3`.
+pub fn routes(v3: bool) -> Router<AppState> {
+    let router = Router::new()
+        .route("/watchers", post(register_machine))
+        .route("/watchers/login", post(login_machine))
+        .route("/watchers/enroll", post(enroll_machine))
+        .route("/signals", post(push_signals))
+        .route("/metrics", post(push_metrics))
+        .route("/metrics/", post(push_metrics));
+    if v3 {
+        router.route("/decisions/stream", get(get_decisions_stream_v3)).route("/usage-metrics", post(push_usage_metrics))
+    } else {
+        router.route("/decisions/stream", get(get_decisions_stream_v2))
+    }
+}
+
+fn ok() -> Json<MessageResponse> {
+    Json(MessageResponse { message: "OK".into() })
+}
+
+fn check_auth_rate(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    state.auth_limiter.check_key(&ip).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        ApiError::RateLimited(wait.as_secs() + 1)
+    })
+}
+
+/// Register a machine (`cscli capi register`). Open registration creates a machine with zero
+/// trust; closed registration refuses. Registering an existing id with its own password again
+/// succeeds (a re-run installer); with another password it is a conflict.
+#[utoipa::path(post, path = "/v2/watchers", tag = "crowdsec", request_body = RegisterRequest,
+    responses((status = 200, body = MessageResponse), (status = 403, description = "registration closed", body = palisade_api::native::ErrorBody),
+              (status = 409, description = "id taken", body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %request.machine_id))]
+pub async fn register_machine(
+    State(state): State<AppState>,
+    ClientAddr(peer): ClientAddr,
+    JsonBody(request): JsonBody<RegisterRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    check_auth_rate(&state, peer)?;
+    let mut problems = Vec::new();
+    if let Err(message) = check_name(&request.machine_id, 128) {
+        problems.push(FieldError { field: "machine_id".into(), message });
+    }
+    if !(16..=256).contains(&request.password.len()) {
+        problems.push(FieldError { field: "password".into(), message: "must be 16 to 256 characters long".into() });
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    if state.registration == RegistrationPolicy::Closed {
+        return Err(ApiError::Forbidden("registration is closed on this server: ask its operator for credentials".into()));
+    }
+    if let Some(existing) = state.store.machine_by_login(&request.machine_id).await? {
+        return if password::verify(request.password, existing.password_hash).await {
+            Ok(ok())
+        } else {
+            Err(ApiError::Conflict("User already registered.".into()))
+        };
+    }
+    let password_hash = password::hash(request.password).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let machine = NewMachine {
+        machine_id: request.machine_id,
+        password_hash,
+        sensor: false,
+        created_by: CreatedBy::Register,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    match state.store.create_machine(&machine).await {
+        Ok(_) => {
+            metrics::counter!("palisade_machines_registered_total").increment(1);
+            Ok(ok())
+        }
+        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict("User already registered.".into())),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Log a machine in: returns a short-lived JWT (with `exp`) and remembers the scenarios the
+/// machine declares, which tailor its blocklist.
+#[utoipa::path(post, path = "/v2/watchers/login", tag = "crowdsec", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, description = "wrong id or password", body = palisade_api::native::ErrorBody),
+              (status = 422, body = palisade_api::native::ErrorBody), (status = 429, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %request.machine_id, scenario.count = request.scenarios.len()))]
+pub async fn login_machine(
+    State(state): State<AppState>,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    check_auth_rate(&state, peer)?;
+    if request.machine_id.is_empty() || request.machine_id.len() > 128 || request.password.len() > 256 {
+        metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        return Err(ApiError::InvalidCredentials);
+    }
+    if request.scenarios.len() > 10_000 {
+        return Err(ApiError::field("scenarios", "at most 10000 scenarios"));
+    }
+    if let Some((i, message)) = request.scenarios.iter().enumerate().find_map(|(i, s)| check_scenario(s).err().map(|m| (i, m))) {
+        return Err(ApiError::field(&format!("scenarios[{i}]"), message));
+    }
+    let machine = state.store.machine_by_login(&request.machine_id).await?;
+    let (hash, machine) = match machine {
+        Some(machine) => (machine.password_hash.clone(), Some(machine)),
+        None => (password::decoy_hash().await, None),
+    };
+    let valid = password::verify(request.password, hash).await;
+    let Some(machine) = machine.filter(|_| valid) else {
+        metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        return Err(ApiError::InvalidCredentials);
+    };
+    let now = OffsetDateTime::now_utc();
+    let scenarios: BTreeSet<String> = request.scenarios.into_iter().collect();
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(256).collect());
+    let record =
+        LoginRecord { scenarios: scenarios.into_iter().collect(), origin_prefix: origin_prefix(peer), user_agent, at: now };
+    state.store.record_login(machine.key, &record).await?;
+    let issued = state.jwt.issue(machine.key, &machine.machine_id, now).map_err(|e| ApiError::Internal(e.into()))?;
+    metrics::counter!("palisade_logins_total", "outcome" => "success").increment(1);
+    Ok(Json(LoginResponse { code: 200, expire: rfc3339(issued.expires_at), token: issued.token }))
+}
+
+/// Enroll the machine into an account with an enrollment key (`cscli console enroll KEY`):
+/// 202 when attached now, 200 when it already was (and `overwrite` is false), 403 for a bad key.
+#[utoipa::path(post, path = "/v2/watchers/enroll", tag = "crowdsec", request_body = EnrollRequest, security(("machine" = [])),
+    responses((status = 202, description = "enrolled", body = MessageResponse), (status = 200, description = "already enrolled", body = MessageResponse),
+              (status = 403, description = "invalid key", body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login))]
+pub async fn enroll_machine(
+    State(state): State<AppState>,
+    machine: AuthMachine,
+    JsonBody(request): JsonBody<EnrollRequest>,
+) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
+    if request.attachment_key.is_empty() || request.attachment_key.len() > 128 {
+        return Err(ApiError::InvalidEnrollKey);
+    }
+    if request.name.len() > 128 || request.tags.len() > 32 || request.tags.iter().any(|t| t.len() > 64) {
+        return Err(ApiError::field("name", "name is at most 128 bytes; at most 32 tags of 64 bytes"));
+    }
+    let key = state.store.enroll_key_by_hash(&hash_secret(&request.attachment_key)).await?;
+    let Some(key) = key.filter(|k| !k.revoked) else {
+        return Err(ApiError::InvalidEnrollKey);
+    };
+    let name = Some(request.name.as_str()).filter(|n| !n.is_empty());
+    let outcome = state
+        .store
+        .enroll_machine(machine.key, key.account, name, &request.tags, request.overwrite, OffsetDateTime::now_utc())
+        .await?;
+    Ok(match outcome {
+        EnrollOutcome::Enrolled => (StatusCode::ACCEPTED, Json(MessageResponse { message: "OK".into() })),
+        EnrollOutcome::AlreadyEnrolled => (StatusCode::OK, Json(MessageResponse { message: "already enrolled".into() })),
+    })
+}
+
+/// Push signals. Items are validated one by one: the valid ones are stored (redeliveries of an
+/// already stored item are skipped) and the response lists what was refused and why. The answer
+/// comes only after the valid items are committed. A request whose every item is invalid is 422.
+#[utoipa::path(post, path = "/v2/signals", tag = "crowdsec", request_body = Vec<palisade_api::capi::SignalItem>, security(("machine" = [])),
+    responses((status = 200, body = SignalsResponse), (status = 401, body = palisade_api::native::ErrorBody),
+              (status = 413, description = "too many items or too large", body = palisade_api::native::ErrorBody),
+              (status = 422, description = "no valid item", body = palisade_api::native::ErrorBody),
+              (status = 429, description = "machine over its rate", body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login, signal.count = items.len()))]
+pub async fn push_signals(
+    State(state): State<AppState>,
+    machine: AuthMachine,
+    ClientAddr(peer): ClientAddr,
+    JsonBody(items): JsonBody<Vec<Value>>,
+) -> Result<Json<SignalsResponse>, ApiError> {
+    let max = state.ingest.max_signals_per_request;
+    if items.len() > max {
+        return Err(ApiError::TooManyItems(format!("{} signals in one request; the limit is {max}", items.len())));
+    }
+    if let Some(n) = NonZeroU32::new(items.len() as u32) {
+        match state.ingest_limiter.check_key_n(&machine.key.0, n) {
+            Ok(Ok(())) => {}
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                return Err(ApiError::RateLimited(wait.as_secs() + 1));
+            }
+            Err(_) => return Err(ApiError::TooManyItems("batch larger than this machine's burst".into())),
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let rules = state.signal_rules(now);
+    let origin = Origin { ip: peer, prefix: origin_prefix(peer), asn: state.enricher.asn(peer) };
+    let mut accepted = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in items.into_iter().enumerate() {
+        match parse_item(raw, &rules) {
+            Ok(report) => {
+                let enrichment = state.enricher.lookup(report.value.addr());
+                accepted.push(NewSignal { machine: machine.key, report, origin: origin.clone(), enrichment, received_at: now });
+            }
+            Err(rejection) => {
+                metrics::counter!("palisade_signals_rejected_total", "code" => rejection.code).increment(1);
+                rejected.push(RejectedSignal { index, code: rejection.code.into(), message: rejection.message });
+            }
+        }
+    }
+    if accepted.is_empty() && !rejected.is_empty() {
+        let fields = rejected
+            .into_iter()
+            .map(|r| FieldError { field: format!("[{}]", r.index), message: format!("{}: {}", r.code, r.message) });
+        return Err(ApiError::Validation(fields.collect()));
+    }
+    let outcome = state.store.insert_signals(&accepted).await?;
+    metrics::counter!("palisade_signals_accepted_total").increment(outcome.inserted as u64);
+    metrics::counter!("palisade_signals_duplicate_total").increment(outcome.duplicates as u64);
+    let message = if rejected.is_empty() { "OK".into() } else { format!("{} signal(s) rejected", rejected.len()) };
+    Ok(Json(SignalsResponse { message, accepted: outcome.inserted, duplicates: outcome.duplicates, rejected }))
+}
+
+/// Push the installation's inventory (bouncers and agents), sent at start-up and every 30 minutes.
+/// Also served as `/v2/metrics/` (with the trailing slash CrowdSec uses).
+#[utoipa::path(post, path = "/v2/metrics", tag = "crowdsec", request_body = MetricsRequest, security(("machine" = [])),
+    responses((status = 200, body = MessageResponse), (status = 401, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login))]
+pub async fn push_metrics(
+    State(state): State<AppState>,
+    machine: AuthMachine,
+    JsonBody(request): JsonBody<MetricsRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    if request.bouncers.len() > 10_000 || request.machines.len() > 10_000 || request.apil_version.len() > 256 {
+        return Err(ApiError::TooManyItems("at most 10000 bouncers and machines per metrics push".into()));
+    }
+    let payload = serde_json::to_string(&request).map_err(|e| ApiError::Internal(e.into()))?;
+    let version = Some(request.apil_version.as_str()).filter(|v| !v.is_empty());
+    state.store.record_metrics(machine.key, "metrics", version, &payload, OffsetDateTime::now_utc()).await?;
+    Ok(ok())
+}
+
+/// Push usage metrics (CrowdSec ≥ 1.6.3). Stored as sent; any JSON object is accepted.
+#[utoipa::path(post, path = "/v3/usage-metrics", tag = "crowdsec", request_body = Object, security(("machine" = [])),
+    responses((status = 200, body = MessageResponse), (status = 401, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login))]
+pub async fn push_usage_metrics(
+    State(state): State<AppState>,
+    machine: AuthMachine,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::InvalidBody("usage metrics must be a JSON object".into()));
+    }
+    let version = body.pointer("/lapi/version").and_then(Value::as_str).filter(|v| !v.is_empty() && v.len() <= 256);
+    state.store.record_metrics(machine.key, "usage", version, &body.to_string(), OffsetDateTime::now_utc()).await?;
+    Ok(ok())
+}
+
+/// Stream query parameters. Values are parsed by hand so a bad one gets our error body.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StreamQuery {
+    /// `true` on the first pull after the agent starts: send the full list.
+    pub startup: Option<String>,
+    /// v3: `false` to skip the community list.
+    pub community_pull: Option<String>,
+    /// v3: `false` to skip subscribed lists.
+    pub additional_pull: Option<String>,
+}
+
+fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ApiError::BadRequest(format!("{name} must be true or false, not {other:?}"))),
+    }
+}
+
+/// Pull the community blocklist, v2 shape (CrowdSec 1.4.x). Until the consensus engine lists
+/// anything the answer is a valid empty stream.
+#[utoipa::path(get, path = "/v2/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
+    responses((status = 200, body = DecisionsStreamV2), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login))]
+pub async fn get_decisions_stream_v2(
+    machine: AuthMachine,
+    QueryParams(query): QueryParams<StreamQuery>,
+) -> Result<Json<DecisionsStreamV2>, ApiError> {
+    let startup = parse_flag("startup", query.startup.as_deref(), false)?;
+    metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
+    Ok(Json(DecisionsStreamV2::default()))
+}
+
+/// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), honouring `community_pull` and
+/// `additional_pull`. Until the consensus engine lists anything the answer is a valid empty stream.
+#[utoipa::path(get, path = "/v3/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
+    responses((status = 200, body = DecisionsStreamV3), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login))]
+pub async fn get_decisions_stream_v3(
+    machine: AuthMachine,
+    QueryParams(query): QueryParams<StreamQuery>,
+) -> Result<Json<DecisionsStreamV3>, ApiError> {
+    let startup = parse_flag("startup", query.startup.as_deref(), false)?;
+    parse_flag("community_pull", query.community_pull.as_deref(), true)?;
+    parse_flag("additional_pull", query.additional_pull.as_deref(), true)?;
+    metrics::counter!("palisade_stream_pulls_total", "version" => "v3", "startup" => startup.to_string()).increment(1);
+    Ok(Json(DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links: StreamLinks::default() }))
+}

@@ -1,0 +1,208 @@
+//! Extractors that turn untrusted request parts into typed values or an [`ApiError`]:
+//! JSON bodies with size and decompression limits, machine and admin authentication, and the
+//! peer address. Authentication lives here so a handler's signature states what it requires.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use flate2::read::{GzDecoder, ZlibDecoder};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::auth::secrets::hash_secret;
+use crate::domain::net::canonical_ip;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::MachineKey;
+
+/// A JSON body: at most `ingest.max_body_bytes` on the wire, inflated (gzip or deflate) up to
+/// `ingest.max_decompressed_bytes`, then decoded into `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let encoding = req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let limit = state.ingest.max_body_bytes;
+        let raw = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::BodyTooLarge(limit))?;
+        let bytes = inflate(&encoding, raw, state.ingest.max_decompressed_bytes)?;
+        decode_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Inflates a body per its `Content-Encoding`, refusing to produce more than `limit` bytes (a
+/// gzip bomb stops at the limit instead of filling memory).
+fn inflate(encoding: &str, raw: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        "" | "identity" => return Ok(raw),
+        "gzip" | "x-gzip" => Box::new(GzDecoder::new(&raw[..])),
+        "deflate" => Box::new(ZlibDecoder::new(&raw[..])),
+        other => return Err(ApiError::UnsupportedEncoding(other.to_string())),
+    };
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid {encoding}: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Decodes JSON: syntax errors are 400 `malformed_json`, shape errors 422 `invalid_body`.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
+        Category::Data => ApiError::InvalidBody(e.to_string()),
+    })
+}
+
+/// The token in `Authorization: Bearer <token>`, or the bare `Authorization: <token>` the
+/// official Python CAPI SDK sends.
+fn authorization_token(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::MissingCredentials)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return Err(ApiError::InvalidToken),
+        None => value,
+    };
+    if token.is_empty() {
+        return Err(ApiError::MissingCredentials);
+    }
+    Ok(token)
+}
+
+/// An authenticated machine (a valid, unexpired JWT issued by this network).
+#[derive(Debug, Clone)]
+pub struct AuthMachine {
+    /// Internal id.
+    pub key: MachineKey,
+    /// Login.
+    pub login: String,
+}
+
+impl<S> FromRequestParts<S> for AuthMachine
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let token = authorization_token(parts)?;
+        let claims = state.jwt.verify(token).map_err(|_| ApiError::InvalidToken)?;
+        Ok(AuthMachine { key: MachineKey(claims.mid), login: claims.sub })
+    }
+}
+
+/// The operator, authenticated by an admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let token = authorization_token(parts)?;
+        // Looked up by SHA-256: comparing hashes of a high-entropy secret leaks nothing useful.
+        if state.store.admin_token_exists(&hash_secret(token)).await? { Ok(Admin) } else { Err(ApiError::InvalidToken) }
+    }
+}
+
+/// The peer's address, canonical (IPv4-mapped IPv6 as IPv4).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(addr) = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("router served without connect info")))?;
+        Ok(ClientAddr(canonical_ip(addr.ip())))
+    }
+}
+
+/// Query parameters, with a malformed query answered by our error body.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// Path parameters, with a malformed segment answered by our error body.
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
+    use super::*;
+
+    #[test]
+    fn gzip_bomb_stops_at_the_limit() {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder.write_all(&vec![b' '; 10 * 1024 * 1024]).unwrap();
+        let bomb = Bytes::from(encoder.finish().unwrap());
+        assert!(bomb.len() < 64 * 1024);
+        assert!(matches!(inflate("gzip", bomb, 1024 * 1024), Err(ApiError::BodyTooLarge(_))));
+    }
+
+    #[test]
+    fn invalid_gzip_and_unknown_encodings_are_refused() {
+        assert!(matches!(inflate("gzip", Bytes::from_static(b"not gzip"), 1024), Err(ApiError::BadRequest(_))));
+        assert!(matches!(inflate("br", Bytes::from_static(b"x"), 1024), Err(ApiError::UnsupportedEncoding(_))));
+    }
+
+    #[test]
+    fn json_errors_are_classified() {
+        assert!(matches!(decode_json::<Vec<u8>>(b"[1,"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(decode_json::<Vec<u8>>(b"{}"), Err(ApiError::InvalidBody(_))));
+    }
+}

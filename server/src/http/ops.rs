@@ -1,0 +1,50 @@
+//! Operations endpoints, unauthenticated: liveness, readiness (the database answers),
+//! Prometheus metrics. `/openapi.json` and `/docs` are mounted by the root router.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use palisade_api::native::HealthResponse;
+
+use crate::config::Backend;
+use crate::state::AppState;
+
+/// Operations routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(prometheus_metrics))
+}
+
+fn backend_name(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => "sqlite".into(),
+        Backend::Postgres => "postgres".into(),
+    }
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthResponse)))]
+pub async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse { status: "ok".into(), backend: None, version: env!("CARGO_PKG_VERSION").into() })
+}
+
+/// Readiness: the database answers. 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let backend = Some(backend_name(state.store.backend()));
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(HealthResponse { status: "ok".into(), backend, version })),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(HealthResponse { status: "database unavailable".into(), backend, version }))
+        }
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}

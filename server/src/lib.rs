@@ -1,0 +1,14 @@
+//! Palisade server library: everything the `palisade-server` binary runs, exposed so tests
+//! and benchmarks can build the same router and store in-process.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod enrich;
+pub mod error;
+pub mod http;
+pub mod manage;
+pub mod state;
+pub mod store;
+pub mod telemetry;

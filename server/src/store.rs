@@ -1,0 +1,358 @@
+//! Persistence: the [`Store`] trait shaped around Palisade's use cases, with one backend per
+//! engine (`sqlite`, `postgres`). Only this module and its children know SQL. Rows become domain
+//! types at the edge; callers never see a driver type except inside [`StoreError`].
+//!
+//! Both backends pass the same conformance suite (`store/conformance.rs`).
+
+pub mod postgres;
+pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use time::OffsetDateTime;
+
+use crate::config::{Backend, Secret};
+use crate::domain::signal::{Scope, SignalReport};
+
+/// Internal numeric id of a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MachineKey(pub i64);
+
+/// Internal numeric id of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountKey(pub i64);
+
+/// Storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value already exists (e.g. a machine login).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A referenced row does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database cannot be reached or the pool is exhausted: try again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else the driver reported.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(error)
+            }
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Who created a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatedBy {
+    /// Self-registered through `POST /watchers`.
+    Register,
+    /// Created by the operator.
+    Operator,
+}
+
+impl CreatedBy {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreatedBy::Register => "register",
+            CreatedBy::Operator => "operator",
+        }
+    }
+}
+
+/// A machine to create.
+#[derive(Debug, Clone)]
+pub struct NewMachine {
+    /// Login.
+    pub machine_id: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// Who created it.
+    pub created_by: CreatedBy,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Internal id.
+    pub key: MachineKey,
+    /// Login.
+    pub machine_id: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Account it is enrolled in.
+    pub account: Option<AccountKey>,
+    /// Account name, when enrolled.
+    pub account_name: Option<String>,
+    /// Display name given at enrollment.
+    pub display_name: Option<String>,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// `register` or `operator`.
+    pub created_by: String,
+    /// Trust in [0, 1].
+    pub trust: f64,
+    /// Scenarios declared at the last login.
+    pub scenarios: Vec<String>,
+    /// Network of the last login.
+    pub origin_prefix: Option<String>,
+    /// Version from the last metrics push.
+    pub version: Option<String>,
+    /// Signals stored from it.
+    pub signal_count: u64,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last successful login.
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+/// What a login records about the machine.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    /// Scenarios declared.
+    pub scenarios: Vec<String>,
+    /// Network the login came from.
+    pub origin_prefix: IpNet,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+    /// Server time.
+    pub at: OffsetDateTime,
+}
+
+/// A stored account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Internal id.
+    pub key: AccountKey,
+    /// Unique name.
+    pub name: String,
+    /// Verification level.
+    pub level: String,
+    /// Machines enrolled.
+    pub machine_count: u64,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored enrollment key (its hash; the key itself is never stored).
+#[derive(Debug, Clone)]
+pub struct EnrollKey {
+    /// Account it enrolls into.
+    pub account: AccountKey,
+    /// First characters, for identification.
+    pub prefix: String,
+    /// Revoked keys enroll nothing.
+    pub revoked: bool,
+}
+
+/// Outcome of attaching a machine to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Newly attached (or re-attached with overwrite).
+    Enrolled,
+    /// Already attached and no overwrite asked: nothing changed.
+    AlreadyEnrolled,
+}
+
+/// The reporting side of a signal, added by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// Source address of the request.
+    pub ip: IpAddr,
+    /// Its /24 or /48.
+    pub prefix: IpNet,
+    /// Its AS, when an AS database is configured.
+    pub asn: Option<u32>,
+}
+
+/// Server-side enrichment of the attacker's address.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Enrichment {
+    /// AS number.
+    pub as_number: Option<u32>,
+    /// AS name.
+    pub as_name: Option<String>,
+    /// ISO country code.
+    pub country: Option<String>,
+}
+
+/// A signal ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewSignal {
+    /// Reporting machine.
+    pub machine: MachineKey,
+    /// The validated report.
+    pub report: SignalReport,
+    /// Where the report came from.
+    pub origin: Origin,
+    /// Attacker enrichment.
+    pub enrichment: Enrichment,
+    /// Server receive time.
+    pub received_at: OffsetDateTime,
+}
+
+/// Outcome of a bulk insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InsertOutcome {
+    /// Rows stored now.
+    pub inserted: usize,
+    /// Rows that were already stored (a redelivery).
+    pub duplicates: usize,
+}
+
+/// A stored signal.
+#[derive(Debug, Clone)]
+pub struct StoredSignal {
+    /// Monotonic id.
+    pub id: i64,
+    /// Reporter login.
+    pub machine_id: String,
+    /// Local agent name.
+    pub agent: Option<String>,
+    /// Scope.
+    pub scope: Scope,
+    /// Canonical value.
+    pub value: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Scenario trust as sent.
+    pub scenario_trust: String,
+    /// First event.
+    pub start_at: OffsetDateTime,
+    /// Last event.
+    pub stop_at: OffsetDateTime,
+    /// Server receive time.
+    pub received_at: OffsetDateTime,
+    /// Reporter's network.
+    pub origin_prefix: String,
+    /// Attacker enrichment.
+    pub enrichment: Enrichment,
+    /// Other fields as sent (JSON object).
+    pub extra: String,
+}
+
+/// Which signals to list.
+#[derive(Debug, Clone, Default)]
+pub struct SignalFilter {
+    /// Only those with `id > after`.
+    pub after: Option<i64>,
+    /// Only those from this machine login.
+    pub machine_id: Option<String>,
+    /// Only those about this canonical value.
+    pub value: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// What Palisade needs from a database. Implemented by [`sqlite::SqliteStore`] and
+/// [`postgres::PgStore`]; both pass the conformance suite.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The engine behind this store.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates a machine; `Conflict` when the login exists.
+    async fn create_machine(&self, machine: &NewMachine) -> Result<MachineKey, StoreError>;
+    /// Finds a machine by login.
+    async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError>;
+    /// Lists every machine, oldest first.
+    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError>;
+    /// Records a successful login.
+    async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError>;
+    /// Stores a metrics push and the agent version it carries.
+    async fn record_metrics(
+        &self,
+        machine: MachineKey,
+        kind: &str,
+        version: Option<&str>,
+        payload: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Creates an account; `Conflict` when the name exists.
+    async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError>;
+    /// Finds an account by name.
+    async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// Lists every account.
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Stores an enrollment key's hash.
+    async fn create_enroll_key(
+        &self,
+        account: AccountKey,
+        key_hash: &str,
+        prefix: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Finds an enrollment key by its hash.
+    async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError>;
+    /// Attaches a machine to an account.
+    async fn enroll_machine(
+        &self,
+        machine: MachineKey,
+        account: AccountKey,
+        name: Option<&str>,
+        tags: &[String],
+        overwrite: bool,
+        at: OffsetDateTime,
+    ) -> Result<EnrollOutcome, StoreError>;
+
+    /// Stores an admin token's hash.
+    async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Whether an unrevoked admin token with this hash exists.
+    async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError>;
+
+    /// Stores signals in one transaction; redeliveries (same machine, same dedup key) are skipped.
+    /// Returns only after the transaction committed.
+    async fn insert_signals(&self, signals: &[NewSignal]) -> Result<InsertOutcome, StoreError>;
+    /// Lists signals, oldest first.
+    async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError>;
+    /// Counts every stored signal.
+    async fn count_signals(&self) -> Result<u64, StoreError>;
+}
+
+/// Opens the store a database URL names, creating the SQLite file and its directory when needed.
+pub async fn open(url: &Secret) -> Result<Arc<dyn Store>, StoreError> {
+    let text = url.expose();
+    if text.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(text).await?))
+    } else {
+        Ok(Arc::new(postgres::PgStore::open(text).await?))
+    }
+}
+
+/// Microseconds since the Unix epoch (the SQLite time representation).
+pub(crate) fn to_micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// Inverse of [`to_micros`]; out-of-range values clamp to the epoch.
+pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
