@@ -12,3 +12,4 @@ pub mod manage;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
