@@ -64,3 +64,56 @@ impl Enricher {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::mmdb;
+
+    #[test]
+    fn without_databases_every_field_is_none() {
+        let enricher = Enricher::default();
+        assert_eq!(enricher.lookup("45.33.32.156".parse().unwrap()), Enrichment::default());
+        assert_eq!(enricher.asn("45.33.32.156".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn reads_asn_and_country_from_mmdb_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let asn = dir.path().join("asn.mmdb");
+        let country = dir.path().join("country.mmdb");
+        std::fs::write(
+            &asn,
+            mmdb::build(
+                "GeoLite2-ASN",
+                &[
+                    ("45.33.32.0/24".parse().unwrap(), mmdb::asn_record(63949, "Akamai Connected Cloud")),
+                    ("2a00:1450::/32".parse().unwrap(), mmdb::asn_record(15169, "Google LLC")),
+                ],
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &country,
+            mmdb::build("GeoLite2-Country", &[("45.33.0.0/16".parse().unwrap(), mmdb::country_record("US"))]),
+        )
+        .unwrap();
+        let enricher = Enricher::open(Some(&asn), Some(&country)).unwrap();
+        let found = enricher.lookup("45.33.32.156".parse().unwrap());
+        assert_eq!(found.as_number, Some(63949));
+        assert_eq!(found.as_name.as_deref(), Some("Akamai Connected Cloud"));
+        assert_eq!(found.country.as_deref(), Some("US"));
+        assert_eq!(enricher.asn("2a00:1450:4001::1".parse().unwrap()), Some(15169));
+        assert_eq!(enricher.lookup("8.8.8.8".parse().unwrap()), Enrichment::default());
+    }
+
+    #[test]
+    fn a_missing_or_corrupt_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.mmdb");
+        assert!(Enricher::open(Some(&missing), None).err().unwrap().to_string().contains("nope.mmdb"));
+        let corrupt = dir.path().join("corrupt.mmdb");
+        std::fs::write(&corrupt, b"not a database").unwrap();
+        assert!(Enricher::open(None, Some(&corrupt)).is_err());
+    }
+}

@@ -6,6 +6,8 @@
 //! `REDIS_URL`. When a service is missing, a test skips with a printed notice, except under
 //! `CI=true`, where a missing service is a failure: nothing skips in CI.
 
+pub mod mmdb;
+
 use std::str::FromStr;
 
 use sqlx::ConnectOptions;
