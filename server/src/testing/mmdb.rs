@@ -10,8 +10,14 @@ use ipnet::IpNet;
 pub enum Value {
     /// UTF-8 string.
     Str(String),
+    /// Unsigned 16-bit integer.
+    U16(u16),
     /// Unsigned 32-bit integer.
     U32(u32),
+    /// Unsigned 64-bit integer.
+    U64(u64),
+    /// Array.
+    Array(Vec<Value>),
     /// Map of string keys.
     Map(Vec<(String, Value)>),
 }
@@ -80,29 +86,20 @@ pub fn build(database_type: &str, entries: &[(IpNet, Value)]) -> Vec<u8> {
     out.extend_from_slice(&[0; 16]);
     out.extend_from_slice(&data);
     out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+    let str = |s: &str| Value::Str(s.into());
+    let metadata = Value::Map(vec![
+        ("binary_format_major_version".into(), Value::U16(2)),
+        ("binary_format_minor_version".into(), Value::U16(0)),
+        ("build_epoch".into(), Value::U64(1_700_000_000)),
+        ("database_type".into(), str(database_type)),
+        ("description".into(), Value::Map(vec![("en".into(), str("Palisade test data"))])),
+        ("ip_version".into(), Value::U16(6)),
+        ("languages".into(), Value::Array(vec![str("en")])),
+        ("node_count".into(), Value::U32(node_count as u32)),
+        ("record_size".into(), Value::U16(24)),
+    ]);
     let mut meta = Vec::new();
-    let pairs: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-        ("binary_format_major_version", Box::new(|o| uint(5, 2, o))),
-        ("binary_format_minor_version", Box::new(|o| uint(5, 0, o))),
-        ("build_epoch", Box::new(|o| uint(9, 1_700_000_000, o))),
-        ("database_type", Box::new(move |o| encode(&Value::Str(database_type.into()), o))),
-        ("description", Box::new(|o| encode(&Value::Map(vec![("en".into(), Value::Str("Palisade test data".into()))]), o))),
-        ("ip_version", Box::new(|o| uint(5, 6, o))),
-        (
-            "languages",
-            Box::new(|o| {
-                control(11, 1, o);
-                encode(&Value::Str("en".into()), o);
-            }),
-        ),
-        ("node_count", Box::new(move |o| uint(6, node_count as u64, o))),
-        ("record_size", Box::new(|o| uint(5, 24, o))),
-    ];
-    control(7, pairs.len(), &mut meta);
-    for (key, write) in &pairs {
-        encode(&Value::Str((*key).into()), &mut meta);
-        write(&mut meta);
-    }
+    encode(&metadata, &mut meta);
     out.extend_from_slice(&meta);
     out
 }
@@ -133,7 +130,15 @@ fn encode(value: &Value, out: &mut Vec<u8>) {
             control(2, s.len(), out);
             out.extend_from_slice(s.as_bytes());
         }
+        Value::U16(n) => uint(5, u64::from(*n), out),
         Value::U32(n) => uint(6, u64::from(*n), out),
+        Value::U64(n) => uint(9, *n, out),
+        Value::Array(items) => {
+            control(11, items.len(), out);
+            for item in items {
+                encode(item, out);
+            }
+        }
         Value::Map(pairs) => {
             control(7, pairs.len(), out);
             for (key, value) in pairs {
