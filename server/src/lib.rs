@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod enrich;
 pub mod error;
 pub mod http;

@@ -1,0 +1,789 @@
+//! The pure consensus engine: from reports of attackers by machines, decide which addresses are
+//! listed, and keep every machine's trust. No I/O and no clock: time is a parameter, state lives
+//! in memory and is handed to the caller for persistence. The server's consensus worker and the
+//! simulator drive the same [`Engine`] through the same [`Consensus`] interface.
+//!
+//! The model (`docs/trust.md` explains it to operators, `shared` TRUST notes are its origin):
+//! - reports of one address are clustered so many machines of one account, one /24 or one AS
+//!   count about as much as one: max within an account, max within an origin prefix, a capped
+//!   geometric sum within an AS, summed across ASes ([`support`]);
+//! - a machine's weight is its trust ([`trust`]): earned only by leading reports, lost fast,
+//!   ramped by age, capped by its account's level; sensors are pre-trusted; a canary report zeroes it;
+//! - listing rules: sensor fast path; crowd path (support, AS and account diversity, and an
+//!   anchor of established machines or a sensor); a broad path with no anchor but far more
+//!   support; a higher bar and a captcha hint for shared addresses; never-block ranges always win;
+//! - entries expire (TTL doubling on renewal with fresh evidence); nobody can vote an address off:
+//!   removal is by expiry, never-block, slashing of its supporters, or an upheld false positive.
+
+pub mod ipset;
+pub mod params;
+pub mod support;
+pub mod trust;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use self::ipset::IpSet;
+use self::params::Params;
+use self::support::{Contribution, OriginAs, Support};
+use self::trust::{Level, MachineState};
+
+/// Seconds since the Unix epoch.
+pub type Time = i64;
+
+/// One report of an attacker by a machine, as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    /// Reporting machine.
+    pub machine: i64,
+    /// The attacker (canonical address as /32 or /128, or a range).
+    pub target: IpNet,
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// Whether the scenario is an unmodified hub scenario (`certified`).
+    pub certified: bool,
+    /// The reporter's network (/24 or /48).
+    pub origin_prefix: IpNet,
+    /// The reporter's AS, when an AS database is configured.
+    pub origin_asn: Option<u32>,
+    /// When the report was received.
+    pub at: Time,
+}
+
+/// Which rule listed an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// An operator sensor saw it attack.
+    Sensor,
+    /// Enough diverse, anchored support.
+    Crowd,
+    /// Far more support spread over many well-trusted clusters, no anchor.
+    Broad,
+}
+
+impl Rule {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Sensor => "sensor",
+            Rule::Crowd => "crowd",
+            Rule::Broad => "broad",
+        }
+    }
+}
+
+/// The suggested remediation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Remediation {
+    /// Block.
+    Ban,
+    /// Challenge (shared addresses: CGNAT, VPN, Tor, proxies).
+    Captcha,
+}
+
+/// Why an address left the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelistReason {
+    /// Its lifetime ran out without fresh evidence.
+    Expired,
+    /// It is (now) in a never-block range.
+    NeverBlock,
+    /// Its supporters were slashed and it no longer qualifies.
+    Slashed,
+    /// The operator upheld a false-positive report.
+    FalsePositive,
+}
+
+impl DelistReason {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelistReason::Expired => "expired",
+            DelistReason::NeverBlock => "never_block",
+            DelistReason::Slashed => "slashed",
+            DelistReason::FalsePositive => "false_positive",
+        }
+    }
+}
+
+/// A change of list membership.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    /// Added, or renewed with a later expiry.
+    Listed {
+        /// The address or range.
+        target: IpNet,
+        /// Which rule.
+        rule: Rule,
+        /// The most reported scenario.
+        scenario: String,
+        /// Suggested remediation.
+        remediation: Remediation,
+        /// When it expires unless renewed.
+        expires_at: Time,
+    },
+    /// Removed.
+    Delisted {
+        /// The address or range.
+        target: IpNet,
+        /// Why.
+        reason: DelistReason,
+    },
+}
+
+/// One machine's reports of one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reporter {
+    /// The machine.
+    pub machine: i64,
+    /// Its network at its latest report.
+    pub origin_prefix: IpNet,
+    /// Its AS (or the fallback prefix) at its latest report.
+    pub origin_as: OriginAs,
+    /// First report.
+    pub first_at: Time,
+    /// Latest report.
+    pub last_at: Time,
+    /// Reports.
+    pub count: u32,
+    /// Latest scenario.
+    pub scenario: String,
+    /// Scenario trust × burst damping at the latest report.
+    pub factor: f64,
+    /// A sensor's report with a non-spoofable scenario.
+    pub sensor_sighting: bool,
+    /// Voided by a canary hit of its account.
+    pub voided: bool,
+    /// Lead credit already given.
+    pub credited: bool,
+}
+
+/// Listing of one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    /// Rule that listed it.
+    pub rule: Rule,
+    /// First listed.
+    pub listed_at: Time,
+    /// Last renewal (or listing).
+    pub renewed_at: Time,
+    /// Expiry.
+    pub expires_at: Time,
+    /// Renewals so far.
+    pub renewals: u32,
+    /// Scenario shown.
+    pub scenario: String,
+    /// Remediation.
+    pub remediation: Remediation,
+}
+
+/// Everything the engine holds about one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetState {
+    /// One entry per reporting machine.
+    pub reporters: Vec<Reporter>,
+    /// Current listing.
+    pub listing: Option<Listing>,
+    /// After an upheld false positive, only a sensor may list it until then.
+    pub protected_until: Time,
+    /// First report ever.
+    pub first_seen: Time,
+    /// Latest report.
+    pub last_seen: Time,
+}
+
+/// Why a target is (or is not) listed, without naming reporters unless asked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// Current listing, if any.
+    pub listing: Option<Listing>,
+    /// Weighted support now.
+    pub support: f64,
+    /// Distinct ASes (or fallback prefixes) supporting it.
+    pub ases: usize,
+    /// Distinct accounts supporting it.
+    pub accounts: usize,
+    /// Scenarios reported.
+    pub scenarios: Vec<String>,
+    /// First report.
+    pub first_seen: Time,
+    /// Latest report.
+    pub last_seen: Time,
+    /// Reporting machines (for the admin view only).
+    pub supporters: Vec<i64>,
+}
+
+/// State changed since the last [`Engine::take_changed`].
+#[derive(Debug, Default)]
+pub struct ChangedState {
+    /// Machines whose state changed.
+    pub machines: Vec<(i64, MachineState)>,
+    /// Targets whose state changed; `None` when the engine forgot them.
+    pub targets: Vec<(IpNet, Option<TargetState>)>,
+}
+
+/// The interface the worker and the simulator drive; the engine and the naive baselines implement it.
+pub trait Consensus {
+    /// Registers or updates what is known about a machine.
+    fn upsert_machine(&mut self, machine: i64, account: Option<i64>, level: Level, sensor: bool, created_at: Time);
+    /// Takes one report into account (cheap; evaluation happens in `advance`).
+    fn process(&mut self, report: &Report<'_>);
+    /// Evaluates what changed up to `now` and returns the membership changes, in order.
+    fn advance(&mut self, now: Time) -> Vec<Change>;
+    /// The operator upholds a false-positive report on `target`.
+    fn report_false_positive(&mut self, target: IpNet, now: Time) -> Vec<Change>;
+    /// Current trust of a machine.
+    fn machine_trust(&self, machine: i64, now: Time) -> f64;
+}
+
+/// The consensus engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    params: Params,
+    never_block: IpSet,
+    canaries: IpSet,
+    shared: IpSet,
+    use_asn: bool,
+    machines: HashMap<i64, MachineState>,
+    targets: HashMap<IpNet, TargetState>,
+    recent_targets: HashMap<i64, VecDeque<(Time, IpNet)>>,
+    dirty: HashSet<IpNet>,
+    slashed: HashSet<IpNet>,
+    expiries: BTreeSet<(Time, IpNet)>,
+    changed_machines: HashSet<i64>,
+    changed_targets: HashSet<IpNet>,
+}
+
+/// Most recent targets remembered per machine, for voiding its reports after a canary hit.
+const RECENT_TARGETS_PER_MACHINE: usize = 50_000;
+
+impl Engine {
+    /// A new engine. `use_asn` says whether reports carry real AS numbers; without them origins
+    /// are clustered by a coarser prefix standing in for the AS (see [`Params::fallback_v4_as_prefix`]).
+    pub fn new(params: Params, use_asn: bool) -> Self {
+        Engine {
+            params,
+            never_block: IpSet::default(),
+            canaries: IpSet::default(),
+            shared: IpSet::default(),
+            use_asn,
+            machines: HashMap::new(),
+            targets: HashMap::new(),
+            recent_targets: HashMap::new(),
+            dirty: HashSet::new(),
+            slashed: HashSet::new(),
+            expiries: BTreeSet::new(),
+            changed_machines: HashSet::new(),
+            changed_targets: HashSet::new(),
+        }
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Replaces the never-block ranges (special-purpose, own infrastructure, allowlists). Listed
+    /// targets now inside them are delisted at the next `advance`.
+    pub fn set_never_block(&mut self, set: IpSet) {
+        self.never_block = set;
+        let listed: Vec<IpNet> = self.targets.iter().filter(|(_, s)| s.listing.is_some()).map(|(t, _)| *t).collect();
+        self.dirty.extend(listed.into_iter().filter(|t| self.never_block.overlaps(*t)));
+    }
+
+    /// Replaces the canaries (never listed; reporting one zeroes the reporter).
+    pub fn set_canaries(&mut self, set: IpSet) {
+        self.canaries = set;
+    }
+
+    /// Replaces the shared-address ranges (higher bar, captcha).
+    pub fn set_shared(&mut self, set: IpSet) {
+        self.shared = set;
+    }
+
+    /// Whether `target` may never be listed.
+    pub fn is_never_block(&self, target: IpNet) -> bool {
+        self.never_block.overlaps(target) || self.canaries.overlaps(target)
+    }
+
+    /// The key a target is aggregated under: IPv6 addresses by their /64.
+    pub fn key(target: IpNet) -> IpNet {
+        match target {
+            IpNet::V6(v6) if v6.prefix_len() > 64 => IpNet::new(IpAddr::V6(v6.addr()), 64).map(|n| n.trunc()).unwrap_or(target),
+            other => other.trunc(),
+        }
+    }
+
+    fn is_spoofable(&self, scenario: &str) -> bool {
+        self.params.spoofable_scenarios.iter().any(|fragment| !fragment.is_empty() && scenario.contains(fragment.as_str()))
+    }
+
+    fn origin_as(&self, prefix: IpNet, asn: Option<u32>) -> OriginAs {
+        match asn {
+            Some(asn) if self.use_asn => OriginAs::Asn(asn),
+            _ => {
+                let len =
+                    if prefix.addr().is_ipv4() { self.params.fallback_v4_as_prefix } else { self.params.fallback_v6_as_prefix };
+                OriginAs::Prefix(IpNet::new(prefix.addr(), len.min(prefix.max_prefix_len())).map(|n| n.trunc()).unwrap_or(prefix))
+            }
+        }
+    }
+
+    /// A machine's state, if known.
+    pub fn machine(&self, machine: i64) -> Option<&MachineState> {
+        self.machines.get(&machine)
+    }
+
+    /// A target's state, if any report of it is remembered.
+    pub fn target(&self, target: IpNet) -> Option<&TargetState> {
+        self.targets.get(&Self::key(target))
+    }
+
+    /// Every listed target.
+    pub fn listed(&self) -> impl Iterator<Item = (&IpNet, &Listing)> {
+        self.targets.iter().filter_map(|(t, s)| s.listing.as_ref().map(|l| (t, l)))
+    }
+
+    /// Restores persisted state (the worker's restart path).
+    pub fn restore(
+        &mut self,
+        machines: impl IntoIterator<Item = (i64, MachineState)>,
+        targets: impl IntoIterator<Item = (IpNet, TargetState)>,
+    ) {
+        self.machines.extend(machines);
+        for (target, state) in targets {
+            if let Some(listing) = &state.listing {
+                self.expiries.insert((listing.expires_at, target));
+            }
+            for reporter in &state.reporters {
+                self.recent_targets.entry(reporter.machine).or_default().push_back((reporter.last_at, target));
+            }
+            self.targets.insert(target, state);
+        }
+    }
+
+    /// Machines and targets changed since the last call, for persistence.
+    pub fn take_changed(&mut self) -> ChangedState {
+        let machines = self.changed_machines.drain().filter_map(|m| self.machines.get(&m).map(|s| (m, s.clone()))).collect();
+        let targets = self.changed_targets.drain().map(|t| (t, self.targets.get(&t).cloned())).collect();
+        ChangedState { machines, targets }
+    }
+
+    fn touch_machine(&mut self, machine: i64) {
+        self.changed_machines.insert(machine);
+    }
+
+    fn canary_hit(&mut self, machine: i64, now: Time) {
+        let batch = self.params.penalty_batch_secs.max(1);
+        let account = match self.machines.get_mut(&machine) {
+            Some(state) => {
+                if state.zeroed_at.is_none() {
+                    state.zeroed_at = Some(now);
+                    state.penalty_visible_at = Some((now / batch + 1) * batch);
+                }
+                state.account
+            }
+            None => return,
+        };
+        self.touch_machine(machine);
+        let members: Vec<i64> = match account {
+            Some(account) => self.machines.iter().filter(|(_, s)| s.account == Some(account)).map(|(m, _)| *m).collect(),
+            None => vec![machine],
+        };
+        let since = now - self.params.canary_void_window_secs;
+        for member in members {
+            let Some(recent) = self.recent_targets.get(&member) else { continue };
+            let targets: Vec<IpNet> = recent.iter().filter(|(at, _)| *at >= since).map(|(_, t)| *t).collect();
+            for target in targets {
+                if let Some(state) = self.targets.get_mut(&target) {
+                    for reporter in state.reporters.iter_mut().filter(|r| r.machine == member && r.last_at >= since) {
+                        reporter.voided = true;
+                    }
+                    self.changed_targets.insert(target);
+                    self.dirty.insert(target);
+                    self.slashed.insert(target);
+                }
+            }
+        }
+    }
+
+    fn support(&self, state: &TargetState, now: Time, floor: f64, exclude_cluster: Option<support::ClusterId>) -> Support {
+        let window_start = now - self.params.evidence_window_secs;
+        let contributions = state.reporters.iter().filter(|r| !r.voided && r.last_at >= window_start).filter_map(|r| {
+            let machine = self.machines.get(&r.machine)?;
+            let weight = machine.trust(now, &self.params) * r.factor;
+            let cluster = support::ClusterId::of(r.machine, machine.account);
+            (weight >= floor && weight > 0.0 && Some(cluster) != exclude_cluster).then(|| Contribution {
+                cluster,
+                prefix: r.origin_prefix,
+                origin_as: r.origin_as,
+                weight,
+                established: machine.sensor
+                    || (now - machine.created_at >= self.params.established_age_secs
+                        && machine.trust(now, &self.params) >= self.params.established_trust),
+            })
+        });
+        support::aggregate(contributions)
+    }
+
+    fn qualifies(
+        &self,
+        state: &TargetState,
+        key: IpNet,
+        now: Time,
+        exclude: Option<support::ClusterId>,
+    ) -> Option<(Rule, Remediation)> {
+        let p = &self.params;
+        let window_start = now - p.evidence_window_secs;
+        let shared = self.shared.overlaps(key);
+        let remediation = if shared { Remediation::Captcha } else { Remediation::Ban };
+        let sensor_seen = state.reporters.iter().any(|r| {
+            r.sensor_sighting
+                && !r.voided
+                && r.last_at >= window_start
+                && Some(support::ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account))) != exclude
+        });
+        if sensor_seen {
+            return Some((Rule::Sensor, remediation));
+        }
+        if state.protected_until > now {
+            return None;
+        }
+        let mult = if shared { p.shared_multiplier } else { 1.0 };
+        let need = |n: usize| (n as f64 * mult).ceil() as usize;
+        let crowd = self.support(state, now, p.trust_floor, exclude);
+        if crowd.total >= p.crowd_support * mult
+            && crowd.ases >= need(p.crowd_min_ases)
+            && crowd.accounts >= need(p.crowd_min_accounts)
+            && crowd.anchor_ases >= p.anchor_min_ases
+        {
+            return Some((Rule::Crowd, remediation));
+        }
+        if crowd.total >= p.broad_support * mult {
+            let broad = self.support(state, now, p.broad_cluster_trust, exclude);
+            if broad.total >= p.broad_support * mult
+                && broad.ases >= need(p.broad_min_clusters)
+                && broad.accounts >= need(p.broad_min_clusters)
+            {
+                return Some((Rule::Broad, remediation));
+            }
+        }
+        None
+    }
+
+    fn top_scenario(state: &TargetState) -> String {
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for r in state.reporters.iter().filter(|r| !r.voided) {
+            *counts.entry(r.scenario.as_str()).or_default() += r.count;
+        }
+        counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(s, _)| s.to_string()).unwrap_or_default()
+    }
+
+    /// Gives lead credit to the clusters whose reports came before the listing and without which
+    /// the listing still holds (their report was independent evidence that turned out right).
+    fn credit_leaders(&mut self, key: IpNet, now: Time) {
+        let Some(state) = self.targets.get(&key) else { return };
+        let Some(listing) = &state.listing else { return };
+        let listed_at = listing.listed_at;
+        let clusters: Vec<support::ClusterId> = {
+            let mut seen = Vec::new();
+            for r in state.reporters.iter().filter(|r| !r.credited && !r.voided && !r.sensor_sighting && r.first_at <= listed_at)
+            {
+                let cluster = support::ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account));
+                if !seen.contains(&cluster) {
+                    seen.push(cluster);
+                }
+            }
+            seen
+        };
+        let mut credited = Vec::new();
+        for cluster in clusters.into_iter().take(64) {
+            if self.qualifies(state, key, now, Some(cluster)).is_some() {
+                credited.push(cluster);
+            }
+        }
+        if credited.is_empty() {
+            return;
+        }
+        let mut machines = Vec::new();
+        if let Some(state) = self.targets.get_mut(&key) {
+            for r in
+                state.reporters.iter_mut().filter(|r| !r.credited && !r.voided && !r.sensor_sighting && r.first_at <= listed_at)
+            {
+                let cluster = support::ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account));
+                if credited.contains(&cluster) {
+                    r.credited = true;
+                    machines.push(r.machine);
+                }
+            }
+        }
+        self.changed_targets.insert(key);
+        for machine in machines {
+            if let Some(state) = self.machines.get_mut(&machine) {
+                state.add_evidence(self.params.lead_credit, 0.0, now, &self.params);
+                state.leads += 1;
+                self.changed_machines.insert(machine);
+            }
+        }
+    }
+
+    fn evaluate(&mut self, key: IpNet, now: Time, out: &mut Vec<Change>) {
+        let slashed = self.slashed.remove(&key);
+        if self.is_never_block(key) {
+            if let Some(state) = self.targets.get_mut(&key)
+                && state.listing.take().is_some()
+            {
+                self.changed_targets.insert(key);
+                out.push(Change::Delisted { target: key, reason: DelistReason::NeverBlock });
+            }
+            return;
+        }
+        let Some(state) = self.targets.get(&key) else { return };
+        let verdict = self.qualifies(state, key, now, None);
+        let window_start = now - self.params.evidence_window_secs;
+        let p = &self.params;
+        match (verdict, &state.listing) {
+            (Some((rule, remediation)), None) => {
+                let listing = Listing {
+                    rule,
+                    listed_at: now,
+                    renewed_at: now,
+                    expires_at: now + p.base_ttl_secs,
+                    renewals: 0,
+                    scenario: Self::top_scenario(state),
+                    remediation,
+                };
+                out.push(Change::Listed {
+                    target: key,
+                    rule,
+                    scenario: listing.scenario.clone(),
+                    remediation,
+                    expires_at: listing.expires_at,
+                });
+                self.expiries.insert((listing.expires_at, key));
+                if let Some(state) = self.targets.get_mut(&key) {
+                    state.listing = Some(listing);
+                }
+                self.changed_targets.insert(key);
+                self.credit_leaders(key, now);
+            }
+            (Some((rule, remediation)), Some(listing)) => {
+                let fresh = state.reporters.iter().any(|r| !r.voided && r.last_at > listing.renewed_at);
+                let ttl = (p.base_ttl_secs.saturating_mul(1 << (listing.renewals + 1).min(30))).min(p.max_ttl_secs);
+                if fresh && listing.expires_at - now < ttl / 2 {
+                    let mut listing = listing.clone();
+                    listing.renewals += 1;
+                    listing.renewed_at = now;
+                    listing.expires_at = now + ttl;
+                    listing.rule = rule;
+                    listing.remediation = remediation;
+                    listing.scenario = Self::top_scenario(state);
+                    out.push(Change::Listed {
+                        target: key,
+                        rule,
+                        scenario: listing.scenario.clone(),
+                        remediation,
+                        expires_at: listing.expires_at,
+                    });
+                    self.expiries.insert((listing.expires_at, key));
+                    if let Some(state) = self.targets.get_mut(&key) {
+                        state.listing = Some(listing);
+                    }
+                    self.changed_targets.insert(key);
+                    self.credit_leaders(key, now);
+                }
+            }
+            (None, Some(_)) if slashed => {
+                if let Some(state) = self.targets.get_mut(&key) {
+                    state.listing = None;
+                }
+                self.changed_targets.insert(key);
+                out.push(Change::Delisted { target: key, reason: DelistReason::Slashed });
+            }
+            (None, None) => {
+                // Forget what can no longer matter.
+                let keep = state.reporters.iter().any(|r| r.last_at >= window_start) || state.protected_until > now;
+                if !keep {
+                    self.targets.remove(&key);
+                    self.changed_targets.insert(key);
+                }
+            }
+            (None, Some(_)) => {}
+        }
+    }
+
+    /// Explains a target. `with_supporters` adds the reporting machines (admin view only).
+    pub fn explain(&self, target: IpNet, now: Time, with_supporters: bool) -> Option<Explanation> {
+        let state = self.targets.get(&Self::key(target))?;
+        let support = self.support(state, now, self.params.trust_floor, None);
+        let mut scenarios: Vec<String> = state.reporters.iter().map(|r| r.scenario.clone()).collect();
+        scenarios.sort();
+        scenarios.dedup();
+        Some(Explanation {
+            listing: state.listing.clone(),
+            support: support.total,
+            ases: support.ases,
+            accounts: support.accounts,
+            scenarios,
+            first_seen: state.first_seen,
+            last_seen: state.last_seen,
+            supporters: if with_supporters { state.reporters.iter().map(|r| r.machine).collect() } else { Vec::new() },
+        })
+    }
+}
+
+impl Consensus for Engine {
+    fn upsert_machine(&mut self, machine: i64, account: Option<i64>, level: Level, sensor: bool, created_at: Time) {
+        let state = self.machines.entry(machine).or_insert_with(|| MachineState::new(account, level, sensor, created_at));
+        if state.account != account || state.level != level || state.sensor != sensor || state.created_at != created_at {
+            state.account = account;
+            state.level = level;
+            state.sensor = sensor;
+            state.created_at = created_at;
+            self.changed_machines.insert(machine);
+        }
+    }
+
+    fn process(&mut self, report: &Report<'_>) {
+        let key = Self::key(report.target);
+        if !self.machines.contains_key(&report.machine) {
+            self.upsert_machine(report.machine, None, Level::Anonymous, false, report.at);
+        }
+        let spoofable = self.is_spoofable(report.scenario);
+        if self.canaries.overlaps(key) {
+            if !spoofable {
+                self.canary_hit(report.machine, report.at);
+            }
+            return;
+        }
+        if self.never_block.overlaps(key) {
+            if let Some(state) = self.machines.get_mut(&report.machine) {
+                state.add_evidence(0.0, self.params.never_block_penalty, report.at, &self.params);
+            }
+            self.touch_machine(report.machine);
+            return;
+        }
+        let origin_as = self.origin_as(report.origin_prefix, report.origin_asn);
+        let scenario_weight = if report.certified { 1.0 } else { self.params.uncertified_weight };
+        let params = &self.params;
+        let Some(machine) = self.machines.get_mut(&report.machine) else { return };
+        let sensor_sighting = machine.sensor && !spoofable;
+        let state = self.targets.entry(key).or_insert_with(|| TargetState { first_seen: report.at, ..TargetState::default() });
+        state.last_seen = state.last_seen.max(report.at);
+        let listed = state.listing.is_some();
+        match state.reporters.iter_mut().find(|r| r.machine == report.machine) {
+            Some(r) => {
+                r.last_at = r.last_at.max(report.at);
+                r.count = r.count.saturating_add(1);
+                r.scenario.clear();
+                r.scenario.push_str(report.scenario);
+                r.origin_prefix = report.origin_prefix;
+                r.origin_as = origin_as;
+                r.factor = scenario_weight * machine.burst_damping(report.at, params);
+                r.sensor_sighting |= sensor_sighting;
+            }
+            None => {
+                let damping = machine.count_new_target(report.at, params);
+                if listed {
+                    machine.add_evidence(params.echo_credit, 0.0, report.at, params);
+                }
+                state.reporters.push(Reporter {
+                    machine: report.machine,
+                    origin_prefix: report.origin_prefix,
+                    origin_as,
+                    first_at: report.at,
+                    last_at: report.at,
+                    count: 1,
+                    scenario: report.scenario.to_string(),
+                    factor: scenario_weight * damping,
+                    sensor_sighting,
+                    voided: false,
+                    credited: listed,
+                });
+                let recent = self.recent_targets.entry(report.machine).or_default();
+                recent.push_back((report.at, key));
+                if recent.len() > RECENT_TARGETS_PER_MACHINE {
+                    recent.pop_front();
+                }
+                self.changed_machines.insert(report.machine);
+            }
+        }
+        self.changed_targets.insert(key);
+        self.dirty.insert(key);
+    }
+
+    fn advance(&mut self, now: Time) -> Vec<Change> {
+        let mut out = Vec::new();
+        while let Some(&(at, target)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            let expired = self.targets.get(&target).and_then(|s| s.listing.as_ref()).is_some_and(|l| l.expires_at <= now);
+            if expired {
+                // Fresh evidence renews instead of expiring.
+                let renewable = self.targets.get(&target).is_some_and(|s| {
+                    let listing = s.listing.as_ref().map(|l| l.renewed_at).unwrap_or(now);
+                    s.reporters.iter().any(|r| !r.voided && r.last_at > listing)
+                }) && self.targets.get(&target).and_then(|s| self.qualifies(s, target, now, None)).is_some();
+                if renewable {
+                    self.dirty.insert(target);
+                    if let Some(listing) = self.targets.get_mut(&target).and_then(|s| s.listing.as_mut()) {
+                        listing.expires_at = now;
+                    }
+                    continue;
+                }
+                if let Some(state) = self.targets.get_mut(&target) {
+                    state.listing = None;
+                }
+                self.changed_targets.insert(target);
+                out.push(Change::Delisted { target, reason: DelistReason::Expired });
+                self.dirty.insert(target);
+            }
+        }
+        let mut dirty: Vec<IpNet> = self.dirty.drain().collect();
+        dirty.sort();
+        for key in dirty {
+            self.evaluate(key, now, &mut out);
+        }
+        out
+    }
+
+    fn report_false_positive(&mut self, target: IpNet, now: Time) -> Vec<Change> {
+        let key = Self::key(target);
+        let mut out = Vec::new();
+        let Some(state) = self.targets.get_mut(&key) else { return out };
+        state.protected_until = now + self.params.false_positive_protection_secs;
+        let window_start = now - self.params.evidence_window_secs;
+        let supporters: Vec<i64> = state
+            .reporters
+            .iter()
+            .filter(|r| !r.voided && !r.sensor_sighting && r.last_at >= window_start)
+            .map(|r| r.machine)
+            .collect();
+        if state.listing.take().is_some() {
+            out.push(Change::Delisted { target: key, reason: DelistReason::FalsePositive });
+        }
+        self.changed_targets.insert(key);
+        for machine in supporters {
+            if let Some(m) = self.machines.get_mut(&machine) {
+                m.add_evidence(0.0, self.params.false_positive_penalty, now, &self.params);
+                self.changed_machines.insert(machine);
+            }
+        }
+        out
+    }
+
+    fn machine_trust(&self, machine: i64, now: Time) -> f64 {
+        self.machines.get(&machine).map(|m| m.trust(now, &self.params)).unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

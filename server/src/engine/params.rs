@@ -1,0 +1,146 @@
+//! Engine parameters with their defaults. They are starting points tuned with the simulator
+//! (`palisade-sim`), not truths; `docs/trust.md` explains each one to operators.
+
+use serde::{Deserialize, Serialize};
+
+/// Every tunable of the consensus engine. Times are in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Reports older than this no longer support a listing.
+    pub evidence_window_secs: i64,
+    /// Beta prior (sceptical): pseudo-count of good behaviour.
+    pub prior_good: f64,
+    /// Beta prior (sceptical): pseudo-count of bad behaviour.
+    pub prior_bad: f64,
+    /// How many standard deviations below the posterior mean trust is taken (a lower bound).
+    pub trust_lower_bound_sds: f64,
+    /// Half-life of positive evidence.
+    pub good_half_life_secs: i64,
+    /// Half-life of negative evidence (remembered longer than positive).
+    pub bad_half_life_secs: i64,
+    /// A machine's weight is 0 until it is this old.
+    pub ramp_start_secs: i64,
+    /// …and reaches full weight at this age.
+    pub ramp_full_secs: i64,
+    /// Credit for a leading report (reported before independent confirmation).
+    pub lead_credit: f64,
+    /// Credit for an echo (reported after the IP was listed).
+    pub echo_credit: f64,
+    /// Penalty for reporting a never-block address.
+    pub never_block_penalty: f64,
+    /// Penalty for each supporter of an upheld false positive.
+    pub false_positive_penalty: f64,
+    /// Machines weigh nothing below this trust (no dust from thousands of weak Sybils).
+    pub trust_floor: f64,
+    /// Trust cap per account verification level.
+    pub level_caps: LevelCaps,
+    /// Support needed on the crowd path.
+    pub crowd_support: f64,
+    /// Distinct ASes needed on the crowd path.
+    pub crowd_min_ases: usize,
+    /// Distinct accounts needed on the crowd path.
+    pub crowd_min_accounts: usize,
+    /// Distinct ASes of established machines that anchor a crowd listing (a sensor sighting also anchors).
+    pub anchor_min_ases: usize,
+    /// A machine is established after this age…
+    pub established_age_secs: i64,
+    /// …with at least this trust.
+    pub established_trust: f64,
+    /// Support needed on the broad path (no anchor).
+    pub broad_support: f64,
+    /// Distinct ASes and accounts needed on the broad path.
+    pub broad_min_clusters: usize,
+    /// Only clusters with at least this trust count on the broad path.
+    pub broad_cluster_trust: f64,
+    /// Multiplier on every threshold for shared addresses (CGNAT, VPN, Tor, proxies).
+    pub shared_multiplier: f64,
+    /// First listing lifetime.
+    pub base_ttl_secs: i64,
+    /// Longest lifetime after renewals (each renewal with fresh evidence doubles it).
+    pub max_ttl_secs: i64,
+    /// After an upheld false positive, only a sensor can list the address again for this long.
+    pub false_positive_protection_secs: i64,
+    /// Reports of a canary void the account's reports of this recent period.
+    pub canary_void_window_secs: i64,
+    /// Canary consequences become visible outside the admin view only at multiples of this period.
+    pub penalty_batch_secs: i64,
+    /// New distinct targets per hour above which a machine's weight is damped.
+    pub burst_threshold_per_hour: u32,
+    /// When no AS database is configured, origins are clustered by this IPv4 prefix instead of AS.
+    pub fallback_v4_as_prefix: u8,
+    /// …and this IPv6 prefix.
+    pub fallback_v6_as_prefix: u8,
+    /// Scenario name fragments marking spoofable attacks (never a sensor fast path nor a canary penalty).
+    pub spoofable_scenarios: Vec<String>,
+    /// Weight of a report by its scenario trust: certified 1, others below.
+    pub uncertified_weight: f64,
+    /// IPv4 addresses listed in one /24 before the whole /24 is listed (0 disables expansion).
+    pub expand_v4_24_after: usize,
+}
+
+/// Trust caps by account verification level.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LevelCaps {
+    /// No account, or an unverified one.
+    pub anonymous: f64,
+    /// Verified e-mail.
+    pub email: f64,
+    /// Proven ownership of the network it reports from.
+    pub verified: f64,
+    /// Paying account.
+    pub paid: f64,
+    /// Partner or operator-owned.
+    pub partner: f64,
+}
+
+impl Default for LevelCaps {
+    fn default() -> Self {
+        LevelCaps { anonymous: 0.5, email: 0.6, verified: 0.8, paid: 0.85, partner: 0.95 }
+    }
+}
+
+const DAY: i64 = 86_400;
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            evidence_window_secs: 7 * DAY,
+            prior_good: 1.0,
+            prior_bad: 4.0,
+            trust_lower_bound_sds: 1.0,
+            good_half_life_secs: 90 * DAY,
+            bad_half_life_secs: 180 * DAY,
+            ramp_start_secs: 3 * DAY,
+            ramp_full_secs: 30 * DAY,
+            lead_credit: 1.0,
+            echo_credit: 0.02,
+            never_block_penalty: 1.0,
+            false_positive_penalty: 3.0,
+            trust_floor: 0.1,
+            level_caps: LevelCaps::default(),
+            crowd_support: 1.5,
+            crowd_min_ases: 3,
+            crowd_min_accounts: 3,
+            anchor_min_ases: 2,
+            established_age_secs: 30 * DAY,
+            established_trust: 0.5,
+            broad_support: 6.0,
+            broad_min_clusters: 8,
+            broad_cluster_trust: 0.3,
+            shared_multiplier: 2.0,
+            base_ttl_secs: DAY,
+            max_ttl_secs: 7 * DAY,
+            false_positive_protection_secs: 30 * DAY,
+            canary_void_window_secs: 30 * DAY,
+            penalty_batch_secs: 6 * 3600,
+            burst_threshold_per_hour: 2000,
+            fallback_v4_as_prefix: 16,
+            fallback_v6_as_prefix: 32,
+            spoofable_scenarios: vec!["udp".into(), "flood".into(), "ddos".into()],
+            uncertified_weight: 0.5,
+            expand_v4_24_after: 0,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Scenario tests of the engine: each builds a small world and checks one property of the model.
+
+use super::*;
+
+const DAY: Time = 86_400;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap_or_else(|_| IpNet::from(s.parse::<IpAddr>().unwrap()))
+}
+
+/// A world with `n` long-standing machines (90 days old, each its own account and AS) that have
+/// earned trust through sensor-confirmed leading reports.
+struct World {
+    engine: Engine,
+    now: Time,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut engine = Engine::new(Params::default(), true);
+        engine.set_never_block(IpSet::new([net("8.8.8.0/24")]));
+        engine.set_canaries(IpSet::new([net("45.1.1.1/32")]));
+        World { engine, now: 100 * DAY }
+    }
+
+    fn machine(&mut self, id: i64, account: Option<i64>, created_at: Time, sensor: bool) {
+        self.engine.upsert_machine(id, account, Level::Verified, sensor, created_at);
+    }
+
+    fn report(&mut self, machine: i64, target: &str, asn: u32) {
+        let prefix = IpNet::new(IpAddr::from([100, (asn % 250) as u8, (machine % 250) as u8, 0]), 24).unwrap();
+        self.engine.process(&Report {
+            machine,
+            target: net(target),
+            scenario: "crowdsecurity/ssh-bf",
+            certified: true,
+            origin_prefix: prefix,
+            origin_asn: Some(asn),
+            at: self.now,
+        });
+    }
+
+    fn advance(&mut self, secs: Time) -> Vec<Change> {
+        self.now += secs;
+        self.engine.advance(self.now)
+    }
+
+    fn listed(&self, target: &str) -> bool {
+        self.engine.target(net(target)).is_some_and(|s| s.listing.is_some())
+    }
+
+    /// Machines 1..=n, old, trusted by leading 20 sensor-confirmed attackers each.
+    fn trusted(&mut self, n: i64) {
+        self.machine(1000, None, 0, true);
+        for m in 1..=n {
+            self.machine(m, Some(m), 0, false);
+        }
+        for k in 0..20 {
+            let target = format!("77.{k}.0.1");
+            for m in 1..=n {
+                self.report(m, &target, 100 + m as u32);
+            }
+            self.advance(60);
+            self.report(1000, &target, 1);
+            self.advance(60);
+        }
+    }
+}
+
+#[test]
+fn sensor_reports_list_at_once_and_credit_the_machines_that_led() {
+    let mut w = World::new();
+    w.machine(1000, None, w.now, true);
+    w.machine(1, Some(1), 0, false);
+    w.report(1, "91.200.12.9", 64500);
+    w.advance(60);
+    assert!(!w.listed("91.200.12.9"), "one untrusted machine lists nothing");
+    w.report(1000, "91.200.12.9", 1);
+    let changes = w.advance(60);
+    assert!(matches!(changes.as_slice(), [Change::Listed { rule: Rule::Sensor, .. }]), "{changes:?}");
+    assert_eq!(w.engine.machine(1).unwrap().leads, 1);
+}
+
+#[test]
+fn fresh_sybils_in_hundreds_of_ases_list_nothing() {
+    let mut w = World::new();
+    for m in 1..=3000 {
+        w.machine(m, None, w.now, false);
+        w.report(m, "23.45.67.89", 1 + (m % 300) as u32);
+    }
+    assert!(w.advance(60).is_empty());
+    // Still nothing weeks later if they keep echoing each other with no confirmed lead.
+    for day in 1..=40 {
+        for m in (1..=3000).step_by(7) {
+            w.report(m, &format!("23.45.{}.{}", day, m % 250), 1 + (m % 300) as u32);
+            w.report(m, "23.45.67.89", 1 + (m % 300) as u32);
+        }
+        assert!(w.advance(DAY).is_empty(), "day {day}");
+    }
+    assert!(w.engine.machine_trust(1, w.now) < w.engine.params().trust_floor);
+}
+
+#[test]
+fn trusted_machines_in_several_ases_list_by_crowd() {
+    let mut w = World::new();
+    w.trusted(5);
+    for m in 1..=5 {
+        assert!(w.engine.machine_trust(m, w.now) > 0.3, "machine {m} earned trust");
+    }
+    for m in 1..=3 {
+        w.report(m, "185.220.101.4", 100 + m as u32);
+    }
+    let changes = w.advance(60);
+    assert!(changes.iter().any(|c| matches!(c, Change::Listed { rule: Rule::Crowd, .. })), "{changes:?}");
+}
+
+#[test]
+fn two_trusted_machines_are_not_enough_diversity() {
+    let mut w = World::new();
+    w.trusted(5);
+    w.report(1, "185.220.101.5", 101);
+    w.report(2, "185.220.101.5", 102);
+    assert!(w.advance(60).is_empty());
+}
+
+#[test]
+fn never_block_addresses_are_never_listed_even_by_sensors() {
+    let mut w = World::new();
+    w.trusted(5);
+    w.report(1000, "8.8.8.8", 1);
+    for m in 1..=5 {
+        w.report(m, "8.8.8.8", 100 + m as u32);
+    }
+    assert!(w.advance(60).is_empty());
+    assert!(!w.listed("8.8.8.8"));
+}
+
+#[test]
+fn a_canary_report_zeroes_the_machine_voids_its_reports_and_delists() {
+    let mut w = World::new();
+    w.trusted(4);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.6", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(w.listed("185.220.101.6"));
+    let before = w.engine.machine_trust(1, w.now);
+    w.report(1, "45.1.1.1", 101);
+    w.report(2, "45.1.1.1", 102);
+    let changes = w.advance(60);
+    assert_eq!(w.engine.machine_trust(1, w.now), 0.0);
+    let m1 = w.engine.machine(1).unwrap();
+    assert!(m1.visible_trust(w.now, w.engine.params()) >= before * 0.99, "visible effect is delayed");
+    assert!(
+        changes.contains(&Change::Delisted { target: net("185.220.101.6/32"), reason: DelistReason::Slashed }),
+        "{changes:?}"
+    );
+    assert!(!w.listed("45.1.1.1"));
+}
+
+#[test]
+fn an_upheld_false_positive_delists_penalises_and_protects() {
+    let mut w = World::new();
+    w.trusted(4);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.7", 100 + m as u32);
+    }
+    w.advance(60);
+    let before = w.engine.machine_trust(1, w.now);
+    let changes = w.engine.report_false_positive(net("185.220.101.7"), w.now);
+    assert_eq!(changes, vec![Change::Delisted { target: net("185.220.101.7/32"), reason: DelistReason::FalsePositive }]);
+    assert!(w.engine.machine_trust(1, w.now) < before);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.7", 100 + m as u32);
+    }
+    assert!(w.advance(60).is_empty(), "protected from the crowd path");
+}
+
+#[test]
+fn listings_expire_without_fresh_evidence_and_renew_longer_with_it() {
+    let mut w = World::new();
+    w.trusted(4);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.8", 100 + m as u32);
+        w.report(m, "185.220.101.9", 100 + m as u32);
+    }
+    w.advance(60);
+    let first_expiry = w.engine.target(net("185.220.101.9")).unwrap().listing.as_ref().unwrap().expires_at;
+    w.advance(DAY / 2 + 60);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.9", 100 + m as u32);
+    }
+    w.advance(60);
+    let renewed = w.engine.target(net("185.220.101.9")).unwrap().listing.clone().unwrap();
+    assert!(renewed.expires_at > first_expiry && renewed.renewals == 1, "{renewed:?}");
+    let changes = w.advance(DAY);
+    assert!(
+        changes.contains(&Change::Delisted { target: net("185.220.101.8/32"), reason: DelistReason::Expired }),
+        "{changes:?}"
+    );
+    assert!(w.listed("185.220.101.9"));
+}
+
+#[test]
+fn ipv6_reports_aggregate_to_their_slash_64() {
+    let mut w = World::new();
+    w.machine(1000, None, w.now, true);
+    w.report(1000, "2a01:4f8:1:2::1/128", 1);
+    let changes = w.advance(60);
+    assert!(matches!(&changes[..], [Change::Listed { target, .. }] if *target == net("2a01:4f8:1:2::/64")), "{changes:?}");
+    assert!(w.listed("2a01:4f8:1:2::ffff/128"));
+}
+
+#[test]
+fn without_an_as_database_origins_cluster_by_slash_16() {
+    let mut engine = Engine::new(Params::default(), false);
+    assert_eq!(engine.origin_as(net("100.64.3.0/24"), Some(7)), OriginAs::Prefix(net("100.64.0.0/16")));
+    engine.use_asn = true;
+    assert_eq!(engine.origin_as(net("100.64.3.0/24"), Some(7)), OriginAs::Asn(7));
+}
+
+#[test]
+fn processing_the_same_reports_twice_from_scratch_gives_the_same_changes() {
+    let run = || {
+        let mut w = World::new();
+        w.trusted(6);
+        let mut all = Vec::new();
+        for k in 0..30 {
+            for m in 1..=6 {
+                if (k + m) % 3 != 0 {
+                    w.report(m, &format!("185.100.{k}.1"), 100 + m as u32);
+                }
+            }
+            all.extend(w.advance(600));
+        }
+        all
+    };
+    assert_eq!(run(), run());
+}

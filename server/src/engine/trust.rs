@@ -1,0 +1,273 @@
+//! Machine trust T(m) in [0, 1]: the lower bound of a Beta posterior over the machine's record
+//! (sceptical prior, positive evidence forgotten faster than negative), times an age ramp, capped
+//! by its account's verification level. Sensors are pre-trusted; a canary report zeroes a machine.
+
+use serde::{Deserialize, Serialize};
+
+use super::Time;
+use super::params::Params;
+
+/// An account's verification level, set by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// No account, or an unverified one.
+    #[default]
+    Anonymous,
+    /// Verified e-mail.
+    Email,
+    /// Proven ownership of its network.
+    Verified,
+    /// Paying.
+    Paid,
+    /// Partner or the operator's own.
+    Partner,
+}
+
+impl Level {
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Level> {
+        Some(match text {
+            "anonymous" => Level::Anonymous,
+            "email" => Level::Email,
+            "verified" => Level::Verified,
+            "paid" => Level::Paid,
+            "partner" => Level::Partner,
+            _ => return None,
+        })
+    }
+
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Anonymous => "anonymous",
+            Level::Email => "email",
+            Level::Verified => "verified",
+            Level::Paid => "paid",
+            Level::Partner => "partner",
+        }
+    }
+
+    fn cap(self, params: &Params) -> f64 {
+        let caps = &params.level_caps;
+        match self {
+            Level::Anonymous => caps.anonymous,
+            Level::Email => caps.email,
+            Level::Verified => caps.verified,
+            Level::Paid => caps.paid,
+            Level::Partner => caps.partner,
+        }
+    }
+}
+
+/// What the engine knows about a machine, persisted between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineState {
+    /// Account id; machines without one are their own cluster.
+    pub account: Option<i64>,
+    /// Account level.
+    pub level: Level,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// Registration time.
+    pub created_at: Time,
+    /// Decayed positive evidence, as of `updated_at`.
+    pub good: f64,
+    /// Decayed negative evidence, as of `updated_at`.
+    pub bad: f64,
+    /// Time `good` and `bad` were last brought forward.
+    pub updated_at: Time,
+    /// Leading reports credited, ever (not decayed; for the operator).
+    pub leads: u64,
+    /// Set when the machine reported a canary: it weighs nothing from then on.
+    pub zeroed_at: Option<Time>,
+    /// When the zeroing becomes visible outside the admin view.
+    pub penalty_visible_at: Option<Time>,
+    /// Start of the current burst-counting hour.
+    pub burst_hour: Time,
+    /// New targets reported in that hour.
+    pub burst_count: u32,
+}
+
+impl MachineState {
+    /// A machine the engine has not seen evidence for.
+    pub fn new(account: Option<i64>, level: Level, sensor: bool, created_at: Time) -> Self {
+        MachineState {
+            account,
+            level,
+            sensor,
+            created_at,
+            good: 0.0,
+            bad: 0.0,
+            updated_at: created_at,
+            leads: 0,
+            zeroed_at: None,
+            penalty_visible_at: None,
+            burst_hour: 0,
+            burst_count: 0,
+        }
+    }
+
+    fn decayed(&self, now: Time, params: &Params) -> (f64, f64) {
+        let dt = (now - self.updated_at).max(0) as f64;
+        let good = self.good * (-dt * std::f64::consts::LN_2 / params.good_half_life_secs.max(1) as f64).exp();
+        let bad = self.bad * (-dt * std::f64::consts::LN_2 / params.bad_half_life_secs.max(1) as f64).exp();
+        (good, bad)
+    }
+
+    /// Adds evidence at `now` (positive `good`, negative `bad`).
+    pub fn add_evidence(&mut self, good: f64, bad: f64, now: Time, params: &Params) {
+        let (g, b) = self.decayed(now, params);
+        self.good = g + good;
+        self.bad = b + bad;
+        self.updated_at = now.max(self.updated_at);
+    }
+
+    /// The decayed evidence at `now`.
+    pub fn evidence(&self, now: Time, params: &Params) -> (f64, f64) {
+        self.decayed(now, params)
+    }
+
+    /// Trust at `now`.
+    pub fn trust(&self, now: Time, params: &Params) -> f64 {
+        if self.sensor {
+            return 1.0;
+        }
+        if self.zeroed_at.is_some() {
+            return 0.0;
+        }
+        let (good, bad) = self.decayed(now, params);
+        let lower = beta_lower_bound(params.prior_good + good, params.prior_bad + bad, params.trust_lower_bound_sds);
+        lower.min(self.level.cap(params)) * self.age_ramp(now, params)
+    }
+
+    /// Trust as the machine itself may see it: a zeroing stays hidden until its batch boundary.
+    pub fn visible_trust(&self, now: Time, params: &Params) -> f64 {
+        match (self.zeroed_at, self.penalty_visible_at) {
+            (Some(_), Some(visible)) if now < visible => {
+                let mut before = self.clone();
+                before.zeroed_at = None;
+                before.trust(now, params)
+            }
+            _ => self.trust(now, params),
+        }
+    }
+
+    /// 0 before `ramp_start`, 1 after `ramp_full`, linear between.
+    pub fn age_ramp(&self, now: Time, params: &Params) -> f64 {
+        let age = (now - self.created_at) as f64;
+        let start = params.ramp_start_secs as f64;
+        let full = (params.ramp_full_secs as f64).max(start + 1.0);
+        ((age - start) / (full - start)).clamp(0.0, 1.0)
+    }
+
+    /// Counts a new target towards the burst detector and returns the damping factor in (0, 1].
+    pub fn count_new_target(&mut self, now: Time, params: &Params) -> f64 {
+        let hour = now - now.rem_euclid(3600);
+        if hour != self.burst_hour {
+            self.burst_hour = hour;
+            self.burst_count = 0;
+        }
+        self.burst_count = self.burst_count.saturating_add(1);
+        self.burst_damping(now, params)
+    }
+
+    /// Weight damping while the machine is in an unusual burst of new targets.
+    pub fn burst_damping(&self, now: Time, params: &Params) -> f64 {
+        let threshold = params.burst_threshold_per_hour.max(1);
+        if now - now.rem_euclid(3600) != self.burst_hour || self.burst_count <= threshold {
+            1.0
+        } else {
+            f64::from(threshold) / f64::from(self.burst_count)
+        }
+    }
+}
+
+/// Mean minus `sds` standard deviations of Beta(a, b), clamped to [0, 1].
+pub fn beta_lower_bound(a: f64, b: f64, sds: f64) -> f64 {
+    let n = a + b;
+    let mean = a / n;
+    let var = a * b / (n * n * (n + 1.0));
+    (mean - sds * var.sqrt()).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn new_machines_have_zero_trust_and_earn_it_slowly() {
+        let p = Params::default();
+        let mut m = MachineState::new(None, Level::Verified, false, 0);
+        assert_eq!(m.trust(0, &p), 0.0, "age ramp starts at zero");
+        assert!(m.trust(60 * DAY, &p) < p.trust_floor, "no evidence: below the floor even when old");
+        for i in 0..30 {
+            m.add_evidence(p.lead_credit, 0.0, 30 * DAY + i * 3600, &p);
+        }
+        let earned = m.trust(31 * DAY, &p);
+        assert!(earned > 0.6 && earned <= p.level_caps.verified, "{earned}");
+    }
+
+    #[test]
+    fn trust_is_lost_faster_than_earned_and_capped_by_level() {
+        let p = Params::default();
+        let with = |level, good: u32, false_positives: u32| {
+            let mut m = MachineState::new(None, level, false, 0);
+            for _ in 0..good {
+                m.add_evidence(p.lead_credit, 0.0, 40 * DAY, &p);
+            }
+            for _ in 0..false_positives {
+                m.add_evidence(0.0, p.false_positive_penalty, 40 * DAY, &p);
+            }
+            m.trust(40 * DAY, &p)
+        };
+        let full = with(Level::Partner, 50, 0);
+        let one_false_positive = with(Level::Partner, 50, 1);
+        let three_fewer_leads = with(Level::Partner, 47, 0);
+        assert!(
+            full - one_false_positive > full - three_fewer_leads,
+            "one upheld false positive costs more than three leads earn"
+        );
+        assert!((with(Level::Anonymous, 50, 0) - p.level_caps.anonymous).abs() < 1e-9, "capped by level");
+    }
+
+    #[test]
+    fn sensors_are_trusted_and_canaries_zero_with_a_delayed_visible_effect() {
+        let p = Params::default();
+        assert_eq!(MachineState::new(None, Level::Anonymous, true, 0).trust(0, &p), 1.0);
+        let mut m = MachineState::new(None, Level::Partner, false, 0);
+        for _ in 0..40 {
+            m.add_evidence(1.0, 0.0, 40 * DAY, &p);
+        }
+        let before = m.trust(40 * DAY, &p);
+        m.zeroed_at = Some(40 * DAY);
+        m.penalty_visible_at = Some(40 * DAY + 3600);
+        assert_eq!(m.trust(40 * DAY, &p), 0.0);
+        assert_eq!(m.visible_trust(40 * DAY, &p), before);
+        assert_eq!(m.visible_trust(40 * DAY + 3600, &p), 0.0);
+    }
+
+    #[test]
+    fn evidence_decays_with_its_half_life() {
+        let p = Params::default();
+        let mut m = MachineState::new(None, Level::Anonymous, false, 0);
+        m.add_evidence(8.0, 8.0, 0, &p);
+        let (good, bad) = m.evidence(p.good_half_life_secs, &p);
+        assert!((good - 4.0).abs() < 1e-9);
+        assert!(bad > 4.0);
+    }
+
+    #[test]
+    fn bursts_are_damped() {
+        let p = Params { burst_threshold_per_hour: 10, ..Params::default() };
+        let mut m = MachineState::new(None, Level::Anonymous, false, 0);
+        let mut last = 1.0;
+        for _ in 0..20 {
+            last = m.count_new_target(7200, &p);
+        }
+        assert!((last - 0.5).abs() < 1e-9);
+        assert_eq!(m.burst_damping(3 * 3600, &p), 1.0, "a new hour settles");
+    }
+}
