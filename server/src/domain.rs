@@ -2,6 +2,7 @@
 //! normalisation, special-purpose ranges, signal validation. No I/O and no clock: the current
 //! time is a parameter.
 
+pub mod allowlist;
 pub mod names;
 pub mod net;
 pub mod signal;
