@@ -60,3 +60,11 @@ CREATE TABLE allowlist_entries (
 );
 
 ALTER TABLE machines ADD COLUMN stream_seq BIGINT;
+
+CREATE TABLE consensus_requests (
+    id          BIGSERIAL PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    done_at     TIMESTAMPTZ
+);

@@ -66,3 +66,13 @@ CREATE TABLE allowlist_entries (
 
 -- What each machine was last sent on the CrowdSec v2 stream.
 ALTER TABLE machines ADD COLUMN stream_seq INTEGER;
+
+-- Operator requests the consensus leader carries out (false-positive reports), so any replica
+-- can accept them.
+CREATE TABLE consensus_requests (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    done_at     INTEGER
+);

@@ -178,3 +178,162 @@ pub struct SignalPage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<i64>,
 }
+
+/// `GET /v1/ips/{ip}/explanation`: why an address is (or is not) listed, without naming reporters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ExplanationResponse {
+    /// The address asked about.
+    pub ip: String,
+    /// The entry it falls under (the address, or its IPv6 /64).
+    pub target: String,
+    /// Whether it is on the community list.
+    pub listed: bool,
+    /// Rule that listed it: `sensor`, `crowd` or `broad`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// `ban` or `captcha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+    /// Independent clusters (accounts, or machines without one) reporting it in the evidence window.
+    pub clusters: u64,
+    /// Distinct ASes those reports came from.
+    pub ases: u64,
+    /// Scenarios reported.
+    pub scenarios: Vec<String>,
+    /// RFC 3339; absent when never reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// RFC 3339, when listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<String>,
+    /// RFC 3339, when listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Reporting machines: admin view only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supporters: Option<Vec<String>>,
+}
+
+/// A machine's trust and the evidence behind it (admin view).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct MachineTrustView {
+    /// Machine login.
+    pub machine_id: String,
+    /// Trust in [0, 1] now.
+    pub trust: f64,
+    /// Trust as the machine itself is shown it (canary penalties surface in batches).
+    pub visible_trust: f64,
+    /// Decayed positive evidence (leading reports).
+    pub good_evidence: f64,
+    /// Decayed negative evidence (never-block reports, upheld false positives).
+    pub bad_evidence: f64,
+    /// Leading reports credited, ever.
+    pub leads: u64,
+    /// Age ramp factor in [0, 1].
+    pub age_ramp: f64,
+    /// Account verification level.
+    pub level: String,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// RFC 3339 time it reported a canary, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zeroed_at: Option<String>,
+}
+
+/// `PUT /v1/admin/machines/{machine_id}/sensor`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SetSensorRequest {
+    /// Whether the machine is one of the operator's sensors.
+    pub sensor: bool,
+}
+
+/// `PUT /v1/admin/accounts/{name}/level`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SetLevelRequest {
+    /// `anonymous`, `email`, `verified`, `paid` or `partner`.
+    pub level: String,
+}
+
+/// `POST /v1/admin/canaries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CanaryRequest {
+    /// Address or CIDR the operator controls and that never sends traffic.
+    pub value: String,
+    /// Operator's note.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A canary (admin view only: canaries are never shown anywhere else).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CanaryView {
+    /// Address or CIDR.
+    pub value: String,
+    /// Operator's note.
+    pub note: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /v1/admin/allowlists`: never-block ranges, given as a provider file's text or a list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AllowlistImportRequest {
+    /// Name of the source (e.g. `googlebot`, `cloudflare`); re-importing a source adds to it.
+    pub source: String,
+    /// `cdn`, `crawler`, `resolver`, `infrastructure` or `custom`.
+    pub category: String,
+    /// The file's text: JSON, CSV or one range per line.
+    pub text: String,
+}
+
+/// Outcome of an allowlist import.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AllowlistImportResponse {
+    /// Ranges found in the text.
+    pub found: u64,
+    /// Of which new.
+    pub added: u64,
+}
+
+/// A never-block range.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AllowlistEntryView {
+    /// Address or CIDR.
+    pub value: String,
+    /// Category.
+    pub category: String,
+    /// Source.
+    pub source: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /v1/admin/false-positives`: the operator upholds a false-positive report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct FalsePositiveRequest {
+    /// The listed address or range.
+    pub value: String,
+}
+
+/// A queued request to the consensus leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct QueuedResponse {
+    /// Request id.
+    pub id: i64,
+    /// What happens next.
+    pub message: String,
+}

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::jwt::{JwtKeys, load_or_create_secret};
 use crate::config::{Backend, Config, Overrides};
 use crate::enrich::Enricher;
+use crate::jobs::consensus::{self, WorkerConfig};
 use crate::manage;
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -175,7 +176,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
     let jwt = JwtKeys::new(&secret, time::Duration::seconds(config.auth.jwt_ttl_secs as i64));
     let enricher = Enricher::open(config.enrich.asn_mmdb.as_deref(), config.enrich.country_mmdb.as_deref())?;
-    Ok(AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle()))
+    let mut state =
+        AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle());
+    state.engine_params = std::sync::Arc::new(config.consensus.params.clone());
+    Ok(state)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -190,8 +194,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     tracing::info!(%addr, backend = describe_backend(&config), "listening");
+    let worker = config.consensus.enabled.then(|| {
+        let worker_config = WorkerConfig {
+            params: config.consensus.params.clone(),
+            use_asn: state.enricher.has_asn(),
+            own_addresses: config.consensus.own_addresses.clone(),
+            ..WorkerConfig::default()
+        };
+        let interval = std::time::Duration::from_millis(config.consensus.interval_ms);
+        tokio::spawn(consensus::run(state.store.clone(), worker_config, state.consensus_wake.clone(), interval, shutdown.clone()))
+    });
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        drop(worker.await);
+    }
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
 }

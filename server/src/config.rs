@@ -61,6 +61,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Optional AS/country databases.
     pub enrich: EnrichConfig,
+    /// The consensus worker and engine.
+    pub consensus: ConsensusConfig,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             ingest: IngestConfig::default(),
             enrich: EnrichConfig::default(),
+            consensus: ConsensusConfig::default(),
         }
     }
 }
@@ -176,6 +179,26 @@ pub struct EnrichConfig {
     pub country_mmdb: Option<PathBuf>,
 }
 
+/// The consensus worker and engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// Run the worker in this process (a replica still takes part only while it holds the leadership).
+    pub enabled: bool,
+    /// The server's own addresses and infrastructure: never listed.
+    pub own_addresses: Vec<ipnet::IpNet>,
+    /// Longest pause between steps when no signal arrives, in milliseconds.
+    pub interval_ms: u64,
+    /// Engine parameters (`docs/trust.md` explains each one).
+    pub params: crate::engine::params::Params,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig { enabled: true, own_addresses: Vec::new(), interval_ms: 1000, params: Default::default() }
+    }
+}
+
 /// Values given on the command line; they override everything else.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -248,6 +271,9 @@ impl Config {
         }
         if ingest.min_v4_prefix > 32 || ingest.min_v6_prefix > 128 {
             bail!("ingest.min_v4_prefix must be at most 32 and ingest.min_v6_prefix at most 128");
+        }
+        if self.consensus.interval_ms == 0 || self.consensus.interval_ms > 60_000 {
+            bail!("consensus.interval_ms must be between 1 and 60000");
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

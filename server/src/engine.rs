@@ -15,6 +15,7 @@
 //! - entries expire (TTL doubling on renewal with fresh evidence); nobody can vote an address off:
 //!   removal is by expiry, never-block, slashing of its supporters, or an upheld false positive.
 
+pub mod explain;
 pub mod ipset;
 pub mod params;
 pub mod support;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod capi;
 pub mod extract;
+pub mod ips;
 pub mod ops;
 
 use std::time::{Duration, Instant};
@@ -32,11 +33,14 @@ use crate::state::AppState;
         capi::register_machine, capi::login_machine, capi::enroll_machine, capi::push_signals, capi::push_metrics,
         capi::push_usage_metrics, capi::get_decisions_stream_v2, capi::get_decisions_stream_v3,
         admin::create_account, admin::list_accounts, admin::create_enroll_key, admin::create_machine, admin::list_machines,
-        admin::get_machine, admin::list_signals,
+        admin::get_machine, admin::list_signals, admin::set_machine_sensor, admin::get_machine_trust, admin::set_account_level,
+        admin::create_canary, admin::list_canaries, admin::delete_canary, admin::import_allowlist, admin::list_allowlist,
+        admin::delete_allowlist, admin::report_false_positive, admin::get_ip_explanation_admin, ips::get_ip_explanation,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
     tags((name = "crowdsec", description = "CrowdSec Central API, v2 and v3"), (name = "admin", description = "Operator API"),
+         (name = "ips", description = "IP explanations"),
          (name = "operations", description = "Health and metrics")),
 )]
 pub struct ApiDoc;
@@ -89,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
         .nest("/v1/admin", admin::routes())
+        .nest("/v1/ips", ips::routes())
         .merge(ops::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

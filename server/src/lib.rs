@@ -9,6 +9,7 @@ pub mod engine;
 pub mod enrich;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod manage;
 pub mod state;
 pub mod store;

@@ -2,14 +2,26 @@
 //! exactly the same thing: accounts, enrollment keys, operator-created machines, admin tokens,
 //! and the views of them.
 
-use palisade_api::native::{AccountView, EnrollKeyCreated, MachineCredentials, MachineView, SignalView};
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+use palisade_api::native::{
+    AccountView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryView, EnrollKeyCreated,
+    ExplanationResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SignalView,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::password;
 use crate::auth::secrets::{hash_secret, new_admin_token, new_enroll_key, random_alnum, visible_prefix};
+use crate::domain::allowlist::parse_ranges;
 use crate::domain::names::check_name;
+use crate::engine::explain::summarize;
+use crate::engine::params::Params;
+use crate::engine::trust::{Level, MachineState};
+use crate::engine::{Engine, TargetState};
 use crate::error::ApiError;
+use crate::jobs::consensus::{COMMUNITY, display_target};
 use crate::store::{Account, CreatedBy, Machine, NewMachine, Store, StoredSignal};
 
 /// RFC 3339 text of a time.
@@ -115,4 +127,182 @@ pub fn signal_view(signal: &StoredSignal) -> SignalView {
         as_name: signal.enrichment.as_name.clone(),
         country: signal.enrichment.country.clone(),
     }
+}
+
+/// Marks or unmarks a machine as one of the operator's sensors.
+pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Result<(), ApiError> {
+    store.set_machine_sensor(machine_id, sensor).await?;
+    Ok(())
+}
+
+/// Sets an account's verification level.
+pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) -> Result<(), ApiError> {
+    if Level::parse(level).is_none() {
+        return Err(ApiError::field("level", "must be one of anonymous, email, verified, paid, partner"));
+    }
+    store.set_account_level(account, level).await?;
+    Ok(())
+}
+
+/// Parses an address or CIDR given by the operator into its canonical network.
+pub fn parse_network(field: &str, value: &str) -> Result<IpNet, ApiError> {
+    crate::domain::net::parse_ip(value)
+        .map(IpNet::from)
+        .or_else(|| value.trim().parse::<IpNet>().ok().map(|n| n.trunc()))
+        .ok_or_else(|| ApiError::field(field, format!("{value:?} is not an IP address or CIDR range")))
+}
+
+/// Adds a canary.
+pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<CanaryView, ApiError> {
+    let net = parse_network("value", value)?;
+    let value = display_target(net);
+    if note.len() > 256 {
+        return Err(ApiError::field("note", "at most 256 bytes"));
+    }
+    let now = OffsetDateTime::now_utc();
+    match store.add_canary(&value, note, now).await {
+        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError::Conflict(format!("{value} is already a canary"))),
+        other => other.map(|()| CanaryView { value, note: note.to_string(), created_at: rfc3339(now) }).map_err(Into::into),
+    }
+}
+
+/// Removes a canary.
+pub async fn remove_canary(store: &dyn Store, value: &str) -> Result<(), ApiError> {
+    let value = display_target(parse_network("value", value)?);
+    if store.remove_canary(&value).await? { Ok(()) } else { Err(ApiError::NotFound(format!("{value} is not a canary"))) }
+}
+
+/// Every canary.
+pub async fn list_canaries(store: &dyn Store) -> Result<Vec<CanaryView>, ApiError> {
+    Ok(store
+        .list_canaries()
+        .await?
+        .into_iter()
+        .map(|c| CanaryView { value: c.value, note: c.note, created_at: rfc3339(c.created_at) })
+        .collect())
+}
+
+const CATEGORIES: &[&str] = &["cdn", "crawler", "resolver", "infrastructure", "custom"];
+
+/// Imports never-block ranges from a provider file's text.
+pub async fn import_allowlist(store: &dyn Store, request: &AllowlistImportRequest) -> Result<AllowlistImportResponse, ApiError> {
+    check_name(&request.source, 64).map_err(|m| ApiError::field("source", m))?;
+    if !CATEGORIES.contains(&request.category.as_str()) {
+        return Err(ApiError::field("category", format!("must be one of {}", CATEGORIES.join(", "))));
+    }
+    let ranges = parse_ranges(&request.text).map_err(|e| ApiError::field("text", e.to_string()))?;
+    let values: Vec<String> = ranges.into_iter().map(display_target).collect();
+    let added = store.add_allowlist(&values, &request.category, &request.source, OffsetDateTime::now_utc()).await?;
+    Ok(AllowlistImportResponse { found: values.len() as u64, added: added as u64 })
+}
+
+/// Every never-block range.
+pub async fn list_allowlist(store: &dyn Store) -> Result<Vec<AllowlistEntryView>, ApiError> {
+    Ok(store
+        .list_allowlist()
+        .await?
+        .into_iter()
+        .map(|a| AllowlistEntryView { value: a.value, category: a.category, source: a.source, created_at: rfc3339(a.created_at) })
+        .collect())
+}
+
+/// Removes never-block ranges by value and/or source; returns how many.
+pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Option<&str>) -> Result<usize, ApiError> {
+    if value.is_none() && source.is_none() {
+        return Err(ApiError::BadRequest("give a value, a source, or both".into()));
+    }
+    let value = value.map(|v| parse_network("value", v).map(display_target)).transpose()?;
+    let removed = store.remove_allowlist(value.as_deref(), source).await?;
+    if removed == 0 {
+        return Err(ApiError::NotFound("no matching allowlist entry".into()));
+    }
+    Ok(removed)
+}
+
+/// Queues an upheld false-positive report for the consensus leader.
+pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<QueuedResponse, ApiError> {
+    let target = Engine::key(parse_network("value", value)?);
+    let id = store.queue_consensus_request("false_positive", &target.to_string(), OffsetDateTime::now_utc()).await?;
+    Ok(QueuedResponse {
+        id,
+        message: format!("{} will be delisted and its supporters penalised at the next consensus step", display_target(target)),
+    })
+}
+
+/// A machine's trust and the evidence behind it.
+pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str) -> Result<MachineTrustView, ApiError> {
+    let machine =
+        store.machine_by_login(machine_id).await?.ok_or_else(|| ApiError::NotFound(format!("no machine {machine_id:?}")))?;
+    let level = match &machine.account_name {
+        Some(name) => store.account_by_name(name).await?.map(|a| a.level).unwrap_or_else(|| "anonymous".into()),
+        None => "anonymous".into(),
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let state = match store.engine_machine(machine.key).await? {
+        Some(json) => serde_json::from_str::<MachineState>(&json).map_err(|e| ApiError::Internal(e.into()))?,
+        None => MachineState::new(
+            machine.account.map(|a| a.0),
+            Level::parse(&level).unwrap_or_default(),
+            machine.sensor,
+            machine.created_at.unix_timestamp(),
+        ),
+    };
+    let (good, bad) = state.evidence(now, params);
+    Ok(MachineTrustView {
+        machine_id: machine.machine_id,
+        trust: state.trust(now, params),
+        visible_trust: state.visible_trust(now, params),
+        good_evidence: good,
+        bad_evidence: bad,
+        leads: state.leads,
+        age_ramp: state.age_ramp(now, params),
+        level,
+        sensor: machine.sensor,
+        zeroed_at: state.zeroed_at.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).map(rfc3339),
+    })
+}
+
+/// Explains an address from the stored consensus state. `admin` adds the reporting machines.
+pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) -> Result<ExplanationResponse, ApiError> {
+    let addr = crate::domain::net::parse_ip(ip).ok_or_else(|| ApiError::BadRequest(format!("{ip:?} is not an IP address")))?;
+    let target = Engine::key(IpNet::from(addr));
+    let shown = display_target(target);
+    let entry = store.list_entry(COMMUNITY, &shown).await?;
+    let state = match store.engine_target(&target.to_string()).await? {
+        Some(json) => Some(serde_json::from_str::<TargetState>(&json).map_err(|e| ApiError::Internal(e.into()))?),
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let (summary, supporters) = match &state {
+        Some(state) => {
+            let accounts: HashMap<i64, Option<i64>> =
+                store.engine_machines().await?.into_iter().map(|m| (m.key.0, m.account.map(|a| a.0))).collect();
+            let summary = summarize(state, |m| accounts.get(&m).copied().flatten(), now, params.evidence_window_secs);
+            let supporters = if admin {
+                let logins: HashMap<i64, String> =
+                    store.list_machines().await?.into_iter().map(|m| (m.key.0, m.machine_id)).collect();
+                Some(state.reporters.iter().filter_map(|r| logins.get(&r.machine).cloned()).collect())
+            } else {
+                None
+            };
+            (Some(summary), supporters)
+        }
+        None => (None, admin.then(Vec::new)),
+    };
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok().map(rfc3339);
+    Ok(ExplanationResponse {
+        ip: addr.to_string(),
+        target: shown,
+        listed: entry.is_some(),
+        rule: entry.as_ref().map(|e| e.rule.clone()),
+        remediation: entry.as_ref().map(|e| e.remediation.clone()),
+        clusters: summary.as_ref().map_or(0, |s| s.clusters as u64),
+        ases: summary.as_ref().map_or(0, |s| s.ases as u64),
+        scenarios: summary.as_ref().map(|s| s.scenarios.clone()).unwrap_or_default(),
+        first_seen: summary.as_ref().and_then(|s| at(s.first_seen)),
+        last_seen: summary.as_ref().and_then(|s| at(s.last_seen)),
+        listed_at: entry.as_ref().map(|e| rfc3339(e.listed_at)),
+        expires_at: entry.as_ref().map(|e| rfc3339(e.expires_at)),
+        supporters,
+    })
 }

@@ -33,6 +33,10 @@ pub struct AppState {
     pub auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
+    /// Wakes the consensus worker (new signals, operator requests).
+    pub consensus_wake: Arc<tokio::sync::Notify>,
+    /// Engine parameters (for explanations computed outside the worker).
+    pub engine_params: Arc<crate::engine::params::Params>,
 }
 
 impl AppState {
@@ -58,6 +62,8 @@ impl AppState {
             auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
             ingest: Arc::new(ingest),
             metrics,
+            consensus_wake: Arc::new(tokio::sync::Notify::new()),
+            engine_params: Arc::new(crate::engine::params::Params::default()),
         }
     }
 

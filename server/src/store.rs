@@ -267,6 +267,190 @@ pub struct SignalFilter {
     pub limit: u32,
 }
 
+/// Machine facts the consensus engine needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineMachine {
+    /// Internal id.
+    pub key: MachineKey,
+    /// Account, when enrolled.
+    pub account: Option<AccountKey>,
+    /// The account's verification level (`anonymous` without an account).
+    pub level: String,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// Registration time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A signal as the consensus worker reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSignal {
+    /// Monotonic id.
+    pub id: i64,
+    /// Reporter.
+    pub machine: MachineKey,
+    /// Canonical value (address or CIDR).
+    pub value: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Scenario trust as sent.
+    pub scenario_trust: String,
+    /// Reporter's /24 or /48.
+    pub origin_prefix: String,
+    /// Reporter's AS, when known.
+    pub origin_asn: Option<u32>,
+    /// Server receive time.
+    pub received_at: OffsetDateTime,
+}
+
+/// The consensus worker's persisted state: its watermark and the engine's opaque JSON state.
+#[derive(Debug, Clone, Default)]
+pub struct ConsensusSnapshot {
+    /// Last processed signal id.
+    pub watermark: i64,
+    /// Per-machine engine state.
+    pub machines: Vec<(MachineKey, String)>,
+    /// Per-target engine state.
+    pub targets: Vec<(String, String)>,
+}
+
+/// A blocklist entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListEntry {
+    /// List name (`community`, …).
+    pub list: String,
+    /// Address or CIDR.
+    pub value: String,
+    /// `ip` or `range`.
+    pub scope: String,
+    /// Scenario shown.
+    pub scenario: String,
+    /// `ban` or `captcha`.
+    pub remediation: String,
+    /// Rule that listed it.
+    pub rule: String,
+    /// First listed.
+    pub listed_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+    /// Seq of the change that last wrote it (0 before it is stored).
+    pub seq: i64,
+}
+
+/// One membership change to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListOp {
+    /// Insert or update.
+    Add(ListEntry),
+    /// Remove, with the reason.
+    Remove {
+        /// List name.
+        list: String,
+        /// Address or CIDR.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A stored membership change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListChange {
+    /// Monotonic sequence number (the delta cursor).
+    pub seq: i64,
+    /// `add` or `remove`.
+    pub op: String,
+    /// The entry as added, or as it was when removed.
+    pub entry: ListEntry,
+    /// Removal reason.
+    pub reason: Option<String>,
+    /// When the change was made.
+    pub at: OffsetDateTime,
+}
+
+/// One consensus step, committed atomically with the new watermark.
+#[derive(Debug, Clone)]
+pub struct ConsensusCommit {
+    /// Last processed signal id.
+    pub watermark: i64,
+    /// Changed machine states (JSON) and their trust.
+    pub machines: Vec<(MachineKey, String, f64)>,
+    /// Changed target states (JSON), `None` to forget one.
+    pub targets: Vec<(String, Option<String>)>,
+    /// Consensus requests carried out by this step.
+    pub done_requests: Vec<i64>,
+    /// Membership changes, in order.
+    pub list_ops: Vec<ListOp>,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// A request for the consensus leader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsensusRequest {
+    /// Id, marked done in the commit that carries it out.
+    pub id: i64,
+    /// `false_positive`.
+    pub kind: String,
+    /// Target.
+    pub value: String,
+}
+
+/// Proof of holding the consensus leadership.
+pub struct Leadership {
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl Leadership {
+    /// Leadership held by a PostgreSQL session lock on `connection`.
+    pub fn holding(connection: sqlx::PgConnection) -> Self {
+        Leadership { connection: Some(connection) }
+    }
+
+    /// Leadership of a single-process (SQLite) deployment.
+    pub fn local() -> Self {
+        Leadership { connection: None }
+    }
+
+    /// Whether the lock is still held (the connection holding it still answers).
+    pub async fn still_held(&mut self) -> bool {
+        match &mut self.connection {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership").field("distributed", &self.connection.is_some()).finish()
+    }
+}
+
+/// A canary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// Address or CIDR.
+    pub value: String,
+    /// Operator's note.
+    pub note: String,
+    /// When added.
+    pub created_at: OffsetDateTime,
+}
+
+/// A never-block range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowlistEntry {
+    /// Address or CIDR.
+    pub value: String,
+    /// `cdn`, `crawler`, `resolver`, `infrastructure`, `custom`, …
+    pub category: String,
+    /// Where it came from (an import name).
+    pub source: String,
+    /// When added.
+    pub created_at: OffsetDateTime,
+}
+
 /// What Palisade needs from a database. Implemented by [`sqlite::SqliteStore`] and
 /// [`postgres::PgStore`]; both pass the conformance suite.
 #[async_trait]
@@ -335,6 +519,62 @@ pub trait Store: Send + Sync + 'static {
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError>;
     /// Counts every stored signal.
     async fn count_signals(&self) -> Result<u64, StoreError>;
+
+    /// Signals after `after`, in id order, as the consensus worker reads them.
+    async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError>;
+    /// Every machine, as the engine needs it.
+    async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError>;
+    /// The consensus worker's persisted state.
+    async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError>;
+    /// Applies one consensus step atomically: engine state, trust, membership changes
+    /// (each with the next seq) and the watermark.
+    async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError>;
+    /// Current members of a list.
+    async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError>;
+    /// One member of a list.
+    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError>;
+    /// Changes of a list with `seq > after`, in order.
+    async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError>;
+    /// The newest seq of a list (0 when it never changed).
+    async fn list_seq(&self, list: &str) -> Result<i64, StoreError>;
+    /// What a machine was last sent on the CrowdSec v2 stream.
+    async fn machine_stream_seq(&self, machine: MachineKey) -> Result<Option<i64>, StoreError>;
+    /// Records what a machine was sent on the CrowdSec v2 stream.
+    async fn set_machine_stream_seq(&self, machine: MachineKey, seq: i64) -> Result<(), StoreError>;
+
+    /// Adds a canary; `Conflict` when it exists.
+    async fn add_canary(&self, value: &str, note: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Removes a canary; whether it existed.
+    async fn remove_canary(&self, value: &str) -> Result<bool, StoreError>;
+    /// Every canary.
+    async fn list_canaries(&self) -> Result<Vec<Canary>, StoreError>;
+    /// Adds never-block ranges from one source; returns how many were new.
+    async fn add_allowlist(
+        &self,
+        values: &[String],
+        category: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
+    /// Removes one range (from every source, or from one); returns how many rows went.
+    async fn remove_allowlist(&self, value: Option<&str>, source: Option<&str>) -> Result<usize, StoreError>;
+    /// Every never-block range.
+    async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError>;
+    /// Marks or unmarks a machine as a sensor; `NotFound` for an unknown login.
+    async fn set_machine_sensor(&self, machine_id: &str, sensor: bool) -> Result<(), StoreError>;
+    /// Sets an account's verification level; `NotFound` for an unknown account.
+    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError>;
+    /// The engine's stored state of one machine, if any.
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError>;
+    /// The engine's stored state of one target, if any.
+    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError>;
+    /// Queues a request for the consensus leader (e.g. `false_positive`).
+    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError>;
+    /// Requests not yet carried out, oldest first.
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError>;
+    /// Takes the consensus leadership if nobody holds it. PostgreSQL: a session advisory lock held
+    /// by a dedicated connection (released when it closes); SQLite: always granted (one process).
+    async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

@@ -60,6 +60,11 @@ static PARSED: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Every special-purpose range.
+pub fn ranges() -> impl Iterator<Item = IpNet> {
+    PARSED.iter().map(|(net, _)| *net)
+}
+
 /// The registry name of the special-purpose range holding `ip`, if any.
 pub fn special_purpose(ip: IpAddr) -> Option<&'static str> {
     PARSED.iter().find(|(net, _)| net.contains(&ip)).map(|(_, name)| *name)

@@ -3,10 +3,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use palisade_api::native::{
-    AccountView, CreateAccountRequest, CreateMachineRequest, EnrollKeyCreated, MachineCredentials, MachineView, SignalPage,
+    AccountView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryRequest, CanaryView,
+    CreateAccountRequest, CreateMachineRequest, EnrollKeyCreated, ExplanationResponse, FalsePositiveRequest, MachineCredentials,
+    MachineTrustView, MachineView, QueuedResponse, SetLevelRequest, SetSensorRequest, SignalPage,
 };
 use serde::Deserialize;
 use tracing::instrument;
@@ -24,7 +26,14 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{name}/enroll-keys", post(create_enroll_key))
         .route("/machines", post(create_machine).get(list_machines))
         .route("/machines/{machine_id}", get(get_machine))
+        .route("/machines/{machine_id}/sensor", put(set_machine_sensor))
+        .route("/machines/{machine_id}/trust", get(get_machine_trust))
+        .route("/accounts/{name}/level", put(set_account_level))
         .route("/signals", get(list_signals))
+        .route("/canaries", post(create_canary).get(list_canaries).delete(delete_canary))
+        .route("/allowlists", post(import_allowlist).get(list_allowlist).delete(delete_allowlist))
+        .route("/false-positives", post(report_false_positive))
+        .route("/ips/{ip}/explanation", get(get_ip_explanation_admin))
 }
 
 /// Create an account.
@@ -126,4 +135,155 @@ pub async fn list_signals(
     let signals = state.store.list_signals(&filter).await?;
     let next_after = (signals.len() == limit as usize).then(|| signals.last().map(|s| s.id)).flatten();
     Ok(Json(SignalPage { items: signals.iter().map(manage::signal_view).collect(), next_after }))
+}
+
+/// Mark or unmark a machine as one of the operator's sensors (trusted ground truth: a sensor's
+/// sighting lists an address at once).
+#[utoipa::path(put, path = "/v1/admin/machines/{machine_id}/sensor", tag = "admin", request_body = SetSensorRequest, security(("admin" = [])),
+    params(("machine_id" = String, Path, description = "machine login")),
+    responses((status = 204, description = "done"), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine_id, sensor = request.sensor))]
+pub async fn set_machine_sensor(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(machine_id): PathParam<String>,
+    JsonBody(request): JsonBody<SetSensorRequest>,
+) -> Result<StatusCode, ApiError> {
+    manage::set_sensor(state.store.as_ref(), &machine_id, request.sensor).await?;
+    state.consensus_wake.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A machine's trust and the evidence behind it.
+#[utoipa::path(get, path = "/v1/admin/machines/{machine_id}/trust", tag = "admin", security(("admin" = [])),
+    params(("machine_id" = String, Path, description = "machine login")),
+    responses((status = 200, body = MachineTrustView), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine_id))]
+pub async fn get_machine_trust(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(machine_id): PathParam<String>,
+) -> Result<Json<MachineTrustView>, ApiError> {
+    Ok(Json(manage::machine_trust(state.store.as_ref(), &state.engine_params, &machine_id).await?))
+}
+
+/// Set an account's verification level (it caps its machines' trust).
+#[utoipa::path(put, path = "/v1/admin/accounts/{name}/level", tag = "admin", request_body = SetLevelRequest, security(("admin" = [])),
+    params(("name" = String, Path, description = "account name")),
+    responses((status = 204, description = "done"), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(account.name = %name))]
+pub async fn set_account_level(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    JsonBody(request): JsonBody<SetLevelRequest>,
+) -> Result<StatusCode, ApiError> {
+    manage::set_account_level(state.store.as_ref(), &name, &request.level).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add a canary: an address the operator controls that never sends traffic. Reporting it zeroes
+/// the reporter. Canaries are shown by no endpoint but these.
+#[utoipa::path(post, path = "/v1/admin/canaries", tag = "admin", request_body = CanaryRequest, security(("admin" = [])),
+    responses((status = 201, body = CanaryView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn create_canary(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<CanaryRequest>,
+) -> Result<(StatusCode, Json<CanaryView>), ApiError> {
+    Ok((StatusCode::CREATED, Json(manage::add_canary(state.store.as_ref(), &request.value, &request.note).await?)))
+}
+
+/// List canaries.
+#[utoipa::path(get, path = "/v1/admin/canaries", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CanaryView>)))]
+#[instrument(skip_all)]
+pub async fn list_canaries(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<CanaryView>>, ApiError> {
+    Ok(Json(manage::list_canaries(state.store.as_ref()).await?))
+}
+
+/// Which entries a DELETE removes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ValueQuery {
+    /// Address or CIDR.
+    pub value: Option<String>,
+    /// Allowlist source.
+    pub source: Option<String>,
+}
+
+/// Remove a canary (`?value=`).
+#[utoipa::path(delete, path = "/v1/admin/canaries", tag = "admin", params(ValueQuery), security(("admin" = [])),
+    responses((status = 204, description = "removed"), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn delete_canary(
+    State(state): State<AppState>,
+    _admin: Admin,
+    QueryParams(query): QueryParams<ValueQuery>,
+) -> Result<StatusCode, ApiError> {
+    let value = query.value.ok_or_else(|| ApiError::BadRequest("give ?value=".into()))?;
+    manage::remove_canary(state.store.as_ref(), &value).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Import never-block ranges from a provider file (JSON, CSV or plain list): CDN egress, crawlers,
+/// resolvers, your own infrastructure. Listed addresses inside them are delisted at the next step.
+#[utoipa::path(post, path = "/v1/admin/allowlists", tag = "admin", request_body = AllowlistImportRequest, security(("admin" = [])),
+    responses((status = 200, body = AllowlistImportResponse), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(source = %request.source))]
+pub async fn import_allowlist(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<AllowlistImportRequest>,
+) -> Result<Json<AllowlistImportResponse>, ApiError> {
+    let outcome = manage::import_allowlist(state.store.as_ref(), &request).await?;
+    state.consensus_wake.notify_one();
+    Ok(Json(outcome))
+}
+
+/// List never-block ranges.
+#[utoipa::path(get, path = "/v1/admin/allowlists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<AllowlistEntryView>)))]
+#[instrument(skip_all)]
+pub async fn list_allowlist(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<AllowlistEntryView>>, ApiError> {
+    Ok(Json(manage::list_allowlist(state.store.as_ref()).await?))
+}
+
+/// Remove never-block ranges by `?value=` and/or `?source=`.
+#[utoipa::path(delete, path = "/v1/admin/allowlists", tag = "admin", params(ValueQuery), security(("admin" = [])),
+    responses((status = 204, description = "removed"), (status = 400, body = palisade_api::native::ErrorBody), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn delete_allowlist(
+    State(state): State<AppState>,
+    _admin: Admin,
+    QueryParams(query): QueryParams<ValueQuery>,
+) -> Result<StatusCode, ApiError> {
+    manage::remove_allowlist(state.store.as_ref(), query.value.as_deref(), query.source.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Uphold a false-positive report: the address is delisted, its supporters are penalised, and
+/// only a sensor can list it again for a while. Carried out by the consensus leader.
+#[utoipa::path(post, path = "/v1/admin/false-positives", tag = "admin", request_body = FalsePositiveRequest, security(("admin" = [])),
+    responses((status = 202, body = QueuedResponse), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn report_false_positive(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<FalsePositiveRequest>,
+) -> Result<(StatusCode, Json<QueuedResponse>), ApiError> {
+    let queued = manage::report_false_positive(state.store.as_ref(), &request.value).await?;
+    state.consensus_wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
+/// Explain an address, naming the machines that reported it.
+#[utoipa::path(get, path = "/v1/admin/ips/{ip}/explanation", tag = "admin", security(("admin" = [])),
+    params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
+    responses((status = 200, body = ExplanationResponse), (status = 400, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(ip = %ip))]
+pub async fn get_ip_explanation_admin(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(ip): PathParam<String>,
+) -> Result<Json<ExplanationResponse>, ApiError> {
+    Ok(Json(manage::explain(state.store.as_ref(), &state.engine_params, &ip, true).await?))
 }

@@ -245,6 +245,9 @@ pub async fn push_signals(
         return Err(ApiError::Validation(fields.collect()));
     }
     let outcome = state.store.insert_signals(&accepted).await?;
+    if outcome.inserted > 0 {
+        state.consensus_wake.notify_one();
+    }
     metrics::counter!("palisade_signals_accepted_total").increment(outcome.inserted as u64);
     metrics::counter!("palisade_signals_duplicate_total").increment(outcome.duplicates as u64);
     let message = if rejected.is_empty() { "OK".into() } else { format!("{} signal(s) rejected", rejected.len()) };

@@ -10,11 +10,15 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::{
-    Account, AccountKey, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, LoginRecord, Machine, MachineKey, NewMachine,
-    NewSignal, SignalFilter, Store, StoreError, StoredSignal,
+    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
+    EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
+    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
+
+/// Session advisory lock key of the consensus leader ("leader" in ASCII).
+const LEADER_LOCK: i64 = 0x6c65_6164_6572;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -391,4 +395,381 @@ impl Store for PgStore {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM signals").fetch_one(&self.pool).await?;
         Ok(count.max(0) as u64)
     }
+
+    async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, machine_id, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at \
+             FROM signals WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineSignal {
+                    id: row.try_get("id")?,
+                    machine: MachineKey(row.try_get("machine_id")?),
+                    value: row.try_get("value")?,
+                    scenario: row.try_get("scenario")?,
+                    scenario_trust: row.try_get("scenario_trust")?,
+                    origin_prefix: row.try_get("origin_prefix")?,
+                    origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.account_id, COALESCE(a.level, 'anonymous') AS level, m.is_sensor, m.created_at \
+             FROM machines m LEFT JOIN accounts a ON a.id = m.account_id ORDER BY m.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineMachine {
+                    key: MachineKey(row.try_get("id")?),
+                    account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
+                    level: row.try_get("level")?,
+                    sensor: row.try_get("is_sensor")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        let watermark: i64 =
+            sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&mut *tx).await?;
+        let machines = sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state::text FROM engine_machines")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(k, s)| (MachineKey(k), s))
+            .collect();
+        let targets =
+            sqlx::query_as::<_, (String, String)>("SELECT target, state::text FROM engine_targets").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ConsensusSnapshot { watermark, machines, targets })
+    }
+
+    async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !commit.machines.is_empty() {
+            let keys: Vec<i64> = commit.machines.iter().map(|(k, _, _)| k.0).collect();
+            let states: Vec<&str> = commit.machines.iter().map(|(_, s, _)| s.as_str()).collect();
+            let trust: Vec<f64> = commit.machines.iter().map(|(_, _, t)| *t).collect();
+            sqlx::query(
+                "INSERT INTO engine_machines (machine_id, state) SELECT k, s::jsonb FROM UNNEST($1::bigint[], $2::text[]) AS t(k, s) \
+                 ON CONFLICT (machine_id) DO UPDATE SET state = excluded.state",
+            )
+            .bind(&keys)
+            .bind(&states)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE machines m SET trust = t.v FROM UNNEST($1::bigint[], $2::float8[]) AS t(k, v) WHERE m.id = t.k")
+                .bind(&keys)
+                .bind(&trust)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (kept, gone): (Vec<_>, Vec<_>) = commit.targets.iter().partition(|(_, s)| s.is_some());
+        if !kept.is_empty() {
+            let targets: Vec<&str> = kept.iter().map(|(t, _)| t.as_str()).collect();
+            let states: Vec<&str> = kept.iter().filter_map(|(_, s)| s.as_deref()).collect();
+            sqlx::query(
+                "INSERT INTO engine_targets (target, state) SELECT t, s::jsonb FROM UNNEST($1::text[], $2::text[]) AS x(t, s) \
+                 ON CONFLICT (target) DO UPDATE SET state = excluded.state",
+            )
+            .bind(&targets)
+            .bind(&states)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !gone.is_empty() {
+            let targets: Vec<&str> = gone.iter().map(|(t, _)| t.as_str()).collect();
+            sqlx::query("DELETE FROM engine_targets WHERE target = ANY($1)").bind(&targets).execute(&mut *tx).await?;
+        }
+        for op in &commit.list_ops {
+            match op {
+                ListOp::Add(e) => {
+                    let seq: i64 = sqlx::query_scalar(
+                        "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                         VALUES ($1, $2, 'add', $3, $4, $5, $6, NULL, $7, $8) RETURNING seq",
+                    )
+                    .bind(&e.list)
+                    .bind(&e.value)
+                    .bind(&e.scope)
+                    .bind(&e.scenario)
+                    .bind(&e.remediation)
+                    .bind(&e.rule)
+                    .bind(e.expires_at)
+                    .bind(commit.at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
+                         scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
+                         expires_at = excluded.expires_at, seq = excluded.seq",
+                    )
+                    .bind(&e.list)
+                    .bind(&e.value)
+                    .bind(&e.scope)
+                    .bind(&e.scenario)
+                    .bind(&e.remediation)
+                    .bind(&e.rule)
+                    .bind(e.listed_at)
+                    .bind(e.expires_at)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ListOp::Remove { list, value, reason } => {
+                    sqlx::query(
+                        "WITH gone AS (DELETE FROM blocklist_entries WHERE list = $1 AND value = $2 \
+                                       RETURNING list, value, scope, scenario, remediation, rule, expires_at) \
+                         INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                         SELECT list, value, 'remove', scope, scenario, remediation, rule, $3, expires_at, $4 FROM gone",
+                    )
+                    .bind(list)
+                    .bind(value)
+                    .bind(reason)
+                    .bind(commit.at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        for id in &commit.done_requests {
+            sqlx::query("UPDATE consensus_requests SET done_at = $1 WHERE id = $2")
+                .bind(commit.at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE consensus_watermark SET signal_id = $1 WHERE id = 1")
+            .bind(commit.watermark)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 ORDER BY seq").bind(list).fetch_all(&self.pool).await?;
+        rows.iter().map(entry_from_row).collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
+        let row = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 AND value = $2")
+            .bind(list)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(entry_from_row).transpose()?)
+    }
+
+    async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ListChange {
+                    seq: row.try_get("seq")?,
+                    op: row.try_get("op")?,
+                    entry: ListEntry {
+                        list: row.try_get("list")?,
+                        value: row.try_get("value")?,
+                        scope: row.try_get("scope")?,
+                        scenario: row.try_get("scenario")?,
+                        remediation: row.try_get("remediation")?,
+                        rule: row.try_get("rule")?,
+                        listed_at: row.try_get("at")?,
+                        expires_at: row.try_get("expires_at")?,
+                        seq: row.try_get("seq")?,
+                    },
+                    reason: row.try_get("reason")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM blocklist_changes WHERE list = $1").bind(list).fetch_one(&self.pool).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn machine_stream_seq(&self, machine: MachineKey) -> Result<Option<i64>, StoreError> {
+        let seq: Option<Option<i64>> = sqlx::query_scalar("SELECT stream_seq FROM machines WHERE id = $1")
+            .bind(machine.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.flatten())
+    }
+
+    async fn set_machine_stream_seq(&self, machine: MachineKey, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE machines SET stream_seq = $1 WHERE id = $2").bind(seq).bind(machine.0).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn add_canary(&self, value: &str, note: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO canaries (value, note, created_at) VALUES ($1, $2, $3)")
+            .bind(value)
+            .bind(note)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_canary(&self, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM canaries WHERE value = $1").bind(value).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_canaries(&self) -> Result<Vec<Canary>, StoreError> {
+        let rows =
+            sqlx::query_as::<_, (String, String, OffsetDateTime)>("SELECT value, note, created_at FROM canaries ORDER BY value")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(value, note, created_at)| Canary { value, note, created_at }).collect())
+    }
+
+    async fn add_allowlist(
+        &self,
+        values: &[String],
+        category: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO allowlist_entries (value, category, source, created_at) \
+             SELECT DISTINCT v, $2, $3, $4 FROM UNNEST($1::text[]) AS t(v) ON CONFLICT DO NOTHING",
+        )
+        .bind(values)
+        .bind(category)
+        .bind(source)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    async fn remove_allowlist(&self, value: Option<&str>, source: Option<&str>) -> Result<usize, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM allowlist_entries WHERE ($1::text IS NULL OR value = $1) AND ($2::text IS NULL OR source = $2)",
+        )
+        .bind(value)
+        .bind(source)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, String, OffsetDateTime)>(
+            "SELECT value, category, source, created_at FROM allowlist_entries ORDER BY source, value",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, category, source, created_at)| AllowlistEntry { value, category, source, created_at })
+            .collect())
+    }
+
+    async fn set_machine_sensor(&self, machine_id: &str, sensor: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE machines SET is_sensor = $1 WHERE machine_id = $2")
+            .bind(sensor)
+            .bind(machine_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("machine {machine_id:?}")));
+        }
+        Ok(())
+    }
+
+    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE accounts SET level = $1 WHERE name = $2").bind(level).bind(name).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {name:?}")));
+        }
+        Ok(())
+    }
+
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state::text FROM engine_machines WHERE machine_id = $1")
+            .bind(machine.0)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state::text FROM engine_targets WHERE target = $1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(kind)
+            .bind(value)
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id, kind, value)| ConsensusRequest { id, kind, value }).collect())
+    }
+
+    async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut *conn).await?;
+        if held {
+            // The lock lives as long as this session: take the connection out of the pool, so
+            // dropping the leadership closes it and releases the lock.
+            Ok(Some(Leadership::holding(conn.detach())))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {
+    Ok(ListEntry {
+        list: row.try_get("list")?,
+        value: row.try_get("value")?,
+        scope: row.try_get("scope")?,
+        scenario: row.try_get("scenario")?,
+        remediation: row.try_get("remediation")?,
+        rule: row.try_get("rule")?,
+        listed_at: row.try_get("listed_at")?,
+        expires_at: row.try_get("expires_at")?,
+        seq: row.try_get("seq")?,
+    })
 }

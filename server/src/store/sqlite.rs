@@ -13,8 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use super::{
-    Account, AccountKey, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, LoginRecord, Machine, MachineKey, NewMachine,
-    NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, to_micros,
+    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
+    EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
+    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -363,4 +364,372 @@ impl Store for SqliteStore {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM signals").fetch_one(&self.reader).await?;
         Ok(count.max(0) as u64)
     }
+
+    async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, machine_id, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at \
+             FROM signals WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineSignal {
+                    id: row.try_get("id")?,
+                    machine: MachineKey(row.try_get("machine_id")?),
+                    value: row.try_get("value")?,
+                    scenario: row.try_get("scenario")?,
+                    scenario_trust: row.try_get("scenario_trust")?,
+                    origin_prefix: row.try_get("origin_prefix")?,
+                    origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
+                    received_at: from_micros(row.try_get("received_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.account_id, COALESCE(a.level, 'anonymous') AS level, m.is_sensor, m.created_at \
+             FROM machines m LEFT JOIN accounts a ON a.id = m.account_id ORDER BY m.id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineMachine {
+                    key: MachineKey(row.try_get("id")?),
+                    account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
+                    level: row.try_get("level")?,
+                    sensor: row.try_get("is_sensor")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError> {
+        let mut tx = self.reader.begin().await?;
+        let watermark: i64 =
+            sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&mut *tx).await?;
+        let machines = sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state FROM engine_machines")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(k, s)| (MachineKey(k), s))
+            .collect();
+        let targets =
+            sqlx::query_as::<_, (String, String)>("SELECT target, state FROM engine_targets").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ConsensusSnapshot { watermark, machines, targets })
+    }
+
+    async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError> {
+        let at = to_micros(commit.at);
+        let mut tx = self.writer.begin().await?;
+        for (machine, state, trust) in &commit.machines {
+            sqlx::query("INSERT INTO engine_machines (machine_id, state) VALUES (?, ?) ON CONFLICT (machine_id) DO UPDATE SET state = excluded.state")
+                .bind(machine.0)
+                .bind(state)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE machines SET trust = ? WHERE id = ?").bind(trust).bind(machine.0).execute(&mut *tx).await?;
+        }
+        for (target, state) in &commit.targets {
+            match state {
+                Some(state) => sqlx::query("INSERT INTO engine_targets (target, state) VALUES (?, ?) ON CONFLICT (target) DO UPDATE SET state = excluded.state")
+                    .bind(target)
+                    .bind(state)
+                    .execute(&mut *tx)
+                    .await?,
+                None => sqlx::query("DELETE FROM engine_targets WHERE target = ?").bind(target).execute(&mut *tx).await?,
+            };
+        }
+        for op in &commit.list_ops {
+            match op {
+                ListOp::Add(e) => {
+                    let seq: i64 = sqlx::query_scalar(
+                        "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                         VALUES (?, ?, 'add', ?, ?, ?, ?, NULL, ?, ?) RETURNING seq",
+                    )
+                    .bind(&e.list)
+                    .bind(&e.value)
+                    .bind(&e.scope)
+                    .bind(&e.scenario)
+                    .bind(&e.remediation)
+                    .bind(&e.rule)
+                    .bind(to_micros(e.expires_at))
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
+                         scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
+                         expires_at = excluded.expires_at, seq = excluded.seq",
+                    )
+                    .bind(&e.list)
+                    .bind(&e.value)
+                    .bind(&e.scope)
+                    .bind(&e.scenario)
+                    .bind(&e.remediation)
+                    .bind(&e.rule)
+                    .bind(to_micros(e.listed_at))
+                    .bind(to_micros(e.expires_at))
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ListOp::Remove { list, value, reason } => {
+                    let removed = sqlx::query(
+                        "DELETE FROM blocklist_entries WHERE list = ? AND value = ? \
+                         RETURNING scope, scenario, remediation, rule, expires_at",
+                    )
+                    .bind(list)
+                    .bind(value)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = removed {
+                        sqlx::query(
+                            "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                             VALUES (?, ?, 'remove', ?, ?, ?, ?, ?, ?, ?)",
+                        )
+                        .bind(list)
+                        .bind(value)
+                        .bind(row.try_get::<String, _>("scope")?)
+                        .bind(row.try_get::<String, _>("scenario")?)
+                        .bind(row.try_get::<String, _>("remediation")?)
+                        .bind(row.try_get::<String, _>("rule")?)
+                        .bind(reason)
+                        .bind(row.try_get::<i64, _>("expires_at")?)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+        }
+        for id in &commit.done_requests {
+            sqlx::query("UPDATE consensus_requests SET done_at = ? WHERE id = ?")
+                .bind(to_micros(commit.at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE consensus_watermark SET signal_id = ? WHERE id = 1").bind(commit.watermark).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? ORDER BY seq").bind(list).fetch_all(&self.reader).await?;
+        rows.iter().map(entry_from_row).collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
+        let row = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? AND value = ?")
+            .bind(list)
+            .bind(value)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(entry_from_row).transpose()?)
+    }
+
+    async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ListChange {
+                    seq: row.try_get("seq")?,
+                    op: row.try_get("op")?,
+                    entry: ListEntry {
+                        list: row.try_get("list")?,
+                        value: row.try_get("value")?,
+                        scope: row.try_get("scope")?,
+                        scenario: row.try_get("scenario")?,
+                        remediation: row.try_get("remediation")?,
+                        rule: row.try_get("rule")?,
+                        listed_at: from_micros(row.try_get("at")?),
+                        expires_at: from_micros(row.try_get("expires_at")?),
+                        seq: row.try_get("seq")?,
+                    },
+                    reason: row.try_get("reason")?,
+                    at: from_micros(row.try_get("at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM blocklist_changes WHERE list = ?")
+            .bind(list)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn machine_stream_seq(&self, machine: MachineKey) -> Result<Option<i64>, StoreError> {
+        let seq: Option<Option<i64>> = sqlx::query_scalar("SELECT stream_seq FROM machines WHERE id = ?")
+            .bind(machine.0)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(seq.flatten())
+    }
+
+    async fn set_machine_stream_seq(&self, machine: MachineKey, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE machines SET stream_seq = ? WHERE id = ?").bind(seq).bind(machine.0).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn add_canary(&self, value: &str, note: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO canaries (value, note, created_at) VALUES (?, ?, ?)")
+            .bind(value)
+            .bind(note)
+            .bind(to_micros(at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_canary(&self, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM canaries WHERE value = ?").bind(value).execute(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_canaries(&self) -> Result<Vec<Canary>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, i64)>("SELECT value, note, created_at FROM canaries ORDER BY value")
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(|(value, note, at)| Canary { value, note, created_at: from_micros(at) }).collect())
+    }
+
+    async fn add_allowlist(
+        &self,
+        values: &[String],
+        category: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut added = 0;
+        for value in values {
+            added += sqlx::query(
+                "INSERT INTO allowlist_entries (value, category, source, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(value)
+            .bind(category)
+            .bind(source)
+            .bind(to_micros(at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn remove_allowlist(&self, value: Option<&str>, source: Option<&str>) -> Result<usize, StoreError> {
+        let done = sqlx::query("DELETE FROM allowlist_entries WHERE (? IS NULL OR value = ?) AND (? IS NULL OR source = ?)")
+            .bind(value)
+            .bind(value)
+            .bind(source)
+            .bind(source)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT value, category, source, created_at FROM allowlist_entries ORDER BY source, value",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, category, source, at)| AllowlistEntry { value, category, source, created_at: from_micros(at) })
+            .collect())
+    }
+
+    async fn set_machine_sensor(&self, machine_id: &str, sensor: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE machines SET is_sensor = ? WHERE machine_id = ?")
+            .bind(sensor)
+            .bind(machine_id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("machine {machine_id:?}")));
+        }
+        Ok(())
+    }
+
+    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE accounts SET level = ? WHERE name = ?").bind(level).bind(name).execute(&self.writer).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {name:?}")));
+        }
+        Ok(())
+    }
+
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state FROM engine_machines WHERE machine_id = ?")
+            .bind(machine.0)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state FROM engine_targets WHERE target = ?")
+            .bind(target)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES (?, ?, ?) RETURNING id")
+            .bind(kind)
+            .bind(value)
+            .bind(to_micros(at))
+            .fetch_one(&self.writer)
+            .await?)
+    }
+
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(id, kind, value)| ConsensusRequest { id, kind, value }).collect())
+    }
+
+    async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {
+        Ok(Some(Leadership::local()))
+    }
+}
+
+fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
+    Ok(ListEntry {
+        list: row.try_get("list")?,
+        value: row.try_get("value")?,
+        scope: row.try_get("scope")?,
+        scenario: row.try_get("scenario")?,
+        remediation: row.try_get("remediation")?,
+        rule: row.try_get("rule")?,
+        listed_at: from_micros(row.try_get("listed_at")?),
+        expires_at: from_micros(row.try_get("expires_at")?),
+        seq: row.try_get("seq")?,
+    })
 }

@@ -1,0 +1,342 @@
+//! The consensus worker: feeds stored signals, in id order since a persisted watermark, to the
+//! pure [`Engine`], and commits the engine's state, machine trust, the blocklist membership
+//! changes (each with the next `seq`) and the new watermark in one transaction. A restart reloads
+//! that state, so nothing is counted twice. Only the replica holding the leadership runs it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ipnet::IpNet;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::special;
+use crate::engine::ipset::IpSet;
+use crate::engine::params::Params;
+use crate::engine::trust::{Level, MachineState};
+use crate::engine::{Change, Consensus, Engine, Remediation, Report, TargetState, Time};
+use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, Store};
+
+/// The community list's name.
+pub const COMMUNITY: &str = "community";
+
+/// What the worker needs besides the store.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Engine parameters.
+    pub params: Params,
+    /// Whether an AS database enriches origins.
+    pub use_asn: bool,
+    /// The server's own addresses: never listed.
+    pub own_addresses: Vec<IpNet>,
+    /// Signals per step.
+    pub batch: u32,
+    /// How often operator data (machines, canaries, allowlists) is re-read.
+    pub refresh_every: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            params: Params::default(),
+            use_asn: false,
+            own_addresses: Vec::new(),
+            batch: 5000,
+            refresh_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// Signals processed.
+    pub processed: usize,
+    /// Listings (and renewals) written.
+    pub listed: usize,
+    /// Delistings written.
+    pub delisted: usize,
+}
+
+/// The worker: an engine and its watermark, in step with the store.
+pub struct ConsensusWorker {
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+    engine: Engine,
+    watermark: i64,
+    known_machines: HashSet<i64>,
+    refreshed_at: Option<std::time::Instant>,
+}
+
+fn seconds(at: OffsetDateTime) -> Time {
+    at.unix_timestamp()
+}
+
+fn from_seconds(at: Time) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Parses a stored value: CIDR, or a bare address.
+pub fn parse_target(value: &str) -> Option<IpNet> {
+    IpNet::from_str(value).ok().or_else(|| value.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+impl ConsensusWorker {
+    /// Loads the persisted state (watermark, engine state) and the operator data.
+    pub async fn load(store: Arc<dyn Store>, config: WorkerConfig) -> anyhow::Result<Self> {
+        let snapshot = store.consensus_snapshot().await.context("cannot read the consensus state")?;
+        let mut engine = Engine::new(config.params.clone(), config.use_asn);
+        let machines =
+            snapshot.machines.into_iter().filter_map(|(key, json)| match serde_json::from_str::<MachineState>(&json) {
+                Ok(state) => Some((key.0, state)),
+                Err(error) => {
+                    tracing::warn!(machine = key.0, %error, "discarding unreadable engine state");
+                    None
+                }
+            });
+        let targets = snapshot.targets.into_iter().filter_map(|(target, json)| {
+            let parsed = IpNet::from_str(&target).ok().zip(serde_json::from_str::<TargetState>(&json).ok());
+            if parsed.is_none() {
+                tracing::warn!(target, "discarding unreadable engine state");
+            }
+            parsed
+        });
+        engine.restore(machines, targets);
+        let mut worker = ConsensusWorker {
+            store,
+            config,
+            engine,
+            watermark: snapshot.watermark,
+            known_machines: HashSet::new(),
+            refreshed_at: None,
+        };
+        worker.refresh().await?;
+        Ok(worker)
+    }
+
+    /// The last processed signal id.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The engine, for explanations and tests.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Re-reads machines, canaries and allowlists.
+    pub async fn refresh(&mut self) -> anyhow::Result<()> {
+        for machine in self.store.engine_machines().await? {
+            let level = Level::parse(&machine.level).unwrap_or_default();
+            self.engine.upsert_machine(
+                machine.key.0,
+                machine.account.map(|a| a.0),
+                level,
+                machine.sensor,
+                seconds(machine.created_at),
+            );
+            self.known_machines.insert(machine.key.0);
+        }
+        let canaries: Vec<IpNet> = self.store.list_canaries().await?.iter().filter_map(|c| parse_target(&c.value)).collect();
+        let allowlist: Vec<IpNet> = self.store.list_allowlist().await?.iter().filter_map(|a| parse_target(&a.value)).collect();
+        self.engine.set_canaries(IpSet::new(canaries.iter().copied()));
+        let never_block = special::ranges().chain(self.config.own_addresses.iter().copied()).chain(allowlist);
+        self.engine.set_never_block(IpSet::new(never_block));
+        self.refreshed_at = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Processes up to one batch of signals, carries out pending operator requests, evaluates,
+    /// and commits. On a failed commit the in-memory state is reloaded from the store.
+    pub async fn run_once(&mut self, now: OffsetDateTime) -> anyhow::Result<StepOutcome> {
+        if self.refreshed_at.is_none_or(|at| at.elapsed() >= self.config.refresh_every) {
+            self.refresh().await?;
+        }
+        let signals = self.store.signals_for_engine(self.watermark, self.config.batch).await?;
+        if signals.iter().any(|s| !self.known_machines.contains(&s.machine.0)) {
+            self.refresh().await?;
+        }
+        let now_s = seconds(now);
+        let mut watermark = self.watermark;
+        for signal in &signals {
+            watermark = signal.id;
+            let (Some(target), Ok(origin_prefix)) = (parse_target(&signal.value), IpNet::from_str(&signal.origin_prefix)) else {
+                tracing::warn!(signal.id = signal.id, "skipping a signal whose value or origin does not parse");
+                continue;
+            };
+            self.engine.process(&Report {
+                machine: signal.machine.0,
+                target,
+                scenario: &signal.scenario,
+                certified: signal.scenario_trust == "certified",
+                origin_prefix,
+                origin_asn: signal.origin_asn,
+                at: seconds(signal.received_at).min(now_s),
+            });
+        }
+        let mut changes = Vec::new();
+        let requests = self.store.pending_consensus_requests().await?;
+        for request in &requests {
+            match (request.kind.as_str(), parse_target(&request.value)) {
+                ("false_positive", Some(target)) => changes.extend(self.engine.report_false_positive(target, now_s)),
+                _ => tracing::warn!(request.id = request.id, kind = request.kind, "ignoring an unknown consensus request"),
+            }
+        }
+        changes.extend(self.engine.advance(now_s));
+        let outcome = StepOutcome {
+            processed: signals.len(),
+            listed: changes.iter().filter(|c| matches!(c, Change::Listed { .. })).count(),
+            delisted: changes.iter().filter(|c| matches!(c, Change::Delisted { .. })).count(),
+        };
+        let commit = self.commit_for(watermark, changes, requests.iter().map(|r| r.id).collect(), now)?;
+        if let Err(error) = self.store.commit_consensus(&commit).await {
+            let store = self.store.clone();
+            *self = ConsensusWorker::load(store, self.config.clone()).await?;
+            return Err(error).context("cannot commit a consensus step; state reloaded from the store");
+        }
+        self.watermark = watermark;
+        for change in &commit.list_ops {
+            match change {
+                ListOp::Add(_) => metrics::counter!("palisade_consensus_listings_total").increment(1),
+                ListOp::Remove { reason, .. } => {
+                    metrics::counter!("palisade_consensus_delistings_total", "reason" => reason.clone()).increment(1)
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn commit_for(
+        &mut self,
+        watermark: i64,
+        changes: Vec<Change>,
+        done_requests: Vec<i64>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<ConsensusCommit> {
+        let now_s = seconds(now);
+        let changed = self.engine.take_changed();
+        let params = self.engine.params().clone();
+        let machines = changed
+            .machines
+            .into_iter()
+            .map(|(key, state)| Ok((MachineKey(key), serde_json::to_string(&state)?, state.trust(now_s, &params))))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        let targets = changed
+            .targets
+            .into_iter()
+            .map(|(target, state)| Ok((target.to_string(), state.map(|s| serde_json::to_string(&s)).transpose()?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        let list_ops = changes
+            .into_iter()
+            .map(|change| match change {
+                Change::Listed { target, rule, scenario, remediation, expires_at } => {
+                    let listed_at =
+                        self.engine.target(target).and_then(|s| s.listing.as_ref()).map(|l| l.listed_at).unwrap_or(now_s);
+                    ListOp::Add(ListEntry {
+                        list: COMMUNITY.into(),
+                        value: display_target(target),
+                        scope: if is_single_address(target) { "ip".into() } else { "range".into() },
+                        scenario,
+                        remediation: match remediation {
+                            Remediation::Ban => "ban".into(),
+                            Remediation::Captcha => "captcha".into(),
+                        },
+                        rule: rule.as_str().into(),
+                        listed_at: from_seconds(listed_at),
+                        expires_at: from_seconds(expires_at),
+                        seq: 0,
+                    })
+                }
+                Change::Delisted { target, reason } => {
+                    ListOp::Remove { list: COMMUNITY.into(), value: display_target(target), reason: reason.as_str().into() }
+                }
+            })
+            .collect();
+        Ok(ConsensusCommit { watermark, machines, targets, list_ops, done_requests, at: now })
+    }
+}
+
+/// A bare address for single-address targets, CIDR otherwise.
+pub fn display_target(target: IpNet) -> String {
+    if is_single_address(target) { target.addr().to_string() } else { target.to_string() }
+}
+
+fn is_single_address(target: IpNet) -> bool {
+    target.prefix_len() == target.max_prefix_len()
+}
+
+async fn pause(cancel: &CancellationToken, wait: Duration) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Runs the worker while this replica holds the leadership, until `cancel`. Wakes on `notify`
+/// (new signals, operator requests) or every `interval`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+    notify: Arc<Notify>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    while !cancel.is_cancelled() {
+        let mut leadership = match store.acquire_leadership().await {
+            Ok(Some(leadership)) => leadership,
+            Ok(None) => {
+                metrics::gauge!("palisade_consensus_leader").set(0.0);
+                if pause(&cancel, Duration::from_secs(5)).await {
+                    continue;
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot try the consensus leadership");
+                if pause(&cancel, Duration::from_secs(5)).await {
+                    continue;
+                }
+                return;
+            }
+        };
+        metrics::gauge!("palisade_consensus_leader").set(1.0);
+        tracing::info!("this replica leads the consensus worker");
+        let mut worker = match ConsensusWorker::load(store.clone(), config.clone()).await {
+            Ok(worker) => worker,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "cannot start the consensus worker");
+                if pause(&cancel, Duration::from_secs(5)).await {
+                    continue;
+                }
+                return;
+            }
+        };
+        loop {
+            if !leadership.still_held().await {
+                tracing::warn!("lost the consensus leadership");
+                metrics::gauge!("palisade_consensus_leader").set(0.0);
+                break;
+            }
+            let busy = match worker.run_once(OffsetDateTime::now_utc()).await {
+                Ok(outcome) => outcome.processed as u32 >= config.batch,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "consensus step failed");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
