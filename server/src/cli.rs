@@ -288,13 +288,19 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a file readable by its owner only.
+/// Writes a file readable by its owner only, also when it already existed with a looser mode
+/// (Debian's crowdsec package leaves `online_api_credentials.yaml` world-readable).
 fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    // The mode above applies only when the file is created; tighten an existing one before the
+    // secret goes in.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
 }
