@@ -187,7 +187,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    cancel_on_signal(shutdown.clone())?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "palisade-server {} listening on http://{addr}/ ({})", env!("CARGO_PKG_VERSION"), describe_backend(&config))?;
     writeln!(out, "create an admin token with: palisade-server admin token create")?;
@@ -214,29 +214,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn wait_for_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                drop(ctrl_c.await);
-                token.cancel();
-                return;
-            }
-        };
+/// Cancels `token` on SIGINT or SIGTERM. The handlers are installed now, synchronously, before
+/// the server announces its address: a signal sent right after the announcement must find them
+/// in place, or its default action kills the process without a graceful shutdown.
+#[cfg(unix)]
+fn cancel_on_signal(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::spawn(async move {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    drop(ctrl_c.await);
-    tracing::info!("shutdown requested");
-    token.cancel();
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl-C.
+#[cfg(not(unix))]
+fn cancel_on_signal(token: CancellationToken) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        drop(tokio::signal::ctrl_c().await);
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+    Ok(())
 }
 
 async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
@@ -306,13 +311,19 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a file readable by its owner only.
+/// Writes a file readable by its owner only, also when it already existed with a looser mode
+/// (Debian's crowdsec package leaves `online_api_credentials.yaml` world-readable).
 fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    // The mode above applies only when the file is created; tighten an existing one before the
+    // secret goes in.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
 }

@@ -13,6 +13,8 @@ use palisade_server::testing::TestDb;
 
 pub use palisade_server::testing;
 
+pub mod http;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -42,6 +44,28 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         built.push(name.to_string());
     }
     dir.join(name)
+}
+
+/// Polls `probe` every 250 ms until it yields a value, failing after `timeout` with `what`.
+/// A probe error ends the wait at once (e.g. a child process that exited).
+pub fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe()? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {} s waiting for {what}", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for programs that cannot listen on port 0
+/// and report the port back (CrowdSec's local API).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// How to start a server.

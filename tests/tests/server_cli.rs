@@ -1,0 +1,247 @@
+//! The `palisade-server` command line as an operator meets it: `serve` with no configuration at
+//! all, its JWT key kept in the data directory across restarts, a clean exit on SIGTERM,
+//! `migrate`, `admin machine add --crowdsec-credentials`, `admin machine list --json`, and
+//! closed registration.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use palisade_api::native::MachineView;
+use palisade_tests::http::Http;
+use palisade_tests::testing::TestDb;
+use palisade_tests::{ServerOptions, ServerProcess, workspace_binary};
+use serde_json::json;
+
+/// `palisade-server ARGS…` run in `cwd` with none of the configuration variables of the
+/// surrounding environment: only what the test passes counts.
+fn command(cwd: &Path) -> Command {
+    let mut cmd = Command::new(workspace_binary("palisade-server", "palisade-server"));
+    cmd.current_dir(cwd).env_remove("DATABASE_URL").env_remove("REDIS_URL").env("RUST_LOG", "warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PALISADE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
+    let output = cmd.output()?;
+    ensure!(output.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(output)
+}
+
+/// A `serve` process started by hand (the harness always passes a config file). Killed on drop.
+struct Serve {
+    child: Option<Child>,
+    first_line: String,
+    url: String,
+}
+
+impl Serve {
+    /// `palisade-server serve --listen 127.0.0.1:0` in `cwd`, with no config file and no flags else.
+    fn start(cwd: &Path) -> anyhow::Result<Serve> {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(cwd.join("serve.stderr"))?;
+        let mut child = command(cwd).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(stderr).spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                drop(tx.send(line));
+            }
+            for _ in lines {}
+        });
+        let mut serve = Serve { child: Some(child), first_line: String::new(), url: String::new() };
+        serve.first_line = rx.recv_timeout(Duration::from_secs(60)).context("serve printed nothing within 60 s")?;
+        serve.url = serve
+            .first_line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .with_context(|| format!("no URL in {:?}", serve.first_line))?
+            .to_string();
+        Ok(serve)
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the exit.
+    fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                drop(child.kill());
+                drop(child.wait());
+                bail!("serve did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.kill());
+            drop(child.wait());
+        }
+    }
+}
+
+/// Logs a machine in over CAPI v2 and returns its token.
+fn login(http: &Http, base: &str, machine_id: &str, password: &str) -> anyhow::Result<String> {
+    let reply = http.post(
+        &format!("{base}v2/watchers/login"),
+        None,
+        &json!({"machine_id": machine_id, "password": password, "scenarios": []}),
+    )?;
+    ensure!(reply.status == 200, "login: HTTP {}: {}", reply.status, reply.body);
+    let body: serde_json::Value = reply.json()?;
+    body["token"].as_str().map(str::to_string).context("no token")
+}
+
+/// `key: value` lines of a small flat YAML file, in order.
+fn yaml_pairs(text: &str) -> Vec<(String, String)> {
+    text.lines().filter_map(|line| line.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0)
+}
+
+#[test]
+fn serve_without_config_prints_its_address_keeps_its_jwt_key_and_exits_0_on_sigterm() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let http = Http::new()?;
+    let mut serve = Serve::start(dir.path())?;
+    ensure!(serve.first_line.contains("listening on http://127.0.0.1:"), "first line: {:?}", serve.first_line);
+    ensure!(serve.first_line.contains("palisade-data"), "first line does not say where the data is: {:?}", serve.first_line);
+    let port: u16 = serve.url.trim_start_matches("http://127.0.0.1:").trim_end_matches('/').parse()?;
+    ensure!(port != 0, "reported port 0");
+    ensure!(http.get(&format!("{}healthz", serve.url), None)?.status == 200, "healthz");
+
+    // The default data dir is ./palisade-data, holding the generated key, owner-only.
+    let key_path = dir.path().join("palisade-data/jwt.key");
+    let key = std::fs::read_to_string(&key_path).context("jwt.key not in the default data dir")?;
+    ensure!(key.trim().len() >= 32, "jwt.key is too short");
+    ensure!(mode(&key_path) == 0o600, "jwt.key has mode {:o}", mode(&key_path));
+
+    let added = run_ok(command(dir.path()).args(["admin", "machine", "add", "cli-machine"]))?;
+    let added = String::from_utf8(added.stdout)?;
+    let pairs = yaml_pairs(&added);
+    let password = pairs.iter().find(|(k, _)| k == "password").map(|(_, v)| v.clone()).context("no password printed")?;
+    let token = login(&http, &serve.url, "cli-machine", &password)?;
+    ensure!(http.get(&format!("{}v2/decisions/stream?startup=true", serve.url), Some(&token))?.status == 200, "stream");
+
+    let status = serve.terminate()?;
+    ensure!(status.code() == Some(0), "SIGTERM ended serve with {status}");
+
+    // Same key after a restart, so a token issued before it still works.
+    let mut again = Serve::start(dir.path())?;
+    ensure!(std::fs::read_to_string(&key_path)? == key, "jwt.key changed across a restart");
+    let reply = http.get(&format!("{}v2/decisions/stream", again.url), Some(&token))?;
+    ensure!(reply.status == 200, "a token from before the restart is refused: HTTP {}: {}", reply.status, reply.body);
+    let status = again.terminate()?;
+    ensure!(status.code() == Some(0), "SIGTERM ended serve with {status}");
+    Ok(())
+}
+
+#[test]
+fn sigterm_exits_0_and_migrate_is_idempotent_on_every_backend() -> anyhow::Result<()> {
+    for db in tokio::runtime::Runtime::new()?.block_on(TestDb::all()) {
+        let label = db.label();
+        let dir = tempfile::tempdir()?;
+        for round in 0..2 {
+            let output = run_ok(
+                command(dir.path()).arg("--data-dir").arg(dir.path()).arg("migrate").env("DATABASE_URL", db.url.expose()),
+            )?;
+            let text = String::from_utf8(output.stdout)?;
+            ensure!(text.contains("migrations applied"), "[{label}] migrate round {round} printed {text:?}");
+        }
+        let mut server = ServerProcess::start(&db, ServerOptions::default())?;
+        ensure!(server.terminate()?, "[{label}] SIGTERM did not end the server with exit code 0");
+    }
+    Ok(())
+}
+
+#[test]
+fn machine_add_writes_crowdsec_credentials_that_log_in_and_machine_list_json_parses() -> anyhow::Result<()> {
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    let http = Http::new()?;
+    let dir = tempfile::tempdir()?;
+
+    // The Debian package leaves a world-readable file with a comment in it; writing over it
+    // must not leave the password readable.
+    let file = dir.path().join("online_api_credentials.yaml");
+    std::fs::write(&file, "# registration skipped\n")?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
+    let without_slash = server.url.trim_end_matches('/');
+    server.admin(&["machine", "add", "cs-machine", "--crowdsec-credentials", &file.to_string_lossy(), "--url", without_slash])?;
+    ensure!(mode(&file) == 0o600, "credentials file has mode {:o}", mode(&file));
+    let pairs = yaml_pairs(&std::fs::read_to_string(&file)?);
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    ensure!(keys == ["url", "login", "password"], "CrowdSec 1.4.6 refuses any other key, got {keys:?}");
+    let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_default();
+    ensure!(
+        value("url") == server.url && value("url").ends_with('/'),
+        "url {:?} (CrowdSec needs the trailing slash)",
+        value("url")
+    );
+    ensure!(value("login") == "cs-machine", "login {:?}", value("login"));
+    ensure!(value("password").len() == 64 && value("password").chars().all(|c| c.is_ascii_alphanumeric()), "password shape");
+    login(&http, &server.url, value("login"), value("password"))?;
+
+    // A given URL that already ends in a slash is kept as it is.
+    let second = dir.path().join("second.yaml");
+    server.admin(&[
+        "machine",
+        "add",
+        "cs-second",
+        "--crowdsec-credentials",
+        &second.to_string_lossy(),
+        "--url",
+        "http://h:9/capi/",
+    ])?;
+    ensure!(std::fs::read_to_string(&second)?.lines().next() == Some("url: http://h:9/capi/"), "prefixed URL changed");
+
+    let listed: Vec<MachineView> = serde_json::from_str(&server.admin(&["machine", "list", "--json"])?)?;
+    let names: Vec<&str> = listed.iter().map(|m| m.machine_id.as_str()).collect();
+    ensure!(names == ["cs-machine", "cs-second"], "machine list --json: {names:?}");
+    ensure!(listed.iter().all(|m| m.created_by == "operator"), "operator-created machines: {listed:?}");
+    ensure!(listed[0].last_login_at.is_some() && listed[1].last_login_at.is_none(), "last logins: {listed:?}");
+    Ok(())
+}
+
+#[test]
+fn closed_registration_refuses_new_watchers_with_403_but_operator_machines_log_in() -> anyhow::Result<()> {
+    let db = TestDb::sqlite();
+    let env = vec![("PALISADE_REGISTRATION__POLICY".to_string(), "closed".to_string())];
+    let server = ServerProcess::start(&db, ServerOptions { env, ..ServerOptions::default() })?;
+    let http = Http::new()?;
+    let register = json!({"machine_id": "a".repeat(48), "password": "b".repeat(64)});
+    let reply = http.post(&format!("{}v2/watchers", server.url), None, &register)?;
+    ensure!(reply.status == 403, "closed registration answered HTTP {}: {}", reply.status, reply.body);
+    let body: serde_json::Value = reply.json()?;
+    ensure!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "CrowdSec prints `message`: {body}");
+    ensure!(http.post(&format!("{}v3/watchers", server.url), None, &register)?.status == 403, "v3 registration not refused");
+
+    let added = server.admin(&["machine", "add", "operator-made"])?;
+    let pairs = yaml_pairs(&added);
+    let password = pairs.iter().find(|(k, _)| k == "password").map(|(_, v)| v.as_str()).context("no password")?;
+    login(&http, &server.url, "operator-made", password)?;
+
+    // The default policy is open.
+    let open_db = TestDb::sqlite();
+    let open = ServerProcess::start(&open_db, ServerOptions::default())?;
+    let reply = http.post(&format!("{}v2/watchers", open.url), None, &register)?;
+    ensure!(reply.status == 200, "open registration answered HTTP {}: {}", reply.status, reply.body);
+    Ok(())
+}
