@@ -139,11 +139,12 @@ pub struct ClientAddr(pub IpAddr);
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ConnectInfo(addr) = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("router served without connect info")))?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Through axum's extractor rather than the extension itself, so that a router served
+        // in-process with `MockConnectInfo` (tests, benchmarks) gets its peer address too.
+        let ConnectInfo(addr) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("router served without connect info")))?;
         Ok(ClientAddr(canonical_ip(addr.ip())))
     }
 }
