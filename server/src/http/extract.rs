@@ -81,6 +81,9 @@ fn authorization_token(parts: &Parts) -> Result<&str, ApiError> {
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return Err(ApiError::InvalidToken),
+        // `Bearer ` with nothing after it (CrowdSec 1.4.6 after a login answer without a
+        // token), seen here with its trailing space trimmed: no token, not a bare token "Bearer".
+        None if value.eq_ignore_ascii_case("bearer") => "",
         None => value,
     };
     if token.is_empty() {
