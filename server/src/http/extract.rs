@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request
 use axum::http::header;
 use axum::http::request::Parts;
 use flate2::read::{GzDecoder, ZlibDecoder};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::error::Category;
 
 use crate::auth::secrets::hash_secret;
@@ -69,7 +69,13 @@ fn inflate(encoding: &str, raw: Bytes, limit: usize) -> Result<Bytes, ApiError> 
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
-        Category::Data => ApiError::InvalidBody(e.to_string()),
+        // Decoding stops at the first wrong type, which can come before a syntax error later in
+        // the body (`[1,` for a struct): a body that is not JSON at all is malformed, whatever
+        // was noticed first.
+        Category::Data => match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Err(syntax) => ApiError::MalformedJson(syntax.to_string()),
+            Ok(_) => ApiError::InvalidBody(e.to_string()),
+        },
     })
 }
 
@@ -208,5 +214,7 @@ mod tests {
     fn json_errors_are_classified() {
         assert!(matches!(decode_json::<Vec<u8>>(b"[1,"), Err(ApiError::MalformedJson(_))));
         assert!(matches!(decode_json::<Vec<u8>>(b"{}"), Err(ApiError::InvalidBody(_))));
+        assert!(matches!(decode_json::<Vec<String>>(b"[1,"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(decode_json::<Vec<String>>(b"[1]"), Err(ApiError::InvalidBody(_))));
     }
 }
