@@ -6,3 +6,4 @@ pub mod names;
 pub mod net;
 pub mod signal;
 pub mod special;
+pub mod text;
