@@ -7,3 +7,4 @@ pub mod names;
 pub mod net;
 pub mod signal;
 pub mod special;
+pub mod text;

@@ -49,8 +49,12 @@ pub async fn create_account(store: &dyn Store, name: &str) -> Result<AccountView
 
 /// Creates an enrollment key for an account (shown once; only its hash is stored).
 pub async fn create_enroll_key(store: &dyn Store, account: &str) -> Result<EnrollKeyCreated, ApiError> {
-    let found =
-        store.account_by_name(account).await?.ok_or_else(|| ApiError::NotFound(format!("no account named {account:?}")))?;
+    let not_found = || ApiError::NotFound(format!("no account named {account:?}"));
+    // A name that breaks the naming rules cannot exist; it is not worth a query.
+    if check_name(account, 64).is_err() {
+        return Err(not_found());
+    }
+    let found = store.account_by_name(account).await?.ok_or_else(not_found)?;
     let key = new_enroll_key();
     let prefix = visible_prefix(&key);
     store.create_enroll_key(found.key, &hash_secret(&key), &prefix, OffsetDateTime::now_utc()).await?;

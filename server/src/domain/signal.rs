@@ -15,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 use super::names::check_scenario;
 use super::net::{canonical_ip, parse_ip};
 use super::special::{overlaps_special_purpose, special_purpose};
+use super::text::{contains_nul, has_nul};
 
 /// What a signal is about: one address or a CIDR range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,9 @@ pub fn parse_item(raw: Value, rules: &SignalRules) -> Result<SignalReport, Rejec
     let Value::Object(object) = raw else {
         return Err(reject("invalid_item", "each signal must be a JSON object"));
     };
+    if object.iter().any(|(key, value)| has_nul(key) || contains_nul(value)) {
+        return Err(reject("invalid_text", "text fields may not contain NUL (\\u0000) characters"));
+    }
     let item: SignalItem = serde_json::from_value(Value::Object(object.clone()))
         .map_err(|e| reject("invalid_item", format!("not a valid signal: {e}")))?;
     validate(item, object, rules)
@@ -329,6 +333,9 @@ mod tests {
         future["start_at"] = json!("2027-01-01T00:00:00Z");
         future["stop_at"] = json!("2027-01-01T00:00:01Z");
         assert_eq!(parse_item(future, &rules()).unwrap_err().code, "future_signal");
+        let mut nul = item("ip", "45.33.32.156");
+        nul["context"] = json!([{"key": "target_uri", "value": "/a\u{0}"}]);
+        assert_eq!(parse_item(nul, &rules()).unwrap_err().code, "invalid_text");
         let mut bad_time = item("ip", "45.33.32.156");
         bad_time["stop_at"] = json!("yesterday");
         assert_eq!(parse_item(bad_time, &rules()).unwrap_err().code, "invalid_time");

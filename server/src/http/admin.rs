@@ -14,6 +14,8 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use super::extract::{Admin, JsonBody, PathParam, QueryParams};
+use crate::domain::names::check_name;
+use crate::domain::text::has_nul;
 use crate::error::ApiError;
 use crate::manage;
 use crate::state::AppState;
@@ -97,11 +99,12 @@ pub async fn get_machine(
     _admin: Admin,
     PathParam(machine_id): PathParam<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    let machine = state
-        .store
-        .machine_by_login(&machine_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no machine {machine_id:?}")))?;
+    let not_found = || ApiError::NotFound(format!("no machine {machine_id:?}"));
+    // A login that breaks the naming rules cannot exist; it is not worth a query.
+    if check_name(&machine_id, 128).is_err() {
+        return Err(not_found());
+    }
+    let machine = state.store.machine_by_login(&machine_id).await?.ok_or_else(not_found)?;
     Ok(Json(manage::machine_view(&machine)))
 }
 
@@ -130,6 +133,9 @@ pub async fn list_signals(
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 1000".into()));
+    }
+    if [&query.machine_id, &query.value].into_iter().flatten().any(|v| has_nul(v)) {
+        return Err(ApiError::BadRequest("machine_id and value may not contain NUL characters".into()));
     }
     let filter = SignalFilter { after: query.after, machine_id: query.machine_id, value: query.value, limit };
     let signals = state.store.list_signals(&filter).await?;

@@ -33,6 +33,7 @@ use crate::config::RegistrationPolicy;
 use crate::domain::names::{check_name, check_scenario};
 use crate::domain::net::origin_prefix;
 use crate::domain::signal::parse_item;
+use crate::domain::text::{contains_nul, has_nul};
 use crate::error::ApiError;
 use crate::manage::rfc3339;
 use crate::state::AppState;
@@ -129,7 +130,9 @@ pub async fn login_machine(
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     check_auth_rate(&state, peer)?;
-    if request.machine_id.is_empty() || request.machine_id.len() > 128 || request.password.len() > 256 {
+    // A login that breaks the naming rules cannot exist (register and `admin machine add` both
+    // enforce them), so it is refused before the store sees it.
+    if check_name(&request.machine_id, 128).is_err() || request.password.len() > 256 {
         metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::InvalidCredentials);
     }
@@ -176,6 +179,9 @@ pub async fn enroll_machine(
     }
     if request.name.len() > 128 || request.tags.len() > 32 || request.tags.iter().any(|t| t.len() > 64) {
         return Err(ApiError::field("name", "name is at most 128 bytes; at most 32 tags of 64 bytes"));
+    }
+    if has_nul(&request.name) || request.tags.iter().any(|t| has_nul(t)) {
+        return Err(ApiError::field("name", "name and tags may not contain NUL characters"));
     }
     let key = state.store.enroll_key_by_hash(&hash_secret(&request.attachment_key)).await?;
     let Some(key) = key.filter(|k| !k.revoked) else {
@@ -267,7 +273,11 @@ pub async fn push_metrics(
     if request.bouncers.len() > 10_000 || request.machines.len() > 10_000 || request.apil_version.len() > 256 {
         return Err(ApiError::TooManyItems("at most 10000 bouncers and machines per metrics push".into()));
     }
-    let payload = serde_json::to_string(&request).map_err(|e| ApiError::Internal(e.into()))?;
+    let payload = serde_json::to_value(&request).map_err(|e| ApiError::Internal(e.into()))?;
+    if contains_nul(&payload) {
+        return Err(ApiError::InvalidBody("text may not contain NUL characters".into()));
+    }
+    let payload = payload.to_string();
     let version = Some(request.apil_version.as_str()).filter(|v| !v.is_empty());
     state.store.record_metrics(machine.key, "metrics", version, &payload, OffsetDateTime::now_utc()).await?;
     Ok(ok())
@@ -284,6 +294,9 @@ pub async fn push_usage_metrics(
 ) -> Result<Json<MessageResponse>, ApiError> {
     if !body.is_object() {
         return Err(ApiError::InvalidBody("usage metrics must be a JSON object".into()));
+    }
+    if contains_nul(&body) {
+        return Err(ApiError::InvalidBody("text may not contain NUL characters".into()));
     }
     let version = body.pointer("/lapi/version").and_then(Value::as_str).filter(|v| !v.is_empty() && v.len() <= 256);
     state.store.record_metrics(machine.key, "usage", version, &body.to_string(), OffsetDateTime::now_utc()).await?;

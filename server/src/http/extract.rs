@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request
 use axum::http::header;
 use axum::http::request::Parts;
 use flate2::read::{GzDecoder, ZlibDecoder};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::error::Category;
 
 use crate::auth::secrets::hash_secret;
@@ -69,7 +69,13 @@ fn inflate(encoding: &str, raw: Bytes, limit: usize) -> Result<Bytes, ApiError> 
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
-        Category::Data => ApiError::InvalidBody(e.to_string()),
+        // Decoding stops at the first wrong type, which can come before a syntax error later in
+        // the body (`[1,` for a struct): a body that is not JSON at all is malformed, whatever
+        // was noticed first.
+        Category::Data => match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Err(syntax) => ApiError::MalformedJson(syntax.to_string()),
+            Ok(_) => ApiError::InvalidBody(e.to_string()),
+        },
     })
 }
 
@@ -81,6 +87,9 @@ fn authorization_token(parts: &Parts) -> Result<&str, ApiError> {
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return Err(ApiError::InvalidToken),
+        // `Bearer ` with nothing after it (CrowdSec 1.4.6 after a login answer without a
+        // token), seen here with its trailing space trimmed: no token, not a bare token "Bearer".
+        None if value.eq_ignore_ascii_case("bearer") => "",
         None => value,
     };
     if token.is_empty() {
@@ -139,11 +148,12 @@ pub struct ClientAddr(pub IpAddr);
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ConnectInfo(addr) = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("router served without connect info")))?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Through axum's extractor rather than the extension itself, so that a router served
+        // in-process with `MockConnectInfo` (tests, benchmarks) gets its peer address too.
+        let ConnectInfo(addr) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("router served without connect info")))?;
         Ok(ClientAddr(canonical_ip(addr.ip())))
     }
 }
@@ -204,5 +214,7 @@ mod tests {
     fn json_errors_are_classified() {
         assert!(matches!(decode_json::<Vec<u8>>(b"[1,"), Err(ApiError::MalformedJson(_))));
         assert!(matches!(decode_json::<Vec<u8>>(b"{}"), Err(ApiError::InvalidBody(_))));
+        assert!(matches!(decode_json::<Vec<String>>(b"[1,"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(decode_json::<Vec<String>>(b"[1]"), Err(ApiError::InvalidBody(_))));
     }
 }

@@ -1,0 +1,246 @@
+//! Set-up shared by the in-process API tests: an app (the real router and state) over a fresh
+//! database and data directory, requests driven through `oneshot` without a socket, cheap
+//! machines and tokens, and the checks every error answer must pass. It builds nothing the
+//! server does not build itself: state comes from `cli::build_state`, routes from `http::router`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use palisade_server::config::Config;
+use palisade_server::state::AppState;
+use palisade_server::store::{CreatedBy, MachineKey, NewMachine};
+use palisade_server::testing::TestDb;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower::ServiceExt;
+
+/// The address every test request comes from (documentation range: it is never a signal subject).
+pub const PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 41000));
+
+/// Body limits small enough that the oversized-body and gzip-bomb tests stay cheap.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Decompressed-body limit of test apps.
+pub const MAX_DECOMPRESSED_BYTES: usize = 1024 * 1024;
+
+/// Password of the machines made by [`TestApp::machine`], hashed once per test process.
+pub const MACHINE_PASSWORD: &str = "TestMachinePassword0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
+
+/// One application under test, with the database and data directory it owns.
+pub struct TestApp {
+    /// The state the router was built from, for direct store access and token minting.
+    pub state: AppState,
+    /// Backend label for assertion messages (`sqlite`, `postgres`).
+    pub label: &'static str,
+    router: Router,
+    // Declared last so they are dropped after the router and state that use them.
+    _db: TestDb,
+    _data_dir: tempfile::TempDir,
+}
+
+/// One app per available backend, default test configuration.
+pub async fn apps() -> Vec<TestApp> {
+    apps_with(|_| {}).await
+}
+
+/// One app per available backend, with the configuration adjusted by `edit`.
+pub async fn apps_with(edit: impl Fn(&mut Config)) -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for db in TestDb::all().await {
+        apps.push(TestApp::start(db, &edit).await);
+    }
+    apps
+}
+
+/// An app on SQLite only, for behaviour that never reaches the database layer.
+pub async fn sqlite_app() -> TestApp {
+    TestApp::start(TestDb::sqlite(), &|_| {}).await
+}
+
+impl TestApp {
+    /// Builds the state and router the way `serve` does, over `db`.
+    pub async fn start(db: TestDb, edit: &dyn Fn(&mut Config)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("cannot create a data directory");
+        let mut config =
+            Config { data_dir: data_dir.path().to_path_buf(), database_url: Some(db.url.clone()), ..Config::default() };
+        config.ingest.max_body_bytes = MAX_BODY_BYTES;
+        config.ingest.max_decompressed_bytes = MAX_DECOMPRESSED_BYTES;
+        // The CrowdSec fixtures were recorded on 2026-11-25 and are replayed with their own
+        // timestamps; a ten-year window keeps them acceptable for the life of this repository.
+        config.ingest.max_signal_age_days = 3650;
+        edit(&mut config);
+        config.validate().expect("test configuration is invalid");
+        let state = palisade_server::cli::build_state(&config).await.expect("cannot build the application state");
+        let router = palisade_server::http::router(state.clone()).layer(MockConnectInfo(PEER));
+        TestApp { state, label: db.label(), router, _db: db, _data_dir: data_dir }
+    }
+
+    /// Sends one request and collects the whole answer. Every answer, success or error, must
+    /// carry an `x-request-id` header.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let what = format!("{} {} on {}", request.method(), request.uri(), self.label);
+        let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("cannot read the response body").to_bytes();
+        let reply = Reply { what, status, headers, body };
+        assert!(reply.headers.contains_key("x-request-id"), "{}: no x-request-id header", reply.what);
+        reply
+    }
+
+    /// `GET path`, with a bearer token when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(request(Method::GET, path, token, &[], Body::empty())).await
+    }
+
+    /// `POST path` with a JSON body, with a bearer token when given.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.post_raw(path, token, &[], body.to_string().into_bytes()).await
+    }
+
+    /// `POST path` with raw body bytes and extra headers, declared as JSON.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        self.send(request(Method::POST, path, token, headers, Body::from(body))).await
+    }
+
+    /// A new admin token, created the way `palisade-server admin token create` does.
+    pub async fn admin_token(&self) -> String {
+        palisade_server::manage::create_admin_token(self.state.store.as_ref()).await.expect("cannot create an admin token")
+    }
+
+    /// A machine stored directly (password [`MACHINE_PASSWORD`]) with a token from the server's
+    /// own keys: authenticated requests without paying an argon2 hash and a login per test.
+    pub async fn machine(&self, login: &str) -> TestMachine {
+        let machine = NewMachine {
+            machine_id: login.to_string(),
+            password_hash: machine_password_hash().await,
+            sensor: false,
+            created_by: CreatedBy::Register,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let key = self.state.store.create_machine(&machine).await.expect("cannot store a machine");
+        let token = self.state.jwt.issue(key, login, OffsetDateTime::now_utc()).expect("cannot issue a token").token;
+        TestMachine { login: login.to_string(), key, token }
+    }
+}
+
+/// A machine made by [`TestApp::machine`].
+pub struct TestMachine {
+    /// Login (`machine_id`).
+    pub login: String,
+    /// Internal id.
+    pub key: MachineKey,
+    /// A valid token.
+    pub token: String,
+}
+
+async fn machine_password_hash() -> String {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        palisade_server::auth::password::hash(MACHINE_PASSWORD.to_string()).await.expect("cannot hash the test password")
+    })
+    .await
+    .clone()
+}
+
+/// A request as CrowdSec sends it: JSON content type, optional bearer token, extra headers.
+pub fn request(method: Method, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Body) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(body).expect("invalid test request")
+}
+
+/// A collected response.
+pub struct Reply {
+    /// Method, path and backend, for assertion messages.
+    pub what: String,
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Whole body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{}: body is not JSON ({e}): {}", self.what, self.text()))
+    }
+
+    /// Asserts the status and a JSON body, and returns the body.
+    #[track_caller]
+    pub fn expect_ok(&self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "{}: {}", self.what, self.text());
+        self.expect_json_content_type();
+        self.json()
+    }
+
+    /// Asserts a client error with our error contract: the given 4xx status, a JSON body with
+    /// the stable `code`, a `message`, and a `request_id` equal to the `x-request-id` header.
+    /// Returns the body.
+    #[track_caller]
+    pub fn expect_error(&self, status: StatusCode, code: &str) -> Value {
+        assert!(status.is_client_error(), "tests only expect client errors, not {status}");
+        assert_eq!(self.status, status, "{}: {}", self.what, self.text());
+        self.expect_json_content_type();
+        let body = self.json();
+        assert_eq!(body["code"], code, "{}: {body}", self.what);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: no message in {body}", self.what);
+        let header = self.headers.get("x-request-id").and_then(|v| v.to_str().ok());
+        assert!(
+            body["request_id"].as_str().is_some_and(|id| Some(id) == header),
+            "{}: request_id {body} vs {header:?}",
+            self.what
+        );
+        body
+    }
+
+    #[track_caller]
+    fn expect_json_content_type(&self) {
+        let content_type = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(content_type.starts_with("application/json"), "{}: content type {content_type:?}", self.what);
+    }
+}
+
+/// A CrowdSec 1.4.6 signal item about `ip`, timed just now.
+pub fn signal(ip: &str, scenario: &str) -> Value {
+    let stop = OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let start = stop - time::Duration::seconds(2);
+    serde_json::json!({
+        "machine_id": "harness-agent",
+        "message": format!("Ip {ip} performed '{scenario}' (6 events over 2s)"),
+        "scenario": scenario,
+        "scenario_hash": "4441dcff07020f6690d998b7101e642359ba405c2abb83565bbbdcee36de280f",
+        "scenario_trust": "certified",
+        "scenario_version": "0.1",
+        "source": {"ip": ip, "scope": "Ip", "value": ip},
+        "start_at": start.format(&Rfc3339).expect("formattable time"),
+        "stop_at": stop.format(&Rfc3339).expect("formattable time"),
+    })
+}
+
+/// A CrowdSec 1.4.6 fixture body, by file name.
+pub fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/crowdsec-1.4.6").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
+}
+
+/// A CrowdSec 1.4.6 fixture body parsed as JSON.
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
+}
