@@ -238,16 +238,28 @@ pub struct StoredSignal {
     pub value: String,
     /// Scenario.
     pub scenario: String,
+    /// Hub hash of the scenario file.
+    pub scenario_hash: String,
+    /// Hub version of the scenario.
+    pub scenario_version: String,
     /// Scenario trust as sent.
     pub scenario_trust: String,
+    /// Free text as sent.
+    pub message: String,
+    /// Alert UUID, when sent.
+    pub alert_uuid: Option<String>,
     /// First event.
     pub start_at: OffsetDateTime,
     /// Last event.
     pub stop_at: OffsetDateTime,
     /// Server receive time.
     pub received_at: OffsetDateTime,
+    /// Reporter's address.
+    pub origin_ip: String,
     /// Reporter's network.
     pub origin_prefix: String,
+    /// Reporter's AS, when known.
+    pub origin_asn: Option<u32>,
     /// Attacker enrichment.
     pub enrichment: Enrichment,
     /// Other fields as sent (JSON object).

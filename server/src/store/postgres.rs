@@ -83,11 +83,17 @@ fn signal_from_row(row: &PgRow) -> Result<StoredSignal, sqlx::Error> {
         scope: Scope::from_stored(&scope).unwrap_or(Scope::Ip),
         value: row.try_get("value")?,
         scenario: row.try_get("scenario")?,
+        scenario_hash: row.try_get("scenario_hash")?,
+        scenario_version: row.try_get("scenario_version")?,
         scenario_trust: row.try_get("scenario_trust")?,
+        message: row.try_get("message")?,
+        alert_uuid: row.try_get("alert_uuid")?,
         start_at: row.try_get("start_at")?,
         stop_at: row.try_get("stop_at")?,
         received_at: row.try_get("received_at")?,
+        origin_ip: row.try_get("origin_ip")?,
         origin_prefix: row.try_get("origin_prefix")?,
+        origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
         enrichment: Enrichment {
             as_number: row.try_get::<Option<i64>, _>("as_number")?.map(|n| n as u32),
             as_name: row.try_get("as_name")?,
@@ -371,8 +377,9 @@ impl Store for PgStore {
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
         let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_trust, s.start_at, \
-             s.stop_at, s.received_at, s.origin_prefix, s.as_number, s.as_name, s.country, s.extra::text AS extra \
+            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_hash, s.scenario_version, \
+             s.scenario_trust, s.message, s.alert_uuid, s.start_at, s.stop_at, s.received_at, s.origin_ip, s.origin_prefix, \
+             s.origin_asn, s.as_number, s.as_name, s.country, s.extra::text AS extra \
              FROM signals s JOIN machines m ON m.id = s.machine_id WHERE s.id > ",
         );
         builder.push_bind(filter.after.unwrap_or(0));
