@@ -901,6 +901,49 @@ async fn count_and_machine_signal_counts_follow_inserts() {
     }
 }
 
+/// A consumer pages with `after = the last id it saw`, so a smaller id must never become visible
+/// after a larger one. Catching a backend that breaks this depends on timing; a backend that keeps
+/// it always passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cursor_reader_sees_every_signal_while_writers_race() {
+    for s in subjects().await {
+        let label = s.label();
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let key = machine(s.store(), &format!("writer-{w}")).await;
+            let store = Arc::clone(&s.store);
+            writers.push(tokio::spawn(async move {
+                for round in 0..10 {
+                    let signals: Vec<NewSignal> = (0..300)
+                        .map(|i| signal(key, ip_report(&format!("45.{}.{}.{}", 40 + w, round, i % 256), &format!("{i}"))))
+                        .collect();
+                    store.insert_signals(&signals).await.expect("insert");
+                }
+            }));
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let done = writers.iter().all(|w| w.is_finished());
+            let page = list(s.store(), &SignalFilter { after: cursor, limit: 1000, ..SignalFilter::default() }).await;
+            if let Some(last) = page.last() {
+                cursor = Some(last.id);
+            }
+            seen.extend(ids(&page));
+            if done && page.is_empty() {
+                break;
+            }
+        }
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        let all = ids(&list(s.store(), &all_signals()).await);
+        assert_eq!(all.len(), 12_000, "{label}: stored");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{label}: the reader saw ids in order");
+        assert_eq!(seen.len(), all.len(), "{label}: the reader missed {} signals", all.len().saturating_sub(seen.len()));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // What the trait cannot read back: checked with a plain query on the column names both schemas
 // share.

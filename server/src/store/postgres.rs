@@ -1,6 +1,12 @@
 //! PostgreSQL backend, for scale-out. Bulk signal inserts use one `INSERT … SELECT FROM UNNEST`
-//! per batch (one round trip, one plan, arrays bound as parameters) with `ON CONFLICT DO NOTHING`
-//! for redeliveries; `COPY` would be faster still but cannot skip duplicates.
+//! per batch (one plan, arrays bound as parameters) with `ON CONFLICT DO NOTHING` for
+//! redeliveries; `COPY` would be faster still but cannot skip duplicates.
+//!
+//! Signal ids are a consumer's watermark (`id > after`), so they must become visible in id order.
+//! A sequence alone does not give that: concurrent inserts interleave their ids and commit in any
+//! order, and a reader that saw id 200 would never see an id 150 committed after it. Signal
+//! inserts therefore take a transaction-scoped advisory lock first, which makes them one writer
+//! at a time, as on SQLite; readers are never blocked.
 
 use std::time::Duration;
 
@@ -15,6 +21,9 @@ use super::{
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
+
+/// Advisory lock key serialising signal inserts ("palisade" in ASCII).
+const SIGNAL_WRITER_LOCK: i64 = 0x7061_6c69_7361_6465;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -337,6 +346,9 @@ impl Store for PgStore {
             country.push(signal.enrichment.country.as_deref());
             extra.push(report.extra.as_str());
         }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+        // ORDER BY the array position: ids follow the batch order, which UNNEST alone does not promise.
         let result = sqlx::query(
             "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
              scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
@@ -345,7 +357,8 @@ impl Store for PgStore {
              FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
                          $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
                          $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
-               AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex) \
+               WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
+             ORDER BY n \
              ON CONFLICT (machine_id, dedup_key) DO NOTHING",
         )
         .bind(machine)
@@ -369,8 +382,9 @@ impl Store for PgStore {
         .bind(as_name)
         .bind(country)
         .bind(extra)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let inserted = result.rows_affected() as usize;
         Ok(InsertOutcome { inserted, duplicates: n - inserted })
     }
