@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::{
     Account, AccountKey, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, LoginRecord, Machine, MachineKey, NewMachine,
-    NewSignal, SignalFilter, Store, StoreError, StoredSignal,
+    NewSignal, SignalFilter, Store, StoreError, StoredSignal, storable, storable_json, storable_opt,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -132,8 +132,8 @@ impl Store for PgStore {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO machines (machine_id, password_hash, is_sensor, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
-        .bind(&machine.machine_id)
-        .bind(&machine.password_hash)
+        .bind(storable(&machine.machine_id))
+        .bind(storable(&machine.password_hash))
         .bind(machine.sensor)
         .bind(machine.created_by.as_str())
         .bind(machine.created_at)
@@ -143,8 +143,10 @@ impl Store for PgStore {
     }
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
-        let row =
-            sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = $1")).bind(machine_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = $1"))
+            .bind(storable(machine_id))
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(machine_from_row).transpose()?)
     }
 
@@ -158,9 +160,9 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE machines SET scenarios = $1::jsonb, origin_prefix = $2, user_agent = $3, last_login_at = $4 WHERE id = $5",
         )
-        .bind(scenarios)
+        .bind(storable_json(&scenarios))
         .bind(login.origin_prefix.to_string())
-        .bind(&login.user_agent)
+        .bind(storable_opt(login.user_agent.as_deref()))
         .bind(login.at)
         .bind(machine.0)
         .execute(&self.pool)
@@ -179,13 +181,17 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES ($1, $2, $3, $4::jsonb)")
             .bind(machine.0)
-            .bind(kind)
+            .bind(storable(kind))
             .bind(at)
-            .bind(payload)
+            .bind(storable_json(payload))
             .execute(&mut *tx)
             .await?;
         if let Some(version) = version {
-            sqlx::query("UPDATE machines SET version = $1 WHERE id = $2").bind(version).bind(machine.0).execute(&mut *tx).await?;
+            sqlx::query("UPDATE machines SET version = $1 WHERE id = $2")
+                .bind(storable(version))
+                .bind(machine.0)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -193,7 +199,7 @@ impl Store for PgStore {
 
     async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError> {
         let id: i64 = sqlx::query_scalar("INSERT INTO accounts (name, created_at) VALUES ($1, $2) RETURNING id")
-            .bind(name)
+            .bind(storable(name))
             .bind(at)
             .fetch_one(&self.pool)
             .await?;
@@ -201,7 +207,8 @@ impl Store for PgStore {
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = $1")).bind(name).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = $1")).bind(storable(name)).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
@@ -218,8 +225,8 @@ impl Store for PgStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(key_hash)
-            .bind(prefix)
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
             .bind(account.0)
             .bind(at)
             .execute(&self.pool)
@@ -229,7 +236,7 @@ impl Store for PgStore {
 
     async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
         let row = sqlx::query("SELECT account_id, prefix, revoked_at FROM enroll_keys WHERE key_hash = $1")
-            .bind(key_hash)
+            .bind(storable(key_hash))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row
@@ -268,8 +275,8 @@ impl Store for PgStore {
             "UPDATE machines SET account_id = $1, display_name = COALESCE($2, display_name), tags = $3::jsonb, enrolled_at = $4 WHERE id = $5",
         )
         .bind(account.0)
-        .bind(name)
-        .bind(tags)
+        .bind(storable_opt(name))
+        .bind(storable_json(&tags))
         .bind(at)
         .bind(machine.0)
         .execute(&mut *tx)
@@ -280,8 +287,8 @@ impl Store for PgStore {
 
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(prefix)
+            .bind(storable(token_hash))
+            .bind(storable(prefix))
             .bind(at)
             .execute(&self.pool)
             .await?;
@@ -290,7 +297,7 @@ impl Store for PgStore {
 
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(token_hash)
+            .bind(storable(token_hash))
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
@@ -328,13 +335,13 @@ impl Store for PgStore {
             dedup.push(report.dedup_key.as_str());
             scope.push(report.scope.as_str());
             value.push(report.value_text());
-            scenario.push(report.scenario.as_str());
-            scenario_hash.push(report.scenario_hash.as_str());
-            scenario_version.push(report.scenario_version.as_str());
-            scenario_trust.push(report.scenario_trust.as_str());
-            message.push(report.message.as_str());
-            agent.push(report.agent.as_deref());
-            alert_uuid.push(report.alert_uuid.as_deref());
+            scenario.push(storable(&report.scenario));
+            scenario_hash.push(storable(&report.scenario_hash));
+            scenario_version.push(storable(&report.scenario_version));
+            scenario_trust.push(storable(&report.scenario_trust));
+            message.push(storable(&report.message));
+            agent.push(storable_opt(report.agent.as_deref()));
+            alert_uuid.push(storable_opt(report.alert_uuid.as_deref()));
             start_at.push(report.start_at);
             stop_at.push(report.stop_at);
             received_at.push(signal.received_at);
@@ -342,9 +349,9 @@ impl Store for PgStore {
             origin_prefix.push(signal.origin.prefix.to_string());
             origin_asn.push(signal.origin.asn.map(i64::from));
             as_number.push(signal.enrichment.as_number.map(i64::from));
-            as_name.push(signal.enrichment.as_name.as_deref());
-            country.push(signal.enrichment.country.as_deref());
-            extra.push(report.extra.as_str());
+            as_name.push(storable_opt(signal.enrichment.as_name.as_deref()));
+            country.push(storable_opt(signal.enrichment.country.as_deref()));
+            extra.push(storable_json(&report.extra));
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
@@ -398,10 +405,10 @@ impl Store for PgStore {
         );
         builder.push_bind(filter.after.unwrap_or(0));
         if let Some(login) = &filter.machine_id {
-            builder.push(" AND m.machine_id = ").push_bind(login);
+            builder.push(" AND m.machine_id = ").push_bind(storable(login));
         }
         if let Some(value) = &filter.value {
-            builder.push(" AND s.value = ").push_bind(value);
+            builder.push(" AND s.value = ").push_bind(storable(value));
         }
         builder.push(" ORDER BY s.id LIMIT ").push_bind(i64::from(filter.limit));
         let rows = builder.build().fetch_all(&self.pool).await?;

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::{
     Account, AccountKey, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, LoginRecord, Machine, MachineKey, NewMachine,
-    NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, to_micros,
+    NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -147,8 +147,8 @@ impl Store for SqliteStore {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO machines (machine_id, password_hash, is_sensor, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(&machine.machine_id)
-        .bind(&machine.password_hash)
+        .bind(storable(&machine.machine_id))
+        .bind(storable(&machine.password_hash))
         .bind(machine.sensor)
         .bind(machine.created_by.as_str())
         .bind(to_micros(machine.created_at))
@@ -159,7 +159,7 @@ impl Store for SqliteStore {
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
         let row = sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = ?"))
-            .bind(machine_id)
+            .bind(storable(machine_id))
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.as_ref().map(machine_from_row).transpose()?)
@@ -173,9 +173,9 @@ impl Store for SqliteStore {
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError> {
         let scenarios = serde_json::to_string(&login.scenarios).unwrap_or_else(|_| "[]".into());
         sqlx::query("UPDATE machines SET scenarios = ?, origin_prefix = ?, user_agent = ?, last_login_at = ? WHERE id = ?")
-            .bind(scenarios)
+            .bind(storable_json(&scenarios))
             .bind(login.origin_prefix.to_string())
-            .bind(&login.user_agent)
+            .bind(storable_opt(login.user_agent.as_deref()))
             .bind(to_micros(login.at))
             .bind(machine.0)
             .execute(&self.writer)
@@ -192,15 +192,20 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES (?, ?, ?, ?)")
+        // json() refuses what is not JSON, as PostgreSQL's jsonb does.
+        sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES (?, ?, ?, json(?))")
             .bind(machine.0)
-            .bind(kind)
+            .bind(storable(kind))
             .bind(to_micros(at))
-            .bind(payload)
+            .bind(storable_json(payload))
             .execute(&mut *tx)
             .await?;
         if let Some(version) = version {
-            sqlx::query("UPDATE machines SET version = ? WHERE id = ?").bind(version).bind(machine.0).execute(&mut *tx).await?;
+            sqlx::query("UPDATE machines SET version = ? WHERE id = ?")
+                .bind(storable(version))
+                .bind(machine.0)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -208,7 +213,7 @@ impl Store for SqliteStore {
 
     async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError> {
         let id: i64 = sqlx::query_scalar("INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id")
-            .bind(name)
+            .bind(storable(name))
             .bind(to_micros(at))
             .fetch_one(&self.writer)
             .await?;
@@ -216,7 +221,8 @@ impl Store for SqliteStore {
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = ?")).bind(name).fetch_optional(&self.reader).await?;
+        let row =
+            sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = ?")).bind(storable(name)).fetch_optional(&self.reader).await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
@@ -233,8 +239,8 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(key_hash)
-            .bind(prefix)
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
             .bind(account.0)
             .bind(to_micros(at))
             .execute(&self.writer)
@@ -244,7 +250,7 @@ impl Store for SqliteStore {
 
     async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
         let row = sqlx::query("SELECT account_id, prefix, revoked_at FROM enroll_keys WHERE key_hash = ?")
-            .bind(key_hash)
+            .bind(storable(key_hash))
             .fetch_optional(&self.reader)
             .await?;
         Ok(row
@@ -279,8 +285,8 @@ impl Store for SqliteStore {
         }
         sqlx::query("UPDATE machines SET account_id = ?, display_name = COALESCE(?, display_name), tags = ?, enrolled_at = ? WHERE id = ?")
             .bind(account.0)
-            .bind(name)
-            .bind(tags)
+            .bind(storable_opt(name))
+            .bind(storable_json(&tags))
             .bind(to_micros(at))
             .bind(machine.0)
             .execute(&mut *tx)
@@ -291,8 +297,8 @@ impl Store for SqliteStore {
 
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES (?, ?, ?)")
-            .bind(token_hash)
-            .bind(prefix)
+            .bind(storable(token_hash))
+            .bind(storable(prefix))
             .bind(to_micros(at))
             .execute(&self.writer)
             .await?;
@@ -301,7 +307,7 @@ impl Store for SqliteStore {
 
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
-            .bind(token_hash)
+            .bind(storable(token_hash))
             .fetch_optional(&self.reader)
             .await?;
         Ok(found.is_some())
@@ -322,13 +328,13 @@ impl Store for SqliteStore {
                     .push_bind(&report.dedup_key)
                     .push_bind(report.scope.as_str())
                     .push_bind(report.value_text())
-                    .push_bind(&report.scenario)
-                    .push_bind(&report.scenario_hash)
-                    .push_bind(&report.scenario_version)
-                    .push_bind(&report.scenario_trust)
-                    .push_bind(&report.message)
-                    .push_bind(&report.agent)
-                    .push_bind(&report.alert_uuid)
+                    .push_bind(storable(&report.scenario))
+                    .push_bind(storable(&report.scenario_hash))
+                    .push_bind(storable(&report.scenario_version))
+                    .push_bind(storable(&report.scenario_trust))
+                    .push_bind(storable(&report.message))
+                    .push_bind(storable_opt(report.agent.as_deref()))
+                    .push_bind(storable_opt(report.alert_uuid.as_deref()))
                     .push_bind(to_micros(report.start_at))
                     .push_bind(to_micros(report.stop_at))
                     .push_bind(to_micros(signal.received_at))
@@ -336,9 +342,12 @@ impl Store for SqliteStore {
                     .push_bind(signal.origin.prefix.to_string())
                     .push_bind(signal.origin.asn.map(i64::from))
                     .push_bind(signal.enrichment.as_number.map(i64::from))
-                    .push_bind(&signal.enrichment.as_name)
-                    .push_bind(&signal.enrichment.country)
-                    .push_bind(&report.extra);
+                    .push_bind(storable_opt(signal.enrichment.as_name.as_deref()))
+                    .push_bind(storable_opt(signal.enrichment.country.as_deref()))
+                    // json() refuses what is not JSON, as PostgreSQL's jsonb does.
+                    .push("json(")
+                    .push_bind_unseparated(storable_json(&report.extra))
+                    .push_unseparated(")");
             });
             builder.push(" ON CONFLICT (machine_id, dedup_key) DO NOTHING");
             inserted += builder.build().execute(&mut *tx).await?.rows_affected() as usize;
@@ -356,10 +365,10 @@ impl Store for SqliteStore {
         );
         builder.push_bind(filter.after.unwrap_or(0));
         if let Some(login) = &filter.machine_id {
-            builder.push(" AND m.machine_id = ").push_bind(login);
+            builder.push(" AND m.machine_id = ").push_bind(storable(login));
         }
         if let Some(value) = &filter.value {
-            builder.push(" AND s.value = ").push_bind(value);
+            builder.push(" AND s.value = ").push_bind(storable(value));
         }
         builder.push(" ORDER BY s.id LIMIT ").push_bind(i64::from(filter.limit));
         let rows = builder.build().fetch_all(&self.reader).await?;
