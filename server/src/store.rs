@@ -3,6 +3,10 @@
 //! types at the edge; callers never see a driver type except inside [`StoreError`].
 //!
 //! Both backends pass the same conformance suite (`store/conformance.rs`).
+//!
+//! PostgreSQL `text` and `jsonb` cannot hold U+0000, which clients can send (as `\u0000` in a
+//! JSON string). So that both engines accept, store and find the same values, every text a store
+//! writes or looks up has its NULs replaced by U+FFFD first (`storable`, `storable_json`).
 
 pub mod postgres;
 pub mod sqlite;
@@ -10,6 +14,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod conformance;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -238,16 +243,28 @@ pub struct StoredSignal {
     pub value: String,
     /// Scenario.
     pub scenario: String,
+    /// Hub hash of the scenario file.
+    pub scenario_hash: String,
+    /// Hub version of the scenario.
+    pub scenario_version: String,
     /// Scenario trust as sent.
     pub scenario_trust: String,
+    /// Free text as sent.
+    pub message: String,
+    /// Alert UUID, when sent.
+    pub alert_uuid: Option<String>,
     /// First event.
     pub start_at: OffsetDateTime,
     /// Last event.
     pub stop_at: OffsetDateTime,
     /// Server receive time.
     pub received_at: OffsetDateTime,
+    /// Reporter's address.
+    pub origin_ip: String,
     /// Reporter's network.
     pub origin_prefix: String,
+    /// Reporter's AS, when known.
+    pub origin_asn: Option<u32>,
     /// Attacker enrichment.
     pub enrichment: Enrichment,
     /// Other fields as sent (JSON object).
@@ -595,4 +612,67 @@ pub(crate) fn to_micros(at: OffsetDateTime) -> i64 {
 /// Inverse of [`to_micros`]; out-of-range values clamp to the epoch.
 pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The form of `text` every backend stores: NUL replaced by U+FFFD (see the module doc).
+pub(crate) fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') { Cow::Owned(text.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(text) }
+}
+
+/// [`storable`] for an optional text.
+pub(crate) fn storable_opt(text: Option<&str>) -> Option<Cow<'_, str>> {
+    text.map(storable)
+}
+
+/// [`storable`] for JSON text, where a NUL can only appear escaped, in a string or a key. Text that
+/// is not JSON is returned as is, for the backend to refuse.
+pub(crate) fn storable_json(json: &str) -> Cow<'_, str> {
+    if !json.contains("\\u0000") {
+        return Cow::Borrowed(json);
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut value) => {
+            scrub_nul(&mut value);
+            Cow::Owned(value.to_string())
+        }
+        Err(_) => Cow::Borrowed(json),
+    }
+}
+
+fn scrub_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => {
+            if let Cow::Owned(clean) = storable(text) {
+                *text = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(object) => {
+            let entries = std::mem::take(object);
+            for (key, mut item) in entries {
+                scrub_nul(&mut item);
+                object.insert(storable(&key).into_owned(), item);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn nul_becomes_the_replacement_character_in_text_and_json() {
+        assert!(matches!(storable("plain"), Cow::Borrowed("plain")));
+        assert_eq!(storable("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(storable_json(r#"{"a":"\\u0000"}"#), r#"{"a":"\\u0000"}"#, "an escaped backslash is no NUL");
+        let dirty = json!({"k\0": ["x\0", {"n": 1, "s": "\0"}], "ok": null}).to_string();
+        let clean: serde_json::Value = serde_json::from_str(&storable_json(&dirty)).expect("json");
+        assert_eq!(clean, json!({"k\u{FFFD}": ["x\u{FFFD}", {"n": 1, "s": "\u{FFFD}"}], "ok": null}));
+        assert_eq!(storable_json("not json \\u0000"), "not json \\u0000");
+    }
 }

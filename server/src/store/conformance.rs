@@ -1,1 +1,1097 @@
-//! placeholder
+//! The store conformance suite: one set of behaviour checks, written once against `&dyn Store`,
+//! run on a fresh SQLite database always and on a fresh PostgreSQL database when `DATABASE_URL`
+//! names a server. It owns the contract both backends must honour (what each [`Store`] method
+//! returns, stores and refuses); it must not test one backend's internals. The few facts the
+//! trait cannot read back (metrics payloads, enrollment tags, user agents) are checked with a
+//! plain query on the shared column names, in the last section.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::{
+    CreatedBy, Enrichment, EnrollOutcome, InsertOutcome, LoginRecord, MachineKey, NewMachine, NewSignal, Origin, SignalFilter,
+    Store, StoreError, StoredSignal, open,
+};
+use crate::config::Backend;
+use crate::domain::signal::{Scope, SignalReport, SignalRules, parse_item};
+use crate::testing::TestDb;
+
+/// A reference time with microsecond precision, the finest both engines keep.
+const T0: OffsetDateTime = datetime!(2026-11-25 12:00:00.123456 UTC);
+
+/// One backend under test. The store is declared first so it closes before its database drops.
+struct Subject {
+    store: Arc<dyn Store>,
+    db: TestDb,
+}
+
+impl Subject {
+    fn label(&self) -> &'static str {
+        self.db.label()
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+/// Every backend this machine offers, each on a fresh, migrated database.
+async fn subjects() -> Vec<Subject> {
+    let mut subjects = Vec::new();
+    for db in TestDb::all().await {
+        let store = open(&db.url).await.unwrap_or_else(|e| panic!("{}: cannot open the store: {e}", db.label()));
+        store.migrate().await.unwrap_or_else(|e| panic!("{}: cannot migrate: {e}", db.label()));
+        subjects.push(Subject { store, db });
+    }
+    subjects
+}
+
+fn new_machine(login: &str, created_at: OffsetDateTime) -> NewMachine {
+    NewMachine {
+        machine_id: login.into(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$hash-of-{login}"),
+        sensor: false,
+        created_by: CreatedBy::Register,
+        created_at,
+    }
+}
+
+async fn machine(store: &dyn Store, login: &str) -> MachineKey {
+    store.create_machine(&new_machine(login, T0)).await.expect("create machine")
+}
+
+fn rules() -> SignalRules {
+    SignalRules {
+        now: T0,
+        max_age: Duration::days(60),
+        max_clock_skew: Duration::hours(24),
+        min_v4_prefix: 16,
+        min_v6_prefix: 32,
+    }
+}
+
+/// A CrowdSec signal item about `value`, told apart from its siblings by `message`.
+fn item(scope: &str, value: &str, message: &str) -> Value {
+    json!({
+        "machine_id": "agent-1", "message": message, "scenario": "crowdsecurity/ssh-bf",
+        "scenario_hash": "4441dcff07020f6690d998b7101e642359ba405c2abb83565bbbdcee36de280f",
+        "scenario_trust": "certified", "scenario_version": "0.3",
+        "source": {"ip": value, "scope": scope, "value": value},
+        "start_at": "2026-11-25T11:59:19.290101Z", "stop_at": "2026-11-25T11:59:20.292055Z",
+        "uuid": "c0d1e2f3-0000-4000-8000-000000000001",
+        "decisions": [{"duration": "4h", "origin": "crowdsec", "scenario": "crowdsecurity/ssh-bf", "scope": "Ip", "type": "ban"}],
+        "kind": "crowdsec"
+    })
+}
+
+fn report(raw: Value) -> SignalReport {
+    parse_item(raw, &rules()).expect("the test item is valid")
+}
+
+fn ip_report(value: &str, message: &str) -> SignalReport {
+    report(item("Ip", value, message))
+}
+
+fn signal(machine: MachineKey, report: SignalReport) -> NewSignal {
+    NewSignal {
+        machine,
+        report,
+        origin: Origin { ip: ip("81.2.69.160"), prefix: net("81.2.69.0/24"), asn: Some(20712) },
+        enrichment: Enrichment {
+            as_number: Some(63949),
+            as_name: Some("Akamai Connected Cloud".into()),
+            country: Some("US".into()),
+        },
+        received_at: T0,
+    }
+}
+
+/// `n` distinct signals from one machine, each about its own address.
+fn batch(machine: MachineKey, n: usize) -> Vec<NewSignal> {
+    (0..n).map(|i| signal(machine, ip_report(&format!("45.{}.{}.{}", 33 + i / 65536, i / 256 % 256, i % 256), "ssh"))).collect()
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test address")
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().expect("test network")
+}
+
+fn all_signals() -> SignalFilter {
+    SignalFilter { limit: 100_000, ..SignalFilter::default() }
+}
+
+async fn list(store: &dyn Store, filter: &SignalFilter) -> Vec<StoredSignal> {
+    store.list_signals(filter).await.expect("list signals")
+}
+
+fn values(signals: &[StoredSignal]) -> Vec<&str> {
+    signals.iter().map(|s| s.value.as_str()).collect()
+}
+
+fn json_value(label: &str, text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{label}: stored JSON does not parse ({e}): {text}"))
+}
+
+/// Asserts a stored signal says everything the sent one did, at the stores' microsecond precision.
+fn assert_stored_as_sent(label: &str, stored: &StoredSignal, sent: &NewSignal, login: &str) {
+    let report = &sent.report;
+    let value = report.value_text();
+    let what = format!("{label}: signal about {value}");
+    assert_eq!(stored.machine_id, login, "{what}: machine_id");
+    assert_eq!(stored.agent, report.agent, "{what}: agent");
+    assert_eq!(stored.scope, report.scope, "{what}: scope");
+    assert_eq!(stored.value, value, "{what}: value");
+    assert_eq!(stored.scenario, report.scenario, "{what}: scenario");
+    assert_eq!(stored.scenario_hash, report.scenario_hash, "{what}: scenario_hash");
+    assert_eq!(stored.scenario_version, report.scenario_version, "{what}: scenario_version");
+    assert_eq!(stored.scenario_trust, report.scenario_trust, "{what}: scenario_trust");
+    assert_eq!(stored.message, report.message, "{what}: message");
+    assert_eq!(stored.alert_uuid, report.alert_uuid, "{what}: alert_uuid");
+    assert_eq!(stored.start_at, report.start_at, "{what}: start_at");
+    assert_eq!(stored.stop_at, report.stop_at, "{what}: stop_at");
+    assert_eq!(stored.received_at, sent.received_at, "{what}: received_at");
+    assert_eq!(stored.origin_ip, sent.origin.ip.to_string(), "{what}: origin_ip");
+    assert_eq!(stored.origin_prefix, sent.origin.prefix.to_string(), "{what}: origin_prefix");
+    assert_eq!(stored.origin_asn, sent.origin.asn, "{what}: origin_asn");
+    assert_eq!(stored.enrichment, sent.enrichment, "{what}: enrichment");
+    // JSON is compared as JSON: PostgreSQL's jsonb keeps the content but not the spelling.
+    assert_eq!(json_value(label, &stored.extra), json_value(label, &report.extra), "{what}: extra");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+#[tokio::test]
+async fn migrating_twice_is_harmless_and_the_store_answers_pings() {
+    for s in subjects().await {
+        let label = s.label();
+        s.store().migrate().await.unwrap_or_else(|e| panic!("{label}: second migrate: {e}"));
+        s.store().ping().await.unwrap_or_else(|e| panic!("{label}: ping: {e}"));
+        assert_eq!(s.store().backend(), s.db.backend, "{label}: backend");
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_store_is_empty() {
+    for s in subjects().await {
+        let label = s.label();
+        assert!(s.store().list_machines().await.expect("list machines").is_empty(), "{label}: machines");
+        assert!(s.store().list_accounts().await.expect("list accounts").is_empty(), "{label}: accounts");
+        assert!(list(s.store(), &all_signals()).await.is_empty(), "{label}: signals");
+        assert_eq!(s.store().count_signals().await.expect("count"), 0, "{label}: count");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machines
+
+#[tokio::test]
+async fn created_machine_reads_back_by_login() {
+    for s in subjects().await {
+        let label = s.label();
+        let mut new = new_machine("sensor-paris-1", datetime!(2026-11-25 14:00:00.654321 +02:00));
+        new.sensor = true;
+        new.created_by = CreatedBy::Operator;
+        let key = s.store().create_machine(&new).await.expect("create");
+
+        let machine = s.store().machine_by_login("sensor-paris-1").await.expect("lookup").expect("machine exists");
+        assert_eq!(machine.key, key, "{label}: key");
+        assert_eq!(machine.machine_id, "sensor-paris-1", "{label}: login");
+        assert_eq!(machine.password_hash, new.password_hash, "{label}: password hash");
+        assert!(machine.sensor, "{label}: sensor");
+        assert_eq!(machine.created_by, "operator", "{label}: created_by");
+        assert_eq!(machine.created_at, new.created_at, "{label}: created_at");
+        assert_eq!(machine.account, None, "{label}: account");
+        assert_eq!(machine.account_name, None, "{label}: account name");
+        assert_eq!(machine.display_name, None, "{label}: display name");
+        assert_eq!(machine.trust, 0.0, "{label}: trust");
+        assert!(machine.scenarios.is_empty(), "{label}: scenarios");
+        assert_eq!(machine.origin_prefix, None, "{label}: origin prefix");
+        assert_eq!(machine.version, None, "{label}: version");
+        assert_eq!(machine.signal_count, 0, "{label}: signal count");
+        assert_eq!(machine.last_login_at, None, "{label}: last login");
+
+        let registered = s.store().create_machine(&new_machine("self-registered", T0)).await.expect("create");
+        let machine = s.store().machine_by_login("self-registered").await.expect("lookup").expect("machine exists");
+        assert_eq!(machine.key, registered, "{label}: key");
+        assert!(!machine.sensor, "{label}: sensor");
+        assert_eq!(machine.created_by, "register", "{label}: created_by");
+        assert_ne!(registered, key, "{label}: keys are distinct");
+    }
+}
+
+#[tokio::test]
+async fn unknown_login_is_none() {
+    for s in subjects().await {
+        let label = s.label();
+        assert!(s.store().machine_by_login("nobody").await.expect("lookup").is_none(), "{label}: empty store");
+        machine(s.store(), "somebody").await;
+        assert!(s.store().machine_by_login("nobody").await.expect("lookup").is_none(), "{label}: other machine");
+        assert!(s.store().machine_by_login("").await.expect("lookup").is_none(), "{label}: empty login");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_machine_login_is_a_conflict() {
+    for s in subjects().await {
+        let label = s.label();
+        let first = machine(s.store(), "watcher").await;
+        let again = s.store().create_machine(&new_machine("watcher", T0 + Duration::hours(1))).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{label}: expected Conflict, got {again:?}");
+        let machines = s.store().list_machines().await.expect("list");
+        assert_eq!(machines.len(), 1, "{label}: the duplicate was not stored");
+        assert_eq!(machines[0].key, first, "{label}: the first machine is intact");
+        assert_eq!(machines[0].created_at, T0, "{label}: the first machine is intact");
+    }
+}
+
+#[tokio::test]
+async fn logins_are_case_sensitive() {
+    for s in subjects().await {
+        let label = s.label();
+        machine(s.store(), "Watcher").await;
+        assert!(s.store().machine_by_login("watcher").await.expect("lookup").is_none(), "{label}: lookup");
+        s.store().create_machine(&new_machine("watcher", T0)).await.unwrap_or_else(|e| panic!("{label}: create: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn machines_are_listed_oldest_first() {
+    for s in subjects().await {
+        let label = s.label();
+        let logins = ["zulu", "alpha", "mike", "bravo"];
+        let mut keys = Vec::new();
+        for login in logins {
+            keys.push(machine(s.store(), login).await);
+        }
+        let machines = s.store().list_machines().await.expect("list");
+        let listed: Vec<&str> = machines.iter().map(|m| m.machine_id.as_str()).collect();
+        assert_eq!(listed, logins, "{label}: order");
+        assert_eq!(machines.iter().map(|m| m.key).collect::<Vec<_>>(), keys, "{label}: keys");
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{label}: keys increase");
+    }
+}
+
+#[tokio::test]
+async fn login_records_scenarios_origin_and_time() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let other = machine(s.store(), "bystander").await;
+        let scenarios: Vec<String> =
+            ["crowdsecurity/http-probing", "crowdsecurity/ssh-bf", "custom/ünïcode-scénario"].map(String::from).into();
+        let first = LoginRecord {
+            scenarios: scenarios.clone(),
+            origin_prefix: net("81.2.69.0/24"),
+            user_agent: Some("crowdsec/v1.6.3-debian-pragmatic".into()),
+            at: T0 + Duration::minutes(5),
+        };
+        s.store().record_login(key, &first).await.expect("record login");
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.scenarios, scenarios, "{label}: scenarios");
+        assert_eq!(machine.origin_prefix.as_deref(), Some("81.2.69.0/24"), "{label}: origin prefix");
+        assert_eq!(machine.last_login_at, Some(first.at), "{label}: last login");
+        assert_eq!(machine.created_at, T0, "{label}: creation time untouched");
+
+        // The next login replaces what the previous one recorded, down to an empty scenario list.
+        let second = LoginRecord {
+            scenarios: Vec::new(),
+            origin_prefix: net("2a00:1450:4001::/48"),
+            user_agent: None,
+            at: T0 + Duration::days(1) + Duration::microseconds(1),
+        };
+        s.store().record_login(key, &second).await.expect("record login");
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert!(machine.scenarios.is_empty(), "{label}: scenarios replaced");
+        assert_eq!(machine.origin_prefix.as_deref(), Some("2a00:1450:4001::/48"), "{label}: IPv6 origin prefix");
+        assert_eq!(machine.last_login_at, Some(second.at), "{label}: last login");
+
+        let bystander = s.store().machine_by_login("bystander").await.expect("lookup").expect("exists");
+        assert_eq!(bystander.key, other, "{label}: key");
+        assert_eq!(bystander.last_login_at, None, "{label}: other machines untouched");
+        assert!(bystander.scenarios.is_empty(), "{label}: other machines untouched");
+    }
+}
+
+#[tokio::test]
+async fn metrics_push_sets_the_version_and_a_push_without_one_keeps_it() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        machine(s.store(), "bystander").await;
+        let payload = json!({"bouncers": [], "machines": [{"version": "v1.6.3"}], "apil_version": "v1.6.3"}).to_string();
+        s.store().record_metrics(key, "metrics", Some("v1.6.3"), &payload, T0).await.expect("metrics");
+        let watcher = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(watcher.version.as_deref(), Some("v1.6.3"), "{label}: version set");
+
+        s.store().record_metrics(key, "usage", None, "{}", T0 + Duration::minutes(30)).await.expect("metrics");
+        let watcher = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(watcher.version.as_deref(), Some("v1.6.3"), "{label}: no version leaves it unchanged");
+
+        s.store().record_metrics(key, "usage", Some("v1.7.0"), "{}", T0 + Duration::hours(1)).await.expect("metrics");
+        let watcher = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(watcher.version.as_deref(), Some("v1.7.0"), "{label}: a newer version replaces it");
+
+        let bystander = s.store().machine_by_login("bystander").await.expect("lookup").expect("exists");
+        assert_eq!(bystander.version, None, "{label}: other machines untouched");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts and enrollment
+
+#[tokio::test]
+async fn created_account_reads_back_by_name() {
+    for s in subjects().await {
+        let label = s.label();
+        let at = datetime!(2026-11-20 08:30:00.000001 UTC);
+        let key = s.store().create_account("acme-sécurité", at).await.expect("create");
+        let account = s.store().account_by_name("acme-sécurité").await.expect("lookup").expect("exists");
+        assert_eq!(account.key, key, "{label}: key");
+        assert_eq!(account.name, "acme-sécurité", "{label}: name");
+        assert_eq!(account.level, "anonymous", "{label}: default level");
+        assert_eq!(account.machine_count, 0, "{label}: machine count");
+        assert_eq!(account.created_at, at, "{label}: created_at");
+        assert!(s.store().account_by_name("acme").await.expect("lookup").is_none(), "{label}: unknown name");
+        assert!(s.store().account_by_name("ACME-SÉCURITÉ").await.expect("lookup").is_none(), "{label}: case matters");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_account_name_is_a_conflict() {
+    for s in subjects().await {
+        let label = s.label();
+        s.store().create_account("acme", T0).await.expect("create");
+        let again = s.store().create_account("acme", T0).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{label}: expected Conflict, got {again:?}");
+        assert_eq!(s.store().list_accounts().await.expect("list").len(), 1, "{label}: not stored twice");
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_listed_in_creation_order_with_their_machine_counts() {
+    for s in subjects().await {
+        let label = s.label();
+        let zeta = s.store().create_account("zeta", T0).await.expect("create");
+        let alpha = s.store().create_account("alpha", T0 + Duration::seconds(1)).await.expect("create");
+        for login in ["a", "b", "c"] {
+            let key = machine(s.store(), login).await;
+            let account = if login == "a" { zeta } else { alpha };
+            s.store().enroll_machine(key, account, None, &[], false, T0).await.expect("enroll");
+        }
+        machine(s.store(), "unenrolled").await;
+        let accounts = s.store().list_accounts().await.expect("list");
+        let listed: Vec<(&str, u64)> = accounts.iter().map(|a| (a.name.as_str(), a.machine_count)).collect();
+        assert_eq!(listed, [("zeta", 1), ("alpha", 2)], "{label}: order and counts");
+        assert_eq!(accounts[0].key, zeta, "{label}: key");
+        assert_eq!(accounts[1].key, alpha, "{label}: key");
+    }
+}
+
+#[tokio::test]
+async fn enroll_key_is_found_by_its_hash_only() {
+    for s in subjects().await {
+        let label = s.label();
+        let account = s.store().create_account("acme", T0).await.expect("create");
+        s.store().create_enroll_key(account, "sha256-of-the-key", "pl_ek_3f9a", T0).await.expect("create key");
+        let key = s.store().enroll_key_by_hash("sha256-of-the-key").await.expect("lookup").expect("exists");
+        assert_eq!(key.account, account, "{label}: account");
+        assert_eq!(key.prefix, "pl_ek_3f9a", "{label}: prefix");
+        assert!(!key.revoked, "{label}: a new key is not revoked");
+        assert!(s.store().enroll_key_by_hash("sha256-of-another-key").await.expect("lookup").is_none(), "{label}: unknown");
+        assert!(s.store().enroll_key_by_hash("pl_ek_3f9a").await.expect("lookup").is_none(), "{label}: prefix is no hash");
+        let again = s.store().create_enroll_key(account, "sha256-of-the-key", "pl_ek_3f9a", T0).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{label}: expected Conflict, got {again:?}");
+    }
+}
+
+#[tokio::test]
+async fn enrolling_attaches_the_machine_to_the_account() {
+    for s in subjects().await {
+        let label = s.label();
+        let account = s.store().create_account("acme", T0).await.expect("create");
+        let key = machine(s.store(), "watcher").await;
+        let outcome = s.store().enroll_machine(key, account, Some("edge-fw-1"), &["dmz".into()], false, T0).await;
+        assert_eq!(outcome.expect("enroll"), EnrollOutcome::Enrolled, "{label}: outcome");
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.account, Some(account), "{label}: account");
+        assert_eq!(machine.account_name.as_deref(), Some("acme"), "{label}: account name");
+        assert_eq!(machine.display_name.as_deref(), Some("edge-fw-1"), "{label}: display name");
+        let account = s.store().account_by_name("acme").await.expect("lookup").expect("exists");
+        assert_eq!(account.machine_count, 1, "{label}: machine count");
+    }
+}
+
+#[tokio::test]
+async fn enrolling_again_without_overwrite_changes_nothing() {
+    for s in subjects().await {
+        let label = s.label();
+        let first = s.store().create_account("first", T0).await.expect("create");
+        let second = s.store().create_account("second", T0).await.expect("create");
+        let key = machine(s.store(), "watcher").await;
+        s.store().enroll_machine(key, first, Some("original"), &["a".into()], false, T0).await.expect("enroll");
+
+        for account in [first, second] {
+            let outcome = s.store().enroll_machine(key, account, Some("renamed"), &["b".into()], false, T0).await;
+            assert_eq!(outcome.expect("enroll"), EnrollOutcome::AlreadyEnrolled, "{label}: outcome");
+        }
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.account, Some(first), "{label}: still in the first account");
+        assert_eq!(machine.display_name.as_deref(), Some("original"), "{label}: name untouched");
+        assert_eq!(raw_text(&s.db, "SELECT CAST(tags AS TEXT) FROM machines").await, ["[\"a\"]"], "{label}: tags untouched");
+        assert_eq!(s.store().account_by_name("second").await.expect("lookup").expect("exists").machine_count, 0, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn enrolling_with_overwrite_moves_the_machine_to_another_account() {
+    for s in subjects().await {
+        let label = s.label();
+        let first = s.store().create_account("first", T0).await.expect("create");
+        let second = s.store().create_account("second", T0).await.expect("create");
+        let key = machine(s.store(), "watcher").await;
+        s.store().enroll_machine(key, first, Some("original"), &[], false, T0).await.expect("enroll");
+
+        let outcome = s.store().enroll_machine(key, second, Some("moved"), &[], true, T0).await;
+        assert_eq!(outcome.expect("enroll"), EnrollOutcome::Enrolled, "{label}: outcome");
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.account, Some(second), "{label}: account");
+        assert_eq!(machine.account_name.as_deref(), Some("second"), "{label}: account name");
+        assert_eq!(machine.display_name.as_deref(), Some("moved"), "{label}: display name");
+        let counts: Vec<u64> = s.store().list_accounts().await.expect("list").iter().map(|a| a.machine_count).collect();
+        assert_eq!(counts, [0, 1], "{label}: machine counts follow the move");
+
+        // No name given: the one it has is kept.
+        let outcome = s.store().enroll_machine(key, first, None, &[], true, T0).await;
+        assert_eq!(outcome.expect("enroll"), EnrollOutcome::Enrolled, "{label}: outcome");
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.account, Some(first), "{label}: account");
+        assert_eq!(machine.display_name.as_deref(), Some("moved"), "{label}: display name kept");
+    }
+}
+
+#[tokio::test]
+async fn enrolling_an_unknown_machine_is_not_found() {
+    for s in subjects().await {
+        let label = s.label();
+        let account = s.store().create_account("acme", T0).await.expect("create");
+        let outcome = s.store().enroll_machine(MachineKey(987_654), account, None, &[], false, T0).await;
+        assert!(matches!(outcome, Err(StoreError::NotFound(_))), "{label}: expected NotFound, got {outcome:?}");
+        let outcome = s.store().enroll_machine(MachineKey(987_654), account, None, &[], true, T0).await;
+        assert!(matches!(outcome, Err(StoreError::NotFound(_))), "{label}: with overwrite, got {outcome:?}");
+        assert_eq!(s.store().account_by_name("acme").await.expect("lookup").expect("exists").machine_count, 0, "{label}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin tokens
+
+#[tokio::test]
+async fn admin_token_exists_only_for_its_hash() {
+    for s in subjects().await {
+        let label = s.label();
+        assert!(!s.store().admin_token_exists("sha256-of-a-token").await.expect("lookup"), "{label}: empty store");
+        s.store().create_admin_token("sha256-of-a-token", "pl_adm_1a2b", T0).await.expect("create");
+        assert!(s.store().admin_token_exists("sha256-of-a-token").await.expect("lookup"), "{label}: exists");
+        assert!(!s.store().admin_token_exists("sha256-of-another").await.expect("lookup"), "{label}: other hash");
+        assert!(!s.store().admin_token_exists("pl_adm_1a2b").await.expect("lookup"), "{label}: prefix is no hash");
+        assert!(!s.store().admin_token_exists("").await.expect("lookup"), "{label}: empty hash");
+        let again = s.store().create_admin_token("sha256-of-a-token", "pl_adm_1a2b", T0).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{label}: expected Conflict, got {again:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals: inserting
+
+#[tokio::test]
+async fn inserting_no_signals_stores_nothing() {
+    for s in subjects().await {
+        let label = s.label();
+        let outcome = s.store().insert_signals(&[]).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome::default(), "{label}: outcome");
+        assert_eq!(s.store().count_signals().await.expect("count"), 0, "{label}: count");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_and_reads_back_field_for_field() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let mut no_extras = signal(key, ip_report("45.33.32.156", "bare"));
+        no_extras.report.agent = None;
+        no_extras.report.alert_uuid = None;
+        no_extras.report.scenario_trust = String::new();
+        no_extras.enrichment = Enrichment::default();
+        no_extras.origin.asn = None;
+        let sent = vec![
+            signal(key, ip_report("45.33.32.156", "first")),
+            no_extras,
+            signal(key, report(item("Range", "45.33.32.7/24", "a range"))),
+        ];
+        let outcome = s.store().insert_signals(&sent).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 3, duplicates: 0 }, "{label}: outcome");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(stored.len(), 3, "{label}: stored");
+        for (stored, sent) in stored.iter().zip(&sent) {
+            assert_stored_as_sent(label, stored, sent, "watcher");
+        }
+        assert_eq!(stored[2].scope, Scope::Range, "{label}: scope");
+        assert_eq!(stored[2].value, "45.33.32.0/24", "{label}: range stored in canonical form");
+        assert_eq!(s.store().count_signals().await.expect("count"), 3, "{label}: count");
+    }
+}
+
+#[tokio::test]
+async fn redelivered_batch_is_counted_as_duplicates_and_not_stored_twice() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let sent = batch(key, 5);
+        let first = s.store().insert_signals(&sent).await.expect("insert");
+        assert_eq!(first, InsertOutcome { inserted: 5, duplicates: 0 }, "{label}: first delivery");
+        let ids: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+
+        let again = s.store().insert_signals(&sent).await.expect("insert");
+        assert_eq!(again, InsertOutcome { inserted: 0, duplicates: 5 }, "{label}: redelivery");
+
+        // A partial redelivery: two already stored, three new.
+        let mut mixed = sent[3..].to_vec();
+        mixed.extend(batch(key, 8).split_off(5));
+        let outcome = s.store().insert_signals(&mixed).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 3, duplicates: 2 }, "{label}: partial redelivery");
+
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(stored.len(), 8, "{label}: stored once each");
+        assert_eq!(stored[..5].iter().map(|s| s.id).collect::<Vec<_>>(), ids, "{label}: first rows untouched");
+        assert_eq!(s.store().count_signals().await.expect("count"), 8, "{label}: count");
+    }
+}
+
+#[tokio::test]
+async fn duplicates_within_one_batch_are_stored_once() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let a = signal(key, ip_report("45.33.32.156", "a"));
+        let b = signal(key, ip_report("45.33.32.157", "b"));
+        let outcome = s.store().insert_signals(&[a.clone(), b.clone(), a.clone(), a, b]).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 2, duplicates: 3 }, "{label}: outcome");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(values(&stored), ["45.33.32.156", "45.33.32.157"], "{label}: first occurrence wins the order");
+    }
+}
+
+#[tokio::test]
+async fn the_same_report_from_two_machines_is_two_signals() {
+    for s in subjects().await {
+        let label = s.label();
+        let one = machine(s.store(), "one").await;
+        let two = machine(s.store(), "two").await;
+        let report = ip_report("45.33.32.156", "same");
+        let outcome =
+            s.store().insert_signals(&[signal(one, report.clone()), signal(two, report.clone())]).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 2, duplicates: 0 }, "{label}: outcome");
+        let outcome = s.store().insert_signals(&[signal(two, report)]).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 0, duplicates: 1 }, "{label}: redelivery by the second");
+        let stored = list(s.store(), &all_signals()).await;
+        let logins: Vec<&str> = stored.iter().map(|s| s.machine_id.as_str()).collect();
+        assert_eq!(logins, ["one", "two"], "{label}: one each");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_is_stored_whole_and_in_order() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        // Past SQLite's per-statement parameter limit, so the backend must split the batch.
+        let sent = batch(key, 3000);
+        let outcome = s.store().insert_signals(&sent).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 3000, duplicates: 0 }, "{label}: outcome");
+        assert_eq!(s.store().count_signals().await.expect("count"), 3000, "{label}: count");
+
+        let stored = list(s.store(), &all_signals()).await;
+        let expected: Vec<String> = sent.iter().map(|s| s.report.value_text()).collect();
+        assert_eq!(values(&stored), expected, "{label}: stored in insert order");
+        assert!(stored.windows(2).all(|w| w[0].id < w[1].id), "{label}: ids strictly increase");
+        assert_stored_as_sent(label, &stored[2999], &sent[2999], "watcher");
+
+        let again = s.store().insert_signals(&sent).await.expect("insert");
+        assert_eq!(again, InsertOutcome { inserted: 0, duplicates: 3000 }, "{label}: redelivery");
+        assert_eq!(s.store().count_signals().await.expect("count"), 3000, "{label}: count after redelivery");
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.signal_count, 3000, "{label}: machine signal count");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_batch_stores_nothing() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let mut sent = batch(key, 3);
+        sent.push(signal(MachineKey(987_654), ip_report("45.33.32.156", "from nowhere")));
+        let outcome = s.store().insert_signals(&sent).await;
+        assert!(outcome.is_err(), "{label}: a signal from an unknown machine must fail the batch, got {outcome:?}");
+        assert_eq!(s.store().count_signals().await.expect("count"), 0, "{label}: small batch rolled back");
+
+        // The failing row in a later statement of a split batch rolls back the earlier ones too.
+        let mut sent = batch(key, 3000);
+        sent.push(signal(MachineKey(987_654), ip_report("45.33.32.156", "from nowhere")));
+        assert!(s.store().insert_signals(&sent).await.is_err(), "{label}: large batch must fail");
+        assert_eq!(s.store().count_signals().await.expect("count"), 0, "{label}: large batch rolled back");
+    }
+}
+
+#[tokio::test]
+async fn signal_ids_strictly_increase_in_insert_order_across_batches() {
+    for s in subjects().await {
+        let label = s.label();
+        let one = machine(s.store(), "one").await;
+        let two = machine(s.store(), "two").await;
+        let mut sent = Vec::new();
+        for round in 0..4 {
+            let key = if round % 2 == 0 { one } else { two };
+            let signals: Vec<NewSignal> =
+                (0..7).map(|i| signal(key, ip_report(&format!("45.33.{round}.{}", 200 - i), "ssh"))).collect();
+            s.store().insert_signals(&signals).await.expect("insert");
+            sent.extend(signals);
+        }
+        let stored = list(s.store(), &all_signals()).await;
+        let expected: Vec<String> = sent.iter().map(|s| s.report.value_text()).collect();
+        assert_eq!(values(&stored), expected, "{label}: insert order");
+        assert!(stored.windows(2).all(|w| w[0].id < w[1].id), "{label}: ids strictly increase");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_redeliveries_store_each_signal_once() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let sent = batch(key, 200);
+        let (a, b) = tokio::join!(s.store().insert_signals(&sent), s.store().insert_signals(&sent));
+        let (a, b) = (a.expect("insert"), b.expect("insert"));
+        assert_eq!(a.inserted + b.inserted, 200, "{label}: stored once in all ({a:?}, {b:?})");
+        assert_eq!(a.duplicates + b.duplicates, 200, "{label}: the rest are duplicates ({a:?}, {b:?})");
+        assert_eq!(s.store().count_signals().await.expect("count"), 200, "{label}: count");
+    }
+}
+
+#[tokio::test]
+async fn unicode_and_long_messages_are_preserved() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let messages = [
+            "Ip 45.33.32.156 performed 'crowdsecurity/ssh-bf' (6 events over 1.001s) at 2026-11-25 11:59:20 +0000 UTC"
+                .to_string(),
+            "ünïcödé — 攻撃 — атака — هجوم — 🛡️🔥👩‍💻 — e\u{301} — \u{202e}reversed\u{202c} — tab\tnew\nline".to_string(),
+            "quotes ' \" and backslashes \\ and SQL '); DROP TABLE signals; --".to_string(),
+            "x".repeat(8 * 1024),
+            "é".repeat(4 * 1024),
+            String::new(),
+        ];
+        let sent: Vec<NewSignal> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, message)| signal(key, report(item("Ip", &format!("45.33.32.{}", 10 + i), message))))
+            .collect();
+        s.store().insert_signals(&sent).await.expect("insert");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(stored.len(), messages.len(), "{label}: stored");
+        for ((stored, sent), message) in stored.iter().zip(&sent).zip(&messages) {
+            assert_eq!(&stored.message, message, "{label}: message preserved");
+            assert_stored_as_sent(label, stored, sent, "watcher");
+        }
+    }
+}
+
+#[tokio::test]
+async fn extra_json_is_preserved() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let mut raw = item("Ip", "45.33.32.156", "extra");
+        raw["context"] = json!([{"key": "target_uri", "value": "/wp-login.php?ü=✓"}, {"key": "empty", "value": ""}]);
+        raw["source"]["as_number"] = json!("63949");
+        raw["source"]["latitude"] = json!(37.751);
+        raw["source"]["longitude"] = json!(-97.822);
+        raw["source"]["cn"] = json!("US");
+        raw["labels"] = Value::Null;
+        raw["events_count"] = json!(6);
+        raw["big"] = json!(9_007_199_254_740_993_u64);
+        raw["remediation"] = json!(true);
+        raw["nested"] = json!({"deeper": {"deepest": ["a", 1, false, null, {"k": "v"}]}});
+        let sent = signal(key, report(raw.clone()));
+        let expected = json_value(label, &sent.report.extra);
+        assert_eq!(expected["big"], raw["big"], "the report keeps the extra fields");
+
+        s.store().insert_signals(std::slice::from_ref(&sent)).await.expect("insert");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(stored.len(), 1, "{label}: stored");
+        assert_eq!(json_value(label, &stored[0].extra), expected, "{label}: extra");
+        assert_stored_as_sent(label, &stored[0], &sent, "watcher");
+
+        // An empty object stays an empty object.
+        let mut bare = signal(key, ip_report("45.33.32.157", "bare"));
+        bare.report.extra = "{}".into();
+        s.store().insert_signals(std::slice::from_ref(&bare)).await.expect("insert");
+        let stored =
+            list(s.store(), &SignalFilter { value: Some("45.33.32.157".into()), limit: 10, ..SignalFilter::default() }).await;
+        assert_eq!(json_value(label, &stored[0].extra), json!({}), "{label}: empty extra");
+    }
+}
+
+#[tokio::test]
+async fn ipv6_addresses_ranges_and_origins_round_trip() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let mut v6 = signal(key, ip_report("2a01:4f8:c17:b8f::2", "v6"));
+        v6.origin = Origin { ip: ip("2a00:1450:4001:82a::200e"), prefix: net("2a00:1450:4001::/48"), asn: Some(u32::MAX) };
+        v6.enrichment =
+            Enrichment { as_number: Some(u32::MAX), as_name: Some("Hetzner Online GmbH".into()), country: Some("DE".into()) };
+        let mapped = signal(key, ip_report("::ffff:45.33.32.156", "mapped"));
+        let v6_range = signal(key, report(item("Range", "2a01:4f8:c17:b8f::2/64", "v6 range")));
+        let v4_range = signal(key, report(item("Range", "45.33.32.156/16", "v4 range")));
+        let sent = vec![v6, mapped, v6_range, v4_range];
+        s.store().insert_signals(&sent).await.expect("insert");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(values(&stored), ["2a01:4f8:c17:b8f::2", "45.33.32.156", "2a01:4f8:c17:b8f::/64", "45.33.0.0/16"], "{label}");
+        for (stored, sent) in stored.iter().zip(&sent) {
+            assert_stored_as_sent(label, stored, sent, "watcher");
+        }
+        let found =
+            list(s.store(), &SignalFilter { value: Some("2a01:4f8:c17:b8f::/64".into()), limit: 10, ..SignalFilter::default() })
+                .await;
+        assert_eq!(values(&found), ["2a01:4f8:c17:b8f::/64"], "{label}: found by its canonical range");
+    }
+}
+
+#[tokio::test]
+async fn times_keep_microsecond_precision_and_their_instant() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let mut raw = item("Ip", "45.33.32.156", "times");
+        raw["start_at"] = json!("2026-11-25T13:59:19.000001+02:00");
+        raw["stop_at"] = json!("2026-11-25T11:59:20.999999Z");
+        let mut sent = signal(key, report(raw));
+        sent.received_at = datetime!(2026-11-25 06:00:00.5 -06:00);
+        s.store().insert_signals(std::slice::from_ref(&sent)).await.expect("insert");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(stored[0].start_at, datetime!(2026-11-25 11:59:19.000001 UTC), "{label}: start_at");
+        assert_eq!(stored[0].stop_at, datetime!(2026-11-25 11:59:20.999999 UTC), "{label}: stop_at");
+        assert_eq!(stored[0].received_at, datetime!(2026-11-25 12:00:00.5 UTC), "{label}: received_at");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals: listing and counting
+
+/// Two machines, three values, stored in a known order. Returns the stored rows, oldest first.
+async fn listing_fixture(store: &dyn Store) -> Vec<StoredSignal> {
+    let one = machine(store, "one").await;
+    let two = machine(store, "two").await;
+    let a = "45.33.32.1";
+    let b = "45.33.32.2";
+    let c = "2a01:4f8::1";
+    let sent = [(one, a, "1"), (two, a, "2"), (one, b, "3"), (two, c, "4"), (one, a, "5"), (one, c, "6")];
+    for (key, value, message) in sent {
+        store.insert_signals(&[signal(key, ip_report(value, message))]).await.expect("insert");
+    }
+    list(store, &all_signals()).await
+}
+
+fn ids(signals: &[StoredSignal]) -> Vec<i64> {
+    signals.iter().map(|s| s.id).collect()
+}
+
+#[tokio::test]
+async fn listing_filters_by_machine_and_by_value() {
+    for s in subjects().await {
+        let label = s.label();
+        let all = listing_fixture(s.store()).await;
+        let pick = |indexes: &[usize]| indexes.iter().map(|&i| all[i].id).collect::<Vec<_>>();
+        let filter = |machine: Option<&str>, value: Option<&str>| SignalFilter {
+            machine_id: machine.map(String::from),
+            value: value.map(String::from),
+            limit: 100,
+            ..SignalFilter::default()
+        };
+        let cases: [(Option<&str>, Option<&str>, &[usize]); 8] = [
+            (None, None, &[0, 1, 2, 3, 4, 5]),
+            (Some("one"), None, &[0, 2, 4, 5]),
+            (Some("two"), None, &[1, 3]),
+            (None, Some("45.33.32.1"), &[0, 1, 4]),
+            (None, Some("2a01:4f8::1"), &[3, 5]),
+            (Some("one"), Some("45.33.32.1"), &[0, 4]),
+            (Some("nobody"), None, &[]),
+            (None, Some("45.33.32.3"), &[]),
+        ];
+        for (machine, value, expected) in cases {
+            let found = list(s.store(), &filter(machine, value)).await;
+            assert_eq!(ids(&found), pick(expected), "{label}: machine {machine:?}, value {value:?}");
+        }
+        let two = list(s.store(), &filter(Some("two"), None)).await;
+        assert!(two.iter().all(|s| s.machine_id == "two"), "{label}: rows name their machine");
+    }
+}
+
+#[tokio::test]
+async fn listing_after_an_id_pages_through_every_signal_once() {
+    for s in subjects().await {
+        let label = s.label();
+        let all = listing_fixture(s.store()).await;
+        assert_eq!(all.len(), 6, "{label}: fixture");
+
+        let after = |after: Option<i64>, limit: u32| SignalFilter { after, limit, ..SignalFilter::default() };
+        assert_eq!(ids(&list(s.store(), &after(Some(all[1].id), 100)).await), ids(&all[2..]), "{label}: after");
+        assert!(list(s.store(), &after(Some(all[5].id), 100)).await.is_empty(), "{label}: after the last");
+        assert_eq!(ids(&list(s.store(), &after(Some(-1), 100)).await), ids(&all), "{label}: after a negative id");
+        assert_eq!(ids(&list(s.store(), &after(None, 4)).await), ids(&all[..4]), "{label}: limit");
+        assert_eq!(ids(&list(s.store(), &after(None, 1)).await), ids(&all[..1]), "{label}: limit one");
+        assert!(list(s.store(), &after(None, 0)).await.is_empty(), "{label}: limit zero");
+        assert_eq!(ids(&list(s.store(), &after(None, u32::MAX)).await), ids(&all), "{label}: huge limit");
+
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = list(s.store(), &after(cursor, 4)).await;
+            let Some(last) = page.last() else { break };
+            cursor = Some(last.id);
+            paged.extend(ids(&page));
+        }
+        assert_eq!(paged, ids(&all), "{label}: pages cover every signal once, in order");
+
+        let filtered =
+            SignalFilter { after: Some(all[0].id), machine_id: Some("one".into()), value: Some("45.33.32.1".into()), limit: 100 };
+        assert_eq!(ids(&list(s.store(), &filtered).await), [all[4].id], "{label}: every filter at once");
+        let filtered = SignalFilter { machine_id: Some("one".into()), limit: 2, ..SignalFilter::default() };
+        assert_eq!(ids(&list(s.store(), &filtered).await), [all[0].id, all[2].id], "{label}: limit applies after filters");
+    }
+}
+
+#[tokio::test]
+async fn count_and_machine_signal_counts_follow_inserts() {
+    for s in subjects().await {
+        let label = s.label();
+        listing_fixture(s.store()).await;
+        assert_eq!(s.store().count_signals().await.expect("count"), 6, "{label}: count");
+        let counts: Vec<(String, u64)> =
+            s.store().list_machines().await.expect("list").into_iter().map(|m| (m.machine_id, m.signal_count)).collect();
+        assert_eq!(counts, [("one".to_string(), 4), ("two".to_string(), 2)], "{label}: per machine");
+        let one = s.store().machine_by_login("one").await.expect("lookup").expect("exists");
+        assert_eq!(one.signal_count, 4, "{label}: by login");
+    }
+}
+
+/// A consumer pages with `after = the last id it saw`, so a smaller id must never become visible
+/// after a larger one. Catching a backend that breaks this depends on timing; a backend that keeps
+/// it always passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cursor_reader_sees_every_signal_while_writers_race() {
+    for s in subjects().await {
+        let label = s.label();
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let key = machine(s.store(), &format!("writer-{w}")).await;
+            let store = Arc::clone(&s.store);
+            writers.push(tokio::spawn(async move {
+                for round in 0..10 {
+                    let signals: Vec<NewSignal> = (0..300)
+                        .map(|i| signal(key, ip_report(&format!("45.{}.{}.{}", 40 + w, round, i % 256), &format!("{i}"))))
+                        .collect();
+                    store.insert_signals(&signals).await.expect("insert");
+                }
+            }));
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let done = writers.iter().all(|w| w.is_finished());
+            let page = list(s.store(), &SignalFilter { after: cursor, limit: 1000, ..SignalFilter::default() }).await;
+            if let Some(last) = page.last() {
+                cursor = Some(last.id);
+            }
+            seen.extend(ids(&page));
+            if done && page.is_empty() {
+                break;
+            }
+        }
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        let all = ids(&list(s.store(), &all_signals()).await);
+        assert_eq!(all.len(), 12_000, "{label}: stored");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{label}: the reader saw ids in order");
+        assert_eq!(seen.len(), all.len(), "{label}: the reader missed {} signals", all.len().saturating_sub(seen.len()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text PostgreSQL cannot hold, and text that is not JSON
+
+#[tokio::test]
+async fn nul_characters_are_stored_as_the_replacement_character() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        // The HTTP layer refuses NUL with a 4xx; the store is the backstop that keeps both
+        // engines identical for any caller, so the report is built past that validation.
+        let mut raw = item("Ip", "45.33.32.156", "before after");
+        raw["literal"] = json!("a backslash then u0000: \\u0000");
+        let mut sent = signal(key, report(raw));
+        sent.report.message = "before \u{0} after".into();
+        sent.report.agent = Some("agent\u{0}".into());
+        let mut extra: Value = serde_json::from_str(&sent.report.extra).expect("extra is JSON");
+        extra["custom\u{0}key"] = json!(["nul \u{0} in a list", {"deep": "\u{0}"}]);
+        sent.report.extra = extra.to_string();
+        sent.enrichment.as_name = Some("AS\u{0}name".into());
+        let clean = signal(key, ip_report("45.33.32.157", "clean"));
+        let outcome = s.store().insert_signals(&[sent, clean]).await;
+        assert_eq!(outcome.expect("a NUL must not fail the batch"), InsertOutcome { inserted: 2, duplicates: 0 }, "{label}");
+
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(stored[0].message, "before \u{FFFD} after", "{label}: message");
+        assert_eq!(stored[0].agent.as_deref(), Some("agent\u{FFFD}"), "{label}: agent");
+        assert_eq!(stored[0].enrichment.as_name.as_deref(), Some("AS\u{FFFD}name"), "{label}: as_name");
+        let extra = json_value(label, &stored[0].extra);
+        assert_eq!(extra["custom\u{FFFD}key"], json!(["nul \u{FFFD} in a list", {"deep": "\u{FFFD}"}]), "{label}: extra");
+        assert_eq!(extra["literal"], json!("a backslash then u0000: \\u0000"), "{label}: an escaped backslash is kept");
+        assert_eq!(stored[1].message, "clean", "{label}: the rest of the batch");
+
+        let login = LoginRecord {
+            scenarios: vec!["crowdsecurity/ssh-bf".into()],
+            origin_prefix: net("81.2.69.0/24"),
+            user_agent: Some("crowdsec\u{0}".into()),
+            at: T0,
+        };
+        s.store().record_login(key, &login).await.unwrap_or_else(|e| panic!("{label}: login: {e}"));
+        let usage = json!({"lapi": {"version": "v1.6.3", "os": "\u{0}"}}).to_string();
+        s.store().record_metrics(key, "usage", Some("v1.6\u{0}"), &usage, T0).await.unwrap_or_else(|e| panic!("{label}: {e}"));
+        let account = s.store().create_account("acme\u{0}", T0).await.unwrap_or_else(|e| panic!("{label}: account: {e}"));
+        s.store()
+            .enroll_machine(key, account, Some("edge\u{0}"), &["tag\u{0}".into()], false, T0)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: enroll: {e}"));
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.version.as_deref(), Some("v1.6\u{FFFD}"), "{label}: version");
+        assert_eq!(machine.display_name.as_deref(), Some("edge\u{FFFD}"), "{label}: display name");
+        assert_eq!(machine.account_name.as_deref(), Some("acme\u{FFFD}"), "{label}: account name");
+        let found = s.store().account_by_name("acme\u{0}").await.expect("lookup").map(|a| a.key);
+        assert_eq!(found, Some(account), "{label}: found by the name it was created with");
+    }
+}
+
+#[tokio::test]
+async fn lookups_with_nul_find_nothing_rather_than_failing() {
+    for s in subjects().await {
+        let label = s.label();
+        machine(s.store(), "watcher").await;
+        let nul = "watcher\u{0}";
+        assert!(s.store().machine_by_login(nul).await.expect("machine lookup").is_none(), "{label}: machine");
+        assert!(s.store().account_by_name(nul).await.expect("account lookup").is_none(), "{label}: account");
+        assert!(s.store().enroll_key_by_hash(nul).await.expect("key lookup").is_none(), "{label}: enroll key");
+        assert!(!s.store().admin_token_exists(nul).await.expect("token lookup"), "{label}: admin token");
+        let filter = SignalFilter { machine_id: Some(nul.into()), value: Some(nul.into()), limit: 10, ..SignalFilter::default() };
+        assert!(list(s.store(), &filter).await.is_empty(), "{label}: signals");
+    }
+}
+
+#[tokio::test]
+async fn text_that_is_not_json_is_refused_where_json_is_stored() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        for payload in ["not json", "{\"unterminated\": ", ""] {
+            let outcome = s.store().record_metrics(key, "usage", Some("v9"), payload, T0).await;
+            assert!(outcome.is_err(), "{label}: metrics payload {payload:?} must be refused");
+        }
+        let machine = s.store().machine_by_login("watcher").await.expect("lookup").expect("exists");
+        assert_eq!(machine.version, None, "{label}: a refused push changes nothing");
+
+        let mut bad = signal(key, ip_report("45.33.32.156", "bad extra"));
+        bad.report.extra = "{not json".into();
+        let outcome = s.store().insert_signals(&[signal(key, ip_report("45.33.32.157", "good")), bad]).await;
+        assert!(outcome.is_err(), "{label}: extra that is not JSON must be refused");
+        assert_eq!(s.store().count_signals().await.expect("count"), 0, "{label}: nothing stored");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the trait cannot read back: checked with a plain query on the column names both schemas
+// share.
+
+/// Runs a query returning one text column, on whichever engine `db` is.
+async fn raw_text(db: &TestDb, sql: &str) -> Vec<String> {
+    let url = db.url.expose();
+    let rows = match db.backend {
+        Backend::Sqlite => {
+            let mut conn = SqliteConnectOptions::from_str(url).expect("sqlite url").connect().await.expect("connect");
+            sqlx::query_scalar(sql).fetch_all(&mut conn).await
+        }
+        Backend::Postgres => {
+            let mut conn = PgConnectOptions::from_str(url).expect("postgres url").connect().await.expect("connect");
+            sqlx::query_scalar(sql).fetch_all(&mut conn).await
+        }
+    };
+    rows.unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.label()))
+}
+
+#[tokio::test]
+async fn metrics_payloads_are_stored_as_sent() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let metrics = json!({"apil_version": "v1.6.3", "bouncers": [{"name": "fw", "version": "v0.0.28"}], "machines": []});
+        let usage = json!({"lapi": {"version": "v1.6.3", "os": {"name": "débian"}}, "remediation_components": []});
+        s.store().record_metrics(key, "metrics", Some("v1.6.3"), &metrics.to_string(), T0).await.expect("metrics");
+        s.store().record_metrics(key, "usage", None, &usage.to_string(), T0 + Duration::seconds(1)).await.expect("usage");
+        let kinds = raw_text(&s.db, "SELECT kind FROM machine_metrics ORDER BY id").await;
+        assert_eq!(kinds, ["metrics", "usage"], "{label}: one row per push");
+        let payloads: Vec<Value> = raw_text(&s.db, "SELECT CAST(payload AS TEXT) FROM machine_metrics ORDER BY id")
+            .await
+            .iter()
+            .map(|text| json_value(label, text))
+            .collect();
+        assert_eq!(payloads, [metrics, usage], "{label}: payloads");
+    }
+}
+
+#[tokio::test]
+async fn login_user_agent_and_enrollment_tags_are_stored() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let login = LoginRecord {
+            scenarios: vec![],
+            origin_prefix: net("81.2.69.0/24"),
+            user_agent: Some("crowdsec/v1.6.3".into()),
+            at: T0,
+        };
+        s.store().record_login(key, &login).await.expect("login");
+        assert_eq!(raw_text(&s.db, "SELECT user_agent FROM machines").await, ["crowdsec/v1.6.3"], "{label}: user agent");
+
+        let account = s.store().create_account("acme", T0).await.expect("create");
+        let tags = vec!["dmz".to_string(), "paris, rack 4".to_string(), "ünï".to_string()];
+        s.store().enroll_machine(key, account, None, &tags, false, T0).await.expect("enroll");
+        let stored = raw_text(&s.db, "SELECT CAST(tags AS TEXT) FROM machines").await;
+        assert_eq!(json_value(label, &stored[0]), json!(tags), "{label}: tags");
+    }
+}

@@ -1,6 +1,12 @@
 //! PostgreSQL backend, for scale-out. Bulk signal inserts use one `INSERT … SELECT FROM UNNEST`
-//! per batch (one round trip, one plan, arrays bound as parameters) with `ON CONFLICT DO NOTHING`
-//! for redeliveries; `COPY` would be faster still but cannot skip duplicates.
+//! per batch (one plan, arrays bound as parameters) with `ON CONFLICT DO NOTHING` for
+//! redeliveries; `COPY` would be faster still but cannot skip duplicates.
+//!
+//! Signal ids are a consumer's watermark (`id > after`), so they must become visible in id order.
+//! A sequence alone does not give that: concurrent inserts interleave their ids and commit in any
+//! order, and a reader that saw id 200 would never see an id 150 committed after it. Signal
+//! inserts therefore take a transaction-scoped advisory lock first, which makes them one writer
+//! at a time, as on SQLite; readers are never blocked.
 
 use std::time::Duration;
 
@@ -12,13 +18,17 @@ use time::OffsetDateTime;
 use super::{
     Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
     EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
-    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal,
+    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, storable, storable_json,
+    storable_opt,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
 
 /// Session advisory lock key of the consensus leader ("leader" in ASCII).
 const LEADER_LOCK: i64 = 0x6c65_6164_6572;
+
+/// Advisory lock key serialising signal inserts ("palisade" in ASCII).
+const SIGNAL_WRITER_LOCK: i64 = 0x7061_6c69_7361_6465;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -87,11 +97,17 @@ fn signal_from_row(row: &PgRow) -> Result<StoredSignal, sqlx::Error> {
         scope: Scope::from_stored(&scope).unwrap_or(Scope::Ip),
         value: row.try_get("value")?,
         scenario: row.try_get("scenario")?,
+        scenario_hash: row.try_get("scenario_hash")?,
+        scenario_version: row.try_get("scenario_version")?,
         scenario_trust: row.try_get("scenario_trust")?,
+        message: row.try_get("message")?,
+        alert_uuid: row.try_get("alert_uuid")?,
         start_at: row.try_get("start_at")?,
         stop_at: row.try_get("stop_at")?,
         received_at: row.try_get("received_at")?,
+        origin_ip: row.try_get("origin_ip")?,
         origin_prefix: row.try_get("origin_prefix")?,
+        origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
         enrichment: Enrichment {
             as_number: row.try_get::<Option<i64>, _>("as_number")?.map(|n| n as u32),
             as_name: row.try_get("as_name")?,
@@ -121,8 +137,8 @@ impl Store for PgStore {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO machines (machine_id, password_hash, is_sensor, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
-        .bind(&machine.machine_id)
-        .bind(&machine.password_hash)
+        .bind(storable(&machine.machine_id))
+        .bind(storable(&machine.password_hash))
         .bind(machine.sensor)
         .bind(machine.created_by.as_str())
         .bind(machine.created_at)
@@ -132,8 +148,10 @@ impl Store for PgStore {
     }
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
-        let row =
-            sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = $1")).bind(machine_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = $1"))
+            .bind(storable(machine_id))
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(machine_from_row).transpose()?)
     }
 
@@ -147,9 +165,9 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE machines SET scenarios = $1::jsonb, origin_prefix = $2, user_agent = $3, last_login_at = $4 WHERE id = $5",
         )
-        .bind(scenarios)
+        .bind(storable_json(&scenarios))
         .bind(login.origin_prefix.to_string())
-        .bind(&login.user_agent)
+        .bind(storable_opt(login.user_agent.as_deref()))
         .bind(login.at)
         .bind(machine.0)
         .execute(&self.pool)
@@ -168,13 +186,17 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES ($1, $2, $3, $4::jsonb)")
             .bind(machine.0)
-            .bind(kind)
+            .bind(storable(kind))
             .bind(at)
-            .bind(payload)
+            .bind(storable_json(payload))
             .execute(&mut *tx)
             .await?;
         if let Some(version) = version {
-            sqlx::query("UPDATE machines SET version = $1 WHERE id = $2").bind(version).bind(machine.0).execute(&mut *tx).await?;
+            sqlx::query("UPDATE machines SET version = $1 WHERE id = $2")
+                .bind(storable(version))
+                .bind(machine.0)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -182,7 +204,7 @@ impl Store for PgStore {
 
     async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError> {
         let id: i64 = sqlx::query_scalar("INSERT INTO accounts (name, created_at) VALUES ($1, $2) RETURNING id")
-            .bind(name)
+            .bind(storable(name))
             .bind(at)
             .fetch_one(&self.pool)
             .await?;
@@ -190,7 +212,8 @@ impl Store for PgStore {
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = $1")).bind(name).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = $1")).bind(storable(name)).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
@@ -207,8 +230,8 @@ impl Store for PgStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(key_hash)
-            .bind(prefix)
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
             .bind(account.0)
             .bind(at)
             .execute(&self.pool)
@@ -218,7 +241,7 @@ impl Store for PgStore {
 
     async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
         let row = sqlx::query("SELECT account_id, prefix, revoked_at FROM enroll_keys WHERE key_hash = $1")
-            .bind(key_hash)
+            .bind(storable(key_hash))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row
@@ -257,8 +280,8 @@ impl Store for PgStore {
             "UPDATE machines SET account_id = $1, display_name = COALESCE($2, display_name), tags = $3::jsonb, enrolled_at = $4 WHERE id = $5",
         )
         .bind(account.0)
-        .bind(name)
-        .bind(tags)
+        .bind(storable_opt(name))
+        .bind(storable_json(&tags))
         .bind(at)
         .bind(machine.0)
         .execute(&mut *tx)
@@ -269,8 +292,8 @@ impl Store for PgStore {
 
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(prefix)
+            .bind(storable(token_hash))
+            .bind(storable(prefix))
             .bind(at)
             .execute(&self.pool)
             .await?;
@@ -279,7 +302,7 @@ impl Store for PgStore {
 
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(token_hash)
+            .bind(storable(token_hash))
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
@@ -317,13 +340,13 @@ impl Store for PgStore {
             dedup.push(report.dedup_key.as_str());
             scope.push(report.scope.as_str());
             value.push(report.value_text());
-            scenario.push(report.scenario.as_str());
-            scenario_hash.push(report.scenario_hash.as_str());
-            scenario_version.push(report.scenario_version.as_str());
-            scenario_trust.push(report.scenario_trust.as_str());
-            message.push(report.message.as_str());
-            agent.push(report.agent.as_deref());
-            alert_uuid.push(report.alert_uuid.as_deref());
+            scenario.push(storable(&report.scenario));
+            scenario_hash.push(storable(&report.scenario_hash));
+            scenario_version.push(storable(&report.scenario_version));
+            scenario_trust.push(storable(&report.scenario_trust));
+            message.push(storable(&report.message));
+            agent.push(storable_opt(report.agent.as_deref()));
+            alert_uuid.push(storable_opt(report.alert_uuid.as_deref()));
             start_at.push(report.start_at);
             stop_at.push(report.stop_at);
             received_at.push(signal.received_at);
@@ -331,10 +354,13 @@ impl Store for PgStore {
             origin_prefix.push(signal.origin.prefix.to_string());
             origin_asn.push(signal.origin.asn.map(i64::from));
             as_number.push(signal.enrichment.as_number.map(i64::from));
-            as_name.push(signal.enrichment.as_name.as_deref());
-            country.push(signal.enrichment.country.as_deref());
-            extra.push(report.extra.as_str());
+            as_name.push(storable_opt(signal.enrichment.as_name.as_deref()));
+            country.push(storable_opt(signal.enrichment.country.as_deref()));
+            extra.push(storable_json(&report.extra));
         }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+        // ORDER BY the array position: ids follow the batch order, which UNNEST alone does not promise.
         let result = sqlx::query(
             "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
              scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
@@ -343,7 +369,8 @@ impl Store for PgStore {
              FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
                          $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
                          $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
-               AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex) \
+               WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
+             ORDER BY n \
              ON CONFLICT (machine_id, dedup_key) DO NOTHING",
         )
         .bind(machine)
@@ -367,24 +394,26 @@ impl Store for PgStore {
         .bind(as_name)
         .bind(country)
         .bind(extra)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let inserted = result.rows_affected() as usize;
         Ok(InsertOutcome { inserted, duplicates: n - inserted })
     }
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
         let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_trust, s.start_at, \
-             s.stop_at, s.received_at, s.origin_prefix, s.as_number, s.as_name, s.country, s.extra::text AS extra \
+            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_hash, s.scenario_version, \
+             s.scenario_trust, s.message, s.alert_uuid, s.start_at, s.stop_at, s.received_at, s.origin_ip, s.origin_prefix, \
+             s.origin_asn, s.as_number, s.as_name, s.country, s.extra::text AS extra \
              FROM signals s JOIN machines m ON m.id = s.machine_id WHERE s.id > ",
         );
         builder.push_bind(filter.after.unwrap_or(0));
         if let Some(login) = &filter.machine_id {
-            builder.push(" AND m.machine_id = ").push_bind(login);
+            builder.push(" AND m.machine_id = ").push_bind(storable(login));
         }
         if let Some(value) = &filter.value {
-            builder.push(" AND s.value = ").push_bind(value);
+            builder.push(" AND s.value = ").push_bind(storable(value));
         }
         builder.push(" ORDER BY s.id LIMIT ").push_bind(i64::from(filter.limit));
         let rows = builder.build().fetch_all(&self.pool).await?;

@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use super::{
     Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
     EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
-    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, to_micros,
+    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, storable,
+    storable_json, storable_opt, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -105,11 +106,17 @@ fn signal_from_row(row: &SqliteRow) -> Result<StoredSignal, sqlx::Error> {
         scope: Scope::from_stored(&scope).unwrap_or(Scope::Ip),
         value: row.try_get("value")?,
         scenario: row.try_get("scenario")?,
+        scenario_hash: row.try_get("scenario_hash")?,
+        scenario_version: row.try_get("scenario_version")?,
         scenario_trust: row.try_get("scenario_trust")?,
+        message: row.try_get("message")?,
+        alert_uuid: row.try_get("alert_uuid")?,
         start_at: from_micros(row.try_get("start_at")?),
         stop_at: from_micros(row.try_get("stop_at")?),
         received_at: from_micros(row.try_get("received_at")?),
+        origin_ip: row.try_get("origin_ip")?,
         origin_prefix: row.try_get("origin_prefix")?,
+        origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
         enrichment: Enrichment {
             as_number: row.try_get::<Option<i64>, _>("as_number")?.map(|n| n as u32),
             as_name: row.try_get("as_name")?,
@@ -142,8 +149,8 @@ impl Store for SqliteStore {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO machines (machine_id, password_hash, is_sensor, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(&machine.machine_id)
-        .bind(&machine.password_hash)
+        .bind(storable(&machine.machine_id))
+        .bind(storable(&machine.password_hash))
         .bind(machine.sensor)
         .bind(machine.created_by.as_str())
         .bind(to_micros(machine.created_at))
@@ -154,7 +161,7 @@ impl Store for SqliteStore {
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
         let row = sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = ?"))
-            .bind(machine_id)
+            .bind(storable(machine_id))
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.as_ref().map(machine_from_row).transpose()?)
@@ -168,9 +175,9 @@ impl Store for SqliteStore {
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError> {
         let scenarios = serde_json::to_string(&login.scenarios).unwrap_or_else(|_| "[]".into());
         sqlx::query("UPDATE machines SET scenarios = ?, origin_prefix = ?, user_agent = ?, last_login_at = ? WHERE id = ?")
-            .bind(scenarios)
+            .bind(storable_json(&scenarios))
             .bind(login.origin_prefix.to_string())
-            .bind(&login.user_agent)
+            .bind(storable_opt(login.user_agent.as_deref()))
             .bind(to_micros(login.at))
             .bind(machine.0)
             .execute(&self.writer)
@@ -187,15 +194,20 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES (?, ?, ?, ?)")
+        // json() refuses what is not JSON, as PostgreSQL's jsonb does.
+        sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES (?, ?, ?, json(?))")
             .bind(machine.0)
-            .bind(kind)
+            .bind(storable(kind))
             .bind(to_micros(at))
-            .bind(payload)
+            .bind(storable_json(payload))
             .execute(&mut *tx)
             .await?;
         if let Some(version) = version {
-            sqlx::query("UPDATE machines SET version = ? WHERE id = ?").bind(version).bind(machine.0).execute(&mut *tx).await?;
+            sqlx::query("UPDATE machines SET version = ? WHERE id = ?")
+                .bind(storable(version))
+                .bind(machine.0)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -203,7 +215,7 @@ impl Store for SqliteStore {
 
     async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError> {
         let id: i64 = sqlx::query_scalar("INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id")
-            .bind(name)
+            .bind(storable(name))
             .bind(to_micros(at))
             .fetch_one(&self.writer)
             .await?;
@@ -211,7 +223,8 @@ impl Store for SqliteStore {
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = ?")).bind(name).fetch_optional(&self.reader).await?;
+        let row =
+            sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = ?")).bind(storable(name)).fetch_optional(&self.reader).await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
@@ -228,8 +241,8 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(key_hash)
-            .bind(prefix)
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
             .bind(account.0)
             .bind(to_micros(at))
             .execute(&self.writer)
@@ -239,7 +252,7 @@ impl Store for SqliteStore {
 
     async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
         let row = sqlx::query("SELECT account_id, prefix, revoked_at FROM enroll_keys WHERE key_hash = ?")
-            .bind(key_hash)
+            .bind(storable(key_hash))
             .fetch_optional(&self.reader)
             .await?;
         Ok(row
@@ -274,8 +287,8 @@ impl Store for SqliteStore {
         }
         sqlx::query("UPDATE machines SET account_id = ?, display_name = COALESCE(?, display_name), tags = ?, enrolled_at = ? WHERE id = ?")
             .bind(account.0)
-            .bind(name)
-            .bind(tags)
+            .bind(storable_opt(name))
+            .bind(storable_json(&tags))
             .bind(to_micros(at))
             .bind(machine.0)
             .execute(&mut *tx)
@@ -286,8 +299,8 @@ impl Store for SqliteStore {
 
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES (?, ?, ?)")
-            .bind(token_hash)
-            .bind(prefix)
+            .bind(storable(token_hash))
+            .bind(storable(prefix))
             .bind(to_micros(at))
             .execute(&self.writer)
             .await?;
@@ -296,7 +309,7 @@ impl Store for SqliteStore {
 
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
-            .bind(token_hash)
+            .bind(storable(token_hash))
             .fetch_optional(&self.reader)
             .await?;
         Ok(found.is_some())
@@ -317,13 +330,13 @@ impl Store for SqliteStore {
                     .push_bind(&report.dedup_key)
                     .push_bind(report.scope.as_str())
                     .push_bind(report.value_text())
-                    .push_bind(&report.scenario)
-                    .push_bind(&report.scenario_hash)
-                    .push_bind(&report.scenario_version)
-                    .push_bind(&report.scenario_trust)
-                    .push_bind(&report.message)
-                    .push_bind(&report.agent)
-                    .push_bind(&report.alert_uuid)
+                    .push_bind(storable(&report.scenario))
+                    .push_bind(storable(&report.scenario_hash))
+                    .push_bind(storable(&report.scenario_version))
+                    .push_bind(storable(&report.scenario_trust))
+                    .push_bind(storable(&report.message))
+                    .push_bind(storable_opt(report.agent.as_deref()))
+                    .push_bind(storable_opt(report.alert_uuid.as_deref()))
                     .push_bind(to_micros(report.start_at))
                     .push_bind(to_micros(report.stop_at))
                     .push_bind(to_micros(signal.received_at))
@@ -331,9 +344,12 @@ impl Store for SqliteStore {
                     .push_bind(signal.origin.prefix.to_string())
                     .push_bind(signal.origin.asn.map(i64::from))
                     .push_bind(signal.enrichment.as_number.map(i64::from))
-                    .push_bind(&signal.enrichment.as_name)
-                    .push_bind(&signal.enrichment.country)
-                    .push_bind(&report.extra);
+                    .push_bind(storable_opt(signal.enrichment.as_name.as_deref()))
+                    .push_bind(storable_opt(signal.enrichment.country.as_deref()))
+                    // json() refuses what is not JSON, as PostgreSQL's jsonb does.
+                    .push("json(")
+                    .push_bind_unseparated(storable_json(&report.extra))
+                    .push_unseparated(")");
             });
             builder.push(" ON CONFLICT (machine_id, dedup_key) DO NOTHING");
             inserted += builder.build().execute(&mut *tx).await?.rows_affected() as usize;
@@ -344,16 +360,17 @@ impl Store for SqliteStore {
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_trust, s.start_at, \
-             s.stop_at, s.received_at, s.origin_prefix, s.as_number, s.as_name, s.country, s.extra \
+            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_hash, s.scenario_version, \
+             s.scenario_trust, s.message, s.alert_uuid, s.start_at, s.stop_at, s.received_at, s.origin_ip, s.origin_prefix, \
+             s.origin_asn, s.as_number, s.as_name, s.country, s.extra \
              FROM signals s JOIN machines m ON m.id = s.machine_id WHERE s.id > ",
         );
         builder.push_bind(filter.after.unwrap_or(0));
         if let Some(login) = &filter.machine_id {
-            builder.push(" AND m.machine_id = ").push_bind(login);
+            builder.push(" AND m.machine_id = ").push_bind(storable(login));
         }
         if let Some(value) = &filter.value {
-            builder.push(" AND s.value = ").push_bind(value);
+            builder.push(" AND s.value = ").push_bind(storable(value));
         }
         builder.push(" ORDER BY s.id LIMIT ").push_bind(i64::from(filter.limit));
         let rows = builder.build().fetch_all(&self.reader).await?;
