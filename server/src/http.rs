@@ -16,7 +16,6 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -78,6 +77,17 @@ impl Modify for MirrorV3 {
             })
             .collect();
         openapi.paths.paths.extend(mirrored);
+        let slashed: Vec<_> = ["/v2/metrics", "/v3/metrics"]
+            .iter()
+            .filter_map(|path| openapi.paths.paths.get(*path).cloned().map(|item| (format!("{path}/"), item)))
+            .map(|(path, mut item)| {
+                for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                    operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}_slash"));
+                }
+                (path, item)
+            })
+            .collect();
+        openapi.paths.paths.extend(slashed);
     }
 }
 
@@ -101,15 +111,15 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(record_metrics))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(middleware::from_fn(deadline))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
-        .layer(middleware::from_fn(request_id))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn(request_id))
 }
 
 static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -131,6 +141,20 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         response
     } else {
         next.run(req).await
+    }
+}
+
+/// Longest time a request may take before it is answered 503 (with our error body and
+/// `Retry-After`) instead of holding the client.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("request exceeded {} s", REQUEST_DEADLINE.as_secs());
+            ApiError::Unavailable.into_response()
+        }
     }
 }
 

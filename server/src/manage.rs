@@ -293,6 +293,10 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         }
         None => (None, admin.then(Vec::new)),
     };
+    // Outside the admin view, details exist only for listed targets: evidence about unlisted ones
+    // would let a reporter tune a poisoning attempt, or tell a canary (whose reports are never
+    // kept as evidence) from an ordinary address.
+    let summary = summary.filter(|_| admin || entry.is_some());
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok().map(rfc3339);
     Ok(ExplanationResponse {
         ip: addr.to_string(),

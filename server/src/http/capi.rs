@@ -9,7 +9,7 @@
 //! - enrollment answers 202 for a new enrollment and 200 for "already enrolled" (cscli reads it);
 //! - every stream decision carries all six fields (a missing one crashes CrowdSec 1.4.6).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 
 use axum::extract::State;
@@ -17,8 +17,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_api::capi::{
-    DecisionsStreamV2, DecisionsStreamV3, EnrollRequest, LoginRequest, LoginResponse, MessageResponse, MetricsRequest,
-    RegisterRequest, RejectedSignal, SignalsResponse, StreamLinks,
+    Decision, DecisionValue, DecisionsStreamV2, DecisionsStreamV3, DeletedDecisionsGroup, EnrollRequest, LoginRequest,
+    LoginResponse, MessageResponse, MetricsRequest, NewDecisionsGroup, RegisterRequest, RejectedSignal, SignalsResponse,
+    StreamLinks,
 };
 use palisade_api::native::FieldError;
 use serde::Deserialize;
@@ -35,9 +36,12 @@ use crate::domain::net::origin_prefix;
 use crate::domain::signal::parse_item;
 use crate::domain::text::{contains_nul, has_nul};
 use crate::error::ApiError;
+use crate::jobs::consensus::COMMUNITY;
 use crate::manage::rfc3339;
 use crate::state::AppState;
-use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
+use crate::store::{
+    CreatedBy, EnrollOutcome, ListChange, ListEntry, LoginRecord, MachineKey, NewMachine, NewSignal, Origin, StoreError,
+};
 
 /// Routes of one protocol generation, mounted under `/v2` and `/v3`.
 pub fn routes(v3: bool) -> Router<AppState> {
@@ -177,8 +181,11 @@ pub async fn enroll_machine(
     if request.attachment_key.is_empty() || request.attachment_key.len() > 128 {
         return Err(ApiError::InvalidEnrollKey);
     }
-    if request.name.len() > 128 || request.tags.len() > 32 || request.tags.iter().any(|t| t.len() > 64) {
-        return Err(ApiError::field("name", "name is at most 128 bytes; at most 32 tags of 64 bytes"));
+    if request.name.len() > 128 {
+        return Err(ApiError::field("name", "at most 128 bytes"));
+    }
+    if request.tags.len() > 32 || request.tags.iter().any(|t| t.len() > 64) {
+        return Err(ApiError::field("tags", "at most 32 tags of at most 64 bytes"));
     }
     if has_nul(&request.name) || request.tags.iter().any(|t| has_nul(t)) {
         return Err(ApiError::field("name", "name and tags may not contain NUL characters"));
@@ -323,32 +330,127 @@ fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, Ap
     }
 }
 
-/// Pull the community blocklist, v2 shape (CrowdSec 1.4.x). Until the consensus engine lists
-/// anything the answer is a valid empty stream.
+/// Go duration syntax (`23h59m59s`): what CrowdSec's `time.ParseDuration` accepts (never `d`).
+pub fn go_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// What changed on the community list since this machine's last pull (everything on startup or
+/// on its first pull). Advances the machine's cursor.
+async fn community_delta(
+    state: &AppState,
+    machine: MachineKey,
+    startup: bool,
+) -> Result<(Vec<ListEntry>, Vec<ListEntry>), ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let last = if startup { None } else { state.store.machine_stream_seq(machine).await? };
+    let live = |e: &ListEntry| e.expires_at > now + time::Duration::seconds(1);
+    let (seq, new, deleted) = match last {
+        None => {
+            let seq = state.store.list_seq(COMMUNITY).await?;
+            let entries = state.store.list_entries(COMMUNITY).await?;
+            (seq.max(entries.iter().map(|e| e.seq).max().unwrap_or(0)), entries.into_iter().filter(live).collect(), Vec::new())
+        }
+        Some(last) => {
+            let changes = state.store.list_changes(COMMUNITY, last, 1_000_000).await?;
+            let seq = changes.last().map_or(last, |c| c.seq);
+            let mut latest: BTreeMap<String, ListChange> = BTreeMap::new();
+            for change in changes {
+                latest.insert(change.entry.value.clone(), change);
+            }
+            let (added, removed): (Vec<_>, Vec<_>) = latest.into_values().partition(|c| c.op == "add");
+            (seq, added.into_iter().map(|c| c.entry).filter(live).collect(), removed.into_iter().map(|c| c.entry).collect())
+        }
+    };
+    state.store.set_machine_stream_seq(machine, seq).await?;
+    Ok((new, deleted))
+}
+
+fn v2_decision(entry: &ListEntry, now: OffsetDateTime, removed: bool) -> Decision {
+    Decision {
+        duration: if removed { "0s".into() } else { go_duration((entry.expires_at - now).whole_seconds()) },
+        origin: "CAPI".into(),
+        scenario: entry.scenario.clone(),
+        scope: if entry.scope == "range" { "Range".into() } else { "Ip".into() },
+        kind: entry.remediation.clone(),
+        value: entry.value.clone(),
+    }
+}
+
+/// Pull the community blocklist, v2 shape (CrowdSec 1.4.x): the full list with `startup=true`
+/// (or on a machine's first pull), otherwise what changed since this machine's last pull.
 #[utoipa::path(get, path = "/v2/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
     responses((status = 200, body = DecisionsStreamV2), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn get_decisions_stream_v2(
+    State(state): State<AppState>,
     machine: AuthMachine,
     QueryParams(query): QueryParams<StreamQuery>,
 ) -> Result<Json<DecisionsStreamV2>, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
-    Ok(Json(DecisionsStreamV2::default()))
+    let (new, deleted) = community_delta(&state, machine.key, startup).await?;
+    let now = OffsetDateTime::now_utc();
+    Ok(Json(DecisionsStreamV2 {
+        new: new.iter().map(|e| v2_decision(e, now, false)).collect(),
+        deleted: deleted.iter().map(|e| v2_decision(e, now, true)).collect(),
+    }))
 }
 
-/// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), honouring `community_pull` and
-/// `additional_pull`. Until the consensus engine lists anything the answer is a valid empty stream.
+/// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), grouped by scenario and scope,
+/// honouring `community_pull=false` (nothing from the community list, cursor unchanged) and
+/// `additional_pull` (no subscribed lists exist yet, so `links` is empty).
 #[utoipa::path(get, path = "/v3/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
     responses((status = 200, body = DecisionsStreamV3), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn get_decisions_stream_v3(
+    State(state): State<AppState>,
     machine: AuthMachine,
     QueryParams(query): QueryParams<StreamQuery>,
 ) -> Result<Json<DecisionsStreamV3>, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
-    parse_flag("community_pull", query.community_pull.as_deref(), true)?;
+    let community = parse_flag("community_pull", query.community_pull.as_deref(), true)?;
     parse_flag("additional_pull", query.additional_pull.as_deref(), true)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v3", "startup" => startup.to_string()).increment(1);
-    Ok(Json(DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links: StreamLinks::default() }))
+    let mut response = DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links: StreamLinks::default() };
+    if !community {
+        return Ok(Json(response));
+    }
+    let (new, deleted) = community_delta(&state, machine.key, startup).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
+    for entry in &new {
+        groups
+            .entry((entry.scenario.clone(), entry.scope.clone()))
+            .or_default()
+            .push(DecisionValue { value: entry.value.clone(), duration: go_duration((entry.expires_at - now).whole_seconds()) });
+    }
+    response.new =
+        groups.into_iter().map(|((scenario, scope), decisions)| NewDecisionsGroup { scenario, scope, decisions }).collect();
+    let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in deleted {
+        removed.entry(entry.scope).or_default().push(entry.value);
+    }
+    response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
+    Ok(Json(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_use_go_syntax_without_days() {
+        assert_eq!(go_duration(86_399), "23h59m59s");
+        assert_eq!(go_duration(7 * 86_400), "168h0m0s");
+        assert_eq!(go_duration(61), "1m1s");
+        assert_eq!(go_duration(5), "5s");
+        assert_eq!(go_duration(-3), "0s");
+    }
 }

@@ -340,3 +340,108 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use serde_json::json;
+    use time::Duration as TimeDuration;
+
+    use super::*;
+    use crate::domain::signal::{SignalRules, parse_item};
+    use crate::store::{CreatedBy, Enrichment, NewMachine, NewSignal, Origin};
+    use crate::testing::TestDb;
+
+    async fn add_machine(store: &dyn Store, name: &str, sensor: bool) -> MachineKey {
+        let machine = NewMachine {
+            machine_id: name.into(),
+            password_hash: "x".into(),
+            sensor,
+            created_by: CreatedBy::Operator,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        store.create_machine(&machine).await.expect("machine")
+    }
+
+    fn signal(machine: MachineKey, ip: &str, origin: &str, now: OffsetDateTime) -> NewSignal {
+        let stamp = now.format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let raw = json!({"scenario": "crowdsecurity/ssh-bf", "scenario_trust": "certified",
+            "source": {"scope": "Ip", "value": ip}, "start_at": stamp, "stop_at": stamp});
+        let rules = SignalRules {
+            now,
+            max_age: TimeDuration::days(60),
+            max_clock_skew: TimeDuration::hours(1),
+            min_v4_prefix: 16,
+            min_v6_prefix: 32,
+        };
+        let origin_ip: IpAddr = origin.parse().expect("origin");
+        NewSignal {
+            machine,
+            report: parse_item(raw, &rules).expect("valid"),
+            origin: Origin { ip: origin_ip, prefix: crate::domain::net::origin_prefix(origin_ip), asn: None },
+            enrichment: Enrichment::default(),
+            received_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_worker_resumes_at_its_watermark_without_counting_twice() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let sensor = add_machine(store.as_ref(), "sensor", true).await;
+            let watcher = add_machine(store.as_ref(), "watcher", false).await;
+            let now = OffsetDateTime::now_utc();
+            store
+                .insert_signals(&[
+                    signal(watcher, "45.33.32.156", "81.2.69.1", now),
+                    signal(sensor, "45.33.32.156", "81.2.70.1", now),
+                ])
+                .await
+                .expect("insert");
+
+            let mut worker = ConsensusWorker::load(store.clone(), WorkerConfig::default()).await.expect("load");
+            let step = worker.run_once(now).await.expect("step");
+            assert_eq!(step, StepOutcome { processed: 2, listed: 1, delisted: 0 }, "{label}");
+            let entries = store.list_entries(COMMUNITY).await.expect("entries");
+            assert_eq!(entries.len(), 1, "{label}");
+            assert_eq!((entries[0].value.as_str(), entries[0].rule.as_str()), ("45.33.32.156", "sensor"), "{label}");
+            let reporters = worker.engine().target("45.33.32.156/32".parse().expect("net")).expect("state").reporters.len();
+
+            // A new worker (a restart) reads the watermark: nothing is processed twice.
+            let mut restarted = ConsensusWorker::load(store.clone(), WorkerConfig::default()).await.expect("reload");
+            assert_eq!(restarted.watermark(), worker.watermark(), "{label}");
+            let again = restarted.run_once(now).await.expect("step");
+            assert_eq!(again.processed, 0, "{label}");
+            let state = restarted.engine().target("45.33.32.156/32".parse().expect("net")).expect("state");
+            assert_eq!(state.reporters.len(), reporters, "{label}");
+            assert_eq!(state.reporters.iter().map(|r| r.count).sum::<u32>(), 2, "{label}: each report counted once");
+            assert_eq!(store.list_changes(COMMUNITY, 0, 100).await.expect("changes").len(), 1, "{label}");
+            assert_eq!(restarted.engine().machine(watcher.0).expect("machine").leads, 1, "{label}: lead credit survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn never_block_ranges_from_the_allowlist_delist_at_the_next_step() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let sensor = add_machine(store.as_ref(), "sensor", true).await;
+            let now = OffsetDateTime::now_utc();
+            store.insert_signals(&[signal(sensor, "66.249.66.1", "81.2.70.1", now)]).await.expect("insert");
+            let mut worker = ConsensusWorker::load(store.clone(), WorkerConfig::default()).await.expect("load");
+            assert_eq!(worker.run_once(now).await.expect("step").listed, 1, "{label}");
+            store.add_allowlist(&["66.249.64.0/19".into()], "crawler", "googlebot", now).await.expect("allowlist");
+            worker.refresh().await.expect("refresh");
+            let step = worker.run_once(now).await.expect("step");
+            assert_eq!(step.delisted, 1, "{label}");
+            let changes = store.list_changes(COMMUNITY, 0, 100).await.expect("changes");
+            assert_eq!(changes.iter().map(|c| c.op.as_str()).collect::<Vec<_>>(), ["add", "remove"], "{label}");
+            assert_eq!(changes[1].reason.as_deref(), Some("never_block"), "{label}");
+            assert!(changes[0].seq < changes[1].seq, "{label}");
+        }
+    }
+}
