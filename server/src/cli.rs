@@ -67,6 +67,69 @@ pub enum AdminCommand {
     /// Machines.
     #[command(subcommand)]
     Machine(MachineCommand),
+    /// Canaries: addresses you control that never send traffic; reporting one zeroes the reporter.
+    #[command(subcommand)]
+    Canary(CanaryCommand),
+    /// Never-block ranges (CDN egress, crawlers, resolvers, your infrastructure).
+    #[command(subcommand)]
+    Allowlist(AllowlistCommand),
+    /// Uphold a false-positive report: delist the address and penalise its supporters.
+    FalsePositive {
+        /// The listed address or range.
+        value: String,
+    },
+    /// Explain an address: rule, clusters, ASes, scenarios, and the machines that reported it.
+    Explain {
+        /// IPv4 or IPv6 address.
+        ip: String,
+    },
+}
+
+/// `admin canary …`
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Add a canary.
+    Add {
+        /// Address or CIDR.
+        value: String,
+        /// A note for yourself.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Remove a canary.
+    Remove {
+        /// Address or CIDR.
+        value: String,
+    },
+    /// List canaries.
+    List(JsonFlag),
+}
+
+/// `admin allowlist …`
+#[derive(Debug, Subcommand)]
+pub enum AllowlistCommand {
+    /// Import a provider's published range file (JSON, CSV or one range per line).
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Name of the source, e.g. googlebot.
+        #[arg(long)]
+        source: String,
+        /// cdn, crawler, resolver, infrastructure or custom.
+        #[arg(long)]
+        category: String,
+    },
+    /// Remove ranges by value and/or source.
+    Remove {
+        /// Address or CIDR.
+        #[arg(long)]
+        value: Option<String>,
+        /// Source name.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// List never-block ranges.
+    List(JsonFlag),
 }
 
 /// `admin token …`
@@ -86,6 +149,13 @@ pub enum AccountCommand {
     },
     /// List accounts.
     List(JsonFlag),
+    /// Set an account's verification level (caps its machines' trust).
+    Level {
+        /// Account name.
+        name: String,
+        /// anonymous, email, verified, paid or partner.
+        level: String,
+    },
 }
 
 /// `admin enroll-key …`
@@ -118,6 +188,19 @@ pub enum MachineCommand {
     },
     /// List machines.
     List(JsonFlag),
+    /// Mark a machine as one of your sensors (honeypots), or unmark it with --off.
+    Sensor {
+        /// Machine login.
+        name: String,
+        /// Unmark instead.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Show a machine's trust and the evidence behind it.
+    Trust {
+        /// Machine login.
+        name: String,
+    },
 }
 
 /// `--json` output switch.
@@ -267,6 +350,64 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     println!("{:<32} {:<12} {:>8}  {}", a.name, a.level, a.machines, a.created_at);
                 }
             }
+        }
+        AdminCommand::Account(AccountCommand::Level { name, level }) => {
+            manage::set_account_level(store, &name, &level).await?;
+            println!("account {name} is now {level}");
+        }
+        AdminCommand::Machine(MachineCommand::Sensor { name, off }) => {
+            manage::set_sensor(store, &name, !off).await?;
+            println!("machine {name} is {}", if off { "no longer a sensor" } else { "now a sensor" });
+        }
+        AdminCommand::Machine(MachineCommand::Trust { name }) => {
+            let trust = manage::machine_trust(store, &config.consensus.params, &name).await?;
+            println!("{}", serde_json::to_string_pretty(&trust)?);
+        }
+        AdminCommand::Canary(CanaryCommand::Add { value, note }) => {
+            let canary = manage::add_canary(store, &value, &note).await?;
+            println!("canary {} added", canary.value);
+        }
+        AdminCommand::Canary(CanaryCommand::Remove { value }) => {
+            manage::remove_canary(store, &value).await?;
+            println!("canary {value} removed");
+        }
+        AdminCommand::Canary(CanaryCommand::List(flag)) => {
+            let canaries = manage::list_canaries(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&canaries)?);
+            } else {
+                for c in canaries {
+                    println!("{:<40} {}  {}", c.value, c.created_at, c.note);
+                }
+            }
+        }
+        AdminCommand::Allowlist(AllowlistCommand::Import { file, source, category }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let request = palisade_api::native::AllowlistImportRequest { source, category, text };
+            let outcome = manage::import_allowlist(store, &request).await?;
+            println!("{} ranges found, {} new", outcome.found, outcome.added);
+        }
+        AdminCommand::Allowlist(AllowlistCommand::Remove { value, source }) => {
+            let removed = manage::remove_allowlist(store, value.as_deref(), source.as_deref()).await?;
+            println!("{removed} entries removed");
+        }
+        AdminCommand::Allowlist(AllowlistCommand::List(flag)) => {
+            let entries = manage::list_allowlist(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in entries {
+                    println!("{:<43} {:<14} {}", e.value, e.category, e.source);
+                }
+            }
+        }
+        AdminCommand::FalsePositive { value } => {
+            let queued = manage::report_false_positive(store, &value).await?;
+            println!("{}", queued.message);
+        }
+        AdminCommand::Explain { ip } => {
+            let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
+            println!("{}", serde_json::to_string_pretty(&explanation)?);
         }
         AdminCommand::EnrollKey(EnrollKeyCommand::Create { account }) => {
             let created = manage::create_enroll_key(store, &account).await?;

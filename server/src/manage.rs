@@ -135,8 +135,10 @@ pub fn signal_view(signal: &StoredSignal) -> SignalView {
 
 /// Marks or unmarks a machine as one of the operator's sensors.
 pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Result<(), ApiError> {
-    store.set_machine_sensor(machine_id, sensor).await?;
-    Ok(())
+    store.set_machine_sensor(machine_id, sensor).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound(_) => ApiError::NotFound(format!("no machine named {machine_id:?}")),
+        other => other.into(),
+    })
 }
 
 /// Sets an account's verification level.
@@ -144,8 +146,10 @@ pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) ->
     if Level::parse(level).is_none() {
         return Err(ApiError::field("level", "must be one of anonymous, email, verified, paid, partner"));
     }
-    store.set_account_level(account, level).await?;
-    Ok(())
+    store.set_account_level(account, level).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound(_) => ApiError::NotFound(format!("no account named {account:?}")),
+        other => other.into(),
+    })
 }
 
 /// Parses an address or CIDR given by the operator into its canonical network.
@@ -229,7 +233,10 @@ pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<Que
     let id = store.queue_consensus_request("false_positive", &target.to_string(), OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
-        message: format!("{} will be delisted and its supporters penalised at the next consensus step", display_target(target)),
+        message: format!(
+            "{}: at the next consensus step it is delisted if listed, its supporters are penalised, and only a sensor can list it again for a while",
+            display_target(target)
+        ),
     })
 }
 

@@ -245,3 +245,47 @@ fn closed_registration_refuses_new_watchers_with_403_but_operator_machines_log_i
     ensure!(reply.status == 200, "open registration answered HTTP {}: {}", reply.status, reply.body);
     Ok(())
 }
+
+/// The operator's consensus controls on the command line: allowlist import from a provider file,
+/// canaries, sensors, account levels, trust, explanations and false positives.
+#[test]
+fn admin_consensus_commands_work_and_refuse_bad_input() -> anyhow::Result<()> {
+    let http = Http::new()?;
+    let db = http.block_on(TestDb::all()).remove(0);
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("googlebot.json");
+    std::fs::write(&file, r#"{"prefixes":[{"ipv4Prefix":"66.249.64.0/27"},{"ipv6Prefix":"2001:4860:4801:10::/64"}]}"#)?;
+    let out = server.admin(&[
+        "allowlist",
+        "import",
+        file.to_str().unwrap_or_default(),
+        "--source",
+        "googlebot",
+        "--category",
+        "crawler",
+    ])?;
+    ensure!(out.contains("2 ranges found, 2 new"), "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&server.admin(&["allowlist", "list", "--json"])?)?;
+    ensure!(listed.as_array().map(Vec::len) == Some(2), "{listed}");
+    ensure!(
+        server.admin(&["allowlist", "import", file.to_str().unwrap_or_default(), "--source", "x", "--category", "nope"]).is_err()
+    );
+    server.admin(&["canary", "add", "81.2.69.160", "--note", "decoy"])?;
+    ensure!(server.admin(&["canary", "add", "81.2.69.160"]).is_err(), "a duplicate canary is refused");
+    ensure!(server.admin(&["canary", "add", "not-an-ip"]).is_err());
+    ensure!(server.admin(&["canary", "list"])?.contains("81.2.69.160"));
+    server.admin(&["canary", "remove", "81.2.69.160"])?;
+    server.admin(&["machine", "add", "honeypot"])?;
+    server.admin(&["machine", "sensor", "honeypot"])?;
+    let trust: serde_json::Value = serde_json::from_str(&server.admin(&["machine", "trust", "honeypot"])?)?;
+    ensure!(trust["sensor"] == true && trust["trust"] == 1.0, "{trust}");
+    ensure!(server.admin(&["machine", "sensor", "nobody"]).is_err());
+    server.admin(&["account", "create", "acme"])?;
+    server.admin(&["account", "level", "acme", "verified"])?;
+    ensure!(server.admin(&["account", "level", "acme", "emperor"]).is_err());
+    let explanation: serde_json::Value = serde_json::from_str(&server.admin(&["explain", "45.33.32.156"])?)?;
+    ensure!(explanation["listed"] == false && explanation["supporters"] == serde_json::json!([]), "{explanation}");
+    ensure!(server.admin(&["false-positive", "45.33.32.156"])?.contains("45.33.32.156"));
+    Ok(())
+}
