@@ -262,6 +262,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     let mut state =
         AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle());
     state.engine_params = std::sync::Arc::new(config.consensus.params.clone());
+    state.own_addresses = std::sync::Arc::new(config.consensus.own_addresses.clone());
     Ok(state)
 }
 

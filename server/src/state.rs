@@ -37,6 +37,8 @@ pub struct AppState {
     pub consensus_wake: Arc<tokio::sync::Notify>,
     /// Engine parameters (for explanations computed outside the worker).
     pub engine_params: Arc<crate::engine::params::Params>,
+    /// The server's own addresses: never listed, never served.
+    pub own_addresses: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             metrics,
             consensus_wake: Arc::new(tokio::sync::Notify::new()),
             engine_params: Arc::new(crate::engine::params::Params::default()),
+            own_addresses: Arc::new(Vec::new()),
         }
     }
 

@@ -36,7 +36,7 @@ use crate::domain::net::origin_prefix;
 use crate::domain::signal::parse_item;
 use crate::domain::text::{contains_nul, has_nul};
 use crate::error::ApiError;
-use crate::jobs::consensus::COMMUNITY;
+use crate::jobs::consensus::{COMMUNITY, NeverBlock};
 use crate::manage::rfc3339;
 use crate::state::AppState;
 use crate::store::{
@@ -351,7 +351,7 @@ async fn community_delta(
     let now = OffsetDateTime::now_utc();
     let last = if startup { None } else { state.store.machine_stream_seq(machine).await? };
     let live = |e: &ListEntry| e.expires_at > now + time::Duration::seconds(1);
-    let (seq, new, deleted) = match last {
+    let (seq, new, deleted): (i64, Vec<ListEntry>, Vec<ListEntry>) = match last {
         None => {
             let seq = state.store.list_seq(COMMUNITY).await?;
             let entries = state.store.list_entries(COMMUNITY).await?;
@@ -369,6 +369,13 @@ async fn community_delta(
         }
     };
     state.store.set_machine_stream_seq(machine, seq).await?;
+    // Never-block is enforced when lists are built and again here, so an allowlist or canary
+    // added since takes effect at once even before the worker's next step.
+    let never_block = NeverBlock::load(state.store.as_ref(), &state.own_addresses).await?;
+    let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|e| never_block.allows(&e.value));
+    if !refused.is_empty() {
+        metrics::counter!("palisade_serving_never_block_filtered_total").increment(refused.len() as u64);
+    }
     Ok((new, deleted))
 }
 

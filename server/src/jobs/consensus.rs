@@ -25,6 +25,30 @@ use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, Store};
 /// The community list's name.
 pub const COMMUNITY: &str = "community";
 
+/// The addresses that may never be listed, as the worker builds lists and as serving re-checks them.
+#[derive(Debug, Clone, Default)]
+pub struct NeverBlock {
+    /// Special-purpose ranges, the server's own addresses, and the operator's allowlists.
+    pub ranges: IpSet,
+    /// The operator's canaries.
+    pub canaries: IpSet,
+}
+
+impl NeverBlock {
+    /// Reads the operator's allowlists and canaries and adds the fixed ranges.
+    pub async fn load(store: &dyn Store, own_addresses: &[IpNet]) -> Result<Self, crate::store::StoreError> {
+        let canaries: Vec<IpNet> = store.list_canaries().await?.iter().filter_map(|c| parse_target(&c.value)).collect();
+        let allowlist: Vec<IpNet> = store.list_allowlist().await?.iter().filter_map(|a| parse_target(&a.value)).collect();
+        let ranges = special::ranges().chain(own_addresses.iter().copied()).chain(allowlist);
+        Ok(NeverBlock { ranges: IpSet::new(ranges), canaries: IpSet::new(canaries) })
+    }
+
+    /// Whether a stored list value may be served.
+    pub fn allows(&self, value: &str) -> bool {
+        parse_target(value).is_some_and(|net| !self.ranges.overlaps(net) && !self.canaries.overlaps(net))
+    }
+}
+
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -142,11 +166,9 @@ impl ConsensusWorker {
             );
             self.known_machines.insert(machine.key.0);
         }
-        let canaries: Vec<IpNet> = self.store.list_canaries().await?.iter().filter_map(|c| parse_target(&c.value)).collect();
-        let allowlist: Vec<IpNet> = self.store.list_allowlist().await?.iter().filter_map(|a| parse_target(&a.value)).collect();
-        self.engine.set_canaries(IpSet::new(canaries.iter().copied()));
-        let never_block = special::ranges().chain(self.config.own_addresses.iter().copied()).chain(allowlist);
-        self.engine.set_never_block(IpSet::new(never_block));
+        let sets = NeverBlock::load(self.store.as_ref(), &self.config.own_addresses).await?;
+        self.engine.set_canaries(sets.canaries);
+        self.engine.set_never_block(sets.ranges);
         self.refreshed_at = Some(std::time::Instant::now());
         Ok(())
     }
