@@ -320,6 +320,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/palisade.toml");
+        let text = std::fs::read_to_string(&path).expect("deploy/palisade.toml exists");
+        let config: Config =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(&text)).extract().expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.listen, Config::default().listen);
+    }
+
+    #[test]
     fn nonsense_is_refused_with_a_sentence() {
         let mut config = Config::default();
         config.auth.jwt_ttl_secs = 5;
