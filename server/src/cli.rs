@@ -283,6 +283,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             params: config.consensus.params.clone(),
             use_asn: state.enricher.has_asn(),
             own_addresses: config.consensus.own_addresses.clone(),
+            shared_ranges: config.consensus.shared_ranges.clone(),
             ..WorkerConfig::default()
         };
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);

@@ -187,6 +187,9 @@ pub struct ConsensusConfig {
     pub enabled: bool,
     /// The server's own addresses and infrastructure: never listed.
     pub own_addresses: Vec<ipnet::IpNet>,
+    /// Shared addresses (CGNAT pools, VPN and Tor exits, known proxies): listed only on a higher
+    /// bar, with a captcha remediation.
+    pub shared_ranges: Vec<ipnet::IpNet>,
     /// Longest pause between steps when no signal arrives, in milliseconds.
     pub interval_ms: u64,
     /// Engine parameters (`docs/trust.md` explains each one).
@@ -195,7 +198,13 @@ pub struct ConsensusConfig {
 
 impl Default for ConsensusConfig {
     fn default() -> Self {
-        ConsensusConfig { enabled: true, own_addresses: Vec::new(), interval_ms: 1000, params: Default::default() }
+        ConsensusConfig {
+            enabled: true,
+            own_addresses: Vec::new(),
+            shared_ranges: Vec::new(),
+            interval_ms: 1000,
+            params: Default::default(),
+        }
     }
 }
 

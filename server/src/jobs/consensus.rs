@@ -58,6 +58,8 @@ pub struct WorkerConfig {
     pub use_asn: bool,
     /// The server's own addresses: never listed.
     pub own_addresses: Vec<IpNet>,
+    /// Shared addresses: a higher bar and a captcha.
+    pub shared_ranges: Vec<IpNet>,
     /// Signals per step.
     pub batch: u32,
     /// How often operator data (machines, canaries, allowlists) is re-read.
@@ -70,6 +72,7 @@ impl Default for WorkerConfig {
             params: Params::default(),
             use_asn: false,
             own_addresses: Vec::new(),
+            shared_ranges: Vec::new(),
             batch: 5000,
             refresh_every: Duration::from_secs(5),
         }
@@ -131,6 +134,7 @@ impl ConsensusWorker {
             parsed
         });
         engine.restore(machines, targets);
+        engine.set_shared(IpSet::new(config.shared_ranges.iter().copied()));
         let mut worker = ConsensusWorker {
             store,
             config,
