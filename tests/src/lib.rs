@@ -13,6 +13,8 @@ use palisade_server::testing::TestDb;
 
 pub use palisade_server::testing;
 
+pub mod signals;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
