@@ -130,6 +130,11 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `host:port` the server listens on.
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("http://").trim_end_matches('/').to_string()
