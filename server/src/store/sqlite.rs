@@ -1,10 +1,14 @@
 //! SQLite backend (the embedded default). WAL mode with `synchronous = FULL`, so a committed
 //! signal survives a crash or power loss. Writes go through a single-connection pool (SQLite
 //! allows one writer at a time; queueing in-process avoids busy retries), reads through a small
-//! pool of their own. Times are stored as integer microseconds.
+//! pool of their own. Concurrent signal inserts share transactions ([`group_commit`]). Times are
+//! stored as integer microseconds.
+
+mod group_commit;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
+use self::group_commit::{SignalRow, SignalWriter};
 use super::{
     Account, AccountKey, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, LoginRecord, Machine, MachineKey, NewMachine,
     NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, to_micros,
@@ -29,6 +34,7 @@ const ROWS_PER_STATEMENT: usize = 32766 / SIGNAL_COLUMNS;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    signals: Arc<SignalWriter>,
 }
 
 impl SqliteStore {
@@ -39,7 +45,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Multi-row inserts keep a statement journal; in memory it costs no file writes.
+            .pragma("temp_store", "memory");
         if let Some(dir) = Path::new(options.get_filename()).parent()
             && !dir.as_os_str().is_empty()
         {
@@ -55,7 +63,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(false))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore { writer, reader, signals: Arc::default() })
     }
 }
 
@@ -302,43 +310,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_signals(&self, signals: &[NewSignal]) -> Result<InsertOutcome, StoreError> {
-        let mut inserted = 0;
-        let mut tx = self.writer.begin().await?;
-        for chunk in signals.chunks(ROWS_PER_STATEMENT) {
-            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
-                 scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
-                 origin_asn, as_number, as_name, country, extra) ",
-            );
-            builder.push_values(chunk, |mut row, signal| {
-                let report = &signal.report;
-                row.push_bind(signal.machine.0)
-                    .push_bind(&report.dedup_key)
-                    .push_bind(report.scope.as_str())
-                    .push_bind(report.value_text())
-                    .push_bind(&report.scenario)
-                    .push_bind(&report.scenario_hash)
-                    .push_bind(&report.scenario_version)
-                    .push_bind(&report.scenario_trust)
-                    .push_bind(&report.message)
-                    .push_bind(&report.agent)
-                    .push_bind(&report.alert_uuid)
-                    .push_bind(to_micros(report.start_at))
-                    .push_bind(to_micros(report.stop_at))
-                    .push_bind(to_micros(signal.received_at))
-                    .push_bind(signal.origin.ip.to_string())
-                    .push_bind(signal.origin.prefix.to_string())
-                    .push_bind(signal.origin.asn.map(i64::from))
-                    .push_bind(signal.enrichment.as_number.map(i64::from))
-                    .push_bind(&signal.enrichment.as_name)
-                    .push_bind(&signal.enrichment.country)
-                    .push_bind(&report.extra);
-            });
-            builder.push(" ON CONFLICT (machine_id, dedup_key) DO NOTHING");
-            inserted += builder.build().execute(&mut *tx).await?.rows_affected() as usize;
+        if signals.is_empty() {
+            return Ok(InsertOutcome::default());
         }
-        tx.commit().await?;
-        Ok(InsertOutcome { inserted, duplicates: signals.len() - inserted })
+        self.signals.insert(&self.writer, signals.iter().map(SignalRow::from).collect()).await
     }
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
