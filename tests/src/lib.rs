@@ -14,6 +14,7 @@ use palisade_server::testing::TestDb;
 pub use palisade_server::testing;
 
 pub mod http;
+pub mod signals;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -150,6 +151,11 @@ impl ServerProcess {
         self.url = url;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `host:port` the server listens on.

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use palisade_api::capi::SignalItem;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -126,14 +127,17 @@ const MAX_SHORT_FIELD: usize = 256;
 
 /// Validates one raw JSON item.
 pub fn parse_item(raw: Value, rules: &SignalRules) -> Result<SignalReport, Rejection> {
+    if !raw.is_object() {
+        return Err(reject("invalid_item", "each signal must be a JSON object"));
+    }
+    // Read through a borrow: the object itself then becomes `extra`, so it is never copied.
+    let item = SignalItem::deserialize(&raw).map_err(|e| reject("invalid_item", format!("not a valid signal: {e}")))?;
     let Value::Object(object) = raw else {
         return Err(reject("invalid_item", "each signal must be a JSON object"));
     };
     if object.iter().any(|(key, value)| has_nul(key) || contains_nul(value)) {
         return Err(reject("invalid_text", "text fields may not contain NUL (\\u0000) characters"));
     }
-    let item: SignalItem = serde_json::from_value(Value::Object(object.clone()))
-        .map_err(|e| reject("invalid_item", format!("not a valid signal: {e}")))?;
     validate(item, object, rules)
 }
 

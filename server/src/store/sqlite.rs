@@ -1,10 +1,14 @@
 //! SQLite backend (the embedded default). WAL mode with `synchronous = FULL`, so a committed
 //! signal survives a crash or power loss. Writes go through a single-connection pool (SQLite
 //! allows one writer at a time; queueing in-process avoids busy retries), reads through a small
-//! pool of their own. Times are stored as integer microseconds.
+//! pool of their own. Concurrent signal inserts share transactions ([`group_commit`]). Times are
+//! stored as integer microseconds.
+
+mod group_commit;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
+use self::group_commit::{SignalRow, SignalWriter};
 use super::{
     Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
     EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
@@ -31,6 +36,7 @@ const ROWS_PER_STATEMENT: usize = 32766 / SIGNAL_COLUMNS;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    signals: Arc<SignalWriter>,
 }
 
 impl SqliteStore {
@@ -41,7 +47,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Multi-row inserts keep a statement journal; in memory it costs no file writes.
+            .pragma("temp_store", "memory");
         if let Some(dir) = Path::new(options.get_filename()).parent()
             && !dir.as_os_str().is_empty()
         {
@@ -57,7 +65,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(false))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore { writer, reader, signals: Arc::default() })
     }
 }
 
@@ -316,46 +324,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_signals(&self, signals: &[NewSignal]) -> Result<InsertOutcome, StoreError> {
-        let mut inserted = 0;
-        let mut tx = self.writer.begin().await?;
-        for chunk in signals.chunks(ROWS_PER_STATEMENT) {
-            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
-                 scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
-                 origin_asn, as_number, as_name, country, extra) ",
-            );
-            builder.push_values(chunk, |mut row, signal| {
-                let report = &signal.report;
-                row.push_bind(signal.machine.0)
-                    .push_bind(&report.dedup_key)
-                    .push_bind(report.scope.as_str())
-                    .push_bind(report.value_text())
-                    .push_bind(storable(&report.scenario))
-                    .push_bind(storable(&report.scenario_hash))
-                    .push_bind(storable(&report.scenario_version))
-                    .push_bind(storable(&report.scenario_trust))
-                    .push_bind(storable(&report.message))
-                    .push_bind(storable_opt(report.agent.as_deref()))
-                    .push_bind(storable_opt(report.alert_uuid.as_deref()))
-                    .push_bind(to_micros(report.start_at))
-                    .push_bind(to_micros(report.stop_at))
-                    .push_bind(to_micros(signal.received_at))
-                    .push_bind(signal.origin.ip.to_string())
-                    .push_bind(signal.origin.prefix.to_string())
-                    .push_bind(signal.origin.asn.map(i64::from))
-                    .push_bind(signal.enrichment.as_number.map(i64::from))
-                    .push_bind(storable_opt(signal.enrichment.as_name.as_deref()))
-                    .push_bind(storable_opt(signal.enrichment.country.as_deref()))
-                    // json() refuses what is not JSON, as PostgreSQL's jsonb does.
-                    .push("json(")
-                    .push_bind_unseparated(storable_json(&report.extra))
-                    .push_unseparated(")");
-            });
-            builder.push(" ON CONFLICT (machine_id, dedup_key) DO NOTHING");
-            inserted += builder.build().execute(&mut *tx).await?.rows_affected() as usize;
+        if signals.is_empty() {
+            return Ok(InsertOutcome::default());
         }
-        tx.commit().await?;
-        Ok(InsertOutcome { inserted, duplicates: signals.len() - inserted })
+        self.signals.insert(&self.writer, signals.iter().map(SignalRow::from).collect()).await
     }
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {

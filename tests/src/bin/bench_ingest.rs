@@ -1,0 +1,464 @@
+//! Ingest benchmark: signals per second stored over HTTP by concurrent machines pushing
+//! CrowdSec-shaped batches to a release `palisade-server`, beside a baseline measured in the same
+//! run: a raw bulk load of the same rows into a fresh table of the same shape (PostgreSQL `COPY`;
+//! SQLite one transaction of prepared inserts, with the server's durability settings).
+//!
+//! ```text
+//! cargo run --release -p palisade-tests --bin bench_ingest -- \
+//!     [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R]
+//! ```
+//!
+//! PostgreSQL runs on the server `DATABASE_URL` names (a fresh database per measurement). Results
+//! are recorded in `docs/benchmarks.md`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use palisade::api::capi::SignalItem;
+use palisade::{AdminClient, Client};
+use palisade_server::config::Backend;
+use palisade_server::domain::signal::{SignalRules, parse_item};
+use palisade_server::store::{self, CreatedBy, Enrichment, NewMachine, NewSignal, Origin};
+use palisade_tests::signals::{crowdsec_signal, public_ipv4};
+use palisade_tests::testing::TestDb;
+use palisade_tests::{ServerOptions, ServerProcess};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::task::block_in_place;
+
+const PASSWORD: &str = "bench-password-0123456789abcdef";
+
+/// Columns the server writes for each signal, in the order both loaders use.
+const COLUMNS: &str = "machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, scenario_trust, \
+     message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, origin_asn, as_number, as_name, \
+     country, extra";
+const COLUMN_COUNT: usize = 21;
+
+struct Options {
+    signals_per_machine: usize,
+    machines: usize,
+    batch_sizes: Vec<usize>,
+    backends: Vec<Backend>,
+    repeat: usize,
+}
+
+fn usage() -> &'static str {
+    "usage: bench_ingest [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R]"
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        signals_per_machine: 10_000,
+        machines: 8,
+        batch_sizes: vec![50, 500],
+        backends: vec![Backend::Sqlite, Backend::Postgres],
+        repeat: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value\n{}", usage()));
+        match flag.as_str() {
+            "--signals-per-machine" => options.signals_per_machine = value()?.parse()?,
+            "--machines" => options.machines = value()?.parse()?,
+            "--repeat" => options.repeat = value()?.parse()?,
+            "--batch-sizes" => {
+                options.batch_sizes = value()?.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
+            }
+            "--backends" => {
+                options.backends = value()?
+                    .split(',')
+                    .map(|name| match name.trim() {
+                        "sqlite" => Ok(Backend::Sqlite),
+                        "postgres" => Ok(Backend::Postgres),
+                        other => bail!("unknown backend {other:?} (sqlite or postgres)"),
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            "-h" | "--help" => {
+                println!("{}", usage());
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{}", usage()),
+        }
+    }
+    ensure!(options.signals_per_machine > 0 && options.machines > 0 && options.repeat > 0, "counts must be positive");
+    ensure!(options.batch_sizes.iter().all(|b| (1..=1000).contains(b)), "batch sizes must be 1 to 1000 (the server's limit)");
+    if options.backends.contains(&Backend::Postgres) && std::env::var("DATABASE_URL").map_or(true, |url| url.is_empty()) {
+        bail!("set DATABASE_URL to a PostgreSQL server to benchmark PostgreSQL, or pass --backends sqlite");
+    }
+    Ok(options)
+}
+
+fn label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
+}
+
+async fn fresh_db(backend: Backend) -> anyhow::Result<TestDb> {
+    match backend {
+        Backend::Sqlite => Ok(TestDb::sqlite()),
+        Backend::Postgres => TestDb::postgres().await.context("set DATABASE_URL to benchmark PostgreSQL"),
+    }
+}
+
+/// What every machine sends: its signals, one distinct public attacker each.
+struct Workload {
+    per_machine: Vec<Vec<SignalItem>>,
+}
+
+impl Workload {
+    fn new(machines: usize, per_machine: usize) -> Workload {
+        let now = OffsetDateTime::now_utc();
+        let per_machine = (0..machines)
+            .map(|m| {
+                let agent = format!("bench-agent-{m:02}");
+                (0..per_machine)
+                    .map(|i| {
+                        let stop_at = now - time::Duration::minutes(10) + time::Duration::milliseconds(i as i64);
+                        crowdsec_signal(&agent, public_ipv4((m * per_machine + i) as u32), i, stop_at)
+                    })
+                    .collect()
+            })
+            .collect();
+        Workload { per_machine }
+    }
+
+    fn total(&self) -> usize {
+        self.per_machine.iter().map(Vec::len).sum()
+    }
+}
+
+fn machine_id(m: usize) -> String {
+    format!("bench-machine-{m:02}")
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("unexpected /proc stat format")?.1.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?) };
+    // utime and stime (fields 14 and 15), in USER_HZ ticks, which Linux fixes at 100 per second.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// One measurement over HTTP.
+struct HttpRun {
+    /// Wall-clock seconds the pushes took.
+    seconds: f64,
+    /// CPU seconds the server process used meanwhile.
+    server_cpu: f64,
+    /// CPU seconds this process (the machines' clients) used meanwhile.
+    client_cpu: f64,
+}
+
+/// Pushes the workload through a fresh server, then checks it stored `rows`.
+async fn measure_http(backend: Backend, batch_size: usize, workload: &Workload, rows: &[NewSignal]) -> anyhow::Result<HttpRun> {
+    let db = fresh_db(backend).await?;
+    let unlimited = |key: &str| (key.to_string(), "100000000".to_string());
+    let options = ServerOptions {
+        env: vec![unlimited("PALISADE_INGEST__PER_MACHINE_SIGNALS_PER_SEC"), unlimited("PALISADE_INGEST__PER_MACHINE_BURST")],
+        ..ServerOptions::default()
+    };
+    let (server, admin_token) = block_in_place(|| -> anyhow::Result<_> {
+        let server = ServerProcess::start(&db, options)?;
+        let token = server.admin_token()?;
+        Ok((server, token))
+    })?;
+
+    let mut clients = Vec::with_capacity(workload.per_machine.len());
+    for m in 0..workload.per_machine.len() {
+        let client = Client::new(&server.url)?;
+        client.register_machine(&machine_id(m), PASSWORD).await?;
+        client.login_machine(&machine_id(m), PASSWORD, &["crowdsecurity/ssh-bf".to_string()]).await?;
+        clients.push(client);
+    }
+    let batches: Vec<Vec<Vec<SignalItem>>> =
+        workload.per_machine.iter().map(|items| items.chunks(batch_size).map(<[SignalItem]>::to_vec).collect()).collect();
+
+    let server_pid = server.pid().context("the server is not running")?.to_string();
+    let (server_cpu_before, client_cpu_before) = (cpu_seconds(&server_pid)?, cpu_seconds("self")?);
+    let start = Instant::now();
+    let pushes: Vec<_> = clients
+        .into_iter()
+        .zip(batches)
+        .map(|(client, batches)| {
+            tokio::spawn(async move {
+                for batch in batches {
+                    let answer = client.push_signals(&batch).await?;
+                    ensure!(
+                        answer.accepted == batch.len(),
+                        "{} of {} signals accepted: {:?}",
+                        answer.accepted,
+                        batch.len(),
+                        answer
+                    );
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for push in pushes {
+        push.await??;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&server_pid)? - server_cpu_before;
+    let client_cpu = cpu_seconds("self")? - client_cpu_before;
+
+    let admin = AdminClient::new(&server.url, &admin_token)?;
+    let stored: u64 = admin.list_machines().await?.iter().map(|m| m.signals).sum();
+    ensure!(stored == workload.total() as u64, "the server stored {stored} signals, {} were sent", workload.total());
+    verify_same_rows(backend, db.url.expose(), rows).await?;
+    Ok(HttpRun { seconds, server_cpu, client_cpu })
+}
+
+/// Checks the server stored exactly the rows the baseline loads (ids, machine keys and receive
+/// times aside), so both sides write the same data.
+async fn verify_same_rows(backend: Backend, url: &str, rows: &[NewSignal]) -> anyhow::Result<()> {
+    let stored: Vec<(String, String, String, String)> = match backend {
+        Backend::Sqlite => {
+            let mut conn = SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
+            sqlx::query_as("SELECT dedup_key, value, message, extra FROM signals").fetch_all(&mut conn).await?
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query_as("SELECT dedup_key, value, message, extra::text FROM signals").fetch_all(&mut conn).await?
+        }
+    };
+    let expected: HashMap<&str, &NewSignal> = rows.iter().map(|r| (r.report.dedup_key.as_str(), r)).collect();
+    ensure!(stored.len() == expected.len(), "the server stored {} rows, the baseline loads {}", stored.len(), expected.len());
+    for (key, value, message, extra) in &stored {
+        let signal = expected.get(key.as_str()).with_context(|| format!("the server stored a row the baseline lacks: {key}"))?;
+        let same_extra =
+            serde_json::from_str::<serde_json::Value>(extra)? == serde_json::from_str::<serde_json::Value>(&signal.report.extra)?;
+        ensure!(
+            *value == signal.report.value_text() && *message == signal.report.message && same_extra,
+            "row {key} differs between the server and the baseline"
+        );
+    }
+    Ok(())
+}
+
+/// The keys a fresh database gives the workload's machines, created in order.
+fn machine_keys(machines: usize) -> Vec<store::MachineKey> {
+    (1..=machines as i64).map(store::MachineKey).collect()
+}
+
+/// The rows the server stores for the workload, computed by the server's own validation code.
+fn server_rows(workload: &Workload, machine_keys: &[store::MachineKey]) -> anyhow::Result<Vec<NewSignal>> {
+    let now = OffsetDateTime::now_utc();
+    let rules = SignalRules {
+        now,
+        max_age: time::Duration::days(60),
+        max_clock_skew: time::Duration::days(1),
+        min_v4_prefix: 16,
+        min_v6_prefix: 32,
+    };
+    let origin = Origin { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), prefix: "127.0.0.0/24".parse()?, asn: None };
+    let mut rows = Vec::with_capacity(workload.total());
+    for (items, key) in workload.per_machine.iter().zip(machine_keys) {
+        for item in items {
+            let report =
+                parse_item(serde_json::to_value(item)?, &rules).map_err(|r| anyhow::anyhow!("{}: {}", r.code, r.message))?;
+            rows.push(NewSignal {
+                machine: *key,
+                report,
+                origin: origin.clone(),
+                enrichment: Enrichment::default(),
+                received_at: now,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Loads `rows` raw into a fresh database with the workload's machines; returns the seconds the
+/// load took.
+async fn measure_raw(backend: Backend, workload: &Workload, rows: &[NewSignal]) -> anyhow::Result<f64> {
+    let db = fresh_db(backend).await?;
+    let store = store::open(&db.url).await?;
+    store.migrate().await?;
+    let mut keys = Vec::with_capacity(workload.per_machine.len());
+    for m in 0..workload.per_machine.len() {
+        let machine = NewMachine {
+            machine_id: machine_id(m),
+            password_hash: "unused".into(),
+            sensor: false,
+            created_by: CreatedBy::Register,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        keys.push(store.create_machine(&machine).await?);
+    }
+    drop(store);
+    ensure!(keys == machine_keys(workload.per_machine.len()), "a fresh database numbered its machines unexpectedly: {keys:?}");
+    let seconds = match backend {
+        Backend::Sqlite => block_in_place(|| load_sqlite(db.url.expose(), rows))?,
+        Backend::Postgres => load_postgres(db.url.expose(), rows).await?,
+    };
+    Ok(seconds)
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// SQLite: one transaction of single-row inserts through one prepared statement, on a connection
+/// with the server's settings (WAL, synchronous FULL, foreign keys). It goes through the C API
+/// directly (rusqlite, over the same bundled SQLite the server links): through sqlx every
+/// statement is a round trip to its worker thread, which made this baseline several times slower.
+fn load_sqlite(url: &str, rows: &[NewSignal]) -> anyhow::Result<f64> {
+    let path = url.trim_start_matches("sqlite://");
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let sql = format!("INSERT INTO signals ({COLUMNS}) VALUES ({})", vec!["?"; COLUMN_COUNT].join(", "));
+    let start = Instant::now();
+    let tx = conn.transaction()?;
+    {
+        let mut statement = tx.prepare(&sql)?;
+        for signal in rows {
+            let report = &signal.report;
+            statement.execute(rusqlite::params![
+                signal.machine.0,
+                report.dedup_key,
+                report.scope.as_str(),
+                report.value_text(),
+                report.scenario,
+                report.scenario_hash,
+                report.scenario_version,
+                report.scenario_trust,
+                report.message,
+                report.agent,
+                report.alert_uuid,
+                micros(report.start_at),
+                micros(report.stop_at),
+                micros(signal.received_at),
+                signal.origin.ip.to_string(),
+                signal.origin.prefix.to_string(),
+                signal.origin.asn.map(i64::from),
+                signal.enrichment.as_number.map(i64::from),
+                signal.enrichment.as_name,
+                signal.enrichment.country,
+                report.extra,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let count: i64 = conn.query_row("SELECT count(*) FROM signals", [], |row| row.get(0))?;
+    ensure!(count as usize == rows.len(), "SQLite baseline stored {count} rows of {}", rows.len());
+    Ok(seconds)
+}
+
+/// One field of PostgreSQL's `COPY … FROM STDIN` text format.
+fn copy_field(out: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        out.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// PostgreSQL: the rows encoded in `COPY` text format beforehand, then one `COPY signals … FROM
+/// STDIN`; only the `COPY` is timed.
+async fn load_postgres(url: &str, rows: &[NewSignal]) -> anyhow::Result<f64> {
+    let mut data = String::with_capacity(rows.len() * 700);
+    for signal in rows {
+        let report = &signal.report;
+        let time = |at: OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();
+        let fields: [Option<String>; COLUMN_COUNT] = [
+            Some(signal.machine.0.to_string()),
+            Some(report.dedup_key.clone()),
+            Some(report.scope.as_str().to_string()),
+            Some(report.value_text()),
+            Some(report.scenario.clone()),
+            Some(report.scenario_hash.clone()),
+            Some(report.scenario_version.clone()),
+            Some(report.scenario_trust.clone()),
+            Some(report.message.clone()),
+            report.agent.clone(),
+            report.alert_uuid.clone(),
+            Some(time(report.start_at)),
+            Some(time(report.stop_at)),
+            Some(time(signal.received_at)),
+            Some(signal.origin.ip.to_string()),
+            Some(signal.origin.prefix.to_string()),
+            signal.origin.asn.map(|n| n.to_string()),
+            signal.enrichment.as_number.map(|n| n.to_string()),
+            signal.enrichment.as_name.clone(),
+            signal.enrichment.country.clone(),
+            Some(report.extra.clone()),
+        ];
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                data.push('\t');
+            }
+            copy_field(&mut data, field.as_deref());
+        }
+        data.push('\n');
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let start = Instant::now();
+    let mut copy = conn.copy_in_raw(&format!("COPY signals ({COLUMNS}) FROM STDIN")).await?;
+    copy.send(data.as_bytes()).await?;
+    let copied = copy.finish().await?;
+    let seconds = start.elapsed().as_secs_f64();
+    ensure!(copied as usize == rows.len(), "PostgreSQL baseline copied {copied} rows of {}", rows.len());
+    Ok(seconds)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    let workload = Workload::new(options.machines, options.signals_per_machine);
+    let rows = server_rows(&workload, &machine_keys(options.machines))?;
+    println!(
+        "{} machines × {} signals = {} signals per measurement, {} CPU core(s) available",
+        options.machines,
+        options.signals_per_machine,
+        workload.total(),
+        std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    );
+    println!();
+    println!(
+        "| backend | batch | signals | seconds | signals/s | baseline signals/s | ratio | server CPU µs/signal | client CPU µs/signal |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &backend in &options.backends {
+        for &batch in &options.batch_sizes {
+            for _ in 0..options.repeat {
+                let http = measure_http(backend, batch, &workload, &rows).await?;
+                let raw = measure_raw(backend, &workload, &rows).await?;
+                let total = workload.total() as f64;
+                println!(
+                    "| {} | {batch} | {} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} |",
+                    label(backend),
+                    workload.total(),
+                    http.seconds,
+                    total / http.seconds,
+                    total / raw,
+                    raw / http.seconds,
+                    http.server_cpu * 1e6 / total,
+                    http.client_cpu * 1e6 / total,
+                );
+            }
+        }
+    }
+    Ok(())
+}
