@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::jobs::consensus::NeverBlock;
 use crate::store::{ListChange, ListEntry, Store, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
@@ -141,6 +142,27 @@ impl Snapshot {
     }
 }
 
+/// Orders entries for a consumer: those of its declared scenarios first (when tailoring), then
+/// the most recently written. Pure: the same snapshot and request give the same view everywhere.
+pub fn rank(entries: &mut [Arc<Entry>], scenarios: &[String], tailor: bool) {
+    let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
+    let key = |e: &Arc<Entry>| (!(tailor && declared.contains(&*e.scenario)), std::cmp::Reverse(e.seq), e.value.clone());
+    entries.sort_unstable_by_key(key);
+}
+
+/// The per-consumer view: live entries, ranked by [`rank`], at most `cap` of them.
+pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Vec<Arc<Entry>> {
+    let mut live: Vec<Arc<Entry>> = snapshot.live(now).cloned().collect();
+    if live.len() > cap {
+        let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
+        let key = |e: &Arc<Entry>| (!(tailor && declared.contains(&*e.scenario)), std::cmp::Reverse(e.seq), e.value.clone());
+        live.select_nth_unstable_by_key(cap, key);
+        live.truncate(cap);
+    }
+    rank(&mut live, scenarios, tailor);
+    live
+}
+
 /// Shares the texts repeated across entries (scope, scenario, remediation, rule).
 #[derive(Debug, Default)]
 struct Interner(HashMap<String, Arc<str>>);
@@ -178,18 +200,44 @@ pub struct RenderKey {
     pub list: String,
     /// Seq rendered.
     pub seq: i64,
+    /// Never-block policy generation applied.
+    pub policy: u64,
     /// Format and options.
     pub options: render::Options,
+}
+
+/// What a list serves to firewalls and native clients at one seq: live entries that pass the
+/// never-block policy, sorted by prefix. Prepared once per (seq, policy) so a request starts
+/// streaming at once.
+#[derive(Debug)]
+pub struct Served {
+    /// Seq of the snapshot it was prepared from.
+    pub seq: i64,
+    /// Generation of the never-block policy applied.
+    pub policy: u64,
+    /// The entries, sorted by prefix.
+    pub entries: Vec<Arc<Entry>>,
+}
+
+/// The never-block policy with a generation that changes whenever its contents do.
+#[derive(Debug, Default)]
+struct Policy {
+    fingerprint: u64,
+    generation: u64,
+    never_block: Arc<NeverBlock>,
 }
 
 /// Every served list of this replica, and the bytes rendered from them.
 pub struct Lists {
     store: Arc<dyn Store>,
+    own_addresses: Vec<IpNet>,
+    policy: RwLock<Policy>,
+    served: Mutex<HashMap<String, Arc<Served>>>,
     snapshots: RwLock<HashMap<String, Arc<Snapshot>>>,
     /// Serialises refreshes so two callers never build the same snapshot twice.
     refreshing: tokio::sync::Mutex<()>,
     interner: Mutex<Interner>,
-    cache: Mutex<HashMap<RenderKey, Bytes>>,
+    cache: Mutex<HashMap<RenderKey, Arc<Vec<Bytes>>>>,
     retained_changes: usize,
     /// Poked after a commit so the poller does not wait for its next tick.
     pub changed: Arc<Notify>,
@@ -202,10 +250,14 @@ impl std::fmt::Debug for Lists {
 }
 
 impl Lists {
-    /// Serves lists read from `store`, keeping the newest `retained_changes` changes per list.
-    pub fn new(store: Arc<dyn Store>, retained_changes: usize) -> Self {
+    /// Serves lists read from `store`, keeping the newest `retained_changes` changes per list and
+    /// never serving `own_addresses` (nor the special-purpose ranges, allowlists and canaries).
+    pub fn new(store: Arc<dyn Store>, retained_changes: usize, own_addresses: Vec<IpNet>) -> Self {
         Lists {
             store,
+            own_addresses,
+            policy: RwLock::new(Policy::default()),
+            served: Mutex::new(HashMap::new()),
             snapshots: RwLock::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
             interner: Mutex::new(Interner::default()),
@@ -264,14 +316,76 @@ impl Lists {
         Ok(snapshot)
     }
 
+    /// Re-reads the never-block policy (allowlists, canaries); a change invalidates what was
+    /// prepared and rendered. Returns the current generation.
+    pub async fn refresh_policy(&self) -> Result<u64, StoreError> {
+        use std::hash::{Hash, Hasher};
+        let canaries = self.store.list_canaries().await?;
+        let allowlist = self.store.list_allowlist().await?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        canaries.iter().for_each(|c| c.value.hash(&mut hasher));
+        allowlist.iter().for_each(|a| a.value.hash(&mut hasher));
+        let fingerprint = hasher.finish();
+        let current = self.policy.read().map(|p| (p.fingerprint, p.generation)).unwrap_or_default();
+        if current.1 > 0 && current.0 == fingerprint {
+            return Ok(current.1);
+        }
+        let never_block = Arc::new(NeverBlock::load(self.store.as_ref(), &self.own_addresses).await?);
+        let generation = current.1 + 1;
+        if let Ok(mut policy) = self.policy.write() {
+            *policy = Policy { fingerprint, generation, never_block };
+        }
+        Ok(generation)
+    }
+
+    /// The never-block policy in force (as of the last refresh; read on first use).
+    pub async fn never_block(&self) -> Result<Arc<NeverBlock>, StoreError> {
+        if self.policy.read().map(|p| p.generation).unwrap_or_default() == 0 {
+            self.refresh_policy().await?;
+        }
+        Ok(self.policy.read().map(|p| p.never_block.clone()).unwrap_or_default())
+    }
+
+    /// What `list` serves now (live, allowed, sorted), prepared on first use after a change.
+    pub async fn served(&self, list: &str) -> Result<Arc<Served>, StoreError> {
+        let snapshot = self.get_or_load(list).await?;
+        let current = || self.policy.read().map(|p| (p.generation, p.never_block.clone())).unwrap_or_default();
+        let (mut generation, mut never_block) = current();
+        if generation == 0 {
+            self.refresh_policy().await?;
+            (generation, never_block) = current();
+        }
+        if let Some(served) = self.served.lock().ok().and_then(|map| map.get(list).cloned())
+            && served.seq == snapshot.seq
+            && served.policy == generation
+        {
+            return Ok(served);
+        }
+        // Done once per (seq, policy), normally by the poller right after it advanced the list.
+        let now = OffsetDateTime::now_utc();
+        let mut entries: Vec<Arc<Entry>> = snapshot.live(now).filter(|e| never_block.allows_net(e.net)).cloned().collect();
+        entries.sort_unstable_by_key(|e| e.net);
+        let prepared = Arc::new(Served { seq: snapshot.seq, policy: generation, entries });
+        if let Ok(mut map) = self.served.lock() {
+            map.insert(list.to_string(), prepared.clone());
+        }
+        Ok(prepared)
+    }
+
     /// Refreshes every loaded list (and the community list, always served).
     pub async fn refresh_all(&self) -> Result<(), StoreError> {
+        let generation = self.refresh_policy().await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|key, _| key.policy == generation);
+        }
         let mut names: Vec<String> = self.snapshots.read().map(|map| map.keys().cloned().collect()).unwrap_or_default();
         if !names.iter().any(|n| n == crate::jobs::consensus::COMMUNITY) {
             names.push(crate::jobs::consensus::COMMUNITY.to_string());
         }
         for name in names {
             self.refresh(&name).await?;
+            // Prepared ahead of the first request, so that request starts streaming at once.
+            self.served(&name).await?;
         }
         Ok(())
     }
@@ -357,13 +471,13 @@ impl Lists {
         Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor }
     }
 
-    /// Bytes rendered earlier for `key`, if any.
-    pub fn cached(&self, key: &RenderKey) -> Option<Bytes> {
+    /// Chunks rendered earlier for `key`, if any.
+    pub fn cached(&self, key: &RenderKey) -> Option<Arc<Vec<Bytes>>> {
         self.cache.lock().ok()?.get(key).cloned()
     }
 
-    /// Keeps bytes rendered for `key` (only while its seq is current).
-    pub fn store_rendered(&self, key: RenderKey, bytes: Bytes) {
+    /// Keeps the chunks rendered for `key` (only while its seq is current).
+    pub fn store_rendered(&self, key: RenderKey, bytes: Arc<Vec<Bytes>>) {
         let current = self.current(&key.list).map(|s| s.seq);
         if current == Some(key.seq)
             && let Ok(mut cache) = self.cache.lock()

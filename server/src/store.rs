@@ -592,6 +592,9 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the consensus leadership if nobody holds it. PostgreSQL: a session advisory lock held
     /// by a dedicated connection (released when it closes); SQLite: always granted (one process).
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError>;
+
+    /// When the newest signal of a machine was received ("give to get": whether it contributes).
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

@@ -9,8 +9,9 @@
 //! - enrollment answers 202 for a new enrollment and 200 for "already enrolled" (cscli reads it);
 //! - every stream decision carries all six fields (a missing one crashes CrowdSec 1.4.6).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -38,10 +39,9 @@ use crate::domain::text::{contains_nul, has_nul};
 use crate::error::ApiError;
 use crate::jobs::consensus::{COMMUNITY, NeverBlock};
 use crate::manage::rfc3339;
+use crate::serving::{self, Entry};
 use crate::state::AppState;
-use crate::store::{
-    CreatedBy, EnrollOutcome, ListChange, ListEntry, LoginRecord, MachineKey, NewMachine, NewSignal, Origin, StoreError,
-};
+use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
 /// Routes of one protocol generation, mounted under `/v2` and `/v3`.
 pub fn routes(v3: bool) -> Router<AppState> {
@@ -341,34 +341,50 @@ pub fn go_duration(secs: i64) -> String {
     }
 }
 
-/// What changed on the community list since this machine's last pull (everything on startup or
-/// on its first pull). Advances the machine's cursor.
+/// The size and order of the community view a machine gets: its declared scenarios (from its
+/// last login) first, capped by whether it contributed a signal within the configured window
+/// ("give to get").
+async fn consumer_view(state: &AppState, machine: &AuthMachine, now: OffsetDateTime) -> Result<(Vec<String>, usize), ApiError> {
+    let config = &state.distribution;
+    let scenarios = state.store.machine_by_login(&machine.login).await?.map(|m| m.scenarios).unwrap_or_default();
+    let window = time::Duration::days(config.contribution_window_days);
+    let contributes = state.store.machine_last_signal_at(machine.key).await?.is_some_and(|at| at >= now - window);
+    let cap = if contributes { config.contributor_cap } else { config.non_contributor_cap };
+    Ok((scenarios, cap))
+}
+
+/// What changed on the community list since this machine's last pull (its whole view on
+/// startup, on its first pull, or when its cursor predates the retained change log). Advances
+/// the machine's cursor.
+///
+/// The v2 protocol keeps a cursor per machine, so this path reaches the database anyway; it
+/// catches the in-memory snapshot up first, so a pull sees everything committed before it.
+/// A capped view re-ranks only what changed: an entry pushed out of the view by newer ones
+/// stays on the machine until its own expiry, which every decision carries.
 async fn community_delta(
     state: &AppState,
-    machine: MachineKey,
+    machine: &AuthMachine,
     startup: bool,
-) -> Result<(Vec<ListEntry>, Vec<ListEntry>), ApiError> {
+) -> Result<(Vec<Arc<Entry>>, Vec<Arc<Entry>>), ApiError> {
     let now = OffsetDateTime::now_utc();
-    let last = if startup { None } else { state.store.machine_stream_seq(machine).await? };
-    let live = |e: &ListEntry| e.expires_at > now + time::Duration::seconds(1);
-    let (seq, new, deleted): (i64, Vec<ListEntry>, Vec<ListEntry>) = match last {
-        None => {
-            let seq = state.store.list_seq(COMMUNITY).await?;
-            let entries = state.store.list_entries(COMMUNITY).await?;
-            (seq.max(entries.iter().map(|e| e.seq).max().unwrap_or(0)), entries.into_iter().filter(live).collect(), Vec::new())
-        }
-        Some(last) => {
-            let changes = state.store.list_changes(COMMUNITY, last, 1_000_000).await?;
-            let seq = changes.last().map_or(last, |c| c.seq);
-            let mut latest: BTreeMap<String, ListChange> = BTreeMap::new();
-            for change in changes {
-                latest.insert(change.entry.value.clone(), change);
+    let snapshot = state.lists.refresh(COMMUNITY).await?;
+    let last = if startup { None } else { state.store.machine_stream_seq(machine.key).await? };
+    let (scenarios, cap) = consumer_view(state, machine, now).await?;
+    let tailor = state.distribution.tailor_to_scenarios;
+    let live = |e: &Arc<Entry>| e.expires_at > now + time::Duration::seconds(1);
+    let (seq, new, deleted) = match last.map(|cursor| snapshot.delta(cursor)) {
+        None | Some(Err(_)) => (snapshot.seq, serving::view(&snapshot, now, &scenarios, tailor, cap), Vec::new()),
+        Some(Ok(delta)) => {
+            let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
+            if snapshot.entries.len() > cap {
+                let shown: HashSet<Arc<str>> =
+                    serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.value.clone()).collect();
+                added.retain(|e| shown.contains(&e.value));
             }
-            let (added, removed): (Vec<_>, Vec<_>) = latest.into_values().partition(|c| c.op == "add");
-            (seq, added.into_iter().map(|c| c.entry).filter(live).collect(), removed.into_iter().map(|c| c.entry).collect())
+            (delta.seq, added, delta.removed)
         }
     };
-    state.store.set_machine_stream_seq(machine, seq).await?;
+    state.store.set_machine_stream_seq(machine.key, seq).await?;
     // Never-block is enforced when lists are built and again here, so an allowlist or canary
     // added since takes effect at once even before the worker's next step.
     let never_block = NeverBlock::load(state.store.as_ref(), &state.own_addresses).await?;
@@ -379,14 +395,14 @@ async fn community_delta(
     Ok((new, deleted))
 }
 
-fn v2_decision(entry: &ListEntry, now: OffsetDateTime, removed: bool) -> Decision {
+fn v2_decision(entry: &Entry, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at - now).whole_seconds()) },
         origin: "CAPI".into(),
-        scenario: entry.scenario.clone(),
-        scope: if entry.scope == "range" { "Range".into() } else { "Ip".into() },
-        kind: entry.remediation.clone(),
-        value: entry.value.clone(),
+        scenario: entry.scenario.to_string(),
+        scope: if &*entry.scope == "range" { "Range".into() } else { "Ip".into() },
+        kind: entry.remediation.to_string(),
+        value: entry.value.to_string(),
     }
 }
 
@@ -402,7 +418,7 @@ pub async fn get_decisions_stream_v2(
 ) -> Result<Json<DecisionsStreamV2>, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
-    let (new, deleted) = community_delta(&state, machine.key, startup).await?;
+    let (new, deleted) = community_delta(&state, &machine, startup).await?;
     let now = OffsetDateTime::now_utc();
     Ok(Json(DecisionsStreamV2 {
         new: new.iter().map(|e| v2_decision(e, now, false)).collect(),
@@ -429,20 +445,20 @@ pub async fn get_decisions_stream_v3(
     if !community {
         return Ok(Json(response));
     }
-    let (new, deleted) = community_delta(&state, machine.key, startup).await?;
+    let (new, deleted) = community_delta(&state, &machine, startup).await?;
     let now = OffsetDateTime::now_utc();
     let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
     for entry in &new {
-        groups
-            .entry((entry.scenario.clone(), entry.scope.clone()))
-            .or_default()
-            .push(DecisionValue { value: entry.value.clone(), duration: go_duration((entry.expires_at - now).whole_seconds()) });
+        groups.entry((entry.scenario.to_string(), entry.scope.to_string())).or_default().push(DecisionValue {
+            value: entry.value.to_string(),
+            duration: go_duration((entry.expires_at - now).whole_seconds()),
+        });
     }
     response.new =
         groups.into_iter().map(|((scenario, scope), decisions)| NewDecisionsGroup { scenario, scope, decisions }).collect();
     let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entry in deleted {
-        removed.entry(entry.scope).or_default().push(entry.value);
+        removed.entry(entry.scope.to_string()).or_default().push(entry.value.to_string());
     }
     response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
     Ok(Json(response))

@@ -57,7 +57,7 @@ async fn snapshot_follows_the_store_and_deltas_collapse_per_value() {
     for (db, store) in stores().await {
         let now = OffsetDateTime::now_utc();
         commit(store.as_ref(), vec![add("45.33.32.156", now), add("66.249.66.1", now)]).await;
-        let lists = Lists::new(store.clone(), 1000);
+        let lists = Lists::new(store.clone(), 1000, vec![]);
         let first = lists.get_or_load("community").await.expect("load");
         assert_eq!(members(&first), set(&["45.33.32.156", "66.249.66.1"]), "{}", db.label());
         let cursor = first.seq;
@@ -84,7 +84,7 @@ async fn snapshot_follows_the_store_and_deltas_collapse_per_value() {
 async fn a_cursor_older_than_the_retained_log_is_refused() {
     for (db, store) in stores().await {
         let now = OffsetDateTime::now_utc();
-        let lists = Lists::new(store.clone(), 3);
+        let lists = Lists::new(store.clone(), 3, vec![]);
         lists.get_or_load("community").await.expect("load");
         for i in 0..5 {
             commit(store.as_ref(), vec![add(&format!("192.0.2.{i}"), now)]).await;
@@ -95,7 +95,7 @@ async fn a_cursor_older_than_the_retained_log_is_refused() {
         let oldest = snapshot.oldest_cursor;
         assert_eq!(snapshot.delta(oldest).expect("oldest usable").added.len(), 3);
         // A replica starting now retains the same window of the store's log.
-        let fresh = Lists::new(store.clone(), 3).get_or_load("community").await.expect("load");
+        let fresh = Lists::new(store.clone(), 3, vec![]).get_or_load("community").await.expect("load");
         assert_eq!(members(&fresh), members(&snapshot));
         assert!(fresh.delta(fresh.seq - 3).is_ok());
         assert!(fresh.delta(fresh.seq - 4).is_err());
@@ -106,7 +106,7 @@ async fn a_cursor_older_than_the_retained_log_is_refused() {
 async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
     for (db, store) in stores().await {
         let now = OffsetDateTime::now_utc();
-        let lists = Arc::new(Lists::new(store.clone(), 100_000));
+        let lists = Arc::new(Lists::new(store.clone(), 100_000, vec![]));
         lists.get_or_load("community").await.expect("load");
         let writer = {
             let store = store.clone();

@@ -1095,3 +1095,18 @@ async fn login_user_agent_and_enrollment_tags_are_stored() {
         assert_eq!(json_value(label, &stored[0]), json!(tags), "{label}: tags");
     }
 }
+
+#[tokio::test]
+async fn last_signal_time_is_the_newest_received_by_that_machine() {
+    for s in subjects().await {
+        let label = s.label();
+        let quiet = machine(s.store(), "quiet").await;
+        let busy = machine(s.store(), "busy").await;
+        assert_eq!(s.store().machine_last_signal_at(busy).await.expect("none yet"), None, "{label}");
+        let mut later = signal(busy, ip_report("45.33.32.157", "ssh"));
+        later.received_at = T0 + time::Duration::hours(2);
+        s.store().insert_signals(&[signal(busy, ip_report("45.33.32.156", "ssh")), later]).await.expect("insert");
+        assert_eq!(s.store().machine_last_signal_at(busy).await.expect("busy"), Some(T0 + time::Duration::hours(2)), "{label}");
+        assert_eq!(s.store().machine_last_signal_at(quiet).await.expect("quiet"), None, "{label}");
+    }
+}

@@ -787,6 +787,14 @@ impl Store for PgStore {
             Ok(None)
         }
     }
+
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<OffsetDateTime> = sqlx::query_scalar("SELECT MAX(received_at) FROM signals WHERE machine_id = $1")
+            .bind(machine.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at)
+    }
 }
 
 fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {

@@ -735,6 +735,14 @@ impl Store for SqliteStore {
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {
         Ok(Some(Leadership::local()))
     }
+
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MAX(received_at) FROM signals WHERE machine_id = ?")
+            .bind(machine.0)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(at.map(from_micros))
+    }
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
