@@ -337,3 +337,19 @@ pub struct QueuedResponse {
     /// What happens next.
     pub message: String,
 }
+
+/// One served blocklist (`GET /v1/blocklists`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BlocklistView {
+    /// Name, as used in `/v1/blocklists/{name}`.
+    pub name: String,
+    /// `consensus` (the community list) or `custom`.
+    pub kind: String,
+    /// Newest seq: the cursor to pass as `since` to get the changes after it.
+    pub seq: i64,
+    /// Current members.
+    pub entries: usize,
+    /// Oldest cursor a delta can be computed from; older ones get 410 and must download the full list.
+    pub oldest_cursor: i64,
+}
