@@ -36,7 +36,9 @@ use crate::state::AppState;
         admin::get_machine, admin::list_signals, admin::set_machine_sensor, admin::get_machine_trust, admin::set_account_level,
         admin::create_canary, admin::list_canaries, admin::delete_canary, admin::import_allowlist, admin::list_allowlist,
         admin::delete_allowlist, admin::report_false_positive, admin::get_ip_explanation_admin, ips::get_ip_explanation,
-        blocklists::list_blocklists, blocklists::get_blocklist_entries,
+        blocklists::list_blocklists, blocklists::get_blocklist_entries, blocklists::create_custom_list,
+        blocklists::list_custom_lists, blocklists::delete_custom_list, blocklists::update_list_entries,
+        blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
@@ -105,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
+        .nest("/v1/admin/blocklists", blocklists::admin_routes())
         .nest("/v1/admin", admin::routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())

@@ -6,6 +6,7 @@
 //! commit is served at once. This module owns no HTTP and no SQL: it reaches the store only
 //! through the `Store` trait, and the renderers in [`render`] are pure.
 
+pub mod custom;
 pub mod render;
 
 use std::collections::HashMap;
@@ -18,8 +19,8 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::consensus::NeverBlock;
-use crate::store::{ListChange, ListEntry, Store, StoreError};
+use crate::jobs::consensus::{COMMUNITY, NeverBlock};
+use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 50_000;
@@ -136,6 +137,24 @@ impl Snapshot {
         Ok(delta)
     }
 
+    /// [`Snapshot::delta`] limited to changes with `seq <= upto`, the cursor returned being `upto`
+    /// (used when one cursor follows several lists: each is read up to the same point).
+    pub fn delta_upto(&self, cursor: i64, upto: i64) -> Result<Delta, DeltaError> {
+        let mut delta = self.delta(cursor)?;
+        if delta.seq > upto {
+            let end = self.changes.partition_point(|c| c.seq <= upto);
+            let start = self.changes.partition_point(|c| c.seq <= cursor);
+            let mut latest: HashMap<&str, &Change> = HashMap::new();
+            for change in &self.changes[start..end] {
+                latest.insert(&change.entry.value, change);
+            }
+            delta.added = latest.values().filter(|c| c.op == Op::Add).map(|c| c.entry.clone()).collect();
+            delta.removed = latest.values().filter(|c| c.op == Op::Remove).map(|c| c.entry.clone()).collect();
+        }
+        delta.seq = upto.max(cursor);
+        Ok(delta)
+    }
+
     /// Members that have not expired at `now`, in no particular order.
     pub fn live(&self, now: OffsetDateTime) -> impl Iterator<Item = &Arc<Entry>> {
         self.entries.values().filter(move |e| e.expires_at > now)
@@ -231,6 +250,7 @@ struct Policy {
 pub struct Lists {
     store: Arc<dyn Store>,
     own_addresses: Vec<IpNet>,
+    custom: RwLock<Vec<CustomList>>,
     policy: RwLock<Policy>,
     served: Mutex<HashMap<String, Arc<Served>>>,
     snapshots: RwLock<HashMap<String, Arc<Snapshot>>>,
@@ -256,6 +276,7 @@ impl Lists {
         Lists {
             store,
             own_addresses,
+            custom: RwLock::new(Vec::new()),
             policy: RwLock::new(Policy::default()),
             served: Mutex::new(HashMap::new()),
             snapshots: RwLock::new(HashMap::new()),
@@ -363,7 +384,10 @@ impl Lists {
         }
         // Done once per (seq, policy), normally by the poller right after it advanced the list.
         let now = OffsetDateTime::now_utc();
-        let mut entries: Vec<Arc<Entry>> = snapshot.live(now).filter(|e| never_block.allows_net(e.net)).cloned().collect();
+        // An allowlist is served as the operator wrote it; block lists pass the never-block policy.
+        let allowlist = self.names().iter().any(|(name, kind)| name == list && kind == "allow");
+        let mut entries: Vec<Arc<Entry>> =
+            snapshot.live(now).filter(|e| allowlist || never_block.allows_net(e.net)).cloned().collect();
         entries.sort_unstable_by_key(|e| e.net);
         let prepared = Arc::new(Served { seq: snapshot.seq, policy: generation, entries });
         if let Ok(mut map) = self.served.lock() {
@@ -372,8 +396,31 @@ impl Lists {
         Ok(prepared)
     }
 
-    /// Refreshes every loaded list (and the community list, always served).
+    /// Re-reads which operator-managed lists exist; snapshots of deleted ones are dropped.
+    pub async fn refresh_custom(&self) -> Result<Vec<CustomList>, StoreError> {
+        let custom = self.store.custom_lists().await?;
+        if let Ok(mut snapshots) = self.snapshots.write() {
+            snapshots.retain(|name, _| name == COMMUNITY || custom.iter().any(|c| &c.name == name));
+        }
+        if let Ok(mut current) = self.custom.write() {
+            current.clone_from(&custom);
+        }
+        Ok(custom)
+    }
+
+    /// The served lists as (name, kind): the community list (`consensus`), then the
+    /// operator-managed ones (`block` or `allow`) as of the last refresh.
+    pub fn names(&self) -> Vec<(String, String)> {
+        let mut names = vec![(COMMUNITY.to_string(), "consensus".to_string())];
+        if let Ok(custom) = self.custom.read() {
+            names.extend(custom.iter().map(|c| (c.name.clone(), c.kind.clone())));
+        }
+        names
+    }
+
+    /// Refreshes the community list and every operator-managed list.
     pub async fn refresh_all(&self) -> Result<(), StoreError> {
+        self.refresh_custom().await?;
         let generation = self.refresh_policy().await?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|key, _| key.policy == generation);

@@ -376,3 +376,71 @@ async fn nftables_and_ipset_scripts_load_in_the_real_tools() {
         None => skip_or_fail("iptables-restore"),
     }
 }
+
+#[tokio::test]
+async fn custom_lists_are_managed_served_and_streamed_to_subscribers_with_origin_lists() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let created = app
+            .post(
+                "/v1/admin/blocklists",
+                Some(&admin),
+                &serde_json::json!({"name": "partners", "description": "shared by partners"}),
+            )
+            .await
+            .expect_ok(StatusCode::CREATED);
+        assert_eq!(created["kind"], "block", "{}", app.label);
+        app.post("/v1/admin/blocklists", Some(&admin), &serde_json::json!({"name": "partners"}))
+            .await
+            .expect_error(StatusCode::CONFLICT, "conflict");
+        app.post("/v1/admin/blocklists", Some(&admin), &serde_json::json!({"name": "community"}))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+        let import = "value,remediation,duration_secs\n45.33.32.156\n81.2.69.0/24,captcha,3600\nnot-an-address\n";
+        let imported = app
+            .post_raw(
+                "/v1/admin/blocklists/partners/import",
+                Some(&admin),
+                &[("content-type", "text/csv")],
+                import.as_bytes().to_vec(),
+            )
+            .await
+            .expect_ok(StatusCode::OK);
+        assert_eq!(imported["added"], 2, "{}: {imported}", app.label);
+        assert_eq!(imported["rejected"][0]["field"], "line 4");
+
+        let machine = app.machine("subscriber").await;
+        let native = app.get("/v1/blocklists/partners", Some(&machine.token)).await;
+        assert_eq!(lines(&native.text()), set(&["45.33.32.156", "81.2.69.0/24"]), "{}", app.label);
+
+        let path = "/v1/admin/blocklists/partners/subscribers/subscriber";
+        let subscribed = app.send(request(Method::PUT, path, Some(&admin), &[], Body::empty())).await;
+        assert_eq!(subscribed.status, StatusCode::NO_CONTENT, "{}", subscribed.text());
+        let first = app.get("/v2/decisions/stream?startup=true", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        let from_list: Vec<&serde_json::Value> =
+            first["new"].as_array().expect("new").iter().filter(|d| d["origin"] == "lists").collect();
+        assert_eq!(from_list.len(), 2, "{}: {first}", app.label);
+        assert!(from_list.iter().all(|d| d["scenario"] == "partners"));
+        assert!(from_list.iter().any(|d| d["type"] == "captcha" && d["scope"] == "Range"));
+
+        let edit = serde_json::json!({"remove": ["45.33.32.156"], "add": ["91.240.118.5", "bogus"]});
+        let edited = app.post("/v1/admin/blocklists/partners/entries", Some(&admin), &edit).await.expect_ok(StatusCode::OK);
+        assert_eq!((edited["added"].as_u64(), edited["removed"].as_u64()), (Some(1), Some(1)), "{edited}");
+        let next = app.get("/v2/decisions/stream", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert_eq!(next["new"][0]["value"], "91.240.118.5", "{}: {next}", app.label);
+        assert_eq!(next["new"][0]["origin"], "lists");
+        assert_eq!(next["deleted"][0]["value"], "45.33.32.156");
+        assert_eq!(next["deleted"][0]["origin"], "lists");
+
+        let others = app.machine("not-subscribed").await;
+        let view = app.get("/v2/decisions/stream?startup=true", Some(&others.token)).await.expect_ok(StatusCode::OK);
+        assert!(!view.to_string().contains("\"lists\""), "{}: {view}", app.label);
+
+        let deleted = app.send(request(Method::DELETE, "/v1/admin/blocklists/partners", Some(&admin), &[], Body::empty())).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        app.get("/v1/blocklists/partners", Some(&machine.token)).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+        let after = app.get("/v2/decisions/stream", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert!(after["new"].as_array().is_some_and(Vec::is_empty), "{}: {after}", app.label);
+    }
+}

@@ -14,17 +14,20 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use palisade_api::native::BlocklistView;
+use palisade_api::native::{
+    BlocklistView, CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse,
+};
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
 use tracing::instrument;
 
-use super::extract::{AuthMachine, PathParam, QueryParams};
+use super::extract::{Admin, AuthMachine, JsonBody, PathParam, QueryParams};
+use crate::domain::text::has_nul;
 use crate::error::ApiError;
-use crate::jobs::consensus::COMMUNITY;
 use crate::serving::render::{self, Family, Format, Options};
-use crate::serving::{DeltaError, RenderKey};
+use crate::serving::{DeltaError, RenderKey, custom};
 use crate::state::AppState;
+use crate::store::{CustomList, ListOp};
 
 /// Size of the chunks a rendered list is streamed (and cached) in.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -86,9 +89,14 @@ impl BlocklistQuery {
     }
 }
 
-/// The lists this server serves. Custom lists join the community list here once they exist.
-fn served_names() -> Vec<(&'static str, &'static str)> {
-    vec![(COMMUNITY, "consensus")]
+/// Whether `name` is served, re-reading the operator's lists once when it is not known yet (it
+/// may have been created through another replica).
+async fn is_served(state: &AppState, name: &str) -> Result<bool, ApiError> {
+    if state.lists.names().iter().any(|(served, _)| served == name) {
+        return Ok(true);
+    }
+    state.lists.refresh_custom().await?;
+    Ok(state.lists.names().iter().any(|(served, _)| served == name))
 }
 
 /// The blocklists this caller may read, with their current seq and size.
@@ -100,11 +108,11 @@ pub async fn list_blocklists(
     reader: BlocklistReader,
 ) -> Result<axum::Json<Vec<BlocklistView>>, ApiError> {
     let mut views = Vec::new();
-    for (name, kind) in served_names() {
-        let snapshot = state.lists.get_or_load(name).await?;
+    for (name, kind) in state.lists.names() {
+        let snapshot = state.lists.get_or_load(&name).await?;
         views.push(BlocklistView {
-            name: name.to_string(),
-            kind: kind.to_string(),
+            name,
+            kind,
             seq: snapshot.seq,
             entries: snapshot.entries.len(),
             oldest_cursor: snapshot.oldest_cursor,
@@ -133,7 +141,7 @@ pub async fn get_blocklist_entries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (options, since) = query.options()?;
-    if !served_names().iter().any(|(served, _)| *served == name) {
+    if !is_served(&state, &name).await? {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
     metrics::counter!("palisade_blocklist_pulls_total", "list" => name.clone(), "format" => options.format.name(), "delta" => since.is_some().to_string())
@@ -280,4 +288,179 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> io::Result<()> {
         self.send()
     }
+}
+
+/// Operator routes under `/v1/admin/blocklists`: create, edit, import, delete, subscribe.
+pub fn admin_routes() -> Router<AppState> {
+    use axum::routing::{post, put};
+    Router::new()
+        .route("/", post(create_custom_list).get(list_custom_lists))
+        .route("/{name}", axum::routing::delete(delete_custom_list))
+        .route("/{name}/entries", post(update_list_entries))
+        .route("/{name}/import", post(import_list_entries))
+        .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
+}
+
+fn custom_view(list: &CustomList) -> CustomListView {
+    CustomListView {
+        name: list.name.clone(),
+        kind: list.kind.clone(),
+        description: list.description.clone(),
+        created_at: crate::manage::rfc3339(list.created_at),
+    }
+}
+
+async fn existing_list(state: &AppState, name: &str) -> Result<CustomList, ApiError> {
+    state
+        .store
+        .custom_lists()
+        .await?
+        .into_iter()
+        .find(|l| l.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no custom list named {name:?}")))
+}
+
+/// Serves a change at once on this replica; the others pick it up at their next poll.
+async fn publish(state: &AppState) -> Result<(), ApiError> {
+    state.lists.refresh_all().await?;
+    Ok(())
+}
+
+/// Create an operator-managed list (`block`, served like the community list and to subscribed
+/// machines with origin `lists`; or `allow`).
+#[utoipa::path(post, path = "/v1/admin/blocklists", tag = "admin", request_body = CreateListRequest, security(("admin" = [])),
+    responses((status = 201, body = CustomListView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %request.name))]
+pub async fn create_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<CreateListRequest>,
+) -> Result<(StatusCode, axum::Json<CustomListView>), ApiError> {
+    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
+    let kind = request.kind.unwrap_or_else(|| "block".into());
+    if !matches!(kind.as_str(), "block" | "allow") {
+        return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
+    }
+    if has_nul(&request.description) {
+        return Err(ApiError::field("description", "must not contain NUL"));
+    }
+    let list =
+        CustomList { name: request.name, kind, description: request.description, created_at: time::OffsetDateTime::now_utc() };
+    state.store.create_custom_list(&list).await?;
+    publish(&state).await?;
+    Ok((StatusCode::CREATED, axum::Json(custom_view(&list))))
+}
+
+/// List the operator-managed lists.
+#[utoipa::path(get, path = "/v1/admin/blocklists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CustomListView>)))]
+#[instrument(skip_all)]
+pub async fn list_custom_lists(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<axum::Json<Vec<CustomListView>>, ApiError> {
+    Ok(axum::Json(state.store.custom_lists().await?.iter().map(custom_view).collect()))
+}
+
+/// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
+#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}", tag = "admin", params(("name" = String, Path, description = "list name")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn delete_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.delete_custom_list(&name, time::OffsetDateTime::now_utc()).await? {
+        return Err(ApiError::NotFound(format!("no custom list named {name:?}")));
+    }
+    publish(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add (or renew) and remove entries of an operator-managed list. Values that are not addresses
+/// or CIDRs are reported in `rejected`; the others are applied.
+#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/entries", tag = "admin", params(("name" = String, Path, description = "list name")), request_body = ListEntriesRequest, security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn update_list_entries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    JsonBody(request): JsonBody<ListEntriesRequest>,
+) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
+    existing_list(&state, &name).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let remediation = request.remediation.as_deref().unwrap_or("ban");
+    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
+    let mut ops = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, value) in request.add.iter().enumerate() {
+        match custom::entry(&name, value, remediation, duration, now) {
+            Ok(entry) => ops.push(ListOp::Add(entry)),
+            Err(message) => rejected.push(FieldError { field: format!("add[{i}]"), message }),
+        }
+    }
+    let added = ops.len();
+    for (i, value) in request.remove.iter().enumerate() {
+        match custom::canonical(value) {
+            Some((value, _)) => ops.push(ListOp::Remove { list: name.clone(), value, reason: "operator".into() }),
+            None => rejected
+                .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
+        }
+    }
+    let removed = ops.len() - added;
+    state.store.apply_list_ops(&ops, now).await?;
+    publish(&state).await?;
+    Ok(axum::Json(ListEntriesResponse { added, removed, rejected }))
+}
+
+/// Import entries into an operator-managed list from a text body: one address or CIDR per line,
+/// or CSV `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
+#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
+    request_body(content = String, content_type = "text/plain"), security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn import_list_entries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    body: Bytes,
+) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
+    existing_list(&state, &name).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let (ops, refused) = custom::parse_import(&name, text, now);
+    state.store.apply_list_ops(&ops, now).await?;
+    publish(&state).await?;
+    let rejected = refused.into_iter().map(|(line, message)| FieldError { field: format!("line {line}"), message }).collect();
+    Ok(axum::Json(ListEntriesResponse { added: ops.len(), removed: 0, rejected }))
+}
+
+/// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
+/// entries with origin `lists` and the list name as scenario.
+#[utoipa::path(put, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
+pub async fn subscribe_machine(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam((name, machine)): PathParam<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.store.set_list_subscription(&machine, &name, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End a machine's subscription to an operator-managed list.
+#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
+pub async fn unsubscribe_machine(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam((name, machine)): PathParam<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.store.set_list_subscription(&machine, &name, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -353,52 +353,100 @@ async fn consumer_view(state: &AppState, machine: &AuthMachine, now: OffsetDateT
     Ok((scenarios, cap))
 }
 
-/// What changed on the community list since this machine's last pull (its whole view on
-/// startup, on its first pull, or when its cursor predates the retained change log). Advances
-/// the machine's cursor.
+/// One decision to send, and whether it comes from a subscribed list (origin `lists`) rather
+/// than the community list (origin `CAPI`).
+type Sent = (Arc<Entry>, bool);
+
+/// What changed on the community list and on the machine's subscribed lists since its last pull
+/// (its whole view on startup, on its first pull, or when its cursor predates the retained
+/// change log). Advances the machine's cursor, one seq for all its lists: every list is read up
+/// to the same seq, taken before reading, so no change below the new cursor can be missed.
 ///
 /// The v2 protocol keeps a cursor per machine, so this path reaches the database anyway; it
-/// catches the in-memory snapshot up first, so a pull sees everything committed before it.
+/// catches the in-memory snapshots up first, so a pull sees everything committed before it.
 /// A capped view re-ranks only what changed: an entry pushed out of the view by newer ones
 /// stays on the machine until its own expiry, which every decision carries.
-async fn community_delta(
+async fn stream_delta(
     state: &AppState,
     machine: &AuthMachine,
     startup: bool,
-) -> Result<(Vec<Arc<Entry>>, Vec<Arc<Entry>>), ApiError> {
+    community: bool,
+    additional: bool,
+) -> Result<(Vec<Sent>, Vec<Sent>), ApiError> {
     let now = OffsetDateTime::now_utc();
-    let snapshot = state.lists.refresh(COMMUNITY).await?;
-    let last = if startup { None } else { state.store.machine_stream_seq(machine.key).await? };
-    let (scenarios, cap) = consumer_view(state, machine, now).await?;
-    let tailor = state.distribution.tailor_to_scenarios;
-    let live = |e: &Arc<Entry>| e.expires_at > now + time::Duration::seconds(1);
-    let (seq, new, deleted) = match last.map(|cursor| snapshot.delta(cursor)) {
-        None | Some(Err(_)) => (snapshot.seq, serving::view(&snapshot, now, &scenarios, tailor, cap), Vec::new()),
-        Some(Ok(delta)) => {
-            let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
-            if snapshot.entries.len() > cap {
-                let shown: HashSet<Arc<str>> =
-                    serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.value.clone()).collect();
-                added.retain(|e| shown.contains(&e.value));
-            }
-            (delta.seq, added, delta.removed)
+    let mut subscribed = Vec::new();
+    if additional {
+        let lists = state.store.machine_subscriptions(machine.key).await?;
+        if !lists.is_empty() {
+            state.lists.refresh_custom().await?;
+            let blocking: Vec<String> =
+                state.lists.names().into_iter().filter(|(_, kind)| kind == "block").map(|(name, _)| name).collect();
+            subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l)));
         }
-    };
-    state.store.set_machine_stream_seq(machine.key, seq).await?;
+    }
+    let mut names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+    if community {
+        names.push(COMMUNITY);
+    }
+    let mut upto = 0;
+    for name in &names {
+        upto = upto.max(state.store.list_seq(name).await?);
+    }
+    let last = if startup { None } else { state.store.machine_stream_seq(machine.key).await? };
+    let live = |e: &Arc<Entry>| e.expires_at > now + time::Duration::seconds(1);
+    let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
+    let mut cursor = last.unwrap_or(0).max(upto);
+    if community {
+        let snapshot = state.lists.refresh(COMMUNITY).await?;
+        let (scenarios, cap) = consumer_view(state, machine, now).await?;
+        let tailor = state.distribution.tailor_to_scenarios;
+        match last.map(|c| snapshot.delta_upto(c, upto)) {
+            None | Some(Err(_)) => {
+                new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, false)));
+                cursor = cursor.max(snapshot.seq);
+            }
+            Some(Ok(delta)) => {
+                let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
+                if snapshot.entries.len() > cap {
+                    let shown: HashSet<Arc<str>> =
+                        serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.value.clone()).collect();
+                    added.retain(|e| shown.contains(&e.value));
+                }
+                new.extend(added.into_iter().map(|e| (e, false)));
+                deleted.extend(delta.removed.into_iter().map(|e| (e, false)));
+            }
+        }
+    }
+    for name in &subscribed {
+        let snapshot = state.lists.refresh(name).await?;
+        match last.map(|c| snapshot.delta_upto(c, upto)) {
+            None | Some(Err(_)) => {
+                new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), true)));
+                cursor = cursor.max(snapshot.seq);
+            }
+            Some(Ok(delta)) => {
+                new.extend(delta.added.into_iter().filter(live).map(|e| (e, true)));
+                deleted.extend(delta.removed.into_iter().map(|e| (e, true)));
+            }
+        }
+    }
+    if community || !subscribed.is_empty() {
+        state.store.set_machine_stream_seq(machine.key, cursor).await?;
+    }
     // Never-block is enforced when lists are built and again here, so an allowlist or canary
     // added since takes effect at once even before the worker's next step.
     let never_block = NeverBlock::load(state.store.as_ref(), &state.own_addresses).await?;
-    let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|e| never_block.allows(&e.value));
+    let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|(e, _)| never_block.allows_net(e.net));
     if !refused.is_empty() {
         metrics::counter!("palisade_serving_never_block_filtered_total").increment(refused.len() as u64);
     }
     Ok((new, deleted))
 }
 
-fn v2_decision(entry: &Entry, now: OffsetDateTime, removed: bool) -> Decision {
+fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at - now).whole_seconds()) },
-        origin: "CAPI".into(),
+        origin: if *from_list { "lists".into() } else { "CAPI".into() },
         scenario: entry.scenario.to_string(),
         scope: if &*entry.scope == "range" { "Range".into() } else { "Ip".into() },
         kind: entry.remediation.to_string(),
@@ -418,7 +466,7 @@ pub async fn get_decisions_stream_v2(
 ) -> Result<Json<DecisionsStreamV2>, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
-    let (new, deleted) = community_delta(&state, &machine, startup).await?;
+    let (new, deleted) = stream_delta(&state, &machine, startup, true, true).await?;
     let now = OffsetDateTime::now_utc();
     Ok(Json(DecisionsStreamV2 {
         new: new.iter().map(|e| v2_decision(e, now, false)).collect(),
@@ -427,8 +475,9 @@ pub async fn get_decisions_stream_v2(
 }
 
 /// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), grouped by scenario and scope,
-/// honouring `community_pull=false` (nothing from the community list, cursor unchanged) and
-/// `additional_pull` (no subscribed lists exist yet, so `links` is empty).
+/// honouring `community_pull=false` (nothing from the community list, cursor unchanged).
+/// Subscribed lists travel as `links` in this protocol generation; those links are not issued
+/// yet, so `links` is empty and `additional_pull` is only validated.
 #[utoipa::path(get, path = "/v3/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
     responses((status = 200, body = DecisionsStreamV3), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
@@ -445,10 +494,10 @@ pub async fn get_decisions_stream_v3(
     if !community {
         return Ok(Json(response));
     }
-    let (new, deleted) = community_delta(&state, &machine, startup).await?;
+    let (new, deleted) = stream_delta(&state, &machine, startup, true, false).await?;
     let now = OffsetDateTime::now_utc();
     let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
-    for entry in &new {
+    for (entry, _) in &new {
         groups.entry((entry.scenario.to_string(), entry.scope.to_string())).or_default().push(DecisionValue {
             value: entry.value.to_string(),
             duration: go_duration((entry.expires_at - now).whole_seconds()),
@@ -457,7 +506,7 @@ pub async fn get_decisions_stream_v3(
     response.new =
         groups.into_iter().map(|((scenario, scope), decisions)| NewDecisionsGroup { scenario, scope, decisions }).collect();
     let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for entry in deleted {
+    for (entry, _) in deleted {
         removed.entry(entry.scope.to_string()).or_default().push(entry.value.to_string());
     }
     response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
