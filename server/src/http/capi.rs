@@ -392,7 +392,17 @@ async fn stream_delta(
     for name in &names {
         upto = upto.max(state.store.list_seq(name).await?);
     }
-    let last = if startup { None } else { state.store.machine_stream_seq(machine.key).await? };
+    // On a startup pull the whole view is sent, plus what was removed since the machine's previous
+    // cursor: CrowdSec keeps its earlier community decisions when a startup answer has no new
+    // entry for them, so a removal it has not heard of must still be spelled out.
+    let stored = state.store.machine_stream_seq(machine.key).await?;
+    let last = if startup { None } else { stored };
+    let removed_since = |snapshot: &serving::Snapshot| -> Vec<Arc<Entry>> {
+        match stored.filter(|_| startup).map(|c| snapshot.delta_upto(c, upto)) {
+            Some(Ok(delta)) => delta.removed.into_iter().filter(|e| !snapshot.entries.contains_key(&e.value)).collect(),
+            _ => Vec::new(),
+        }
+    };
     let live = |e: &Arc<Entry>| e.expires_at > now + time::Duration::seconds(1);
     let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
     let mut cursor = last.unwrap_or(0).max(upto);
@@ -403,6 +413,7 @@ async fn stream_delta(
         match last.map(|c| snapshot.delta_upto(c, upto)) {
             None | Some(Err(_)) => {
                 new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, false)));
+                deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, false)));
                 cursor = cursor.max(snapshot.seq);
             }
             Some(Ok(delta)) => {
@@ -422,6 +433,7 @@ async fn stream_delta(
         match last.map(|c| snapshot.delta_upto(c, upto)) {
             None | Some(Err(_)) => {
                 new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), true)));
+                deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, true)));
                 cursor = cursor.max(snapshot.seq);
             }
             Some(Ok(delta)) => {
