@@ -337,3 +337,77 @@ pub struct QueuedResponse {
     /// What happens next.
     pub message: String,
 }
+
+/// One served blocklist (`GET /v1/blocklists`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BlocklistView {
+    /// Name, as used in `/v1/blocklists/{name}`.
+    pub name: String,
+    /// `consensus` (the community list) or `custom`.
+    pub kind: String,
+    /// Newest seq: the cursor to pass as `since` to get the changes after it.
+    pub seq: i64,
+    /// Current members.
+    pub entries: usize,
+    /// Oldest cursor a delta can be computed from; older ones get 410 and must download the full list.
+    pub oldest_cursor: i64,
+}
+
+/// `POST /v1/admin/blocklists`: create an operator-managed list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CreateListRequest {
+    /// Name: lowercase letters, digits, `-`, `_`, `.`, 1 to 64 characters (not `community`).
+    pub name: String,
+    /// `block` (default) or `allow`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// What the list is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// An operator-managed list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CustomListView {
+    /// Name.
+    pub name: String,
+    /// `block` or `allow`.
+    pub kind: String,
+    /// What the list is for.
+    pub description: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /v1/admin/blocklists/{name}/entries`: add and remove entries.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ListEntriesRequest {
+    /// Addresses or CIDRs to add (or renew).
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Addresses or CIDRs to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// `ban` (default) or `captcha`, for added entries.
+    #[serde(default)]
+    pub remediation: Option<String>,
+    /// Lifetime of added entries in seconds (default one year).
+    #[serde(default)]
+    pub duration_secs: Option<i64>,
+}
+
+/// What a change to a list did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ListEntriesResponse {
+    /// Entries added or renewed.
+    pub added: usize,
+    /// Entries removed.
+    pub removed: usize,
+    /// Lines or values refused, with the reason; the rest was applied.
+    pub rejected: Vec<FieldError>,
+}

@@ -263,6 +263,12 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle());
     state.engine_params = std::sync::Arc::new(config.consensus.params.clone());
     state.own_addresses = std::sync::Arc::new(config.consensus.own_addresses.clone());
+    state.lists = std::sync::Arc::new(crate::serving::Lists::new(
+        state.store.clone(),
+        config.distribution.retained_changes,
+        config.consensus.own_addresses.clone(),
+    ));
+    state.distribution = std::sync::Arc::new(config.distribution.clone());
     Ok(state)
 }
 
@@ -284,17 +290,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             use_asn: state.enricher.has_asn(),
             own_addresses: config.consensus.own_addresses.clone(),
             shared_ranges: config.consensus.shared_ranges.clone(),
+            lists_changed: Some(state.lists.changed.clone()),
             ..WorkerConfig::default()
         };
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);
         tokio::spawn(consensus::run(state.store.clone(), worker_config, state.consensus_wake.clone(), interval, shutdown.clone()))
     });
+    let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
+    let poller = tokio::spawn(crate::serving::run_poller(state.lists.clone(), poll, shutdown.clone()));
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
     if let Some(worker) = worker {
         drop(worker.await);
     }
+    drop(poller.await);
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
 }

@@ -63,6 +63,8 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The consensus worker and engine.
     pub consensus: ConsensusConfig,
+    /// Blocklist serving: snapshots, change-log retention, per-consumer caps.
+    pub distribution: DistributionConfig,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             enrich: EnrichConfig::default(),
             consensus: ConsensusConfig::default(),
+            distribution: DistributionConfig::default(),
         }
     }
 }
@@ -208,6 +211,39 @@ impl Default for ConsensusConfig {
     }
 }
 
+/// Blocklist serving.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributionConfig {
+    /// How often each replica looks for list changes in the store, in milliseconds (the consensus
+    /// worker of the same process also wakes it after each commit).
+    pub poll_interval_ms: u64,
+    /// Changes kept in memory per list: a delta cursor older than these gets 410 (resync).
+    pub retained_changes: usize,
+    /// Community-list entries a contributing machine receives on the CrowdSec streams.
+    pub contributor_cap: usize,
+    /// Community-list entries a machine that has not contributed recently receives.
+    pub non_contributor_cap: usize,
+    /// A machine counts as contributing while its last signal is at most this many days old.
+    pub contribution_window_days: i64,
+    /// Tailor the community view to the scenarios a machine declared at login (entries of other
+    /// scenarios come after them when there is room).
+    pub tailor_to_scenarios: bool,
+}
+
+impl Default for DistributionConfig {
+    fn default() -> Self {
+        DistributionConfig {
+            poll_interval_ms: 1000,
+            retained_changes: 1_000_000,
+            contributor_cap: 15_000,
+            non_contributor_cap: 3_000,
+            contribution_window_days: 7,
+            tailor_to_scenarios: true,
+        }
+    }
+}
+
 /// Values given on the command line; they override everything else.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -280,6 +316,13 @@ impl Config {
         }
         if ingest.min_v4_prefix > 32 || ingest.min_v6_prefix > 128 {
             bail!("ingest.min_v4_prefix must be at most 32 and ingest.min_v6_prefix at most 128");
+        }
+        let distribution = &self.distribution;
+        if distribution.poll_interval_ms == 0 || distribution.poll_interval_ms > 60_000 {
+            bail!("distribution.poll_interval_ms must be between 1 and 60000");
+        }
+        if distribution.retained_changes == 0 || distribution.contribution_window_days < 0 {
+            bail!("distribution.retained_changes must be above zero and distribution.contribution_window_days not negative");
         }
         if self.consensus.interval_ms == 0 || self.consensus.interval_ms > 60_000 {
             bail!("consensus.interval_ms must be between 1 and 60000");

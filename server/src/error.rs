@@ -67,6 +67,9 @@ pub enum ApiError {
     /// A unique value already exists.
     #[error("{0}")]
     Conflict(String),
+    /// A delta cursor older than the retained change log: the client must download the full list.
+    #[error("{0}")]
+    CursorExpired(String),
     /// Rate limit hit; retry after the given seconds.
     #[error("rate limit exceeded, retry in {0} s")]
     RateLimited(u64),
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::CursorExpired(_) => StatusCode::GONE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,6 +119,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::CursorExpired(_) => "cursor_expired",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",

@@ -3,6 +3,7 @@
 //! tests call it without a socket.
 
 pub mod admin;
+pub mod blocklists;
 pub mod capi;
 pub mod extract;
 pub mod ips;
@@ -35,11 +36,15 @@ use crate::state::AppState;
         admin::get_machine, admin::list_signals, admin::set_machine_sensor, admin::get_machine_trust, admin::set_account_level,
         admin::create_canary, admin::list_canaries, admin::delete_canary, admin::import_allowlist, admin::list_allowlist,
         admin::delete_allowlist, admin::report_false_positive, admin::get_ip_explanation_admin, ips::get_ip_explanation,
+        blocklists::list_blocklists, blocklists::get_blocklist_entries, blocklists::create_custom_list,
+        blocklists::list_custom_lists, blocklists::delete_custom_list, blocklists::update_list_entries,
+        blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
     tags((name = "crowdsec", description = "CrowdSec Central API, v2 and v3"), (name = "admin", description = "Operator API"),
          (name = "ips", description = "IP explanations"),
+         (name = "blocklists", description = "Blocklist downloads: full lists, changes since a cursor, firewall formats"),
          (name = "operations", description = "Health and metrics")),
 )]
 pub struct ApiDoc;
@@ -102,8 +107,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
+        .nest("/v1/admin/blocklists", blocklists::admin_routes())
         .nest("/v1/admin", admin::routes())
         .nest("/v1/ips", ips::routes())
+        .nest("/v1/blocklists", blocklists::routes())
         .merge(ops::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

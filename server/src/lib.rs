@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod manage;
+pub mod serving;
 pub mod state;
 pub mod store;
 pub mod telemetry;

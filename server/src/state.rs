@@ -39,6 +39,10 @@ pub struct AppState {
     pub engine_params: Arc<crate::engine::params::Params>,
     /// The server's own addresses: never listed, never served.
     pub own_addresses: Arc<Vec<ipnet::IpNet>>,
+    /// In-memory blocklist snapshots and rendered bytes.
+    pub lists: Arc<crate::serving::Lists>,
+    /// Blocklist serving settings (caps, contribution window).
+    pub distribution: Arc<crate::config::DistributionConfig>,
 }
 
 impl AppState {
@@ -55,7 +59,10 @@ impl AppState {
         let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
         let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
+        let distribution = crate::config::DistributionConfig::default();
         AppState {
+            lists: Arc::new(crate::serving::Lists::new(store.clone(), distribution.retained_changes, Vec::new())),
+            distribution: Arc::new(distribution),
             store,
             jwt: Arc::new(jwt),
             enricher: Arc::new(enricher),

@@ -468,6 +468,19 @@ pub struct AllowlistEntry {
     pub created_at: OffsetDateTime,
 }
 
+/// An operator-managed list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomList {
+    /// Name (also the scenario its entries carry on the CrowdSec streams).
+    pub name: String,
+    /// `block` or `allow`.
+    pub kind: String,
+    /// Operator's description.
+    pub description: String,
+    /// When created.
+    pub created_at: OffsetDateTime,
+}
+
 /// What Palisade needs from a database. Implemented by [`sqlite::SqliteStore`] and
 /// [`postgres::PgStore`]; both pass the conformance suite.
 #[async_trait]
@@ -592,6 +605,22 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the consensus leadership if nobody holds it. PostgreSQL: a session advisory lock held
     /// by a dedicated connection (released when it closes); SQLite: always granted (one process).
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError>;
+
+    /// When the newest signal of a machine was received ("give to get": whether it contributes).
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError>;
+    /// Creates an operator-managed list; `Conflict` when the name exists.
+    async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError>;
+    /// Every operator-managed list, by name.
+    async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError>;
+    /// Deletes an operator-managed list: its entries are removed (each removal logged with a seq,
+    /// so consumers following a cursor drop them) and its subscriptions end. Whether it existed.
+    async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Applies membership changes to operator-managed lists, each with the next seq.
+    async fn apply_list_ops(&self, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Subscribes a machine to a list or ends the subscription; `NotFound` for an unknown machine or list.
+    async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError>;
+    /// The lists a machine is subscribed to, by name.
+    async fn machine_subscriptions(&self, machine: MachineKey) -> Result<Vec<String>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

@@ -1,7 +1,9 @@
 //! End-to-end with the real thing: Debian's CrowdSec 1.4.6 daemon, run from an isolated copy of
 //! its configuration, talks to a real palisade-server on every backend. It must log in, push its
 //! metrics, pull the v2 decision stream without error, and the signals of an ssh brute force it
-//! detects in a log file must be stored. Skips with a notice where CrowdSec is not installed,
+//! detects in a log file must be stored. An address a sensor gets listed reaches its decisions
+//! with origin `CAPI`, an operator list it is subscribed to with origin `lists`, and a delisting
+//! removes the address at the next pull. Skips with a notice where CrowdSec is not installed,
 //! except in CI, where its absence is a failure.
 
 use std::fs;
@@ -293,8 +295,10 @@ fn run(db: &TestDb, version: &str) -> anyhow::Result<()> {
     let credentials = cs.online_credentials();
     server.admin(&["machine", "add", &login, "--crowdsec-credentials", &credentials.to_string_lossy(), "--url", &server.url])?;
     cs.add_agent(&agent)?;
+    list_before_the_first_pull(&server, &http, &admin, &login)?;
     cs.start()?;
-    let result = exercise(&server, &http, &admin, &login, &agent, version, &mut cs);
+    let result = exercise(&server, &http, &admin, &login, &agent, version, &mut cs)
+        .and_then(|()| delisting_reaches_the_next_pull(&server, &http, &admin, &mut cs));
     if let Err(error) = &result {
         let log = cs.log();
         let tail: Vec<&str> = log.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
@@ -334,6 +338,13 @@ fn exercise(
         cs.ensure_running()?;
         Ok(cs.log().contains("capi/community-blocklist : 0 explicit deletions").then_some(()))
     })?;
+    let origins = wait_until(Duration::from_secs(30), "the pulled decisions in cscli", || {
+        let origins = decision_origins(cs)?;
+        Ok((origins.contains(&(COMMUNITY_LISTED.to_string(), "CAPI".to_string()))
+            && origins.contains(&(PARTNER_LISTED.to_string(), "lists".to_string())))
+        .then_some(origins))
+    });
+    ensure!(origins.is_ok(), "cscli decisions list -a shows {:?}", decision_origins(cs)?);
 
     // The tail starts at the end of the file once acquisition runs; repeat the burst until an
     // alert shows it was read.
@@ -367,6 +378,104 @@ fn exercise(
     ensure!(log.contains("Signal push:"), "CrowdSec did not log its signal push");
     let errors = capi_errors(&log);
     ensure!(errors.is_empty(), "CrowdSec logged Central API errors:\n{}", errors.join("\n"));
+    Ok(())
+}
+
+/// Listed on the community list by a sensor's report before CrowdSec's first pull.
+const COMMUNITY_LISTED: &str = "185.220.101.44";
+/// On an operator's list the CrowdSec machine is subscribed to.
+const PARTNER_LISTED: &str = "91.240.118.44";
+
+/// Lists one address on the community list (a sensor's report, through the consensus worker)
+/// and one on an operator-managed list that `login` is subscribed to.
+fn list_before_the_first_pull(server: &ServerProcess, http: &Http, admin: &str, login: &str) -> anyhow::Result<()> {
+    let base = &server.url;
+    let reply =
+        http.post(&format!("{base}v1/admin/machines"), Some(admin), &serde_json::json!({"name": "honeypot", "sensor": true}))?;
+    ensure!(reply.status == 201, "create the sensor: {} {}", reply.status, reply.body);
+    let created: serde_json::Value = reply.json()?;
+    let body = serde_json::json!({"machine_id": created["machine_id"], "password": created["password"], "scenarios": ["crowdsecurity/ssh-bf"]});
+    let token = http.post(&format!("{base}v2/watchers/login"), None, &body)?.json::<serde_json::Value>()?["token"]
+        .as_str()
+        .context("login token")?
+        .to_string();
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    let signal = serde_json::json!([{
+        "machine_id": "honeypot", "message": format!("Ip {COMMUNITY_LISTED} performed 'crowdsecurity/ssh-bf'"),
+        "scenario": "crowdsecurity/ssh-bf", "scenario_hash": "4441dcff07020f6690d998b7101e642359ba405c2abb83565bbbdcee36de280f",
+        "scenario_trust": "certified", "scenario_version": "0.1",
+        "source": {"ip": COMMUNITY_LISTED, "scope": "Ip", "value": COMMUNITY_LISTED}, "start_at": now, "stop_at": now
+    }]);
+    let pushed = http.post(&format!("{base}v2/signals"), Some(&token), &signal)?;
+    ensure!(pushed.status == 200, "sensor push: {} {}", pushed.status, pushed.body);
+    wait_until(Duration::from_secs(30), "the sensor's listing to be served", || {
+        Ok(http.get(&format!("{base}v1/blocklists/community"), Some(&token))?.body.contains(COMMUNITY_LISTED).then_some(()))
+    })?;
+    let created = http.post(&format!("{base}v1/admin/blocklists"), Some(admin), &serde_json::json!({"name": "partners"}))?;
+    ensure!(created.status == 201, "create the list: {} {}", created.status, created.body);
+    let added = http.post(
+        &format!("{base}v1/admin/blocklists/partners/entries"),
+        Some(admin),
+        &serde_json::json!({"add": [PARTNER_LISTED]}),
+    )?;
+    ensure!(added.status == 200, "add to the list: {} {}", added.status, added.body);
+    let url = format!("{base}v1/admin/blocklists/partners/subscribers/{login}");
+    let status = http
+        .block_on(async { palisade_tests::http::test_client().put(&url).bearer_auth(admin).send().await.map(|r| r.status()) })?;
+    ensure!(status.as_u16() == 204, "subscribe {login}: {status}");
+    Ok(())
+}
+
+/// (value, origin) of the decisions the local API holds, those from the Central API included
+/// (`cscli decisions list -a`; without `-a`, cscli hides origins `CAPI` and `lists`).
+fn decision_origins(cs: &Crowdsec) -> anyhow::Result<Vec<(String, String)>> {
+    let output = Command::new(CSCLI).arg("-c").arg(cs.config()).args(["decisions", "list", "-a", "-o", "json"]).output()?;
+    ensure!(output.status.success(), "cscli decisions list: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let alerts: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::Null);
+    let mut found = Vec::new();
+    for alert in alerts.as_array().into_iter().flatten() {
+        for decision in alert["decisions"].as_array().into_iter().flatten() {
+            if let (Some(value), Some(origin)) = (decision["value"].as_str(), decision["origin"].as_str()) {
+                found.push((value.to_string(), origin.to_string()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The operator upholds a false positive on the community-listed address; CrowdSec's next pull
+/// must drop it. 1.4.6 pulls again only when its newest CAPI alert is older than 1 h 30 (read
+/// from its own database), so the alerts are back-dated there and the daemon restarted.
+fn delisting_reaches_the_next_pull(server: &ServerProcess, http: &Http, admin: &str, cs: &mut Crowdsec) -> anyhow::Result<()> {
+    let base = &server.url;
+    let reply =
+        http.post(&format!("{base}v1/admin/false-positives"), Some(admin), &serde_json::json!({"value": COMMUNITY_LISTED}))?;
+    ensure!(reply.is_success(), "false positive: {} {}", reply.status, reply.body);
+    wait_until(Duration::from_secs(30), "the delisting to be committed", || {
+        Ok((http.metric_sum(base, "palisade_consensus_delistings_total")? >= 1.0).then_some(()))
+    })?;
+    ensure!(cs.stop(), "crowdsec did not stop within 20 s of SIGTERM");
+    let database = cs.dir.path().join("data/crowdsec.db");
+    let output = Command::new("sqlite3")
+        .arg(&database)
+        .arg("UPDATE alerts SET created_at = datetime('now', '-3 hours'), updated_at = datetime('now', '-3 hours');")
+        .output()
+        .context("sqlite3 is needed to back-date CrowdSec's last pull")?;
+    ensure!(output.status.success(), "back-dating failed: {}", String::from_utf8_lossy(&output.stderr));
+    let pulls = http.metric_sum(base, "palisade_stream_pulls_total")?;
+    cs.start()?;
+    wait_until(Duration::from_secs(90), "CrowdSec's next pull", || {
+        cs.ensure_running()?;
+        Ok((http.metric_sum(base, "palisade_stream_pulls_total")? > pulls).then_some(()))
+    })?;
+    wait_until(Duration::from_secs(30), "the delisted address to leave CrowdSec's decisions", || {
+        let held = decision_origins(cs)?;
+        Ok((!held.iter().any(|(value, _)| value == COMMUNITY_LISTED)
+            && held.iter().any(|(value, origin)| value == PARTNER_LISTED && origin == "lists"))
+        .then_some(()))
+    })
+    .with_context(|| format!("cscli decisions list -a: {:?}", decision_origins(cs)))?;
     Ok(())
 }
 

@@ -9,8 +9,9 @@
 //! - enrollment answers 202 for a new enrollment and 200 for "already enrolled" (cscli reads it);
 //! - every stream decision carries all six fields (a missing one crashes CrowdSec 1.4.6).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -38,10 +39,9 @@ use crate::domain::text::{contains_nul, has_nul};
 use crate::error::ApiError;
 use crate::jobs::consensus::{COMMUNITY, NeverBlock};
 use crate::manage::rfc3339;
+use crate::serving::{self, Entry};
 use crate::state::AppState;
-use crate::store::{
-    CreatedBy, EnrollOutcome, ListChange, ListEntry, LoginRecord, MachineKey, NewMachine, NewSignal, Origin, StoreError,
-};
+use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
 /// Routes of one protocol generation, mounted under `/v2` and `/v3`.
 pub fn routes(v3: bool) -> Router<AppState> {
@@ -341,52 +341,128 @@ pub fn go_duration(secs: i64) -> String {
     }
 }
 
-/// What changed on the community list since this machine's last pull (everything on startup or
-/// on its first pull). Advances the machine's cursor.
-async fn community_delta(
+/// The size and order of the community view a machine gets: its declared scenarios (from its
+/// last login) first, capped by whether it contributed a signal within the configured window
+/// ("give to get").
+async fn consumer_view(state: &AppState, machine: &AuthMachine, now: OffsetDateTime) -> Result<(Vec<String>, usize), ApiError> {
+    let config = &state.distribution;
+    let scenarios = state.store.machine_by_login(&machine.login).await?.map(|m| m.scenarios).unwrap_or_default();
+    let window = time::Duration::days(config.contribution_window_days);
+    let contributes = state.store.machine_last_signal_at(machine.key).await?.is_some_and(|at| at >= now - window);
+    let cap = if contributes { config.contributor_cap } else { config.non_contributor_cap };
+    Ok((scenarios, cap))
+}
+
+/// One decision to send, and whether it comes from a subscribed list (origin `lists`) rather
+/// than the community list (origin `CAPI`).
+type Sent = (Arc<Entry>, bool);
+
+/// What changed on the community list and on the machine's subscribed lists since its last pull
+/// (its whole view on startup, on its first pull, or when its cursor predates the retained
+/// change log). Advances the machine's cursor, one seq for all its lists: every list is read up
+/// to the same seq, taken before reading, so no change below the new cursor can be missed.
+///
+/// The v2 protocol keeps a cursor per machine, so this path reaches the database anyway; it
+/// catches the in-memory snapshots up first, so a pull sees everything committed before it.
+/// A capped view re-ranks only what changed: an entry pushed out of the view by newer ones
+/// stays on the machine until its own expiry, which every decision carries.
+async fn stream_delta(
     state: &AppState,
-    machine: MachineKey,
+    machine: &AuthMachine,
     startup: bool,
-) -> Result<(Vec<ListEntry>, Vec<ListEntry>), ApiError> {
+    community: bool,
+    additional: bool,
+) -> Result<(Vec<Sent>, Vec<Sent>), ApiError> {
     let now = OffsetDateTime::now_utc();
-    let last = if startup { None } else { state.store.machine_stream_seq(machine).await? };
-    let live = |e: &ListEntry| e.expires_at > now + time::Duration::seconds(1);
-    let (seq, new, deleted): (i64, Vec<ListEntry>, Vec<ListEntry>) = match last {
-        None => {
-            let seq = state.store.list_seq(COMMUNITY).await?;
-            let entries = state.store.list_entries(COMMUNITY).await?;
-            (seq.max(entries.iter().map(|e| e.seq).max().unwrap_or(0)), entries.into_iter().filter(live).collect(), Vec::new())
+    let mut subscribed = Vec::new();
+    if additional {
+        let lists = state.store.machine_subscriptions(machine.key).await?;
+        if !lists.is_empty() {
+            state.lists.refresh_custom().await?;
+            let blocking: Vec<String> =
+                state.lists.names().into_iter().filter(|(_, kind)| kind == "block").map(|(name, _)| name).collect();
+            subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l)));
         }
-        Some(last) => {
-            let changes = state.store.list_changes(COMMUNITY, last, 1_000_000).await?;
-            let seq = changes.last().map_or(last, |c| c.seq);
-            let mut latest: BTreeMap<String, ListChange> = BTreeMap::new();
-            for change in changes {
-                latest.insert(change.entry.value.clone(), change);
-            }
-            let (added, removed): (Vec<_>, Vec<_>) = latest.into_values().partition(|c| c.op == "add");
-            (seq, added.into_iter().map(|c| c.entry).filter(live).collect(), removed.into_iter().map(|c| c.entry).collect())
+    }
+    let mut names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+    if community {
+        names.push(COMMUNITY);
+    }
+    let mut upto = 0;
+    for name in &names {
+        upto = upto.max(state.store.list_seq(name).await?);
+    }
+    // On a startup pull the whole view is sent, plus what was removed since the machine's previous
+    // cursor: CrowdSec keeps its earlier community decisions when a startup answer has no new
+    // entry for them, so a removal it has not heard of must still be spelled out.
+    let stored = state.store.machine_stream_seq(machine.key).await?;
+    let last = if startup { None } else { stored };
+    let removed_since = |snapshot: &serving::Snapshot| -> Vec<Arc<Entry>> {
+        match stored.filter(|_| startup).map(|c| snapshot.delta_upto(c, upto)) {
+            Some(Ok(delta)) => delta.removed.into_iter().filter(|e| !snapshot.entries.contains_key(&e.value)).collect(),
+            _ => Vec::new(),
         }
     };
-    state.store.set_machine_stream_seq(machine, seq).await?;
+    let live = |e: &Arc<Entry>| e.expires_at > now + time::Duration::seconds(1);
+    let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
+    let mut cursor = last.unwrap_or(0).max(upto);
+    if community {
+        let snapshot = state.lists.refresh(COMMUNITY).await?;
+        let (scenarios, cap) = consumer_view(state, machine, now).await?;
+        let tailor = state.distribution.tailor_to_scenarios;
+        match last.map(|c| snapshot.delta_upto(c, upto)) {
+            None | Some(Err(_)) => {
+                new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, false)));
+                deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, false)));
+                cursor = cursor.max(snapshot.seq);
+            }
+            Some(Ok(delta)) => {
+                let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
+                if snapshot.entries.len() > cap {
+                    let shown: HashSet<Arc<str>> =
+                        serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.value.clone()).collect();
+                    added.retain(|e| shown.contains(&e.value));
+                }
+                new.extend(added.into_iter().map(|e| (e, false)));
+                deleted.extend(delta.removed.into_iter().map(|e| (e, false)));
+            }
+        }
+    }
+    for name in &subscribed {
+        let snapshot = state.lists.refresh(name).await?;
+        match last.map(|c| snapshot.delta_upto(c, upto)) {
+            None | Some(Err(_)) => {
+                new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), true)));
+                deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, true)));
+                cursor = cursor.max(snapshot.seq);
+            }
+            Some(Ok(delta)) => {
+                new.extend(delta.added.into_iter().filter(live).map(|e| (e, true)));
+                deleted.extend(delta.removed.into_iter().map(|e| (e, true)));
+            }
+        }
+    }
+    if community || !subscribed.is_empty() {
+        state.store.set_machine_stream_seq(machine.key, cursor).await?;
+    }
     // Never-block is enforced when lists are built and again here, so an allowlist or canary
     // added since takes effect at once even before the worker's next step.
     let never_block = NeverBlock::load(state.store.as_ref(), &state.own_addresses).await?;
-    let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|e| never_block.allows(&e.value));
+    let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|(e, _)| never_block.allows_net(e.net));
     if !refused.is_empty() {
         metrics::counter!("palisade_serving_never_block_filtered_total").increment(refused.len() as u64);
     }
     Ok((new, deleted))
 }
 
-fn v2_decision(entry: &ListEntry, now: OffsetDateTime, removed: bool) -> Decision {
+fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at - now).whole_seconds()) },
-        origin: "CAPI".into(),
-        scenario: entry.scenario.clone(),
-        scope: if entry.scope == "range" { "Range".into() } else { "Ip".into() },
-        kind: entry.remediation.clone(),
-        value: entry.value.clone(),
+        origin: if *from_list { "lists".into() } else { "CAPI".into() },
+        scenario: entry.scenario.to_string(),
+        scope: if &*entry.scope == "range" { "Range".into() } else { "Ip".into() },
+        kind: entry.remediation.to_string(),
+        value: entry.value.to_string(),
     }
 }
 
@@ -402,7 +478,7 @@ pub async fn get_decisions_stream_v2(
 ) -> Result<Json<DecisionsStreamV2>, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
-    let (new, deleted) = community_delta(&state, machine.key, startup).await?;
+    let (new, deleted) = stream_delta(&state, &machine, startup, true, true).await?;
     let now = OffsetDateTime::now_utc();
     Ok(Json(DecisionsStreamV2 {
         new: new.iter().map(|e| v2_decision(e, now, false)).collect(),
@@ -411,8 +487,9 @@ pub async fn get_decisions_stream_v2(
 }
 
 /// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), grouped by scenario and scope,
-/// honouring `community_pull=false` (nothing from the community list, cursor unchanged) and
-/// `additional_pull` (no subscribed lists exist yet, so `links` is empty).
+/// honouring `community_pull=false` (nothing from the community list, cursor unchanged).
+/// Subscribed lists travel as `links` in this protocol generation; those links are not issued
+/// yet, so `links` is empty and `additional_pull` is only validated.
 #[utoipa::path(get, path = "/v3/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
     responses((status = 200, body = DecisionsStreamV3), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
@@ -429,20 +506,20 @@ pub async fn get_decisions_stream_v3(
     if !community {
         return Ok(Json(response));
     }
-    let (new, deleted) = community_delta(&state, machine.key, startup).await?;
+    let (new, deleted) = stream_delta(&state, &machine, startup, true, false).await?;
     let now = OffsetDateTime::now_utc();
     let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
-    for entry in &new {
-        groups
-            .entry((entry.scenario.clone(), entry.scope.clone()))
-            .or_default()
-            .push(DecisionValue { value: entry.value.clone(), duration: go_duration((entry.expires_at - now).whole_seconds()) });
+    for (entry, _) in &new {
+        groups.entry((entry.scenario.to_string(), entry.scope.to_string())).or_default().push(DecisionValue {
+            value: entry.value.to_string(),
+            duration: go_duration((entry.expires_at - now).whole_seconds()),
+        });
     }
     response.new =
         groups.into_iter().map(|((scenario, scope), decisions)| NewDecisionsGroup { scenario, scope, decisions }).collect();
     let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for entry in deleted {
-        removed.entry(entry.scope).or_default().push(entry.value);
+    for (entry, _) in deleted {
+        removed.entry(entry.scope.to_string()).or_default().push(entry.value.to_string());
     }
     response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
     Ok(Json(response))

@@ -45,7 +45,12 @@ impl NeverBlock {
 
     /// Whether a stored list value may be served.
     pub fn allows(&self, value: &str) -> bool {
-        parse_target(value).is_some_and(|net| !self.ranges.overlaps(net) && !self.canaries.overlaps(net))
+        parse_target(value).is_some_and(|net| self.allows_net(net))
+    }
+
+    /// Whether a parsed list value may be served.
+    pub fn allows_net(&self, net: IpNet) -> bool {
+        !self.ranges.overlaps(net) && !self.canaries.overlaps(net)
     }
 }
 
@@ -64,6 +69,8 @@ pub struct WorkerConfig {
     pub batch: u32,
     /// How often operator data (machines, canaries, allowlists) is re-read.
     pub refresh_every: Duration,
+    /// Poked after a commit that changed a list, so this process serves it at once.
+    pub lists_changed: Option<Arc<Notify>>,
 }
 
 impl Default for WorkerConfig {
@@ -75,6 +82,7 @@ impl Default for WorkerConfig {
             shared_ranges: Vec::new(),
             batch: 5000,
             refresh_every: Duration::from_secs(5),
+            lists_changed: None,
         }
     }
 }
@@ -226,6 +234,11 @@ impl ConsensusWorker {
             return Err(error).context("cannot commit a consensus step; state reloaded from the store");
         }
         self.watermark = watermark;
+        if !commit.list_ops.is_empty()
+            && let Some(changed) = &self.config.lists_changed
+        {
+            changed.notify_one();
+        }
         for change in &commit.list_ops {
             match change {
                 ListOp::Add(_) => metrics::counter!("palisade_consensus_listings_total").increment(1),

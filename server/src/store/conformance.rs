@@ -1095,3 +1095,61 @@ async fn login_user_agent_and_enrollment_tags_are_stored() {
         assert_eq!(json_value(label, &stored[0]), json!(tags), "{label}: tags");
     }
 }
+
+#[tokio::test]
+async fn last_signal_time_is_the_newest_received_by_that_machine() {
+    for s in subjects().await {
+        let label = s.label();
+        let quiet = machine(s.store(), "quiet").await;
+        let busy = machine(s.store(), "busy").await;
+        assert_eq!(s.store().machine_last_signal_at(busy).await.expect("none yet"), None, "{label}");
+        let mut later = signal(busy, ip_report("45.33.32.157", "ssh"));
+        later.received_at = T0 + time::Duration::hours(2);
+        s.store().insert_signals(&[signal(busy, ip_report("45.33.32.156", "ssh")), later]).await.expect("insert");
+        assert_eq!(s.store().machine_last_signal_at(busy).await.expect("busy"), Some(T0 + time::Duration::hours(2)), "{label}");
+        assert_eq!(s.store().machine_last_signal_at(quiet).await.expect("quiet"), None, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn custom_lists_hold_entries_under_the_shared_seq_and_delete_with_logged_removals() {
+    use crate::store::{CustomList, ListEntry, ListOp};
+    for s in subjects().await {
+        let label = s.label();
+        let list = CustomList { name: "partners".into(), kind: "block".into(), description: "d".into(), created_at: T0 };
+        s.store().create_custom_list(&list).await.expect("create");
+        assert!(matches!(s.store().create_custom_list(&list).await, Err(StoreError::Conflict(_))), "{label}");
+        assert_eq!(s.store().custom_lists().await.expect("lists"), std::slice::from_ref(&list), "{label}");
+        let entry = |value: &str| ListEntry {
+            list: "partners".into(),
+            value: value.into(),
+            scope: "ip".into(),
+            scenario: "partners".into(),
+            remediation: "ban".into(),
+            rule: "operator".into(),
+            listed_at: T0,
+            expires_at: T0 + time::Duration::days(1),
+            seq: 0,
+        };
+        s.store()
+            .apply_list_ops(&[ListOp::Add(entry("45.33.32.156")), ListOp::Add(entry("81.2.69.160"))], T0)
+            .await
+            .expect("apply");
+        assert_eq!(s.store().list_entries("partners").await.expect("entries").len(), 2, "{label}");
+
+        let key = machine(s.store(), "watcher").await;
+        s.store().set_list_subscription("watcher", "partners", true).await.expect("subscribe");
+        s.store().set_list_subscription("watcher", "partners", true).await.expect("subscribing twice is harmless");
+        assert_eq!(s.store().machine_subscriptions(key).await.expect("subs"), ["partners"], "{label}");
+        assert!(matches!(s.store().set_list_subscription("nobody", "partners", true).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(s.store().set_list_subscription("watcher", "nothing", true).await, Err(StoreError::NotFound(_))));
+
+        let before = s.store().list_seq("partners").await.expect("seq");
+        assert!(s.store().delete_custom_list("partners", T0).await.expect("delete"), "{label}");
+        assert!(!s.store().delete_custom_list("partners", T0).await.expect("delete again"), "{label}");
+        let removals = s.store().list_changes("partners", before, 100).await.expect("changes");
+        assert_eq!(removals.iter().filter(|c| c.op == "remove").count(), 2, "{label}: each entry's removal is logged");
+        assert!(s.store().list_entries("partners").await.expect("entries").is_empty());
+        assert!(s.store().machine_subscriptions(key).await.expect("subs").is_empty(), "{label}");
+    }
+}

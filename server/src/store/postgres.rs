@@ -16,7 +16,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::{
-    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
+    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList, EngineMachine,
     EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
     Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, storable, storable_json,
     storable_opt,
@@ -26,6 +26,9 @@ use crate::domain::signal::Scope;
 
 /// Session advisory lock key of the consensus leader ("leader" in ASCII).
 const LEADER_LOCK: i64 = 0x6c65_6164_6572;
+/// Transaction lock taken by every writer of list changes, so seqs commit in their own order and
+/// a reader that has seen seq N has seen every change below it.
+const LIST_WRITE_LOCK: i64 = 0x6c69_7374_7772;
 
 /// Advisory lock key serialising signal inserts ("palisade" in ASCII).
 const SIGNAL_WRITER_LOCK: i64 = 0x7061_6c69_7361_6465;
@@ -526,57 +529,7 @@ impl Store for PgStore {
             let targets: Vec<&str> = gone.iter().map(|(t, _)| t.as_str()).collect();
             sqlx::query("DELETE FROM engine_targets WHERE target = ANY($1)").bind(&targets).execute(&mut *tx).await?;
         }
-        for op in &commit.list_ops {
-            match op {
-                ListOp::Add(e) => {
-                    let seq: i64 = sqlx::query_scalar(
-                        "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                         VALUES ($1, $2, 'add', $3, $4, $5, $6, NULL, $7, $8) RETURNING seq",
-                    )
-                    .bind(&e.list)
-                    .bind(&e.value)
-                    .bind(&e.scope)
-                    .bind(&e.scenario)
-                    .bind(&e.remediation)
-                    .bind(&e.rule)
-                    .bind(e.expires_at)
-                    .bind(commit.at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
-                         scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
-                         expires_at = excluded.expires_at, seq = excluded.seq",
-                    )
-                    .bind(&e.list)
-                    .bind(&e.value)
-                    .bind(&e.scope)
-                    .bind(&e.scenario)
-                    .bind(&e.remediation)
-                    .bind(&e.rule)
-                    .bind(e.listed_at)
-                    .bind(e.expires_at)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                ListOp::Remove { list, value, reason } => {
-                    sqlx::query(
-                        "WITH gone AS (DELETE FROM blocklist_entries WHERE list = $1 AND value = $2 \
-                                       RETURNING list, value, scope, scenario, remediation, rule, expires_at) \
-                         INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                         SELECT list, value, 'remove', scope, scenario, remediation, rule, $3, expires_at, $4 FROM gone",
-                    )
-                    .bind(list)
-                    .bind(value)
-                    .bind(reason)
-                    .bind(commit.at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
+        apply_list_ops(&mut tx, &commit.list_ops, commit.at).await?;
         for id in &commit.done_requests {
             sqlx::query("UPDATE consensus_requests SET done_at = $1 WHERE id = $2")
                 .bind(commit.at)
@@ -787,6 +740,93 @@ impl Store for PgStore {
             Ok(None)
         }
     }
+
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<OffsetDateTime> = sqlx::query_scalar("SELECT MAX(received_at) FROM signals WHERE machine_id = $1")
+            .bind(machine.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at)
+    }
+
+    async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError> {
+        let inserted = sqlx::query("INSERT INTO custom_lists (name, kind, description, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+            .bind(storable(&list.name).as_ref())
+            .bind(&list.kind)
+            .bind(storable(&list.description).as_ref())
+            .bind(list.created_at)
+            .execute(&self.pool)
+            .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("list {}", list.name)));
+        }
+        Ok(())
+    }
+
+    async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError> {
+        let rows = sqlx::query("SELECT name, kind, description, created_at FROM custom_lists ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CustomList {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    description: row.try_get("description")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let values: Vec<String> =
+            sqlx::query_scalar("SELECT value FROM blocklist_entries WHERE list = $1").bind(name).fetch_all(&mut *tx).await?;
+        let ops: Vec<ListOp> = values
+            .into_iter()
+            .map(|value| ListOp::Remove { list: name.to_string(), value, reason: "list deleted".into() })
+            .collect();
+        apply_list_ops(&mut tx, &ops, at).await?;
+        let deleted = sqlx::query("DELETE FROM custom_lists WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn apply_list_ops(&self, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        apply_list_ops(&mut tx, ops, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError> {
+        let machine: Option<i64> = sqlx::query_scalar("SELECT id FROM machines WHERE machine_id = $1")
+            .bind(machine_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let machine = machine.ok_or_else(|| StoreError::NotFound(format!("machine {machine_id}")))?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT name FROM custom_lists WHERE name = $1").bind(list).fetch_optional(&self.pool).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("list {list}")));
+        }
+        let statement = if subscribed {
+            "INSERT INTO list_subscriptions (machine_id, list) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM list_subscriptions WHERE machine_id = $1 AND list = $2"
+        };
+        sqlx::query(statement).bind(machine).bind(list).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn machine_subscriptions(&self, machine: MachineKey) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT list FROM list_subscriptions WHERE machine_id = $1 ORDER BY list")
+            .bind(machine.0)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 }
 
 fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {
@@ -801,4 +841,64 @@ fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {
         expires_at: row.try_get("expires_at")?,
         seq: row.try_get("seq")?,
     })
+}
+
+/// Writes membership changes, each with the next seq, inside the caller's transaction.
+async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp], at: OffsetDateTime) -> Result<(), sqlx::Error> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LIST_WRITE_LOCK).execute(&mut **tx).await?;
+    for op in ops {
+        match op {
+            ListOp::Add(e) => {
+                let seq: i64 = sqlx::query_scalar(
+                    "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                     VALUES ($1, $2, 'add', $3, $4, $5, $6, NULL, $7, $8) RETURNING seq",
+                )
+                .bind(&e.list)
+                .bind(&e.value)
+                .bind(&e.scope)
+                .bind(&e.scenario)
+                .bind(&e.remediation)
+                .bind(&e.rule)
+                .bind(e.expires_at)
+                .bind(at)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
+                     scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
+                     expires_at = excluded.expires_at, seq = excluded.seq",
+                )
+                .bind(&e.list)
+                .bind(&e.value)
+                .bind(&e.scope)
+                .bind(&e.scenario)
+                .bind(&e.remediation)
+                .bind(&e.rule)
+                .bind(e.listed_at)
+                .bind(e.expires_at)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+            }
+            ListOp::Remove { list, value, reason } => {
+                sqlx::query(
+                    "WITH gone AS (DELETE FROM blocklist_entries WHERE list = $1 AND value = $2 \
+                                   RETURNING list, value, scope, scenario, remediation, rule, expires_at) \
+                     INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                     SELECT list, value, 'remove', scope, scenario, remediation, rule, $3, expires_at, $4 FROM gone",
+                )
+                .bind(list)
+                .bind(value)
+                .bind(reason)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use self::group_commit::{SignalRow, SignalWriter};
 use super::{
-    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine,
+    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList, EngineMachine,
     EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
     Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, storable,
     storable_json, storable_opt, to_micros,
@@ -438,70 +438,7 @@ impl Store for SqliteStore {
                 None => sqlx::query("DELETE FROM engine_targets WHERE target = ?").bind(target).execute(&mut *tx).await?,
             };
         }
-        for op in &commit.list_ops {
-            match op {
-                ListOp::Add(e) => {
-                    let seq: i64 = sqlx::query_scalar(
-                        "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                         VALUES (?, ?, 'add', ?, ?, ?, ?, NULL, ?, ?) RETURNING seq",
-                    )
-                    .bind(&e.list)
-                    .bind(&e.value)
-                    .bind(&e.scope)
-                    .bind(&e.scenario)
-                    .bind(&e.remediation)
-                    .bind(&e.rule)
-                    .bind(to_micros(e.expires_at))
-                    .bind(at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
-                         scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
-                         expires_at = excluded.expires_at, seq = excluded.seq",
-                    )
-                    .bind(&e.list)
-                    .bind(&e.value)
-                    .bind(&e.scope)
-                    .bind(&e.scenario)
-                    .bind(&e.remediation)
-                    .bind(&e.rule)
-                    .bind(to_micros(e.listed_at))
-                    .bind(to_micros(e.expires_at))
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                ListOp::Remove { list, value, reason } => {
-                    let removed = sqlx::query(
-                        "DELETE FROM blocklist_entries WHERE list = ? AND value = ? \
-                         RETURNING scope, scenario, remediation, rule, expires_at",
-                    )
-                    .bind(list)
-                    .bind(value)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(row) = removed {
-                        sqlx::query(
-                            "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                             VALUES (?, ?, 'remove', ?, ?, ?, ?, ?, ?, ?)",
-                        )
-                        .bind(list)
-                        .bind(value)
-                        .bind(row.try_get::<String, _>("scope")?)
-                        .bind(row.try_get::<String, _>("scenario")?)
-                        .bind(row.try_get::<String, _>("remediation")?)
-                        .bind(row.try_get::<String, _>("rule")?)
-                        .bind(reason)
-                        .bind(row.try_get::<i64, _>("expires_at")?)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-        }
+        apply_list_ops(&mut tx, &commit.list_ops, at).await?;
         for id in &commit.done_requests {
             sqlx::query("UPDATE consensus_requests SET done_at = ? WHERE id = ?")
                 .bind(to_micros(commit.at))
@@ -707,6 +644,95 @@ impl Store for SqliteStore {
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {
         Ok(Some(Leadership::local()))
     }
+
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MAX(received_at) FROM signals WHERE machine_id = ?")
+            .bind(machine.0)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(at.map(from_micros))
+    }
+
+    async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO custom_lists (name, kind, description, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(storable(&list.name).as_ref())
+        .bind(&list.kind)
+        .bind(storable(&list.description).as_ref())
+        .bind(to_micros(list.created_at))
+        .execute(&self.writer)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("list {}", list.name)));
+        }
+        Ok(())
+    }
+
+    async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError> {
+        let rows = sqlx::query("SELECT name, kind, description, created_at FROM custom_lists ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CustomList {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    description: row.try_get("description")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let values: Vec<String> =
+            sqlx::query_scalar("SELECT value FROM blocklist_entries WHERE list = ?").bind(name).fetch_all(&mut *tx).await?;
+        let ops: Vec<ListOp> = values
+            .into_iter()
+            .map(|value| ListOp::Remove { list: name.to_string(), value, reason: "list deleted".into() })
+            .collect();
+        apply_list_ops(&mut tx, &ops, to_micros(at)).await?;
+        let deleted = sqlx::query("DELETE FROM custom_lists WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn apply_list_ops(&self, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        apply_list_ops(&mut tx, ops, to_micros(at)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError> {
+        let machine: Option<i64> = sqlx::query_scalar("SELECT id FROM machines WHERE machine_id = ?")
+            .bind(machine_id)
+            .fetch_optional(&self.writer)
+            .await?;
+        let machine = machine.ok_or_else(|| StoreError::NotFound(format!("machine {machine_id}")))?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT name FROM custom_lists WHERE name = ?").bind(list).fetch_optional(&self.writer).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("list {list}")));
+        }
+        let statement = if subscribed {
+            "INSERT INTO list_subscriptions (machine_id, list) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM list_subscriptions WHERE machine_id = ? AND list = ?"
+        };
+        sqlx::query(statement).bind(machine).bind(list).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn machine_subscriptions(&self, machine: MachineKey) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT list FROM list_subscriptions WHERE machine_id = ? ORDER BY list")
+            .bind(machine.0)
+            .fetch_all(&self.reader)
+            .await?)
+    }
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
@@ -721,4 +747,73 @@ fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
         expires_at: from_micros(row.try_get("expires_at")?),
         seq: row.try_get("seq")?,
     })
+}
+
+/// Writes membership changes, each with the next seq, inside the caller's transaction.
+async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], at: i64) -> Result<(), sqlx::Error> {
+    for op in ops {
+        match op {
+            ListOp::Add(e) => {
+                let seq: i64 = sqlx::query_scalar(
+                    "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                     VALUES (?, ?, 'add', ?, ?, ?, ?, NULL, ?, ?) RETURNING seq",
+                )
+                .bind(&e.list)
+                .bind(&e.value)
+                .bind(&e.scope)
+                .bind(&e.scenario)
+                .bind(&e.remediation)
+                .bind(&e.rule)
+                .bind(to_micros(e.expires_at))
+                .bind(at)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
+                     scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
+                     expires_at = excluded.expires_at, seq = excluded.seq",
+                )
+                .bind(&e.list)
+                .bind(&e.value)
+                .bind(&e.scope)
+                .bind(&e.scenario)
+                .bind(&e.remediation)
+                .bind(&e.rule)
+                .bind(to_micros(e.listed_at))
+                .bind(to_micros(e.expires_at))
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+            }
+            ListOp::Remove { list, value, reason } => {
+                let removed = sqlx::query(
+                    "DELETE FROM blocklist_entries WHERE list = ? AND value = ? \
+                     RETURNING scope, scenario, remediation, rule, expires_at",
+                )
+                .bind(list)
+                .bind(value)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if let Some(row) = removed {
+                    sqlx::query(
+                        "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+                         VALUES (?, ?, 'remove', ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(list)
+                    .bind(value)
+                    .bind(row.try_get::<String, _>("scope")?)
+                    .bind(row.try_get::<String, _>("scenario")?)
+                    .bind(row.try_get::<String, _>("remediation")?)
+                    .bind(row.try_get::<String, _>("rule")?)
+                    .bind(reason)
+                    .bind(row.try_get::<i64, _>("expires_at")?)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,466 @@
+//! Native blocklist endpoints: the served lists, each as a full download or as the changes after
+//! a cursor, in a firewall's own format. Answers come from the in-memory snapshots of
+//! [`crate::serving`] (never the database), are streamed in chunks as they are rendered, cached
+//! per (list, seq, format, options), tagged with an `ETag`, and compressed (gzip, zstd) by the
+//! layer of this route family.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use palisade_api::native::{
+    BlocklistView, CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse,
+};
+use serde::Deserialize;
+use tower_http::compression::CompressionLayer;
+use tracing::instrument;
+
+use super::extract::{Admin, AuthMachine, JsonBody, PathParam, QueryParams};
+use crate::domain::text::has_nul;
+use crate::error::ApiError;
+use crate::serving::render::{self, Family, Format, Options};
+use crate::serving::{DeltaError, RenderKey, custom};
+use crate::state::AppState;
+use crate::store::{CustomList, ListOp};
+
+/// Size of the chunks a rendered list is streamed (and cached) in.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Header carrying the seq an answer reflects: the next `since` cursor.
+pub const SEQ_HEADER: &str = "x-palisade-seq";
+
+/// Routes under `/v1/blocklists`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list_blocklists))
+        .route("/{name}", get(get_blocklist_entries))
+        .layer(CompressionLayer::new().gzip(true).zstd(true))
+}
+
+/// Who may read blocklists: a machine with its JWT. An API-key consumer (with its tier's
+/// limits) is the other admissible reader once API keys exist; that extractor plugs in here.
+pub type BlocklistReader = AuthMachine;
+
+/// Query of `GET /v1/blocklists/{name}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BlocklistQuery {
+    /// Only the changes after this cursor (the `x-palisade-seq` of an earlier answer).
+    pub since: Option<String>,
+    /// `plain` (default), `json`, `csv`, `nftables`, `ipset`, `iptables` or `mikrotik`.
+    pub format: Option<String>,
+    /// `true` to merge adjacent and overlapping prefixes into the fewest CIDRs (full lists only).
+    pub aggregate: Option<String>,
+    /// `all` (default), `v4` or `v6`.
+    pub family: Option<String>,
+}
+
+impl BlocklistQuery {
+    fn options(&self) -> Result<(Options, Option<i64>), ApiError> {
+        let format = self.format.as_deref().map_or(Ok(Format::Plain), str::parse).map_err(ApiError::BadRequest)?;
+        let family = self.family.as_deref().map_or(Ok(Family::All), str::parse).map_err(ApiError::BadRequest)?;
+        let aggregate = match self.aggregate.as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => return Err(ApiError::BadRequest(format!("aggregate must be true or false, not {other:?}"))),
+        };
+        let since = match self.since.as_deref() {
+            None => None,
+            Some(text) => match text.parse::<i64>() {
+                Ok(cursor) if cursor >= 0 => Some(cursor),
+                _ => return Err(ApiError::BadRequest(format!("since must be a non-negative seq, not {text:?}"))),
+            },
+        };
+        if since.is_some() && aggregate {
+            return Err(ApiError::BadRequest("aggregate applies to full lists, not to changes since a cursor".into()));
+        }
+        if since.is_some() && format == Format::Iptables {
+            return Err(ApiError::BadRequest(
+                "iptables has no change form (a rule cannot be removed blindly); download the full list".into(),
+            ));
+        }
+        Ok((Options { format, aggregate, family }, since))
+    }
+}
+
+/// Whether `name` is served, re-reading the operator's lists once when it is not known yet (it
+/// may have been created through another replica).
+async fn is_served(state: &AppState, name: &str) -> Result<bool, ApiError> {
+    if state.lists.names().iter().any(|(served, _)| served == name) {
+        return Ok(true);
+    }
+    state.lists.refresh_custom().await?;
+    Ok(state.lists.names().iter().any(|(served, _)| served == name))
+}
+
+/// The blocklists this caller may read, with their current seq and size.
+#[utoipa::path(get, path = "/v1/blocklists", tag = "blocklists", security(("machine" = [])),
+    responses((status = 200, body = Vec<BlocklistView>), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %reader.login))]
+pub async fn list_blocklists(
+    State(state): State<AppState>,
+    reader: BlocklistReader,
+) -> Result<axum::Json<Vec<BlocklistView>>, ApiError> {
+    let mut views = Vec::new();
+    for (name, kind) in state.lists.names() {
+        let snapshot = state.lists.get_or_load(&name).await?;
+        views.push(BlocklistView {
+            name,
+            kind,
+            seq: snapshot.seq,
+            entries: snapshot.entries.len(),
+            oldest_cursor: snapshot.oldest_cursor,
+        });
+    }
+    Ok(axum::Json(views))
+}
+
+/// One blocklist: the whole list, or with `since` only what changed after that cursor (plain:
+/// `+value`/`-value` lines; json: `{seq, added, removed}`; csv: an `op` column; nftables, ipset
+/// and mikrotik: commands that apply the change). The `x-palisade-seq` header is the next
+/// cursor. A cursor older than the retained change log is answered 410: download the full list.
+/// Full lists carry an `ETag`; `If-None-Match` with it answers 304.
+#[utoipa::path(get, path = "/v1/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), BlocklistQuery), security(("machine" = [])),
+    responses((status = 200, description = "the list or its changes, in the requested format", content_type = "text/plain"),
+              (status = 304, description = "unchanged since the given ETag"),
+              (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody),
+              (status = 404, body = palisade_api::native::ErrorBody),
+              (status = 410, description = "cursor older than the retained change log", body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %reader.login, list = %name))]
+pub async fn get_blocklist_entries(
+    State(state): State<AppState>,
+    reader: BlocklistReader,
+    PathParam(name): PathParam<String>,
+    QueryParams(query): QueryParams<BlocklistQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (options, since) = query.options()?;
+    if !is_served(&state, &name).await? {
+        return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
+    }
+    metrics::counter!("palisade_blocklist_pulls_total", "list" => name.clone(), "format" => options.format.name(), "delta" => since.is_some().to_string())
+        .increment(1);
+    match since {
+        Some(cursor) => delta_response(&state, &name, options, cursor).await,
+        None => full_response(&state, &name, options, &headers).await,
+    }
+}
+
+async fn delta_response(state: &AppState, name: &str, options: Options, cursor: i64) -> Result<Response, ApiError> {
+    let snapshot = state.lists.get_or_load(name).await?;
+    // The same policy as full lists: live entries that may be served.
+    let never_block = state.lists.never_block().await?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut delta = snapshot.delta(cursor).map_err(|DeltaError::TooOld { cursor, oldest }| {
+        ApiError::CursorExpired(format!(
+            "cursor {cursor} is older than the retained change log (oldest usable cursor {oldest}); download the full list without since and continue from its x-palisade-seq"
+        ))
+    })?;
+    delta.added.retain(|e| e.expires_at > now && never_block.allows_net(e.net));
+    let mut body = Vec::new();
+    render::render_delta(name, options, delta.seq, &delta.added, &delta.removed, &mut body)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut response = (StatusCode::OK, body).into_response();
+    set_headers(response.headers_mut(), options.format, delta.seq, None);
+    Ok(response)
+}
+
+fn etag(name: &str, seq: i64, policy: u64, options: Options) -> String {
+    format!(
+        "\"{}-{seq}-{policy}-{}-{}-{:?}\"",
+        render::identifier(name, 64),
+        options.format.name(),
+        u8::from(options.aggregate),
+        options.family
+    )
+    .to_ascii_lowercase()
+}
+
+fn set_headers(headers: &mut HeaderMap, format: Format, seq: i64, etag: Option<&str>) {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(SEQ_HEADER, HeaderValue::from(seq));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.insert(header::ETAG, tag);
+    }
+}
+
+fn matches_etag(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == tag || v == "*")
+}
+
+async fn full_response(state: &AppState, name: &str, options: Options, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let served = state.lists.served(name).await?;
+    let tag = etag(name, served.seq, served.policy, options);
+    if matches_etag(headers, &tag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        set_headers(response.headers_mut(), options.format, served.seq, Some(&tag));
+        response.headers_mut().remove(header::CONTENT_TYPE);
+        return Ok(response);
+    }
+    let key = RenderKey { list: name.to_string(), seq: served.seq, policy: served.policy, options };
+    let body = match state.lists.cached(&key) {
+        Some(chunks) => {
+            metrics::counter!("palisade_blocklist_render_cache_hits_total").increment(1);
+            let chunks = chunks.as_ref().clone();
+            Body::from_stream(futures::stream::iter(chunks.into_iter().map(Ok::<_, io::Error>)))
+        }
+        None => render_streaming(state.lists.clone(), key, served.clone()),
+    };
+    let mut response = Response::new(body);
+    set_headers(response.headers_mut(), options.format, served.seq, Some(&tag));
+    Ok(response)
+}
+
+/// Streams the rendering of `served` as it is produced (a blocking task writes chunks into a
+/// bounded channel, so a slow client slows the renderer rather than filling memory), and keeps
+/// the chunks for the next request once the whole list was rendered.
+fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: Arc<crate::serving::Served>) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK_BYTES), chunks: Vec::new() };
+        let aggregated;
+        let entries = if key.options.aggregate {
+            aggregated = render::aggregate(&key.list, &served.entries);
+            &aggregated
+        } else {
+            &served.entries
+        };
+        let outcome = render::render_full(&key.list, key.options, entries, &mut writer).and_then(|()| writer.flush());
+        match outcome {
+            Ok(()) => lists.store_rendered(key, Arc::new(writer.chunks)),
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(error) => {
+                tracing::error!(%error, "rendering a blocklist failed");
+                drop(writer.sender.blocking_send(Err(error)));
+            }
+        }
+    });
+    Body::from_stream(tokio_stream_from(receiver))
+}
+
+fn tokio_stream_from(
+    mut receiver: tokio::sync::mpsc::Receiver<Result<Bytes, io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// An `io::Write` that cuts what is written into chunks, sends each to the response as soon as
+/// it is full, and keeps them for the cache.
+struct ChunkWriter {
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
+    buffer: Vec<u8>,
+    chunks: Vec<Bytes>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
+        self.chunks.push(chunk.clone());
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// Operator routes under `/v1/admin/blocklists`: create, edit, import, delete, subscribe.
+pub fn admin_routes() -> Router<AppState> {
+    use axum::routing::{post, put};
+    Router::new()
+        .route("/", post(create_custom_list).get(list_custom_lists))
+        .route("/{name}", axum::routing::delete(delete_custom_list))
+        .route("/{name}/entries", post(update_list_entries))
+        .route("/{name}/import", post(import_list_entries))
+        .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
+}
+
+fn custom_view(list: &CustomList) -> CustomListView {
+    CustomListView {
+        name: list.name.clone(),
+        kind: list.kind.clone(),
+        description: list.description.clone(),
+        created_at: crate::manage::rfc3339(list.created_at),
+    }
+}
+
+async fn existing_list(state: &AppState, name: &str) -> Result<CustomList, ApiError> {
+    state
+        .store
+        .custom_lists()
+        .await?
+        .into_iter()
+        .find(|l| l.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no custom list named {name:?}")))
+}
+
+/// Serves a change at once on this replica; the others pick it up at their next poll.
+async fn publish(state: &AppState) -> Result<(), ApiError> {
+    state.lists.refresh_all().await?;
+    Ok(())
+}
+
+/// Create an operator-managed list (`block`, served like the community list and to subscribed
+/// machines with origin `lists`; or `allow`).
+#[utoipa::path(post, path = "/v1/admin/blocklists", tag = "admin", request_body = CreateListRequest, security(("admin" = [])),
+    responses((status = 201, body = CustomListView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %request.name))]
+pub async fn create_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<CreateListRequest>,
+) -> Result<(StatusCode, axum::Json<CustomListView>), ApiError> {
+    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
+    let kind = request.kind.unwrap_or_else(|| "block".into());
+    if !matches!(kind.as_str(), "block" | "allow") {
+        return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
+    }
+    if has_nul(&request.description) {
+        return Err(ApiError::field("description", "must not contain NUL"));
+    }
+    let list =
+        CustomList { name: request.name, kind, description: request.description, created_at: time::OffsetDateTime::now_utc() };
+    state.store.create_custom_list(&list).await?;
+    publish(&state).await?;
+    Ok((StatusCode::CREATED, axum::Json(custom_view(&list))))
+}
+
+/// List the operator-managed lists.
+#[utoipa::path(get, path = "/v1/admin/blocklists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CustomListView>)))]
+#[instrument(skip_all)]
+pub async fn list_custom_lists(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<axum::Json<Vec<CustomListView>>, ApiError> {
+    Ok(axum::Json(state.store.custom_lists().await?.iter().map(custom_view).collect()))
+}
+
+/// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
+#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}", tag = "admin", params(("name" = String, Path, description = "list name")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn delete_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.delete_custom_list(&name, time::OffsetDateTime::now_utc()).await? {
+        return Err(ApiError::NotFound(format!("no custom list named {name:?}")));
+    }
+    publish(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add (or renew) and remove entries of an operator-managed list. Values that are not addresses
+/// or CIDRs are reported in `rejected`; the others are applied.
+#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/entries", tag = "admin", params(("name" = String, Path, description = "list name")), request_body = ListEntriesRequest, security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn update_list_entries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    JsonBody(request): JsonBody<ListEntriesRequest>,
+) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
+    existing_list(&state, &name).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let remediation = request.remediation.as_deref().unwrap_or("ban");
+    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
+    let mut ops = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, value) in request.add.iter().enumerate() {
+        match custom::entry(&name, value, remediation, duration, now) {
+            Ok(entry) => ops.push(ListOp::Add(entry)),
+            Err(message) => rejected.push(FieldError { field: format!("add[{i}]"), message }),
+        }
+    }
+    let added = ops.len();
+    for (i, value) in request.remove.iter().enumerate() {
+        match custom::canonical(value) {
+            Some((value, _)) => ops.push(ListOp::Remove { list: name.clone(), value, reason: "operator".into() }),
+            None => rejected
+                .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
+        }
+    }
+    let removed = ops.len() - added;
+    state.store.apply_list_ops(&ops, now).await?;
+    publish(&state).await?;
+    Ok(axum::Json(ListEntriesResponse { added, removed, rejected }))
+}
+
+/// Import entries into an operator-managed list from a text body: one address or CIDR per line,
+/// or CSV `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
+#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
+    request_body(content = String, content_type = "text/plain"), security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn import_list_entries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    body: Bytes,
+) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
+    existing_list(&state, &name).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let (ops, refused) = custom::parse_import(&name, text, now);
+    state.store.apply_list_ops(&ops, now).await?;
+    publish(&state).await?;
+    let rejected = refused.into_iter().map(|(line, message)| FieldError { field: format!("line {line}"), message }).collect();
+    Ok(axum::Json(ListEntriesResponse { added: ops.len(), removed: 0, rejected }))
+}
+
+/// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
+/// entries with origin `lists` and the list name as scenario.
+#[utoipa::path(put, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
+pub async fn subscribe_machine(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam((name, machine)): PathParam<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.store.set_list_subscription(&machine, &name, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End a machine's subscription to an operator-managed list.
+#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
+pub async fn unsubscribe_machine(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam((name, machine)): PathParam<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.store.set_list_subscription(&machine, &name, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

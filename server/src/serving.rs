@@ -1,0 +1,560 @@
+//! In-memory blocklist snapshots, advanced by seq, and what is rendered from them. Each replica
+//! holds the current membership of every served list in memory together with the recent part of
+//! its change log; readers take an `Arc` of the current snapshot and never wait for a writer, and
+//! a new snapshot replaces the old one atomically. The poller (one background task per replica)
+//! reads `Store::list_changes` after the snapshot's seq; the consensus worker can poke it so a
+//! commit is served at once. This module owns no HTTP and no SQL: it reaches the store only
+//! through the `Store` trait, and the renderers in [`render`] are pure.
+
+pub mod custom;
+pub mod render;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ipnet::IpNet;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::consensus::{COMMUNITY, NeverBlock};
+use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
+
+/// How many changes a fetch from the store asks for at a time.
+const FETCH_BATCH: u32 = 50_000;
+
+/// One served entry, compact: the texts repeated across entries are shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Address or CIDR, as stored.
+    pub value: Arc<str>,
+    /// The value parsed (a single address is a host prefix).
+    pub net: IpNet,
+    /// `ip` or `range`.
+    pub scope: Arc<str>,
+    /// Scenario shown.
+    pub scenario: Arc<str>,
+    /// `ban` or `captcha`.
+    pub remediation: Arc<str>,
+    /// Rule that listed it.
+    pub rule: Arc<str>,
+    /// First listed.
+    pub listed_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+    /// Seq of the change that last wrote it.
+    pub seq: i64,
+}
+
+/// Whether a change added (or updated) or removed an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or update.
+    Add,
+    /// Removal.
+    Remove,
+}
+
+/// One retained change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Its seq (the delta cursor).
+    pub seq: i64,
+    /// Add or remove.
+    pub op: Op,
+    /// The entry as added, or as it was when removed.
+    pub entry: Arc<Entry>,
+}
+
+/// The membership of one list at one seq, and the changes that led to it.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// List name.
+    pub list: String,
+    /// Newest seq applied.
+    pub seq: i64,
+    /// Current members by value.
+    pub entries: HashMap<Arc<str>, Arc<Entry>>,
+    /// Retained changes, in seq order.
+    pub changes: Arc<Vec<Change>>,
+    /// Oldest cursor a delta can be computed from: changes after it are all retained.
+    pub oldest_cursor: i64,
+}
+
+/// A delta computed for a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    /// Entries added or updated since the cursor (their latest state).
+    pub added: Vec<Arc<Entry>>,
+    /// Entries removed since the cursor (as they were when removed).
+    pub removed: Vec<Arc<Entry>>,
+    /// The cursor to send next time.
+    pub seq: i64,
+}
+
+/// Why a delta cannot be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    /// The cursor predates the retained change log: the client must download the full list.
+    #[error("cursor {cursor} is older than the retained change log (oldest usable cursor {oldest}); download the full list")]
+    TooOld {
+        /// The cursor given.
+        cursor: i64,
+        /// The oldest usable cursor.
+        oldest: i64,
+    },
+}
+
+impl Snapshot {
+    /// The changes since `cursor`, collapsed per value (the latest change wins). A cursor ahead
+    /// of this snapshot (another replica is further along) yields an empty delta at that cursor.
+    pub fn delta(&self, cursor: i64) -> Result<Delta, DeltaError> {
+        if cursor < self.oldest_cursor {
+            return Err(DeltaError::TooOld { cursor, oldest: self.oldest_cursor });
+        }
+        if cursor >= self.seq {
+            return Ok(Delta { seq: cursor, ..Delta::default() });
+        }
+        let start = self.changes.partition_point(|c| c.seq <= cursor);
+        let mut latest: HashMap<&str, &Change> = HashMap::new();
+        let mut order = Vec::new();
+        for change in &self.changes[start..] {
+            if latest.insert(&change.entry.value, change).is_none() {
+                order.push(&*change.entry.value);
+            }
+        }
+        let mut delta = Delta { seq: self.seq, ..Delta::default() };
+        for value in order {
+            if let Some(change) = latest.get(value) {
+                match change.op {
+                    Op::Add => delta.added.push(change.entry.clone()),
+                    Op::Remove => delta.removed.push(change.entry.clone()),
+                }
+            }
+        }
+        Ok(delta)
+    }
+
+    /// [`Snapshot::delta`] limited to changes with `seq <= upto`, the cursor returned being `upto`
+    /// (used when one cursor follows several lists: each is read up to the same point).
+    pub fn delta_upto(&self, cursor: i64, upto: i64) -> Result<Delta, DeltaError> {
+        let mut delta = self.delta(cursor)?;
+        if delta.seq > upto {
+            let end = self.changes.partition_point(|c| c.seq <= upto);
+            let start = self.changes.partition_point(|c| c.seq <= cursor);
+            let mut latest: HashMap<&str, &Change> = HashMap::new();
+            for change in &self.changes[start..end] {
+                latest.insert(&change.entry.value, change);
+            }
+            delta.added = latest.values().filter(|c| c.op == Op::Add).map(|c| c.entry.clone()).collect();
+            delta.removed = latest.values().filter(|c| c.op == Op::Remove).map(|c| c.entry.clone()).collect();
+        }
+        delta.seq = upto.max(cursor);
+        Ok(delta)
+    }
+
+    /// Members that have not expired at `now`, in no particular order.
+    pub fn live(&self, now: OffsetDateTime) -> impl Iterator<Item = &Arc<Entry>> {
+        self.entries.values().filter(move |e| e.expires_at > now)
+    }
+}
+
+/// Orders entries for a consumer: those of its declared scenarios first (when tailoring), then
+/// the most recently written. Pure: the same snapshot and request give the same view everywhere.
+pub fn rank(entries: &mut [Arc<Entry>], scenarios: &[String], tailor: bool) {
+    let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
+    let key = |e: &Arc<Entry>| (!(tailor && declared.contains(&*e.scenario)), std::cmp::Reverse(e.seq), e.value.clone());
+    entries.sort_unstable_by_key(key);
+}
+
+/// The per-consumer view: live entries, ranked by [`rank`], at most `cap` of them.
+pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Vec<Arc<Entry>> {
+    let mut live: Vec<Arc<Entry>> = snapshot.live(now).cloned().collect();
+    if live.len() > cap {
+        let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
+        let key = |e: &Arc<Entry>| (!(tailor && declared.contains(&*e.scenario)), std::cmp::Reverse(e.seq), e.value.clone());
+        live.select_nth_unstable_by_key(cap, key);
+        live.truncate(cap);
+    }
+    rank(&mut live, scenarios, tailor);
+    live
+}
+
+/// Shares the texts repeated across entries (scope, scenario, remediation, rule).
+#[derive(Debug, Default)]
+struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(text.to_string(), shared.clone());
+        shared
+    }
+
+    fn entry(&mut self, entry: &ListEntry, seq: i64) -> Option<Entry> {
+        let net = crate::jobs::consensus::parse_target(&entry.value)?;
+        Some(Entry {
+            value: Arc::from(entry.value.as_str()),
+            net,
+            scope: self.get(&entry.scope),
+            scenario: self.get(&entry.scenario),
+            remediation: self.get(&entry.remediation),
+            rule: self.get(&entry.rule),
+            listed_at: entry.listed_at,
+            expires_at: entry.expires_at,
+            seq,
+        })
+    }
+}
+
+/// Key of a rendered full list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RenderKey {
+    /// List name.
+    pub list: String,
+    /// Seq rendered.
+    pub seq: i64,
+    /// Never-block policy generation applied.
+    pub policy: u64,
+    /// Format and options.
+    pub options: render::Options,
+}
+
+/// What a list serves to firewalls and native clients at one seq: live entries that pass the
+/// never-block policy, sorted by prefix. Prepared once per (seq, policy) so a request starts
+/// streaming at once.
+#[derive(Debug)]
+pub struct Served {
+    /// Seq of the snapshot it was prepared from.
+    pub seq: i64,
+    /// Generation of the never-block policy applied.
+    pub policy: u64,
+    /// The entries, sorted by prefix.
+    pub entries: Vec<Arc<Entry>>,
+}
+
+/// The never-block policy with a generation that changes whenever its contents do.
+#[derive(Debug, Default)]
+struct Policy {
+    fingerprint: u64,
+    generation: u64,
+    never_block: Arc<NeverBlock>,
+}
+
+/// Every served list of this replica, and the bytes rendered from them.
+pub struct Lists {
+    store: Arc<dyn Store>,
+    own_addresses: Vec<IpNet>,
+    custom: RwLock<Vec<CustomList>>,
+    policy: RwLock<Policy>,
+    served: Mutex<HashMap<String, Arc<Served>>>,
+    snapshots: RwLock<HashMap<String, Arc<Snapshot>>>,
+    /// Serialises refreshes so two callers never build the same snapshot twice.
+    refreshing: tokio::sync::Mutex<()>,
+    interner: Mutex<Interner>,
+    cache: Mutex<HashMap<RenderKey, Arc<Vec<Bytes>>>>,
+    retained_changes: usize,
+    /// Poked after a commit so the poller does not wait for its next tick.
+    pub changed: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Lists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lists").field("retained_changes", &self.retained_changes).finish_non_exhaustive()
+    }
+}
+
+impl Lists {
+    /// Serves lists read from `store`, keeping the newest `retained_changes` changes per list and
+    /// never serving `own_addresses` (nor the special-purpose ranges, allowlists and canaries).
+    pub fn new(store: Arc<dyn Store>, retained_changes: usize, own_addresses: Vec<IpNet>) -> Self {
+        Lists {
+            store,
+            own_addresses,
+            custom: RwLock::new(Vec::new()),
+            policy: RwLock::new(Policy::default()),
+            served: Mutex::new(HashMap::new()),
+            snapshots: RwLock::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+            interner: Mutex::new(Interner::default()),
+            cache: Mutex::new(HashMap::new()),
+            retained_changes: retained_changes.max(1),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The current snapshot of `list`, if it was loaded.
+    pub fn current(&self, list: &str) -> Option<Arc<Snapshot>> {
+        self.snapshots.read().ok()?.get(list).cloned()
+    }
+
+    /// Names of the loaded lists with their seq and size.
+    pub fn summary(&self) -> Vec<(String, i64, usize)> {
+        let mut lists: Vec<_> = self
+            .snapshots
+            .read()
+            .map(|map| map.values().map(|s| (s.list.clone(), s.seq, s.entries.len())).collect())
+            .unwrap_or_default();
+        lists.sort();
+        lists
+    }
+
+    /// The current snapshot of `list`, loading it from the store on first use.
+    pub async fn get_or_load(&self, list: &str) -> Result<Arc<Snapshot>, StoreError> {
+        match self.current(list) {
+            Some(snapshot) => Ok(snapshot),
+            None => self.refresh(list).await,
+        }
+    }
+
+    /// Brings `list` up to the store's newest seq and returns the new snapshot.
+    pub async fn refresh(&self, list: &str) -> Result<Arc<Snapshot>, StoreError> {
+        let _guard = self.refreshing.lock().await;
+        let previous = self.current(list);
+        let snapshot = match previous {
+            None => Arc::new(self.load(list).await?),
+            Some(previous) => {
+                let changes = self.fetch_changes(list, previous.seq).await?;
+                if changes.is_empty() {
+                    return Ok(previous);
+                }
+                let snapshot = Arc::new(self.advance(&previous, changes));
+                metrics::counter!("palisade_serving_snapshot_advances_total").increment(1);
+                snapshot
+            }
+        };
+        if let Ok(mut map) = self.snapshots.write() {
+            map.insert(list.to_string(), snapshot.clone());
+        }
+        metrics::gauge!("palisade_serving_list_seq", "list" => list.to_string()).set(snapshot.seq as f64);
+        metrics::gauge!("palisade_serving_list_entries", "list" => list.to_string()).set(snapshot.entries.len() as f64);
+        self.evict_stale(list, snapshot.seq);
+        Ok(snapshot)
+    }
+
+    /// Re-reads the never-block policy (allowlists, canaries); a change invalidates what was
+    /// prepared and rendered. Returns the current generation.
+    pub async fn refresh_policy(&self) -> Result<u64, StoreError> {
+        use std::hash::{Hash, Hasher};
+        let canaries = self.store.list_canaries().await?;
+        let allowlist = self.store.list_allowlist().await?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        canaries.iter().for_each(|c| c.value.hash(&mut hasher));
+        allowlist.iter().for_each(|a| a.value.hash(&mut hasher));
+        let fingerprint = hasher.finish();
+        let current = self.policy.read().map(|p| (p.fingerprint, p.generation)).unwrap_or_default();
+        if current.1 > 0 && current.0 == fingerprint {
+            return Ok(current.1);
+        }
+        let never_block = Arc::new(NeverBlock::load(self.store.as_ref(), &self.own_addresses).await?);
+        let generation = current.1 + 1;
+        if let Ok(mut policy) = self.policy.write() {
+            *policy = Policy { fingerprint, generation, never_block };
+        }
+        Ok(generation)
+    }
+
+    /// The never-block policy in force (as of the last refresh; read on first use).
+    pub async fn never_block(&self) -> Result<Arc<NeverBlock>, StoreError> {
+        if self.policy.read().map(|p| p.generation).unwrap_or_default() == 0 {
+            self.refresh_policy().await?;
+        }
+        Ok(self.policy.read().map(|p| p.never_block.clone()).unwrap_or_default())
+    }
+
+    /// What `list` serves now (live, allowed, sorted), prepared on first use after a change.
+    pub async fn served(&self, list: &str) -> Result<Arc<Served>, StoreError> {
+        let snapshot = self.get_or_load(list).await?;
+        let current = || self.policy.read().map(|p| (p.generation, p.never_block.clone())).unwrap_or_default();
+        let (mut generation, mut never_block) = current();
+        if generation == 0 {
+            self.refresh_policy().await?;
+            (generation, never_block) = current();
+        }
+        if let Some(served) = self.served.lock().ok().and_then(|map| map.get(list).cloned())
+            && served.seq == snapshot.seq
+            && served.policy == generation
+        {
+            return Ok(served);
+        }
+        // Done once per (seq, policy), normally by the poller right after it advanced the list.
+        let now = OffsetDateTime::now_utc();
+        // An allowlist is served as the operator wrote it; block lists pass the never-block policy.
+        let allowlist = self.names().iter().any(|(name, kind)| name == list && kind == "allow");
+        let mut entries: Vec<Arc<Entry>> =
+            snapshot.live(now).filter(|e| allowlist || never_block.allows_net(e.net)).cloned().collect();
+        entries.sort_unstable_by_key(|e| e.net);
+        let prepared = Arc::new(Served { seq: snapshot.seq, policy: generation, entries });
+        if let Ok(mut map) = self.served.lock() {
+            map.insert(list.to_string(), prepared.clone());
+        }
+        Ok(prepared)
+    }
+
+    /// Re-reads which operator-managed lists exist; snapshots of deleted ones are dropped.
+    pub async fn refresh_custom(&self) -> Result<Vec<CustomList>, StoreError> {
+        let custom = self.store.custom_lists().await?;
+        if let Ok(mut snapshots) = self.snapshots.write() {
+            snapshots.retain(|name, _| name == COMMUNITY || custom.iter().any(|c| &c.name == name));
+        }
+        if let Ok(mut current) = self.custom.write() {
+            current.clone_from(&custom);
+        }
+        Ok(custom)
+    }
+
+    /// The served lists as (name, kind): the community list (`consensus`), then the
+    /// operator-managed ones (`block` or `allow`) as of the last refresh.
+    pub fn names(&self) -> Vec<(String, String)> {
+        let mut names = vec![(COMMUNITY.to_string(), "consensus".to_string())];
+        if let Ok(custom) = self.custom.read() {
+            names.extend(custom.iter().map(|c| (c.name.clone(), c.kind.clone())));
+        }
+        names
+    }
+
+    /// Refreshes the community list and every operator-managed list.
+    pub async fn refresh_all(&self) -> Result<(), StoreError> {
+        self.refresh_custom().await?;
+        let generation = self.refresh_policy().await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|key, _| key.policy == generation);
+        }
+        let mut names: Vec<String> = self.snapshots.read().map(|map| map.keys().cloned().collect()).unwrap_or_default();
+        if !names.iter().any(|n| n == crate::jobs::consensus::COMMUNITY) {
+            names.push(crate::jobs::consensus::COMMUNITY.to_string());
+        }
+        for name in names {
+            self.refresh(&name).await?;
+            // Prepared ahead of the first request, so that request starts streaming at once.
+            self.served(&name).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_changes(&self, list: &str, after: i64) -> Result<Vec<ListChange>, StoreError> {
+        let mut all = Vec::new();
+        let mut cursor = after;
+        loop {
+            let batch = self.store.list_changes(list, cursor, FETCH_BATCH).await?;
+            let full = batch.len() as u32 == FETCH_BATCH;
+            cursor = batch.last().map_or(cursor, |c| c.seq);
+            all.extend(batch);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// First load: the current membership, then the retained window of the change log. The seq is
+    /// read first, so changes committed while the membership is read are applied again on top
+    /// (adds and removes are idempotent), never missed.
+    async fn load(&self, list: &str) -> Result<Snapshot, StoreError> {
+        let seq = self.store.list_seq(list).await?;
+        let members = self.store.list_entries(list).await?;
+        let window_start = (seq - self.retained_changes as i64).max(0);
+        let changes = self.fetch_changes(list, window_start).await?;
+        let mut entries = HashMap::with_capacity(members.len());
+        {
+            let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for member in &members {
+                if let Some(entry) = interner.entry(member, member.seq) {
+                    let entry = Arc::new(entry);
+                    entries.insert(entry.value.clone(), entry);
+                }
+            }
+        }
+        let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0 };
+        let replay: Vec<ListChange> = changes.iter().filter(|c| c.seq > seq).cloned().collect();
+        let mut snapshot = self.advance(&base, replay);
+        // Every change after `window_start` was fetched, so any cursor from there on is answerable.
+        snapshot.oldest_cursor = window_start;
+        snapshot.changes = Arc::new(self.convert(&changes));
+        snapshot.seq = snapshot.seq.max(seq).max(members.iter().map(|m| m.seq).max().unwrap_or(0));
+        Ok(snapshot)
+    }
+
+    fn convert(&self, changes: &[ListChange]) -> Vec<Change> {
+        let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        changes
+            .iter()
+            .filter_map(|c| {
+                let entry = interner.entry(&c.entry, c.seq)?;
+                Some(Change { seq: c.seq, op: if c.op == "remove" { Op::Remove } else { Op::Add }, entry: Arc::new(entry) })
+            })
+            .collect()
+    }
+
+    /// A new snapshot: `previous` with `changes` applied, the log trimmed to the retained size.
+    fn advance(&self, previous: &Snapshot, changes: Vec<ListChange>) -> Snapshot {
+        let new_changes = self.convert(&changes);
+        let mut entries = previous.entries.clone();
+        let mut seq = previous.seq;
+        for change in &new_changes {
+            match change.op {
+                Op::Add => {
+                    entries.insert(change.entry.value.clone(), change.entry.clone());
+                }
+                Op::Remove => {
+                    entries.remove(&change.entry.value);
+                }
+            }
+            seq = seq.max(change.seq);
+        }
+        let mut log: Vec<Change> = Vec::with_capacity(previous.changes.len() + new_changes.len());
+        log.extend(previous.changes.iter().cloned());
+        log.extend(new_changes);
+        let mut oldest_cursor = previous.oldest_cursor;
+        if log.len() > self.retained_changes {
+            let cut = log.len() - self.retained_changes;
+            oldest_cursor = log[cut - 1].seq;
+            log.drain(..cut);
+        }
+        Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor }
+    }
+
+    /// Chunks rendered earlier for `key`, if any.
+    pub fn cached(&self, key: &RenderKey) -> Option<Arc<Vec<Bytes>>> {
+        self.cache.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps the chunks rendered for `key` (only while its seq is current).
+    pub fn store_rendered(&self, key: RenderKey, bytes: Arc<Vec<Bytes>>) {
+        let current = self.current(&key.list).map(|s| s.seq);
+        if current == Some(key.seq)
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            cache.insert(key, bytes);
+        }
+    }
+
+    fn evict_stale(&self, list: &str, seq: i64) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|key, _| key.list != list || key.seq == seq);
+        }
+    }
+}
+
+/// Advances every list every `interval`, or at once when [`Lists::changed`] is poked, until
+/// `cancel`.
+pub async fn run_poller(lists: Arc<Lists>, interval: Duration, cancel: CancellationToken) {
+    let changed = lists.changed.clone();
+    while !cancel.is_cancelled() {
+        if let Err(error) = lists.refresh_all().await {
+            tracing::warn!(%error, "cannot advance the served lists");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,385 @@
+//! One pure renderer per output format: a full list, or a delta since a cursor, written to any
+//! `io::Write` (a buffer in tests, a chunked channel when serving). No I/O of its own, no clock:
+//! the caller chooses the entries, their order and `now`.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Entry;
+
+/// Output formats of the native blocklist endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// One value per line.
+    #[default]
+    Plain,
+    /// A JSON array of entry objects (a delta: `{seq, added, removed}`).
+    Json,
+    /// CSV with a header line.
+    Csv,
+    /// An `nft -f` script defining one interval set per family.
+    Nftables,
+    /// An `ipset restore` script, one `hash:net` set per family.
+    Ipset,
+    /// An `iptables-restore` (or, with `family=v6`, `ip6tables-restore`) script: one chain of DROP rules.
+    Iptables,
+    /// A RouterOS script filling one address list per family.
+    Mikrotik,
+}
+
+impl Format {
+    /// Every format, in documentation order.
+    pub const ALL: [Format; 7] =
+        [Format::Plain, Format::Json, Format::Csv, Format::Nftables, Format::Ipset, Format::Iptables, Format::Mikrotik];
+
+    /// The name used in `format=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Plain => "plain",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Nftables => "nftables",
+            Format::Ipset => "ipset",
+            Format::Iptables => "iptables",
+            Format::Mikrotik => "mikrotik",
+        }
+    }
+
+    /// The `Content-Type` it is served with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            _ => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Format::ALL.into_iter().find(|f| f.name() == text).ok_or_else(|| {
+            let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+            format!("format must be one of {}, not {text:?}", names.join(", "))
+        })
+    }
+}
+
+/// Address families to include.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Family {
+    /// IPv4 and IPv6.
+    #[default]
+    All,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+impl Family {
+    /// Whether `net` belongs to this selection.
+    pub fn includes(self, net: &IpNet) -> bool {
+        match self {
+            Family::All => true,
+            Family::V4 => matches!(net, IpNet::V4(_)),
+            Family::V6 => matches!(net, IpNet::V6(_)),
+        }
+    }
+}
+
+impl FromStr for Family {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "" | "all" => Ok(Family::All),
+            "v4" | "ipv4" | "4" => Ok(Family::V4),
+            "v6" | "ipv6" | "6" => Ok(Family::V6),
+            other => Err(format!("family must be all, v4 or v6, not {other:?}")),
+        }
+    }
+}
+
+/// What to render: format and filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Options {
+    /// Output format.
+    pub format: Format,
+    /// Merge adjacent and overlapping prefixes into the fewest CIDRs.
+    pub aggregate: bool,
+    /// Address families.
+    pub family: Family,
+}
+
+/// A name safe in nft, ipset, iptables and RouterOS identifiers: ASCII alphanumerics and `_`,
+/// at most `max` bytes.
+pub fn identifier(list: &str, max: usize) -> String {
+    let mut name: String = list.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    name.truncate(max);
+    name
+}
+
+/// Merges the entries' prefixes into the fewest CIDRs covering exactly the same addresses.
+/// The merged entries carry the list name as scenario, `ban`, and the latest expiry.
+pub fn aggregate(list: &str, entries: &[Arc<Entry>]) -> Vec<Arc<Entry>> {
+    let nets: Vec<IpNet> = entries.iter().map(|e| e.net).collect();
+    let expires_at = entries.iter().map(|e| e.expires_at).max().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let listed_at = entries.iter().map(|e| e.listed_at).min().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
+    let scenario: Arc<str> = Arc::from(list);
+    let (ban, ip, range, rule): (Arc<str>, Arc<str>, Arc<str>, Arc<str>) =
+        (Arc::from("ban"), Arc::from("ip"), Arc::from("range"), Arc::from("aggregate"));
+    IpNet::aggregate(&nets)
+        .into_iter()
+        .map(|net| {
+            let host = net.prefix_len() == net.max_prefix_len();
+            Arc::new(Entry {
+                value: Arc::from(if host { net.addr().to_string() } else { net.to_string() }),
+                net,
+                scope: if host { ip.clone() } else { range.clone() },
+                scenario: scenario.clone(),
+                remediation: ban.clone(),
+                rule: rule.clone(),
+                listed_at,
+                expires_at,
+                seq,
+            })
+        })
+        .collect()
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+fn json_entry(entry: &Entry) -> serde_json::Value {
+    serde_json::json!({
+        "value": &*entry.value,
+        "scope": &*entry.scope,
+        "scenario": &*entry.scenario,
+        "remediation": &*entry.remediation,
+        "expires_at": rfc3339(entry.expires_at),
+        "seq": entry.seq,
+    })
+}
+
+/// The prefix form every firewall accepts (`1.2.3.4/32` rather than `1.2.3.4` where needed).
+fn cidr(entry: &Entry) -> String {
+    entry.net.to_string()
+}
+
+struct FamilyNames {
+    v4: String,
+    v6: String,
+}
+
+fn family_names(list: &str, separator: char, max: usize) -> FamilyNames {
+    let base = identifier(list, max.saturating_sub(12));
+    FamilyNames { v4: format!("palisade{separator}{base}{separator}v4"), v6: format!("palisade{separator}{base}{separator}v6") }
+}
+
+/// Renders a full list. `entries` are written in the order given.
+pub fn render_full(list: &str, options: Options, entries: &[Arc<Entry>], out: &mut impl Write) -> io::Result<()> {
+    let selected = || entries.iter().filter(|e| options.family.includes(&e.net));
+    let v4 = || selected().filter(|e| matches!(e.net, IpNet::V4(_)));
+    let v6 = || selected().filter(|e| matches!(e.net, IpNet::V6(_)));
+    match options.format {
+        Format::Plain => {
+            for entry in selected() {
+                writeln!(out, "{}", entry.value)?;
+            }
+        }
+        Format::Json => {
+            out.write_all(b"[")?;
+            for (i, entry) in selected().enumerate() {
+                if i > 0 {
+                    out.write_all(b",\n")?;
+                }
+                serde_json::to_writer(&mut *out, &json_entry(entry))?;
+            }
+            out.write_all(b"]\n")?;
+        }
+        Format::Csv => {
+            out.write_all(b"value,scope,scenario,remediation,expires_at\n")?;
+            for entry in selected() {
+                writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    entry.value,
+                    csv_field(&entry.scope),
+                    csv_field(&entry.scenario),
+                    csv_field(&entry.remediation),
+                    rfc3339(entry.expires_at)
+                )?;
+            }
+        }
+        Format::Nftables => {
+            let table = format!("palisade_{}", identifier(list, 40));
+            // Declaring then deleting the table makes the script replace it atomically whether or
+            // not it existed (nft applies one file as one transaction).
+            writeln!(out, "table inet {table}\ndelete table inet {table}\ntable inet {table} {{")?;
+            for (set, kind, members) in
+                [("v4", "ipv4_addr", v4().collect::<Vec<_>>()), ("v6", "ipv6_addr", v6().collect::<Vec<_>>())]
+            {
+                writeln!(out, "\tset {set} {{\n\t\ttype {kind}\n\t\tflags interval\n\t\tauto-merge")?;
+                if !members.is_empty() {
+                    out.write_all(b"\t\telements = {\n")?;
+                    for (i, entry) in members.iter().enumerate() {
+                        let separator = if i + 1 == members.len() { "" } else { "," };
+                        writeln!(out, "\t\t\t{}{separator}", cidr(entry))?;
+                    }
+                    out.write_all(b"\t\t}\n")?;
+                }
+                out.write_all(b"\t}\n")?;
+            }
+            out.write_all(b"}\n")?;
+        }
+        Format::Ipset => {
+            let names = family_names(list, '-', 31);
+            for (name, family, count) in [(&names.v4, "inet", v4().count()), (&names.v6, "inet6", v6().count())] {
+                let maxelem = count.max(65_536);
+                writeln!(out, "create {name} hash:net family {family} hashsize 65536 maxelem {maxelem} -exist")?;
+                writeln!(out, "flush {name}")?;
+            }
+            for entry in selected() {
+                let name = if matches!(entry.net, IpNet::V4(_)) { &names.v4 } else { &names.v6 };
+                writeln!(out, "add {name} {} -exist", cidr(entry))?;
+            }
+        }
+        Format::Iptables => {
+            // One family per script: iptables-restore refuses IPv6 addresses and vice versa.
+            let chain = format!("PALISADE-{}", identifier(list, 18).to_ascii_uppercase());
+            writeln!(out, "*filter\n:{chain} - [0:0]")?;
+            let members: Vec<_> = if options.family == Family::V6 { v6().collect() } else { v4().collect() };
+            for entry in members {
+                writeln!(out, "-A {chain} -s {} -j DROP", cidr(entry))?;
+            }
+            out.write_all(b"COMMIT\n")?;
+        }
+        Format::Mikrotik => {
+            let name = format!("palisade-{}", identifier(list, 40));
+            for (section, members) in
+                [("/ip firewall address-list", v4().collect::<Vec<_>>()), ("/ipv6 firewall address-list", v6().collect())]
+            {
+                if options.family == Family::V4 && section.starts_with("/ipv6")
+                    || options.family == Family::V6 && section.starts_with("/ip ")
+                {
+                    continue;
+                }
+                writeln!(out, "{section}\nremove [find list={name}]")?;
+                for entry in members {
+                    writeln!(out, "add list={name} address={}", cidr(entry))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renders what changed since a cursor: `added` (latest state) and `removed`, up to `seq`.
+/// `iptables` has no delta form (a rule cannot be removed blindly): the caller refuses it.
+pub fn render_delta(
+    list: &str,
+    options: Options,
+    seq: i64,
+    added: &[Arc<Entry>],
+    removed: &[Arc<Entry>],
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let keep = |e: &&Arc<Entry>| options.family.includes(&e.net);
+    let added: Vec<&Arc<Entry>> = added.iter().filter(keep).collect();
+    let removed: Vec<&Arc<Entry>> = removed.iter().filter(keep).collect();
+    let is_v4 = |e: &Arc<Entry>| matches!(e.net, IpNet::V4(_));
+    match options.format {
+        Format::Plain => {
+            for entry in &added {
+                writeln!(out, "+{}", entry.value)?;
+            }
+            for entry in &removed {
+                writeln!(out, "-{}", entry.value)?;
+            }
+        }
+        Format::Json => {
+            let body = serde_json::json!({
+                "seq": seq,
+                "added": added.iter().map(|e| json_entry(e)).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|e| &*e.value).collect::<Vec<_>>(),
+            });
+            serde_json::to_writer(&mut *out, &body)?;
+            out.write_all(b"\n")?;
+        }
+        Format::Csv => {
+            out.write_all(b"op,value,scope,scenario,remediation,expires_at\n")?;
+            for (op, entries) in [("add", &added), ("remove", &removed)] {
+                for entry in entries {
+                    writeln!(
+                        out,
+                        "{op},{},{},{},{},{}",
+                        entry.value,
+                        csv_field(&entry.scope),
+                        csv_field(&entry.scenario),
+                        csv_field(&entry.remediation),
+                        rfc3339(entry.expires_at)
+                    )?;
+                }
+            }
+        }
+        Format::Nftables => {
+            let table = format!("palisade_{}", identifier(list, 40));
+            for (verb, entries) in [("delete", &removed), ("add", &added)] {
+                for (set, v4) in [("v4", true), ("v6", false)] {
+                    let members: Vec<String> = entries.iter().filter(|e| is_v4(e) == v4).map(|e| cidr(e)).collect();
+                    if !members.is_empty() {
+                        writeln!(out, "{verb} element inet {table} {set} {{ {} }}", members.join(", "))?;
+                    }
+                }
+            }
+        }
+        Format::Ipset => {
+            let names = family_names(list, '-', 31);
+            for (verb, entries) in [("del", &removed), ("add", &added)] {
+                for entry in entries {
+                    let name = if is_v4(entry) { &names.v4 } else { &names.v6 };
+                    writeln!(out, "{verb} {name} {} -exist", cidr(entry))?;
+                }
+            }
+        }
+        Format::Mikrotik => {
+            let name = format!("palisade-{}", identifier(list, 40));
+            for (section, v4) in [("/ip firewall address-list", true), ("/ipv6 firewall address-list", false)] {
+                writeln!(out, "{section}")?;
+                for entry in removed.iter().filter(|e| is_v4(e) == v4) {
+                    writeln!(out, "remove [find list={name} address={}]", cidr(entry))?;
+                }
+                for entry in added.iter().filter(|e| is_v4(e) == v4) {
+                    writeln!(out, "add list={name} address={}", cidr(entry))?;
+                }
+            }
+        }
+        Format::Iptables => {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "iptables has no delta form"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Each format rendered and parsed back.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use time::macros::datetime;
+
+use super::*;
+use crate::serving::Entry;
+
+fn entry(value: &str, seq: i64) -> Arc<Entry> {
+    let net: IpNet = value.parse().or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from)).expect("value");
+    Arc::new(Entry {
+        value: Arc::from(value),
+        net,
+        scope: Arc::from(if value.contains('/') { "range" } else { "ip" }),
+        scenario: Arc::from("crowdsecurity/ssh-bf, \"quoted\""),
+        remediation: Arc::from("ban"),
+        rule: Arc::from("sensor"),
+        listed_at: datetime!(2026-11-25 10:00 UTC),
+        expires_at: datetime!(2026-11-26 10:00 UTC),
+        seq,
+    })
+}
+
+fn sample() -> Vec<Arc<Entry>> {
+    vec![entry("45.33.32.156", 1), entry("203.0.113.0/24", 2), entry("2001:db8::1", 3), entry("2001:db8:1::/48", 4)]
+}
+
+fn render(format: Format, family: Family, entries: &[Arc<Entry>]) -> String {
+    let mut out = Vec::new();
+    render_full("community", Options { format, aggregate: false, family }, entries, &mut out).expect("render");
+    String::from_utf8(out).expect("utf-8")
+}
+
+fn values(entries: &[Arc<Entry>], family: Family) -> BTreeSet<String> {
+    entries.iter().filter(|e| family.includes(&e.net)).map(|e| e.value.to_string()).collect()
+}
+
+fn nets(entries: &[Arc<Entry>], family: Family) -> BTreeSet<IpNet> {
+    entries.iter().filter(|e| family.includes(&e.net)).map(|e| e.net).collect()
+}
+
+#[test]
+fn plain_is_one_value_per_line_and_filters_families() {
+    let entries = sample();
+    for family in [Family::All, Family::V4, Family::V6] {
+        let text = render(Format::Plain, family, &entries);
+        let parsed: BTreeSet<String> = text.lines().map(str::to_string).collect();
+        assert_eq!(parsed, values(&entries, family), "{family:?}");
+    }
+}
+
+#[test]
+fn json_parses_back_with_every_field() {
+    let entries = sample();
+    let text = render(Format::Json, Family::All, &entries);
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json array");
+    assert_eq!(parsed.len(), 4);
+    for (item, entry) in parsed.iter().zip(&entries) {
+        assert_eq!(item["value"], &*entry.value);
+        assert_eq!(item["scenario"], &*entry.scenario);
+        assert_eq!(item["remediation"], "ban");
+        assert_eq!(item["expires_at"], "2026-11-26T10:00:00Z");
+        assert_eq!(item["seq"], entry.seq);
+    }
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&render(Format::Json, Family::All, &[])).expect("empty"),
+        Vec::<serde_json::Value>::new()
+    );
+}
+
+/// A minimal RFC 4180 reader: enough to prove the quoting round-trips.
+fn parse_csv_line(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().expect("field").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => fields.last_mut().expect("field").push(c),
+        }
+    }
+    fields
+}
+
+#[test]
+fn csv_has_a_header_and_quotes_what_needs_it() {
+    let entries = sample();
+    let text = render(Format::Csv, Family::All, &entries);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("value,scope,scenario,remediation,expires_at"));
+    let rows: Vec<Vec<String>> = lines.map(parse_csv_line).collect();
+    assert_eq!(rows.len(), 4);
+    for (row, entry) in rows.iter().zip(&entries) {
+        assert_eq!(row, &[&*entry.value, &*entry.scope, &*entry.scenario, "ban", "2026-11-26T10:00:00Z"]);
+    }
+}
+
+/// Elements of each set of an nft script, by set name.
+fn parse_nft_sets(text: &str) -> std::collections::BTreeMap<String, BTreeSet<IpNet>> {
+    let mut sets = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut in_elements = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("set ") {
+            let name = rest.trim_end_matches(" {").to_string();
+            sets.insert(name.clone(), BTreeSet::new());
+            current = Some(name);
+        } else if line.starts_with("elements = {") {
+            in_elements = true;
+        } else if line == "}" {
+            if in_elements {
+                in_elements = false;
+            } else {
+                current = None;
+            }
+        } else if in_elements && let Some(set) = current.as_ref().and_then(|n| sets.get_mut(n)) {
+            set.insert(line.trim_end_matches(',').parse::<IpNet>().expect("nft element"));
+        }
+    }
+    sets
+}
+
+#[test]
+fn nftables_defines_one_interval_set_per_family() {
+    let entries = sample();
+    let text = render(Format::Nftables, Family::All, &entries);
+    assert!(text.starts_with("table inet palisade_community\ndelete table inet palisade_community\n"), "{text}");
+    let sets = parse_nft_sets(&text);
+    assert_eq!(sets.get("v4"), Some(&nets(&entries, Family::V4)));
+    assert_eq!(sets.get("v6"), Some(&nets(&entries, Family::V6)));
+    let empty = render(Format::Nftables, Family::V4, &entries);
+    assert!(!empty.contains("elements = {\n\t\t}"), "an empty set has no elements clause: {empty}");
+    assert_eq!(parse_nft_sets(&empty).get("v6"), Some(&BTreeSet::new()));
+}
+
+#[test]
+fn ipset_creates_both_sets_and_adds_each_prefix_to_its_family() {
+    let entries = sample();
+    let text = render(Format::Ipset, Family::All, &entries);
+    let mut added: std::collections::BTreeMap<&str, BTreeSet<IpNet>> = Default::default();
+    let mut created = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["create", name, "hash:net", "family", family, ..] => created.push((*name, *family)),
+            ["flush", _] => {}
+            ["add", name, value, "-exist"] => {
+                added.entry(name).or_default().insert(value.parse().expect("ipset value"));
+            }
+            other => panic!("unexpected ipset line {other:?}"),
+        }
+    }
+    assert_eq!(created, [("palisade-community-v4", "inet"), ("palisade-community-v6", "inet6")]);
+    assert_eq!(added.get("palisade-community-v4"), Some(&nets(&entries, Family::V4)));
+    assert_eq!(added.get("palisade-community-v6"), Some(&nets(&entries, Family::V6)));
+}
+
+#[test]
+fn iptables_renders_one_family_per_script() {
+    let entries = sample();
+    for family in [Family::V4, Family::V6] {
+        let text = render(Format::Iptables, family, &entries);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.first(), Some(&"*filter"));
+        assert_eq!(lines.get(1), Some(&":PALISADE-COMMUNITY - [0:0]"));
+        assert_eq!(lines.last(), Some(&"COMMIT"));
+        let sources: BTreeSet<IpNet> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("-A PALISADE-COMMUNITY -s "))
+            .map(|rest| rest.trim_end_matches(" -j DROP").parse().expect("source"))
+            .collect();
+        assert_eq!(sources, nets(&entries, family), "{family:?}");
+    }
+    assert_eq!(render(Format::Iptables, Family::All, &entries), render(Format::Iptables, Family::V4, &entries));
+}
+
+#[test]
+fn mikrotik_fills_one_address_list_per_family() {
+    let entries = sample();
+    let text = render(Format::Mikrotik, Family::All, &entries);
+    let mut section = "";
+    let mut seen: std::collections::BTreeMap<&str, BTreeSet<IpNet>> = Default::default();
+    for line in text.lines() {
+        if line.starts_with('/') {
+            section = line;
+        } else if let Some(address) = line.strip_prefix("add list=palisade-community address=") {
+            seen.entry(section).or_default().insert(address.parse().expect("address"));
+        } else {
+            assert_eq!(line, "remove [find list=palisade-community]");
+        }
+    }
+    assert_eq!(seen.get("/ip firewall address-list"), Some(&nets(&entries, Family::V4)));
+    assert_eq!(seen.get("/ipv6 firewall address-list"), Some(&nets(&entries, Family::V6)));
+    assert!(!render(Format::Mikrotik, Family::V4, &entries).contains("/ipv6"));
+}
+
+#[test]
+fn aggregation_merges_adjacent_and_covered_prefixes() {
+    let entries = vec![
+        entry("10.0.0.0", 1),
+        entry("10.0.0.1", 2),
+        entry("10.0.0.0/31", 3),
+        entry("10.0.1.0/24", 4),
+        entry("2001:db8::/33", 5),
+        entry("2001:db8:8000::/33", 6),
+    ];
+    let merged = aggregate("community", &entries);
+    let got: BTreeSet<String> = merged.iter().map(|e| e.value.to_string()).collect();
+    assert_eq!(got, BTreeSet::from(["10.0.0.0/31".into(), "10.0.1.0/24".into(), "2001:db8::/32".into()]));
+    assert!(merged.iter().all(|e| &*e.scope == "range" && &*e.scenario == "community" && e.seq == 6));
+    let single = aggregate("community", &[entry("192.0.2.1", 1)]);
+    assert_eq!(&*single[0].value, "192.0.2.1");
+    assert_eq!(&*single[0].scope, "ip");
+}
+
+#[test]
+fn deltas_parse_back_in_every_format_but_iptables() {
+    let added = vec![entry("45.33.32.156", 7), entry("2001:db8::1", 8)];
+    let removed = vec![entry("203.0.113.0/24", 9)];
+    let options = |format| Options { format, aggregate: false, family: Family::All };
+    let text = |format| {
+        let mut out = Vec::new();
+        render_delta("community", options(format), 9, &added, &removed, &mut out).expect("delta");
+        String::from_utf8(out).expect("utf-8")
+    };
+    assert_eq!(text(Format::Plain), "+45.33.32.156\n+2001:db8::1\n-203.0.113.0/24\n");
+    let json: serde_json::Value = serde_json::from_str(&text(Format::Json)).expect("json");
+    assert_eq!(json["seq"], 9);
+    assert_eq!(json["removed"], serde_json::json!(["203.0.113.0/24"]));
+    assert_eq!(json["added"][1]["value"], "2001:db8::1");
+    let csv = text(Format::Csv);
+    let ops: Vec<(String, String)> =
+        csv.lines().skip(1).map(parse_csv_line).map(|row| (row[0].clone(), row[1].clone())).collect();
+    assert_eq!(
+        ops,
+        [("add".into(), "45.33.32.156".into()), ("add".into(), "2001:db8::1".into()), ("remove".into(), "203.0.113.0/24".into())]
+    );
+    assert_eq!(
+        text(Format::Nftables),
+        "delete element inet palisade_community v4 { 203.0.113.0/24 }\nadd element inet palisade_community v4 { 45.33.32.156/32 }\nadd element inet palisade_community v6 { 2001:db8::1/128 }\n"
+    );
+    assert_eq!(
+        text(Format::Ipset),
+        "del palisade-community-v4 203.0.113.0/24 -exist\nadd palisade-community-v4 45.33.32.156/32 -exist\nadd palisade-community-v6 2001:db8::1/128 -exist\n"
+    );
+    assert!(text(Format::Mikrotik).contains("remove [find list=palisade-community address=203.0.113.0/24]"));
+    let mut out = Vec::new();
+    assert!(render_delta("community", options(Format::Iptables), 9, &added, &removed, &mut out).is_err());
+}
+
+#[test]
+fn formats_and_families_parse_from_their_names_only() {
+    for format in Format::ALL {
+        assert_eq!(format.name().parse::<Format>(), Ok(format));
+    }
+    assert!("xml".parse::<Format>().is_err());
+    assert!("PLAIN".parse::<Format>().is_err());
+    assert_eq!("v6".parse::<Family>(), Ok(Family::V6));
+    assert!("v5".parse::<Family>().is_err());
+    assert_eq!(identifier("my list/é", 40), "my_list__");
+}

@@ -1,0 +1,152 @@
+//! Snapshots against a real store: load, advance, deltas and their cursors.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::*;
+use crate::store::{ConsensusCommit, ListEntry, ListOp};
+use crate::testing::TestDb;
+
+fn add(value: &str, now: OffsetDateTime) -> ListOp {
+    ListOp::Add(ListEntry {
+        list: "community".into(),
+        value: value.into(),
+        scope: "ip".into(),
+        scenario: "crowdsecurity/ssh-bf".into(),
+        remediation: "ban".into(),
+        rule: "sensor".into(),
+        listed_at: now,
+        expires_at: now + time::Duration::hours(24),
+        seq: 0,
+    })
+}
+
+fn remove(value: &str) -> ListOp {
+    ListOp::Remove { list: "community".into(), value: value.into(), reason: "expired".into() }
+}
+
+async fn commit(store: &dyn Store, ops: Vec<ListOp>) {
+    let now = OffsetDateTime::now_utc();
+    let commit =
+        ConsensusCommit { watermark: 0, machines: vec![], targets: vec![], done_requests: vec![], list_ops: ops, at: now };
+    store.commit_consensus(&commit).await.expect("commit");
+}
+
+fn members(snapshot: &Snapshot) -> BTreeSet<String> {
+    snapshot.entries.keys().map(|k| k.to_string()).collect()
+}
+
+fn set(values: &[&str]) -> BTreeSet<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+async fn stores() -> Vec<(TestDb, Arc<dyn Store>)> {
+    let mut all = Vec::new();
+    for db in TestDb::all().await {
+        let store = crate::store::open(&db.url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        all.push((db, store));
+    }
+    all
+}
+
+#[tokio::test]
+async fn snapshot_follows_the_store_and_deltas_collapse_per_value() {
+    for (db, store) in stores().await {
+        let now = OffsetDateTime::now_utc();
+        commit(store.as_ref(), vec![add("45.33.32.156", now), add("66.249.66.1", now)]).await;
+        let lists = Lists::new(store.clone(), 1000, vec![]);
+        let first = lists.get_or_load("community").await.expect("load");
+        assert_eq!(members(&first), set(&["45.33.32.156", "66.249.66.1"]), "{}", db.label());
+        let cursor = first.seq;
+        commit(store.as_ref(), vec![add("81.2.69.160", now), remove("66.249.66.1"), add("1.2.3.4", now), remove("1.2.3.4")])
+            .await;
+        assert_eq!(lists.current("community").map(|s| s.seq), Some(cursor), "readers keep the old snapshot until a refresh");
+        let second = lists.refresh("community").await.expect("refresh");
+        assert_eq!(members(&second), set(&["45.33.32.156", "81.2.69.160"]));
+        let delta = second.delta(cursor).expect("delta");
+        let added: BTreeSet<String> = delta.added.iter().map(|e| e.value.to_string()).collect();
+        let removed: BTreeSet<String> = delta.removed.iter().map(|e| e.value.to_string()).collect();
+        assert_eq!(added, set(&["81.2.69.160"]));
+        assert_eq!(removed, set(&["66.249.66.1", "1.2.3.4"]));
+        assert_eq!(delta.seq, second.seq);
+        let full = second.delta(0).expect("from the beginning");
+        assert_eq!(full.added.len(), 2);
+        let ahead = second.delta(second.seq + 10).expect("ahead");
+        assert!(ahead.added.is_empty() && ahead.removed.is_empty());
+        assert_eq!(ahead.seq, second.seq + 10, "a cursor from a replica further along is kept");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_retained_log_is_refused() {
+    for (db, store) in stores().await {
+        let now = OffsetDateTime::now_utc();
+        let lists = Lists::new(store.clone(), 3, vec![]);
+        lists.get_or_load("community").await.expect("load");
+        for i in 0..5 {
+            commit(store.as_ref(), vec![add(&format!("192.0.2.{i}"), now)]).await;
+        }
+        let snapshot = lists.refresh("community").await.expect("refresh");
+        assert_eq!(snapshot.changes.len(), 3, "{}", db.label());
+        assert!(matches!(snapshot.delta(0), Err(DeltaError::TooOld { cursor: 0, .. })));
+        let oldest = snapshot.oldest_cursor;
+        assert_eq!(snapshot.delta(oldest).expect("oldest usable").added.len(), 3);
+        // A replica starting now retains the same window of the store's log.
+        let fresh = Lists::new(store.clone(), 3, vec![]).get_or_load("community").await.expect("load");
+        assert_eq!(members(&fresh), members(&snapshot));
+        assert!(fresh.delta(fresh.seq - 3).is_ok());
+        assert!(fresh.delta(fresh.seq - 4).is_err());
+    }
+}
+
+#[tokio::test]
+async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
+    for (db, store) in stores().await {
+        let now = OffsetDateTime::now_utc();
+        let lists = Arc::new(Lists::new(store.clone(), 100_000, vec![]));
+        lists.get_or_load("community").await.expect("load");
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..60u32 {
+                    let value = format!("198.18.{}.{}", i / 200, i % 200);
+                    commit(store.as_ref(), vec![add(&value, now)]).await;
+                    if i % 3 == 0 {
+                        commit(store.as_ref(), vec![remove(&value)]).await;
+                    }
+                }
+            })
+        };
+        // A consumer pulling deltas while the writer runs, replaying them onto its own copy.
+        let mut cursor = 0;
+        let mut mine: BTreeSet<String> = BTreeSet::new();
+        let mut seen_seqs = BTreeSet::new();
+        loop {
+            let finished = writer.is_finished();
+            let snapshot = lists.refresh("community").await.expect("refresh");
+            let start = snapshot.changes.partition_point(|c| c.seq <= cursor);
+            for change in &snapshot.changes[start..] {
+                assert!(seen_seqs.insert(change.seq), "{}: seq {} delivered twice", db.label(), change.seq);
+            }
+            let delta = snapshot.delta(cursor).expect("delta");
+            for entry in &delta.added {
+                mine.insert(entry.value.to_string());
+            }
+            for entry in &delta.removed {
+                mine.remove(&*entry.value);
+            }
+            cursor = delta.seq;
+            if finished {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let truth: BTreeSet<String> =
+            store.list_entries("community").await.expect("entries").into_iter().map(|e| e.value).collect();
+        assert_eq!(mine, truth, "{}: replayed deltas match the store", db.label());
+        assert_eq!(seen_seqs.len(), 80, "{}: every change seen once", db.label());
+    }
+}
