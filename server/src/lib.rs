@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod limits;
+pub mod lookup;
 pub mod manage;
 pub mod reputation;
 pub mod state;
