@@ -32,16 +32,17 @@ pub struct Tier {
     pub burst: u32,
     /// Most addresses in one bulk lookup.
     pub bulk_max: usize,
-    /// Blocklists it may pull, with the most entries served (absent: unlimited).
+    /// Blocklists it may pull, each with the most entries served (0: unlimited). Lists not
+    /// named here are not served to the tier.
     #[serde(default)]
-    pub blocklists: BTreeMap<String, Option<u64>>,
+    pub blocklists: BTreeMap<String, u64>,
 }
 
 /// The default tiers, modelled on the anchors (see the README): CrowdSec CTI's free keys get
 /// tens of lookups a day, AbuseIPDB 1,000 checks a day free and 10k–50k paid, blocklists of 3k,
 /// 15k or unlimited entries.
 pub fn default_tiers() -> BTreeMap<String, Tier> {
-    let tier = |day, month, rate, burst, bulk, list: Option<u64>| Tier {
+    let tier = |day, month, rate, burst, bulk, list: u64| Tier {
         lookups_per_day: day,
         lookups_per_month: month,
         rate_per_sec: rate,
@@ -50,10 +51,10 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
         blocklists: BTreeMap::from([("community".to_string(), list)]),
     };
     BTreeMap::from([
-        ("free".to_string(), tier(50, 1_500, 1.0, 10, 10, Some(3_000))),
-        ("basic".to_string(), tier(1_000, 30_000, 10.0, 50, 100, Some(15_000))),
-        ("pro".to_string(), tier(10_000, 300_000, 50.0, 200, 1_000, None)),
-        ("enterprise".to_string(), tier(50_000, 1_500_000, 200.0, 1_000, 1_000, None)),
+        ("free".to_string(), tier(50, 1_500, 1.0, 10, 10, 3_000)),
+        ("basic".to_string(), tier(1_000, 30_000, 10.0, 50, 100, 15_000)),
+        ("pro".to_string(), tier(10_000, 300_000, 50.0, 200, 1_000, 0)),
+        ("enterprise".to_string(), tier(50_000, 1_500_000, 200.0, 1_000, 1_000, 0)),
     ])
 }
 
