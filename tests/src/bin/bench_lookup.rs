@@ -111,7 +111,8 @@ fn main() -> anyhow::Result<()> {
     drop(redis.kill());
     drop(redis.wait());
 
-    println!("wrk -t2 -c{connections} -d{secs}s --latency, loopback, release build");
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    println!("wrk -t2 -c{connections} -d{secs}s --latency, loopback, {profile} build");
     println!("| case | req/s | p99 ms |");
     println!("|---|---:|---:|");
     println!("| hello (`/healthz`) | {:.0} | {:.2} |", hello.rps, hello.p99_ms);
