@@ -15,6 +15,9 @@ mod error;
 mod machine;
 mod transport;
 
+/// IP lookups with an API key (CTI-compatible and native).
+pub mod lookup;
+
 pub use admin::{AdminClient, SignalQuery};
 pub use error::Error;
 pub use machine::{Client, EnrollOutcome};

@@ -3,10 +3,12 @@
 //!
 //! - [`capi`]: CrowdSec Central API bodies (v2 and v3), shaped exactly as CrowdSec sends and reads
 //!   them (see the protocol notes in the repository documentation).
+//! - [`cti`]: CrowdSec CTI ("smoke") bodies, as CrowdSec's Go client decodes them.
 //! - [`native`]: Palisade's own bodies (errors, admin, operations).
 //!
 //! The `schema` feature adds `utoipa::ToSchema` derives for the server's OpenAPI document; the
 //! client builds without it. This crate holds data shapes only: no I/O, no validation logic.
 
 pub mod capi;
+pub mod cti;
 pub mod native;

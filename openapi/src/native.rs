@@ -411,3 +411,88 @@ pub struct ListEntriesResponse {
     /// Lines or values refused, with the reason; the rest was applied.
     pub rejected: Vec<FieldError>,
 }
+
+/// `POST /v1/admin/accounts/{name}/api-keys` and `POST /v1/account/api-keys` (no fields yet).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CreateApiKeyRequest {}
+
+/// A freshly created API key: shown once, stored hashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ApiKeyCreated {
+    /// The key itself; send it as `x-api-key`.
+    pub key: String,
+    /// Its visible prefix, to identify and revoke it.
+    pub prefix: String,
+    /// Owning account.
+    pub account: String,
+    /// The account's tier.
+    pub tier: String,
+}
+
+/// An API key as listed (never the key itself).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ApiKeyView {
+    /// Visible prefix.
+    pub prefix: String,
+    /// Owning account.
+    pub account: String,
+    /// The account's tier.
+    pub tier: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, when revoked.
+    pub revoked_at: Option<String>,
+    /// RFC 3339, last recorded use.
+    pub last_used_at: Option<String>,
+}
+
+/// `PUT /v1/admin/accounts/{name}/tier`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SetTierRequest {
+    /// A tier named in the server configuration.
+    pub tier: String,
+}
+
+/// `GET /v1/ips/{ip}`: the CTI data in Palisade's shape, plus the listing explanation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct IpLookupResponse {
+    /// The address.
+    pub ip: String,
+    /// `malicious`, `suspicious`, `known`, `safe`, `benign` or `unknown`.
+    pub reputation: String,
+    /// `high`, `medium`, `low` or `none`.
+    pub confidence: String,
+    /// `high`, `medium`, `low` or `none`.
+    pub background_noise: String,
+    /// AS number.
+    pub as_num: Option<u32>,
+    /// AS name.
+    pub as_name: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Enclosing announced range.
+    pub ip_range: Option<String>,
+    /// RFC 3339.
+    pub first_seen: Option<String>,
+    /// RFC 3339.
+    pub last_seen: Option<String>,
+    /// Behaviour names (`ssh:bruteforce`, …).
+    pub behaviors: Vec<String>,
+    /// Scenarios reported.
+    pub scenarios: Vec<String>,
+    /// False-positive classes (`cdn`, `crawler`, `resolver`, …).
+    pub false_positives: Vec<String>,
+    /// Blocklists the address is in.
+    pub blocklists: Vec<String>,
+    /// Reporting clusters, bucketed: `0`, `1`, `2-4`, `5-9`, `10+`.
+    pub reporters: String,
+    /// 0–5 scores per window, as in the CTI answer.
+    pub scores: crate::cti::Scores,
+    /// Why it is (or is not) listed.
+    pub explanation: ExplanationResponse,
+}

@@ -61,6 +61,9 @@ pub enum AdminCommand {
     /// Accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// API keys for the IP lookup.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// Enrollment keys.
     #[command(subcommand, name = "enroll-key")]
     EnrollKey(EnrollKeyCommand),
@@ -155,6 +158,41 @@ pub enum AccountCommand {
         name: String,
         /// anonymous, email, verified, paid or partner.
         level: String,
+    },
+    /// Set an account's lookup tier (one of the configured `[tiers.*]`).
+    Tier {
+        /// Account name.
+        name: String,
+        /// Tier name.
+        tier: String,
+    },
+}
+
+/// `admin api-key …`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for an account and print it (shown once).
+    Create {
+        /// Owning account.
+        #[arg(long)]
+        account: String,
+        /// Also set the account's tier.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// List API keys (prefixes only).
+    List {
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key by its prefix.
+    Revoke {
+        /// The prefix shown at creation and in listings.
+        prefix: String,
     },
 }
 
@@ -269,6 +307,15 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         config.consensus.own_addresses.clone(),
     ));
     state.distribution = std::sync::Arc::new(config.distribution.clone());
+    state.tiers = std::sync::Arc::new(config.tiers.clone());
+    state.machine_tier = std::sync::Arc::from(config.machine_tier.as_str());
+    if let Some(url) = &config.redis_url {
+        // Without Redis at start-up the replica still serves, with per-process limits.
+        match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
+            Ok(redis) => state.limiter = std::sync::Arc::new(crate::limits::Limiter::with_redis(redis)),
+            Err(error) => tracing::error!(%error, "cannot reach Redis: rate limits are per replica"),
+        }
+    }
     Ok(state)
 }
 
@@ -362,6 +409,38 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     println!("{:<32} {:<12} {:>8}  {}", a.name, a.level, a.machines, a.created_at);
                 }
             }
+        }
+        AdminCommand::Account(AccountCommand::Tier { name, tier }) => {
+            manage::set_account_tier(store, &config.tiers, &name, &tier).await?;
+            println!("account {name} is now on tier {tier}");
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::Create { account, tier }) => {
+            if let Some(tier) = tier {
+                manage::set_account_tier(store, &config.tiers, &account, &tier).await?;
+            }
+            let created = manage::create_api_key(store, &account).await?;
+            println!("{}", created.key);
+            eprintln!(
+                "API key {} for account {} (tier {}); send it as x-api-key (it is shown only once)",
+                created.prefix, created.account, created.tier
+            );
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::List { account, json }) => {
+            let keys = manage::list_api_keys(store, account.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<14} {:<24} {:<12} {:<26} {:<26} REVOKED", "PREFIX", "ACCOUNT", "TIER", "CREATED", "LAST USED");
+                for k in keys {
+                    let last = k.last_used_at.unwrap_or_else(|| "-".into());
+                    let revoked = k.revoked_at.unwrap_or_else(|| "-".into());
+                    println!("{:<14} {:<24} {:<12} {:<26} {:<26} {revoked}", k.prefix, k.account, k.tier, k.created_at, last);
+                }
+            }
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::Revoke { prefix }) => {
+            manage::revoke_api_key(store, &prefix, None).await?;
+            println!("API key {prefix} revoked");
         }
         AdminCommand::Account(AccountCommand::Level { name, level }) => {
             manage::set_account_level(store, &name, &level).await?;

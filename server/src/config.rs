@@ -65,6 +65,10 @@ pub struct Config {
     pub consensus: ConsensusConfig,
     /// Blocklist serving: snapshots, change-log retention, per-consumer caps.
     pub distribution: DistributionConfig,
+    /// API tiers by name (`[tiers.<name>]`); `free` must exist. Replaces the defaults when given.
+    pub tiers: std::collections::BTreeMap<String, crate::limits::Tier>,
+    /// Tier applied to lookups made with a machine token (contributors: give to get).
+    pub machine_tier: String,
 }
 
 impl Default for Config {
@@ -82,6 +86,8 @@ impl Default for Config {
             enrich: EnrichConfig::default(),
             consensus: ConsensusConfig::default(),
             distribution: DistributionConfig::default(),
+            tiers: crate::limits::default_tiers(),
+            machine_tier: "basic".into(),
         }
     }
 }
@@ -326,6 +332,10 @@ impl Config {
         }
         if self.consensus.interval_ms == 0 || self.consensus.interval_ms > 60_000 {
             bail!("consensus.interval_ms must be between 1 and 60000");
+        }
+        crate::limits::validate_tiers(&self.tiers)?;
+        if !self.tiers.contains_key(&self.machine_tier) {
+            bail!("machine_tier {:?} is not a configured tier", self.machine_tier);
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -63,6 +63,13 @@ impl Enricher {
         }
         out
     }
+
+    /// The announced range containing an address, from the AS database.
+    pub fn range(&self, ip: IpAddr) -> Option<ipnet::IpNet> {
+        let (record, prefix) = self.asn.as_ref()?.lookup_prefix::<geoip2::Asn>(ip).ok()?;
+        record?;
+        ipnet::IpNet::new(ip, u8::try_from(prefix).ok()?).ok().map(|net| net.trunc())
+    }
 }
 
 #[cfg(test)]

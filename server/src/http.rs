@@ -3,8 +3,10 @@
 //! tests call it without a socket.
 
 pub mod admin;
+pub mod api_keys;
 pub mod blocklists;
 pub mod capi;
+pub mod cti;
 pub mod extract;
 pub mod ips;
 pub mod ops;
@@ -39,12 +41,17 @@ use crate::state::AppState;
         blocklists::list_blocklists, blocklists::get_blocklist_entries, blocklists::create_custom_list,
         blocklists::list_custom_lists, blocklists::delete_custom_list, blocklists::update_list_entries,
         blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
+        ips::get_ip, cti::get_smoke, cti::search_smoke, api_keys::create_api_key_admin, api_keys::list_api_keys_admin,
+        api_keys::list_all_api_keys, api_keys::revoke_api_key_admin, api_keys::set_account_tier, api_keys::create_own_api_key,
+        api_keys::list_own_api_keys, api_keys::revoke_own_api_key,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
     tags((name = "crowdsec", description = "CrowdSec Central API, v2 and v3"), (name = "admin", description = "Operator API"),
-         (name = "ips", description = "IP explanations"),
+         (name = "ips", description = "IP lookups and explanations"),
          (name = "blocklists", description = "Blocklist downloads: full lists, changes since a cursor, firewall formats"),
+         (name = "cti", description = "CrowdSec CTI (smoke) compatible lookups"),
+         (name = "account", description = "An account's own API keys"),
          (name = "operations", description = "Health and metrics")),
 )]
 pub struct ApiDoc;
@@ -59,6 +66,12 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme("machine", bearer("Machine JWT from /v2/watchers/login"));
         components.add_security_scheme("admin", bearer("Admin token from `palisade-server admin token create`"));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(utoipa::openapi::security::ApiKeyValue::new(
+                "x-api-key",
+            ))),
+        );
     }
 }
 
@@ -72,7 +85,9 @@ impl Modify for MirrorV3 {
             .paths
             .paths
             .iter()
-            .filter(|(path, _)| path.starts_with("/v2/") && path.as_str() != "/v2/decisions/stream")
+            .filter(|(path, _)| {
+                path.starts_with("/v2/") && path.as_str() != "/v2/decisions/stream" && !path.starts_with("/v2/smoke")
+            })
             .map(|(path, item)| {
                 let mut item = item.clone();
                 for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
@@ -108,7 +123,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
         .nest("/v1/admin/blocklists", blocklists::admin_routes())
-        .nest("/v1/admin", admin::routes())
+        .merge(cti::routes())
+        .nest("/v1/admin", admin::routes().merge(api_keys::admin_routes()))
+        .nest("/v1/account", api_keys::account_routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
         .merge(ops::routes())

@@ -321,3 +321,80 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         supporters,
     })
 }
+
+/// Prefix of API keys, so they are recognisable in a leak scan.
+pub const API_KEY_PREFIX: &str = "pal_";
+
+/// A new API key (`pal_` + 8 identifying + 40 secret characters) and its visible prefix.
+fn new_api_key() -> (String, String) {
+    let id = random_alnum(8);
+    (format!("{API_KEY_PREFIX}{id}{}", random_alnum(40)), format!("{API_KEY_PREFIX}{id}"))
+}
+
+/// The view of a stored API key.
+pub fn api_key_view(key: &crate::store::ApiKeyRecord) -> palisade_api::native::ApiKeyView {
+    palisade_api::native::ApiKeyView {
+        prefix: key.prefix.clone(),
+        account: key.account_name.clone(),
+        tier: key.tier.clone(),
+        created_at: rfc3339(key.created_at),
+        revoked_at: key.revoked_at.map(rfc3339),
+        last_used_at: key.last_used_at.map(rfc3339),
+    }
+}
+
+async fn account_named(store: &dyn Store, account: &str) -> Result<Account, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no account named {account:?}"));
+    if check_name(account, 64).is_err() {
+        return Err(not_found());
+    }
+    store.account_by_name(account).await?.ok_or_else(not_found)
+}
+
+/// Creates an API key for an account (shown once; only its hash is stored).
+pub async fn create_api_key(store: &dyn Store, account: &str) -> Result<palisade_api::native::ApiKeyCreated, ApiError> {
+    let found = account_named(store, account).await?;
+    let (key, prefix) = new_api_key();
+    store.create_api_key(found.key, &hash_secret(&key), &prefix, OffsetDateTime::now_utc()).await?;
+    let tier = store.api_key_by_hash(&hash_secret(&key)).await?.map(|k| k.tier).unwrap_or_default();
+    Ok(palisade_api::native::ApiKeyCreated { key, prefix, account: found.name, tier })
+}
+
+/// Lists API keys: one account's, or every key.
+pub async fn list_api_keys(store: &dyn Store, account: Option<&str>) -> Result<Vec<palisade_api::native::ApiKeyView>, ApiError> {
+    let account = match account {
+        Some(name) => Some(account_named(store, name).await?.key),
+        None => None,
+    };
+    Ok(store.list_api_keys(account).await?.iter().map(api_key_view).collect())
+}
+
+/// Revokes a key by prefix (only within `account` when given); 404 when there is no such live key.
+pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&str>) -> Result<(), ApiError> {
+    let account = match account {
+        Some(name) => Some(account_named(store, name).await?.key),
+        None => None,
+    };
+    if store.revoke_api_key(prefix, account, OffsetDateTime::now_utc()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no live API key with prefix {prefix:?}")))
+    }
+}
+
+/// Sets an account's tier, which must be configured.
+pub async fn set_account_tier(
+    store: &dyn Store,
+    tiers: &std::collections::BTreeMap<String, crate::limits::Tier>,
+    account: &str,
+    tier: &str,
+) -> Result<(), ApiError> {
+    if !tiers.contains_key(tier) {
+        let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
+        return Err(ApiError::field("tier", format!("unknown tier {tier:?}; configured: {}", known.join(", "))));
+    }
+    match store.set_account_tier(account, tier).await {
+        Err(crate::store::StoreError::NotFound(_)) => Err(ApiError::NotFound(format!("no account named {account:?}"))),
+        other => Ok(other?),
+    }
+}

@@ -1,8 +1,10 @@
 //! `AppState`: the cheap, cloneable handles every handler may reach through `State`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -12,6 +14,8 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::{IngestConfig, RegistrationPolicy};
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
+use crate::limits::{Limiter, Tier};
+use crate::store::ApiKeyRecord;
 use crate::store::Store;
 
 /// Shared state of the HTTP layer.
@@ -43,6 +47,16 @@ pub struct AppState {
     pub lists: Arc<crate::serving::Lists>,
     /// Blocklist serving settings (caps, contribution window).
     pub distribution: Arc<crate::config::DistributionConfig>,
+    /// Lookup tiers by name.
+    pub tiers: Arc<BTreeMap<String, Tier>>,
+    /// Tier of lookups made with a machine token.
+    pub machine_tier: Arc<str>,
+    /// Burst and quota enforcement (global through Redis when configured).
+    pub limiter: Arc<Limiter>,
+    /// Recently authenticated API keys.
+    pub api_keys: Arc<ApiKeyCache>,
+    /// Never-block ranges as the lookup reads them.
+    pub lookup_allowlist: Arc<crate::lookup::AllowlistCache>,
 }
 
 impl AppState {
@@ -74,7 +88,21 @@ impl AppState {
             consensus_wake: Arc::new(tokio::sync::Notify::new()),
             engine_params: Arc::new(crate::engine::params::Params::default()),
             own_addresses: Arc::new(Vec::new()),
+            tiers: Arc::new(crate::limits::default_tiers()),
+            machine_tier: Arc::from("basic"),
+            limiter: Arc::new(Limiter::local()),
+            api_keys: Arc::new(ApiKeyCache::default()),
+            lookup_allowlist: Arc::new(crate::lookup::AllowlistCache::default()),
         }
+    }
+
+    /// A tier by name; an account whose tier is no longer configured gets the default one.
+    pub fn tier(&self, name: &str) -> Tier {
+        self.tiers
+            .get(name)
+            .or_else(|| self.tiers.get(crate::limits::DEFAULT_TIER))
+            .cloned()
+            .unwrap_or_else(|| crate::limits::default_tiers().remove(crate::limits::DEFAULT_TIER).unwrap_or_else(fallback_tier))
     }
 
     /// The per-item signal rules at `now`.
@@ -86,5 +114,44 @@ impl AppState {
             min_v4_prefix: self.ingest.min_v4_prefix,
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
+    }
+}
+
+/// A tier that admits almost nothing, for a configuration with no tiers at all (validation
+/// prevents it; this keeps the lookup path free of panics regardless).
+fn fallback_tier() -> Tier {
+    Tier { lookups_per_day: 1, lookups_per_month: 1, rate_per_sec: 1.0, burst: 1, bulk_max: 1, blocklists: BTreeMap::new() }
+}
+
+/// How long an authenticated API key is trusted without asking the database again. Revocation
+/// and tier changes made on this replica clear the cache at once; on other replicas they take
+/// effect within this time.
+pub const API_KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// API keys by hash, as last read from the store (`None`: no such key).
+#[derive(Default)]
+pub struct ApiKeyCache {
+    entries: Mutex<HashMap<String, (Instant, Option<ApiKeyRecord>)>>,
+}
+
+impl ApiKeyCache {
+    /// The cached record for a hash, if fresh.
+    pub fn get(&self, hash: &str) -> Option<Option<ApiKeyRecord>> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(hash).filter(|(at, _)| at.elapsed() < API_KEY_CACHE_TTL).map(|(_, record)| record.clone())
+    }
+
+    /// Remembers a record.
+    pub fn put(&self, hash: String, record: Option<ApiKeyRecord>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() > 100_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < API_KEY_CACHE_TTL);
+        }
+        entries.insert(hash, (Instant::now(), record));
+    }
+
+    /// Forgets everything (after a revocation or a tier change).
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 }

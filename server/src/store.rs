@@ -481,6 +481,25 @@ pub struct CustomList {
     pub created_at: OffsetDateTime,
 }
 
+/// A stored API key (its hash; the key itself is never stored), with its account and tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    /// First characters, unique, shown in listings and used to revoke.
+    pub prefix: String,
+    /// Owning account.
+    pub account: AccountKey,
+    /// Owning account's name.
+    pub account_name: String,
+    /// The account's tier name.
+    pub tier: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Revocation time; revoked keys authenticate nothing.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Last recorded use.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
 /// What Palisade needs from a database. Implemented by [`sqlite::SqliteStore`] and
 /// [`postgres::PgStore`]; both pass the conformance suite.
 #[async_trait]
@@ -621,6 +640,24 @@ pub trait Store: Send + Sync + 'static {
     async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError>;
     /// The lists a machine is subscribed to, by name.
     async fn machine_subscriptions(&self, machine: MachineKey) -> Result<Vec<String>, StoreError>;
+    /// Stores an API key's hash for an account; `Conflict` when the hash or prefix exists.
+    async fn create_api_key(
+        &self,
+        account: AccountKey,
+        key_hash: &str,
+        prefix: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Finds an API key (revoked or not) by its hash.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Lists API keys, oldest first: one account's, or every key.
+    async fn list_api_keys(&self, account: Option<AccountKey>) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes an unrevoked key by prefix (only within `account` when given); whether one was revoked.
+    async fn revoke_api_key(&self, prefix: &str, account: Option<AccountKey>, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Records that a key was used.
+    async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Sets an account's tier; `NotFound` for an unknown account.
+    async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

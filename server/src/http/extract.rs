@@ -141,6 +141,87 @@ where
     }
 }
 
+/// A caller authenticated by `x-api-key` (the CTI header). Missing, unknown and revoked keys are
+/// 403, not 401: CrowdSec's CTI client treats only 403 as "bad key" (protocol notes §7.3).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// The stored key, with its account and tier.
+    pub record: crate::store::ApiKeyRecord,
+}
+
+impl ApiKey {
+    /// What the limiter counts against: the account, so extra keys do not add quota.
+    pub fn limit_key(&self) -> String {
+        format!("acct:{}", self.record.account.0)
+    }
+}
+
+impl<S> FromRequestParts<S> for ApiKey
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::Forbidden("an API key is required in the x-api-key header".into()))?;
+        let hash = hash_secret(key);
+        let record = match state.api_keys.get(&hash) {
+            Some(record) => record,
+            None => {
+                let record = state.store.api_key_by_hash(&hash).await?;
+                // Recorded once per cache period, not on every lookup.
+                if let Some(live) = record.as_ref().filter(|r| r.revoked_at.is_none())
+                    && let Err(error) = state.store.touch_api_key(&live.prefix, time::OffsetDateTime::now_utc()).await
+                {
+                    tracing::warn!(%error, "cannot record API key use");
+                }
+                state.api_keys.put(hash, record.clone());
+                record
+            }
+        };
+        match record {
+            Some(record) if record.revoked_at.is_none() => Ok(ApiKey { record }),
+            _ => Err(ApiError::Forbidden("invalid or revoked API key".into())),
+        }
+    }
+}
+
+/// Who is looking an address up on the native route: an API key, or a machine token (which
+/// gets the configured machine tier, per machine).
+#[derive(Debug, Clone)]
+pub struct LookupCaller {
+    /// What the limiter counts against.
+    pub limit_key: String,
+    /// The tier name that applies.
+    pub tier: String,
+}
+
+impl<S> FromRequestParts<S> for LookupCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key("x-api-key") {
+            let key = ApiKey::from_request_parts(parts, state).await?;
+            return Ok(LookupCaller { limit_key: key.limit_key(), tier: key.record.tier });
+        }
+        let machine = AuthMachine::from_request_parts(parts, state).await?;
+        let state = AppState::from_ref(state);
+        Ok(LookupCaller { limit_key: format!("machine:{}", machine.key.0), tier: state.machine_tier.to_string() })
+    }
+}
+
 /// The peer's address, canonical (IPv4-mapped IPv6 as IPv4).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);

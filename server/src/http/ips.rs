@@ -1,5 +1,6 @@
-//! Native IP endpoints under `/v1/ips`: the explanation of a listing. Reporters are never named
-//! here (the admin variant is in `admin`).
+//! Native IP endpoints under `/v1/ips`: the lookup (the CTI data in Palisade's own shape, with
+//! the explanation summary) and the explanation of a listing. Reporters are never named here (the
+//! admin variant is in `admin`).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -7,14 +8,19 @@ use axum::{Json, Router};
 use palisade_api::native::ExplanationResponse;
 use tracing::instrument;
 
-use super::extract::{AuthMachine, PathParam};
+use axum::response::{IntoResponse, Response};
+use palisade_api::native::IpLookupResponse;
+
+use super::cti::{charge, with_limit_headers};
+use super::extract::{AuthMachine, LookupCaller, PathParam};
 use crate::error::ApiError;
+use crate::lookup;
 use crate::manage;
 use crate::state::AppState;
 
 /// IP routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/{ip}/explanation", get(get_ip_explanation))
+    Router::new().route("/{ip}", get(get_ip)).route("/{ip}/explanation", get(get_ip_explanation))
 }
 
 /// Why an address is (or is not) on the community list: the rule, how many independent clusters
@@ -29,4 +35,58 @@ pub async fn get_ip_explanation(
     PathParam(ip): PathParam<String>,
 ) -> Result<Json<ExplanationResponse>, ApiError> {
     Ok(Json(manage::explain(state.store.as_ref(), &state.engine_params, &ip, false).await?))
+}
+
+/// Everything known about an address: reputation, confidence, scores per window, behaviours,
+/// false-positive classes, blocklists, AS and country, and why it is (or is not) listed. Costs
+/// one lookup of the caller's tier (an API key's account, or the machine tier for a machine
+/// token). Unlike the CTI route, an unknown address is a 200 with reputation `unknown`.
+#[utoipa::path(get, path = "/v1/ips/{ip}", tag = "ips", security(("api_key" = []), ("machine" = [])),
+    params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
+    responses((status = 200, body = IpLookupResponse), (status = 400, body = palisade_api::native::ErrorBody),
+        (status = 401, body = palisade_api::native::ErrorBody), (status = 403, body = palisade_api::native::ErrorBody),
+        (status = 429, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(ip = %ip, limit.key = %caller.limit_key))]
+pub async fn get_ip(State(state): State<AppState>, caller: LookupCaller, PathParam(ip): PathParam<String>) -> Response {
+    let tier = state.tier(&caller.tier);
+    let addr = match lookup::parse(&ip) {
+        Ok(addr) => addr,
+        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&caller.limit_key, &tier, 0).await),
+    };
+    let (decision, charged) = charge(&state, &caller.limit_key, &tier, 1).await;
+    let response = match charged {
+        Err(error) => error.into_response(),
+        Ok(()) => match native_lookup(&state, addr, &ip).await {
+            Ok(body) => Json(body).into_response(),
+            Err(error) => error.into_response(),
+        },
+    };
+    with_limit_headers(response, &decision)
+}
+
+async fn native_lookup(state: &AppState, addr: std::net::IpAddr, text: &str) -> Result<IpLookupResponse, ApiError> {
+    let now = state.limiter.now_us() / 1_000_000;
+    let found = lookup::find(state, addr, now).await?;
+    let explanation = manage::explain(state.store.as_ref(), &state.engine_params, text, false).await?;
+    let rep = &found.reputation;
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok().map(manage::rfc3339);
+    Ok(IpLookupResponse {
+        ip: addr.to_string(),
+        reputation: rep.reputation.into(),
+        confidence: rep.confidence.into(),
+        background_noise: rep.background_noise.into(),
+        as_num: found.enrichment.as_number,
+        as_name: found.enrichment.as_name.clone(),
+        country: found.enrichment.country.clone(),
+        ip_range: found.range.map(|r| r.to_string()),
+        first_seen: rep.first_seen.and_then(at),
+        last_seen: rep.last_seen.and_then(at),
+        behaviors: rep.behaviors.iter().map(|b| b.name.to_string()).collect(),
+        scenarios: rep.scenarios.clone(),
+        false_positives: rep.false_positives.clone(),
+        blocklists: rep.blocklists.clone(),
+        reporters: rep.reporters.label().into(),
+        scores: lookup::scores(rep),
+        explanation,
+    })
 }

@@ -1153,3 +1153,41 @@ async fn custom_lists_hold_entries_under_the_shared_seq_and_delete_with_logged_r
         assert!(s.store().machine_subscriptions(key).await.expect("subs").is_empty(), "{label}");
     }
 }
+
+#[tokio::test]
+async fn api_keys_are_found_by_hash_listed_per_account_and_revoked_once() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let acme = store.create_account("acme", T0).await.expect("account");
+        let other = store.create_account("other", T0).await.expect("account");
+        store.create_api_key(acme, "hash-a", "pal_aaaa", T0).await.expect("key a");
+        store.create_api_key(acme, "hash-b", "pal_bbbb", T0 + Duration::seconds(1)).await.expect("key b");
+        store.create_api_key(other, "hash-c", "pal_cccc", T0).await.expect("key c");
+        assert!(
+            matches!(store.create_api_key(acme, "hash-a", "pal_dddd", T0).await, Err(StoreError::Conflict(_))),
+            "{label}: duplicate hash"
+        );
+        let found = store.api_key_by_hash("hash-a").await.expect("lookup").expect("exists");
+        assert_eq!(found.prefix, "pal_aaaa", "{label}");
+        assert_eq!((found.account, found.account_name.as_str(), found.tier.as_str()), (acme, "acme", "free"), "{label}");
+        assert_eq!((found.created_at, found.revoked_at, found.last_used_at), (T0, None, None), "{label}");
+        assert!(store.api_key_by_hash("nope").await.expect("lookup").is_none(), "{label}: unknown hash");
+
+        let mine: Vec<_> = store.list_api_keys(Some(acme)).await.expect("list").into_iter().map(|k| k.prefix).collect();
+        assert_eq!(mine, ["pal_aaaa", "pal_bbbb"], "{label}: one account, oldest first");
+        assert_eq!(store.list_api_keys(None).await.expect("list").len(), 3, "{label}: every key");
+
+        assert!(!store.revoke_api_key("pal_cccc", Some(acme), T0).await.expect("revoke"), "{label}: not acme's key");
+        assert!(store.revoke_api_key("pal_aaaa", Some(acme), T0 + Duration::hours(1)).await.expect("revoke"), "{label}");
+        assert!(!store.revoke_api_key("pal_aaaa", None, T0).await.expect("revoke"), "{label}: already revoked");
+        let revoked = store.api_key_by_hash("hash-a").await.expect("lookup").expect("still found");
+        assert_eq!(revoked.revoked_at, Some(T0 + Duration::hours(1)), "{label}: revocation time");
+
+        store.touch_api_key("pal_bbbb", T0 + Duration::minutes(5)).await.expect("touch");
+        store.set_account_tier("acme", "pro").await.expect("tier");
+        let b = store.api_key_by_hash("hash-b").await.expect("lookup").expect("exists");
+        assert_eq!((b.last_used_at, b.tier.as_str()), (Some(T0 + Duration::minutes(5)), "pro"), "{label}");
+        assert!(matches!(store.set_account_tier("ghost", "pro").await, Err(StoreError::NotFound(_))), "{label}");
+    }
+}

@@ -18,10 +18,10 @@ use time::OffsetDateTime;
 
 use self::group_commit::{SignalRow, SignalWriter};
 use super::{
-    Account, AccountKey, AllowlistEntry, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList, EngineMachine,
-    EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp, LoginRecord,
-    Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros, storable,
-    storable_json, storable_opt, to_micros,
+    Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
+    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp,
+    LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros,
+    storable, storable_json, storable_opt, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -733,6 +733,74 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?)
     }
+
+    async fn create_api_key(
+        &self,
+        account: AccountKey,
+        key_hash: &str,
+        prefix: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
+            .bind(account.0)
+            .bind(to_micros(at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE k.key_hash = ?"))
+            .bind(storable(key_hash))
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(api_key_from_row).transpose()?)
+    }
+
+    async fn list_api_keys(&self, account: Option<AccountKey>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(&format!("{API_KEY_SELECT} WHERE (? IS NULL OR k.account_id = ?) ORDER BY k.id"))
+            .bind(account.map(|a| a.0))
+            .bind(account.map(|a| a.0))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(api_key_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_api_key(&self, prefix: &str, account: Option<AccountKey>, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL AND (? IS NULL OR account_id = ?)",
+        )
+        .bind(to_micros(at))
+        .bind(storable(prefix))
+        .bind(account.map(|a| a.0))
+        .bind(account.map(|a| a.0))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?")
+            .bind(to_micros(at))
+            .bind(storable(prefix))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET tier = ? WHERE name = ?")
+            .bind(storable(tier))
+            .bind(storable(name))
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {name:?}")));
+        }
+        Ok(())
+    }
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
@@ -816,4 +884,19 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], 
         }
     }
     Ok(())
+}
+
+const API_KEY_SELECT: &str = "SELECT k.prefix, k.account_id, a.name AS account_name, a.tier, k.created_at, k.revoked_at, \
+     k.last_used_at FROM api_keys k JOIN accounts a ON a.id = k.account_id";
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, sqlx::Error> {
+    Ok(ApiKeyRecord {
+        prefix: row.try_get("prefix")?,
+        account: AccountKey(row.try_get("account_id")?),
+        account_name: row.try_get("account_name")?,
+        tier: row.try_get("tier")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_micros),
+    })
 }

@@ -1,0 +1,97 @@
+//! Limiter behaviour on every backend this machine offers: in-process always, Redis when
+//! `REDIS_URL` is set (each test in a namespace of its own).
+
+use time::macros::datetime;
+
+use super::*;
+
+fn tier(day: u64, month: u64, rate: f64, burst: u32) -> Tier {
+    Tier { lookups_per_day: day, lookups_per_month: month, rate_per_sec: rate, burst, bulk_max: 10, blocklists: BTreeMap::new() }
+}
+
+fn us(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1000) as i64
+}
+
+async fn limiters() -> Vec<(&'static str, Limiter)> {
+    let mut all = vec![("local", Limiter::local())];
+    if let Some(url) = crate::testing::service_url("REDIS_URL", "Redis limiter") {
+        let namespace = format!("palisade:test:{}", uuid::Uuid::new_v4().simple());
+        let redis = redis::RedisLimiter::connect(&url).await.expect("REDIS_URL answers").with_namespace(namespace);
+        all.push(("redis", Limiter::with_redis(redis)));
+    }
+    all
+}
+
+#[tokio::test]
+async fn daily_quota_runs_out_and_resets_at_midnight_utc() {
+    for (label, limiter) in limiters().await {
+        let t = tier(3, 100, 1000.0, 100);
+        let now = us(datetime!(2026-11-25 23:59:00 UTC));
+        for left in [2, 1, 0] {
+            let d = limiter.check_at("acct:1", &t, 1, now).await;
+            assert!(d.allowed, "{label}");
+            assert_eq!((d.limit, d.remaining, d.reset_secs), (3, left, 60), "{label}");
+        }
+        let refused = limiter.check_at("acct:1", &t, 1, now + 1_000_000).await;
+        assert!(!refused.allowed, "{label}: over the daily quota");
+        assert_eq!((refused.remaining, refused.retry_after_secs), (0, 59), "{label}: retry at midnight");
+        assert!(!limiter.check_at("acct:1", &t, 1, us(datetime!(2026-11-25 23:59:59.999 UTC))).await.allowed, "{label}");
+        let next_day = limiter.check_at("acct:1", &t, 1, us(datetime!(2026-11-26 00:00:00 UTC))).await;
+        assert!(next_day.allowed, "{label}: a new day");
+        assert_eq!((next_day.remaining, next_day.reset_secs), (2, 86_400), "{label}");
+        assert!(limiter.check_at("acct:2", &t, 1, now).await.allowed, "{label}: other accounts are independent");
+    }
+}
+
+#[tokio::test]
+async fn monthly_quota_binds_across_days_and_resets_on_the_first() {
+    for (label, limiter) in limiters().await {
+        let t = tier(5, 7, 1000.0, 100);
+        let day1 = us(datetime!(2026-11-29 12:00:00 UTC));
+        assert!(limiter.check_at("acct:1", &t, 5, day1).await.allowed, "{label}: a bulk of five");
+        let day2 = us(datetime!(2026-11-30 12:00:00 UTC));
+        let d = limiter.check_at("acct:1", &t, 1, day2).await;
+        assert_eq!((d.allowed, d.limit, d.remaining, d.reset_secs), (true, 7, 1, 12 * 3600), "{label}: month binds");
+        assert!(!limiter.check_at("acct:1", &t, 2, day2).await.allowed, "{label}: a bulk over the rest is refused whole");
+        assert!(limiter.check_at("acct:1", &t, 1, day2).await.allowed, "{label}");
+        assert!(!limiter.check_at("acct:1", &t, 1, day2).await.allowed, "{label}: month spent");
+        assert!(limiter.check_at("acct:1", &t, 1, us(datetime!(2026-12-01 00:00:00 UTC))).await.allowed, "{label}: new month");
+    }
+}
+
+#[tokio::test]
+async fn burst_is_enforced_by_gcra_and_refills_at_the_rate() {
+    for (label, limiter) in limiters().await {
+        let t = tier(1000, 1000, 2.0, 4);
+        let now = us(datetime!(2026-11-25 12:00:00 UTC));
+        for i in 0..4 {
+            assert!(limiter.check_at("acct:1", &t, 1, now).await.allowed, "{label}: burst request {i}");
+        }
+        let refused = limiter.check_at("acct:1", &t, 1, now).await;
+        assert!(!refused.allowed, "{label}: fifth back to back");
+        assert_eq!(refused.retry_after_secs, 1, "{label}: half a second, rounded up");
+        assert_eq!(refused.remaining, 996, "{label}: a refused request is not counted");
+        assert!(limiter.check_at("acct:1", &t, 1, now + 500_000).await.allowed, "{label}: one more after 1/rate");
+        assert!(!limiter.check_at("acct:1", &t, 1, now + 500_000).await.allowed, "{label}");
+    }
+}
+
+#[test]
+fn windows_end_at_utc_midnight_and_the_first_of_the_month() {
+    let (day, day_left, month, month_left) = windows(us(datetime!(2026-12-31 23:00:00 UTC)));
+    assert_eq!((day_left, month_left), (3600, 3600));
+    let (next_day, _, next_month, _) = windows(us(datetime!(2027-01-01 00:00:00 UTC)));
+    assert_eq!((next_day - day, next_month - month), (1, 1));
+}
+
+#[test]
+fn default_tiers_are_valid_and_ordered() {
+    let tiers = default_tiers();
+    validate_tiers(&tiers).expect("valid");
+    assert!(tiers["free"].lookups_per_day < tiers["basic"].lookups_per_day);
+    assert_eq!(tiers["basic"].lookups_per_day, 1_000);
+    let mut broken = tiers.clone();
+    broken.remove("free");
+    assert!(validate_tiers(&broken).unwrap_err().to_string().contains("free"));
+}

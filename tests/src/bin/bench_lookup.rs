@@ -1,0 +1,130 @@
+//! Lookup benchmark: one `palisade-server` binary, measured by `wrk` on loopback in one run.
+//!
+//! 1. `/healthz` (no I/O) as the trivial baseline;
+//! 2. `GET /v2/smoke/{ip}` with a valid key and in-process limits (SQLite);
+//! 3. the same lookup with limits enforced in Redis (a `redis-server` this program starts).
+//!
+//! Prints requests per second and p99 latency of each and the ratios the targets are stated in:
+//! lookup ≥ 0.5× hello throughput with p99 ≤ 2× hello's, and Redis-backed ≥ 0.8× in-process.
+//! Usage: `cargo run --release -p palisade-tests --bin bench_lookup [-- SECONDS CONNECTIONS]`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use palisade_tests::testing::TestDb;
+use palisade_tests::{ServerOptions, ServerProcess, free_port, wait_until};
+
+/// Huge quotas: the benchmark measures the limiter's cost, not its refusals.
+const TIERS: &str = r#"
+[tiers.free]
+lookups_per_day = 1000000000000
+lookups_per_month = 1000000000000
+rate_per_sec = 1000000000.0
+burst = 1000000000
+bulk_max = 100
+"#;
+
+/// The address looked up: in a never-block range, so the lookup finds it and answers 200.
+const IP: &str = "66.249.66.1";
+
+struct Measured {
+    rps: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, key: Option<&str>, secs: u32, connections: u32) -> anyhow::Result<Measured> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s"), "--latency"]);
+    if let Some(key) = key {
+        cmd.args(["-H", &format!("x-api-key: {key}")]);
+    }
+    let output = cmd.arg(url).output().context("cannot run wrk (apt install wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    if text.contains("Non-2xx") {
+        bail!("non-2xx answers from {url}:\n{text}");
+    }
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(str::trim)
+        .and_then(parse_duration_ms)
+        .with_context(|| format!("no 99% latency in wrk output:\n{text}"))?;
+    Ok(Measured { rps, p99_ms: p99 })
+}
+
+fn parse_duration_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (value, unit) = text.split_at(split);
+    let value: f64 = value.parse().ok()?;
+    Some(match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        _ => return None,
+    })
+}
+
+/// A lookup server on a fresh SQLite database with one key; returns it and the key.
+fn lookup_server(env: Vec<(String, String)>) -> anyhow::Result<(ServerProcess, String, TestDb)> {
+    let db = TestDb::sqlite();
+    let mut env = env;
+    env.push(("PALISADE_CONSENSUS__ENABLED".into(), "false".into()));
+    let server = ServerProcess::start(&db, ServerOptions { env, config_toml: TIERS.into() })?;
+    let ranges = server.data_dir.join("bench-ranges.txt");
+    std::fs::write(&ranges, "66.249.64.0/19\n")?;
+    let ranges = ranges.display().to_string();
+    server.admin(&["allowlist", "import", &ranges, "--source", "googlebot", "--category", "crawler"])?;
+    server.admin(&["account", "create", "bench"])?;
+    let key = server.admin(&["api-key", "create", "--account", "bench"])?.trim().to_string();
+    Ok((server, key, db))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let secs: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let connections: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
+
+    let port = free_port()?;
+    let mut redis: Child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start redis-server")?;
+    wait_until(Duration::from_secs(10), "redis-server", || Ok(std::net::TcpStream::connect(("127.0.0.1", port)).ok()))?;
+
+    let (local, local_key, _local_db) = lookup_server(Vec::new())?;
+    let (global, global_key, _global_db) = lookup_server(vec![("REDIS_URL".into(), format!("redis://127.0.0.1:{port}"))])?;
+    let smoke = |server: &ServerProcess| format!("{}v2/smoke/{IP}", server.url);
+    // Warm up caches (key, allowlist) and connections.
+    wrk(&smoke(&local), Some(&local_key), 2, connections)?;
+    wrk(&smoke(&global), Some(&global_key), 2, connections)?;
+
+    let hello = wrk(&format!("{}healthz", local.url), None, secs, connections)?;
+    let lookup = wrk(&smoke(&local), Some(&local_key), secs, connections)?;
+    let redis_lookup = wrk(&smoke(&global), Some(&global_key), secs, connections)?;
+    drop(redis.kill());
+    drop(redis.wait());
+
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    println!("wrk -t2 -c{connections} -d{secs}s --latency, loopback, {profile} build");
+    println!("| case | req/s | p99 ms |");
+    println!("|---|---:|---:|");
+    println!("| hello (`/healthz`) | {:.0} | {:.2} |", hello.rps, hello.p99_ms);
+    println!("| lookup, in-process limits | {:.0} | {:.2} |", lookup.rps, lookup.p99_ms);
+    println!("| lookup, Redis limits | {:.0} | {:.2} |", redis_lookup.rps, redis_lookup.p99_ms);
+    println!();
+    let throughput = lookup.rps / hello.rps;
+    let latency = lookup.p99_ms / hello.p99_ms;
+    let redis_ratio = redis_lookup.rps / lookup.rps;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("lookup / hello throughput: {throughput:.2} (target >= 0.5: {})", verdict(throughput >= 0.5));
+    println!("lookup / hello p99: {latency:.2} (target <= 2: {})", verdict(latency <= 2.0));
+    println!("redis / in-process lookup throughput: {redis_ratio:.2} (target >= 0.8: {})", verdict(redis_ratio >= 0.8));
+    Ok(())
+}
