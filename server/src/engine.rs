@@ -196,6 +196,10 @@ pub struct TargetState {
     pub first_seen: Time,
     /// Latest report.
     pub last_seen: Time,
+    /// When its latest listing expired: only reports after it can list it again, so a listing
+    /// that ran out without fresh evidence is not revived by the evidence that made it.
+    #[serde(default)]
+    pub expired_at: Time,
 }
 
 /// Why a target is (or is not) listed, without naming reporters unless asked.
@@ -413,8 +417,14 @@ impl Engine {
         }
     }
 
+    /// Reports before this no longer count towards a listing: older than the evidence window, or
+    /// from before the latest expiry.
+    fn evidence_start(&self, state: &TargetState, now: Time) -> Time {
+        (now - self.params.evidence_window_secs).max(state.expired_at + 1)
+    }
+
     fn support(&self, state: &TargetState, now: Time, floor: f64, exclude_cluster: Option<support::ClusterId>) -> Support {
-        let window_start = now - self.params.evidence_window_secs;
+        let window_start = self.evidence_start(state, now);
         let contributions = state.reporters.iter().filter(|r| !r.voided && r.last_at >= window_start).filter_map(|r| {
             let machine = self.machines.get(&r.machine)?;
             let weight = machine.trust(now, &self.params) * r.factor;
@@ -440,7 +450,7 @@ impl Engine {
         exclude: Option<support::ClusterId>,
     ) -> Option<(Rule, Remediation)> {
         let p = &self.params;
-        let window_start = now - p.evidence_window_secs;
+        let window_start = self.evidence_start(state, now);
         let shared = self.shared.overlaps(key);
         let remediation = if shared { Remediation::Captcha } else { Remediation::Ban };
         let sensor_seen = state.reporters.iter().any(|r| {
@@ -533,6 +543,15 @@ impl Engine {
         }
     }
 
+    /// A listing is renewed once past half its current lifetime, if it was reported in that second
+    /// half: the attacker is still active. (Renewing at any report since the last renewal, with
+    /// the next, doubled lifetime as the yardstick, took a listing to the longest lifetime within
+    /// minutes and renewed it on evidence a day old, so reassigned addresses stayed listed.)
+    fn renewal_due(state: &TargetState, listing: &Listing, now: Time) -> bool {
+        let halfway = listing.expires_at - (listing.expires_at - listing.renewed_at) / 2;
+        now >= halfway && state.reporters.iter().any(|r| !r.voided && r.last_at >= halfway)
+    }
+
     fn evaluate(&mut self, key: IpNet, now: Time, out: &mut Vec<Change>) {
         let slashed = self.slashed.remove(&key);
         if self.is_never_block(key) {
@@ -574,9 +593,8 @@ impl Engine {
                 self.credit_leaders(key, now);
             }
             (Some((rule, remediation)), Some(listing)) => {
-                let fresh = state.reporters.iter().any(|r| !r.voided && r.last_at > listing.renewed_at);
-                let ttl = (p.base_ttl_secs.saturating_mul(1 << (listing.renewals + 1).min(30))).min(p.max_ttl_secs);
-                if fresh && listing.expires_at - now < ttl / 2 {
+                if Self::renewal_due(state, listing, now) {
+                    let ttl = (p.base_ttl_secs.saturating_mul(1 << (listing.renewals + 1).min(30))).min(p.max_ttl_secs);
                     let mut listing = listing.clone();
                     listing.renewals += 1;
                     listing.renewed_at = now;
@@ -605,6 +623,15 @@ impl Engine {
                 }
                 self.changed_targets.insert(key);
                 out.push(Change::Delisted { target: key, reason: DelistReason::Slashed });
+            }
+            (None, Some(listing)) if listing.expires_at <= now => {
+                // Due for renewal at its expiry but no longer qualifying: it expires.
+                if let Some(state) = self.targets.get_mut(&key) {
+                    state.listing = None;
+                    state.expired_at = now;
+                }
+                self.changed_targets.insert(key);
+                out.push(Change::Delisted { target: key, reason: DelistReason::Expired });
             }
             (None, None) => {
                 // Forget what can no longer matter.
@@ -727,20 +754,18 @@ impl Consensus for Engine {
             self.expiries.pop_first();
             let expired = self.targets.get(&target).and_then(|s| s.listing.as_ref()).is_some_and(|l| l.expires_at <= now);
             if expired {
-                // Fresh evidence renews instead of expiring.
+                // Fresh evidence renews instead of expiring (in `evaluate`).
                 let renewable = self.targets.get(&target).is_some_and(|s| {
-                    let listing = s.listing.as_ref().map(|l| l.renewed_at).unwrap_or(now);
-                    s.reporters.iter().any(|r| !r.voided && r.last_at > listing)
-                }) && self.targets.get(&target).and_then(|s| self.qualifies(s, target, now, None)).is_some();
+                    s.listing.as_ref().is_some_and(|l| Self::renewal_due(s, l, now))
+                        && self.qualifies(s, target, now, None).is_some()
+                });
                 if renewable {
                     self.dirty.insert(target);
-                    if let Some(listing) = self.targets.get_mut(&target).and_then(|s| s.listing.as_mut()) {
-                        listing.expires_at = now;
-                    }
                     continue;
                 }
                 if let Some(state) = self.targets.get_mut(&target) {
                     state.listing = None;
+                    state.expired_at = now;
                 }
                 self.changed_targets.insert(target);
                 out.push(Change::Delisted { target, reason: DelistReason::Expired });

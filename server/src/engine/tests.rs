@@ -198,6 +198,7 @@ fn listings_expire_without_fresh_evidence_and_renew_longer_with_it() {
         changes.contains(&Change::Delisted { target: net("185.220.101.8/32"), reason: DelistReason::Expired }),
         "{changes:?}"
     );
+    assert!(!w.listed("185.220.101.8"), "the evidence that listed it does not list it again");
     assert!(w.listed("185.220.101.9"));
 }
 
