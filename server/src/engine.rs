@@ -200,6 +200,41 @@ pub struct TargetState {
     /// that ran out without fresh evidence is not revived by the evidence that made it.
     #[serde(default)]
     pub expired_at: Time,
+    /// Where each machine's entry sits in `reporters`, once there are many (derived, not persisted).
+    #[serde(skip)]
+    index: ReporterIndex,
+}
+
+/// Reporters from which a target keeps a machine → position index. Below it a scan is cheaper;
+/// above it a scan per report would make a flood of n machines on one address cost O(n²).
+const INDEX_REPORTERS_FROM: usize = 32;
+
+/// Machine → position in `TargetState::reporters`. Reporters are only ever appended, so the
+/// index catches up with the entries added since it was last used.
+#[derive(Debug, Clone, Default)]
+struct ReporterIndex(HashMap<i64, u32>);
+
+impl PartialEq for ReporterIndex {
+    /// Derived data: two states with the same reporters are equal whatever their index holds.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl TargetState {
+    /// Position of `machine`'s entry in `reporters`.
+    fn reporter_position(&mut self, machine: i64) -> Option<usize> {
+        if self.reporters.len() < INDEX_REPORTERS_FROM {
+            return self.reporters.iter().position(|r| r.machine == machine);
+        }
+        let indexed = self.index.0.len();
+        if indexed < self.reporters.len() {
+            for (position, reporter) in self.reporters.iter().enumerate().skip(indexed) {
+                self.index.0.insert(reporter.machine, position as u32);
+            }
+        }
+        self.index.0.get(&machine).map(|&position| position as usize)
+    }
 }
 
 /// Why a target is (or is not) listed, without naming reporters unless asked.
@@ -427,7 +462,8 @@ impl Engine {
         let window_start = self.evidence_start(state, now);
         let contributions = state.reporters.iter().filter(|r| !r.voided && r.last_at >= window_start).filter_map(|r| {
             let machine = self.machines.get(&r.machine)?;
-            let weight = machine.trust(now, &self.params) * r.factor;
+            let trust = machine.trust(now, &self.params);
+            let weight = trust * r.factor;
             let cluster = support::ClusterId::of(r.machine, machine.account);
             (weight >= floor && weight > 0.0 && Some(cluster) != exclude_cluster).then(|| Contribution {
                 cluster,
@@ -435,8 +471,7 @@ impl Engine {
                 origin_as: r.origin_as,
                 weight,
                 established: machine.sensor
-                    || (now - machine.created_at >= self.params.established_age_secs
-                        && machine.trust(now, &self.params) >= self.params.established_trust),
+                    || (now - machine.created_at >= self.params.established_age_secs && trust >= self.params.established_trust),
             })
         });
         support::aggregate(contributions)
@@ -564,6 +599,14 @@ impl Engine {
             return;
         }
         let Some(state) = self.targets.get(&key) else { return };
+        // A listing that is neither slashed nor due for renewal cannot change: skip the support
+        // computation (the hot path for widely reported attackers, evaluated at every step).
+        if let Some(listing) = &state.listing
+            && !slashed
+            && !Self::renewal_due(state, listing, now)
+        {
+            return;
+        }
         let verdict = self.qualifies(state, key, now, None);
         let window_start = now - self.params.evidence_window_secs;
         let p = &self.params;
@@ -704,7 +747,7 @@ impl Consensus for Engine {
         let state = self.targets.entry(key).or_insert_with(|| TargetState { first_seen: report.at, ..TargetState::default() });
         state.last_seen = state.last_seen.max(report.at);
         let listed = state.listing.is_some();
-        match state.reporters.iter_mut().find(|r| r.machine == report.machine) {
+        match state.reporter_position(report.machine).map(|position| &mut state.reporters[position]) {
             Some(r) => {
                 r.last_at = r.last_at.max(report.at);
                 r.count = r.count.saturating_add(1);
