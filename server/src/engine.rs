@@ -295,6 +295,8 @@ pub struct Engine {
     dirty: HashSet<IpNet>,
     slashed: HashSet<IpNet>,
     expiries: BTreeSet<(Time, IpNet)>,
+    /// When to check whether an unlisted target can be forgotten (its reports left the window).
+    forget_checks: BTreeSet<(Time, IpNet)>,
     changed_machines: HashSet<i64>,
     changed_targets: HashSet<IpNet>,
 }
@@ -318,6 +320,7 @@ impl Engine {
             dirty: HashSet::new(),
             slashed: HashSet::new(),
             expiries: BTreeSet::new(),
+            forget_checks: BTreeSet::new(),
             changed_machines: HashSet::new(),
             changed_targets: HashSet::new(),
         }
@@ -403,6 +406,7 @@ impl Engine {
             for reporter in &state.reporters {
                 self.recent_targets.entry(reporter.machine).or_default().push_back((reporter.last_at, target));
             }
+            self.forget_checks.insert((self.forget_check_at(&state), target));
             self.targets.insert(target, state);
         }
     }
@@ -448,6 +452,37 @@ impl Engine {
                     self.dirty.insert(target);
                     self.slashed.insert(target);
                 }
+            }
+        }
+    }
+
+    /// When a target may next be forgotten: once its latest report has left the evidence window,
+    /// its protection has run out and it is not listed.
+    fn forget_check_at(&self, state: &TargetState) -> Time {
+        let listed_until = state.listing.as_ref().map_or(0, |l| l.expires_at);
+        (state.last_seen + self.params.evidence_window_secs).max(state.protected_until).max(listed_until) + 1
+    }
+
+    /// Forgets the unlisted targets whose reports all left the evidence window. Without it, an
+    /// address reported once and never again would be remembered for ever.
+    fn forget_stale(&mut self, now: Time) {
+        let window_start = now - self.params.evidence_window_secs;
+        while let Some(&(at, target)) = self.forget_checks.first() {
+            if at > now {
+                break;
+            }
+            self.forget_checks.pop_first();
+            let Some(state) = self.targets.get(&target) else { continue };
+            let keep = state.listing.is_some()
+                || state.last_seen >= window_start
+                || state.protected_until > now
+                || self.dirty.contains(&target);
+            if keep {
+                let next = self.forget_check_at(state).max(now + 1);
+                self.forget_checks.insert((next, target));
+            } else {
+                self.targets.remove(&target);
+                self.changed_targets.insert(target);
             }
         }
     }
@@ -744,6 +779,9 @@ impl Consensus for Engine {
         let params = &self.params;
         let Some(machine) = self.machines.get_mut(&report.machine) else { return };
         let sensor_sighting = machine.sensor && !spoofable;
+        if !self.targets.contains_key(&key) {
+            self.forget_checks.insert((report.at + params.evidence_window_secs + 1, key));
+        }
         let state = self.targets.entry(key).or_insert_with(|| TargetState { first_seen: report.at, ..TargetState::default() });
         state.last_seen = state.last_seen.max(report.at);
         let listed = state.listing.is_some();
@@ -778,7 +816,9 @@ impl Consensus for Engine {
                 });
                 let recent = self.recent_targets.entry(report.machine).or_default();
                 recent.push_back((report.at, key));
-                if recent.len() > RECENT_TARGETS_PER_MACHINE {
+                // A canary voids only the reports of its window: older entries are dead weight.
+                let void_from = report.at - params.canary_void_window_secs;
+                while recent.len() > RECENT_TARGETS_PER_MACHINE || recent.front().is_some_and(|(at, _)| *at < void_from) {
                     recent.pop_front();
                 }
                 self.changed_machines.insert(report.machine);
@@ -820,6 +860,7 @@ impl Consensus for Engine {
         for key in dirty {
             self.evaluate(key, now, &mut out);
         }
+        self.forget_stale(now);
         out
     }
 

@@ -238,3 +238,17 @@ fn processing_the_same_reports_twice_from_scratch_gives_the_same_changes() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn addresses_reported_once_are_forgotten_after_the_evidence_window() {
+    let mut w = World::new();
+    w.machine(1, Some(1), 0, false);
+    w.report(1, "91.200.12.10", 64500);
+    w.advance(60);
+    assert!(w.engine.target(net("91.200.12.10")).is_some());
+    w.engine.take_changed();
+    let window = w.engine.params().evidence_window_secs;
+    w.advance(window + 60);
+    assert!(w.engine.target(net("91.200.12.10")).is_none(), "forgotten once its report left the window");
+    assert!(w.engine.take_changed().targets.contains(&(net("91.200.12.10"), None)), "and the store is told");
+}
