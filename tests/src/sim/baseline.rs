@@ -41,6 +41,7 @@ pub struct Naive {
     targets: HashMap<IpNet, Target>,
     dirty: HashSet<IpNet>,
     expiries: BTreeSet<(Time, IpNet)>,
+    next_sweep: Time,
 }
 
 impl Naive {
@@ -58,6 +59,7 @@ impl Naive {
             targets: HashMap::new(),
             dirty: HashSet::new(),
             expiries: BTreeSet::new(),
+            next_sweep: Time::MIN,
         }
     }
 
@@ -108,6 +110,12 @@ impl Consensus for Naive {
                 out.push(Change::Delisted { target: key, reason: DelistReason::Expired });
                 self.dirty.insert(key);
             }
+        }
+        // Forget, once a window, the unlisted addresses nobody reported within it.
+        if now >= self.next_sweep {
+            let since = now - self.window;
+            self.targets.retain(|_, t| t.listed_until.is_some() || t.last >= since);
+            self.next_sweep = now + self.window;
         }
         let mut dirty: Vec<IpNet> = self.dirty.drain().collect();
         dirty.sort();

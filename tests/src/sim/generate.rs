@@ -397,6 +397,8 @@ impl<'a> Generator<'a> {
                     (rotator_net(self.next_rotator, self.address_key), true)
                 }
                 AttackerKind::Cgnat => {
+                    // Hosts 1..=1022 of each /22 in turn; past that many attackers, addresses
+                    // (and their scoring) are shared, as CGNAT addresses are.
                     let ranges = self.world.shared.len().max(1) as u64;
                     let n = self.next_shared;
                     self.next_shared += 1;
@@ -411,10 +413,10 @@ impl<'a> Generator<'a> {
                 }
             };
             let id = self.new_attacker(key, start);
-            if spec.kind == AttackerKind::Static && self.echo_pool.len() >= ECHO_POOL {
-                self.echo_pool.pop_front();
-            }
             if spec.kind == AttackerKind::Static {
+                if self.echo_pool.len() >= ECHO_POOL {
+                    self.echo_pool.pop_front();
+                }
                 self.echo_pool.push_back(key);
             }
             let sightings = rng.count(f64::from(reach) * share);
