@@ -13,7 +13,7 @@ use palisade_server::engine::{Consensus, Engine, Report, Time};
 use super::baseline::{Naive, Unit};
 use super::generate::{Entity, Event, Generator};
 use super::rng::mix;
-use super::scenario::Scenario;
+use super::scenario::{AppealSpec, Scenario};
 use super::score::{STALE_AFTER, Scorecard, Scorer};
 use super::world::{HOUR, Role, World, secs, stream};
 
@@ -85,9 +85,50 @@ impl Outcome {
     }
 }
 
+/// Something the driver does at a later time, whatever the subject decided meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
+    /// The owner's appeal against a listing is upheld (if it is still listed).
     Appeal(IpNet),
+    /// Is a reassigned address still listed?
     StaleCheck(u32, IpNet),
+}
+
+/// Pending actions by time; the sequence number keeps their order stable.
+#[derive(Default)]
+struct Actions {
+    queue: BinaryHeap<Reverse<(Time, u64, Action)>>,
+    seq: u64,
+}
+
+impl Actions {
+    fn at(&mut self, at: Time, action: Action) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, action)));
+    }
+
+    fn due(&mut self, now: Time) -> Option<Action> {
+        let Reverse((at, _, action)) = *self.queue.peek()?;
+        (at <= now).then(|| {
+            self.queue.pop();
+            action
+        })
+    }
+}
+
+/// Whether and when the owner of wrongly listed `key` appeals: drawn from the seed and the
+/// address alone, so every subject sees the same owners appeal after the same delay.
+fn appeal_delay(seed: u64, key: IpNet, appeals: &AppealSpec) -> Option<Time> {
+    let (address, len) = match key {
+        IpNet::V4(n) => (u128::from(u32::from(n.network())), n.prefix_len()),
+        IpNet::V6(n) => (u128::from(n.network()), n.prefix_len()),
+    };
+    let draw = mix(seed, &[stream::APPEALS, address as u64, (address >> 64) as u64, u64::from(len)]);
+    let unit = |x: u64| (x >> 11) as f64 / (1u64 << 53) as f64;
+    (unit(draw) < appeals.probability).then(|| {
+        let [lo, hi] = appeals.delay_hours;
+        secs(lo + (hi - lo) * unit(mix(draw, &[1])), HOUR).max(1)
+    })
 }
 
 /// Runs `subject` over the world of `scenario` and `seed`.
@@ -100,11 +141,9 @@ pub fn run(scenario: &Scenario, world: &World, seed: u64, subject: &mut dyn Subj
         subject.upsert_machine(m.id, m.account, m.level, m.role == Role::Sensor, m.created_at);
     }
     busy += started.elapsed();
-    let mut actions: BinaryHeap<Reverse<(Time, u64, usize)>> = BinaryHeap::new();
-    let mut action_list: Vec<Action> = Vec::new();
+    let mut actions = Actions::default();
     let mut batch: Vec<(Time, Event)> = Vec::new();
     let step = scenario.run.step_secs;
-    let appeals = &scenario.appeals;
     let mut now = world.start;
     while now < world.end {
         now = (now + step).min(world.end);
@@ -150,20 +189,15 @@ pub fn run(scenario: &Scenario, world: &World, seed: u64, subject: &mut dyn Subj
                     if *at >= world.scored_from {
                         let key = generator.attackers()[*attacker as usize].key;
                         if scorer.on_handover(&key) {
-                            action_list.push(Action::StaleCheck(*attacker, key));
-                            actions.push(Reverse((at + STALE_AFTER, action_list.len() as u64, action_list.len() - 1)));
+                            actions.at(at + STALE_AFTER, Action::StaleCheck(*attacker, key));
                         }
                     }
                 }
                 Event::Register { .. } => {}
             }
         }
-        while let Some(&Reverse((at, _, index))) = actions.peek() {
-            if at > now {
-                break;
-            }
-            actions.pop();
-            match action_list[index] {
+        while let Some(action) = actions.due(now) {
+            match action {
                 Action::Appeal(key) => {
                     if scorer.is_listed(&key) {
                         let started = Instant::now();
@@ -179,20 +213,9 @@ pub fn run(scenario: &Scenario, world: &World, seed: u64, subject: &mut dyn Subj
         let changes = subject.advance(now);
         busy += started.elapsed();
         for key in scorer.on_changes(&changes, now, &generator) {
-            if !matches!(generator.entity(&key), Some(Entity::Victim(_) | Entity::Benign(_))) {
-                continue;
-            }
-            let (address, len) = match key {
-                IpNet::V4(n) => (u128::from(u32::from(n.network())), n.prefix_len()),
-                IpNet::V6(n) => (u128::from(n.network()), n.prefix_len()),
-            };
-            let draw = mix(seed, &[stream::APPEALS, address as u64, (address >> 64) as u64, u64::from(len)]);
-            let unit = (draw >> 11) as f64 / (1u64 << 53) as f64;
-            if unit < appeals.probability {
-                let delay_unit = (mix(draw, &[1]) >> 11) as f64 / (1u64 << 53) as f64;
-                let delay = secs(appeals.delay_hours[0] + (appeals.delay_hours[1] - appeals.delay_hours[0]) * delay_unit, HOUR);
-                action_list.push(Action::Appeal(key));
-                actions.push(Reverse((now + delay.max(1), action_list.len() as u64, action_list.len() - 1)));
+            let wrongly = matches!(generator.entity(&key), Some(Entity::Victim(_) | Entity::Benign(_)));
+            if let Some(delay) = appeal_delay(seed, key, &scenario.appeals).filter(|_| wrongly) {
+                actions.at(now + delay, Action::Appeal(key));
             }
         }
     }
