@@ -197,6 +197,45 @@ pub struct TargetState {
     pub first_seen: Time,
     /// Latest report.
     pub last_seen: Time,
+    /// When its latest listing expired: only reports after it can list it again, so a listing
+    /// that ran out without fresh evidence is not revived by the evidence that made it.
+    #[serde(default)]
+    pub expired_at: Time,
+    /// Where each machine's entry sits in `reporters`, once there are many (derived, not persisted).
+    #[serde(skip)]
+    index: ReporterIndex,
+}
+
+/// Reporters from which a target keeps a machine → position index. Below it a scan is cheaper;
+/// above it a scan per report would make a flood of n machines on one address cost O(n²).
+const INDEX_REPORTERS_FROM: usize = 32;
+
+/// Machine → position in `TargetState::reporters`. Reporters are only ever appended, so the
+/// index catches up with the entries added since it was last used.
+#[derive(Debug, Clone, Default)]
+struct ReporterIndex(HashMap<i64, u32>);
+
+impl PartialEq for ReporterIndex {
+    /// Derived data: two states with the same reporters are equal whatever their index holds.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl TargetState {
+    /// Position of `machine`'s entry in `reporters`.
+    fn reporter_position(&mut self, machine: i64) -> Option<usize> {
+        if self.reporters.len() < INDEX_REPORTERS_FROM {
+            return self.reporters.iter().position(|r| r.machine == machine);
+        }
+        let indexed = self.index.0.len();
+        if indexed < self.reporters.len() {
+            for (position, reporter) in self.reporters.iter().enumerate().skip(indexed) {
+                self.index.0.insert(reporter.machine, position as u32);
+            }
+        }
+        self.index.0.get(&machine).map(|&position| position as usize)
+    }
 }
 
 /// Why a target is (or is not) listed, without naming reporters unless asked.
@@ -257,6 +296,8 @@ pub struct Engine {
     dirty: HashSet<IpNet>,
     slashed: HashSet<IpNet>,
     expiries: BTreeSet<(Time, IpNet)>,
+    /// When to check whether an unlisted target can be forgotten (its reports left the window).
+    forget_checks: BTreeSet<(Time, IpNet)>,
     changed_machines: HashSet<i64>,
     changed_targets: HashSet<IpNet>,
 }
@@ -280,6 +321,7 @@ impl Engine {
             dirty: HashSet::new(),
             slashed: HashSet::new(),
             expiries: BTreeSet::new(),
+            forget_checks: BTreeSet::new(),
             changed_machines: HashSet::new(),
             changed_targets: HashSet::new(),
         }
@@ -365,6 +407,7 @@ impl Engine {
             for reporter in &state.reporters {
                 self.recent_targets.entry(reporter.machine).or_default().push_back((reporter.last_at, target));
             }
+            self.forget_checks.insert((self.forget_check_at(&state), target));
             self.targets.insert(target, state);
         }
     }
@@ -414,11 +457,49 @@ impl Engine {
         }
     }
 
-    fn support(&self, state: &TargetState, now: Time, floor: f64, exclude_cluster: Option<support::ClusterId>) -> Support {
+    /// When a target may next be forgotten: once its latest report has left the evidence window,
+    /// its protection has run out and it is not listed.
+    fn forget_check_at(&self, state: &TargetState) -> Time {
+        let listed_until = state.listing.as_ref().map_or(0, |l| l.expires_at);
+        (state.last_seen + self.params.evidence_window_secs).max(state.protected_until).max(listed_until) + 1
+    }
+
+    /// Forgets the unlisted targets whose reports all left the evidence window. Without it, an
+    /// address reported once and never again would be remembered for ever.
+    fn forget_stale(&mut self, now: Time) {
         let window_start = now - self.params.evidence_window_secs;
+        while let Some(&(at, target)) = self.forget_checks.first() {
+            if at > now {
+                break;
+            }
+            self.forget_checks.pop_first();
+            let Some(state) = self.targets.get(&target) else { continue };
+            let keep = state.listing.is_some()
+                || state.last_seen >= window_start
+                || state.protected_until > now
+                || self.dirty.contains(&target);
+            if keep {
+                let next = self.forget_check_at(state).max(now + 1);
+                self.forget_checks.insert((next, target));
+            } else {
+                self.targets.remove(&target);
+                self.changed_targets.insert(target);
+            }
+        }
+    }
+
+    /// Reports before this no longer count towards a listing: older than the evidence window, or
+    /// from before the latest expiry.
+    fn evidence_start(&self, state: &TargetState, now: Time) -> Time {
+        (now - self.params.evidence_window_secs).max(state.expired_at + 1)
+    }
+
+    fn support(&self, state: &TargetState, now: Time, floor: f64, exclude_cluster: Option<support::ClusterId>) -> Support {
+        let window_start = self.evidence_start(state, now);
         let contributions = state.reporters.iter().filter(|r| !r.voided && r.last_at >= window_start).filter_map(|r| {
             let machine = self.machines.get(&r.machine)?;
-            let weight = machine.trust(now, &self.params) * r.factor;
+            let trust = machine.trust(now, &self.params);
+            let weight = trust * r.factor;
             let cluster = support::ClusterId::of(r.machine, machine.account);
             (weight >= floor && weight > 0.0 && Some(cluster) != exclude_cluster).then(|| Contribution {
                 cluster,
@@ -426,8 +507,7 @@ impl Engine {
                 origin_as: r.origin_as,
                 weight,
                 established: machine.sensor
-                    || (now - machine.created_at >= self.params.established_age_secs
-                        && machine.trust(now, &self.params) >= self.params.established_trust),
+                    || (now - machine.created_at >= self.params.established_age_secs && trust >= self.params.established_trust),
             })
         });
         support::aggregate(contributions)
@@ -441,7 +521,7 @@ impl Engine {
         exclude: Option<support::ClusterId>,
     ) -> Option<(Rule, Remediation)> {
         let p = &self.params;
-        let window_start = now - p.evidence_window_secs;
+        let window_start = self.evidence_start(state, now);
         let shared = self.shared.overlaps(key);
         let remediation = if shared { Remediation::Captcha } else { Remediation::Ban };
         let sensor_seen = state.reporters.iter().any(|r| {
@@ -534,6 +614,15 @@ impl Engine {
         }
     }
 
+    /// A listing is renewed once past half its current lifetime, if it was reported in that second
+    /// half: the attacker is still active. (Renewing at any report since the last renewal, with
+    /// the next, doubled lifetime as the yardstick, took a listing to the longest lifetime within
+    /// minutes and renewed it on evidence a day old, so reassigned addresses stayed listed.)
+    fn renewal_due(state: &TargetState, listing: &Listing, now: Time) -> bool {
+        let halfway = listing.expires_at - (listing.expires_at - listing.renewed_at) / 2;
+        now >= halfway && state.reporters.iter().any(|r| !r.voided && r.last_at >= halfway)
+    }
+
     fn evaluate(&mut self, key: IpNet, now: Time, out: &mut Vec<Change>) {
         let slashed = self.slashed.remove(&key);
         if self.is_never_block(key) {
@@ -546,6 +635,14 @@ impl Engine {
             return;
         }
         let Some(state) = self.targets.get(&key) else { return };
+        // A listing that is neither slashed nor due for renewal cannot change: skip the support
+        // computation (the hot path for widely reported attackers, evaluated at every step).
+        if let Some(listing) = &state.listing
+            && !slashed
+            && !Self::renewal_due(state, listing, now)
+        {
+            return;
+        }
         let verdict = self.qualifies(state, key, now, None);
         let window_start = now - self.params.evidence_window_secs;
         let p = &self.params;
@@ -575,9 +672,8 @@ impl Engine {
                 self.credit_leaders(key, now);
             }
             (Some((rule, remediation)), Some(listing)) => {
-                let fresh = state.reporters.iter().any(|r| !r.voided && r.last_at > listing.renewed_at);
-                let ttl = (p.base_ttl_secs.saturating_mul(1 << (listing.renewals + 1).min(30))).min(p.max_ttl_secs);
-                if fresh && listing.expires_at - now < ttl / 2 {
+                if Self::renewal_due(state, listing, now) {
+                    let ttl = (p.base_ttl_secs.saturating_mul(1 << (listing.renewals + 1).min(30))).min(p.max_ttl_secs);
                     let mut listing = listing.clone();
                     listing.renewals += 1;
                     listing.renewed_at = now;
@@ -606,6 +702,15 @@ impl Engine {
                 }
                 self.changed_targets.insert(key);
                 out.push(Change::Delisted { target: key, reason: DelistReason::Slashed });
+            }
+            (None, Some(listing)) if listing.expires_at <= now => {
+                // Due for renewal at its expiry but no longer qualifying: it expires.
+                if let Some(state) = self.targets.get_mut(&key) {
+                    state.listing = None;
+                    state.expired_at = now;
+                }
+                self.changed_targets.insert(key);
+                out.push(Change::Delisted { target: key, reason: DelistReason::Expired });
             }
             (None, None) => {
                 // Forget what can no longer matter.
@@ -675,10 +780,13 @@ impl Consensus for Engine {
         let params = &self.params;
         let Some(machine) = self.machines.get_mut(&report.machine) else { return };
         let sensor_sighting = machine.sensor && !spoofable;
+        if !self.targets.contains_key(&key) {
+            self.forget_checks.insert((report.at + params.evidence_window_secs + 1, key));
+        }
         let state = self.targets.entry(key).or_insert_with(|| TargetState { first_seen: report.at, ..TargetState::default() });
         state.last_seen = state.last_seen.max(report.at);
         let listed = state.listing.is_some();
-        match state.reporters.iter_mut().find(|r| r.machine == report.machine) {
+        match state.reporter_position(report.machine).map(|position| &mut state.reporters[position]) {
             Some(r) => {
                 r.last_at = r.last_at.max(report.at);
                 r.count = r.count.saturating_add(1);
@@ -709,7 +817,9 @@ impl Consensus for Engine {
                 });
                 let recent = self.recent_targets.entry(report.machine).or_default();
                 recent.push_back((report.at, key));
-                if recent.len() > RECENT_TARGETS_PER_MACHINE {
+                // A canary voids only the reports of its window: older entries are dead weight.
+                let void_from = report.at - params.canary_void_window_secs;
+                while recent.len() > RECENT_TARGETS_PER_MACHINE || recent.front().is_some_and(|(at, _)| *at < void_from) {
                     recent.pop_front();
                 }
                 self.changed_machines.insert(report.machine);
@@ -728,20 +838,18 @@ impl Consensus for Engine {
             self.expiries.pop_first();
             let expired = self.targets.get(&target).and_then(|s| s.listing.as_ref()).is_some_and(|l| l.expires_at <= now);
             if expired {
-                // Fresh evidence renews instead of expiring.
+                // Fresh evidence renews instead of expiring (in `evaluate`).
                 let renewable = self.targets.get(&target).is_some_and(|s| {
-                    let listing = s.listing.as_ref().map(|l| l.renewed_at).unwrap_or(now);
-                    s.reporters.iter().any(|r| !r.voided && r.last_at > listing)
-                }) && self.targets.get(&target).and_then(|s| self.qualifies(s, target, now, None)).is_some();
+                    s.listing.as_ref().is_some_and(|l| Self::renewal_due(s, l, now))
+                        && self.qualifies(s, target, now, None).is_some()
+                });
                 if renewable {
                     self.dirty.insert(target);
-                    if let Some(listing) = self.targets.get_mut(&target).and_then(|s| s.listing.as_mut()) {
-                        listing.expires_at = now;
-                    }
                     continue;
                 }
                 if let Some(state) = self.targets.get_mut(&target) {
                     state.listing = None;
+                    state.expired_at = now;
                 }
                 self.changed_targets.insert(target);
                 out.push(Change::Delisted { target, reason: DelistReason::Expired });
@@ -753,6 +861,7 @@ impl Consensus for Engine {
         for key in dirty {
             self.evaluate(key, now, &mut out);
         }
+        self.forget_stale(now);
         out
     }
 

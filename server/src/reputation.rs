@@ -281,7 +281,11 @@ mod tests {
     }
 
     fn state(reporters: Vec<Reporter>) -> TargetState {
-        TargetState { first_seen: NOW - 3 * DAY, last_seen: NOW - 60, reporters, ..TargetState::default() }
+        let mut state = TargetState::default();
+        state.first_seen = NOW - 3 * DAY;
+        state.last_seen = NOW - 60;
+        state.reporters = reporters;
+        state
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests and benchmarks: runs the real `palisade-server` binary on
 //! 127.0.0.1 with port 0 against a fresh database, learns its address from its first output
 //! line, and runs its admin CLI against the same database. Processes are killed when dropped.
+//! Also home of the poisoning simulator ([`sim`]) behind the `palisade-sim` binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ pub use palisade_server::testing;
 
 pub mod http;
 pub mod signals;
+pub mod sim;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

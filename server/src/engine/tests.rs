@@ -198,6 +198,7 @@ fn listings_expire_without_fresh_evidence_and_renew_longer_with_it() {
         changes.contains(&Change::Delisted { target: net("185.220.101.8/32"), reason: DelistReason::Expired }),
         "{changes:?}"
     );
+    assert!(!w.listed("185.220.101.8"), "the evidence that listed it does not list it again");
     assert!(w.listed("185.220.101.9"));
 }
 
@@ -236,4 +237,18 @@ fn processing_the_same_reports_twice_from_scratch_gives_the_same_changes() {
         all
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn addresses_reported_once_are_forgotten_after_the_evidence_window() {
+    let mut w = World::new();
+    w.machine(1, Some(1), 0, false);
+    w.report(1, "91.200.12.10", 64500);
+    w.advance(60);
+    assert!(w.engine.target(net("91.200.12.10")).is_some());
+    w.engine.take_changed();
+    let window = w.engine.params().evidence_window_secs;
+    w.advance(window + 60);
+    assert!(w.engine.target(net("91.200.12.10")).is_none(), "forgotten once its report left the window");
+    assert!(w.engine.take_changed().targets.contains(&(net("91.200.12.10"), None)), "and the store is told");
 }

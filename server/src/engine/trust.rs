@@ -110,9 +110,11 @@ impl MachineState {
 
     fn decayed(&self, now: Time, params: &Params) -> (f64, f64) {
         let dt = (now - self.updated_at).max(0) as f64;
-        let good = self.good * (-dt * std::f64::consts::LN_2 / params.good_half_life_secs.max(1) as f64).exp();
-        let bad = self.bad * (-dt * std::f64::consts::LN_2 / params.bad_half_life_secs.max(1) as f64).exp();
-        (good, bad)
+        // Most machines carry no negative (and many no positive) evidence: skip their `exp`.
+        let decay = |value: f64, half_life: i64| {
+            if value == 0.0 || dt == 0.0 { value } else { value * (-dt * std::f64::consts::LN_2 / half_life.max(1) as f64).exp() }
+        };
+        (decay(self.good, params.good_half_life_secs), decay(self.bad, params.bad_half_life_secs))
     }
 
     /// Adds evidence at `now` (positive `good`, negative `bad`).

@@ -1,0 +1,341 @@
+//! Scoring one subject's run: what it listed and when, set against what the world knows each
+//! address to be. Definitions (also in `docs/simulator.md`):
+//! - an attacker *qualifies* when its third distinct honest account (the sensors count as the
+//!   operator's one account) reports it; time-to-list is first listing minus that, 0 if earlier;
+//! - recall by breadth: attackers that started in the scored period and were reported by at least
+//!   N distinct honest accounts, and the share of them listed at any time;
+//! - innocent: addresses adversary groups wanted listed (never-block ones are counted apart);
+//! - benign false-positive rate: benign addresses honest machines reported in the scored period
+//!   that were listed, over all of them;
+//! - a group succeeds when any of its victims is listed; its cost is the sum over its machines of
+//!   their age in days at the strike.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+use palisade_server::engine::ipset::IpSet;
+use palisade_server::engine::{Change, Time};
+use serde::Serialize;
+
+use super::generate::{Entity, Generator};
+use super::world::{DAY, HOUR, Role, World};
+
+/// Distinct honest accounts counted per attacker (enough for every breadth threshold).
+const BREADTH_CAP: usize = 10;
+/// An attacker qualifies at this many distinct honest accounts.
+pub const QUALIFY_ACCOUNTS: usize = 3;
+/// A reassigned address is checked this long after the handover.
+pub const STALE_AFTER: Time = 48 * HOUR;
+
+#[derive(Debug, Clone, Default)]
+struct AttackerStat {
+    clusters: Vec<i64>,
+    qualified_at: Option<Time>,
+    first_listed: Option<Time>,
+    stale_after_handover: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct BenignStat {
+    reported_at: Option<Time>,
+    listed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct VictimStat {
+    listed: bool,
+    listed_secs: Time,
+}
+
+/// The scorecard of one subject: the deterministic part of the output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scorecard {
+    /// Subject name (`engine`, `machines>=3`, …).
+    pub subject: String,
+    /// Distinct innocent (victim) addresses listed.
+    pub innocent_listed: u64,
+    /// Hours innocent addresses spent listed, summed.
+    pub innocent_listed_hours: f64,
+    /// Distinct never-block addresses or ranges listed.
+    pub never_block_listed: u64,
+    /// Benign addresses listed over benign addresses reported.
+    pub benign_fp_rate: f64,
+    /// Share listed of attackers reported by ≥ 10 distinct honest accounts (null: none).
+    pub recall_seen_by_10plus_accounts: Option<f64>,
+    /// Share listed of attackers reported by ≥ 3 distinct honest accounts (null: none).
+    pub recall_seen_by_3plus_accounts: Option<f64>,
+    /// Median seconds from qualifying to listing.
+    pub time_to_list_p50_s: Option<i64>,
+    /// 95th percentile of the same.
+    pub time_to_list_p95_s: Option<i64>,
+    /// Reassigned (dynamic) addresses still listed 48 hours after the handover.
+    pub reassigned_still_listed_48h: u64,
+    /// Adversary and compromised machines penalised by the end.
+    pub malicious_machines_penalised: u64,
+    /// Honest machines penalised by the end.
+    pub honest_machines_penalised: u64,
+    /// Machine-days of the cheapest group that got a victim listed (null: none succeeded).
+    pub cheapest_success_machine_days: Option<f64>,
+    /// Its accounts.
+    pub cheapest_success_accounts: Option<u64>,
+    /// Its ASes.
+    pub cheapest_success_ases: Option<u64>,
+    /// Its name.
+    pub cheapest_success_group: Option<String>,
+    /// Every group that got at least one victim listed, with how many.
+    pub groups_succeeded: Vec<String>,
+    /// Context: signals processed.
+    pub signals: u64,
+    /// Context: attackers scored that reached 10 accounts.
+    pub attackers_seen_by_10plus: u64,
+    /// Context: attackers scored that reached 3 accounts.
+    pub attackers_seen_by_3plus: u64,
+    /// Context: benign addresses reported in the scored period.
+    pub benign_reported: u64,
+    /// Context: of which listed.
+    pub benign_listed: u64,
+    /// Context: victim addresses.
+    pub victims: u64,
+    /// Context: dynamic addresses listed when handed over.
+    pub reassigned_listed_at_handover: u64,
+    /// Context: adversary and compromised machines.
+    pub malicious_machines: u64,
+    /// Context: honest machines (sensors excluded).
+    pub honest_machines: u64,
+}
+
+/// Follows one subject's listings.
+#[derive(Debug)]
+pub struct Scorer {
+    scored_from: Time,
+    never_block: IpSet,
+    attackers: Vec<AttackerStat>,
+    benign: Vec<BenignStat>,
+    victims: Vec<VictimStat>,
+    listed_since: HashMap<IpNet, Time>,
+    never_block_listed: Vec<IpNet>,
+    signals: u64,
+    reassigned_listed_at_handover: u64,
+}
+
+impl Scorer {
+    /// A scorer for `world`.
+    pub fn new(world: &World) -> Self {
+        let never_block = IpSet::new(world.never_block.iter().copied().chain(world.canaries.iter().copied()));
+        Scorer {
+            scored_from: world.scored_from,
+            never_block,
+            attackers: Vec::new(),
+            benign: Vec::new(),
+            victims: Vec::new(),
+            listed_since: HashMap::new(),
+            never_block_listed: Vec::new(),
+            signals: 0,
+            reassigned_listed_at_handover: 0,
+        }
+    }
+
+    /// Whether `key` is listed now.
+    pub fn is_listed(&self, key: &IpNet) -> bool {
+        self.listed_since.contains_key(key)
+    }
+
+    fn attacker(&mut self, id: u32) -> &mut AttackerStat {
+        let i = id as usize;
+        if self.attackers.len() <= i {
+            self.attackers.resize(i + 1, AttackerStat::default());
+        }
+        &mut self.attackers[i]
+    }
+
+    /// A report was processed. `cluster` is the reporter's account (or machine) when it is an
+    /// honest machine or a sensor, `None` for adversaries.
+    pub fn on_report(&mut self, entity: Option<Entity>, cluster: Option<i64>, at: Time) {
+        self.signals += 1;
+        match entity {
+            Some(Entity::Attacker(id)) => {
+                let Some(cluster) = cluster else { return };
+                let stat = self.attacker(id);
+                if stat.clusters.len() < BREADTH_CAP && !stat.clusters.contains(&cluster) {
+                    stat.clusters.push(cluster);
+                    if stat.clusters.len() == QUALIFY_ACCOUNTS {
+                        stat.qualified_at = Some(at);
+                    }
+                }
+            }
+            Some(Entity::Benign(id)) if cluster.is_some() => {
+                let i = id as usize;
+                if self.benign.len() <= i {
+                    self.benign.resize(i + 1, BenignStat::default());
+                }
+                self.benign[i].reported_at.get_or_insert(at);
+            }
+            _ => {}
+        }
+    }
+
+    /// A dynamic attacker's address `key` was handed over to an innocent user.
+    pub fn on_handover(&mut self, key: &IpNet) -> bool {
+        let listed = self.is_listed(key);
+        self.reassigned_listed_at_handover += u64::from(listed);
+        listed
+    }
+
+    /// `STALE_AFTER` past a handover: is the address still listed?
+    pub fn on_stale_check(&mut self, attacker: u32, key: &IpNet) {
+        if self.is_listed(key) {
+            self.attacker(attacker).stale_after_handover = true;
+        }
+    }
+
+    /// Membership changes at `now`; returns the keys newly listed (for appeals).
+    pub fn on_changes(&mut self, changes: &[Change], now: Time, generator: &Generator<'_>) -> Vec<IpNet> {
+        let mut newly = Vec::new();
+        for change in changes {
+            match change {
+                Change::Listed { target, .. } => {
+                    if self.listed_since.contains_key(target) {
+                        continue;
+                    }
+                    self.listed_since.insert(*target, now);
+                    newly.push(*target);
+                    if self.never_block.overlaps(*target) && !self.never_block_listed.contains(target) {
+                        self.never_block_listed.push(*target);
+                    }
+                    match generator.entity(target) {
+                        Some(Entity::Attacker(id)) => {
+                            self.attacker(id).first_listed.get_or_insert(now);
+                        }
+                        Some(Entity::Benign(id)) => {
+                            let i = id as usize;
+                            if self.benign.len() <= i {
+                                self.benign.resize(i + 1, BenignStat::default());
+                            }
+                            self.benign[i].listed = true;
+                        }
+                        Some(Entity::Victim(id)) => {
+                            let i = id as usize;
+                            if self.victims.len() <= i {
+                                self.victims.resize(i + 1, VictimStat::default());
+                            }
+                            self.victims[i].listed = true;
+                        }
+                        None => {}
+                    }
+                }
+                Change::Delisted { target, .. } => {
+                    if let Some(since) = self.listed_since.remove(target)
+                        && let Some(Entity::Victim(id)) = generator.entity(target)
+                    {
+                        self.victims[id as usize].listed_secs += now - since;
+                    }
+                }
+            }
+        }
+        newly
+    }
+
+    /// The scorecard at the end of the run. `penalised` says whether the subject penalised a machine.
+    pub fn finish(
+        mut self,
+        subject: String,
+        world: &World,
+        scenario: &super::scenario::Scenario,
+        generator: &Generator<'_>,
+        penalised: impl Fn(i64) -> bool,
+    ) -> Scorecard {
+        let end = world.end;
+        for (key, since) in std::mem::take(&mut self.listed_since) {
+            if let Some(Entity::Victim(id)) = generator.entity(&key) {
+                self.victims[id as usize].listed_secs += end - since;
+            }
+        }
+        let infos = generator.attackers();
+        let scored = |id: usize| infos[id].spawned_at >= self.scored_from;
+        let breadth = |n: usize| {
+            let seen: Vec<&AttackerStat> =
+                self.attackers.iter().enumerate().filter(|(i, s)| scored(*i) && s.clusters.len() >= n).map(|(_, s)| s).collect();
+            let listed = seen.iter().filter(|s| s.first_listed.is_some()).count();
+            (seen.len() as u64, (!seen.is_empty()).then(|| round(listed as f64 / seen.len() as f64, 4)))
+        };
+        let (seen10, recall10) = breadth(10);
+        let (seen3, recall3) = breadth(QUALIFY_ACCOUNTS);
+        let mut delays: Vec<i64> = self
+            .attackers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| scored(*i))
+            .filter_map(|(_, s)| Some((s.first_listed? - s.qualified_at?).max(0)))
+            .collect();
+        delays.sort_unstable();
+        let percentile =
+            |p: f64| (!delays.is_empty()).then(|| delays[((p * delays.len() as f64).ceil() as usize).clamp(1, delays.len()) - 1]);
+        let benign_reported = self.benign.iter().filter(|b| b.reported_at.is_some_and(|at| at >= self.scored_from)).count();
+        let benign_listed =
+            self.benign.iter().filter(|b| b.listed && b.reported_at.is_some_and(|at| at >= self.scored_from)).count();
+
+        let mut cheapest: Option<(f64, usize)> = None;
+        let mut groups_succeeded = Vec::new();
+        for (g, group) in world.groups.iter().enumerate() {
+            let listed = (0..generator.victim_count())
+                .filter(|&v| generator.victim_group(v) == g && self.victims.get(v as usize).is_some_and(|s| s.listed))
+                .count();
+            if listed == 0 {
+                continue;
+            }
+            groups_succeeded.push(format!("{}:{listed}", scenario.adversaries[group.spec].name));
+            let days: f64 = group
+                .machines
+                .iter()
+                .map(|&m| (group.strike_at - world.machines[m as usize].created_at).max(0) as f64 / DAY as f64)
+                .sum();
+            if cheapest.is_none_or(|(best, _)| days < best) {
+                cheapest = Some((days, g));
+            }
+        }
+        let (mut malicious, mut malicious_penalised, mut honest, mut honest_penalised) = (0, 0, 0, 0);
+        for m in &world.machines {
+            if m.malicious() {
+                malicious += 1;
+                malicious_penalised += u64::from(penalised(m.id));
+            } else if m.role == Role::Honest {
+                honest += 1;
+                honest_penalised += u64::from(penalised(m.id));
+            }
+        }
+        Scorecard {
+            subject,
+            innocent_listed: self.victims.iter().filter(|v| v.listed).count() as u64,
+            innocent_listed_hours: round(self.victims.iter().map(|v| v.listed_secs).sum::<Time>() as f64 / HOUR as f64, 1),
+            never_block_listed: self.never_block_listed.len() as u64,
+            benign_fp_rate: if benign_reported == 0 { 0.0 } else { round(benign_listed as f64 / benign_reported as f64, 6) },
+            recall_seen_by_10plus_accounts: recall10,
+            recall_seen_by_3plus_accounts: recall3,
+            time_to_list_p50_s: percentile(0.5),
+            time_to_list_p95_s: percentile(0.95),
+            reassigned_still_listed_48h: self.attackers.iter().filter(|s| s.stale_after_handover).count() as u64,
+            malicious_machines_penalised: malicious_penalised,
+            honest_machines_penalised: honest_penalised,
+            cheapest_success_machine_days: cheapest.map(|(days, _)| round(days, 1)),
+            cheapest_success_accounts: cheapest.map(|(_, g)| world.groups[g].accounts as u64),
+            cheapest_success_ases: cheapest.map(|(_, g)| world.groups[g].ases as u64),
+            cheapest_success_group: cheapest.map(|(_, g)| scenario.adversaries[world.groups[g].spec].name.clone()),
+            groups_succeeded,
+            signals: self.signals,
+            attackers_seen_by_10plus: seen10,
+            attackers_seen_by_3plus: seen3,
+            benign_reported: benign_reported as u64,
+            benign_listed: benign_listed as u64,
+            victims: u64::from(generator.victim_count()),
+            reassigned_listed_at_handover: self.reassigned_listed_at_handover,
+            malicious_machines: malicious,
+            honest_machines: honest,
+        }
+    }
+}
+
+/// Rounds to `digits` decimals, so printed values never depend on float formatting noise.
+pub fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
