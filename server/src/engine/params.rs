@@ -75,8 +75,6 @@ pub struct Params {
     pub spoofable_scenarios: Vec<String>,
     /// Weight of a report by its scenario trust: certified 1, others below.
     pub uncertified_weight: f64,
-    /// IPv4 addresses listed in one /24 before the whole /24 is listed (0 disables expansion).
-    pub expand_v4_24_after: usize,
 }
 
 /// Trust caps by account verification level.
@@ -140,7 +138,6 @@ impl Default for Params {
             fallback_v6_as_prefix: 32,
             spoofable_scenarios: vec!["udp".into(), "flood".into(), "ddos".into()],
             uncertified_weight: 0.5,
-            expand_v4_24_after: 0,
         }
     }
 }
