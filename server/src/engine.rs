@@ -623,6 +623,24 @@ impl Engine {
         now >= halfway && state.reporters.iter().any(|r| !r.voided && r.last_at >= halfway)
     }
 
+    /// Stores a new or renewed listing, announces it, schedules its expiry, and credits the
+    /// reporters who led it.
+    fn write_listing(&mut self, key: IpNet, listing: Listing, now: Time, out: &mut Vec<Change>) {
+        out.push(Change::Listed {
+            target: key,
+            rule: listing.rule,
+            scenario: listing.scenario.clone(),
+            remediation: listing.remediation,
+            expires_at: listing.expires_at,
+        });
+        self.expiries.insert((listing.expires_at, key));
+        if let Some(state) = self.targets.get_mut(&key) {
+            state.listing = Some(listing);
+        }
+        self.changed_targets.insert(key);
+        self.credit_leaders(key, now);
+    }
+
     fn evaluate(&mut self, key: IpNet, now: Time, out: &mut Vec<Change>) {
         let slashed = self.slashed.remove(&key);
         if self.is_never_block(key) {
@@ -657,19 +675,7 @@ impl Engine {
                     scenario: Self::top_scenario(state),
                     remediation,
                 };
-                out.push(Change::Listed {
-                    target: key,
-                    rule,
-                    scenario: listing.scenario.clone(),
-                    remediation,
-                    expires_at: listing.expires_at,
-                });
-                self.expiries.insert((listing.expires_at, key));
-                if let Some(state) = self.targets.get_mut(&key) {
-                    state.listing = Some(listing);
-                }
-                self.changed_targets.insert(key);
-                self.credit_leaders(key, now);
+                self.write_listing(key, listing, now, out);
             }
             (Some((rule, remediation)), Some(listing)) => {
                 if Self::renewal_due(state, listing, now) {
@@ -681,19 +687,7 @@ impl Engine {
                     listing.rule = rule;
                     listing.remediation = remediation;
                     listing.scenario = Self::top_scenario(state);
-                    out.push(Change::Listed {
-                        target: key,
-                        rule,
-                        scenario: listing.scenario.clone(),
-                        remediation,
-                        expires_at: listing.expires_at,
-                    });
-                    self.expiries.insert((listing.expires_at, key));
-                    if let Some(state) = self.targets.get_mut(&key) {
-                        state.listing = Some(listing);
-                    }
-                    self.changed_targets.insert(key);
-                    self.credit_leaders(key, now);
+                    self.write_listing(key, listing, now, out);
                 }
             }
             (None, Some(_)) if slashed => {
