@@ -7,10 +7,13 @@
 //! Every failure is an [`Error`]; an answer the server refused is [`Error::Api`] with the stable
 //! `code` from its error body.
 //!
-//! This crate performs HTTP calls and nothing else: no retries beyond renewing an expired
-//! machine token, no logging, no configuration files.
+//! The clients perform HTTP calls and nothing else: no retries beyond renewing an expired
+//! machine token, no logging, no configuration files. The [`agent`] module builds the agent on
+//! top of them: configuration, spool, retries, blocklist sync and firewall backends.
 
 mod admin;
+/// The agent: configuration, credentials, spool, push, sync, apply backends, safety, watch loop.
+pub mod agent;
 mod error;
 mod machine;
 mod transport;
@@ -20,6 +23,6 @@ pub mod lookup;
 
 pub use admin::{AdminClient, SignalQuery};
 pub use error::Error;
-pub use machine::{Client, EnrollOutcome};
+pub use machine::{BlocklistBody, Client, EnrollOutcome};
 /// The wire types, re-exported so callers need not depend on `palisade-api` themselves.
 pub use palisade_api as api;

@@ -9,6 +9,7 @@ use palisade_api::capi::{
     DecisionsStreamV2, DecisionsStreamV3, EnrollRequest, LoginRequest, LoginResponse, MetricsRequest, RegisterRequest,
     SignalItem, SignalsResponse,
 };
+use palisade_api::native::BlocklistView;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
@@ -20,6 +21,18 @@ use crate::transport::{Transport, default_http_client, json};
 
 /// A token is renewed when it is this close to its `expire` (what CrowdSec does).
 const RENEW_BEFORE: Duration = Duration::seconds(60);
+
+/// Header carrying the seq a blocklist answer reflects.
+const SEQ_HEADER: &str = "x-palisade-seq";
+
+/// A blocklist answer of [`Client::get_blocklist_entries`].
+#[derive(Debug, Clone)]
+pub struct BlocklistBody {
+    /// The `x-palisade-seq` header: the cursor to pass as `since` next time.
+    pub seq: Option<i64>,
+    /// The body, in the format asked for.
+    pub body: Vec<u8>,
+}
 
 /// Outcome of [`Client::enroll_machine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +231,27 @@ impl Client {
         json(response, "v3/decisions/stream").await
     }
 
+    /// `GET /v1/blocklists`: the blocklists this machine may read, with their seq and size.
+    pub async fn list_blocklists(&self) -> Result<Vec<BlocklistView>, Error> {
+        let response = self.authenticated::<()>(Method::GET, "v1/blocklists", None).await?;
+        json(response, "v1/blocklists").await
+    }
+
+    /// `GET /v1/blocklists/{name}?format=FORMAT[&since=CURSOR]`: a whole list, or with `since`
+    /// the changes after that cursor, as the raw body and the `x-palisade-seq` cursor it reflects.
+    /// A cursor older than the server's change log is an [`Error::Api`] with status 410.
+    pub async fn get_blocklist_entries(&self, name: &str, since: Option<i64>, format: &str) -> Result<BlocklistBody, Error> {
+        let mut url = self.inner.transport.url("v1/blocklists", &[name])?;
+        url.query_pairs_mut().append_pair("format", format);
+        if let Some(since) = since {
+            url.query_pairs_mut().append_pair("since", &since.to_string());
+        }
+        let response = self.authenticated_at::<()>(Method::GET, url, None).await?;
+        let seq = response.headers().get(SEQ_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        let body = response.bytes().await?.to_vec();
+        Ok(BlocklistBody { seq, body })
+    }
+
     /// Sends a request with the machine's token, logging in first when the token is missing or
     /// about to expire, and once more after a 401 when the credentials are known (the server may
     /// have restarted with a new key).
@@ -228,6 +262,16 @@ impl Client {
         body: Option<&B>,
     ) -> Result<reqwest::Response, Error> {
         let url = self.inner.transport.url(path, &[])?;
+        self.authenticated_at(method, url, body).await
+    }
+
+    /// [`Client::authenticated`] for a URL already built (with encoded segments and a query).
+    async fn authenticated_at<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, Error> {
         // Serialised once: a retry after a 401 resends the same bytes.
         let body = body.map(serde_json::to_vec).transpose().map_err(Error::Encode)?;
         let token = self.token().await?;

@@ -1,0 +1,303 @@
+//! Applying lists and bans to the host's firewall. [`plan`] (pure) compares what the firewall
+//! holds with what it should hold and decides between a full replacement and a delta; a
+//! [`Backend`] carries the plan out atomically, one module per backend: [`nftables`] (one
+//! `nft -f` transaction), [`ipset`] (`ipset restore` with a swap), [`file`] (temporary file and
+//! rename) and [`command`] (a program given the changes on its standard input). A delta that the
+//! firewall refuses (its table was flushed, a reboot) falls back to a full replacement.
+//!
+//! The allowlist is applied before a plan is made ([`crate::agent::safety`]); backends trust
+//! their input.
+
+pub mod command;
+pub mod file;
+pub mod ipset;
+pub mod nftables;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::io::AsyncWriteExt;
+
+use crate::agent::config::{ApplyConfig, BackendKind};
+
+/// What to change in the firewall.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Everything the firewall should hold afterwards.
+    pub wanted: BTreeSet<IpNet>,
+    /// Entries to add (a delta).
+    pub add: Vec<IpNet>,
+    /// Entries to remove (a delta).
+    pub remove: Vec<IpNet>,
+    /// Replace everything with `wanted` instead of applying the delta.
+    pub full: bool,
+}
+
+impl Plan {
+    /// Whether there is nothing to do.
+    pub fn is_noop(&self) -> bool {
+        !self.full && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The plan taking the firewall from `applied` (`None`: unknown, so replace everything) to
+/// `wanted`.
+pub fn plan(applied: Option<&BTreeSet<IpNet>>, wanted: BTreeSet<IpNet>) -> Plan {
+    match applied {
+        None => Plan { wanted, add: Vec::new(), remove: Vec::new(), full: true },
+        Some(applied) => {
+            let add = wanted.difference(applied).copied().collect();
+            let remove = applied.difference(&wanted).copied().collect();
+            Plan { wanted, add, remove, full: false }
+        }
+    }
+}
+
+/// Why applying failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The firewall tool is not installed.
+    #[error("`{program}` was not found: install {tool} or choose another apply.backend in the configuration")]
+    Missing {
+        /// The tool (nft, ipset, the hook).
+        tool: String,
+        /// The program that was run.
+        program: String,
+    },
+    /// The kernel refused for lack of privileges.
+    #[error(
+        "{tool} was refused permission to change the firewall: run palisade as root or give it CAP_NET_ADMIN (the systemd unit in deploy/ does). {tool} said: {detail}"
+    )]
+    Permission {
+        /// The tool.
+        tool: String,
+        /// What it said.
+        detail: String,
+    },
+    /// The tool ran and failed.
+    #[error("{tool} failed: {detail}")]
+    Failed {
+        /// The tool.
+        tool: String,
+        /// What it said.
+        detail: String,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ApplyError {
+    /// Whether retrying the same change as a full replacement may help (not for a missing tool
+    /// or missing privileges).
+    fn worth_a_full_retry(&self) -> bool {
+        matches!(self, ApplyError::Failed { .. })
+    }
+}
+
+/// A firewall backend.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// nftables.
+    Nftables(nftables::Nftables),
+    /// ipset.
+    Ipset(ipset::Ipset),
+    /// A plain file.
+    File(file::FileBackend),
+    /// A command hook.
+    Command(command::CommandHook),
+    /// Apply nothing.
+    None,
+}
+
+/// How a plan was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing needed doing.
+    Nothing,
+    /// The delta was applied.
+    Delta,
+    /// Everything was replaced.
+    Full,
+    /// The delta was refused and everything was replaced instead.
+    FullAfterFailedDelta,
+}
+
+impl Backend {
+    /// The backend `config` names; `max_entries` sizes the sets.
+    pub fn from_config(config: &ApplyConfig, max_entries: usize) -> Backend {
+        match config.backend {
+            BackendKind::Nftables => Backend::Nftables(nftables::Nftables::new(&config.table, config.nft.clone())),
+            BackendKind::Ipset => Backend::Ipset(ipset::Ipset::new(&config.ipset_prefix, config.ipset.clone(), max_entries)),
+            BackendKind::File => Backend::File(file::FileBackend::new(config.file.clone().unwrap_or_default())),
+            BackendKind::Command => Backend::Command(command::CommandHook::new(config.command.clone())),
+            BackendKind::None => Backend::None,
+        }
+    }
+
+    /// The backend's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Nftables(_) => "nftables",
+            Backend::Ipset(_) => "ipset",
+            Backend::File(_) => "file",
+            Backend::Command(_) => "command",
+            Backend::None => "none",
+        }
+    }
+
+    /// Carries `plan` out; a refused delta is retried as a full replacement.
+    pub async fn apply(&self, plan: &Plan) -> Result<Applied, ApplyError> {
+        if plan.is_noop() {
+            return Ok(Applied::Nothing);
+        }
+        if plan.full {
+            self.apply_full(&plan.wanted).await?;
+            return Ok(Applied::Full);
+        }
+        match self.apply_delta(plan).await {
+            Ok(()) => Ok(Applied::Delta),
+            Err(error) if error.worth_a_full_retry() => {
+                self.apply_full(&plan.wanted).await?;
+                Ok(Applied::FullAfterFailedDelta)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Replaces the list entries with `wanted`, atomically.
+    pub async fn apply_full(&self, wanted: &BTreeSet<IpNet>) -> Result<(), ApplyError> {
+        match self {
+            Backend::Nftables(b) => b.apply_full(wanted).await,
+            Backend::Ipset(b) => b.apply_full(wanted).await,
+            Backend::File(b) => b.apply_full(wanted),
+            Backend::Command(b) => b.apply_full(wanted).await,
+            Backend::None => Ok(()),
+        }
+    }
+
+    async fn apply_delta(&self, plan: &Plan) -> Result<(), ApplyError> {
+        match self {
+            Backend::Nftables(b) => b.apply_delta(&plan.add, &plan.remove).await,
+            Backend::Ipset(b) => b.apply_delta(&plan.add, &plan.remove).await,
+            // A file is always rewritten whole: that is its atomic operation.
+            Backend::File(b) => b.apply_full(&plan.wanted),
+            Backend::Command(b) => b.apply_delta(&plan.add, &plan.remove).await,
+            Backend::None => Ok(()),
+        }
+    }
+
+    /// Bans one address for `duration` (the agent's own detection).
+    pub async fn ban(&self, ip: IpAddr, duration: Duration) -> Result<(), ApplyError> {
+        match self {
+            Backend::Nftables(b) => b.ban(ip, duration).await,
+            Backend::Ipset(b) => b.ban(ip, duration).await,
+            Backend::File(b) => b.ban(ip, duration, time::OffsetDateTime::now_utc()),
+            Backend::Command(b) => b.ban(ip, duration).await,
+            Backend::None => Ok(()),
+        }
+    }
+
+    /// What applying `plan` would run or write, for `--dry-run`.
+    pub fn preview(&self, plan: &Plan) -> String {
+        match self {
+            Backend::Nftables(b) if plan.full => b.render_full(&plan.wanted),
+            Backend::Nftables(b) => b.render_delta(&plan.add, &plan.remove),
+            Backend::Ipset(b) if plan.full => b.render_full(&plan.wanted),
+            Backend::Ipset(b) => b.render_delta(&plan.add, &plan.remove),
+            Backend::File(b) => format!("write {} entries to {}\n", plan.wanted.len(), b.path().display()),
+            Backend::Command(b) if plan.full => b.describe("full", plan.wanted.len()),
+            Backend::Command(b) => b.describe("delta", plan.add.len() + plan.remove.len()),
+            Backend::None => "apply.backend = \"none\": nothing is applied\n".into(),
+        }
+    }
+}
+
+/// Runs `program` (the first element is the executable, the rest leading arguments) with
+/// `args`, feeding it `input`; classifies a failure for a person.
+pub(crate) async fn run_tool(tool: &str, program: &[String], args: &[&str], input: Option<Vec<u8>>) -> Result<(), ApplyError> {
+    let Some((executable, leading)) = program.split_first() else {
+        return Err(ApplyError::Missing { tool: tool.into(), program: String::new() });
+    };
+    let mut command = tokio::process::Command::new(executable);
+    command.args(leading).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ApplyError::Missing { tool: tool.into(), program: executable.clone() },
+        std::io::ErrorKind::PermissionDenied => ApplyError::Permission { tool: tool.into(), detail: e.to_string() },
+        _ => ApplyError::Failed { tool: tool.into(), detail: format!("cannot start {executable}: {e}") },
+    })?;
+    let writer = match (input, child.stdin.take()) {
+        (Some(input), Some(mut stdin)) => Some(tokio::spawn(async move {
+            // A tool that exits early closes the pipe; its exit status tells the story.
+            drop(stdin.write_all(&input).await);
+            drop(stdin.shutdown().await);
+        })),
+        _ => None,
+    };
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| ApplyError::Failed { tool: tool.into(), detail: format!("waiting for {executable}: {e}") })?;
+    if let Some(writer) = writer {
+        drop(writer.await);
+    }
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let detail = first_lines(&stderr, 6);
+    let detail = if detail.is_empty() { format!("exited with {}", output.status) } else { detail };
+    if stderr.contains("Operation not permitted") || stderr.contains("Permission denied") || stderr.contains("must be root") {
+        return Err(ApplyError::Permission { tool: tool.into(), detail });
+    }
+    Err(ApplyError::Failed { tool: tool.into(), detail })
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines().map(str::trim_end).filter(|l| !l.is_empty()).take(n).collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(items: &[&str]) -> BTreeSet<IpNet> {
+        items.iter().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    #[test]
+    fn an_unknown_firewall_state_gets_a_full_replacement() {
+        let p = plan(None, nets(&["45.33.32.1/32"]));
+        assert!(p.full && p.add.is_empty() && p.remove.is_empty());
+    }
+
+    #[test]
+    fn a_known_state_gets_only_the_difference() {
+        let p = plan(Some(&nets(&["45.33.32.1/32", "45.33.32.2/32"])), nets(&["45.33.32.2/32", "45.33.32.3/32"]));
+        assert!(!p.full);
+        assert_eq!(p.add, Vec::from_iter(nets(&["45.33.32.3/32"])));
+        assert_eq!(p.remove, Vec::from_iter(nets(&["45.33.32.1/32"])));
+        assert!(plan(Some(&nets(&["45.33.32.1/32"])), nets(&["45.33.32.1/32"])).is_noop());
+    }
+
+    #[tokio::test]
+    async fn a_missing_tool_is_named_and_a_refusal_is_explained() {
+        let missing = run_tool("nft", &["/nonexistent/nft".into()], &["-f", "-"], None).await;
+        assert!(matches!(missing, Err(ApplyError::Missing { .. })), "{missing:?}");
+        let script = "echo 'Error: Could not process rule: Operation not permitted' >&2; exit 1";
+        let refused = run_tool("nft", &["sh".into(), "-c".into(), script.into()], &[], None).await;
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("run palisade as root or give it CAP_NET_ADMIN"), "{message}");
+    }
+}

@@ -1,0 +1,194 @@
+//! `palisade watch`, the daemon: restores the firewall from the saved state at start-up, then
+//! runs three loops until SIGTERM or SIGINT: following the configured log files and feeding the
+//! detectors (a detection is spooled, then banned locally), pushing the spool (at once after a
+//! detection, every `push.interval_secs` otherwise, with exponential backoff while the server
+//! fails), and syncing the lists every `sync.interval_secs`. Nothing it learns is held only in
+//! memory: signals are on disk before they are pushed, list state before it is applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, Notify};
+
+use crate::agent::Agent;
+use crate::agent::apply;
+use crate::agent::push::{backoff, push_spool};
+use crate::agent::safety::{Allowlist, filter};
+use crate::agent::signal::{Observation, signal_item};
+use crate::agent::state::{AgentState, record_push};
+use crate::agent::sync::{SyncOptions, sync};
+
+/// Something the daemon reports as it runs (the binary logs it).
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Spools a signal for `observation` and, when `ban` is given and the address is not protected,
+/// bans it locally. Returns whether it was spooled (a protected address is neither reported nor
+/// banned).
+pub async fn record(
+    agent: &Agent,
+    allowlist: &Allowlist,
+    observation: &Observation,
+    ban: Option<Duration>,
+    log: &Log,
+) -> anyhow::Result<bool> {
+    if let Some(why) = allowlist.protects_ip(observation.ip) {
+        log(&format!("ignoring {} ({}): protected as {why}", observation.ip, observation.scenario));
+        return Ok(false);
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let item = signal_item(observation, &agent.config.agent_name, &uuid);
+    agent.spool.append(&item).context("writing the signal to the spool")?;
+    if let Some(duration) = ban {
+        match agent.backend.ban(observation.ip, duration).await {
+            Ok(()) => log(&format!("banned {} for {} s ({})", observation.ip, duration.as_secs(), observation.scenario)),
+            // The report is safe in the spool; a failed ban must not stop the daemon.
+            Err(error) => log(&format!("could not ban {}: {error}", observation.ip)),
+        }
+    }
+    Ok(true)
+}
+
+/// Applies the saved lists in full (after a reboot the firewall is empty while the state is not).
+async fn restore(agent: &Agent, allowlist: &Allowlist, state: &Mutex<AgentState>) -> anyhow::Result<()> {
+    let mut state = state.lock().await;
+    let filtered = filter(&state.wanted(), allowlist, agent.config.sync.max_entries);
+    let plan = apply::plan(None, filtered.kept);
+    agent.backend.apply(&plan).await?;
+    state.applied = Some(plan.wanted);
+    state.save(&agent.config.state_file())?;
+    Ok(())
+}
+
+/// The push loop: pushes whenever woken or every interval, backing off while pushes fail.
+async fn push_loop(agent: Agent, wake: Arc<Notify>, log: Log) {
+    let base = Duration::from_secs(agent.config.push.interval_secs);
+    let max = Duration::from_secs(agent.config.push.max_backoff_secs);
+    let mut failures = 0u32;
+    loop {
+        let wait = if failures == 0 { base } else { backoff(failures, base, max, rand::random::<f64>()) };
+        match push_spool(&agent.client, &agent.spool, agent.config.push.batch_size).await {
+            Ok(report) => {
+                if failures > 0 {
+                    log("the server takes signals again");
+                }
+                failures = 0;
+                if report.delivered + report.rejected > 0 {
+                    drop(record_push(&agent.config.state_dir));
+                    log(&format!(
+                        "pushed {} signals ({} new, {} already known, {} refused)",
+                        report.delivered, report.accepted, report.duplicates, report.rejected
+                    ));
+                }
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let pending = agent.spool.len().unwrap_or(0);
+                log(&format!("{error}; {pending} signals spooled, retrying in {} s", wait.as_secs()));
+            }
+        }
+        let wait = if failures == 0 { base } else { backoff(failures, base, max, rand::random::<f64>()) };
+        // A detection wakes the pusher early, but not while it backs off from a failing server.
+        if failures == 0 {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = wake.notified() => {}
+            }
+        } else {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The sync loop.
+async fn sync_loop(agent: Agent, allowlist: Allowlist, state: Arc<Mutex<AgentState>>, log: Log) {
+    let interval = Duration::from_secs(agent.config.sync.interval_secs);
+    loop {
+        {
+            let mut state = state.lock().await;
+            let outcome = sync(
+                &agent.client,
+                &agent.backend,
+                &allowlist,
+                agent.config.sync.max_entries,
+                &agent.config.sync.lists,
+                &mut state,
+                SyncOptions::default(),
+                &|_| {},
+            )
+            .await;
+            if let Err(error) = state.save(&agent.config.state_file()) {
+                log(&format!("cannot save the sync state: {error}"));
+            }
+            match outcome {
+                Ok(report) if report.add + report.remove > 0 => {
+                    log(&format!(
+                        "sync: +{} -{} ({} entries applied, {})",
+                        report.add, report.remove, report.wanted, report.applied
+                    ));
+                }
+                Ok(_) => {}
+                Err(error) => log(&format!("sync failed: {error}")),
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `detections` delivers what the detectors found
+/// (the caller owns tailing and detection); each is recorded and banned.
+pub async fn run(agent: Agent, mut detections: tokio::sync::mpsc::Receiver<Observation>, log: Log) -> anyhow::Result<()> {
+    let (allowlist, warnings) = agent.allowlist().await;
+    for warning in warnings {
+        log(&format!("warning: {warning}"));
+    }
+    let state = Arc::new(Mutex::new(AgentState::load(&agent.config.state_file())?));
+    restore(&agent, &allowlist, &state).await.context("restoring the firewall from the saved lists")?;
+    log(&format!(
+        "watching as {} on {} ({} backend, {} protected networks)",
+        agent.credentials.machine_id,
+        agent.credentials.server,
+        agent.backend.name(),
+        allowlist.len()
+    ));
+    let wake = Arc::new(Notify::new());
+    let pusher = tokio::spawn(push_loop(agent.clone(), wake.clone(), log.clone()));
+    let syncer = tokio::spawn(sync_loop(agent.clone(), allowlist.clone(), state.clone(), log.clone()));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ban = agent.config.ban.enabled.then(|| Duration::from_secs(agent.config.ban.duration_secs));
+    let mut sources_open = true;
+    let outcome = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = terminate.recv() => break Ok(()),
+            found = detections.recv(), if sources_open => match found {
+                Some(observation) => {
+                    log(&format!("detected {} ({}): {}", observation.ip, observation.scenario, observation.message));
+                    match record(&agent, &allowlist, &observation, ban, &log).await {
+                        Ok(true) => wake.notify_one(),
+                        Ok(false) => {}
+                        Err(error) => break Err(error),
+                    }
+                }
+                // Every source has ended: keep pushing and syncing.
+                None => sources_open = false,
+            },
+        }
+    };
+    pusher.abort();
+    syncer.abort();
+    log(&format!("stopping; {} signals stay spooled", agent.spool.len().unwrap_or(0)));
+    outcome
+}
+
+/// An observation from a detection's fields.
+pub fn observation(
+    ip: std::net::IpAddr,
+    scenario: &str,
+    message: &str,
+    first: OffsetDateTime,
+    last: OffsetDateTime,
+) -> Observation {
+    Observation { ip, scenario: scenario.to_string(), message: message.to_string(), first_seen: first, last_seen: last }
+}
