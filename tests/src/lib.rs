@@ -15,6 +15,7 @@ use palisade_server::testing::TestDb;
 pub use palisade_server::testing;
 
 pub mod http;
+pub mod netns;
 pub mod signals;
 pub mod sim;
 

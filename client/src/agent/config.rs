@@ -247,8 +247,8 @@ impl AgentConfig {
         if self.push.max_backoff_secs < self.push.interval_secs {
             return invalid("push.max_backoff_secs must not be shorter than push.interval_secs".into());
         }
-        if self.sync.interval_secs < 10 {
-            return invalid(format!("sync.interval_secs must be at least 10, not {}", self.sync.interval_secs));
+        if self.sync.interval_secs == 0 {
+            return invalid("sync.interval_secs must be at least 1".into());
         }
         if self.sync.max_entries == 0 {
             return invalid("sync.max_entries must be at least 1".into());
@@ -342,7 +342,7 @@ mod tests {
             ("[apply]\nbackend = \"command\"\n", "needs apply.command"),
             ("[apply]\ntable = \"Bad Name\"\n", "apply.table"),
             ("[push]\nbatch_size = 0\n", "push.batch_size"),
-            ("[sync]\ninterval_secs = 1\n", "sync.interval_secs"),
+            ("[sync]\ninterval_secs = 0\n", "sync.interval_secs"),
             ("[ban]\nduration_secs = 0\n", "ban.duration_secs"),
         ] {
             let error = AgentConfig::parse(text).err().map(|e| e.to_string()).unwrap_or_default();
