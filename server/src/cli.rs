@@ -337,6 +337,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             use_asn: state.enricher.has_asn(),
             own_addresses: config.consensus.own_addresses.clone(),
             shared_ranges: config.consensus.shared_ranges.clone(),
+            hosting_ranges: config.consensus.hosting_ranges.clone(),
             lists_changed: Some(state.lists.changed.clone()),
             ..WorkerConfig::default()
         };

@@ -208,6 +208,9 @@ pub struct ConsensusConfig {
     pub interval_ms: u64,
     /// Engine parameters (`docs/trust.md` explains each one).
     pub params: crate::engine::params::Params,
+    /// Hosting space (cloud and server providers' ranges): the only place an IPv4 /24 with many
+    /// listed addresses is listed whole.
+    pub hosting_ranges: Vec<ipnet::IpNet>,
 }
 
 impl Default for ConsensusConfig {
@@ -218,6 +221,7 @@ impl Default for ConsensusConfig {
             shared_ranges: Vec::new(),
             interval_ms: 1000,
             params: Default::default(),
+            hosting_ranges: Vec::new(),
         }
     }
 }
