@@ -16,6 +16,10 @@
 //! - Lines are split on `\n`; a trailing `\r` is removed; invalid UTF-8 is replaced, not refused.
 //!   A partial last line is held back until its newline arrives, except when the file is rotated
 //!   away (then it is returned as it is). A line longer than [`MAX_LINE`] is cut into pieces.
+//!
+//! [`journal::JournalFollower`] is the same kind of source for the systemd journal.
+
+pub mod journal;
 
 use std::collections::VecDeque;
 use std::io::SeekFrom;

@@ -139,3 +139,22 @@ async fn an_unreadable_path_is_an_error_at_open() {
     let result = async { Follower::open(dir.path(), true).await?.next_line().await }.await;
     assert!(result.is_err());
 }
+
+#[tokio::test]
+async fn journal_entries_from_a_json_producer_become_syslog_lines() {
+    use palisade::tail::journal::JournalFollower;
+    // Any process printing journalctl's JSON shape will do; `sh` stands in for journalctl here
+    // because the test machine has no running journald.
+    let mut command = tokio::process::Command::new("sh");
+    command.arg("-c").arg(concat!(
+        r#"echo '{"SYSLOG_IDENTIFIER":"sshd","_PID":"7","MESSAGE":"Invalid user x from 192.0.2.9 port 22"}';"#,
+        r#"echo 'garbage';"#,
+        r#"echo '{"_COMM":"cron","MESSAGE":"tick"}'"#
+    ));
+    let mut journal = JournalFollower::from_command(command).unwrap();
+    let mut next = async || tokio::time::timeout(PATIENCE, journal.next_line()).await.expect("within the timeout");
+    assert_eq!(next().await.unwrap(), "sshd[7]: Invalid user x from 192.0.2.9 port 22");
+    assert_eq!(next().await.unwrap(), "cron: tick");
+    let end = next().await.unwrap_err();
+    assert_eq!(end.kind(), std::io::ErrorKind::UnexpectedEof);
+}
