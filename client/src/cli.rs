@@ -388,8 +388,7 @@ async fn run_sync(config: AgentConfig, options: SyncOptions, json: bool) -> anyh
 async fn run_watch(config: AgentConfig) -> anyhow::Result<()> {
     let agent = Agent::open(config)?;
     let log: Log = Arc::new(|message: &str| eprintln!("palisade: {message}"));
-    let (_sender, detections) = tokio::sync::mpsc::channel::<Observation>(1024);
-    watch::run(agent, detections, log).await
+    watch::run(agent, log).await
 }
 
 async fn lookup(ip: &str, server: &str, api_key: &str, json: bool) -> anyhow::Result<()> {

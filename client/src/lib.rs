@@ -18,6 +18,9 @@ mod error;
 mod machine;
 mod transport;
 
+pub mod detect;
+pub mod tail;
+
 /// IP lookups with an API key (CTI-compatible and native).
 pub mod lookup;
 

@@ -296,7 +296,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     let store = open_store(config).await?;
     let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
     let jwt = JwtKeys::new(&secret, time::Duration::seconds(config.auth.jwt_ttl_secs as i64));
-    let enricher = Enricher::open(config.enrich.asn_mmdb.as_deref(), config.enrich.country_mmdb.as_deref())?;
+    let enricher = Enricher::open(&config.enrich)?;
     let mut state =
         AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle());
     state.engine_params = std::sync::Arc::new(config.consensus.params.clone());
@@ -337,6 +337,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             use_asn: state.enricher.has_asn(),
             own_addresses: config.consensus.own_addresses.clone(),
             shared_ranges: config.consensus.shared_ranges.clone(),
+            hosting_ranges: config.consensus.hosting_ranges.clone(),
             lists_changed: Some(state.lists.changed.clone()),
             ..WorkerConfig::default()
         };

@@ -178,7 +178,8 @@ impl Default for IngestConfig {
     }
 }
 
-/// Optional enrichment databases (MaxMind `.mmdb` format: GeoLite2, DB-IP, ip-location-db).
+/// Optional enrichment databases: MaxMind `.mmdb` files (GeoLite2, DB-IP, ip-location-db) or
+/// ip-location-db CSV range files; one source per kind.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnrichConfig {
@@ -186,6 +187,10 @@ pub struct EnrichConfig {
     pub asn_mmdb: Option<PathBuf>,
     /// Country database (`country.iso_code`).
     pub country_mmdb: Option<PathBuf>,
+    /// ip-location-db ASN CSV (`start,end,number,organisation`), instead of `asn_mmdb`.
+    pub asn_csv: Option<PathBuf>,
+    /// ip-location-db country CSV (`start,end,country_code`), instead of `country_mmdb`.
+    pub country_csv: Option<PathBuf>,
 }
 
 /// The consensus worker and engine.
@@ -203,6 +208,9 @@ pub struct ConsensusConfig {
     pub interval_ms: u64,
     /// Engine parameters (`docs/trust.md` explains each one).
     pub params: crate::engine::params::Params,
+    /// Hosting space (cloud and server providers' ranges): the only place an IPv4 /24 with many
+    /// listed addresses is listed whole.
+    pub hosting_ranges: Vec<ipnet::IpNet>,
 }
 
 impl Default for ConsensusConfig {
@@ -213,6 +221,7 @@ impl Default for ConsensusConfig {
             shared_ranges: Vec::new(),
             interval_ms: 1000,
             params: Default::default(),
+            hosting_ranges: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - entries expire (TTL doubling on renewal with fresh evidence); nobody can vote an address off:
 //!   removal is by expiry, never-block, slashing of its supporters, or an upheld false positive.
 
+pub mod expand;
 pub mod explain;
 pub mod ipset;
 pub mod params;
@@ -64,6 +65,8 @@ pub enum Rule {
     Crowd,
     /// Far more support spread over many well-trusted clusters, no anchor.
     Broad,
+    /// A hosting /24 with many listed addresses, listed whole ([`expand`]).
+    Expanded,
 }
 
 impl Rule {
@@ -73,6 +76,7 @@ impl Rule {
             Rule::Sensor => "sensor",
             Rule::Crowd => "crowd",
             Rule::Broad => "broad",
+            Rule::Expanded => "expanded",
         }
     }
 }
@@ -289,6 +293,7 @@ pub struct Engine {
     never_block: IpSet,
     canaries: IpSet,
     shared: IpSet,
+    hosting: IpSet,
     use_asn: bool,
     machines: HashMap<i64, MachineState>,
     targets: HashMap<IpNet, TargetState>,
@@ -314,6 +319,7 @@ impl Engine {
             never_block: IpSet::default(),
             canaries: IpSet::default(),
             shared: IpSet::default(),
+            hosting: IpSet::default(),
             use_asn,
             machines: HashMap::new(),
             targets: HashMap::new(),
@@ -348,6 +354,11 @@ impl Engine {
     /// Replaces the shared-address ranges (higher bar, captcha).
     pub fn set_shared(&mut self, set: IpSet) {
         self.shared = set;
+    }
+
+    /// Replaces the hosting space: the only place a /24 is listed whole ([`expand`]).
+    pub fn set_hosting(&mut self, set: IpSet) {
+        self.hosting = set;
     }
 
     /// Whether `target` may never be listed.
@@ -855,6 +866,7 @@ impl Consensus for Engine {
         for key in dirty {
             self.evaluate(key, now, &mut out);
         }
+        self.expand_blocks(now, &mut out);
         self.forget_stale(now);
         out
     }
@@ -862,6 +874,7 @@ impl Consensus for Engine {
     fn report_false_positive(&mut self, target: IpNet, now: Time) -> Vec<Change> {
         let key = Self::key(target);
         let mut out = Vec::new();
+        self.protect_block(key, now, &mut out);
         let Some(state) = self.targets.get_mut(&key) else { return out };
         state.protected_until = now + self.params.false_positive_protection_secs;
         let window_start = now - self.params.evidence_window_secs;

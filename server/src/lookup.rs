@@ -1,7 +1,13 @@
 //! The IP lookup use case shared by the CTI-compatible and native routes: gathers the evidence
 //! about one address (engine state, blocklist membership, never-block ranges, enrichment), has
 //! [`crate::reputation`] score it, and shapes the CTI `SmokeItem`. Knows the store, not HTTP.
+//!
+//! Lookups are the most frequent request a paying user makes, so a repeated lookup touches no
+//! database: list membership comes from the replica's in-memory snapshot, and the engine state
+//! and never-block ranges it reads are kept for a few seconds ([`LookupCache`]). An answer is
+//! therefore at most [`TARGET_TTL`] behind the consensus worker.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,16 +27,47 @@ use crate::store::Enrichment;
 /// How long the never-block ranges are reused before being read again.
 const ALLOWLIST_TTL: Duration = Duration::from_secs(10);
 
+/// How long an address's engine state (or its absence) is reused before being read again.
+pub const TARGET_TTL: Duration = Duration::from_secs(5);
+
+/// Most addresses whose engine state is kept; past it the cache starts over (a burst of
+/// one-off lookups must not grow memory without bound).
+const TARGET_CACHE_MAX: usize = 200_000;
+
 /// Never-block ranges with their categories.
 type Ranges = Arc<Vec<(IpNet, String)>>;
 
-/// The never-block ranges with their categories, reread at most every [`ALLOWLIST_TTL`].
+/// An engine state read at an instant (`None`: the engine knows nothing of the address).
+type CachedTarget = (Instant, Option<Arc<TargetState>>);
+
+/// What one replica remembers between lookups: the never-block ranges with their categories
+/// (reread at most every [`ALLOWLIST_TTL`]) and recently read engine states (for [`TARGET_TTL`]).
 #[derive(Default)]
-pub struct AllowlistCache {
+pub struct LookupCache {
     snapshot: Mutex<Option<(Instant, Ranges)>>,
+    targets: Mutex<HashMap<String, CachedTarget>>,
 }
 
-impl AllowlistCache {
+impl LookupCache {
+    /// The engine state of `target`, from the cache or the store.
+    async fn target(&self, state: &AppState, target: &str) -> Result<Option<Arc<TargetState>>, ApiError> {
+        if let Some((at, found)) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(target)
+            && at.elapsed() < TARGET_TTL
+        {
+            return Ok(found.clone());
+        }
+        let found = match state.store.engine_target(target).await? {
+            Some(json) => Some(Arc::new(serde_json::from_str::<TargetState>(&json).map_err(|e| ApiError::Internal(e.into()))?)),
+            None => None,
+        };
+        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if targets.len() >= TARGET_CACHE_MAX {
+            targets.clear();
+        }
+        targets.insert(target.to_string(), (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
     async fn ranges(&self, state: &AppState) -> Result<Ranges, ApiError> {
         if let Some((at, ranges)) = self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && at.elapsed() < ALLOWLIST_TTL
@@ -75,17 +112,18 @@ pub fn parse(text: &str) -> Result<IpAddr, ApiError> {
 pub async fn find(state: &AppState, ip: IpAddr, now: i64) -> Result<Found, ApiError> {
     let target = Engine::key(IpNet::from(ip));
     let own = state.own_addresses.iter().any(|net| net.contains(&ip));
-    let (engine_state, entry) = if own {
-        (None, None)
+    let shown = display_target(target);
+    let (engine_state, listed) = if own {
+        (None, false)
     } else {
-        let engine_state = match state.store.engine_target(&target.to_string()).await? {
-            Some(json) => Some(serde_json::from_str::<TargetState>(&json).map_err(|e| ApiError::Internal(e.into()))?),
-            None => None,
-        };
-        (engine_state, state.store.list_entry(COMMUNITY, &display_target(target)).await?)
+        let engine_state = state.lookup_cache.target(state, &target.to_string()).await?;
+        let community = state.lists.get_or_load(COMMUNITY).await?;
+        let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let listed = |value: &str| community.entries.get(value).is_some_and(|entry| entry.expires_at > expiry);
+        (engine_state, listed(&shown) || block_of(ip).is_some_and(|block| listed(&block)))
     };
     let categories = state
-        .lookup_allowlist
+        .lookup_cache
         .ranges(state)
         .await?
         .iter()
@@ -93,17 +131,26 @@ pub async fn find(state: &AppState, ip: IpAddr, now: i64) -> Result<Found, ApiEr
         .map(|(_, category)| category.clone())
         .collect();
     let evidence = Evidence {
-        state: engine_state.as_ref(),
-        blocklists: entry.map(|e| e.list).into_iter().collect(),
+        state: engine_state.as_deref(),
+        blocklists: if listed { vec![COMMUNITY.to_string()] } else { Vec::new() },
         allowlist_categories: categories,
     };
     Ok(Found {
         ip,
-        target: display_target(target),
+        target: shown,
         reputation: assess(&evidence, now),
         enrichment: state.enricher.lookup(ip),
         range: state.enricher.range(ip),
     })
+}
+
+/// The /24 an IPv4 address would be listed under when its block is expanded
+/// ([`crate::engine::expand`]), as the list shows it.
+fn block_of(ip: IpAddr) -> Option<String> {
+    match ip {
+        IpAddr::V4(v4) => ipnet::Ipv4Net::new(v4, 24).ok().map(|net| net.trunc().to_string()),
+        IpAddr::V6(_) => None,
+    }
 }
 
 /// `2022-05-28T16:00:00+00:00`, the form CTI answers use.

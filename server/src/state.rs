@@ -55,8 +55,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// Recently authenticated API keys.
     pub api_keys: Arc<ApiKeyCache>,
-    /// Never-block ranges as the lookup reads them.
-    pub lookup_allowlist: Arc<crate::lookup::AllowlistCache>,
+    /// What lookups keep between requests (never-block ranges, recent engine states).
+    pub lookup_cache: Arc<crate::lookup::LookupCache>,
 }
 
 impl AppState {
@@ -92,7 +92,7 @@ impl AppState {
             machine_tier: Arc::from("basic"),
             limiter: Arc::new(Limiter::local()),
             api_keys: Arc::new(ApiKeyCache::default()),
-            lookup_allowlist: Arc::new(crate::lookup::AllowlistCache::default()),
+            lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
         }
     }
 

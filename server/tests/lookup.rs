@@ -385,3 +385,38 @@ async fn native_lookup_has_the_same_data_and_the_explanation() {
         assert_eq!(app.get("/v1/ips/8.8.4.4", None).await.status, StatusCode::UNAUTHORIZED);
     }
 }
+
+#[tokio::test]
+async fn an_address_inside_an_expanded_slash_24_is_malicious() {
+    use palisade_server::store::{ConsensusCommit, ListEntry, ListOp};
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        let now = OffsetDateTime::now_utc();
+        let block = ListEntry {
+            list: "community".into(),
+            value: "45.33.40.0/24".into(),
+            scope: "range".into(),
+            scenario: "crowdsecurity/ssh-bf".into(),
+            remediation: "ban".into(),
+            rule: "expanded".into(),
+            listed_at: now,
+            expires_at: now + time::Duration::days(1),
+            seq: 0,
+        };
+        let commit = ConsensusCommit {
+            watermark: 0,
+            machines: Vec::new(),
+            targets: Vec::new(),
+            done_requests: Vec::new(),
+            list_ops: vec![ListOp::Add(block)],
+            at: now,
+        };
+        app.state.store.commit_consensus(&commit).await.expect("cannot store the listing");
+        let body: Value = get_with_key(&app, "/v1/ips/45.33.40.77", &key).await.expect_ok(StatusCode::OK);
+        assert_eq!(body["reputation"], "malicious", "{body}");
+        assert_eq!(body["blocklists"], json!(["community"]));
+        let outside: Value = get_with_key(&app, "/v1/ips/45.33.41.77", &key).await.expect_ok(StatusCode::OK);
+        assert_eq!(outside["reputation"], "unknown", "{outside}");
+    }
+}

@@ -5,6 +5,7 @@
 //! configuration, unreachable server, missing privileges). Tests needing root, `ip` and `nft`
 //! skip with a notice outside CI.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -40,6 +41,7 @@ fn netns_ready(test: &str) -> bool {
 struct AgentHome {
     dir: tempfile::TempDir,
     config: PathBuf,
+    log: PathBuf,
 }
 
 impl AgentHome {
@@ -56,7 +58,7 @@ impl AgentHome {
             log
         );
         std::fs::write(&config, text)?;
-        Ok(AgentHome { dir, config })
+        Ok(AgentHome { dir, config, log })
     }
 
     fn spool_len(&self) -> anyhow::Result<usize> {
@@ -68,6 +70,15 @@ impl AgentHome {
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
             .count())
+    }
+
+    fn append_log(&self, lines: &[String]) -> anyhow::Result<()> {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.log)?;
+        for line in lines {
+            writeln!(file, "{line}")?;
+        }
+        file.sync_all()?;
+        Ok(())
     }
 
     fn machine_id(&self) -> anyhow::Result<String> {
@@ -122,6 +133,18 @@ fn watch(command: &mut Command) -> anyhow::Result<Running> {
     Ok(Running(child))
 }
 
+/// Auth.log lines of a password brute force from `ip`.
+fn ssh_failures(ip: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            format!(
+                "Nov 25 12:00:{i:02} web sshd[4242]: Failed password for invalid user admin from {ip} port {} ssh2",
+                40000 + i
+            )
+        })
+        .collect()
+}
+
 /// A machine created by the operator, logged in.
 fn operator_machine(http: &Http, server: &ServerProcess, admin: &str, name: &str, sensor: bool) -> anyhow::Result<String> {
     let reply = http.post(&format!("{}v1/admin/machines", server.url), Some(admin), &json!({"name": name, "sensor": sensor}))?;
@@ -152,7 +175,7 @@ fn port_of(server: &ServerProcess) -> anyhow::Result<u16> {
 }
 
 #[test]
-fn watch_in_a_namespace_syncs_a_consensus_listing_into_nftables_and_removes_it_when_delisted() -> anyhow::Result<()> {
+fn watch_in_a_namespace_bans_and_reports_a_brute_force_and_applies_a_consensus_listing_until_delisted() -> anyhow::Result<()> {
     if !netns_ready("watch_in_a_namespace") {
         return Ok(());
     }
@@ -172,6 +195,21 @@ fn watch_in_a_namespace_syncs_a_consensus_listing_into_nftables_and_removes_it_w
         daemon.is_alive()?;
         Ok(ns.nft(&["list", "table", "inet", "palisade"]).ok().filter(|t| t.contains("@blocklist_v4")))
     })?;
+
+    // An ssh brute force appears in the log it follows: banned locally, reported to the server.
+    let machine = home.machine_id()?;
+    home.append_log(&ssh_failures("198.51.100.7", 2))?;
+    home.append_log(&ssh_failures(BRUTE_FORCER, 8))?;
+    wait_until(Duration::from_secs(30), "the brute forcer in local_v4", || {
+        daemon.is_alive()?;
+        Ok(ns.set_elements("palisade", "local_v4")?.iter().any(|e| e == BRUTE_FORCER).then_some(()))
+    })?;
+    wait_until(Duration::from_secs(30), "the agent's signal on the server", || {
+        daemon.is_alive()?;
+        Ok((signals_about(&http, &server, &admin, &machine, BRUTE_FORCER)? == 1).then_some(()))
+    })?;
+    let stored = http.admin_signals(&server.url, &admin, Some(&machine))?;
+    ensure!(stored.len() == 1 && stored[0].scenario == "crowdsecurity/ssh-bf", "{stored:?}");
 
     // A sensor's sighting lists an address; the agent's sync puts it into the set.
     let sensor = operator_machine(&http, &server, &admin, "honeypot-1", true)?;

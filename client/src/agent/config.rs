@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::detect::{DetectorSpec, Detectors, builtin_specs};
+
 /// Where the configuration is read from when no path is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/palisade/agent.toml";
 
@@ -59,9 +61,9 @@ pub struct AgentConfig {
     /// Log files `palisade watch` follows.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
-    /// Extra detectors, added to the built-in ones (same fields as the detector specs).
+    /// Extra detectors, added to the built-in ones.
     #[serde(rename = "detector")]
-    pub detectors: Vec<toml::Table>,
+    pub detectors: Vec<DetectorSpec>,
 }
 
 impl Default for AgentConfig {
@@ -297,7 +299,14 @@ impl AgentConfig {
         if let Some(source) = self.sources.iter().find(|s| s.path.as_os_str().is_empty()) {
             return invalid(format!("source.path must not be empty ({source:?})"));
         }
-        Ok(())
+        self.detectors().map(|_| ())
+    }
+
+    /// The built-in detectors plus the configured ones, compiled.
+    pub fn detectors(&self) -> Result<Detectors, ConfigError> {
+        let mut specs = builtin_specs();
+        specs.extend(self.detectors.iter().cloned());
+        Detectors::new(specs).map_err(|e| ConfigError::Invalid(format!("detector: {e}")))
     }
 
     /// The spool directory.
@@ -344,6 +353,10 @@ mod tests {
             ("[push]\nbatch_size = 0\n", "push.batch_size"),
             ("[sync]\ninterval_secs = 0\n", "sync.interval_secs"),
             ("[ban]\nduration_secs = 0\n", "ban.duration_secs"),
+            (
+                "[[detector]]\nname = \"x\"\nscenario = \"s\"\npattern = \"no ip group\"\ncapacity = 1\nleak_speed = 1\n",
+                "detector",
+            ),
         ] {
             let error = AgentConfig::parse(text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.contains(expected), "{text:?} gave {error:?}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::agent::Agent;
 use crate::agent::apply;
@@ -19,6 +19,7 @@ use crate::agent::safety::{Allowlist, filter};
 use crate::agent::signal::{Observation, signal_item};
 use crate::agent::state::{AgentState, record_push};
 use crate::agent::sync::{SyncOptions, sync};
+use crate::tail::Follower;
 
 /// Something the daemon reports as it runs (the binary logs it).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
@@ -136,17 +137,47 @@ async fn sync_loop(agent: Agent, allowlist: Allowlist, state: Arc<Mutex<AgentSta
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT. `detections` delivers what the detectors found
-/// (the caller owns tailing and detection); each is recorded and banned.
-pub async fn run(agent: Agent, mut detections: tokio::sync::mpsc::Receiver<Observation>, log: Log) -> anyhow::Result<()> {
+/// Follows one file, sending its lines to the detector loop; read errors are logged and retried.
+async fn follow(mut follower: Follower, lines: mpsc::Sender<String>, log: Log) {
+    loop {
+        match follower.next_line().await {
+            Ok(line) => {
+                if lines.send(line).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                log(&format!("reading {}: {error}; retrying", follower.path().display()));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT: follows the configured files, feeds every line to
+/// the built-in and configured detectors, and records (spools, then bans) each detection.
+pub async fn run(agent: Agent, log: Log) -> anyhow::Result<()> {
+    let mut detectors = agent.config.detectors()?;
     let (allowlist, warnings) = agent.allowlist().await;
     for warning in warnings {
         log(&format!("warning: {warning}"));
     }
     let state = Arc::new(Mutex::new(AgentState::load(&agent.config.state_file())?));
     restore(&agent, &allowlist, &state).await.context("restoring the firewall from the saved lists")?;
+    let (line_sender, mut lines) = mpsc::channel::<String>(4096);
+    let mut followers = Vec::new();
+    for source in &agent.config.sources {
+        match Follower::open(&source.path, source.from_start).await {
+            Ok(follower) => followers.push(tokio::spawn(follow(follower, line_sender.clone(), log.clone()))),
+            // One unreadable file must not stop the others, nor pushing and syncing.
+            Err(error) => log(&format!("cannot follow {}: {error}", source.path.display())),
+        }
+    }
+    drop(line_sender);
     log(&format!(
-        "watching as {} on {} ({} backend, {} protected networks)",
+        "watching {} files with {} detectors as {} on {} ({} backend, {} protected networks)",
+        followers.len(),
+        detectors.specs().len(),
         agent.credentials.machine_id,
         agent.credentials.server,
         agent.backend.name(),
@@ -156,39 +187,44 @@ pub async fn run(agent: Agent, mut detections: tokio::sync::mpsc::Receiver<Obser
     let pusher = tokio::spawn(push_loop(agent.clone(), wake.clone(), log.clone()));
     let syncer = tokio::spawn(sync_loop(agent.clone(), allowlist.clone(), state.clone(), log.clone()));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut prune = tokio::time::interval(Duration::from_secs(60));
     let ban = agent.config.ban.enabled.then(|| Duration::from_secs(agent.config.ban.duration_secs));
-    let mut sources_open = true;
+    let mut sources_open = !followers.is_empty();
     let outcome = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
             _ = terminate.recv() => break Ok(()),
-            found = detections.recv(), if sources_open => match found {
-                Some(observation) => {
-                    log(&format!("detected {} ({}): {}", observation.ip, observation.scenario, observation.message));
-                    match record(&agent, &allowlist, &observation, ban, &log).await {
-                        Ok(true) => wake.notify_one(),
-                        Ok(false) => {}
-                        Err(error) => break Err(error),
+            _ = prune.tick() => detectors.prune(OffsetDateTime::now_utc()),
+            line = lines.recv(), if sources_open => match line {
+                Some(line) => {
+                    let mut failed = None;
+                    for found in detectors.feed(&line, OffsetDateTime::now_utc()) {
+                        let observation = Observation {
+                            ip: found.ip,
+                            scenario: found.scenario,
+                            message: found.message,
+                            first_seen: found.first_seen,
+                            last_seen: found.last_seen,
+                        };
+                        log(&format!("detected {} ({}, {}): {}", observation.ip, observation.scenario, found.detector, observation.message));
+                        match record(&agent, &allowlist, &observation, ban, &log).await {
+                            Ok(true) => wake.notify_one(),
+                            Ok(false) => {}
+                            Err(error) => failed = Some(error),
+                        }
+                    }
+                    // A signal that cannot be spooled is a report lost: stop loudly rather than go on.
+                    if let Some(error) = failed {
+                        break Err(error);
                     }
                 }
-                // Every source has ended: keep pushing and syncing.
                 None => sources_open = false,
             },
         }
     };
-    pusher.abort();
-    syncer.abort();
+    for task in followers.iter().chain([&pusher, &syncer]) {
+        task.abort();
+    }
     log(&format!("stopping; {} signals stay spooled", agent.spool.len().unwrap_or(0)));
     outcome
-}
-
-/// An observation from a detection's fields.
-pub fn observation(
-    ip: std::net::IpAddr,
-    scenario: &str,
-    message: &str,
-    first: OffsetDateTime,
-    last: OffsetDateTime,
-) -> Observation {
-    Observation { ip, scenario: scenario.to_string(), message: message.to_string(), first_seen: first, last_seen: last }
 }

@@ -40,6 +40,14 @@ impl IpSet {
         }
     }
 
+    /// Whether every address of `net` is in the set.
+    pub fn covers(&self, net: IpNet) -> bool {
+        match net.trunc() {
+            IpNet::V4(n) => covered(&self.v4, u32::from(n.network()), u32::from(n.broadcast())),
+            IpNet::V6(n) => covered(&self.v6, u128::from(n.network()), u128::from(n.broadcast())),
+        }
+    }
+
     /// Whether any address of `net` is in the set.
     pub fn overlaps(&self, net: IpNet) -> bool {
         match net.trunc() {
@@ -68,6 +76,12 @@ fn find<T: Ord + Copy>(ranges: &[(T, T)], start: T, end: T) -> bool {
     ranges.get(i).is_some_and(|&(s, _)| s <= end)
 }
 
+/// Whether one interval holds all of `[start, end]` (intervals are merged, so one must).
+fn covered<T: Ord + Copy>(ranges: &[(T, T)], start: T, end: T) -> bool {
+    let i = ranges.partition_point(|&(_, e)| e < start);
+    ranges.get(i).is_some_and(|&(s, e)| s <= start && end <= e)
+}
+
 mod num_like {
     /// `x + 1` without overflow, for merging adjacent intervals.
     pub trait One {
@@ -91,6 +105,16 @@ mod tests {
 
     fn set(nets: &[&str]) -> IpSet {
         IpSet::new(nets.iter().map(|n| n.parse().unwrap()))
+    }
+
+    #[test]
+    fn covers_needs_the_whole_range() {
+        let s = set(&["192.0.2.0/24", "192.0.3.0/24", "10.0.0.0/25"]);
+        assert!(s.covers("192.0.2.0/23".parse().unwrap()), "merged neighbours cover their union");
+        assert!(s.covers("192.0.3.7/32".parse().unwrap()));
+        assert!(!s.covers("10.0.0.0/24".parse().unwrap()));
+        assert!(!s.covers("192.0.0.0/22".parse().unwrap()));
+        assert!(!IpSet::default().covers("10.0.0.0/32".parse().unwrap()));
     }
 
     #[test]

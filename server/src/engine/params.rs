@@ -75,6 +75,9 @@ pub struct Params {
     pub spoofable_scenarios: Vec<String>,
     /// Weight of a report by its scenario trust: certified 1, others below.
     pub uncertified_weight: f64,
+    /// An IPv4 /24 inside configured hosting space is listed whole while at least this many of
+    /// its addresses are listed with a ban (0: never expand).
+    pub expand_v4_24_after: u32,
 }
 
 /// Trust caps by account verification level.
@@ -138,6 +141,7 @@ impl Default for Params {
             fallback_v6_as_prefix: 32,
             spoofable_scenarios: vec!["udp".into(), "flood".into(), "ddos".into()],
             uncertified_weight: 0.5,
+            expand_v4_24_after: 8,
         }
     }
 }

@@ -252,3 +252,91 @@ fn addresses_reported_once_are_forgotten_after_the_evidence_window() {
     assert!(w.engine.target(net("91.200.12.10")).is_none(), "forgotten once its report left the window");
     assert!(w.engine.take_changed().targets.contains(&(net("91.200.12.10"), None)), "and the store is told");
 }
+
+/// A sensor lists `count` addresses of `block` (`a.b.c`) from `.1` on, one per minute.
+fn sensor_lists_block(w: &mut World, block: &str, count: u32) -> Vec<Change> {
+    sensor_lists_hosts(w, block, 1..=count)
+}
+
+fn sensor_lists_hosts(w: &mut World, block: &str, hosts: impl IntoIterator<Item = u32>) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for host in hosts {
+        w.report(1000, &format!("{block}.{host}"), 1);
+        changes.extend(w.advance(60));
+    }
+    changes
+}
+
+fn hosting_world(hosting: &[&str]) -> World {
+    let mut w = World::new();
+    w.engine.set_hosting(IpSet::new(hosting.iter().map(|h| net(h))));
+    w.machine(1000, None, 0, true);
+    w
+}
+
+#[test]
+fn a_hosting_slash_24_with_many_listed_addresses_is_listed_whole_and_follows_them() {
+    let mut w = hosting_world(&["203.0.112.0/22"]);
+    let threshold = w.engine.params().expand_v4_24_after;
+    let before = sensor_lists_block(&mut w, "203.0.113", threshold - 1);
+    assert!(!before.iter().any(|c| matches!(c, Change::Listed { rule: Rule::Expanded, .. })), "{before:?}");
+    let at = sensor_lists_hosts(&mut w, "203.0.113", [threshold]);
+    let block = at.iter().find_map(|c| match c {
+        Change::Listed { target, rule: Rule::Expanded, expires_at, .. } => Some((*target, *expires_at)),
+        _ => None,
+    });
+    let (target, expires_at) = block.expect("the /24 is listed once the threshold is reached");
+    assert_eq!(target, net("203.0.113.0/24"));
+    // It lives as long as `threshold` members do: the earliest member expiry here.
+    let first_member = w.engine.target(net("203.0.113.1")).and_then(|s| s.listing.clone()).unwrap();
+    assert_eq!(expires_at, first_member.expires_at);
+    assert!(w.listed("203.0.113.0/24"));
+    // When members expire without renewal, the block goes with them.
+    let later = w.advance(first_member.expires_at - w.now + 1);
+    assert!(later.contains(&Change::Delisted { target: net("203.0.113.0/24"), reason: DelistReason::Expired }), "{later:?}");
+    assert!(!w.listed("203.0.113.0/24"));
+}
+
+#[test]
+fn outside_hosting_space_or_near_never_block_addresses_nothing_expands() {
+    let mut w = hosting_world(&["203.0.113.0/24", "8.8.8.0/23"]);
+    let threshold = w.engine.params().expand_v4_24_after;
+    // Residential neighbours: not hosting.
+    let changes = sensor_lists_block(&mut w, "198.51.100", threshold + 2);
+    assert!(!changes.iter().any(|c| matches!(c, Change::Listed { rule: Rule::Expanded, .. })), "{changes:?}");
+    // A hosting /24 that holds a never-block range (8.8.8.0/24 in the world) next door: 8.8.9.0/24
+    // is fine, but 8.8.8.0/24 may never be listed whole, and its members are never listed at all.
+    let changes = sensor_lists_block(&mut w, "8.8.9", threshold);
+    assert!(changes.iter().any(|c| matches!(c, Change::Listed { rule: Rule::Expanded, .. })));
+    let changes = sensor_lists_block(&mut w, "8.8.8", threshold);
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn a_false_positive_inside_an_expanded_block_delists_the_block_and_keeps_it_from_returning() {
+    let mut w = hosting_world(&["203.0.113.0/24"]);
+    let threshold = w.engine.params().expand_v4_24_after;
+    sensor_lists_block(&mut w, "203.0.113", threshold + 1);
+    assert!(w.listed("203.0.113.0/24"));
+    // The innocent neighbour was never reported; it was held only by its block.
+    let changes = w.engine.report_false_positive(net("203.0.113.200"), w.now);
+    assert!(changes.contains(&Change::Delisted { target: net("203.0.113.0/24"), reason: DelistReason::FalsePositive }));
+    assert!(!w.listed("203.0.113.0/24"));
+    // More members listed during the protection do not bring it back.
+    let changes = sensor_lists_hosts(&mut w, "203.0.113", threshold + 2..threshold + 6);
+    assert!(!changes.iter().any(|c| matches!(c, Change::Listed { rule: Rule::Expanded, .. })), "{changes:?}");
+}
+
+#[test]
+fn allowlisting_part_of_an_expanded_block_delists_it() {
+    let mut w = hosting_world(&["203.0.113.0/24"]);
+    let threshold = w.engine.params().expand_v4_24_after;
+    sensor_lists_block(&mut w, "203.0.113", threshold);
+    assert!(w.listed("203.0.113.0/24"));
+    w.engine.set_never_block(IpSet::new([net("8.8.8.0/24"), net("203.0.113.128/25")]));
+    let changes = w.advance(60);
+    assert!(
+        changes.contains(&Change::Delisted { target: net("203.0.113.0/24"), reason: DelistReason::NeverBlock }),
+        "{changes:?}"
+    );
+}

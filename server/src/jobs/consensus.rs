@@ -71,6 +71,8 @@ pub struct WorkerConfig {
     pub refresh_every: Duration,
     /// Poked after a commit that changed a list, so this process serves it at once.
     pub lists_changed: Option<Arc<Notify>>,
+    /// Hosting space: where a /24 with many listed addresses is listed whole.
+    pub hosting_ranges: Vec<IpNet>,
 }
 
 impl Default for WorkerConfig {
@@ -83,6 +85,7 @@ impl Default for WorkerConfig {
             batch: 5000,
             refresh_every: Duration::from_secs(5),
             lists_changed: None,
+            hosting_ranges: Vec::new(),
         }
     }
 }
@@ -143,6 +146,7 @@ impl ConsensusWorker {
         });
         engine.restore(machines, targets);
         engine.set_shared(IpSet::new(config.shared_ranges.iter().copied()));
+        engine.set_hosting(IpSet::new(config.hosting_ranges.iter().copied()));
         let mut worker = ConsensusWorker {
             store,
             config,

@@ -1,7 +1,7 @@
 //! Lookup benchmark: one `palisade-server` binary, measured by `wrk` on loopback in one run.
 //!
 //! 1. `/healthz` (no I/O) as the trivial baseline;
-//! 2. `GET /v2/smoke/{ip}` with a valid key and in-process limits (SQLite);
+//! 2. `GET /v2/smoke/{ip}` over 1,024 addresses in turn, with a valid key and in-process limits (SQLite);
 //! 3. the same lookup with limits enforced in Redis (a `redis-server` this program starts).
 //!
 //! Prints requests per second and p99 latency of each and the ratios the targets are stated in:
@@ -25,19 +25,30 @@ burst = 1000000000
 bulk_max = 100
 "#;
 
-/// The address looked up: in a never-block range, so the lookup finds it and answers 200.
-const IP: &str = "66.249.66.1";
+/// The addresses looked up, in turn by each wrk connection: 1,024 addresses of a never-block
+/// range (66.249.64.0/19), so every lookup finds its address and answers 200.
+const ROTATE_LUA: &str = r#"
+local i = 0
+request = function()
+  i = i + 1
+  local n = i % 1024
+  return wrk.format("GET", "/v2/smoke/66.249." .. (64 + math.floor(n / 256)) .. "." .. (n % 256))
+end
+"#;
 
 struct Measured {
     rps: f64,
     p99_ms: f64,
 }
 
-fn wrk(url: &str, key: Option<&str>, secs: u32, connections: u32) -> anyhow::Result<Measured> {
+fn wrk(url: &str, key: Option<&str>, script: Option<&std::path::Path>, secs: u32, connections: u32) -> anyhow::Result<Measured> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s"), "--latency"]);
     if let Some(key) = key {
         cmd.args(["-H", &format!("x-api-key: {key}")]);
+    }
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
     }
     let output = cmd.arg(url).output().context("cannot run wrk (apt install wrk)")?;
     let text = String::from_utf8_lossy(&output.stdout).to_string();
@@ -100,14 +111,16 @@ fn main() -> anyhow::Result<()> {
 
     let (local, local_key, _local_db) = lookup_server(Vec::new())?;
     let (global, global_key, _global_db) = lookup_server(vec![("REDIS_URL".into(), format!("redis://127.0.0.1:{port}"))])?;
-    let smoke = |server: &ServerProcess| format!("{}v2/smoke/{IP}", server.url);
-    // Warm up caches (key, allowlist) and connections.
-    wrk(&smoke(&local), Some(&local_key), 2, connections)?;
-    wrk(&smoke(&global), Some(&global_key), 2, connections)?;
+    let script = local.data_dir.join("rotate.lua");
+    std::fs::write(&script, ROTATE_LUA)?;
+    let rotate = Some(script.as_path());
+    // Warm up caches (key, allowlist, the addresses' engine state) and connections.
+    wrk(&local.url, Some(&local_key), rotate, 2, connections)?;
+    wrk(&global.url, Some(&global_key), rotate, 2, connections)?;
 
-    let hello = wrk(&format!("{}healthz", local.url), None, secs, connections)?;
-    let lookup = wrk(&smoke(&local), Some(&local_key), secs, connections)?;
-    let redis_lookup = wrk(&smoke(&global), Some(&global_key), secs, connections)?;
+    let hello = wrk(&format!("{}healthz", local.url), None, None, secs, connections)?;
+    let lookup = wrk(&local.url, Some(&local_key), rotate, secs, connections)?;
+    let redis_lookup = wrk(&global.url, Some(&global_key), rotate, secs, connections)?;
     drop(redis.kill());
     drop(redis.wait());
 
