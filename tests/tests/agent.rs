@@ -52,7 +52,7 @@ impl AgentHome {
         let log = dir.path().join("auth.log");
         std::fs::write(&log, "")?;
         let text = format!(
-            "credentials = {:?}\nstate_dir = {:?}\n{extra}\n[[source]]\npath = {:?}\n",
+            "credentials = {:?}\nstate_dir = {:?}\n{extra}\n[[source]]\npath = {:?}\nfrom_start = true\n",
             dir.path().join("credentials.json"),
             dir.path().join("state"),
             log
@@ -233,7 +233,7 @@ fn watch_in_a_namespace_bans_and_reports_a_brute_force_and_applies_a_consensus_l
 }
 
 #[test]
-fn reports_made_while_the_server_is_down_arrive_exactly_once_after_it_returns() -> anyhow::Result<()> {
+fn reports_and_detections_made_while_the_server_is_down_arrive_exactly_once_after_it_returns() -> anyhow::Result<()> {
     let db = TestDb::sqlite();
     let mut server = ServerProcess::start(&db, ServerOptions::default())?;
     let http = Http::new()?;
@@ -244,7 +244,7 @@ fn reports_made_while_the_server_is_down_arrive_exactly_once_after_it_returns() 
     let machine = home.machine_id()?;
 
     server.kill();
-    let attackers: Vec<String> = (1..=5).map(|i| format!("45.33.40.{i}")).collect();
+    let attackers: Vec<String> = (1..=6).map(|i| format!("45.33.40.{i}")).collect();
     for ip in &attackers[..3] {
         let reported = agent(&home, &["report", ip, "--scenario", "crowdsecurity/ssh-bf", "--reason", "fail2ban sshd"])?;
         ensure!(reported.status.success(), "a report to an unreachable server is spooled, not an error: {}", text(&reported));
@@ -252,17 +252,23 @@ fn reports_made_while_the_server_is_down_arrive_exactly_once_after_it_returns() 
     }
     ensure!(home.spool_len()? == 3, "three signals spooled");
 
-    // The daemon starts while the server is down, takes two more reports, and is killed.
+    // The daemon starts while the server is down, detects a brute force in its log, takes two
+    // more reports, and is killed.
     let mut daemon = watch(Command::new(palisade()).arg("--config").arg(&home.config).arg("watch"))?;
-    for ip in &attackers[3..] {
+    for ip in &attackers[3..5] {
         let reported = agent(&home, &["report", ip, "--scenario", "crowdsecurity/ssh-bf", "--json"])?;
         let body: Value = serde_json::from_slice(&reported.stdout).with_context(|| text(&reported))?;
         ensure!(body["spooled"] == true && body["pushed"] == false, "{body}");
     }
-    std::thread::sleep(Duration::from_secs(2));
-    daemon.is_alive()?;
+    // The log starts empty and is read from its start, so no line is missed however late the
+    // follower starts.
+    home.append_log(&ssh_failures(&attackers[5], 6))?;
+    wait_until(Duration::from_secs(30), "the detection in the spool", || {
+        daemon.is_alive()?;
+        Ok((home.spool_len()? == 6).then_some(()))
+    })?;
     drop(daemon);
-    ensure!(home.spool_len()? == 5, "five signals survive the agent being killed");
+    ensure!(home.spool_len()? == 6, "six signals survive the agent being killed");
 
     // A copy of one spooled signal, to deliver it a second time later.
     let spool = home.dir.path().join("state/spool");
@@ -275,10 +281,18 @@ fn reports_made_while_the_server_is_down_arrive_exactly_once_after_it_returns() 
     let copy = std::fs::read(&first)?;
 
     server.restart()?;
+    // This test's agent reads its log from the start; empty it so the restarted agent does not
+    // detect the same lines a second time (that would be a second, distinct signal).
+    std::fs::write(&home.log, "")?;
     let _daemon = watch(Command::new(palisade()).arg("--config").arg(&home.config).arg("watch"))?;
     wait_until(Duration::from_secs(60), "the spool to drain", || Ok((home.spool_len()? == 0).then_some(())))?;
     for ip in &attackers {
-        ensure!(signals_about(&http, &server, &admin, &machine, ip)? == 1, "{ip} stored exactly once");
+        let stored = signals_about(&http, &server, &admin, &machine, ip)?;
+        ensure!(
+            stored == 1,
+            "{ip} stored exactly once, not {stored} times; rejected: {:?}",
+            std::fs::read_dir(spool.join("rejected"))?.count()
+        );
     }
 
     // A batch the server stored but whose answer was lost is sent again, byte for byte: the
