@@ -49,7 +49,7 @@ use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::{CaptureLocations, Regex};
 use time::OffsetDateTime;
 
@@ -282,9 +282,12 @@ impl Detectors {
             rules.push(Rule { locations: regex.capture_locations(), regex, ip_group, ignore, prefilter, specs: vec![index] });
         }
         let any_prefilter = if all_filtered && !literals.is_empty() {
-            Some(AhoCorasick::new(&literals).map_err(|e| DetectError::BadPrefilter {
-                detector: specs.first().map(|s| s.name.clone()).unwrap_or_default(),
-                message: e.to_string(),
+            // A full DFA: lines are short, so a byte-at-a-time scan beats a prefilter's start-up cost.
+            Some(AhoCorasick::builder().kind(Some(AhoCorasickKind::DFA)).build(&literals).map_err(|e| {
+                DetectError::BadPrefilter {
+                    detector: specs.first().map(|s| s.name.clone()).unwrap_or_default(),
+                    message: e.to_string(),
+                }
             })?)
         } else {
             None
