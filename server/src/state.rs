@@ -57,6 +57,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyCache>,
     /// Never-block ranges as the lookup reads them.
     pub lookup_allowlist: Arc<crate::lookup::AllowlistCache>,
+    /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             limiter: Arc::new(Limiter::local()),
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_allowlist: Arc::new(crate::lookup::AllowlistCache::default()),
+            trusted_proxies: Arc::new(Vec::new()),
         }
     }
 
