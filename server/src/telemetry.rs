@@ -45,6 +45,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// event (an alert on a rate of errors needs the series to exist). Families with labels appear
 /// with their first labelled event.
 pub fn register_families() {
+    // The recorder must be installed first, or these go to the no-op recorder.
+    drop(metrics_handle());
     for name in [
         "palisade_signals_accepted_total",
         "palisade_signals_duplicate_total",
