@@ -168,4 +168,84 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "garbage, 198.51.100.7")]);
         assert_eq!(client_ip(ip("10.0.0.5"), &h, &lb()), ip("198.51.100.7"));
     }
+
+    /// (signal value, peer, extra headers, origin the server must record)
+    type Case = (&'static str, &'static str, &'static [(&'static str, &'static [u8])], &'static str);
+
+    /// The whole application in-process, its peer fixed at `peer`, trusting 10.0.0.0/24.
+    fn app(state: &crate::state::AppState, peer: &str) -> axum::Router {
+        let peer: std::net::SocketAddr = format!("{peer}:40000").parse().expect("socket address");
+        crate::http::router(state.clone()).layer(axum::extract::connect_info::MockConnectInfo(peer))
+    }
+
+    async fn call(app: axum::Router, request: axum::http::Request<axum::body::Body>) -> (u16, serde_json::Value) {
+        use tower::ServiceExt;
+        let response = app.oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn post(
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&'static str, &[u8])],
+        body: serde_json::Value,
+    ) -> axum::http::Request<axum::body::Body> {
+        let mut request = axum::http::Request::post(path).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, HeaderValue::from_bytes(value).expect("header bytes"));
+        }
+        request.body(axum::body::Body::from(body.to_string())).expect("request")
+    }
+
+    #[tokio::test]
+    async fn pushed_signals_record_the_client_only_a_trusted_proxy_names_and_bad_headers_never_fail() {
+        let db = crate::testing::TestDb::sqlite();
+        let store = crate::store::open(&db.url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let jwt = crate::auth::jwt::JwtKeys::new(b"forwarded-test-secret-0123456789abcdef", time::Duration::hours(1));
+        let enricher = crate::enrich::Enricher::open(None, None).expect("no databases");
+        let mut state = crate::state::AppState::new(
+            store.clone(),
+            jwt,
+            enricher,
+            crate::config::RegistrationPolicy::Open,
+            crate::config::IngestConfig::default(),
+            crate::telemetry::metrics_handle(),
+        );
+        state.trusted_proxies = std::sync::Arc::new(lb());
+        let credentials = serde_json::json!({"machine_id": "watcher-forwarded", "password": "a-password-of-some-length"});
+        let (status, _) = call(app(&state, "198.51.100.7"), post("/v2/watchers", None, &[], credentials.clone())).await;
+        assert_eq!(status, 200);
+        let mut login = credentials;
+        login["scenarios"] = serde_json::json!([]);
+        let (status, body) = call(app(&state, "198.51.100.7"), post("/v2/watchers/login", None, &[], login)).await;
+        assert_eq!(status, 200, "{body}");
+        let token = body["token"].as_str().expect("token").to_string();
+
+        let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let cases: [Case; 6] = [
+            ("45.33.40.1", "10.0.0.5", &[("x-forwarded-for", b"203.0.113.9, 198.51.100.20")], "198.51.100.20"),
+            ("45.33.40.2", "198.51.100.7", &[("x-forwarded-for", b"203.0.113.9")], "198.51.100.7"),
+            ("45.33.40.3", "10.0.0.5", &[("x-forwarded-for", b"203.0.113.9, 198.51.100.30, 10.0.0.8")], "198.51.100.30"),
+            ("45.33.40.4", "10.0.0.5", &[("x-forwarded-for", b"garbage")], "10.0.0.5"),
+            ("45.33.40.5", "10.0.0.5", &[("x-forwarded-for", b"\xff\xfe")], "10.0.0.5"),
+            ("45.33.40.6", "10.0.0.5", &[("forwarded", b"for=\"[2001:db8::7]:443\";proto=https")], "2001:db8::7"),
+        ];
+        for (target, peer, headers, _) in &cases {
+            let item = serde_json::json!([{"scenario": "crowdsecurity/ssh-bf", "scenario_trust": "certified",
+                "source": {"scope": "Ip", "value": target}, "start_at": now, "stop_at": now}]);
+            let (status, body) = call(app(&state, peer), post("/v2/signals", Some(&token), headers, item)).await;
+            assert_eq!(status, 200, "{target}: {body}");
+        }
+        let stored = store.list_signals(&crate::store::SignalFilter { limit: 100, ..Default::default() }).await.expect("list");
+        for (target, _, _, origin) in &cases {
+            let signal = stored.iter().find(|s| s.value == *target).expect("stored");
+            assert_eq!(signal.origin_ip, *origin, "{target}");
+        }
+    }
 }
