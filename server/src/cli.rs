@@ -309,17 +309,22 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     state.distribution = std::sync::Arc::new(config.distribution.clone());
     state.tiers = std::sync::Arc::new(config.tiers.clone());
     state.machine_tier = std::sync::Arc::from(config.machine_tier.as_str());
+    state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
     if let Some(url) = &config.redis_url {
         // Without Redis at start-up the replica still serves, with per-process limits.
         match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
             Ok(redis) => state.limiter = std::sync::Arc::new(crate::limits::Limiter::with_redis(redis)),
-            Err(error) => tracing::error!(%error, "cannot reach Redis: rate limits are per replica"),
+            Err(error) => {
+                metrics::counter!("palisade_redis_errors_total").increment(1);
+                tracing::error!(%error, "cannot reach Redis: rate limits are per replica");
+            }
         }
     }
     Ok(state)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::register_families();
     let state = build_state(&config).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -339,6 +344,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             shared_ranges: config.consensus.shared_ranges.clone(),
             hosting_ranges: config.consensus.hosting_ranges.clone(),
             lists_changed: Some(state.lists.changed.clone()),
+            maintenance: Some(config.retention.clone()),
             ..WorkerConfig::default()
         };
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);

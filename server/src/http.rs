@@ -8,6 +8,7 @@ pub mod blocklists;
 pub mod capi;
 pub mod cti;
 pub mod extract;
+pub mod forwarded;
 pub mod ips;
 pub mod ops;
 
@@ -191,6 +192,41 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     metrics::counter!("palisade_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("palisade_http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
-    response
+    metrics::histogram!("palisade_http_request_duration_seconds", "route" => route.clone()).record(start.elapsed().as_secs_f64());
+    let served = metrics::counter!("palisade_served_bytes_total", "route" => route);
+    response.map(|body| axum::body::Body::new(CountingBody { inner: body, served }))
+}
+
+/// A response body that adds the bytes it yields (after compression, as sent) to
+/// `palisade_served_bytes_total`, frame by frame, so streamed lists count too. Its size hint is
+/// the inner body's, so `Content-Length` is unchanged.
+struct CountingBody {
+    inner: axum::body::Body,
+    served: metrics::Counter,
+}
+
+impl axum::body::HttpBody for CountingBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.served.increment(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -57,6 +57,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyCache>,
     /// What lookups keep between requests (never-block ranges, recent engine states).
     pub lookup_cache: Arc<crate::lookup::LookupCache>,
+    /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             limiter: Arc::new(Limiter::local()),
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
+            trusted_proxies: Arc::new(Vec::new()),
         }
     }
 

@@ -53,14 +53,20 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Every driver error passes through here, so this is where `palisade_store_errors_total` counts
+/// them by kind (a unique violation is an answer, not an error, and is not counted).
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                metrics::counter!("palisade_store_errors_total", "kind" => "unavailable").increment(1);
                 StoreError::Unavailable(error)
             }
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
-            other => StoreError::Database(other),
+            other => {
+                metrics::counter!("palisade_store_errors_total", "kind" => "database").increment(1);
+                StoreError::Database(other)
+            }
         }
     }
 }
@@ -658,6 +664,39 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Sets an account's tier; `NotFound` for an unknown account.
     async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
+
+    /// Prepares signal storage for the UTC days from `from` to `days_ahead` days later. PostgreSQL
+    /// creates the missing daily partitions of `signals` and returns their days; SQLite has
+    /// nothing to prepare.
+    async fn prepare_signal_partitions(&self, from: OffsetDateTime, days_ahead: u32) -> Result<Vec<time::Date>, StoreError>;
+    /// Expires raw signals received before `before`, never one with an id above `up_to_id` (the
+    /// consensus watermark: unprocessed signals stay). PostgreSQL drops whole daily partitions that
+    /// end at or before `before` and hold nothing above `up_to_id`; SQLite deletes matching rows in
+    /// transactions of `batch` rows.
+    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, batch: u32) -> Result<ExpireOutcome, StoreError>;
+    /// The days of the existing signal partitions, oldest first (always empty on SQLite).
+    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError>;
+    /// Signals with an id above `after` (the consensus backlog): how many, counted up to `cap`,
+    /// and when the first of them was received.
+    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError>;
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpireOutcome {
+    /// Daily partitions dropped (PostgreSQL).
+    pub partitions_dropped: Vec<time::Date>,
+    /// Rows deleted one by one (SQLite; PostgreSQL drops partitions without counting their rows).
+    pub rows_deleted: u64,
+}
+
+/// The signals the consensus worker has not processed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalBacklog {
+    /// How many, up to the cap asked for.
+    pub count: u64,
+    /// When the first of them (lowest id) was received.
+    pub oldest_received_at: Option<OffsetDateTime>,
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

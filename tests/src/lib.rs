@@ -15,6 +15,7 @@ use palisade_server::testing::TestDb;
 pub use palisade_server::testing;
 
 pub mod http;
+pub mod nginx;
 pub mod signals;
 pub mod sim;
 

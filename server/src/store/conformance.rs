@@ -1191,3 +1191,118 @@ async fn api_keys_are_found_by_hash_listed_per_account_and_revoked_once() {
         assert!(matches!(store.set_account_tier("ghost", "pro").await, Err(StoreError::NotFound(_))), "{label}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data lifecycle: partitions (PostgreSQL), retention (both)
+
+fn received(machine: MachineKey, value: &str, at: OffsetDateTime) -> NewSignal {
+    NewSignal { received_at: at, ..signal(machine, ip_report(value, "lifecycle")) }
+}
+
+#[tokio::test]
+async fn a_redelivery_on_another_day_is_still_a_duplicate() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let first = received(key, "45.33.32.156", T0);
+        assert_eq!(s.store().insert_signals(std::slice::from_ref(&first)).await.expect("insert").inserted, 1, "{label}");
+        // The agent did not get the acknowledgement and sends it again after midnight, and a day later.
+        for later in [Duration::hours(12), Duration::days(1), Duration::days(3)] {
+            let again = received(key, "45.33.32.156", T0 + later);
+            let outcome = s.store().insert_signals(&[again]).await.expect("insert");
+            assert_eq!(outcome, InsertOutcome { inserted: 0, duplicates: 1 }, "{label}: redelivered {later} later");
+        }
+        // Something new on the next day is stored, in its own day.
+        let next_day = received(key, "45.33.32.157", T0 + Duration::days(1));
+        assert_eq!(s.store().insert_signals(&[next_day]).await.expect("insert").inserted, 1, "{label}");
+        assert_eq!(s.store().count_signals().await.expect("count"), 2, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn signals_far_in_the_past_or_future_find_a_home() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let sent = [received(key, "45.33.32.1", T0 - Duration::days(400)), received(key, "45.33.32.2", T0 + Duration::days(30))];
+        assert_eq!(s.store().insert_signals(&sent).await.expect("insert").inserted, 2, "{label}");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(
+            stored.iter().map(|s| s.received_at).collect::<Vec<_>>(),
+            [sent[0].received_at, sent[1].received_at],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn partitions_are_created_ahead_of_time_on_postgres() {
+    for s in subjects().await {
+        let label = s.label();
+        let created = s.store().prepare_signal_partitions(T0, 7).await.expect("prepare");
+        let days = s.store().signal_partitions().await.expect("partitions");
+        if s.db.backend == Backend::Sqlite {
+            assert!(created.is_empty() && days.is_empty(), "{label}: SQLite has no partitions");
+            continue;
+        }
+        let today = T0.date();
+        for n in 0..=7 {
+            let day = today + Duration::days(n);
+            assert!(days.contains(&day), "{label}: partition of {day} exists ahead: {days:?}");
+        }
+        // A second pass has nothing left to create.
+        assert!(s.store().prepare_signal_partitions(T0, 7).await.expect("prepare").is_empty(), "{label}");
+        let later = s.store().prepare_signal_partitions(T0 + Duration::days(7), 2).await.expect("prepare");
+        assert_eq!(later, [today + Duration::days(8), today + Duration::days(9)], "{label}: only the missing days");
+    }
+}
+
+#[tokio::test]
+async fn retention_expires_old_processed_signals_and_keeps_the_rest() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let sent = [
+            received(key, "45.33.32.1", T0 - Duration::days(40)),
+            received(key, "45.33.32.2", T0 - Duration::days(40) + Duration::hours(1)),
+            received(key, "45.33.32.3", T0 - Duration::days(1)),
+            received(key, "45.33.32.4", T0),
+        ];
+        s.store().insert_signals(&sent).await.expect("insert");
+        let ids: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+        let cutoff = T0 - Duration::days(30);
+
+        // The consensus worker has read only the first old signal: the second must stay.
+        let partial = s.store().expire_signals(cutoff, ids[0], 1).await.expect("expire");
+        let left: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+        assert!(left.contains(&ids[1]), "{label}: an unprocessed signal survived retention: {partial:?}");
+        assert!(left.ends_with(&ids[2..]), "{label}: recent signals kept");
+        match s.db.backend {
+            // Row by row: exactly the processed old one goes.
+            Backend::Sqlite => assert_eq!(left, ids[1..], "{label}"),
+            // Whole days: the day holding an unprocessed signal stays whole.
+            Backend::Postgres => assert_eq!(left, ids, "{label}"),
+        }
+
+        // Once processed, the old day expires; the recent ones and their days stay.
+        let full = s.store().expire_signals(cutoff, ids[3], 1).await.expect("expire");
+        let left: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+        assert_eq!(left, ids[2..], "{label}: old signals gone, recent ones kept");
+        let days = s.store().signal_partitions().await.expect("partitions");
+        match s.db.backend {
+            Backend::Sqlite => assert_eq!(full.rows_deleted, 1, "{label}: batches of one"),
+            Backend::Postgres => {
+                let old_day = (T0 - Duration::days(40)).date();
+                assert_eq!(full.partitions_dropped, [old_day], "{label}");
+                assert!(!days.contains(&old_day), "{label}: dropped");
+                assert!(days.contains(&T0.date()) && days.contains(&(T0 - Duration::days(1)).date()), "{label}: {days:?}");
+            }
+        }
+        // Still storable and deduplicated afterwards; a fresh copy of an expired signal is new again.
+        assert_eq!(s.store().insert_signals(&sent[2..]).await.expect("insert").duplicates, 2, "{label}");
+        let backlog = s.store().signal_backlog(ids[2], 100).await.expect("backlog");
+        assert_eq!((backlog.count, backlog.oldest_received_at), (1, Some(T0)), "{label}: backlog after the watermark");
+        let none = s.store().signal_backlog(ids[3], 100).await.expect("backlog");
+        assert_eq!((none.count, none.oldest_received_at), (0, None), "{label}: caught up");
+    }
+}

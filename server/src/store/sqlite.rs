@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use self::group_commit::{SignalRow, SignalWriter};
 use super::{
     Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp,
-    LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros,
-    storable, storable_json, storable_opt, to_micros,
+    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, ExpireOutcome, InsertOutcome, Leadership, ListChange,
+    ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog, SignalFilter, Store, StoreError,
+    StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -800,6 +800,46 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
         Ok(())
+    }
+
+    async fn prepare_signal_partitions(&self, _from: OffsetDateTime, _days_ahead: u32) -> Result<Vec<time::Date>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, batch: u32) -> Result<ExpireOutcome, StoreError> {
+        let mut outcome = ExpireOutcome::default();
+        let batch = i64::from(batch.max(1));
+        // Short transactions, so signal inserts wait for one batch at a time, not the whole pass.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM signals WHERE id IN \
+                 (SELECT id FROM signals WHERE received_at < ? AND id <= ? ORDER BY id LIMIT ?)",
+            )
+            .bind(to_micros(before))
+            .bind(up_to_id)
+            .bind(batch)
+            .execute(&self.writer)
+            .await?;
+            outcome.rows_deleted += done.rows_affected();
+            if (done.rows_affected() as i64) < batch {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), min(received_at) FROM (SELECT received_at FROM signals WHERE id > ? ORDER BY id LIMIT ?)",
+        )
+        .bind(after)
+        .bind(i64::from(cap))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest.map(from_micros) })
     }
 }
 
