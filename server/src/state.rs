@@ -57,6 +57,9 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyCache>,
     /// Never-block ranges as the lookup reads them.
     pub lookup_allowlist: Arc<crate::lookup::AllowlistCache>,
+    /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
+    /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
@@ -93,6 +96,7 @@ impl AppState {
             limiter: Arc::new(Limiter::local()),
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_allowlist: Arc::new(crate::lookup::AllowlistCache::default()),
+            public_url: Arc::from(""),
         }
     }
 

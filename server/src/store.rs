@@ -658,6 +658,20 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Sets an account's tier; `NotFound` for an unknown account.
     async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
+    /// An account's enrollment keys (never their hashes), oldest first.
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError>;
+    /// Revokes the unrevoked enrollment keys of `account` with this prefix; whether one was revoked.
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// An account's lookup tier name; `None` for an unknown account.
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError>;
+    /// Signals received at or after `since`, counted per machine (machines with none are absent).
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError>;
+    /// Signals received at or after `since`, counted per UTC day (days since the Unix epoch),
+    /// oldest first; days without signals are absent.
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+    /// Membership changes of `list` made at or after `since`, counted per UTC day, oldest first;
+    /// `count` holds the additions and `other` the removals.
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.
@@ -723,6 +737,28 @@ fn scrub_nul(value: &mut serde_json::Value) {
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
+}
+
+/// An enrollment key as its account sees it (the key itself is never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollKeyRecord {
+    /// First characters, for identification and revocation.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Revocation time; revoked keys enroll nothing.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A per-day aggregate: the UTC day (days since the Unix epoch) and one or two counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    /// The counted events.
+    pub count: u64,
+    /// A second count where the aggregate has one (removals beside additions), else 0.
+    pub other: u64,
 }
 
 #[cfg(test)]

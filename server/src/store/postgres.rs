@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 
 use super::{
     Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp,
-    LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, storable,
-    storable_json, storable_opt,
+    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, InsertOutcome, Leadership,
+    ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError,
+    StoredSignal, storable, storable_json, storable_opt,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -893,6 +893,71 @@ impl Store for PgStore {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
         Ok(())
+    }
+
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = $1 ORDER BY id")
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EnrollKeyRecord {
+                    prefix: row.try_get("prefix")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE enroll_keys SET revoked_at = $1 WHERE account_id = $2 AND prefix = $3 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(account.0)
+                .bind(storable(prefix))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT tier FROM accounts WHERE id = $1").bind(account.0).fetch_optional(&self.pool).await?)
+    }
+
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT machine_id, COUNT(*) FROM signals WHERE received_at >= $1 GROUP BY machine_id ORDER BY machine_id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(machine, n)| (MachineKey(machine), n as u64)).collect())
+    }
+
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT floor(extract(epoch FROM received_at) / 86400)::BIGINT AS day, COUNT(*) FROM signals \
+             WHERE received_at >= $1 GROUP BY day ORDER BY day",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT floor(extract(epoch FROM at) / 86400)::BIGINT AS day, COUNT(*) FILTER (WHERE op = 'add'), \
+             COUNT(*) FILTER (WHERE op = 'remove') FROM blocklist_changes WHERE list = $1 AND at >= $2 GROUP BY day ORDER BY day",
+        )
+        .bind(storable(list))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
     }
 }
 
