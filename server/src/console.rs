@@ -12,6 +12,7 @@ pub mod session;
 
 use std::collections::HashMap;
 
+use axum::extract::{FromRequest, Request};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
@@ -159,6 +160,18 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(host))
 }
 
+/// The fields of a form POST. A body that is not a form reads as no fields, so the POST fails
+/// the CSRF check with our 403 page rather than a bare rejection.
+pub struct FormFields(pub HashMap<String, String>);
+
+impl FromRequest<AppState> for FormFields {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(FormFields(Form::<HashMap<String, String>>::from_request(req, state).await.map(|Form(f)| f).unwrap_or_default()))
+    }
+}
+
 /// Whether a POST passes the origin check and carries the session's CSRF token.
 fn post_allowed(state: &AppState, session: &Session, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
     let token_ok = form.get("csrf").is_some_and(|sent| keys(state).csrf_matches(session, sent));
@@ -205,7 +218,7 @@ async fn login_page() -> Markup {
 
 /// Operator sign-in with an admin token.
 #[instrument(skip_all)]
-async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn login(State(state): State<AppState>, headers: HeaderMap, FormFields(form): FormFields) -> Response {
     if !same_origin(&headers) {
         return forbidden();
     }
@@ -244,7 +257,7 @@ async fn link_page(State(state): State<AppState>, Query(query): Query<LinkQuery>
 
 /// Account sign-in with a login link's token.
 #[instrument(skip_all)]
-async fn link_login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn link_login(State(state): State<AppState>, headers: HeaderMap, FormFields(form): FormFields) -> Response {
     if !same_origin(&headers) {
         return forbidden();
     }
@@ -274,7 +287,7 @@ async fn logout(
     State(state): State<AppState>,
     Signed(session): Signed,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    FormFields(form): FormFields,
 ) -> Response {
     if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
@@ -319,7 +332,7 @@ async fn create_enroll_key(
     State(state): State<AppState>,
     Signed(session): Signed,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    FormFields(form): FormFields,
 ) -> Response {
     if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
@@ -337,7 +350,7 @@ async fn revoke_enroll_key(
     State(state): State<AppState>,
     Signed(session): Signed,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    FormFields(form): FormFields,
 ) -> Response {
     if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
@@ -357,7 +370,7 @@ async fn create_api_key(
     State(state): State<AppState>,
     Signed(session): Signed,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    FormFields(form): FormFields,
 ) -> Response {
     if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
@@ -375,7 +388,7 @@ async fn revoke_api_key(
     State(state): State<AppState>,
     Signed(session): Signed,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    FormFields(form): FormFields,
 ) -> Response {
     if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
