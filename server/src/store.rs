@@ -672,6 +672,8 @@ pub trait Store: Send + Sync + 'static {
     /// Membership changes of `list` made at or after `since`, counted per UTC day, oldest first;
     /// `count` holds the additions and `other` the removals.
     async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+    /// The consensus worker's watermark alone (the last signal id it processed), without its state.
+    async fn consensus_watermark(&self) -> Result<i64, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

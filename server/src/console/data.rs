@@ -286,6 +286,9 @@ pub struct Overview {
     pub allowlists: Vec<(String, String, u64)>,
     /// Tiers by name.
     pub tiers: Vec<(String, Tier)>,
+    /// How long the oldest signal the consensus worker has not processed yet has waited
+    /// (seconds); 0 when none waits.
+    pub consensus_lag_secs: i64,
 }
 
 /// Trust bands for the distribution chart.
@@ -336,7 +339,11 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
     for entry in store.list_allowlist().await? {
         *allowlists.entry((entry.source, entry.category)).or_default() += 1;
     }
+    let watermark = store.consensus_watermark().await?;
+    let pending = store.signals_for_engine(watermark, 1).await?;
+    let consensus_lag_secs = pending.first().map_or(0, |s| (now - s.received_at).whole_seconds().max(0));
     Ok(Overview {
+        consensus_lag_secs,
         machines: machines.len() as u64,
         accounts: store.list_accounts().await?.len() as u64,
         signals,

@@ -420,6 +420,7 @@ pub fn operator(ctx: &Ctx, view: &Overview) -> Markup {
                 (stat("Signals stored", view.signals))
                 (stat("Signals per minute (last hour)", PreEscaped(format!("{:.1}", view.signals_per_min))))
                 (stat("On the community list", view.listed))
+                (stat("Consensus lag", PreEscaped(format!("{} s", view.consensus_lag_secs))))
             }
             section aria-labelledby="charts-h" {
                 h2 id="charts-h" { "Last " (super::data::CHART_DAYS) " days" }

@@ -1240,6 +1240,7 @@ async fn signals_are_counted_per_machine_and_per_day_since_a_time() {
         ];
         store.insert_signals(&signals).await.expect("insert");
 
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 0, "{label}: nothing processed yet");
         let counts = store.signal_counts_since(T0 - Duration::hours(1)).await.expect("counts");
         assert_eq!(counts, [(one, 1), (two, 2)], "{label}: since an hour before T0");
         assert!(store.signal_counts_since(T0 + Duration::days(1)).await.expect("counts").is_empty(), "{label}: none after");

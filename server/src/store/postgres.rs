@@ -959,6 +959,10 @@ impl Store for PgStore {
         .await?;
         Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
     }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.pool).await?)
+    }
 }
 
 fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {

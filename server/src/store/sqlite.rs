@@ -865,6 +865,10 @@ impl Store for SqliteStore {
         .await?;
         Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
     }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.reader).await?)
+    }
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
