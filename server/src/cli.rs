@@ -351,6 +351,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
     let poller = tokio::spawn(crate::serving::run_poller(state.lists.clone(), poll, shutdown.clone()));
+    let usage = tokio::spawn(crate::console::usage::run(state.lookup_usage.clone(), state.store.clone(), shutdown.clone()));
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
@@ -358,6 +359,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         drop(worker.await);
     }
     drop(poller.await);
+    drop(usage.await);
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
 }

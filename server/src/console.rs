@@ -9,6 +9,7 @@ pub mod charts;
 pub mod data;
 pub mod pages;
 pub mod session;
+pub mod usage;
 
 use std::collections::HashMap;
 

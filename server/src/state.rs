@@ -60,6 +60,8 @@ pub struct AppState {
     /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
     /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
     pub public_url: Arc<str>,
+    /// Lookups charged to accounts, counted per day for the console's usage history.
+    pub lookup_usage: Arc<crate::console::usage::UsageRecorder>,
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_allowlist: Arc::new(crate::lookup::AllowlistCache::default()),
             public_url: Arc::from(""),
+            lookup_usage: Arc::new(crate::console::usage::UsageRecorder::default()),
         }
     }
 

@@ -674,6 +674,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
     /// The consensus worker's watermark alone (the last signal id it processed), without its state.
     async fn consensus_watermark(&self) -> Result<i64, StoreError>;
+    /// Adds lookups to accounts' per-day counts: `(account, day since the epoch, lookups)`.
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError>;
+    /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

@@ -274,9 +274,20 @@ async fn value(browser: &Browser, css: &str) -> anyhow::Result<String> {
     browser.find(Locator::Css(css)).await?.prop("value").await?.context("no value")
 }
 
+/// Clicks something that loads a new page, and waits until that page has loaded: a mark set on
+/// the old page's window is gone and the new document is complete.
 async fn click(browser: &Browser, css: &str) -> TestResult {
+    browser.execute("window.__palisadeOld = true;", vec![]).await?;
     browser.find(Locator::Css(css)).await?.click().await?;
-    Ok(())
+    for _ in 0..300 {
+        let loaded =
+            browser.execute("return window.__palisadeOld === undefined && document.readyState === 'complete';", vec![]).await?;
+        if loaded == serde_json::Value::Bool(true) {
+            return Ok(());
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    bail!("clicking {css} loaded no new page within 30 s")
 }
 
 async fn path(browser: &Browser) -> anyhow::Result<String> {
@@ -337,7 +348,7 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     let batch: Vec<_> = (0..3).map(|i| crowdsec_signal("agent", Ipv4Addr::new(45, 33, 32, 10 + i), 0, now)).collect();
     assert_eq!(machine.push_signals(&batch).await?.accepted, 3);
 
-    browser.refresh().await?;
+    browser.goto(&format!("{base}console/account")).await?;
     let row = text(browser, "#machines tbody tr").await?;
     assert!(row.contains("web-01.acme") && row.contains("web-01"), "{row}");
     let cells = browser.find_all(Locator::Css("#machines tbody tr td.num")).await?;
@@ -368,6 +379,8 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     assert!(text(browser, ".error").await?.contains("not an IP"));
     browser.goto(&format!("{base}console/account")).await?;
     assert_eq!(text(browser, "#usage").await?, "3", "two analyzer searches were counted, the invalid one was not");
+    let chart = browser.find(Locator::Css("#usage-chart svg")).await?.attr("aria-label").await?.unwrap_or_default();
+    assert!(chart.contains("3 in all"), "the usage history holds today's lookups: {chart}");
 
     let prefix = text(browser, "#api-keys tbody th code").await?;
     click(browser, "#api-keys tbody form button").await?;
@@ -393,6 +406,7 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     browser.find(Locator::Css("#token")).await?.send_keys(admin_token).await?;
     click(browser, "form[action='/console/login'] button").await?;
     let stats = text(browser, "#stats").await?;
+    assert!(stats.contains("Consensus lag"), "{stats}");
     assert!(stats.contains("Machines\n2") || stats.contains("Machines 2"), "{stats}");
     assert!(text(browser, "#top-scenarios").await?.contains("crowdsecurity/"), "top scenarios");
     snap(browser, server, "09-operator-with-data").await?;

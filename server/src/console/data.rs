@@ -78,6 +78,10 @@ pub struct AccountView {
     pub lists: Vec<PullableList>,
     /// The server's public URL (ends in `/`).
     pub public_url: String,
+    /// Lookups per day over the last [`CHART_DAYS`] days.
+    pub usage_per_day: Vec<DayCount>,
+    /// Today (days since the epoch).
+    pub today: i64,
 }
 
 /// Trust in words, as an account user reads it.
@@ -124,6 +128,12 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         .filter(|m| m.account == Some(account))
         .map(|m| machine_row(&m, today.get(&m.key).copied().unwrap_or(0)))
         .collect();
+    // This replica's counts first, so the chart includes the lookups just made here.
+    if let Err(error) = state.lookup_usage.flush(store).await {
+        tracing::warn!(%error, "cannot record lookup usage");
+    }
+    let today = state.limiter.now_us().div_euclid(86_400_000_000);
+    let usage_per_day = store.lookup_usage_per_day(account, today - CHART_DAYS + 1).await?;
     let tier_name = store.account_tier(account).await?.unwrap_or_else(|| crate::limits::DEFAULT_TIER.into());
     let tier = state.tier(&tier_name);
     // Cost 0: reads the counters without spending a lookup.
@@ -154,6 +164,8 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         api_keys: crate::manage::list_api_keys(store, Some(name)).await?,
         lists,
         public_url: base,
+        usage_per_day,
+        today,
     })
 }
 

@@ -222,6 +222,12 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                     strong id="usage" { (view.used) } " of " (view.limit) "."
                 }
                 meter min="0" max=(view.limit) value=(view.used) aria-label="Lookups used" { (view.used) " of " (view.limit) }
+                figure id="usage-chart" {
+                    (charts::bars("Lookups per day", &[Series { name: "lookups", color: "#0891b2" }],
+                        &charts::fill_days(view.today, super::data::CHART_DAYS,
+                            &view.usage_per_day.iter().map(|d| (d.day, vec![d.count])).collect::<Vec<_>>(), 1)))
+                    figcaption { "Lookups per day over the last " (super::data::CHART_DAYS) " days (UTC), API keys and analyzer together." }
+                }
                 form method="post" action="/console/account/api-keys" {
                     (csrf(ctx))
                     button type="submit" id="create-api-key" { "Create an API key" }

@@ -50,6 +50,9 @@ pub fn with_limit_headers(mut response: Response, decision: &Decision) -> Respon
 /// Counts `cost` lookups; the answer is the refusal when over a limit.
 pub async fn charge(state: &AppState, key: &str, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
     let decision = state.limiter.check(key, tier, cost).await;
+    if decision.allowed {
+        state.lookup_usage.record(key, state.limiter.now_us(), cost);
+    }
     let outcome = if decision.allowed { Ok(()) } else { Err(ApiError::RateLimited(decision.retry_after_secs)) };
     (decision, outcome)
 }

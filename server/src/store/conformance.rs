@@ -1279,3 +1279,20 @@ async fn list_changes_are_counted_per_day_as_additions_and_removals() {
         assert!(store.list_changes_per_day("other", T0 - Duration::days(3)).await.expect("per day").is_empty(), "{label}");
     }
 }
+
+#[tokio::test]
+async fn lookup_usage_adds_up_per_account_and_day() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("acme");
+        let other = store.create_account("other", T0).await.expect("other");
+        store.add_lookup_usage(&[(acme, 100, 2), (acme, 101, 1), (other, 101, 7)]).await.expect("first batch");
+        store.add_lookup_usage(&[(acme, 101, 4)]).await.expect("second batch");
+        store.add_lookup_usage(&[]).await.expect("an empty batch");
+        let days = store.lookup_usage_per_day(acme, 0).await.expect("per day");
+        assert_eq!(days.iter().map(|d| (d.day, d.count)).collect::<Vec<_>>(), [(100, 2), (101, 5)], "{label}");
+        let recent = store.lookup_usage_per_day(acme, 101).await.expect("per day");
+        assert_eq!(recent.iter().map(|d| (d.day, d.count)).collect::<Vec<_>>(), [(101, 5)], "{label}: since a day");
+        assert_eq!(store.lookup_usage_per_day(other, 0).await.expect("per day")[0].count, 7, "{label}");
+    }
+}

@@ -963,6 +963,33 @@ impl Store for PgStore {
     async fn consensus_watermark(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.pool).await?)
     }
+
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (account, day, lookups) in usage {
+            sqlx::query(
+                "INSERT INTO lookup_usage (account_id, day, lookups) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, day) DO UPDATE SET lookups = lookup_usage.lookups + excluded.lookups",
+            )
+            .bind(account.0)
+            .bind(*day)
+            .bind(i64::try_from(*lookups).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT day, lookups FROM lookup_usage WHERE account_id = $1 AND day >= $2 ORDER BY day")
+                .bind(account.0)
+                .bind(since_day)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
 }
 
 fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {
