@@ -397,6 +397,15 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     assert!(other.enroll_machine(&enroll_key, "web-02", &[], false).await.is_err(), "a revoked key enrolls nothing");
     snap(browser, server, "08-account-after-revoking").await?;
 
+    // On a phone-sized window the page reflows instead of scrolling sideways (wide tables scroll
+    // inside their own box).
+    browser.set_window_size(390, 844).await?;
+    browser.goto(&format!("{base}console/account")).await?;
+    let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await?;
+    assert!(overflow.as_i64().is_some_and(|px| px <= 0), "the page is wider than a phone by {overflow} px");
+    snap(browser, server, "08b-account-on-a-phone").await?;
+    browser.set_window_size(1200, 900).await?;
+
     click(browser, "#sign-out").await?;
     assert_eq!(path(browser).await?, "/console/login");
     browser.goto(&format!("{base}console/account")).await?;
