@@ -166,6 +166,11 @@ pub enum AccountCommand {
         /// Tier name.
         tier: String,
     },
+    /// Print a console sign-in link for the account's users (valid 15 minutes).
+    LoginLink {
+        /// Account name.
+        name: String,
+    },
 }
 
 /// `admin api-key …`
@@ -310,6 +315,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     state.tiers = std::sync::Arc::new(config.tiers.clone());
     state.machine_tier = std::sync::Arc::from(config.machine_tier.as_str());
     state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
+    state.public_url = std::sync::Arc::from(config.public_url().as_str());
     if let Some(url) = &config.redis_url {
         // Without Redis at start-up the replica still serves, with per-process limits.
         match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
@@ -352,6 +358,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
     let poller = tokio::spawn(crate::serving::run_poller(state.lists.clone(), poll, shutdown.clone()));
+    let usage = tokio::spawn(crate::console::usage::run(state.lookup_usage.clone(), state.store.clone(), shutdown.clone()));
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
@@ -359,6 +366,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         drop(worker.await);
     }
     drop(poller.await);
+    drop(usage.await);
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
 }
@@ -416,6 +424,13 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     println!("{:<32} {:<12} {:>8}  {}", a.name, a.level, a.machines, a.created_at);
                 }
             }
+        }
+        AdminCommand::Account(AccountCommand::LoginLink { name }) => {
+            let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
+            let key = crate::auth::jwt::console_key(&secret);
+            let link = manage::login_link(store, &key, &config.public_url(), &name).await?;
+            println!("{}", link.url);
+            eprintln!("valid until {} for account {}", link.expires_at, link.account);
         }
         AdminCommand::Account(AccountCommand::Tier { name, tier }) => {
             manage::set_account_tier(store, &config.tiers, &name, &tier).await?;

@@ -44,7 +44,7 @@ use crate::state::AppState;
         blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
         ips::get_ip, cti::get_smoke, cti::search_smoke, api_keys::create_api_key_admin, api_keys::list_api_keys_admin,
         api_keys::list_all_api_keys, api_keys::revoke_api_key_admin, api_keys::set_account_tier, api_keys::create_own_api_key,
-        api_keys::list_own_api_keys, api_keys::revoke_own_api_key,
+        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, crate::console::create_login_link,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
@@ -125,11 +125,12 @@ pub fn router(state: AppState) -> Router {
         .nest("/v3", capi::routes(true))
         .nest("/v1/admin/blocklists", blocklists::admin_routes())
         .merge(cti::routes())
-        .nest("/v1/admin", admin::routes().merge(api_keys::admin_routes()))
+        .nest("/v1/admin", admin::routes().merge(api_keys::admin_routes()).merge(crate::console::admin_routes()))
         .nest("/v1/account", api_keys::account_routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
         .merge(ops::routes())
+        .nest("/console", crate::console::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

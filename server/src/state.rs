@@ -59,6 +59,11 @@ pub struct AppState {
     pub lookup_cache: Arc<crate::lookup::LookupCache>,
     /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
+    /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
+    pub public_url: Arc<str>,
+    /// Lookups charged to accounts, counted per day for the console's usage history.
+    pub lookup_usage: Arc<crate::console::usage::UsageRecorder>,
 }
 
 impl AppState {
@@ -96,6 +101,8 @@ impl AppState {
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
             trusted_proxies: Arc::new(Vec::new()),
+            public_url: Arc::from(""),
+            lookup_usage: Arc::new(crate::console::usage::UsageRecorder::default()),
         }
     }
 

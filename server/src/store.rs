@@ -664,6 +664,26 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Sets an account's tier; `NotFound` for an unknown account.
     async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
+    /// An account's enrollment keys (never their hashes), oldest first.
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError>;
+    /// Revokes the unrevoked enrollment keys of `account` with this prefix; whether one was revoked.
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// An account's lookup tier name; `None` for an unknown account.
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError>;
+    /// Signals received at or after `since`, counted per machine (machines with none are absent).
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError>;
+    /// Signals received at or after `since`, counted per UTC day (days since the Unix epoch),
+    /// oldest first; days without signals are absent.
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+    /// Membership changes of `list` made at or after `since`, counted per UTC day, oldest first;
+    /// `count` holds the additions and `other` the removals.
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+    /// The consensus worker's watermark alone (the last signal id it processed), without its state.
+    async fn consensus_watermark(&self) -> Result<i64, StoreError>;
+    /// Adds lookups to accounts' per-day counts: `(account, day since the epoch, lookups)`.
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError>;
+    /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
 
     /// Prepares signal storage for the UTC days from `from` to `days_ahead` days later. PostgreSQL
     /// creates the missing daily partitions of `signals` and returns their days; SQLite has
@@ -762,6 +782,28 @@ fn scrub_nul(value: &mut serde_json::Value) {
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
+}
+
+/// An enrollment key as its account sees it (the key itself is never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollKeyRecord {
+    /// First characters, for identification and revocation.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Revocation time; revoked keys enroll nothing.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A per-day aggregate: the UTC day (days since the Unix epoch) and one or two counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    /// The counted events.
+    pub count: u64,
+    /// A second count where the aggregate has one (removals beside additions), else 0.
+    pub other: u64,
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub async fn charge(state: &AppState, key: &str, tier: &Tier, cost: u32) -> (Dec
     let decision = state.limiter.check(key, tier, cost).await;
     let outcome = if decision.allowed {
         metrics::counter!("palisade_lookups_total").increment(u64::from(cost));
+        state.lookup_usage.record(key, state.limiter.now_us(), cost);
         Ok(())
     } else {
         metrics::counter!("palisade_quota_denials_total").increment(1);

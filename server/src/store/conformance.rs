@@ -1220,6 +1220,34 @@ async fn a_redelivery_on_another_day_is_still_a_duplicate() {
 }
 
 #[tokio::test]
+async fn enroll_keys_are_listed_per_account_and_revoked_once() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("acme");
+        let other = store.create_account("other", T0).await.expect("other");
+        store.create_enroll_key(acme, "ek-hash-a", "ek_aaaa", T0).await.expect("key a");
+        store.create_enroll_key(acme, "ek-hash-b", "ek_bbbb", T0 + Duration::seconds(1)).await.expect("key b");
+        store.create_enroll_key(other, "ek-hash-c", "ek_cccc", T0).await.expect("key c");
+        let mine = store.list_enroll_keys(acme).await.expect("list");
+        assert_eq!(mine.iter().map(|k| k.prefix.as_str()).collect::<Vec<_>>(), ["ek_aaaa", "ek_bbbb"], "{label}");
+        assert_eq!((mine[0].created_at, mine[0].revoked_at), (T0, None), "{label}");
+
+        assert!(!store.revoke_enroll_key(acme, "ek_cccc", T0).await.expect("revoke"), "{label}: not acme's key");
+        assert!(store.revoke_enroll_key(acme, "ek_aaaa", T0 + Duration::hours(1)).await.expect("revoke"), "{label}");
+        assert!(!store.revoke_enroll_key(acme, "ek_aaaa", T0).await.expect("revoke"), "{label}: already revoked");
+        let mine = store.list_enroll_keys(acme).await.expect("list");
+        assert_eq!(mine[0].revoked_at, Some(T0 + Duration::hours(1)), "{label}: revocation time");
+        assert!(store.enroll_key_by_hash("ek-hash-a").await.expect("lookup").expect("found").revoked, "{label}");
+        assert!(!store.enroll_key_by_hash("ek-hash-c").await.expect("lookup").expect("found").revoked, "{label}");
+
+        assert_eq!(store.account_tier(acme).await.expect("tier").as_deref(), Some("free"), "{label}");
+        store.set_account_tier("acme", "pro").await.expect("set tier");
+        assert_eq!(store.account_tier(acme).await.expect("tier").as_deref(), Some("pro"), "{label}");
+        assert_eq!(store.account_tier(super::AccountKey(-5)).await.expect("tier"), None, "{label}: unknown account");
+    }
+}
+
+#[tokio::test]
 async fn signals_far_in_the_past_or_future_find_a_home() {
     for s in subjects().await {
         let label = s.label();
@@ -1304,5 +1332,82 @@ async fn retention_expires_old_processed_signals_and_keeps_the_rest() {
         assert_eq!((backlog.count, backlog.oldest_received_at), (1, Some(T0)), "{label}: backlog after the watermark");
         let none = s.store().signal_backlog(ids[3], 100).await.expect("backlog");
         assert_eq!((none.count, none.oldest_received_at), (0, None), "{label}: caught up");
+    }
+}
+
+#[tokio::test]
+async fn signals_are_counted_per_machine_and_per_day_since_a_time() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let one = machine(store, "one").await;
+        let two = machine(store, "two").await;
+        let at = |mut signal: NewSignal, when: OffsetDateTime| {
+            signal.received_at = when;
+            signal
+        };
+        let day0 = T0.unix_timestamp().div_euclid(86_400);
+        let signals = vec![
+            at(signal(one, ip_report("45.1.0.1", "a")), T0 - Duration::days(2)),
+            at(signal(one, ip_report("45.1.0.2", "b")), T0 - Duration::days(1)),
+            at(signal(one, ip_report("45.1.0.3", "c")), T0),
+            at(signal(two, ip_report("45.1.0.4", "d")), T0),
+            at(signal(two, ip_report("45.1.0.5", "e")), T0 + Duration::minutes(1)),
+        ];
+        store.insert_signals(&signals).await.expect("insert");
+
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 0, "{label}: nothing processed yet");
+        let counts = store.signal_counts_since(T0 - Duration::hours(1)).await.expect("counts");
+        assert_eq!(counts, [(one, 1), (two, 2)], "{label}: since an hour before T0");
+        assert!(store.signal_counts_since(T0 + Duration::days(1)).await.expect("counts").is_empty(), "{label}: none after");
+
+        let days = store.signals_per_day(T0 - Duration::days(1) - Duration::hours(1)).await.expect("per day");
+        let days: Vec<(i64, u64)> = days.iter().map(|d| (d.day, d.count)).collect();
+        assert_eq!(days, [(day0 - 1, 1), (day0, 3)], "{label}: per UTC day, oldest first");
+    }
+}
+
+#[tokio::test]
+async fn list_changes_are_counted_per_day_as_additions_and_removals() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let list = super::CustomList { name: "mine".into(), kind: "block".into(), description: String::new(), created_at: T0 };
+        store.create_custom_list(&list).await.expect("list");
+        let entry = |value: &str| super::ListEntry {
+            list: "mine".into(),
+            value: value.into(),
+            scope: "ip".into(),
+            scenario: "mine".into(),
+            remediation: "ban".into(),
+            rule: "operator".into(),
+            listed_at: T0,
+            expires_at: T0 + Duration::days(30),
+            seq: 0,
+        };
+        let add = |v: &str| super::ListOp::Add(entry(v));
+        store.apply_list_ops(&[add("45.2.0.1"), add("45.2.0.2")], T0 - Duration::days(1)).await.expect("day -1");
+        let remove = super::ListOp::Remove { list: "mine".into(), value: "45.2.0.1".into(), reason: "operator".into() };
+        store.apply_list_ops(&[add("45.2.0.3"), remove], T0).await.expect("day 0");
+        let day0 = T0.unix_timestamp().div_euclid(86_400);
+        let days = store.list_changes_per_day("mine", T0 - Duration::days(3)).await.expect("per day");
+        let days: Vec<(i64, u64, u64)> = days.iter().map(|d| (d.day, d.count, d.other)).collect();
+        assert_eq!(days, [(day0 - 1, 2, 0), (day0, 1, 1)], "{label}");
+        assert!(store.list_changes_per_day("other", T0 - Duration::days(3)).await.expect("per day").is_empty(), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn lookup_usage_adds_up_per_account_and_day() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("acme");
+        let other = store.create_account("other", T0).await.expect("other");
+        store.add_lookup_usage(&[(acme, 100, 2), (acme, 101, 1), (other, 101, 7)]).await.expect("first batch");
+        store.add_lookup_usage(&[(acme, 101, 4)]).await.expect("second batch");
+        store.add_lookup_usage(&[]).await.expect("an empty batch");
+        let days = store.lookup_usage_per_day(acme, 0).await.expect("per day");
+        assert_eq!(days.iter().map(|d| (d.day, d.count)).collect::<Vec<_>>(), [(100, 2), (101, 5)], "{label}");
+        let recent = store.lookup_usage_per_day(acme, 101).await.expect("per day");
+        assert_eq!(recent.iter().map(|d| (d.day, d.count)).collect::<Vec<_>>(), [(101, 5)], "{label}: since a day");
+        assert_eq!(store.lookup_usage_per_day(other, 0).await.expect("per day")[0].count, 7, "{label}");
     }
 }

@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use self::group_commit::{SignalRow, SignalWriter};
 use super::{
     Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, ExpireOutcome, InsertOutcome, Leadership, ListChange,
-    ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog, SignalFilter, Store, StoreError,
-    StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
+    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
+    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
+    SignalFilter, Store, StoreError, StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -840,6 +840,101 @@ impl Store for SqliteStore {
         .fetch_one(&self.reader)
         .await?;
         Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest.map(from_micros) })
+    }
+
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = ? ORDER BY id")
+            .bind(account.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EnrollKeyRecord {
+                    prefix: row.try_get("prefix")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE enroll_keys SET revoked_at = ? WHERE account_id = ? AND prefix = ? AND revoked_at IS NULL")
+                .bind(to_micros(at))
+                .bind(account.0)
+                .bind(storable(prefix))
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT tier FROM accounts WHERE id = ?").bind(account.0).fetch_optional(&self.reader).await?)
+    }
+
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT machine_id, COUNT(*) FROM signals WHERE received_at >= ? GROUP BY machine_id ORDER BY machine_id",
+        )
+        .bind(to_micros(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(machine, n)| (MachineKey(machine), n as u64)).collect())
+    }
+
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT received_at / 86400000000 AS day, COUNT(*) FROM signals WHERE received_at >= ? GROUP BY day ORDER BY day",
+        )
+        .bind(to_micros(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT at / 86400000000 AS day, SUM(op = 'add'), SUM(op = 'remove') FROM blocklist_changes \
+             WHERE list = ? AND at >= ? GROUP BY day ORDER BY day",
+        )
+        .bind(storable(list))
+        .bind(to_micros(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
+    }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.reader).await?)
+    }
+
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for (account, day, lookups) in usage {
+            sqlx::query(
+                "INSERT INTO lookup_usage (account_id, day, lookups) VALUES (?, ?, ?) \
+                 ON CONFLICT (account_id, day) DO UPDATE SET lookups = lookup_usage.lookups + excluded.lookups",
+            )
+            .bind(account.0)
+            .bind(*day)
+            .bind(i64::try_from(*lookups).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT day, lookups FROM lookup_usage WHERE account_id = ? AND day >= ? ORDER BY day")
+                .bind(account.0)
+                .bind(since_day)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
     }
 }
 
