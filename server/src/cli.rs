@@ -309,6 +309,19 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     state.distribution = std::sync::Arc::new(config.distribution.clone());
     state.tiers = std::sync::Arc::new(config.tiers.clone());
     state.machine_tier = std::sync::Arc::from(config.machine_tier.as_str());
+    let link_secret = config.distribution.link_secret.as_ref().map_or(secret.clone(), |s| s.expose().as_bytes().to_vec());
+    state.links = std::sync::Arc::new(crate::auth::links::LinkSigner::derive(&link_secret, config.distribution.link_ttl_secs));
+    state.public_url = std::sync::Arc::from(config.public_url().as_str());
+    if let Some(path) = &config.distribution.bench_static_file {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read bench_static_file {}", path.display()))?;
+        state.bench_static = Some(bytes::Bytes::from(bytes));
+    }
+    if let Some(url) = &config.redis_url {
+        match crate::bus::ChangeBus::connect(url.expose()).await {
+            Ok(bus) => state.bus = std::sync::Arc::new(bus),
+            Err(error) => tracing::error!(%error, "cannot reach Redis: list changes reach other replicas at their next poll"),
+        }
+    }
     if let Some(url) = &config.redis_url {
         // Without Redis at start-up the replica still serves, with per-process limits.
         match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
@@ -331,13 +344,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     tracing::info!(%addr, backend = describe_backend(&config), "listening");
+    // The worker pokes `committed` after each commit that changed a list: this replica advances
+    // at once and, through Redis, so do the others.
+    let committed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let relay = tokio::spawn(relay_commits(state.clone(), committed.clone(), shutdown.clone()));
+    let subscriber = config.redis_url.as_ref().filter(|_| state.bus.is_enabled()).map(|url| {
+        tokio::spawn(crate::bus::run_subscriber(url.expose().to_string(), state.lists.changed.clone(), shutdown.clone()))
+    });
     let worker = config.consensus.enabled.then(|| {
         let worker_config = WorkerConfig {
             params: config.consensus.params.clone(),
             use_asn: state.enricher.has_asn(),
             own_addresses: config.consensus.own_addresses.clone(),
             shared_ranges: config.consensus.shared_ranges.clone(),
-            lists_changed: Some(state.lists.changed.clone()),
+            lists_changed: Some(committed.clone()),
             ..WorkerConfig::default()
         };
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);
@@ -352,8 +372,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         drop(worker.await);
     }
     drop(poller.await);
+    drop(relay.await);
+    if let Some(subscriber) = subscriber {
+        drop(subscriber.await);
+    }
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
+}
+
+/// Passes each list commit of the consensus worker on: to this replica's lists at once, and to
+/// the other replicas through the change bus, with the community list's new seq.
+async fn relay_commits(state: AppState, committed: std::sync::Arc<tokio::sync::Notify>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = committed.notified() => {}
+        }
+        state.lists.changed.notify_one();
+        if state.bus.is_enabled() {
+            match state.store.list_seq(consensus::COMMUNITY).await {
+                Ok(seq) => state.bus.publish(seq).await,
+                Err(error) => tracing::warn!(%error, "cannot read the community seq to publish"),
+            }
+        }
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM. The handlers are installed now, synchronously, before

@@ -81,6 +81,8 @@ pub struct Snapshot {
     pub changes: Arc<Vec<Change>>,
     /// Oldest cursor a delta can be computed from: changes after it are all retained.
     pub oldest_cursor: i64,
+    /// When the newest change applied was made (`Last-Modified` of the list), if known.
+    pub changed_at: Option<OffsetDateTime>,
 }
 
 /// A delta computed for a cursor.
@@ -182,6 +184,21 @@ pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tail
     live
 }
 
+/// The `cap` entries a capped reader of a native endpoint gets: ranked as the community view
+/// ranks them (without tailoring: a native reader declares no scenarios), then sorted by prefix
+/// as full lists are. `entries` is what the list serves (live, allowed); all of it when it
+/// holds at most `cap`.
+pub fn top(entries: &[Arc<Entry>], cap: usize) -> Vec<Arc<Entry>> {
+    let mut chosen: Vec<Arc<Entry>> = entries.to_vec();
+    if chosen.len() > cap {
+        let key = |e: &Arc<Entry>| (std::cmp::Reverse(e.seq), e.value.clone());
+        chosen.select_nth_unstable_by_key(cap, key);
+        chosen.truncate(cap);
+        chosen.sort_unstable_by_key(|e| e.net);
+    }
+    chosen
+}
+
 /// Shares the texts repeated across entries (scope, scenario, remediation, rule).
 #[derive(Debug, Default)]
 struct Interner(HashMap<String, Arc<str>>);
@@ -223,6 +240,8 @@ pub struct RenderKey {
     pub policy: u64,
     /// Format and options.
     pub options: render::Options,
+    /// Most entries served (`usize::MAX`: all of them).
+    pub cap: usize,
 }
 
 /// What a list serves to firewalls and native clients at one seq: live entries that pass the
@@ -408,6 +427,11 @@ impl Lists {
         Ok(custom)
     }
 
+    /// The operator-managed list `name`, as of the last refresh.
+    pub fn custom(&self, name: &str) -> Option<CustomList> {
+        self.custom.read().ok()?.iter().find(|c| c.name == name).cloned()
+    }
+
     /// The served lists as (name, kind): the community list (`consensus`), then the
     /// operator-managed ones (`block` or `allow`) as of the last refresh.
     pub fn names(&self) -> Vec<(String, String)> {
@@ -469,7 +493,8 @@ impl Lists {
                 }
             }
         }
-        let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0 };
+        let changed_at = changes.iter().filter(|c| c.seq <= seq).map(|c| c.at).max();
+        let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0, changed_at };
         let replay: Vec<ListChange> = changes.iter().filter(|c| c.seq > seq).cloned().collect();
         let mut snapshot = self.advance(&base, replay);
         // Every change after `window_start` was fetched, so any cursor from there on is answerable.
@@ -492,6 +517,7 @@ impl Lists {
 
     /// A new snapshot: `previous` with `changes` applied, the log trimmed to the retained size.
     fn advance(&self, previous: &Snapshot, changes: Vec<ListChange>) -> Snapshot {
+        let changed_at = changes.iter().map(|c| c.at).max().max(previous.changed_at);
         let new_changes = self.convert(&changes);
         let mut entries = previous.entries.clone();
         let mut seq = previous.seq;
@@ -515,7 +541,7 @@ impl Lists {
             oldest_cursor = log[cut - 1].seq;
             log.drain(..cut);
         }
-        Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor }
+        Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor, changed_at }
     }
 
     /// Chunks rendered earlier for `key`, if any.

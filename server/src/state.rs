@@ -57,6 +57,14 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyCache>,
     /// Never-block ranges as the lookup reads them.
     pub lookup_allowlist: Arc<crate::lookup::AllowlistCache>,
+    /// Signs and verifies the presigned list links of the v3 stream.
+    pub links: Arc<crate::auth::links::LinkSigner>,
+    /// Absolute base URL of this network, ending in `/` (links are built on it).
+    pub public_url: Arc<str>,
+    /// Tells the other replicas that a list changed (Redis), when configured.
+    pub bus: Arc<crate::bus::ChangeBus>,
+    /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
+    pub bench_static: Option<bytes::Bytes>,
 }
 
 impl AppState {
@@ -93,6 +101,14 @@ impl AppState {
             limiter: Arc::new(Limiter::local()),
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_allowlist: Arc::new(crate::lookup::AllowlistCache::default()),
+            // Replaced by `build_state` with the key derived from the shared secret.
+            links: Arc::new(crate::auth::links::LinkSigner::derive(
+                crate::auth::secrets::random_alnum(64).as_bytes(),
+                distribution_ttl(),
+            )),
+            public_url: Arc::from("http://127.0.0.1:8080/"),
+            bus: Arc::new(crate::bus::ChangeBus::disabled()),
+            bench_static: None,
         }
     }
 
@@ -115,6 +131,10 @@ impl AppState {
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
     }
+}
+
+fn distribution_ttl() -> i64 {
+    crate::config::DistributionConfig::default().link_ttl_secs
 }
 
 /// A tier that admits almost nothing, for a configuration with no tiers at all (validation
