@@ -14,9 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use palisade_api::native::{
-    BlocklistView, CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse,
-};
+use palisade_api::native::{BlocklistView, CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse};
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
 use tracing::instrument;
@@ -26,14 +24,13 @@ use axum::http::request::Parts;
 
 use super::cti::{charge, with_limit_headers};
 use super::extract::{Admin, ApiKey, AuthMachine, JsonBody, PathParam, QueryParams};
-use crate::domain::text::has_nul;
 use crate::error::ApiError;
 use crate::jobs::consensus::COMMUNITY;
 use crate::limits::Decision;
+use crate::manage::lists;
 use crate::serving::render::{self, Family, Format, Options};
-use crate::serving::{self, DeltaError, RenderKey, custom};
+use crate::serving::{self, DeltaError, RenderKey};
 use crate::state::AppState;
-use crate::store::{CustomList, ListOp};
 
 /// Size of the chunks a rendered list is streamed (and cached) in.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -426,25 +423,6 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
 }
 
-fn custom_view(list: &CustomList) -> CustomListView {
-    CustomListView {
-        name: list.name.clone(),
-        kind: list.kind.clone(),
-        description: list.description.clone(),
-        created_at: crate::manage::rfc3339(list.created_at),
-    }
-}
-
-async fn existing_list(state: &AppState, name: &str) -> Result<CustomList, ApiError> {
-    state
-        .store
-        .custom_lists()
-        .await?
-        .into_iter()
-        .find(|l| l.name == name)
-        .ok_or_else(|| ApiError::NotFound(format!("no custom list named {name:?}")))
-}
-
 /// Serves a change at once on this replica, and tells the others through the change bus (with
 /// Redis; without it they pick the change up at their next poll).
 async fn publish(state: &AppState) -> Result<(), ApiError> {
@@ -464,19 +442,9 @@ pub async fn create_custom_list(
     _admin: Admin,
     JsonBody(request): JsonBody<CreateListRequest>,
 ) -> Result<(StatusCode, axum::Json<CustomListView>), ApiError> {
-    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
-    let kind = request.kind.unwrap_or_else(|| "block".into());
-    if !matches!(kind.as_str(), "block" | "allow") {
-        return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
-    }
-    if has_nul(&request.description) {
-        return Err(ApiError::field("description", "must not contain NUL"));
-    }
-    let list =
-        CustomList { name: request.name, kind, description: request.description, created_at: time::OffsetDateTime::now_utc() };
-    state.store.create_custom_list(&list).await?;
+    let view = lists::create_list(state.store.as_ref(), request).await?;
     publish(&state).await?;
-    Ok((StatusCode::CREATED, axum::Json(custom_view(&list))))
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// List the operator-managed lists.
@@ -486,7 +454,7 @@ pub async fn list_custom_lists(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<axum::Json<Vec<CustomListView>>, ApiError> {
-    Ok(axum::Json(state.store.custom_lists().await?.iter().map(custom_view).collect()))
+    Ok(axum::Json(lists::list_lists(state.store.as_ref()).await?))
 }
 
 /// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
@@ -498,9 +466,7 @@ pub async fn delete_custom_list(
     _admin: Admin,
     PathParam(name): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.delete_custom_list(&name, time::OffsetDateTime::now_utc()).await? {
-        return Err(ApiError::NotFound(format!("no custom list named {name:?}")));
-    }
+    lists::delete_list(state.store.as_ref(), &name).await?;
     publish(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -516,30 +482,9 @@ pub async fn update_list_entries(
     PathParam(name): PathParam<String>,
     JsonBody(request): JsonBody<ListEntriesRequest>,
 ) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
-    existing_list(&state, &name).await?;
-    let now = time::OffsetDateTime::now_utc();
-    let remediation = request.remediation.as_deref().unwrap_or("ban");
-    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
-    let mut ops = Vec::new();
-    let mut rejected = Vec::new();
-    for (i, value) in request.add.iter().enumerate() {
-        match custom::entry(&name, value, remediation, duration, now) {
-            Ok(entry) => ops.push(ListOp::Add(entry)),
-            Err(message) => rejected.push(FieldError { field: format!("add[{i}]"), message }),
-        }
-    }
-    let added = ops.len();
-    for (i, value) in request.remove.iter().enumerate() {
-        match custom::canonical(value) {
-            Some((value, _)) => ops.push(ListOp::Remove { list: name.clone(), value, reason: "operator".into() }),
-            None => rejected
-                .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
-        }
-    }
-    let removed = ops.len() - added;
-    state.store.apply_list_ops(&ops, now).await?;
+    let outcome = lists::update_entries(state.store.as_ref(), &name, &request).await?;
     publish(&state).await?;
-    Ok(axum::Json(ListEntriesResponse { added, removed, rejected }))
+    Ok(axum::Json(outcome))
 }
 
 /// Import entries into an operator-managed list from a text body: one address or CIDR per line,
@@ -554,14 +499,11 @@ pub async fn import_list_entries(
     PathParam(name): PathParam<String>,
     body: Bytes,
 ) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
-    existing_list(&state, &name).await?;
+    lists::existing_list(state.store.as_ref(), &name).await?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
-    let now = time::OffsetDateTime::now_utc();
-    let (ops, refused) = custom::parse_import(&name, text, now);
-    state.store.apply_list_ops(&ops, now).await?;
+    let outcome = lists::import_entries(state.store.as_ref(), &name, text).await?;
     publish(&state).await?;
-    let rejected = refused.into_iter().map(|(line, message)| FieldError { field: format!("line {line}"), message }).collect();
-    Ok(axum::Json(ListEntriesResponse { added: ops.len(), removed: 0, rejected }))
+    Ok(axum::Json(outcome))
 }
 
 /// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
@@ -575,7 +517,7 @@ pub async fn subscribe_machine(
     _admin: Admin,
     PathParam((name, machine)): PathParam<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.set_list_subscription(&machine, &name, true).await?;
+    lists::set_subscription(state.store.as_ref(), &name, &machine, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -589,6 +531,6 @@ pub async fn unsubscribe_machine(
     _admin: Admin,
     PathParam((name, machine)): PathParam<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.set_list_subscription(&machine, &name, false).await?;
+    lists::set_subscription(state.store.as_ref(), &name, &machine, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
