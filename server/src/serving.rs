@@ -477,12 +477,14 @@ impl Lists {
 
     /// First load: the current membership, then the retained window of the change log. The seq is
     /// read first, so changes committed while the membership is read are applied again on top
-    /// (adds and removes are idempotent), never missed.
+    /// (adds and removes are idempotent), never missed. The membership rows are dropped before
+    /// the change log is read, and the log is converted batch by batch, its entries sharing the
+    /// membership's objects where they are the same state: a list of a million entries is held
+    /// once, not twice, and its rows never all at the same time as its log.
     async fn load(&self, list: &str) -> Result<Snapshot, StoreError> {
         let seq = self.store.list_seq(list).await?;
         let members = self.store.list_entries(list).await?;
         let window_start = (seq - self.retained_changes as i64).max(0);
-        let changes = self.fetch_changes(list, window_start).await?;
         let mut entries = HashMap::with_capacity(members.len());
         {
             let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -493,15 +495,47 @@ impl Lists {
                 }
             }
         }
-        let changed_at = changes.iter().filter(|c| c.seq <= seq).map(|c| c.at).max();
+        let newest_member = members.iter().map(|m| m.seq).max().unwrap_or(0);
+        drop(members);
+        let mut log: Vec<Change> = Vec::new();
+        let mut replay: Vec<ListChange> = Vec::new();
+        let mut changed_at = None;
+        let mut cursor = window_start;
+        loop {
+            let batch = self.store.list_changes(list, cursor, FETCH_BATCH).await?;
+            let full = batch.len() as u32 == FETCH_BATCH;
+            cursor = batch.last().map_or(cursor, |c| c.seq);
+            changed_at = changed_at.max(batch.iter().filter(|c| c.seq <= seq).map(|c| c.at).max());
+            replay.extend(batch.iter().filter(|c| c.seq > seq).cloned());
+            log.extend(self.convert_shared(&batch, &entries));
+            if !full {
+                break;
+            }
+        }
         let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0, changed_at };
-        let replay: Vec<ListChange> = changes.iter().filter(|c| c.seq > seq).cloned().collect();
         let mut snapshot = self.advance(&base, replay);
         // Every change after `window_start` was fetched, so any cursor from there on is answerable.
         snapshot.oldest_cursor = window_start;
-        snapshot.changes = Arc::new(self.convert(&changes));
-        snapshot.seq = snapshot.seq.max(seq).max(members.iter().map(|m| m.seq).max().unwrap_or(0));
+        snapshot.changes = Arc::new(log);
+        snapshot.seq = snapshot.seq.max(seq).max(newest_member);
         Ok(snapshot)
+    }
+
+    /// [`Lists::convert`], reusing the entry of `members` when a change wrote exactly it.
+    fn convert_shared(&self, changes: &[ListChange], members: &HashMap<Arc<str>, Arc<Entry>>) -> Vec<Change> {
+        let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        changes
+            .iter()
+            .filter_map(|c| {
+                let op = if c.op == "remove" { Op::Remove } else { Op::Add };
+                let shared = members.get(c.entry.value.as_str()).filter(|e| op == Op::Add && e.seq == c.seq).cloned();
+                let entry = match shared {
+                    Some(entry) => entry,
+                    None => Arc::new(interner.entry(&c.entry, c.seq)?),
+                };
+                Some(Change { seq: c.seq, op, entry })
+            })
+            .collect()
     }
 
     fn convert(&self, changes: &[ListChange]) -> Vec<Change> {

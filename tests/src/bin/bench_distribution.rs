@@ -289,6 +289,7 @@ blocklists = { community = 0 }
 
 struct Palisade {
     measured: Measured,
+    hwm_after_stream_kb: u64,
     cached: Pull,
     stream: Pull,
     delta_bytes: u64,
@@ -347,6 +348,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     }
     let (cached, _) = pull(&client, &url("v1/blocklists/community"), &headers).await?;
     show("palisade /v1/blocklists/community (cached)", &cached);
+    let hwm_after_kb = hwm_kb(pid)?;
 
     // The CrowdSec v2 stream of a machine, at start-up: the whole list as JSON.
     let login = "benchmachine0000000000000000000000000000000000000";
@@ -367,7 +369,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let parsed: serde_json::Value = serde_json::from_slice(&stream_body)?;
     let count = parsed["new"].as_array().map_or(0, Vec::len);
     ensure!(count == values.len(), "the v2 stream sent {count} decisions, not {}", values.len());
-    let hwm_after_kb = hwm_kb(pid)?;
+    let hwm_after_stream_kb = hwm_kb(pid)?;
 
     // Throughput: the cached export and the static file, alternately, best of five each.
     let (mut export_mbps, mut static_mbps) = (0.0f64, 0.0f64);
@@ -407,6 +409,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     ensure!(changed == 2 * churn, "the delta has {changed} lines, not {}", 2 * churn);
     Ok(Palisade {
         measured: Measured { full, hwm_before_kb, hwm_after_kb },
+        hwm_after_stream_kb,
         cached,
         stream,
         delta_bytes: delta.bytes,
@@ -430,8 +433,8 @@ fn main() -> anyhow::Result<()> {
     let p = &pal.measured;
     println!();
     println!(
-        "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB",
-        cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb
+        "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB (plain pulls) -> {:>8} kB (v2 stream)",
+        cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_stream_kb
     );
     println!(
         "export throughput     palisade plain {:.1} MB/s, static file {:.1} MB/s (same binary)",
@@ -442,13 +445,18 @@ fn main() -> anyhow::Result<()> {
     let cached_ratio = pal.cached.last_byte.as_secs_f64() / cs.full.last_byte.as_secs_f64();
     let stream_ratio = pal.stream.last_byte.as_secs_f64() / cs.full.last_byte.as_secs_f64();
     let memory_ratio = p.hwm_after_kb as f64 / cs.hwm_after_kb as f64;
+    let stream_memory_ratio = pal.hwm_after_stream_kb as f64 / cs.hwm_after_kb as f64;
     let delta_ratio = pal.delta_bytes as f64 / p.full.bytes as f64;
     let throughput_ratio = pal.export_mbps / pal.static_mbps;
     println!("target                                         value      target   verdict");
     println!("full pull last byte vs crowdsec (first pull)   {time_ratio:>8.3}x   <= 0.1x   {}", verdict(time_ratio <= 0.1));
     println!("full pull last byte vs crowdsec (cached)       {cached_ratio:>8.3}x   <= 0.1x   {}", verdict(cached_ratio <= 0.1));
     println!("v2 startup stream last byte vs crowdsec        {stream_ratio:>8.3}x   (same protocol family, JSON)");
-    println!("peak server memory vs crowdsec                 {memory_ratio:>8.3}x   <= 0.2x   {}", verdict(memory_ratio <= 0.2));
+    println!("peak memory, plain pulls vs crowdsec           {memory_ratio:>8.3}x   <= 0.2x   {}", verdict(memory_ratio <= 0.2));
+    println!(
+        "peak memory incl. a full v2 stream vs crowdsec {stream_memory_ratio:>8.3}x   <= 0.2x   {}",
+        verdict(stream_memory_ratio <= 0.2)
+    );
     println!(
         "first byte (first pull)                        {:>7.1} ms   <= 100 ms {}",
         ms(p.full.first_byte),
