@@ -23,7 +23,7 @@ use crate::jobs::consensus::{COMMUNITY, NeverBlock};
 use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
-const FETCH_BATCH: u32 = 50_000;
+const FETCH_BATCH: u32 = 20_000;
 
 /// One served entry, compact: the texts repeated across entries are shared.
 #[derive(Debug, Clone, PartialEq)]
@@ -477,26 +477,33 @@ impl Lists {
 
     /// First load: the current membership, then the retained window of the change log. The seq is
     /// read first, so changes committed while the membership is read are applied again on top
-    /// (adds and removes are idempotent), never missed. The membership rows are dropped before
-    /// the change log is read, and the log is converted batch by batch, its entries sharing the
+    /// (adds and removes are idempotent), never missed. The membership is read in pages and the
+    /// change log in batches, each converted as it arrives, the log's entries sharing the
     /// membership's objects where they are the same state: a list of a million entries is held
-    /// once, not twice, and its rows never all at the same time as its log.
+    /// once, not twice, and its database rows are never all in memory at once.
     async fn load(&self, list: &str) -> Result<Snapshot, StoreError> {
         let seq = self.store.list_seq(list).await?;
-        let members = self.store.list_entries(list).await?;
         let window_start = (seq - self.retained_changes as i64).max(0);
-        let mut entries = HashMap::with_capacity(members.len());
-        {
+        let mut entries = HashMap::new();
+        let mut newest_member = 0;
+        let mut after = String::new();
+        loop {
+            let page = self.store.list_entries_page(list, &after, FETCH_BATCH).await?;
+            let full = page.len() as u32 == FETCH_BATCH;
             let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for member in &members {
+            for member in &page {
+                newest_member = newest_member.max(member.seq);
                 if let Some(entry) = interner.entry(member, member.seq) {
                     let entry = Arc::new(entry);
                     entries.insert(entry.value.clone(), entry);
                 }
             }
+            drop(interner);
+            match page.last() {
+                Some(last) if full => after.clone_from(&last.value),
+                _ => break,
+            }
         }
-        let newest_member = members.iter().map(|m| m.seq).max().unwrap_or(0);
-        drop(members);
         let mut log: Vec<Change> = Vec::new();
         let mut replay: Vec<ListChange> = Vec::new();
         let mut changed_at = None;

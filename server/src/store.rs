@@ -658,6 +658,9 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Sets an account's tier; `NotFound` for an unknown account.
     async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
+    /// Up to `limit` members of a list whose value sorts after `after` (`""`: from the start), in
+    /// value order: a large list read in pages, so its rows are never all in memory at once.
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.

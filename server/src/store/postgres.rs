@@ -901,6 +901,21 @@ impl Store for PgStore {
         }
         Ok(())
     }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 AND value > $2 ORDER BY value LIMIT $3")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
+    }
 }
 
 fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {

@@ -808,6 +808,21 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? AND value > ? ORDER BY value LIMIT ?")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.reader);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
+    }
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
