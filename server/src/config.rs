@@ -251,6 +251,15 @@ pub struct DistributionConfig {
     /// Tailor the community view to the scenarios a machine declared at login (entries of other
     /// scenarios come after them when there is room).
     pub tailor_to_scenarios: bool,
+    /// How long a presigned list link of the v3 stream stays valid, in seconds.
+    pub link_ttl_secs: i64,
+    /// Key material for presigned list links. When absent, the key is derived from the JWT
+    /// secret, which every replica shares already.
+    pub link_secret: Option<Secret>,
+    /// Benchmarks only: serve this file's bytes, read once at start-up, at
+    /// `GET /v1/bench/static`, as the baseline the blocklist export is measured against. Off
+    /// unless set; never set it in production.
+    pub bench_static_file: Option<PathBuf>,
 }
 
 impl Default for DistributionConfig {
@@ -262,6 +271,9 @@ impl Default for DistributionConfig {
             non_contributor_cap: 3_000,
             contribution_window_days: 7,
             tailor_to_scenarios: true,
+            link_ttl_secs: 24 * 3600,
+            link_secret: None,
+            bench_static_file: None,
         }
     }
 }
@@ -372,6 +384,9 @@ impl Config {
         }
         if distribution.retained_changes == 0 || distribution.contribution_window_days < 0 {
             bail!("distribution.retained_changes must be above zero and distribution.contribution_window_days not negative");
+        }
+        if distribution.link_ttl_secs <= 0 {
+            bail!("distribution.link_ttl_secs must be above zero");
         }
         if self.consensus.interval_ms == 0 || self.consensus.interval_ms > 60_000 {
             bail!("consensus.interval_ms must be between 1 and 60000");

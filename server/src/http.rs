@@ -4,12 +4,14 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod bench;
 pub mod blocklists;
 pub mod capi;
 pub mod cti;
 pub mod extract;
 pub mod forwarded;
 pub mod ips;
+pub mod links;
 pub mod ops;
 
 use std::time::{Duration, Instant};
@@ -44,7 +46,7 @@ use crate::state::AppState;
         blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
         ips::get_ip, cti::get_smoke, cti::search_smoke, api_keys::create_api_key_admin, api_keys::list_api_keys_admin,
         api_keys::list_all_api_keys, api_keys::revoke_api_key_admin, api_keys::set_account_tier, api_keys::create_own_api_key,
-        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, crate::console::create_login_link,
+        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, crate::console::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
@@ -120,7 +122,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.ingest.max_body_bytes;
-    Router::new()
+    let mut routes = Router::new();
+    if state.bench_static.is_some() {
+        // Only when a benchmark configured it: the baseline of the export benchmark.
+        routes = routes.merge(bench::routes());
+    }
+    routes
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
         .nest("/v1/admin/blocklists", blocklists::admin_routes())
@@ -129,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1/account", api_keys::account_routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
+        .nest("/v1/links", links::routes())
         .merge(ops::routes())
         .nest("/console", crate::console::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))

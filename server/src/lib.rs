@@ -2,6 +2,7 @@
 //! and benchmarks can build the same router and store in-process.
 
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -2,6 +2,8 @@
 //! exactly the same thing: accounts, enrollment keys, operator-created machines, admin tokens,
 //! and the views of them.
 
+pub mod lists;
+
 use std::collections::HashMap;
 
 use ipnet::IpNet;

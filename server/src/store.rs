@@ -699,6 +699,9 @@ pub trait Store: Send + Sync + 'static {
     /// Signals with an id above `after` (the consensus backlog): how many, counted up to `cap`,
     /// and when the first of them was received.
     async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError>;
+    /// Up to `limit` members of a list whose value sorts after `after` (`""`: from the start), in
+    /// value order: a large list read in pages, so its rows are never all in memory at once.
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError>;
 }
 
 /// What one retention pass removed.

@@ -1411,3 +1411,44 @@ async fn lookup_usage_adds_up_per_account_and_day() {
         assert_eq!(store.lookup_usage_per_day(other, 0).await.expect("per day")[0].count, 7, "{label}");
     }
 }
+
+#[tokio::test]
+async fn list_entries_are_paged_by_value_each_exactly_once() {
+    use crate::store::{CustomList, ListEntry, ListOp};
+    for s in subjects().await {
+        let label = s.label();
+        let list = CustomList { name: "paged".into(), kind: "block".into(), description: String::new(), created_at: T0 };
+        s.store().create_custom_list(&list).await.expect("create");
+        let values: Vec<String> = (1..=7).map(|i| format!("45.33.32.{i}")).collect();
+        let ops: Vec<ListOp> = values
+            .iter()
+            .map(|value| {
+                ListOp::Add(ListEntry {
+                    list: "paged".into(),
+                    value: value.clone(),
+                    scope: "ip".into(),
+                    scenario: "paged".into(),
+                    remediation: "ban".into(),
+                    rule: "operator".into(),
+                    listed_at: T0,
+                    expires_at: T0 + time::Duration::days(1),
+                    seq: 0,
+                })
+            })
+            .collect();
+        s.store().apply_list_ops(&ops, T0).await.expect("apply");
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = s.store().list_entries_page("paged", &after, 3).await.expect("page");
+            assert!(page.len() <= 3, "{label}");
+            seen.extend(page.iter().map(|e| e.value.clone()));
+            match page.last() {
+                Some(last) if page.len() == 3 => after.clone_from(&last.value),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, values, "{label}: every member once, in value order");
+        assert!(s.store().list_entries_page("community", "", 3).await.expect("other list").is_empty(), "{label}");
+    }
+}

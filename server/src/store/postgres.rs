@@ -581,9 +581,14 @@ impl Store for PgStore {
     }
 
     async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 ORDER BY seq").bind(list).fetch_all(&self.pool).await?;
-        rows.iter().map(entry_from_row).collect::<Result<_, _>>().map_err(Into::into)
+        use futures::TryStreamExt;
+        // Converted row by row as they arrive: a large list's raw rows are never all held at once.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 ORDER BY seq").bind(list).fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 
     async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
@@ -596,15 +601,17 @@ impl Store for PgStore {
     }
 
     async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+        let mut rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = $1 AND seq > $2 ORDER BY seq LIMIT $3")
             .bind(list)
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ListChange {
+            .fetch(&self.pool);
+        // Converted row by row as they arrive, so a batch's raw rows are never all held at once.
+        let mut changes = Vec::new();
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+            changes.push({
+                let row = &row;
+                ListChange {
                     seq: row.try_get("seq")?,
                     op: row.try_get("op")?,
                     entry: ListEntry {
@@ -620,10 +627,10 @@ impl Store for PgStore {
                     },
                     reason: row.try_get("reason")?,
                     at: row.try_get("at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+                }
+            });
+        }
+        Ok(changes)
     }
 
     async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
@@ -1089,6 +1096,21 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 AND value > $2 ORDER BY value LIMIT $3")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 }
 

@@ -452,9 +452,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? ORDER BY seq").bind(list).fetch_all(&self.reader).await?;
-        rows.iter().map(entry_from_row).collect::<Result<_, _>>().map_err(Into::into)
+        use futures::TryStreamExt;
+        // Converted row by row as they arrive: a large list's raw rows are never all held at once.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? ORDER BY seq").bind(list).fetch(&self.reader);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 
     async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
@@ -467,15 +472,17 @@ impl Store for SqliteStore {
     }
 
     async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = ? AND seq > ? ORDER BY seq LIMIT ?")
+        let mut rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = ? AND seq > ? ORDER BY seq LIMIT ?")
             .bind(list)
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ListChange {
+            .fetch(&self.reader);
+        // Converted row by row as they arrive, so a batch's raw rows are never all held at once.
+        let mut changes = Vec::new();
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+            changes.push({
+                let row = &row;
+                ListChange {
                     seq: row.try_get("seq")?,
                     op: row.try_get("op")?,
                     entry: ListEntry {
@@ -491,10 +498,10 @@ impl Store for SqliteStore {
                     },
                     reason: row.try_get("reason")?,
                     at: from_micros(row.try_get("at")?),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+                }
+            });
+        }
+        Ok(changes)
     }
 
     async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
@@ -935,6 +942,21 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? AND value > ? ORDER BY value LIMIT ?")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.reader);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 }
 
