@@ -38,7 +38,10 @@
 //! **Speed**: a spec may list `prefilter` literals of which every matching line contains at least
 //! one; lines containing none are rejected by one Aho-Corasick scan for all detectors, so most
 //! lines never reach a regex. Detectors sharing a pattern share one regex run. No allocation per
-//! line unless something matches.
+//! line unless something matches. [`Detectors::feed_chunk`] takes many lines at once and runs
+//! that scan once over the whole chunk (with aho-corasick's SIMD prefilter), splitting out only
+//! the lines with a hit: about 1.5× as fast as [`Detectors::feed`] per line on a busy auth.log
+//! (`docs/benchmarks.md`), with the same detections.
 
 mod bucket;
 mod builtin;
