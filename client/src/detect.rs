@@ -38,7 +38,10 @@
 //! **Speed**: a spec may list `prefilter` literals of which every matching line contains at least
 //! one; lines containing none are rejected by one Aho-Corasick scan for all detectors, so most
 //! lines never reach a regex. Detectors sharing a pattern share one regex run. No allocation per
-//! line unless something matches.
+//! line unless something matches. [`Detectors::feed_chunk`] takes many lines at once and runs
+//! that scan once over the whole chunk (with aho-corasick's SIMD prefilter), splitting out only
+//! the lines with a hit: about 1.5× as fast as [`Detectors::feed`] per line on a busy auth.log
+//! (`docs/benchmarks.md`), with the same detections.
 
 mod bucket;
 mod builtin;
@@ -49,7 +52,7 @@ use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use regex::{CaptureLocations, Regex};
 use time::OffsetDateTime;
 
@@ -218,6 +221,9 @@ pub struct Detectors {
     rules: Vec<Rule>,
     /// All prefilter literals of all rules; `None` when some rule has no prefilter.
     any_prefilter: Option<AhoCorasick>,
+    /// The same literals built for scanning large chunks (with a SIMD prefilter), for
+    /// [`Detectors::feed_chunk`].
+    chunk_prefilter: Option<AhoCorasick>,
     buckets: HashMap<(usize, IpAddr), Bucket>,
     prune_at: usize,
     stats: DetectStats,
@@ -282,9 +288,24 @@ impl Detectors {
             rules.push(Rule { locations: regex.capture_locations(), regex, ip_group, ignore, prefilter, specs: vec![index] });
         }
         let any_prefilter = if all_filtered && !literals.is_empty() {
-            Some(AhoCorasick::new(&literals).map_err(|e| DetectError::BadPrefilter {
-                detector: specs.first().map(|s| s.name.clone()).unwrap_or_default(),
-                message: e.to_string(),
+            // A full DFA: lines are short, so a byte-at-a-time scan beats a prefilter's start-up cost.
+            Some(AhoCorasick::builder().kind(Some(AhoCorasickKind::DFA)).build(&literals).map_err(|e| {
+                DetectError::BadPrefilter {
+                    detector: specs.first().map(|s| s.name.clone()).unwrap_or_default(),
+                    message: e.to_string(),
+                }
+            })?)
+        } else {
+            None
+        };
+        let chunk_prefilter = if any_prefilter.is_some() {
+            // Leftmost-first rather than the default standard semantics: only then does
+            // aho-corasick use its SIMD (Teddy) prefilter, which skips most of a chunk.
+            Some(AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(&literals).map_err(|e| {
+                DetectError::BadPrefilter {
+                    detector: specs.first().map(|s| s.name.clone()).unwrap_or_default(),
+                    message: e.to_string(),
+                }
             })?)
         } else {
             None
@@ -293,6 +314,7 @@ impl Detectors {
             specs,
             rules,
             any_prefilter,
+            chunk_prefilter,
             buckets: HashMap::new(),
             prune_at: MIN_PRUNE_AT,
             stats: DetectStats::default(),
@@ -329,6 +351,63 @@ impl Detectors {
         {
             return detections;
         }
+        self.feed_candidate(line, now, &mut detections);
+        detections
+    }
+
+    /// Feeds many lines at once, all seen at `now`, appending the detections they complete to
+    /// `out`. Same result as [`Detectors::feed`] on every line of `text` in order, where a line
+    /// ends at `\n` or at the end of `text` and one trailing `\r` is removed (as
+    /// [`crate::tail`] does); a final `\n` does not start another line.
+    ///
+    /// Much faster than `feed` line by line on busy logs: when every detector has a prefilter,
+    /// one scan of the whole chunk finds the lines containing a prefilter literal, and only those
+    /// are split out and run through the regexes. A daemon tailing a file can pass everything one
+    /// read returned, up to its last newline.
+    pub fn feed_chunk(&mut self, text: &str, now: OffsetDateTime, out: &mut Vec<Detection>) {
+        self.feed_chunk_with(text, |_| now, out);
+    }
+
+    /// [`Detectors::feed_chunk`] with a time per line: `time_of(n)` is the time of the `n`-th
+    /// line of `text` (counting from 0), asked only for lines a prefilter accepts, in order. For
+    /// replaying logs whose lines carry their own time.
+    pub fn feed_chunk_with(&mut self, text: &str, mut time_of: impl FnMut(usize) -> OffsetDateTime, out: &mut Vec<Detection>) {
+        let bytes = text.as_bytes();
+        let Some(scan) = self.chunk_prefilter.clone() else {
+            for (n, line) in text.split_terminator('\n').enumerate() {
+                self.stats.lines += 1;
+                self.feed_candidate(strip_cr(line), time_of(n), out);
+            }
+            return;
+        };
+        // `pos` is always the start of a line: lines before it are done.
+        let mut pos = 0;
+        // Newlines before `counted` have been counted into `line_no`.
+        let (mut counted, mut line_no) = (0, 0);
+        while pos < bytes.len() {
+            let Some(hit) = scan.find(Input::new(bytes).span(pos..bytes.len())) else {
+                break;
+            };
+            let start = bytes[pos..hit.start()].iter().rposition(|&b| b == b'\n').map_or(pos, |i| pos + i + 1);
+            let end = bytes[hit.start()..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| hit.start() + i);
+            line_no += count_newlines(&bytes[counted..start]);
+            counted = start;
+            let line = strip_cr(&text[start..end]);
+            // The chunk scan only skips lines; the line gets exactly the checks `feed` makes.
+            if self.any_prefilter.as_ref().is_none_or(|any| any.is_match(line)) {
+                self.feed_candidate(line, time_of(line_no), out);
+            }
+            pos = end + 1;
+        }
+        let newlines = line_no + count_newlines(&bytes[counted..]);
+        let unterminated = usize::from(bytes.last().is_some_and(|&b| b != b'\n'));
+        self.stats.lines += (newlines + unterminated) as u64;
+    }
+
+    /// Runs the rules on a line that passed the combined prefilter (or when there is none),
+    /// pouring events and appending detections to `out`. Does not count the line.
+    fn feed_candidate(&mut self, line: &str, now: OffsetDateTime, out: &mut Vec<Detection>) {
+        let before = out.len();
         let Detectors { specs, rules, buckets, stats, .. } = self;
         let mut poured = false;
         for rule in rules.iter_mut() {
@@ -356,7 +435,7 @@ impl Detectors {
                 if let Some(overflow) = bucket.pour(now, spec.capacity, spec.leak_speed, spec.blackout) {
                     let seconds = (overflow.last_seen - overflow.first_seen).whole_seconds();
                     let label = spec.label.clone().unwrap_or_else(|| format!("lines matching {}", spec.name));
-                    detections.push(Detection {
+                    out.push(Detection {
                         ip,
                         scenario: spec.scenario.clone(),
                         detector: spec.name.clone(),
@@ -370,12 +449,11 @@ impl Detectors {
         }
         if poured {
             stats.events += 1;
-            stats.detections += detections.len() as u64;
+            stats.detections += (out.len() - before) as u64;
             if self.buckets.len() >= self.prune_at {
                 self.prune(now);
             }
         }
-        detections
     }
 
     /// Forgets buckets that have leaked empty and whose blackout is over. [`Detectors::feed`]
@@ -419,6 +497,16 @@ impl Detectors {
         }
         found
     }
+}
+
+/// The line without the `\r` of a CRLF ending.
+fn strip_cr(line: &str) -> &str {
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// Newlines in `bytes`; written so that the compiler vectorises it.
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// The address in a capture, if it is one worth blaming.

@@ -496,3 +496,15 @@ pub struct IpLookupResponse {
     /// Why it is (or is not) listed.
     pub explanation: ExplanationResponse,
 }
+
+/// `POST /v1/admin/accounts/{name}/login-link`: a console sign-in link for an account's users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct LoginLinkResponse {
+    /// Open it in a browser to sign in to the account's console; usable until it expires.
+    pub url: String,
+    /// Account it signs in to.
+    pub account: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}

@@ -3,5 +3,6 @@
 //! stored only as SHA-256 hashes.
 
 pub mod jwt;
+pub mod links;
 pub mod password;
 pub mod secrets;

@@ -86,6 +86,69 @@ pub enum AdminCommand {
         /// IPv4 or IPv6 address.
         ip: String,
     },
+    /// Operator-managed block lists and allowlists (the same actions as /v1/admin/blocklists).
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
+}
+
+/// `admin blocklist …`
+#[derive(Debug, Subcommand)]
+pub enum BlocklistCommand {
+    /// Create a list.
+    Create {
+        /// Name: lowercase letters, digits, '-', '_', '.'.
+        name: String,
+        /// block (served to subscribed machines and readers) or allow.
+        #[arg(long, default_value = "block")]
+        kind: String,
+        /// What the list is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the operator-managed lists.
+    List(JsonFlag),
+    /// Add (or renew) an address or CIDR.
+    Add {
+        /// List name.
+        name: String,
+        /// Address or CIDR.
+        value: String,
+        /// Lifetime: seconds, or with s, m, h or d (default one year).
+        #[arg(long)]
+        expires: Option<String>,
+        /// ban (default) or captcha.
+        #[arg(long)]
+        remediation: Option<String>,
+    },
+    /// Remove an address or CIDR.
+    Remove {
+        /// List name.
+        name: String,
+        /// Address or CIDR.
+        value: String,
+    },
+    /// Import a file: one address or CIDR per line, or CSV value[,remediation[,duration_secs]].
+    Import {
+        /// List name.
+        name: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Delete a list.
+    Delete {
+        /// List name.
+        name: String,
+    },
+    /// Subscribe a machine to a list, or end the subscription with --off.
+    Subscribe {
+        /// List name.
+        name: String,
+        /// Machine login.
+        machine: String,
+        /// End the subscription instead.
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 /// `admin canary …`
@@ -165,6 +228,11 @@ pub enum AccountCommand {
         name: String,
         /// Tier name.
         tier: String,
+    },
+    /// Print a console sign-in link for the account's users (valid 15 minutes).
+    LoginLink {
+        /// Account name.
+        name: String,
     },
 }
 
@@ -309,17 +377,35 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     state.distribution = std::sync::Arc::new(config.distribution.clone());
     state.tiers = std::sync::Arc::new(config.tiers.clone());
     state.machine_tier = std::sync::Arc::from(config.machine_tier.as_str());
+    state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
+    let link_secret = config.distribution.link_secret.as_ref().map_or(secret.clone(), |s| s.expose().as_bytes().to_vec());
+    state.links = std::sync::Arc::new(crate::auth::links::LinkSigner::derive(&link_secret, config.distribution.link_ttl_secs));
+    state.public_url = std::sync::Arc::from(config.public_url().as_str());
+    if let Some(path) = &config.distribution.bench_static_file {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read bench_static_file {}", path.display()))?;
+        state.bench_static = Some(bytes::Bytes::from(bytes));
+    }
+    if let Some(url) = &config.redis_url {
+        match crate::bus::ChangeBus::connect(url.expose()).await {
+            Ok(bus) => state.bus = std::sync::Arc::new(bus),
+            Err(error) => tracing::error!(%error, "cannot reach Redis: list changes reach other replicas at their next poll"),
+        }
+    }
     if let Some(url) = &config.redis_url {
         // Without Redis at start-up the replica still serves, with per-process limits.
         match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
             Ok(redis) => state.limiter = std::sync::Arc::new(crate::limits::Limiter::with_redis(redis)),
-            Err(error) => tracing::error!(%error, "cannot reach Redis: rate limits are per replica"),
+            Err(error) => {
+                metrics::counter!("palisade_redis_errors_total").increment(1);
+                tracing::error!(%error, "cannot reach Redis: rate limits are per replica");
+            }
         }
     }
     Ok(state)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::register_families();
     let state = build_state(&config).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -331,6 +417,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     tracing::info!(%addr, backend = describe_backend(&config), "listening");
+    // The worker pokes `committed` after each commit that changed a list: this replica advances
+    // at once and, through Redis, so do the others.
+    let committed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let relay = tokio::spawn(relay_commits(state.clone(), committed.clone(), shutdown.clone()));
+    let subscriber = config.redis_url.as_ref().filter(|_| state.bus.is_enabled()).map(|url| {
+        tokio::spawn(crate::bus::run_subscriber(url.expose().to_string(), state.lists.changed.clone(), shutdown.clone()))
+    });
     let worker = config.consensus.enabled.then(|| {
         let worker_config = WorkerConfig {
             params: config.consensus.params.clone(),
@@ -338,7 +431,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             own_addresses: config.consensus.own_addresses.clone(),
             shared_ranges: config.consensus.shared_ranges.clone(),
             hosting_ranges: config.consensus.hosting_ranges.clone(),
-            lists_changed: Some(state.lists.changed.clone()),
+            lists_changed: Some(committed.clone()),
+            maintenance: Some(config.retention.clone()),
             ..WorkerConfig::default()
         };
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);
@@ -346,6 +440,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
     let poller = tokio::spawn(crate::serving::run_poller(state.lists.clone(), poll, shutdown.clone()));
+    let usage = tokio::spawn(crate::console::usage::run(state.lookup_usage.clone(), state.store.clone(), shutdown.clone()));
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
@@ -353,8 +448,121 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         drop(worker.await);
     }
     drop(poller.await);
+    drop(usage.await);
+    drop(relay.await);
+    if let Some(subscriber) = subscriber {
+        drop(subscriber.await);
+    }
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
+}
+
+/// `admin blocklist …`: the actions of `/v1/admin/blocklists`, then a change notification to the
+/// running replicas (through Redis when configured; otherwise they see it at their next poll).
+async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand) -> anyhow::Result<()> {
+    let changed = blocklist_action(store, command).await.map_err(|error| match error {
+        // The field messages say what is wrong; the error's own text only that something is.
+        crate::error::ApiError::Validation(fields) => {
+            anyhow::anyhow!(fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    if changed && let Some(url) = &config.redis_url {
+        match crate::bus::ChangeBus::connect(url.expose()).await {
+            Ok(bus) => bus.publish(store.list_seq(consensus::COMMUNITY).await.unwrap_or(0)).await,
+            Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
+        }
+    }
+    Ok(())
+}
+
+/// One `admin blocklist` action; whether it changed what is served.
+async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Result<bool, crate::error::ApiError> {
+    use palisade_api::native::{CreateListRequest, ListEntriesRequest, ListEntriesResponse};
+
+    use crate::error::ApiError;
+    use crate::manage::lists;
+    fn report(outcome: &ListEntriesResponse) {
+        println!("{} added, {} removed, {} rejected", outcome.added, outcome.removed, outcome.rejected.len());
+        for rejected in &outcome.rejected {
+            eprintln!("rejected {}: {}", rejected.field, rejected.message);
+        }
+    }
+    let internal = |e: serde_json::Error| ApiError::Internal(e.into());
+    Ok(match command {
+        BlocklistCommand::Create { name, kind, description } => {
+            let view = lists::create_list(store, CreateListRequest { name, kind: Some(kind), description }).await?;
+            println!("{} list {} created", view.kind, view.name);
+            true
+        }
+        BlocklistCommand::List(flag) => {
+            let views = lists::list_lists(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&views).map_err(internal)?);
+            } else {
+                for view in views {
+                    println!("{:<32} {:<6} {:<26} {}", view.name, view.kind, view.created_at, view.description);
+                }
+            }
+            false
+        }
+        BlocklistCommand::Add { name, value, expires, remediation } => {
+            let duration_secs =
+                expires.as_deref().map(lists::parse_lifetime).transpose().map_err(|m| ApiError::field("expires", m))?;
+            let request = ListEntriesRequest { add: vec![value], remove: Vec::new(), remediation, duration_secs };
+            let outcome = lists::update_entries(store, &name, &request).await?;
+            report(&outcome);
+            if !outcome.rejected.is_empty() {
+                return Err(ApiError::BadRequest("nothing was added".into()));
+            }
+            true
+        }
+        BlocklistCommand::Remove { name, value } => {
+            let request = ListEntriesRequest { add: Vec::new(), remove: vec![value], remediation: None, duration_secs: None };
+            let outcome = lists::update_entries(store, &name, &request).await?;
+            report(&outcome);
+            if !outcome.rejected.is_empty() {
+                return Err(ApiError::BadRequest("nothing was removed".into()));
+            }
+            true
+        }
+        BlocklistCommand::Import { name, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| ApiError::BadRequest(format!("cannot read {}: {e}", file.display())))?;
+            let outcome = lists::import_entries(store, &name, &text).await?;
+            report(&outcome);
+            true
+        }
+        BlocklistCommand::Delete { name } => {
+            lists::delete_list(store, &name).await?;
+            println!("list {name} deleted");
+            true
+        }
+        BlocklistCommand::Subscribe { name, machine, off } => {
+            lists::existing_list(store, &name).await?;
+            lists::set_subscription(store, &name, &machine, !off).await?;
+            println!("{machine} {} {name}", if off { "unsubscribed from" } else { "subscribed to" });
+            false
+        }
+    })
+}
+
+/// Passes each list commit of the consensus worker on: to this replica's lists at once, and to
+/// the other replicas through the change bus, with the community list's new seq.
+async fn relay_commits(state: AppState, committed: std::sync::Arc<tokio::sync::Notify>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = committed.notified() => {}
+        }
+        state.lists.changed.notify_one();
+        if state.bus.is_enabled() {
+            match state.store.list_seq(consensus::COMMUNITY).await {
+                Ok(seq) => state.bus.publish(seq).await,
+                Err(error) => tracing::warn!(%error, "cannot read the community seq to publish"),
+            }
+        }
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM. The handlers are installed now, synchronously, before
@@ -410,6 +618,13 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     println!("{:<32} {:<12} {:>8}  {}", a.name, a.level, a.machines, a.created_at);
                 }
             }
+        }
+        AdminCommand::Account(AccountCommand::LoginLink { name }) => {
+            let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
+            let key = crate::auth::jwt::console_key(&secret);
+            let link = manage::login_link(store, &key, &config.public_url(), &name).await?;
+            println!("{}", link.url);
+            eprintln!("valid until {} for account {}", link.expires_at, link.account);
         }
         AdminCommand::Account(AccountCommand::Tier { name, tier }) => {
             manage::set_account_tier(store, &config.tiers, &name, &tier).await?;
@@ -497,6 +712,7 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             let queued = manage::report_false_positive(store, &value).await?;
             println!("{}", queued.message);
         }
+        AdminCommand::Blocklist(command) => blocklist(config, store, command).await?,
         AdminCommand::Explain { ip } => {
             let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
             println!("{}", serde_json::to_string_pretty(&explanation)?);

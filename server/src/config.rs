@@ -69,6 +69,11 @@ pub struct Config {
     pub tiers: std::collections::BTreeMap<String, crate::limits::Tier>,
     /// Tier applied to lookups made with a machine token (contributors: give to get).
     pub machine_tier: String,
+    /// Reverse proxies and load balancers (CIDRs) whose `X-Forwarded-For` / `Forwarded` header
+    /// names the client. Empty by default: the TCP peer is the client, and no header is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long raw signals are kept, and the maintenance job that expires them.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -88,6 +93,8 @@ impl Default for Config {
             distribution: DistributionConfig::default(),
             tiers: crate::limits::default_tiers(),
             machine_tier: "basic".into(),
+            trusted_proxies: Vec::new(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -244,6 +251,15 @@ pub struct DistributionConfig {
     /// Tailor the community view to the scenarios a machine declared at login (entries of other
     /// scenarios come after them when there is room).
     pub tailor_to_scenarios: bool,
+    /// How long a presigned list link of the v3 stream stays valid, in seconds.
+    pub link_ttl_secs: i64,
+    /// Key material for presigned list links. When absent, the key is derived from the JWT
+    /// secret, which every replica shares already.
+    pub link_secret: Option<Secret>,
+    /// Benchmarks only: serve this file's bytes, read once at start-up, at
+    /// `GET /v1/bench/static`, as the baseline the blocklist export is measured against. Off
+    /// unless set; never set it in production.
+    pub bench_static_file: Option<PathBuf>,
 }
 
 impl Default for DistributionConfig {
@@ -255,7 +271,33 @@ impl Default for DistributionConfig {
             non_contributor_cap: 3_000,
             contribution_window_days: 7,
             tailor_to_scenarios: true,
+            link_ttl_secs: 24 * 3600,
+            link_secret: None,
+            bench_static_file: None,
         }
+    }
+}
+
+/// Raw-signal retention and the maintenance job (run by the consensus leader) that applies it.
+/// Aggregates (engine state, trust, listings) are kept; only raw signals expire, and never
+/// before the consensus worker has processed them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Raw signals older than this many days are deleted (PostgreSQL: whole daily partitions
+    /// dropped; SQLite: deleted in batches). 0 keeps them forever.
+    pub signals_days: u32,
+    /// Daily signal partitions created ahead of time on PostgreSQL.
+    pub partitions_ahead_days: u32,
+    /// How often the maintenance job runs, in seconds.
+    pub interval_secs: u64,
+    /// Rows deleted per transaction on SQLite.
+    pub delete_batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { signals_days: 90, partitions_ahead_days: 7, interval_secs: 3600, delete_batch: 5000 }
     }
 }
 
@@ -329,6 +371,10 @@ impl Config {
         if ingest.per_machine_signals_per_sec == 0 || (ingest.per_machine_burst as usize) < ingest.max_signals_per_request {
             bail!("ingest.per_machine_burst must be at least ingest.max_signals_per_request, and the rate above zero");
         }
+        if !(0..=7 * 24 * 3600).contains(&ingest.max_clock_skew_secs) {
+            // PostgreSQL's redelivery check looks back this far from a signal's stop_at.
+            bail!("ingest.max_clock_skew_secs must be between 0 and 604800 (7 days)");
+        }
         if ingest.min_v4_prefix > 32 || ingest.min_v6_prefix > 128 {
             bail!("ingest.min_v4_prefix must be at most 32 and ingest.min_v6_prefix at most 128");
         }
@@ -338,6 +384,9 @@ impl Config {
         }
         if distribution.retained_changes == 0 || distribution.contribution_window_days < 0 {
             bail!("distribution.retained_changes must be above zero and distribution.contribution_window_days not negative");
+        }
+        if distribution.link_ttl_secs <= 0 {
+            bail!("distribution.link_ttl_secs must be above zero");
         }
         if self.consensus.interval_ms == 0 || self.consensus.interval_ms > 60_000 {
             bail!("consensus.interval_ms must be between 1 and 60000");
@@ -350,6 +399,20 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             bail!("public_url must start with http:// or https://");
+        }
+        let retention = &self.retention;
+        if retention.signals_days != 0 && i64::from(retention.signals_days) < self.distribution.contribution_window_days {
+            bail!(
+                "retention.signals_days must be 0 (keep forever) or at least distribution.contribution_window_days ({}): \
+                 contributors are recognised by their recent signals",
+                self.distribution.contribution_window_days
+            );
+        }
+        if retention.partitions_ahead_days == 0 || retention.partitions_ahead_days > 366 {
+            bail!("retention.partitions_ahead_days must be between 1 and 366");
+        }
+        if retention.interval_secs == 0 || retention.delete_batch == 0 {
+            bail!("retention.interval_secs and retention.delete_batch must be above zero");
         }
         Ok(())
     }
@@ -407,5 +470,8 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("jwt_ttl_secs"));
         let config = Config { database_url: Some(Secret::new("mysql://x")), ..Config::default() };
         assert!(config.validate().unwrap_err().to_string().contains("DATABASE_URL"));
+        let mut config = Config::default();
+        config.retention.signals_days = 3;
+        assert!(config.validate().unwrap_err().to_string().contains("retention.signals_days"));
     }
 }

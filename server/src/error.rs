@@ -134,7 +134,6 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        metrics::counter!("palisade_store_errors_total").increment(1);
         match error {
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::NotFound(what) => ApiError::NotFound(what),

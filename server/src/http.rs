@@ -4,11 +4,14 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod bench;
 pub mod blocklists;
 pub mod capi;
 pub mod cti;
 pub mod extract;
+pub mod forwarded;
 pub mod ips;
+pub mod links;
 pub mod ops;
 
 use std::time::{Duration, Instant};
@@ -43,7 +46,7 @@ use crate::state::AppState;
         blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
         ips::get_ip, cti::get_smoke, cti::search_smoke, api_keys::create_api_key_admin, api_keys::list_api_keys_admin,
         api_keys::list_all_api_keys, api_keys::revoke_api_key_admin, api_keys::set_account_tier, api_keys::create_own_api_key,
-        api_keys::list_own_api_keys, api_keys::revoke_own_api_key,
+        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, crate::console::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
@@ -119,16 +122,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.ingest.max_body_bytes;
-    Router::new()
+    let mut routes = Router::new();
+    if state.bench_static.is_some() {
+        // Only when a benchmark configured it: the baseline of the export benchmark.
+        routes = routes.merge(bench::routes());
+    }
+    routes
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
         .nest("/v1/admin/blocklists", blocklists::admin_routes())
         .merge(cti::routes())
-        .nest("/v1/admin", admin::routes().merge(api_keys::admin_routes()))
+        .nest("/v1/admin", admin::routes().merge(api_keys::admin_routes()).merge(crate::console::admin_routes()))
         .nest("/v1/account", api_keys::account_routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
+        .nest("/v1/links", links::routes())
         .merge(ops::routes())
+        .nest("/console", crate::console::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -191,6 +201,41 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     metrics::counter!("palisade_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("palisade_http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
-    response
+    metrics::histogram!("palisade_http_request_duration_seconds", "route" => route.clone()).record(start.elapsed().as_secs_f64());
+    let served = metrics::counter!("palisade_served_bytes_total", "route" => route);
+    response.map(|body| axum::body::Body::new(CountingBody { inner: body, served }))
+}
+
+/// A response body that adds the bytes it yields (after compression, as sent) to
+/// `palisade_served_bytes_total`, frame by frame, so streamed lists count too. Its size hint is
+/// the inner body's, so `Content-Length` is unchanged.
+struct CountingBody {
+    inner: axum::body::Body,
+    served: metrics::Counter,
+}
+
+impl axum::body::HttpBody for CountingBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.served.increment(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

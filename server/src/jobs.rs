@@ -2,3 +2,4 @@
 //! directly, and a cancellable loop that runs it on the one replica holding the leadership.
 
 pub mod consensus;
+pub mod maintenance;

@@ -2,8 +2,10 @@
 //! and benchmarks can build the same router and store in-process.
 
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod enrich;

@@ -218,6 +218,7 @@ impl Limiter {
                 }
                 Err(error) => {
                     metrics::counter!("palisade_ratelimit_redis_fallback_total").increment(1);
+                    metrics::counter!("palisade_redis_errors_total").increment(1);
                     if !self.degraded.swap(true, Ordering::Relaxed) {
                         tracing::error!(%error, "Redis unreachable: enforcing rate limits per replica until it answers");
                     }

@@ -2,6 +2,8 @@
 //! exactly the same thing: accounts, enrollment keys, operator-created machines, admin tokens,
 //! and the views of them.
 
+pub mod lists;
+
 use std::collections::HashMap;
 
 use ipnet::IpNet;
@@ -397,4 +399,24 @@ pub async fn set_account_tier(
         Err(crate::store::StoreError::NotFound(_)) => Err(ApiError::NotFound(format!("no account named {account:?}"))),
         other => Ok(other?),
     }
+}
+
+/// A console sign-in link for an account's users, valid for
+/// [`crate::console::session::LINK_TTL_SECS`]. `public_url` ends in `/`.
+pub async fn login_link(
+    store: &dyn Store,
+    console_key: &[u8; 32],
+    public_url: &str,
+    account: &str,
+) -> Result<palisade_api::native::LoginLinkResponse, ApiError> {
+    let found = account_named(store, account).await?;
+    let now = OffsetDateTime::now_utc();
+    let keys = crate::console::session::Keys::new(console_key);
+    let token = keys.issue_link(found.key.0, &found.name, now.unix_timestamp(), &random_alnum(16));
+    let expires_at = now + time::Duration::seconds(crate::console::session::LINK_TTL_SECS);
+    Ok(palisade_api::native::LoginLinkResponse {
+        url: format!("{public_url}console/login/link?token={token}"),
+        account: found.name,
+        expires_at: rfc3339(expires_at),
+    })
 }

@@ -23,7 +23,7 @@ use crate::jobs::consensus::{COMMUNITY, NeverBlock};
 use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
-const FETCH_BATCH: u32 = 50_000;
+const FETCH_BATCH: u32 = 20_000;
 
 /// One served entry, compact: the texts repeated across entries are shared.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +81,8 @@ pub struct Snapshot {
     pub changes: Arc<Vec<Change>>,
     /// Oldest cursor a delta can be computed from: changes after it are all retained.
     pub oldest_cursor: i64,
+    /// When the newest change applied was made (`Last-Modified` of the list), if known.
+    pub changed_at: Option<OffsetDateTime>,
 }
 
 /// A delta computed for a cursor.
@@ -182,6 +184,21 @@ pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tail
     live
 }
 
+/// The `cap` entries a capped reader of a native endpoint gets: ranked as the community view
+/// ranks them (without tailoring: a native reader declares no scenarios), then sorted by prefix
+/// as full lists are. `entries` is what the list serves (live, allowed); all of it when it
+/// holds at most `cap`.
+pub fn top(entries: &[Arc<Entry>], cap: usize) -> Vec<Arc<Entry>> {
+    let mut chosen: Vec<Arc<Entry>> = entries.to_vec();
+    if chosen.len() > cap {
+        let key = |e: &Arc<Entry>| (std::cmp::Reverse(e.seq), e.value.clone());
+        chosen.select_nth_unstable_by_key(cap, key);
+        chosen.truncate(cap);
+        chosen.sort_unstable_by_key(|e| e.net);
+    }
+    chosen
+}
+
 /// Shares the texts repeated across entries (scope, scenario, remediation, rule).
 #[derive(Debug, Default)]
 struct Interner(HashMap<String, Arc<str>>);
@@ -223,6 +240,8 @@ pub struct RenderKey {
     pub policy: u64,
     /// Format and options.
     pub options: render::Options,
+    /// Most entries served (`usize::MAX`: all of them).
+    pub cap: usize,
 }
 
 /// What a list serves to firewalls and native clients at one seq: live entries that pass the
@@ -408,6 +427,11 @@ impl Lists {
         Ok(custom)
     }
 
+    /// The operator-managed list `name`, as of the last refresh.
+    pub fn custom(&self, name: &str) -> Option<CustomList> {
+        self.custom.read().ok()?.iter().find(|c| c.name == name).cloned()
+    }
+
     /// The served lists as (name, kind): the community list (`consensus`), then the
     /// operator-managed ones (`block` or `allow`) as of the last refresh.
     pub fn names(&self) -> Vec<(String, String)> {
@@ -453,30 +477,72 @@ impl Lists {
 
     /// First load: the current membership, then the retained window of the change log. The seq is
     /// read first, so changes committed while the membership is read are applied again on top
-    /// (adds and removes are idempotent), never missed.
+    /// (adds and removes are idempotent), never missed. The membership is read in pages and the
+    /// change log in batches, each converted as it arrives, the log's entries sharing the
+    /// membership's objects where they are the same state: a list of a million entries is held
+    /// once, not twice, and its database rows are never all in memory at once.
     async fn load(&self, list: &str) -> Result<Snapshot, StoreError> {
         let seq = self.store.list_seq(list).await?;
-        let members = self.store.list_entries(list).await?;
         let window_start = (seq - self.retained_changes as i64).max(0);
-        let changes = self.fetch_changes(list, window_start).await?;
-        let mut entries = HashMap::with_capacity(members.len());
-        {
+        let mut entries = HashMap::new();
+        let mut newest_member = 0;
+        let mut after = String::new();
+        loop {
+            let page = self.store.list_entries_page(list, &after, FETCH_BATCH).await?;
+            let full = page.len() as u32 == FETCH_BATCH;
             let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for member in &members {
+            for member in &page {
+                newest_member = newest_member.max(member.seq);
                 if let Some(entry) = interner.entry(member, member.seq) {
                     let entry = Arc::new(entry);
                     entries.insert(entry.value.clone(), entry);
                 }
             }
+            drop(interner);
+            match page.last() {
+                Some(last) if full => after.clone_from(&last.value),
+                _ => break,
+            }
         }
-        let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0 };
-        let replay: Vec<ListChange> = changes.iter().filter(|c| c.seq > seq).cloned().collect();
+        let mut log: Vec<Change> = Vec::new();
+        let mut replay: Vec<ListChange> = Vec::new();
+        let mut changed_at = None;
+        let mut cursor = window_start;
+        loop {
+            let batch = self.store.list_changes(list, cursor, FETCH_BATCH).await?;
+            let full = batch.len() as u32 == FETCH_BATCH;
+            cursor = batch.last().map_or(cursor, |c| c.seq);
+            changed_at = changed_at.max(batch.iter().filter(|c| c.seq <= seq).map(|c| c.at).max());
+            replay.extend(batch.iter().filter(|c| c.seq > seq).cloned());
+            log.extend(self.convert_shared(&batch, &entries));
+            if !full {
+                break;
+            }
+        }
+        let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0, changed_at };
         let mut snapshot = self.advance(&base, replay);
         // Every change after `window_start` was fetched, so any cursor from there on is answerable.
         snapshot.oldest_cursor = window_start;
-        snapshot.changes = Arc::new(self.convert(&changes));
-        snapshot.seq = snapshot.seq.max(seq).max(members.iter().map(|m| m.seq).max().unwrap_or(0));
+        snapshot.changes = Arc::new(log);
+        snapshot.seq = snapshot.seq.max(seq).max(newest_member);
         Ok(snapshot)
+    }
+
+    /// [`Lists::convert`], reusing the entry of `members` when a change wrote exactly it.
+    fn convert_shared(&self, changes: &[ListChange], members: &HashMap<Arc<str>, Arc<Entry>>) -> Vec<Change> {
+        let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        changes
+            .iter()
+            .filter_map(|c| {
+                let op = if c.op == "remove" { Op::Remove } else { Op::Add };
+                let shared = members.get(c.entry.value.as_str()).filter(|e| op == Op::Add && e.seq == c.seq).cloned();
+                let entry = match shared {
+                    Some(entry) => entry,
+                    None => Arc::new(interner.entry(&c.entry, c.seq)?),
+                };
+                Some(Change { seq: c.seq, op, entry })
+            })
+            .collect()
     }
 
     fn convert(&self, changes: &[ListChange]) -> Vec<Change> {
@@ -492,6 +558,7 @@ impl Lists {
 
     /// A new snapshot: `previous` with `changes` applied, the log trimmed to the retained size.
     fn advance(&self, previous: &Snapshot, changes: Vec<ListChange>) -> Snapshot {
+        let changed_at = changes.iter().map(|c| c.at).max().max(previous.changed_at);
         let new_changes = self.convert(&changes);
         let mut entries = previous.entries.clone();
         let mut seq = previous.seq;
@@ -515,7 +582,7 @@ impl Lists {
             oldest_cursor = log[cut - 1].seq;
             log.drain(..cut);
         }
-        Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor }
+        Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor, changed_at }
     }
 
     /// Chunks rendered earlier for `key`, if any.

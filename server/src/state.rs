@@ -57,6 +57,19 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyCache>,
     /// What lookups keep between requests (never-block ranges, recent engine states).
     pub lookup_cache: Arc<crate::lookup::LookupCache>,
+    /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
+    /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
+    pub public_url: Arc<str>,
+    /// Lookups charged to accounts, counted per day for the console's usage history.
+    pub lookup_usage: Arc<crate::console::usage::UsageRecorder>,
+    /// Signs and verifies the presigned list links of the v3 stream.
+    pub links: Arc<crate::auth::links::LinkSigner>,
+    /// Tells the other replicas that a list changed (Redis), when configured.
+    pub bus: Arc<crate::bus::ChangeBus>,
+    /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
+    pub bench_static: Option<bytes::Bytes>,
 }
 
 impl AppState {
@@ -93,6 +106,16 @@ impl AppState {
             limiter: Arc::new(Limiter::local()),
             api_keys: Arc::new(ApiKeyCache::default()),
             lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
+            trusted_proxies: Arc::new(Vec::new()),
+            public_url: Arc::from("http://127.0.0.1:8080/"),
+            lookup_usage: Arc::new(crate::console::usage::UsageRecorder::default()),
+            // Replaced by `build_state` with the key derived from the shared secret.
+            links: Arc::new(crate::auth::links::LinkSigner::derive(
+                crate::auth::secrets::random_alnum(64).as_bytes(),
+                distribution_ttl(),
+            )),
+            bus: Arc::new(crate::bus::ChangeBus::disabled()),
+            bench_static: None,
         }
     }
 
@@ -115,6 +138,10 @@ impl AppState {
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
     }
+}
+
+fn distribution_ttl() -> i64 {
+    crate::config::DistributionConfig::default().link_ttl_secs
 }
 
 /// A tier that admits almost nothing, for a configuration with no tiers at all (validation

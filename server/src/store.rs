@@ -53,14 +53,20 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Every driver error passes through here, so this is where `palisade_store_errors_total` counts
+/// them by kind (a unique violation is an answer, not an error, and is not counted).
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                metrics::counter!("palisade_store_errors_total", "kind" => "unavailable").increment(1);
                 StoreError::Unavailable(error)
             }
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
-            other => StoreError::Database(other),
+            other => {
+                metrics::counter!("palisade_store_errors_total", "kind" => "database").increment(1);
+                StoreError::Database(other)
+            }
         }
     }
 }
@@ -658,6 +664,62 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Sets an account's tier; `NotFound` for an unknown account.
     async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
+    /// An account's enrollment keys (never their hashes), oldest first.
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError>;
+    /// Revokes the unrevoked enrollment keys of `account` with this prefix; whether one was revoked.
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// An account's lookup tier name; `None` for an unknown account.
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError>;
+    /// Signals received at or after `since`, counted per machine (machines with none are absent).
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError>;
+    /// Signals received at or after `since`, counted per UTC day (days since the Unix epoch),
+    /// oldest first; days without signals are absent.
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+    /// Membership changes of `list` made at or after `since`, counted per UTC day, oldest first;
+    /// `count` holds the additions and `other` the removals.
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+    /// The consensus worker's watermark alone (the last signal id it processed), without its state.
+    async fn consensus_watermark(&self) -> Result<i64, StoreError>;
+    /// Adds lookups to accounts' per-day counts: `(account, day since the epoch, lookups)`.
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError>;
+    /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+
+    /// Prepares signal storage for the UTC days from `from` to `days_ahead` days later. PostgreSQL
+    /// creates the missing daily partitions of `signals` and returns their days; SQLite has
+    /// nothing to prepare.
+    async fn prepare_signal_partitions(&self, from: OffsetDateTime, days_ahead: u32) -> Result<Vec<time::Date>, StoreError>;
+    /// Expires raw signals received before `before`, never one with an id above `up_to_id` (the
+    /// consensus watermark: unprocessed signals stay). PostgreSQL drops whole daily partitions that
+    /// end at or before `before` and hold nothing above `up_to_id`; SQLite deletes matching rows in
+    /// transactions of `batch` rows.
+    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, batch: u32) -> Result<ExpireOutcome, StoreError>;
+    /// The days of the existing signal partitions, oldest first (always empty on SQLite).
+    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError>;
+    /// Signals with an id above `after` (the consensus backlog): how many, counted up to `cap`,
+    /// and when the first of them was received.
+    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError>;
+    /// Up to `limit` members of a list whose value sorts after `after` (`""`: from the start), in
+    /// value order: a large list read in pages, so its rows are never all in memory at once.
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError>;
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpireOutcome {
+    /// Daily partitions dropped (PostgreSQL).
+    pub partitions_dropped: Vec<time::Date>,
+    /// Rows deleted one by one (SQLite; PostgreSQL drops partitions without counting their rows).
+    pub rows_deleted: u64,
+}
+
+/// The signals the consensus worker has not processed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalBacklog {
+    /// How many, up to the cap asked for.
+    pub count: u64,
+    /// When the first of them (lowest id) was received.
+    pub oldest_received_at: Option<OffsetDateTime>,
 }
 
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.
@@ -723,6 +785,28 @@ fn scrub_nul(value: &mut serde_json::Value) {
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
+}
+
+/// An enrollment key as its account sees it (the key itself is never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollKeyRecord {
+    /// First characters, for identification and revocation.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Revocation time; revoked keys enroll nothing.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A per-day aggregate: the UTC day (days since the Unix epoch) and one or two counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    /// The counted events.
+    pub count: u64,
+    /// A second count where the aggregate has one (removals beside additions), else 0.
+    pub other: u64,
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Tracing (human or JSON lines) and the process-wide Prometheus recorder.
+//! Tracing (human or JSON lines) and the process-wide Prometheus recorder, and the metric
+//! families a server exports from its start (so dashboards and alerts find them before the first
+//! event).
 
 use std::sync::OnceLock;
 
@@ -37,4 +39,29 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Metric families present from start-up, at zero, so that a scrape shows them before their first
+/// event (an alert on a rate of errors needs the series to exist). Families with labels appear
+/// with their first labelled event.
+pub fn register_families() {
+    // The recorder must be installed first, or these go to the no-op recorder.
+    drop(metrics_handle());
+    for name in [
+        "palisade_signals_accepted_total",
+        "palisade_signals_duplicate_total",
+        "palisade_lookups_total",
+        "palisade_quota_denials_total",
+        "palisade_redis_errors_total",
+        "palisade_retention_partitions_dropped_total",
+        "palisade_retention_signals_deleted_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for kind in ["unavailable", "database"] {
+        metrics::counter!("palisade_store_errors_total", "kind" => kind).increment(0);
+    }
+    for name in ["palisade_consensus_leader", "palisade_consensus_lag_signals", "palisade_consensus_lag_seconds"] {
+        metrics::gauge!(name).set(0.0);
+    }
 }

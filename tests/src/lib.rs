@@ -16,6 +16,7 @@ pub use palisade_server::testing;
 
 pub mod http;
 pub mod netns;
+pub mod nginx;
 pub mod signals;
 pub mod sim;
 

@@ -368,3 +368,126 @@ fn builtin_specs_round_trip_through_toml() {
     let text = toml::to_string(&file).unwrap();
     assert_eq!(toml::from_str::<DetectorFile>(&text).unwrap(), file);
 }
+
+/// `text` fed line by line the way [`Detectors::feed_chunk`] documents it (split on `\n`, one
+/// trailing `\r` removed), with `time_of(n)` for the `n`-th line.
+fn feed_each_line(detectors: &mut Detectors, text: &str, time_of: impl Fn(usize) -> OffsetDateTime) -> Vec<Detection> {
+    let mut out = Vec::new();
+    for (n, line) in text.split_terminator('\n').enumerate() {
+        out.extend(detectors.feed(line.strip_suffix('\r').unwrap_or(line), time_of(n)));
+    }
+    out
+}
+
+/// Feeds `text` to fresh detectors from `specs` line by line and as one chunk, both with one time
+/// for all lines and with a time per line; asserts identical detections and counters, and
+/// returns the detections and counters of the run with a time per line.
+fn assert_chunk_same_as_lines(specs: &[DetectorSpec], text: &str) -> (Vec<Detection>, DetectStats) {
+    let per_line = |n: usize| T0 + time::Duration::milliseconds(10 * n as i64);
+    let mut lines = Detectors::new(specs.to_vec()).unwrap();
+    let mut chunk = Detectors::new(specs.to_vec()).unwrap();
+    let expected = feed_each_line(&mut lines, text, |_| T0);
+    let mut got = Vec::new();
+    chunk.feed_chunk(text, T0, &mut got);
+    assert_eq!(got, expected, "one time for all lines, text: {text:?}");
+    assert_eq!(chunk.stats(), lines.stats(), "one time for all lines, text: {text:?}");
+
+    let mut lines = Detectors::new(specs.to_vec()).unwrap();
+    let mut chunk = Detectors::new(specs.to_vec()).unwrap();
+    let expected = feed_each_line(&mut lines, text, per_line);
+    let mut got = Vec::new();
+    chunk.feed_chunk_with(text, per_line, &mut got);
+    assert_eq!(got, expected, "a time per line, text: {text:?}");
+    assert_eq!(chunk.stats(), lines.stats(), "a time per line, text: {text:?}");
+    (got, chunk.stats())
+}
+
+#[test]
+fn feed_chunk_detects_exactly_what_feed_does_on_the_fixtures() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs");
+    for name in ["sshd", "http", "mail"] {
+        for kind in ["match", "nomatch"] {
+            let file = std::fs::read_to_string(dir.join(format!("{name}.{kind}.log"))).unwrap();
+            // Repeated, so that every address pours enough events to overflow its buckets.
+            let text = file.repeat(8);
+            let (detections, stats) = assert_chunk_same_as_lines(&builtin_specs(), &text);
+            assert_eq!(stats.lines, text.lines().count() as u64, "{name}.{kind}");
+            if kind == "match" {
+                assert!(!detections.is_empty(), "{name}.{kind}: the repeated fixture must overflow some bucket");
+            } else {
+                assert_eq!(stats.events, 0, "{name}.{kind}");
+            }
+        }
+    }
+}
+
+const SSH_HIT: &str = "Nov 25 10:00:01 web1 sshd[2312]: Did not receive identification string from 192.0.2.45";
+const NOISE: &str = "Nov 25 10:00:02 web1 CRON[77]: pam_unix(cron:session): session closed for user root";
+
+#[test]
+fn feed_chunk_handles_missing_final_newline_crlf_and_empty_lines() {
+    let specs = builtin_specs();
+    let hits = |sep: &str| [SSH_HIT; 6].join(sep);
+    // No trailing newline: the last line is still a line, and the detection it completes counts.
+    let (detections, stats) = assert_chunk_same_as_lines(&specs, &format!("{NOISE}\n{}", hits("\n")));
+    assert_eq!((detections.len(), stats.lines, stats.events), (1, 7, 6));
+    // CRLF: the `\r` is removed, so the pattern's `$` after the address still matches.
+    let (detections, stats) = assert_chunk_same_as_lines(&specs, &format!("{}\r\n{NOISE}\r\n", hits("\r\n")));
+    assert_eq!((detections.len(), stats.lines, stats.events), (1, 7, 6));
+    // Empty lines count as lines and match nothing.
+    let (detections, stats) = assert_chunk_same_as_lines(&specs, &format!("\n\n{}\n\n\n", hits("\n\n")));
+    assert_eq!((detections.len(), stats.lines, stats.events), (1, 15, 6));
+    for text in ["", "\n", "\r\n", "\n\n", NOISE, "\r"] {
+        let (detections, stats) = assert_chunk_same_as_lines(&specs, text);
+        assert!(detections.is_empty(), "text: {text:?}");
+        assert_eq!(stats.events, 0, "text: {text:?}");
+        assert_eq!(stats.lines, text.split_terminator('\n').count() as u64, "text: {text:?}");
+    }
+}
+
+#[test]
+fn feed_chunk_finds_hits_on_the_first_and_last_line() {
+    let spec = DetectorSpec { capacity: 1, prefilter: vec!["alpha".into()], ..custom("edge", r"alpha (?P<ip>\S+)") };
+    for text in [
+        format!("alpha 192.0.2.1\n{NOISE}\n{NOISE}\nalpha 192.0.2.1"),
+        format!("alpha 192.0.2.1\n{NOISE}\nalpha 192.0.2.1\n"),
+        "alpha 192.0.2.1\nalpha 192.0.2.1".to_string(),
+    ] {
+        let (detections, stats) = assert_chunk_same_as_lines(std::slice::from_ref(&spec), &text);
+        assert_eq!(stats.events, 2, "text: {text:?}");
+        assert_eq!(detections.len(), 1, "text: {text:?}");
+        assert_eq!(detections[0].ip, ip("192.0.2.1"));
+    }
+}
+
+#[test]
+fn feed_chunk_passes_each_line_its_own_time() {
+    let spec = DetectorSpec { capacity: 1, prefilter: vec!["alpha".into()], ..custom("timed", r"alpha (?P<ip>\S+)") };
+    let mut detectors = Detectors::new(vec![spec]).unwrap();
+    let mut out = Vec::new();
+    let mut asked = Vec::new();
+    let text = format!("{NOISE}\nalpha 192.0.2.1\n\n{NOISE}\nalpha 192.0.2.1\n");
+    detectors.feed_chunk_with(
+        &text,
+        |n| {
+            asked.push(n);
+            at(n as i64)
+        },
+        &mut out,
+    );
+    assert_eq!(asked, vec![1, 4], "only lines the prefilter accepts are timed, numbered from 0");
+    assert_eq!((out[0].first_seen, out[0].last_seen), (at(1), at(4)));
+}
+
+#[test]
+fn feed_chunk_without_prefilters_checks_every_line() {
+    // One detector without prefilter: no chunk scan, every line goes to the regexes.
+    let specs = [
+        custom("loose", r"beta (?P<ip>\S+)"),
+        DetectorSpec { prefilter: vec!["alpha".into()], ..custom("a", r"alpha (?P<ip>\S+)") },
+    ];
+    let text = "beta 192.0.2.2\r\nalpha 192.0.2.3\nbeta 192.0.2.2\n\nalpha 192.0.2.3\nbeta 192.0.2.2\nalpha 192.0.2.3";
+    let (detections, stats) = assert_chunk_same_as_lines(&specs, text);
+    assert_eq!((stats.lines, stats.events), (7, 6));
+    assert_eq!(detections.len(), 2);
+}

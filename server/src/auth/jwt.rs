@@ -40,6 +40,7 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    console_key: [u8; 32],
 }
 
 /// A freshly issued token.
@@ -59,7 +60,20 @@ impl JwtKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        JwtKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+            console_key: console_key(secret),
+        }
+    }
+
+    /// A key derived from the same secret for the web console's signed sessions and links, so
+    /// every replica that shares the secret accepts them, and a console value can never pass
+    /// as a machine token (or the reverse).
+    pub fn console_key(&self) -> &[u8; 32] {
+        &self.console_key
     }
 
     /// Issues a token for a machine.
@@ -86,6 +100,20 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
         decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims)
     }
+}
+
+/// The console key of a server secret (see [`JwtKeys::console_key`]); the CLI derives it
+/// without building machine-token keys.
+pub fn console_key(secret: &[u8]) -> [u8; 32] {
+    derive_key(secret, b"palisade console v1")
+}
+
+/// HMAC-SHA256 of `label` under `secret`: a key for one purpose, independent of the others.
+pub fn derive_key(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
 }
 
 /// The configured secret, or the one kept in `<data_dir>/jwt.key`, generated (mode 0600) on first use.

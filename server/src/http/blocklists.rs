@@ -14,20 +14,23 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use palisade_api::native::{
-    BlocklistView, CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse,
-};
+use palisade_api::native::{BlocklistView, CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse};
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
 use tracing::instrument;
 
-use super::extract::{Admin, AuthMachine, JsonBody, PathParam, QueryParams};
-use crate::domain::text::has_nul;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+
+use super::cti::{charge, with_limit_headers};
+use super::extract::{Admin, ApiKey, AuthMachine, JsonBody, PathParam, QueryParams};
 use crate::error::ApiError;
+use crate::jobs::consensus::COMMUNITY;
+use crate::limits::Decision;
+use crate::manage::lists;
 use crate::serving::render::{self, Family, Format, Options};
-use crate::serving::{DeltaError, RenderKey, custom};
+use crate::serving::{self, DeltaError, RenderKey};
 use crate::state::AppState;
-use crate::store::{CustomList, ListOp};
 
 /// Size of the chunks a rendered list is streamed (and cached) in.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -43,9 +46,84 @@ pub fn routes() -> Router<AppState> {
         .layer(CompressionLayer::new().gzip(true).zstd(true))
 }
 
-/// Who may read blocklists: a machine with its JWT. An API-key consumer (with its tier's
-/// limits) is the other admissible reader once API keys exist; that extractor plugs in here.
-pub type BlocklistReader = AuthMachine;
+/// Who may read blocklists: a machine with its JWT, or an API-key consumer (`x-api-key`) whose
+/// tier decides which lists it may pull and how many entries of each. API-key pulls count
+/// against the key's quota like lookups and carry the `X-RateLimit-*` headers. A missing,
+/// unknown or revoked key is 403, as on the lookup routes.
+#[derive(Debug, Clone)]
+pub struct BlocklistReader {
+    /// For logs: the machine login, or `key:<prefix>`.
+    pub label: String,
+    /// Who it is.
+    pub kind: ReaderKind,
+}
+
+/// The two kinds of blocklist readers.
+#[derive(Debug, Clone)]
+pub enum ReaderKind {
+    /// A machine (CrowdSec or our agent): the community list capped by "give to get", and every
+    /// operator list.
+    Machine(AuthMachine),
+    /// An API consumer: the lists and sizes of its tier.
+    Key(ApiKey),
+}
+
+impl<S> FromRequestParts<S> for BlocklistReader
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key("x-api-key") {
+            let key = ApiKey::from_request_parts(parts, state).await?;
+            return Ok(BlocklistReader { label: format!("key:{}", key.record.prefix), kind: ReaderKind::Key(key) });
+        }
+        let machine = AuthMachine::from_request_parts(parts, state).await?;
+        Ok(BlocklistReader { label: machine.login.clone(), kind: ReaderKind::Machine(machine) })
+    }
+}
+
+/// What one pull of one list is allowed: the most entries, and for API keys the quota decision
+/// to report in the headers.
+struct Grant {
+    cap: usize,
+    decision: Option<Decision>,
+}
+
+/// Decides whether `reader` may pull `name` and how much of it; for an API key, counts the pull.
+/// Errors are complete responses (a 429 carries its rate-limit headers).
+async fn grant(state: &AppState, reader: &BlocklistReader, name: &str) -> Result<Grant, Response> {
+    match &reader.kind {
+        ReaderKind::Machine(machine) => {
+            if name != COMMUNITY {
+                return Ok(Grant { cap: usize::MAX, decision: None });
+            }
+            let now = time::OffsetDateTime::now_utc();
+            let (_, cap) = super::capi::consumer_view(state, machine, now).await.map_err(IntoResponse::into_response)?;
+            Ok(Grant { cap, decision: None })
+        }
+        ReaderKind::Key(key) => {
+            let tier = state.tier(&key.record.tier);
+            let Some(&size) = tier.blocklists.get(name) else {
+                let decision = state.limiter.check(&key.limit_key(), &tier, 0).await;
+                let refused = ApiError::Forbidden(format!(
+                    "the {:?} tier does not include the blocklist {name:?}; it includes: {}",
+                    key.record.tier,
+                    tier.blocklists.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+                return Err(with_limit_headers(refused.into_response(), &decision));
+            };
+            let (decision, charged) = charge(state, &key.limit_key(), &tier, 1).await;
+            if let Err(error) = charged {
+                return Err(with_limit_headers(error.into_response(), &decision));
+            }
+            let cap = if size == 0 { usize::MAX } else { usize::try_from(size).unwrap_or(usize::MAX) };
+            Ok(Grant { cap, decision: Some(decision) })
+        }
+    }
+}
 
 /// Query of `GET /v1/blocklists/{name}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -99,16 +177,24 @@ async fn is_served(state: &AppState, name: &str) -> Result<bool, ApiError> {
     Ok(state.lists.names().iter().any(|(served, _)| served == name))
 }
 
-/// The blocklists this caller may read, with their current seq and size.
-#[utoipa::path(get, path = "/v1/blocklists", tag = "blocklists", security(("machine" = [])),
+/// The blocklists this caller may read, with their current seq and size (an API key sees the
+/// lists of its tier).
+#[utoipa::path(get, path = "/v1/blocklists", tag = "blocklists", security(("machine" = []), ("api_key" = [])),
     responses((status = 200, body = Vec<BlocklistView>), (status = 401, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(machine.id = %reader.login))]
+#[instrument(skip_all, fields(reader = %reader.label))]
 pub async fn list_blocklists(
     State(state): State<AppState>,
     reader: BlocklistReader,
 ) -> Result<axum::Json<Vec<BlocklistView>>, ApiError> {
     let mut views = Vec::new();
+    let tier = match &reader.kind {
+        ReaderKind::Key(key) => Some(state.tier(&key.record.tier)),
+        ReaderKind::Machine(_) => None,
+    };
     for (name, kind) in state.lists.names() {
+        if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) {
+            continue;
+        }
         let snapshot = state.lists.get_or_load(&name).await?;
         views.push(BlocklistView {
             name,
@@ -126,13 +212,20 @@ pub async fn list_blocklists(
 /// and mikrotik: commands that apply the change). The `x-palisade-seq` header is the next
 /// cursor. A cursor older than the retained change log is answered 410: download the full list.
 /// Full lists carry an `ETag`; `If-None-Match` with it answers 304.
-#[utoipa::path(get, path = "/v1/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), BlocklistQuery), security(("machine" = [])),
+///
+/// Readers are capped: a machine gets the community list's "give to get" size, an API key the
+/// size its tier names for the list (a list its tier does not name is 403). A capped list holds
+/// the most recently listed entries; a capped delta reports additions within that view only.
+/// API-key pulls count one against the key's quota (429 with `Retry-After` when exhausted).
+#[utoipa::path(get, path = "/v1/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), BlocklistQuery), security(("machine" = []), ("api_key" = [])),
     responses((status = 200, description = "the list or its changes, in the requested format", content_type = "text/plain"),
               (status = 304, description = "unchanged since the given ETag"),
               (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody),
+              (status = 403, description = "API key invalid, revoked, or its tier lacks this list", body = palisade_api::native::ErrorBody),
               (status = 404, body = palisade_api::native::ErrorBody),
-              (status = 410, description = "cursor older than the retained change log", body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(machine.id = %reader.login, list = %name))]
+              (status = 410, description = "cursor older than the retained change log", body = palisade_api::native::ErrorBody),
+              (status = 429, description = "API key over its quota or burst", body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(reader = %reader.label, list = %name))]
 pub async fn get_blocklist_entries(
     State(state): State<AppState>,
     reader: BlocklistReader,
@@ -144,15 +237,23 @@ pub async fn get_blocklist_entries(
     if !is_served(&state, &name).await? {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
+    let grant = match grant(&state, &reader, &name).await {
+        Ok(grant) => grant,
+        Err(refused) => return Ok(refused),
+    };
     metrics::counter!("palisade_blocklist_pulls_total", "list" => name.clone(), "format" => options.format.name(), "delta" => since.is_some().to_string())
         .increment(1);
-    match since {
-        Some(cursor) => delta_response(&state, &name, options, cursor).await,
-        None => full_response(&state, &name, options, &headers).await,
-    }
+    let response = match since {
+        Some(cursor) => delta_response(&state, &name, options, cursor, grant.cap).await?,
+        None => full_response(&state, &name, options, &headers, grant.cap).await?,
+    };
+    Ok(match grant.decision {
+        Some(decision) => with_limit_headers(response, &decision),
+        None => response,
+    })
 }
 
-async fn delta_response(state: &AppState, name: &str, options: Options, cursor: i64) -> Result<Response, ApiError> {
+async fn delta_response(state: &AppState, name: &str, options: Options, cursor: i64, cap: usize) -> Result<Response, ApiError> {
     let snapshot = state.lists.get_or_load(name).await?;
     // The same policy as full lists: live entries that may be served.
     let never_block = state.lists.never_block().await?;
@@ -163,6 +264,14 @@ async fn delta_response(state: &AppState, name: &str, options: Options, cursor: 
         ))
     })?;
     delta.added.retain(|e| e.expires_at > now && never_block.allows_net(e.net));
+    if snapshot.entries.len() > cap && !delta.added.is_empty() {
+        // As on the CrowdSec stream: only additions within the reader's view; an entry pushed
+        // out of the view stays with the reader until its own expiry.
+        let served = state.lists.served(name).await?;
+        let shown: std::collections::HashSet<Arc<str>> =
+            serving::top(&served.entries, cap).into_iter().map(|e| e.value.clone()).collect();
+        delta.added.retain(|e| shown.contains(&e.value));
+    }
     let mut body = Vec::new();
     render::render_delta(name, options, delta.seq, &delta.added, &delta.removed, &mut body)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -171,9 +280,10 @@ async fn delta_response(state: &AppState, name: &str, options: Options, cursor: 
     Ok(response)
 }
 
-fn etag(name: &str, seq: i64, policy: u64, options: Options) -> String {
+fn etag(name: &str, seq: i64, policy: u64, options: Options, cap: usize) -> String {
+    let cap = if cap == usize::MAX { String::new() } else { format!("-{cap}") };
     format!(
-        "\"{}-{seq}-{policy}-{}-{}-{:?}\"",
+        "\"{}-{seq}-{policy}-{}-{}-{:?}{cap}\"",
         render::identifier(name, 64),
         options.format.name(),
         u8::from(options.aggregate),
@@ -201,16 +311,24 @@ fn matches_etag(headers: &HeaderMap, tag: &str) -> bool {
         .any(|v| v == tag || v == "*")
 }
 
-async fn full_response(state: &AppState, name: &str, options: Options, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn full_response(
+    state: &AppState,
+    name: &str,
+    options: Options,
+    headers: &HeaderMap,
+    cap: usize,
+) -> Result<Response, ApiError> {
     let served = state.lists.served(name).await?;
-    let tag = etag(name, served.seq, served.policy, options);
+    // A cap the list does not reach is no cap: one rendering serves every such reader.
+    let cap = if served.entries.len() > cap { cap } else { usize::MAX };
+    let tag = etag(name, served.seq, served.policy, options, cap);
     if matches_etag(headers, &tag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         set_headers(response.headers_mut(), options.format, served.seq, Some(&tag));
         response.headers_mut().remove(header::CONTENT_TYPE);
         return Ok(response);
     }
-    let key = RenderKey { list: name.to_string(), seq: served.seq, policy: served.policy, options };
+    let key = RenderKey { list: name.to_string(), seq: served.seq, policy: served.policy, options, cap };
     let body = match state.lists.cached(&key) {
         Some(chunks) => {
             metrics::counter!("palisade_blocklist_render_cache_hits_total").increment(1);
@@ -224,20 +342,24 @@ async fn full_response(state: &AppState, name: &str, options: Options, headers: 
     Ok(response)
 }
 
-/// Streams the rendering of `served` as it is produced (a blocking task writes chunks into a
-/// bounded channel, so a slow client slows the renderer rather than filling memory), and keeps
-/// the chunks for the next request once the whole list was rendered.
+/// Streams the rendering of `served` (its top `key.cap` entries) as it is produced (a blocking
+/// task writes chunks into a bounded channel, so a slow client slows the renderer rather than
+/// filling memory), and keeps the chunks for the next request once the whole list was rendered.
 fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: Arc<crate::serving::Served>) -> Body {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
     tokio::task::spawn_blocking(move || {
         let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK_BYTES), chunks: Vec::new() };
+        let capped;
+        let mut entries = &served.entries;
+        if key.cap < entries.len() {
+            capped = serving::top(entries, key.cap);
+            entries = &capped;
+        }
         let aggregated;
-        let entries = if key.options.aggregate {
-            aggregated = render::aggregate(&key.list, &served.entries);
-            &aggregated
-        } else {
-            &served.entries
-        };
+        if key.options.aggregate {
+            aggregated = render::aggregate(&key.list, entries);
+            entries = &aggregated;
+        }
         let outcome = render::render_full(&key.list, key.options, entries, &mut writer).and_then(|()| writer.flush());
         match outcome {
             Ok(()) => lists.store_rendered(key, Arc::new(writer.chunks)),
@@ -301,28 +423,12 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
 }
 
-fn custom_view(list: &CustomList) -> CustomListView {
-    CustomListView {
-        name: list.name.clone(),
-        kind: list.kind.clone(),
-        description: list.description.clone(),
-        created_at: crate::manage::rfc3339(list.created_at),
-    }
-}
-
-async fn existing_list(state: &AppState, name: &str) -> Result<CustomList, ApiError> {
-    state
-        .store
-        .custom_lists()
-        .await?
-        .into_iter()
-        .find(|l| l.name == name)
-        .ok_or_else(|| ApiError::NotFound(format!("no custom list named {name:?}")))
-}
-
-/// Serves a change at once on this replica; the others pick it up at their next poll.
+/// Serves a change at once on this replica, and tells the others through the change bus (with
+/// Redis; without it they pick the change up at their next poll).
 async fn publish(state: &AppState) -> Result<(), ApiError> {
     state.lists.refresh_all().await?;
+    let seq = state.lists.summary().iter().map(|(_, seq, _)| *seq).max().unwrap_or(0);
+    state.bus.publish(seq).await;
     Ok(())
 }
 
@@ -336,19 +442,9 @@ pub async fn create_custom_list(
     _admin: Admin,
     JsonBody(request): JsonBody<CreateListRequest>,
 ) -> Result<(StatusCode, axum::Json<CustomListView>), ApiError> {
-    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
-    let kind = request.kind.unwrap_or_else(|| "block".into());
-    if !matches!(kind.as_str(), "block" | "allow") {
-        return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
-    }
-    if has_nul(&request.description) {
-        return Err(ApiError::field("description", "must not contain NUL"));
-    }
-    let list =
-        CustomList { name: request.name, kind, description: request.description, created_at: time::OffsetDateTime::now_utc() };
-    state.store.create_custom_list(&list).await?;
+    let view = lists::create_list(state.store.as_ref(), request).await?;
     publish(&state).await?;
-    Ok((StatusCode::CREATED, axum::Json(custom_view(&list))))
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// List the operator-managed lists.
@@ -358,7 +454,7 @@ pub async fn list_custom_lists(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<axum::Json<Vec<CustomListView>>, ApiError> {
-    Ok(axum::Json(state.store.custom_lists().await?.iter().map(custom_view).collect()))
+    Ok(axum::Json(lists::list_lists(state.store.as_ref()).await?))
 }
 
 /// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
@@ -370,9 +466,7 @@ pub async fn delete_custom_list(
     _admin: Admin,
     PathParam(name): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.delete_custom_list(&name, time::OffsetDateTime::now_utc()).await? {
-        return Err(ApiError::NotFound(format!("no custom list named {name:?}")));
-    }
+    lists::delete_list(state.store.as_ref(), &name).await?;
     publish(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -388,30 +482,9 @@ pub async fn update_list_entries(
     PathParam(name): PathParam<String>,
     JsonBody(request): JsonBody<ListEntriesRequest>,
 ) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
-    existing_list(&state, &name).await?;
-    let now = time::OffsetDateTime::now_utc();
-    let remediation = request.remediation.as_deref().unwrap_or("ban");
-    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
-    let mut ops = Vec::new();
-    let mut rejected = Vec::new();
-    for (i, value) in request.add.iter().enumerate() {
-        match custom::entry(&name, value, remediation, duration, now) {
-            Ok(entry) => ops.push(ListOp::Add(entry)),
-            Err(message) => rejected.push(FieldError { field: format!("add[{i}]"), message }),
-        }
-    }
-    let added = ops.len();
-    for (i, value) in request.remove.iter().enumerate() {
-        match custom::canonical(value) {
-            Some((value, _)) => ops.push(ListOp::Remove { list: name.clone(), value, reason: "operator".into() }),
-            None => rejected
-                .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
-        }
-    }
-    let removed = ops.len() - added;
-    state.store.apply_list_ops(&ops, now).await?;
+    let outcome = lists::update_entries(state.store.as_ref(), &name, &request).await?;
     publish(&state).await?;
-    Ok(axum::Json(ListEntriesResponse { added, removed, rejected }))
+    Ok(axum::Json(outcome))
 }
 
 /// Import entries into an operator-managed list from a text body: one address or CIDR per line,
@@ -426,14 +499,11 @@ pub async fn import_list_entries(
     PathParam(name): PathParam<String>,
     body: Bytes,
 ) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
-    existing_list(&state, &name).await?;
+    lists::existing_list(state.store.as_ref(), &name).await?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
-    let now = time::OffsetDateTime::now_utc();
-    let (ops, refused) = custom::parse_import(&name, text, now);
-    state.store.apply_list_ops(&ops, now).await?;
+    let outcome = lists::import_entries(state.store.as_ref(), &name, text).await?;
     publish(&state).await?;
-    let rejected = refused.into_iter().map(|(line, message)| FieldError { field: format!("line {line}"), message }).collect();
-    Ok(axum::Json(ListEntriesResponse { added: ops.len(), removed: 0, rejected }))
+    Ok(axum::Json(outcome))
 }
 
 /// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
@@ -447,7 +517,7 @@ pub async fn subscribe_machine(
     _admin: Admin,
     PathParam((name, machine)): PathParam<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.set_list_subscription(&machine, &name, true).await?;
+    lists::set_subscription(state.store.as_ref(), &name, &machine, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -461,6 +531,6 @@ pub async fn unsubscribe_machine(
     _admin: Admin,
     PathParam((name, machine)): PathParam<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.set_list_subscription(&machine, &name, false).await?;
+    lists::set_subscription(state.store.as_ref(), &name, &machine, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }

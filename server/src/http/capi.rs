@@ -20,7 +20,6 @@ use axum::{Json, Router};
 use palisade_api::capi::{
     Decision, DecisionValue, DecisionsStreamV2, DecisionsStreamV3, DeletedDecisionsGroup, EnrollRequest, LoginRequest,
     LoginResponse, MessageResponse, MetricsRequest, NewDecisionsGroup, RegisterRequest, RejectedSignal, SignalsResponse,
-    StreamLinks,
 };
 use palisade_api::native::FieldError;
 use serde::Deserialize;
@@ -344,7 +343,11 @@ pub fn go_duration(secs: i64) -> String {
 /// The size and order of the community view a machine gets: its declared scenarios (from its
 /// last login) first, capped by whether it contributed a signal within the configured window
 /// ("give to get").
-async fn consumer_view(state: &AppState, machine: &AuthMachine, now: OffsetDateTime) -> Result<(Vec<String>, usize), ApiError> {
+pub(crate) async fn consumer_view(
+    state: &AppState,
+    machine: &AuthMachine,
+    now: OffsetDateTime,
+) -> Result<(Vec<String>, usize), ApiError> {
     let config = &state.distribution;
     let scenarios = state.store.machine_by_login(&machine.login).await?.map(|m| m.scenarios).unwrap_or_default();
     let window = time::Duration::days(config.contribution_window_days);
@@ -486,10 +489,12 @@ pub async fn get_decisions_stream_v2(
     }))
 }
 
-/// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), grouped by scenario and scope,
-/// honouring `community_pull=false` (nothing from the community list, cursor unchanged).
-/// Subscribed lists travel as `links` in this protocol generation; those links are not issued
-/// yet, so `links` is empty and `additional_pull` is only validated.
+/// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), grouped by scenario and scope.
+/// Subscribed operator lists are not inlined as on v2: `links.blocklists` carries a presigned
+/// URL per subscribed block list (one per remediation and scope in it), which CrowdSec fetches
+/// itself, and `links.allowlists` one per subscribed allowlist. `community_pull=false` leaves
+/// out the community list (cursor unchanged); `additional_pull=false` leaves out the block list
+/// links (allowlists still apply).
 #[utoipa::path(get, path = "/v3/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
     responses((status = 200, body = DecisionsStreamV3), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
@@ -500,14 +505,15 @@ pub async fn get_decisions_stream_v3(
 ) -> Result<Json<DecisionsStreamV3>, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     let community = parse_flag("community_pull", query.community_pull.as_deref(), true)?;
-    parse_flag("additional_pull", query.additional_pull.as_deref(), true)?;
+    let additional = parse_flag("additional_pull", query.additional_pull.as_deref(), true)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v3", "startup" => startup.to_string()).increment(1);
-    let mut response = DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links: StreamLinks::default() };
+    let now = OffsetDateTime::now_utc();
+    let links = super::links::stream_links(&state, machine.key, additional, now).await?;
+    let mut response = DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links };
     if !community {
         return Ok(Json(response));
     }
     let (new, deleted) = stream_delta(&state, &machine, startup, true, false).await?;
-    let now = OffsetDateTime::now_utc();
     let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
     for (entry, _) in &new {
         groups.entry((entry.scenario.to_string(), entry.scope.to_string())).or_default().push(DecisionValue {

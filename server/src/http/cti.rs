@@ -50,7 +50,14 @@ pub fn with_limit_headers(mut response: Response, decision: &Decision) -> Respon
 /// Counts `cost` lookups; the answer is the refusal when over a limit.
 pub async fn charge(state: &AppState, key: &str, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
     let decision = state.limiter.check(key, tier, cost).await;
-    let outcome = if decision.allowed { Ok(()) } else { Err(ApiError::RateLimited(decision.retry_after_secs)) };
+    let outcome = if decision.allowed {
+        metrics::counter!("palisade_lookups_total").increment(u64::from(cost));
+        state.lookup_usage.record(key, state.limiter.now_us(), cost);
+        Ok(())
+    } else {
+        metrics::counter!("palisade_quota_denials_total").increment(1);
+        Err(ApiError::RateLimited(decision.retry_after_secs))
+    };
     (decision, outcome)
 }
 

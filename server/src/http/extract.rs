@@ -14,7 +14,6 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::error::Category;
 
 use crate::auth::secrets::hash_secret;
-use crate::domain::net::canonical_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::MachineKey;
@@ -222,11 +221,17 @@ where
     }
 }
 
-/// The peer's address, canonical (IPv4-mapped IPv6 as IPv4).
+/// The client's address, canonical (IPv4-mapped IPv6 as IPv4): the peer, or, when the peer is
+/// one of the configured `trusted_proxies`, the client the forwarding headers name
+/// ([`crate::http::forwarded::client_ip`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -235,7 +240,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         let ConnectInfo(addr) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::Internal(anyhow::anyhow!("router served without connect info")))?;
-        Ok(ClientAddr(canonical_ip(addr.ip())))
+        let trusted = AppState::from_ref(state).trusted_proxies;
+        Ok(ClientAddr(crate::http::forwarded::client_ip(addr.ip(), &parts.headers, &trusted)))
     }
 }
 

@@ -64,7 +64,7 @@ pub async fn get_ip(State(state): State<AppState>, caller: LookupCaller, PathPar
     with_limit_headers(response, &decision)
 }
 
-async fn native_lookup(state: &AppState, addr: std::net::IpAddr, text: &str) -> Result<IpLookupResponse, ApiError> {
+pub(crate) async fn native_lookup(state: &AppState, addr: std::net::IpAddr, text: &str) -> Result<IpLookupResponse, ApiError> {
     let now = state.limiter.now_us() / 1_000_000;
     let found = lookup::find(state, addr, now).await?;
     let explanation = manage::explain(state.store.as_ref(), &state.engine_params, text, false).await?;

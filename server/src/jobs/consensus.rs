@@ -73,6 +73,8 @@ pub struct WorkerConfig {
     pub lists_changed: Option<Arc<Notify>>,
     /// Hosting space: where a /24 with many listed addresses is listed whole.
     pub hosting_ranges: Vec<IpNet>,
+    /// Maintenance (partitions ahead, signal retention) run by the leader; `None`: not here.
+    pub maintenance: Option<crate::config::RetentionConfig>,
 }
 
 impl Default for WorkerConfig {
@@ -86,6 +88,7 @@ impl Default for WorkerConfig {
             refresh_every: Duration::from_secs(5),
             lists_changed: None,
             hosting_ranges: Vec::new(),
+            maintenance: None,
         }
     }
 }
@@ -245,7 +248,9 @@ impl ConsensusWorker {
         }
         for change in &commit.list_ops {
             match change {
-                ListOp::Add(_) => metrics::counter!("palisade_consensus_listings_total").increment(1),
+                ListOp::Add(entry) => {
+                    metrics::counter!("palisade_consensus_listings_total", "rule" => entry.rule.clone()).increment(1)
+                }
                 ListOp::Remove { reason, .. } => {
                     metrics::counter!("palisade_consensus_delistings_total", "reason" => reason.clone()).increment(1)
                 }
@@ -320,6 +325,22 @@ async fn pause(cancel: &CancellationToken, wait: Duration) -> bool {
     }
 }
 
+/// How often the leader measures its backlog for the lag gauges.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+
+/// Sets `palisade_consensus_lag_signals` (unprocessed signals, counted up to a million) and
+/// `palisade_consensus_lag_seconds` (age of the oldest unprocessed one; 0 when caught up).
+async fn record_lag(store: &dyn Store, watermark: i64) {
+    match store.signal_backlog(watermark, 1_000_000).await {
+        Ok(backlog) => {
+            let age = backlog.oldest_received_at.map(|at| (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));
+            metrics::gauge!("palisade_consensus_lag_signals").set(backlog.count as f64);
+            metrics::gauge!("palisade_consensus_lag_seconds").set(age.unwrap_or(0.0));
+        }
+        Err(error) => tracing::warn!(%error, "cannot measure the consensus backlog"),
+    }
+}
+
 /// Runs the worker while this replica holds the leadership, until `cancel`. Wakes on `notify`
 /// (new signals, operator requests) or every `interval`.
 pub async fn run(
@@ -359,6 +380,8 @@ pub async fn run(
                 return;
             }
         };
+        let mut maintenance_due = std::time::Instant::now();
+        let mut lag_due = std::time::Instant::now();
         loop {
             if !leadership.still_held().await {
                 tracing::warn!("lost the consensus leadership");
@@ -372,6 +395,19 @@ pub async fn run(
                     false
                 }
             };
+            if lag_due.elapsed() >= LAG_EVERY {
+                lag_due = std::time::Instant::now();
+                record_lag(store.as_ref(), worker.watermark()).await;
+            }
+            if let Some(retention) = &config.maintenance
+                && std::time::Instant::now() >= maintenance_due
+            {
+                maintenance_due = std::time::Instant::now() + Duration::from_secs(retention.interval_secs);
+                let now = OffsetDateTime::now_utc();
+                if let Err(error) = super::maintenance::run_once(store.as_ref(), retention, worker.watermark(), now).await {
+                    tracing::error!(error = format!("{error:#}"), "maintenance pass failed");
+                }
+            }
             if busy {
                 continue;
             }

@@ -1191,3 +1191,264 @@ async fn api_keys_are_found_by_hash_listed_per_account_and_revoked_once() {
         assert!(matches!(store.set_account_tier("ghost", "pro").await, Err(StoreError::NotFound(_))), "{label}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data lifecycle: partitions (PostgreSQL), retention (both)
+
+fn received(machine: MachineKey, value: &str, at: OffsetDateTime) -> NewSignal {
+    NewSignal { received_at: at, ..signal(machine, ip_report(value, "lifecycle")) }
+}
+
+#[tokio::test]
+async fn a_redelivery_on_another_day_is_still_a_duplicate() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let first = received(key, "45.33.32.156", T0);
+        assert_eq!(s.store().insert_signals(std::slice::from_ref(&first)).await.expect("insert").inserted, 1, "{label}");
+        // The agent did not get the acknowledgement and sends it again after midnight, and a day later.
+        for later in [Duration::hours(12), Duration::days(1), Duration::days(3)] {
+            let again = received(key, "45.33.32.156", T0 + later);
+            let outcome = s.store().insert_signals(&[again]).await.expect("insert");
+            assert_eq!(outcome, InsertOutcome { inserted: 0, duplicates: 1 }, "{label}: redelivered {later} later");
+        }
+        // Something new on the next day is stored, in its own day.
+        let next_day = received(key, "45.33.32.157", T0 + Duration::days(1));
+        assert_eq!(s.store().insert_signals(&[next_day]).await.expect("insert").inserted, 1, "{label}");
+        assert_eq!(s.store().count_signals().await.expect("count"), 2, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn enroll_keys_are_listed_per_account_and_revoked_once() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("acme");
+        let other = store.create_account("other", T0).await.expect("other");
+        store.create_enroll_key(acme, "ek-hash-a", "ek_aaaa", T0).await.expect("key a");
+        store.create_enroll_key(acme, "ek-hash-b", "ek_bbbb", T0 + Duration::seconds(1)).await.expect("key b");
+        store.create_enroll_key(other, "ek-hash-c", "ek_cccc", T0).await.expect("key c");
+        let mine = store.list_enroll_keys(acme).await.expect("list");
+        assert_eq!(mine.iter().map(|k| k.prefix.as_str()).collect::<Vec<_>>(), ["ek_aaaa", "ek_bbbb"], "{label}");
+        assert_eq!((mine[0].created_at, mine[0].revoked_at), (T0, None), "{label}");
+
+        assert!(!store.revoke_enroll_key(acme, "ek_cccc", T0).await.expect("revoke"), "{label}: not acme's key");
+        assert!(store.revoke_enroll_key(acme, "ek_aaaa", T0 + Duration::hours(1)).await.expect("revoke"), "{label}");
+        assert!(!store.revoke_enroll_key(acme, "ek_aaaa", T0).await.expect("revoke"), "{label}: already revoked");
+        let mine = store.list_enroll_keys(acme).await.expect("list");
+        assert_eq!(mine[0].revoked_at, Some(T0 + Duration::hours(1)), "{label}: revocation time");
+        assert!(store.enroll_key_by_hash("ek-hash-a").await.expect("lookup").expect("found").revoked, "{label}");
+        assert!(!store.enroll_key_by_hash("ek-hash-c").await.expect("lookup").expect("found").revoked, "{label}");
+
+        assert_eq!(store.account_tier(acme).await.expect("tier").as_deref(), Some("free"), "{label}");
+        store.set_account_tier("acme", "pro").await.expect("set tier");
+        assert_eq!(store.account_tier(acme).await.expect("tier").as_deref(), Some("pro"), "{label}");
+        assert_eq!(store.account_tier(super::AccountKey(-5)).await.expect("tier"), None, "{label}: unknown account");
+    }
+}
+
+#[tokio::test]
+async fn signals_far_in_the_past_or_future_find_a_home() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let sent = [received(key, "45.33.32.1", T0 - Duration::days(400)), received(key, "45.33.32.2", T0 + Duration::days(30))];
+        assert_eq!(s.store().insert_signals(&sent).await.expect("insert").inserted, 2, "{label}");
+        let stored = list(s.store(), &all_signals()).await;
+        assert_eq!(
+            stored.iter().map(|s| s.received_at).collect::<Vec<_>>(),
+            [sent[0].received_at, sent[1].received_at],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn partitions_are_created_ahead_of_time_on_postgres() {
+    for s in subjects().await {
+        let label = s.label();
+        let created = s.store().prepare_signal_partitions(T0, 7).await.expect("prepare");
+        let days = s.store().signal_partitions().await.expect("partitions");
+        if s.db.backend == Backend::Sqlite {
+            assert!(created.is_empty() && days.is_empty(), "{label}: SQLite has no partitions");
+            continue;
+        }
+        let today = T0.date();
+        for n in 0..=7 {
+            let day = today + Duration::days(n);
+            assert!(days.contains(&day), "{label}: partition of {day} exists ahead: {days:?}");
+        }
+        // A second pass has nothing left to create.
+        assert!(s.store().prepare_signal_partitions(T0, 7).await.expect("prepare").is_empty(), "{label}");
+        let later = s.store().prepare_signal_partitions(T0 + Duration::days(7), 2).await.expect("prepare");
+        assert_eq!(later, [today + Duration::days(8), today + Duration::days(9)], "{label}: only the missing days");
+    }
+}
+
+#[tokio::test]
+async fn retention_expires_old_processed_signals_and_keeps_the_rest() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        let sent = [
+            received(key, "45.33.32.1", T0 - Duration::days(40)),
+            received(key, "45.33.32.2", T0 - Duration::days(40) + Duration::hours(1)),
+            received(key, "45.33.32.3", T0 - Duration::days(1)),
+            received(key, "45.33.32.4", T0),
+        ];
+        s.store().insert_signals(&sent).await.expect("insert");
+        let ids: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+        let cutoff = T0 - Duration::days(30);
+
+        // The consensus worker has read only the first old signal: the second must stay.
+        let partial = s.store().expire_signals(cutoff, ids[0], 1).await.expect("expire");
+        let left: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+        assert!(left.contains(&ids[1]), "{label}: an unprocessed signal survived retention: {partial:?}");
+        assert!(left.ends_with(&ids[2..]), "{label}: recent signals kept");
+        match s.db.backend {
+            // Row by row: exactly the processed old one goes.
+            Backend::Sqlite => assert_eq!(left, ids[1..], "{label}"),
+            // Whole days: the day holding an unprocessed signal stays whole.
+            Backend::Postgres => assert_eq!(left, ids, "{label}"),
+        }
+
+        // Once processed, the old day expires; the recent ones and their days stay.
+        let full = s.store().expire_signals(cutoff, ids[3], 1).await.expect("expire");
+        let left: Vec<i64> = list(s.store(), &all_signals()).await.iter().map(|s| s.id).collect();
+        assert_eq!(left, ids[2..], "{label}: old signals gone, recent ones kept");
+        let days = s.store().signal_partitions().await.expect("partitions");
+        match s.db.backend {
+            Backend::Sqlite => assert_eq!(full.rows_deleted, 1, "{label}: batches of one"),
+            Backend::Postgres => {
+                let old_day = (T0 - Duration::days(40)).date();
+                assert_eq!(full.partitions_dropped, [old_day], "{label}");
+                assert!(!days.contains(&old_day), "{label}: dropped");
+                assert!(days.contains(&T0.date()) && days.contains(&(T0 - Duration::days(1)).date()), "{label}: {days:?}");
+            }
+        }
+        // Still storable and deduplicated afterwards; a fresh copy of an expired signal is new again.
+        assert_eq!(s.store().insert_signals(&sent[2..]).await.expect("insert").duplicates, 2, "{label}");
+        let backlog = s.store().signal_backlog(ids[2], 100).await.expect("backlog");
+        assert_eq!((backlog.count, backlog.oldest_received_at), (1, Some(T0)), "{label}: backlog after the watermark");
+        let none = s.store().signal_backlog(ids[3], 100).await.expect("backlog");
+        assert_eq!((none.count, none.oldest_received_at), (0, None), "{label}: caught up");
+    }
+}
+
+#[tokio::test]
+async fn signals_are_counted_per_machine_and_per_day_since_a_time() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let one = machine(store, "one").await;
+        let two = machine(store, "two").await;
+        let at = |mut signal: NewSignal, when: OffsetDateTime| {
+            signal.received_at = when;
+            signal
+        };
+        let day0 = T0.unix_timestamp().div_euclid(86_400);
+        let signals = vec![
+            at(signal(one, ip_report("45.1.0.1", "a")), T0 - Duration::days(2)),
+            at(signal(one, ip_report("45.1.0.2", "b")), T0 - Duration::days(1)),
+            at(signal(one, ip_report("45.1.0.3", "c")), T0),
+            at(signal(two, ip_report("45.1.0.4", "d")), T0),
+            at(signal(two, ip_report("45.1.0.5", "e")), T0 + Duration::minutes(1)),
+        ];
+        store.insert_signals(&signals).await.expect("insert");
+
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 0, "{label}: nothing processed yet");
+        let counts = store.signal_counts_since(T0 - Duration::hours(1)).await.expect("counts");
+        assert_eq!(counts, [(one, 1), (two, 2)], "{label}: since an hour before T0");
+        assert!(store.signal_counts_since(T0 + Duration::days(1)).await.expect("counts").is_empty(), "{label}: none after");
+
+        let days = store.signals_per_day(T0 - Duration::days(1) - Duration::hours(1)).await.expect("per day");
+        let days: Vec<(i64, u64)> = days.iter().map(|d| (d.day, d.count)).collect();
+        assert_eq!(days, [(day0 - 1, 1), (day0, 3)], "{label}: per UTC day, oldest first");
+    }
+}
+
+#[tokio::test]
+async fn list_changes_are_counted_per_day_as_additions_and_removals() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let list = super::CustomList { name: "mine".into(), kind: "block".into(), description: String::new(), created_at: T0 };
+        store.create_custom_list(&list).await.expect("list");
+        let entry = |value: &str| super::ListEntry {
+            list: "mine".into(),
+            value: value.into(),
+            scope: "ip".into(),
+            scenario: "mine".into(),
+            remediation: "ban".into(),
+            rule: "operator".into(),
+            listed_at: T0,
+            expires_at: T0 + Duration::days(30),
+            seq: 0,
+        };
+        let add = |v: &str| super::ListOp::Add(entry(v));
+        store.apply_list_ops(&[add("45.2.0.1"), add("45.2.0.2")], T0 - Duration::days(1)).await.expect("day -1");
+        let remove = super::ListOp::Remove { list: "mine".into(), value: "45.2.0.1".into(), reason: "operator".into() };
+        store.apply_list_ops(&[add("45.2.0.3"), remove], T0).await.expect("day 0");
+        let day0 = T0.unix_timestamp().div_euclid(86_400);
+        let days = store.list_changes_per_day("mine", T0 - Duration::days(3)).await.expect("per day");
+        let days: Vec<(i64, u64, u64)> = days.iter().map(|d| (d.day, d.count, d.other)).collect();
+        assert_eq!(days, [(day0 - 1, 2, 0), (day0, 1, 1)], "{label}");
+        assert!(store.list_changes_per_day("other", T0 - Duration::days(3)).await.expect("per day").is_empty(), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn lookup_usage_adds_up_per_account_and_day() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("acme");
+        let other = store.create_account("other", T0).await.expect("other");
+        store.add_lookup_usage(&[(acme, 100, 2), (acme, 101, 1), (other, 101, 7)]).await.expect("first batch");
+        store.add_lookup_usage(&[(acme, 101, 4)]).await.expect("second batch");
+        store.add_lookup_usage(&[]).await.expect("an empty batch");
+        let days = store.lookup_usage_per_day(acme, 0).await.expect("per day");
+        assert_eq!(days.iter().map(|d| (d.day, d.count)).collect::<Vec<_>>(), [(100, 2), (101, 5)], "{label}");
+        let recent = store.lookup_usage_per_day(acme, 101).await.expect("per day");
+        assert_eq!(recent.iter().map(|d| (d.day, d.count)).collect::<Vec<_>>(), [(101, 5)], "{label}: since a day");
+        assert_eq!(store.lookup_usage_per_day(other, 0).await.expect("per day")[0].count, 7, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn list_entries_are_paged_by_value_each_exactly_once() {
+    use crate::store::{CustomList, ListEntry, ListOp};
+    for s in subjects().await {
+        let label = s.label();
+        let list = CustomList { name: "paged".into(), kind: "block".into(), description: String::new(), created_at: T0 };
+        s.store().create_custom_list(&list).await.expect("create");
+        let values: Vec<String> = (1..=7).map(|i| format!("45.33.32.{i}")).collect();
+        let ops: Vec<ListOp> = values
+            .iter()
+            .map(|value| {
+                ListOp::Add(ListEntry {
+                    list: "paged".into(),
+                    value: value.clone(),
+                    scope: "ip".into(),
+                    scenario: "paged".into(),
+                    remediation: "ban".into(),
+                    rule: "operator".into(),
+                    listed_at: T0,
+                    expires_at: T0 + time::Duration::days(1),
+                    seq: 0,
+                })
+            })
+            .collect();
+        s.store().apply_list_ops(&ops, T0).await.expect("apply");
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = s.store().list_entries_page("paged", &after, 3).await.expect("page");
+            assert!(page.len() <= 3, "{label}");
+            seen.extend(page.iter().map(|e| e.value.clone()));
+            match page.last() {
+                Some(last) if page.len() == 3 => after.clone_from(&last.value),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, values, "{label}: every member once, in value order");
+        assert!(s.store().list_entries_page("community", "", 3).await.expect("other list").is_empty(), "{label}");
+    }
+}

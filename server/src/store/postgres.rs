@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 
 use super::{
     Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp,
-    LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, storable,
-    storable_json, storable_opt,
+    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
+    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
+    SignalFilter, Store, StoreError, StoredSignal, storable, storable_json, storable_opt,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -32,6 +32,23 @@ const LIST_WRITE_LOCK: i64 = 0x6c69_7374_7772;
 
 /// Advisory lock key serialising signal inserts ("palisade" in ASCII).
 const SIGNAL_WRITER_LOCK: i64 = 0x7061_6c69_7361_6465;
+
+/// The name of a day's signal partition (as `palisade_ensure_signal_partition` creates it).
+fn partition_name(day: time::Date) -> String {
+    format!("signals_p{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day())
+}
+
+/// The day of a signal partition, from its name.
+fn partition_day(name: &str) -> Option<time::Date> {
+    let digits = name.strip_prefix("signals_p")?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = digits[..4].parse().ok()?;
+    let month: u8 = digits[4..6].parse().ok()?;
+    let day: u8 = digits[6..].parse().ok()?;
+    time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
+}
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -361,20 +378,38 @@ impl Store for PgStore {
             country.push(storable_opt(signal.enrichment.country.as_deref()));
             extra.push(storable_json(&report.extra));
         }
+        let mut days: Vec<time::Date> =
+            received_at.iter().map(|at: &OffsetDateTime| at.to_offset(time::UtcOffset::UTC).date()).collect();
+        days.sort_unstable();
+        days.dedup();
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+        // Each day's partition exists before its rows arrive (normally made ahead by maintenance).
+        sqlx::query("SELECT palisade_ensure_signal_partition(d) FROM UNNEST($1::date[]) AS d")
+            .bind(&days)
+            .execute(&mut *tx)
+            .await?;
+        // Redeliveries are skipped without a unique constraint (a partitioned table cannot have
+        // one without the partition key): writers are serialised by the lock above, so a row is
+        // new when no stored signal of its machine has its dedup key, and DISTINCT ON keeps the
+        // first of repeats within the batch. A redelivery carries the original's stop_at, and the
+        // original was received no earlier than stop_at minus the accepted clock skew (at most 7
+        // days, `Config::validate`), which lets the lookup skip older partitions.
         // ORDER BY the array position: ids follow the batch order, which UNNEST alone does not promise.
         let result = sqlx::query(
             "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
              scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
              origin_asn, as_number, as_name, country, extra) \
              SELECT m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex::jsonb \
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                         $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
-                         $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
-               WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
-             ORDER BY n \
-             ON CONFLICT (machine_id, dedup_key) DO NOTHING",
+             FROM (SELECT DISTINCT ON (m, d) * \
+                   FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                               $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
+                               $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
+                     WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
+                   ORDER BY m, d, n) AS u \
+             WHERE NOT EXISTS (SELECT 1 FROM signals s WHERE s.machine_id = u.m AND s.dedup_key = u.d \
+                               AND s.received_at >= u.so - interval '7 days') \
+             ORDER BY n",
         )
         .bind(machine)
         .bind(dedup)
@@ -389,7 +424,7 @@ impl Store for PgStore {
         .bind(alert_uuid)
         .bind(start_at)
         .bind(stop_at)
-        .bind(received_at)
+        .bind(&received_at)
         .bind(origin_ip)
         .bind(origin_prefix)
         .bind(origin_asn)
@@ -546,9 +581,14 @@ impl Store for PgStore {
     }
 
     async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 ORDER BY seq").bind(list).fetch_all(&self.pool).await?;
-        rows.iter().map(entry_from_row).collect::<Result<_, _>>().map_err(Into::into)
+        use futures::TryStreamExt;
+        // Converted row by row as they arrive: a large list's raw rows are never all held at once.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 ORDER BY seq").bind(list).fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 
     async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
@@ -561,15 +601,17 @@ impl Store for PgStore {
     }
 
     async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+        let mut rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = $1 AND seq > $2 ORDER BY seq LIMIT $3")
             .bind(list)
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ListChange {
+            .fetch(&self.pool);
+        // Converted row by row as they arrive, so a batch's raw rows are never all held at once.
+        let mut changes = Vec::new();
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+            changes.push({
+                let row = &row;
+                ListChange {
                     seq: row.try_get("seq")?,
                     op: row.try_get("op")?,
                     entry: ListEntry {
@@ -585,10 +627,10 @@ impl Store for PgStore {
                     },
                     reason: row.try_get("reason")?,
                     at: row.try_get("at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+                }
+            });
+        }
+        Ok(changes)
     }
 
     async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
@@ -893,6 +935,182 @@ impl Store for PgStore {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
         Ok(())
+    }
+
+    async fn prepare_signal_partitions(&self, from: OffsetDateTime, days_ahead: u32) -> Result<Vec<time::Date>, StoreError> {
+        let first = from.to_offset(time::UtcOffset::UTC).date();
+        let days: Vec<time::Date> =
+            (0..=i64::from(days_ahead)).filter_map(|n| first.checked_add(time::Duration::days(n))).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+        let created: Vec<(time::Date, bool)> =
+            sqlx::query_as("SELECT d, palisade_ensure_signal_partition(d) FROM UNNEST($1::date[]) AS d ORDER BY d")
+                .bind(&days)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(created.into_iter().filter(|(_, new)| *new).map(|(day, _)| day).collect())
+    }
+
+    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, _batch: u32) -> Result<ExpireOutcome, StoreError> {
+        let mut outcome = ExpireOutcome::default();
+        for day in self.signal_partitions().await? {
+            let Some(end) = day.next_day().map(|d| d.midnight().assume_utc()) else { continue };
+            if end > before {
+                break;
+            }
+            let name = partition_name(day);
+            // One partition per transaction, under the writer lock, so inserts that create
+            // partitions never race with the drop, and readers wait only for one DROP.
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+            let unprocessed: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM \"{name}\" WHERE id > $1)"))
+                .bind(up_to_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if unprocessed {
+                // The consensus worker has not read it yet; newer partitions cannot be older.
+                break;
+            }
+            sqlx::query(&format!("DROP TABLE \"{name}\"")).execute(&mut *tx).await?;
+            tx.commit().await?;
+            outcome.partitions_dropped.push(day);
+        }
+        Ok(outcome)
+    }
+
+    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'signals'::regclass",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut days: Vec<time::Date> = names.iter().filter_map(|name| partition_day(name)).collect();
+        days.sort_unstable();
+        Ok(days)
+    }
+
+    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError> {
+        let (count, oldest): (i64, Option<OffsetDateTime>) = sqlx::query_as(
+            "SELECT count(*), min(received_at) FROM (SELECT received_at FROM signals WHERE id > $1 ORDER BY id LIMIT $2) AS t",
+        )
+        .bind(after)
+        .bind(i64::from(cap))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest })
+    }
+
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = $1 ORDER BY id")
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EnrollKeyRecord {
+                    prefix: row.try_get("prefix")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE enroll_keys SET revoked_at = $1 WHERE account_id = $2 AND prefix = $3 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(account.0)
+                .bind(storable(prefix))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT tier FROM accounts WHERE id = $1").bind(account.0).fetch_optional(&self.pool).await?)
+    }
+
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT machine_id, COUNT(*) FROM signals WHERE received_at >= $1 GROUP BY machine_id ORDER BY machine_id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(machine, n)| (MachineKey(machine), n as u64)).collect())
+    }
+
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT floor(extract(epoch FROM received_at) / 86400)::BIGINT AS day, COUNT(*) FROM signals \
+             WHERE received_at >= $1 GROUP BY day ORDER BY day",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT floor(extract(epoch FROM at) / 86400)::BIGINT AS day, COUNT(*) FILTER (WHERE op = 'add'), \
+             COUNT(*) FILTER (WHERE op = 'remove') FROM blocklist_changes WHERE list = $1 AND at >= $2 GROUP BY day ORDER BY day",
+        )
+        .bind(storable(list))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
+    }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (account, day, lookups) in usage {
+            sqlx::query(
+                "INSERT INTO lookup_usage (account_id, day, lookups) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, day) DO UPDATE SET lookups = lookup_usage.lookups + excluded.lookups",
+            )
+            .bind(account.0)
+            .bind(*day)
+            .bind(i64::try_from(*lookups).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT day, lookups FROM lookup_usage WHERE account_id = $1 AND day >= $2 ORDER BY day")
+                .bind(account.0)
+                .bind(since_day)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 AND value > $2 ORDER BY value LIMIT $3")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 }
 

@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use self::group_commit::{SignalRow, SignalWriter};
 use super::{
     Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollOutcome, InsertOutcome, Leadership, ListChange, ListEntry, ListOp,
-    LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalFilter, Store, StoreError, StoredSignal, from_micros,
-    storable, storable_json, storable_opt, to_micros,
+    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
+    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
+    SignalFilter, Store, StoreError, StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
 };
 use crate::config::Backend;
 use crate::domain::signal::Scope;
@@ -452,9 +452,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? ORDER BY seq").bind(list).fetch_all(&self.reader).await?;
-        rows.iter().map(entry_from_row).collect::<Result<_, _>>().map_err(Into::into)
+        use futures::TryStreamExt;
+        // Converted row by row as they arrive: a large list's raw rows are never all held at once.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? ORDER BY seq").bind(list).fetch(&self.reader);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 
     async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
@@ -467,15 +472,17 @@ impl Store for SqliteStore {
     }
 
     async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = ? AND seq > ? ORDER BY seq LIMIT ?")
+        let mut rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = ? AND seq > ? ORDER BY seq LIMIT ?")
             .bind(list)
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ListChange {
+            .fetch(&self.reader);
+        // Converted row by row as they arrive, so a batch's raw rows are never all held at once.
+        let mut changes = Vec::new();
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+            changes.push({
+                let row = &row;
+                ListChange {
                     seq: row.try_get("seq")?,
                     op: row.try_get("op")?,
                     entry: ListEntry {
@@ -491,10 +498,10 @@ impl Store for SqliteStore {
                     },
                     reason: row.try_get("reason")?,
                     at: from_micros(row.try_get("at")?),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+                }
+            });
+        }
+        Ok(changes)
     }
 
     async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
@@ -800,6 +807,156 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
         Ok(())
+    }
+
+    async fn prepare_signal_partitions(&self, _from: OffsetDateTime, _days_ahead: u32) -> Result<Vec<time::Date>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, batch: u32) -> Result<ExpireOutcome, StoreError> {
+        let mut outcome = ExpireOutcome::default();
+        let batch = i64::from(batch.max(1));
+        // Short transactions, so signal inserts wait for one batch at a time, not the whole pass.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM signals WHERE id IN \
+                 (SELECT id FROM signals WHERE received_at < ? AND id <= ? ORDER BY id LIMIT ?)",
+            )
+            .bind(to_micros(before))
+            .bind(up_to_id)
+            .bind(batch)
+            .execute(&self.writer)
+            .await?;
+            outcome.rows_deleted += done.rows_affected();
+            if (done.rows_affected() as i64) < batch {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), min(received_at) FROM (SELECT received_at FROM signals WHERE id > ? ORDER BY id LIMIT ?)",
+        )
+        .bind(after)
+        .bind(i64::from(cap))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest.map(from_micros) })
+    }
+
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = ? ORDER BY id")
+            .bind(account.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EnrollKeyRecord {
+                    prefix: row.try_get("prefix")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE enroll_keys SET revoked_at = ? WHERE account_id = ? AND prefix = ? AND revoked_at IS NULL")
+                .bind(to_micros(at))
+                .bind(account.0)
+                .bind(storable(prefix))
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT tier FROM accounts WHERE id = ?").bind(account.0).fetch_optional(&self.reader).await?)
+    }
+
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT machine_id, COUNT(*) FROM signals WHERE received_at >= ? GROUP BY machine_id ORDER BY machine_id",
+        )
+        .bind(to_micros(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(machine, n)| (MachineKey(machine), n as u64)).collect())
+    }
+
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT received_at / 86400000000 AS day, COUNT(*) FROM signals WHERE received_at >= ? GROUP BY day ORDER BY day",
+        )
+        .bind(to_micros(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT at / 86400000000 AS day, SUM(op = 'add'), SUM(op = 'remove') FROM blocklist_changes \
+             WHERE list = ? AND at >= ? GROUP BY day ORDER BY day",
+        )
+        .bind(storable(list))
+        .bind(to_micros(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
+    }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.reader).await?)
+    }
+
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for (account, day, lookups) in usage {
+            sqlx::query(
+                "INSERT INTO lookup_usage (account_id, day, lookups) VALUES (?, ?, ?) \
+                 ON CONFLICT (account_id, day) DO UPDATE SET lookups = lookup_usage.lookups + excluded.lookups",
+            )
+            .bind(account.0)
+            .bind(*day)
+            .bind(i64::try_from(*lookups).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT day, lookups FROM lookup_usage WHERE account_id = ? AND day >= ? ORDER BY day")
+                .bind(account.0)
+                .bind(since_day)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
+    }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? AND value > ? ORDER BY value LIMIT ?")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.reader);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
     }
 }
 

@@ -1,0 +1,277 @@
+//! Presigned list links, `GET /v1/links/blocklists/{name}` and `GET /v1/links/allowlists/{name}`:
+//! what the v3 decision stream points CrowdSec (≥ 1.5) at for the operator lists a machine is
+//! subscribed to. CrowdSec fetches them with a plain GET and no credential, so each URL
+//! authorises itself: it names the list, the filter and an expiry, signed with HMAC-SHA256
+//! ([`crate::auth::links`]). A bad or expired signature is 403 with our JSON error body.
+//!
+//! Wire facts (protocol notes §4.6): a block list link answers plain text, one value per line,
+//! with `Last-Modified`, and 304 to an `If-Modified-Since` that is not older than the list's
+//! last change; an allowlist link answers JSON Lines of `{value, description, created_at,
+//! expiration}`. Answers come from the in-memory snapshots, never the database.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use palisade_api::capi::{AllowlistLink, BlocklistLink, StreamLinks};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+use super::extract::{PathParam, QueryParams};
+use crate::auth::links::{LinkKind, LinkTarget};
+use crate::error::ApiError;
+use crate::manage::rfc3339;
+use crate::state::AppState;
+use crate::store::MachineKey;
+
+/// The lifetime CrowdSec gives every value of a block list link: longer than its two-hour gap
+/// between pulls, after which the list is fetched again (an entry removed meanwhile goes then).
+pub const LINK_DECISION_SECS: i64 = 24 * 3600;
+
+/// Routes under `/v1/links`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/blocklists/{name}", get(get_blocklist_link)).route("/allowlists/{name}", get(get_allowlist_link))
+}
+
+/// Query of a presigned link.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkQuery {
+    /// Only entries with this remediation (block lists).
+    pub remediation: Option<String>,
+    /// Only entries with this scope, `ip` or `range` (block lists).
+    pub scope: Option<String>,
+    /// Unix time the link expires at.
+    pub expires: Option<String>,
+    /// HMAC-SHA256 signature, hex.
+    pub sig: Option<String>,
+}
+
+/// Checks a link's signature and expiry; anything wrong is 403.
+fn verify(state: &AppState, kind: LinkKind, name: &str, query: &LinkQuery) -> Result<LinkTarget, ApiError> {
+    let incomplete = || {
+        ApiError::Forbidden(
+            "the link is incomplete (expires and sig are required): use the URL exactly as the decision stream gave it".into(),
+        )
+    };
+    let expires = query.expires.as_deref().ok_or_else(incomplete)?.parse::<i64>().map_err(|_| incomplete())?;
+    let signature = query.sig.as_deref().ok_or_else(incomplete)?;
+    let target = LinkTarget {
+        kind,
+        name: name.to_string(),
+        remediation: query.remediation.clone().unwrap_or_default(),
+        scope: query.scope.clone().unwrap_or_default(),
+        expires,
+    };
+    state.links.verify(&target, signature, OffsetDateTime::now_utc().unix_timestamp()).map_err(|e| {
+        metrics::counter!("palisade_list_links_refused_total", "reason" => format!("{e:?}")).increment(1);
+        ApiError::Forbidden(e.to_string())
+    })?;
+    Ok(target)
+}
+
+/// The kind (`block` or `allow`) of an operator list, re-reading the lists once when unknown.
+async fn list_kind(state: &AppState, name: &str) -> Result<Option<String>, ApiError> {
+    let find = || state.lists.names().into_iter().find(|(n, _)| n == name).map(|(_, kind)| kind);
+    if let Some(kind) = find() {
+        return Ok(Some(kind));
+    }
+    state.lists.refresh_custom().await?;
+    Ok(find())
+}
+
+fn http_date(at: OffsetDateTime) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at.unix_timestamp().max(0) as u64))
+}
+
+/// Whether `If-Modified-Since` says the client has the list as of `changed_at` already.
+fn not_modified(headers: &HeaderMap, changed_at: Option<OffsetDateTime>) -> bool {
+    let (Some(changed_at), Some(since)) = (changed_at, headers.get(header::IF_MODIFIED_SINCE)) else { return false };
+    let Some(since) = since.to_str().ok().and_then(|s| httpdate::parse_http_date(s).ok()) else { return false };
+    let since = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    changed_at.unix_timestamp() <= since
+}
+
+/// Content of a block list link: one value per line (plain text), the list's entries with the
+/// link's remediation and scope. `Last-Modified` is the list's last change; `If-Modified-Since`
+/// at or after it answers 304. No credential: the signed URL is the authorisation.
+#[utoipa::path(get, path = "/v1/links/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), LinkQuery),
+    responses((status = 200, description = "one value per line", content_type = "text/plain"),
+              (status = 304, description = "unchanged since If-Modified-Since"),
+              (status = 403, description = "bad or expired signature", body = palisade_api::native::ErrorBody),
+              (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn get_blocklist_link(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+    QueryParams(query): QueryParams<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let target = verify(&state, LinkKind::Blocklist, &name, &query)?;
+    if list_kind(&state, &name).await?.as_deref() != Some("block") {
+        return Err(ApiError::NotFound(format!("no block list named {name:?}")));
+    }
+    let served = state.lists.served(&name).await?;
+    let changed_at = state.lists.current(&name).and_then(|s| s.changed_at);
+    if not_modified(&headers, changed_at) {
+        return Ok(with_last_modified(StatusCode::NOT_MODIFIED.into_response(), changed_at));
+    }
+    let mut body = String::with_capacity(served.entries.len() * 16);
+    for entry in served.entries.iter().filter(|e| {
+        (target.remediation.is_empty() || *e.remediation == *target.remediation)
+            && (target.scope.is_empty() || *e.scope == *target.scope)
+    }) {
+        body.push_str(&entry.value);
+        body.push('\n');
+    }
+    metrics::counter!("palisade_list_link_pulls_total", "kind" => "blocklist").increment(1);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Ok(with_last_modified(response, changed_at))
+}
+
+/// One line of an allowlist link.
+#[derive(Debug, serde::Serialize)]
+struct AllowlistLine<'a> {
+    value: &'a str,
+    description: &'a str,
+    created_at: String,
+    expiration: String,
+}
+
+/// Content of an allowlist link: JSON Lines of `{value, description, created_at, expiration}`.
+/// `Last-Modified` and `If-Modified-Since` as for block list links.
+#[utoipa::path(get, path = "/v1/links/allowlists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), LinkQuery),
+    responses((status = 200, description = "JSON Lines", content_type = "application/x-ndjson"),
+              (status = 304, description = "unchanged since If-Modified-Since"),
+              (status = 403, description = "bad or expired signature", body = palisade_api::native::ErrorBody),
+              (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn get_allowlist_link(
+    State(state): State<AppState>,
+    PathParam(name): PathParam<String>,
+    QueryParams(query): QueryParams<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    verify(&state, LinkKind::Allowlist, &name, &query)?;
+    if list_kind(&state, &name).await?.as_deref() != Some("allow") {
+        return Err(ApiError::NotFound(format!("no allowlist named {name:?}")));
+    }
+    let served = state.lists.served(&name).await?;
+    let changed_at = state.lists.current(&name).and_then(|s| s.changed_at);
+    if not_modified(&headers, changed_at) {
+        return Ok(with_last_modified(StatusCode::NOT_MODIFIED.into_response(), changed_at));
+    }
+    let description = state.lists.custom(&name).map(|c| c.description).unwrap_or_default();
+    let mut body = Vec::with_capacity(served.entries.len() * 96);
+    for entry in served.entries.iter() {
+        let line = AllowlistLine {
+            value: &entry.value,
+            description: &description,
+            created_at: rfc3339(entry.listed_at),
+            expiration: rfc3339(entry.expires_at),
+        };
+        serde_json::to_writer(&mut body, &line).map_err(|e| ApiError::Internal(e.into()))?;
+        body.push(b'\n');
+    }
+    metrics::counter!("palisade_list_link_pulls_total", "kind" => "allowlist").increment(1);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(with_last_modified(response, changed_at))
+}
+
+fn with_last_modified(mut response: Response, changed_at: Option<OffsetDateTime>) -> Response {
+    if let Some(value) = changed_at.and_then(|at| HeaderValue::from_str(&http_date(at)).ok()) {
+        response.headers_mut().insert(header::LAST_MODIFIED, value);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    response
+}
+
+/// The links of the v3 stream for `machine`: one per (remediation, scope) present in each
+/// subscribed block list (when `blocklists`), and one per subscribed allowlist. Each is signed
+/// for the configured link lifetime from `now`.
+pub async fn stream_links(
+    state: &AppState,
+    machine: MachineKey,
+    blocklists: bool,
+    now: OffsetDateTime,
+) -> Result<StreamLinks, ApiError> {
+    let mut links = StreamLinks::default();
+    let subscribed = state.store.machine_subscriptions(machine).await?;
+    if subscribed.is_empty() {
+        return Ok(links);
+    }
+    state.lists.refresh_custom().await?;
+    let expires = now.unix_timestamp() + state.links.ttl_secs;
+    let url = |target: &LinkTarget| format!("{}{}", state.public_url, state.links.path(target));
+    for (name, kind) in state.lists.names() {
+        if !subscribed.contains(&name) {
+            continue;
+        }
+        match kind.as_str() {
+            "block" if blocklists => {
+                let served = state.lists.served(&name).await?;
+                let mut groups: std::collections::BTreeSet<(String, String)> =
+                    served.entries.iter().map(|e| (e.remediation.to_string(), e.scope.to_string())).collect();
+                if groups.is_empty() {
+                    // An empty list still gets a link, so the machine sees it empty.
+                    groups.insert(("ban".into(), "ip".into()));
+                }
+                for (remediation, scope) in groups {
+                    let target = LinkTarget { kind: LinkKind::Blocklist, name: name.clone(), remediation, scope, expires };
+                    links.blocklists.push(BlocklistLink {
+                        name: name.clone(),
+                        url: url(&target),
+                        remediation: target.remediation.clone(),
+                        scope: target.scope.clone(),
+                        duration: super::capi::go_duration(LINK_DECISION_SECS),
+                    });
+                }
+            }
+            "allow" => {
+                let Some(list) = state.lists.custom(&name) else { continue };
+                let snapshot = state.lists.get_or_load(&name).await?;
+                let target = LinkTarget {
+                    kind: LinkKind::Allowlist,
+                    name: name.clone(),
+                    remediation: String::new(),
+                    scope: String::new(),
+                    expires,
+                };
+                links.allowlists.push(AllowlistLink {
+                    name: name.clone(),
+                    description: list.description.clone(),
+                    url: url(&target),
+                    id: name.clone(),
+                    created_at: rfc3339(list.created_at),
+                    updated_at: rfc3339(snapshot.changed_at.unwrap_or(list.created_at)),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(links)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_modified_since_at_or_after_the_change_is_not_modified() {
+        let changed = time::macros::datetime!(2026-11-25 12:00:00 UTC);
+        let mut headers = HeaderMap::new();
+        assert!(!not_modified(&headers, Some(changed)), "no header");
+        headers.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_str(&http_date(changed)).expect("date"));
+        assert!(not_modified(&headers, Some(changed)));
+        assert!(!not_modified(&headers, Some(changed + time::Duration::seconds(1))));
+        assert!(!not_modified(&headers, None), "a list never changed has no date to compare");
+        headers.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_static("not a date"));
+        assert!(!not_modified(&headers, Some(changed)));
+    }
+}

@@ -1,0 +1,151 @@
+//! Maintenance: keeps the signal partitions ahead of time (PostgreSQL) and expires raw signals
+//! past `retention.signals_days`, never one the consensus worker has not processed (the caller
+//! passes its watermark). Run by the consensus leader, so exactly one replica does it; aggregates
+//! (engine state, trust, listings) are never touched.
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use crate::config::RetentionConfig;
+use crate::store::Store;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceOutcome {
+    /// Partitions created ahead (PostgreSQL).
+    pub partitions_created: Vec<time::Date>,
+    /// Partitions dropped by retention (PostgreSQL).
+    pub partitions_dropped: Vec<time::Date>,
+    /// Rows deleted by retention (SQLite).
+    pub rows_deleted: u64,
+}
+
+/// The receive time before which raw signals expire, or `None` when they are kept forever.
+pub fn expiry_cutoff(config: &RetentionConfig, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    (config.signals_days > 0).then(|| now - time::Duration::days(i64::from(config.signals_days)))
+}
+
+/// One pass: create the partitions of today and the next `partitions_ahead_days` days, then
+/// expire signals received before the cutoff whose id is at most `watermark`.
+pub async fn run_once(
+    store: &dyn Store,
+    config: &RetentionConfig,
+    watermark: i64,
+    now: OffsetDateTime,
+) -> anyhow::Result<MaintenanceOutcome> {
+    let partitions_created = store
+        .prepare_signal_partitions(now, config.partitions_ahead_days)
+        .await
+        .context("cannot create signal partitions ahead")?;
+    let mut outcome = MaintenanceOutcome { partitions_created, ..MaintenanceOutcome::default() };
+    if let Some(cutoff) = expiry_cutoff(config, now) {
+        let expired = store.expire_signals(cutoff, watermark, config.delete_batch).await.context("cannot expire old signals")?;
+        outcome.partitions_dropped = expired.partitions_dropped;
+        outcome.rows_deleted = expired.rows_deleted;
+    }
+    metrics::counter!("palisade_retention_partitions_dropped_total").increment(outcome.partitions_dropped.len() as u64);
+    metrics::counter!("palisade_retention_signals_deleted_total").increment(outcome.rows_deleted);
+    if !outcome.partitions_created.is_empty() || !outcome.partitions_dropped.is_empty() || outcome.rows_deleted > 0 {
+        tracing::info!(
+            partitions.created = outcome.partitions_created.len(),
+            partitions.dropped = outcome.partitions_dropped.len(),
+            signals.deleted = outcome.rows_deleted,
+            "maintenance pass"
+        );
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use serde_json::json;
+    use time::Duration;
+
+    use super::*;
+    use crate::config::Backend;
+    use crate::domain::signal::{SignalRules, parse_item};
+    use crate::store::{CreatedBy, Enrichment, MachineKey, NewMachine, NewSignal, Origin, SignalFilter};
+    use crate::testing::TestDb;
+
+    fn signal(machine: MachineKey, ip: &str, received_at: OffsetDateTime) -> NewSignal {
+        let stamp = received_at.format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let raw = json!({"scenario": "crowdsecurity/ssh-bf", "scenario_trust": "certified",
+            "source": {"scope": "Ip", "value": ip}, "start_at": stamp, "stop_at": stamp});
+        let rules = SignalRules {
+            now: received_at,
+            max_age: Duration::days(60),
+            max_clock_skew: Duration::hours(1),
+            min_v4_prefix: 16,
+            min_v6_prefix: 32,
+        };
+        let origin: IpAddr = "81.2.69.1".parse().expect("origin");
+        NewSignal {
+            machine,
+            report: parse_item(raw, &rules).expect("valid"),
+            origin: Origin { ip: origin, prefix: crate::domain::net::origin_prefix(origin), asn: None },
+            enrichment: Enrichment::default(),
+            received_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_prepares_days_ahead_and_expires_only_old_processed_signals() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let machine = NewMachine {
+                machine_id: "watcher".into(),
+                password_hash: "x".into(),
+                sensor: false,
+                created_by: CreatedBy::Operator,
+                created_at: OffsetDateTime::now_utc(),
+            };
+            let key = store.create_machine(&machine).await.expect("machine");
+            let now = OffsetDateTime::now_utc();
+            let old = now - Duration::days(100);
+            store.insert_signals(&[signal(key, "45.33.32.1", old), signal(key, "45.33.32.2", now)]).await.expect("insert");
+            let ids: Vec<i64> = store
+                .list_signals(&SignalFilter { limit: 10, ..SignalFilter::default() })
+                .await
+                .expect("list")
+                .iter()
+                .map(|s| s.id)
+                .collect();
+            let config = RetentionConfig { signals_days: 90, partitions_ahead_days: 3, ..RetentionConfig::default() };
+
+            // Nothing processed yet (watermark 0): nothing expires.
+            let idle = run_once(store.as_ref(), &config, 0, now).await.expect("pass");
+            assert_eq!((idle.partitions_dropped.len(), idle.rows_deleted), (0, 0), "{label}");
+            assert_eq!(store.count_signals().await.expect("count"), 2, "{label}");
+
+            let pass = run_once(store.as_ref(), &config, ids[1], now).await.expect("pass");
+            let left: Vec<i64> = store
+                .list_signals(&SignalFilter { limit: 10, ..SignalFilter::default() })
+                .await
+                .expect("list")
+                .iter()
+                .map(|s| s.id)
+                .collect();
+            assert_eq!(left, [ids[1]], "{label}: the old signal expired, the recent one stayed");
+            let days = store.signal_partitions().await.expect("partitions");
+            match db.backend {
+                Backend::Sqlite => assert_eq!((pass.rows_deleted, days.len()), (1, 0), "{label}"),
+                Backend::Postgres => {
+                    assert_eq!(pass.partitions_dropped, [old.date()], "{label}");
+                    for n in 0..=3 {
+                        assert!(days.contains(&(now.date() + Duration::days(n))), "{label}: day +{n} ahead in {days:?}");
+                    }
+                }
+            }
+            // Retention off: nothing expires whatever the age.
+            let keep = RetentionConfig { signals_days: 0, ..config };
+            store.insert_signals(&[signal(key, "45.33.32.3", old)]).await.expect("insert");
+            let kept = run_once(store.as_ref(), &keep, i64::MAX, now).await.expect("pass");
+            assert_eq!((kept.partitions_dropped.len(), kept.rows_deleted), (0, 0), "{label}");
+            assert_eq!(store.count_signals().await.expect("count"), 2, "{label}");
+        }
+    }
+}

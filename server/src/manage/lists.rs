@@ -1,0 +1,150 @@
+//! Operator-managed lists, the one mechanism behind both `/v1/admin/blocklists` and
+//! `palisade-server admin blocklist …`: create, list, edit, import, delete, subscribe. Each
+//! action validates, writes through the store and returns the view both front ends show; making
+//! the change visible (refreshing snapshots, notifying replicas) is the caller's part.
+
+use palisade_api::native::{CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse};
+use time::OffsetDateTime;
+
+use crate::domain::text::has_nul;
+use crate::error::ApiError;
+use crate::serving::custom;
+use crate::store::{CustomList, ListOp, Store};
+
+/// The view of a list.
+pub fn custom_view(list: &CustomList) -> CustomListView {
+    CustomListView {
+        name: list.name.clone(),
+        kind: list.kind.clone(),
+        description: list.description.clone(),
+        created_at: super::rfc3339(list.created_at),
+    }
+}
+
+/// The list `name`, or 404.
+pub async fn existing_list(store: &dyn Store, name: &str) -> Result<CustomList, ApiError> {
+    store
+        .custom_lists()
+        .await?
+        .into_iter()
+        .find(|l| l.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no custom list named {name:?}")))
+}
+
+/// Creates a list (`block` by default, or `allow`).
+pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Result<CustomListView, ApiError> {
+    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
+    let kind = request.kind.unwrap_or_else(|| "block".into());
+    if !matches!(kind.as_str(), "block" | "allow") {
+        return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
+    }
+    if has_nul(&request.description) {
+        return Err(ApiError::field("description", "must not contain NUL"));
+    }
+    let list = CustomList { name: request.name, kind, description: request.description, created_at: OffsetDateTime::now_utc() };
+    match store.create_custom_list(&list).await {
+        Err(crate::store::StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict(format!("a list named {:?} already exists", list.name)));
+        }
+        other => other?,
+    }
+    Ok(custom_view(&list))
+}
+
+/// Every operator-managed list.
+pub async fn list_lists(store: &dyn Store) -> Result<Vec<CustomListView>, ApiError> {
+    Ok(store.custom_lists().await?.iter().map(custom_view).collect())
+}
+
+/// Deletes a list; consumers following a cursor receive the removal of each entry.
+pub async fn delete_list(store: &dyn Store, name: &str) -> Result<(), ApiError> {
+    if !store.delete_custom_list(name, OffsetDateTime::now_utc()).await? {
+        return Err(ApiError::NotFound(format!("no custom list named {name:?}")));
+    }
+    Ok(())
+}
+
+/// Adds (or renews) and removes entries; values that are not addresses or CIDRs are reported in
+/// `rejected`, the others applied.
+pub async fn update_entries(
+    store: &dyn Store,
+    name: &str,
+    request: &ListEntriesRequest,
+) -> Result<ListEntriesResponse, ApiError> {
+    existing_list(store, name).await?;
+    let now = OffsetDateTime::now_utc();
+    let remediation = request.remediation.as_deref().unwrap_or("ban");
+    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
+    let mut ops = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, value) in request.add.iter().enumerate() {
+        match custom::entry(name, value, remediation, duration, now) {
+            Ok(entry) => ops.push(ListOp::Add(entry)),
+            Err(message) => rejected.push(FieldError { field: format!("add[{i}]"), message }),
+        }
+    }
+    let added = ops.len();
+    for (i, value) in request.remove.iter().enumerate() {
+        match custom::canonical(value) {
+            Some((value, _)) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
+            None => rejected
+                .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
+        }
+    }
+    let removed = ops.len() - added;
+    store.apply_list_ops(&ops, now).await?;
+    Ok(ListEntriesResponse { added, removed, rejected })
+}
+
+/// Imports entries from text: one address or CIDR per line, or CSV
+/// `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
+pub async fn import_entries(store: &dyn Store, name: &str, text: &str) -> Result<ListEntriesResponse, ApiError> {
+    existing_list(store, name).await?;
+    let now = OffsetDateTime::now_utc();
+    let (ops, refused) = custom::parse_import(name, text, now);
+    store.apply_list_ops(&ops, now).await?;
+    let rejected = refused.into_iter().map(|(line, message)| FieldError { field: format!("line {line}"), message }).collect();
+    Ok(ListEntriesResponse { added: ops.len(), removed: 0, rejected })
+}
+
+/// Subscribes a machine to a list (or ends the subscription).
+pub async fn set_subscription(store: &dyn Store, name: &str, machine: &str, subscribed: bool) -> Result<(), ApiError> {
+    store.set_list_subscription(machine, name, subscribed).await?;
+    Ok(())
+}
+
+/// Parses an entry lifetime: seconds, or a number with `s`, `m`, `h` or `d`.
+pub fn parse_lifetime(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let factor = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        other => return Err(format!("{text:?} is not a lifetime: unknown unit {other:?} (use s, m, h or d)")),
+    };
+    match number.parse::<i64>() {
+        Ok(n) if n > 0 => n.checked_mul(factor).ok_or_else(|| format!("{text:?} is too long")),
+        _ => Err(format!("{text:?} is not a positive lifetime such as 3600, 90m, 12h or 30d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_lifetime;
+
+    #[test]
+    fn lifetimes_take_seconds_or_a_unit() {
+        assert_eq!(parse_lifetime("3600"), Ok(3600));
+        assert_eq!(parse_lifetime("90m"), Ok(5400));
+        assert_eq!(parse_lifetime("12h"), Ok(43_200));
+        assert_eq!(parse_lifetime("30d"), Ok(2_592_000));
+        for bad in ["", "0", "-5", "12w", "h", "1.5h"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Blocklist distribution beyond machines, in process: API-key readers on the native endpoints
+//! (lists of their tier, caps, quota and refusals), caps for machine readers, and the v3
+//! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`).
+
+#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode, header};
+use common::{Reply, TestApp, apps_with, request};
+use palisade_server::auth::links::{LinkKind, LinkTarget};
+use palisade_server::config::Config;
+use palisade_server::limits::Tier;
+use palisade_server::store::{ConsensusCommit, ListEntry, ListOp};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+fn tier(day: u64, lists: &[(&str, u64)]) -> Tier {
+    Tier {
+        lookups_per_day: day,
+        lookups_per_month: day * 30,
+        rate_per_sec: 1000.0,
+        burst: 1000,
+        bulk_max: 10,
+        blocklists: lists.iter().map(|(name, cap)| (name.to_string(), *cap)).collect(),
+    }
+}
+
+fn config(config: &mut Config) {
+    config.tiers = BTreeMap::from([
+        ("free".to_string(), tier(3, &[("community", 2)])),
+        ("paid".to_string(), tier(1000, &[("community", 0), ("partners", 0)])),
+        ("basic".to_string(), tier(1000, &[("community", 0)])),
+    ]);
+    config.distribution.non_contributor_cap = 3;
+}
+
+async fn apps() -> Vec<TestApp> {
+    apps_with(config).await
+}
+
+/// Lists `values` on the community list in this order (one commit each, so each has its own seq).
+async fn list_in_order(app: &TestApp, values: &[&str]) {
+    for value in values {
+        let now = OffsetDateTime::now_utc();
+        let op = ListOp::Add(ListEntry {
+            list: "community".into(),
+            value: value.to_string(),
+            scope: "ip".into(),
+            scenario: "crowdsecurity/ssh-bf".into(),
+            remediation: "ban".into(),
+            rule: "sensor".into(),
+            listed_at: now,
+            expires_at: now + time::Duration::hours(24),
+            seq: 0,
+        });
+        let commit = ConsensusCommit {
+            watermark: 0,
+            machines: vec![],
+            targets: vec![],
+            done_requests: vec![],
+            list_ops: vec![op],
+            at: now,
+        };
+        app.state.store.commit_consensus(&commit).await.expect("commit");
+    }
+    app.state.lists.refresh_all().await.expect("refresh");
+}
+
+const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.7", "103.251.167.10"];
+
+async fn api_key(app: &TestApp, admin: &str, account: &str, tier: &str) -> String {
+    app.post("/v1/admin/accounts", Some(admin), &json!({"name": account})).await;
+    let created =
+        app.post(&format!("/v1/admin/accounts/{account}/api-keys"), Some(admin), &json!({})).await.expect_ok(StatusCode::CREATED);
+    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.tiers, account, tier).await.expect("tier");
+    app.state.api_keys.clear();
+    created["key"].as_str().expect("key").to_string()
+}
+
+async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Reply {
+    app.send(request(Method::GET, path, None, &[("x-api-key", key)], Body::empty())).await
+}
+
+fn lines(text: &str) -> BTreeSet<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn api_key_pulls_its_tier_lists_with_rate_limit_headers() {
+    for app in apps().await {
+        list_in_order(&app, &LISTED).await;
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme", "paid").await;
+        let reply = get_with_key(&app, "/v1/blocklists/community", &key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}: {}", app.label, reply.text());
+        assert_eq!(lines(&reply.text()), LISTED.iter().map(|v| v.to_string()).collect(), "{}", app.label);
+        assert_eq!(reply.headers["x-ratelimit-limit"], "1000");
+        assert_eq!(reply.headers["x-ratelimit-remaining"], "999", "a pull costs one");
+        let cursor = reply.headers["x-palisade-seq"].to_str().expect("seq").to_string();
+        let delta = get_with_key(&app, &format!("/v1/blocklists/community?since={cursor}"), &key).await;
+        assert_eq!(delta.status, StatusCode::OK);
+        assert_eq!(delta.headers["x-ratelimit-remaining"], "998", "a delta pull costs one too");
+
+        let listing = get_with_key(&app, "/v1/blocklists", &key).await.expect_ok(StatusCode::OK);
+        let names: Vec<&str> = listing.as_array().expect("array").iter().filter_map(|l| l["name"].as_str()).collect();
+        assert_eq!(names, ["community"], "only the lists of the tier that exist");
+    }
+}
+
+#[tokio::test]
+async fn list_outside_the_tier_and_revoked_keys_are_403() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        app.post("/v1/admin/blocklists", Some(&admin), &json!({"name": "partners", "description": "shared"}))
+            .await
+            .expect_ok(StatusCode::CREATED);
+        let free = api_key(&app, &admin, "small", "free").await;
+        let refused = get_with_key(&app, "/v1/blocklists/partners", &free).await;
+        let body = refused.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("partners")), "{body}");
+        assert_eq!(refused.headers["x-ratelimit-remaining"], "3", "a refusal costs nothing");
+        let paid = api_key(&app, &admin, "big", "paid").await;
+        assert_eq!(get_with_key(&app, "/v1/blocklists/partners", &paid).await.status, StatusCode::OK);
+        get_with_key(&app, "/v1/blocklists/nope", &paid).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+
+        let keys = app.get("/v1/admin/api-keys", Some(&admin)).await.expect_ok(StatusCode::OK);
+        let prefix = keys.as_array().expect("keys").iter().find(|k| k["account"] == "big").expect("big's key")["prefix"]
+            .as_str()
+            .expect("prefix")
+            .to_string();
+        let revoked =
+            app.send(request(Method::DELETE, &format!("/v1/admin/api-keys/{prefix}"), Some(&admin), &[], Body::empty())).await;
+        assert!(revoked.status.is_success(), "{}", revoked.text());
+        app.state.api_keys.clear();
+        get_with_key(&app, "/v1/blocklists/partners", &paid).await.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        get_with_key(&app, "/v1/blocklists/community", "not-a-key").await.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        app.get("/v1/blocklists/community", None).await.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
+    }
+}
+
+#[tokio::test]
+async fn tier_cap_serves_the_most_recent_entries_and_quota_exhaustion_is_429() {
+    for app in apps().await {
+        list_in_order(&app, &LISTED).await;
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "small", "free").await;
+        let reply = get_with_key(&app, "/v1/blocklists/community", &key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(lines(&reply.text()), lines("185.220.101.7\n103.251.167.10"), "{}: the two listed last", app.label);
+        let json = get_with_key(&app, "/v1/blocklists/community?format=json", &key).await;
+        assert_eq!(json.status, StatusCode::OK);
+        let third = get_with_key(&app, "/v1/blocklists/community", &key).await;
+        assert_eq!(third.status, StatusCode::OK);
+        assert_eq!(third.headers["x-ratelimit-remaining"], "0");
+        let over = get_with_key(&app, "/v1/blocklists/community", &key).await;
+        over.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        let retry: u64 = over.headers["retry-after"].to_str().expect("retry-after").parse().expect("seconds");
+        assert!(retry >= 1);
+        assert_eq!(over.headers["x-ratelimit-remaining"], "0");
+    }
+}
+
+#[tokio::test]
+async fn machine_readers_get_the_give_to_get_cap_on_the_native_endpoint() {
+    for app in apps().await {
+        list_in_order(&app, &LISTED).await;
+        let machine = app.machine("quiet").await;
+        let reply = app.get("/v1/blocklists/community", Some(&machine.token)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            lines(&reply.text()),
+            lines("81.2.69.160\n185.220.101.7\n103.251.167.10"),
+            "{}: a machine that does not contribute gets non_contributor_cap entries",
+            app.label
+        );
+        assert!(reply.headers.get("x-ratelimit-limit").is_none(), "machines are not metered here");
+    }
+}
+
+/// Path and query of an absolute link of this app.
+fn local(app: &TestApp, url: &str) -> String {
+    let base = app.state.public_url.to_string();
+    assert!(url.starts_with(&base), "{url} is not absolute under {base}");
+    format!("/{}", &url[base.len()..])
+}
+
+async fn subscribed_machine_with_lists(app: &TestApp) -> common::TestMachine {
+    let admin = app.admin_token().await;
+    let machine = app.machine("v3-consumer").await;
+    app.post("/v1/admin/blocklists", Some(&admin), &json!({"name": "partners", "description": "from partners"}))
+        .await
+        .expect_ok(StatusCode::CREATED);
+    app.post("/v1/admin/blocklists", Some(&admin), &json!({"name": "friends", "kind": "allow", "description": "never block"}))
+        .await
+        .expect_ok(StatusCode::CREATED);
+    app.post("/v1/admin/blocklists/partners/entries", Some(&admin), &json!({"add": ["45.33.32.156", "81.2.69.0/24"]}))
+        .await
+        .expect_ok(StatusCode::OK);
+    app.post("/v1/admin/blocklists/partners/entries", Some(&admin), &json!({"add": ["185.220.101.7"], "remediation": "captcha"}))
+        .await
+        .expect_ok(StatusCode::OK);
+    app.post("/v1/admin/blocklists/friends/entries", Some(&admin), &json!({"add": ["8.8.8.8"]})).await.expect_ok(StatusCode::OK);
+    for list in ["partners", "friends"] {
+        let put = app
+            .send(request(
+                Method::PUT,
+                &format!("/v1/admin/blocklists/{list}/subscribers/{}", machine.login),
+                Some(&admin),
+                &[],
+                Body::empty(),
+            ))
+            .await;
+        assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.text());
+    }
+    machine
+}
+
+#[tokio::test]
+async fn v3_stream_links_subscribed_lists_and_the_links_need_no_credential() {
+    for app in apps().await {
+        let machine = subscribed_machine_with_lists(&app).await;
+        let stream = app.get("/v3/decisions/stream?startup=true", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        let blocklists = stream["links"]["blocklists"].as_array().expect("blocklist links");
+        let mut shapes: Vec<(String, String)> = Vec::new();
+        for link in blocklists {
+            for field in ["name", "url", "remediation", "scope", "duration"] {
+                assert!(link[field].as_str().is_some_and(|v| !v.is_empty()), "{}: {field} missing in {link}", app.label);
+            }
+            assert_eq!(link["name"], "partners");
+            assert_eq!(link["duration"], "24h0m0s");
+            shapes.push((link["remediation"].as_str().unwrap_or("").into(), link["scope"].as_str().unwrap_or("").into()));
+        }
+        shapes.sort();
+        assert_eq!(
+            shapes,
+            [("ban".to_string(), "ip".to_string()), ("ban".into(), "range".into()), ("captcha".into(), "ip".into())],
+            "one link per remediation and scope"
+        );
+        let ban_ip = blocklists.iter().find(|l| l["remediation"] == "ban" && l["scope"] == "ip").expect("ban/ip link");
+        let path = local(&app, ban_ip["url"].as_str().expect("url"));
+        let content = app.get(&path, None).await;
+        assert_eq!(content.status, StatusCode::OK, "{}: {}", app.label, content.text());
+        assert_eq!(content.text(), "45.33.32.156\n");
+        assert!(content.headers[header::CONTENT_TYPE].to_str().unwrap_or("").starts_with("text/plain"));
+        let last_modified = content.headers[header::LAST_MODIFIED].to_str().expect("last-modified").to_string();
+
+        let unchanged =
+            app.send(request(Method::GET, &path, None, &[("if-modified-since", &last_modified)], Body::empty())).await;
+        assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED, "{}", app.label);
+        assert!(unchanged.body.is_empty());
+        let older = "Mon, 01 Jan 2024 00:00:00 GMT";
+        let stale = app.send(request(Method::GET, &path, None, &[("if-modified-since", older)], Body::empty())).await;
+        assert_eq!(stale.status, StatusCode::OK);
+
+        let allow = &stream["links"]["allowlists"].as_array().expect("allowlist links")[0];
+        for field in ["name", "description", "url", "id", "created_at", "updated_at"] {
+            assert!(allow[field].as_str().is_some_and(|v| !v.is_empty()), "{field} missing in {allow}");
+        }
+        let jsonl = app.get(&local(&app, allow["url"].as_str().expect("url")), None).await;
+        assert_eq!(jsonl.status, StatusCode::OK, "{}", jsonl.text());
+        let line: Value = serde_json::from_str(jsonl.text().lines().next().expect("a line")).expect("JSON line");
+        assert_eq!(line["value"], "8.8.8.8");
+        assert_eq!(line["description"], "never block");
+        assert!(line["created_at"].is_string() && line["expiration"].is_string(), "{line}");
+
+        let no_additional =
+            app.get("/v3/decisions/stream?additional_pull=false", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert_eq!(no_additional["links"]["blocklists"], json!([]));
+        assert_eq!(no_additional["links"]["allowlists"].as_array().map(Vec::len), Some(1), "allowlists still apply");
+        let no_community =
+            app.get("/v3/decisions/stream?community_pull=false", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert_eq!(no_community["new"], json!([]));
+        assert_eq!(no_community["links"]["blocklists"].as_array().map(Vec::len), Some(3));
+
+        let v2 = app.get("/v2/decisions/stream?startup=true", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        let inline: BTreeSet<&str> = v2["new"]
+            .as_array()
+            .expect("new")
+            .iter()
+            .filter(|d| d["origin"] == "lists")
+            .filter_map(|d| d["value"].as_str())
+            .collect();
+        assert_eq!(inline, BTreeSet::from(["45.33.32.156", "81.2.69.0/24", "185.220.101.7"]), "v2 still inlines lists");
+    }
+}
+
+#[tokio::test]
+async fn tampered_incomplete_and_expired_links_are_403() {
+    for app in apps().await {
+        let machine = subscribed_machine_with_lists(&app).await;
+        let stream = app.get("/v3/decisions/stream", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        let url = stream["links"]["blocklists"][0]["url"].as_str().expect("url").to_string();
+        let path = local(&app, &url);
+        let expires: i64 =
+            path.split("expires=").nth(1).and_then(|r| r.split('&').next()).expect("expires").parse().expect("number");
+        let ttl = expires - OffsetDateTime::now_utc().unix_timestamp();
+        assert!(
+            (app.state.links.ttl_secs - 60..=app.state.links.ttl_secs).contains(&ttl),
+            "expires in the configured ttl: {ttl}"
+        );
+
+        let sig = path.split("sig=").nth(1).expect("sig").to_string();
+        let flipped: String =
+            sig.chars().enumerate().map(|(i, c)| if i == 0 { if c == 'a' { 'b' } else { 'a' } } else { c }).collect();
+        let tampered = app.get(&path.replace(&sig, &flipped), None).await;
+        let body = tampered.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("signature")), "{body}");
+        let longer = app.get(&path.replace(&format!("expires={expires}"), &format!("expires={}", expires + 3600)), None).await;
+        longer.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        let other_list = app.get(&path.replace("/partners?", "/friends?"), None).await;
+        other_list.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        app.get("/v1/links/blocklists/partners", None).await.expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+        // A correctly signed link whose time has passed.
+        let past = LinkTarget {
+            kind: LinkKind::Blocklist,
+            name: "partners".into(),
+            remediation: "ban".into(),
+            scope: "ip".into(),
+            expires: OffsetDateTime::now_utc().unix_timestamp() - 1,
+        };
+        let expired = app.get(&format!("/{}", app.state.links.path(&past)), None).await;
+        let body = expired.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("expired")), "{body}");
+        let mut fresh = past.clone();
+        fresh.expires += 3600;
+        assert_eq!(app.get(&format!("/{}", app.state.links.path(&fresh)), None).await.status, StatusCode::OK);
+        let mut missing = fresh.clone();
+        missing.name = "gone".into();
+        app.get(&format!("/{}", app.state.links.path(&missing)), None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    }
+}
