@@ -28,9 +28,9 @@ if allow_at > now then return {0, day, month, allow_at - now} end
 if day + cost > tonumber(ARGV[5]) or month + cost > tonumber(ARGV[6]) then return {2, day, month, 0} end
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
 day = redis.call('INCRBY', KEYS[2], cost)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]) + 60)
+if day == cost then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]) + 60) end
 month = redis.call('INCRBY', KEYS[3], cost)
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8]) + 60)
+if month == cost then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8]) + 60) end
 return {1, day, month, 0}
 ";
 
