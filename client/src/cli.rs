@@ -213,6 +213,10 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
     } else {
         Err("not tried: the server is unreachable".into())
     };
+    let own = match &login {
+        Ok(()) => agent.client.get_own_machine().await.map_err(|e| e.to_string()),
+        Err(_) => Err("not logged in".to_string()),
+    };
     let state = AgentState::load(&agent.config.state_file()).unwrap_or_default();
     let spooled = agent.spool.len()?;
     let rejected = agent.spool.rejected_len()?;
@@ -224,8 +228,10 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
         return print_json(&json!({
             "server": server, "reachable": health.is_ok(), "server_error": health.as_ref().err(),
             "machine_id": agent.credentials.machine_id, "login": login.is_ok(), "login_error": login.as_ref().err(),
-            // The server exposes machine trust to operators only.
-            "trust": null,
+            // Trust in words only: the server never shows a machine its number.
+            "trust": own.as_ref().ok().map(|m| m.trust.clone()),
+            "account": own.as_ref().ok().and_then(|m| m.account.clone()),
+            "sensor": own.as_ref().ok().map(|m| m.sensor),
             "spooled": spooled, "rejected": rejected, "last_push": pushed, "last_pull": state.last_pull,
             "lists": lists, "backend": agent.backend.name(), "applied": applied,
             "protected": state.protected, "over_ceiling": state.over_ceiling,
@@ -234,7 +240,16 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
     let or = |r: &Result<(), String>, ok: &str| r.as_ref().map_or_else(|e| format!("FAILED: {e}"), |()| ok.to_string());
     println!("server      {server}  {}", or(&health, "reachable"));
     println!("machine     {}  {}", agent.credentials.machine_id, or(&login, "login ok"));
-    println!("trust       not available (the server shows machine trust to its operator only)");
+    match &own {
+        Ok(m) => println!(
+            "trust       {}{}  account {}  {} signals sent",
+            m.trust,
+            if m.sensor { " (sensor)" } else { "" },
+            m.account.as_deref().unwrap_or("none (not enrolled)"),
+            m.signals
+        ),
+        Err(error) => println!("trust       unknown: {error}"),
+    }
     println!(
         "spool       {spooled} signals waiting, {rejected} refused by the server (in {}/rejected)",
         agent.spool.dir().display()

@@ -231,6 +231,12 @@ impl Client {
         json(response, "v3/decisions/stream").await
     }
 
+    /// `GET /v1/account/machine`: this machine as the server lets it see itself (trust in words).
+    pub async fn get_own_machine(&self) -> Result<palisade_api::native::OwnMachineView, Error> {
+        let response = self.authenticated::<()>(Method::GET, "v1/account/machine", None).await?;
+        json(response, "v1/account/machine").await
+    }
+
     /// `GET /v1/blocklists`: the blocklists this machine may read, with their seq and size.
     pub async fn list_blocklists(&self) -> Result<Vec<BlocklistView>, Error> {
         let response = self.authenticated::<()>(Method::GET, "v1/blocklists", None).await?;

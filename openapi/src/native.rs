@@ -508,3 +508,20 @@ pub struct LoginLinkResponse {
     /// RFC 3339.
     pub expires_at: String,
 }
+
+/// The calling machine as it may see itself (`GET /v1/account/machine`): its trust only in words,
+/// never the number, so a machine cannot watch its score to time an attack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct OwnMachineView {
+    /// Login.
+    pub machine_id: String,
+    /// The account it is enrolled in.
+    pub account: Option<String>,
+    /// Whether the operator marked it as a sensor.
+    pub sensor: bool,
+    /// Trust in words: `none yet`, `low`, `building`, `established` or `high`.
+    pub trust: String,
+    /// Signals it has sent.
+    pub signals: u64,
+}

@@ -46,7 +46,7 @@ use crate::state::AppState;
         blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
         ips::get_ip, cti::get_smoke, cti::search_smoke, api_keys::create_api_key_admin, api_keys::list_api_keys_admin,
         api_keys::list_all_api_keys, api_keys::revoke_api_key_admin, api_keys::set_account_tier, api_keys::create_own_api_key,
-        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, crate::console::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
+        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, api_keys::get_own_machine, crate::console::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),

@@ -334,6 +334,13 @@ async fn an_account_manages_its_own_keys_with_a_machine_token() {
         let machine = app.machine("agent-1").await;
         let alone = app.post("/v1/account/api-keys", Some(&machine.token), &json!({})).await;
         alone.expect_error(StatusCode::FORBIDDEN, "forbidden");
+        let own = app.get("/v1/account/machine", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert_eq!(
+            (own["machine_id"].as_str(), own["account"].is_null(), own["trust"].as_str()),
+            (Some("agent-1"), true, Some("none yet"))
+        );
+        assert!(own.get("trust_value").is_none() && !own.to_string().contains("0.0"), "trust is never a number: {own}");
+        app.get("/v1/account/machine", None).await.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
         app.post("/v1/admin/accounts", Some(&admin), &json!({"name": "acme"})).await.expect_ok(StatusCode::CREATED);
         let account = app.state.store.account_by_name("acme").await.expect("lookup").expect("exists");
         app.state
@@ -346,6 +353,8 @@ async fn an_account_manages_its_own_keys_with_a_machine_token() {
         assert_eq!(created["tier"], "free");
         let listed = app.get("/v1/account/api-keys", Some(&machine.token)).await.expect_ok(StatusCode::OK);
         assert_eq!(listed.as_array().map(Vec::len), Some(1));
+        let own = app.get("/v1/account/machine", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert_eq!(own["account"], "acme");
         assert_eq!(get_with_key(&app, "/v2/smoke/8.8.4.4", key).await.status, StatusCode::NOT_FOUND);
         let prefix = created["prefix"].as_str().expect("prefix");
         let revoke = app

@@ -307,6 +307,8 @@ fn reports_and_detections_made_while_the_server_is_down_arrive_exactly_once_afte
     let status: Value = serde_json::from_slice(&status.stdout).with_context(|| text(&status))?;
     ensure!(status["reachable"] == true && status["login"] == true && status["spooled"] == 0, "{status}");
     ensure!(status["last_push"].is_string(), "{status}");
+    // Trust only in words; this machine has just started, with no account and no sensor flag.
+    ensure!(status["trust"] == "none yet" && status["sensor"] == false && status["account"].is_null(), "{status}");
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! API keys: created, listed and revoked by the operator (`/v1/admin/…`, admin token) and by an
 //! account for itself (`/v1/account/api-keys`, with the token of a machine enrolled in it, so no
-//! new kind of credential is needed). A key is shown once, at creation; only its hash is kept.
+//! new kind of credential is needed). Also the calling machine's own summary
+//! (`/v1/account/machine`), the other piece of self-service a machine's owner asks for. A key is shown once, at creation; only its hash is kept.
 //! Revoking or changing a tier clears this replica's key cache; others follow within
 //! [`crate::state::API_KEY_CACHE_TTL`].
 
@@ -8,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use palisade_api::native::{ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, SetTierRequest};
+use palisade_api::native::{ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, OwnMachineView, SetTierRequest};
 use tracing::instrument;
 
 use super::extract::{Admin, AuthMachine, JsonBody, PathParam};
@@ -30,6 +31,22 @@ pub fn account_routes() -> Router<AppState> {
     Router::new()
         .route("/api-keys", get(list_own_api_keys).post(create_own_api_key))
         .route("/api-keys/{prefix}", delete(revoke_own_api_key))
+        .route("/machine", get(get_own_machine))
+}
+
+/// The calling machine: account, sensor flag, trust in words (never the number) and signals sent.
+#[utoipa::path(get, path = "/v1/account/machine", tag = "account", security(("machine" = [])),
+    responses((status = 200, body = OwnMachineView), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(machine.id = %machine.login))]
+pub async fn get_own_machine(State(state): State<AppState>, machine: AuthMachine) -> Result<Json<OwnMachineView>, ApiError> {
+    let found = state.store.machine_by_login(&machine.login).await?.ok_or(ApiError::InvalidToken)?;
+    Ok(Json(OwnMachineView {
+        machine_id: found.machine_id,
+        account: found.account_name,
+        sensor: found.sensor,
+        trust: crate::console::data::trust_words(found.trust).to_string(),
+        signals: found.signal_count,
+    }))
 }
 
 /// Create an API key for an account. The key is shown once.
