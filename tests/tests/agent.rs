@@ -379,6 +379,53 @@ fn an_unreachable_server_fails_sync_clearly_and_keeps_reports() -> anyhow::Resul
     Ok(())
 }
 
+/// Members of an ipset inside the namespace (empty when the set does not exist).
+fn ipset_members(ns: &NetNs, set: &str) -> anyhow::Result<Vec<String>> {
+    let output = ns.command(Path::new("ipset")).args(["list", set]).output()?;
+    if !output.status.success() {
+        return Ok(Vec::new());
+    }
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    Ok(text.split("Members:").nth(1).unwrap_or("").split_whitespace().map(str::to_string).collect())
+}
+
+#[test]
+fn sync_into_a_real_ipset_adds_a_listing_and_removes_it_when_delisted() -> anyhow::Result<()> {
+    if !netns_ready("sync_into_a_real_ipset") {
+        return Ok(());
+    }
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    let http = Http::new()?;
+    let admin = server.admin_token()?;
+    let mut ns = NetNs::create()?;
+    let url = ns.relay_to(port_of(&server)?)?;
+    let home = AgentHome::new("[apply]\nbackend = \"ipset\"\n")?;
+    let registered = run(ns.command(&palisade()).arg("--config").arg(&home.config).args(["register", "--server", &url]))?;
+    ensure!(registered.status.success(), "register: {}", text(&registered));
+    let sync = |ns: &NetNs| -> anyhow::Result<()> {
+        let output = run(ns.command(&palisade()).arg("--config").arg(&home.config).arg("sync"))?;
+        ensure!(output.status.success(), "sync: {}", text(&output));
+        Ok(())
+    };
+
+    let sensor = operator_machine(&http, &server, &admin, "honeypot-1", true)?;
+    sensor_report(&http, &server, &sensor, LISTED)?;
+    wait_until(Duration::from_secs(60), "the listed address in the palisade-v4 ipset", || {
+        sync(&ns)?;
+        Ok(ipset_members(&ns, "palisade-v4")?.iter().any(|m| m == LISTED).then_some(()))
+    })?;
+
+    let reply = http.post(&format!("{}v1/admin/false-positives", server.url), Some(&admin), &json!({"value": LISTED}))?;
+    ensure!(reply.status == 202, "{} {}", reply.status, reply.body);
+    wait_until(Duration::from_secs(60), "the delisted address to leave the ipset", || {
+        sync(&ns)?;
+        let exists = ns.command(Path::new("ipset")).args(["list", "palisade-v4"]).output()?.status.success();
+        Ok((exists && !ipset_members(&ns, "palisade-v4")?.iter().any(|m| m == LISTED)).then_some(()))
+    })?;
+    Ok(())
+}
+
 #[test]
 fn sync_without_net_admin_says_to_run_as_root_or_with_the_capability() -> anyhow::Result<()> {
     if !netns_ready("sync_without_net_admin") {
