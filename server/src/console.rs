@@ -299,6 +299,17 @@ async fn logout(
 }
 
 /// The signed-in account; `None` for the operator.
+/// The signed-in account of a form POST that passed the CSRF and origin checks; `None` (answer
+/// 403) for a forged request or an operator session.
+fn account_post(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Option<(i64, String)> {
+    if post_allowed(state, session, headers, form) { account_of(session) } else { None }
+}
+
 fn account_of(session: &Session) -> Option<(i64, String)> {
     match &session.role {
         Role::Account { id, name } => Some((*id, name.clone())),
@@ -335,10 +346,7 @@ async fn create_enroll_key(
     headers: HeaderMap,
     FormFields(form): FormFields,
 ) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
-    let Some((_, name)) = account_of(&session) else { return forbidden() };
+    let Some((_, name)) = account_post(&state, &session, &headers, &form) else { return forbidden() };
     let notice = match manage::create_enroll_key(state.store.as_ref(), &name).await {
         Ok(created) => Notice::EnrollKey(created.key),
         Err(error) => return store_error(error),
@@ -353,10 +361,7 @@ async fn revoke_enroll_key(
     headers: HeaderMap,
     FormFields(form): FormFields,
 ) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
-    let Some((id, _)) = account_of(&session) else { return forbidden() };
+    let Some((id, _)) = account_post(&state, &session, &headers, &form) else { return forbidden() };
     let prefix = form.get("prefix").map(String::as_str).unwrap_or_default();
     let notice = match state.store.revoke_enroll_key(crate::store::AccountKey(id), prefix, OffsetDateTime::now_utc()).await {
         Ok(true) => Notice::Done(format!("Enrollment key {prefix}… revoked.")),
@@ -373,10 +378,7 @@ async fn create_api_key(
     headers: HeaderMap,
     FormFields(form): FormFields,
 ) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
-    let Some((_, name)) = account_of(&session) else { return forbidden() };
+    let Some((_, name)) = account_post(&state, &session, &headers, &form) else { return forbidden() };
     let notice = match manage::create_api_key(state.store.as_ref(), &name).await {
         Ok(created) => Notice::ApiKey(created.key),
         Err(error) => return store_error(error),
@@ -391,10 +393,7 @@ async fn revoke_api_key(
     headers: HeaderMap,
     FormFields(form): FormFields,
 ) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
-    let Some((_, name)) = account_of(&session) else { return forbidden() };
+    let Some((_, name)) = account_post(&state, &session, &headers, &form) else { return forbidden() };
     let prefix = form.get("prefix").map(String::as_str).unwrap_or_default();
     let notice = match manage::revoke_api_key(state.store.as_ref(), prefix, Some(&name)).await {
         Ok(()) => {
