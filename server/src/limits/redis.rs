@@ -2,40 +2,87 @@
 //! account and advances all three only when every limit allows, so concurrent replicas cannot
 //! overshoot. Keys expire with their window. Calls time out quickly so a lost Redis never holds a
 //! request; the caller falls back to in-process limits.
+//!
+//! Checks of one account that arrive while a call for it is in flight are coalesced, the way a
+//! database commits a group: they wait for that call and then go to Redis together, as one script
+//! run that decides each of them in arrival order. One round trip then serves every concurrent
+//! lookup of a busy key, and the decisions are exactly those of one call per check.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
+use tokio::sync::oneshot;
 
 use super::{Counted, Tier, Verdict, interval_us, windows};
 
-/// KEYS: gcra, day counter, month counter. ARGV: now µs, interval µs, burst, cost, day limit,
-/// month limit, day ttl s, month ttl s. Returns {verdict (1 allowed, 0 burst, 2 quota), day used,
-/// month used, wait µs}. The arithmetic is [`super::gcra`]'s.
+/// KEYS: gcra, day counter, month counter. ARGV: now µs, interval µs, burst, day limit, month
+/// limit, day ttl s, month ttl s, then the cost of each check in arrival order. Returns, per
+/// check, {verdict (1 allowed, 0 burst, 2 quota), day used, month used, wait µs}. The arithmetic
+/// is [`super::gcra`]'s, applied to each check in turn; the keys are written once at the end.
 const SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
+local day_limit = tonumber(ARGV[4])
+local month_limit = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval * cost
-local allow_at = new_tat - interval * burst
 local day = tonumber(redis.call('GET', KEYS[2]) or 0)
 local month = tonumber(redis.call('GET', KEYS[3]) or 0)
-if allow_at > now then return {0, day, month, allow_at - now} end
-if day + cost > tonumber(ARGV[5]) or month + cost > tonumber(ARGV[6]) then return {2, day, month, 0} end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
-day = redis.call('INCRBY', KEYS[2], cost)
-if day == cost then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]) + 60) end
-month = redis.call('INCRBY', KEYS[3], cost)
-if month == cost then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8]) + 60) end
-return {1, day, month, 0}
+local added = 0
+local out = {}
+for i = 8, #ARGV do
+  local cost = tonumber(ARGV[i])
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - interval * burst
+  if allow_at > now then
+    out[#out + 1] = {0, day, month, allow_at - now}
+  elseif day + cost > day_limit or month + cost > month_limit then
+    out[#out + 1] = {2, day, month, 0}
+  else
+    tat = new_tat
+    day = day + cost
+    month = month + cost
+    added = added + cost
+    out[#out + 1] = {1, day, month, 0}
+  end
+end
+if added > 0 then
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+  if redis.call('INCRBY', KEYS[2], added) == added then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]) + 60) end
+  if redis.call('INCRBY', KEYS[3], added) == added then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]) + 60) end
+end
+return out
 ";
 
 /// How long one check may take before the caller falls back.
 const TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Most checks decided by one script run (bounds the time Redis spends in it).
+const MAX_GROUP: usize = 256;
+
+/// The limits a check is made under, as the script takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    interval_us: i64,
+    burst: u32,
+    per_day: u64,
+    per_month: u64,
+}
+
+/// A check waiting for its group to be sent.
+struct Waiting {
+    limits: Limits,
+    cost: u32,
+    now_us: i64,
+    reply: oneshot::Sender<Result<Counted, String>>,
+}
+
+/// Checks queued per key; a key is present while a sender task works for it.
+type Queues = Arc<Mutex<HashMap<String, Vec<Waiting>>>>;
 
 /// Limits shared by every replica through Redis.
 #[derive(Clone)]
@@ -43,6 +90,7 @@ pub struct RedisLimiter {
     connection: ConnectionManager,
     script: Script,
     namespace: String,
+    queues: Queues,
 }
 
 impl RedisLimiter {
@@ -56,7 +104,7 @@ impl RedisLimiter {
         let connection = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
             .await
             .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
-        Ok(RedisLimiter { connection, script: Script::new(SCRIPT), namespace: "palisade:rl".into() })
+        Ok(RedisLimiter { connection, script: Script::new(SCRIPT), namespace: "palisade:rl".into(), queues: Queues::default() })
     }
 
     /// Uses a key namespace of its own (tests share one Redis).
@@ -65,8 +113,64 @@ impl RedisLimiter {
         self
     }
 
-    /// Checks and, when allowed, counts `cost` lookups, atomically.
+    /// Checks and, when allowed, counts `cost` lookups, atomically. Joins the group of checks
+    /// waiting for `key`, starting a sender for it when none is at work.
     pub async fn check(&self, key: &str, tier: &Tier, cost: u32, now_us: i64) -> anyhow::Result<Counted> {
+        let limits = Limits {
+            interval_us: interval_us(tier),
+            burst: tier.burst,
+            per_day: tier.lookups_per_day,
+            per_month: tier.lookups_per_month,
+        };
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let start = !queues.contains_key(key);
+            queues.entry(key.to_string()).or_default().push(Waiting { limits, cost, now_us, reply });
+            start
+        };
+        if start {
+            // A task of its own, so a request that goes away never strands the checks behind it.
+            tokio::spawn(self.clone().send_groups(key.to_string()));
+        }
+        match tokio::time::timeout(TIMEOUT * 2, answer).await {
+            Ok(Ok(result)) => result.map_err(anyhow::Error::msg),
+            Ok(Err(_)) => anyhow::bail!("the Redis limiter dropped the check"),
+            Err(_) => anyhow::bail!("Redis did not answer within {} ms", (TIMEOUT * 2).as_millis()),
+        }
+    }
+
+    /// Sends what waits for `key`, group after group, until nothing does.
+    async fn send_groups(self, key: String) {
+        loop {
+            let waiting = {
+                let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match queues.get_mut(&key) {
+                    Some(queue) if !queue.is_empty() => {
+                        let take = queue.len().min(MAX_GROUP);
+                        queue.drain(..take).collect::<Vec<_>>()
+                    }
+                    _ => {
+                        queues.remove(&key);
+                        return;
+                    }
+                }
+            };
+            // Checks under other limits (a tier changed meanwhile) go in a script run of their own.
+            let mut rest = waiting;
+            while !rest.is_empty() {
+                let split = rest.iter().position(|w| w.limits != rest[0].limits).unwrap_or(rest.len());
+                let tail = rest.split_off(split);
+                self.decide(&key, rest).await;
+                rest = tail;
+            }
+        }
+    }
+
+    /// One script run for checks under the same limits, answering each.
+    async fn decide(&self, key: &str, group: Vec<Waiting>) {
+        let limits = group[0].limits;
+        let now_us = group.iter().map(|w| w.now_us).max().unwrap_or_default();
         let (day_id, day_ttl, month_id, month_ttl) = windows(now_us);
         let ns = &self.namespace;
         let mut invocation = self.script.prepare_invoke();
@@ -75,23 +179,38 @@ impl RedisLimiter {
             .key(format!("{ns}:{{{key}}}:d:{day_id}"))
             .key(format!("{ns}:{{{key}}}:m:{month_id}"))
             .arg(now_us)
-            .arg(interval_us(tier))
-            .arg(tier.burst)
-            .arg(cost)
-            .arg(tier.lookups_per_day)
-            .arg(tier.lookups_per_month)
+            .arg(limits.interval_us)
+            .arg(limits.burst)
+            .arg(limits.per_day)
+            .arg(limits.per_month)
             .arg(day_ttl)
             .arg(month_ttl);
+        for waiting in &group {
+            invocation.arg(waiting.cost);
+        }
         let mut connection = self.connection.clone();
-        let (verdict, day_used, month_used, wait): (i64, u64, u64, i64) =
-            tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| anyhow::anyhow!("Redis did not answer within {} ms", TIMEOUT.as_millis()))??;
-        let verdict = match verdict {
-            1 => Verdict::Allowed,
-            0 => Verdict::Burst(wait),
-            _ => Verdict::Quota,
-        };
-        Ok(Counted { verdict, day_used, month_used })
+        let result: Result<Vec<(i64, u64, u64, i64)>, String> =
+            match tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection)).await {
+                Err(_) => Err(format!("Redis did not answer within {} ms", TIMEOUT.as_millis())),
+                Ok(Err(error)) => Err(error.to_string()),
+                Ok(Ok(answers)) => Ok(answers),
+            };
+        match result {
+            Ok(answers) if answers.len() == group.len() => {
+                for (waiting, (verdict, day_used, month_used, wait)) in group.into_iter().zip(answers) {
+                    let verdict = match verdict {
+                        1 => Verdict::Allowed,
+                        0 => Verdict::Burst(wait),
+                        _ => Verdict::Quota,
+                    };
+                    drop(waiting.reply.send(Ok(Counted { verdict, day_used, month_used })));
+                }
+            }
+            Ok(answers) => {
+                let error = format!("the Redis limiter answered {} of {} checks", answers.len(), group.len());
+                group.into_iter().for_each(|w| drop(w.reply.send(Err(error.clone()))));
+            }
+            Err(error) => group.into_iter().for_each(|w| drop(w.reply.send(Err(error.clone())))),
+        }
     }
 }

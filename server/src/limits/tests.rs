@@ -95,3 +95,32 @@ fn default_tiers_are_valid_and_ordered() {
     broken.remove("free");
     assert!(validate_tiers(&broken).unwrap_err().to_string().contains("free"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_of_one_key_count_exactly() {
+    for (label, limiter) in limiters().await {
+        let limiter = Arc::new(limiter);
+        let t = tier(100, 1000, 1_000_000.0, 1_000);
+        let now = us(datetime!(2026-11-25 12:00:00 UTC));
+        // More checks than one Redis group holds, all at once: the allowed ones are exactly the
+        // quota, and each saw a different count, as if they had been made one after another.
+        let checks: Vec<_> = (0..300)
+            .map(|_| {
+                let (limiter, t) = (limiter.clone(), t.clone());
+                tokio::spawn(async move { limiter.check_at("acct:1", &t, 1, now).await })
+            })
+            .collect();
+        let mut remaining = Vec::new();
+        for check in checks {
+            let decision = check.await.expect("check task");
+            if decision.allowed {
+                remaining.push(decision.remaining);
+            } else {
+                assert_eq!(decision.remaining, 0, "{label}: refused only once the quota is spent");
+            }
+        }
+        remaining.sort_unstable();
+        assert_eq!(remaining, (0..100).collect::<Vec<u64>>(), "{label}: 100 allowed, each counted once");
+        assert!(!limiter.check_at("acct:1", &t, 1, now).await.allowed, "{label}");
+    }
+}
