@@ -119,7 +119,11 @@ pub async fn find(state: &AppState, ip: IpAddr, now: i64) -> Result<Found, ApiEr
         let engine_state = state.lookup_cache.target(state, &target.to_string()).await?;
         let community = state.lists.get_or_load(COMMUNITY).await?;
         let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let listed = |value: &str| community.entries.get(value).is_some_and(|entry| entry.expires_at > expiry);
+        let listed = |value: &str| {
+            crate::jobs::consensus::parse_target(value)
+                .and_then(|net| community.get(&net))
+                .is_some_and(|entry| entry.live_at(expiry))
+        };
         (engine_state, listed(&shown) || block_of(ip).is_some_and(|block| listed(&block)))
     };
     let categories = state

@@ -25,27 +25,89 @@ use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
 
-/// One served entry, compact: the texts repeated across entries are shared.
+/// The texts an entry shares with many others (scope, scenario, remediation, rule): held once
+/// per distinct combination, so an entry carries only a pointer to them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Meta {
+    /// `ip` or `range`.
+    pub scope: Box<str>,
+    /// Scenario shown.
+    pub scenario: Box<str>,
+    /// `ban` or `captcha`.
+    pub remediation: Box<str>,
+    /// Rule that listed it.
+    pub rule: Box<str>,
+}
+
+/// One served entry, compact (56 bytes): the prefix, the shared texts by pointer, the times in
+/// whole seconds. Its value text is not stored: values are canonical (a bare address for a host
+/// prefix, else the network), so [`Entry::value`] writes it from the prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    /// Address or CIDR, as stored.
-    pub value: Arc<str>,
     /// The value parsed (a single address is a host prefix).
     pub net: IpNet,
-    /// `ip` or `range`.
-    pub scope: Arc<str>,
-    /// Scenario shown.
-    pub scenario: Arc<str>,
-    /// `ban` or `captcha`.
-    pub remediation: Arc<str>,
-    /// Rule that listed it.
-    pub rule: Arc<str>,
-    /// First listed.
-    pub listed_at: OffsetDateTime,
-    /// Expiry.
-    pub expires_at: OffsetDateTime,
     /// Seq of the change that last wrote it.
     pub seq: i64,
+    listed_at: i64,
+    expires_at: i64,
+    meta: Arc<Meta>,
+}
+
+impl Entry {
+    /// An entry for `net`; the times are kept to the second.
+    pub fn new(net: IpNet, meta: Arc<Meta>, listed_at: OffsetDateTime, expires_at: OffsetDateTime, seq: i64) -> Self {
+        Entry { net, seq, listed_at: listed_at.unix_timestamp(), expires_at: expires_at.unix_timestamp(), meta }
+    }
+
+    /// The value as stored and served: `192.0.2.1`, `2001:db8::/32`.
+    pub fn value(&self) -> Value {
+        Value(self.net)
+    }
+
+    /// `ip` or `range`.
+    pub fn scope(&self) -> &str {
+        &self.meta.scope
+    }
+
+    /// Scenario shown.
+    pub fn scenario(&self) -> &str {
+        &self.meta.scenario
+    }
+
+    /// `ban` or `captcha`.
+    pub fn remediation(&self) -> &str {
+        &self.meta.remediation
+    }
+
+    /// Rule that listed it.
+    pub fn rule(&self) -> &str {
+        &self.meta.rule
+    }
+
+    /// First listed.
+    pub fn listed_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.listed_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Expiry.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.expires_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Whether it is still in force at `now`.
+    pub fn live_at(&self, now: OffsetDateTime) -> bool {
+        self.expires_at > now.unix_timestamp()
+    }
+}
+
+/// The canonical text of a value: a bare address for a host prefix, else the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Value(pub IpNet);
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.prefix_len() == self.0.max_prefix_len() { self.0.addr().fmt(f) } else { self.0.fmt(f) }
+    }
 }
 
 /// Whether a change added (or updated) or removed an entry.
@@ -75,8 +137,8 @@ pub struct Snapshot {
     pub list: String,
     /// Newest seq applied.
     pub seq: i64,
-    /// Current members by value.
-    pub entries: HashMap<Arc<str>, Arc<Entry>>,
+    /// Current members, sorted by prefix, one per prefix.
+    pub entries: Vec<Arc<Entry>>,
     /// Retained changes, in seq order.
     pub changes: Arc<Vec<Change>>,
     /// Oldest cursor a delta can be computed from: changes after it are all retained.
@@ -120,16 +182,16 @@ impl Snapshot {
             return Ok(Delta { seq: cursor, ..Delta::default() });
         }
         let start = self.changes.partition_point(|c| c.seq <= cursor);
-        let mut latest: HashMap<&str, &Change> = HashMap::new();
+        let mut latest: HashMap<IpNet, &Change> = HashMap::new();
         let mut order = Vec::new();
         for change in &self.changes[start..] {
-            if latest.insert(&change.entry.value, change).is_none() {
-                order.push(&*change.entry.value);
+            if latest.insert(change.entry.net, change).is_none() {
+                order.push(change.entry.net);
             }
         }
         let mut delta = Delta { seq: self.seq, ..Delta::default() };
-        for value in order {
-            if let Some(change) = latest.get(value) {
+        for net in order {
+            if let Some(change) = latest.get(&net) {
                 match change.op {
                     Op::Add => delta.added.push(change.entry.clone()),
                     Op::Remove => delta.removed.push(change.entry.clone()),
@@ -146,9 +208,9 @@ impl Snapshot {
         if delta.seq > upto {
             let end = self.changes.partition_point(|c| c.seq <= upto);
             let start = self.changes.partition_point(|c| c.seq <= cursor);
-            let mut latest: HashMap<&str, &Change> = HashMap::new();
+            let mut latest: HashMap<IpNet, &Change> = HashMap::new();
             for change in &self.changes[start..end] {
-                latest.insert(&change.entry.value, change);
+                latest.insert(change.entry.net, change);
             }
             delta.added = latest.values().filter(|c| c.op == Op::Add).map(|c| c.entry.clone()).collect();
             delta.removed = latest.values().filter(|c| c.op == Op::Remove).map(|c| c.entry.clone()).collect();
@@ -157,9 +219,14 @@ impl Snapshot {
         Ok(delta)
     }
 
-    /// Members that have not expired at `now`, in no particular order.
+    /// Members that have not expired at `now`, sorted by prefix.
     pub fn live(&self, now: OffsetDateTime) -> impl Iterator<Item = &Arc<Entry>> {
-        self.entries.values().filter(move |e| e.expires_at > now)
+        self.entries.iter().filter(move |e| e.live_at(now))
+    }
+
+    /// The member for exactly `net`, if any.
+    pub fn get(&self, net: &IpNet) -> Option<&Arc<Entry>> {
+        self.entries.binary_search_by(|e| e.net.cmp(net)).ok().map(|i| &self.entries[i])
     }
 }
 
@@ -167,7 +234,7 @@ impl Snapshot {
 /// the most recently written. Pure: the same snapshot and request give the same view everywhere.
 pub fn rank(entries: &mut [Arc<Entry>], scenarios: &[String], tailor: bool) {
     let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
-    let key = |e: &Arc<Entry>| (!(tailor && declared.contains(&*e.scenario)), std::cmp::Reverse(e.seq), e.value.clone());
+    let key = |e: &Arc<Entry>| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
     entries.sort_unstable_by_key(key);
 }
 
@@ -176,7 +243,7 @@ pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tail
     let mut live: Vec<Arc<Entry>> = snapshot.live(now).cloned().collect();
     if live.len() > cap {
         let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
-        let key = |e: &Arc<Entry>| (!(tailor && declared.contains(&*e.scenario)), std::cmp::Reverse(e.seq), e.value.clone());
+        let key = |e: &Arc<Entry>| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
         live.select_nth_unstable_by_key(cap, key);
         live.truncate(cap);
     }
@@ -191,7 +258,7 @@ pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tail
 pub fn top(entries: &[Arc<Entry>], cap: usize) -> Vec<Arc<Entry>> {
     let mut chosen: Vec<Arc<Entry>> = entries.to_vec();
     if chosen.len() > cap {
-        let key = |e: &Arc<Entry>| (std::cmp::Reverse(e.seq), e.value.clone());
+        let key = |e: &Arc<Entry>| (std::cmp::Reverse(e.seq), e.net);
         chosen.select_nth_unstable_by_key(cap, key);
         chosen.truncate(cap);
         chosen.sort_unstable_by_key(|e| e.net);
@@ -199,33 +266,34 @@ pub fn top(entries: &[Arc<Entry>], cap: usize) -> Vec<Arc<Entry>> {
     chosen
 }
 
-/// Shares the texts repeated across entries (scope, scenario, remediation, rule).
+/// Holds each distinct [`Meta`] once. Looked up by a hash of the four texts, so finding the
+/// shared copy allocates nothing.
 #[derive(Debug, Default)]
-struct Interner(HashMap<String, Arc<str>>);
+struct Interner(HashMap<u64, Vec<Arc<Meta>>>);
 
 impl Interner {
-    fn get(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(text) {
-            return shared.clone();
+    fn meta(&mut self, scope: &str, scenario: &str, remediation: &str, rule: &str) -> Arc<Meta> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (scope, scenario, remediation, rule).hash(&mut hasher);
+        let same = hasher.finish();
+        let candidates = self.0.entry(same).or_default();
+        let found = candidates
+            .iter()
+            .find(|m| (&*m.scope, &*m.scenario, &*m.remediation, &*m.rule) == (scope, scenario, remediation, rule));
+        if let Some(meta) = found {
+            return meta.clone();
         }
-        let shared: Arc<str> = Arc::from(text);
-        self.0.insert(text.to_string(), shared.clone());
-        shared
+        let meta =
+            Arc::new(Meta { scope: scope.into(), scenario: scenario.into(), remediation: remediation.into(), rule: rule.into() });
+        candidates.push(meta.clone());
+        meta
     }
 
     fn entry(&mut self, entry: &ListEntry, seq: i64) -> Option<Entry> {
         let net = crate::jobs::consensus::parse_target(&entry.value)?;
-        Some(Entry {
-            value: Arc::from(entry.value.as_str()),
-            net,
-            scope: self.get(&entry.scope),
-            scenario: self.get(&entry.scenario),
-            remediation: self.get(&entry.remediation),
-            rule: self.get(&entry.rule),
-            listed_at: entry.listed_at,
-            expires_at: entry.expires_at,
-            seq,
-        })
+        let meta = self.meta(&entry.scope, &entry.scenario, &entry.remediation, &entry.rule);
+        Some(Entry::new(net, meta, entry.listed_at, entry.expires_at, seq))
     }
 }
 
@@ -405,9 +473,9 @@ impl Lists {
         let now = OffsetDateTime::now_utc();
         // An allowlist is served as the operator wrote it; block lists pass the never-block policy.
         let allowlist = self.names().iter().any(|(name, kind)| name == list && kind == "allow");
-        let mut entries: Vec<Arc<Entry>> =
+        // Members are held sorted by prefix, so what is served is too.
+        let entries: Vec<Arc<Entry>> =
             snapshot.live(now).filter(|e| allowlist || never_block.allows_net(e.net)).cloned().collect();
-        entries.sort_unstable_by_key(|e| e.net);
         let prepared = Arc::new(Served { seq: snapshot.seq, policy: generation, entries });
         if let Ok(mut map) = self.served.lock() {
             map.insert(list.to_string(), prepared.clone());
@@ -484,7 +552,7 @@ impl Lists {
     async fn load(&self, list: &str) -> Result<Snapshot, StoreError> {
         let seq = self.store.list_seq(list).await?;
         let window_start = (seq - self.retained_changes as i64).max(0);
-        let mut entries = HashMap::new();
+        let mut entries: Vec<Arc<Entry>> = Vec::new();
         let mut newest_member = 0;
         let mut after = String::new();
         loop {
@@ -494,8 +562,7 @@ impl Lists {
             for member in &page {
                 newest_member = newest_member.max(member.seq);
                 if let Some(entry) = interner.entry(member, member.seq) {
-                    let entry = Arc::new(entry);
-                    entries.insert(entry.value.clone(), entry);
+                    entries.push(Arc::new(entry));
                 }
             }
             drop(interner);
@@ -504,6 +571,10 @@ impl Lists {
                 _ => break,
             }
         }
+        // Pages come in the store's text order; members are held in prefix order, one per prefix.
+        entries.sort_unstable_by(|a, b| a.net.cmp(&b.net).then(b.seq.cmp(&a.seq)));
+        entries.dedup_by_key(|e| e.net);
+        entries.shrink_to_fit();
         let mut log: Vec<Change> = Vec::new();
         let mut replay: Vec<ListChange> = Vec::new();
         let mut changed_at = None;
@@ -529,13 +600,19 @@ impl Lists {
     }
 
     /// [`Lists::convert`], reusing the entry of `members` when a change wrote exactly it.
-    fn convert_shared(&self, changes: &[ListChange], members: &HashMap<Arc<str>, Arc<Entry>>) -> Vec<Change> {
+    fn convert_shared(&self, changes: &[ListChange], members: &[Arc<Entry>]) -> Vec<Change> {
         let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         changes
             .iter()
             .filter_map(|c| {
                 let op = if c.op == "remove" { Op::Remove } else { Op::Add };
-                let shared = members.get(c.entry.value.as_str()).filter(|e| op == Op::Add && e.seq == c.seq).cloned();
+                let net = crate::jobs::consensus::parse_target(&c.entry.value)?;
+                let shared = members
+                    .binary_search_by(|e| e.net.cmp(&net))
+                    .ok()
+                    .map(|i| &members[i])
+                    .filter(|e| op == Op::Add && e.seq == c.seq)
+                    .cloned();
                 let entry = match shared {
                     Some(entry) => entry,
                     None => Arc::new(interner.entry(&c.entry, c.seq)?),
@@ -560,19 +637,14 @@ impl Lists {
     fn advance(&self, previous: &Snapshot, changes: Vec<ListChange>) -> Snapshot {
         let changed_at = changes.iter().map(|c| c.at).max().max(previous.changed_at);
         let new_changes = self.convert(&changes);
-        let mut entries = previous.entries.clone();
         let mut seq = previous.seq;
+        // The latest change per prefix: the entry it leaves, or none.
+        let mut updates: std::collections::BTreeMap<IpNet, Option<Arc<Entry>>> = std::collections::BTreeMap::new();
         for change in &new_changes {
-            match change.op {
-                Op::Add => {
-                    entries.insert(change.entry.value.clone(), change.entry.clone());
-                }
-                Op::Remove => {
-                    entries.remove(&change.entry.value);
-                }
-            }
+            updates.insert(change.entry.net, (change.op == Op::Add).then(|| change.entry.clone()));
             seq = seq.max(change.seq);
         }
+        let entries = merge(&previous.entries, updates);
         let mut log: Vec<Change> = Vec::with_capacity(previous.changes.len() + new_changes.len());
         log.extend(previous.changes.iter().cloned());
         log.extend(new_changes);
@@ -605,6 +677,24 @@ impl Lists {
             cache.retain(|key, _| key.list != list || key.seq == seq);
         }
     }
+}
+
+/// `members` (sorted by prefix) with `updates` applied: an entry replaces the member of its
+/// prefix or is inserted in order, `None` removes it. One pass over the members.
+fn merge(members: &[Arc<Entry>], updates: std::collections::BTreeMap<IpNet, Option<Arc<Entry>>>) -> Vec<Arc<Entry>> {
+    let mut merged = Vec::with_capacity(members.len() + updates.len());
+    let mut next = 0;
+    for (net, update) in updates {
+        let at = next + members[next..].partition_point(|e| e.net < net);
+        merged.extend_from_slice(&members[next..at]);
+        next = at;
+        if members.get(next).is_some_and(|e| e.net == net) {
+            next += 1;
+        }
+        merged.extend(update);
+    }
+    merged.extend_from_slice(&members[next..]);
+    merged
 }
 
 /// Advances every list every `interval`, or at once when [`Lists::changed`] is poked, until

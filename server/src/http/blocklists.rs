@@ -263,14 +263,14 @@ async fn delta_response(state: &AppState, name: &str, options: Options, cursor: 
             "cursor {cursor} is older than the retained change log (oldest usable cursor {oldest}); download the full list without since and continue from its x-palisade-seq"
         ))
     })?;
-    delta.added.retain(|e| e.expires_at > now && never_block.allows_net(e.net));
+    delta.added.retain(|e| e.live_at(now) && never_block.allows_net(e.net));
     if snapshot.entries.len() > cap && !delta.added.is_empty() {
         // As on the CrowdSec stream: only additions within the reader's view; an entry pushed
         // out of the view stays with the reader until its own expiry.
         let served = state.lists.served(name).await?;
-        let shown: std::collections::HashSet<Arc<str>> =
-            serving::top(&served.entries, cap).into_iter().map(|e| e.value.clone()).collect();
-        delta.added.retain(|e| shown.contains(&e.value));
+        let shown: std::collections::HashSet<ipnet::IpNet> =
+            serving::top(&served.entries, cap).into_iter().map(|e| e.net).collect();
+        delta.added.retain(|e| shown.contains(&e.net));
     }
     let mut body = Vec::new();
     render::render_delta(name, options, delta.seq, &delta.added, &delta.removed, &mut body)

@@ -402,11 +402,11 @@ async fn stream_delta(
     let last = if startup { None } else { stored };
     let removed_since = |snapshot: &serving::Snapshot| -> Vec<Arc<Entry>> {
         match stored.filter(|_| startup).map(|c| snapshot.delta_upto(c, upto)) {
-            Some(Ok(delta)) => delta.removed.into_iter().filter(|e| !snapshot.entries.contains_key(&e.value)).collect(),
+            Some(Ok(delta)) => delta.removed.into_iter().filter(|e| snapshot.get(&e.net).is_none()).collect(),
             _ => Vec::new(),
         }
     };
-    let live = |e: &Arc<Entry>| e.expires_at > now + time::Duration::seconds(1);
+    let live = |e: &Arc<Entry>| e.live_at(now + time::Duration::seconds(1));
     let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
     let mut cursor = last.unwrap_or(0).max(upto);
     if community {
@@ -422,9 +422,9 @@ async fn stream_delta(
             Some(Ok(delta)) => {
                 let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
                 if snapshot.entries.len() > cap {
-                    let shown: HashSet<Arc<str>> =
-                        serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.value.clone()).collect();
-                    added.retain(|e| shown.contains(&e.value));
+                    let shown: HashSet<ipnet::IpNet> =
+                        serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.net).collect();
+                    added.retain(|e| shown.contains(&e.net));
                 }
                 new.extend(added.into_iter().map(|e| (e, false)));
                 deleted.extend(delta.removed.into_iter().map(|e| (e, false)));
@@ -460,12 +460,12 @@ async fn stream_delta(
 
 fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
-        duration: if removed { "0s".into() } else { go_duration((entry.expires_at - now).whole_seconds()) },
+        duration: if removed { "0s".into() } else { go_duration((entry.expires_at() - now).whole_seconds()) },
         origin: if *from_list { "lists".into() } else { "CAPI".into() },
-        scenario: entry.scenario.to_string(),
-        scope: if &*entry.scope == "range" { "Range".into() } else { "Ip".into() },
-        kind: entry.remediation.to_string(),
-        value: entry.value.to_string(),
+        scenario: entry.scenario().to_string(),
+        scope: if entry.scope() == "range" { "Range".into() } else { "Ip".into() },
+        kind: entry.remediation().to_string(),
+        value: entry.value().to_string(),
     }
 }
 
@@ -516,16 +516,16 @@ pub async fn get_decisions_stream_v3(
     let (new, deleted) = stream_delta(&state, &machine, startup, true, false).await?;
     let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
     for (entry, _) in &new {
-        groups.entry((entry.scenario.to_string(), entry.scope.to_string())).or_default().push(DecisionValue {
-            value: entry.value.to_string(),
-            duration: go_duration((entry.expires_at - now).whole_seconds()),
+        groups.entry((entry.scenario().to_string(), entry.scope().to_string())).or_default().push(DecisionValue {
+            value: entry.value().to_string(),
+            duration: go_duration((entry.expires_at() - now).whole_seconds()),
         });
     }
     response.new =
         groups.into_iter().map(|((scenario, scope), decisions)| NewDecisionsGroup { scenario, scope, decisions }).collect();
     let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (entry, _) in deleted {
-        removed.entry(entry.scope.to_string()).or_default().push(entry.value.to_string());
+        removed.entry(entry.scope().to_string()).or_default().push(entry.value().to_string());
     }
     response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
     Ok(Json(response))

@@ -9,6 +9,7 @@
 //! last change; an allowlist link answers JSON Lines of `{value, description, created_at,
 //! expiration}`. Answers come from the in-memory snapshots, never the database.
 
+use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
@@ -122,11 +123,10 @@ pub async fn get_blocklist_link(
     }
     let mut body = String::with_capacity(served.entries.len() * 16);
     for entry in served.entries.iter().filter(|e| {
-        (target.remediation.is_empty() || *e.remediation == *target.remediation)
-            && (target.scope.is_empty() || *e.scope == *target.scope)
+        (target.remediation.is_empty() || e.remediation() == target.remediation)
+            && (target.scope.is_empty() || e.scope() == target.scope)
     }) {
-        body.push_str(&entry.value);
-        body.push('\n');
+        writeln!(body, "{}", entry.value()).map_err(|e| ApiError::Internal(e.into()))?;
     }
     metrics::counter!("palisade_list_link_pulls_total", "kind" => "blocklist").increment(1);
     let mut response = (StatusCode::OK, body).into_response();
@@ -170,10 +170,10 @@ pub async fn get_allowlist_link(
     let mut body = Vec::with_capacity(served.entries.len() * 96);
     for entry in served.entries.iter() {
         let line = AllowlistLine {
-            value: &entry.value,
+            value: &entry.value().to_string(),
             description: &description,
-            created_at: rfc3339(entry.listed_at),
-            expiration: rfc3339(entry.expires_at),
+            created_at: rfc3339(entry.listed_at()),
+            expiration: rfc3339(entry.expires_at()),
         };
         serde_json::to_writer(&mut body, &line).map_err(|e| ApiError::Internal(e.into()))?;
         body.push(b'\n');
@@ -217,7 +217,7 @@ pub async fn stream_links(
             "block" if blocklists => {
                 let served = state.lists.served(&name).await?;
                 let mut groups: std::collections::BTreeSet<(String, String)> =
-                    served.entries.iter().map(|e| (e.remediation.to_string(), e.scope.to_string())).collect();
+                    served.entries.iter().map(|e| (e.remediation().to_string(), e.scope().to_string())).collect();
                 if groups.is_empty() {
                     // An empty list still gets a link, so the machine sees it empty.
                     groups.insert(("ban".into(), "ip".into()));

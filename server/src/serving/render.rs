@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::Entry;
+use super::{Entry, Meta};
 
 /// Output formats of the native blocklist endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -137,27 +137,18 @@ pub fn identifier(list: &str, max: usize) -> String {
 /// The merged entries carry the list name as scenario, `ban`, and the latest expiry.
 pub fn aggregate(list: &str, entries: &[Arc<Entry>]) -> Vec<Arc<Entry>> {
     let nets: Vec<IpNet> = entries.iter().map(|e| e.net).collect();
-    let expires_at = entries.iter().map(|e| e.expires_at).max().unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let listed_at = entries.iter().map(|e| e.listed_at).min().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let expires_at = entries.iter().map(|e| e.expires_at()).max().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let listed_at = entries.iter().map(|e| e.listed_at()).min().unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
-    let scenario: Arc<str> = Arc::from(list);
-    let (ban, ip, range, rule): (Arc<str>, Arc<str>, Arc<str>, Arc<str>) =
-        (Arc::from("ban"), Arc::from("ip"), Arc::from("range"), Arc::from("aggregate"));
+    let meta = |scope: &str| {
+        Arc::new(Meta { scope: scope.into(), scenario: list.into(), remediation: "ban".into(), rule: "aggregate".into() })
+    };
+    let (ip, range) = (meta("ip"), meta("range"));
     IpNet::aggregate(&nets)
         .into_iter()
         .map(|net| {
             let host = net.prefix_len() == net.max_prefix_len();
-            Arc::new(Entry {
-                value: Arc::from(if host { net.addr().to_string() } else { net.to_string() }),
-                net,
-                scope: if host { ip.clone() } else { range.clone() },
-                scenario: scenario.clone(),
-                remediation: ban.clone(),
-                rule: rule.clone(),
-                listed_at,
-                expires_at,
-                seq,
-            })
+            Arc::new(Entry::new(net, if host { ip.clone() } else { range.clone() }, listed_at, expires_at, seq))
         })
         .collect()
 }
@@ -172,11 +163,11 @@ fn csv_field(text: &str) -> String {
 
 fn json_entry(entry: &Entry) -> serde_json::Value {
     serde_json::json!({
-        "value": &*entry.value,
-        "scope": &*entry.scope,
-        "scenario": &*entry.scenario,
-        "remediation": &*entry.remediation,
-        "expires_at": rfc3339(entry.expires_at),
+        "value": entry.value().to_string(),
+        "scope": entry.scope(),
+        "scenario": entry.scenario(),
+        "remediation": entry.remediation(),
+        "expires_at": rfc3339(entry.expires_at()),
         "seq": entry.seq,
     })
 }
@@ -204,7 +195,7 @@ pub fn render_full(list: &str, options: Options, entries: &[Arc<Entry>], out: &m
     match options.format {
         Format::Plain => {
             for entry in selected() {
-                writeln!(out, "{}", entry.value)?;
+                writeln!(out, "{}", entry.value())?;
             }
         }
         Format::Json => {
@@ -223,11 +214,11 @@ pub fn render_full(list: &str, options: Options, entries: &[Arc<Entry>], out: &m
                 writeln!(
                     out,
                     "{},{},{},{},{}",
-                    entry.value,
-                    csv_field(&entry.scope),
-                    csv_field(&entry.scenario),
-                    csv_field(&entry.remediation),
-                    rfc3339(entry.expires_at)
+                    entry.value(),
+                    csv_field(entry.scope()),
+                    csv_field(entry.scenario()),
+                    csv_field(entry.remediation()),
+                    rfc3339(entry.expires_at())
                 )?;
             }
         }
@@ -311,17 +302,17 @@ pub fn render_delta(
     match options.format {
         Format::Plain => {
             for entry in &added {
-                writeln!(out, "+{}", entry.value)?;
+                writeln!(out, "+{}", entry.value())?;
             }
             for entry in &removed {
-                writeln!(out, "-{}", entry.value)?;
+                writeln!(out, "-{}", entry.value())?;
             }
         }
         Format::Json => {
             let body = serde_json::json!({
                 "seq": seq,
                 "added": added.iter().map(|e| json_entry(e)).collect::<Vec<_>>(),
-                "removed": removed.iter().map(|e| &*e.value).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|e| e.value().to_string()).collect::<Vec<_>>(),
             });
             serde_json::to_writer(&mut *out, &body)?;
             out.write_all(b"\n")?;
@@ -333,11 +324,11 @@ pub fn render_delta(
                     writeln!(
                         out,
                         "{op},{},{},{},{},{}",
-                        entry.value,
-                        csv_field(&entry.scope),
-                        csv_field(&entry.scenario),
-                        csv_field(&entry.remediation),
-                        rfc3339(entry.expires_at)
+                        entry.value(),
+                        csv_field(entry.scope()),
+                        csv_field(entry.scenario()),
+                        csv_field(entry.remediation()),
+                        rfc3339(entry.expires_at())
                     )?;
                 }
             }

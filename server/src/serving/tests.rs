@@ -35,7 +35,7 @@ async fn commit(store: &dyn Store, ops: Vec<ListOp>) {
 }
 
 fn members(snapshot: &Snapshot) -> BTreeSet<String> {
-    snapshot.entries.keys().map(|k| k.to_string()).collect()
+    snapshot.entries.iter().map(|e| e.value().to_string()).collect()
 }
 
 fn set(values: &[&str]) -> BTreeSet<String> {
@@ -67,8 +67,8 @@ async fn snapshot_follows_the_store_and_deltas_collapse_per_value() {
         let second = lists.refresh("community").await.expect("refresh");
         assert_eq!(members(&second), set(&["45.33.32.156", "81.2.69.160"]));
         let delta = second.delta(cursor).expect("delta");
-        let added: BTreeSet<String> = delta.added.iter().map(|e| e.value.to_string()).collect();
-        let removed: BTreeSet<String> = delta.removed.iter().map(|e| e.value.to_string()).collect();
+        let added: BTreeSet<String> = delta.added.iter().map(|e| e.value().to_string()).collect();
+        let removed: BTreeSet<String> = delta.removed.iter().map(|e| e.value().to_string()).collect();
         assert_eq!(added, set(&["81.2.69.160"]));
         assert_eq!(removed, set(&["66.249.66.1", "1.2.3.4"]));
         assert_eq!(delta.seq, second.seq);
@@ -133,10 +133,10 @@ async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
             }
             let delta = snapshot.delta(cursor).expect("delta");
             for entry in &delta.added {
-                mine.insert(entry.value.to_string());
+                mine.insert(entry.value().to_string());
             }
             for entry in &delta.removed {
-                mine.remove(&*entry.value);
+                mine.remove(&entry.value().to_string());
             }
             cursor = delta.seq;
             if finished {
@@ -148,5 +148,39 @@ async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
             store.list_entries("community").await.expect("entries").into_iter().map(|e| e.value).collect();
         assert_eq!(mine, truth, "{}: replayed deltas match the store", db.label());
         assert_eq!(seen_seqs.len(), 80, "{}: every change seen once", db.label());
+    }
+}
+
+fn member(value: &str, seq: i64) -> Arc<Entry> {
+    let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
+    let now = OffsetDateTime::now_utc();
+    let net = crate::jobs::consensus::parse_target(value).expect("value");
+    Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(1), seq))
+}
+
+#[test]
+fn merge_keeps_members_sorted_one_per_prefix() {
+    let members: Vec<Arc<Entry>> = ["10.0.0.1", "10.0.0.5", "10.0.0.9", "2001:db8::1"].iter().map(|v| member(v, 1)).collect();
+    let mut updates = std::collections::BTreeMap::new();
+    updates.insert(member("10.0.0.0", 2).net, Some(member("10.0.0.0", 2))); // before the first
+    updates.insert(member("10.0.0.5", 2).net, Some(member("10.0.0.5", 2))); // replaces
+    updates.insert(member("10.0.0.9", 2).net, None); // removes
+    updates.insert(member("10.0.0.200", 2).net, None); // removes nothing
+    updates.insert(member("2001:db8::2", 2).net, Some(member("2001:db8::2", 2))); // after the last
+    let merged = merge(&members, updates);
+    let shown: Vec<(String, i64)> = merged.iter().map(|e| (e.value().to_string(), e.seq)).collect();
+    let expected = [("10.0.0.0", 2), ("10.0.0.1", 1), ("10.0.0.5", 2), ("2001:db8::1", 1), ("2001:db8::2", 2)];
+    assert_eq!(shown, expected.map(|(v, s)| (v.to_string(), s)));
+    let snapshot = Snapshot { entries: merged, ..Snapshot::default() };
+    assert_eq!(snapshot.get(&member("10.0.0.5", 0).net).map(|e| e.seq), Some(2));
+    assert!(snapshot.get(&member("10.0.0.9", 0).net).is_none());
+}
+
+#[test]
+fn an_entry_stays_compact_and_writes_its_canonical_value() {
+    // A million served entries cost their size each, plus a pointer per view: keep it small.
+    assert!(std::mem::size_of::<Entry>() <= 56, "Entry is {} bytes", std::mem::size_of::<Entry>());
+    for value in ["192.0.2.1", "198.51.100.0/24", "2001:db8::1", "2001:db8::/32"] {
+        assert_eq!(member(value, 1).value().to_string(), value);
     }
 }

@@ -7,21 +7,19 @@ use ipnet::IpNet;
 use time::macros::datetime;
 
 use super::*;
-use crate::serving::Entry;
+use crate::serving::{Entry, Meta};
 
 fn entry(value: &str, seq: i64) -> Arc<Entry> {
     let net: IpNet = value.parse().or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from)).expect("value");
-    Arc::new(Entry {
-        value: Arc::from(value),
-        net,
-        scope: Arc::from(if value.contains('/') { "range" } else { "ip" }),
-        scenario: Arc::from("crowdsecurity/ssh-bf, \"quoted\""),
-        remediation: Arc::from("ban"),
-        rule: Arc::from("sensor"),
-        listed_at: datetime!(2026-11-25 10:00 UTC),
-        expires_at: datetime!(2026-11-26 10:00 UTC),
-        seq,
-    })
+    let meta = Meta {
+        scope: if value.contains('/') { "range" } else { "ip" }.into(),
+        scenario: "crowdsecurity/ssh-bf, \"quoted\"".into(),
+        remediation: "ban".into(),
+        rule: "sensor".into(),
+    };
+    let entry = Entry::new(net, Arc::new(meta), datetime!(2026-11-25 10:00 UTC), datetime!(2026-11-26 10:00 UTC), seq);
+    assert_eq!(entry.value().to_string(), value, "test values are canonical");
+    Arc::new(entry)
 }
 
 fn sample() -> Vec<Arc<Entry>> {
@@ -35,7 +33,7 @@ fn render(format: Format, family: Family, entries: &[Arc<Entry>]) -> String {
 }
 
 fn values(entries: &[Arc<Entry>], family: Family) -> BTreeSet<String> {
-    entries.iter().filter(|e| family.includes(&e.net)).map(|e| e.value.to_string()).collect()
+    entries.iter().filter(|e| family.includes(&e.net)).map(|e| e.value().to_string()).collect()
 }
 
 fn nets(entries: &[Arc<Entry>], family: Family) -> BTreeSet<IpNet> {
@@ -59,8 +57,8 @@ fn json_parses_back_with_every_field() {
     let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json array");
     assert_eq!(parsed.len(), 4);
     for (item, entry) in parsed.iter().zip(&entries) {
-        assert_eq!(item["value"], &*entry.value);
-        assert_eq!(item["scenario"], &*entry.scenario);
+        assert_eq!(item["value"], entry.value().to_string());
+        assert_eq!(item["scenario"], entry.scenario());
         assert_eq!(item["remediation"], "ban");
         assert_eq!(item["expires_at"], "2026-11-26T10:00:00Z");
         assert_eq!(item["seq"], entry.seq);
@@ -99,7 +97,7 @@ fn csv_has_a_header_and_quotes_what_needs_it() {
     let rows: Vec<Vec<String>> = lines.map(parse_csv_line).collect();
     assert_eq!(rows.len(), 4);
     for (row, entry) in rows.iter().zip(&entries) {
-        assert_eq!(row, &[&*entry.value, &*entry.scope, &*entry.scenario, "ban", "2026-11-26T10:00:00Z"]);
+        assert_eq!(row, &[&*entry.value().to_string(), entry.scope(), entry.scenario(), "ban", "2026-11-26T10:00:00Z"]);
     }
 }
 
@@ -213,12 +211,12 @@ fn aggregation_merges_adjacent_and_covered_prefixes() {
         entry("2001:db8:8000::/33", 6),
     ];
     let merged = aggregate("community", &entries);
-    let got: BTreeSet<String> = merged.iter().map(|e| e.value.to_string()).collect();
+    let got: BTreeSet<String> = merged.iter().map(|e| e.value().to_string()).collect();
     assert_eq!(got, BTreeSet::from(["10.0.0.0/31".into(), "10.0.1.0/24".into(), "2001:db8::/32".into()]));
-    assert!(merged.iter().all(|e| &*e.scope == "range" && &*e.scenario == "community" && e.seq == 6));
+    assert!(merged.iter().all(|e| e.scope() == "range" && e.scenario() == "community" && e.seq == 6));
     let single = aggregate("community", &[entry("192.0.2.1", 1)]);
-    assert_eq!(&*single[0].value, "192.0.2.1");
-    assert_eq!(&*single[0].scope, "ip");
+    assert_eq!(single[0].value().to_string(), "192.0.2.1");
+    assert_eq!(single[0].scope(), "ip");
 }
 
 #[test]
