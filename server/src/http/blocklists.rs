@@ -346,9 +346,7 @@ async fn full_response(
 /// task writes chunks into a bounded channel, so a slow client slows the renderer rather than
 /// filling memory), and keeps the chunks for the next request once the whole list was rendered.
 fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: Arc<crate::serving::Served>) -> Body {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK_BYTES), chunks: Vec::new() };
+    streamed_body(true, move |writer| {
         let capped;
         let mut entries = &served.entries;
         if key.cap < entries.len() {
@@ -360,12 +358,25 @@ fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: A
             aggregated = render::aggregate(&key.list, entries);
             entries = &aggregated;
         }
-        let outcome = render::render_full(&key.list, key.options, entries, &mut writer).and_then(|()| writer.flush());
-        match outcome {
-            Ok(()) => lists.store_rendered(key, Arc::new(writer.chunks)),
+        render::render_full(&key.list, key.options, entries, writer)?;
+        writer.flush()?;
+        lists.store_rendered(key, Arc::new(std::mem::take(&mut writer.chunks)));
+        Ok(())
+    })
+}
+
+/// A response body written by `write` on a blocking task, sent chunk by chunk as it is produced
+/// through a bounded channel (a slow client slows the writer rather than filling memory). With
+/// `keep`, the writer also keeps the chunks (`ChunkWriter::chunks`) for a cache.
+pub(crate) fn streamed_body(keep: bool, write: impl FnOnce(&mut ChunkWriter) -> io::Result<()> + Send + 'static) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK_BYTES), chunks: Vec::new(), keep };
+        match write(&mut writer).and_then(|()| writer.flush()) {
+            Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
             Err(error) => {
-                tracing::error!(%error, "rendering a blocklist failed");
+                tracing::error!(%error, "writing a streamed response failed");
                 drop(writer.sender.blocking_send(Err(error)));
             }
         }
@@ -380,11 +391,12 @@ fn tokio_stream_from(
 }
 
 /// An `io::Write` that cuts what is written into chunks, sends each to the response as soon as
-/// it is full, and keeps them for the cache.
-struct ChunkWriter {
+/// it is full, and keeps them for the cache when asked to.
+pub(crate) struct ChunkWriter {
     sender: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
     buffer: Vec<u8>,
     chunks: Vec<Bytes>,
+    keep: bool,
 }
 
 impl ChunkWriter {
@@ -393,7 +405,9 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
-        self.chunks.push(chunk.clone());
+        if self.keep {
+            self.chunks.push(chunk.clone());
+        }
         self.sender.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
     }
 }

@@ -10,11 +10,13 @@
 //! - every stream decision carries all six fields (a missing one crashes CrowdSec 1.4.6).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write as _;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_api::capi::{
@@ -478,15 +480,26 @@ pub async fn get_decisions_stream_v2(
     State(state): State<AppState>,
     machine: AuthMachine,
     QueryParams(query): QueryParams<StreamQuery>,
-) -> Result<Json<DecisionsStreamV2>, ApiError> {
+) -> Result<Response, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
     let (new, deleted) = stream_delta(&state, &machine, startup, true, true).await?;
     let now = OffsetDateTime::now_utc();
-    Ok(Json(DecisionsStreamV2 {
-        new: new.iter().map(|e| v2_decision(e, now, false)).collect(),
-        deleted: deleted.iter().map(|e| v2_decision(e, now, true)).collect(),
-    }))
+    // Written as it is sent, a decision at a time: a full list of a million is never held as
+    // JSON. The bytes are those of `DecisionsStreamV2` serialised whole.
+    let body = super::blocklists::streamed_body(false, move |out| {
+        for (key, sent, removed) in [("{\"new\":[", &new, false), ("],\"deleted\":[", &deleted, true)] {
+            out.write_all(key.as_bytes())?;
+            for (i, entry) in sent.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, &v2_decision(entry, now, removed))?;
+            }
+        }
+        out.write_all(b"]}")
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Pull the community blocklist, v3 shape (CrowdSec ≥ 1.5), grouped by scenario and scope.
