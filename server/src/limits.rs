@@ -120,6 +120,63 @@ pub fn interval_us(tier: &Tier) -> i64 {
     (1_000_000.0 / tier.rate_per_sec).ceil() as i64
 }
 
+/// The numbers a check is made under, taken from a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// µs between two lookups at the sustained rate.
+    pub interval_us: i64,
+    /// Lookups allowed back to back.
+    pub burst: u32,
+    /// Lookups per day.
+    pub per_day: u64,
+    /// Lookups per month.
+    pub per_month: u64,
+}
+
+impl Limits {
+    /// The limits of `tier`.
+    pub fn of(tier: &Tier) -> Self {
+        Limits {
+            interval_us: interval_us(tier),
+            burst: tier.burst,
+            per_day: tier.lookups_per_day,
+            per_month: tier.lookups_per_month,
+        }
+    }
+}
+
+/// An account's counters in the current windows: the GCRA time and the lookups counted today
+/// and this month.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Theoretical arrival time, µs.
+    pub tat: i64,
+    /// Counted in the day.
+    pub day: u64,
+    /// Counted in the month.
+    pub month: u64,
+}
+
+impl Usage {
+    /// One check of `cost` lookups at `now_us`: the burst first, then both quotas; counted
+    /// (the usage advanced) only when all allow. Both backends decide with this.
+    pub fn check(&mut self, limits: Limits, cost: u32, now_us: i64) -> Counted {
+        let verdict = match gcra(self.tat, now_us, limits.interval_us, limits.burst, cost) {
+            Err(wait) => Verdict::Burst(wait),
+            Ok(_) if self.day + u64::from(cost) > limits.per_day || self.month + u64::from(cost) > limits.per_month => {
+                Verdict::Quota
+            }
+            Ok(new_tat) => {
+                self.tat = new_tat;
+                self.day += u64::from(cost);
+                self.month += u64::from(cost);
+                Verdict::Allowed
+            }
+        };
+        Counted { verdict, day_used: self.day, month_used: self.month }
+    }
+}
+
 /// The per-account counters one check reads and, when allowed, advances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {

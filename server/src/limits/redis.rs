@@ -16,46 +16,42 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 
-use super::{Counted, Tier, Verdict, interval_us, windows};
+use super::{Counted, Limits, Tier, Usage, windows};
 
 /// KEYS: gcra, day counter, month counter. ARGV: now µs, interval µs, burst, day limit, month
-/// limit, day ttl s, month ttl s, then the cost of each check in arrival order. Returns, per
-/// check, {verdict (1 allowed, 0 burst, 2 quota), day used, month used, wait µs}. The arithmetic
-/// is [`super::gcra`]'s, applied to each check in turn; the keys are written once at the end.
+/// limit, day ttl s, month ttl s, then the cost of each check in arrival order. Applies
+/// [`super::Usage::check`]'s arithmetic to each check in turn, writes the keys once, and returns
+/// the usage it started from {tat, day, month}: the caller replays the same checks from it to
+/// learn each verdict, so the answer is three numbers however many checks were decided.
 const SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local day_limit = tonumber(ARGV[4])
 local month_limit = tonumber(ARGV[5])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local day = tonumber(redis.call('GET', KEYS[2]) or 0)
-local month = tonumber(redis.call('GET', KEYS[3]) or 0)
-local added = 0
-local out = {}
+local stored = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local tat0 = tonumber(stored[1]) or 0
+local day = tonumber(stored[2]) or 0
+local month = tonumber(stored[3]) or 0
+local start = {tat0, day, month}
+local tat = math.max(tat0, now)
+local counted = false
 for i = 8, #ARGV do
   local cost = tonumber(ARGV[i])
   local new_tat = tat + interval * cost
-  local allow_at = new_tat - interval * burst
-  if allow_at > now then
-    out[#out + 1] = {0, day, month, allow_at - now}
-  elseif day + cost > day_limit or month + cost > month_limit then
-    out[#out + 1] = {2, day, month, 0}
-  else
+  if new_tat - interval * burst <= now and day + cost <= day_limit and month + cost <= month_limit then
     tat = new_tat
     day = day + cost
     month = month + cost
-    added = added + cost
-    out[#out + 1] = {1, day, month, 0}
+    counted = true
   end
 end
-if added > 0 then
+if counted then
   redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
-  if redis.call('INCRBY', KEYS[2], added) == added then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]) + 60) end
-  if redis.call('INCRBY', KEYS[3], added) == added then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]) + 60) end
+  redis.call('SET', KEYS[2], string.format('%d', day), 'EX', tonumber(ARGV[6]) + 60)
+  redis.call('SET', KEYS[3], string.format('%d', month), 'EX', tonumber(ARGV[7]) + 60)
 end
-return out
+return start
 ";
 
 /// How long one check may take before the caller falls back.
@@ -63,15 +59,6 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Most checks decided by one script run (bounds the time Redis spends in it).
 const MAX_GROUP: usize = 256;
-
-/// The limits a check is made under, as the script takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Limits {
-    interval_us: i64,
-    burst: u32,
-    per_day: u64,
-    per_month: u64,
-}
 
 /// A check waiting for its group to be sent.
 struct Waiting {
@@ -116,12 +103,7 @@ impl RedisLimiter {
     /// Checks and, when allowed, counts `cost` lookups, atomically. Joins the group of checks
     /// waiting for `key`, starting a sender for it when none is at work.
     pub async fn check(&self, key: &str, tier: &Tier, cost: u32, now_us: i64) -> anyhow::Result<Counted> {
-        let limits = Limits {
-            interval_us: interval_us(tier),
-            burst: tier.burst,
-            per_day: tier.lookups_per_day,
-            per_month: tier.lookups_per_month,
-        };
+        let limits = Limits::of(tier);
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting { limits, cost, now_us, reply };
         let start = {
@@ -210,28 +192,20 @@ impl RedisLimiter {
         metrics::counter!("palisade_ratelimit_redis_scripts_total").increment(1);
         metrics::counter!("palisade_ratelimit_redis_checks_total").increment(group.len() as u64);
         let mut connection = self.connection.clone();
-        let result: Result<Vec<(i64, u64, u64, i64)>, String> =
+        let result: Result<(i64, u64, u64), String> =
             match tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection)).await {
                 Err(_) => Err(format!("Redis did not answer within {} ms", TIMEOUT.as_millis())),
                 Ok(Err(error)) => Err(error.to_string()),
-                Ok(Ok(answers)) => Ok(answers),
+                Ok(Ok(start)) => Ok(start),
             };
         match result {
-            Ok(answers) if answers.len() == group.len() => {
-                for (waiting, (verdict, day_used, month_used, wait)) in group.into_iter().zip(answers) {
-                    let verdict = match verdict {
-                        1 => Verdict::Allowed,
-                        0 => Verdict::Burst(wait),
-                        _ => Verdict::Quota,
-                    };
-                    drop(waiting.reply.send(Ok(Counted { verdict, day_used, month_used })));
+            Ok((tat, day, month)) => {
+                // The script's decisions, replayed from the usage it started from.
+                let mut usage = Usage { tat, day, month };
+                for waiting in group {
+                    drop(waiting.reply.send(Ok(usage.check(limits, waiting.cost, now_us))));
                 }
                 Ok(())
-            }
-            Ok(answers) => {
-                let error = format!("the Redis limiter answered {} of {} checks", answers.len(), group.len());
-                group.into_iter().for_each(|w| drop(w.reply.send(Err(error.clone()))));
-                Err(error)
             }
             Err(error) => {
                 group.into_iter().for_each(|w| drop(w.reply.send(Err(error.clone()))));
