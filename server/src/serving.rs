@@ -104,6 +104,34 @@ impl Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Value(pub IpNet);
 
+impl Value {
+    /// Appends the text to `line`: the same bytes as `Display`, written directly for an IPv4
+    /// address (most entries), which keeps rendering a million-entry list fast.
+    pub fn append_to(&self, line: &mut Vec<u8>) {
+        match self.0 {
+            IpNet::V4(net) if net.prefix_len() == 32 => {
+                for (i, octet) in net.addr().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        line.push(b'.');
+                    }
+                    if octet >= 100 {
+                        line.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        line.push(b'0' + octet / 10 % 10);
+                    }
+                    line.push(b'0' + octet % 10);
+                }
+            }
+            _ => {
+                use std::io::Write as _;
+                // Writing to a Vec cannot fail.
+                drop(write!(line, "{self}"));
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.0.prefix_len() == self.0.max_prefix_len() { self.0.addr().fmt(f) } else { self.0.fmt(f) }

@@ -194,8 +194,12 @@ pub fn render_full(list: &str, options: Options, entries: &[Arc<Entry>], out: &m
     let v6 = || selected().filter(|e| matches!(e.net, IpNet::V6(_)));
     match options.format {
         Format::Plain => {
+            let mut line = Vec::with_capacity(48);
             for entry in selected() {
-                writeln!(out, "{}", entry.value())?;
+                line.clear();
+                entry.value().append_to(&mut line);
+                line.push(b'\n');
+                out.write_all(&line)?;
             }
         }
         Format::Json => {

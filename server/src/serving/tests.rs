@@ -183,4 +183,16 @@ fn an_entry_stays_compact_and_writes_its_canonical_value() {
     for value in ["192.0.2.1", "198.51.100.0/24", "2001:db8::1", "2001:db8::/32"] {
         assert_eq!(member(value, 1).value().to_string(), value);
     }
+    // The direct writer gives Display's bytes, for every octet value in every position.
+    for octet in 0..=255u8 {
+        for address in [[octet, 0, 9, 10], [99, octet, 100, 255], [1, 2, octet, octet], [255, 10, 0, octet]] {
+            let value = Value(IpNet::from(std::net::IpAddr::from(address)));
+            let mut line = Vec::new();
+            value.append_to(&mut line);
+            assert_eq!(String::from_utf8(line).expect("ascii"), value.to_string());
+        }
+    }
+    let mut line = b"x ".to_vec();
+    Value("2001:db8::/32".parse().expect("net")).append_to(&mut line);
+    assert_eq!(line, b"x 2001:db8::/32");
 }
