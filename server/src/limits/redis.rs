@@ -65,6 +65,7 @@ struct Waiting {
     limits: Limits,
     cost: u32,
     now_us: i64,
+    queued_at: std::time::Instant,
     reply: oneshot::Sender<Result<Counted, String>>,
 }
 
@@ -105,7 +106,7 @@ impl RedisLimiter {
     pub async fn check(&self, key: &str, tier: &Tier, cost: u32, now_us: i64) -> anyhow::Result<Counted> {
         let limits = Limits::of(tier);
         let (reply, answer) = oneshot::channel();
-        let waiting = Waiting { limits, cost, now_us, reply };
+        let waiting = Waiting { limits, cost, now_us, queued_at: std::time::Instant::now(), reply };
         let start = {
             let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match queues.get_mut(key) {
@@ -123,8 +124,9 @@ impl RedisLimiter {
             // A task of its own, so a request that goes away never strands the checks behind it.
             tokio::spawn(self.clone().send_groups(key.to_string()));
         }
-        // The sender bounds each script run by TIMEOUT and answers every check it takes, so the
-        // wait is bounded without a timer per check.
+        // The sender bounds each script run by TIMEOUT, answers every check it takes and refuses
+        // to send one that waited longer than TIMEOUT, so the wait is bounded (about twice
+        // TIMEOUT) without a timer per check.
         match answer.await {
             Ok(result) => result.map_err(anyhow::Error::msg),
             Err(_) => anyhow::bail!("the Redis limiter dropped the check"),
@@ -147,8 +149,13 @@ impl RedisLimiter {
                     }
                 }
             };
+            // Redis is slow and the queue grew: what waited too long falls back now.
+            let (stale, mut rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| w.queued_at.elapsed() > TIMEOUT);
+            for waiting in stale {
+                let error = format!("waited over {} ms for Redis", TIMEOUT.as_millis());
+                drop(waiting.reply.send(Err(error)));
+            }
             // Checks under other limits (a tier changed meanwhile) go in a script run of their own.
-            let mut rest = waiting;
             while !rest.is_empty() {
                 let split = rest.iter().position(|w| w.limits != rest[0].limits).unwrap_or(rest.len());
                 let tail = rest.split_off(split);
