@@ -7,6 +7,15 @@
 //! database commits a group: they wait for that call and then go to Redis together, as one script
 //! run that decides each of them in arrival order. One round trip then serves every concurrent
 //! lookup of a busy key, and the decisions are exactly those of one call per check.
+//!
+//! A key with plenty left also gets a lease: the same script run reserves up to 64 lookups (at
+//! most 1/64 of what its burst and quotas still allow) for this replica, counted in Redis at once,
+//! and the replica spends them without a round trip. What is not spent within a second is given
+//! back (by the key's next script run or a sweeper). Replicas together never exceed a limit, since
+//! every lookup was counted in Redis before it was allowed; near any limit no lease is made and
+//! checks go one by one, so a quota is used exactly. Between replicas, `X-RateLimit-Remaining`
+//! does not see what the others hold leased (at most 64 each); a replica that dies holding a
+//! lease leaves those lookups counted until the window ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,10 +28,15 @@ use tokio::sync::oneshot;
 use super::{Counted, Limits, Tier, Usage, windows};
 
 /// KEYS: gcra, day counter, month counter. ARGV: now µs, interval µs, burst, day limit, month
-/// limit, day ttl s, month ttl s, then the cost of each check in arrival order. Applies
-/// [`super::Usage::check`]'s arithmetic to each check in turn, writes the keys once, and returns
-/// the usage it started from {tat, day, month}: the caller replays the same checks from it to
-/// learn each verdict, so the answer is three numbers however many checks were decided.
+/// limit, day ttl s, month ttl s, then a lease given back (lookups on the GCRA time, on the day
+/// counter, on the month counter), the largest lease wanted, then the cost of each check in
+/// arrival order.
+///
+/// Takes back the lease, applies [`super::Usage::check`]'s arithmetic to each check in turn,
+/// then reserves a new lease when plenty is left (at most 1/64 of what the burst and both quotas
+/// still allow, and only two or more: a key near any limit is decided check by check). Writes
+/// the keys once and returns the usage it started from, after the give-back, and the lease:
+/// {tat, day, month, lease}. The caller replays the checks from that usage to learn each verdict.
 const SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -30,27 +44,40 @@ local burst = tonumber(ARGV[3])
 local day_limit = tonumber(ARGV[4])
 local month_limit = tonumber(ARGV[5])
 local stored = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
-local tat0 = tonumber(stored[1]) or 0
-local day = tonumber(stored[2]) or 0
-local month = tonumber(stored[3]) or 0
+local tat0 = (tonumber(stored[1]) or 0) - interval * tonumber(ARGV[8])
+local day = math.max((tonumber(stored[2]) or 0) - tonumber(ARGV[9]), 0)
+local month = math.max((tonumber(stored[3]) or 0) - tonumber(ARGV[10]), 0)
 local start = {tat0, day, month}
 local tat = math.max(tat0, now)
-local counted = false
-for i = 8, #ARGV do
+local changed = tonumber(ARGV[8]) + tonumber(ARGV[9]) + tonumber(ARGV[10]) > 0
+for i = 12, #ARGV do
   local cost = tonumber(ARGV[i])
   local new_tat = tat + interval * cost
   if new_tat - interval * burst <= now and day + cost <= day_limit and month + cost <= month_limit then
     tat = new_tat
     day = day + cost
     month = month + cost
-    counted = true
+    changed = true
   end
 end
-if counted then
+local lease = 0
+if tonumber(ARGV[11]) > 0 then
+  local free = math.min(math.floor((now + interval * burst - tat) / interval), day_limit - day, month_limit - month)
+  lease = math.min(tonumber(ARGV[11]), math.floor(free / 64))
+  if lease < 2 then lease = 0 end
+  if lease > 0 then
+    tat = tat + interval * lease
+    day = day + lease
+    month = month + lease
+    changed = true
+  end
+end
+if changed then
   redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
   redis.call('SET', KEYS[2], string.format('%d', day), 'EX', tonumber(ARGV[6]) + 60)
   redis.call('SET', KEYS[3], string.format('%d', month), 'EX', tonumber(ARGV[7]) + 60)
 end
+start[4] = lease
 return start
 ";
 
@@ -59,6 +86,53 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Most checks decided by one script run (bounds the time Redis spends in it).
 const MAX_GROUP: usize = 256;
+
+/// Most lookups one replica reserves for a key at a time.
+const MAX_LEASE: u64 = 64;
+
+/// How long a replica keeps the unspent part of a lease before giving it back.
+const LEASE_TTL: Duration = Duration::from_secs(1);
+
+/// Lookups of a key reserved in Redis by this replica (counted there already) and spent here
+/// without a round trip. What is not spent within [`LEASE_TTL`] is given back.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    limits: Limits,
+    day_id: i64,
+    month_id: i64,
+    /// Reserved and not spent yet.
+    left: u64,
+    /// The day and month counts in Redis right after the reservation (the lease included).
+    day_used: u64,
+    month_used: u64,
+    granted: std::time::Instant,
+}
+
+impl Lease {
+    fn fresh(&self) -> bool {
+        self.granted.elapsed() < LEASE_TTL
+    }
+}
+
+/// What a script run gives back of a lease: lookups on the GCRA time, the day and the month.
+#[derive(Debug, Default, Clone, Copy)]
+struct GiveBack {
+    tat: u64,
+    day: u64,
+    month: u64,
+}
+
+impl GiveBack {
+    /// The unspent part of `lease`, as a run made under `limits` in the windows given can take it.
+    fn of(lease: Option<Lease>, limits: Limits, day_id: i64, month_id: i64) -> Self {
+        let Some(lease) = lease else { return GiveBack::default() };
+        GiveBack {
+            tat: if lease.limits.interval_us == limits.interval_us { lease.left } else { 0 },
+            day: if lease.day_id == day_id { lease.left } else { 0 },
+            month: if lease.month_id == month_id { lease.left } else { 0 },
+        }
+    }
+}
 
 /// A check waiting for its group to be sent.
 struct Waiting {
@@ -72,6 +146,9 @@ struct Waiting {
 /// Checks queued per key; a key is present while a sender task works for it.
 type Queues = Arc<Mutex<HashMap<String, Vec<Waiting>>>>;
 
+/// This replica's leases, per key.
+type Leases = Arc<Mutex<HashMap<String, Lease>>>;
+
 /// Limits shared by every replica through Redis.
 #[derive(Clone)]
 pub struct RedisLimiter {
@@ -79,6 +156,8 @@ pub struct RedisLimiter {
     script: Script,
     namespace: String,
     queues: Queues,
+    leases: Leases,
+    round_trips: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RedisLimiter {
@@ -92,7 +171,68 @@ impl RedisLimiter {
         let connection = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
             .await
             .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
-        Ok(RedisLimiter { connection, script: Script::new(SCRIPT), namespace: "palisade:rl".into(), queues: Queues::default() })
+        let limiter = RedisLimiter {
+            connection,
+            script: Script::new(SCRIPT),
+            namespace: "palisade:rl".into(),
+            queues: Queues::default(),
+            leases: Leases::default(),
+            round_trips: Arc::default(),
+        };
+        tokio::spawn(limiter.clone().give_back_stale_leases());
+        Ok(limiter)
+    }
+
+    /// Every [`LEASE_TTL`], gives back what this replica reserved and did not spend in time.
+    async fn give_back_stale_leases(self) {
+        loop {
+            tokio::time::sleep(LEASE_TTL).await;
+            if let Err(error) = self.give_back_leases(false).await {
+                tracing::debug!(%error, "cannot give back unspent rate-limit leases yet");
+            }
+        }
+    }
+
+    /// Gives back the unspent leases of this replica: the stale ones, or all of them.
+    pub async fn give_back_leases(&self, all: bool) -> Result<(), String> {
+        let stale: Vec<(String, Lease)> = {
+            let mut leases = self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys: Vec<String> = leases.iter().filter(|(_, l)| all || !l.fresh()).map(|(k, _)| k.clone()).collect();
+            keys.into_iter().filter_map(|k| leases.remove(&k).map(|l| (k, l))).collect()
+        };
+        let mut result = Ok(());
+        for (key, lease) in stale {
+            let now_us = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
+            let (day_id, _, month_id, _) = windows(now_us);
+            let give_back = GiveBack::of(Some(lease), lease.limits, day_id, month_id);
+            if let Err(error) = self.run(&key, lease.limits, now_us, give_back, false, &[]).await {
+                self.keep_lease(&key, lease);
+                result = Err(error);
+            }
+        }
+        result
+    }
+
+    /// Spends `cost` of this replica's lease on `key`, if it holds enough of a fresh one made
+    /// under the same limits and windows.
+    fn spend_lease(&self, key: &str, limits: Limits, cost: u32, now_us: i64) -> Option<Counted> {
+        let mut leases = self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lease = leases.get_mut(key)?;
+        let (day_id, _, month_id, _) = windows(now_us);
+        let usable = lease.limits == limits && lease.day_id == day_id && lease.month_id == month_id && lease.fresh();
+        if !usable || lease.left < u64::from(cost) {
+            return None;
+        }
+        lease.left -= u64::from(cost);
+        // As Redis would count if the rest were given back now (other replicas' use since the
+        // reservation aside).
+        let counted = Counted {
+            verdict: super::Verdict::Allowed,
+            day_used: lease.day_used - lease.left,
+            month_used: lease.month_used - lease.left,
+        };
+        metrics::counter!("palisade_ratelimit_redis_leased_total").increment(1);
+        Some(counted)
     }
 
     /// Uses a key namespace of its own (tests share one Redis).
@@ -105,6 +245,9 @@ impl RedisLimiter {
     /// waiting for `key`, starting a sender for it when none is at work.
     pub async fn check(&self, key: &str, tier: &Tier, cost: u32, now_us: i64) -> anyhow::Result<Counted> {
         let limits = Limits::of(tier);
+        if let Some(counted) = self.spend_lease(key, limits, cost, now_us) {
+            return Ok(counted);
+        }
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting { limits, cost, now_us, queued_at: std::time::Instant::now(), reply };
         let start = {
@@ -174,10 +317,69 @@ impl RedisLimiter {
     }
 
     /// One script run for checks under the same limits, answering each (with the error when
-    /// Redis failed, which is also returned).
+    /// Redis failed, which is also returned). The run also gives back this replica's lease on
+    /// the key and reserves a new one when plenty is left.
     async fn decide(&self, key: &str, group: Vec<Waiting>) -> Result<(), String> {
         let limits = group[0].limits;
         let now_us = group.iter().map(|w| w.now_us).max().unwrap_or_default();
+        let (day_id, _, month_id, _) = windows(now_us);
+        let held = self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        let give_back = GiveBack::of(held, limits, day_id, month_id);
+        let costs: Vec<u32> = group.iter().map(|w| w.cost).collect();
+        match self.run(key, limits, now_us, give_back, true, &costs).await {
+            Ok((start, lease)) => {
+                // The script's decisions, replayed from the usage it started from.
+                let mut usage = start;
+                for waiting in group {
+                    drop(waiting.reply.send(Ok(usage.check(limits, waiting.cost, now_us))));
+                }
+                if lease > 0 {
+                    let lease = Lease {
+                        limits,
+                        day_id,
+                        month_id,
+                        left: lease,
+                        day_used: usage.day + lease,
+                        month_used: usage.month + lease,
+                        granted: std::time::Instant::now(),
+                    };
+                    self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.to_string(), lease);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                group.into_iter().for_each(|w| drop(w.reply.send(Err(error.clone()))));
+                // Still reserved in Redis: kept, to be spent or given back later.
+                if let Some(held) = held {
+                    self.keep_lease(key, held);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Puts back a lease a failed run could not give back (unless a newer one is there).
+    fn keep_lease(&self, key: &str, lease: Lease) {
+        let mut leases = self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        leases.entry(key.to_string()).or_insert(lease);
+    }
+
+    /// Script runs made by this replica (each one Redis round trip).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One script run on `key`: gives back `give_back`, decides checks of `costs` in turn and,
+    /// when `lease`, reserves a lease. Returns the usage the checks started from and the lease.
+    async fn run(
+        &self,
+        key: &str,
+        limits: Limits,
+        now_us: i64,
+        give_back: GiveBack,
+        lease: bool,
+        costs: &[u32],
+    ) -> Result<(Usage, u64), String> {
         let (day_id, day_ttl, month_id, month_ttl) = windows(now_us);
         let ns = &self.namespace;
         let mut invocation = self.script.prepare_invoke();
@@ -191,33 +393,23 @@ impl RedisLimiter {
             .arg(limits.per_day)
             .arg(limits.per_month)
             .arg(day_ttl)
-            .arg(month_ttl);
-        for waiting in &group {
-            invocation.arg(waiting.cost);
+            .arg(month_ttl)
+            .arg(give_back.tat)
+            .arg(give_back.day)
+            .arg(give_back.month)
+            .arg(if lease { MAX_LEASE } else { 0 });
+        for cost in costs {
+            invocation.arg(*cost);
         }
         // Their ratio is how many checks one round trip served.
+        self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("palisade_ratelimit_redis_scripts_total").increment(1);
-        metrics::counter!("palisade_ratelimit_redis_checks_total").increment(group.len() as u64);
+        metrics::counter!("palisade_ratelimit_redis_checks_total").increment(costs.len() as u64);
         let mut connection = self.connection.clone();
-        let result: Result<(i64, u64, u64), String> =
-            match tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection)).await {
-                Err(_) => Err(format!("Redis did not answer within {} ms", TIMEOUT.as_millis())),
-                Ok(Err(error)) => Err(error.to_string()),
-                Ok(Ok(start)) => Ok(start),
-            };
-        match result {
-            Ok((tat, day, month)) => {
-                // The script's decisions, replayed from the usage it started from.
-                let mut usage = Usage { tat, day, month };
-                for waiting in group {
-                    drop(waiting.reply.send(Ok(usage.check(limits, waiting.cost, now_us))));
-                }
-                Ok(())
-            }
-            Err(error) => {
-                group.into_iter().for_each(|w| drop(w.reply.send(Err(error.clone()))));
-                Err(error)
-            }
+        match tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection)).await {
+            Err(_) => Err(format!("Redis did not answer within {} ms", TIMEOUT.as_millis())),
+            Ok(Err(error)) => Err(error.to_string()),
+            Ok(Ok((tat, day, month, lease))) => Ok((Usage { tat, day, month }, lease)),
         }
     }
 }

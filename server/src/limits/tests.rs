@@ -124,3 +124,62 @@ async fn concurrent_checks_of_one_key_count_exactly() {
         assert!(!limiter.check_at("acct:1", &t, 1, now).await.allowed, "{label}");
     }
 }
+
+async fn redis_pair() -> Option<(String, String, redis::RedisLimiter, redis::RedisLimiter)> {
+    let url = crate::testing::service_url("REDIS_URL", "Redis limiter")?;
+    let namespace = format!("palisade:test:{}", uuid::Uuid::new_v4().simple());
+    let one = redis::RedisLimiter::connect(&url).await.expect("REDIS_URL answers").with_namespace(namespace.clone());
+    let two = redis::RedisLimiter::connect(&url).await.expect("REDIS_URL answers").with_namespace(namespace.clone());
+    Some((url, namespace, one, two))
+}
+
+async fn day_count(url: &str, namespace: &str, key: &str, now_us: i64) -> u64 {
+    let (day_id, ..) = windows(now_us);
+    let client = ::redis::Client::open(url).expect("url");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let count: Option<u64> =
+        ::redis::cmd("GET").arg(format!("{namespace}:{{{key}}}:d:{day_id}")).query_async(&mut connection).await.expect("GET");
+    count.unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_key_spends_a_lease_locally_and_gives_back_what_it_did_not_spend() {
+    let Some((url, namespace, redis, _)) = redis_pair().await else { return };
+    let t = tier(1_000_000, 10_000_000, 1_000_000.0, 1_000_000);
+    let now = us(OffsetDateTime::now_utc());
+    for _ in 0..1_000 {
+        let counted = redis.check("acct:1", &t, 1, now).await.expect("Redis answers");
+        assert_eq!(counted.verdict, Verdict::Allowed);
+    }
+    assert!(redis.round_trips() <= 40, "{} round trips for 1,000 lookups: leases are not used", redis.round_trips());
+    assert!(day_count(&url, &namespace, "acct:1", now).await > 1_000, "Redis counts the unspent lease too");
+    redis.give_back_leases(true).await.expect("give back");
+    assert_eq!(day_count(&url, &namespace, "acct:1", now).await, 1_000, "exactly the lookups made, once given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_leases_allow_exactly_the_quota() {
+    let Some((url, namespace, one, two)) = redis_pair().await else { return };
+    let t = tier(5_000, 100_000, 1_000_000.0, 1_000_000);
+    let now = us(OffsetDateTime::now_utc());
+    let (one, two) = (Arc::new(one), Arc::new(two));
+    let mut allowed = 0;
+    for round in 0..600 {
+        // Concurrent checks on both replicas, well past the quota.
+        let checks: Vec<_> = (0..20)
+            .map(|i| {
+                let (replica, t) = (if (round + i) % 2 == 0 { one.clone() } else { two.clone() }, t.clone());
+                tokio::spawn(async move { replica.check("acct:1", &t, 1, now).await.expect("Redis answers") })
+            })
+            .collect();
+        for check in checks {
+            if check.await.expect("task").verdict == Verdict::Allowed {
+                allowed += 1;
+            }
+        }
+    }
+    assert_eq!(allowed, 5_000, "leases never let replicas exceed the quota, and near it checks go one by one");
+    one.give_back_leases(true).await.expect("give back");
+    two.give_back_leases(true).await.expect("give back");
+    assert_eq!(day_count(&url, &namespace, "acct:1", now).await, 5_000);
+}
