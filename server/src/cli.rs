@@ -453,6 +453,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(subscriber) = subscriber {
         drop(subscriber.await);
     }
+    state.limiter.give_back_leases().await;
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
 }

@@ -258,6 +258,15 @@ impl Limiter {
         (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64 + self.offset_us.load(Ordering::Relaxed)
     }
 
+    /// Gives back to Redis what this replica holds leased and did not spend (at shutdown).
+    pub async fn give_back_leases(&self) {
+        if let Some(redis) = &self.redis
+            && let Err(error) = redis.give_back_leases(true).await
+        {
+            tracing::warn!(%error, "cannot give back unspent rate-limit leases: they stay counted until their window ends");
+        }
+    }
+
     /// Checks and, when allowed, counts `cost` lookups for `key` under `tier`.
     pub async fn check(&self, key: &str, tier: &Tier, cost: u32) -> Decision {
         self.check_at(key, tier, cost, self.now_us()).await
