@@ -293,10 +293,18 @@ impl RedisLimiter {
                 }
             };
             // Redis is slow and the queue grew: what waited too long falls back now.
-            let (stale, mut rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| w.queued_at.elapsed() > TIMEOUT);
+            let (stale, waiting): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| w.queued_at.elapsed() > TIMEOUT);
             for waiting in stale {
                 let error = format!("waited over {} ms for Redis", TIMEOUT.as_millis());
                 drop(waiting.reply.send(Err(error)));
+            }
+            // Checks that queued while the last run reserved a lease are served from it.
+            let mut rest = Vec::with_capacity(waiting.len());
+            for waiting in waiting {
+                match self.spend_lease(&key, waiting.limits, waiting.cost, waiting.now_us) {
+                    Some(counted) => drop(waiting.reply.send(Ok(counted))),
+                    None => rest.push(waiting),
+                }
             }
             // Checks under other limits (a tier changed meanwhile) go in a script run of their own.
             while !rest.is_empty() {
@@ -330,9 +338,8 @@ impl RedisLimiter {
             Ok((start, lease)) => {
                 // The script's decisions, replayed from the usage it started from.
                 let mut usage = start;
-                for waiting in group {
-                    drop(waiting.reply.send(Ok(usage.check(limits, waiting.cost, now_us))));
-                }
+                let counted: Vec<Counted> = group.iter().map(|w| usage.check(limits, w.cost, now_us)).collect();
+                // The lease is in place before anyone is answered, so the next check finds it.
                 if lease > 0 {
                     let lease = Lease {
                         limits,
@@ -344,6 +351,9 @@ impl RedisLimiter {
                         granted: std::time::Instant::now(),
                     };
                     self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.to_string(), lease);
+                }
+                for (waiting, counted) in group.into_iter().zip(counted) {
+                    drop(waiting.reply.send(Ok(counted)));
                 }
                 Ok(())
             }
