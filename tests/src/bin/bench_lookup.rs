@@ -139,7 +139,10 @@ fn main() -> anyhow::Result<()> {
     let metrics = String::from_utf8_lossy(&metrics.stdout).to_string();
     let counter =
         |name: &str| -> f64 { metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(f64::NAN) };
-    let per_trip = counter("palisade_ratelimit_redis_checks_total") / counter("palisade_ratelimit_redis_scripts_total");
+    let scripts = counter("palisade_ratelimit_redis_scripts_total");
+    let per_trip = counter("palisade_ratelimit_redis_checks_total") / scripts;
+    let leased = counter("palisade_ratelimit_redis_leased_total");
+    let lookups_per_trip = (counter("palisade_ratelimit_redis_checks_total") + leased) / scripts;
     drop(redis.kill());
     drop(redis.wait());
 
@@ -151,7 +154,9 @@ fn main() -> anyhow::Result<()> {
     println!("| lookup, in-process limits | {:.0} | {:.2} |", lookup.rps, lookup.p99_ms);
     println!("| lookup, Redis limits | {:.0} | {:.2} |", redis_lookup.rps, redis_lookup.p99_ms);
     println!();
-    println!("Redis: {per_trip:.1} checks decided per script run (round trip) on average");
+    println!(
+        "Redis: {scripts:.0} script runs (round trips), {per_trip:.1} checks decided per run, {leased:.0} lookups spent from leases: {lookups_per_trip:.1} lookups per round trip"
+    );
     let throughput = lookup.rps / hello.rps;
     let latency = lookup.p99_ms / hello.p99_ms;
     let redis_ratio = redis_lookup.rps / lookup.rps;
