@@ -39,15 +39,7 @@ impl ChangeBus {
 
     /// A bus publishing through the Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<ChangeBus> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT)
-            .set_number_of_retries(1);
-        let connection = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
-        Ok(ChangeBus { connection: Some(connection) })
+        Ok(ChangeBus { connection: Some(crate::redis_link::connect(url, TIMEOUT).await?) })
     }
 
     /// Whether changes are published.

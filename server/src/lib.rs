@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod limits;
 pub mod lookup;
 pub mod manage;
+pub mod redis_link;
 pub mod reputation;
 pub mod serving;
 pub mod state;

@@ -163,16 +163,8 @@ pub struct RedisLimiter {
 impl RedisLimiter {
     /// Connects (the connection manager reconnects by itself after a loss).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT)
-            .set_number_of_retries(1);
-        let connection = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
         let limiter = RedisLimiter {
-            connection,
+            connection: crate::redis_link::connect(url, TIMEOUT).await?,
             script: Script::new(SCRIPT),
             namespace: "palisade:rl".into(),
             queues: Queues::default(),
