@@ -119,12 +119,9 @@ pub async fn find(state: &AppState, ip: IpAddr, now: i64) -> Result<Found, ApiEr
         let engine_state = state.lookup_cache.target(state, &target.to_string()).await?;
         let community = state.lists.get_or_load(COMMUNITY).await?;
         let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let listed = |value: &str| {
-            crate::jobs::consensus::parse_target(value)
-                .and_then(|net| community.get(&net))
-                .is_some_and(|entry| entry.live_at(expiry))
-        };
-        (engine_state, listed(&shown) || block_of(ip).is_some_and(|block| listed(&block)))
+        // Listed itself, or inside a listed /24 (selective expansion).
+        let listed = |net: IpNet| community.get(&net).is_some_and(|entry| entry.live_at(expiry));
+        (engine_state, listed(target) || Engine::block_of(target).is_some_and(listed))
     };
     let categories = state
         .lookup_cache
@@ -150,13 +147,6 @@ pub async fn find(state: &AppState, ip: IpAddr, now: i64) -> Result<Found, ApiEr
 
 /// The /24 an IPv4 address would be listed under when its block is expanded
 /// ([`crate::engine::expand`]), as the list shows it.
-fn block_of(ip: IpAddr) -> Option<String> {
-    match ip {
-        IpAddr::V4(v4) => ipnet::Ipv4Net::new(v4, 24).ok().map(|net| net.trunc().to_string()),
-        IpAddr::V6(_) => None,
-    }
-}
-
 /// `2022-05-28T16:00:00+00:00`, the form CTI answers use.
 fn cti_time(at: i64) -> Option<String> {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");

@@ -22,7 +22,7 @@ use super::{Change, DelistReason, Engine, Listing, Remediation, Rule, TargetStat
 
 impl Engine {
     /// The /24 holding an IPv4 target narrower than or equal to a /24.
-    fn block_of(target: IpNet) -> Option<IpNet> {
+    pub(crate) fn block_of(target: IpNet) -> Option<IpNet> {
         match target {
             IpNet::V4(v4) if v4.prefix_len() > 24 => Ipv4Net::new(v4.addr(), 24).ok().map(|n| IpNet::V4(n.trunc())),
             _ => None,
