@@ -470,7 +470,7 @@ async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand
     })?;
     if changed && let Some(url) = &config.redis_url {
         match crate::bus::ChangeBus::connect(url.expose()).await {
-            Ok(bus) => bus.publish(store.list_seq(consensus::COMMUNITY).await.unwrap_or(0)).await,
+            Ok(bus) => bus.publish(store.list_seq(crate::domain::lists::COMMUNITY).await.unwrap_or(0)).await,
             Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
         }
     }
@@ -558,7 +558,7 @@ async fn relay_commits(state: AppState, committed: std::sync::Arc<tokio::sync::N
         }
         state.lists.changed.notify_one();
         if state.bus.is_enabled() {
-            match state.store.list_seq(consensus::COMMUNITY).await {
+            match state.store.list_seq(crate::domain::lists::COMMUNITY).await {
                 Ok(seq) => state.bus.publish(seq).await,
                 Err(error) => tracing::warn!(%error, "cannot read the community seq to publish"),
             }

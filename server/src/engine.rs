@@ -18,6 +18,7 @@
 pub mod expand;
 pub mod explain;
 pub mod ipset;
+pub mod never_block;
 pub mod params;
 pub mod support;
 pub mod trust;

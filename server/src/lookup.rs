@@ -17,9 +17,10 @@ use palisade_api::cti::{AttackDetail, Classifications, History, Location, Named,
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::{display_target, parse_address, parse_network};
 use crate::engine::{Engine, TargetState};
 use crate::error::ApiError;
-use crate::jobs::consensus::{COMMUNITY, display_target};
 use crate::reputation::{Evidence, Reputation, WindowScore, assess};
 use crate::state::AppState;
 use crate::store::Enrichment;
@@ -80,7 +81,7 @@ impl LookupCache {
                 .list_allowlist()
                 .await?
                 .into_iter()
-                .filter_map(|entry| crate::manage::parse_network("value", &entry.value).ok().map(|net| (net, entry.category)))
+                .filter_map(|entry| parse_network(&entry.value).ok().map(|net| (net, entry.category)))
                 .collect(),
         );
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ranges.clone()));
@@ -105,7 +106,7 @@ pub struct Found {
 
 /// Parses an address as the lookup accepts it: 400 for anything else.
 pub fn parse(text: &str) -> Result<IpAddr, ApiError> {
-    crate::domain::net::parse_ip(text).ok_or_else(|| ApiError::BadRequest(format!("{text:?} is not an IP address")))
+    parse_address(text).map_err(ApiError::BadRequest)
 }
 
 /// Looks one address up at `now` (seconds since the epoch).

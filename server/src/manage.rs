@@ -17,13 +17,14 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::password;
 use crate::auth::secrets::{hash_secret, new_admin_token, new_enroll_key, random_alnum, visible_prefix};
 use crate::domain::allowlist::parse_ranges;
+use crate::domain::lists::COMMUNITY;
 use crate::domain::names::check_name;
+use crate::domain::net::{display_target, parse_address, parse_network};
 use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::engine::{Engine, TargetState};
 use crate::error::ApiError;
-use crate::jobs::consensus::{COMMUNITY, display_target};
 use crate::store::{Account, CreatedBy, Machine, NewMachine, Store, StoredSignal};
 
 /// RFC 3339 text of a time.
@@ -154,17 +155,14 @@ pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) ->
     })
 }
 
-/// Parses an address or CIDR given by the operator into its canonical network.
-pub fn parse_network(field: &str, value: &str) -> Result<IpNet, ApiError> {
-    crate::domain::net::parse_ip(value)
-        .map(IpNet::from)
-        .or_else(|| value.trim().parse::<IpNet>().ok().map(|n| n.trunc()))
-        .ok_or_else(|| ApiError::field(field, format!("{value:?} is not an IP address or CIDR range")))
+/// Parses an address or CIDR given by the operator in `field` into its canonical network.
+fn network(field: &str, value: &str) -> Result<IpNet, ApiError> {
+    parse_network(value).map_err(|message| ApiError::field(field, message))
 }
 
 /// Adds a canary.
 pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<CanaryView, ApiError> {
-    let net = parse_network("value", value)?;
+    let net = network("value", value)?;
     let value = display_target(net);
     if note.len() > 256 {
         return Err(ApiError::field("note", "at most 256 bytes"));
@@ -178,7 +176,7 @@ pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<Ca
 
 /// Removes a canary.
 pub async fn remove_canary(store: &dyn Store, value: &str) -> Result<(), ApiError> {
-    let value = display_target(parse_network("value", value)?);
+    let value = display_target(network("value", value)?);
     if store.remove_canary(&value).await? { Ok(()) } else { Err(ApiError::NotFound(format!("{value} is not a canary"))) }
 }
 
@@ -221,7 +219,7 @@ pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Op
     if value.is_none() && source.is_none() {
         return Err(ApiError::BadRequest("give a value, a source, or both".into()));
     }
-    let value = value.map(|v| parse_network("value", v).map(display_target)).transpose()?;
+    let value = value.map(|v| network("value", v).map(display_target)).transpose()?;
     let removed = store.remove_allowlist(value.as_deref(), source).await?;
     if removed == 0 {
         return Err(ApiError::NotFound("no matching allowlist entry".into()));
@@ -231,7 +229,7 @@ pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Op
 
 /// Queues an upheld false-positive report for the consensus leader.
 pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<QueuedResponse, ApiError> {
-    let target = Engine::key(parse_network("value", value)?);
+    let target = Engine::key(network("value", value)?);
     let id = store.queue_consensus_request("false_positive", &target.to_string(), OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
@@ -277,7 +275,7 @@ pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str)
 
 /// Explains an address from the stored consensus state. `admin` adds the reporting machines.
 pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) -> Result<ExplanationResponse, ApiError> {
-    let addr = crate::domain::net::parse_ip(ip).ok_or_else(|| ApiError::BadRequest(format!("{ip:?} is not an IP address")))?;
+    let addr = parse_address(ip).map_err(ApiError::BadRequest)?;
     let target = Engine::key(IpNet::from(addr));
     let shown = display_target(target);
     let entry = store.list_entry(COMMUNITY, &shown).await?;

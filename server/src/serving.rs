@@ -19,7 +19,9 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::consensus::{COMMUNITY, NeverBlock};
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::parse_target;
+use crate::engine::never_block::NeverBlock;
 use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
@@ -319,7 +321,7 @@ impl Interner {
     }
 
     fn entry(&mut self, entry: &ListEntry, seq: i64) -> Option<Entry> {
-        let net = crate::jobs::consensus::parse_target(&entry.value)?;
+        let net = parse_target(&entry.value)?;
         let meta = self.meta(&entry.scope, &entry.scenario, &entry.remediation, &entry.rule);
         Some(Entry::new(net, meta, entry.listed_at, entry.expires_at, seq))
     }
@@ -466,7 +468,7 @@ impl Lists {
         if current.1 > 0 && current.0 == fingerprint {
             return Ok(current.1);
         }
-        let never_block = Arc::new(NeverBlock::load(self.store.as_ref(), &self.own_addresses).await?);
+        let never_block = Arc::new(load_never_block(self.store.as_ref(), &self.own_addresses).await?);
         let generation = current.1 + 1;
         if let Ok(mut policy) = self.policy.write() {
             *policy = Policy { fingerprint, generation, never_block };
@@ -546,8 +548,8 @@ impl Lists {
             cache.retain(|key, _| key.policy == generation);
         }
         let mut names: Vec<String> = self.snapshots.read().map(|map| map.keys().cloned().collect()).unwrap_or_default();
-        if !names.iter().any(|n| n == crate::jobs::consensus::COMMUNITY) {
-            names.push(crate::jobs::consensus::COMMUNITY.to_string());
+        if !names.iter().any(|n| n == COMMUNITY) {
+            names.push(COMMUNITY.to_string());
         }
         for name in names {
             self.refresh(&name).await?;
@@ -634,7 +636,7 @@ impl Lists {
             .iter()
             .filter_map(|c| {
                 let op = if c.op == "remove" { Op::Remove } else { Op::Add };
-                let net = crate::jobs::consensus::parse_target(&c.entry.value)?;
+                let net = parse_target(&c.entry.value)?;
                 let shared = members
                     .binary_search_by(|e| e.net.cmp(&net))
                     .ok()
@@ -723,6 +725,14 @@ fn merge(members: &[Arc<Entry>], updates: std::collections::BTreeMap<IpNet, Opti
     }
     merged.extend_from_slice(&members[next..]);
     merged
+}
+
+/// Reads the operator's allowlists and canaries and makes the never-block policy of them, the
+/// fixed ranges and `own_addresses`.
+pub async fn load_never_block(store: &dyn Store, own_addresses: &[IpNet]) -> Result<NeverBlock, StoreError> {
+    let canaries = store.list_canaries().await?;
+    let allowlist = store.list_allowlist().await?;
+    Ok(NeverBlock::new(own_addresses, allowlist.iter().map(|a| a.value.as_str()), canaries.iter().map(|c| c.value.as_str())))
 }
 
 /// Advances every list every `interval`, or at once when [`Lists::changed`] is poked, until

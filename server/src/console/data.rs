@@ -9,8 +9,9 @@ use ipnet::IpNet;
 use palisade_api::native::{ApiKeyView, IpLookupResponse};
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::parse_target;
 use crate::error::ApiError;
-use crate::jobs::consensus::COMMUNITY;
 use crate::limits::Tier;
 use crate::state::AppState;
 use crate::store::{AccountKey, DayCount, EnrollKeyRecord, ListEntry, Machine, MachineKey};
@@ -244,17 +245,13 @@ pub async fn ip_result(state: &AppState, query: Query, text: &str) -> Result<IpR
                 .list_entries(COMMUNITY)
                 .await?
                 .into_iter()
-                .filter(|e| entry_net(&e.value).is_some_and(|n| range.contains(&n) || n.contains(&range)))
+                .filter(|e| parse_target(&e.value).is_some_and(|n| range.contains(&n) || n.contains(&range)))
                 .collect();
             entries.sort_by(|a, b| a.value.cmp(&b.value));
             entries.truncate(500);
             Ok(IpResult::Range { range, entries })
         }
     }
-}
-
-fn entry_net(value: &str) -> Option<IpNet> {
-    value.parse::<IpNet>().ok().or_else(|| value.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// The operator's overview.

@@ -24,8 +24,8 @@ use axum::http::request::Parts;
 
 use super::cti::{charge, with_limit_headers};
 use super::extract::{Admin, ApiKey, AuthMachine, JsonBody, PathParam, QueryParams};
+use crate::domain::lists::COMMUNITY;
 use crate::error::ApiError;
-use crate::jobs::consensus::COMMUNITY;
 use crate::limits::Decision;
 use crate::manage::lists;
 use crate::serving::render::{self, Family, Format, Options};

@@ -33,12 +33,12 @@ use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams};
 use crate::auth::password;
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
+use crate::domain::lists::COMMUNITY;
 use crate::domain::names::{check_name, check_scenario};
 use crate::domain::net::origin_prefix;
 use crate::domain::signal::parse_item;
 use crate::domain::text::{contains_nul, has_nul};
 use crate::error::ApiError;
-use crate::jobs::consensus::{COMMUNITY, NeverBlock};
 use crate::manage::rfc3339;
 use crate::serving::{self, Entry};
 use crate::state::AppState;
@@ -452,7 +452,7 @@ async fn stream_delta(
     }
     // Never-block is enforced when lists are built and again here, so an allowlist or canary
     // added since takes effect at once even before the worker's next step.
-    let never_block = NeverBlock::load(state.store.as_ref(), &state.own_addresses).await?;
+    let never_block = serving::load_never_block(state.store.as_ref(), &state.own_addresses).await?;
     let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|(e, _)| never_block.allows_net(e.net));
     if !refused.is_empty() {
         metrics::counter!("palisade_serving_never_block_filtered_total").increment(refused.len() as u64);

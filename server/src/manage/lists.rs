@@ -6,6 +6,7 @@
 use palisade_api::native::{CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse};
 use time::OffsetDateTime;
 
+use crate::domain::lists::check_list_name;
 use crate::domain::text::has_nul;
 use crate::error::ApiError;
 use crate::serving::custom;
@@ -33,7 +34,7 @@ pub async fn existing_list(store: &dyn Store, name: &str) -> Result<CustomList, 
 
 /// Creates a list (`block` by default, or `allow`).
 pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Result<CustomListView, ApiError> {
-    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
+    check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
     let kind = request.kind.unwrap_or_else(|| "block".into());
     if !matches!(kind.as_str(), "block" | "allow") {
         return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
@@ -85,7 +86,7 @@ pub async fn update_entries(
     }
     let added = ops.len();
     for (i, value) in request.remove.iter().enumerate() {
-        match custom::canonical(value) {
+        match crate::domain::net::canonical_value(value) {
             Some((value, _)) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
             None => rejected
                 .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
