@@ -9,3 +9,4 @@ pub mod net;
 pub mod signal;
 pub mod special;
 pub mod text;
+pub mod time;

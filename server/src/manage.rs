@@ -12,7 +12,6 @@ use palisade_api::native::{
     ExplanationResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SignalView,
 };
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::auth::password;
 use crate::auth::secrets::{hash_secret, new_admin_token, new_enroll_key, random_alnum, visible_prefix};
@@ -20,17 +19,13 @@ use crate::domain::allowlist::parse_ranges;
 use crate::domain::lists::COMMUNITY;
 use crate::domain::names::check_name;
 use crate::domain::net::{display_target, parse_address, parse_network};
+use crate::domain::time::rfc3339;
 use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::engine::{Engine, TargetState};
 use crate::error::ApiError;
 use crate::store::{Account, CreatedBy, Machine, NewMachine, Store, StoredSignal};
-
-/// RFC 3339 text of a time.
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
-}
 
 /// Creates an admin token and returns it (shown once; only its hash is stored).
 pub async fn create_admin_token(store: &dyn Store) -> Result<String, ApiError> {

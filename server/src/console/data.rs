@@ -181,7 +181,7 @@ fn machine_row(m: &Machine, today: u64) -> MachineRow {
         machine_id: m.machine_id.clone(),
         name: m.display_name.clone(),
         version: m.version.clone(),
-        last_seen: m.last_login_at.map(crate::manage::rfc3339),
+        last_seen: m.last_login_at.map(crate::domain::time::rfc3339),
         trust: trust_words(m.trust),
         trust_value: m.trust,
         signals_today: today,

@@ -69,7 +69,7 @@ pub(crate) async fn native_lookup(state: &AppState, addr: std::net::IpAddr, text
     let found = lookup::find(state, addr, now).await?;
     let explanation = manage::explain(state.store.as_ref(), &state.engine_params, text, false).await?;
     let rep = &found.reputation;
-    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok().map(manage::rfc3339);
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok().map(crate::domain::time::rfc3339);
     Ok(IpLookupResponse {
         ip: addr.to_string(),
         reputation: rep.reputation.into(),

@@ -24,8 +24,8 @@ use tracing::instrument;
 
 use super::extract::{PathParam, QueryParams};
 use crate::auth::links::{LinkKind, LinkTarget};
+use crate::domain::time::rfc3339;
 use crate::error::ApiError;
-use crate::manage::rfc3339;
 use crate::state::AppState;
 use crate::store::MachineKey;
 

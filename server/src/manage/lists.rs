@@ -18,7 +18,7 @@ pub fn custom_view(list: &CustomList) -> CustomListView {
         name: list.name.clone(),
         kind: list.kind.clone(),
         description: list.description.clone(),
-        created_at: super::rfc3339(list.created_at),
+        created_at: crate::domain::time::rfc3339(list.created_at),
     }
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{Entry, Meta};
+use crate::domain::time::rfc3339;
 
 /// Output formats of the native blocklist endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -151,10 +151,6 @@ pub fn aggregate(list: &str, entries: &[Arc<Entry>]) -> Vec<Arc<Entry>> {
             Arc::new(Entry::new(net, if host { ip.clone() } else { range.clone() }, listed_at, expires_at, seq))
         })
         .collect()
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
 }
 
 fn csv_field(text: &str) -> String {
