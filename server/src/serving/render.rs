@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
-use super::{Entry, Meta};
+use super::entry::{Entry, Meta};
 use crate::domain::time::rfc3339;
 
 /// Output formats of the native blocklist endpoints.
