@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::lists::COMMUNITY;
 use crate::domain::net::parse_target;
 use crate::error::ApiError;
-use crate::limits::Tier;
+use crate::limits::{LimitKey, Tier};
 use crate::state::AppState;
 use crate::store::{AccountKey, DayCount, EnrollKeyRecord, ListEntry, Machine, MachineKey};
 
@@ -96,11 +96,6 @@ pub fn trust_words(trust: f64) -> &'static str {
     }
 }
 
-/// What the limiter counts an account's lookups against (the same key as its API keys).
-pub fn limit_key(account: i64) -> String {
-    format!("acct:{account}")
-}
-
 /// Start of the UTC day containing `now`.
 pub fn start_of_day(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_time(time::Time::MIDNIGHT)
@@ -138,7 +133,7 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
     let tier_name = store.account_tier(account).await?.unwrap_or_else(|| crate::limits::DEFAULT_TIER.into());
     let tier = state.tier(&tier_name);
     // Cost 0: reads the counters without spending a lookup.
-    let decision = state.limiter.check(&limit_key(id), &tier, 0).await;
+    let decision = state.limiter.check(&LimitKey::Account(id), &tier, 0).await;
     let usage_window = usage_window(&tier, decision.limit);
     let base = base_url(state);
     let lists = tier

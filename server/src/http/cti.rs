@@ -23,7 +23,7 @@ use tracing::instrument;
 
 use super::extract::{ApiKey, PathParam, QueryParams};
 use crate::error::ApiError;
-use crate::limits::{Decision, Tier};
+use crate::limits::{Decision, LimitKey, Tier};
 use crate::lookup;
 use crate::state::AppState;
 
@@ -48,7 +48,7 @@ pub fn with_limit_headers(mut response: Response, decision: &Decision) -> Respon
 }
 
 /// Counts `cost` lookups; the answer is the refusal when over a limit.
-pub async fn charge(state: &AppState, key: &str, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
+pub async fn charge(state: &AppState, key: &LimitKey, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
     let decision = state.limiter.check(key, tier, cost).await;
     let outcome = if decision.allowed {
         metrics::counter!("palisade_lookups_total").increment(u64::from(cost));
