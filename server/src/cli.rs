@@ -18,6 +18,7 @@ use crate::manage;
 use crate::state::AppState;
 use crate::store::{self, Store};
 use crate::telemetry;
+use crate::use_case::UseCaseError;
 
 /// Palisade server: a community IP-reputation network that speaks CrowdSec's protocol.
 #[derive(Debug, Parser)]
@@ -463,9 +464,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand) -> anyhow::Result<()> {
     let changed = blocklist_action(store, command).await.map_err(|error| match error {
         // The field messages say what is wrong; the error's own text only that something is.
-        crate::error::ApiError::Validation(fields) => {
-            anyhow::anyhow!(fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "))
-        }
+        UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
         other => anyhow::Error::new(other),
     })?;
     if changed && let Some(url) = &config.redis_url {
@@ -478,10 +477,9 @@ async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand
 }
 
 /// One `admin blocklist` action; whether it changed what is served.
-async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Result<bool, crate::error::ApiError> {
+async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Result<bool, UseCaseError> {
     use palisade_api::native::{CreateListRequest, ListEntriesRequest, ListEntriesResponse};
 
-    use crate::error::ApiError;
     use crate::manage::lists;
     fn report(outcome: &ListEntriesResponse) {
         println!("{} added, {} removed, {} rejected", outcome.added, outcome.removed, outcome.rejected.len());
@@ -489,7 +487,6 @@ async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Resul
             eprintln!("rejected {}: {}", rejected.field, rejected.message);
         }
     }
-    let internal = |e: serde_json::Error| ApiError::Internal(e.into());
     Ok(match command {
         BlocklistCommand::Create { name, kind, description } => {
             let view = lists::create_list(store, CreateListRequest { name, kind: Some(kind), description }).await?;
@@ -499,7 +496,7 @@ async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Resul
         BlocklistCommand::List(flag) => {
             let views = lists::list_lists(store).await?;
             if flag.json {
-                println!("{}", serde_json::to_string_pretty(&views).map_err(internal)?);
+                println!("{}", serde_json::to_string_pretty(&views)?);
             } else {
                 for view in views {
                     println!("{:<32} {:<6} {:<26} {}", view.name, view.kind, view.created_at, view.description);
@@ -509,12 +506,12 @@ async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Resul
         }
         BlocklistCommand::Add { name, value, expires, remediation } => {
             let duration_secs =
-                expires.as_deref().map(lists::parse_lifetime).transpose().map_err(|m| ApiError::field("expires", m))?;
+                expires.as_deref().map(lists::parse_lifetime).transpose().map_err(|m| UseCaseError::invalid("expires", m))?;
             let request = ListEntriesRequest { add: vec![value], remove: Vec::new(), remediation, duration_secs };
             let outcome = lists::update_entries(store, &name, &request).await?;
             report(&outcome);
             if !outcome.rejected.is_empty() {
-                return Err(ApiError::BadRequest("nothing was added".into()));
+                return Err(UseCaseError::BadRequest("nothing was added".into()));
             }
             true
         }
@@ -523,13 +520,13 @@ async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Resul
             let outcome = lists::update_entries(store, &name, &request).await?;
             report(&outcome);
             if !outcome.rejected.is_empty() {
-                return Err(ApiError::BadRequest("nothing was removed".into()));
+                return Err(UseCaseError::BadRequest("nothing was removed".into()));
             }
             true
         }
         BlocklistCommand::Import { name, file } => {
             let text = std::fs::read_to_string(&file)
-                .map_err(|e| ApiError::BadRequest(format!("cannot read {}: {e}", file.display())))?;
+                .map_err(|e| UseCaseError::BadRequest(format!("cannot read {}: {e}", file.display())))?;
             let outcome = lists::import_entries(store, &name, &text).await?;
             report(&outcome);
             true

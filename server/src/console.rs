@@ -34,6 +34,7 @@ use crate::error::ApiError;
 use crate::http::extract::{Admin, PathParam};
 use crate::manage;
 use crate::state::AppState;
+use crate::use_case::UseCaseError;
 
 /// Console routes, nested under `/console`.
 pub fn routes() -> Router<AppState> {
@@ -190,7 +191,8 @@ fn ctx(state: &AppState, session: &Session) -> Ctx {
     Ctx { role: session.role.clone(), csrf: keys(state).csrf_token(session) }
 }
 
-fn store_error(error: ApiError) -> Response {
+fn store_error(error: impl Into<ApiError>) -> Response {
+    let error = error.into();
     tracing::warn!(%error, "console action failed");
     let status = error.status();
     let message = if status.is_server_error() { "Something went wrong on the server.".to_string() } else { error.to_string() };
@@ -280,7 +282,7 @@ async fn link_login(State(state): State<AppState>, headers: HeaderMap, FormField
     match state.store.account_by_name(&name).await {
         Ok(Some(account)) if account.key.0 == id => sign_in(&state, &Role::Account { id, name }, "/console/account"),
         Ok(_) => page(StatusCode::UNAUTHORIZED, pages::message(None, "Link not valid", "This account no longer exists.")),
-        Err(error) => store_error(error.into()),
+        Err(error) => store_error(error),
     }
 }
 
@@ -366,7 +368,7 @@ async fn revoke_enroll_key(
     let notice = match state.store.revoke_enroll_key(crate::store::AccountKey(id), prefix, OffsetDateTime::now_utc()).await {
         Ok(true) => Notice::Done(format!("Enrollment key {prefix}… revoked.")),
         Ok(false) => Notice::Error(format!("No active enrollment key {prefix:?} in this account.")),
-        Err(error) => return store_error(error.into()),
+        Err(error) => return store_error(error),
     };
     render_account(&state, &session, Some(notice)).await
 }
@@ -400,7 +402,7 @@ async fn revoke_api_key(
             state.api_keys.clear();
             Notice::Done(format!("API key {prefix} revoked."))
         }
-        Err(ApiError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
+        Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
         Err(error) => return store_error(error),
     };
     render_account(&state, &session, Some(notice)).await
@@ -427,7 +429,7 @@ async fn ip_page(State(state): State<AppState>, Signed(session): Signed, Query(q
     if let Role::Account { id, .. } = &session.role {
         let tier = match state.store.account_tier(crate::store::AccountKey(*id)).await {
             Ok(tier) => state.tier(tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER)),
-            Err(error) => return store_error(error.into()),
+            Err(error) => return store_error(error),
         };
         let (decision, charged) = crate::http::cti::charge(&state, &crate::limits::LimitKey::Account(*id), &tier, 1).await;
         if charged.is_err() {
