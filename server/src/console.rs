@@ -1,14 +1,14 @@
 //! The web console under `/console`: pages rendered on the server for account users (machines,
 //! enrollment keys, API keys, blocklists) and the operator (network overview), and the IP
 //! analyzer for both. It owns sign-in (admin token, account login links), stateless signed
-//! sessions in `HttpOnly`, `SameSite=Strict` cookies, and CSRF checks on every POST. Its pages
+//! sessions in `HttpOnly`, `SameSite=Strict` cookies (signed by [`crate::auth::session`], which
+//! the admin API and CLI also use to issue login links), and CSRF checks on every POST. Its pages
 //! reach nothing but this server: styles and the one small script are compiled into the binary.
 //! It acts only through [`crate::manage`] and the [`crate::store::Store`]; it must not hold SQL.
 
 pub mod charts;
 pub mod data;
 pub mod pages;
-pub mod session;
 pub mod usage;
 
 use std::collections::HashMap;
@@ -28,8 +28,8 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 use self::pages::{Ctx, Notice};
-use self::session::{COOKIE, Keys, Role, SESSION_TTL_SECS, Session};
 use crate::auth::secrets::{hash_secret, random_alnum};
+use crate::auth::session::{COOKIE, Keys, Role, SESSION_TTL_SECS, Session};
 use crate::error::ApiError;
 use crate::http::extract::{Admin, PathParam};
 use crate::manage;

@@ -405,7 +405,7 @@ pub async fn set_account_tier(
 }
 
 /// A console sign-in link for an account's users, valid for
-/// [`crate::console::session::LINK_TTL_SECS`]. `public_url` ends in `/`.
+/// [`crate::auth::session::LINK_TTL_SECS`]. `public_url` ends in `/`.
 pub async fn login_link(
     store: &dyn Store,
     console_key: &[u8; 32],
@@ -414,9 +414,9 @@ pub async fn login_link(
 ) -> Result<palisade_api::native::LoginLinkResponse, UseCaseError> {
     let found = account_named(store, account).await?;
     let now = OffsetDateTime::now_utc();
-    let keys = crate::console::session::Keys::new(console_key);
+    let keys = crate::auth::session::Keys::new(console_key);
     let token = keys.issue_link(found.key.0, &found.name, now.unix_timestamp(), &random_alnum(16));
-    let expires_at = now + time::Duration::seconds(crate::console::session::LINK_TTL_SECS);
+    let expires_at = now + time::Duration::seconds(crate::auth::session::LINK_TTL_SECS);
     Ok(palisade_api::native::LoginLinkResponse {
         url: format!("{public_url}console/login/link?token={token}"),
         account: found.name,

@@ -7,7 +7,7 @@ use palisade_api::native::IpLookupResponse;
 
 use super::charts::{self, Series};
 use super::data::{AccountView, IpResult, MachineRow, Overview};
-use super::session::Role;
+use crate::auth::session::Role;
 
 /// The stylesheet, served from `/console/assets/console.css`.
 pub const CSS: &str = include_str!("console.css");
