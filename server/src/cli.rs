@@ -10,12 +10,12 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::jwt::{JwtKeys, load_or_create_secret};
+use crate::auth::jwt::load_or_create_secret;
 use crate::config::{Backend, Config, Overrides};
 use crate::enrich::Enricher;
 use crate::jobs::consensus::{self, WorkerConfig};
 use crate::manage;
-use crate::state::AppState;
+use crate::state::{AppState, Parts};
 use crate::store::{self, Store};
 use crate::telemetry;
 use crate::use_case::UseCaseError;
@@ -360,49 +360,36 @@ pub async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn St
     Ok(store)
 }
 
-/// Builds the application state from the configuration.
+/// Builds the application state from the configuration: opens the store, reads the secret and
+/// the enrichment databases, reaches Redis when configured, then [`AppState::from_config`].
 pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     let store = open_store(config).await?;
     let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
-    let jwt = JwtKeys::new(&secret, time::Duration::seconds(config.auth.jwt_ttl_secs as i64));
     let enricher = Enricher::open(&config.enrich)?;
-    let mut state =
-        AppState::new(store, jwt, enricher, config.registration.policy, config.ingest.clone(), telemetry::metrics_handle());
-    state.engine_params = std::sync::Arc::new(config.consensus.params.clone());
-    state.own_addresses = std::sync::Arc::new(config.consensus.own_addresses.clone());
-    state.lists = std::sync::Arc::new(crate::serving::Lists::new(
-        state.store.clone(),
-        config.distribution.retained_changes,
-        config.consensus.own_addresses.clone(),
-    ));
-    state.distribution = std::sync::Arc::new(config.distribution.clone());
-    state.tiers = std::sync::Arc::new(config.tiers.clone());
-    state.machine_tier = std::sync::Arc::from(config.machine_tier.as_str());
-    state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
-    let link_secret = config.distribution.link_secret.as_ref().map_or(secret.clone(), |s| s.expose().as_bytes().to_vec());
-    state.links = std::sync::Arc::new(crate::auth::links::LinkSigner::derive(&link_secret, config.distribution.link_ttl_secs));
-    state.public_url = std::sync::Arc::from(config.public_url().as_str());
-    if let Some(path) = &config.distribution.bench_static_file {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read bench_static_file {}", path.display()))?;
-        state.bench_static = Some(bytes::Bytes::from(bytes));
-    }
+    let bench_static = match &config.distribution.bench_static_file {
+        Some(path) => Some(bytes::Bytes::from(
+            std::fs::read(path).with_context(|| format!("cannot read bench_static_file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut bus = crate::bus::ChangeBus::disabled();
+    let mut limiter = crate::limits::Limiter::local();
     if let Some(url) = &config.redis_url {
         match crate::bus::ChangeBus::connect(url.expose()).await {
-            Ok(bus) => state.bus = std::sync::Arc::new(bus),
+            Ok(connected) => bus = connected,
             Err(error) => tracing::error!(%error, "cannot reach Redis: list changes reach other replicas at their next poll"),
         }
-    }
-    if let Some(url) = &config.redis_url {
         // Without Redis at start-up the replica still serves, with per-process limits.
         match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
-            Ok(redis) => state.limiter = std::sync::Arc::new(crate::limits::Limiter::with_redis(redis)),
+            Ok(redis) => limiter = crate::limits::Limiter::with_redis(redis),
             Err(error) => {
                 metrics::counter!("palisade_redis_errors_total").increment(1);
                 tracing::error!(%error, "cannot reach Redis: rate limits are per replica");
             }
         }
     }
-    Ok(state)
+    let parts = Parts { store, secret, enricher, metrics: telemetry::metrics_handle(), limiter, bus, bench_static };
+    Ok(AppState::from_config(config, parts))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -441,7 +428,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
     let poller = tokio::spawn(crate::serving::run_poller(state.lists.clone(), poll, shutdown.clone()));
-    let usage = tokio::spawn(crate::console::usage::run(state.lookup_usage.clone(), state.store.clone(), shutdown.clone()));
+    let usage = tokio::spawn(crate::console::usage::run(state.quotas.usage.clone(), state.store.clone(), shutdown.clone()));
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
@@ -454,7 +441,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(subscriber) = subscriber {
         drop(subscriber.await);
     }
-    state.limiter.give_back_leases().await;
+    state.quotas.limiter.give_back_leases().await;
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
 }

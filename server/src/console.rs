@@ -399,7 +399,7 @@ async fn revoke_api_key(
     let prefix = form.get("prefix").map(String::as_str).unwrap_or_default();
     let notice = match manage::revoke_api_key(state.store.as_ref(), prefix, Some(&name)).await {
         Ok(()) => {
-            state.api_keys.clear();
+            state.quotas.api_keys.clear();
             Notice::Done(format!("API key {prefix} revoked."))
         }
         Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
@@ -428,7 +428,7 @@ async fn ip_page(State(state): State<AppState>, Signed(session): Signed, Query(q
     };
     if let Role::Account { id, .. } = &session.role {
         let tier = match state.store.account_tier(crate::store::AccountKey(*id)).await {
-            Ok(tier) => state.tier(tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER)),
+            Ok(tier) => state.quotas.tier(tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER)),
             Err(error) => return store_error(error),
         };
         let (decision, charged) = crate::http::cti::charge(&state, &crate::limits::LimitKey::Account(*id), &tier, 1).await;

@@ -1,4 +1,5 @@
-//! `AppState`: the cheap, cloneable handles every handler may reach through `State`.
+//! `AppState`: the cheap, cloneable handles every handler may reach through `State`, built once
+//! from the configuration ([`AppState::from_config`]) and the parts that take I/O to make.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -11,14 +12,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use time::Duration;
 
 use crate::auth::jwt::JwtKeys;
-use crate::config::{IngestConfig, RegistrationPolicy};
+use crate::bus::ChangeBus;
+use crate::config::{Config, IngestConfig, RegistrationPolicy};
+use crate::console::usage::UsageRecorder;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
 use crate::limits::{Limiter, Tier};
-use crate::store::ApiKeyRecord;
-use crate::store::Store;
+use crate::store::{ApiKeyRecord, Store};
 
-/// Shared state of the HTTP layer.
+/// Shared state of the HTTP layer, built once from the configuration by [`AppState::from_config`].
 #[derive(Clone)]
 pub struct AppState {
     /// Persistence.
@@ -47,14 +49,8 @@ pub struct AppState {
     pub lists: Arc<crate::serving::Lists>,
     /// Blocklist serving settings (caps, contribution window).
     pub distribution: Arc<crate::config::DistributionConfig>,
-    /// Lookup tiers by name.
-    pub tiers: Arc<BTreeMap<String, Tier>>,
-    /// Tier of lookups made with a machine token.
-    pub machine_tier: Arc<str>,
-    /// Burst and quota enforcement (global through Redis when configured).
-    pub limiter: Arc<Limiter>,
-    /// Recently authenticated API keys.
-    pub api_keys: Arc<ApiKeyCache>,
+    /// Lookup tiers, who is on which, and the limiter that counts.
+    pub quotas: Quotas,
     /// What lookups keep between requests (never-block ranges, recent engine states).
     pub lookup_cache: Arc<crate::lookup::LookupCache>,
     /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
@@ -62,8 +58,6 @@ pub struct AppState {
     /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
     /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
     pub public_url: Arc<str>,
-    /// Lookups charged to accounts, counted per day for the console's usage history.
-    pub lookup_usage: Arc<crate::console::usage::UsageRecorder>,
     /// Signs and verifies the presigned list links of the v3 stream.
     pub links: Arc<crate::auth::links::LinkSigner>,
     /// Tells the other replicas that a list changed (Redis), when configured.
@@ -72,53 +66,23 @@ pub struct AppState {
     pub bench_static: Option<bytes::Bytes>,
 }
 
-impl AppState {
-    /// Builds the state from its parts.
-    pub fn new(
-        store: Arc<dyn Store>,
-        jwt: JwtKeys,
-        enricher: Enricher,
-        registration: RegistrationPolicy,
-        ingest: IngestConfig,
-        metrics: PrometheusHandle,
-    ) -> Self {
-        let rate = NonZeroU32::new(ingest.per_machine_signals_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
-        let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
-        let distribution = crate::config::DistributionConfig::default();
-        AppState {
-            lists: Arc::new(crate::serving::Lists::new(store.clone(), distribution.retained_changes, Vec::new())),
-            distribution: Arc::new(distribution),
-            store,
-            jwt: Arc::new(jwt),
-            enricher: Arc::new(enricher),
-            registration,
-            ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
-            auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
-            ingest: Arc::new(ingest),
-            metrics,
-            consensus_wake: Arc::new(tokio::sync::Notify::new()),
-            engine_params: Arc::new(crate::engine::params::Params::default()),
-            own_addresses: Arc::new(Vec::new()),
-            tiers: Arc::new(crate::limits::default_tiers()),
-            machine_tier: Arc::from("basic"),
-            limiter: Arc::new(Limiter::local()),
-            api_keys: Arc::new(ApiKeyCache::default()),
-            lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
-            trusted_proxies: Arc::new(Vec::new()),
-            public_url: Arc::from("http://127.0.0.1:8080/"),
-            lookup_usage: Arc::new(crate::console::usage::UsageRecorder::default()),
-            // Replaced by `build_state` with the key derived from the shared secret.
-            links: Arc::new(crate::auth::links::LinkSigner::derive(
-                crate::auth::secrets::random_alnum(64).as_bytes(),
-                distribution_ttl(),
-            )),
-            bus: Arc::new(crate::bus::ChangeBus::disabled()),
-            bench_static: None,
-        }
-    }
+/// Lookup quotas: the tiers, which one a machine token gets, the limiter that counts, and what
+/// it keeps between requests.
+#[derive(Clone)]
+pub struct Quotas {
+    /// Lookup tiers by name.
+    pub tiers: Arc<BTreeMap<String, Tier>>,
+    /// Tier of lookups made with a machine token.
+    pub machine_tier: Arc<str>,
+    /// Burst and quota enforcement (global through Redis when configured).
+    pub limiter: Arc<Limiter>,
+    /// Recently authenticated API keys.
+    pub api_keys: Arc<ApiKeyCache>,
+    /// Lookups charged to accounts, counted per day for the console's usage history.
+    pub usage: Arc<UsageRecorder>,
+}
 
+impl Quotas {
     /// A tier by name; an account whose tier is no longer configured gets the default one.
     pub fn tier(&self, name: &str) -> Tier {
         self.tiers
@@ -126,6 +90,72 @@ impl AppState {
             .or_else(|| self.tiers.get(crate::limits::DEFAULT_TIER))
             .cloned()
             .unwrap_or_else(|| crate::limits::default_tiers().remove(crate::limits::DEFAULT_TIER).unwrap_or_else(fallback_tier))
+    }
+}
+
+/// What the state is made of besides the configuration: the handles whose making takes I/O
+/// (opening the database, reaching Redis, reading files), made by the caller.
+pub struct Parts {
+    /// The opened, migrated store.
+    pub store: Arc<dyn Store>,
+    /// The server secret: machine tokens, console sessions and (unless configured apart) list
+    /// links are signed with keys derived from it.
+    pub secret: Vec<u8>,
+    /// AS/country databases.
+    pub enricher: Enricher,
+    /// Prometheus exposition.
+    pub metrics: PrometheusHandle,
+    /// The lookup limiter (with Redis when configured and reachable).
+    pub limiter: Limiter,
+    /// The change bus (disabled without Redis).
+    pub bus: ChangeBus,
+    /// Benchmarks only: the bytes of `distribution.bench_static_file`, when set.
+    pub bench_static: Option<bytes::Bytes>,
+}
+
+impl AppState {
+    /// Builds the state from the configuration and the parts made from it.
+    pub fn from_config(config: &Config, parts: Parts) -> Self {
+        let ingest = config.ingest.clone();
+        let rate = NonZeroU32::new(ingest.per_machine_signals_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
+        let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
+        let distribution = &config.distribution;
+        let link_secret = distribution.link_secret.as_ref().map_or(parts.secret.clone(), |s| s.expose().as_bytes().to_vec());
+        let lists = crate::serving::Lists::new(
+            parts.store.clone(),
+            distribution.retained_changes,
+            config.consensus.own_addresses.clone(),
+        );
+        AppState {
+            lists: Arc::new(lists),
+            distribution: Arc::new(distribution.clone()),
+            store: parts.store,
+            jwt: Arc::new(JwtKeys::new(&parts.secret, Duration::seconds(config.auth.jwt_ttl_secs as i64))),
+            enricher: Arc::new(parts.enricher),
+            registration: config.registration.policy,
+            ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
+            auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
+            ingest: Arc::new(ingest),
+            metrics: parts.metrics,
+            consensus_wake: Arc::new(tokio::sync::Notify::new()),
+            engine_params: Arc::new(config.consensus.params.clone()),
+            own_addresses: Arc::new(config.consensus.own_addresses.clone()),
+            quotas: Quotas {
+                tiers: Arc::new(config.tiers.clone()),
+                machine_tier: Arc::from(config.machine_tier.as_str()),
+                limiter: Arc::new(parts.limiter),
+                api_keys: Arc::new(ApiKeyCache::default()),
+                usage: Arc::new(UsageRecorder::default()),
+            },
+            lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            public_url: Arc::from(config.public_url().as_str()),
+            links: Arc::new(crate::auth::links::LinkSigner::derive(&link_secret, distribution.link_ttl_secs)),
+            bus: Arc::new(parts.bus),
+            bench_static: parts.bench_static,
+        }
     }
 
     /// The per-item signal rules at `now`.
@@ -138,10 +168,6 @@ impl AppState {
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
     }
-}
-
-fn distribution_ttl() -> i64 {
-    crate::config::DistributionConfig::default().link_ttl_secs
 }
 
 /// A tier that admits almost nothing, for a configuration with no tiers at all (validation

@@ -75,8 +75,10 @@ async fn api_key(app: &TestApp, admin: &str, account: &str, tier: &str) -> Strin
     app.post("/v1/admin/accounts", Some(admin), &json!({"name": account})).await;
     let created =
         app.post(&format!("/v1/admin/accounts/{account}/api-keys"), Some(admin), &json!({})).await.expect_ok(StatusCode::CREATED);
-    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.tiers, account, tier).await.expect("tier");
-    app.state.api_keys.clear();
+    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
+        .await
+        .expect("tier");
+    app.state.quotas.api_keys.clear();
     created["key"].as_str().expect("key").to_string()
 }
 
@@ -134,7 +136,7 @@ async fn list_outside_the_tier_and_revoked_keys_are_403() {
         let revoked =
             app.send(request(Method::DELETE, &format!("/v1/admin/api-keys/{prefix}"), Some(&admin), &[], Body::empty())).await;
         assert!(revoked.status.is_success(), "{}", revoked.text());
-        app.state.api_keys.clear();
+        app.state.quotas.api_keys.clear();
         get_with_key(&app, "/v1/blocklists/partners", &paid).await.expect_error(StatusCode::FORBIDDEN, "forbidden");
         get_with_key(&app, "/v1/blocklists/community", "not-a-key").await.expect_error(StatusCode::FORBIDDEN, "forbidden");
         app.get("/v1/blocklists/community", None).await.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");

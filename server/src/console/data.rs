@@ -125,15 +125,15 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         .map(|m| machine_row(&m, today.get(&m.key).copied().unwrap_or(0)))
         .collect();
     // This replica's counts first, so the chart includes the lookups just made here.
-    if let Err(error) = state.lookup_usage.flush(store).await {
+    if let Err(error) = state.quotas.usage.flush(store).await {
         tracing::warn!(%error, "cannot record lookup usage");
     }
-    let today = state.limiter.now_us().div_euclid(86_400_000_000);
+    let today = state.quotas.limiter.now_us().div_euclid(86_400_000_000);
     let usage_per_day = store.lookup_usage_per_day(account, today - CHART_DAYS + 1).await?;
     let tier_name = store.account_tier(account).await?.unwrap_or_else(|| crate::limits::DEFAULT_TIER.into());
-    let tier = state.tier(&tier_name);
+    let tier = state.quotas.tier(&tier_name);
     // Cost 0: reads the counters without spending a lookup.
-    let decision = state.limiter.check(&LimitKey::Account(id), &tier, 0).await;
+    let decision = state.quotas.limiter.check(&LimitKey::Account(id), &tier, 0).await;
     let usage_window = usage_window(&tier, decision.limit);
     let base = base_url(state);
     let lists = tier
@@ -371,7 +371,7 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
         sampled: recent.len() as u64,
         canaries: store.list_canaries().await?.into_iter().map(|c| (c.value, c.note)).collect(),
         allowlists: allowlists.into_iter().map(|((source, category), n)| (source, category, n)).collect(),
-        tiers: state.tiers.iter().map(|(name, tier)| (name.clone(), tier.clone())).collect(),
+        tiers: state.quotas.tiers.iter().map(|(name, tier)| (name.clone(), tier.clone())).collect(),
     })
 }
 

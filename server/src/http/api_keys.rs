@@ -94,7 +94,7 @@ pub async fn revoke_api_key_admin(
     PathParam(prefix): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     manage::revoke_api_key(state.store.as_ref(), &prefix, None).await?;
-    state.api_keys.clear();
+    state.quotas.api_keys.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -109,8 +109,8 @@ pub async fn set_account_tier(
     PathParam(name): PathParam<String>,
     JsonBody(request): JsonBody<SetTierRequest>,
 ) -> Result<StatusCode, ApiError> {
-    manage::set_account_tier(state.store.as_ref(), &state.tiers, &name, &request.tier).await?;
-    state.api_keys.clear();
+    manage::set_account_tier(state.store.as_ref(), &state.quotas.tiers, &name, &request.tier).await?;
+    state.quotas.api_keys.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -154,6 +154,6 @@ pub async fn revoke_own_api_key(
 ) -> Result<StatusCode, ApiError> {
     let account = own_account(&state, &machine).await?;
     manage::revoke_api_key(state.store.as_ref(), &prefix, Some(&account)).await?;
-    state.api_keys.clear();
+    state.quotas.api_keys.clear();
     Ok(StatusCode::NO_CONTENT)
 }

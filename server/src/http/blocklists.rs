@@ -105,9 +105,9 @@ async fn grant(state: &AppState, reader: &BlocklistReader, name: &str) -> Result
             Ok(Grant { cap, decision: None })
         }
         ReaderKind::Key(key) => {
-            let tier = state.tier(&key.record.tier);
+            let tier = state.quotas.tier(&key.record.tier);
             let Some(&size) = tier.blocklists.get(name) else {
-                let decision = state.limiter.check(&key.limit_key(), &tier, 0).await;
+                let decision = state.quotas.limiter.check(&key.limit_key(), &tier, 0).await;
                 let refused = ApiError::Forbidden(format!(
                     "the {:?} tier does not include the blocklist {name:?}; it includes: {}",
                     key.record.tier,
@@ -188,7 +188,7 @@ pub async fn list_blocklists(
 ) -> Result<axum::Json<Vec<BlocklistView>>, ApiError> {
     let mut views = Vec::new();
     let tier = match &reader.kind {
-        ReaderKind::Key(key) => Some(state.tier(&key.record.tier)),
+        ReaderKind::Key(key) => Some(state.quotas.tier(&key.record.tier)),
         ReaderKind::Machine(_) => None,
     };
     for (name, kind) in state.lists.names() {

@@ -49,10 +49,10 @@ pub fn with_limit_headers(mut response: Response, decision: &Decision) -> Respon
 
 /// Counts `cost` lookups; the answer is the refusal when over a limit.
 pub async fn charge(state: &AppState, key: &LimitKey, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
-    let decision = state.limiter.check(key, tier, cost).await;
+    let decision = state.quotas.limiter.check(key, tier, cost).await;
     let outcome = if decision.allowed {
         metrics::counter!("palisade_lookups_total").increment(u64::from(cost));
-        state.lookup_usage.record(key, state.limiter.now_us(), cost);
+        state.quotas.usage.record(key, state.quotas.limiter.now_us(), cost);
         Ok(())
     } else {
         metrics::counter!("palisade_quota_denials_total").increment(1);
@@ -66,7 +66,7 @@ fn not_found() -> Response {
 }
 
 fn now_secs(state: &AppState) -> i64 {
-    state.limiter.now_us() / 1_000_000
+    state.quotas.limiter.now_us() / 1_000_000
 }
 
 /// Everything known about one address, as a CTI `SmokeItem`. Costs one lookup.
@@ -77,10 +77,12 @@ fn now_secs(state: &AppState) -> i64 {
         (status = 429, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn get_smoke(State(state): State<AppState>, key: ApiKey, PathParam(ip): PathParam<String>) -> Response {
-    let tier = state.tier(&key.record.tier);
+    let tier = state.quotas.tier(&key.record.tier);
     let ip = match lookup::parse(&ip) {
         Ok(ip) => ip,
-        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&key.limit_key(), &tier, 0).await),
+        Err(error) => {
+            return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&key.limit_key(), &tier, 0).await);
+        }
     };
     let (decision, charged) = charge(&state, &key.limit_key(), &tier, 1).await;
     let response = match charged {
@@ -112,11 +114,13 @@ pub struct SmokeQuery {
         (status = 429, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParams(query): QueryParams<SmokeQuery>) -> Response {
-    let tier = state.tier(&key.record.tier);
+    let tier = state.quotas.tier(&key.record.tier);
     let parsed = parse_bulk(query.ips.as_deref(), tier.bulk_max);
     let ips = match parsed {
         Ok(ips) => ips,
-        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&key.limit_key(), &tier, 0).await),
+        Err(error) => {
+            return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&key.limit_key(), &tier, 0).await);
+        }
     };
     let (decision, charged) = charge(&state, &key.limit_key(), &tier, u32::try_from(ips.len()).unwrap_or(u32::MAX)).await;
     let response = match charged {

@@ -173,7 +173,7 @@ where
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::Forbidden("an API key is required in the x-api-key header".into()))?;
         let hash = hash_secret(key);
-        let record = match state.api_keys.get(&hash) {
+        let record = match state.quotas.api_keys.get(&hash) {
             Some(record) => record,
             None => {
                 let record = state.store.api_key_by_hash(&hash).await?;
@@ -183,7 +183,7 @@ where
                 {
                     tracing::warn!(%error, "cannot record API key use");
                 }
-                state.api_keys.put(hash, record.clone());
+                state.quotas.api_keys.put(hash, record.clone());
                 record
             }
         };
@@ -218,7 +218,7 @@ where
         }
         let machine = AuthMachine::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
-        Ok(LookupCaller { limit_key: LimitKey::Machine(machine.key.0), tier: state.machine_tier.to_string() })
+        Ok(LookupCaller { limit_key: LimitKey::Machine(machine.key.0), tier: state.quotas.machine_tier.to_string() })
     }
 }
 

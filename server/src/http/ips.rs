@@ -48,10 +48,12 @@ pub async fn get_ip_explanation(
         (status = 429, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(ip = %ip, limit.key = %caller.limit_key))]
 pub async fn get_ip(State(state): State<AppState>, caller: LookupCaller, PathParam(ip): PathParam<String>) -> Response {
-    let tier = state.tier(&caller.tier);
+    let tier = state.quotas.tier(&caller.tier);
     let addr = match lookup::parse(&ip) {
         Ok(addr) => addr,
-        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&caller.limit_key, &tier, 0).await),
+        Err(error) => {
+            return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&caller.limit_key, &tier, 0).await);
+        }
     };
     let (decision, charged) = charge(&state, &caller.limit_key, &tier, 1).await;
     let response = match charged {
@@ -65,7 +67,7 @@ pub async fn get_ip(State(state): State<AppState>, caller: LookupCaller, PathPar
 }
 
 pub(crate) async fn native_lookup(state: &AppState, addr: std::net::IpAddr, text: &str) -> Result<IpLookupResponse, ApiError> {
-    let now = state.limiter.now_us() / 1_000_000;
+    let now = state.quotas.limiter.now_us() / 1_000_000;
     let found = lookup::find(state, addr, now).await?;
     let explanation = manage::explain(state.store.as_ref(), &state.engine_params, text, false).await?;
     let rep = &found.reputation;
