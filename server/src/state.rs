@@ -18,6 +18,7 @@ use crate::console::usage::UsageRecorder;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
 use crate::limits::{Limiter, Tier};
+use crate::lookup::Lookup;
 use crate::store::{ApiKeyRecord, Store};
 
 /// Shared state of the HTTP layer, built once from the configuration by [`AppState::from_config`].
@@ -51,8 +52,8 @@ pub struct AppState {
     pub distribution: Arc<crate::config::DistributionConfig>,
     /// Lookup tiers, who is on which, and the limiter that counts.
     pub quotas: Quotas,
-    /// What lookups keep between requests (never-block ranges, recent engine states).
-    pub lookup_cache: Arc<crate::lookup::LookupCache>,
+    /// The IP lookup, with what it keeps between requests.
+    pub lookup: Arc<Lookup>,
     /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
@@ -123,24 +124,33 @@ impl AppState {
             .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
         let distribution = &config.distribution;
         let link_secret = distribution.link_secret.as_ref().map_or(parts.secret.clone(), |s| s.expose().as_bytes().to_vec());
-        let lists = crate::serving::Lists::new(
+        let lists = Arc::new(crate::serving::Lists::new(
             parts.store.clone(),
             distribution.retained_changes,
             config.consensus.own_addresses.clone(),
+        ));
+        let enricher = Arc::new(parts.enricher);
+        let engine_params = Arc::new(config.consensus.params.clone());
+        let lookup = Lookup::new(
+            parts.store.clone(),
+            lists.clone(),
+            enricher.clone(),
+            config.consensus.own_addresses.clone(),
+            engine_params.clone(),
         );
         AppState {
-            lists: Arc::new(lists),
+            lists,
             distribution: Arc::new(distribution.clone()),
             store: parts.store,
             jwt: Arc::new(JwtKeys::new(&parts.secret, Duration::seconds(config.auth.jwt_ttl_secs as i64))),
-            enricher: Arc::new(parts.enricher),
+            enricher,
             registration: config.registration.policy,
             ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
             auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
             ingest: Arc::new(ingest),
             metrics: parts.metrics,
             consensus_wake: Arc::new(tokio::sync::Notify::new()),
-            engine_params: Arc::new(config.consensus.params.clone()),
+            engine_params,
             own_addresses: Arc::new(config.consensus.own_addresses.clone()),
             quotas: Quotas {
                 tiers: Arc::new(config.tiers.clone()),
@@ -149,7 +159,7 @@ impl AppState {
                 api_keys: Arc::new(ApiKeyCache::default()),
                 usage: Arc::new(UsageRecorder::default()),
             },
-            lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
+            lookup: Arc::new(lookup),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_url: Arc::from(config.public_url().as_str()),
             links: Arc::new(crate::auth::links::LinkSigner::derive(&link_secret, distribution.link_ttl_secs)),

@@ -233,7 +233,10 @@ pub enum IpResult {
 /// Looks a query up.
 pub async fn ip_result(state: &AppState, query: Query, text: &str) -> Result<IpResult, ApiError> {
     match query {
-        Query::Ip(ip) => Ok(IpResult::Card(Box::new(crate::http::ips::native_lookup(state, ip, text).await?))),
+        Query::Ip(ip) => {
+            let now = state.quotas.limiter.now_us() / 1_000_000;
+            Ok(IpResult::Card(Box::new(state.lookup.native(ip, text, now).await?)))
+        }
         Query::Range(range) => {
             let mut entries: Vec<ListEntry> = state
                 .store

@@ -78,7 +78,7 @@ fn now_secs(state: &AppState) -> i64 {
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn get_smoke(State(state): State<AppState>, key: ApiKey, PathParam(ip): PathParam<String>) -> Response {
     let tier = state.quotas.tier(&key.record.tier);
-    let ip = match lookup::parse(&ip) {
+    let ip = match lookup::parse(&ip).map_err(ApiError::from) {
         Ok(ip) => ip,
         Err(error) => {
             return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&key.limit_key(), &tier, 0).await);
@@ -89,10 +89,10 @@ pub async fn get_smoke(State(state): State<AppState>, key: ApiKey, PathParam(ip)
         Err(error) => error.into_response(),
         Ok(()) => {
             let now = now_secs(&state);
-            match lookup::find(&state, ip, now).await {
+            match state.lookup.find(ip, now).await {
                 Ok(found) if found.reputation.found => Json(lookup::smoke_item(&found, now)).into_response(),
                 Ok(_) => not_found(),
-                Err(error) => error.into_response(),
+                Err(error) => ApiError::from(error).into_response(),
             }
         }
     };
@@ -130,7 +130,7 @@ pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParam
             let mut items = Vec::new();
             let mut failed = None;
             for ip in &ips {
-                match lookup::find(&state, *ip, now).await {
+                match state.lookup.find(*ip, now).await {
                     Ok(found) if found.reputation.found => items.push(lookup::smoke_item(&found, now)),
                     Ok(_) => {}
                     Err(error) => {
@@ -140,7 +140,7 @@ pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParam
                 }
             }
             match failed {
-                Some(error) => error.into_response(),
+                Some(error) => ApiError::from(error).into_response(),
                 None => {
                     let total = items.len() as u64;
                     Json(SmokeBulkResponse { total, not_found: ips.len() as u64 - total, items }).into_response()
