@@ -409,8 +409,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // at once and, through Redis, so do the others.
     let committed = std::sync::Arc::new(tokio::sync::Notify::new());
     let relay = tokio::spawn(relay_commits(state.clone(), committed.clone(), shutdown.clone()));
-    let subscriber = config.redis_url.as_ref().filter(|_| state.bus.is_enabled()).map(|url| {
-        tokio::spawn(crate::bus::run_subscriber(url.expose().to_string(), state.lists.changed.clone(), shutdown.clone()))
+    let subscriber = config.redis_url.as_ref().filter(|_| state.distribution.bus.is_enabled()).map(|url| {
+        tokio::spawn(crate::bus::run_subscriber(
+            url.expose().to_string(),
+            state.distribution.lists.changed.clone(),
+            shutdown.clone(),
+        ))
     });
     let worker = config.consensus.enabled.then(|| {
         let worker_config = WorkerConfig {
@@ -427,7 +431,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(consensus::run(state.store.clone(), worker_config, state.consensus_wake.clone(), interval, shutdown.clone()))
     });
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
-    let poller = tokio::spawn(crate::serving::run_poller(state.lists.clone(), poll, shutdown.clone()));
+    let poller = tokio::spawn(crate::serving::run_poller(state.distribution.lists.clone(), poll, shutdown.clone()));
     let usage = tokio::spawn(crate::console::usage::run(state.quotas.usage.clone(), state.store.clone(), shutdown.clone()));
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
@@ -540,10 +544,10 @@ async fn relay_commits(state: AppState, committed: std::sync::Arc<tokio::sync::N
             _ = cancel.cancelled() => return,
             _ = committed.notified() => {}
         }
-        state.lists.changed.notify_one();
-        if state.bus.is_enabled() {
+        state.distribution.lists.changed.notify_one();
+        if state.distribution.bus.is_enabled() {
             match state.store.list_seq(crate::domain::lists::COMMUNITY).await {
-                Ok(seq) => state.bus.publish(seq).await,
+                Ok(seq) => state.distribution.bus.publish(seq).await,
                 Err(error) => tracing::warn!(%error, "cannot read the community seq to publish"),
             }
         }

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod distribution;
 pub mod domain;
 pub mod engine;
 pub mod enrich;

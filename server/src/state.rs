@@ -12,9 +12,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use time::Duration;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::links::LinkSigner;
 use crate::bus::ChangeBus;
 use crate::config::{Config, IngestConfig, RegistrationPolicy};
 use crate::console::usage::UsageRecorder;
+use crate::distribution::Distribution;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
 use crate::limits::{Limiter, Tier};
@@ -44,12 +46,8 @@ pub struct AppState {
     pub consensus_wake: Arc<tokio::sync::Notify>,
     /// Engine parameters (for explanations computed outside the worker).
     pub engine_params: Arc<crate::engine::params::Params>,
-    /// The server's own addresses: never listed, never served.
-    pub own_addresses: Arc<Vec<ipnet::IpNet>>,
-    /// In-memory blocklist snapshots and rendered bytes.
-    pub lists: Arc<crate::serving::Lists>,
-    /// Blocklist serving settings (caps, contribution window).
-    pub distribution: Arc<crate::config::DistributionConfig>,
+    /// The served lists, and what each consumer receives of them.
+    pub distribution: Arc<Distribution>,
     /// Lookup tiers, who is on which, and the limiter that counts.
     pub quotas: Quotas,
     /// The IP lookup, with what it keeps between requests.
@@ -59,10 +57,6 @@ pub struct AppState {
     /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
     /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
     pub public_url: Arc<str>,
-    /// Signs and verifies the presigned list links of the v3 stream.
-    pub links: Arc<crate::auth::links::LinkSigner>,
-    /// Tells the other replicas that a list changed (Redis), when configured.
-    pub bus: Arc<crate::bus::ChangeBus>,
     /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
     pub bench_static: Option<bytes::Bytes>,
 }
@@ -122,25 +116,31 @@ impl AppState {
         let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
         let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
-        let distribution = &config.distribution;
-        let link_secret = distribution.link_secret.as_ref().map_or(parts.secret.clone(), |s| s.expose().as_bytes().to_vec());
+        let own_addresses = &config.consensus.own_addresses;
+        let public_url: Arc<str> = Arc::from(config.public_url().as_str());
         let lists = Arc::new(crate::serving::Lists::new(
             parts.store.clone(),
-            distribution.retained_changes,
-            config.consensus.own_addresses.clone(),
+            config.distribution.retained_changes,
+            own_addresses.clone(),
         ));
-        let enricher = Arc::new(parts.enricher);
-        let engine_params = Arc::new(config.consensus.params.clone());
-        let lookup = Lookup::new(
+        // List links are signed with the server secret unless a key of their own is configured.
+        let link_secret =
+            config.distribution.link_secret.as_ref().map_or(parts.secret.clone(), |s| s.expose().as_bytes().to_vec());
+        let distribution = Distribution::new(
             parts.store.clone(),
             lists.clone(),
-            enricher.clone(),
-            config.consensus.own_addresses.clone(),
-            engine_params.clone(),
+            config.distribution.clone(),
+            LinkSigner::derive(&link_secret, config.distribution.link_ttl_secs),
+            parts.bus,
+            public_url.clone(),
+            own_addresses.clone(),
         );
+        let enricher = Arc::new(parts.enricher);
+        let engine_params = Arc::new(config.consensus.params.clone());
+        let lookup =
+            Lookup::new(parts.store.clone(), lists.clone(), enricher.clone(), own_addresses.clone(), engine_params.clone());
         AppState {
-            lists,
-            distribution: Arc::new(distribution.clone()),
+            distribution: Arc::new(distribution),
             store: parts.store,
             jwt: Arc::new(JwtKeys::new(&parts.secret, Duration::seconds(config.auth.jwt_ttl_secs as i64))),
             enricher,
@@ -151,7 +151,6 @@ impl AppState {
             metrics: parts.metrics,
             consensus_wake: Arc::new(tokio::sync::Notify::new()),
             engine_params,
-            own_addresses: Arc::new(config.consensus.own_addresses.clone()),
             quotas: Quotas {
                 tiers: Arc::new(config.tiers.clone()),
                 machine_tier: Arc::from(config.machine_tier.as_str()),
@@ -161,9 +160,7 @@ impl AppState {
             },
             lookup: Arc::new(lookup),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
-            public_url: Arc::from(config.public_url().as_str()),
-            links: Arc::new(crate::auth::links::LinkSigner::derive(&link_secret, distribution.link_ttl_secs)),
-            bus: Arc::new(parts.bus),
+            public_url,
             bench_static: parts.bench_static,
         }
     }

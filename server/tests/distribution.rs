@@ -66,7 +66,7 @@ async fn list_in_order(app: &TestApp, values: &[&str]) {
         };
         app.state.store.commit_consensus(&commit).await.expect("commit");
     }
-    app.state.lists.refresh_all().await.expect("refresh");
+    app.state.distribution.lists.refresh_all().await.expect("refresh");
 }
 
 const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.7", "103.251.167.10"];
@@ -300,7 +300,7 @@ async fn tampered_incomplete_and_expired_links_are_403() {
             path.split("expires=").nth(1).and_then(|r| r.split('&').next()).expect("expires").parse().expect("number");
         let ttl = expires - OffsetDateTime::now_utc().unix_timestamp();
         assert!(
-            (app.state.links.ttl_secs - 60..=app.state.links.ttl_secs).contains(&ttl),
+            (app.state.distribution.links.ttl_secs - 60..=app.state.distribution.links.ttl_secs).contains(&ttl),
             "expires in the configured ttl: {ttl}"
         );
 
@@ -324,14 +324,16 @@ async fn tampered_incomplete_and_expired_links_are_403() {
             scope: "ip".into(),
             expires: OffsetDateTime::now_utc().unix_timestamp() - 1,
         };
-        let expired = app.get(&format!("/{}", app.state.links.path(&past)), None).await;
+        let expired = app.get(&format!("/{}", app.state.distribution.links.path(&past)), None).await;
         let body = expired.expect_error(StatusCode::FORBIDDEN, "forbidden");
         assert!(body["message"].as_str().is_some_and(|m| m.contains("expired")), "{body}");
         let mut fresh = past.clone();
         fresh.expires += 3600;
-        assert_eq!(app.get(&format!("/{}", app.state.links.path(&fresh)), None).await.status, StatusCode::OK);
+        assert_eq!(app.get(&format!("/{}", app.state.distribution.links.path(&fresh)), None).await.status, StatusCode::OK);
         let mut missing = fresh.clone();
         missing.name = "gone".into();
-        app.get(&format!("/{}", app.state.links.path(&missing)), None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+        app.get(&format!("/{}", app.state.distribution.links.path(&missing)), None)
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "not_found");
     }
 }
