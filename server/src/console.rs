@@ -431,7 +431,7 @@ async fn ip_page(State(state): State<AppState>, Signed(session): Signed, Query(q
             Ok(tier) => state.quotas.tier(tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER)),
             Err(error) => return store_error(error),
         };
-        let (decision, charged) = crate::http::cti::charge(&state, &crate::limits::LimitKey::Account(*id), &tier, 1).await;
+        let (decision, charged) = crate::http::quota::charge(&state, &crate::limits::LimitKey::Account(*id), &tier, 1).await;
         if charged.is_err() {
             let result = data::IpResult::Refused { retry_after_secs: decision.retry_after_secs, limit: decision.limit };
             return page(StatusCode::TOO_MANY_REQUESTS, pages::ips(&ctx, &q, Some(&result)));

@@ -13,6 +13,7 @@ pub mod forwarded;
 pub mod ips;
 pub mod links;
 pub mod ops;
+pub mod quota;
 pub mod stream;
 
 use std::time::{Duration, Instant};

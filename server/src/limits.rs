@@ -6,7 +6,7 @@
 //!
 //! Both backends run the same arithmetic ([`gcra`] and calendar windows in UTC), with the time
 //! passed in, so tests cross a day or month boundary without waiting for it. This module knows
-//! nothing of HTTP; `http/cti.rs` turns a [`Decision`] into headers and a 429.
+//! nothing of HTTP; `http/quota.rs` turns a [`Decision`] into headers and a 429.
 
 pub mod local;
 pub mod quota;

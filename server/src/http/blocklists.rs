@@ -22,8 +22,8 @@ use tracing::instrument;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
-use super::cti::{charge, with_limit_headers};
 use super::extract::{Admin, ApiKey, AuthMachine, JsonBody, PathParam, QueryParams};
+use super::quota::{charge, with_limit_headers};
 use super::stream::streamed_body;
 use crate::domain::lists::COMMUNITY;
 use crate::error::ApiError;

@@ -13,7 +13,7 @@
 //! the tier allows) report the quota without spending it.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,8 +22,8 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use super::extract::{ApiKey, PathParam, QueryParams};
+use super::quota::{charge, with_limit_headers};
 use crate::error::ApiError;
-use crate::limits::{Decision, LimitKey, Tier};
 use crate::lookup;
 use crate::state::AppState;
 
@@ -34,32 +34,6 @@ pub fn routes() -> Router<AppState> {
 
 /// The CTI body of a 404.
 pub const NOT_FOUND_MESSAGE: &str = "IP address information not found";
-
-/// Adds the `X-RateLimit-*` headers (and `Retry-After` on a refusal) to an answer.
-pub fn with_limit_headers(mut response: Response, decision: &Decision) -> Response {
-    let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
-    if !decision.allowed {
-        headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs.max(1)));
-    }
-    response
-}
-
-/// Counts `cost` lookups; the answer is the refusal when over a limit.
-pub async fn charge(state: &AppState, key: &LimitKey, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
-    let decision = state.quotas.limiter.check(key, tier, cost).await;
-    let outcome = if decision.allowed {
-        metrics::counter!("palisade_lookups_total").increment(u64::from(cost));
-        state.quotas.usage.record(key, state.quotas.limiter.now_us(), cost);
-        Ok(())
-    } else {
-        metrics::counter!("palisade_quota_denials_total").increment(1);
-        Err(ApiError::RateLimited(decision.retry_after_secs))
-    };
-    (decision, outcome)
-}
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(CtiMessage { message: NOT_FOUND_MESSAGE.into() })).into_response()

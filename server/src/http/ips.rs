@@ -11,8 +11,8 @@ use tracing::instrument;
 use axum::response::{IntoResponse, Response};
 use palisade_api::native::IpLookupResponse;
 
-use super::cti::{charge, with_limit_headers};
 use super::extract::{AuthMachine, LookupCaller, PathParam};
+use super::quota::{charge, with_limit_headers};
 use crate::error::ApiError;
 use crate::lookup;
 use crate::manage;
