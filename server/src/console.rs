@@ -21,9 +21,8 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use maud::Markup;
-use palisade_api::native::LoginLinkResponse;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -31,7 +30,6 @@ use self::pages::{Ctx, Notice};
 use crate::auth::secrets::{hash_secret, random_alnum};
 use crate::auth::session::{COOKIE, Keys, Role, SESSION_TTL_SECS, Session};
 use crate::error::ApiError;
-use crate::http::extract::{Admin, PathParam};
 use crate::manage;
 use crate::state::AppState;
 use crate::use_case::UseCaseError;
@@ -54,27 +52,6 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", pages::JS) }))
         .fallback(|| async { page(StatusCode::NOT_FOUND, pages::message(None, "Not found", "There is no such console page.")) })
         .layer(middleware::from_fn(security_headers))
-}
-
-/// The admin API route that issues login links, merged under `/v1/admin`.
-pub fn admin_routes() -> Router<AppState> {
-    Router::new().route("/accounts/{name}/login-link", post(create_login_link))
-}
-
-/// Create a console sign-in link for an account's users. It signs in whoever opens it within 15
-/// minutes; hand it over privately.
-#[utoipa::path(post, path = "/v1/admin/accounts/{name}/login-link", tag = "admin", security(("admin" = [])),
-    params(("name" = String, Path, description = "account name")),
-    responses((status = 201, body = LoginLinkResponse), (status = 401, body = palisade_api::native::ErrorBody),
-        (status = 404, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(account = %name))]
-pub async fn create_login_link(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam(name): PathParam<String>,
-) -> Result<(StatusCode, Json<LoginLinkResponse>), ApiError> {
-    let link = manage::login_link(state.store.as_ref(), state.jwt.console_key(), &state.public_url, &name).await?;
-    Ok((StatusCode::CREATED, Json(link)))
 }
 
 fn keys(state: &AppState) -> Keys {
