@@ -1,6 +1,8 @@
-//! One pure renderer per output format: a full list, or a delta since a cursor, written to any
-//! `io::Write` (a buffer in tests, a chunked channel when serving). No I/O of its own, no clock:
-//! the caller chooses the entries, their order and `now`.
+//! The pure renderers of the blocklist formats (plain, JSON, CSV, nftables, ipset, iptables,
+//! MikroTik): [`render_full`] writes a whole list and [`render_delta`] the changes since a
+//! cursor, each with one arm per format, to any `io::Write` (a buffer in tests, a chunked
+//! channel when serving); [`aggregate`] merges prefixes beforehand when asked. No I/O of its own,
+//! no clock: the caller chooses the entries, their order and `now`.
 
 use std::fmt;
 use std::io::{self, Write};
