@@ -110,7 +110,7 @@ pub fn console_key(secret: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA256 of `label` under `secret`: a key for one purpose, independent of the others.
 pub fn derive_key(secret: &[u8], label: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(label);
     mac.finalize().into_bytes().into()
