@@ -71,7 +71,7 @@ impl Enricher {
     /// AS number of an address.
     pub fn asn(&self, ip: IpAddr) -> Option<u32> {
         match self.asn.as_ref()? {
-            Source::Mmdb(reader) => reader.lookup::<geoip2::Asn>(ip).ok()??.autonomous_system_number,
+            Source::Mmdb(reader) => reader.lookup(ip).ok()?.decode::<geoip2::Asn>().ok()??.autonomous_system_number,
             Source::Csv(table) => table.find(ip).map(|(_, _, record)| record.number),
         }
     }
@@ -81,7 +81,7 @@ impl Enricher {
         let mut out = Enrichment::default();
         match &self.asn {
             Some(Source::Mmdb(reader)) => {
-                if let Ok(Some(record)) = reader.lookup::<geoip2::Asn>(ip) {
+                if let Ok(Some(record)) = reader.lookup(ip).and_then(|found| found.decode::<geoip2::Asn>()) {
                     out.as_number = record.autonomous_system_number;
                     out.as_name = record.autonomous_system_organization.map(str::to_string);
                 }
@@ -95,11 +95,11 @@ impl Enricher {
             None => {}
         }
         out.country = match &self.country {
-            Some(Source::Mmdb(reader)) => match reader.lookup::<geoip2::Country>(ip) {
-                Ok(Some(record)) => record.country.and_then(|c| c.iso_code).map(str::to_string),
+            Some(Source::Mmdb(reader)) => match reader.lookup(ip).and_then(|found| found.decode::<geoip2::Country>()) {
+                Ok(Some(record)) => record.country.iso_code.map(str::to_string),
                 _ => None,
             }
-            .or_else(|| match reader.lookup::<FlatCountry>(ip) {
+            .or_else(|| match reader.lookup(ip).and_then(|found| found.decode::<FlatCountry>()) {
                 Ok(Some(flat)) => flat.country_code.map(str::to_string),
                 _ => None,
             }),
@@ -113,9 +113,10 @@ impl Enricher {
     pub fn range(&self, ip: IpAddr) -> Option<ipnet::IpNet> {
         match self.asn.as_ref()? {
             Source::Mmdb(reader) => {
-                let (record, prefix) = reader.lookup_prefix::<geoip2::Asn>(ip).ok()?;
-                record?;
-                ipnet::IpNet::new(ip, u8::try_from(prefix).ok()?).ok().map(|net| net.trunc())
+                let found = reader.lookup(ip).ok()?;
+                found.decode::<geoip2::Asn>().ok()??;
+                let network = found.network().ok()?;
+                ipnet::IpNet::new(network.ip(), network.prefix()).ok()
             }
             Source::Csv(table) => table.prefix(ip),
         }

@@ -10,8 +10,8 @@ use redis::aio::ConnectionManager;
 pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<ConnectionManager> {
     let client = redis::Client::open(url)?;
     let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
         .set_number_of_retries(1);
     tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
         .await

@@ -10,8 +10,8 @@ pub mod mmdb;
 
 use std::str::FromStr;
 
-use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use crate::config::{Backend, Secret};
 
@@ -60,7 +60,10 @@ impl TestDb {
         let name = format!("palisade_test_{}", uuid::Uuid::new_v4().simple());
         let options = PgConnectOptions::from_str(&admin_url).expect("DATABASE_URL is not a PostgreSQL URL");
         let mut conn = options.connect().await.expect("cannot connect to DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("cannot create a test database");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("cannot create a test database");
         drop(conn);
         let url = options.database(&name).to_url_lossy().to_string();
         Some(TestDb { backend: Backend::Postgres, url: Secret::new(url), cleanup: Cleanup::Postgres { admin_url, name } })
@@ -91,7 +94,7 @@ impl Drop for TestDb {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 runtime.block_on(async {
                     let mut conn = PgConnectOptions::from_str(&admin_url)?.connect().await?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+                    sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
                     Ok::<_, sqlx::Error>(())
                 })?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

@@ -54,6 +54,9 @@ pub struct IssuedToken {
 
 impl JwtKeys {
     /// Builds the keys from a secret.
+    ///
+    /// Panics on an empty secret, which the configuration never yields (it requires at least
+    /// 32 characters, and a generated one has 64).
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
@@ -61,8 +64,8 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
         JwtKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding: EncodingKey::from_secret(secret).expect("the JWT secret is not empty"),
+            decoding: DecodingKey::from_secret(secret).expect("the JWT secret is not empty"),
             validation,
             ttl,
             console_key: console_key(secret),
@@ -110,7 +113,7 @@ pub fn console_key(secret: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA256 of `label` under `secret`: a key for one purpose, independent of the others.
 pub fn derive_key(secret: &[u8], label: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(label);
     mac.finalize().into_bytes().into()
@@ -158,6 +161,19 @@ mod tests {
         let claims = keys().verify(&issued.token).unwrap();
         assert_eq!((claims.mid, claims.sub.as_str()), (7, "m1"));
         assert_eq!(claims.exp, (now + Duration::hours(1)).unix_timestamp());
+    }
+
+    #[test]
+    fn tokens_are_byte_identical_to_an_independent_hs256() {
+        // Computed outside Palisade (HMAC-SHA256 over the base64url header and claims), so a
+        // change of JWT crate or crypto backend cannot silently change what clients receive.
+        let issued = keys().issue(MachineKey(7), "m1", time::macros::datetime!(2026-11-25 12:00 UTC)).unwrap();
+        assert_eq!(
+            issued.token,
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.\
+             eyJzdWIiOiJtMSIsIm1pZCI6NywiaXNzIjoicGFsaXNhZGUiLCJhdWQiOiJwYWxpc2FkZS1tYWNoaW5lIiwiaWF0IjoxNzk1NjA4MDAwLCJleHAiOjE3OTU2MTE2MDB9.\
+             dPTRY8E16thCtDXC2ncCRCvBt0bVbP914sCTig2OBjU"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! The key is derived from the JWT secret (or configured on its own), so every replica signs
 //! and verifies the same links. Pure: the time is a parameter.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -2,7 +2,7 @@
 //! hashes they are stored under. Secrets have 190+ bits of entropy, so a fast hash (SHA-256) is
 //! the right storage form: lookup by hash, no per-row salt needed.
 
-use rand::Rng;
+use rand::RngExt;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 

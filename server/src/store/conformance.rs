@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -1044,11 +1044,11 @@ async fn raw_text(db: &TestDb, sql: &str) -> Vec<String> {
     let rows = match db.backend {
         Backend::Sqlite => {
             let mut conn = SqliteConnectOptions::from_str(url).expect("sqlite url").connect().await.expect("connect");
-            sqlx::query_scalar(sql).fetch_all(&mut conn).await
+            sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(&mut conn).await
         }
         Backend::Postgres => {
             let mut conn = PgConnectOptions::from_str(url).expect("postgres url").connect().await.expect("connect");
-            sqlx::query_scalar(sql).fetch_all(&mut conn).await
+            sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(&mut conn).await
         }
     };
     rows.unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.label()))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::{
@@ -168,7 +168,7 @@ impl Store for PgStore {
     }
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
-        let row = sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = $1"))
+        let row = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.machine_id = $1")))
             .bind(storable(machine_id))
             .fetch_optional(&self.pool)
             .await?;
@@ -176,7 +176,7 @@ impl Store for PgStore {
     }
 
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
-        let rows = sqlx::query(&format!("{MACHINE_SELECT} ORDER BY m.id")).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} ORDER BY m.id"))).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
     }
 
@@ -232,13 +232,15 @@ impl Store for PgStore {
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let row =
-            sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = $1")).bind(storable(name)).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(format!("{ACCOUNT_SELECT} WHERE a.name = $1")))
+            .bind(storable(name))
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query(&format!("{ACCOUNT_SELECT} ORDER BY a.id")).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("{ACCOUNT_SELECT} ORDER BY a.id"))).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
     }
 
@@ -888,7 +890,7 @@ impl Store for PgStore {
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE k.key_hash = $1"))
+        let row = sqlx::query(AssertSqlSafe(format!("{API_KEY_SELECT} WHERE k.key_hash = $1")))
             .bind(storable(key_hash))
             .fetch_optional(&self.pool)
             .await?;
@@ -896,7 +898,7 @@ impl Store for PgStore {
     }
 
     async fn list_api_keys(&self, account: Option<AccountKey>) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{API_KEY_SELECT} WHERE ($1 IS NULL OR k.account_id = $1) ORDER BY k.id"))
+        let rows = sqlx::query(AssertSqlSafe(format!("{API_KEY_SELECT} WHERE ($1 IS NULL OR k.account_id = $1) ORDER BY k.id")))
             .bind(account.map(|a| a.0))
             .fetch_all(&self.pool)
             .await?;
@@ -964,15 +966,16 @@ impl Store for PgStore {
             // partitions never race with the drop, and readers wait only for one DROP.
             let mut tx = self.pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
-            let unprocessed: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM \"{name}\" WHERE id > $1)"))
-                .bind(up_to_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let unprocessed: bool =
+                sqlx::query_scalar(AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM \"{name}\" WHERE id > $1)")))
+                    .bind(up_to_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             if unprocessed {
                 // The consensus worker has not read it yet; newer partitions cannot be older.
                 break;
             }
-            sqlx::query(&format!("DROP TABLE \"{name}\"")).execute(&mut *tx).await?;
+            sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{name}\""))).execute(&mut *tx).await?;
             tx.commit().await?;
             outcome.partitions_dropped.push(day);
         }

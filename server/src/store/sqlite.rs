@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use self::group_commit::{SignalRow, SignalWriter};
@@ -168,7 +168,7 @@ impl Store for SqliteStore {
     }
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
-        let row = sqlx::query(&format!("{MACHINE_SELECT} WHERE m.machine_id = ?"))
+        let row = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.machine_id = ?")))
             .bind(storable(machine_id))
             .fetch_optional(&self.reader)
             .await?;
@@ -176,7 +176,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
-        let rows = sqlx::query(&format!("{MACHINE_SELECT} ORDER BY m.id")).fetch_all(&self.reader).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} ORDER BY m.id"))).fetch_all(&self.reader).await?;
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
     }
 
@@ -231,13 +231,15 @@ impl Store for SqliteStore {
     }
 
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let row =
-            sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.name = ?")).bind(storable(name)).fetch_optional(&self.reader).await?;
+        let row = sqlx::query(AssertSqlSafe(format!("{ACCOUNT_SELECT} WHERE a.name = ?")))
+            .bind(storable(name))
+            .fetch_optional(&self.reader)
+            .await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query(&format!("{ACCOUNT_SELECT} ORDER BY a.id")).fetch_all(&self.reader).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("{ACCOUNT_SELECT} ORDER BY a.id"))).fetch_all(&self.reader).await?;
         Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
     }
 
@@ -759,7 +761,7 @@ impl Store for SqliteStore {
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE k.key_hash = ?"))
+        let row = sqlx::query(AssertSqlSafe(format!("{API_KEY_SELECT} WHERE k.key_hash = ?")))
             .bind(storable(key_hash))
             .fetch_optional(&self.reader)
             .await?;
@@ -767,7 +769,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self, account: Option<AccountKey>) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{API_KEY_SELECT} WHERE (? IS NULL OR k.account_id = ?) ORDER BY k.id"))
+        let rows = sqlx::query(AssertSqlSafe(format!("{API_KEY_SELECT} WHERE (? IS NULL OR k.account_id = ?) ORDER BY k.id")))
             .bind(account.map(|a| a.0))
             .bind(account.map(|a| a.0))
             .fetch_all(&self.reader)
