@@ -64,6 +64,19 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is outside the closed set its column may hold (e.g. an unknown
+    /// `created_by`): the row was written by something other than Palisade, or by a newer version.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A stored value that does not decode, counted in `palisade_store_errors_total` like the
+    /// driver's errors.
+    pub(crate) fn corrupt(column: &str, text: &str) -> Self {
+        metrics::counter!("palisade_store_errors_total", "kind" => "corrupt").increment(1);
+        StoreError::Corrupt(format!("{column} = {text:?}"))
+    }
 }
 
 /// Every driver error passes through here, so this is where `palisade_store_errors_total` counts
@@ -103,6 +116,19 @@ impl CreatedBy {
     }
 }
 
+impl std::str::FromStr for CreatedBy {
+    type Err = StoreError;
+
+    /// The inverse of [`CreatedBy::as_str`]; any other text is [`StoreError::Corrupt`].
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "register" => Ok(CreatedBy::Register),
+            "operator" => Ok(CreatedBy::Operator),
+            other => Err(StoreError::corrupt("machines.created_by", other)),
+        }
+    }
+}
+
 /// A machine to create.
 #[derive(Debug, Clone)]
 pub struct NewMachine {
@@ -135,8 +161,8 @@ pub struct Machine {
     pub display_name: Option<String>,
     /// Operator's sensor.
     pub sensor: bool,
-    /// `register` or `operator`.
-    pub created_by: String,
+    /// Who created it.
+    pub created_by: CreatedBy,
     /// Trust in [0, 1].
     pub trust: f64,
     /// Scenarios declared at the last login.

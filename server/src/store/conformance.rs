@@ -211,7 +211,7 @@ async fn created_machine_reads_back_by_login() {
         assert_eq!(machine.machine_id, "sensor-paris-1", "{label}: login");
         assert_eq!(machine.password_hash, new.password_hash, "{label}: password hash");
         assert!(machine.sensor, "{label}: sensor");
-        assert_eq!(machine.created_by, "operator", "{label}: created_by");
+        assert_eq!(machine.created_by, CreatedBy::Operator, "{label}: created_by");
         assert_eq!(machine.created_at, new.created_at, "{label}: created_at");
         assert_eq!(machine.account, None, "{label}: account");
         assert_eq!(machine.account_name, None, "{label}: account name");
@@ -227,7 +227,7 @@ async fn created_machine_reads_back_by_login() {
         let machine = s.store().machine_by_login("self-registered").await.expect("lookup").expect("machine exists");
         assert_eq!(machine.key, registered, "{label}: key");
         assert!(!machine.sensor, "{label}: sensor");
-        assert_eq!(machine.created_by, "register", "{label}: created_by");
+        assert_eq!(machine.created_by, CreatedBy::Register, "{label}: created_by");
         assert_ne!(registered, key, "{label}: keys are distinct");
     }
 }
@@ -1052,6 +1052,35 @@ async fn raw_text(db: &TestDb, sql: &str) -> Vec<String> {
         }
     };
     rows.unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.label()))
+}
+
+/// Runs a statement that returns nothing, on whichever engine `db` is.
+async fn raw_execute(db: &TestDb, sql: &str) {
+    let url = db.url.expose();
+    let done = match db.backend {
+        Backend::Sqlite => {
+            let mut conn = SqliteConnectOptions::from_str(url).expect("sqlite url").connect().await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.map(drop)
+        }
+        Backend::Postgres => {
+            let mut conn = PgConnectOptions::from_str(url).expect("postgres url").connect().await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.map(drop)
+        }
+    };
+    done.unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.label()));
+}
+
+#[tokio::test]
+async fn an_unknown_created_by_reads_back_as_corrupt_not_a_guess() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        machine(store, "tampered").await;
+        raw_execute(&s.db, "UPDATE machines SET created_by = 'robot' WHERE machine_id = 'tampered'").await;
+        let read = store.machine_by_login("tampered").await;
+        assert!(matches!(read, Err(StoreError::Corrupt(ref what)) if what.contains("robot")), "{label}: {read:?}");
+        assert!(matches!(store.list_machines().await, Err(StoreError::Corrupt(_))), "{label}: listing");
+    }
 }
 
 #[tokio::test]

@@ -85,8 +85,9 @@ const MACHINE_SELECT: &str = "SELECT m.id, m.machine_id, m.password_hash, m.acco
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.name, a.level, a.created_at, \
      (SELECT count(*) FROM machines m WHERE m.account_id = a.id) AS machine_count FROM accounts a";
 
-fn machine_from_row(row: &PgRow) -> Result<Machine, sqlx::Error> {
+fn machine_from_row(row: &PgRow) -> Result<Machine, StoreError> {
     let scenarios: String = row.try_get("scenarios")?;
+    let created_by: String = row.try_get("created_by")?;
     Ok(Machine {
         key: MachineKey(row.try_get("id")?),
         machine_id: row.try_get("machine_id")?,
@@ -95,7 +96,7 @@ fn machine_from_row(row: &PgRow) -> Result<Machine, sqlx::Error> {
         account_name: row.try_get("account_name")?,
         display_name: row.try_get("display_name")?,
         sensor: row.try_get("is_sensor")?,
-        created_by: row.try_get("created_by")?,
+        created_by: created_by.parse()?,
         trust: row.try_get("trust")?,
         scenarios: serde_json::from_str(&scenarios).unwrap_or_default(),
         origin_prefix: row.try_get("origin_prefix")?,
