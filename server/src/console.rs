@@ -1,14 +1,14 @@
 //! The web console under `/console`: pages rendered on the server for account users (machines,
 //! enrollment keys, API keys, blocklists) and the operator (network overview), and the IP
 //! analyzer for both. It owns sign-in (admin token, account login links), stateless signed
-//! sessions in `HttpOnly`, `SameSite=Strict` cookies, and CSRF checks on every POST. Its pages
+//! sessions in `HttpOnly`, `SameSite=Strict` cookies (signed by [`crate::auth::session`], which
+//! the admin API and CLI also use to issue login links), and CSRF checks on every POST. Its pages
 //! reach nothing but this server: styles and the one small script are compiled into the binary.
 //! It acts only through [`crate::manage`] and the [`crate::store::Store`]; it must not hold SQL.
 
 pub mod charts;
 pub mod data;
 pub mod pages;
-pub mod session;
 pub mod usage;
 
 use std::collections::HashMap;
@@ -21,19 +21,18 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use maud::Markup;
-use palisade_api::native::LoginLinkResponse;
 use time::OffsetDateTime;
 use tracing::instrument;
 
 use self::pages::{Ctx, Notice};
-use self::session::{COOKIE, Keys, Role, SESSION_TTL_SECS, Session};
 use crate::auth::secrets::{hash_secret, random_alnum};
+use crate::auth::session::{COOKIE, Keys, Role, SESSION_TTL_SECS, Session};
 use crate::error::ApiError;
-use crate::http::extract::{Admin, PathParam};
 use crate::manage;
 use crate::state::AppState;
+use crate::use_case::UseCaseError;
 
 /// Console routes, nested under `/console`.
 pub fn routes() -> Router<AppState> {
@@ -53,27 +52,6 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", pages::JS) }))
         .fallback(|| async { page(StatusCode::NOT_FOUND, pages::message(None, "Not found", "There is no such console page.")) })
         .layer(middleware::from_fn(security_headers))
-}
-
-/// The admin API route that issues login links, merged under `/v1/admin`.
-pub fn admin_routes() -> Router<AppState> {
-    Router::new().route("/accounts/{name}/login-link", post(create_login_link))
-}
-
-/// Create a console sign-in link for an account's users. It signs in whoever opens it within 15
-/// minutes; hand it over privately.
-#[utoipa::path(post, path = "/v1/admin/accounts/{name}/login-link", tag = "admin", security(("admin" = [])),
-    params(("name" = String, Path, description = "account name")),
-    responses((status = 201, body = LoginLinkResponse), (status = 401, body = palisade_api::native::ErrorBody),
-        (status = 404, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(account = %name))]
-pub async fn create_login_link(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam(name): PathParam<String>,
-) -> Result<(StatusCode, Json<LoginLinkResponse>), ApiError> {
-    let link = manage::login_link(state.store.as_ref(), state.jwt.console_key(), &state.public_url, &name).await?;
-    Ok((StatusCode::CREATED, Json(link)))
 }
 
 fn keys(state: &AppState) -> Keys {
@@ -190,7 +168,8 @@ fn ctx(state: &AppState, session: &Session) -> Ctx {
     Ctx { role: session.role.clone(), csrf: keys(state).csrf_token(session) }
 }
 
-fn store_error(error: ApiError) -> Response {
+fn store_error(error: impl Into<ApiError>) -> Response {
+    let error = error.into();
     tracing::warn!(%error, "console action failed");
     let status = error.status();
     let message = if status.is_server_error() { "Something went wrong on the server.".to_string() } else { error.to_string() };
@@ -280,7 +259,7 @@ async fn link_login(State(state): State<AppState>, headers: HeaderMap, FormField
     match state.store.account_by_name(&name).await {
         Ok(Some(account)) if account.key.0 == id => sign_in(&state, &Role::Account { id, name }, "/console/account"),
         Ok(_) => page(StatusCode::UNAUTHORIZED, pages::message(None, "Link not valid", "This account no longer exists.")),
-        Err(error) => store_error(error.into()),
+        Err(error) => store_error(error),
     }
 }
 
@@ -366,7 +345,7 @@ async fn revoke_enroll_key(
     let notice = match state.store.revoke_enroll_key(crate::store::AccountKey(id), prefix, OffsetDateTime::now_utc()).await {
         Ok(true) => Notice::Done(format!("Enrollment key {prefix}… revoked.")),
         Ok(false) => Notice::Error(format!("No active enrollment key {prefix:?} in this account.")),
-        Err(error) => return store_error(error.into()),
+        Err(error) => return store_error(error),
     };
     render_account(&state, &session, Some(notice)).await
 }
@@ -397,10 +376,10 @@ async fn revoke_api_key(
     let prefix = form.get("prefix").map(String::as_str).unwrap_or_default();
     let notice = match manage::revoke_api_key(state.store.as_ref(), prefix, Some(&name)).await {
         Ok(()) => {
-            state.api_keys.clear();
+            state.quotas.api_keys.clear();
             Notice::Done(format!("API key {prefix} revoked."))
         }
-        Err(ApiError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
+        Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
         Err(error) => return store_error(error),
     };
     render_account(&state, &session, Some(notice)).await
@@ -426,10 +405,10 @@ async fn ip_page(State(state): State<AppState>, Signed(session): Signed, Query(q
     };
     if let Role::Account { id, .. } = &session.role {
         let tier = match state.store.account_tier(crate::store::AccountKey(*id)).await {
-            Ok(tier) => state.tier(tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER)),
-            Err(error) => return store_error(error.into()),
+            Ok(tier) => state.quotas.tier(tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER)),
+            Err(error) => return store_error(error),
         };
-        let (decision, charged) = crate::http::cti::charge(&state, &data::limit_key(*id), &tier, 1).await;
+        let (decision, charged) = crate::http::quota::charge(&state, &crate::limits::LimitKey::Account(*id), &tier, 1).await;
         if charged.is_err() {
             let result = data::IpResult::Refused { retry_after_secs: decision.retry_after_secs, limit: decision.limit };
             return page(StatusCode::TOO_MANY_REQUESTS, pages::ips(&ctx, &q, Some(&result)));

@@ -1,10 +1,12 @@
-//! Domain types and the pure rules that turn wire input into them: address parsing and
-//! normalisation, special-purpose ranges, signal validation. No I/O and no clock: the current
-//! time is a parameter.
+//! Domain types and the pure rules that turn wire input into them: address parsing, display and
+//! normalisation, list names, special-purpose ranges, signal validation. No I/O and no clock: the
+//! current time is a parameter.
 
 pub mod allowlist;
+pub mod lists;
 pub mod names;
 pub mod net;
 pub mod signal;
 pub mod special;
 pub mod text;
+pub mod time;

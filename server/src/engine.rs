@@ -18,6 +18,7 @@
 pub mod expand;
 pub mod explain;
 pub mod ipset;
+pub mod never_block;
 pub mod params;
 pub mod support;
 pub mod trust;
@@ -33,8 +34,7 @@ use self::params::Params;
 use self::support::{Contribution, OriginAs, Support};
 use self::trust::{Level, MachineState};
 
-/// Seconds since the Unix epoch.
-pub type Time = i64;
+pub use crate::domain::time::Time;
 
 /// One report of an attacker by a machine, as the engine needs it.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use palisade_api::native::{ErrorBody, FieldError};
 
 use crate::store::StoreError;
+use crate::use_case::UseCaseError;
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware for the handler's duration.
@@ -146,6 +147,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<UseCaseError> for ApiError {
+    fn from(error: UseCaseError) -> Self {
+        match error {
+            UseCaseError::NotFound(what) => ApiError::NotFound(what),
+            UseCaseError::Conflict(what) => ApiError::Conflict(what),
+            UseCaseError::Invalid { field, message } => ApiError::Validation(vec![FieldError { field, message }]),
+            UseCaseError::BadRequest(message) => ApiError::BadRequest(message),
+            UseCaseError::Forbidden(message) => ApiError::Forbidden(message),
+            UseCaseError::CursorExpired(message) => ApiError::CursorExpired(message),
+            UseCaseError::Unavailable => ApiError::Unavailable,
+            UseCaseError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -176,5 +192,38 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn use_case_errors_answer_with_the_status_code_and_message_they_always_had() {
+        let cases = [
+            (UseCaseError::NotFound("no account named \"x\"".into()), 404, "not_found", "no account named \"x\""),
+            (UseCaseError::Conflict("account \"x\" already exists".into()), 409, "conflict", "account \"x\" already exists"),
+            (UseCaseError::invalid("name", "must be 1 to 64 characters long"), 422, "validation_failed", "validation failed"),
+            (
+                UseCaseError::BadRequest("give a value, a source, or both".into()),
+                400,
+                "bad_request",
+                "give a value, a source, or both",
+            ),
+            (UseCaseError::Forbidden("not yours".into()), 403, "forbidden", "not yours"),
+            (UseCaseError::CursorExpired("cursor 3 is older".into()), 410, "cursor_expired", "cursor 3 is older"),
+            (UseCaseError::Unavailable, 503, "unavailable", "storage temporarily unavailable"),
+            (UseCaseError::Internal(anyhow::anyhow!("boom")), 500, "internal", "internal error"),
+        ];
+        for (error, status, code, message) in cases {
+            assert_eq!(error.to_string(), message, "the CLI prints the use case's own text");
+            let api = ApiError::from(error);
+            assert_eq!((api.status().as_u16(), api.code(), api.to_string().as_str()), (status, code, message));
+        }
+        match ApiError::from(UseCaseError::invalid("name", "too long")) {
+            ApiError::Validation(fields) => assert_eq!(fields, [FieldError { field: "name".into(), message: "too long".into() }]),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! and the OpenAPI document generated from the handlers. `router(state)` is pure, so in-process
 //! tests call it without a socket.
 
+pub mod account;
 pub mod admin;
-pub mod api_keys;
 pub mod bench;
 pub mod blocklists;
 pub mod capi;
@@ -13,6 +13,8 @@ pub mod forwarded;
 pub mod ips;
 pub mod links;
 pub mod ops;
+pub mod quota;
+pub mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -41,12 +43,12 @@ use crate::state::AppState;
         admin::get_machine, admin::list_signals, admin::set_machine_sensor, admin::get_machine_trust, admin::set_account_level,
         admin::create_canary, admin::list_canaries, admin::delete_canary, admin::import_allowlist, admin::list_allowlist,
         admin::delete_allowlist, admin::report_false_positive, admin::get_ip_explanation_admin, ips::get_ip_explanation,
-        blocklists::list_blocklists, blocklists::get_blocklist_entries, blocklists::create_custom_list,
-        blocklists::list_custom_lists, blocklists::delete_custom_list, blocklists::update_list_entries,
-        blocklists::import_list_entries, blocklists::subscribe_machine, blocklists::unsubscribe_machine,
-        ips::get_ip, cti::get_smoke, cti::search_smoke, api_keys::create_api_key_admin, api_keys::list_api_keys_admin,
-        api_keys::list_all_api_keys, api_keys::revoke_api_key_admin, api_keys::set_account_tier, api_keys::create_own_api_key,
-        api_keys::list_own_api_keys, api_keys::revoke_own_api_key, api_keys::get_own_machine, crate::console::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
+        blocklists::list_blocklists, blocklists::get_blocklist_entries, admin::blocklists::create_custom_list,
+        admin::blocklists::list_custom_lists, admin::blocklists::delete_custom_list, admin::blocklists::update_list_entries,
+        admin::blocklists::import_list_entries, admin::blocklists::subscribe_machine, admin::blocklists::unsubscribe_machine,
+        ips::get_ip, cti::get_smoke, cti::search_smoke, admin::api_keys::create_api_key_admin, admin::api_keys::list_api_keys_admin,
+        admin::api_keys::list_all_api_keys, admin::api_keys::revoke_api_key_admin, admin::api_keys::set_account_tier, account::create_own_api_key,
+        account::list_own_api_keys, account::revoke_own_api_key, account::get_own_machine, admin::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
         ops::healthz, ops::readyz, ops::prometheus_metrics,
     ),
     modifiers(&SecuritySchemes, &MirrorV3),
@@ -130,10 +132,10 @@ pub fn router(state: AppState) -> Router {
     routes
         .nest("/v2", capi::routes(false))
         .nest("/v3", capi::routes(true))
-        .nest("/v1/admin/blocklists", blocklists::admin_routes())
+        .nest("/v1/admin/blocklists", admin::blocklists::routes())
         .merge(cti::routes())
-        .nest("/v1/admin", admin::routes().merge(api_keys::admin_routes()).merge(crate::console::admin_routes()))
-        .nest("/v1/account", api_keys::account_routes())
+        .nest("/v1/admin", admin::routes())
+        .nest("/v1/account", account::routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
         .nest("/v1/links", links::routes())

@@ -1,11 +1,60 @@
 //! Palisade server library: everything the `palisade-server` binary runs, exposed so tests
 //! and benchmarks can build the same router and store in-process.
+//!
+//! # Module map
+//!
+//! Each room owns one thing. No two files import each other, only `store` speaks SQL, only the
+//! edge speaks HTTP, and the pure core does no I/O: `tests/layout.rs` checks all of it.
+//!
+//! **Edge**: HTTP and the command line.
+//! - [`http`]: the router, its layers and the OpenAPI document; one file per route family:
+//!   `capi` (CrowdSec CAPI, `/v2` and `/v3`), `cti` (`/v2/smoke`), `ips` (`/v1/ips`),
+//!   `blocklists` (`/v1/blocklists`), `links` (`/v1/links`), `account` (`/v1/account`), `admin`
+//!   (`/v1/admin`, with `admin::api_keys` and `admin::blocklists`), `ops` (health, metrics),
+//!   `bench`; helpers `extract` (authentication), `quota` (charging, rate-limit headers),
+//!   `stream` (streamed bodies), `forwarded` (the client behind proxies).
+//! - [`console`]: the web console under `/console`: pages, sign-in, CSRF, usage history.
+//! - [`cli`]: the command line: `args`, `serve` (the composition root), `admin` (operator commands).
+//! - [`error`]: `ApiError`, the one error body, and its conversions from the layers below.
+//!
+//! **Use cases**: between the edge and the core; they know neither HTTP nor SQL and fail with a
+//! [`use_case::UseCaseError`].
+//! - [`lookup`]: the IP lookup: one address's evidence, scored, as a CTI or native answer.
+//! - [`distribution`]: what each consumer receives of the lists: caps, deltas, the CrowdSec
+//!   stream, presigned links, change publication.
+//! - [`manage`]: the operator's actions shared by the admin API, the console and the CLI
+//!   (accounts, machines, keys, canaries, allowlists, explanations; `manage::lists`: operator lists).
+//! - [`use_case`]: `UseCaseError`, how a use case fails.
+//!
+//! **Pure core**: no I/O, no clock.
+//! - [`domain`]: domain types and rules: addresses and networks (`domain::net`), list names
+//!   (`domain::lists`), time and its text forms (`domain::time`), signals, names, special-purpose
+//!   ranges, provider range files, free text.
+//! - [`engine`]: consensus: machine trust, clustering, the listing rule, the never-block set.
+//! - [`reputation`]: one address's reputation class and scores, for the lookup.
+//! - [`serving::render`] and [`serving::entry`]: the blocklist formats, and the entry they render.
+//!
+//! **Infrastructure**
+//! - [`store`]: persistence behind the `Store` trait, SQLite and PostgreSQL; the only SQL.
+//! - [`serving`]: each replica's in-memory list snapshots, advanced by seq, the never-block policy
+//!   in force and the render cache.
+//! - [`limits`]: tiers and lookup quotas (GCRA, calendar windows), in process or in Redis.
+//! - [`bus`]: list-change notifications between replicas, through Redis.
+//! - [`redis_link`]: the one way a Redis connection is opened.
+//! - [`enrich`]: AS and country of an address.
+//! - [`auth`]: credentials: passwords, machine tokens, secrets, list links, console sessions.
+//! - [`jobs`]: background jobs on the leader replica: the consensus worker, maintenance.
+//! - [`telemetry`]: tracing and the Prometheus recorder.
+//! - [`config`]: the one typed configuration, read once.
+//! - [`state`]: `AppState`, built once from the configuration.
+//! - [`testing`]: fresh test databases on every backend, for tests and benchmarks.
 
 pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod distribution;
 pub mod domain;
 pub mod engine;
 pub mod enrich;
@@ -22,3 +71,4 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod testing;
+pub mod use_case;

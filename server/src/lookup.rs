@@ -1,6 +1,10 @@
-//! The IP lookup use case shared by the CTI-compatible and native routes: gathers the evidence
-//! about one address (engine state, blocklist membership, never-block ranges, enrichment), has
-//! [`crate::reputation`] score it, and shapes the CTI `SmokeItem`. Knows the store, not HTTP.
+//! The IP lookup use case shared by the CTI-compatible and native routes and the console's
+//! analyzer: gathers the evidence about one address (engine state, blocklist membership,
+//! never-block ranges, enrichment), has [`crate::reputation`] score it, and shapes the CTI
+//! `SmokeItem` and the native answer. A [`Lookup`] holds the handles it reads (the store through
+//! the `Store` trait, the served lists, the enrichment databases) and fails with a
+//! [`UseCaseError`]: it knows neither HTTP nor SQL, and charging the caller's quota is the
+//! caller's part. The time is a parameter.
 //!
 //! Lookups are the most frequent request a paying user makes, so a repeated lookup touches no
 //! database: list membership comes from the replica's in-memory snapshot, and the engine state
@@ -14,15 +18,20 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use palisade_api::cti::{AttackDetail, Classifications, History, Location, Named, Score, Scores, SmokeItem};
+use palisade_api::native::IpLookupResponse;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::{display_target, parse_address, parse_network};
+use crate::domain::time::rfc3339;
+use crate::engine::params::Params;
 use crate::engine::{Engine, TargetState};
-use crate::error::ApiError;
-use crate::jobs::consensus::{COMMUNITY, display_target};
+use crate::enrich::Enricher;
 use crate::reputation::{Evidence, Reputation, WindowScore, assess};
-use crate::state::AppState;
-use crate::store::Enrichment;
+use crate::serving::Lists;
+use crate::store::{Enrichment, Store};
+use crate::use_case::UseCaseError;
 
 /// How long the never-block ranges are reused before being read again.
 const ALLOWLIST_TTL: Duration = Duration::from_secs(10);
@@ -50,14 +59,14 @@ pub struct LookupCache {
 
 impl LookupCache {
     /// The engine state of `target`, from the cache or the store.
-    async fn target(&self, state: &AppState, target: &str) -> Result<Option<Arc<TargetState>>, ApiError> {
+    async fn target(&self, store: &dyn Store, target: &str) -> Result<Option<Arc<TargetState>>, UseCaseError> {
         if let Some((at, found)) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(target)
             && at.elapsed() < TARGET_TTL
         {
             return Ok(found.clone());
         }
-        let found = match state.store.engine_target(target).await? {
-            Some(json) => Some(Arc::new(serde_json::from_str::<TargetState>(&json).map_err(|e| ApiError::Internal(e.into()))?)),
+        let found = match store.engine_target(target).await? {
+            Some(json) => Some(Arc::new(serde_json::from_str::<TargetState>(&json)?)),
             None => None,
         };
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
@@ -68,19 +77,18 @@ impl LookupCache {
         Ok(found)
     }
 
-    async fn ranges(&self, state: &AppState) -> Result<Ranges, ApiError> {
+    async fn ranges(&self, store: &dyn Store) -> Result<Ranges, UseCaseError> {
         if let Some((at, ranges)) = self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && at.elapsed() < ALLOWLIST_TTL
         {
             return Ok(ranges.clone());
         }
         let ranges: Ranges = Arc::new(
-            state
-                .store
+            store
                 .list_allowlist()
                 .await?
                 .into_iter()
-                .filter_map(|entry| crate::manage::parse_network("value", &entry.value).ok().map(|net| (net, entry.category)))
+                .filter_map(|entry| parse_network(&entry.value).ok().map(|net| (net, entry.category)))
                 .collect(),
         );
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ranges.clone()));
@@ -103,50 +111,100 @@ pub struct Found {
     pub range: Option<IpNet>,
 }
 
-/// Parses an address as the lookup accepts it: 400 for anything else.
-pub fn parse(text: &str) -> Result<IpAddr, ApiError> {
-    crate::domain::net::parse_ip(text).ok_or_else(|| ApiError::BadRequest(format!("{text:?} is not an IP address")))
+/// Parses an address as the lookup accepts it; anything else is a bad request.
+pub fn parse(text: &str) -> Result<IpAddr, UseCaseError> {
+    parse_address(text).map_err(UseCaseError::BadRequest)
 }
 
-/// Looks one address up at `now` (seconds since the epoch).
-pub async fn find(state: &AppState, ip: IpAddr, now: i64) -> Result<Found, ApiError> {
-    let target = Engine::key(IpNet::from(ip));
-    let own = state.own_addresses.iter().any(|net| net.contains(&ip));
-    let shown = display_target(target);
-    let (engine_state, listed) = if own {
-        (None, false)
-    } else {
-        let engine_state = state.lookup_cache.target(state, &target.to_string()).await?;
-        let community = state.lists.get_or_load(COMMUNITY).await?;
-        let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        // Listed itself, or inside a listed /24 (selective expansion).
-        let listed = |net: IpNet| community.get(&net).is_some_and(|entry| entry.live_at(expiry));
-        (engine_state, listed(target) || Engine::block_of(target).is_some_and(listed))
-    };
-    let categories = state
-        .lookup_cache
-        .ranges(state)
-        .await?
-        .iter()
-        .filter(|(net, _)| net.contains(&ip))
-        .map(|(_, category)| category.clone())
-        .collect();
-    let evidence = Evidence {
-        state: engine_state.as_deref(),
-        blocklists: if listed { vec![COMMUNITY.to_string()] } else { Vec::new() },
-        allowlist_categories: categories,
-    };
-    Ok(Found {
-        ip,
-        target: shown,
-        reputation: assess(&evidence, now),
-        enrichment: state.enricher.lookup(ip),
-        range: state.enricher.range(ip),
-    })
+/// The lookup of one replica: what it reads, and what it remembers between lookups.
+pub struct Lookup {
+    store: Arc<dyn Store>,
+    lists: Arc<Lists>,
+    enricher: Arc<Enricher>,
+    own_addresses: Vec<IpNet>,
+    params: Arc<Params>,
+    cache: LookupCache,
 }
 
-/// The /24 an IPv4 address would be listed under when its block is expanded
-/// ([`crate::engine::expand`]), as the list shows it.
+impl Lookup {
+    /// A lookup over these handles; `own_addresses` (the server's) are never reported, and
+    /// `params` are the engine's, for explanations.
+    pub fn new(
+        store: Arc<dyn Store>,
+        lists: Arc<Lists>,
+        enricher: Arc<Enricher>,
+        own_addresses: Vec<IpNet>,
+        params: Arc<Params>,
+    ) -> Self {
+        Lookup { store, lists, enricher, own_addresses, params, cache: LookupCache::default() }
+    }
+
+    /// Looks one address up at `now` (seconds since the epoch).
+    pub async fn find(&self, ip: IpAddr, now: i64) -> Result<Found, UseCaseError> {
+        let target = Engine::key(IpNet::from(ip));
+        let own = self.own_addresses.iter().any(|net| net.contains(&ip));
+        let shown = display_target(target);
+        let (engine_state, listed) = if own {
+            (None, false)
+        } else {
+            let engine_state = self.cache.target(self.store.as_ref(), &target.to_string()).await?;
+            let community = self.lists.get_or_load(COMMUNITY).await?;
+            let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            // Listed itself, or inside a listed /24 (selective expansion).
+            let listed = |net: IpNet| community.get(&net).is_some_and(|entry| entry.live_at(expiry));
+            (engine_state, listed(target) || Engine::block_of(target).is_some_and(listed))
+        };
+        let categories = self
+            .cache
+            .ranges(self.store.as_ref())
+            .await?
+            .iter()
+            .filter(|(net, _)| net.contains(&ip))
+            .map(|(_, category)| category.clone())
+            .collect();
+        let evidence = Evidence {
+            state: engine_state.as_deref(),
+            blocklists: if listed { vec![COMMUNITY.to_string()] } else { Vec::new() },
+            allowlist_categories: categories,
+        };
+        Ok(Found {
+            ip,
+            target: shown,
+            reputation: assess(&evidence, now),
+            enrichment: self.enricher.lookup(ip),
+            range: self.enricher.range(ip),
+        })
+    }
+
+    /// The native answer for `addr` (typed as `text`) at `now`: the lookup in Palisade's own
+    /// shape, with the explanation of its listing (never naming the reporters).
+    pub async fn native(&self, addr: IpAddr, text: &str, now: i64) -> Result<IpLookupResponse, UseCaseError> {
+        let found = self.find(addr, now).await?;
+        let explanation = crate::manage::explain(self.store.as_ref(), &self.params, text, false).await?;
+        let rep = &found.reputation;
+        let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok().map(rfc3339);
+        Ok(IpLookupResponse {
+            ip: addr.to_string(),
+            reputation: rep.reputation.into(),
+            confidence: rep.confidence.into(),
+            background_noise: rep.background_noise.into(),
+            as_num: found.enrichment.as_number,
+            as_name: found.enrichment.as_name.clone(),
+            country: found.enrichment.country.clone(),
+            ip_range: found.range.map(|r| r.to_string()),
+            first_seen: rep.first_seen.and_then(at),
+            last_seen: rep.last_seen.and_then(at),
+            behaviors: rep.behaviors.iter().map(|b| b.name.to_string()).collect(),
+            scenarios: rep.scenarios.clone(),
+            false_positives: rep.false_positives.clone(),
+            blocklists: rep.blocklists.clone(),
+            reporters: rep.reporters.label().into(),
+            scores: scores(rep),
+            explanation,
+        })
+    }
+}
+
 /// `2022-05-28T16:00:00+00:00`, the form CTI answers use.
 fn cti_time(at: i64) -> Option<String> {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");

@@ -1,6 +1,8 @@
-//! Operator actions shared by the admin API and the `palisade-server admin` CLI, so both do
-//! exactly the same thing: accounts, enrollment keys, operator-created machines, admin tokens,
-//! and the views of them.
+//! Operator actions shared by the admin API, the console and the `palisade-server admin` CLI, so
+//! all do exactly the same thing: accounts, enrollment keys, operator-created machines, admin
+//! tokens, API keys, canaries, allowlists, explanations, and the views of them. A use case: it
+//! works through the [`Store`] and the pure core, knows neither HTTP nor SQL, and fails with a
+//! [`UseCaseError`] each front end turns into its own answer.
 
 pub mod lists;
 
@@ -12,46 +14,44 @@ use palisade_api::native::{
     ExplanationResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SignalView,
 };
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::auth::password;
 use crate::auth::secrets::{hash_secret, new_admin_token, new_enroll_key, random_alnum, visible_prefix};
 use crate::domain::allowlist::parse_ranges;
+use crate::domain::lists::COMMUNITY;
 use crate::domain::names::check_name;
+use crate::domain::net::{display_target, parse_address, parse_network};
+use crate::domain::time::rfc3339;
 use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::engine::{Engine, TargetState};
-use crate::error::ApiError;
-use crate::jobs::consensus::{COMMUNITY, display_target};
 use crate::store::{Account, CreatedBy, Machine, NewMachine, Store, StoredSignal};
-
-/// RFC 3339 text of a time.
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
-}
+use crate::use_case::UseCaseError;
 
 /// Creates an admin token and returns it (shown once; only its hash is stored).
-pub async fn create_admin_token(store: &dyn Store) -> Result<String, ApiError> {
+pub async fn create_admin_token(store: &dyn Store) -> Result<String, UseCaseError> {
     let token = new_admin_token();
     store.create_admin_token(&hash_secret(&token), &visible_prefix(&token), OffsetDateTime::now_utc()).await?;
     Ok(token)
 }
 
 /// Creates an account.
-pub async fn create_account(store: &dyn Store, name: &str) -> Result<AccountView, ApiError> {
-    check_name(name, 64).map_err(|m| ApiError::field("name", m))?;
+pub async fn create_account(store: &dyn Store, name: &str) -> Result<AccountView, UseCaseError> {
+    check_name(name, 64).map_err(|m| UseCaseError::invalid("name", m))?;
     match store.create_account(name, OffsetDateTime::now_utc()).await {
-        Err(crate::store::StoreError::Conflict(_)) => return Err(ApiError::Conflict(format!("account {name:?} already exists"))),
+        Err(crate::store::StoreError::Conflict(_)) => {
+            return Err(UseCaseError::Conflict(format!("account {name:?} already exists")));
+        }
         other => other?,
     };
-    let account = store.account_by_name(name).await?.ok_or_else(|| ApiError::NotFound(format!("account {name:?}")))?;
+    let account = store.account_by_name(name).await?.ok_or_else(|| UseCaseError::NotFound(format!("account {name:?}")))?;
     Ok(account_view(&account))
 }
 
 /// Creates an enrollment key for an account (shown once; only its hash is stored).
-pub async fn create_enroll_key(store: &dyn Store, account: &str) -> Result<EnrollKeyCreated, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no account named {account:?}"));
+pub async fn create_enroll_key(store: &dyn Store, account: &str) -> Result<EnrollKeyCreated, UseCaseError> {
+    let not_found = || UseCaseError::NotFound(format!("no account named {account:?}"));
     // A name that breaks the naming rules cannot exist; it is not worth a query.
     if check_name(account, 64).is_err() {
         return Err(not_found());
@@ -64,10 +64,10 @@ pub async fn create_enroll_key(store: &dyn Store, account: &str) -> Result<Enrol
 }
 
 /// Creates a machine as the operator, with a generated 64-character password (shown once).
-pub async fn add_machine(store: &dyn Store, name: &str, sensor: bool) -> Result<MachineCredentials, ApiError> {
-    check_name(name, 128).map_err(|m| ApiError::field("name", m))?;
+pub async fn add_machine(store: &dyn Store, name: &str, sensor: bool) -> Result<MachineCredentials, UseCaseError> {
+    check_name(name, 128).map_err(|m| UseCaseError::invalid("name", m))?;
     let password = random_alnum(64);
-    let password_hash = password::hash(password.clone()).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let password_hash = password::hash(password.clone()).await.map_err(|e| UseCaseError::Internal(e.into()))?;
     let machine = NewMachine {
         machine_id: name.to_string(),
         password_hash,
@@ -76,7 +76,7 @@ pub async fn add_machine(store: &dyn Store, name: &str, sensor: bool) -> Result<
         created_at: OffsetDateTime::now_utc(),
     };
     match store.create_machine(&machine).await {
-        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError::Conflict(format!("machine {name:?} already exists"))),
+        Err(crate::store::StoreError::Conflict(_)) => Err(UseCaseError::Conflict(format!("machine {name:?} already exists"))),
         other => other.map(|_| MachineCredentials { machine_id: name.to_string(), password }).map_err(Into::into),
     }
 }
@@ -136,54 +136,51 @@ pub fn signal_view(signal: &StoredSignal) -> SignalView {
 }
 
 /// Marks or unmarks a machine as one of the operator's sensors.
-pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Result<(), ApiError> {
+pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Result<(), UseCaseError> {
     store.set_machine_sensor(machine_id, sensor).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound(_) => ApiError::NotFound(format!("no machine named {machine_id:?}")),
+        crate::store::StoreError::NotFound(_) => UseCaseError::NotFound(format!("no machine named {machine_id:?}")),
         other => other.into(),
     })
 }
 
 /// Sets an account's verification level.
-pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) -> Result<(), ApiError> {
+pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) -> Result<(), UseCaseError> {
     if Level::parse(level).is_none() {
-        return Err(ApiError::field("level", "must be one of anonymous, email, verified, paid, partner"));
+        return Err(UseCaseError::invalid("level", "must be one of anonymous, email, verified, paid, partner"));
     }
     store.set_account_level(account, level).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound(_) => ApiError::NotFound(format!("no account named {account:?}")),
+        crate::store::StoreError::NotFound(_) => UseCaseError::NotFound(format!("no account named {account:?}")),
         other => other.into(),
     })
 }
 
-/// Parses an address or CIDR given by the operator into its canonical network.
-pub fn parse_network(field: &str, value: &str) -> Result<IpNet, ApiError> {
-    crate::domain::net::parse_ip(value)
-        .map(IpNet::from)
-        .or_else(|| value.trim().parse::<IpNet>().ok().map(|n| n.trunc()))
-        .ok_or_else(|| ApiError::field(field, format!("{value:?} is not an IP address or CIDR range")))
+/// Parses an address or CIDR given by the operator in `field` into its canonical network.
+fn network(field: &str, value: &str) -> Result<IpNet, UseCaseError> {
+    parse_network(value).map_err(|message| UseCaseError::invalid(field, message))
 }
 
 /// Adds a canary.
-pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<CanaryView, ApiError> {
-    let net = parse_network("value", value)?;
+pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<CanaryView, UseCaseError> {
+    let net = network("value", value)?;
     let value = display_target(net);
     if note.len() > 256 {
-        return Err(ApiError::field("note", "at most 256 bytes"));
+        return Err(UseCaseError::invalid("note", "at most 256 bytes"));
     }
     let now = OffsetDateTime::now_utc();
     match store.add_canary(&value, note, now).await {
-        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError::Conflict(format!("{value} is already a canary"))),
+        Err(crate::store::StoreError::Conflict(_)) => Err(UseCaseError::Conflict(format!("{value} is already a canary"))),
         other => other.map(|()| CanaryView { value, note: note.to_string(), created_at: rfc3339(now) }).map_err(Into::into),
     }
 }
 
 /// Removes a canary.
-pub async fn remove_canary(store: &dyn Store, value: &str) -> Result<(), ApiError> {
-    let value = display_target(parse_network("value", value)?);
-    if store.remove_canary(&value).await? { Ok(()) } else { Err(ApiError::NotFound(format!("{value} is not a canary"))) }
+pub async fn remove_canary(store: &dyn Store, value: &str) -> Result<(), UseCaseError> {
+    let value = display_target(network("value", value)?);
+    if store.remove_canary(&value).await? { Ok(()) } else { Err(UseCaseError::NotFound(format!("{value} is not a canary"))) }
 }
 
 /// Every canary.
-pub async fn list_canaries(store: &dyn Store) -> Result<Vec<CanaryView>, ApiError> {
+pub async fn list_canaries(store: &dyn Store) -> Result<Vec<CanaryView>, UseCaseError> {
     Ok(store
         .list_canaries()
         .await?
@@ -195,19 +192,22 @@ pub async fn list_canaries(store: &dyn Store) -> Result<Vec<CanaryView>, ApiErro
 const CATEGORIES: &[&str] = &["cdn", "crawler", "resolver", "infrastructure", "custom"];
 
 /// Imports never-block ranges from a provider file's text.
-pub async fn import_allowlist(store: &dyn Store, request: &AllowlistImportRequest) -> Result<AllowlistImportResponse, ApiError> {
-    check_name(&request.source, 64).map_err(|m| ApiError::field("source", m))?;
+pub async fn import_allowlist(
+    store: &dyn Store,
+    request: &AllowlistImportRequest,
+) -> Result<AllowlistImportResponse, UseCaseError> {
+    check_name(&request.source, 64).map_err(|m| UseCaseError::invalid("source", m))?;
     if !CATEGORIES.contains(&request.category.as_str()) {
-        return Err(ApiError::field("category", format!("must be one of {}", CATEGORIES.join(", "))));
+        return Err(UseCaseError::invalid("category", format!("must be one of {}", CATEGORIES.join(", "))));
     }
-    let ranges = parse_ranges(&request.text).map_err(|e| ApiError::field("text", e.to_string()))?;
+    let ranges = parse_ranges(&request.text).map_err(|e| UseCaseError::invalid("text", e.to_string()))?;
     let values: Vec<String> = ranges.into_iter().map(display_target).collect();
     let added = store.add_allowlist(&values, &request.category, &request.source, OffsetDateTime::now_utc()).await?;
     Ok(AllowlistImportResponse { found: values.len() as u64, added: added as u64 })
 }
 
 /// Every never-block range.
-pub async fn list_allowlist(store: &dyn Store) -> Result<Vec<AllowlistEntryView>, ApiError> {
+pub async fn list_allowlist(store: &dyn Store) -> Result<Vec<AllowlistEntryView>, UseCaseError> {
     Ok(store
         .list_allowlist()
         .await?
@@ -217,21 +217,21 @@ pub async fn list_allowlist(store: &dyn Store) -> Result<Vec<AllowlistEntryView>
 }
 
 /// Removes never-block ranges by value and/or source; returns how many.
-pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Option<&str>) -> Result<usize, ApiError> {
+pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Option<&str>) -> Result<usize, UseCaseError> {
     if value.is_none() && source.is_none() {
-        return Err(ApiError::BadRequest("give a value, a source, or both".into()));
+        return Err(UseCaseError::BadRequest("give a value, a source, or both".into()));
     }
-    let value = value.map(|v| parse_network("value", v).map(display_target)).transpose()?;
+    let value = value.map(|v| network("value", v).map(display_target)).transpose()?;
     let removed = store.remove_allowlist(value.as_deref(), source).await?;
     if removed == 0 {
-        return Err(ApiError::NotFound("no matching allowlist entry".into()));
+        return Err(UseCaseError::NotFound("no matching allowlist entry".into()));
     }
     Ok(removed)
 }
 
 /// Queues an upheld false-positive report for the consensus leader.
-pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<QueuedResponse, ApiError> {
-    let target = Engine::key(parse_network("value", value)?);
+pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<QueuedResponse, UseCaseError> {
+    let target = Engine::key(network("value", value)?);
     let id = store.queue_consensus_request("false_positive", &target.to_string(), OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
@@ -243,16 +243,16 @@ pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<Que
 }
 
 /// A machine's trust and the evidence behind it.
-pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str) -> Result<MachineTrustView, ApiError> {
+pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str) -> Result<MachineTrustView, UseCaseError> {
     let machine =
-        store.machine_by_login(machine_id).await?.ok_or_else(|| ApiError::NotFound(format!("no machine {machine_id:?}")))?;
+        store.machine_by_login(machine_id).await?.ok_or_else(|| UseCaseError::NotFound(format!("no machine {machine_id:?}")))?;
     let level = match &machine.account_name {
         Some(name) => store.account_by_name(name).await?.map(|a| a.level).unwrap_or_else(|| "anonymous".into()),
         None => "anonymous".into(),
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let state = match store.engine_machine(machine.key).await? {
-        Some(json) => serde_json::from_str::<MachineState>(&json).map_err(|e| ApiError::Internal(e.into()))?,
+        Some(json) => serde_json::from_str::<MachineState>(&json).map_err(|e| UseCaseError::Internal(e.into()))?,
         None => MachineState::new(
             machine.account.map(|a| a.0),
             Level::parse(&level).unwrap_or_default(),
@@ -276,13 +276,13 @@ pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str)
 }
 
 /// Explains an address from the stored consensus state. `admin` adds the reporting machines.
-pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) -> Result<ExplanationResponse, ApiError> {
-    let addr = crate::domain::net::parse_ip(ip).ok_or_else(|| ApiError::BadRequest(format!("{ip:?} is not an IP address")))?;
+pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) -> Result<ExplanationResponse, UseCaseError> {
+    let addr = parse_address(ip).map_err(UseCaseError::BadRequest)?;
     let target = Engine::key(IpNet::from(addr));
     let shown = display_target(target);
     let entry = store.list_entry(COMMUNITY, &shown).await?;
     let state = match store.engine_target(&target.to_string()).await? {
-        Some(json) => Some(serde_json::from_str::<TargetState>(&json).map_err(|e| ApiError::Internal(e.into()))?),
+        Some(json) => Some(serde_json::from_str::<TargetState>(&json).map_err(|e| UseCaseError::Internal(e.into()))?),
         None => None,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -345,8 +345,8 @@ pub fn api_key_view(key: &crate::store::ApiKeyRecord) -> palisade_api::native::A
     }
 }
 
-async fn account_named(store: &dyn Store, account: &str) -> Result<Account, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no account named {account:?}"));
+async fn account_named(store: &dyn Store, account: &str) -> Result<Account, UseCaseError> {
+    let not_found = || UseCaseError::NotFound(format!("no account named {account:?}"));
     if check_name(account, 64).is_err() {
         return Err(not_found());
     }
@@ -354,7 +354,7 @@ async fn account_named(store: &dyn Store, account: &str) -> Result<Account, ApiE
 }
 
 /// Creates an API key for an account (shown once; only its hash is stored).
-pub async fn create_api_key(store: &dyn Store, account: &str) -> Result<palisade_api::native::ApiKeyCreated, ApiError> {
+pub async fn create_api_key(store: &dyn Store, account: &str) -> Result<palisade_api::native::ApiKeyCreated, UseCaseError> {
     let found = account_named(store, account).await?;
     let (key, prefix) = new_api_key();
     store.create_api_key(found.key, &hash_secret(&key), &prefix, OffsetDateTime::now_utc()).await?;
@@ -363,7 +363,10 @@ pub async fn create_api_key(store: &dyn Store, account: &str) -> Result<palisade
 }
 
 /// Lists API keys: one account's, or every key.
-pub async fn list_api_keys(store: &dyn Store, account: Option<&str>) -> Result<Vec<palisade_api::native::ApiKeyView>, ApiError> {
+pub async fn list_api_keys(
+    store: &dyn Store,
+    account: Option<&str>,
+) -> Result<Vec<palisade_api::native::ApiKeyView>, UseCaseError> {
     let account = match account {
         Some(name) => Some(account_named(store, name).await?.key),
         None => None,
@@ -372,7 +375,7 @@ pub async fn list_api_keys(store: &dyn Store, account: Option<&str>) -> Result<V
 }
 
 /// Revokes a key by prefix (only within `account` when given); 404 when there is no such live key.
-pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&str>) -> Result<(), ApiError> {
+pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&str>) -> Result<(), UseCaseError> {
     let account = match account {
         Some(name) => Some(account_named(store, name).await?.key),
         None => None,
@@ -380,7 +383,7 @@ pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&st
     if store.revoke_api_key(prefix, account, OffsetDateTime::now_utc()).await? {
         Ok(())
     } else {
-        Err(ApiError::NotFound(format!("no live API key with prefix {prefix:?}")))
+        Err(UseCaseError::NotFound(format!("no live API key with prefix {prefix:?}")))
     }
 }
 
@@ -390,30 +393,30 @@ pub async fn set_account_tier(
     tiers: &std::collections::BTreeMap<String, crate::limits::Tier>,
     account: &str,
     tier: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), UseCaseError> {
     if !tiers.contains_key(tier) {
         let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
-        return Err(ApiError::field("tier", format!("unknown tier {tier:?}; configured: {}", known.join(", "))));
+        return Err(UseCaseError::invalid("tier", format!("unknown tier {tier:?}; configured: {}", known.join(", "))));
     }
     match store.set_account_tier(account, tier).await {
-        Err(crate::store::StoreError::NotFound(_)) => Err(ApiError::NotFound(format!("no account named {account:?}"))),
+        Err(crate::store::StoreError::NotFound(_)) => Err(UseCaseError::NotFound(format!("no account named {account:?}"))),
         other => Ok(other?),
     }
 }
 
 /// A console sign-in link for an account's users, valid for
-/// [`crate::console::session::LINK_TTL_SECS`]. `public_url` ends in `/`.
+/// [`crate::auth::session::LINK_TTL_SECS`]. `public_url` ends in `/`.
 pub async fn login_link(
     store: &dyn Store,
     console_key: &[u8; 32],
     public_url: &str,
     account: &str,
-) -> Result<palisade_api::native::LoginLinkResponse, ApiError> {
+) -> Result<palisade_api::native::LoginLinkResponse, UseCaseError> {
     let found = account_named(store, account).await?;
     let now = OffsetDateTime::now_utc();
-    let keys = crate::console::session::Keys::new(console_key);
+    let keys = crate::auth::session::Keys::new(console_key);
     let token = keys.issue_link(found.key.0, &found.name, now.unix_timestamp(), &random_alnum(16));
-    let expires_at = now + time::Duration::seconds(crate::console::session::LINK_TTL_SECS);
+    let expires_at = now + time::Duration::seconds(crate::auth::session::LINK_TTL_SECS);
     Ok(palisade_api::native::LoginLinkResponse {
         url: format!("{public_url}console/login/link?token={token}"),
         account: found.name,

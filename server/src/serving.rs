@@ -7,7 +7,10 @@
 //! through the `Store` trait, and the renderers in [`render`] are pure.
 
 pub mod custom;
+pub mod entry;
 pub mod render;
+
+pub use self::entry::{Entry, Meta, Value};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,124 +22,13 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::consensus::{COMMUNITY, NeverBlock};
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::parse_target;
+use crate::engine::never_block::NeverBlock;
 use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
-
-/// The texts an entry shares with many others (scope, scenario, remediation, rule): held once
-/// per distinct combination, so an entry carries only a pointer to them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Meta {
-    /// `ip` or `range`.
-    pub scope: Box<str>,
-    /// Scenario shown.
-    pub scenario: Box<str>,
-    /// `ban` or `captcha`.
-    pub remediation: Box<str>,
-    /// Rule that listed it.
-    pub rule: Box<str>,
-}
-
-/// One served entry, compact (56 bytes): the prefix, the shared texts by pointer, the times in
-/// whole seconds. Its value text is not stored: values are canonical (a bare address for a host
-/// prefix, else the network), so [`Entry::value`] writes it from the prefix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// The value parsed (a single address is a host prefix).
-    pub net: IpNet,
-    /// Seq of the change that last wrote it.
-    pub seq: i64,
-    listed_at: i64,
-    expires_at: i64,
-    meta: Arc<Meta>,
-}
-
-impl Entry {
-    /// An entry for `net`; the times are kept to the second.
-    pub fn new(net: IpNet, meta: Arc<Meta>, listed_at: OffsetDateTime, expires_at: OffsetDateTime, seq: i64) -> Self {
-        Entry { net, seq, listed_at: listed_at.unix_timestamp(), expires_at: expires_at.unix_timestamp(), meta }
-    }
-
-    /// The value as stored and served: `192.0.2.1`, `2001:db8::/32`.
-    pub fn value(&self) -> Value {
-        Value(self.net)
-    }
-
-    /// `ip` or `range`.
-    pub fn scope(&self) -> &str {
-        &self.meta.scope
-    }
-
-    /// Scenario shown.
-    pub fn scenario(&self) -> &str {
-        &self.meta.scenario
-    }
-
-    /// `ban` or `captcha`.
-    pub fn remediation(&self) -> &str {
-        &self.meta.remediation
-    }
-
-    /// Rule that listed it.
-    pub fn rule(&self) -> &str {
-        &self.meta.rule
-    }
-
-    /// First listed.
-    pub fn listed_at(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.listed_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-    }
-
-    /// Expiry.
-    pub fn expires_at(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.expires_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-    }
-
-    /// Whether it is still in force at `now`.
-    pub fn live_at(&self, now: OffsetDateTime) -> bool {
-        self.expires_at > now.unix_timestamp()
-    }
-}
-
-/// The canonical text of a value: a bare address for a host prefix, else the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Value(pub IpNet);
-
-impl Value {
-    /// Appends the text to `line`: the same bytes as `Display`, written directly for an IPv4
-    /// address (most entries), which keeps rendering a million-entry list fast.
-    pub fn append_to(&self, line: &mut Vec<u8>) {
-        match self.0 {
-            IpNet::V4(net) if net.prefix_len() == 32 => {
-                for (i, octet) in net.addr().octets().into_iter().enumerate() {
-                    if i > 0 {
-                        line.push(b'.');
-                    }
-                    if octet >= 100 {
-                        line.push(b'0' + octet / 100);
-                    }
-                    if octet >= 10 {
-                        line.push(b'0' + octet / 10 % 10);
-                    }
-                    line.push(b'0' + octet % 10);
-                }
-            }
-            _ => {
-                use std::io::Write as _;
-                // Writing to a Vec cannot fail.
-                drop(write!(line, "{self}"));
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.prefix_len() == self.0.max_prefix_len() { self.0.addr().fmt(f) } else { self.0.fmt(f) }
-    }
-}
 
 /// Whether a change added (or updated) or removed an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +211,7 @@ impl Interner {
     }
 
     fn entry(&mut self, entry: &ListEntry, seq: i64) -> Option<Entry> {
-        let net = crate::jobs::consensus::parse_target(&entry.value)?;
+        let net = parse_target(&entry.value)?;
         let meta = self.meta(&entry.scope, &entry.scenario, &entry.remediation, &entry.rule);
         Some(Entry::new(net, meta, entry.listed_at, entry.expires_at, seq))
     }
@@ -466,7 +358,7 @@ impl Lists {
         if current.1 > 0 && current.0 == fingerprint {
             return Ok(current.1);
         }
-        let never_block = Arc::new(NeverBlock::load(self.store.as_ref(), &self.own_addresses).await?);
+        let never_block = Arc::new(load_never_block(self.store.as_ref(), &self.own_addresses).await?);
         let generation = current.1 + 1;
         if let Ok(mut policy) = self.policy.write() {
             *policy = Policy { fingerprint, generation, never_block };
@@ -546,8 +438,8 @@ impl Lists {
             cache.retain(|key, _| key.policy == generation);
         }
         let mut names: Vec<String> = self.snapshots.read().map(|map| map.keys().cloned().collect()).unwrap_or_default();
-        if !names.iter().any(|n| n == crate::jobs::consensus::COMMUNITY) {
-            names.push(crate::jobs::consensus::COMMUNITY.to_string());
+        if !names.iter().any(|n| n == COMMUNITY) {
+            names.push(COMMUNITY.to_string());
         }
         for name in names {
             self.refresh(&name).await?;
@@ -634,7 +526,7 @@ impl Lists {
             .iter()
             .filter_map(|c| {
                 let op = if c.op == "remove" { Op::Remove } else { Op::Add };
-                let net = crate::jobs::consensus::parse_target(&c.entry.value)?;
+                let net = parse_target(&c.entry.value)?;
                 let shared = members
                     .binary_search_by(|e| e.net.cmp(&net))
                     .ok()
@@ -723,6 +615,14 @@ fn merge(members: &[Arc<Entry>], updates: std::collections::BTreeMap<IpNet, Opti
     }
     merged.extend_from_slice(&members[next..]);
     merged
+}
+
+/// Reads the operator's allowlists and canaries and makes the never-block policy of them, the
+/// fixed ranges and `own_addresses`.
+pub async fn load_never_block(store: &dyn Store, own_addresses: &[IpNet]) -> Result<NeverBlock, StoreError> {
+    let canaries = store.list_canaries().await?;
+    let allowlist = store.list_allowlist().await?;
+    Ok(NeverBlock::new(own_addresses, allowlist.iter().map(|a| a.value.as_str()), canaries.iter().map(|c| c.value.as_str())))
 }
 
 /// Advances every list every `interval`, or at once when [`Lists::changed`] is poked, until

@@ -1,4 +1,5 @@
-//! `AppState`: the cheap, cloneable handles every handler may reach through `State`.
+//! `AppState`: the cheap, cloneable handles every handler may reach through `State`, built once
+//! from the configuration ([`AppState::from_config`]) and the parts that take I/O to make.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -11,14 +12,18 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use time::Duration;
 
 use crate::auth::jwt::JwtKeys;
-use crate::config::{IngestConfig, RegistrationPolicy};
+use crate::auth::links::LinkSigner;
+use crate::bus::ChangeBus;
+use crate::config::{Config, IngestConfig, RegistrationPolicy};
+use crate::console::usage::UsageRecorder;
+use crate::distribution::Distribution;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
 use crate::limits::{Limiter, Tier};
-use crate::store::ApiKeyRecord;
-use crate::store::Store;
+use crate::lookup::Lookup;
+use crate::store::{ApiKeyRecord, Store};
 
-/// Shared state of the HTTP layer.
+/// Shared state of the HTTP layer, built once from the configuration by [`AppState::from_config`].
 #[derive(Clone)]
 pub struct AppState {
     /// Persistence.
@@ -41,12 +46,25 @@ pub struct AppState {
     pub consensus_wake: Arc<tokio::sync::Notify>,
     /// Engine parameters (for explanations computed outside the worker).
     pub engine_params: Arc<crate::engine::params::Params>,
-    /// The server's own addresses: never listed, never served.
-    pub own_addresses: Arc<Vec<ipnet::IpNet>>,
-    /// In-memory blocklist snapshots and rendered bytes.
-    pub lists: Arc<crate::serving::Lists>,
-    /// Blocklist serving settings (caps, contribution window).
-    pub distribution: Arc<crate::config::DistributionConfig>,
+    /// The served lists, and what each consumer receives of them.
+    pub distribution: Arc<Distribution>,
+    /// Lookup tiers, who is on which, and the limiter that counts.
+    pub quotas: Quotas,
+    /// The IP lookup, with what it keeps between requests.
+    pub lookup: Arc<Lookup>,
+    /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
+    /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
+    pub public_url: Arc<str>,
+    /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
+    pub bench_static: Option<bytes::Bytes>,
+}
+
+/// Lookup quotas: the tiers, which one a machine token gets, the limiter that counts, and what
+/// it keeps between requests.
+#[derive(Clone)]
+pub struct Quotas {
     /// Lookup tiers by name.
     pub tiers: Arc<BTreeMap<String, Tier>>,
     /// Tier of lookups made with a machine token.
@@ -55,70 +73,11 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// Recently authenticated API keys.
     pub api_keys: Arc<ApiKeyCache>,
-    /// What lookups keep between requests (never-block ranges, recent engine states).
-    pub lookup_cache: Arc<crate::lookup::LookupCache>,
-    /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
-    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
-    /// The base URL machines and browsers use (ending in `/`); empty when unknown. The console
-    /// builds copy-ready URLs from it and marks its cookies `Secure` when it is https.
-    pub public_url: Arc<str>,
     /// Lookups charged to accounts, counted per day for the console's usage history.
-    pub lookup_usage: Arc<crate::console::usage::UsageRecorder>,
-    /// Signs and verifies the presigned list links of the v3 stream.
-    pub links: Arc<crate::auth::links::LinkSigner>,
-    /// Tells the other replicas that a list changed (Redis), when configured.
-    pub bus: Arc<crate::bus::ChangeBus>,
-    /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
-    pub bench_static: Option<bytes::Bytes>,
+    pub usage: Arc<UsageRecorder>,
 }
 
-impl AppState {
-    /// Builds the state from its parts.
-    pub fn new(
-        store: Arc<dyn Store>,
-        jwt: JwtKeys,
-        enricher: Enricher,
-        registration: RegistrationPolicy,
-        ingest: IngestConfig,
-        metrics: PrometheusHandle,
-    ) -> Self {
-        let rate = NonZeroU32::new(ingest.per_machine_signals_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
-        let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
-        let distribution = crate::config::DistributionConfig::default();
-        AppState {
-            lists: Arc::new(crate::serving::Lists::new(store.clone(), distribution.retained_changes, Vec::new())),
-            distribution: Arc::new(distribution),
-            store,
-            jwt: Arc::new(jwt),
-            enricher: Arc::new(enricher),
-            registration,
-            ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
-            auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
-            ingest: Arc::new(ingest),
-            metrics,
-            consensus_wake: Arc::new(tokio::sync::Notify::new()),
-            engine_params: Arc::new(crate::engine::params::Params::default()),
-            own_addresses: Arc::new(Vec::new()),
-            tiers: Arc::new(crate::limits::default_tiers()),
-            machine_tier: Arc::from("basic"),
-            limiter: Arc::new(Limiter::local()),
-            api_keys: Arc::new(ApiKeyCache::default()),
-            lookup_cache: Arc::new(crate::lookup::LookupCache::default()),
-            trusted_proxies: Arc::new(Vec::new()),
-            public_url: Arc::from("http://127.0.0.1:8080/"),
-            lookup_usage: Arc::new(crate::console::usage::UsageRecorder::default()),
-            // Replaced by `build_state` with the key derived from the shared secret.
-            links: Arc::new(crate::auth::links::LinkSigner::derive(
-                crate::auth::secrets::random_alnum(64).as_bytes(),
-                distribution_ttl(),
-            )),
-            bus: Arc::new(crate::bus::ChangeBus::disabled()),
-            bench_static: None,
-        }
-    }
-
+impl Quotas {
     /// A tier by name; an account whose tier is no longer configured gets the default one.
     pub fn tier(&self, name: &str) -> Tier {
         self.tiers
@@ -126,6 +85,84 @@ impl AppState {
             .or_else(|| self.tiers.get(crate::limits::DEFAULT_TIER))
             .cloned()
             .unwrap_or_else(|| crate::limits::default_tiers().remove(crate::limits::DEFAULT_TIER).unwrap_or_else(fallback_tier))
+    }
+}
+
+/// What the state is made of besides the configuration: the handles whose making takes I/O
+/// (opening the database, reaching Redis, reading files), made by the caller.
+pub struct Parts {
+    /// The opened, migrated store.
+    pub store: Arc<dyn Store>,
+    /// The server secret: machine tokens, console sessions and (unless configured apart) list
+    /// links are signed with keys derived from it.
+    pub secret: Vec<u8>,
+    /// AS/country databases.
+    pub enricher: Enricher,
+    /// Prometheus exposition.
+    pub metrics: PrometheusHandle,
+    /// The lookup limiter (with Redis when configured and reachable).
+    pub limiter: Limiter,
+    /// The change bus (disabled without Redis).
+    pub bus: ChangeBus,
+    /// Benchmarks only: the bytes of `distribution.bench_static_file`, when set.
+    pub bench_static: Option<bytes::Bytes>,
+}
+
+impl AppState {
+    /// Builds the state from the configuration and the parts made from it.
+    pub fn from_config(config: &Config, parts: Parts) -> Self {
+        let ingest = config.ingest.clone();
+        let rate = NonZeroU32::new(ingest.per_machine_signals_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
+        let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
+        let own_addresses = &config.consensus.own_addresses;
+        let public_url: Arc<str> = Arc::from(config.public_url().as_str());
+        let lists = Arc::new(crate::serving::Lists::new(
+            parts.store.clone(),
+            config.distribution.retained_changes,
+            own_addresses.clone(),
+        ));
+        // List links are signed with the server secret unless a key of their own is configured.
+        let link_secret =
+            config.distribution.link_secret.as_ref().map_or(parts.secret.clone(), |s| s.expose().as_bytes().to_vec());
+        let distribution = Distribution::new(
+            parts.store.clone(),
+            lists.clone(),
+            config.distribution.clone(),
+            LinkSigner::derive(&link_secret, config.distribution.link_ttl_secs),
+            parts.bus,
+            public_url.clone(),
+            own_addresses.clone(),
+        );
+        let enricher = Arc::new(parts.enricher);
+        let engine_params = Arc::new(config.consensus.params.clone());
+        let lookup =
+            Lookup::new(parts.store.clone(), lists.clone(), enricher.clone(), own_addresses.clone(), engine_params.clone());
+        AppState {
+            distribution: Arc::new(distribution),
+            store: parts.store,
+            jwt: Arc::new(JwtKeys::new(&parts.secret, Duration::seconds(config.auth.jwt_ttl_secs as i64))),
+            enricher,
+            registration: config.registration.policy,
+            ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
+            auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
+            ingest: Arc::new(ingest),
+            metrics: parts.metrics,
+            consensus_wake: Arc::new(tokio::sync::Notify::new()),
+            engine_params,
+            quotas: Quotas {
+                tiers: Arc::new(config.tiers.clone()),
+                machine_tier: Arc::from(config.machine_tier.as_str()),
+                limiter: Arc::new(parts.limiter),
+                api_keys: Arc::new(ApiKeyCache::default()),
+                usage: Arc::new(UsageRecorder::default()),
+            },
+            lookup: Arc::new(lookup),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            public_url,
+            bench_static: parts.bench_static,
+        }
     }
 
     /// The per-item signal rules at `now`.
@@ -138,10 +175,6 @@ impl AppState {
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
     }
-}
-
-fn distribution_ttl() -> i64 {
-    crate::config::DistributionConfig::default().link_ttl_secs
 }
 
 /// A tier that admits almost nothing, for a configuration with no tiers at all (validation

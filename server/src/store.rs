@@ -6,8 +6,10 @@
 //! Both backends pass the same conformance suite (`store/conformance.rs`).
 //!
 //! PostgreSQL `text` and `jsonb` cannot hold U+0000, which clients can send (as `\u0000` in a
-//! JSON string). So that both engines accept, store and find the same values, every text a store
-//! writes or looks up has its NULs replaced by U+FFFD first (`storable`, `storable_json`).
+//! JSON string). The routes refuse NUL in the free text they take ([`crate::domain::text`]); as
+//! the last line of defence, so that both engines accept, store and find the same values, every
+//! text a store writes or looks up has its NULs replaced by U+FFFD first (`storable`,
+//! `storable_json`).
 
 mod accounts;
 mod consensus;

@@ -45,7 +45,7 @@ async fn commit(app: &TestApp, ops: Vec<ListOp>) {
         at: OffsetDateTime::now_utc(),
     };
     app.state.store.commit_consensus(&commit).await.expect("commit");
-    app.state.lists.refresh_all().await.expect("refresh");
+    app.state.distribution.lists.refresh_all().await.expect("refresh");
 }
 
 const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.0/24", "2a01:4f8:1::/48"];
@@ -247,7 +247,7 @@ async fn never_block_ranges_leave_the_native_list_at_the_next_refresh() {
         let now = OffsetDateTime::now_utc();
         app.state.store.add_allowlist(&["81.2.69.0/24".into()], "custom", "test", now).await.expect("allowlist");
         app.state.store.add_canary("45.33.32.156", "", now).await.expect("canary");
-        app.state.lists.refresh_all().await.expect("refresh");
+        app.state.distribution.lists.refresh_all().await.expect("refresh");
         let text = app.get("/v1/blocklists/community", Some(&machine.token)).await.text();
         assert_eq!(lines(&text), set(&["185.220.101.0/24", "2a01:4f8:1::/48"]), "{}", app.label);
     }

@@ -66,7 +66,7 @@ async fn list_in_order(app: &TestApp, values: &[&str]) {
         };
         app.state.store.commit_consensus(&commit).await.expect("commit");
     }
-    app.state.lists.refresh_all().await.expect("refresh");
+    app.state.distribution.lists.refresh_all().await.expect("refresh");
 }
 
 const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.7", "103.251.167.10"];
@@ -75,8 +75,10 @@ async fn api_key(app: &TestApp, admin: &str, account: &str, tier: &str) -> Strin
     app.post("/v1/admin/accounts", Some(admin), &json!({"name": account})).await;
     let created =
         app.post(&format!("/v1/admin/accounts/{account}/api-keys"), Some(admin), &json!({})).await.expect_ok(StatusCode::CREATED);
-    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.tiers, account, tier).await.expect("tier");
-    app.state.api_keys.clear();
+    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
+        .await
+        .expect("tier");
+    app.state.quotas.api_keys.clear();
     created["key"].as_str().expect("key").to_string()
 }
 
@@ -134,7 +136,7 @@ async fn list_outside_the_tier_and_revoked_keys_are_403() {
         let revoked =
             app.send(request(Method::DELETE, &format!("/v1/admin/api-keys/{prefix}"), Some(&admin), &[], Body::empty())).await;
         assert!(revoked.status.is_success(), "{}", revoked.text());
-        app.state.api_keys.clear();
+        app.state.quotas.api_keys.clear();
         get_with_key(&app, "/v1/blocklists/partners", &paid).await.expect_error(StatusCode::FORBIDDEN, "forbidden");
         get_with_key(&app, "/v1/blocklists/community", "not-a-key").await.expect_error(StatusCode::FORBIDDEN, "forbidden");
         app.get("/v1/blocklists/community", None).await.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
@@ -298,7 +300,7 @@ async fn tampered_incomplete_and_expired_links_are_403() {
             path.split("expires=").nth(1).and_then(|r| r.split('&').next()).expect("expires").parse().expect("number");
         let ttl = expires - OffsetDateTime::now_utc().unix_timestamp();
         assert!(
-            (app.state.links.ttl_secs - 60..=app.state.links.ttl_secs).contains(&ttl),
+            (app.state.distribution.links.ttl_secs - 60..=app.state.distribution.links.ttl_secs).contains(&ttl),
             "expires in the configured ttl: {ttl}"
         );
 
@@ -322,14 +324,16 @@ async fn tampered_incomplete_and_expired_links_are_403() {
             scope: "ip".into(),
             expires: OffsetDateTime::now_utc().unix_timestamp() - 1,
         };
-        let expired = app.get(&format!("/{}", app.state.links.path(&past)), None).await;
+        let expired = app.get(&format!("/{}", app.state.distribution.links.path(&past)), None).await;
         let body = expired.expect_error(StatusCode::FORBIDDEN, "forbidden");
         assert!(body["message"].as_str().is_some_and(|m| m.contains("expired")), "{body}");
         let mut fresh = past.clone();
         fresh.expires += 3600;
-        assert_eq!(app.get(&format!("/{}", app.state.links.path(&fresh)), None).await.status, StatusCode::OK);
+        assert_eq!(app.get(&format!("/{}", app.state.distribution.links.path(&fresh)), None).await.status, StatusCode::OK);
         let mut missing = fresh.clone();
         missing.name = "gone".into();
-        app.get(&format!("/{}", app.state.links.path(&missing)), None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+        app.get(&format!("/{}", app.state.distribution.links.path(&missing)), None)
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "not_found");
     }
 }

@@ -244,7 +244,7 @@ fn session_cookie(reply: &Reply) -> String {
 async fn consensus_step(g: &mut Recorder<'_>, app: &TestApp, worker: &mut ConsensusWorker, why: &str) {
     let outcome = worker.run_once(OffsetDateTime::now_utc()).await.expect("a consensus step");
     // What the poller does in a running server.
-    app.state.lists.refresh_all().await.expect("the lists catch up");
+    app.state.distribution.lists.refresh_all().await.expect("the lists catch up");
     g.note(&format!(
         "consensus step ({why}): {} signal(s) processed, {} listing(s), {} delisting(s)",
         outcome.processed, outcome.listed, outcome.delisted
@@ -517,11 +517,7 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("remove with neither value nor source", Call::delete("/v1/admin/allowlists").token(&admin)).await;
 
     // --- Consensus: the sensor's sightings are listed, then a false positive is upheld ---------
-    let config = WorkerConfig {
-        params: app.state.engine_params.as_ref().clone(),
-        own_addresses: app.state.own_addresses.as_ref().clone(),
-        ..WorkerConfig::default()
-    };
+    let config = WorkerConfig { params: app.state.engine_params.as_ref().clone(), ..WorkerConfig::default() };
     let mut worker = ConsensusWorker::load(app.state.store.clone(), config).await.expect("the worker loads");
     consensus_step(&mut g, app, &mut worker, "the pushed signals").await;
     g.call("trust of sensor-1", Call::get("/v1/admin/machines/sensor-1/trust").token(&admin)).await;
@@ -715,7 +711,7 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     let signed = |name: &str, expires: i64| {
         let target =
             LinkTarget { kind: LinkKind::Blocklist, name: name.into(), remediation: "ban".into(), scope: "ip".into(), expires };
-        format!("/{}", app.state.links.path(&target))
+        format!("/{}", app.state.distribution.links.path(&target))
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let expired = signed("partners", now - 10);

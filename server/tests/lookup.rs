@@ -247,7 +247,7 @@ async fn quota_runs_out_with_429_and_resets_at_the_day_boundary() {
         let retry: u64 = over.headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
         assert_eq!(remaining, 0);
         assert!(retry >= 1 && retry <= reset && reset <= 86_400, "retry {retry}, reset {reset}");
-        app.state.limiter.advance_clock(time::Duration::seconds(reset as i64));
+        app.state.quotas.limiter.advance_clock(time::Duration::seconds(reset as i64));
         let next_day = get_with_key(&app, "/v2/smoke/8.8.4.4", &key).await;
         assert_eq!(next_day.status, StatusCode::NOT_FOUND, "a new day: {}", next_day.text());
         assert_eq!(limit_headers(&next_day).1, 2);
@@ -259,10 +259,10 @@ async fn burst_beyond_the_tier_is_429_with_retry_after() {
     for app in apps().await {
         let admin = app.admin_token().await;
         let key = api_key(&app, &admin, "acme").await;
-        palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.tiers, "acme", "bursty")
+        palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, "acme", "bursty")
             .await
             .expect("tier");
-        app.state.api_keys.clear();
+        app.state.quotas.api_keys.clear();
         for _ in 0..2 {
             assert_eq!(get_with_key(&app, "/v2/smoke/8.8.4.4", &key).await.status, StatusCode::NOT_FOUND);
         }

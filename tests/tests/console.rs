@@ -14,7 +14,7 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, bail, ensure};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use palisade::Client;
-use palisade_server::console::session::{Keys, Role, SESSION_TTL_SECS};
+use palisade_server::auth::session::{Keys, Role, SESSION_TTL_SECS};
 use palisade_tests::signals::crowdsec_signal;
 use palisade_tests::testing::{TestDb, in_ci};
 use palisade_tests::{ServerOptions, ServerProcess, free_port, workspace_root};

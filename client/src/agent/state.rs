@@ -66,12 +66,17 @@ impl AgentState {
 
 /// Records that a push succeeded now (in `last-push` under `state_dir`).
 pub fn record_push(state_dir: &Path) -> std::io::Result<()> {
-    write_private(&state_dir.join("last-push"), crate::agent::sync::now_rfc3339().as_bytes())
+    write_private(&state_dir.join("last-push"), now_rfc3339().as_bytes())
 }
 
 /// When a push last succeeded, if ever.
 pub fn last_push(state_dir: &Path) -> Option<String> {
     std::fs::read_to_string(state_dir.join("last-push")).ok().map(|s| s.trim().to_string())
+}
+
+/// Now, as RFC 3339: how the state records when the agent last pushed and pulled.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

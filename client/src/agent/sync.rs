@@ -15,7 +15,7 @@ use crate::Client;
 use crate::Error;
 use crate::agent::apply::{self, Applied, ApplyError, Backend};
 use crate::agent::safety::{Allowlist, filter};
-use crate::agent::state::{AgentState, ListState};
+use crate::agent::state::{AgentState, ListState, now_rfc3339};
 
 /// One entry of a JSON answer (only what the agent uses).
 #[derive(Debug, Deserialize)]
@@ -259,11 +259,6 @@ pub async fn sync(
             Err(SyncError::Apply(error))
         }
     }
-}
-
-/// Now, as RFC 3339.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::DetectorSpec;
+use super::spec::DetectorSpec;
 
 /// An address as sshd, nginx, postfix or dovecot print it; the detector parses it afterwards and
 /// ignores a capture that is not an address.

@@ -1,5 +1,7 @@
 //! Unit tests of the detector set: built-in patterns on real lines, bucket wiring, validation.
 
+use std::time::Duration;
+
 use super::*;
 use time::macros::datetime;
 

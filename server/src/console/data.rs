@@ -9,9 +9,10 @@ use ipnet::IpNet;
 use palisade_api::native::{ApiKeyView, IpLookupResponse};
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::parse_target;
 use crate::error::ApiError;
-use crate::jobs::consensus::COMMUNITY;
-use crate::limits::Tier;
+use crate::limits::{LimitKey, Tier};
 use crate::state::AppState;
 use crate::store::{AccountKey, DayCount, EnrollKeyRecord, ListEntry, Machine, MachineKey};
 
@@ -95,11 +96,6 @@ pub fn trust_words(trust: f64) -> &'static str {
     }
 }
 
-/// What the limiter counts an account's lookups against (the same key as its API keys).
-pub fn limit_key(account: i64) -> String {
-    format!("acct:{account}")
-}
-
 /// Start of the UTC day containing `now`.
 pub fn start_of_day(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_time(time::Time::MIDNIGHT)
@@ -129,15 +125,15 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         .map(|m| machine_row(&m, today.get(&m.key).copied().unwrap_or(0)))
         .collect();
     // This replica's counts first, so the chart includes the lookups just made here.
-    if let Err(error) = state.lookup_usage.flush(store).await {
+    if let Err(error) = state.quotas.usage.flush(store).await {
         tracing::warn!(%error, "cannot record lookup usage");
     }
-    let today = state.limiter.now_us().div_euclid(86_400_000_000);
+    let today = state.quotas.limiter.now_us().div_euclid(86_400_000_000);
     let usage_per_day = store.lookup_usage_per_day(account, today - CHART_DAYS + 1).await?;
     let tier_name = store.account_tier(account).await?.unwrap_or_else(|| crate::limits::DEFAULT_TIER.into());
-    let tier = state.tier(&tier_name);
+    let tier = state.quotas.tier(&tier_name);
     // Cost 0: reads the counters without spending a lookup.
-    let decision = state.limiter.check(&limit_key(id), &tier, 0).await;
+    let decision = state.quotas.limiter.check(&LimitKey::Account(id), &tier, 0).await;
     let usage_window = usage_window(&tier, decision.limit);
     let base = base_url(state);
     let lists = tier
@@ -180,7 +176,7 @@ fn machine_row(m: &Machine, today: u64) -> MachineRow {
         machine_id: m.machine_id.clone(),
         name: m.display_name.clone(),
         version: m.version.clone(),
-        last_seen: m.last_login_at.map(crate::manage::rfc3339),
+        last_seen: m.last_login_at.map(crate::domain::time::rfc3339),
         trust: trust_words(m.trust),
         trust_value: m.trust,
         signals_today: today,
@@ -237,24 +233,23 @@ pub enum IpResult {
 /// Looks a query up.
 pub async fn ip_result(state: &AppState, query: Query, text: &str) -> Result<IpResult, ApiError> {
     match query {
-        Query::Ip(ip) => Ok(IpResult::Card(Box::new(crate::http::ips::native_lookup(state, ip, text).await?))),
+        Query::Ip(ip) => {
+            let now = state.quotas.limiter.now_us() / 1_000_000;
+            Ok(IpResult::Card(Box::new(state.lookup.native(ip, text, now).await?)))
+        }
         Query::Range(range) => {
             let mut entries: Vec<ListEntry> = state
                 .store
                 .list_entries(COMMUNITY)
                 .await?
                 .into_iter()
-                .filter(|e| entry_net(&e.value).is_some_and(|n| range.contains(&n) || n.contains(&range)))
+                .filter(|e| parse_target(&e.value).is_some_and(|n| range.contains(&n) || n.contains(&range)))
                 .collect();
             entries.sort_by(|a, b| a.value.cmp(&b.value));
             entries.truncate(500);
             Ok(IpResult::Range { range, entries })
         }
     }
-}
-
-fn entry_net(value: &str) -> Option<IpNet> {
-    value.parse::<IpNet>().ok().or_else(|| value.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// The operator's overview.
@@ -379,7 +374,7 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
         sampled: recent.len() as u64,
         canaries: store.list_canaries().await?.into_iter().map(|c| (c.value, c.note)).collect(),
         allowlists: allowlists.into_iter().map(|((source, category), n)| (source, category, n)).collect(),
-        tiers: state.tiers.iter().map(|(name, tier)| (name.clone(), tier.clone())).collect(),
+        tiers: state.quotas.tiers.iter().map(|(name, tier)| (name.clone(), tier.clone())).collect(),
     })
 }
 

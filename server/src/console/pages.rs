@@ -7,7 +7,7 @@ use palisade_api::native::IpLookupResponse;
 
 use super::charts::{self, Series};
 use super::data::{AccountView, IpResult, MachineRow, Overview};
-use super::session::Role;
+use crate::auth::session::Role;
 
 /// The stylesheet, served from `/console/assets/console.css`.
 pub const CSS: &str = include_str!("console.css");
@@ -196,7 +196,7 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                                 @for key in &view.enroll_keys {
                                     tr {
                                         th scope="row" { code { (key.prefix) "…" } }
-                                        td { (crate::manage::rfc3339(key.created_at)) }
+                                        td { (crate::domain::time::rfc3339(key.created_at)) }
                                         td { @if key.revoked_at.is_some() { "revoked" } @else { "active" } }
                                         td {
                                             @if key.revoked_at.is_none() {
@@ -331,7 +331,7 @@ pub fn ips(ctx: &Ctx, query: &str, result: Option<&IpResult>) -> Markup {
                             thead { tr { th scope="col" { "Address" } th scope="col" { "Scenario" } th scope="col" { "Rule" } th scope="col" { "Until" } } }
                             tbody { @for e in entries { tr {
                                 th scope="row" { a href={ "/console/ips?q=" (e.value) } { (e.value) } }
-                                td { (e.scenario) } td { (e.rule) } td { (crate::manage::rfc3339(e.expires_at)) }
+                                td { (e.scenario) } td { (e.rule) } td { (crate::domain::time::rfc3339(e.expires_at)) }
                             } } }
                         } }
                     }

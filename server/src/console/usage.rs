@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::LimitKey;
 use crate::store::{AccountKey, Store, StoreError};
 
 /// How often counted lookups are written.
@@ -22,9 +23,9 @@ pub struct UsageRecorder {
 
 impl UsageRecorder {
     /// Counts `lookups` charged to limiter key `key` at `now_us` (microseconds since the
-    /// epoch). Only account keys (`acct:ID`) are kept; machine lookups have no account.
-    pub fn record(&self, key: &str, now_us: i64, lookups: u32) {
-        let Some(account) = key.strip_prefix("acct:").and_then(|id| id.parse::<i64>().ok()) else { return };
+    /// epoch). Only accounts' lookups are kept; machine lookups have no account.
+    pub fn record(&self, key: &LimitKey, now_us: i64, lookups: u32) {
+        let Some(account) = key.account() else { return };
         if lookups == 0 {
             return;
         }
@@ -76,12 +77,11 @@ mod tests {
     fn only_account_keys_are_counted_per_day() {
         let recorder = UsageRecorder::default();
         let day = 86_400_000_000;
-        recorder.record("acct:7", 3 * day + 5, 1);
-        recorder.record("acct:7", 3 * day + 9, 2);
-        recorder.record("acct:7", 4 * day, 1);
-        recorder.record("machine:7", 3 * day, 1);
-        recorder.record("acct:x", 3 * day, 1);
-        recorder.record("acct:8", 3 * day, 0);
+        recorder.record(&LimitKey::Account(7), 3 * day + 5, 1);
+        recorder.record(&LimitKey::Account(7), 3 * day + 9, 2);
+        recorder.record(&LimitKey::Account(7), 4 * day, 1);
+        recorder.record(&LimitKey::Machine(7), 3 * day, 1);
+        recorder.record(&LimitKey::Account(8), 3 * day, 0);
         let pending = recorder.pending.lock().unwrap().clone();
         assert_eq!(pending, HashMap::from([((7, 3), 3), ((7, 4), 1)]));
     }

@@ -1,7 +1,10 @@
-//! Address helpers: canonical forms (IPv4-mapped IPv6 becomes IPv4) and the origin prefix a
-//! reporting machine is clustered by (its /24 for IPv4, /48 for IPv6).
+//! Every address and network parse and display: canonical forms (IPv4-mapped IPv6 becomes
+//! IPv4), the stored text of a list or signal value (a bare address for a host prefix, CIDR
+//! otherwise), what people may type (an address, a bracketed IPv6 address, a CIDR range), and the
+//! origin prefix a reporting machine is clustered by (its /24 for IPv4, /48 for IPv6).
 
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use ipnet::IpNet;
 
@@ -27,6 +30,42 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
     text.parse::<IpAddr>().ok().map(canonical_ip)
 }
 
+/// Parses an address as a lookup accepts it; the error says what was wrong.
+pub fn parse_address(text: &str) -> Result<IpAddr, String> {
+    parse_ip(text).ok_or_else(|| format!("{text:?} is not an IP address"))
+}
+
+/// Parses an address or CIDR given by a person into its canonical network (an address becomes
+/// its host prefix, a range loses its host bits); the error says what was wrong.
+pub fn parse_network(value: &str) -> Result<IpNet, String> {
+    parse_ip(value)
+        .map(IpNet::from)
+        .or_else(|| value.trim().parse::<IpNet>().ok().map(|n| n.trunc()))
+        .ok_or_else(|| format!("{value:?} is not an IP address or CIDR range"))
+}
+
+/// Parses a stored value: CIDR, or a bare address.
+pub fn parse_target(value: &str) -> Option<IpNet> {
+    IpNet::from_str(value).ok().or_else(|| value.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Whether a target is one address (a host prefix).
+pub fn is_single_address(target: IpNet) -> bool {
+    target.prefix_len() == target.max_prefix_len()
+}
+
+/// A bare address for single-address targets, CIDR otherwise.
+pub fn display_target(target: IpNet) -> String {
+    if is_single_address(target) { target.addr().to_string() } else { target.to_string() }
+}
+
+/// The stored form of a list value and its scope: a bare address (`ip`) for a host prefix, else
+/// the network in CIDR form with its host bits cleared (`range`).
+pub fn canonical_value(value: &str) -> Option<(String, &'static str)> {
+    let net = parse_target(value.trim())?.trunc();
+    Some((display_target(net), if is_single_address(net) { "ip" } else { "range" }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +83,17 @@ mod tests {
         assert_eq!(origin_prefix("45.33.32.156".parse().unwrap()).to_string(), "45.33.32.0/24");
         assert_eq!(origin_prefix("2a00:1450:4001:82a::200e".parse().unwrap()).to_string(), "2a00:1450:4001::/48");
         assert_eq!(origin_prefix("::ffff:10.1.2.3".parse().unwrap()).to_string(), "10.1.2.0/24");
+    }
+
+    #[test]
+    fn values_are_stored_bare_for_one_address_and_as_cidr_otherwise() {
+        assert_eq!(canonical_value(" 45.33.32.156 "), Some(("45.33.32.156".into(), "ip")));
+        assert_eq!(canonical_value("81.2.69.7/16"), Some(("81.2.0.0/16".into(), "range")));
+        assert_eq!(canonical_value("2001:db8::1/128"), Some(("2001:db8::1".into(), "ip")));
+        assert_eq!(canonical_value("not-an-ip"), None);
+        assert_eq!(parse_network("::ffff:10.1.2.3"), Ok("10.1.2.3/32".parse().unwrap()));
+        assert_eq!(parse_network("10.1.2.3/8"), Ok("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(parse_network("x"), Err("\"x\" is not an IP address or CIDR range".into()));
+        assert_eq!(parse_address("1.2.3.4/32"), Err("\"1.2.3.4/32\" is not an IP address".into()));
     }
 }

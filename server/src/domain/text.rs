@@ -1,6 +1,9 @@
-//! Free text from clients. PostgreSQL cannot store NUL in `text` or `jsonb` while SQLite can, so
-//! NUL is refused at the edge for both backends alike: no client has a reason to send it, and a
-//! stored value must never depend on which engine is configured.
+//! Free text from clients. PostgreSQL cannot store NUL in `text` or `jsonb` while SQLite can. The
+//! routes that take free text (signal items, enrollment names and tags, metrics payloads, list
+//! descriptions, signal filters) refuse NUL with these checks, on both backends alike: no client
+//! has a reason to send it, and the answer must not depend on which engine is configured. Text
+//! that reaches the store anyway has its NULs replaced by U+FFFD there (`store::storable`), so
+//! both engines still store and find the same value.
 
 use serde_json::Value;
 

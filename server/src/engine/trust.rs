@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Time;
 use super::params::Params;
+use crate::domain::time::Time;
 
 /// An account's verification level, set by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -1,5 +1,10 @@
-//! The operator's API under `/v1/admin`: accounts, enrollment keys, machines, stored signals.
-//! Every route requires an admin token (`palisade-server admin token create`).
+//! The operator's API under `/v1/admin`: accounts (enrollment keys, levels, console login
+//! links), machines, stored signals, canaries, allowlists, false positives and explanations here;
+//! API keys and tiers in [`api_keys`], operator-managed lists in [`blocklists`]. Every route
+//! requires an admin token (`palisade-server admin token create`).
+
+pub mod api_keys;
+pub mod blocklists;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,8 +12,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use palisade_api::native::{
     AccountView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryRequest, CanaryView,
-    CreateAccountRequest, CreateMachineRequest, EnrollKeyCreated, ExplanationResponse, FalsePositiveRequest, MachineCredentials,
-    MachineTrustView, MachineView, QueuedResponse, SetLevelRequest, SetSensorRequest, SignalPage,
+    CreateAccountRequest, CreateMachineRequest, EnrollKeyCreated, ExplanationResponse, FalsePositiveRequest, LoginLinkResponse,
+    MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SetLevelRequest, SetSensorRequest, SignalPage,
 };
 use serde::Deserialize;
 use tracing::instrument;
@@ -21,7 +26,8 @@ use crate::manage;
 use crate::state::AppState;
 use crate::store::SignalFilter;
 
-/// Admin routes.
+/// Admin routes under `/v1/admin`, but for the operator's lists ([`blocklists::routes`], nested
+/// under `/v1/admin/blocklists` at the root).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/accounts", post(create_account).get(list_accounts))
@@ -36,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         .route("/allowlists", post(import_allowlist).get(list_allowlist).delete(delete_allowlist))
         .route("/false-positives", post(report_false_positive))
         .route("/ips/{ip}/explanation", get(get_ip_explanation_admin))
+        .route("/accounts/{name}/login-link", post(create_login_link))
+        .merge(api_keys::routes())
 }
 
 /// Create an account.
@@ -55,6 +63,22 @@ pub async fn create_account(
 #[instrument(skip_all)]
 pub async fn list_accounts(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<AccountView>>, ApiError> {
     Ok(Json(state.store.list_accounts().await?.iter().map(manage::account_view).collect()))
+}
+
+/// Create a console sign-in link for an account's users. It signs in whoever opens it within 15
+/// minutes; hand it over privately.
+#[utoipa::path(post, path = "/v1/admin/accounts/{name}/login-link", tag = "admin", security(("admin" = [])),
+    params(("name" = String, Path, description = "account name")),
+    responses((status = 201, body = LoginLinkResponse), (status = 401, body = palisade_api::native::ErrorBody),
+        (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(account = %name))]
+pub async fn create_login_link(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+) -> Result<(StatusCode, Json<LoginLinkResponse>), ApiError> {
+    let link = manage::login_link(state.store.as_ref(), state.jwt.console_key(), &state.public_url, &name).await?;
+    Ok((StatusCode::CREATED, Json(link)))
 }
 
 /// Create an enrollment key for an account. The key is shown once.

@@ -13,8 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
-use palisade_api::native::{BlocklistView, CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse};
+use palisade_api::native::BlocklistView;
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
 use tracing::instrument;
@@ -22,18 +21,15 @@ use tracing::instrument;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
-use super::cti::{charge, with_limit_headers};
-use super::extract::{Admin, ApiKey, AuthMachine, JsonBody, PathParam, QueryParams};
+use super::extract::{ApiKey, AuthMachine, PathParam, QueryParams};
+use super::quota::{charge, with_limit_headers};
+use super::stream::streamed_body;
+use crate::domain::lists::COMMUNITY;
 use crate::error::ApiError;
-use crate::jobs::consensus::COMMUNITY;
 use crate::limits::Decision;
-use crate::manage::lists;
 use crate::serving::render::{self, Family, Format, Options};
-use crate::serving::{self, DeltaError, RenderKey};
+use crate::serving::{self, RenderKey};
 use crate::state::AppState;
-
-/// Size of the chunks a rendered list is streamed (and cached) in.
-const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Header carrying the seq an answer reflects: the next `since` cursor.
 pub const SEQ_HEADER: &str = "x-palisade-seq";
@@ -101,13 +97,17 @@ async fn grant(state: &AppState, reader: &BlocklistReader, name: &str) -> Result
                 return Ok(Grant { cap: usize::MAX, decision: None });
             }
             let now = time::OffsetDateTime::now_utc();
-            let (_, cap) = super::capi::consumer_view(state, machine, now).await.map_err(IntoResponse::into_response)?;
+            let (_, cap) = state
+                .distribution
+                .consumer_view(machine.key, &machine.login, now)
+                .await
+                .map_err(|error| ApiError::from(error).into_response())?;
             Ok(Grant { cap, decision: None })
         }
         ReaderKind::Key(key) => {
-            let tier = state.tier(&key.record.tier);
+            let tier = state.quotas.tier(&key.record.tier);
             let Some(&size) = tier.blocklists.get(name) else {
-                let decision = state.limiter.check(&key.limit_key(), &tier, 0).await;
+                let decision = state.quotas.limiter.check(&key.limit_key(), &tier, 0).await;
                 let refused = ApiError::Forbidden(format!(
                     "the {:?} tier does not include the blocklist {name:?}; it includes: {}",
                     key.record.tier,
@@ -167,16 +167,6 @@ impl BlocklistQuery {
     }
 }
 
-/// Whether `name` is served, re-reading the operator's lists once when it is not known yet (it
-/// may have been created through another replica).
-async fn is_served(state: &AppState, name: &str) -> Result<bool, ApiError> {
-    if state.lists.names().iter().any(|(served, _)| served == name) {
-        return Ok(true);
-    }
-    state.lists.refresh_custom().await?;
-    Ok(state.lists.names().iter().any(|(served, _)| served == name))
-}
-
 /// The blocklists this caller may read, with their current seq and size (an API key sees the
 /// lists of its tier).
 #[utoipa::path(get, path = "/v1/blocklists", tag = "blocklists", security(("machine" = []), ("api_key" = [])),
@@ -188,14 +178,14 @@ pub async fn list_blocklists(
 ) -> Result<axum::Json<Vec<BlocklistView>>, ApiError> {
     let mut views = Vec::new();
     let tier = match &reader.kind {
-        ReaderKind::Key(key) => Some(state.tier(&key.record.tier)),
+        ReaderKind::Key(key) => Some(state.quotas.tier(&key.record.tier)),
         ReaderKind::Machine(_) => None,
     };
-    for (name, kind) in state.lists.names() {
+    for (name, kind) in state.distribution.lists.names() {
         if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) {
             continue;
         }
-        let snapshot = state.lists.get_or_load(&name).await?;
+        let snapshot = state.distribution.lists.get_or_load(&name).await?;
         views.push(BlocklistView {
             name,
             kind,
@@ -234,7 +224,7 @@ pub async fn get_blocklist_entries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (options, since) = query.options()?;
-    if !is_served(&state, &name).await? {
+    if state.distribution.list_kind(&name).await?.is_none() {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
     let grant = match grant(&state, &reader, &name).await {
@@ -254,24 +244,7 @@ pub async fn get_blocklist_entries(
 }
 
 async fn delta_response(state: &AppState, name: &str, options: Options, cursor: i64, cap: usize) -> Result<Response, ApiError> {
-    let snapshot = state.lists.get_or_load(name).await?;
-    // The same policy as full lists: live entries that may be served.
-    let never_block = state.lists.never_block().await?;
-    let now = time::OffsetDateTime::now_utc();
-    let mut delta = snapshot.delta(cursor).map_err(|DeltaError::TooOld { cursor, oldest }| {
-        ApiError::CursorExpired(format!(
-            "cursor {cursor} is older than the retained change log (oldest usable cursor {oldest}); download the full list without since and continue from its x-palisade-seq"
-        ))
-    })?;
-    delta.added.retain(|e| e.live_at(now) && never_block.allows_net(e.net));
-    if snapshot.entries.len() > cap && !delta.added.is_empty() {
-        // As on the CrowdSec stream: only additions within the reader's view; an entry pushed
-        // out of the view stays with the reader until its own expiry.
-        let served = state.lists.served(name).await?;
-        let shown: std::collections::HashSet<ipnet::IpNet> =
-            serving::top(&served.entries, cap).into_iter().map(|e| e.net).collect();
-        delta.added.retain(|e| shown.contains(&e.net));
-    }
+    let delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
     let mut body = Vec::new();
     render::render_delta(name, options, delta.seq, &delta.added, &delta.removed, &mut body)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -318,7 +291,7 @@ async fn full_response(
     headers: &HeaderMap,
     cap: usize,
 ) -> Result<Response, ApiError> {
-    let served = state.lists.served(name).await?;
+    let served = state.distribution.lists.served(name).await?;
     // A cap the list does not reach is no cap: one rendering serves every such reader.
     let cap = if served.entries.len() > cap { cap } else { usize::MAX };
     let tag = etag(name, served.seq, served.policy, options, cap);
@@ -329,13 +302,13 @@ async fn full_response(
         return Ok(response);
     }
     let key = RenderKey { list: name.to_string(), seq: served.seq, policy: served.policy, options, cap };
-    let body = match state.lists.cached(&key) {
+    let body = match state.distribution.lists.cached(&key) {
         Some(chunks) => {
             metrics::counter!("palisade_blocklist_render_cache_hits_total").increment(1);
             let chunks = chunks.as_ref().clone();
             Body::from_stream(futures::stream::iter(chunks.into_iter().map(Ok::<_, io::Error>)))
         }
-        None => render_streaming(state.lists.clone(), key, served.clone()),
+        None => render_streaming(state.distribution.lists.clone(), key, served.clone()),
     };
     let mut response = Response::new(body);
     set_headers(response.headers_mut(), options.format, served.seq, Some(&tag));
@@ -360,191 +333,7 @@ fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: A
         }
         render::render_full(&key.list, key.options, entries, writer)?;
         writer.flush()?;
-        lists.store_rendered(key, Arc::new(std::mem::take(&mut writer.chunks)));
+        lists.store_rendered(key, Arc::new(writer.take_chunks()));
         Ok(())
     })
-}
-
-/// A response body written by `write` on a blocking task, sent chunk by chunk as it is produced
-/// through a bounded channel (a slow client slows the writer rather than filling memory). With
-/// `keep`, the writer also keeps the chunks (`ChunkWriter::chunks`) for a cache.
-pub(crate) fn streamed_body(keep: bool, write: impl FnOnce(&mut ChunkWriter) -> io::Result<()> + Send + 'static) -> Body {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK_BYTES), chunks: Vec::new(), keep };
-        match write(&mut writer).and_then(|()| writer.flush()) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
-            Err(error) => {
-                tracing::error!(%error, "writing a streamed response failed");
-                drop(writer.sender.blocking_send(Err(error)));
-            }
-        }
-    });
-    Body::from_stream(tokio_stream_from(receiver))
-}
-
-fn tokio_stream_from(
-    mut receiver: tokio::sync::mpsc::Receiver<Result<Bytes, io::Error>>,
-) -> impl futures::Stream<Item = Result<Bytes, io::Error>> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
-/// An `io::Write` that cuts what is written into chunks, sends each to the response as soon as
-/// it is full, and keeps them for the cache when asked to.
-pub(crate) struct ChunkWriter {
-    sender: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
-    buffer: Vec<u8>,
-    chunks: Vec<Bytes>,
-    keep: bool,
-}
-
-impl ChunkWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
-        if self.keep {
-            self.chunks.push(chunk.clone());
-        }
-        self.sender.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= CHUNK_BYTES {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
-/// Operator routes under `/v1/admin/blocklists`: create, edit, import, delete, subscribe.
-pub fn admin_routes() -> Router<AppState> {
-    use axum::routing::{post, put};
-    Router::new()
-        .route("/", post(create_custom_list).get(list_custom_lists))
-        .route("/{name}", axum::routing::delete(delete_custom_list))
-        .route("/{name}/entries", post(update_list_entries))
-        .route("/{name}/import", post(import_list_entries))
-        .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
-}
-
-/// Serves a change at once on this replica, and tells the others through the change bus (with
-/// Redis; without it they pick the change up at their next poll).
-async fn publish(state: &AppState) -> Result<(), ApiError> {
-    state.lists.refresh_all().await?;
-    let seq = state.lists.summary().iter().map(|(_, seq, _)| *seq).max().unwrap_or(0);
-    state.bus.publish(seq).await;
-    Ok(())
-}
-
-/// Create an operator-managed list (`block`, served like the community list and to subscribed
-/// machines with origin `lists`; or `allow`).
-#[utoipa::path(post, path = "/v1/admin/blocklists", tag = "admin", request_body = CreateListRequest, security(("admin" = [])),
-    responses((status = 201, body = CustomListView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(list = %request.name))]
-pub async fn create_custom_list(
-    State(state): State<AppState>,
-    _admin: Admin,
-    JsonBody(request): JsonBody<CreateListRequest>,
-) -> Result<(StatusCode, axum::Json<CustomListView>), ApiError> {
-    let view = lists::create_list(state.store.as_ref(), request).await?;
-    publish(&state).await?;
-    Ok((StatusCode::CREATED, axum::Json(view)))
-}
-
-/// List the operator-managed lists.
-#[utoipa::path(get, path = "/v1/admin/blocklists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CustomListView>)))]
-#[instrument(skip_all)]
-pub async fn list_custom_lists(
-    State(state): State<AppState>,
-    _admin: Admin,
-) -> Result<axum::Json<Vec<CustomListView>>, ApiError> {
-    Ok(axum::Json(lists::list_lists(state.store.as_ref()).await?))
-}
-
-/// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
-#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}", tag = "admin", params(("name" = String, Path, description = "list name")), security(("admin" = [])),
-    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(list = %name))]
-pub async fn delete_custom_list(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam(name): PathParam<String>,
-) -> Result<StatusCode, ApiError> {
-    lists::delete_list(state.store.as_ref(), &name).await?;
-    publish(&state).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Add (or renew) and remove entries of an operator-managed list. Values that are not addresses
-/// or CIDRs are reported in `rejected`; the others are applied.
-#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/entries", tag = "admin", params(("name" = String, Path, description = "list name")), request_body = ListEntriesRequest, security(("admin" = [])),
-    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(list = %name))]
-pub async fn update_list_entries(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam(name): PathParam<String>,
-    JsonBody(request): JsonBody<ListEntriesRequest>,
-) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
-    let outcome = lists::update_entries(state.store.as_ref(), &name, &request).await?;
-    publish(&state).await?;
-    Ok(axum::Json(outcome))
-}
-
-/// Import entries into an operator-managed list from a text body: one address or CIDR per line,
-/// or CSV `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
-#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
-    request_body(content = String, content_type = "text/plain"), security(("admin" = [])),
-    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(list = %name))]
-pub async fn import_list_entries(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam(name): PathParam<String>,
-    body: Bytes,
-) -> Result<axum::Json<ListEntriesResponse>, ApiError> {
-    lists::existing_list(state.store.as_ref(), &name).await?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
-    let outcome = lists::import_entries(state.store.as_ref(), &name, text).await?;
-    publish(&state).await?;
-    Ok(axum::Json(outcome))
-}
-
-/// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
-/// entries with origin `lists` and the list name as scenario.
-#[utoipa::path(put, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
-    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
-    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
-pub async fn subscribe_machine(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam((name, machine)): PathParam<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    lists::set_subscription(state.store.as_ref(), &name, &machine, true).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// End a machine's subscription to an operator-managed list.
-#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
-    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
-    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
-#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
-pub async fn unsubscribe_machine(
-    State(state): State<AppState>,
-    _admin: Admin,
-    PathParam((name, machine)): PathParam<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    lists::set_subscription(state.store.as_ref(), &name, &machine, false).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

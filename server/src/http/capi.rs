@@ -9,10 +9,9 @@
 //! - enrollment answers 202 for a new enrollment and 200 for "already enrolled" (cscli reads it);
 //! - every stream decision carries all six fields (a missing one crashes CrowdSec 1.4.6).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,14 +32,13 @@ use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams};
 use crate::auth::password;
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
+use crate::distribution::stream::Sent;
 use crate::domain::names::{check_name, check_scenario};
 use crate::domain::net::origin_prefix;
 use crate::domain::signal::parse_item;
 use crate::domain::text::{contains_nul, has_nul};
+use crate::domain::time::{go_duration, rfc3339};
 use crate::error::ApiError;
-use crate::jobs::consensus::{COMMUNITY, NeverBlock};
-use crate::manage::rfc3339;
-use crate::serving::{self, Entry};
 use crate::state::AppState;
 use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
@@ -331,135 +329,6 @@ fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, Ap
     }
 }
 
-/// Go duration syntax (`23h59m59s`): what CrowdSec's `time.ParseDuration` accepts (never `d`).
-pub fn go_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    match (h, m, s) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
-}
-
-/// The size and order of the community view a machine gets: its declared scenarios (from its
-/// last login) first, capped by whether it contributed a signal within the configured window
-/// ("give to get").
-pub(crate) async fn consumer_view(
-    state: &AppState,
-    machine: &AuthMachine,
-    now: OffsetDateTime,
-) -> Result<(Vec<String>, usize), ApiError> {
-    let config = &state.distribution;
-    let scenarios = state.store.machine_by_login(&machine.login).await?.map(|m| m.scenarios).unwrap_or_default();
-    let window = time::Duration::days(config.contribution_window_days);
-    let contributes = state.store.machine_last_signal_at(machine.key).await?.is_some_and(|at| at >= now - window);
-    let cap = if contributes { config.contributor_cap } else { config.non_contributor_cap };
-    Ok((scenarios, cap))
-}
-
-/// One decision to send, and whether it comes from a subscribed list (origin `lists`) rather
-/// than the community list (origin `CAPI`).
-type Sent = (Arc<Entry>, bool);
-
-/// What changed on the community list and on the machine's subscribed lists since its last pull
-/// (its whole view on startup, on its first pull, or when its cursor predates the retained
-/// change log). Advances the machine's cursor, one seq for all its lists: every list is read up
-/// to the same seq, taken before reading, so no change below the new cursor can be missed.
-///
-/// The v2 protocol keeps a cursor per machine, so this path reaches the database anyway; it
-/// catches the in-memory snapshots up first, so a pull sees everything committed before it.
-/// A capped view re-ranks only what changed: an entry pushed out of the view by newer ones
-/// stays on the machine until its own expiry, which every decision carries.
-async fn stream_delta(
-    state: &AppState,
-    machine: &AuthMachine,
-    startup: bool,
-    community: bool,
-    additional: bool,
-) -> Result<(Vec<Sent>, Vec<Sent>), ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let mut subscribed = Vec::new();
-    if additional {
-        let lists = state.store.machine_subscriptions(machine.key).await?;
-        if !lists.is_empty() {
-            state.lists.refresh_custom().await?;
-            let blocking: Vec<String> =
-                state.lists.names().into_iter().filter(|(_, kind)| kind == "block").map(|(name, _)| name).collect();
-            subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l)));
-        }
-    }
-    let mut names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
-    if community {
-        names.push(COMMUNITY);
-    }
-    let mut upto = 0;
-    for name in &names {
-        upto = upto.max(state.store.list_seq(name).await?);
-    }
-    // On a startup pull the whole view is sent, plus what was removed since the machine's previous
-    // cursor: CrowdSec keeps its earlier community decisions when a startup answer has no new
-    // entry for them, so a removal it has not heard of must still be spelled out.
-    let stored = state.store.machine_stream_seq(machine.key).await?;
-    let last = if startup { None } else { stored };
-    let removed_since = |snapshot: &serving::Snapshot| -> Vec<Arc<Entry>> {
-        match stored.filter(|_| startup).map(|c| snapshot.delta_upto(c, upto)) {
-            Some(Ok(delta)) => delta.removed.into_iter().filter(|e| snapshot.get(&e.net).is_none()).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let live = |e: &Arc<Entry>| e.live_at(now + time::Duration::seconds(1));
-    let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
-    let mut cursor = last.unwrap_or(0).max(upto);
-    if community {
-        let snapshot = state.lists.refresh(COMMUNITY).await?;
-        let (scenarios, cap) = consumer_view(state, machine, now).await?;
-        let tailor = state.distribution.tailor_to_scenarios;
-        match last.map(|c| snapshot.delta_upto(c, upto)) {
-            None | Some(Err(_)) => {
-                new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, false)));
-                deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, false)));
-                cursor = cursor.max(snapshot.seq);
-            }
-            Some(Ok(delta)) => {
-                let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
-                if snapshot.entries.len() > cap {
-                    let shown: HashSet<ipnet::IpNet> =
-                        serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.net).collect();
-                    added.retain(|e| shown.contains(&e.net));
-                }
-                new.extend(added.into_iter().map(|e| (e, false)));
-                deleted.extend(delta.removed.into_iter().map(|e| (e, false)));
-            }
-        }
-    }
-    for name in &subscribed {
-        let snapshot = state.lists.refresh(name).await?;
-        match last.map(|c| snapshot.delta_upto(c, upto)) {
-            None | Some(Err(_)) => {
-                new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), true)));
-                deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, true)));
-                cursor = cursor.max(snapshot.seq);
-            }
-            Some(Ok(delta)) => {
-                new.extend(delta.added.into_iter().filter(live).map(|e| (e, true)));
-                deleted.extend(delta.removed.into_iter().map(|e| (e, true)));
-            }
-        }
-    }
-    if community || !subscribed.is_empty() {
-        state.store.set_machine_stream_seq(machine.key, cursor).await?;
-    }
-    // Never-block is enforced when lists are built and again here, so an allowlist or canary
-    // added since takes effect at once even before the worker's next step.
-    let never_block = NeverBlock::load(state.store.as_ref(), &state.own_addresses).await?;
-    let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|(e, _)| never_block.allows_net(e.net));
-    if !refused.is_empty() {
-        metrics::counter!("palisade_serving_never_block_filtered_total").increment(refused.len() as u64);
-    }
-    Ok((new, deleted))
-}
-
 fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at() - now).whole_seconds()) },
@@ -483,11 +352,11 @@ pub async fn get_decisions_stream_v2(
 ) -> Result<Response, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v2", "startup" => startup.to_string()).increment(1);
-    let (new, deleted) = stream_delta(&state, &machine, startup, true, true).await?;
+    let (new, deleted) = state.distribution.stream_delta(machine.key, &machine.login, startup, true, true).await?;
     let now = OffsetDateTime::now_utc();
     // Written as it is sent, a decision at a time: a full list of a million is never held as
     // JSON. The bytes are those of `DecisionsStreamV2` serialised whole.
-    let body = super::blocklists::streamed_body(false, move |out| {
+    let body = super::stream::streamed_body(false, move |out| {
         for (key, sent, removed) in [("{\"new\":[", &new, false), ("],\"deleted\":[", &deleted, true)] {
             out.write_all(key.as_bytes())?;
             for (i, entry) in sent.iter().enumerate() {
@@ -521,12 +390,12 @@ pub async fn get_decisions_stream_v3(
     let additional = parse_flag("additional_pull", query.additional_pull.as_deref(), true)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v3", "startup" => startup.to_string()).increment(1);
     let now = OffsetDateTime::now_utc();
-    let links = super::links::stream_links(&state, machine.key, additional, now).await?;
+    let links = state.distribution.stream_links(machine.key, additional, now).await?;
     let mut response = DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links };
     if !community {
         return Ok(Json(response));
     }
-    let (new, deleted) = stream_delta(&state, &machine, startup, true, false).await?;
+    let (new, deleted) = state.distribution.stream_delta(machine.key, &machine.login, startup, true, false).await?;
     let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
     for (entry, _) in &new {
         groups.entry((entry.scenario().to_string(), entry.scope().to_string())).or_default().push(DecisionValue {
@@ -542,18 +411,4 @@ pub async fn get_decisions_stream_v3(
     }
     response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
     Ok(Json(response))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_duration;
-
-    #[test]
-    fn durations_use_go_syntax_without_days() {
-        assert_eq!(go_duration(86_399), "23h59m59s");
-        assert_eq!(go_duration(7 * 86_400), "168h0m0s");
-        assert_eq!(go_duration(61), "1m1s");
-        assert_eq!(go_duration(5), "5s");
-        assert_eq!(go_duration(-3), "0s");
-    }
 }

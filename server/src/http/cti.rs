@@ -13,7 +13,7 @@
 //! the tier allows) report the quota without spending it.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,8 +22,8 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use super::extract::{ApiKey, PathParam, QueryParams};
+use super::quota::{charge, with_limit_headers};
 use crate::error::ApiError;
-use crate::limits::{Decision, Tier};
 use crate::lookup;
 use crate::state::AppState;
 
@@ -35,38 +35,12 @@ pub fn routes() -> Router<AppState> {
 /// The CTI body of a 404.
 pub const NOT_FOUND_MESSAGE: &str = "IP address information not found";
 
-/// Adds the `X-RateLimit-*` headers (and `Retry-After` on a refusal) to an answer.
-pub fn with_limit_headers(mut response: Response, decision: &Decision) -> Response {
-    let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
-    if !decision.allowed {
-        headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs.max(1)));
-    }
-    response
-}
-
-/// Counts `cost` lookups; the answer is the refusal when over a limit.
-pub async fn charge(state: &AppState, key: &str, tier: &Tier, cost: u32) -> (Decision, Result<(), ApiError>) {
-    let decision = state.limiter.check(key, tier, cost).await;
-    let outcome = if decision.allowed {
-        metrics::counter!("palisade_lookups_total").increment(u64::from(cost));
-        state.lookup_usage.record(key, state.limiter.now_us(), cost);
-        Ok(())
-    } else {
-        metrics::counter!("palisade_quota_denials_total").increment(1);
-        Err(ApiError::RateLimited(decision.retry_after_secs))
-    };
-    (decision, outcome)
-}
-
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(CtiMessage { message: NOT_FOUND_MESSAGE.into() })).into_response()
 }
 
 fn now_secs(state: &AppState) -> i64 {
-    state.limiter.now_us() / 1_000_000
+    state.quotas.limiter.now_us() / 1_000_000
 }
 
 /// Everything known about one address, as a CTI `SmokeItem`. Costs one lookup.
@@ -77,20 +51,22 @@ fn now_secs(state: &AppState) -> i64 {
         (status = 429, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn get_smoke(State(state): State<AppState>, key: ApiKey, PathParam(ip): PathParam<String>) -> Response {
-    let tier = state.tier(&key.record.tier);
-    let ip = match lookup::parse(&ip) {
+    let tier = state.quotas.tier(&key.record.tier);
+    let ip = match lookup::parse(&ip).map_err(ApiError::from) {
         Ok(ip) => ip,
-        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&key.limit_key(), &tier, 0).await),
+        Err(error) => {
+            return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&key.limit_key(), &tier, 0).await);
+        }
     };
     let (decision, charged) = charge(&state, &key.limit_key(), &tier, 1).await;
     let response = match charged {
         Err(error) => error.into_response(),
         Ok(()) => {
             let now = now_secs(&state);
-            match lookup::find(&state, ip, now).await {
+            match state.lookup.find(ip, now).await {
                 Ok(found) if found.reputation.found => Json(lookup::smoke_item(&found, now)).into_response(),
                 Ok(_) => not_found(),
-                Err(error) => error.into_response(),
+                Err(error) => ApiError::from(error).into_response(),
             }
         }
     };
@@ -112,11 +88,13 @@ pub struct SmokeQuery {
         (status = 429, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParams(query): QueryParams<SmokeQuery>) -> Response {
-    let tier = state.tier(&key.record.tier);
+    let tier = state.quotas.tier(&key.record.tier);
     let parsed = parse_bulk(query.ips.as_deref(), tier.bulk_max);
     let ips = match parsed {
         Ok(ips) => ips,
-        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&key.limit_key(), &tier, 0).await),
+        Err(error) => {
+            return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&key.limit_key(), &tier, 0).await);
+        }
     };
     let (decision, charged) = charge(&state, &key.limit_key(), &tier, u32::try_from(ips.len()).unwrap_or(u32::MAX)).await;
     let response = match charged {
@@ -126,7 +104,7 @@ pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParam
             let mut items = Vec::new();
             let mut failed = None;
             for ip in &ips {
-                match lookup::find(&state, *ip, now).await {
+                match state.lookup.find(*ip, now).await {
                     Ok(found) if found.reputation.found => items.push(lookup::smoke_item(&found, now)),
                     Ok(_) => {}
                     Err(error) => {
@@ -136,7 +114,7 @@ pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParam
                 }
             }
             match failed {
-                Some(error) => error.into_response(),
+                Some(error) => ApiError::from(error).into_response(),
                 None => {
                     let total = items.len() as u64;
                     Json(SmokeBulkResponse { total, not_found: ips.len() as u64 - total, items }).into_response()

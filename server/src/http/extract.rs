@@ -15,6 +15,7 @@ use serde_json::error::Category;
 
 use crate::auth::secrets::hash_secret;
 use crate::error::ApiError;
+use crate::limits::LimitKey;
 use crate::state::AppState;
 use crate::store::MachineKey;
 
@@ -150,8 +151,8 @@ pub struct ApiKey {
 
 impl ApiKey {
     /// What the limiter counts against: the account, so extra keys do not add quota.
-    pub fn limit_key(&self) -> String {
-        format!("acct:{}", self.record.account.0)
+    pub fn limit_key(&self) -> LimitKey {
+        LimitKey::Account(self.record.account.0)
     }
 }
 
@@ -172,7 +173,7 @@ where
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::Forbidden("an API key is required in the x-api-key header".into()))?;
         let hash = hash_secret(key);
-        let record = match state.api_keys.get(&hash) {
+        let record = match state.quotas.api_keys.get(&hash) {
             Some(record) => record,
             None => {
                 let record = state.store.api_key_by_hash(&hash).await?;
@@ -182,7 +183,7 @@ where
                 {
                     tracing::warn!(%error, "cannot record API key use");
                 }
-                state.api_keys.put(hash, record.clone());
+                state.quotas.api_keys.put(hash, record.clone());
                 record
             }
         };
@@ -198,7 +199,7 @@ where
 #[derive(Debug, Clone)]
 pub struct LookupCaller {
     /// What the limiter counts against.
-    pub limit_key: String,
+    pub limit_key: LimitKey,
     /// The tier name that applies.
     pub tier: String,
 }
@@ -217,7 +218,7 @@ where
         }
         let machine = AuthMachine::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
-        Ok(LookupCaller { limit_key: format!("machine:{}", machine.key.0), tier: state.machine_tier.to_string() })
+        Ok(LookupCaller { limit_key: LimitKey::Machine(machine.key.0), tier: state.quotas.machine_tier.to_string() })
     }
 }
 

@@ -207,17 +207,17 @@ mod tests {
         let db = crate::testing::TestDb::sqlite();
         let store = crate::store::open(&db.url).await.expect("open");
         store.migrate().await.expect("migrate");
-        let jwt = crate::auth::jwt::JwtKeys::new(b"forwarded-test-secret-0123456789abcdef", time::Duration::hours(1));
-        let enricher = crate::enrich::Enricher::default();
-        let mut state = crate::state::AppState::new(
-            store.clone(),
-            jwt,
-            enricher,
-            crate::config::RegistrationPolicy::Open,
-            crate::config::IngestConfig::default(),
-            crate::telemetry::metrics_handle(),
-        );
-        state.trusted_proxies = std::sync::Arc::new(lb());
+        let config = crate::config::Config { trusted_proxies: lb(), ..crate::config::Config::default() };
+        let parts = crate::state::Parts {
+            store: store.clone(),
+            secret: b"forwarded-test-secret-0123456789abcdef".to_vec(),
+            enricher: crate::enrich::Enricher::default(),
+            metrics: crate::telemetry::metrics_handle(),
+            limiter: crate::limits::Limiter::local(),
+            bus: crate::bus::ChangeBus::disabled(),
+            bench_static: None,
+        };
+        let state = crate::state::AppState::from_config(&config, parts);
         let credentials = serde_json::json!({"machine_id": "watcher-forwarded", "password": "a-password-of-some-length"});
         let (status, _) = call(app(&state, "198.51.100.7"), post("/v2/watchers", None, &[], credentials.clone())).await;
         assert_eq!(status, 200);

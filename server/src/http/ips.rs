@@ -11,8 +11,8 @@ use tracing::instrument;
 use axum::response::{IntoResponse, Response};
 use palisade_api::native::IpLookupResponse;
 
-use super::cti::{charge, with_limit_headers};
 use super::extract::{AuthMachine, LookupCaller, PathParam};
+use super::quota::{charge, with_limit_headers};
 use crate::error::ApiError;
 use crate::lookup;
 use crate::manage;
@@ -48,45 +48,20 @@ pub async fn get_ip_explanation(
         (status = 429, body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(ip = %ip, limit.key = %caller.limit_key))]
 pub async fn get_ip(State(state): State<AppState>, caller: LookupCaller, PathParam(ip): PathParam<String>) -> Response {
-    let tier = state.tier(&caller.tier);
-    let addr = match lookup::parse(&ip) {
+    let tier = state.quotas.tier(&caller.tier);
+    let addr = match lookup::parse(&ip).map_err(ApiError::from) {
         Ok(addr) => addr,
-        Err(error) => return with_limit_headers(error.into_response(), &state.limiter.check(&caller.limit_key, &tier, 0).await),
+        Err(error) => {
+            return with_limit_headers(error.into_response(), &state.quotas.limiter.check(&caller.limit_key, &tier, 0).await);
+        }
     };
     let (decision, charged) = charge(&state, &caller.limit_key, &tier, 1).await;
     let response = match charged {
         Err(error) => error.into_response(),
-        Ok(()) => match native_lookup(&state, addr, &ip).await {
+        Ok(()) => match state.lookup.native(addr, &ip, state.quotas.limiter.now_us() / 1_000_000).await {
             Ok(body) => Json(body).into_response(),
-            Err(error) => error.into_response(),
+            Err(error) => ApiError::from(error).into_response(),
         },
     };
     with_limit_headers(response, &decision)
-}
-
-pub(crate) async fn native_lookup(state: &AppState, addr: std::net::IpAddr, text: &str) -> Result<IpLookupResponse, ApiError> {
-    let now = state.limiter.now_us() / 1_000_000;
-    let found = lookup::find(state, addr, now).await?;
-    let explanation = manage::explain(state.store.as_ref(), &state.engine_params, text, false).await?;
-    let rep = &found.reputation;
-    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok().map(manage::rfc3339);
-    Ok(IpLookupResponse {
-        ip: addr.to_string(),
-        reputation: rep.reputation.into(),
-        confidence: rep.confidence.into(),
-        background_noise: rep.background_noise.into(),
-        as_num: found.enrichment.as_number,
-        as_name: found.enrichment.as_name.clone(),
-        country: found.enrichment.country.clone(),
-        ip_range: found.range.map(|r| r.to_string()),
-        first_seen: rep.first_seen.and_then(at),
-        last_seen: rep.last_seen.and_then(at),
-        behaviors: rep.behaviors.iter().map(|b| b.name.to_string()).collect(),
-        scenarios: rep.scenarios.clone(),
-        false_positives: rep.false_positives.clone(),
-        blocklists: rep.blocklists.clone(),
-        reporters: rep.reporters.label().into(),
-        scores: lookup::scores(rep),
-        explanation,
-    })
 }

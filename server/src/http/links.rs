@@ -17,21 +17,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use palisade_api::capi::{AllowlistLink, BlocklistLink, StreamLinks};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tracing::instrument;
 
 use super::extract::{PathParam, QueryParams};
 use crate::auth::links::{LinkKind, LinkTarget};
+use crate::domain::time::rfc3339;
 use crate::error::ApiError;
-use crate::manage::rfc3339;
 use crate::state::AppState;
-use crate::store::MachineKey;
-
-/// The lifetime CrowdSec gives every value of a block list link: longer than its two-hour gap
-/// between pulls, after which the list is fetched again (an entry removed meanwhile goes then).
-pub const LINK_DECISION_SECS: i64 = 24 * 3600;
 
 /// Routes under `/v1/links`.
 pub fn routes() -> Router<AppState> {
@@ -68,21 +62,11 @@ fn verify(state: &AppState, kind: LinkKind, name: &str, query: &LinkQuery) -> Re
         scope: query.scope.clone().unwrap_or_default(),
         expires,
     };
-    state.links.verify(&target, signature, OffsetDateTime::now_utc().unix_timestamp()).map_err(|e| {
+    state.distribution.links.verify(&target, signature, OffsetDateTime::now_utc().unix_timestamp()).map_err(|e| {
         metrics::counter!("palisade_list_links_refused_total", "reason" => format!("{e:?}")).increment(1);
         ApiError::Forbidden(e.to_string())
     })?;
     Ok(target)
-}
-
-/// The kind (`block` or `allow`) of an operator list, re-reading the lists once when unknown.
-async fn list_kind(state: &AppState, name: &str) -> Result<Option<String>, ApiError> {
-    let find = || state.lists.names().into_iter().find(|(n, _)| n == name).map(|(_, kind)| kind);
-    if let Some(kind) = find() {
-        return Ok(Some(kind));
-    }
-    state.lists.refresh_custom().await?;
-    Ok(find())
 }
 
 fn http_date(at: OffsetDateTime) -> String {
@@ -113,11 +97,11 @@ pub async fn get_blocklist_link(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = verify(&state, LinkKind::Blocklist, &name, &query)?;
-    if list_kind(&state, &name).await?.as_deref() != Some("block") {
+    if state.distribution.list_kind(&name).await?.as_deref() != Some("block") {
         return Err(ApiError::NotFound(format!("no block list named {name:?}")));
     }
-    let served = state.lists.served(&name).await?;
-    let changed_at = state.lists.current(&name).and_then(|s| s.changed_at);
+    let served = state.distribution.lists.served(&name).await?;
+    let changed_at = state.distribution.lists.current(&name).and_then(|s| s.changed_at);
     if not_modified(&headers, changed_at) {
         return Ok(with_last_modified(StatusCode::NOT_MODIFIED.into_response(), changed_at));
     }
@@ -158,15 +142,15 @@ pub async fn get_allowlist_link(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     verify(&state, LinkKind::Allowlist, &name, &query)?;
-    if list_kind(&state, &name).await?.as_deref() != Some("allow") {
+    if state.distribution.list_kind(&name).await?.as_deref() != Some("allow") {
         return Err(ApiError::NotFound(format!("no allowlist named {name:?}")));
     }
-    let served = state.lists.served(&name).await?;
-    let changed_at = state.lists.current(&name).and_then(|s| s.changed_at);
+    let served = state.distribution.lists.served(&name).await?;
+    let changed_at = state.distribution.lists.current(&name).and_then(|s| s.changed_at);
     if not_modified(&headers, changed_at) {
         return Ok(with_last_modified(StatusCode::NOT_MODIFIED.into_response(), changed_at));
     }
-    let description = state.lists.custom(&name).map(|c| c.description).unwrap_or_default();
+    let description = state.distribution.lists.custom(&name).map(|c| c.description).unwrap_or_default();
     let mut body = Vec::with_capacity(served.entries.len() * 96);
     for entry in served.entries.iter() {
         let line = AllowlistLine {
@@ -190,72 +174,6 @@ fn with_last_modified(mut response: Response, changed_at: Option<OffsetDateTime>
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     response
-}
-
-/// The links of the v3 stream for `machine`: one per (remediation, scope) present in each
-/// subscribed block list (when `blocklists`), and one per subscribed allowlist. Each is signed
-/// for the configured link lifetime from `now`.
-pub async fn stream_links(
-    state: &AppState,
-    machine: MachineKey,
-    blocklists: bool,
-    now: OffsetDateTime,
-) -> Result<StreamLinks, ApiError> {
-    let mut links = StreamLinks::default();
-    let subscribed = state.store.machine_subscriptions(machine).await?;
-    if subscribed.is_empty() {
-        return Ok(links);
-    }
-    state.lists.refresh_custom().await?;
-    let expires = now.unix_timestamp() + state.links.ttl_secs;
-    let url = |target: &LinkTarget| format!("{}{}", state.public_url, state.links.path(target));
-    for (name, kind) in state.lists.names() {
-        if !subscribed.contains(&name) {
-            continue;
-        }
-        match kind.as_str() {
-            "block" if blocklists => {
-                let served = state.lists.served(&name).await?;
-                let mut groups: std::collections::BTreeSet<(String, String)> =
-                    served.entries.iter().map(|e| (e.remediation().to_string(), e.scope().to_string())).collect();
-                if groups.is_empty() {
-                    // An empty list still gets a link, so the machine sees it empty.
-                    groups.insert(("ban".into(), "ip".into()));
-                }
-                for (remediation, scope) in groups {
-                    let target = LinkTarget { kind: LinkKind::Blocklist, name: name.clone(), remediation, scope, expires };
-                    links.blocklists.push(BlocklistLink {
-                        name: name.clone(),
-                        url: url(&target),
-                        remediation: target.remediation.clone(),
-                        scope: target.scope.clone(),
-                        duration: super::capi::go_duration(LINK_DECISION_SECS),
-                    });
-                }
-            }
-            "allow" => {
-                let Some(list) = state.lists.custom(&name) else { continue };
-                let snapshot = state.lists.get_or_load(&name).await?;
-                let target = LinkTarget {
-                    kind: LinkKind::Allowlist,
-                    name: name.clone(),
-                    remediation: String::new(),
-                    scope: String::new(),
-                    expires,
-                };
-                links.allowlists.push(AllowlistLink {
-                    name: name.clone(),
-                    description: list.description.clone(),
-                    url: url(&target),
-                    id: name.clone(),
-                    created_at: rfc3339(list.created_at),
-                    updated_at: rfc3339(snapshot.changed_at.unwrap_or(list.created_at)),
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(links)
 }
 
 #[cfg(test)]

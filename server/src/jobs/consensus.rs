@@ -4,7 +4,6 @@
 //! that state, so nothing is counted twice. Only the replica holding the leadership runs it.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,44 +14,13 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::special;
+use crate::domain::lists::COMMUNITY;
+use crate::domain::net::{display_target, is_single_address, parse_target};
 use crate::engine::ipset::IpSet;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::engine::{Change, Consensus, Engine, Remediation, Report, TargetState, Time};
 use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, Store};
-
-/// The community list's name.
-pub const COMMUNITY: &str = "community";
-
-/// The addresses that may never be listed, as the worker builds lists and as serving re-checks them.
-#[derive(Debug, Clone, Default)]
-pub struct NeverBlock {
-    /// Special-purpose ranges, the server's own addresses, and the operator's allowlists.
-    pub ranges: IpSet,
-    /// The operator's canaries.
-    pub canaries: IpSet,
-}
-
-impl NeverBlock {
-    /// Reads the operator's allowlists and canaries and adds the fixed ranges.
-    pub async fn load(store: &dyn Store, own_addresses: &[IpNet]) -> Result<Self, crate::store::StoreError> {
-        let canaries: Vec<IpNet> = store.list_canaries().await?.iter().filter_map(|c| parse_target(&c.value)).collect();
-        let allowlist: Vec<IpNet> = store.list_allowlist().await?.iter().filter_map(|a| parse_target(&a.value)).collect();
-        let ranges = special::ranges().chain(own_addresses.iter().copied()).chain(allowlist);
-        Ok(NeverBlock { ranges: IpSet::new(ranges), canaries: IpSet::new(canaries) })
-    }
-
-    /// Whether a stored list value may be served.
-    pub fn allows(&self, value: &str) -> bool {
-        parse_target(value).is_some_and(|net| self.allows_net(net))
-    }
-
-    /// Whether a parsed list value may be served.
-    pub fn allows_net(&self, net: IpNet) -> bool {
-        !self.ranges.overlaps(net) && !self.canaries.overlaps(net)
-    }
-}
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -122,11 +90,6 @@ fn from_seconds(at: Time) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Parses a stored value: CIDR, or a bare address.
-pub fn parse_target(value: &str) -> Option<IpNet> {
-    IpNet::from_str(value).ok().or_else(|| value.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
 impl ConsensusWorker {
     /// Loads the persisted state (watermark, engine state) and the operator data.
     pub async fn load(store: Arc<dyn Store>, config: WorkerConfig) -> anyhow::Result<Self> {
@@ -185,7 +148,7 @@ impl ConsensusWorker {
             );
             self.known_machines.insert(machine.key.0);
         }
-        let sets = NeverBlock::load(self.store.as_ref(), &self.config.own_addresses).await?;
+        let sets = crate::serving::load_never_block(self.store.as_ref(), &self.config.own_addresses).await?;
         self.engine.set_canaries(sets.canaries);
         self.engine.set_never_block(sets.ranges);
         self.refreshed_at = Some(std::time::Instant::now());
@@ -307,15 +270,6 @@ impl ConsensusWorker {
             .collect();
         Ok(ConsensusCommit { watermark, machines, targets, list_ops, done_requests, at: now })
     }
-}
-
-/// A bare address for single-address targets, CIDR otherwise.
-pub fn display_target(target: IpNet) -> String {
-    if is_single_address(target) { target.addr().to_string() } else { target.to_string() }
-}
-
-fn is_single_address(target: IpNet) -> bool {
-    target.prefix_len() == target.max_prefix_len()
 }
 
 async fn pause(cancel: &CancellationToken, wait: Duration) -> bool {

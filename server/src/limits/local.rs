@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Counted, Limits, Tier, Usage, windows};
+use super::quota::{Counted, Limits, Tier, Usage, windows};
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {

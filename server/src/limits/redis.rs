@@ -25,14 +25,14 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 
-use super::{Counted, Limits, Tier, Usage, windows};
+use super::quota::{Counted, Limits, Tier, Usage, windows};
 
 /// KEYS: gcra, day counter, month counter. ARGV: now µs, interval µs, burst, day limit, month
 /// limit, day ttl s, month ttl s, then a lease given back (lookups on the GCRA time, on the day
 /// counter, on the month counter), the largest lease wanted, then the cost of each check in
 /// arrival order.
 ///
-/// Takes back the lease, applies [`super::Usage::check`]'s arithmetic to each check in turn,
+/// Takes back the lease, applies [`super::quota::Usage::check`]'s arithmetic to each check in turn,
 /// then reserves a new lease when plenty is left (at most 1/64 of what the burst and both quotas
 /// still allow, and only two or more: a key near any limit is decided check by check). Writes
 /// the keys once and returns the usage it started from, after the give-back, and the lease:
@@ -219,7 +219,7 @@ impl RedisLimiter {
         // As Redis would count if the rest were given back now (other replicas' use since the
         // reservation aside).
         let counted = Counted {
-            verdict: super::Verdict::Allowed,
+            verdict: super::quota::Verdict::Allowed,
             day_used: lease.day_used - lease.left,
             month_used: lease.month_used - lease.left,
         };

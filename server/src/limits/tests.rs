@@ -1,9 +1,13 @@
 //! Limiter behaviour on every backend this machine offers: in-process always, Redis when
 //! `REDIS_URL` is set (each test in a namespace of its own).
 
+use std::collections::BTreeMap;
+
 use time::macros::datetime;
 
 use super::*;
+
+const ACCOUNT_1: LimitKey = LimitKey::Account(1);
 
 fn tier(day: u64, month: u64, rate: f64, burst: u32) -> Tier {
     Tier { lookups_per_day: day, lookups_per_month: month, rate_per_sec: rate, burst, bulk_max: 10, blocklists: BTreeMap::new() }
@@ -29,18 +33,18 @@ async fn daily_quota_runs_out_and_resets_at_midnight_utc() {
         let t = tier(3, 100, 1000.0, 100);
         let now = us(datetime!(2026-11-25 23:59:00 UTC));
         for left in [2, 1, 0] {
-            let d = limiter.check_at("acct:1", &t, 1, now).await;
+            let d = limiter.check_at(&ACCOUNT_1, &t, 1, now).await;
             assert!(d.allowed, "{label}");
             assert_eq!((d.limit, d.remaining, d.reset_secs), (3, left, 60), "{label}");
         }
-        let refused = limiter.check_at("acct:1", &t, 1, now + 1_000_000).await;
+        let refused = limiter.check_at(&ACCOUNT_1, &t, 1, now + 1_000_000).await;
         assert!(!refused.allowed, "{label}: over the daily quota");
         assert_eq!((refused.remaining, refused.retry_after_secs), (0, 59), "{label}: retry at midnight");
-        assert!(!limiter.check_at("acct:1", &t, 1, us(datetime!(2026-11-25 23:59:59.999 UTC))).await.allowed, "{label}");
-        let next_day = limiter.check_at("acct:1", &t, 1, us(datetime!(2026-11-26 00:00:00 UTC))).await;
+        assert!(!limiter.check_at(&ACCOUNT_1, &t, 1, us(datetime!(2026-11-25 23:59:59.999 UTC))).await.allowed, "{label}");
+        let next_day = limiter.check_at(&ACCOUNT_1, &t, 1, us(datetime!(2026-11-26 00:00:00 UTC))).await;
         assert!(next_day.allowed, "{label}: a new day");
         assert_eq!((next_day.remaining, next_day.reset_secs), (2, 86_400), "{label}");
-        assert!(limiter.check_at("acct:2", &t, 1, now).await.allowed, "{label}: other accounts are independent");
+        assert!(limiter.check_at(&LimitKey::Account(2), &t, 1, now).await.allowed, "{label}: other accounts are independent");
     }
 }
 
@@ -49,14 +53,14 @@ async fn monthly_quota_binds_across_days_and_resets_on_the_first() {
     for (label, limiter) in limiters().await {
         let t = tier(5, 7, 1000.0, 100);
         let day1 = us(datetime!(2026-11-29 12:00:00 UTC));
-        assert!(limiter.check_at("acct:1", &t, 5, day1).await.allowed, "{label}: a bulk of five");
+        assert!(limiter.check_at(&ACCOUNT_1, &t, 5, day1).await.allowed, "{label}: a bulk of five");
         let day2 = us(datetime!(2026-11-30 12:00:00 UTC));
-        let d = limiter.check_at("acct:1", &t, 1, day2).await;
+        let d = limiter.check_at(&ACCOUNT_1, &t, 1, day2).await;
         assert_eq!((d.allowed, d.limit, d.remaining, d.reset_secs), (true, 7, 1, 12 * 3600), "{label}: month binds");
-        assert!(!limiter.check_at("acct:1", &t, 2, day2).await.allowed, "{label}: a bulk over the rest is refused whole");
-        assert!(limiter.check_at("acct:1", &t, 1, day2).await.allowed, "{label}");
-        assert!(!limiter.check_at("acct:1", &t, 1, day2).await.allowed, "{label}: month spent");
-        assert!(limiter.check_at("acct:1", &t, 1, us(datetime!(2026-12-01 00:00:00 UTC))).await.allowed, "{label}: new month");
+        assert!(!limiter.check_at(&ACCOUNT_1, &t, 2, day2).await.allowed, "{label}: a bulk over the rest is refused whole");
+        assert!(limiter.check_at(&ACCOUNT_1, &t, 1, day2).await.allowed, "{label}");
+        assert!(!limiter.check_at(&ACCOUNT_1, &t, 1, day2).await.allowed, "{label}: month spent");
+        assert!(limiter.check_at(&ACCOUNT_1, &t, 1, us(datetime!(2026-12-01 00:00:00 UTC))).await.allowed, "{label}: new month");
     }
 }
 
@@ -66,14 +70,14 @@ async fn burst_is_enforced_by_gcra_and_refills_at_the_rate() {
         let t = tier(1000, 1000, 2.0, 4);
         let now = us(datetime!(2026-11-25 12:00:00 UTC));
         for i in 0..4 {
-            assert!(limiter.check_at("acct:1", &t, 1, now).await.allowed, "{label}: burst request {i}");
+            assert!(limiter.check_at(&ACCOUNT_1, &t, 1, now).await.allowed, "{label}: burst request {i}");
         }
-        let refused = limiter.check_at("acct:1", &t, 1, now).await;
+        let refused = limiter.check_at(&ACCOUNT_1, &t, 1, now).await;
         assert!(!refused.allowed, "{label}: fifth back to back");
         assert_eq!(refused.retry_after_secs, 1, "{label}: half a second, rounded up");
         assert_eq!(refused.remaining, 996, "{label}: a refused request is not counted");
-        assert!(limiter.check_at("acct:1", &t, 1, now + 500_000).await.allowed, "{label}: one more after 1/rate");
-        assert!(!limiter.check_at("acct:1", &t, 1, now + 500_000).await.allowed, "{label}");
+        assert!(limiter.check_at(&ACCOUNT_1, &t, 1, now + 500_000).await.allowed, "{label}: one more after 1/rate");
+        assert!(!limiter.check_at(&ACCOUNT_1, &t, 1, now + 500_000).await.allowed, "{label}");
     }
 }
 
@@ -107,7 +111,7 @@ async fn concurrent_checks_of_one_key_count_exactly() {
         let checks: Vec<_> = (0..300)
             .map(|_| {
                 let (limiter, t) = (limiter.clone(), t.clone());
-                tokio::spawn(async move { limiter.check_at("acct:1", &t, 1, now).await })
+                tokio::spawn(async move { limiter.check_at(&ACCOUNT_1, &t, 1, now).await })
             })
             .collect();
         let mut remaining = Vec::new();
@@ -121,7 +125,7 @@ async fn concurrent_checks_of_one_key_count_exactly() {
         }
         remaining.sort_unstable();
         assert_eq!(remaining, (0..100).collect::<Vec<u64>>(), "{label}: 100 allowed, each counted once");
-        assert!(!limiter.check_at("acct:1", &t, 1, now).await.allowed, "{label}");
+        assert!(!limiter.check_at(&ACCOUNT_1, &t, 1, now).await.allowed, "{label}");
     }
 }
 
@@ -182,4 +186,15 @@ async fn two_replicas_with_leases_allow_exactly_the_quota() {
     one.give_back_leases(true).await.expect("give back");
     two.give_back_leases(true).await.expect("give back");
     assert_eq!(day_count(&url, &namespace, "acct:1", now).await, 5_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_counted_in_redis_under_its_acct_key() {
+    let Some((url, namespace, redis, _)) = redis_pair().await else { return };
+    let limiter = Limiter::with_redis(redis);
+    let t = tier(1_000, 10_000, 1_000.0, 1_000);
+    let now = us(OffsetDateTime::now_utc());
+    assert!(limiter.check_at(&ACCOUNT_1, &t, 3, now).await.allowed);
+    limiter.give_back_leases().await;
+    assert_eq!(day_count(&url, &namespace, "acct:1", now).await, 3, "the key's text names the Redis counters");
 }

@@ -6,10 +6,11 @@
 use palisade_api::native::{CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse};
 use time::OffsetDateTime;
 
+use crate::domain::lists::check_list_name;
 use crate::domain::text::has_nul;
-use crate::error::ApiError;
 use crate::serving::custom;
 use crate::store::{CustomList, ListOp, Store};
+use crate::use_case::UseCaseError;
 
 /// The view of a list.
 pub fn custom_view(list: &CustomList) -> CustomListView {
@@ -17,34 +18,34 @@ pub fn custom_view(list: &CustomList) -> CustomListView {
         name: list.name.clone(),
         kind: list.kind.clone(),
         description: list.description.clone(),
-        created_at: super::rfc3339(list.created_at),
+        created_at: crate::domain::time::rfc3339(list.created_at),
     }
 }
 
 /// The list `name`, or 404.
-pub async fn existing_list(store: &dyn Store, name: &str) -> Result<CustomList, ApiError> {
+pub async fn existing_list(store: &dyn Store, name: &str) -> Result<CustomList, UseCaseError> {
     store
         .custom_lists()
         .await?
         .into_iter()
         .find(|l| l.name == name)
-        .ok_or_else(|| ApiError::NotFound(format!("no custom list named {name:?}")))
+        .ok_or_else(|| UseCaseError::NotFound(format!("no custom list named {name:?}")))
 }
 
 /// Creates a list (`block` by default, or `allow`).
-pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Result<CustomListView, ApiError> {
-    custom::check_list_name(&request.name).map_err(|m| ApiError::field("name", m))?;
+pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Result<CustomListView, UseCaseError> {
+    check_list_name(&request.name).map_err(|m| UseCaseError::invalid("name", m))?;
     let kind = request.kind.unwrap_or_else(|| "block".into());
     if !matches!(kind.as_str(), "block" | "allow") {
-        return Err(ApiError::field("kind", format!("kind must be block or allow, not {kind:?}")));
+        return Err(UseCaseError::invalid("kind", format!("kind must be block or allow, not {kind:?}")));
     }
     if has_nul(&request.description) {
-        return Err(ApiError::field("description", "must not contain NUL"));
+        return Err(UseCaseError::invalid("description", "must not contain NUL"));
     }
     let list = CustomList { name: request.name, kind, description: request.description, created_at: OffsetDateTime::now_utc() };
     match store.create_custom_list(&list).await {
         Err(crate::store::StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict(format!("a list named {:?} already exists", list.name)));
+            return Err(UseCaseError::Conflict(format!("a list named {:?} already exists", list.name)));
         }
         other => other?,
     }
@@ -52,14 +53,14 @@ pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Resul
 }
 
 /// Every operator-managed list.
-pub async fn list_lists(store: &dyn Store) -> Result<Vec<CustomListView>, ApiError> {
+pub async fn list_lists(store: &dyn Store) -> Result<Vec<CustomListView>, UseCaseError> {
     Ok(store.custom_lists().await?.iter().map(custom_view).collect())
 }
 
 /// Deletes a list; consumers following a cursor receive the removal of each entry.
-pub async fn delete_list(store: &dyn Store, name: &str) -> Result<(), ApiError> {
+pub async fn delete_list(store: &dyn Store, name: &str) -> Result<(), UseCaseError> {
     if !store.delete_custom_list(name, OffsetDateTime::now_utc()).await? {
-        return Err(ApiError::NotFound(format!("no custom list named {name:?}")));
+        return Err(UseCaseError::NotFound(format!("no custom list named {name:?}")));
     }
     Ok(())
 }
@@ -70,7 +71,7 @@ pub async fn update_entries(
     store: &dyn Store,
     name: &str,
     request: &ListEntriesRequest,
-) -> Result<ListEntriesResponse, ApiError> {
+) -> Result<ListEntriesResponse, UseCaseError> {
     existing_list(store, name).await?;
     let now = OffsetDateTime::now_utc();
     let remediation = request.remediation.as_deref().unwrap_or("ban");
@@ -85,7 +86,7 @@ pub async fn update_entries(
     }
     let added = ops.len();
     for (i, value) in request.remove.iter().enumerate() {
-        match custom::canonical(value) {
+        match crate::domain::net::canonical_value(value) {
             Some((value, _)) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
             None => rejected
                 .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
@@ -98,7 +99,7 @@ pub async fn update_entries(
 
 /// Imports entries from text: one address or CIDR per line, or CSV
 /// `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
-pub async fn import_entries(store: &dyn Store, name: &str, text: &str) -> Result<ListEntriesResponse, ApiError> {
+pub async fn import_entries(store: &dyn Store, name: &str, text: &str) -> Result<ListEntriesResponse, UseCaseError> {
     existing_list(store, name).await?;
     let now = OffsetDateTime::now_utc();
     let (ops, refused) = custom::parse_import(name, text, now);
@@ -108,7 +109,7 @@ pub async fn import_entries(store: &dyn Store, name: &str, text: &str) -> Result
 }
 
 /// Subscribes a machine to a list (or ends the subscription).
-pub async fn set_subscription(store: &dyn Store, name: &str, machine: &str, subscribed: bool) -> Result<(), ApiError> {
+pub async fn set_subscription(store: &dyn Store, name: &str, machine: &str, subscribed: bool) -> Result<(), UseCaseError> {
     store.set_list_subscription(machine, name, subscribed).await?;
     Ok(())
 }

@@ -1,39 +1,18 @@
-//! Operator-managed lists, the pure part: list names, and turning an import (plain text, one
-//! value per line, or CSV `value[,remediation[,duration_secs]]`) or an edit into membership
-//! changes. No I/O; the caller stores the result.
+//! Operator-managed lists, the pure part: turning an import (plain text, one value per line, or
+//! CSV `value[,remediation[,duration_secs]]`) or an edit into membership changes. No I/O; the
+//! caller stores the result. List names are checked by [`crate::domain::lists`].
 
 use time::OffsetDateTime;
 
-use crate::jobs::consensus::{COMMUNITY, parse_target};
+use crate::domain::net::canonical_value;
 use crate::store::{ListEntry, ListOp};
 
 /// Lifetime of an entry added without one: a year (operators remove them explicitly).
 pub const DEFAULT_DURATION_SECS: i64 = 365 * 24 * 3600;
 
-/// Checks a custom list name: lowercase ASCII letters, digits, `-`, `_`, `.`, 1 to 64 bytes, not
-/// a reserved name.
-pub fn check_list_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
-        return Err(format!("list names are 1 to 64 lowercase letters, digits, '-', '_' or '.', not {name:?}"));
-    }
-    if name == COMMUNITY {
-        return Err(format!("{COMMUNITY:?} is the consensus list"));
-    }
-    Ok(())
-}
-
-/// The stored form of a value: a bare address for a host prefix, else the network in CIDR form.
-pub fn canonical(value: &str) -> Option<(String, &'static str)> {
-    let net = parse_target(value.trim())?.trunc();
-    if net.prefix_len() == net.max_prefix_len() { Some((net.addr().to_string(), "ip")) } else { Some((net.to_string(), "range")) }
-}
-
 /// An entry of list `list` for `value`.
 pub fn entry(list: &str, value: &str, remediation: &str, duration_secs: i64, now: OffsetDateTime) -> Result<ListEntry, String> {
-    let (value, scope) = canonical(value).ok_or_else(|| format!("{value:?} is not an address or CIDR"))?;
+    let (value, scope) = canonical_value(value).ok_or_else(|| format!("{value:?} is not an address or CIDR"))?;
     if !matches!(remediation, "ban" | "captcha") {
         return Err(format!("remediation must be ban or captcha, not {remediation:?}"));
     }
@@ -110,14 +89,6 @@ mod tests {
         if let Some(ListOp::Add(e)) = ops.get(1) {
             assert_eq!(e.expires_at, now + time::Duration::hours(1));
             assert_eq!(e.scenario, "partners");
-        }
-    }
-
-    #[test]
-    fn list_names_are_checked() {
-        assert!(check_list_name("partners-2026.v1").is_ok());
-        for bad in ["", "Community", "community", "a b", "x/y", &"a".repeat(65)] {
-            assert!(check_list_name(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,6 +1,8 @@
-//! One pure renderer per output format: a full list, or a delta since a cursor, written to any
-//! `io::Write` (a buffer in tests, a chunked channel when serving). No I/O of its own, no clock:
-//! the caller chooses the entries, their order and `now`.
+//! The pure renderers of the blocklist formats (plain, JSON, CSV, nftables, ipset, iptables,
+//! MikroTik): [`render_full`] writes a whole list and [`render_delta`] the changes since a
+//! cursor, each with one arm per format, to any `io::Write` (a buffer in tests, a chunked
+//! channel when serving); [`aggregate`] merges prefixes beforehand when asked. No I/O of its own,
+//! no clock: the caller chooses the entries, their order and `now`.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -9,9 +11,9 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::{Entry, Meta};
+use super::entry::{Entry, Meta};
+use crate::domain::time::rfc3339;
 
 /// Output formats of the native blocklist endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -151,10 +153,6 @@ pub fn aggregate(list: &str, entries: &[Arc<Entry>]) -> Vec<Arc<Entry>> {
             Arc::new(Entry::new(net, if host { ip.clone() } else { range.clone() }, listed_at, expires_at, seq))
         })
         .collect()
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
 }
 
 fn csv_field(text: &str) -> String {

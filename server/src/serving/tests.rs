@@ -154,7 +154,7 @@ async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
 fn member(value: &str, seq: i64) -> Arc<Entry> {
     let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
     let now = OffsetDateTime::now_utc();
-    let net = crate::jobs::consensus::parse_target(value).expect("value");
+    let net = crate::domain::net::parse_target(value).expect("value");
     Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(1), seq))
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{ApplyError, run_tool};
+use super::tool::{ApplyError, run_tool};
 
 /// The command backend.
 #[derive(Debug, Clone)]

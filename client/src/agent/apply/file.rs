@@ -13,7 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
-use super::ApplyError;
+use super::tool::ApplyError;
 
 /// The file backend.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{ApplyError, run_tool};
+use super::tool::{ApplyError, run_tool};
 
 /// The ipset backend.
 #[derive(Debug, Clone)]

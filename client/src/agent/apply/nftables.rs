@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{ApplyError, run_tool};
+use super::tool::{ApplyError, run_tool};
 
 /// Elements per `add element` statement: large batches keep the script short and fast to parse.
 const BATCH: usize = 8192;

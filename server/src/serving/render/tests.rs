@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use time::macros::datetime;
 
 use super::*;
-use crate::serving::{Entry, Meta};
+use crate::serving::entry::{Entry, Meta};
 
 fn entry(value: &str, seq: i64) -> Arc<Entry> {
     let net: IpNet = value.parse().or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from)).expect("value");

@@ -1,7 +1,7 @@
 //! Console sessions, CSRF tokens and account login links: signed, stateless values (HMAC-SHA256
 //! under keys derived from the server secret), so any replica accepts what another issued and
 //! nothing is stored. Pure: time is a parameter, randomness comes in as the nonce. It must not
-//! read cookies or headers; the routes do that.
+//! read cookies or headers; the console's routes do that.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

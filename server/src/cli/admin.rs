@@ -1,0 +1,288 @@
+//! `palisade-server admin …`: the operator's commands, run on the host against the configured
+//! database through the same actions as the admin API ([`crate::manage`]), printed as tables
+//! or JSON.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use super::args::{
+    AccountCommand, AdminCommand, AllowlistCommand, ApiKeyCommand, BlocklistCommand, CanaryCommand, EnrollKeyCommand,
+    MachineCommand, TokenCommand,
+};
+use super::serve::open_store;
+use crate::auth::jwt::load_or_create_secret;
+use crate::config::Config;
+use crate::domain::lists::COMMUNITY;
+use crate::manage;
+use crate::store::Store;
+use crate::use_case::UseCaseError;
+
+/// Runs one `admin` command.
+pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let store = store.as_ref();
+    match command {
+        AdminCommand::Token(TokenCommand::Create) => {
+            let token = manage::create_admin_token(store).await?;
+            println!("{token}");
+            eprintln!("use it as: Authorization: Bearer {token}   (it is shown only once)");
+        }
+        AdminCommand::Account(AccountCommand::Create { name }) => {
+            let account = manage::create_account(store, &name).await?;
+            println!("account {} created", account.name);
+        }
+        AdminCommand::Account(AccountCommand::List(flag)) => {
+            let accounts: Vec<_> = store.list_accounts().await?.iter().map(manage::account_view).collect();
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&accounts)?);
+            } else {
+                println!("{:<32} {:<12} {:>8}  CREATED", "NAME", "LEVEL", "MACHINES");
+                for a in accounts {
+                    println!("{:<32} {:<12} {:>8}  {}", a.name, a.level, a.machines, a.created_at);
+                }
+            }
+        }
+        AdminCommand::Account(AccountCommand::LoginLink { name }) => {
+            let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
+            let key = crate::auth::jwt::console_key(&secret);
+            let link = manage::login_link(store, &key, &config.public_url(), &name).await?;
+            println!("{}", link.url);
+            eprintln!("valid until {} for account {}", link.expires_at, link.account);
+        }
+        AdminCommand::Account(AccountCommand::Tier { name, tier }) => {
+            manage::set_account_tier(store, &config.tiers, &name, &tier).await?;
+            println!("account {name} is now on tier {tier}");
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::Create { account, tier }) => {
+            if let Some(tier) = tier {
+                manage::set_account_tier(store, &config.tiers, &account, &tier).await?;
+            }
+            let created = manage::create_api_key(store, &account).await?;
+            println!("{}", created.key);
+            eprintln!(
+                "API key {} for account {} (tier {}); send it as x-api-key (it is shown only once)",
+                created.prefix, created.account, created.tier
+            );
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::List { account, json }) => {
+            let keys = manage::list_api_keys(store, account.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<14} {:<24} {:<12} {:<26} {:<26} REVOKED", "PREFIX", "ACCOUNT", "TIER", "CREATED", "LAST USED");
+                for k in keys {
+                    let last = k.last_used_at.unwrap_or_else(|| "-".into());
+                    let revoked = k.revoked_at.unwrap_or_else(|| "-".into());
+                    println!("{:<14} {:<24} {:<12} {:<26} {:<26} {revoked}", k.prefix, k.account, k.tier, k.created_at, last);
+                }
+            }
+        }
+        AdminCommand::ApiKey(ApiKeyCommand::Revoke { prefix }) => {
+            manage::revoke_api_key(store, &prefix, None).await?;
+            println!("API key {prefix} revoked");
+        }
+        AdminCommand::Account(AccountCommand::Level { name, level }) => {
+            manage::set_account_level(store, &name, &level).await?;
+            println!("account {name} is now {level}");
+        }
+        AdminCommand::Machine(MachineCommand::Sensor { name, off }) => {
+            manage::set_sensor(store, &name, !off).await?;
+            println!("machine {name} is {}", if off { "no longer a sensor" } else { "now a sensor" });
+        }
+        AdminCommand::Machine(MachineCommand::Trust { name }) => {
+            let trust = manage::machine_trust(store, &config.consensus.params, &name).await?;
+            println!("{}", serde_json::to_string_pretty(&trust)?);
+        }
+        AdminCommand::Canary(CanaryCommand::Add { value, note }) => {
+            let canary = manage::add_canary(store, &value, &note).await?;
+            println!("canary {} added", canary.value);
+        }
+        AdminCommand::Canary(CanaryCommand::Remove { value }) => {
+            manage::remove_canary(store, &value).await?;
+            println!("canary {value} removed");
+        }
+        AdminCommand::Canary(CanaryCommand::List(flag)) => {
+            let canaries = manage::list_canaries(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&canaries)?);
+            } else {
+                for c in canaries {
+                    println!("{:<40} {}  {}", c.value, c.created_at, c.note);
+                }
+            }
+        }
+        AdminCommand::Allowlist(AllowlistCommand::Import { file, source, category }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let request = palisade_api::native::AllowlistImportRequest { source, category, text };
+            let outcome = manage::import_allowlist(store, &request).await?;
+            println!("{} ranges found, {} new", outcome.found, outcome.added);
+        }
+        AdminCommand::Allowlist(AllowlistCommand::Remove { value, source }) => {
+            let removed = manage::remove_allowlist(store, value.as_deref(), source.as_deref()).await?;
+            println!("{removed} entries removed");
+        }
+        AdminCommand::Allowlist(AllowlistCommand::List(flag)) => {
+            let entries = manage::list_allowlist(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in entries {
+                    println!("{:<43} {:<14} {}", e.value, e.category, e.source);
+                }
+            }
+        }
+        AdminCommand::FalsePositive { value } => {
+            let queued = manage::report_false_positive(store, &value).await?;
+            println!("{}", queued.message);
+        }
+        AdminCommand::Blocklist(command) => blocklist(config, store, command).await?,
+        AdminCommand::Explain { ip } => {
+            let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
+            println!("{}", serde_json::to_string_pretty(&explanation)?);
+        }
+        AdminCommand::EnrollKey(EnrollKeyCommand::Create { account }) => {
+            let created = manage::create_enroll_key(store, &account).await?;
+            println!("{}", created.key);
+            eprintln!("enroll with: cscli console enroll {0}   or   palisade enroll {0}   (shown only once)", created.key);
+        }
+        AdminCommand::Machine(MachineCommand::Add { name, sensor, crowdsec_credentials, url }) => {
+            let credentials = manage::add_machine(store, &name, sensor).await?;
+            match crowdsec_credentials {
+                Some(path) => {
+                    let url =
+                        url.map(|u| if u.ends_with('/') { u } else { format!("{u}/") }).unwrap_or_else(|| config.public_url());
+                    write_private(&path, &manage::crowdsec_credentials_yaml(&url, &credentials))?;
+                    println!("machine {} created; CrowdSec credentials written to {}", credentials.machine_id, path.display());
+                }
+                None => {
+                    println!("machine_id: {}", credentials.machine_id);
+                    println!("password: {}", credentials.password);
+                }
+            }
+        }
+        AdminCommand::Machine(MachineCommand::List(flag)) => {
+            let machines: Vec<_> = store.list_machines().await?.iter().map(manage::machine_view).collect();
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&machines)?);
+            } else {
+                println!("{:<50} {:<16} {:<7} {:>5} {:>8}  LAST LOGIN", "MACHINE", "ACCOUNT", "SENSOR", "TRUST", "SIGNALS");
+                for m in machines {
+                    println!(
+                        "{:<50} {:<16} {:<7} {:>5.2} {:>8}  {}",
+                        m.machine_id,
+                        m.account.as_deref().unwrap_or("-"),
+                        if m.sensor { "yes" } else { "no" },
+                        m.trust,
+                        m.signals,
+                        m.last_login_at.as_deref().unwrap_or("never")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `admin blocklist …`: the actions of `/v1/admin/blocklists`, then a change notification to the
+/// running replicas (through Redis when configured; otherwise they see it at their next poll).
+async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand) -> anyhow::Result<()> {
+    let changed = blocklist_action(store, command).await.map_err(|error| match error {
+        // The field messages say what is wrong; the error's own text only that something is.
+        UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+        other => anyhow::Error::new(other),
+    })?;
+    if changed && let Some(url) = &config.redis_url {
+        match crate::bus::ChangeBus::connect(url.expose()).await {
+            Ok(bus) => bus.publish(store.list_seq(COMMUNITY).await.unwrap_or(0)).await,
+            Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
+        }
+    }
+    Ok(())
+}
+
+/// One `admin blocklist` action; whether it changed what is served.
+async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Result<bool, UseCaseError> {
+    use palisade_api::native::{CreateListRequest, ListEntriesRequest, ListEntriesResponse};
+
+    use crate::manage::lists;
+    fn report(outcome: &ListEntriesResponse) {
+        println!("{} added, {} removed, {} rejected", outcome.added, outcome.removed, outcome.rejected.len());
+        for rejected in &outcome.rejected {
+            eprintln!("rejected {}: {}", rejected.field, rejected.message);
+        }
+    }
+    Ok(match command {
+        BlocklistCommand::Create { name, kind, description } => {
+            let view = lists::create_list(store, CreateListRequest { name, kind: Some(kind), description }).await?;
+            println!("{} list {} created", view.kind, view.name);
+            true
+        }
+        BlocklistCommand::List(flag) => {
+            let views = lists::list_lists(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                for view in views {
+                    println!("{:<32} {:<6} {:<26} {}", view.name, view.kind, view.created_at, view.description);
+                }
+            }
+            false
+        }
+        BlocklistCommand::Add { name, value, expires, remediation } => {
+            let duration_secs =
+                expires.as_deref().map(lists::parse_lifetime).transpose().map_err(|m| UseCaseError::invalid("expires", m))?;
+            let request = ListEntriesRequest { add: vec![value], remove: Vec::new(), remediation, duration_secs };
+            let outcome = lists::update_entries(store, &name, &request).await?;
+            report(&outcome);
+            if !outcome.rejected.is_empty() {
+                return Err(UseCaseError::BadRequest("nothing was added".into()));
+            }
+            true
+        }
+        BlocklistCommand::Remove { name, value } => {
+            let request = ListEntriesRequest { add: Vec::new(), remove: vec![value], remediation: None, duration_secs: None };
+            let outcome = lists::update_entries(store, &name, &request).await?;
+            report(&outcome);
+            if !outcome.rejected.is_empty() {
+                return Err(UseCaseError::BadRequest("nothing was removed".into()));
+            }
+            true
+        }
+        BlocklistCommand::Import { name, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| UseCaseError::BadRequest(format!("cannot read {}: {e}", file.display())))?;
+            let outcome = lists::import_entries(store, &name, &text).await?;
+            report(&outcome);
+            true
+        }
+        BlocklistCommand::Delete { name } => {
+            lists::delete_list(store, &name).await?;
+            println!("list {name} deleted");
+            true
+        }
+        BlocklistCommand::Subscribe { name, machine, off } => {
+            lists::existing_list(store, &name).await?;
+            lists::set_subscription(store, &name, &machine, !off).await?;
+            println!("{machine} {} {name}", if off { "unsubscribed from" } else { "subscribed to" });
+            false
+        }
+    })
+}
+
+/// Writes a file readable by its owner only, also when it already existed with a looser mode
+/// (Debian's crowdsec package leaves `online_api_credentials.yaml` world-readable).
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    // The mode above applies only when the file is created; tighten an existing one before the
+    // secret goes in.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The command line: subcommands and their arguments, as clap parses them. Nothing runs here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Palisade server: a community IP-reputation network that speaks CrowdSec's protocol.
+#[derive(Debug, Parser)]
+#[command(name = "palisade-server", version)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "PALISADE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated JWT key). Default `./palisade-data`.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on. Default 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Operator commands, run on the host against the configured database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Admin tokens for `/v1/admin/*`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// API keys for the IP lookup.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Enrollment keys.
+    #[command(subcommand, name = "enroll-key")]
+    EnrollKey(EnrollKeyCommand),
+    /// Machines.
+    #[command(subcommand)]
+    Machine(MachineCommand),
+    /// Canaries: addresses you control that never send traffic; reporting one zeroes the reporter.
+    #[command(subcommand)]
+    Canary(CanaryCommand),
+    /// Never-block ranges (CDN egress, crawlers, resolvers, your infrastructure).
+    #[command(subcommand)]
+    Allowlist(AllowlistCommand),
+    /// Uphold a false-positive report: delist the address and penalise its supporters.
+    FalsePositive {
+        /// The listed address or range.
+        value: String,
+    },
+    /// Explain an address: rule, clusters, ASes, scenarios, and the machines that reported it.
+    Explain {
+        /// IPv4 or IPv6 address.
+        ip: String,
+    },
+    /// Operator-managed block lists and allowlists (the same actions as /v1/admin/blocklists).
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
+}
+
+/// `admin blocklist …`
+#[derive(Debug, Subcommand)]
+pub enum BlocklistCommand {
+    /// Create a list.
+    Create {
+        /// Name: lowercase letters, digits, '-', '_', '.'.
+        name: String,
+        /// block (served to subscribed machines and readers) or allow.
+        #[arg(long, default_value = "block")]
+        kind: String,
+        /// What the list is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the operator-managed lists.
+    List(JsonFlag),
+    /// Add (or renew) an address or CIDR.
+    Add {
+        /// List name.
+        name: String,
+        /// Address or CIDR.
+        value: String,
+        /// Lifetime: seconds, or with s, m, h or d (default one year).
+        #[arg(long)]
+        expires: Option<String>,
+        /// ban (default) or captcha.
+        #[arg(long)]
+        remediation: Option<String>,
+    },
+    /// Remove an address or CIDR.
+    Remove {
+        /// List name.
+        name: String,
+        /// Address or CIDR.
+        value: String,
+    },
+    /// Import a file: one address or CIDR per line, or CSV value[,remediation[,duration_secs]].
+    Import {
+        /// List name.
+        name: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Delete a list.
+    Delete {
+        /// List name.
+        name: String,
+    },
+    /// Subscribe a machine to a list, or end the subscription with --off.
+    Subscribe {
+        /// List name.
+        name: String,
+        /// Machine login.
+        machine: String,
+        /// End the subscription instead.
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+/// `admin canary …`
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Add a canary.
+    Add {
+        /// Address or CIDR.
+        value: String,
+        /// A note for yourself.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Remove a canary.
+    Remove {
+        /// Address or CIDR.
+        value: String,
+    },
+    /// List canaries.
+    List(JsonFlag),
+}
+
+/// `admin allowlist …`
+#[derive(Debug, Subcommand)]
+pub enum AllowlistCommand {
+    /// Import a provider's published range file (JSON, CSV or one range per line).
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Name of the source, e.g. googlebot.
+        #[arg(long)]
+        source: String,
+        /// cdn, crawler, resolver, infrastructure or custom.
+        #[arg(long)]
+        category: String,
+    },
+    /// Remove ranges by value and/or source.
+    Remove {
+        /// Address or CIDR.
+        #[arg(long)]
+        value: Option<String>,
+        /// Source name.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// List never-block ranges.
+    List(JsonFlag),
+}
+
+/// `admin token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin token and print it (shown once).
+    Create,
+}
+
+/// `admin account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Create {
+        /// Account name.
+        name: String,
+    },
+    /// List accounts.
+    List(JsonFlag),
+    /// Set an account's verification level (caps its machines' trust).
+    Level {
+        /// Account name.
+        name: String,
+        /// anonymous, email, verified, paid or partner.
+        level: String,
+    },
+    /// Set an account's lookup tier (one of the configured `[tiers.*]`).
+    Tier {
+        /// Account name.
+        name: String,
+        /// Tier name.
+        tier: String,
+    },
+    /// Print a console sign-in link for the account's users (valid 15 minutes).
+    LoginLink {
+        /// Account name.
+        name: String,
+    },
+}
+
+/// `admin api-key …`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for an account and print it (shown once).
+    Create {
+        /// Owning account.
+        #[arg(long)]
+        account: String,
+        /// Also set the account's tier.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// List API keys (prefixes only).
+    List {
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key by its prefix.
+    Revoke {
+        /// The prefix shown at creation and in listings.
+        prefix: String,
+    },
+}
+
+/// `admin enroll-key …`
+#[derive(Debug, Subcommand)]
+pub enum EnrollKeyCommand {
+    /// Create an enrollment key for an account and print it (shown once).
+    Create {
+        /// Account the key enrolls machines into.
+        #[arg(long)]
+        account: String,
+    },
+}
+
+/// `admin machine …`
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// Create a machine and print its id and password (or write CrowdSec credentials).
+    Add {
+        /// Machine login.
+        name: String,
+        /// Mark it as one of the operator's own sensors.
+        #[arg(long)]
+        sensor: bool,
+        /// Write a ready CrowdSec `online_api_credentials.yaml` here instead of printing.
+        #[arg(long, value_name = "FILE")]
+        crowdsec_credentials: Option<PathBuf>,
+        /// Server URL to put in the credentials file (default: public_url, else http://<listen>/).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// List machines.
+    List(JsonFlag),
+    /// Mark a machine as one of your sensors (honeypots), or unmark it with --off.
+    Sensor {
+        /// Machine login.
+        name: String,
+        /// Unmark instead.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Show a machine's trust and the evidence behind it.
+    Trust {
+        /// Machine login.
+        name: String,
+    },
+}
+
+/// `--json` output switch.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,179 @@
+//! `palisade-server serve`: the composition root. Opens the store, builds the application
+//! state once from the configuration, starts the background tasks (consensus worker, list
+//! poller, change bus subscriber, usage recorder), serves the router until SIGINT or SIGTERM,
+//! then shuts down gracefully.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::jwt::load_or_create_secret;
+use crate::config::{Backend, Config};
+use crate::domain::lists::COMMUNITY;
+use crate::enrich::Enricher;
+use crate::jobs::consensus::{self, WorkerConfig};
+use crate::state::{AppState, Parts};
+use crate::store::{self, Store};
+use crate::telemetry;
+
+/// Where the data lives, for the start-up line and `migrate`.
+pub fn describe_backend(config: &Config) -> String {
+    match config.backend() {
+        Backend::Sqlite => format!("SQLite in {}", config.data_dir.display()),
+        Backend::Postgres => "PostgreSQL".into(),
+    }
+}
+
+/// Opens the configured store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.backend() == Backend::Sqlite {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    }
+    let store = store::open(&config.database_url()).await.context("cannot open the database")?;
+    store.migrate().await.context("cannot apply migrations")?;
+    Ok(store)
+}
+
+/// Builds the application state from the configuration: opens the store, reads the secret and
+/// the enrichment databases, reaches Redis when configured, then [`AppState::from_config`].
+pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    let store = open_store(config).await?;
+    let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
+    let enricher = Enricher::open(&config.enrich)?;
+    let bench_static = match &config.distribution.bench_static_file {
+        Some(path) => Some(bytes::Bytes::from(
+            std::fs::read(path).with_context(|| format!("cannot read bench_static_file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut bus = crate::bus::ChangeBus::disabled();
+    let mut limiter = crate::limits::Limiter::local();
+    if let Some(url) = &config.redis_url {
+        match crate::bus::ChangeBus::connect(url.expose()).await {
+            Ok(connected) => bus = connected,
+            Err(error) => tracing::error!(%error, "cannot reach Redis: list changes reach other replicas at their next poll"),
+        }
+        // Without Redis at start-up the replica still serves, with per-process limits.
+        match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
+            Ok(redis) => limiter = crate::limits::Limiter::with_redis(redis),
+            Err(error) => {
+                metrics::counter!("palisade_redis_errors_total").increment(1);
+                tracing::error!(%error, "cannot reach Redis: rate limits are per replica");
+            }
+        }
+    }
+    let parts = Parts { store, secret, enricher, metrics: telemetry::metrics_handle(), limiter, bus, bench_static };
+    Ok(AppState::from_config(config, parts))
+}
+
+/// Runs the server until a shutdown signal, then stops gracefully.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::register_families();
+    let state = build_state(&config).await?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "palisade-server {} listening on http://{addr}/ ({})", env!("CARGO_PKG_VERSION"), describe_backend(&config))?;
+    writeln!(out, "create an admin token with: palisade-server admin token create")?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(%addr, backend = describe_backend(&config), "listening");
+    // The worker pokes `committed` after each commit that changed a list: this replica advances
+    // at once and, through Redis, so do the others.
+    let committed = Arc::new(tokio::sync::Notify::new());
+    let relay = tokio::spawn(relay_commits(state.clone(), committed.clone(), shutdown.clone()));
+    let subscriber = config.redis_url.as_ref().filter(|_| state.distribution.bus.is_enabled()).map(|url| {
+        tokio::spawn(crate::bus::run_subscriber(
+            url.expose().to_string(),
+            state.distribution.lists.changed.clone(),
+            shutdown.clone(),
+        ))
+    });
+    let worker = config.consensus.enabled.then(|| {
+        let worker_config = WorkerConfig {
+            params: config.consensus.params.clone(),
+            use_asn: state.enricher.has_asn(),
+            own_addresses: config.consensus.own_addresses.clone(),
+            shared_ranges: config.consensus.shared_ranges.clone(),
+            hosting_ranges: config.consensus.hosting_ranges.clone(),
+            lists_changed: Some(committed.clone()),
+            maintenance: Some(config.retention.clone()),
+            ..WorkerConfig::default()
+        };
+        let interval = std::time::Duration::from_millis(config.consensus.interval_ms);
+        tokio::spawn(consensus::run(state.store.clone(), worker_config, state.consensus_wake.clone(), interval, shutdown.clone()))
+    });
+    let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
+    let poller = tokio::spawn(crate::serving::run_poller(state.distribution.lists.clone(), poll, shutdown.clone()));
+    let usage = tokio::spawn(crate::console::usage::run(state.quotas.usage.clone(), state.store.clone(), shutdown.clone()));
+    let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        drop(worker.await);
+    }
+    drop(poller.await);
+    drop(usage.await);
+    drop(relay.await);
+    if let Some(subscriber) = subscriber {
+        drop(subscriber.await);
+    }
+    state.quotas.limiter.give_back_leases().await;
+    tracing::info!("stopped accepting; in-flight requests finished");
+    Ok(())
+}
+
+/// Passes each list commit of the consensus worker on: to this replica's lists at once, and to
+/// the other replicas through the change bus, with the community list's new seq.
+async fn relay_commits(state: AppState, committed: Arc<tokio::sync::Notify>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = committed.notified() => {}
+        }
+        state.distribution.lists.changed.notify_one();
+        if state.distribution.bus.is_enabled() {
+            match state.store.list_seq(COMMUNITY).await {
+                Ok(seq) => state.distribution.bus.publish(seq).await,
+                Err(error) => tracing::warn!(%error, "cannot read the community seq to publish"),
+            }
+        }
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM. The handlers are installed now, synchronously, before
+/// the server announces its address: a signal sent right after the announcement must find them
+/// in place, or its default action kills the process without a graceful shutdown.
+#[cfg(unix)]
+fn cancel_on_signal(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl-C.
+#[cfg(not(unix))]
+fn cancel_on_signal(token: CancellationToken) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        drop(tokio::signal::ctrl_c().await);
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! The decision stream of the CrowdSec API, v2 and v3 alike: what a machine receives of the
+//! community list and of the operator lists it is subscribed to, since its last pull. The v2
+//! protocol expects the server to remember what each machine was sent, so this is the one path
+//! that keeps a cursor per machine (in the store). The wire shapes are the route family's.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::Distribution;
+use crate::domain::lists::COMMUNITY;
+use crate::serving::{self, Entry};
+use crate::store::MachineKey;
+use crate::use_case::UseCaseError;
+
+/// One decision to send, and whether it comes from a subscribed list (origin `lists`) rather
+/// than the community list (origin `CAPI`).
+pub type Sent = (Arc<Entry>, bool);
+
+impl Distribution {
+    /// What changed on the community list and on the machine's subscribed lists since its last pull
+    /// (its whole view on startup, on its first pull, or when its cursor predates the retained
+    /// change log). Advances the machine's cursor, one seq for all its lists: every list is read up
+    /// to the same seq, taken before reading, so no change below the new cursor can be missed.
+    ///
+    /// The v2 protocol keeps a cursor per machine, so this path reaches the database anyway; it
+    /// catches the in-memory snapshots up first, so a pull sees everything committed before it.
+    /// A capped view re-ranks only what changed: an entry pushed out of the view by newer ones
+    /// stays on the machine until its own expiry, which every decision carries.
+    pub async fn stream_delta(
+        &self,
+        machine: MachineKey,
+        login: &str,
+        startup: bool,
+        community: bool,
+        additional: bool,
+    ) -> Result<(Vec<Sent>, Vec<Sent>), UseCaseError> {
+        let now = OffsetDateTime::now_utc();
+        let mut subscribed = Vec::new();
+        if additional {
+            let lists = self.store.machine_subscriptions(machine).await?;
+            if !lists.is_empty() {
+                self.lists.refresh_custom().await?;
+                let blocking: Vec<String> =
+                    self.lists.names().into_iter().filter(|(_, kind)| kind == "block").map(|(name, _)| name).collect();
+                subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l)));
+            }
+        }
+        let mut names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+        if community {
+            names.push(COMMUNITY);
+        }
+        let mut upto = 0;
+        for name in &names {
+            upto = upto.max(self.store.list_seq(name).await?);
+        }
+        // On a startup pull the whole view is sent, plus what was removed since the machine's previous
+        // cursor: CrowdSec keeps its earlier community decisions when a startup answer has no new
+        // entry for them, so a removal it has not heard of must still be spelled out.
+        let stored = self.store.machine_stream_seq(machine).await?;
+        let last = if startup { None } else { stored };
+        let removed_since = |snapshot: &serving::Snapshot| -> Vec<Arc<Entry>> {
+            match stored.filter(|_| startup).map(|c| snapshot.delta_upto(c, upto)) {
+                Some(Ok(delta)) => delta.removed.into_iter().filter(|e| snapshot.get(&e.net).is_none()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let live = |e: &Arc<Entry>| e.live_at(now + time::Duration::seconds(1));
+        let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
+        let mut cursor = last.unwrap_or(0).max(upto);
+        if community {
+            let snapshot = self.lists.refresh(COMMUNITY).await?;
+            let (scenarios, cap) = self.consumer_view(machine, login, now).await?;
+            let tailor = self.config.tailor_to_scenarios;
+            match last.map(|c| snapshot.delta_upto(c, upto)) {
+                None | Some(Err(_)) => {
+                    new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, false)));
+                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, false)));
+                    cursor = cursor.max(snapshot.seq);
+                }
+                Some(Ok(delta)) => {
+                    let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
+                    if snapshot.entries.len() > cap {
+                        let shown: HashSet<ipnet::IpNet> =
+                            serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.net).collect();
+                        added.retain(|e| shown.contains(&e.net));
+                    }
+                    new.extend(added.into_iter().map(|e| (e, false)));
+                    deleted.extend(delta.removed.into_iter().map(|e| (e, false)));
+                }
+            }
+        }
+        for name in &subscribed {
+            let snapshot = self.lists.refresh(name).await?;
+            match last.map(|c| snapshot.delta_upto(c, upto)) {
+                None | Some(Err(_)) => {
+                    new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), true)));
+                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, true)));
+                    cursor = cursor.max(snapshot.seq);
+                }
+                Some(Ok(delta)) => {
+                    new.extend(delta.added.into_iter().filter(live).map(|e| (e, true)));
+                    deleted.extend(delta.removed.into_iter().map(|e| (e, true)));
+                }
+            }
+        }
+        if community || !subscribed.is_empty() {
+            self.store.set_machine_stream_seq(machine, cursor).await?;
+        }
+        // Never-block is enforced when lists are built and again here, so an allowlist or canary
+        // added since takes effect at once even before the worker's next step.
+        let never_block = serving::load_never_block(self.store.as_ref(), &self.own_addresses).await?;
+        let (new, refused): (Vec<_>, Vec<_>) = new.into_iter().partition(|(e, _)| never_block.allows_net(e.net));
+        if !refused.is_empty() {
+            metrics::counter!("palisade_serving_never_block_filtered_total").increment(refused.len() as u64);
+        }
+        Ok((new, deleted))
+    }
+}

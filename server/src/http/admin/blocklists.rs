@@ -1,0 +1,127 @@
+//! The operator's lists under `/v1/admin/blocklists`: create, list, edit, import, delete, and
+//! subscribe machines, through the same actions as `palisade-server admin blocklist`
+//! ([`crate::manage::lists`]). Each change is served at once on this replica and announced to
+//! the others ([`crate::distribution::Distribution::publish`]).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post, put};
+use axum::{Json, Router};
+use bytes::Bytes;
+use palisade_api::native::{CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse};
+use tracing::instrument;
+
+use crate::error::ApiError;
+use crate::http::extract::{Admin, JsonBody, PathParam};
+use crate::manage::lists;
+use crate::state::AppState;
+
+/// Operator routes under `/v1/admin/blocklists`: create, edit, import, delete, subscribe.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", post(create_custom_list).get(list_custom_lists))
+        .route("/{name}", delete(delete_custom_list))
+        .route("/{name}/entries", post(update_list_entries))
+        .route("/{name}/import", post(import_list_entries))
+        .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
+}
+
+/// Create an operator-managed list (`block`, served like the community list and to subscribed
+/// machines with origin `lists`; or `allow`).
+#[utoipa::path(post, path = "/v1/admin/blocklists", tag = "admin", request_body = CreateListRequest, security(("admin" = [])),
+    responses((status = 201, body = CustomListView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %request.name))]
+pub async fn create_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<CreateListRequest>,
+) -> Result<(StatusCode, Json<CustomListView>), ApiError> {
+    let view = lists::create_list(state.store.as_ref(), request).await?;
+    state.distribution.publish().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// List the operator-managed lists.
+#[utoipa::path(get, path = "/v1/admin/blocklists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CustomListView>)))]
+#[instrument(skip_all)]
+pub async fn list_custom_lists(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<CustomListView>>, ApiError> {
+    Ok(Json(lists::list_lists(state.store.as_ref()).await?))
+}
+
+/// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
+#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}", tag = "admin", params(("name" = String, Path, description = "list name")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn delete_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
+    lists::delete_list(state.store.as_ref(), &name).await?;
+    state.distribution.publish().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add (or renew) and remove entries of an operator-managed list. Values that are not addresses
+/// or CIDRs are reported in `rejected`; the others are applied.
+#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/entries", tag = "admin", params(("name" = String, Path, description = "list name")), request_body = ListEntriesRequest, security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn update_list_entries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    JsonBody(request): JsonBody<ListEntriesRequest>,
+) -> Result<Json<ListEntriesResponse>, ApiError> {
+    let outcome = lists::update_entries(state.store.as_ref(), &name, &request).await?;
+    state.distribution.publish().await?;
+    Ok(Json(outcome))
+}
+
+/// Import entries into an operator-managed list from a text body: one address or CIDR per line,
+/// or CSV `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
+#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
+    request_body(content = String, content_type = "text/plain"), security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn import_list_entries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    body: Bytes,
+) -> Result<Json<ListEntriesResponse>, ApiError> {
+    lists::existing_list(state.store.as_ref(), &name).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
+    let outcome = lists::import_entries(state.store.as_ref(), &name, text).await?;
+    state.distribution.publish().await?;
+    Ok(Json(outcome))
+}
+
+/// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
+/// entries with origin `lists` and the list name as scenario.
+#[utoipa::path(put, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
+pub async fn subscribe_machine(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam((name, machine)): PathParam<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    lists::set_subscription(state.store.as_ref(), &name, &machine, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End a machine's subscription to an operator-managed list.
+#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+    params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
+    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[instrument(skip_all, fields(list = %name, machine.id = %machine))]
+pub async fn unsubscribe_machine(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam((name, machine)): PathParam<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    lists::set_subscription(state.store.as_ref(), &name, &machine, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
