@@ -94,7 +94,7 @@ pub fn machine_view(machine: &Machine) -> MachineView {
         name: machine.display_name.clone(),
         account: machine.account_name.clone(),
         sensor: machine.sensor,
-        created_by: machine.created_by.clone(),
+        created_by: machine.created_by.as_str().to_owned(),
         trust: machine.trust,
         scenarios: machine.scenarios.clone(),
         origin_prefix: machine.origin_prefix.clone(),

@@ -1,5 +1,6 @@
-//! Persistence: the [`Store`] trait shaped around Palisade's use cases, with one backend per
-//! engine (`sqlite`, `postgres`). Only this module and its children know SQL. Rows become domain
+//! Persistence: one trait per capability (machines, accounts and keys, signals, consensus, lists,
+//! aggregates; each in its own file), the [`Store`] supertrait of them all, and one backend per
+//! engine (`sqlite`, `postgres`, each with one file per capability). Only this module and its children know SQL. Rows become domain
 //! types at the edge; callers never see a driver type except inside [`StoreError`].
 //!
 //! Both backends pass the same conformance suite (`store/conformance.rs`).
@@ -10,8 +11,14 @@
 //! text a store writes or looks up has its NULs replaced by U+FFFD first (`storable`,
 //! `storable_json`).
 
+mod accounts;
+mod consensus;
+mod lists;
+mod machines;
 pub mod postgres;
+mod signals;
 pub mod sqlite;
+mod stats;
 
 #[cfg(test)]
 mod conformance;
@@ -24,6 +31,12 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
+pub use self::accounts::AccountStore;
+pub use self::consensus::ConsensusStore;
+pub use self::lists::ListStore;
+pub use self::machines::MachineStore;
+pub use self::signals::SignalStore;
+pub use self::stats::StatsStore;
 use crate::config::{Backend, Secret};
 use crate::domain::signal::{Scope, SignalReport};
 
@@ -53,6 +66,19 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is outside the closed set its column may hold (e.g. an unknown
+    /// `created_by`): the row was written by something other than Palisade, or by a newer version.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A stored value that does not decode, counted in `palisade_store_errors_total` like the
+    /// driver's errors.
+    pub(crate) fn corrupt(column: &str, text: &str) -> Self {
+        metrics::counter!("palisade_store_errors_total", "kind" => "corrupt").increment(1);
+        StoreError::Corrupt(format!("{column} = {text:?}"))
+    }
 }
 
 /// Every driver error passes through here, so this is where `palisade_store_errors_total` counts
@@ -92,6 +118,19 @@ impl CreatedBy {
     }
 }
 
+impl std::str::FromStr for CreatedBy {
+    type Err = StoreError;
+
+    /// The inverse of [`CreatedBy::as_str`]; any other text is [`StoreError::Corrupt`].
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "register" => Ok(CreatedBy::Register),
+            "operator" => Ok(CreatedBy::Operator),
+            other => Err(StoreError::corrupt("machines.created_by", other)),
+        }
+    }
+}
+
 /// A machine to create.
 #[derive(Debug, Clone)]
 pub struct NewMachine {
@@ -124,8 +163,8 @@ pub struct Machine {
     pub display_name: Option<String>,
     /// Operator's sensor.
     pub sensor: bool,
-    /// `register` or `operator`.
-    pub created_by: String,
+    /// Who created it.
+    pub created_by: CreatedBy,
     /// Trust in [0, 1].
     pub trust: f64,
     /// Scenarios declared at the last login.
@@ -508,202 +547,29 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
-/// What Palisade needs from a database. Implemented by [`sqlite::SqliteStore`] and
-/// [`postgres::PgStore`]; both pass the conformance suite.
+/// The database itself: which engine it is, its migrations, whether it answers.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Database: Send + Sync {
     /// The engine behind this store.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
-    /// Creates a machine; `Conflict` when the login exists.
-    async fn create_machine(&self, machine: &NewMachine) -> Result<MachineKey, StoreError>;
-    /// Finds a machine by login.
-    async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError>;
-    /// Lists every machine, oldest first.
-    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError>;
-    /// Records a successful login.
-    async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError>;
-    /// Stores a metrics push and the agent version it carries.
-    async fn record_metrics(
-        &self,
-        machine: MachineKey,
-        kind: &str,
-        version: Option<&str>,
-        payload: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+/// Everything Palisade needs from a database, for the components that really use several
+/// capabilities (the HTTP state, the CLI). Implemented for every type that has them all:
+/// [`sqlite::SqliteStore`] and [`postgres::PgStore`], which both pass the conformance suite.
+/// Code that needs one capability takes that trait instead (`&dyn ListStore`, …).
+pub trait Store:
+    Database + MachineStore + AccountStore + SignalStore + ConsensusStore + ListStore + StatsStore + Send + Sync + 'static
+{
+}
 
-    /// Creates an account; `Conflict` when the name exists.
-    async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError>;
-    /// Finds an account by name.
-    async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError>;
-    /// Lists every account.
-    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
-    /// Stores an enrollment key's hash.
-    async fn create_enroll_key(
-        &self,
-        account: AccountKey,
-        key_hash: &str,
-        prefix: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-    /// Finds an enrollment key by its hash.
-    async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError>;
-    /// Attaches a machine to an account.
-    async fn enroll_machine(
-        &self,
-        machine: MachineKey,
-        account: AccountKey,
-        name: Option<&str>,
-        tags: &[String],
-        overwrite: bool,
-        at: OffsetDateTime,
-    ) -> Result<EnrollOutcome, StoreError>;
-
-    /// Stores an admin token's hash.
-    async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
-    /// Whether an unrevoked admin token with this hash exists.
-    async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError>;
-
-    /// Stores signals in one transaction; redeliveries (same machine, same dedup key) are skipped.
-    /// Returns only after the transaction committed.
-    async fn insert_signals(&self, signals: &[NewSignal]) -> Result<InsertOutcome, StoreError>;
-    /// Lists signals, oldest first.
-    async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError>;
-    /// Counts every stored signal.
-    async fn count_signals(&self) -> Result<u64, StoreError>;
-
-    /// Signals after `after`, in id order, as the consensus worker reads them.
-    async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError>;
-    /// Every machine, as the engine needs it.
-    async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError>;
-    /// The consensus worker's persisted state.
-    async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError>;
-    /// Applies one consensus step atomically: engine state, trust, membership changes
-    /// (each with the next seq) and the watermark.
-    async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError>;
-    /// Current members of a list.
-    async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError>;
-    /// One member of a list.
-    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError>;
-    /// Changes of a list with `seq > after`, in order.
-    async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError>;
-    /// The newest seq of a list (0 when it never changed).
-    async fn list_seq(&self, list: &str) -> Result<i64, StoreError>;
-    /// What a machine was last sent on the CrowdSec v2 stream.
-    async fn machine_stream_seq(&self, machine: MachineKey) -> Result<Option<i64>, StoreError>;
-    /// Records what a machine was sent on the CrowdSec v2 stream.
-    async fn set_machine_stream_seq(&self, machine: MachineKey, seq: i64) -> Result<(), StoreError>;
-
-    /// Adds a canary; `Conflict` when it exists.
-    async fn add_canary(&self, value: &str, note: &str, at: OffsetDateTime) -> Result<(), StoreError>;
-    /// Removes a canary; whether it existed.
-    async fn remove_canary(&self, value: &str) -> Result<bool, StoreError>;
-    /// Every canary.
-    async fn list_canaries(&self) -> Result<Vec<Canary>, StoreError>;
-    /// Adds never-block ranges from one source; returns how many were new.
-    async fn add_allowlist(
-        &self,
-        values: &[String],
-        category: &str,
-        source: &str,
-        at: OffsetDateTime,
-    ) -> Result<usize, StoreError>;
-    /// Removes one range (from every source, or from one); returns how many rows went.
-    async fn remove_allowlist(&self, value: Option<&str>, source: Option<&str>) -> Result<usize, StoreError>;
-    /// Every never-block range.
-    async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError>;
-    /// Marks or unmarks a machine as a sensor; `NotFound` for an unknown login.
-    async fn set_machine_sensor(&self, machine_id: &str, sensor: bool) -> Result<(), StoreError>;
-    /// Sets an account's verification level; `NotFound` for an unknown account.
-    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError>;
-    /// The engine's stored state of one machine, if any.
-    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError>;
-    /// The engine's stored state of one target, if any.
-    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError>;
-    /// Queues a request for the consensus leader (e.g. `false_positive`).
-    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError>;
-    /// Requests not yet carried out, oldest first.
-    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError>;
-    /// Takes the consensus leadership if nobody holds it. PostgreSQL: a session advisory lock held
-    /// by a dedicated connection (released when it closes); SQLite: always granted (one process).
-    async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError>;
-
-    /// When the newest signal of a machine was received ("give to get": whether it contributes).
-    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError>;
-    /// Creates an operator-managed list; `Conflict` when the name exists.
-    async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError>;
-    /// Every operator-managed list, by name.
-    async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError>;
-    /// Deletes an operator-managed list: its entries are removed (each removal logged with a seq,
-    /// so consumers following a cursor drop them) and its subscriptions end. Whether it existed.
-    async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
-    /// Applies membership changes to operator-managed lists, each with the next seq.
-    async fn apply_list_ops(&self, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError>;
-    /// Subscribes a machine to a list or ends the subscription; `NotFound` for an unknown machine or list.
-    async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError>;
-    /// The lists a machine is subscribed to, by name.
-    async fn machine_subscriptions(&self, machine: MachineKey) -> Result<Vec<String>, StoreError>;
-    /// Stores an API key's hash for an account; `Conflict` when the hash or prefix exists.
-    async fn create_api_key(
-        &self,
-        account: AccountKey,
-        key_hash: &str,
-        prefix: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-    /// Finds an API key (revoked or not) by its hash.
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
-    /// Lists API keys, oldest first: one account's, or every key.
-    async fn list_api_keys(&self, account: Option<AccountKey>) -> Result<Vec<ApiKeyRecord>, StoreError>;
-    /// Revokes an unrevoked key by prefix (only within `account` when given); whether one was revoked.
-    async fn revoke_api_key(&self, prefix: &str, account: Option<AccountKey>, at: OffsetDateTime) -> Result<bool, StoreError>;
-    /// Records that a key was used.
-    async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
-    /// Sets an account's tier; `NotFound` for an unknown account.
-    async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
-    /// An account's enrollment keys (never their hashes), oldest first.
-    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError>;
-    /// Revokes the unrevoked enrollment keys of `account` with this prefix; whether one was revoked.
-    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
-    /// An account's lookup tier name; `None` for an unknown account.
-    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError>;
-    /// Signals received at or after `since`, counted per machine (machines with none are absent).
-    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError>;
-    /// Signals received at or after `since`, counted per UTC day (days since the Unix epoch),
-    /// oldest first; days without signals are absent.
-    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
-    /// Membership changes of `list` made at or after `since`, counted per UTC day, oldest first;
-    /// `count` holds the additions and `other` the removals.
-    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
-    /// The consensus worker's watermark alone (the last signal id it processed), without its state.
-    async fn consensus_watermark(&self) -> Result<i64, StoreError>;
-    /// Adds lookups to accounts' per-day counts: `(account, day since the epoch, lookups)`.
-    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError>;
-    /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
-    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
-
-    /// Prepares signal storage for the UTC days from `from` to `days_ahead` days later. PostgreSQL
-    /// creates the missing daily partitions of `signals` and returns their days; SQLite has
-    /// nothing to prepare.
-    async fn prepare_signal_partitions(&self, from: OffsetDateTime, days_ahead: u32) -> Result<Vec<time::Date>, StoreError>;
-    /// Expires raw signals received before `before`, never one with an id above `up_to_id` (the
-    /// consensus watermark: unprocessed signals stay). PostgreSQL drops whole daily partitions that
-    /// end at or before `before` and hold nothing above `up_to_id`; SQLite deletes matching rows in
-    /// transactions of `batch` rows.
-    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, batch: u32) -> Result<ExpireOutcome, StoreError>;
-    /// The days of the existing signal partitions, oldest first (always empty on SQLite).
-    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError>;
-    /// Signals with an id above `after` (the consensus backlog): how many, counted up to `cap`,
-    /// and when the first of them was received.
-    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError>;
-    /// Up to `limit` members of a list whose value sorts after `after` (`""`: from the start), in
-    /// value order: a large list read in pages, so its rows are never all in memory at once.
-    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError>;
+impl<T> Store for T where
+    T: Database + MachineStore + AccountStore + SignalStore + ConsensusStore + ListStore + StatsStore + Send + Sync + 'static
+{
 }
 
 /// What one retention pass removed.

@@ -3,7 +3,8 @@
 //! names a server. It owns the contract both backends must honour (what each [`Store`] method
 //! returns, stores and refuses); it must not test one backend's internals. The few facts the
 //! trait cannot read back (metrics payloads, enrollment tags, user agents) are checked with a
-//! plain query on the shared column names, in the last section.
+//! plain query on the shared column names, in the last section. Every method of every capability
+//! trait is called here; `every_store_method_is_exercised_by_this_suite` fails when one is not.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -211,7 +212,7 @@ async fn created_machine_reads_back_by_login() {
         assert_eq!(machine.machine_id, "sensor-paris-1", "{label}: login");
         assert_eq!(machine.password_hash, new.password_hash, "{label}: password hash");
         assert!(machine.sensor, "{label}: sensor");
-        assert_eq!(machine.created_by, "operator", "{label}: created_by");
+        assert_eq!(machine.created_by, CreatedBy::Operator, "{label}: created_by");
         assert_eq!(machine.created_at, new.created_at, "{label}: created_at");
         assert_eq!(machine.account, None, "{label}: account");
         assert_eq!(machine.account_name, None, "{label}: account name");
@@ -227,7 +228,7 @@ async fn created_machine_reads_back_by_login() {
         let machine = s.store().machine_by_login("self-registered").await.expect("lookup").expect("machine exists");
         assert_eq!(machine.key, registered, "{label}: key");
         assert!(!machine.sensor, "{label}: sensor");
-        assert_eq!(machine.created_by, "register", "{label}: created_by");
+        assert_eq!(machine.created_by, CreatedBy::Register, "{label}: created_by");
         assert_ne!(registered, key, "{label}: keys are distinct");
     }
 }
@@ -1054,6 +1055,35 @@ async fn raw_text(db: &TestDb, sql: &str) -> Vec<String> {
     rows.unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.label()))
 }
 
+/// Runs a statement that returns nothing, on whichever engine `db` is.
+async fn raw_execute(db: &TestDb, sql: &str) {
+    let url = db.url.expose();
+    let done = match db.backend {
+        Backend::Sqlite => {
+            let mut conn = SqliteConnectOptions::from_str(url).expect("sqlite url").connect().await.expect("connect");
+            sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut conn).await.map(drop)
+        }
+        Backend::Postgres => {
+            let mut conn = PgConnectOptions::from_str(url).expect("postgres url").connect().await.expect("connect");
+            sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut conn).await.map(drop)
+        }
+    };
+    done.unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.label()));
+}
+
+#[tokio::test]
+async fn an_unknown_created_by_reads_back_as_corrupt_not_a_guess() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        machine(store, "tampered").await;
+        raw_execute(&s.db, "UPDATE machines SET created_by = 'robot' WHERE machine_id = 'tampered'").await;
+        let read = store.machine_by_login("tampered").await;
+        assert!(matches!(read, Err(StoreError::Corrupt(ref what)) if what.contains("robot")), "{label}: {read:?}");
+        assert!(matches!(store.list_machines().await, Err(StoreError::Corrupt(_))), "{label}: listing");
+    }
+}
+
 #[tokio::test]
 async fn metrics_payloads_are_stored_as_sent() {
     for s in subjects().await {
@@ -1455,4 +1485,276 @@ async fn list_entries_are_paged_by_value_each_exactly_once() {
         assert_eq!(seen, values, "{label}: every member once, in value order");
         assert!(s.store().list_entries_page("community", "", 3).await.expect("other list").is_empty(), "{label}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator switches, consensus state and requests, leadership, canaries and the allowlist.
+
+#[tokio::test]
+async fn sensor_flag_and_account_level_are_set_by_name_and_unknown_names_are_not_found() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        machine(store, "probe").await;
+        store.set_machine_sensor("probe", true).await.expect("sensor on");
+        assert!(store.machine_by_login("probe").await.expect("read").expect("exists").sensor, "{label}");
+        store.set_machine_sensor("probe", false).await.expect("sensor off");
+        assert!(!store.machine_by_login("probe").await.expect("read").expect("exists").sensor, "{label}");
+        assert!(matches!(store.set_machine_sensor("ghost", true).await, Err(StoreError::NotFound(_))), "{label}");
+
+        store.create_account("acme", T0).await.expect("account");
+        store.set_account_level("acme", "verified").await.expect("level");
+        assert_eq!(store.account_by_name("acme").await.expect("read").expect("exists").level, "verified", "{label}");
+        assert!(matches!(store.set_account_level("ghost", "verified").await, Err(StoreError::NotFound(_))), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn stream_seq_is_none_until_set_and_then_the_last_value_set() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let a = machine(store, "a").await;
+        let b = machine(store, "b").await;
+        assert_eq!(store.machine_stream_seq(a).await.expect("read"), None, "{label}: never sent");
+        store.set_machine_stream_seq(a, 7).await.expect("set");
+        store.set_machine_stream_seq(a, 42).await.expect("set again");
+        assert_eq!(store.machine_stream_seq(a).await.expect("read"), Some(42), "{label}");
+        assert_eq!(store.machine_stream_seq(b).await.expect("read"), None, "{label}: per machine");
+        assert_eq!(store.machine_stream_seq(MachineKey(i64::MAX)).await.expect("read"), None, "{label}: unknown machine");
+    }
+}
+
+#[tokio::test]
+async fn the_engine_reads_signals_in_id_order_after_a_watermark() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        store.insert_signals(&batch(key, 5)).await.expect("insert");
+        let all = store.signals_for_engine(0, 100).await.expect("read");
+        assert_eq!(all.len(), 5, "{label}");
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "{label}: id order");
+        let first = &all[0];
+        assert_eq!(first.machine, key, "{label}");
+        assert_eq!(first.value, "45.33.0.0", "{label}: canonical value");
+        assert_eq!(first.scenario, "crowdsecurity/ssh-bf", "{label}");
+        assert_eq!(first.scenario_trust, "certified", "{label}");
+        assert_eq!((first.origin_prefix.as_str(), first.origin_asn), ("81.2.69.0/24", Some(20712)), "{label}");
+        assert_eq!(first.received_at, T0, "{label}");
+        let rest = store.signals_for_engine(all[1].id, 2).await.expect("read");
+        assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [all[2].id, all[3].id], "{label}: after and limit");
+        assert!(store.signals_for_engine(all[4].id, 10).await.expect("read").is_empty(), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn engine_machines_carry_account_level_sensor_and_creation_time() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let lone = machine(store, "lone").await;
+        let member = machine(store, "member").await;
+        let acme = store.create_account("acme", T0).await.expect("account");
+        store.set_account_level("acme", "verified").await.expect("level");
+        store.enroll_machine(member, acme, None, &[], false, T0).await.expect("enroll");
+        store.set_machine_sensor("member", true).await.expect("sensor");
+        let machines = store.engine_machines().await.expect("read");
+        assert_eq!(machines.len(), 2, "{label}");
+        assert_eq!(
+            (machines[0].key, machines[0].account, machines[0].level.as_str(), machines[0].sensor, machines[0].created_at),
+            (lone, None, "anonymous", false, T0),
+            "{label}: without an account"
+        );
+        assert_eq!(
+            (machines[1].key, machines[1].account, machines[1].level.as_str(), machines[1].sensor),
+            (member, Some(acme), "verified", true),
+            "{label}: enrolled"
+        );
+    }
+}
+
+/// JSON text as a value, so that engines that normalise JSON (PostgreSQL `jsonb`) compare equal.
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).expect("stored engine state is JSON")
+}
+
+#[tokio::test]
+async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_together() {
+    use crate::store::{ConsensusCommit, ListEntry, ListOp};
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        let empty = store.consensus_snapshot().await.expect("snapshot");
+        assert_eq!((empty.watermark, empty.machines.len(), empty.targets.len()), (0, 0, 0), "{label}: fresh");
+        assert_eq!(store.engine_machine(key).await.expect("read"), None, "{label}");
+        assert_eq!(store.engine_target("45.33.32.156").await.expect("read"), None, "{label}");
+
+        let request = store.queue_consensus_request("false_positive", "45.33.32.156", T0).await.expect("queue");
+        let later = store.queue_consensus_request("false_positive", "81.2.69.160", T0).await.expect("queue");
+        assert!(later > request, "{label}: ids increase");
+        let pending = store.pending_consensus_requests().await.expect("pending");
+        assert_eq!(
+            pending.iter().map(|r| (r.id, r.kind.as_str(), r.value.as_str())).collect::<Vec<_>>(),
+            [(request, "false_positive", "45.33.32.156"), (later, "false_positive", "81.2.69.160")]
+        );
+
+        let entry = ListEntry {
+            list: "community".into(),
+            value: "45.33.32.156".into(),
+            scope: "ip".into(),
+            scenario: "crowdsecurity/ssh-bf".into(),
+            remediation: "ban".into(),
+            rule: "consensus".into(),
+            listed_at: T0,
+            expires_at: T0 + Duration::days(1),
+            seq: 0,
+        };
+        let machine_state = r#"{"reports":3,"scenarios":["crowdsecurity/ssh-bf"]}"#;
+        let target_state = r#"{"reporters":[1,2],"score":0.5}"#;
+        let commit = ConsensusCommit {
+            watermark: 17,
+            machines: vec![(key, machine_state.into(), 0.75)],
+            targets: vec![("45.33.32.156".into(), Some(target_state.into())), ("81.2.69.160".into(), None)],
+            done_requests: vec![request],
+            list_ops: vec![ListOp::Add(entry.clone())],
+            at: T0,
+        };
+        store.commit_consensus(&commit).await.expect("commit");
+
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 17, "{label}");
+        let snapshot = store.consensus_snapshot().await.expect("snapshot");
+        assert_eq!(snapshot.watermark, 17, "{label}");
+        assert_eq!(snapshot.machines.iter().map(|(k, s)| (*k, parsed(s))).collect::<Vec<_>>(), [(key, parsed(machine_state))]);
+        assert_eq!(
+            snapshot.targets.iter().map(|(t, s)| (t.as_str(), parsed(s))).collect::<Vec<_>>(),
+            [("45.33.32.156", parsed(target_state))],
+            "{label}: a forgotten target is absent"
+        );
+        assert_eq!(store.engine_machine(key).await.expect("read").as_deref().map(parsed), Some(parsed(machine_state)));
+        assert_eq!(store.engine_target("45.33.32.156").await.expect("read").as_deref().map(parsed), Some(parsed(target_state)));
+        assert_eq!(store.machine_by_login("reporter").await.expect("read").expect("exists").trust, 0.75, "{label}: trust");
+        let listed = store.list_entry("community", "45.33.32.156").await.expect("entry").expect("listed");
+        assert_eq!(listed, ListEntry { seq: listed.seq, ..entry }, "{label}: the entry as committed");
+        assert!(listed.seq > 0, "{label}: with a seq");
+        assert_eq!(store.list_entry("community", "81.2.69.160").await.expect("entry"), None, "{label}");
+        assert_eq!(store.list_entry("other", "45.33.32.156").await.expect("entry"), None, "{label}: per list");
+        let pending = store.pending_consensus_requests().await.expect("pending");
+        assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [later], "{label}: the carried-out request is done");
+
+        let forget = ConsensusCommit {
+            watermark: 18,
+            machines: Vec::new(),
+            targets: vec![("45.33.32.156".into(), None)],
+            done_requests: Vec::new(),
+            list_ops: vec![ListOp::Remove { list: "community".into(), value: "45.33.32.156".into(), reason: "expired".into() }],
+            at: T0 + Duration::days(1),
+        };
+        store.commit_consensus(&forget).await.expect("commit");
+        assert_eq!(store.engine_target("45.33.32.156").await.expect("read"), None, "{label}: forgotten");
+        assert_eq!(store.list_entry("community", "45.33.32.156").await.expect("entry"), None, "{label}: removed");
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 18, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn leadership_is_granted_once_at_a_time_on_postgres_and_always_on_sqlite() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let mut first = store.acquire_leadership().await.expect("acquire").expect("nobody holds it yet");
+        assert!(first.still_held().await, "{label}");
+        let second = store.acquire_leadership().await.expect("acquire again");
+        match s.db.backend {
+            Backend::Sqlite => assert!(second.is_some(), "{label}: one process, always the leader"),
+            Backend::Postgres => assert!(second.is_none(), "{label}: held by the first"),
+        }
+        assert!(first.still_held().await, "{label}: asking again does not take it away");
+    }
+}
+
+#[tokio::test]
+async fn canaries_are_added_once_listed_by_value_and_removed() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        store.add_canary("81.2.69.160", "office", T0).await.expect("add");
+        store.add_canary("45.33.32.0/24", "lab", T0 + Duration::seconds(1)).await.expect("add");
+        assert!(matches!(store.add_canary("81.2.69.160", "again", T0).await, Err(StoreError::Conflict(_))), "{label}");
+        let listed = store.list_canaries().await.expect("list");
+        assert_eq!(
+            listed.iter().map(|c| (c.value.as_str(), c.note.as_str(), c.created_at)).collect::<Vec<_>>(),
+            [("45.33.32.0/24", "lab", T0 + Duration::seconds(1)), ("81.2.69.160", "office", T0)],
+            "{label}: in value order"
+        );
+        assert!(store.remove_canary("81.2.69.160").await.expect("remove"), "{label}");
+        assert!(!store.remove_canary("81.2.69.160").await.expect("remove again"), "{label}");
+        assert_eq!(store.list_canaries().await.expect("list").len(), 1, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn allowlist_ranges_are_added_per_source_and_removed_by_value_or_source() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let cdn = ["104.16.0.0/13".to_string(), "172.64.0.0/13".to_string()];
+        assert_eq!(store.add_allowlist(&cdn, "cdn", "cloudflare", T0).await.expect("add"), 2, "{label}");
+        assert_eq!(store.add_allowlist(&cdn, "cdn", "cloudflare", T0).await.expect("add again"), 0, "{label}: no new rows");
+        let own = ["104.16.0.0/13".to_string(), "10.0.0.0/8".to_string()];
+        assert_eq!(store.add_allowlist(&own, "custom", "operator", T0).await.expect("add"), 2, "{label}: per source");
+        let listed = store.list_allowlist().await.expect("list");
+        assert_eq!(
+            listed.iter().map(|e| (e.source.as_str(), e.value.as_str(), e.category.as_str())).collect::<Vec<_>>(),
+            [
+                ("cloudflare", "104.16.0.0/13", "cdn"),
+                ("cloudflare", "172.64.0.0/13", "cdn"),
+                ("operator", "10.0.0.0/8", "custom"),
+                ("operator", "104.16.0.0/13", "custom")
+            ],
+            "{label}: by source, then value"
+        );
+        assert!(listed.iter().all(|e| e.created_at == T0), "{label}");
+        assert_eq!(store.remove_allowlist(Some("104.16.0.0/13"), Some("operator")).await.expect("remove"), 1, "{label}");
+        assert_eq!(store.remove_allowlist(Some("172.64.0.0/13"), None).await.expect("remove"), 1, "{label}");
+        assert_eq!(store.remove_allowlist(None, Some("operator")).await.expect("remove"), 1, "{label}");
+        let left = store.list_allowlist().await.expect("list");
+        assert_eq!(left.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(), ["104.16.0.0/13"], "{label}");
+        assert_eq!(store.remove_allowlist(None, None).await.expect("remove all"), 1, "{label}");
+    }
+}
+
+/// Every capability method has a test here: the method names are read from the trait files and
+/// each must be called somewhere in this suite, so a new method without a test fails the build.
+#[test]
+fn every_store_method_is_exercised_by_this_suite() {
+    let traits = [
+        include_str!("../store.rs"),
+        include_str!("machines.rs"),
+        include_str!("accounts.rs"),
+        include_str!("signals.rs"),
+        include_str!("consensus.rs"),
+        include_str!("lists.rs"),
+        include_str!("stats.rs"),
+    ];
+    let suite = include_str!("conformance.rs");
+    let mut methods = Vec::new();
+    for source in traits {
+        let mut in_trait = false;
+        for line in source.lines() {
+            if line.starts_with("pub trait ") {
+                in_trait = true;
+            } else if line == "}" {
+                in_trait = false;
+            } else if in_trait
+                && let Some(rest) = line.trim_start().strip_prefix("async fn ").or(line.trim_start().strip_prefix("fn "))
+            {
+                methods.push(rest.split(['(', '<']).next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    assert!(methods.len() >= 60, "the method names were not found: {methods:?}");
+    let untested: Vec<&String> = methods.iter().filter(|name| !suite.contains(&format!(".{name}("))).collect();
+    assert!(untested.is_empty(), "store methods without a conformance test: {untested:?}");
 }

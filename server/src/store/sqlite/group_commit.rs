@@ -267,7 +267,9 @@ mod tests {
 
     use crate::domain::signal::{SignalRules, parse_item};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{CreatedBy, Enrichment, InsertOutcome, MachineKey, NewMachine, NewSignal, Origin, Store};
+    use crate::store::{
+        CreatedBy, Database, Enrichment, InsertOutcome, MachineKey, MachineStore, NewMachine, NewSignal, Origin, SignalStore,
+    };
 
     /// Signals about `ips`; the same address gives the same dedup key.
     fn signals(machine: MachineKey, ips: &[&str]) -> Vec<NewSignal> {

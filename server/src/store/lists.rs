@@ -1,0 +1,64 @@
+//! Lists: blocklist members and their change log (the delta cursor), operator-managed custom
+//! lists, canaries and the never-block allowlist.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{AllowlistEntry, Canary, CustomList, ListChange, ListEntry, ListOp, StoreError};
+
+/// List membership, its change log, custom lists, canaries and the allowlist.
+#[async_trait]
+pub trait ListStore: Send + Sync {
+    /// Current members of a list.
+    async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError>;
+
+    /// One member of a list.
+    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError>;
+
+    /// Changes of a list with `seq > after`, in order.
+    async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError>;
+
+    /// The newest seq of a list (0 when it never changed).
+    async fn list_seq(&self, list: &str) -> Result<i64, StoreError>;
+
+    /// Up to `limit` members of a list whose value sorts after `after` (`""`: from the start), in
+    /// value order: a large list read in pages, so its rows are never all in memory at once.
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError>;
+
+    /// Creates an operator-managed list; `Conflict` when the name exists.
+    async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError>;
+
+    /// Every operator-managed list, by name.
+    async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError>;
+
+    /// Deletes an operator-managed list: its entries are removed (each removal logged with a seq,
+    /// so consumers following a cursor drop them) and its subscriptions end. Whether it existed.
+    async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Applies membership changes to operator-managed lists, each with the next seq.
+    async fn apply_list_ops(&self, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Adds a canary; `Conflict` when it exists.
+    async fn add_canary(&self, value: &str, note: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Removes a canary; whether it existed.
+    async fn remove_canary(&self, value: &str) -> Result<bool, StoreError>;
+
+    /// Every canary.
+    async fn list_canaries(&self) -> Result<Vec<Canary>, StoreError>;
+
+    /// Adds never-block ranges from one source; returns how many were new.
+    async fn add_allowlist(
+        &self,
+        values: &[String],
+        category: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
+
+    /// Removes one range (from every source, or from one); returns how many rows went.
+    async fn remove_allowlist(&self, value: Option<&str>, source: Option<&str>) -> Result<usize, StoreError>;
+
+    /// Every never-block range.
+    async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError>;
+}

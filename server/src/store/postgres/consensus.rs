@@ -1,0 +1,173 @@
+//! PostgreSQL's [`ConsensusStore`]. Row conversions and helpers shared with the other capabilities stay in
+//! the backend's root module.
+
+use super::*;
+use crate::store::ConsensusStore;
+
+#[async_trait]
+impl ConsensusStore for PgStore {
+    async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, machine_id, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at \
+             FROM signals WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineSignal {
+                    id: row.try_get("id")?,
+                    machine: MachineKey(row.try_get("machine_id")?),
+                    value: row.try_get("value")?,
+                    scenario: row.try_get("scenario")?,
+                    scenario_trust: row.try_get("scenario_trust")?,
+                    origin_prefix: row.try_get("origin_prefix")?,
+                    origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.account_id, COALESCE(a.level, 'anonymous') AS level, m.is_sensor, m.created_at \
+             FROM machines m LEFT JOIN accounts a ON a.id = m.account_id ORDER BY m.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineMachine {
+                    key: MachineKey(row.try_get("id")?),
+                    account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
+                    level: row.try_get("level")?,
+                    sensor: row.try_get("is_sensor")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        let watermark: i64 =
+            sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&mut *tx).await?;
+        let machines = sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state::text FROM engine_machines")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(k, s)| (MachineKey(k), s))
+            .collect();
+        let targets =
+            sqlx::query_as::<_, (String, String)>("SELECT target, state::text FROM engine_targets").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ConsensusSnapshot { watermark, machines, targets })
+    }
+
+    async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !commit.machines.is_empty() {
+            let keys: Vec<i64> = commit.machines.iter().map(|(k, _, _)| k.0).collect();
+            let states: Vec<&str> = commit.machines.iter().map(|(_, s, _)| s.as_str()).collect();
+            let trust: Vec<f64> = commit.machines.iter().map(|(_, _, t)| *t).collect();
+            sqlx::query(
+                "INSERT INTO engine_machines (machine_id, state) SELECT k, s::jsonb FROM UNNEST($1::bigint[], $2::text[]) AS t(k, s) \
+                 ON CONFLICT (machine_id) DO UPDATE SET state = excluded.state",
+            )
+            .bind(&keys)
+            .bind(&states)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE machines m SET trust = t.v FROM UNNEST($1::bigint[], $2::float8[]) AS t(k, v) WHERE m.id = t.k")
+                .bind(&keys)
+                .bind(&trust)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (kept, gone): (Vec<_>, Vec<_>) = commit.targets.iter().partition(|(_, s)| s.is_some());
+        if !kept.is_empty() {
+            let targets: Vec<&str> = kept.iter().map(|(t, _)| t.as_str()).collect();
+            let states: Vec<&str> = kept.iter().filter_map(|(_, s)| s.as_deref()).collect();
+            sqlx::query(
+                "INSERT INTO engine_targets (target, state) SELECT t, s::jsonb FROM UNNEST($1::text[], $2::text[]) AS x(t, s) \
+                 ON CONFLICT (target) DO UPDATE SET state = excluded.state",
+            )
+            .bind(&targets)
+            .bind(&states)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !gone.is_empty() {
+            let targets: Vec<&str> = gone.iter().map(|(t, _)| t.as_str()).collect();
+            sqlx::query("DELETE FROM engine_targets WHERE target = ANY($1)").bind(&targets).execute(&mut *tx).await?;
+        }
+        apply_list_ops(&mut tx, &commit.list_ops, commit.at).await?;
+        for id in &commit.done_requests {
+            sqlx::query("UPDATE consensus_requests SET done_at = $1 WHERE id = $2")
+                .bind(commit.at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE consensus_watermark SET signal_id = $1 WHERE id = 1")
+            .bind(commit.watermark)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state::text FROM engine_machines WHERE machine_id = $1")
+            .bind(machine.0)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state::text FROM engine_targets WHERE target = $1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(kind)
+            .bind(value)
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id, kind, value)| ConsensusRequest { id, kind, value }).collect())
+    }
+
+    async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut *conn).await?;
+        if held {
+            // The lock lives as long as this session: take the connection out of the pool, so
+            // dropping the leadership closes it and releases the lock.
+            Ok(Some(Leadership::holding(conn.detach())))
+        } else {
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! PostgreSQL's [`ListStore`]. Row conversions and helpers shared with the other capabilities stay in
+//! the backend's root module.
+
+use super::*;
+use crate::store::ListStore;
+
+#[async_trait]
+impl ListStore for PgStore {
+    async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // Converted row by row as they arrive: a large list's raw rows are never all held at once.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 ORDER BY seq").bind(list).fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
+    }
+
+    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
+        let row = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 AND value = $2")
+            .bind(list)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(entry_from_row).transpose()?)
+    }
+
+    async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError> {
+        let mut rows = sqlx::query("SELECT * FROM blocklist_changes WHERE list = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        // Converted row by row as they arrive, so a batch's raw rows are never all held at once.
+        let mut changes = Vec::new();
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+            changes.push({
+                let row = &row;
+                ListChange {
+                    seq: row.try_get("seq")?,
+                    op: row.try_get("op")?,
+                    entry: ListEntry {
+                        list: row.try_get("list")?,
+                        value: row.try_get("value")?,
+                        scope: row.try_get("scope")?,
+                        scenario: row.try_get("scenario")?,
+                        remediation: row.try_get("remediation")?,
+                        rule: row.try_get("rule")?,
+                        listed_at: row.try_get("at")?,
+                        expires_at: row.try_get("expires_at")?,
+                        seq: row.try_get("seq")?,
+                    },
+                    reason: row.try_get("reason")?,
+                    at: row.try_get("at")?,
+                }
+            });
+        }
+        Ok(changes)
+    }
+
+    async fn list_seq(&self, list: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM blocklist_changes WHERE list = $1").bind(list).fetch_one(&self.pool).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn list_entries_page(&self, list: &str, after: &str, limit: u32) -> Result<Vec<ListEntry>, StoreError> {
+        use futures::TryStreamExt;
+        // The primary key (list, value) serves both the filter and the order.
+        let mut rows = sqlx::query("SELECT * FROM blocklist_entries WHERE list = $1 AND value > $2 ORDER BY value LIMIT $3")
+            .bind(list)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch(&self.pool);
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from_row(&row)?);
+        }
+        Ok(entries)
+    }
+
+    async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError> {
+        let inserted = sqlx::query("INSERT INTO custom_lists (name, kind, description, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+            .bind(storable(&list.name).as_ref())
+            .bind(&list.kind)
+            .bind(storable(&list.description).as_ref())
+            .bind(list.created_at)
+            .execute(&self.pool)
+            .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("list {}", list.name)));
+        }
+        Ok(())
+    }
+
+    async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError> {
+        let rows = sqlx::query("SELECT name, kind, description, created_at FROM custom_lists ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CustomList {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    description: row.try_get("description")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let values: Vec<String> =
+            sqlx::query_scalar("SELECT value FROM blocklist_entries WHERE list = $1").bind(name).fetch_all(&mut *tx).await?;
+        let ops: Vec<ListOp> = values
+            .into_iter()
+            .map(|value| ListOp::Remove { list: name.to_string(), value, reason: "list deleted".into() })
+            .collect();
+        apply_list_ops(&mut tx, &ops, at).await?;
+        let deleted = sqlx::query("DELETE FROM custom_lists WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn apply_list_ops(&self, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        apply_list_ops(&mut tx, ops, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_canary(&self, value: &str, note: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO canaries (value, note, created_at) VALUES ($1, $2, $3)")
+            .bind(value)
+            .bind(note)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_canary(&self, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM canaries WHERE value = $1").bind(value).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_canaries(&self) -> Result<Vec<Canary>, StoreError> {
+        let rows =
+            sqlx::query_as::<_, (String, String, OffsetDateTime)>("SELECT value, note, created_at FROM canaries ORDER BY value")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(value, note, created_at)| Canary { value, note, created_at }).collect())
+    }
+
+    async fn add_allowlist(
+        &self,
+        values: &[String],
+        category: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO allowlist_entries (value, category, source, created_at) \
+             SELECT DISTINCT v, $2, $3, $4 FROM UNNEST($1::text[]) AS t(v) ON CONFLICT DO NOTHING",
+        )
+        .bind(values)
+        .bind(category)
+        .bind(source)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    async fn remove_allowlist(&self, value: Option<&str>, source: Option<&str>) -> Result<usize, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM allowlist_entries WHERE ($1::text IS NULL OR value = $1) AND ($2::text IS NULL OR source = $2)",
+        )
+        .bind(value)
+        .bind(source)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, String, OffsetDateTime)>(
+            "SELECT value, category, source, created_at FROM allowlist_entries ORDER BY source, value",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, category, source, created_at)| AllowlistEntry { value, category, source, created_at })
+            .collect())
+    }
+}

@@ -1,0 +1,137 @@
+//! PostgreSQL's [`MachineStore`]. Row conversions and helpers shared with the other capabilities stay in
+//! the backend's root module.
+
+use super::*;
+use crate::store::MachineStore;
+
+#[async_trait]
+impl MachineStore for PgStore {
+    async fn create_machine(&self, machine: &NewMachine) -> Result<MachineKey, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO machines (machine_id, password_hash, is_sensor, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(storable(&machine.machine_id))
+        .bind(storable(&machine.password_hash))
+        .bind(machine.sensor)
+        .bind(machine.created_by.as_str())
+        .bind(machine.created_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MachineKey(id))
+    }
+
+    async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.machine_id = $1")))
+            .bind(storable(machine_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(machine_from_row).transpose()?)
+    }
+
+    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} ORDER BY m.id"))).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError> {
+        let scenarios = serde_json::to_string(&login.scenarios).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE machines SET scenarios = $1::jsonb, origin_prefix = $2, user_agent = $3, last_login_at = $4 WHERE id = $5",
+        )
+        .bind(storable_json(&scenarios))
+        .bind(login.origin_prefix.to_string())
+        .bind(storable_opt(login.user_agent.as_deref()))
+        .bind(login.at)
+        .bind(machine.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_metrics(
+        &self,
+        machine: MachineKey,
+        kind: &str,
+        version: Option<&str>,
+        payload: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO machine_metrics (machine_id, kind, received_at, payload) VALUES ($1, $2, $3, $4::jsonb)")
+            .bind(machine.0)
+            .bind(storable(kind))
+            .bind(at)
+            .bind(storable_json(payload))
+            .execute(&mut *tx)
+            .await?;
+        if let Some(version) = version {
+            sqlx::query("UPDATE machines SET version = $1 WHERE id = $2")
+                .bind(storable(version))
+                .bind(machine.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_machine_sensor(&self, machine_id: &str, sensor: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE machines SET is_sensor = $1 WHERE machine_id = $2")
+            .bind(sensor)
+            .bind(machine_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("machine {machine_id:?}")));
+        }
+        Ok(())
+    }
+
+    async fn machine_stream_seq(&self, machine: MachineKey) -> Result<Option<i64>, StoreError> {
+        let seq: Option<Option<i64>> = sqlx::query_scalar("SELECT stream_seq FROM machines WHERE id = $1")
+            .bind(machine.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.flatten())
+    }
+
+    async fn set_machine_stream_seq(&self, machine: MachineKey, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE machines SET stream_seq = $1 WHERE id = $2").bind(seq).bind(machine.0).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn machine_last_signal_at(&self, machine: MachineKey) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<OffsetDateTime> = sqlx::query_scalar("SELECT MAX(received_at) FROM signals WHERE machine_id = $1")
+            .bind(machine.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at)
+    }
+
+    async fn machine_subscriptions(&self, machine: MachineKey) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT list FROM list_subscriptions WHERE machine_id = $1 ORDER BY list")
+            .bind(machine.0)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError> {
+        let machine: Option<i64> = sqlx::query_scalar("SELECT id FROM machines WHERE machine_id = $1")
+            .bind(machine_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let machine = machine.ok_or_else(|| StoreError::NotFound(format!("machine {machine_id}")))?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT name FROM custom_lists WHERE name = $1").bind(list).fetch_optional(&self.pool).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("list {list}")));
+        }
+        let statement = if subscribed {
+            "INSERT INTO list_subscriptions (machine_id, list) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM list_subscriptions WHERE machine_id = $1 AND list = $2"
+        };
+        sqlx::query(statement).bind(machine).bind(list).execute(&self.pool).await?;
+        Ok(())
+    }
+}

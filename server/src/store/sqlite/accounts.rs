@@ -1,0 +1,221 @@
+//! SQLite's [`AccountStore`]. Row conversions and helpers shared with the other capabilities stay in
+//! the backend's root module.
+
+use super::*;
+use crate::store::AccountStore;
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, name: &str, at: OffsetDateTime) -> Result<AccountKey, StoreError> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id")
+            .bind(storable(name))
+            .bind(to_micros(at))
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(AccountKey(id))
+    }
+
+    async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("{ACCOUNT_SELECT} WHERE a.name = ?")))
+            .bind(storable(name))
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(account_from_row).transpose()?)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("{ACCOUNT_SELECT} ORDER BY a.id"))).fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE accounts SET level = ? WHERE name = ?").bind(level).bind(name).execute(&self.writer).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {name:?}")));
+        }
+        Ok(())
+    }
+
+    async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET tier = ? WHERE name = ?")
+            .bind(storable(tier))
+            .bind(storable(name))
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {name:?}")));
+        }
+        Ok(())
+    }
+
+    async fn account_tier(&self, account: AccountKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT tier FROM accounts WHERE id = ?").bind(account.0).fetch_optional(&self.reader).await?)
+    }
+
+    async fn create_enroll_key(
+        &self,
+        account: AccountKey,
+        key_hash: &str,
+        prefix: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
+            .bind(account.0)
+            .bind(to_micros(at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
+        let row = sqlx::query("SELECT account_id, prefix, revoked_at FROM enroll_keys WHERE key_hash = ?")
+            .bind(storable(key_hash))
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row
+            .map(|row| -> Result<EnrollKey, sqlx::Error> {
+                Ok(EnrollKey {
+                    account: AccountKey(row.try_get("account_id")?),
+                    prefix: row.try_get("prefix")?,
+                    revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+                })
+            })
+            .transpose()?)
+    }
+
+    async fn enroll_machine(
+        &self,
+        machine: MachineKey,
+        account: AccountKey,
+        name: Option<&str>,
+        tags: &[String],
+        overwrite: bool,
+        at: OffsetDateTime,
+    ) -> Result<EnrollOutcome, StoreError> {
+        let tags = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.writer.begin().await?;
+        let current: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT account_id FROM machines WHERE id = ?").bind(machine.0).fetch_optional(&mut *tx).await?;
+        let Some(current) = current else {
+            return Err(StoreError::NotFound(format!("machine {}", machine.0)));
+        };
+        if current.is_some() && !overwrite {
+            return Ok(EnrollOutcome::AlreadyEnrolled);
+        }
+        sqlx::query("UPDATE machines SET account_id = ?, display_name = COALESCE(?, display_name), tags = ?, enrolled_at = ? WHERE id = ?")
+            .bind(account.0)
+            .bind(storable_opt(name))
+            .bind(storable_json(&tags))
+            .bind(to_micros(at))
+            .bind(machine.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(EnrollOutcome::Enrolled)
+    }
+
+    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = ? ORDER BY id")
+            .bind(account.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EnrollKeyRecord {
+                    prefix: row.try_get("prefix")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE enroll_keys SET revoked_at = ? WHERE account_id = ? AND prefix = ? AND revoked_at IS NULL")
+                .bind(to_micros(at))
+                .bind(account.0)
+                .bind(storable(prefix))
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_api_key(
+        &self,
+        account: AccountKey,
+        key_hash: &str,
+        prefix: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(storable(key_hash))
+            .bind(storable(prefix))
+            .bind(account.0)
+            .bind(to_micros(at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("{API_KEY_SELECT} WHERE k.key_hash = ?")))
+            .bind(storable(key_hash))
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(api_key_from_row).transpose()?)
+    }
+
+    async fn list_api_keys(&self, account: Option<AccountKey>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("{API_KEY_SELECT} WHERE (? IS NULL OR k.account_id = ?) ORDER BY k.id")))
+            .bind(account.map(|a| a.0))
+            .bind(account.map(|a| a.0))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(api_key_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_api_key(&self, prefix: &str, account: Option<AccountKey>, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL AND (? IS NULL OR account_id = ?)",
+        )
+        .bind(to_micros(at))
+        .bind(storable(prefix))
+        .bind(account.map(|a| a.0))
+        .bind(account.map(|a| a.0))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?")
+            .bind(to_micros(at))
+            .bind(storable(prefix))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES (?, ?, ?)")
+            .bind(storable(token_hash))
+            .bind(storable(prefix))
+            .bind(to_micros(at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+            .bind(storable(token_hash))
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(found.is_some())
+    }
+}

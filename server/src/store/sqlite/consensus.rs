@@ -1,0 +1,145 @@
+//! SQLite's [`ConsensusStore`]. Row conversions and helpers shared with the other capabilities stay in
+//! the backend's root module.
+
+use super::*;
+use crate::store::ConsensusStore;
+
+#[async_trait]
+impl ConsensusStore for SqliteStore {
+    async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, machine_id, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at \
+             FROM signals WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineSignal {
+                    id: row.try_get("id")?,
+                    machine: MachineKey(row.try_get("machine_id")?),
+                    value: row.try_get("value")?,
+                    scenario: row.try_get("scenario")?,
+                    scenario_trust: row.try_get("scenario_trust")?,
+                    origin_prefix: row.try_get("origin_prefix")?,
+                    origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
+                    received_at: from_micros(row.try_get("received_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.account_id, COALESCE(a.level, 'anonymous') AS level, m.is_sensor, m.created_at \
+             FROM machines m LEFT JOIN accounts a ON a.id = m.account_id ORDER BY m.id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EngineMachine {
+                    key: MachineKey(row.try_get("id")?),
+                    account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
+                    level: row.try_get("level")?,
+                    sensor: row.try_get("is_sensor")?,
+                    created_at: from_micros(row.try_get("created_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError> {
+        let mut tx = self.reader.begin().await?;
+        let watermark: i64 =
+            sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&mut *tx).await?;
+        let machines = sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state FROM engine_machines")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(k, s)| (MachineKey(k), s))
+            .collect();
+        let targets =
+            sqlx::query_as::<_, (String, String)>("SELECT target, state FROM engine_targets").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ConsensusSnapshot { watermark, machines, targets })
+    }
+
+    async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError> {
+        let at = to_micros(commit.at);
+        let mut tx = self.writer.begin().await?;
+        for (machine, state, trust) in &commit.machines {
+            sqlx::query("INSERT INTO engine_machines (machine_id, state) VALUES (?, ?) ON CONFLICT (machine_id) DO UPDATE SET state = excluded.state")
+                .bind(machine.0)
+                .bind(state)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE machines SET trust = ? WHERE id = ?").bind(trust).bind(machine.0).execute(&mut *tx).await?;
+        }
+        for (target, state) in &commit.targets {
+            match state {
+                Some(state) => sqlx::query("INSERT INTO engine_targets (target, state) VALUES (?, ?) ON CONFLICT (target) DO UPDATE SET state = excluded.state")
+                    .bind(target)
+                    .bind(state)
+                    .execute(&mut *tx)
+                    .await?,
+                None => sqlx::query("DELETE FROM engine_targets WHERE target = ?").bind(target).execute(&mut *tx).await?,
+            };
+        }
+        apply_list_ops(&mut tx, &commit.list_ops, at).await?;
+        for id in &commit.done_requests {
+            sqlx::query("UPDATE consensus_requests SET done_at = ? WHERE id = ?")
+                .bind(to_micros(commit.at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE consensus_watermark SET signal_id = ? WHERE id = 1").bind(commit.watermark).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn consensus_watermark(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.reader).await?)
+    }
+
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state FROM engine_machines WHERE machine_id = ?")
+            .bind(machine.0)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT state FROM engine_targets WHERE target = ?")
+            .bind(target)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES (?, ?, ?) RETURNING id")
+            .bind(kind)
+            .bind(value)
+            .bind(to_micros(at))
+            .fetch_one(&self.writer)
+            .await?)
+    }
+
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(id, kind, value)| ConsensusRequest { id, kind, value }).collect())
+    }
+
+    async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {
+        Ok(Some(Leadership::local()))
+    }
+}

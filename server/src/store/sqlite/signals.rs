@@ -1,0 +1,79 @@
+//! SQLite's [`SignalStore`]. Row conversions and helpers shared with the other capabilities stay in
+//! the backend's root module.
+
+use super::*;
+use crate::store::SignalStore;
+
+#[async_trait]
+impl SignalStore for SqliteStore {
+    async fn insert_signals(&self, signals: &[NewSignal]) -> Result<InsertOutcome, StoreError> {
+        if signals.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        self.signals.insert(&self.writer, signals.iter().map(SignalRow::from).collect()).await
+    }
+
+    async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT s.id, m.machine_id AS login, s.agent, s.scope, s.value, s.scenario, s.scenario_hash, s.scenario_version, \
+             s.scenario_trust, s.message, s.alert_uuid, s.start_at, s.stop_at, s.received_at, s.origin_ip, s.origin_prefix, \
+             s.origin_asn, s.as_number, s.as_name, s.country, s.extra \
+             FROM signals s JOIN machines m ON m.id = s.machine_id WHERE s.id > ",
+        );
+        builder.push_bind(filter.after.unwrap_or(0));
+        if let Some(login) = &filter.machine_id {
+            builder.push(" AND m.machine_id = ").push_bind(storable(login));
+        }
+        if let Some(value) = &filter.value {
+            builder.push(" AND s.value = ").push_bind(storable(value));
+        }
+        builder.push(" ORDER BY s.id LIMIT ").push_bind(i64::from(filter.limit));
+        let rows = builder.build().fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(signal_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_signals(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM signals").fetch_one(&self.reader).await?;
+        Ok(count.max(0) as u64)
+    }
+
+    async fn prepare_signal_partitions(&self, _from: OffsetDateTime, _days_ahead: u32) -> Result<Vec<time::Date>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn expire_signals(&self, before: OffsetDateTime, up_to_id: i64, batch: u32) -> Result<ExpireOutcome, StoreError> {
+        let mut outcome = ExpireOutcome::default();
+        let batch = i64::from(batch.max(1));
+        // Short transactions, so signal inserts wait for one batch at a time, not the whole pass.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM signals WHERE id IN \
+                 (SELECT id FROM signals WHERE received_at < ? AND id <= ? ORDER BY id LIMIT ?)",
+            )
+            .bind(to_micros(before))
+            .bind(up_to_id)
+            .bind(batch)
+            .execute(&self.writer)
+            .await?;
+            outcome.rows_deleted += done.rows_affected();
+            if (done.rows_affected() as i64) < batch {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), min(received_at) FROM (SELECT received_at FROM signals WHERE id > ? ORDER BY id LIMIT ?)",
+        )
+        .bind(after)
+        .bind(i64::from(cap))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest.map(from_micros) })
+    }
+}

@@ -1,0 +1,28 @@
+//! Aggregates for the console and quotas: per-day signal and list-change counts, signal counts
+//! per machine, and per-account lookup usage.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{AccountKey, DayCount, MachineKey, StoreError};
+
+/// Per-day and per-machine aggregates.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Signals received at or after `since`, counted per machine (machines with none are absent).
+    async fn signal_counts_since(&self, since: OffsetDateTime) -> Result<Vec<(MachineKey, u64)>, StoreError>;
+
+    /// Signals received at or after `since`, counted per UTC day (days since the Unix epoch),
+    /// oldest first; days without signals are absent.
+    async fn signals_per_day(&self, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+
+    /// Membership changes of `list` made at or after `since`, counted per UTC day, oldest first;
+    /// `count` holds the additions and `other` the removals.
+    async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
+
+    /// Adds lookups to accounts' per-day counts: `(account, day since the epoch, lookups)`.
+    async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError>;
+
+    /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
+    async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+}
