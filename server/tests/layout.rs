@@ -16,9 +16,21 @@ use std::path::{Path, PathBuf};
 
 /// Cycles tolerated for now, each a set of files (relative to the crate's `src/`) and the reason.
 const CYCLE_EXCEPTIONS: &[(&[&str], &str)] = &[(
-    &["store.rs", "store/postgres.rs", "store/sqlite.rs", "store/sqlite/group_commit.rs"],
-    "store.rs holds the Store trait and row types the backends implement and also opens the backends; \
-     the coming split of the Store trait moves the trait and types out of store.rs",
+    &[
+        "store.rs",
+        "store/accounts.rs",
+        "store/consensus.rs",
+        "store/lists.rs",
+        "store/machines.rs",
+        "store/postgres.rs",
+        "store/signals.rs",
+        "store/sqlite.rs",
+        "store/sqlite/group_commit.rs",
+        "store/stats.rs",
+    ],
+    "store.rs holds the row types the capability traits and the backends use, and also declares the \
+     traits and opens the backends; moving the row types into the capability files (with typed \
+     records) breaks the cycle",
 )];
 
 /// Files outside `store/` that may name `sqlx`, and why.
