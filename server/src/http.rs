@@ -1,6 +1,10 @@
-//! The HTTP surface: route families composed in one place, the layers applied once at the root,
-//! and the OpenAPI document generated from the handlers. `router(state)` is pure, so in-process
-//! tests call it without a socket.
+//! The HTTP surface: the route families composed in one place, the layers applied once at the
+//! root, and the OpenAPI document. Each family's `routes()` declares a route and its operation
+//! together (`utoipa_axum::routes!` over the handler's `#[utoipa::path]`), so the document is
+//! gathered from the very composition that serves requests ([`documented`]), not from a second
+//! list; error answers many operations share are declared once in [`responses`]. Routes the
+//! document leaves out (the console, the benchmark route, `/docs`) are plain axum routes merged
+//! afterwards. `router(state)` is pure, so in-process tests call it without a socket.
 
 pub mod account;
 pub mod admin;
@@ -14,44 +18,34 @@ pub mod ips;
 pub mod links;
 pub mod ops;
 pub mod quota;
+pub mod responses;
 pub mod stream;
 
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
+use capi::Generation;
 
-/// The OpenAPI document. CrowdSec paths are declared under `/v2`; [`MirrorV3`] copies them to `/v3`.
+/// What the document says beyond its operations: title, tags, security schemes. The operations
+/// come from the routes themselves ([`documented`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Palisade", description = "Community IP-reputation network: CrowdSec-compatible machine API, admin API and operations."),
-    paths(
-        capi::register_machine, capi::login_machine, capi::enroll_machine, capi::push_signals, capi::push_metrics,
-        capi::push_usage_metrics, capi::get_decisions_stream_v2, capi::get_decisions_stream_v3,
-        admin::create_account, admin::list_accounts, admin::create_enroll_key, admin::create_machine, admin::list_machines,
-        admin::get_machine, admin::list_signals, admin::set_machine_sensor, admin::get_machine_trust, admin::set_account_level,
-        admin::create_canary, admin::list_canaries, admin::delete_canary, admin::import_allowlist, admin::list_allowlist,
-        admin::delete_allowlist, admin::report_false_positive, admin::get_ip_explanation_admin, ips::get_ip_explanation,
-        blocklists::list_blocklists, blocklists::get_blocklist_entries, admin::blocklists::create_custom_list,
-        admin::blocklists::list_custom_lists, admin::blocklists::delete_custom_list, admin::blocklists::update_list_entries,
-        admin::blocklists::import_list_entries, admin::blocklists::subscribe_machine, admin::blocklists::unsubscribe_machine,
-        ips::get_ip, cti::get_smoke, cti::search_smoke, admin::api_keys::create_api_key_admin, admin::api_keys::list_api_keys_admin,
-        admin::api_keys::list_all_api_keys, admin::api_keys::revoke_api_key_admin, admin::api_keys::set_account_tier, account::create_own_api_key,
-        account::list_own_api_keys, account::revoke_own_api_key, account::get_own_machine, admin::create_login_link, links::get_blocklist_link, links::get_allowlist_link,
-        ops::healthz, ops::readyz, ops::prometheus_metrics,
-    ),
-    modifiers(&SecuritySchemes, &MirrorV3),
+    modifiers(&SecuritySchemes),
     tags((name = "crowdsec", description = "CrowdSec Central API, v2 and v3"), (name = "admin", description = "Operator API"),
          (name = "ips", description = "IP lookups and explanations"),
          (name = "blocklists", description = "Blocklist downloads: full lists, changes since a cursor, firewall formats"),
@@ -59,7 +53,7 @@ use crate::state::AppState;
          (name = "account", description = "An account's own API keys"),
          (name = "operations", description = "Health and metrics")),
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct SecuritySchemes;
 
@@ -80,58 +74,13 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Every `/v2/…` CrowdSec path is served under `/v3/…` too (except the v2-only stream shape);
-/// `/v2/metrics` is also served with CrowdSec's trailing slash.
-struct MirrorV3;
-
-impl Modify for MirrorV3 {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let mirrored: Vec<_> = openapi
-            .paths
-            .paths
-            .iter()
-            .filter(|(path, _)| {
-                path.starts_with("/v2/") && path.as_str() != "/v2/decisions/stream" && !path.starts_with("/v2/smoke")
-            })
-            .map(|(path, item)| {
-                let mut item = item.clone();
-                for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-                    operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}_v3"));
-                }
-                (path.replacen("/v2/", "/v3/", 1), item)
-            })
-            .collect();
-        openapi.paths.paths.extend(mirrored);
-        let slashed: Vec<_> = ["/v2/metrics", "/v3/metrics"]
-            .iter()
-            .filter_map(|path| openapi.paths.paths.get(*path).cloned().map(|item| (format!("{path}/"), item)))
-            .map(|(path, mut item)| {
-                for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-                    operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}_slash"));
-                }
-                (path, item)
-            })
-            .collect();
-        openapi.paths.paths.extend(slashed);
-    }
-}
-
-/// The OpenAPI document as served and committed.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
-/// The whole application.
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.ingest.max_body_bytes;
-    let mut routes = Router::new();
-    if state.bench_static.is_some() {
-        // Only when a benchmark configured it: the baseline of the export benchmark.
-        routes = routes.merge(bench::routes());
-    }
-    routes
-        .nest("/v2", capi::routes(false))
-        .nest("/v3", capi::routes(true))
+/// Every documented route, under the prefix it is served at, with its documentation: each route
+/// family declares a route and its operation together (`routes!`), so nothing here lists them.
+/// The CrowdSec paths both generations share are one router nested twice.
+fn documented() -> OpenApiRouter<AppState> {
+    let mut documented = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/v2", capi::routes(Generation::V2).merge(capi::v2_routes()))
+        .nest("/v3", capi::routes(Generation::V3).merge(capi::v3_routes()))
         .nest("/v1/admin/blocklists", admin::blocklists::routes())
         .merge(cti::routes())
         .nest("/v1/admin", admin::routes())
@@ -139,9 +88,48 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
         .nest("/v1/links", links::routes())
-        .merge(ops::routes())
+        .merge(ops::routes());
+    describe_bare_responses(documented.get_openapi_mut());
+    documented
+}
+
+/// OpenAPI 3.1 requires a description on every response, and utoipa leaves an empty one out of
+/// the document: a response its handler does not describe gets its status's reason phrase ("OK",
+/// "No Content").
+fn describe_bare_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in &mut operation.responses.responses {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    let reason =
+                        status.parse().ok().and_then(|code| StatusCode::from_u16(code).ok()).and_then(|s| s.canonical_reason());
+                    response.description = reason.unwrap_or("Response").to_string();
+                }
+            }
+        }
+    }
+}
+
+/// The OpenAPI document as served and committed.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+/// The whole application: the documented routes, then those the document leaves out (the
+/// console, the benchmark route, `/docs` itself).
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.ingest.max_body_bytes;
+    let (mut routes, openapi) = documented().split_for_parts();
+    if state.bench_static.is_some() {
+        // Only when a benchmark configured it: the baseline of the export benchmark.
+        routes = routes.merge(bench::routes());
+    }
+    routes
         .nest("/console", crate::console::routes())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .route_layer(middleware::from_fn(record_metrics))

@@ -7,12 +7,14 @@
 //! edge speaks HTTP, and the pure core does no I/O: `tests/layout.rs` checks all of it.
 //!
 //! **Edge**: HTTP and the command line.
-//! - [`http`]: the router, its layers and the OpenAPI document; one file per route family:
+//! - [`http`]: the router, its layers and the OpenAPI document; one file per route family, each
+//!   declaring its routes together with their documentation (utoipa-axum's `routes!`):
 //!   `capi` (CrowdSec CAPI, `/v2` and `/v3`), `cti` (`/v2/smoke`), `ips` (`/v1/ips`),
 //!   `blocklists` (`/v1/blocklists`), `links` (`/v1/links`), `account` (`/v1/account`), `admin`
 //!   (`/v1/admin`, with `admin::api_keys` and `admin::blocklists`), `ops` (health, metrics),
-//!   `bench`; helpers `extract` (authentication), `quota` (charging, rate-limit headers),
-//!   `stream` (streamed bodies), `forwarded` (the client behind proxies).
+//!   `bench` (undocumented); helpers `extract` (authentication), `quota` (charging, rate-limit
+//!   headers), `stream` (streamed bodies), `forwarded` (the client behind proxies), `responses`
+//!   (the documented error answers operations share).
 //! - [`console`]: the web console under `/console`: pages, sign-in, CSRF, usage history.
 //! - [`cli`]: the command line: `args`, `serve` (the composition root), `admin` (operator commands).
 //! - [`error`]: `ApiError`, the one error body, and its conversions from the layers below.

@@ -4,29 +4,31 @@
 //! Revoking clears this replica's key cache; others follow within
 //! [`crate::state::API_KEY_CACHE_TTL`].
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use palisade_api::native::{ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, OwnMachineView};
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{AuthMachine, JsonBody, PathParam};
+use super::responses::{NotEnrolled, NotFound, Unauthorized};
 use crate::error::ApiError;
 use crate::manage;
 use crate::state::AppState;
 
 /// Account self-service routes, nested under `/v1/account`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", get(list_own_api_keys).post(create_own_api_key))
-        .route("/api-keys/{prefix}", delete(revoke_own_api_key))
-        .route("/machine", get(get_own_machine))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list_own_api_keys, create_own_api_key))
+        .routes(routes!(revoke_own_api_key))
+        .routes(routes!(get_own_machine))
 }
 
 /// The calling machine: account, sensor flag, trust in words (never the number) and signals sent.
-#[utoipa::path(get, path = "/v1/account/machine", tag = "account", security(("machine" = [])),
-    responses((status = 200, body = OwnMachineView), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(get, path = "/machine", tag = "account", security(("machine" = [])),
+    responses((status = 200, body = OwnMachineView), Unauthorized))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn get_own_machine(State(state): State<AppState>, machine: AuthMachine) -> Result<Json<OwnMachineView>, ApiError> {
     let found = state.store.machine_by_login(&machine.login).await?.ok_or(ApiError::InvalidToken)?;
@@ -46,8 +48,8 @@ async fn own_account(state: &AppState, machine: &AuthMachine) -> Result<String, 
 }
 
 /// Create an API key for the calling machine's account. The key is shown once.
-#[utoipa::path(post, path = "/v1/account/api-keys", tag = "account", request_body = CreateApiKeyRequest, security(("machine" = [])),
-    responses((status = 201, body = ApiKeyCreated), (status = 401, body = palisade_api::native::ErrorBody), (status = 403, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/api-keys", tag = "account", request_body = CreateApiKeyRequest, security(("machine" = [])),
+    responses((status = 201, body = ApiKeyCreated), Unauthorized, NotEnrolled))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn create_own_api_key(
     State(state): State<AppState>,
@@ -59,8 +61,8 @@ pub async fn create_own_api_key(
 }
 
 /// List the calling machine's account's API keys.
-#[utoipa::path(get, path = "/v1/account/api-keys", tag = "account", security(("machine" = [])),
-    responses((status = 200, body = Vec<ApiKeyView>), (status = 401, body = palisade_api::native::ErrorBody), (status = 403, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(get, path = "/api-keys", tag = "account", security(("machine" = [])),
+    responses((status = 200, body = Vec<ApiKeyView>), Unauthorized, NotEnrolled))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn list_own_api_keys(State(state): State<AppState>, machine: AuthMachine) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
     let account = own_account(&state, &machine).await?;
@@ -68,9 +70,9 @@ pub async fn list_own_api_keys(State(state): State<AppState>, machine: AuthMachi
 }
 
 /// Revoke one of the calling machine's account's API keys.
-#[utoipa::path(delete, path = "/v1/account/api-keys/{prefix}", tag = "account", security(("machine" = [])),
+#[utoipa::path(delete, path = "/api-keys/{prefix}", tag = "account", security(("machine" = [])),
     params(("prefix" = String, Path, description = "the key's visible prefix")),
-    responses((status = 204, description = "revoked"), (status = 403, body = palisade_api::native::ErrorBody), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204, description = "revoked"), NotEnrolled, NotFound))]
 #[instrument(skip_all, fields(machine.id = %machine.login, api_key.prefix = %prefix))]
 pub async fn revoke_own_api_key(
     State(state): State<AppState>,

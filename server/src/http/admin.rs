@@ -6,10 +6,9 @@
 pub mod api_keys;
 pub mod blocklists;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use palisade_api::native::{
     AccountView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryRequest, CanaryView,
     CreateAccountRequest, CreateMachineRequest, EnrollKeyCreated, ExplanationResponse, FalsePositiveRequest, LoginLinkResponse,
@@ -17,8 +16,11 @@ use palisade_api::native::{
 };
 use serde::Deserialize;
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Admin, JsonBody, PathParam, QueryParams};
+use super::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unprocessable};
 use crate::domain::names::check_name;
 use crate::domain::text::has_nul;
 use crate::error::ApiError;
@@ -28,27 +30,27 @@ use crate::store::SignalFilter;
 
 /// Admin routes under `/v1/admin`, but for the operator's lists ([`blocklists::routes`], nested
 /// under `/v1/admin/blocklists` at the root).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/accounts", post(create_account).get(list_accounts))
-        .route("/accounts/{name}/enroll-keys", post(create_enroll_key))
-        .route("/machines", post(create_machine).get(list_machines))
-        .route("/machines/{machine_id}", get(get_machine))
-        .route("/machines/{machine_id}/sensor", put(set_machine_sensor))
-        .route("/machines/{machine_id}/trust", get(get_machine_trust))
-        .route("/accounts/{name}/level", put(set_account_level))
-        .route("/signals", get(list_signals))
-        .route("/canaries", post(create_canary).get(list_canaries).delete(delete_canary))
-        .route("/allowlists", post(import_allowlist).get(list_allowlist).delete(delete_allowlist))
-        .route("/false-positives", post(report_false_positive))
-        .route("/ips/{ip}/explanation", get(get_ip_explanation_admin))
-        .route("/accounts/{name}/login-link", post(create_login_link))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_account, list_accounts))
+        .routes(routes!(create_enroll_key))
+        .routes(routes!(create_machine, list_machines))
+        .routes(routes!(get_machine))
+        .routes(routes!(set_machine_sensor))
+        .routes(routes!(get_machine_trust))
+        .routes(routes!(set_account_level))
+        .routes(routes!(list_signals))
+        .routes(routes!(create_canary, list_canaries, delete_canary))
+        .routes(routes!(import_allowlist, list_allowlist, delete_allowlist))
+        .routes(routes!(report_false_positive))
+        .routes(routes!(get_ip_explanation_admin))
+        .routes(routes!(create_login_link))
         .merge(api_keys::routes())
 }
 
 /// Create an account.
-#[utoipa::path(post, path = "/v1/admin/accounts", tag = "admin", request_body = CreateAccountRequest, security(("admin" = [])),
-    responses((status = 201, body = AccountView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/accounts", tag = "admin", request_body = CreateAccountRequest, security(("admin" = [])),
+    responses((status = 201, body = AccountView), Conflict, Unprocessable))]
 #[instrument(skip_all, fields(account.name = %request.name))]
 pub async fn create_account(
     State(state): State<AppState>,
@@ -59,7 +61,7 @@ pub async fn create_account(
 }
 
 /// List accounts.
-#[utoipa::path(get, path = "/v1/admin/accounts", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<AccountView>)))]
+#[utoipa::path(get, path = "/accounts", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<AccountView>)))]
 #[instrument(skip_all)]
 pub async fn list_accounts(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<AccountView>>, ApiError> {
     Ok(Json(state.store.list_accounts().await?.iter().map(manage::account_view).collect()))
@@ -67,10 +69,10 @@ pub async fn list_accounts(State(state): State<AppState>, _admin: Admin) -> Resu
 
 /// Create a console sign-in link for an account's users. It signs in whoever opens it within 15
 /// minutes; hand it over privately.
-#[utoipa::path(post, path = "/v1/admin/accounts/{name}/login-link", tag = "admin", security(("admin" = [])),
+#[utoipa::path(post, path = "/accounts/{name}/login-link", tag = "admin", security(("admin" = [])),
     params(("name" = String, Path, description = "account name")),
-    responses((status = 201, body = LoginLinkResponse), (status = 401, body = palisade_api::native::ErrorBody),
-        (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 201, body = LoginLinkResponse), Unauthorized,
+        NotFound))]
 #[instrument(skip_all, fields(account = %name))]
 pub async fn create_login_link(
     State(state): State<AppState>,
@@ -82,9 +84,9 @@ pub async fn create_login_link(
 }
 
 /// Create an enrollment key for an account. The key is shown once.
-#[utoipa::path(post, path = "/v1/admin/accounts/{name}/enroll-keys", tag = "admin", security(("admin" = [])),
+#[utoipa::path(post, path = "/accounts/{name}/enroll-keys", tag = "admin", security(("admin" = [])),
     params(("name" = String, Path, description = "account name")),
-    responses((status = 201, body = EnrollKeyCreated), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 201, body = EnrollKeyCreated), NotFound))]
 #[instrument(skip_all, fields(account.name = %name))]
 pub async fn create_enroll_key(
     State(state): State<AppState>,
@@ -95,8 +97,8 @@ pub async fn create_enroll_key(
 }
 
 /// Create a machine with a generated password (shown once); optionally an operator sensor.
-#[utoipa::path(post, path = "/v1/admin/machines", tag = "admin", request_body = CreateMachineRequest, security(("admin" = [])),
-    responses((status = 201, body = MachineCredentials), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/machines", tag = "admin", request_body = CreateMachineRequest, security(("admin" = [])),
+    responses((status = 201, body = MachineCredentials), Conflict, Unprocessable))]
 #[instrument(skip_all, fields(machine.id = %request.name))]
 pub async fn create_machine(
     State(state): State<AppState>,
@@ -107,16 +109,16 @@ pub async fn create_machine(
 }
 
 /// List machines.
-#[utoipa::path(get, path = "/v1/admin/machines", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<MachineView>)))]
+#[utoipa::path(get, path = "/machines", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<MachineView>)))]
 #[instrument(skip_all)]
 pub async fn list_machines(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<MachineView>>, ApiError> {
     Ok(Json(state.store.list_machines().await?.iter().map(manage::machine_view).collect()))
 }
 
 /// One machine.
-#[utoipa::path(get, path = "/v1/admin/machines/{machine_id}", tag = "admin", security(("admin" = [])),
+#[utoipa::path(get, path = "/machines/{machine_id}", tag = "admin", security(("admin" = [])),
     params(("machine_id" = String, Path, description = "machine login")),
-    responses((status = 200, body = MachineView), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = MachineView), NotFound))]
 #[instrument(skip_all, fields(machine.id = %machine_id))]
 pub async fn get_machine(
     State(state): State<AppState>,
@@ -146,8 +148,8 @@ pub struct SignalQuery {
 }
 
 /// List stored signals, oldest first.
-#[utoipa::path(get, path = "/v1/admin/signals", tag = "admin", params(SignalQuery), security(("admin" = [])),
-    responses((status = 200, body = SignalPage), (status = 400, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(get, path = "/signals", tag = "admin", params(SignalQuery), security(("admin" = [])),
+    responses((status = 200, body = SignalPage), BadRequest))]
 #[instrument(skip_all)]
 pub async fn list_signals(
     State(state): State<AppState>,
@@ -169,9 +171,9 @@ pub async fn list_signals(
 
 /// Mark or unmark a machine as one of the operator's sensors (trusted ground truth: a sensor's
 /// sighting lists an address at once).
-#[utoipa::path(put, path = "/v1/admin/machines/{machine_id}/sensor", tag = "admin", request_body = SetSensorRequest, security(("admin" = [])),
+#[utoipa::path(put, path = "/machines/{machine_id}/sensor", tag = "admin", request_body = SetSensorRequest, security(("admin" = [])),
     params(("machine_id" = String, Path, description = "machine login")),
-    responses((status = 204, description = "done"), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204, description = "done"), NotFound))]
 #[instrument(skip_all, fields(machine.id = %machine_id, sensor = request.sensor))]
 pub async fn set_machine_sensor(
     State(state): State<AppState>,
@@ -185,9 +187,9 @@ pub async fn set_machine_sensor(
 }
 
 /// A machine's trust and the evidence behind it.
-#[utoipa::path(get, path = "/v1/admin/machines/{machine_id}/trust", tag = "admin", security(("admin" = [])),
+#[utoipa::path(get, path = "/machines/{machine_id}/trust", tag = "admin", security(("admin" = [])),
     params(("machine_id" = String, Path, description = "machine login")),
-    responses((status = 200, body = MachineTrustView), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = MachineTrustView), NotFound))]
 #[instrument(skip_all, fields(machine.id = %machine_id))]
 pub async fn get_machine_trust(
     State(state): State<AppState>,
@@ -198,9 +200,9 @@ pub async fn get_machine_trust(
 }
 
 /// Set an account's verification level (it caps its machines' trust).
-#[utoipa::path(put, path = "/v1/admin/accounts/{name}/level", tag = "admin", request_body = SetLevelRequest, security(("admin" = [])),
+#[utoipa::path(put, path = "/accounts/{name}/level", tag = "admin", request_body = SetLevelRequest, security(("admin" = [])),
     params(("name" = String, Path, description = "account name")),
-    responses((status = 204, description = "done"), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204, description = "done"), NotFound, Unprocessable))]
 #[instrument(skip_all, fields(account.name = %name))]
 pub async fn set_account_level(
     State(state): State<AppState>,
@@ -214,8 +216,8 @@ pub async fn set_account_level(
 
 /// Add a canary: an address the operator controls that never sends traffic. Reporting it zeroes
 /// the reporter. Canaries are shown by no endpoint but these.
-#[utoipa::path(post, path = "/v1/admin/canaries", tag = "admin", request_body = CanaryRequest, security(("admin" = [])),
-    responses((status = 201, body = CanaryView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/canaries", tag = "admin", request_body = CanaryRequest, security(("admin" = [])),
+    responses((status = 201, body = CanaryView), Conflict, Unprocessable))]
 #[instrument(skip_all)]
 pub async fn create_canary(
     State(state): State<AppState>,
@@ -226,7 +228,7 @@ pub async fn create_canary(
 }
 
 /// List canaries.
-#[utoipa::path(get, path = "/v1/admin/canaries", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CanaryView>)))]
+#[utoipa::path(get, path = "/canaries", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CanaryView>)))]
 #[instrument(skip_all)]
 pub async fn list_canaries(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<CanaryView>>, ApiError> {
     Ok(Json(manage::list_canaries(state.store.as_ref()).await?))
@@ -242,8 +244,8 @@ pub struct ValueQuery {
 }
 
 /// Remove a canary (`?value=`).
-#[utoipa::path(delete, path = "/v1/admin/canaries", tag = "admin", params(ValueQuery), security(("admin" = [])),
-    responses((status = 204, description = "removed"), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(delete, path = "/canaries", tag = "admin", params(ValueQuery), security(("admin" = [])),
+    responses((status = 204, description = "removed"), NotFound))]
 #[instrument(skip_all)]
 pub async fn delete_canary(
     State(state): State<AppState>,
@@ -257,8 +259,8 @@ pub async fn delete_canary(
 
 /// Import never-block ranges from a provider file (JSON, CSV or plain list): CDN egress, crawlers,
 /// resolvers, your own infrastructure. Listed addresses inside them are delisted at the next step.
-#[utoipa::path(post, path = "/v1/admin/allowlists", tag = "admin", request_body = AllowlistImportRequest, security(("admin" = [])),
-    responses((status = 200, body = AllowlistImportResponse), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/allowlists", tag = "admin", request_body = AllowlistImportRequest, security(("admin" = [])),
+    responses((status = 200, body = AllowlistImportResponse), Unprocessable))]
 #[instrument(skip_all, fields(source = %request.source))]
 pub async fn import_allowlist(
     State(state): State<AppState>,
@@ -271,15 +273,15 @@ pub async fn import_allowlist(
 }
 
 /// List never-block ranges.
-#[utoipa::path(get, path = "/v1/admin/allowlists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<AllowlistEntryView>)))]
+#[utoipa::path(get, path = "/allowlists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<AllowlistEntryView>)))]
 #[instrument(skip_all)]
 pub async fn list_allowlist(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<AllowlistEntryView>>, ApiError> {
     Ok(Json(manage::list_allowlist(state.store.as_ref()).await?))
 }
 
 /// Remove never-block ranges by `?value=` and/or `?source=`.
-#[utoipa::path(delete, path = "/v1/admin/allowlists", tag = "admin", params(ValueQuery), security(("admin" = [])),
-    responses((status = 204, description = "removed"), (status = 400, body = palisade_api::native::ErrorBody), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(delete, path = "/allowlists", tag = "admin", params(ValueQuery), security(("admin" = [])),
+    responses((status = 204, description = "removed"), BadRequest, NotFound))]
 #[instrument(skip_all)]
 pub async fn delete_allowlist(
     State(state): State<AppState>,
@@ -292,8 +294,8 @@ pub async fn delete_allowlist(
 
 /// Uphold a false-positive report: the address is delisted, its supporters are penalised, and
 /// only a sensor can list it again for a while. Carried out by the consensus leader.
-#[utoipa::path(post, path = "/v1/admin/false-positives", tag = "admin", request_body = FalsePositiveRequest, security(("admin" = [])),
-    responses((status = 202, body = QueuedResponse), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/false-positives", tag = "admin", request_body = FalsePositiveRequest, security(("admin" = [])),
+    responses((status = 202, body = QueuedResponse), Unprocessable))]
 #[instrument(skip_all)]
 pub async fn report_false_positive(
     State(state): State<AppState>,
@@ -306,9 +308,9 @@ pub async fn report_false_positive(
 }
 
 /// Explain an address, naming the machines that reported it.
-#[utoipa::path(get, path = "/v1/admin/ips/{ip}/explanation", tag = "admin", security(("admin" = [])),
+#[utoipa::path(get, path = "/ips/{ip}/explanation", tag = "admin", security(("admin" = [])),
     params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
-    responses((status = 200, body = ExplanationResponse), (status = 400, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = ExplanationResponse), BadRequest))]
 #[instrument(skip_all, fields(ip = %ip))]
 pub async fn get_ip_explanation_admin(
     State(state): State<AppState>,

@@ -7,22 +7,23 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use palisade_api::native::BlocklistView;
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
 use super::extract::{ApiKey, AuthMachine, PathParam, QueryParams};
 use super::quota::{charge, with_limit_headers};
+use super::responses::{BadRequest, NotFound, Unauthorized};
 use super::stream::streamed_body;
 use crate::domain::lists::COMMUNITY;
 use crate::error::ApiError;
@@ -35,10 +36,10 @@ use crate::state::AppState;
 pub const SEQ_HEADER: &str = "x-palisade-seq";
 
 /// Routes under `/v1/blocklists`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(list_blocklists))
-        .route("/{name}", get(get_blocklist_entries))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list_blocklists))
+        .routes(routes!(get_blocklist_entries))
         .layer(CompressionLayer::new().gzip(true).zstd(true))
 }
 
@@ -169,8 +170,8 @@ impl BlocklistQuery {
 
 /// The blocklists this caller may read, with their current seq and size (an API key sees the
 /// lists of its tier).
-#[utoipa::path(get, path = "/v1/blocklists", tag = "blocklists", security(("machine" = []), ("api_key" = [])),
-    responses((status = 200, body = Vec<BlocklistView>), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(get, path = "/", tag = "blocklists", security(("machine" = []), ("api_key" = [])),
+    responses((status = 200, body = Vec<BlocklistView>), Unauthorized))]
 #[instrument(skip_all, fields(reader = %reader.label))]
 pub async fn list_blocklists(
     State(state): State<AppState>,
@@ -207,12 +208,12 @@ pub async fn list_blocklists(
 /// size its tier names for the list (a list its tier does not name is 403). A capped list holds
 /// the most recently listed entries; a capped delta reports additions within that view only.
 /// API-key pulls count one against the key's quota (429 with `Retry-After` when exhausted).
-#[utoipa::path(get, path = "/v1/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), BlocklistQuery), security(("machine" = []), ("api_key" = [])),
+#[utoipa::path(get, path = "/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), BlocklistQuery), security(("machine" = []), ("api_key" = [])),
     responses((status = 200, description = "the list or its changes, in the requested format", content_type = "text/plain"),
               (status = 304, description = "unchanged since the given ETag"),
-              (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody),
+              BadRequest, Unauthorized,
               (status = 403, description = "API key invalid, revoked, or its tier lacks this list", body = palisade_api::native::ErrorBody),
-              (status = 404, body = palisade_api::native::ErrorBody),
+              NotFound,
               (status = 410, description = "cursor older than the retained change log", body = palisade_api::native::ErrorBody),
               (status = 429, description = "API key over its quota or burst", body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(reader = %reader.label, list = %name))]

@@ -13,11 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::num::NonZeroU32;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use palisade_api::capi::{
     Decision, DecisionValue, DecisionsStreamV2, DecisionsStreamV3, DeletedDecisionsGroup, EnrollRequest, LoginRequest,
     LoginResponse, MessageResponse, MetricsRequest, NewDecisionsGroup, RegisterRequest, RejectedSignal, SignalsResponse,
@@ -27,8 +26,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::instrument;
+use utoipa::openapi::path::Paths;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams};
+use super::responses::{BadRequest, RateLimited, Unauthorized, Unprocessable};
 use crate::auth::password;
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
@@ -42,20 +45,55 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
-/// Routes of one protocol generation, mounted under `/v2` and `/v3`.
-pub fn routes(v3: bool) -> Router<AppState> {
-    let router = Router::new()
-        .route("/watchers", post(register_machine))
-        .route("/watchers/login", post(login_machine))
-        .route("/watchers/enroll", post(enroll_machine))
-        .route("/signals", post(push_signals))
-        .route("/metrics", post(push_metrics))
-        .route("/metrics/", post(push_metrics));
-    if v3 {
-        router.route("/decisions/stream", get(get_decisions_stream_v3)).route("/usage-metrics", post(push_usage_metrics))
-    } else {
-        router.route("/decisions/stream", get(get_decisions_stream_v2))
+/// CrowdSec's protocol generations: `/v2` (CrowdSec 1.4.x) and `/v3` (≥ 1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// `/v2`.
+    V2,
+    /// `/v3`.
+    V3,
+}
+
+/// The paths both generations serve with the same handlers, nested under `/v2` and under `/v3`
+/// at the root; [`v2_routes`] and [`v3_routes`] add what only one of them has. An operationId
+/// must be unique in the document, so the v3 copies carry `_v3` (`register_machine_v3`), and
+/// `/metrics/` (the trailing slash CrowdSec sends) carries `_slash` (`push_metrics_v3_slash`).
+pub fn routes(generation: Generation) -> OpenApiRouter<AppState> {
+    let id = match generation {
+        Generation::V2 => "",
+        Generation::V3 => "_v3",
+    };
+    OpenApiRouter::default()
+        .routes(relabel(routes!(register_machine), "", id))
+        .routes(relabel(routes!(login_machine), "", id))
+        .routes(relabel(routes!(enroll_machine), "", id))
+        .routes(relabel(routes!(push_signals), "", id))
+        .routes(relabel(routes!(push_metrics), "", id))
+        .routes(relabel(routes!(push_metrics), "/", &format!("{id}_slash")))
+}
+
+/// What only `/v2` serves: the decision stream in its v2 shape.
+pub fn v2_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(get_decisions_stream_v2))
+}
+
+/// What only `/v3` serves: the decision stream in its v3 shape, and usage metrics.
+pub fn v3_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(get_decisions_stream_v3)).routes(routes!(push_usage_metrics))
+}
+
+/// `route` with `path_suffix` appended to its path and `id_suffix` to its operationId.
+fn relabel(route: UtoipaMethodRouter<AppState>, path_suffix: &str, id_suffix: &str) -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method_router) = route;
+    let mut relabelled = Paths::new();
+    for (path, mut item) in paths.paths {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            operation.operation_id = operation.operation_id.take().map(|operation_id| format!("{operation_id}{id_suffix}"));
+        }
+        relabelled.paths.insert(format!("{path}{path_suffix}"), item);
     }
+    (schemas, relabelled, method_router)
 }
 
 fn ok() -> Json<MessageResponse> {
@@ -72,9 +110,9 @@ fn check_auth_rate(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiErro
 /// Register a machine (`cscli capi register`). Open registration creates a machine with zero
 /// trust; closed registration refuses. Registering an existing id with its own password again
 /// succeeds (a re-run installer); with another password it is a conflict.
-#[utoipa::path(post, path = "/v2/watchers", tag = "crowdsec", request_body = RegisterRequest,
+#[utoipa::path(post, path = "/watchers", tag = "crowdsec", request_body = RegisterRequest,
     responses((status = 200, body = MessageResponse), (status = 403, description = "registration closed", body = palisade_api::native::ErrorBody),
-              (status = 409, description = "id taken", body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+              (status = 409, description = "id taken", body = palisade_api::native::ErrorBody), Unprocessable))]
 #[instrument(skip_all, fields(machine.id = %request.machine_id))]
 pub async fn register_machine(
     State(state): State<AppState>,
@@ -122,9 +160,9 @@ pub async fn register_machine(
 
 /// Log a machine in: returns a short-lived JWT (with `exp`) and remembers the scenarios the
 /// machine declares, which tailor its blocklist.
-#[utoipa::path(post, path = "/v2/watchers/login", tag = "crowdsec", request_body = LoginRequest,
+#[utoipa::path(post, path = "/watchers/login", tag = "crowdsec", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, description = "wrong id or password", body = palisade_api::native::ErrorBody),
-              (status = 422, body = palisade_api::native::ErrorBody), (status = 429, body = palisade_api::native::ErrorBody)))]
+              Unprocessable, RateLimited))]
 #[instrument(skip_all, fields(machine.id = %request.machine_id, scenario.count = request.scenarios.len()))]
 pub async fn login_machine(
     State(state): State<AppState>,
@@ -168,9 +206,9 @@ pub async fn login_machine(
 
 /// Enroll the machine into an account with an enrollment key (`cscli console enroll KEY`):
 /// 202 when attached now, 200 when it already was (and `overwrite` is false), 403 for a bad key.
-#[utoipa::path(post, path = "/v2/watchers/enroll", tag = "crowdsec", request_body = EnrollRequest, security(("machine" = [])),
+#[utoipa::path(post, path = "/watchers/enroll", tag = "crowdsec", request_body = EnrollRequest, security(("machine" = [])),
     responses((status = 202, description = "enrolled", body = MessageResponse), (status = 200, description = "already enrolled", body = MessageResponse),
-              (status = 403, description = "invalid key", body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+              (status = 403, description = "invalid key", body = palisade_api::native::ErrorBody), Unauthorized))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn enroll_machine(
     State(state): State<AppState>,
@@ -207,8 +245,8 @@ pub async fn enroll_machine(
 /// Push signals. Items are validated one by one: the valid ones are stored (redeliveries of an
 /// already stored item are skipped) and the response lists what was refused and why. The answer
 /// comes only after the valid items are committed. A request whose every item is invalid is 422.
-#[utoipa::path(post, path = "/v2/signals", tag = "crowdsec", request_body = Vec<palisade_api::capi::SignalItem>, security(("machine" = [])),
-    responses((status = 200, body = SignalsResponse), (status = 401, body = palisade_api::native::ErrorBody),
+#[utoipa::path(post, path = "/signals", tag = "crowdsec", request_body = Vec<palisade_api::capi::SignalItem>, security(("machine" = [])),
+    responses((status = 200, body = SignalsResponse), Unauthorized,
               (status = 413, description = "too many items or too large", body = palisade_api::native::ErrorBody),
               (status = 422, description = "no valid item", body = palisade_api::native::ErrorBody),
               (status = 429, description = "machine over its rate", body = palisade_api::native::ErrorBody)))]
@@ -268,8 +306,8 @@ pub async fn push_signals(
 
 /// Push the installation's inventory (bouncers and agents), sent at start-up and every 30 minutes.
 /// Also served as `/v2/metrics/` (with the trailing slash CrowdSec uses).
-#[utoipa::path(post, path = "/v2/metrics", tag = "crowdsec", request_body = MetricsRequest, security(("machine" = [])),
-    responses((status = 200, body = MessageResponse), (status = 401, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/metrics", tag = "crowdsec", request_body = MetricsRequest, security(("machine" = [])),
+    responses((status = 200, body = MessageResponse), Unauthorized, Unprocessable))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn push_metrics(
     State(state): State<AppState>,
@@ -290,8 +328,8 @@ pub async fn push_metrics(
 }
 
 /// Push usage metrics (CrowdSec ≥ 1.6.3). Stored as sent; any JSON object is accepted.
-#[utoipa::path(post, path = "/v3/usage-metrics", tag = "crowdsec", request_body = Object, security(("machine" = [])),
-    responses((status = 200, body = MessageResponse), (status = 401, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/usage-metrics", tag = "crowdsec", request_body = Object, security(("machine" = [])),
+    responses((status = 200, body = MessageResponse), Unauthorized, Unprocessable))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn push_usage_metrics(
     State(state): State<AppState>,
@@ -342,8 +380,8 @@ fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) ->
 
 /// Pull the community blocklist, v2 shape (CrowdSec 1.4.x): the full list with `startup=true`
 /// (or on a machine's first pull), otherwise what changed since this machine's last pull.
-#[utoipa::path(get, path = "/v2/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
-    responses((status = 200, body = DecisionsStreamV2), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(get, path = "/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
+    responses((status = 200, body = DecisionsStreamV2), BadRequest, Unauthorized))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn get_decisions_stream_v2(
     State(state): State<AppState>,
@@ -377,8 +415,8 @@ pub async fn get_decisions_stream_v2(
 /// itself, and `links.allowlists` one per subscribed allowlist. `community_pull=false` leaves
 /// out the community list (cursor unchanged); `additional_pull=false` leaves out the block list
 /// links (allowlists still apply).
-#[utoipa::path(get, path = "/v3/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
-    responses((status = 200, body = DecisionsStreamV3), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(get, path = "/decisions/stream", tag = "crowdsec", params(StreamQuery), security(("machine" = [])),
+    responses((status = 200, body = DecisionsStreamV3), BadRequest, Unauthorized))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn get_decisions_stream_v3(
     State(state): State<AppState>,

@@ -12,24 +12,26 @@
 //! `-Reset` (seconds). Requests refused before counting (a malformed address, a bulk larger than
 //! the tier allows) report the quota without spending it.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use palisade_api::cti::{CtiMessage, SmokeBulkResponse, SmokeItem};
 use serde::Deserialize;
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiKey, PathParam, QueryParams};
 use super::quota::{charge, with_limit_headers};
+use super::responses::{BadRequest, InvalidApiKey, RateLimited};
 use crate::error::ApiError;
 use crate::lookup;
 use crate::state::AppState;
 
 /// CTI routes (merged at the root: `/v2/smoke…`).
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v2/smoke", get(search_smoke)).route("/v2/smoke/{ip}", get(get_smoke))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(search_smoke)).routes(routes!(get_smoke))
 }
 
 /// The CTI body of a 404.
@@ -46,9 +48,9 @@ fn now_secs(state: &AppState) -> i64 {
 /// Everything known about one address, as a CTI `SmokeItem`. Costs one lookup.
 #[utoipa::path(get, path = "/v2/smoke/{ip}", tag = "cti", security(("api_key" = [])),
     params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
-    responses((status = 200, body = SmokeItem), (status = 400, body = palisade_api::native::ErrorBody),
-        (status = 403, body = palisade_api::native::ErrorBody), (status = 404, body = CtiMessage),
-        (status = 429, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = SmokeItem), BadRequest,
+        InvalidApiKey, (status = 404, body = CtiMessage),
+        RateLimited))]
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn get_smoke(State(state): State<AppState>, key: ApiKey, PathParam(ip): PathParam<String>) -> Response {
     let tier = state.quotas.tier(&key.record.tier);
@@ -83,9 +85,9 @@ pub struct SmokeQuery {
 /// Several addresses at once (`ips=a,b,c`). Costs one lookup per address; more addresses than
 /// the tier's `bulk_max` is 413 and costs nothing.
 #[utoipa::path(get, path = "/v2/smoke", tag = "cti", security(("api_key" = [])), params(SmokeQuery),
-    responses((status = 200, body = SmokeBulkResponse), (status = 400, body = palisade_api::native::ErrorBody),
-        (status = 403, body = palisade_api::native::ErrorBody), (status = 413, body = palisade_api::native::ErrorBody),
-        (status = 429, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = SmokeBulkResponse), BadRequest,
+        InvalidApiKey, (status = 413, body = palisade_api::native::ErrorBody),
+        RateLimited))]
 #[instrument(skip_all, fields(api_key.prefix = %key.record.prefix))]
 pub async fn search_smoke(State(state): State<AppState>, key: ApiKey, QueryParams(query): QueryParams<SmokeQuery>) -> Response {
     let tier = state.quotas.tier(&key.record.tier);

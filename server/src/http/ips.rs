@@ -2,32 +2,34 @@
 //! the explanation summary) and the explanation of a listing. Reporters are never named here (the
 //! admin variant is in `admin`).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use palisade_api::native::ExplanationResponse;
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::response::{IntoResponse, Response};
 use palisade_api::native::IpLookupResponse;
 
 use super::extract::{AuthMachine, LookupCaller, PathParam};
 use super::quota::{charge, with_limit_headers};
+use super::responses::{BadRequest, InvalidApiKey, RateLimited, Unauthorized};
 use crate::error::ApiError;
 use crate::lookup;
 use crate::manage;
 use crate::state::AppState;
 
 /// IP routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/{ip}", get(get_ip)).route("/{ip}/explanation", get(get_ip_explanation))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(get_ip)).routes(routes!(get_ip_explanation))
 }
 
 /// Why an address is (or is not) on the community list: the rule, how many independent clusters
 /// and ASes reported it, which scenarios, since when, until when. Never who reported it.
-#[utoipa::path(get, path = "/v1/ips/{ip}/explanation", tag = "ips", security(("machine" = [])),
+#[utoipa::path(get, path = "/{ip}/explanation", tag = "ips", security(("machine" = [])),
     params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
-    responses((status = 200, body = ExplanationResponse), (status = 400, body = palisade_api::native::ErrorBody), (status = 401, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = ExplanationResponse), BadRequest, Unauthorized))]
 #[instrument(skip_all, fields(ip = %ip, machine.id = %machine.login))]
 pub async fn get_ip_explanation(
     State(state): State<AppState>,
@@ -41,11 +43,11 @@ pub async fn get_ip_explanation(
 /// false-positive classes, blocklists, AS and country, and why it is (or is not) listed. Costs
 /// one lookup of the caller's tier (an API key's account, or the machine tier for a machine
 /// token). Unlike the CTI route, an unknown address is a 200 with reputation `unknown`.
-#[utoipa::path(get, path = "/v1/ips/{ip}", tag = "ips", security(("api_key" = []), ("machine" = [])),
+#[utoipa::path(get, path = "/{ip}", tag = "ips", security(("api_key" = []), ("machine" = [])),
     params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
-    responses((status = 200, body = IpLookupResponse), (status = 400, body = palisade_api::native::ErrorBody),
-        (status = 401, body = palisade_api::native::ErrorBody), (status = 403, body = palisade_api::native::ErrorBody),
-        (status = 429, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = IpLookupResponse), BadRequest,
+        Unauthorized, InvalidApiKey,
+        RateLimited))]
 #[instrument(skip_all, fields(ip = %ip, limit.key = %caller.limit_key))]
 pub async fn get_ip(State(state): State<AppState>, caller: LookupCaller, PathParam(ip): PathParam<String>) -> Response {
     let tier = state.quotas.tier(&caller.tier);

@@ -12,24 +12,25 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{PathParam, QueryParams};
+use super::responses::{BadLinkSignature, NotFound};
 use crate::auth::links::{LinkKind, LinkTarget};
 use crate::domain::time::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Routes under `/v1/links`.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/blocklists/{name}", get(get_blocklist_link)).route("/allowlists/{name}", get(get_allowlist_link))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(get_blocklist_link)).routes(routes!(get_allowlist_link))
 }
 
 /// Query of a presigned link.
@@ -84,11 +85,11 @@ fn not_modified(headers: &HeaderMap, changed_at: Option<OffsetDateTime>) -> bool
 /// Content of a block list link: one value per line (plain text), the list's entries with the
 /// link's remediation and scope. `Last-Modified` is the list's last change; `If-Modified-Since`
 /// at or after it answers 304. No credential: the signed URL is the authorisation.
-#[utoipa::path(get, path = "/v1/links/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), LinkQuery),
+#[utoipa::path(get, path = "/blocklists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), LinkQuery),
     responses((status = 200, description = "one value per line", content_type = "text/plain"),
               (status = 304, description = "unchanged since If-Modified-Since"),
-              (status = 403, description = "bad or expired signature", body = palisade_api::native::ErrorBody),
-              (status = 404, body = palisade_api::native::ErrorBody)))]
+              BadLinkSignature,
+              NotFound))]
 #[instrument(skip_all, fields(list = %name))]
 pub async fn get_blocklist_link(
     State(state): State<AppState>,
@@ -129,11 +130,11 @@ struct AllowlistLine<'a> {
 
 /// Content of an allowlist link: JSON Lines of `{value, description, created_at, expiration}`.
 /// `Last-Modified` and `If-Modified-Since` as for block list links.
-#[utoipa::path(get, path = "/v1/links/allowlists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), LinkQuery),
+#[utoipa::path(get, path = "/allowlists/{name}", tag = "blocklists", params(("name" = String, Path, description = "list name"), LinkQuery),
     responses((status = 200, description = "JSON Lines", content_type = "application/x-ndjson"),
               (status = 304, description = "unchanged since If-Modified-Since"),
-              (status = 403, description = "bad or expired signature", body = palisade_api::native::ErrorBody),
-              (status = 404, body = palisade_api::native::ErrorBody)))]
+              BadLinkSignature,
+              NotFound))]
 #[instrument(skip_all, fields(list = %name))]
 pub async fn get_allowlist_link(
     State(state): State<AppState>,

@@ -1,19 +1,20 @@
 //! Operations endpoints, unauthenticated: liveness, readiness (the database answers),
 //! Prometheus metrics. `/openapi.json` and `/docs` are mounted by the root router.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use palisade_api::native::HealthResponse;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Backend;
 use crate::state::AppState;
 
 /// Operations routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(prometheus_metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(prometheus_metrics))
 }
 
 fn backend_name(backend: Backend) -> String {

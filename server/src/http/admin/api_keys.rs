@@ -4,31 +4,33 @@
 //! [`crate::state::API_KEY_CACHE_TTL`]. An account manages its own keys under `/v1/account`
 //! ([`crate::http::account`]).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
 use palisade_api::native::{ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, SetTierRequest};
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::http::extract::{Admin, JsonBody, PathParam};
+use crate::http::responses::{NotFound, Unprocessable};
 use crate::manage;
 use crate::state::AppState;
 
 /// Operator routes, merged into those under `/v1/admin`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/accounts/{name}/api-keys", get(list_api_keys_admin).post(create_api_key_admin))
-        .route("/api-keys", get(list_all_api_keys))
-        .route("/api-keys/{prefix}", delete(revoke_api_key_admin))
-        .route("/accounts/{name}/tier", put(set_account_tier))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list_api_keys_admin, create_api_key_admin))
+        .routes(routes!(list_all_api_keys))
+        .routes(routes!(revoke_api_key_admin))
+        .routes(routes!(set_account_tier))
 }
 
 /// Create an API key for an account. The key is shown once.
-#[utoipa::path(post, path = "/v1/admin/accounts/{name}/api-keys", tag = "admin", request_body = CreateApiKeyRequest, security(("admin" = [])),
+#[utoipa::path(post, path = "/accounts/{name}/api-keys", tag = "admin", request_body = CreateApiKeyRequest, security(("admin" = [])),
     params(("name" = String, Path, description = "account name")),
-    responses((status = 201, body = ApiKeyCreated), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 201, body = ApiKeyCreated), NotFound))]
 #[instrument(skip_all, fields(account.name = %name))]
 pub async fn create_api_key_admin(
     State(state): State<AppState>,
@@ -40,9 +42,9 @@ pub async fn create_api_key_admin(
 }
 
 /// List an account's API keys (prefixes only).
-#[utoipa::path(get, path = "/v1/admin/accounts/{name}/api-keys", tag = "admin", security(("admin" = [])),
+#[utoipa::path(get, path = "/accounts/{name}/api-keys", tag = "admin", security(("admin" = [])),
     params(("name" = String, Path, description = "account name")),
-    responses((status = 200, body = Vec<ApiKeyView>), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = Vec<ApiKeyView>), NotFound))]
 #[instrument(skip_all, fields(account.name = %name))]
 pub async fn list_api_keys_admin(
     State(state): State<AppState>,
@@ -53,16 +55,16 @@ pub async fn list_api_keys_admin(
 }
 
 /// List every API key (prefixes only).
-#[utoipa::path(get, path = "/v1/admin/api-keys", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<ApiKeyView>)))]
+#[utoipa::path(get, path = "/api-keys", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<ApiKeyView>)))]
 #[instrument(skip_all)]
 pub async fn list_all_api_keys(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
     Ok(Json(manage::list_api_keys(state.store.as_ref(), None).await?))
 }
 
 /// Revoke an API key by its prefix.
-#[utoipa::path(delete, path = "/v1/admin/api-keys/{prefix}", tag = "admin", security(("admin" = [])),
+#[utoipa::path(delete, path = "/api-keys/{prefix}", tag = "admin", security(("admin" = [])),
     params(("prefix" = String, Path, description = "the key's visible prefix")),
-    responses((status = 204, description = "revoked"), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204, description = "revoked"), NotFound))]
 #[instrument(skip_all, fields(api_key.prefix = %prefix))]
 pub async fn revoke_api_key_admin(
     State(state): State<AppState>,
@@ -75,9 +77,9 @@ pub async fn revoke_api_key_admin(
 }
 
 /// Set an account's tier (one named in the configuration).
-#[utoipa::path(put, path = "/v1/admin/accounts/{name}/tier", tag = "admin", request_body = SetTierRequest, security(("admin" = [])),
+#[utoipa::path(put, path = "/accounts/{name}/tier", tag = "admin", request_body = SetTierRequest, security(("admin" = [])),
     params(("name" = String, Path, description = "account name")),
-    responses((status = 204, description = "done"), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204, description = "done"), NotFound, Unprocessable))]
 #[instrument(skip_all, fields(account.name = %name))]
 pub async fn set_account_tier(
     State(state): State<AppState>,

@@ -3,33 +3,35 @@
 //! ([`crate::manage::lists`]). Each change is served at once on this replica and announced to
 //! the others ([`crate::distribution::Distribution::publish`]).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post, put};
-use axum::{Json, Router};
 use bytes::Bytes;
 use palisade_api::native::{CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse};
 use tracing::instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::http::extract::{Admin, JsonBody, PathParam};
+use crate::http::responses::{Conflict, NotFound, Unprocessable};
 use crate::manage::lists;
 use crate::state::AppState;
 
 /// Operator routes under `/v1/admin/blocklists`: create, edit, import, delete, subscribe.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create_custom_list).get(list_custom_lists))
-        .route("/{name}", delete(delete_custom_list))
-        .route("/{name}/entries", post(update_list_entries))
-        .route("/{name}/import", post(import_list_entries))
-        .route("/{name}/subscribers/{machine}", put(subscribe_machine).delete(unsubscribe_machine))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_custom_list, list_custom_lists))
+        .routes(routes!(delete_custom_list))
+        .routes(routes!(update_list_entries))
+        .routes(routes!(import_list_entries))
+        .routes(routes!(subscribe_machine, unsubscribe_machine))
 }
 
 /// Create an operator-managed list (`block`, served like the community list and to subscribed
 /// machines with origin `lists`; or `allow`).
-#[utoipa::path(post, path = "/v1/admin/blocklists", tag = "admin", request_body = CreateListRequest, security(("admin" = [])),
-    responses((status = 201, body = CustomListView), (status = 409, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/", tag = "admin", request_body = CreateListRequest, security(("admin" = [])),
+    responses((status = 201, body = CustomListView), Conflict, Unprocessable))]
 #[instrument(skip_all, fields(list = %request.name))]
 pub async fn create_custom_list(
     State(state): State<AppState>,
@@ -42,15 +44,15 @@ pub async fn create_custom_list(
 }
 
 /// List the operator-managed lists.
-#[utoipa::path(get, path = "/v1/admin/blocklists", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CustomListView>)))]
+#[utoipa::path(get, path = "/", tag = "admin", security(("admin" = [])), responses((status = 200, body = Vec<CustomListView>)))]
 #[instrument(skip_all)]
 pub async fn list_custom_lists(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<CustomListView>>, ApiError> {
     Ok(Json(lists::list_lists(state.store.as_ref()).await?))
 }
 
 /// Delete an operator-managed list: consumers following a cursor receive the removal of each entry.
-#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}", tag = "admin", params(("name" = String, Path, description = "list name")), security(("admin" = [])),
-    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(delete, path = "/{name}", tag = "admin", params(("name" = String, Path, description = "list name")), security(("admin" = [])),
+    responses((status = 204), NotFound))]
 #[instrument(skip_all, fields(list = %name))]
 pub async fn delete_custom_list(
     State(state): State<AppState>,
@@ -64,8 +66,8 @@ pub async fn delete_custom_list(
 
 /// Add (or renew) and remove entries of an operator-managed list. Values that are not addresses
 /// or CIDRs are reported in `rejected`; the others are applied.
-#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/entries", tag = "admin", params(("name" = String, Path, description = "list name")), request_body = ListEntriesRequest, security(("admin" = [])),
-    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+#[utoipa::path(post, path = "/{name}/entries", tag = "admin", params(("name" = String, Path, description = "list name")), request_body = ListEntriesRequest, security(("admin" = [])),
+    responses((status = 200, body = ListEntriesResponse), NotFound, Unprocessable))]
 #[instrument(skip_all, fields(list = %name))]
 pub async fn update_list_entries(
     State(state): State<AppState>,
@@ -80,9 +82,9 @@ pub async fn update_list_entries(
 
 /// Import entries into an operator-managed list from a text body: one address or CIDR per line,
 /// or CSV `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
-#[utoipa::path(post, path = "/v1/admin/blocklists/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
+#[utoipa::path(post, path = "/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
     request_body(content = String, content_type = "text/plain"), security(("admin" = [])),
-    responses((status = 200, body = ListEntriesResponse), (status = 404, body = palisade_api::native::ErrorBody), (status = 422, body = palisade_api::native::ErrorBody)))]
+    responses((status = 200, body = ListEntriesResponse), NotFound, Unprocessable))]
 #[instrument(skip_all, fields(list = %name))]
 pub async fn import_list_entries(
     State(state): State<AppState>,
@@ -99,9 +101,9 @@ pub async fn import_list_entries(
 
 /// Subscribe a machine to an operator-managed list: its CrowdSec stream carries the list's
 /// entries with origin `lists` and the list name as scenario.
-#[utoipa::path(put, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+#[utoipa::path(put, path = "/{name}/subscribers/{machine}", tag = "admin",
     params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
-    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204), NotFound))]
 #[instrument(skip_all, fields(list = %name, machine.id = %machine))]
 pub async fn subscribe_machine(
     State(state): State<AppState>,
@@ -113,9 +115,9 @@ pub async fn subscribe_machine(
 }
 
 /// End a machine's subscription to an operator-managed list.
-#[utoipa::path(delete, path = "/v1/admin/blocklists/{name}/subscribers/{machine}", tag = "admin",
+#[utoipa::path(delete, path = "/{name}/subscribers/{machine}", tag = "admin",
     params(("name" = String, Path, description = "list name"), ("machine" = String, Path, description = "machine login")), security(("admin" = [])),
-    responses((status = 204), (status = 404, body = palisade_api::native::ErrorBody)))]
+    responses((status = 204), NotFound))]
 #[instrument(skip_all, fields(list = %name, machine.id = %machine))]
 pub async fn unsubscribe_machine(
     State(state): State<AppState>,
