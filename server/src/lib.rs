@@ -4,7 +4,7 @@
 //! # Module map
 //!
 //! Each room owns one thing. No two files import each other, only `store` speaks SQL, only the
-//! edge speaks HTTP, and the pure core does no I/O: `tests/layout.rs` checks all of it.
+//! edge speaks HTTP, and the pure core does no I/O: `tests/server/layout.rs` checks all of it.
 //!
 //! **Edge**: HTTP and the command line.
 //! - [`http`]: the router, its layers and the OpenAPI document; one file per route family:

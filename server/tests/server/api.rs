@@ -4,7 +4,7 @@
 //! oversized and gzip-bomb bodies, bad tokens and credentials) must get the right 4xx with the
 //! JSON error body, never a 500.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

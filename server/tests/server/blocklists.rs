@@ -2,8 +2,7 @@
 //! every format, deltas after a cursor, ETags, compression, refusals, caps and tailoring, and the
 //! firewall formats checked by their real tools where this machine has them.
 
-#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Read;

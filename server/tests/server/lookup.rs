@@ -3,8 +3,7 @@
 //! self-service, revocation), and the limits: quota exhaustion and reset at the day boundary,
 //! burst, tier changes, bulk size, and `X-RateLimit-*` headers on every answer.
 
-#[expect(dead_code, reason = "the shared helpers serve several test files; this one uses some")]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

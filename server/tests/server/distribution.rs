@@ -2,8 +2,7 @@
 //! (lists of their tier, caps, quota and refusals), caps for machine readers, and the v3
 //! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`).
 
-#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
