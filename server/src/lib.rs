@@ -47,7 +47,8 @@
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 //! - [`config`]: the one typed configuration, read once.
 //! - [`state`]: `AppState`, built once from the configuration.
-//! - [`testing`]: fresh test databases on every backend, for tests and benchmarks.
+//! - `testing`: fresh test databases on every backend, for tests and benchmarks; only in test
+//!   builds and with the `testing` feature.
 
 pub mod auth;
 pub mod bus;
@@ -70,5 +71,6 @@ pub mod serving;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod use_case;
