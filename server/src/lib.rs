@@ -4,7 +4,7 @@
 //! # Module map
 //!
 //! Each room owns one thing. No two files import each other, only `store` speaks SQL, only the
-//! edge speaks HTTP, and the pure core does no I/O: `tests/layout.rs` checks all of it.
+//! edge speaks HTTP, and the pure core does no I/O: `tests/server/layout.rs` checks all of it.
 //!
 //! **Edge**: HTTP and the command line.
 //! - [`http`]: the router, its layers and the OpenAPI document; one file per route family, each
@@ -49,7 +49,8 @@
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 //! - [`config`]: the one typed configuration, read once.
 //! - [`state`]: `AppState`, built once from the configuration.
-//! - [`testing`]: fresh test databases on every backend, for tests and benchmarks.
+//! - `testing`: fresh test databases on every backend, for tests and benchmarks; only in test
+//!   builds and with the `testing` feature.
 
 pub mod auth;
 pub mod bus;
@@ -72,5 +73,6 @@ pub mod serving;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod use_case;

@@ -5,13 +5,21 @@
 //! gets its own freshly created database, dropped when the guard drops). Redis likewise from
 //! `REDIS_URL`. When a service is missing, a test skips with a printed notice, except under
 //! `CI=true`, where a missing service is a failure: nothing skips in CI.
+//!
+//! A PostgreSQL test database is a copy of a template that the migrations were applied to once
+//! (`CREATE DATABASE … TEMPLATE`, a file copy), not a fresh run of every migration. The template
+//! is named by a digest of the migrations and the UTC day, so changed migrations and a clone made
+//! on a later day (the signal partitions the migrations create are dated) never reuse a stale
+//! one; it is made under an advisory lock and marked complete only after migrating, so test
+//! processes running at once share it safely. Templates of earlier days are dropped.
 
 pub mod mmdb;
 
 use std::str::FromStr;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use crate::config::{Backend, Secret};
 
@@ -54,17 +62,30 @@ impl TestDb {
         TestDb { backend: Backend::Sqlite, url: Secret::new(url), cleanup: Cleanup::Sqlite(dir) }
     }
 
-    /// A fresh PostgreSQL database on the server `DATABASE_URL` names, or `None` (skip notice) when unset.
+    /// A fresh PostgreSQL database on the server `DATABASE_URL` names, or `None` (skip notice) when
+    /// unset. It is a copy of the migrated template, so it is already migrated.
     pub async fn postgres() -> Option<TestDb> {
         let admin_url = service_url("DATABASE_URL", "PostgreSQL")?;
         let name = format!("palisade_test_{}", uuid::Uuid::new_v4().simple());
         let options = PgConnectOptions::from_str(&admin_url).expect("DATABASE_URL is not a PostgreSQL URL");
         let mut conn = options.connect().await.expect("cannot connect to DATABASE_URL");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("cannot create a test database");
-        drop(conn);
+        // A template can vanish between making sure of it and copying it (another process drops
+        // it once the day has changed): then it is made again.
+        let mut attempts = 0;
+        loop {
+            let template = ensure_template(&mut conn, &options).await;
+            let created =
+                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}"))).execute(&mut conn).await;
+            match created {
+                Ok(_) => break,
+                Err(error) if attempts < 3 => {
+                    eprintln!("notice: cannot copy the test template {template} ({error}); trying again");
+                    attempts += 1;
+                }
+                Err(error) => panic!("cannot create a test database from the template {template}: {error}"),
+            }
+        }
+        drop(conn.close().await);
         let url = options.database(&name).to_url_lossy().to_string();
         Some(TestDb { backend: Backend::Postgres, url: Secret::new(url), cleanup: Cleanup::Postgres { admin_url, name } })
     }
@@ -83,6 +104,85 @@ impl TestDb {
             Backend::Postgres => "postgres",
         }
     }
+}
+
+/// The migrations every PostgreSQL store applies, embedded the same way the store embeds them.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Prefix of template names; what follows is `<migrations digest>_<YYYYMMDD>`.
+const TEMPLATE_PREFIX: &str = "palisade_tpl_";
+
+/// The comment set on a template once its migrations are complete; without it a template is
+/// the remains of an interrupted run and is made again.
+const TEMPLATE_COMPLETE: &str = "palisade test template: migrated";
+
+/// Advisory lock (on the server's `DATABASE_URL` database) under which templates are made and dropped.
+const TEMPLATE_LOCK: i64 = 0x7061_6c69_7470_6c00; // "palitpl\0"
+
+/// A digest of the embedded migrations (versions, descriptions and checksums): it changes
+/// whenever a migration is added or edited.
+fn migrations_digest() -> String {
+    let mut hasher = Sha256::new();
+    for migration in MIGRATOR.iter() {
+        hasher.update(migration.version.to_be_bytes());
+        hasher.update(migration.description.as_bytes());
+        hasher.update([0]);
+        hasher.update(&*migration.checksum);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// Makes sure today's template for the current migrations exists and is complete, making it
+/// if not; returns its name. Runs under [`TEMPLATE_LOCK`], held on `conn` (the admin connection).
+async fn ensure_template(conn: &mut PgConnection, admin: &PgConnectOptions) -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = format!("{:04}{:02}{:02}", today.year(), u8::from(today.month()), today.day());
+    let template = format!("{TEMPLATE_PREFIX}{}_{day}", migrations_digest());
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(TEMPLATE_LOCK)
+        .execute(&mut *conn)
+        .await
+        .expect("cannot take the template lock");
+    let made = make_template(conn, admin, &template, &day).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK).execute(&mut *conn).await;
+    if let Err(error) = made {
+        panic!("cannot make the test template {template}: {error}");
+    }
+    unlocked.expect("cannot release the template lock");
+    template
+}
+
+/// The part of [`ensure_template`] done under the lock.
+async fn make_template(conn: &mut PgConnection, admin: &PgConnectOptions, template: &str, day: &str) -> Result<(), sqlx::Error> {
+    // Templates of earlier days are never used again; one still being copied by a process that
+    // began the day before is made again there (see `postgres`).
+    let templates: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+        .bind(TEMPLATE_PREFIX)
+        .fetch_all(&mut *conn)
+        .await?;
+    for old in templates.iter().filter(|name| name.rsplit('_').next().is_some_and(|d| d < day)) {
+        // Without FORCE: a template someone is still connected to is left for a later run.
+        drop(sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {old}"))).execute(&mut *conn).await);
+    }
+    let comment: Option<Option<String>> =
+        sqlx::query_scalar("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1")
+            .bind(template)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match comment {
+        Some(Some(comment)) if comment == TEMPLATE_COMPLETE => return Ok(()),
+        Some(_) => {
+            sqlx::query(AssertSqlSafe(format!("DROP DATABASE {template} WITH (FORCE)"))).execute(&mut *conn).await?;
+        }
+        None => {}
+    }
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {template}"))).execute(&mut *conn).await?;
+    // One connection, closed before the template is copied: a copy needs the template unused.
+    let mut migrating = admin.clone().database(template).connect().await?;
+    MIGRATOR.run(&mut migrating).await?;
+    migrating.close().await?;
+    sqlx::query(AssertSqlSafe(format!("COMMENT ON DATABASE {template} IS '{TEMPLATE_COMPLETE}'"))).execute(&mut *conn).await?;
+    Ok(())
 }
 
 impl Drop for TestDb {

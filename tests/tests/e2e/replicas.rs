@@ -213,8 +213,11 @@ fn two_replicas_behind_nginx_share_work_serve_the_same_lists_and_fail_over() -> 
 
     // Signals keep flowing while the leader is killed.
     let stop = Arc::new(AtomicBool::new(false));
+    // Batches the background pusher has had acknowledged so far, so the test waits for pushes
+    // to happen rather than for time to pass.
+    let pushed = Arc::new(AtomicUsize::new(0));
     let background = {
-        let stop = stop.clone();
+        let (stop, pushed) = (stop.clone(), pushed.clone());
         let base = base.clone();
         let watcher = Machine { login: watchers[3].login.clone(), token: watchers[3].token.clone() };
         std::thread::spawn(move || -> anyhow::Result<usize> {
@@ -227,17 +230,25 @@ fn two_replicas_behind_nginx_share_work_serve_the_same_lists_and_fail_over() -> 
                 for reply in push_until_acknowledged(&http, &base, &watcher, &body)? {
                     acked += reply.accepted + reply.duplicates;
                 }
+                pushed.fetch_add(1, Ordering::SeqCst);
             }
             Ok(acked)
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    let pushes_after = |at_least: usize, what: &str| {
+        wait_until(Duration::from_secs(30), what, || {
+            // A pusher that ended early failed: stop waiting, its join below reports why.
+            Ok((background.is_finished() || pushed.load(Ordering::SeqCst) >= at_least).then_some(()))
+        })
+    };
+    pushes_after(1, "the background pusher's first acknowledged batch, before the leader is killed")?;
     a.kill();
     wait_until(Duration::from_secs(30), "the surviving replica to take over the consensus worker", || {
         Ok((leader_flag(&http, &b)? == 1.0).then_some(()))
     })?;
     acknowledged += push_wave(4)?;
-    std::thread::sleep(Duration::from_millis(500));
+    let before_stop = pushed.load(Ordering::SeqCst);
+    pushes_after(before_stop + 1, "a batch of the background pusher acknowledged after the takeover")?;
     stop.store(true, Ordering::SeqCst);
     let during_failover = background.join().map_err(|_| anyhow::anyhow!("pusher panicked"))??;
     ensure!(during_failover > 0, "signals were pushed while the leader died");

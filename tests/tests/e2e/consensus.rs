@@ -106,11 +106,12 @@ fn a_canary_report_zeroes_its_reporter(db: &TestDb) -> anyhow::Result<()> {
     let http = Http::new()?;
     let admin = server.admin_token()?;
     let base = &server.url;
-    let liar = machine(&http, &server, &admin, "liar-1", false)?;
+    // The canary before the machine: the worker re-reads operator data (canaries included) when
+    // a signal comes from a machine it does not know yet, or on a later periodic refresh, and
+    // either read sees a canary made before the machine, so its first signal meets the canary.
     let reply = http.post(&format!("{base}v1/admin/canaries"), Some(&admin), &json!({"value": CANARY, "note": "decoy"}))?;
     ensure!(reply.status == 201, "{} {}", reply.status, reply.body);
-    // Wait for the worker to pick the canary up (it re-reads operator data every few seconds).
-    std::thread::sleep(Duration::from_secs(6));
+    let liar = machine(&http, &server, &admin, "liar-1", false)?;
     push(&http, &server, &liar, &signal(CANARY, "crowdsecurity/ssh-bf"))?;
     let trust: MachineTrustView = wait_until(Duration::from_secs(30), "the canary penalty", || {
         let t: MachineTrustView = http.get(&format!("{base}v1/admin/machines/liar-1/trust"), Some(&admin))?.json()?;
@@ -120,7 +121,10 @@ fn a_canary_report_zeroes_its_reporter(db: &TestDb) -> anyhow::Result<()> {
     // The reporter cannot tell the canary from any other address it reported and that is not listed.
     let honest = machine(&http, &server, &admin, "honest-1", false)?;
     push(&http, &server, &honest, &signal("81.2.69.161", "crowdsecurity/ssh-bf"))?;
-    std::thread::sleep(Duration::from_secs(2));
+    wait_until(Duration::from_secs(30), "the worker to keep honest-1's report of 81.2.69.161 as evidence (admin view)", || {
+        let e: ExplanationResponse = http.get(&format!("{base}v1/admin/ips/81.2.69.161/explanation"), Some(&admin))?.json()?;
+        Ok((e.clusters >= 1).then_some(()))
+    })?;
     let canary: Value = http.get(&format!("{base}v1/ips/{CANARY}/explanation"), Some(&liar.token))?.json()?;
     let ordinary: Value = http.get(&format!("{base}v1/ips/81.2.69.161/explanation"), Some(&honest.token))?.json()?;
     let strip = |mut v: Value| {

@@ -237,6 +237,8 @@ prometheus:
                 40000 + i
             )?;
             file.flush()?;
+            // Pacing, not a wait: the attempts arrive spread out as a real attack's do, and
+            // nothing is assumed to have happened afterwards (the test polls for the outcome).
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())

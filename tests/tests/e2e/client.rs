@@ -57,7 +57,7 @@ async fn a_machine_registers_enrolls_and_its_signals_reach_the_operator() -> Tes
         assert_eq!((again.accepted, again.duplicates), (0, 2), "{label}: a redelivery was stored twice");
 
         let metrics: MetricsRequest =
-            serde_json::from_str(include_str!("../fixtures/crowdsec-1.4.6/metrics.request.with-bouncer.json"))?;
+            serde_json::from_str(include_str!("../../fixtures/crowdsec-1.4.6/metrics.request.with-bouncer.json"))?;
         client.push_metrics(&metrics).await?;
         client.push_usage_metrics(&serde_json::json!({"lapi": {"version": "v1.6.3"}})).await?;
         let v2 = client.get_decisions_stream_v2(true).await?;

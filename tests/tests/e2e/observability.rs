@@ -128,13 +128,18 @@ fn metrics_show_every_family_after_traffic_and_the_dashboard_queries_only_export
         statuses.push(reply.status().as_u16());
     }
     ensure!(statuses == [404, 404, 404, 429, 429], "three lookups then the quota: {statuses:?}");
-    // The lag gauges are measured by the leader every few seconds.
-    std::thread::sleep(Duration::from_secs(3));
-
-    let scrape = http.get(&format!("{base}metrics"), None)?;
-    ensure!(scrape.status == 200, "GET /metrics: {}", scrape.status);
-    let text = scrape.body;
-    let present = |name: &str| text.lines().any(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']));
+    let exported = |text: &str, name: &str| text.lines().any(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']));
+    // The lag gauges exist once the leader has measured its backlog (it does so every few
+    // seconds); the worker has already processed every signal above (the listing and the
+    // delisting were waited for), so any measurement shows it caught up.
+    let text = wait_until(Duration::from_secs(30), "a /metrics scrape with the consensus lag gauges measured", || {
+        let scrape = http.get(&format!("{base}metrics"), None)?;
+        ensure!(scrape.status == 200, "GET /metrics: {}", scrape.status);
+        let measured =
+            ["palisade_consensus_lag_signals", "palisade_consensus_lag_seconds"].iter().all(|name| exported(&scrape.body, name));
+        Ok(measured.then_some(scrape.body))
+    })?;
+    let present = |name: &str| exported(&text, name);
     for (name, moved) in FAMILIES {
         ensure!(present(name), "{name} is missing from /metrics:\n{text}");
         if *moved {

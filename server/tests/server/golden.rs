@@ -17,7 +17,7 @@
 //! output, rewrite it with
 //!
 //! ```text
-//! GOLDEN_UPDATE=1 cargo test -p palisade-server --test golden
+//! GOLDEN_UPDATE=1 cargo test -p palisade-server --test server golden::
 //! ```
 //!
 //! and review the diff. Without `GOLDEN_UPDATE` a difference fails with the first differing
@@ -30,13 +30,9 @@
 //! Known limits: a run that crosses midnight UTC fails (per-day counts and chart labels move);
 //! the benchmark-only route is not served here.
 
-#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
-mod common;
-#[path = "golden/json.rs"]
+use crate::common;
 mod json;
-#[path = "golden/normalise.rs"]
 mod normalise;
-#[path = "golden/recording.rs"]
 mod recording;
 
 use std::collections::BTreeMap;
@@ -102,7 +98,7 @@ fn world_config(config: &mut Config) {
 #[tokio::test]
 async fn every_route_answers_as_recorded() {
     let update = std::env::var("GOLDEN_UPDATE").is_ok_and(|v| !v.is_empty() && v != "0");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/routes.txt");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/server/golden/routes.txt");
     let mut recorded: Option<(String, String)> = None;
     for db in TestDb::all().await {
         let app = TestApp::start(db, &world_config).await;
@@ -127,7 +123,7 @@ async fn every_route_answers_as_recorded() {
                 if let Err(report) = compare(&committed, &text) {
                     panic!(
                         "the answers on {} differ from {}:\n{report}\nThe whole run is in {}. If the change is intended, \
-                         rewrite the recording with `GOLDEN_UPDATE=1 cargo test -p palisade-server --test golden` and review it.",
+                         rewrite the recording with `GOLDEN_UPDATE=1 cargo test -p palisade-server --test server golden::` and review it.",
                         app.label,
                         path.display(),
                         scratch.join(format!("{}.txt", app.label)).display()
@@ -267,7 +263,7 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     .expect("openapi.json is JSON");
     assert!(
         openapi.json() == committed,
-        "/openapi.json does not serve the committed openapi/openapi.json (tests/openapi.rs says how to regenerate it)"
+        "/openapi.json does not serve the committed openapi/openapi.json (tests/server/openapi.rs says how to regenerate it)"
     );
     g.call("Prometheus metrics", Call::get("/metrics").shows(Shows::StatusAndContentType)).await;
     g.call("API docs", Call::get("/docs")).await;

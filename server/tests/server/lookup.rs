@@ -3,15 +3,13 @@
 //! self-service, revocation), and the limits: quota exhaustion and reset at the day boundary,
 //! burst, tier changes, bulk size, and `X-RateLimit-*` headers on every answer.
 
-#[expect(dead_code, reason = "the shared helpers serve several test files; this one uses some")]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::http::Method;
 use axum::http::StatusCode;
-use common::{Reply, TestApp, apps_with, request};
+use common::{Reply, TestApp, api_key, apps_with, commit_consensus, get_with_key, listing};
 use palisade_api::cti::{SmokeBulkResponse, SmokeItem};
 use palisade_server::config::Config;
 use palisade_server::limits::Tier;
@@ -43,23 +41,9 @@ async fn apps() -> Vec<TestApp> {
     apps_with(small_tiers).await
 }
 
-/// An account with an API key, made through the admin API. Returns the key.
-async fn api_key(app: &TestApp, admin: &str, account: &str) -> String {
-    app.post("/v1/admin/accounts", Some(admin), &json!({"name": account})).await;
-    let created =
-        app.post(&format!("/v1/admin/accounts/{account}/api-keys"), Some(admin), &json!({})).await.expect_ok(StatusCode::CREATED);
-    created["key"].as_str().expect("key is a string").to_string()
-}
-
-/// `GET path` with an `x-api-key` header.
-async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Reply {
-    app.send(request(Method::GET, path, None, &[("x-api-key", key)], Body::empty())).await
-}
-
 /// Stores consensus evidence about `ip` as the worker would: `reporters` machines in distinct
 /// ASes seen a minute ago with `scenario`, listed in the community list when `listed`.
 async fn seed_evidence(app: &TestApp, ip: &str, reporters: u32, scenario: &str, listed: bool) {
-    use palisade_server::store::{ConsensusCommit, ListEntry, ListOp};
     let now = OffsetDateTime::now_utc();
     let t = now.unix_timestamp();
     let reporters: Vec<Value> = (0..reporters)
@@ -74,30 +58,8 @@ async fn seed_evidence(app: &TestApp, ip: &str, reporters: u32, scenario: &str, 
     let state = json!({
         "reporters": reporters, "listing": null, "protected_until": 0, "first_seen": t - 3 * 86_400, "last_seen": t - 60,
     });
-    let list_ops = if listed {
-        vec![ListOp::Add(ListEntry {
-            list: "community".into(),
-            value: ip.into(),
-            scope: "ip".into(),
-            scenario: scenario.into(),
-            remediation: "ban".into(),
-            rule: "crowd".into(),
-            listed_at: now,
-            expires_at: now + time::Duration::days(1),
-            seq: 0,
-        })]
-    } else {
-        Vec::new()
-    };
-    let commit = ConsensusCommit {
-        watermark: 0,
-        machines: Vec::new(),
-        targets: vec![(format!("{ip}/32"), Some(state.to_string()))],
-        done_requests: Vec::new(),
-        list_ops,
-        at: now,
-    };
-    app.state.store.commit_consensus(&commit).await.expect("cannot store evidence");
+    let list_ops = if listed { vec![listing(ip, scenario, "crowd")] } else { Vec::new() };
+    commit_consensus(app, vec![(format!("{ip}/32"), Some(state.to_string()))], list_ops).await;
 }
 
 #[track_caller]
@@ -397,31 +359,11 @@ async fn native_lookup_has_the_same_data_and_the_explanation() {
 
 #[tokio::test]
 async fn an_address_inside_an_expanded_slash_24_is_malicious() {
-    use palisade_server::store::{ConsensusCommit, ListEntry, ListOp};
     for app in apps().await {
         let admin = app.admin_token().await;
         let key = api_key(&app, &admin, "acme").await;
-        let now = OffsetDateTime::now_utc();
-        let block = ListEntry {
-            list: "community".into(),
-            value: "45.33.40.0/24".into(),
-            scope: "range".into(),
-            scenario: "crowdsecurity/ssh-bf".into(),
-            remediation: "ban".into(),
-            rule: "expanded".into(),
-            listed_at: now,
-            expires_at: now + time::Duration::days(1),
-            seq: 0,
-        };
-        let commit = ConsensusCommit {
-            watermark: 0,
-            machines: Vec::new(),
-            targets: Vec::new(),
-            done_requests: Vec::new(),
-            list_ops: vec![ListOp::Add(block)],
-            at: now,
-        };
-        app.state.store.commit_consensus(&commit).await.expect("cannot store the listing");
+        let block = listing("45.33.40.0/24", "crowdsecurity/ssh-bf", "expanded");
+        commit_consensus(&app, vec![], vec![block]).await;
         let body: Value = get_with_key(&app, "/v1/ips/45.33.40.77", &key).await.expect_ok(StatusCode::OK);
         assert_eq!(body["reputation"], "malicious", "{body}");
         assert_eq!(body["blocklists"], json!(["community"]));

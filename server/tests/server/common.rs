@@ -1,8 +1,11 @@
 //! Set-up shared by the in-process API tests: an app (the real router and state) over a fresh
 //! database and data directory, requests driven through `oneshot` without a socket, cheap
-//! machines and tokens, and the checks every error answer must pass. It builds nothing the
-//! server does not build itself: state comes from `cli::build_state`, routes from `http::router`.
+//! machines and tokens, API keys, community-list changes committed the way the consensus worker
+//! commits them (the one listing fixture the families share), and the checks every error answer
+//! must pass. It builds nothing the server does not build itself: state comes from
+//! `cli::build_state`, routes from `http::router`.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use axum::Router;
@@ -12,7 +15,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use palisade_server::config::Config;
 use palisade_server::state::AppState;
-use palisade_server::store::{CreatedBy, MachineKey, NewMachine};
+use palisade_server::store::{ConsensusCommit, CreatedBy, ListEntry, ListOp, MachineKey, NewMachine};
 use palisade_server::testing::TestDb;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -243,4 +246,67 @@ pub fn fixture(name: &str) -> String {
 /// A CrowdSec 1.4.6 fixture body parsed as JSON.
 pub fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
+}
+
+/// `value` added to the community list as the consensus worker adds it: by `rule`, listed now
+/// for a day, as an `ip` or (with a `/`) a `range`.
+pub fn listing(value: &str, scenario: &str, rule: &str) -> ListOp {
+    let now = OffsetDateTime::now_utc();
+    ListOp::Add(ListEntry {
+        list: "community".into(),
+        value: value.into(),
+        scope: if value.contains('/') { "range".into() } else { "ip".into() },
+        scenario: scenario.into(),
+        remediation: "ban".into(),
+        rule: rule.into(),
+        listed_at: now,
+        expires_at: now + time::Duration::hours(24),
+        seq: 0,
+    })
+}
+
+/// `value` removed from the community list by a delisting.
+pub fn delisting(value: &str) -> ListOp {
+    ListOp::Remove { list: "community".into(), value: value.into(), reason: "delisted".into() }
+}
+
+/// Commits engine target states and list changes in one step, the way the consensus worker
+/// does. The app's served lists do not see the changes until [`commit_lists`] or a refresh.
+pub async fn commit_consensus(app: &TestApp, targets: Vec<(String, Option<String>)>, list_ops: Vec<ListOp>) {
+    let commit = ConsensusCommit {
+        watermark: 0,
+        machines: vec![],
+        targets,
+        done_requests: vec![],
+        list_ops,
+        at: OffsetDateTime::now_utc(),
+    };
+    app.state.store.commit_consensus(&commit).await.expect("cannot commit a consensus step");
+}
+
+/// Commits list changes the way the consensus worker does, then lets the app's lists catch up
+/// (the background poller does this in a running server).
+pub async fn commit_lists(app: &TestApp, list_ops: Vec<ListOp>) {
+    commit_consensus(app, vec![], list_ops).await;
+    app.state.distribution.lists.refresh_all().await.expect("cannot refresh the lists");
+}
+
+/// An account with an API key, made through the admin API. Returns the key.
+pub async fn api_key(app: &TestApp, admin: &str, account: &str) -> String {
+    app.post("/v1/admin/accounts", Some(admin), &serde_json::json!({"name": account})).await;
+    let created = app
+        .post(&format!("/v1/admin/accounts/{account}/api-keys"), Some(admin), &serde_json::json!({}))
+        .await
+        .expect_ok(StatusCode::CREATED);
+    created["key"].as_str().expect("key is a string").to_string()
+}
+
+/// `GET path` with an `x-api-key` header.
+pub async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Reply {
+    app.send(request(Method::GET, path, None, &[("x-api-key", key)], Body::empty())).await
+}
+
+/// The lines of a served list, as a set.
+pub fn lines(text: &str) -> BTreeSet<String> {
+    text.lines().map(str::to_string).collect()
 }

@@ -4,7 +4,7 @@
 //! oversized and gzip-bomb bodies, bad tokens and credentials) must get the right 4xx with the
 //! JSON error body, never a 500.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 
@@ -1208,33 +1208,14 @@ async fn caller_request_id_is_echoed_in_header_and_error_body() {
 
 #[tokio::test]
 async fn streams_never_serve_an_entry_that_became_never_block_before_the_worker_ran() {
-    use palisade_server::store::{ConsensusCommit, ListEntry, ListOp};
     for app in apps().await {
         let label = app.label;
         let machine = app.machine("web-01").await;
         let now = time::OffsetDateTime::now_utc();
-        let entry = |value: &str| {
-            ListOp::Add(ListEntry {
-                list: "community".into(),
-                value: value.into(),
-                scope: "ip".into(),
-                scenario: "crowdsecurity/ssh-bf".into(),
-                remediation: "ban".into(),
-                rule: "sensor".into(),
-                listed_at: now,
-                expires_at: now + time::Duration::hours(24),
-                seq: 0,
-            })
-        };
-        let commit = ConsensusCommit {
-            watermark: 0,
-            machines: vec![],
-            targets: vec![],
-            list_ops: vec![entry("45.33.32.156"), entry("66.249.66.1"), entry("81.2.69.160")],
-            done_requests: vec![],
-            at: now,
-        };
-        app.state.store.commit_consensus(&commit).await.expect("commit");
+        let entries =
+            ["45.33.32.156", "66.249.66.1", "81.2.69.160"].map(|value| common::listing(value, "crowdsecurity/ssh-bf", "sensor"));
+        // Committed but not yet refreshed into the served lists: the worker has not run since.
+        common::commit_consensus(&app, vec![], entries.into()).await;
         let before = app.get("/v2/decisions/stream?startup=true", Some(&machine.token)).await.expect_ok(StatusCode::OK);
         assert_eq!(before["new"].as_array().map(Vec::len), Some(3), "{label}: {before}");
         app.state.store.add_allowlist(&["66.249.64.0/19".into()], "crawler", "googlebot", now).await.expect("allowlist");

@@ -2,18 +2,16 @@
 //! (lists of their tier, caps, quota and refusals), caps for machine readers, and the v3
 //! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`).
 
-#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
-use common::{Reply, TestApp, apps_with, request};
+use common::{TestApp, apps_with, commit_consensus, get_with_key, lines, listing, request};
 use palisade_server::auth::links::{LinkKind, LinkTarget};
 use palisade_server::config::Config;
 use palisade_server::limits::Tier;
-use palisade_server::store::{ConsensusCommit, ListEntry, ListOp};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -44,50 +42,21 @@ async fn apps() -> Vec<TestApp> {
 /// Lists `values` on the community list in this order (one commit each, so each has its own seq).
 async fn list_in_order(app: &TestApp, values: &[&str]) {
     for value in values {
-        let now = OffsetDateTime::now_utc();
-        let op = ListOp::Add(ListEntry {
-            list: "community".into(),
-            value: value.to_string(),
-            scope: "ip".into(),
-            scenario: "crowdsecurity/ssh-bf".into(),
-            remediation: "ban".into(),
-            rule: "sensor".into(),
-            listed_at: now,
-            expires_at: now + time::Duration::hours(24),
-            seq: 0,
-        });
-        let commit = ConsensusCommit {
-            watermark: 0,
-            machines: vec![],
-            targets: vec![],
-            done_requests: vec![],
-            list_ops: vec![op],
-            at: now,
-        };
-        app.state.store.commit_consensus(&commit).await.expect("commit");
+        commit_consensus(app, vec![], vec![listing(value, "crowdsecurity/ssh-bf", "sensor")]).await;
     }
     app.state.distribution.lists.refresh_all().await.expect("refresh");
 }
 
 const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.7", "103.251.167.10"];
 
+/// An account on `tier` with an API key. Returns the key.
 async fn api_key(app: &TestApp, admin: &str, account: &str, tier: &str) -> String {
-    app.post("/v1/admin/accounts", Some(admin), &json!({"name": account})).await;
-    let created =
-        app.post(&format!("/v1/admin/accounts/{account}/api-keys"), Some(admin), &json!({})).await.expect_ok(StatusCode::CREATED);
+    let key = common::api_key(app, admin, account).await;
     palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
         .await
         .expect("tier");
     app.state.quotas.api_keys.clear();
-    created["key"].as_str().expect("key").to_string()
-}
-
-async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Reply {
-    app.send(request(Method::GET, path, None, &[("x-api-key", key)], Body::empty())).await
-}
-
-fn lines(text: &str) -> BTreeSet<String> {
-    text.lines().map(str::to_string).collect()
+    key
 }
 
 #[tokio::test]

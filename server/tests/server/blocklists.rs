@@ -2,64 +2,25 @@
 //! every format, deltas after a cursor, ETags, compression, refusals, caps and tailoring, and the
 //! firewall formats checked by their real tools where this machine has them.
 
-#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Read;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
-use common::{TestApp, apps, apps_with, request};
-use palisade_server::store::{ConsensusCommit, ListEntry, ListOp, LoginRecord};
+use common::{TestApp, apps, apps_with, commit_lists, delisting, lines, listing, request};
+use palisade_server::store::{ListOp, LoginRecord};
 use time::OffsetDateTime;
-
-fn entry(value: &str, scenario: &str) -> ListOp {
-    let now = OffsetDateTime::now_utc();
-    ListOp::Add(ListEntry {
-        list: "community".into(),
-        value: value.into(),
-        scope: if value.contains('/') { "range".into() } else { "ip".into() },
-        scenario: scenario.into(),
-        remediation: "ban".into(),
-        rule: "sensor".into(),
-        listed_at: now,
-        expires_at: now + time::Duration::hours(24),
-        seq: 0,
-    })
-}
-
-fn removal(value: &str) -> ListOp {
-    ListOp::Remove { list: "community".into(), value: value.into(), reason: "delisted".into() }
-}
-
-/// Commits list changes the way the consensus worker does, then lets the app's lists catch up
-/// (the background poller does this in a running server).
-async fn commit(app: &TestApp, ops: Vec<ListOp>) {
-    let commit = ConsensusCommit {
-        watermark: 0,
-        machines: vec![],
-        targets: vec![],
-        done_requests: vec![],
-        list_ops: ops,
-        at: OffsetDateTime::now_utc(),
-    };
-    app.state.store.commit_consensus(&commit).await.expect("commit");
-    app.state.distribution.lists.refresh_all().await.expect("refresh");
-}
 
 const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.0/24", "2a01:4f8:1::/48"];
 
 async fn listed_app_set() -> Vec<TestApp> {
     let apps = apps().await;
     for app in &apps {
-        commit(app, LISTED.iter().map(|v| entry(v, "crowdsecurity/ssh-bf")).collect()).await;
+        commit_lists(app, LISTED.iter().map(|v| listing(v, "crowdsecurity/ssh-bf", "sensor")).collect()).await;
     }
     apps
-}
-
-fn lines(text: &str) -> BTreeSet<String> {
-    text.lines().map(str::to_string).collect()
 }
 
 fn set(values: &[&str]) -> BTreeSet<String> {
@@ -92,7 +53,7 @@ async fn full_list_is_served_as_plain_text_with_its_seq_and_etag() {
         let cached = app.get("/v1/blocklists/community", Some(&machine.token)).await;
         assert_eq!(cached.body, reply.body, "the cached rendering is the same bytes");
 
-        commit(&app, vec![entry("185.220.100.77", "crowdsecurity/http-probing")]).await;
+        commit_lists(&app, vec![listing("185.220.100.77", "crowdsecurity/http-probing", "sensor")]).await;
         let changed = app
             .send(request(
                 Method::GET,
@@ -114,7 +75,11 @@ async fn full_list_is_served_as_plain_text_with_its_seq_and_etag() {
 #[tokio::test]
 async fn family_filter_and_aggregation_shape_the_list() {
     for app in apps().await {
-        commit(&app, ["37.120.0.0", "37.120.0.1", "37.120.1.0/24", "2a01:4f8::1"].iter().map(|v| entry(v, "s")).collect()).await;
+        commit_lists(
+            &app,
+            ["37.120.0.0", "37.120.0.1", "37.120.1.0/24", "2a01:4f8::1"].iter().map(|v| listing(v, "s", "sensor")).collect(),
+        )
+        .await;
         let machine = app.machine("consumer").await;
         let v4 = app.get("/v1/blocklists/community?family=v4", Some(&machine.token)).await.text();
         assert_eq!(lines(&v4), set(&["37.120.0.0", "37.120.0.1", "37.120.1.0/24"]), "{}", app.label);
@@ -139,13 +104,13 @@ async fn deltas_follow_a_cursor_without_gaps_or_repeats() {
         let mut mine = lines(&full.text());
 
         let rounds: Vec<Vec<ListOp>> = vec![
-            vec![entry("91.240.118.1", "s"), removal("45.33.32.156")],
-            vec![entry("91.240.118.2", "s"), entry("91.240.118.3", "s"), removal("91.240.118.2")],
+            vec![listing("91.240.118.1", "s", "sensor"), delisting("45.33.32.156")],
+            vec![listing("91.240.118.2", "s", "sensor"), listing("91.240.118.3", "s", "sensor"), delisting("91.240.118.2")],
             vec![],
-            vec![removal("2a01:4f8:1::/48"), entry("45.33.32.156", "s")],
+            vec![delisting("2a01:4f8:1::/48"), listing("45.33.32.156", "s", "sensor")],
         ];
         for ops in rounds {
-            commit(&app, ops).await;
+            commit_lists(&app, ops).await;
             let delta = app.get(&format!("/v1/blocklists/community?since={cursor}"), Some(&machine.token)).await;
             assert_eq!(delta.status, StatusCode::OK, "{}: {}", app.label, delta.text());
             for line in delta.text().lines() {
@@ -172,9 +137,9 @@ async fn deltas_follow_a_cursor_without_gaps_or_repeats() {
 async fn a_cursor_older_than_the_retained_log_is_gone() {
     for app in apps_with(|config| config.distribution.retained_changes = 2).await {
         let machine = app.machine("consumer").await;
-        commit(&app, vec![entry("185.220.100.1", "s")]).await;
+        commit_lists(&app, vec![listing("185.220.100.1", "s", "sensor")]).await;
         for i in 2..6 {
-            commit(&app, vec![entry(&format!("185.220.100.{i}"), "s")]).await;
+            commit_lists(&app, vec![listing(&format!("185.220.100.{i}"), "s", "sensor")]).await;
         }
         let body = app
             .get("/v1/blocklists/community?since=1", Some(&machine.token))
@@ -210,7 +175,7 @@ async fn invalid_parameters_are_refused_with_a_reason() {
 #[tokio::test]
 async fn lists_are_compressed_with_gzip_or_zstd_on_request() {
     let app = common::sqlite_app().await;
-    commit(&app, (0..2000).map(|i| entry(&format!("37.{}.{}.1", i / 250, i % 250), "s")).collect()).await;
+    commit_lists(&app, (0..2000).map(|i| listing(&format!("37.{}.{}.1", i / 250, i % 250), "s", "sensor")).collect()).await;
     let machine = app.machine("consumer").await;
     let plain = app.get("/v1/blocklists/community", Some(&machine.token)).await;
     let gzip = app
@@ -272,10 +237,10 @@ async fn stream_view_is_capped_by_contribution_and_tailored_to_declared_scenario
     for app in apps_with(edit).await {
         let mut ops = Vec::new();
         for i in 0..6 {
-            ops.push(entry(&format!("185.220.100.{i}"), "crowdsecurity/ssh-bf"));
+            ops.push(listing(&format!("185.220.100.{i}"), "crowdsecurity/ssh-bf", "sensor"));
         }
-        ops.push(entry("91.240.118.9", "crowdsecurity/http-probing"));
-        commit(&app, ops).await;
+        ops.push(listing("91.240.118.9", "crowdsecurity/http-probing", "sensor"));
+        commit_lists(&app, ops).await;
 
         let lurker = app.machine("lurker").await;
         login_with_scenarios(&app, &lurker, &["crowdsecurity/http-probing"]).await;
@@ -344,10 +309,10 @@ fn skip_or_fail(what: &str) {
 #[tokio::test]
 async fn nftables_and_ipset_scripts_load_in_the_real_tools() {
     let app = common::sqlite_app().await;
-    let mut ops: Vec<ListOp> = LISTED.iter().map(|v| entry(v, "s")).collect();
-    ops.push(entry("185.220.102.7", "s"));
-    ops.push(entry("2a01:4f8::5", "s"));
-    commit(&app, ops).await;
+    let mut ops: Vec<ListOp> = LISTED.iter().map(|v| listing(v, "s", "sensor")).collect();
+    ops.push(listing("185.220.102.7", "s", "sensor"));
+    ops.push(listing("2a01:4f8::5", "s", "sensor"));
+    commit_lists(&app, ops).await;
     let machine = app.machine("consumer").await;
     let nft = app.get("/v1/blocklists/community?format=nftables", Some(&machine.token)).await;
     match run_in_namespace("nft", &["-f", "-"], &nft.body) {
