@@ -6,14 +6,12 @@
 //! router serves nothing under `/v1`, `/v2` or `/v3` that the document leaves out, the CrowdSec
 //! paths under both generations included, which are requested one by one.
 
-#[expect(dead_code, reason = "each test file uses a part of the shared helpers")]
-mod common;
-
 use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{Reply, TestApp, request, sqlite_app};
+
+use crate::common::{Reply, TestApp, request, sqlite_app};
 
 #[test]
 fn committed_openapi_document_matches_the_code() {
