@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Account, AccountKey, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome, MachineKey, StoreError};
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
 
 /// Accounts, their levels and tiers, and the keys and tokens that authenticate them.
 #[async_trait]
@@ -82,4 +83,69 @@ pub trait AccountStore: Send + Sync {
 
     /// Whether an unrevoked admin token with this hash exists.
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError>;
+}
+
+/// A stored account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Internal id.
+    pub key: AccountKey,
+    /// Unique name.
+    pub name: String,
+    /// Verification level.
+    pub level: String,
+    /// Machines enrolled.
+    pub machine_count: u64,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored enrollment key (its hash; the key itself is never stored).
+#[derive(Debug, Clone)]
+pub struct EnrollKey {
+    /// Account it enrolls into.
+    pub account: AccountKey,
+    /// First characters, for identification.
+    pub prefix: String,
+    /// Revoked keys enroll nothing.
+    pub revoked: bool,
+}
+
+/// Outcome of attaching a machine to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Newly attached (or re-attached with overwrite).
+    Enrolled,
+    /// Already attached and no overwrite asked: nothing changed.
+    AlreadyEnrolled,
+}
+
+/// A stored API key (its hash; the key itself is never stored), with its account and tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    /// First characters, unique, shown in listings and used to revoke.
+    pub prefix: String,
+    /// Owning account.
+    pub account: AccountKey,
+    /// Owning account's name.
+    pub account_name: String,
+    /// The account's tier name.
+    pub tier: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Revocation time; revoked keys authenticate nothing.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Last recorded use.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// An enrollment key as its account sees it (the key itself is never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollKeyRecord {
+    /// First characters, for identification and revocation.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Revocation time; revoked keys enroll nothing.
+    pub revoked_at: Option<OffsetDateTime>,
 }

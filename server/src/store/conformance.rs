@@ -1731,6 +1731,7 @@ async fn allowlist_ranges_are_added_per_source_and_removed_by_value_or_source() 
 fn every_store_method_is_exercised_by_this_suite() {
     let traits = [
         include_str!("../store.rs"),
+        include_str!("database.rs"),
         include_str!("machines.rs"),
         include_str!("accounts.rs"),
         include_str!("signals.rs"),

@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{
-    ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine, EngineSignal, Leadership, MachineKey, StoreError,
-};
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
+use super::lists::ListOp;
 
 /// What the consensus worker reads and commits.
 #[async_trait]
@@ -42,4 +42,110 @@ pub trait ConsensusStore: Send + Sync {
     /// Takes the consensus leadership if nobody holds it. PostgreSQL: a session advisory lock held
     /// by a dedicated connection (released when it closes); SQLite: always granted (one process).
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError>;
+}
+
+/// Machine facts the consensus engine needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineMachine {
+    /// Internal id.
+    pub key: MachineKey,
+    /// Account, when enrolled.
+    pub account: Option<AccountKey>,
+    /// The account's verification level (`anonymous` without an account).
+    pub level: String,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// Registration time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A signal as the consensus worker reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSignal {
+    /// Monotonic id.
+    pub id: i64,
+    /// Reporter.
+    pub machine: MachineKey,
+    /// Canonical value (address or CIDR).
+    pub value: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Scenario trust as sent.
+    pub scenario_trust: String,
+    /// Reporter's /24 or /48.
+    pub origin_prefix: String,
+    /// Reporter's AS, when known.
+    pub origin_asn: Option<u32>,
+    /// Server receive time.
+    pub received_at: OffsetDateTime,
+}
+
+/// The consensus worker's persisted state: its watermark and the engine's opaque JSON state.
+#[derive(Debug, Clone, Default)]
+pub struct ConsensusSnapshot {
+    /// Last processed signal id.
+    pub watermark: i64,
+    /// Per-machine engine state.
+    pub machines: Vec<(MachineKey, String)>,
+    /// Per-target engine state.
+    pub targets: Vec<(String, String)>,
+}
+
+/// One consensus step, committed atomically with the new watermark.
+#[derive(Debug, Clone)]
+pub struct ConsensusCommit {
+    /// Last processed signal id.
+    pub watermark: i64,
+    /// Changed machine states (JSON) and their trust.
+    pub machines: Vec<(MachineKey, String, f64)>,
+    /// Changed target states (JSON), `None` to forget one.
+    pub targets: Vec<(String, Option<String>)>,
+    /// Consensus requests carried out by this step.
+    pub done_requests: Vec<i64>,
+    /// Membership changes, in order.
+    pub list_ops: Vec<ListOp>,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// A request for the consensus leader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsensusRequest {
+    /// Id, marked done in the commit that carries it out.
+    pub id: i64,
+    /// `false_positive`.
+    pub kind: String,
+    /// Target.
+    pub value: String,
+}
+
+/// Proof of holding the consensus leadership.
+pub struct Leadership {
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl Leadership {
+    /// Leadership held by a PostgreSQL session lock on `connection`.
+    pub fn holding(connection: sqlx::PgConnection) -> Self {
+        Leadership { connection: Some(connection) }
+    }
+
+    /// Leadership of a single-process (SQLite) deployment.
+    pub fn local() -> Self {
+        Leadership { connection: None }
+    }
+
+    /// Whether the lock is still held (the connection holding it still answers).
+    pub async fn still_held(&mut self) -> bool {
+        match &mut self.connection {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership").field("distributed", &self.connection.is_some()).finish()
+    }
 }

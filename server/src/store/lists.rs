@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{AllowlistEntry, Canary, CustomList, ListChange, ListEntry, ListOp, StoreError};
+use super::error::StoreError;
 
 /// List membership, its change log, custom lists, canaries and the allowlist.
 #[async_trait]
@@ -61,4 +61,95 @@ pub trait ListStore: Send + Sync {
 
     /// Every never-block range.
     async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError>;
+}
+
+/// A blocklist entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListEntry {
+    /// List name (`community`, …).
+    pub list: String,
+    /// Address or CIDR.
+    pub value: String,
+    /// `ip` or `range`.
+    pub scope: String,
+    /// Scenario shown.
+    pub scenario: String,
+    /// `ban` or `captcha`.
+    pub remediation: String,
+    /// Rule that listed it.
+    pub rule: String,
+    /// First listed.
+    pub listed_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+    /// Seq of the change that last wrote it (0 before it is stored).
+    pub seq: i64,
+}
+
+/// One membership change to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListOp {
+    /// Insert or update.
+    Add(ListEntry),
+    /// Remove, with the reason.
+    Remove {
+        /// List name.
+        list: String,
+        /// Address or CIDR.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A stored membership change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListChange {
+    /// Monotonic sequence number (the delta cursor).
+    pub seq: i64,
+    /// `add` or `remove`.
+    pub op: String,
+    /// The entry as added, or as it was when removed.
+    pub entry: ListEntry,
+    /// Removal reason.
+    pub reason: Option<String>,
+    /// When the change was made.
+    pub at: OffsetDateTime,
+}
+
+/// A canary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// Address or CIDR.
+    pub value: String,
+    /// Operator's note.
+    pub note: String,
+    /// When added.
+    pub created_at: OffsetDateTime,
+}
+
+/// A never-block range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowlistEntry {
+    /// Address or CIDR.
+    pub value: String,
+    /// `cdn`, `crawler`, `resolver`, `infrastructure`, `custom`, …
+    pub category: String,
+    /// Where it came from (an import name).
+    pub source: String,
+    /// When added.
+    pub created_at: OffsetDateTime,
+}
+
+/// An operator-managed list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomList {
+    /// Name (also the scenario its entries carry on the CrowdSec streams).
+    pub name: String,
+    /// `block` or `allow`.
+    pub kind: String,
+    /// Operator's description.
+    pub description: String,
+    /// When created.
+    pub created_at: OffsetDateTime,
 }

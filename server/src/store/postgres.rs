@@ -22,15 +22,18 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
-use super::{
-    Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
-    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
-    SignalFilter, StoreError, StoredSignal, storable, storable_json, storable_opt,
-};
+use super::accounts::{Account, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome};
+use super::codec::{storable, storable_json, storable_opt};
+use super::consensus::{ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine, EngineSignal, Leadership};
+use super::database::Database;
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
+use super::lists::{AllowlistEntry, Canary, CustomList, ListChange, ListEntry, ListOp};
+use super::machines::{LoginRecord, Machine, NewMachine};
+use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
+use super::stats::DayCount;
 use crate::config::Backend;
 use crate::domain::signal::Scope;
-use crate::store::Database;
 
 /// Session advisory lock key of the consensus leader ("leader" in ASCII).
 const LEADER_LOCK: i64 = 0x6c65_6164_6572;

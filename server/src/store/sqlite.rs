@@ -23,20 +23,18 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use self::group_commit::{SignalRow, SignalWriter};
-use super::{
-    Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
-    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
-    SignalFilter, StoreError, StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
-};
+use super::accounts::{Account, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome};
+use super::codec::{from_micros, storable, storable_json, storable_opt, to_micros};
+use super::consensus::{ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine, EngineSignal, Leadership};
+use super::database::Database;
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
+use super::lists::{AllowlistEntry, Canary, CustomList, ListChange, ListEntry, ListOp};
+use super::machines::{LoginRecord, Machine, NewMachine};
+use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
+use super::stats::DayCount;
 use crate::config::Backend;
 use crate::domain::signal::Scope;
-use crate::store::Database;
-
-/// Columns of one signal row, in insert order.
-const SIGNAL_COLUMNS: usize = 21;
-/// SQLite allows 32766 bound parameters per statement.
-const ROWS_PER_STATEMENT: usize = 32766 / SIGNAL_COLUMNS;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]

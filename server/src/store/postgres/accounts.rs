@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::AccountStore;
+use crate::store::accounts::AccountStore;
 
 #[async_trait]
 impl AccountStore for PgStore {

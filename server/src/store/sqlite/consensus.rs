@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::ConsensusStore;
+use crate::store::consensus::ConsensusStore;
 
 #[async_trait]
 impl ConsensusStore for SqliteStore {

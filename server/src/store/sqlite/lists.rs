@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::ListStore;
+use crate::store::lists::ListStore;
 
 #[async_trait]
 impl ListStore for SqliteStore {
