@@ -22,11 +22,11 @@ use crate::domain::lists::COMMUNITY;
 use crate::domain::names::check_name;
 use crate::domain::net::{display_target, parse_address, parse_network};
 use crate::domain::time::rfc3339;
+use crate::engine::Engine;
 use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
-use crate::engine::{Engine, TargetState};
-use crate::store::{Account, CreatedBy, Machine, NewMachine, Store, StoredSignal};
+use crate::store::{Account, CreatedBy, Machine, NewMachine, RequestKind, Store, StoredSignal};
 use crate::use_case::UseCaseError;
 
 /// Creates an admin token and returns it (shown once; only its hash is stored).
@@ -109,7 +109,7 @@ pub fn machine_view(machine: &Machine) -> MachineView {
 pub fn account_view(account: &Account) -> AccountView {
     AccountView {
         name: account.name.clone(),
-        level: account.level.clone(),
+        level: account.level.as_str().into(),
         machines: account.machine_count,
         created_at: rfc3339(account.created_at),
     }
@@ -128,7 +128,7 @@ pub fn signal_view(signal: &StoredSignal) -> SignalView {
         start_at: rfc3339(signal.start_at),
         stop_at: rfc3339(signal.stop_at),
         received_at: rfc3339(signal.received_at),
-        origin_prefix: signal.origin_prefix.clone(),
+        origin_prefix: signal.origin_prefix.to_string(),
         as_number: signal.enrichment.as_number,
         as_name: signal.enrichment.as_name.clone(),
         country: signal.enrichment.country.clone(),
@@ -145,9 +145,9 @@ pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Re
 
 /// Sets an account's verification level.
 pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) -> Result<(), UseCaseError> {
-    if Level::parse(level).is_none() {
+    let Some(level) = Level::parse(level) else {
         return Err(UseCaseError::invalid("level", "must be one of anonymous, email, verified, paid, partner"));
-    }
+    };
     store.set_account_level(account, level).await.map_err(|e| match e {
         crate::store::StoreError::NotFound(_) => UseCaseError::NotFound(format!("no account named {account:?}")),
         other => other.into(),
@@ -232,7 +232,7 @@ pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Op
 /// Queues an upheld false-positive report for the consensus leader.
 pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<QueuedResponse, UseCaseError> {
     let target = Engine::key(network("value", value)?);
-    let id = store.queue_consensus_request("false_positive", &target.to_string(), OffsetDateTime::now_utc()).await?;
+    let id = store.queue_consensus_request(RequestKind::FalsePositive, &target.to_string(), OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
         message: format!(
@@ -247,18 +247,13 @@ pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str)
     let machine =
         store.machine_by_login(machine_id).await?.ok_or_else(|| UseCaseError::NotFound(format!("no machine {machine_id:?}")))?;
     let level = match &machine.account_name {
-        Some(name) => store.account_by_name(name).await?.map(|a| a.level).unwrap_or_else(|| "anonymous".into()),
-        None => "anonymous".into(),
+        Some(name) => store.account_by_name(name).await?.map(|a| a.level).unwrap_or_default(),
+        None => Level::Anonymous,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let state = match store.engine_machine(machine.key).await? {
-        Some(json) => serde_json::from_str::<MachineState>(&json).map_err(|e| UseCaseError::Internal(e.into()))?,
-        None => MachineState::new(
-            machine.account.map(|a| a.0),
-            Level::parse(&level).unwrap_or_default(),
-            machine.sensor,
-            machine.created_at.unix_timestamp(),
-        ),
+        Some(state) => state,
+        None => MachineState::new(machine.account.map(|a| a.0), level, machine.sensor, machine.created_at.unix_timestamp()),
     };
     let (good, bad) = state.evidence(now, params);
     Ok(MachineTrustView {
@@ -269,7 +264,7 @@ pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str)
         bad_evidence: bad,
         leads: state.leads,
         age_ramp: state.age_ramp(now, params),
-        level,
+        level: level.as_str().into(),
         sensor: machine.sensor,
         zeroed_at: state.zeroed_at.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).map(rfc3339),
     })
@@ -280,11 +275,8 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
     let addr = parse_address(ip).map_err(UseCaseError::BadRequest)?;
     let target = Engine::key(IpNet::from(addr));
     let shown = display_target(target);
-    let entry = store.list_entry(COMMUNITY, &shown).await?;
-    let state = match store.engine_target(&target.to_string()).await? {
-        Some(json) => Some(serde_json::from_str::<TargetState>(&json).map_err(|e| UseCaseError::Internal(e.into()))?),
-        None => None,
-    };
+    let entry = store.list_entry(COMMUNITY, target).await?;
+    let state = store.engine_target(target).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (summary, supporters) = match &state {
         Some(state) => {
@@ -311,8 +303,8 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         ip: addr.to_string(),
         target: shown,
         listed: entry.is_some(),
-        rule: entry.as_ref().map(|e| e.rule.clone()),
-        remediation: entry.as_ref().map(|e| e.remediation.clone()),
+        rule: entry.as_ref().map(|e| e.rule.as_str().into()),
+        remediation: entry.as_ref().map(|e| e.remediation.as_str().into()),
         clusters: summary.as_ref().map_or(0, |s| s.clusters as u64),
         ases: summary.as_ref().map_or(0, |s| s.ases as u64),
         scenarios: summary.as_ref().map(|s| s.scenarios.clone()).unwrap_or_default(),

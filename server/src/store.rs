@@ -35,12 +35,12 @@ use std::sync::Arc;
 
 pub use self::accounts::{Account, AccountStore, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome};
 pub use self::consensus::{
-    ConsensusCommit, ConsensusRequest, ConsensusSnapshot, ConsensusStore, EngineMachine, EngineSignal, Leadership,
+    ConsensusCommit, ConsensusRequest, ConsensusSnapshot, ConsensusStore, EngineMachine, EngineSignal, Leadership, RequestKind,
 };
 pub use self::database::Database;
 pub use self::error::StoreError;
 pub use self::keys::{AccountKey, MachineKey};
-pub use self::lists::{AllowlistEntry, Canary, CustomList, ListChange, ListEntry, ListOp, ListStore};
+pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
 pub use self::signals::{
     Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,

@@ -1216,11 +1216,11 @@ async fn streams_never_serve_an_entry_that_became_never_block_before_the_worker_
         let entry = |value: &str| {
             ListOp::Add(ListEntry {
                 list: "community".into(),
-                value: value.into(),
-                scope: "ip".into(),
+                value: palisade_server::domain::net::list_target(value).expect("address or range"),
+                scope: palisade_server::domain::signal::Scope::Ip,
                 scenario: "crowdsecurity/ssh-bf".into(),
-                remediation: "ban".into(),
-                rule: "sensor".into(),
+                remediation: palisade_server::engine::Remediation::Ban,
+                rule: palisade_server::engine::Rule::Sensor,
                 listed_at: now,
                 expires_at: now + time::Duration::hours(24),
                 seq: 0,

@@ -18,11 +18,15 @@ fn entry(value: &str, scenario: &str) -> ListOp {
     let now = OffsetDateTime::now_utc();
     ListOp::Add(ListEntry {
         list: "community".into(),
-        value: value.into(),
-        scope: if value.contains('/') { "range".into() } else { "ip".into() },
+        value: palisade_server::domain::net::list_target(value).expect("address or range"),
+        scope: if value.contains('/') {
+            palisade_server::domain::signal::Scope::Range
+        } else {
+            palisade_server::domain::signal::Scope::Ip
+        },
         scenario: scenario.into(),
-        remediation: "ban".into(),
-        rule: "sensor".into(),
+        remediation: palisade_server::engine::Remediation::Ban,
+        rule: palisade_server::engine::Rule::Sensor,
         listed_at: now,
         expires_at: now + time::Duration::hours(24),
         seq: 0,
@@ -30,7 +34,11 @@ fn entry(value: &str, scenario: &str) -> ListOp {
 }
 
 fn removal(value: &str) -> ListOp {
-    ListOp::Remove { list: "community".into(), value: value.into(), reason: "delisted".into() }
+    ListOp::Remove {
+        list: "community".into(),
+        value: palisade_server::domain::net::list_target(value).expect("address or range"),
+        reason: "delisted".into(),
+    }
 }
 
 /// Commits list changes the way the consensus worker does, then lets the app's lists catch up

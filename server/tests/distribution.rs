@@ -47,11 +47,11 @@ async fn list_in_order(app: &TestApp, values: &[&str]) {
         let now = OffsetDateTime::now_utc();
         let op = ListOp::Add(ListEntry {
             list: "community".into(),
-            value: value.to_string(),
-            scope: "ip".into(),
+            value: palisade_server::domain::net::list_target(value).expect("address or range"),
+            scope: palisade_server::domain::signal::Scope::Ip,
             scenario: "crowdsecurity/ssh-bf".into(),
-            remediation: "ban".into(),
-            rule: "sensor".into(),
+            remediation: palisade_server::engine::Remediation::Ban,
+            rule: palisade_server::engine::Rule::Sensor,
             listed_at: now,
             expires_at: now + time::Duration::hours(24),
             seq: 0,

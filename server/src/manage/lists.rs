@@ -86,8 +86,8 @@ pub async fn update_entries(
     }
     let added = ops.len();
     for (i, value) in request.remove.iter().enumerate() {
-        match crate::domain::net::canonical_value(value) {
-            Some((value, _)) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
+        match crate::domain::net::list_target(value) {
+            Some(value) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
             None => rejected
                 .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
         }

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::error::StoreError;
 use super::keys::{AccountKey, MachineKey};
+use crate::domain::level::Level;
 
 /// Accounts, their levels and tiers, and the keys and tokens that authenticate them.
 #[async_trait]
@@ -20,7 +21,7 @@ pub trait AccountStore: Send + Sync {
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
 
     /// Sets an account's verification level; `NotFound` for an unknown account.
-    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError>;
+    async fn set_account_level(&self, name: &str, level: Level) -> Result<(), StoreError>;
 
     /// Sets an account's tier; `NotFound` for an unknown account.
     async fn set_account_tier(&self, name: &str, tier: &str) -> Result<(), StoreError>;
@@ -93,7 +94,7 @@ pub struct Account {
     /// Unique name.
     pub name: String,
     /// Verification level.
-    pub level: String,
+    pub level: Level,
     /// Machines enrolled.
     pub machine_count: u64,
     /// Creation time.

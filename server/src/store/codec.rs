@@ -1,9 +1,25 @@
-//! The forms values take in the database, shared by both backends: times as microseconds
+//! The forms values take in the database, shared by both backends: typed values decoded from
+//! their stored text (anything outside the closed set is corrupt), times as microseconds
 //! (SQLite), and text with its NULs replaced (see the `store` module doc).
 
 use std::borrow::Cow;
 
 use time::OffsetDateTime;
+
+use super::error::StoreError;
+
+/// Reads a text column that holds one of a closed set (a scope, a level, an address, …) and
+/// decodes it with `parse`; any other text is [`StoreError::Corrupt`] naming the column. Both
+/// backends decode their rows through it, so they refuse the same texts.
+pub(crate) fn decoded<R, T>(row: &R, column: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    let text: String = row.try_get(column)?;
+    parse(&text).ok_or_else(|| StoreError::corrupt(column, &text))
+}
 
 /// Microseconds since the Unix epoch (the SQLite time representation).
 pub(crate) fn to_micros(at: OffsetDateTime) -> i64 {

@@ -19,11 +19,16 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    CreatedBy, Enrichment, EnrollOutcome, InsertOutcome, LoginRecord, MachineKey, NewMachine, NewSignal, Origin, SignalFilter,
-    Store, StoreError, StoredSignal, open,
+    ChangeOp, CreatedBy, Enrichment, EnrollOutcome, InsertOutcome, LoginRecord, MachineKey, NewMachine, NewSignal, Origin,
+    RequestKind, SignalFilter, Store, StoreError, StoredSignal, open,
 };
 use crate::config::Backend;
+use crate::domain::level::Level;
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::net::{display_target, list_target};
 use crate::domain::signal::{Scope, SignalReport, SignalRules, parse_item};
+use crate::engine::TargetState;
+use crate::engine::trust::MachineState;
 use crate::testing::TestDb;
 
 /// A reference time with microsecond precision, the finest both engines keep.
@@ -129,6 +134,11 @@ fn net(text: &str) -> IpNet {
     text.parse().expect("test network")
 }
 
+/// A list value as the store keeps it: an address or a range.
+fn listed(text: &str) -> IpNet {
+    list_target(text).expect("test address or range")
+}
+
 fn all_signals() -> SignalFilter {
     SignalFilter { limit: 100_000, ..SignalFilter::default() }
 }
@@ -163,8 +173,8 @@ fn assert_stored_as_sent(label: &str, stored: &StoredSignal, sent: &NewSignal, l
     assert_eq!(stored.start_at, report.start_at, "{what}: start_at");
     assert_eq!(stored.stop_at, report.stop_at, "{what}: stop_at");
     assert_eq!(stored.received_at, sent.received_at, "{what}: received_at");
-    assert_eq!(stored.origin_ip, sent.origin.ip.to_string(), "{what}: origin_ip");
-    assert_eq!(stored.origin_prefix, sent.origin.prefix.to_string(), "{what}: origin_prefix");
+    assert_eq!(stored.origin_ip, sent.origin.ip, "{what}: origin_ip");
+    assert_eq!(stored.origin_prefix, sent.origin.prefix, "{what}: origin_prefix");
     assert_eq!(stored.origin_asn, sent.origin.asn, "{what}: origin_asn");
     assert_eq!(stored.enrichment, sent.enrichment, "{what}: enrichment");
     // JSON is compared as JSON: PostgreSQL's jsonb keeps the content but not the spelling.
@@ -362,7 +372,7 @@ async fn created_account_reads_back_by_name() {
         let account = s.store().account_by_name("acme-sécurité").await.expect("lookup").expect("exists");
         assert_eq!(account.key, key, "{label}: key");
         assert_eq!(account.name, "acme-sécurité", "{label}: name");
-        assert_eq!(account.level, "anonymous", "{label}: default level");
+        assert_eq!(account.level, Level::Anonymous, "{label}: default level");
         assert_eq!(account.machine_count, 0, "{label}: machine count");
         assert_eq!(account.created_at, at, "{label}: created_at");
         assert!(s.store().account_by_name("acme").await.expect("lookup").is_none(), "{label}: unknown name");
@@ -1085,6 +1095,54 @@ async fn an_unknown_created_by_reads_back_as_corrupt_not_a_guess() {
 }
 
 #[tokio::test]
+async fn stored_texts_outside_their_closed_set_read_back_as_corrupt() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let acme = store.create_account("acme", T0).await.expect("account");
+        let member = machine(store, "member").await;
+        store.enroll_machine(member, acme, None, &[], false, T0).await.expect("enroll");
+        raw_execute(&s.db, "UPDATE accounts SET level = 'gold' WHERE name = 'acme'").await;
+        let read = store.account_by_name("acme").await;
+        assert!(matches!(read, Err(StoreError::Corrupt(ref what)) if what.contains("gold")), "{label}: {read:?}");
+        assert!(matches!(store.engine_machines().await, Err(StoreError::Corrupt(_))), "{label}: engine machines");
+
+        store.queue_consensus_request(RequestKind::FalsePositive, "45.33.32.156", T0).await.expect("queue");
+        raw_execute(&s.db, "UPDATE consensus_requests SET kind = 'unban'").await;
+        let pending = store.pending_consensus_requests().await;
+        assert!(matches!(pending, Err(StoreError::Corrupt(ref what)) if what.contains("unban")), "{label}: {pending:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_engine_state_is_left_out_of_the_snapshot_and_corrupt_when_read_alone() {
+    use crate::store::ConsensusCommit;
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        let state = MachineState::new(None, Level::Anonymous, false, T0.unix_timestamp());
+        let (target, kept) = (net("45.33.32.156/32"), net("81.2.69.160/32"));
+        let commit = ConsensusCommit {
+            watermark: 1,
+            machines: vec![(key, state, 0.5)],
+            targets: vec![(target, Some(TargetState::default())), (kept, Some(TargetState::default()))],
+            done_requests: Vec::new(),
+            list_ops: Vec::new(),
+            at: T0,
+        };
+        store.commit_consensus(&commit).await.expect("commit");
+        raw_execute(&s.db, "UPDATE engine_machines SET state = '{\"unexpected\": true}'").await;
+        raw_execute(&s.db, "UPDATE engine_targets SET state = '[1, 2]' WHERE target = '45.33.32.156/32'").await;
+        let snapshot = store.consensus_snapshot().await.expect("snapshot");
+        assert!(snapshot.machines.is_empty(), "{label}: the unreadable machine state is left out");
+        assert_eq!(snapshot.targets, [(kept, TargetState::default())], "{label}: only the readable target state");
+        assert!(matches!(store.engine_machine(key).await, Err(StoreError::Corrupt(_))), "{label}");
+        assert!(matches!(store.engine_target(target).await, Err(StoreError::Corrupt(_))), "{label}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_payloads_are_stored_as_sent() {
     for s in subjects().await {
         let label = s.label();
@@ -1152,11 +1210,11 @@ async fn custom_lists_hold_entries_under_the_shared_seq_and_delete_with_logged_r
         assert_eq!(s.store().custom_lists().await.expect("lists"), std::slice::from_ref(&list), "{label}");
         let entry = |value: &str| ListEntry {
             list: "partners".into(),
-            value: value.into(),
-            scope: "ip".into(),
+            value: listed(value),
+            scope: Scope::Ip,
             scenario: "partners".into(),
-            remediation: "ban".into(),
-            rule: "operator".into(),
+            remediation: Remediation::Ban,
+            rule: Rule::Operator,
             listed_at: T0,
             expires_at: T0 + time::Duration::days(1),
             seq: 0,
@@ -1178,7 +1236,7 @@ async fn custom_lists_hold_entries_under_the_shared_seq_and_delete_with_logged_r
         assert!(s.store().delete_custom_list("partners", T0).await.expect("delete"), "{label}");
         assert!(!s.store().delete_custom_list("partners", T0).await.expect("delete again"), "{label}");
         let removals = s.store().list_changes("partners", before, 100).await.expect("changes");
-        assert_eq!(removals.iter().filter(|c| c.op == "remove").count(), 2, "{label}: each entry's removal is logged");
+        assert_eq!(removals.iter().filter(|c| c.op == ChangeOp::Remove).count(), 2, "{label}: each entry's removal is logged");
         assert!(s.store().list_entries("partners").await.expect("entries").is_empty());
         assert!(s.store().machine_subscriptions(key).await.expect("subs").is_empty(), "{label}");
     }
@@ -1408,18 +1466,18 @@ async fn list_changes_are_counted_per_day_as_additions_and_removals() {
         store.create_custom_list(&list).await.expect("list");
         let entry = |value: &str| super::ListEntry {
             list: "mine".into(),
-            value: value.into(),
-            scope: "ip".into(),
+            value: listed(value),
+            scope: Scope::Ip,
             scenario: "mine".into(),
-            remediation: "ban".into(),
-            rule: "operator".into(),
+            remediation: Remediation::Ban,
+            rule: Rule::Operator,
             listed_at: T0,
             expires_at: T0 + Duration::days(30),
             seq: 0,
         };
         let add = |v: &str| super::ListOp::Add(entry(v));
         store.apply_list_ops(&[add("45.2.0.1"), add("45.2.0.2")], T0 - Duration::days(1)).await.expect("day -1");
-        let remove = super::ListOp::Remove { list: "mine".into(), value: "45.2.0.1".into(), reason: "operator".into() };
+        let remove = super::ListOp::Remove { list: "mine".into(), value: listed("45.2.0.1"), reason: "operator".into() };
         store.apply_list_ops(&[add("45.2.0.3"), remove], T0).await.expect("day 0");
         let day0 = T0.unix_timestamp().div_euclid(86_400);
         let days = store.list_changes_per_day("mine", T0 - Duration::days(3)).await.expect("per day");
@@ -1459,11 +1517,11 @@ async fn list_entries_are_paged_by_value_each_exactly_once() {
             .map(|value| {
                 ListOp::Add(ListEntry {
                     list: "paged".into(),
-                    value: value.clone(),
-                    scope: "ip".into(),
+                    value: listed(value),
+                    scope: Scope::Ip,
                     scenario: "paged".into(),
-                    remediation: "ban".into(),
-                    rule: "operator".into(),
+                    remediation: Remediation::Ban,
+                    rule: Rule::Operator,
                     listed_at: T0,
                     expires_at: T0 + time::Duration::days(1),
                     seq: 0,
@@ -1476,9 +1534,9 @@ async fn list_entries_are_paged_by_value_each_exactly_once() {
         loop {
             let page = s.store().list_entries_page("paged", &after, 3).await.expect("page");
             assert!(page.len() <= 3, "{label}");
-            seen.extend(page.iter().map(|e| e.value.clone()));
+            seen.extend(page.iter().map(|e| display_target(e.value)));
             match page.last() {
-                Some(last) if page.len() == 3 => after.clone_from(&last.value),
+                Some(last) if page.len() == 3 => after = display_target(last.value),
                 _ => break,
             }
         }
@@ -1503,9 +1561,9 @@ async fn sensor_flag_and_account_level_are_set_by_name_and_unknown_names_are_not
         assert!(matches!(store.set_machine_sensor("ghost", true).await, Err(StoreError::NotFound(_))), "{label}");
 
         store.create_account("acme", T0).await.expect("account");
-        store.set_account_level("acme", "verified").await.expect("level");
-        assert_eq!(store.account_by_name("acme").await.expect("read").expect("exists").level, "verified", "{label}");
-        assert!(matches!(store.set_account_level("ghost", "verified").await, Err(StoreError::NotFound(_))), "{label}");
+        store.set_account_level("acme", Level::Verified).await.expect("level");
+        assert_eq!(store.account_by_name("acme").await.expect("read").expect("exists").level, Level::Verified, "{label}");
+        assert!(matches!(store.set_account_level("ghost", Level::Verified).await, Err(StoreError::NotFound(_))), "{label}");
     }
 }
 
@@ -1556,7 +1614,7 @@ async fn engine_machines_carry_account_level_sensor_and_creation_time() {
         let lone = machine(store, "lone").await;
         let member = machine(store, "member").await;
         let acme = store.create_account("acme", T0).await.expect("account");
-        store.set_account_level("acme", "verified").await.expect("level");
+        store.set_account_level("acme", Level::Verified).await.expect("level");
         store.enroll_machine(member, acme, None, &[], false, T0).await.expect("enroll");
         store.set_machine_sensor("member", true).await.expect("sensor");
         let machines = store.engine_machines().await.expect("read");
@@ -1575,10 +1633,6 @@ async fn engine_machines_carry_account_level_sensor_and_creation_time() {
 }
 
 /// JSON text as a value, so that engines that normalise JSON (PostgreSQL `jsonb`) compare equal.
-fn parsed(text: &str) -> Value {
-    serde_json::from_str(text).expect("stored engine state is JSON")
-}
-
 #[tokio::test]
 async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_together() {
     use crate::store::{ConsensusCommit, ListEntry, ListOp};
@@ -1589,34 +1643,39 @@ async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_tog
         let empty = store.consensus_snapshot().await.expect("snapshot");
         assert_eq!((empty.watermark, empty.machines.len(), empty.targets.len()), (0, 0, 0), "{label}: fresh");
         assert_eq!(store.engine_machine(key).await.expect("read"), None, "{label}");
-        assert_eq!(store.engine_target("45.33.32.156").await.expect("read"), None, "{label}");
+        assert_eq!(store.engine_target(net("45.33.32.156/32")).await.expect("read"), None, "{label}");
 
-        let request = store.queue_consensus_request("false_positive", "45.33.32.156", T0).await.expect("queue");
-        let later = store.queue_consensus_request("false_positive", "81.2.69.160", T0).await.expect("queue");
+        let request = store.queue_consensus_request(RequestKind::FalsePositive, "45.33.32.156", T0).await.expect("queue");
+        let later = store.queue_consensus_request(RequestKind::FalsePositive, "81.2.69.160", T0).await.expect("queue");
         assert!(later > request, "{label}: ids increase");
         let pending = store.pending_consensus_requests().await.expect("pending");
         assert_eq!(
-            pending.iter().map(|r| (r.id, r.kind.as_str(), r.value.as_str())).collect::<Vec<_>>(),
-            [(request, "false_positive", "45.33.32.156"), (later, "false_positive", "81.2.69.160")]
+            pending.iter().map(|r| (r.id, r.kind, r.value.as_str())).collect::<Vec<_>>(),
+            [(request, RequestKind::FalsePositive, "45.33.32.156"), (later, RequestKind::FalsePositive, "81.2.69.160")]
         );
 
         let entry = ListEntry {
             list: "community".into(),
-            value: "45.33.32.156".into(),
-            scope: "ip".into(),
+            value: listed("45.33.32.156"),
+            scope: Scope::Ip,
             scenario: "crowdsecurity/ssh-bf".into(),
-            remediation: "ban".into(),
-            rule: "consensus".into(),
+            remediation: Remediation::Ban,
+            rule: Rule::Crowd,
             listed_at: T0,
             expires_at: T0 + Duration::days(1),
             seq: 0,
         };
-        let machine_state = r#"{"reports":3,"scenarios":["crowdsecurity/ssh-bf"]}"#;
-        let target_state = r#"{"reporters":[1,2],"score":0.5}"#;
+        let mut machine_state = MachineState::new(None, Level::Email, false, T0.unix_timestamp());
+        machine_state.good = 2.5;
+        machine_state.leads = 3;
+        let mut target_state = TargetState::default();
+        target_state.first_seen = T0.unix_timestamp();
+        target_state.last_seen = T0.unix_timestamp() + 60;
+        let (target, other) = (net("45.33.32.156/32"), net("81.2.69.160/32"));
         let commit = ConsensusCommit {
             watermark: 17,
-            machines: vec![(key, machine_state.into(), 0.75)],
-            targets: vec![("45.33.32.156".into(), Some(target_state.into())), ("81.2.69.160".into(), None)],
+            machines: vec![(key, machine_state.clone(), 0.75)],
+            targets: vec![(target, Some(target_state.clone())), (other, None)],
             done_requests: vec![request],
             list_ops: vec![ListOp::Add(entry.clone())],
             at: T0,
@@ -1626,34 +1685,30 @@ async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_tog
         assert_eq!(store.consensus_watermark().await.expect("watermark"), 17, "{label}");
         let snapshot = store.consensus_snapshot().await.expect("snapshot");
         assert_eq!(snapshot.watermark, 17, "{label}");
-        assert_eq!(snapshot.machines.iter().map(|(k, s)| (*k, parsed(s))).collect::<Vec<_>>(), [(key, parsed(machine_state))]);
-        assert_eq!(
-            snapshot.targets.iter().map(|(t, s)| (t.as_str(), parsed(s))).collect::<Vec<_>>(),
-            [("45.33.32.156", parsed(target_state))],
-            "{label}: a forgotten target is absent"
-        );
-        assert_eq!(store.engine_machine(key).await.expect("read").as_deref().map(parsed), Some(parsed(machine_state)));
-        assert_eq!(store.engine_target("45.33.32.156").await.expect("read").as_deref().map(parsed), Some(parsed(target_state)));
+        assert_eq!(snapshot.machines, [(key, machine_state.clone())], "{label}");
+        assert_eq!(snapshot.targets, [(target, target_state.clone())], "{label}: a forgotten target is absent");
+        assert_eq!(store.engine_machine(key).await.expect("read"), Some(machine_state), "{label}");
+        assert_eq!(store.engine_target(target).await.expect("read"), Some(target_state), "{label}");
         assert_eq!(store.machine_by_login("reporter").await.expect("read").expect("exists").trust, 0.75, "{label}: trust");
-        let listed = store.list_entry("community", "45.33.32.156").await.expect("entry").expect("listed");
-        assert_eq!(listed, ListEntry { seq: listed.seq, ..entry }, "{label}: the entry as committed");
-        assert!(listed.seq > 0, "{label}: with a seq");
-        assert_eq!(store.list_entry("community", "81.2.69.160").await.expect("entry"), None, "{label}");
-        assert_eq!(store.list_entry("other", "45.33.32.156").await.expect("entry"), None, "{label}: per list");
+        let found = store.list_entry("community", target).await.expect("entry").expect("listed");
+        assert_eq!(found, ListEntry { seq: found.seq, ..entry }, "{label}: the entry as committed");
+        assert!(found.seq > 0, "{label}: with a seq");
+        assert_eq!(store.list_entry("community", other).await.expect("entry"), None, "{label}");
+        assert_eq!(store.list_entry("other", target).await.expect("entry"), None, "{label}: per list");
         let pending = store.pending_consensus_requests().await.expect("pending");
         assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [later], "{label}: the carried-out request is done");
 
         let forget = ConsensusCommit {
             watermark: 18,
             machines: Vec::new(),
-            targets: vec![("45.33.32.156".into(), None)],
+            targets: vec![(target, None)],
             done_requests: Vec::new(),
-            list_ops: vec![ListOp::Remove { list: "community".into(), value: "45.33.32.156".into(), reason: "expired".into() }],
+            list_ops: vec![ListOp::Remove { list: "community".into(), value: target, reason: "expired".into() }],
             at: T0 + Duration::days(1),
         };
         store.commit_consensus(&forget).await.expect("commit");
-        assert_eq!(store.engine_target("45.33.32.156").await.expect("read"), None, "{label}: forgotten");
-        assert_eq!(store.list_entry("community", "45.33.32.156").await.expect("entry"), None, "{label}: removed");
+        assert_eq!(store.engine_target(target).await.expect("read"), None, "{label}: forgotten");
+        assert_eq!(store.list_entry("community", target).await.expect("entry"), None, "{label}: removed");
         assert_eq!(store.consensus_watermark().await.expect("watermark"), 18, "{label}");
     }
 }

@@ -1,12 +1,20 @@
 //! The consensus worker's storage: the signals and machines it reads, its persisted engine
 //! state and watermark, the atomic commit of a step, requests queued for the leader, leadership.
 
+use std::str::FromStr;
+
 use async_trait::async_trait;
+use ipnet::IpNet;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::error::StoreError;
 use super::keys::{AccountKey, MachineKey};
 use super::lists::ListOp;
+use crate::domain::level::Level;
+use crate::engine::TargetState;
+use crate::engine::trust::MachineState;
 
 /// What the consensus worker reads and commits.
 #[async_trait]
@@ -28,13 +36,13 @@ pub trait ConsensusStore: Send + Sync {
     async fn consensus_watermark(&self) -> Result<i64, StoreError>;
 
     /// The engine's stored state of one machine, if any.
-    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError>;
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<MachineState>, StoreError>;
 
     /// The engine's stored state of one target, if any.
-    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError>;
+    async fn engine_target(&self, target: IpNet) -> Result<Option<TargetState>, StoreError>;
 
     /// Queues a request for the consensus leader (e.g. `false_positive`).
-    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError>;
+    async fn queue_consensus_request(&self, kind: RequestKind, value: &str, at: OffsetDateTime) -> Result<i64, StoreError>;
 
     /// Requests not yet carried out, oldest first.
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError>;
@@ -52,7 +60,7 @@ pub struct EngineMachine {
     /// Account, when enrolled.
     pub account: Option<AccountKey>,
     /// The account's verification level (`anonymous` without an account).
-    pub level: String,
+    pub level: Level,
     /// Operator's sensor.
     pub sensor: bool,
     /// Registration time.
@@ -80,15 +88,67 @@ pub struct EngineSignal {
     pub received_at: OffsetDateTime,
 }
 
-/// The consensus worker's persisted state: its watermark and the engine's opaque JSON state.
+/// The consensus worker's persisted state: its watermark and the engine's state (which the store
+/// keeps as JSON).
 #[derive(Debug, Clone, Default)]
 pub struct ConsensusSnapshot {
     /// Last processed signal id.
     pub watermark: i64,
     /// Per-machine engine state.
-    pub machines: Vec<(MachineKey, String)>,
+    pub machines: Vec<(MachineKey, MachineState)>,
     /// Per-target engine state.
-    pub targets: Vec<(String, String)>,
+    pub targets: Vec<(IpNet, TargetState)>,
+}
+
+impl ConsensusSnapshot {
+    /// A snapshot from its stored rows: `(machine id, state)` and `(target, state)`. A row that no
+    /// longer reads (written by another version, or by hand) is left out, logged and counted as
+    /// corrupt, rather than failing the load: the engine rebuilds that state from the reports
+    /// that follow.
+    pub(super) fn from_rows(watermark: i64, machines: Vec<(i64, String)>, targets: Vec<(String, String)>) -> Self {
+        let machines = machines
+            .into_iter()
+            .filter_map(|(key, text)| match state_from::<MachineState>("engine_machines.state", &text) {
+                Ok(state) => Some((MachineKey(key), state)),
+                Err(error) => {
+                    tracing::warn!(machine = key, %error, "discarding unreadable engine state");
+                    None
+                }
+            })
+            .collect();
+        let targets = targets
+            .into_iter()
+            .filter_map(|(target, text)| {
+                let parsed = IpNet::from_str(&target)
+                    .map_err(|_| StoreError::corrupt("engine_targets.target", &target))
+                    .and_then(|net| Ok((net, state_from::<TargetState>("engine_targets.state", &text)?)));
+                match parsed {
+                    Ok(parsed) => Some(parsed),
+                    Err(error) => {
+                        tracing::warn!(target, %error, "discarding unreadable engine state");
+                        None
+                    }
+                }
+            })
+            .collect();
+        ConsensusSnapshot { watermark, machines, targets }
+    }
+}
+
+/// The stored (JSON) form of an engine state, the same text for both backends.
+pub(super) fn state_text<T: Serialize>(state: &T) -> Result<String, StoreError> {
+    serde_json::to_string(state).map_err(|error| StoreError::Corrupt(format!("engine state does not serialise: {error}")))
+}
+
+/// An engine state read back from its stored form; text that does not decode is corrupt.
+pub(super) fn state_from<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::corrupt(column, text))
+}
+
+/// The stored key of an engine target: its network in CIDR form, a single address included
+/// (`1.2.3.4/32`, unlike a list value).
+pub(super) fn target_key(target: IpNet) -> String {
+    target.to_string()
 }
 
 /// One consensus step, committed atomically with the new watermark.
@@ -96,10 +156,10 @@ pub struct ConsensusSnapshot {
 pub struct ConsensusCommit {
     /// Last processed signal id.
     pub watermark: i64,
-    /// Changed machine states (JSON) and their trust.
-    pub machines: Vec<(MachineKey, String, f64)>,
-    /// Changed target states (JSON), `None` to forget one.
-    pub targets: Vec<(String, Option<String>)>,
+    /// Changed machine states and their trust.
+    pub machines: Vec<(MachineKey, MachineState, f64)>,
+    /// Changed target states, `None` to forget one.
+    pub targets: Vec<(IpNet, Option<TargetState>)>,
     /// Consensus requests carried out by this step.
     pub done_requests: Vec<i64>,
     /// Membership changes, in order.
@@ -113,10 +173,34 @@ pub struct ConsensusCommit {
 pub struct ConsensusRequest {
     /// Id, marked done in the commit that carries it out.
     pub id: i64,
-    /// `false_positive`.
-    pub kind: String,
+    /// What is asked.
+    pub kind: RequestKind,
     /// Target.
     pub value: String,
+}
+
+/// What a request asks of the consensus leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// The operator upholds a false-positive report: the target is delisted and protected.
+    FalsePositive,
+}
+
+impl RequestKind {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::FalsePositive => "false_positive",
+        }
+    }
+
+    /// The inverse of [`RequestKind::as_str`].
+    pub fn from_stored(text: &str) -> Option<RequestKind> {
+        match text {
+            "false_positive" => Some(RequestKind::FalsePositive),
+            _ => None,
+        }
+    }
 }
 
 /// Proof of holding the consensus leadership.

@@ -2,9 +2,12 @@
 //! lists, canaries and the never-block allowlist.
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use time::OffsetDateTime;
 
 use super::error::StoreError;
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::signal::Scope;
 
 /// List membership, its change log, custom lists, canaries and the allowlist.
 #[async_trait]
@@ -13,7 +16,7 @@ pub trait ListStore: Send + Sync {
     async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError>;
 
     /// One member of a list.
-    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError>;
+    async fn list_entry(&self, list: &str, value: IpNet) -> Result<Option<ListEntry>, StoreError>;
 
     /// Changes of a list with `seq > after`, in order.
     async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError>;
@@ -68,16 +71,17 @@ pub trait ListStore: Send + Sync {
 pub struct ListEntry {
     /// List name (`community`, …).
     pub list: String,
-    /// Address or CIDR.
-    pub value: String,
-    /// `ip` or `range`.
-    pub scope: String,
+    /// Address or range, stored as a bare address for a single address and in CIDR form
+    /// otherwise (`domain::net::display_target`).
+    pub value: IpNet,
+    /// One address or a range.
+    pub scope: Scope,
     /// Scenario shown.
     pub scenario: String,
-    /// `ban` or `captcha`.
-    pub remediation: String,
+    /// Suggested remediation.
+    pub remediation: Remediation,
     /// Rule that listed it.
-    pub rule: String,
+    pub rule: Rule,
     /// First listed.
     pub listed_at: OffsetDateTime,
     /// Expiry.
@@ -95,8 +99,8 @@ pub enum ListOp {
     Remove {
         /// List name.
         list: String,
-        /// Address or CIDR.
-        value: String,
+        /// Address or range.
+        value: IpNet,
         /// Why.
         reason: String,
     },
@@ -107,14 +111,42 @@ pub enum ListOp {
 pub struct ListChange {
     /// Monotonic sequence number (the delta cursor).
     pub seq: i64,
-    /// `add` or `remove`.
-    pub op: String,
+    /// Added or removed.
+    pub op: ChangeOp,
     /// The entry as added, or as it was when removed.
     pub entry: ListEntry,
     /// Removal reason.
     pub reason: Option<String>,
     /// When the change was made.
     pub at: OffsetDateTime,
+}
+
+/// What a membership change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// The entry was added, or renewed.
+    Add,
+    /// The entry was removed.
+    Remove,
+}
+
+impl ChangeOp {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Add => "add",
+            ChangeOp::Remove => "remove",
+        }
+    }
+
+    /// The inverse of [`ChangeOp::as_str`].
+    pub fn from_stored(text: &str) -> Option<ChangeOp> {
+        match text {
+            "add" => Some(ChangeOp::Add),
+            "remove" => Some(ChangeOp::Remove),
+            _ => None,
+        }
+    }
 }
 
 /// A canary.

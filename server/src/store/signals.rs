@@ -121,9 +121,9 @@ pub struct StoredSignal {
     /// Server receive time.
     pub received_at: OffsetDateTime,
     /// Reporter's address.
-    pub origin_ip: String,
+    pub origin_ip: IpAddr,
     /// Reporter's network.
-    pub origin_prefix: String,
+    pub origin_prefix: IpNet,
     /// Reporter's AS, when known.
     pub origin_asn: Option<u32>,
     /// Attacker enrichment.

@@ -28,9 +28,12 @@ impl AccountStore for PgStore {
         Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE accounts SET level = $1 WHERE name = $2").bind(level).bind(name).execute(&self.pool).await?;
+    async fn set_account_level(&self, name: &str, level: Level) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET level = $1 WHERE name = $2")
+            .bind(level.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
