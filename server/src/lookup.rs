@@ -30,7 +30,7 @@ use crate::engine::{Engine, TargetState};
 use crate::enrich::Enricher;
 use crate::reputation::{Evidence, Reputation, WindowScore, assess};
 use crate::serving::Lists;
-use crate::store::{Enrichment, Store};
+use crate::store::{ConsensusStore, Enrichment, ListStore, Store};
 use crate::use_case::UseCaseError;
 
 /// How long the never-block ranges are reused before being read again.
@@ -59,7 +59,7 @@ pub struct LookupCache {
 
 impl LookupCache {
     /// The engine state of `target`, from the cache or the store.
-    async fn target(&self, store: &dyn Store, target: IpNet) -> Result<Option<Arc<TargetState>>, UseCaseError> {
+    async fn target(&self, store: &dyn ConsensusStore, target: IpNet) -> Result<Option<Arc<TargetState>>, UseCaseError> {
         if let Some((at, found)) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(&target)
             && at.elapsed() < TARGET_TTL
         {
@@ -74,7 +74,7 @@ impl LookupCache {
         Ok(found)
     }
 
-    async fn ranges(&self, store: &dyn Store) -> Result<Ranges, UseCaseError> {
+    async fn ranges(&self, store: &dyn ListStore) -> Result<Ranges, UseCaseError> {
         if let Some((at, ranges)) = self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && at.elapsed() < ALLOWLIST_TTL
         {

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::lists::COMMUNITY;
 use crate::domain::net::display_target;
 use crate::engine::never_block::NeverBlock;
-use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, Store, StoreError};
+use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
@@ -254,7 +254,7 @@ struct Policy {
 
 /// Every served list of this replica, and the bytes rendered from them.
 pub struct Lists {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ListStore>,
     own_addresses: Vec<IpNet>,
     custom: RwLock<Vec<CustomList>>,
     policy: RwLock<Policy>,
@@ -278,7 +278,7 @@ impl std::fmt::Debug for Lists {
 impl Lists {
     /// Serves lists read from `store`, keeping the newest `retained_changes` changes per list and
     /// never serving `own_addresses` (nor the special-purpose ranges, allowlists and canaries).
-    pub fn new(store: Arc<dyn Store>, retained_changes: usize, own_addresses: Vec<IpNet>) -> Self {
+    pub fn new(store: Arc<dyn ListStore>, retained_changes: usize, own_addresses: Vec<IpNet>) -> Self {
         Lists {
             store,
             own_addresses,
@@ -623,7 +623,7 @@ fn merge(members: &[Arc<Entry>], updates: std::collections::BTreeMap<IpNet, Opti
 
 /// Reads the operator's allowlists and canaries and makes the never-block policy of them, the
 /// fixed ranges and `own_addresses`.
-pub async fn load_never_block(store: &dyn Store, own_addresses: &[IpNet]) -> Result<NeverBlock, StoreError> {
+pub async fn load_never_block(store: &dyn ListStore, own_addresses: &[IpNet]) -> Result<NeverBlock, StoreError> {
     let canaries = store.list_canaries().await?;
     let allowlist = store.list_allowlist().await?;
     Ok(NeverBlock::new(own_addresses, allowlist.iter().map(|a| a.value.as_str()), canaries.iter().map(|c| c.value.as_str())))

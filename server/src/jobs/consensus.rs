@@ -20,7 +20,7 @@ use crate::domain::signal::Scope;
 use crate::engine::ipset::IpSet;
 use crate::engine::params::Params;
 use crate::engine::{Change, Consensus, Engine, Report, Time};
-use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, RequestKind, Store};
+use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store};
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -271,7 +271,7 @@ const LAG_EVERY: Duration = Duration::from_secs(2);
 
 /// Sets `palisade_consensus_lag_signals` (unprocessed signals, counted up to a million) and
 /// `palisade_consensus_lag_seconds` (age of the oldest unprocessed one; 0 when caught up).
-async fn record_lag(store: &dyn Store, watermark: i64) {
+async fn record_lag(store: &dyn SignalStore, watermark: i64) {
     match store.signal_backlog(watermark, 1_000_000).await {
         Ok(backlog) => {
             let age = backlog.oldest_received_at.map(|at| (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));

@@ -9,7 +9,7 @@ use super::*;
 use crate::domain::listing::{Remediation, Rule};
 use crate::domain::net::list_target;
 use crate::domain::signal::Scope;
-use crate::store::{ConsensusCommit, ListEntry, ListOp};
+use crate::store::{ConsensusCommit, ListEntry, ListOp, Store};
 use crate::testing::TestDb;
 
 fn add(value: &str, now: OffsetDateTime) -> ListOp {
