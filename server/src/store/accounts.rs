@@ -150,3 +150,48 @@ pub struct EnrollKeyRecord {
     /// Revocation time; revoked keys enroll nothing.
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// A table of credential hashes. Enrollment keys, API keys and admin tokens share one shape (the
+/// hash, a visible prefix, a creation and a revocation time, and for the first two the owning
+/// account), so each backend stores and revokes all three through one statement each, built from
+/// this description.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeyTable {
+    /// Table name.
+    pub(super) table: &'static str,
+    /// Column holding the hash.
+    pub(super) hash: &'static str,
+    /// Whether each key belongs to an account (`account_id`).
+    pub(super) owned: bool,
+}
+
+/// Enrollment keys: attach a machine to their account.
+pub(super) const ENROLL_KEYS: KeyTable = KeyTable { table: "enroll_keys", hash: "key_hash", owned: true };
+/// API keys: authenticate lookups as their account.
+pub(super) const API_KEYS: KeyTable = KeyTable { table: "api_keys", hash: "key_hash", owned: true };
+/// Admin tokens: the operator's, owned by no account.
+pub(super) const ADMIN_TOKENS: KeyTable = KeyTable { table: "admin_tokens", hash: "token_hash", owned: false };
+
+impl KeyTable {
+    /// The insert of one key, with the backend's placeholders (`?` or `$1`, `$2`, …): binds the
+    /// hash, the prefix, the account when the table is owned, and the creation time, in that order.
+    pub(super) fn insert_sql(self, placeholder: impl Fn(usize) -> String) -> String {
+        let (columns, count) = if self.owned {
+            (format!("{}, prefix, account_id, created_at", self.hash), 4)
+        } else {
+            (format!("{}, prefix, created_at", self.hash), 3)
+        };
+        let values: Vec<String> = (1..=count).map(placeholder).collect();
+        format!("INSERT INTO {} ({columns}) VALUES ({})", self.table, values.join(", "))
+    }
+
+    /// The revocation of the live keys with a prefix, in an owned table: binds the revocation
+    /// time, the prefix and, twice, the account (`NULL`: any account), in that order.
+    pub(super) fn revoke_sql(self, placeholder: impl Fn(usize) -> String) -> String {
+        let p: Vec<String> = (1..=4).map(placeholder).collect();
+        format!(
+            "UPDATE {} SET revoked_at = {} WHERE prefix = {} AND revoked_at IS NULL AND ({} IS NULL OR account_id = {})",
+            self.table, p[0], p[1], p[2], p[3]
+        )
+    }
+}
