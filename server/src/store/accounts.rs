@@ -1,5 +1,7 @@
 //! Accounts and their credentials: verification levels, lookup tiers, enrollment keys, API keys
-//! and admin tokens (hashes only; a key itself is never stored).
+//! and admin tokens (hashes only; a key itself is never stored). The [`AccountStore`] trait, its
+//! records, and the one description of the credential tables both backends build their
+//! statements from; of the store's files it imports only `keys` and `error`.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;

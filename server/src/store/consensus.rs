@@ -1,5 +1,8 @@
 //! The consensus worker's storage: the signals and machines it reads, its persisted engine
 //! state and watermark, the atomic commit of a step, requests queued for the leader, leadership.
+//! The [`ConsensusStore`] trait and its records; the engine's state is typed here and kept as
+//! JSON by helpers both backends share. Of the store's files it imports only `keys`, `error` and
+//! `lists` (a commit carries list changes).
 
 use std::str::FromStr;
 

@@ -1,5 +1,6 @@
 //! Lists: blocklist members and their change log (the delta cursor), operator-managed custom
-//! lists, canaries and the never-block allowlist.
+//! lists, canaries and the never-block allowlist. The [`ListStore`] trait and its records; of the
+//! store's files it imports only `error`.
 
 use async_trait::async_trait;
 use ipnet::IpNet;

@@ -1,5 +1,7 @@
 //! Machines: creation, lookup by login, logins, metrics pushes, the sensor flag, list
 //! subscriptions, what each was last sent on the CrowdSec stream and when it last contributed.
+//! The [`MachineStore`] trait and the records it reads and writes; of the store's files it
+//! imports only `keys` and `error`.
 
 use async_trait::async_trait;
 use ipnet::IpNet;

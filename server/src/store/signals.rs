@@ -1,5 +1,7 @@
 //! Raw signals: the bulk insert, listing and counting, and their retention (daily partitions on
 //! PostgreSQL, batched deletes on SQLite) and the backlog the consensus worker has not read.
+//! The [`SignalStore`] trait and its records; of the store's files it imports only `keys` and
+//! `error`.
 
 use std::net::IpAddr;
 

@@ -1,5 +1,6 @@
 //! Aggregates for the console and quotas: per-day signal and list-change counts, signal counts
-//! per machine, and per-account lookup usage.
+//! per machine, and per-account lookup usage. The [`StatsStore`] trait and its record; of the
+//! store's files it imports only `keys` and `error`.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
