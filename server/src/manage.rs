@@ -235,7 +235,7 @@ pub async fn remove_allowlist(store: &dyn ListStore, value: Option<&str>, source
 /// Queues an upheld false-positive report for the consensus leader.
 pub async fn report_false_positive(store: &dyn ConsensusStore, value: &str) -> Result<QueuedResponse, UseCaseError> {
     let target = Engine::key(network("value", value)?);
-    let id = store.queue_consensus_request(RequestKind::FalsePositive, &target.to_string(), OffsetDateTime::now_utc()).await?;
+    let id = store.queue_consensus_request(RequestKind::FalsePositive, target, OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
         message: format!(

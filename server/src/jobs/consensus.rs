@@ -171,15 +171,8 @@ impl ConsensusWorker {
         let mut changes = Vec::new();
         let requests = self.store.pending_consensus_requests().await?;
         for request in &requests {
-            match (request.kind, parse_target(&request.value)) {
-                (RequestKind::FalsePositive, Some(target)) => changes.extend(self.engine.report_false_positive(target, now_s)),
-                (kind, None) => {
-                    tracing::warn!(
-                        request.id = request.id,
-                        kind = kind.as_str(),
-                        "ignoring a consensus request whose target does not parse"
-                    )
-                }
+            match request.kind {
+                RequestKind::FalsePositive => changes.extend(self.engine.report_false_positive(request.value, now_s)),
             }
         }
         changes.extend(self.engine.advance(now_s));

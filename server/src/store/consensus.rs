@@ -45,7 +45,7 @@ pub trait ConsensusStore: Send + Sync {
     async fn engine_target(&self, target: IpNet) -> Result<Option<TargetState>, StoreError>;
 
     /// Queues a request for the consensus leader (e.g. `false_positive`).
-    async fn queue_consensus_request(&self, kind: RequestKind, value: &str, at: OffsetDateTime) -> Result<i64, StoreError>;
+    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError>;
 
     /// Requests not yet carried out, oldest first.
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError>;
@@ -178,8 +178,8 @@ pub struct ConsensusRequest {
     pub id: i64,
     /// What is asked.
     pub kind: RequestKind,
-    /// Target.
-    pub value: String,
+    /// Target (stored in CIDR form, as an engine target's key).
+    pub value: IpNet,
 }
 
 /// What a request asks of the consensus leader.

@@ -174,7 +174,7 @@ async fn stored_texts_outside_their_closed_set_read_back_as_corrupt() {
         assert!(matches!(read, Err(StoreError::Corrupt(ref what)) if what.contains("gold")), "{label}: {read:?}");
         assert!(matches!(store.engine_machines().await, Err(StoreError::Corrupt(_))), "{label}: engine machines");
 
-        store.queue_consensus_request(RequestKind::FalsePositive, "45.33.32.156", T0).await.expect("queue");
+        store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), T0).await.expect("queue");
         raw_execute(&s.db, "UPDATE consensus_requests SET kind = 'unban'").await;
         let pending = store.pending_consensus_requests().await;
         assert!(matches!(pending, Err(StoreError::Corrupt(ref what)) if what.contains("unban")), "{label}: {pending:?}");

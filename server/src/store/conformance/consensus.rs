@@ -93,13 +93,16 @@ async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_tog
         assert_eq!(store.engine_machine(key).await.expect("read"), None, "{label}");
         assert_eq!(store.engine_target(net("45.33.32.156/32")).await.expect("read"), None, "{label}");
 
-        let request = store.queue_consensus_request(RequestKind::FalsePositive, "45.33.32.156", T0).await.expect("queue");
-        let later = store.queue_consensus_request(RequestKind::FalsePositive, "81.2.69.160", T0).await.expect("queue");
+        let request = store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), T0).await.expect("queue");
+        let later = store.queue_consensus_request(RequestKind::FalsePositive, net("81.2.69.160/32"), T0).await.expect("queue");
         assert!(later > request, "{label}: ids increase");
         let pending = store.pending_consensus_requests().await.expect("pending");
         assert_eq!(
-            pending.iter().map(|r| (r.id, r.kind, r.value.as_str())).collect::<Vec<_>>(),
-            [(request, RequestKind::FalsePositive, "45.33.32.156"), (later, RequestKind::FalsePositive, "81.2.69.160")]
+            pending.iter().map(|r| (r.id, r.kind, r.value)).collect::<Vec<_>>(),
+            [
+                (request, RequestKind::FalsePositive, net("45.33.32.156/32")),
+                (later, RequestKind::FalsePositive, net("81.2.69.160/32"))
+            ]
         );
 
         let entry = ListEntry {

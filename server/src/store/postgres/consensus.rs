@@ -138,10 +138,10 @@ impl ConsensusStore for PgStore {
         text.map(|text| state_from("engine_targets.state", &text)).transpose()
     }
 
-    async fn queue_consensus_request(&self, kind: RequestKind, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(kind.as_str())
-            .bind(value)
+            .bind(target_key(target))
             .bind(at)
             .fetch_one(&self.pool)
             .await?)
@@ -156,7 +156,7 @@ impl ConsensusStore for PgStore {
                 Ok(ConsensusRequest {
                     id: row.try_get("id")?,
                     kind: decoded(row, "kind", RequestKind::from_stored)?,
-                    value: row.try_get("value")?,
+                    value: decoded(row, "value", parse_target)?,
                 })
             })
             .collect()

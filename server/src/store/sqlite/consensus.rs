@@ -118,10 +118,10 @@ impl ConsensusStore for SqliteStore {
         text.map(|text| state_from("engine_targets.state", &text)).transpose()
     }
 
-    async fn queue_consensus_request(&self, kind: RequestKind, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES (?, ?, ?) RETURNING id")
             .bind(kind.as_str())
-            .bind(value)
+            .bind(target_key(target))
             .bind(to_micros(at))
             .fetch_one(&self.writer)
             .await?)
@@ -136,7 +136,7 @@ impl ConsensusStore for SqliteStore {
                 Ok(ConsensusRequest {
                     id: row.try_get("id")?,
                     kind: decoded(row, "kind", RequestKind::from_stored)?,
-                    value: row.try_get("value")?,
+                    value: decoded(row, "value", parse_target)?,
                 })
             })
             .collect()
