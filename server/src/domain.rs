@@ -1,8 +1,11 @@
 //! Domain types and the pure rules that turn wire input into them: address parsing, display and
-//! normalisation, list names, special-purpose ranges, signal validation. No I/O and no clock: the
-//! current time is a parameter.
+//! normalisation, list names, account levels, how a list entry was listed (its rule and
+//! remediation), special-purpose ranges, signal validation. No I/O and no clock: the current time
+//! is a parameter.
 
 pub mod allowlist;
+pub mod level;
+pub mod listing;
 pub mod lists;
 pub mod names;
 pub mod net;

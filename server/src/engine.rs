@@ -34,6 +34,7 @@ use self::params::Params;
 use self::support::{Contribution, OriginAs, Support};
 use self::trust::{Level, MachineState};
 
+pub use crate::domain::listing::{Remediation, Rule};
 pub use crate::domain::time::Time;
 
 /// One report of an attacker by a machine, as the engine needs it.
@@ -53,42 +54,6 @@ pub struct Report<'a> {
     pub origin_asn: Option<u32>,
     /// When the report was received.
     pub at: Time,
-}
-
-/// Which rule listed an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// An operator sensor saw it attack.
-    Sensor,
-    /// Enough diverse, anchored support.
-    Crowd,
-    /// Far more support spread over many well-trusted clusters, no anchor.
-    Broad,
-    /// A hosting /24 with many listed addresses, listed whole ([`expand`]).
-    Expanded,
-}
-
-impl Rule {
-    /// Stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::Sensor => "sensor",
-            Rule::Crowd => "crowd",
-            Rule::Broad => "broad",
-            Rule::Expanded => "expanded",
-        }
-    }
-}
-
-/// The suggested remediation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Remediation {
-    /// Block.
-    Ban,
-    /// Challenge (shared addresses: CGNAT, VPN, Tor, proxies).
-    Captcha,
 }
 
 /// Why an address left the list.

@@ -31,13 +31,15 @@
 //! **Pure core**: no I/O, no clock.
 //! - [`domain`]: domain types and rules: addresses and networks (`domain::net`), list names
 //!   (`domain::lists`), time and its text forms (`domain::time`), signals, names, special-purpose
-//!   ranges, provider range files, free text.
+//!   ranges, provider range files, free text, account levels (`domain::level`), the rule and
+//!   remediation of a listing (`domain::listing`).
 //! - [`engine`]: consensus: machine trust, clustering, the listing rule, the never-block set.
 //! - [`reputation`]: one address's reputation class and scores, for the lookup.
 //! - [`serving::render`] and [`serving::entry`]: the blocklist formats, and the entry they render.
 //!
 //! **Infrastructure**
-//! - [`store`]: persistence behind the `Store` trait, SQLite and PostgreSQL; the only SQL.
+//! - [`store`]: persistence, one trait per capability (each beside its records; callers take the
+//!   ones they use) and the `Store` supertrait of them all, on SQLite and PostgreSQL; the only SQL.
 //! - [`serving`]: each replica's in-memory list snapshots, advanced by seq, the never-block policy
 //!   in force and the render cache.
 //! - [`limits`]: tiers and lookup quotas (GCRA, calendar windows), in process or in Redis.

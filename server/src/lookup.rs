@@ -30,7 +30,7 @@ use crate::engine::{Engine, TargetState};
 use crate::enrich::Enricher;
 use crate::reputation::{Evidence, Reputation, WindowScore, assess};
 use crate::serving::Lists;
-use crate::store::{Enrichment, Store};
+use crate::store::{ConsensusStore, Enrichment, ListStore, Store};
 use crate::use_case::UseCaseError;
 
 /// How long the never-block ranges are reused before being read again.
@@ -54,30 +54,27 @@ type CachedTarget = (Instant, Option<Arc<TargetState>>);
 #[derive(Default)]
 pub struct LookupCache {
     snapshot: Mutex<Option<(Instant, Ranges)>>,
-    targets: Mutex<HashMap<String, CachedTarget>>,
+    targets: Mutex<HashMap<IpNet, CachedTarget>>,
 }
 
 impl LookupCache {
     /// The engine state of `target`, from the cache or the store.
-    async fn target(&self, store: &dyn Store, target: &str) -> Result<Option<Arc<TargetState>>, UseCaseError> {
-        if let Some((at, found)) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(target)
+    async fn target(&self, store: &dyn ConsensusStore, target: IpNet) -> Result<Option<Arc<TargetState>>, UseCaseError> {
+        if let Some((at, found)) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(&target)
             && at.elapsed() < TARGET_TTL
         {
             return Ok(found.clone());
         }
-        let found = match store.engine_target(target).await? {
-            Some(json) => Some(Arc::new(serde_json::from_str::<TargetState>(&json)?)),
-            None => None,
-        };
+        let found = store.engine_target(target).await?.map(Arc::new);
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         if targets.len() >= TARGET_CACHE_MAX {
             targets.clear();
         }
-        targets.insert(target.to_string(), (Instant::now(), found.clone()));
+        targets.insert(target, (Instant::now(), found.clone()));
         Ok(found)
     }
 
-    async fn ranges(&self, store: &dyn Store) -> Result<Ranges, UseCaseError> {
+    async fn ranges(&self, store: &dyn ListStore) -> Result<Ranges, UseCaseError> {
         if let Some((at, ranges)) = self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && at.elapsed() < ALLOWLIST_TTL
         {
@@ -147,7 +144,7 @@ impl Lookup {
         let (engine_state, listed) = if own {
             (None, false)
         } else {
-            let engine_state = self.cache.target(self.store.as_ref(), &target.to_string()).await?;
+            let engine_state = self.cache.target(self.store.as_ref(), target).await?;
             let community = self.lists.get_or_load(COMMUNITY).await?;
             let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             // Listed itself, or inside a listed /24 (selective expansion).

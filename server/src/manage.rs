@@ -22,22 +22,25 @@ use crate::domain::lists::COMMUNITY;
 use crate::domain::names::check_name;
 use crate::domain::net::{display_target, parse_address, parse_network};
 use crate::domain::time::rfc3339;
+use crate::engine::Engine;
 use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
-use crate::engine::{Engine, TargetState};
-use crate::store::{Account, CreatedBy, Machine, NewMachine, Store, StoredSignal};
+use crate::store::{
+    Account, AccountStore, ConsensusStore, CreatedBy, ListStore, Machine, MachineStore, NewMachine, RequestKind, Store,
+    StoredSignal,
+};
 use crate::use_case::UseCaseError;
 
 /// Creates an admin token and returns it (shown once; only its hash is stored).
-pub async fn create_admin_token(store: &dyn Store) -> Result<String, UseCaseError> {
+pub async fn create_admin_token(store: &dyn AccountStore) -> Result<String, UseCaseError> {
     let token = new_admin_token();
     store.create_admin_token(&hash_secret(&token), &visible_prefix(&token), OffsetDateTime::now_utc()).await?;
     Ok(token)
 }
 
 /// Creates an account.
-pub async fn create_account(store: &dyn Store, name: &str) -> Result<AccountView, UseCaseError> {
+pub async fn create_account(store: &dyn AccountStore, name: &str) -> Result<AccountView, UseCaseError> {
     check_name(name, 64).map_err(|m| UseCaseError::invalid("name", m))?;
     match store.create_account(name, OffsetDateTime::now_utc()).await {
         Err(crate::store::StoreError::Conflict(_)) => {
@@ -50,7 +53,7 @@ pub async fn create_account(store: &dyn Store, name: &str) -> Result<AccountView
 }
 
 /// Creates an enrollment key for an account (shown once; only its hash is stored).
-pub async fn create_enroll_key(store: &dyn Store, account: &str) -> Result<EnrollKeyCreated, UseCaseError> {
+pub async fn create_enroll_key(store: &dyn AccountStore, account: &str) -> Result<EnrollKeyCreated, UseCaseError> {
     let not_found = || UseCaseError::NotFound(format!("no account named {account:?}"));
     // A name that breaks the naming rules cannot exist; it is not worth a query.
     if check_name(account, 64).is_err() {
@@ -64,7 +67,7 @@ pub async fn create_enroll_key(store: &dyn Store, account: &str) -> Result<Enrol
 }
 
 /// Creates a machine as the operator, with a generated 64-character password (shown once).
-pub async fn add_machine(store: &dyn Store, name: &str, sensor: bool) -> Result<MachineCredentials, UseCaseError> {
+pub async fn add_machine(store: &dyn MachineStore, name: &str, sensor: bool) -> Result<MachineCredentials, UseCaseError> {
     check_name(name, 128).map_err(|m| UseCaseError::invalid("name", m))?;
     let password = random_alnum(64);
     let password_hash = password::hash(password.clone()).await.map_err(|e| UseCaseError::Internal(e.into()))?;
@@ -109,7 +112,7 @@ pub fn machine_view(machine: &Machine) -> MachineView {
 pub fn account_view(account: &Account) -> AccountView {
     AccountView {
         name: account.name.clone(),
-        level: account.level.clone(),
+        level: account.level.as_str().into(),
         machines: account.machine_count,
         created_at: rfc3339(account.created_at),
     }
@@ -128,7 +131,7 @@ pub fn signal_view(signal: &StoredSignal) -> SignalView {
         start_at: rfc3339(signal.start_at),
         stop_at: rfc3339(signal.stop_at),
         received_at: rfc3339(signal.received_at),
-        origin_prefix: signal.origin_prefix.clone(),
+        origin_prefix: signal.origin_prefix.to_string(),
         as_number: signal.enrichment.as_number,
         as_name: signal.enrichment.as_name.clone(),
         country: signal.enrichment.country.clone(),
@@ -136,7 +139,7 @@ pub fn signal_view(signal: &StoredSignal) -> SignalView {
 }
 
 /// Marks or unmarks a machine as one of the operator's sensors.
-pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Result<(), UseCaseError> {
+pub async fn set_sensor(store: &dyn MachineStore, machine_id: &str, sensor: bool) -> Result<(), UseCaseError> {
     store.set_machine_sensor(machine_id, sensor).await.map_err(|e| match e {
         crate::store::StoreError::NotFound(_) => UseCaseError::NotFound(format!("no machine named {machine_id:?}")),
         other => other.into(),
@@ -144,10 +147,10 @@ pub async fn set_sensor(store: &dyn Store, machine_id: &str, sensor: bool) -> Re
 }
 
 /// Sets an account's verification level.
-pub async fn set_account_level(store: &dyn Store, account: &str, level: &str) -> Result<(), UseCaseError> {
-    if Level::parse(level).is_none() {
+pub async fn set_account_level(store: &dyn AccountStore, account: &str, level: &str) -> Result<(), UseCaseError> {
+    let Some(level) = Level::parse(level) else {
         return Err(UseCaseError::invalid("level", "must be one of anonymous, email, verified, paid, partner"));
-    }
+    };
     store.set_account_level(account, level).await.map_err(|e| match e {
         crate::store::StoreError::NotFound(_) => UseCaseError::NotFound(format!("no account named {account:?}")),
         other => other.into(),
@@ -160,7 +163,7 @@ fn network(field: &str, value: &str) -> Result<IpNet, UseCaseError> {
 }
 
 /// Adds a canary.
-pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<CanaryView, UseCaseError> {
+pub async fn add_canary(store: &dyn ListStore, value: &str, note: &str) -> Result<CanaryView, UseCaseError> {
     let net = network("value", value)?;
     let value = display_target(net);
     if note.len() > 256 {
@@ -174,13 +177,13 @@ pub async fn add_canary(store: &dyn Store, value: &str, note: &str) -> Result<Ca
 }
 
 /// Removes a canary.
-pub async fn remove_canary(store: &dyn Store, value: &str) -> Result<(), UseCaseError> {
+pub async fn remove_canary(store: &dyn ListStore, value: &str) -> Result<(), UseCaseError> {
     let value = display_target(network("value", value)?);
     if store.remove_canary(&value).await? { Ok(()) } else { Err(UseCaseError::NotFound(format!("{value} is not a canary"))) }
 }
 
 /// Every canary.
-pub async fn list_canaries(store: &dyn Store) -> Result<Vec<CanaryView>, UseCaseError> {
+pub async fn list_canaries(store: &dyn ListStore) -> Result<Vec<CanaryView>, UseCaseError> {
     Ok(store
         .list_canaries()
         .await?
@@ -193,7 +196,7 @@ const CATEGORIES: &[&str] = &["cdn", "crawler", "resolver", "infrastructure", "c
 
 /// Imports never-block ranges from a provider file's text.
 pub async fn import_allowlist(
-    store: &dyn Store,
+    store: &dyn ListStore,
     request: &AllowlistImportRequest,
 ) -> Result<AllowlistImportResponse, UseCaseError> {
     check_name(&request.source, 64).map_err(|m| UseCaseError::invalid("source", m))?;
@@ -207,7 +210,7 @@ pub async fn import_allowlist(
 }
 
 /// Every never-block range.
-pub async fn list_allowlist(store: &dyn Store) -> Result<Vec<AllowlistEntryView>, UseCaseError> {
+pub async fn list_allowlist(store: &dyn ListStore) -> Result<Vec<AllowlistEntryView>, UseCaseError> {
     Ok(store
         .list_allowlist()
         .await?
@@ -217,7 +220,7 @@ pub async fn list_allowlist(store: &dyn Store) -> Result<Vec<AllowlistEntryView>
 }
 
 /// Removes never-block ranges by value and/or source; returns how many.
-pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Option<&str>) -> Result<usize, UseCaseError> {
+pub async fn remove_allowlist(store: &dyn ListStore, value: Option<&str>, source: Option<&str>) -> Result<usize, UseCaseError> {
     if value.is_none() && source.is_none() {
         return Err(UseCaseError::BadRequest("give a value, a source, or both".into()));
     }
@@ -230,9 +233,9 @@ pub async fn remove_allowlist(store: &dyn Store, value: Option<&str>, source: Op
 }
 
 /// Queues an upheld false-positive report for the consensus leader.
-pub async fn report_false_positive(store: &dyn Store, value: &str) -> Result<QueuedResponse, UseCaseError> {
+pub async fn report_false_positive(store: &dyn ConsensusStore, value: &str) -> Result<QueuedResponse, UseCaseError> {
     let target = Engine::key(network("value", value)?);
-    let id = store.queue_consensus_request("false_positive", &target.to_string(), OffsetDateTime::now_utc()).await?;
+    let id = store.queue_consensus_request(RequestKind::FalsePositive, target, OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
         message: format!(
@@ -247,18 +250,13 @@ pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str)
     let machine =
         store.machine_by_login(machine_id).await?.ok_or_else(|| UseCaseError::NotFound(format!("no machine {machine_id:?}")))?;
     let level = match &machine.account_name {
-        Some(name) => store.account_by_name(name).await?.map(|a| a.level).unwrap_or_else(|| "anonymous".into()),
-        None => "anonymous".into(),
+        Some(name) => store.account_by_name(name).await?.map(|a| a.level).unwrap_or_default(),
+        None => Level::Anonymous,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let state = match store.engine_machine(machine.key).await? {
-        Some(json) => serde_json::from_str::<MachineState>(&json).map_err(|e| UseCaseError::Internal(e.into()))?,
-        None => MachineState::new(
-            machine.account.map(|a| a.0),
-            Level::parse(&level).unwrap_or_default(),
-            machine.sensor,
-            machine.created_at.unix_timestamp(),
-        ),
+        Some(state) => state,
+        None => MachineState::new(machine.account.map(|a| a.0), level, machine.sensor, machine.created_at.unix_timestamp()),
     };
     let (good, bad) = state.evidence(now, params);
     Ok(MachineTrustView {
@@ -269,7 +267,7 @@ pub async fn machine_trust(store: &dyn Store, params: &Params, machine_id: &str)
         bad_evidence: bad,
         leads: state.leads,
         age_ramp: state.age_ramp(now, params),
-        level,
+        level: level.as_str().into(),
         sensor: machine.sensor,
         zeroed_at: state.zeroed_at.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).map(rfc3339),
     })
@@ -280,11 +278,8 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
     let addr = parse_address(ip).map_err(UseCaseError::BadRequest)?;
     let target = Engine::key(IpNet::from(addr));
     let shown = display_target(target);
-    let entry = store.list_entry(COMMUNITY, &shown).await?;
-    let state = match store.engine_target(&target.to_string()).await? {
-        Some(json) => Some(serde_json::from_str::<TargetState>(&json).map_err(|e| UseCaseError::Internal(e.into()))?),
-        None => None,
-    };
+    let entry = store.list_entry(COMMUNITY, target).await?;
+    let state = store.engine_target(target).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (summary, supporters) = match &state {
         Some(state) => {
@@ -311,8 +306,8 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         ip: addr.to_string(),
         target: shown,
         listed: entry.is_some(),
-        rule: entry.as_ref().map(|e| e.rule.clone()),
-        remediation: entry.as_ref().map(|e| e.remediation.clone()),
+        rule: entry.as_ref().map(|e| e.rule.as_str().into()),
+        remediation: entry.as_ref().map(|e| e.remediation.as_str().into()),
         clusters: summary.as_ref().map_or(0, |s| s.clusters as u64),
         ases: summary.as_ref().map_or(0, |s| s.ases as u64),
         scenarios: summary.as_ref().map(|s| s.scenarios.clone()).unwrap_or_default(),
@@ -345,7 +340,7 @@ pub fn api_key_view(key: &crate::store::ApiKeyRecord) -> palisade_api::native::A
     }
 }
 
-async fn account_named(store: &dyn Store, account: &str) -> Result<Account, UseCaseError> {
+async fn account_named(store: &dyn AccountStore, account: &str) -> Result<Account, UseCaseError> {
     let not_found = || UseCaseError::NotFound(format!("no account named {account:?}"));
     if check_name(account, 64).is_err() {
         return Err(not_found());
@@ -354,7 +349,10 @@ async fn account_named(store: &dyn Store, account: &str) -> Result<Account, UseC
 }
 
 /// Creates an API key for an account (shown once; only its hash is stored).
-pub async fn create_api_key(store: &dyn Store, account: &str) -> Result<palisade_api::native::ApiKeyCreated, UseCaseError> {
+pub async fn create_api_key(
+    store: &dyn AccountStore,
+    account: &str,
+) -> Result<palisade_api::native::ApiKeyCreated, UseCaseError> {
     let found = account_named(store, account).await?;
     let (key, prefix) = new_api_key();
     store.create_api_key(found.key, &hash_secret(&key), &prefix, OffsetDateTime::now_utc()).await?;
@@ -364,7 +362,7 @@ pub async fn create_api_key(store: &dyn Store, account: &str) -> Result<palisade
 
 /// Lists API keys: one account's, or every key.
 pub async fn list_api_keys(
-    store: &dyn Store,
+    store: &dyn AccountStore,
     account: Option<&str>,
 ) -> Result<Vec<palisade_api::native::ApiKeyView>, UseCaseError> {
     let account = match account {
@@ -375,7 +373,7 @@ pub async fn list_api_keys(
 }
 
 /// Revokes a key by prefix (only within `account` when given); 404 when there is no such live key.
-pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&str>) -> Result<(), UseCaseError> {
+pub async fn revoke_api_key(store: &dyn AccountStore, prefix: &str, account: Option<&str>) -> Result<(), UseCaseError> {
     let account = match account {
         Some(name) => Some(account_named(store, name).await?.key),
         None => None,
@@ -389,7 +387,7 @@ pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&st
 
 /// Sets an account's tier, which must be configured.
 pub async fn set_account_tier(
-    store: &dyn Store,
+    store: &dyn AccountStore,
     tiers: &std::collections::BTreeMap<String, crate::limits::Tier>,
     account: &str,
     tier: &str,
@@ -407,7 +405,7 @@ pub async fn set_account_tier(
 /// A console sign-in link for an account's users, valid for
 /// [`crate::auth::session::LINK_TTL_SECS`]. `public_url` ends in `/`.
 pub async fn login_link(
-    store: &dyn Store,
+    store: &dyn AccountStore,
     console_key: &[u8; 32],
     public_url: &str,
     account: &str,

@@ -23,9 +23,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::lists::COMMUNITY;
-use crate::domain::net::parse_target;
+use crate::domain::net::display_target;
 use crate::engine::never_block::NeverBlock;
-use crate::store::{CustomList, ListChange, ListEntry, Store, StoreError};
+use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
@@ -210,10 +210,9 @@ impl Interner {
         meta
     }
 
-    fn entry(&mut self, entry: &ListEntry, seq: i64) -> Option<Entry> {
-        let net = parse_target(&entry.value)?;
-        let meta = self.meta(&entry.scope, &entry.scenario, &entry.remediation, &entry.rule);
-        Some(Entry::new(net, meta, entry.listed_at, entry.expires_at, seq))
+    fn entry(&mut self, entry: &ListEntry, seq: i64) -> Entry {
+        let meta = self.meta(entry.scope.as_str(), &entry.scenario, entry.remediation.as_str(), entry.rule.as_str());
+        Entry::new(entry.value, meta, entry.listed_at, entry.expires_at, seq)
     }
 }
 
@@ -255,7 +254,7 @@ struct Policy {
 
 /// Every served list of this replica, and the bytes rendered from them.
 pub struct Lists {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ListStore>,
     own_addresses: Vec<IpNet>,
     custom: RwLock<Vec<CustomList>>,
     policy: RwLock<Policy>,
@@ -279,7 +278,7 @@ impl std::fmt::Debug for Lists {
 impl Lists {
     /// Serves lists read from `store`, keeping the newest `retained_changes` changes per list and
     /// never serving `own_addresses` (nor the special-purpose ranges, allowlists and canaries).
-    pub fn new(store: Arc<dyn Store>, retained_changes: usize, own_addresses: Vec<IpNet>) -> Self {
+    pub fn new(store: Arc<dyn ListStore>, retained_changes: usize, own_addresses: Vec<IpNet>) -> Self {
         Lists {
             store,
             own_addresses,
@@ -481,13 +480,11 @@ impl Lists {
             let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for member in &page {
                 newest_member = newest_member.max(member.seq);
-                if let Some(entry) = interner.entry(member, member.seq) {
-                    entries.push(Arc::new(entry));
-                }
+                entries.push(Arc::new(interner.entry(member, member.seq)));
             }
             drop(interner);
             match page.last() {
-                Some(last) if full => after.clone_from(&last.value),
+                Some(last) if full => after = display_target(last.value),
                 _ => break,
             }
         }
@@ -524,9 +521,12 @@ impl Lists {
         let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         changes
             .iter()
-            .filter_map(|c| {
-                let op = if c.op == "remove" { Op::Remove } else { Op::Add };
-                let net = parse_target(&c.entry.value)?;
+            .map(|c| {
+                let op = match c.op {
+                    ChangeOp::Add => Op::Add,
+                    ChangeOp::Remove => Op::Remove,
+                };
+                let net = c.entry.value;
                 let shared = members
                     .binary_search_by(|e| e.net.cmp(&net))
                     .ok()
@@ -535,9 +535,9 @@ impl Lists {
                     .cloned();
                 let entry = match shared {
                     Some(entry) => entry,
-                    None => Arc::new(interner.entry(&c.entry, c.seq)?),
+                    None => Arc::new(interner.entry(&c.entry, c.seq)),
                 };
-                Some(Change { seq: c.seq, op, entry })
+                Change { seq: c.seq, op, entry }
             })
             .collect()
     }
@@ -546,9 +546,13 @@ impl Lists {
         let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         changes
             .iter()
-            .filter_map(|c| {
-                let entry = interner.entry(&c.entry, c.seq)?;
-                Some(Change { seq: c.seq, op: if c.op == "remove" { Op::Remove } else { Op::Add }, entry: Arc::new(entry) })
+            .map(|c| {
+                let entry = interner.entry(&c.entry, c.seq);
+                let op = match c.op {
+                    ChangeOp::Add => Op::Add,
+                    ChangeOp::Remove => Op::Remove,
+                };
+                Change { seq: c.seq, op, entry: Arc::new(entry) }
             })
             .collect()
     }
@@ -619,7 +623,7 @@ fn merge(members: &[Arc<Entry>], updates: std::collections::BTreeMap<IpNet, Opti
 
 /// Reads the operator's allowlists and canaries and makes the never-block policy of them, the
 /// fixed ranges and `own_addresses`.
-pub async fn load_never_block(store: &dyn Store, own_addresses: &[IpNet]) -> Result<NeverBlock, StoreError> {
+pub async fn load_never_block(store: &dyn ListStore, own_addresses: &[IpNet]) -> Result<NeverBlock, StoreError> {
     let canaries = store.list_canaries().await?;
     let allowlist = store.list_allowlist().await?;
     Ok(NeverBlock::new(own_addresses, allowlist.iter().map(|a| a.value.as_str()), canaries.iter().map(|c| c.value.as_str())))

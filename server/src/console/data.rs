@@ -10,7 +10,7 @@ use palisade_api::native::{ApiKeyView, IpLookupResponse};
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::lists::COMMUNITY;
-use crate::domain::net::parse_target;
+use crate::domain::net::display_target;
 use crate::error::ApiError;
 use crate::limits::{LimitKey, Tier};
 use crate::state::AppState;
@@ -243,9 +243,10 @@ pub async fn ip_result(state: &AppState, query: Query, text: &str) -> Result<IpR
                 .list_entries(COMMUNITY)
                 .await?
                 .into_iter()
-                .filter(|e| parse_target(&e.value).is_some_and(|n| range.contains(&n) || n.contains(&range)))
+                .filter(|e| range.contains(&e.value) || e.value.contains(&range))
                 .collect();
-            entries.sort_by(|a, b| a.value.cmp(&b.value));
+            // In the order of their text, as listed before values were typed.
+            entries.sort_by_cached_key(|e| display_target(e.value));
             entries.truncate(500);
             Ok(IpResult::Range { range, entries })
         }

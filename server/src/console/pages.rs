@@ -330,8 +330,9 @@ pub fn ips(ctx: &Ctx, query: &str, result: Option<&IpResult>) -> Markup {
                         div class="scroll" { table id="range" {
                             thead { tr { th scope="col" { "Address" } th scope="col" { "Scenario" } th scope="col" { "Rule" } th scope="col" { "Until" } } }
                             tbody { @for e in entries { tr {
-                                th scope="row" { a href={ "/console/ips?q=" (e.value) } { (e.value) } }
-                                td { (e.scenario) } td { (e.rule) } td { (crate::domain::time::rfc3339(e.expires_at)) }
+                                @let value = crate::domain::net::display_target(e.value);
+                                th scope="row" { a href={ "/console/ips?q=" (value) } { (value) } }
+                                td { (e.scenario) } td { (e.rule.as_str()) } td { (crate::domain::time::rfc3339(e.expires_at)) }
                             } } }
                         } }
                     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::LimitKey;
-use crate::store::{AccountKey, Store, StoreError};
+use crate::store::{AccountKey, StatsStore, StoreError};
 
 /// How often counted lookups are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
@@ -35,7 +35,7 @@ impl UsageRecorder {
     }
 
     /// Writes what was counted; on failure the counts are kept for the next attempt.
-    pub async fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+    pub async fn flush(&self, store: &dyn StatsStore) -> Result<(), StoreError> {
         let batch: Vec<((i64, i64), u64)> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())).into_iter().collect();
         if batch.is_empty() {
@@ -54,7 +54,7 @@ impl UsageRecorder {
 }
 
 /// Flushes every [`FLUSH_INTERVAL`] until `shutdown`, then once more.
-pub async fn run(recorder: Arc<UsageRecorder>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+pub async fn run(recorder: Arc<UsageRecorder>, store: Arc<dyn StatsStore>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -59,10 +59,16 @@ pub fn display_target(target: IpNet) -> String {
     if is_single_address(target) { target.addr().to_string() } else { target.to_string() }
 }
 
+/// The network a list value names: an address or a CIDR, its host bits cleared. Its stored text
+/// is [`display_target`] of it.
+pub fn list_target(value: &str) -> Option<IpNet> {
+    parse_target(value.trim()).map(|net| net.trunc())
+}
+
 /// The stored form of a list value and its scope: a bare address (`ip`) for a host prefix, else
 /// the network in CIDR form with its host bits cleared (`range`).
 pub fn canonical_value(value: &str) -> Option<(String, &'static str)> {
-    let net = parse_target(value.trim())?.trunc();
+    let net = list_target(value)?;
     Some((display_target(net), if is_single_address(net) { "ip" } else { "range" }))
 }
 

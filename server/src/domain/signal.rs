@@ -36,6 +36,11 @@ impl Scope {
         }
     }
 
+    /// The scope of a network: one address for a host prefix, else a range.
+    pub fn of(net: IpNet) -> Scope {
+        if super::net::is_single_address(net) { Scope::Ip } else { Scope::Range }
+    }
+
     /// Parses the stored form.
     pub fn from_stored(text: &str) -> Option<Scope> {
         match text {

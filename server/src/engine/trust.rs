@@ -5,58 +5,18 @@
 use serde::{Deserialize, Serialize};
 
 use super::params::Params;
+pub use crate::domain::level::Level;
 use crate::domain::time::Time;
 
-/// An account's verification level, set by the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// No account, or an unverified one.
-    #[default]
-    Anonymous,
-    /// Verified e-mail.
-    Email,
-    /// Proven ownership of its network.
-    Verified,
-    /// Paying.
-    Paid,
-    /// Partner or the operator's own.
-    Partner,
-}
-
-impl Level {
-    /// Parses the stored name.
-    pub fn parse(text: &str) -> Option<Level> {
-        Some(match text {
-            "anonymous" => Level::Anonymous,
-            "email" => Level::Email,
-            "verified" => Level::Verified,
-            "paid" => Level::Paid,
-            "partner" => Level::Partner,
-            _ => return None,
-        })
-    }
-
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Anonymous => "anonymous",
-            Level::Email => "email",
-            Level::Verified => "verified",
-            Level::Paid => "paid",
-            Level::Partner => "partner",
-        }
-    }
-
-    fn cap(self, params: &Params) -> f64 {
-        let caps = &params.level_caps;
-        match self {
-            Level::Anonymous => caps.anonymous,
-            Level::Email => caps.email,
-            Level::Verified => caps.verified,
-            Level::Paid => caps.paid,
-            Level::Partner => caps.partner,
-        }
+/// The most trust a machine of an account at `level` can have.
+fn level_cap(level: Level, params: &Params) -> f64 {
+    let caps = &params.level_caps;
+    match level {
+        Level::Anonymous => caps.anonymous,
+        Level::Email => caps.email,
+        Level::Verified => caps.verified,
+        Level::Paid => caps.paid,
+        Level::Partner => caps.partner,
     }
 }
 
@@ -140,7 +100,7 @@ impl MachineState {
         }
         let (good, bad) = self.decayed(now, params);
         let lower = beta_lower_bound(params.prior_good + good, params.prior_bad + bad, params.trust_lower_bound_sds);
-        lower.min(self.level.cap(params)) * self.age_ramp(now, params)
+        lower.min(level_cap(self.level, params)) * self.age_ramp(now, params)
     }
 
     /// Trust as the machine itself may see it: a zeroing stays hidden until its batch boundary.

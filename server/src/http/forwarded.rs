@@ -245,7 +245,7 @@ mod tests {
         let stored = store.list_signals(&crate::store::SignalFilter { limit: 100, ..Default::default() }).await.expect("list");
         for (target, _, _, origin) in &cases {
             let signal = stored.iter().find(|s| s.value == *target).expect("stored");
-            assert_eq!(signal.origin_ip, *origin, "{target}");
+            assert_eq!(signal.origin_ip.to_string(), *origin, "{target}");
         }
     }
 }

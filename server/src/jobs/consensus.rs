@@ -15,12 +15,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::lists::COMMUNITY;
-use crate::domain::net::{display_target, is_single_address, parse_target};
+use crate::domain::net::parse_target;
+use crate::domain::signal::Scope;
 use crate::engine::ipset::IpSet;
 use crate::engine::params::Params;
-use crate::engine::trust::{Level, MachineState};
-use crate::engine::{Change, Consensus, Engine, Remediation, Report, TargetState, Time};
-use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, Store};
+use crate::engine::{Change, Consensus, Engine, Report, Time};
+use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store};
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -95,22 +95,8 @@ impl ConsensusWorker {
     pub async fn load(store: Arc<dyn Store>, config: WorkerConfig) -> anyhow::Result<Self> {
         let snapshot = store.consensus_snapshot().await.context("cannot read the consensus state")?;
         let mut engine = Engine::new(config.params.clone(), config.use_asn);
-        let machines =
-            snapshot.machines.into_iter().filter_map(|(key, json)| match serde_json::from_str::<MachineState>(&json) {
-                Ok(state) => Some((key.0, state)),
-                Err(error) => {
-                    tracing::warn!(machine = key.0, %error, "discarding unreadable engine state");
-                    None
-                }
-            });
-        let targets = snapshot.targets.into_iter().filter_map(|(target, json)| {
-            let parsed = IpNet::from_str(&target).ok().zip(serde_json::from_str::<TargetState>(&json).ok());
-            if parsed.is_none() {
-                tracing::warn!(target, "discarding unreadable engine state");
-            }
-            parsed
-        });
-        engine.restore(machines, targets);
+        // Unreadable stored states were already left out (and logged) by the store.
+        engine.restore(snapshot.machines.into_iter().map(|(key, state)| (key.0, state)), snapshot.targets);
         engine.set_shared(IpSet::new(config.shared_ranges.iter().copied()));
         engine.set_hosting(IpSet::new(config.hosting_ranges.iter().copied()));
         let mut worker = ConsensusWorker {
@@ -138,11 +124,10 @@ impl ConsensusWorker {
     /// Re-reads machines, canaries and allowlists.
     pub async fn refresh(&mut self) -> anyhow::Result<()> {
         for machine in self.store.engine_machines().await? {
-            let level = Level::parse(&machine.level).unwrap_or_default();
             self.engine.upsert_machine(
                 machine.key.0,
                 machine.account.map(|a| a.0),
-                level,
+                machine.level,
                 machine.sensor,
                 seconds(machine.created_at),
             );
@@ -186,9 +171,8 @@ impl ConsensusWorker {
         let mut changes = Vec::new();
         let requests = self.store.pending_consensus_requests().await?;
         for request in &requests {
-            match (request.kind.as_str(), parse_target(&request.value)) {
-                ("false_positive", Some(target)) => changes.extend(self.engine.report_false_positive(target, now_s)),
-                _ => tracing::warn!(request.id = request.id, kind = request.kind, "ignoring an unknown consensus request"),
+            match request.kind {
+                RequestKind::FalsePositive => changes.extend(self.engine.report_false_positive(request.value, now_s)),
             }
         }
         changes.extend(self.engine.advance(now_s));
@@ -212,7 +196,7 @@ impl ConsensusWorker {
         for change in &commit.list_ops {
             match change {
                 ListOp::Add(entry) => {
-                    metrics::counter!("palisade_consensus_listings_total", "rule" => entry.rule.clone()).increment(1)
+                    metrics::counter!("palisade_consensus_listings_total", "rule" => entry.rule.as_str()).increment(1)
                 }
                 ListOp::Remove { reason, .. } => {
                     metrics::counter!("palisade_consensus_delistings_total", "reason" => reason.clone()).increment(1)
@@ -235,13 +219,12 @@ impl ConsensusWorker {
         let machines = changed
             .machines
             .into_iter()
-            .map(|(key, state)| Ok((MachineKey(key), serde_json::to_string(&state)?, state.trust(now_s, &params))))
-            .collect::<Result<Vec<_>, serde_json::Error>>()?;
-        let targets = changed
-            .targets
-            .into_iter()
-            .map(|(target, state)| Ok((target.to_string(), state.map(|s| serde_json::to_string(&s)).transpose()?)))
-            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            .map(|(key, state)| {
+                let trust = state.trust(now_s, &params);
+                (MachineKey(key), state, trust)
+            })
+            .collect();
+        let targets = changed.targets;
         let list_ops = changes
             .into_iter()
             .map(|change| match change {
@@ -250,21 +233,18 @@ impl ConsensusWorker {
                         self.engine.target(target).and_then(|s| s.listing.as_ref()).map(|l| l.listed_at).unwrap_or(now_s);
                     ListOp::Add(ListEntry {
                         list: COMMUNITY.into(),
-                        value: display_target(target),
-                        scope: if is_single_address(target) { "ip".into() } else { "range".into() },
+                        value: target,
+                        scope: Scope::of(target),
                         scenario,
-                        remediation: match remediation {
-                            Remediation::Ban => "ban".into(),
-                            Remediation::Captcha => "captcha".into(),
-                        },
-                        rule: rule.as_str().into(),
+                        remediation,
+                        rule,
                         listed_at: from_seconds(listed_at),
                         expires_at: from_seconds(expires_at),
                         seq: 0,
                     })
                 }
                 Change::Delisted { target, reason } => {
-                    ListOp::Remove { list: COMMUNITY.into(), value: display_target(target), reason: reason.as_str().into() }
+                    ListOp::Remove { list: COMMUNITY.into(), value: target, reason: reason.as_str().into() }
                 }
             })
             .collect();
@@ -284,7 +264,7 @@ const LAG_EVERY: Duration = Duration::from_secs(2);
 
 /// Sets `palisade_consensus_lag_signals` (unprocessed signals, counted up to a million) and
 /// `palisade_consensus_lag_seconds` (age of the oldest unprocessed one; 0 when caught up).
-async fn record_lag(store: &dyn Store, watermark: i64) {
+async fn record_lag(store: &dyn SignalStore, watermark: i64) {
     match store.signal_backlog(watermark, 1_000_000).await {
         Ok(backlog) => {
             let age = backlog.oldest_received_at.map(|at| (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));
@@ -382,6 +362,8 @@ mod tests {
     use time::Duration as TimeDuration;
 
     use super::*;
+    use crate::domain::listing::Rule;
+    use crate::domain::net::display_target;
     use crate::domain::signal::{SignalRules, parse_item};
     use crate::store::{CreatedBy, Enrichment, NewMachine, NewSignal, Origin};
     use crate::testing::TestDb;
@@ -440,7 +422,11 @@ mod tests {
             assert_eq!(step, StepOutcome { processed: 2, listed: 1, delisted: 0 }, "{label}");
             let entries = store.list_entries(COMMUNITY).await.expect("entries");
             assert_eq!(entries.len(), 1, "{label}");
-            assert_eq!((entries[0].value.as_str(), entries[0].rule.as_str()), ("45.33.32.156", "sensor"), "{label}");
+            assert_eq!(
+                (display_target(entries[0].value), entries[0].rule),
+                ("45.33.32.156".to_string(), Rule::Sensor),
+                "{label}"
+            );
             let reporters = worker.engine().target("45.33.32.156/32".parse().expect("net")).expect("state").reporters.len();
 
             // A new worker (a restart) reads the watermark: nothing is processed twice.

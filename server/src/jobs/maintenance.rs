@@ -7,7 +7,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 
 use crate::config::RetentionConfig;
-use crate::store::Store;
+use crate::store::SignalStore;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub fn expiry_cutoff(config: &RetentionConfig, now: OffsetDateTime) -> Option<Of
 /// One pass: create the partitions of today and the next `partitions_ahead_days` days, then
 /// expire signals received before the cutoff whose id is at most `watermark`.
 pub async fn run_once(
-    store: &dyn Store,
+    store: &dyn SignalStore,
     config: &RetentionConfig,
     watermark: i64,
     now: OffsetDateTime,

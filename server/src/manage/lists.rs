@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::domain::lists::check_list_name;
 use crate::domain::text::has_nul;
 use crate::serving::custom;
-use crate::store::{CustomList, ListOp, Store};
+use crate::store::{CustomList, ListOp, ListStore, MachineStore};
 use crate::use_case::UseCaseError;
 
 /// The view of a list.
@@ -23,7 +23,7 @@ pub fn custom_view(list: &CustomList) -> CustomListView {
 }
 
 /// The list `name`, or 404.
-pub async fn existing_list(store: &dyn Store, name: &str) -> Result<CustomList, UseCaseError> {
+pub async fn existing_list(store: &dyn ListStore, name: &str) -> Result<CustomList, UseCaseError> {
     store
         .custom_lists()
         .await?
@@ -33,7 +33,7 @@ pub async fn existing_list(store: &dyn Store, name: &str) -> Result<CustomList, 
 }
 
 /// Creates a list (`block` by default, or `allow`).
-pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Result<CustomListView, UseCaseError> {
+pub async fn create_list(store: &dyn ListStore, request: CreateListRequest) -> Result<CustomListView, UseCaseError> {
     check_list_name(&request.name).map_err(|m| UseCaseError::invalid("name", m))?;
     let kind = request.kind.unwrap_or_else(|| "block".into());
     if !matches!(kind.as_str(), "block" | "allow") {
@@ -53,12 +53,12 @@ pub async fn create_list(store: &dyn Store, request: CreateListRequest) -> Resul
 }
 
 /// Every operator-managed list.
-pub async fn list_lists(store: &dyn Store) -> Result<Vec<CustomListView>, UseCaseError> {
+pub async fn list_lists(store: &dyn ListStore) -> Result<Vec<CustomListView>, UseCaseError> {
     Ok(store.custom_lists().await?.iter().map(custom_view).collect())
 }
 
 /// Deletes a list; consumers following a cursor receive the removal of each entry.
-pub async fn delete_list(store: &dyn Store, name: &str) -> Result<(), UseCaseError> {
+pub async fn delete_list(store: &dyn ListStore, name: &str) -> Result<(), UseCaseError> {
     if !store.delete_custom_list(name, OffsetDateTime::now_utc()).await? {
         return Err(UseCaseError::NotFound(format!("no custom list named {name:?}")));
     }
@@ -68,7 +68,7 @@ pub async fn delete_list(store: &dyn Store, name: &str) -> Result<(), UseCaseErr
 /// Adds (or renews) and removes entries; values that are not addresses or CIDRs are reported in
 /// `rejected`, the others applied.
 pub async fn update_entries(
-    store: &dyn Store,
+    store: &dyn ListStore,
     name: &str,
     request: &ListEntriesRequest,
 ) -> Result<ListEntriesResponse, UseCaseError> {
@@ -86,8 +86,8 @@ pub async fn update_entries(
     }
     let added = ops.len();
     for (i, value) in request.remove.iter().enumerate() {
-        match crate::domain::net::canonical_value(value) {
-            Some((value, _)) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
+        match crate::domain::net::list_target(value) {
+            Some(value) => ops.push(ListOp::Remove { list: name.to_string(), value, reason: "operator".into() }),
             None => rejected
                 .push(FieldError { field: format!("remove[{i}]"), message: format!("{value:?} is not an address or CIDR") }),
         }
@@ -99,7 +99,7 @@ pub async fn update_entries(
 
 /// Imports entries from text: one address or CIDR per line, or CSV
 /// `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
-pub async fn import_entries(store: &dyn Store, name: &str, text: &str) -> Result<ListEntriesResponse, UseCaseError> {
+pub async fn import_entries(store: &dyn ListStore, name: &str, text: &str) -> Result<ListEntriesResponse, UseCaseError> {
     existing_list(store, name).await?;
     let now = OffsetDateTime::now_utc();
     let (ops, refused) = custom::parse_import(name, text, now);
@@ -109,7 +109,7 @@ pub async fn import_entries(store: &dyn Store, name: &str, text: &str) -> Result
 }
 
 /// Subscribes a machine to a list (or ends the subscription).
-pub async fn set_subscription(store: &dyn Store, name: &str, machine: &str, subscribed: bool) -> Result<(), UseCaseError> {
+pub async fn set_subscription(store: &dyn MachineStore, name: &str, machine: &str, subscribed: bool) -> Result<(), UseCaseError> {
     store.set_list_subscription(machine, name, subscribed).await?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 
 use time::OffsetDateTime;
 
-use crate::domain::net::canonical_value;
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::net::list_target;
+use crate::domain::signal::Scope;
 use crate::store::{ListEntry, ListOp};
 
 /// Lifetime of an entry added without one: a year (operators remove them explicitly).
@@ -12,20 +14,19 @@ pub const DEFAULT_DURATION_SECS: i64 = 365 * 24 * 3600;
 
 /// An entry of list `list` for `value`.
 pub fn entry(list: &str, value: &str, remediation: &str, duration_secs: i64, now: OffsetDateTime) -> Result<ListEntry, String> {
-    let (value, scope) = canonical_value(value).ok_or_else(|| format!("{value:?} is not an address or CIDR"))?;
-    if !matches!(remediation, "ban" | "captcha") {
-        return Err(format!("remediation must be ban or captcha, not {remediation:?}"));
-    }
+    let value = list_target(value).ok_or_else(|| format!("{value:?} is not an address or CIDR"))?;
+    let remediation = Remediation::from_stored(remediation)
+        .ok_or_else(|| format!("remediation must be ban or captcha, not {remediation:?}"))?;
     if duration_secs <= 0 {
         return Err("duration_secs must be positive".into());
     }
     Ok(ListEntry {
         list: list.to_string(),
         value,
-        scope: scope.to_string(),
+        scope: Scope::of(value),
         scenario: list.to_string(),
-        remediation: remediation.to_string(),
-        rule: "operator".into(),
+        remediation,
+        rule: Rule::Operator,
         listed_at: now,
         expires_at: now + time::Duration::seconds(duration_secs),
         seq: 0,
@@ -70,19 +71,19 @@ mod tests {
         let now = datetime!(2026-11-25 12:00 UTC);
         let text = "value,remediation,duration_secs\n45.33.32.156\n# comment\n\n81.2.69.0/24,captcha,3600\n81.2.69.7/16\nnot-an-ip\n1.2.3.4,block\n";
         let (ops, rejected) = parse_import("partners", text, now);
-        let values: Vec<(String, String, String)> = ops
+        let values: Vec<(String, Scope, Remediation)> = ops
             .iter()
             .filter_map(|op| match op {
-                ListOp::Add(e) => Some((e.value.clone(), e.scope.clone(), e.remediation.clone())),
+                ListOp::Add(e) => Some((crate::domain::net::display_target(e.value), e.scope, e.remediation)),
                 ListOp::Remove { .. } => None,
             })
             .collect();
         assert_eq!(
             values,
             [
-                ("45.33.32.156".into(), "ip".into(), "ban".into()),
-                ("81.2.69.0/24".into(), "range".into(), "captcha".into()),
-                ("81.2.0.0/16".into(), "range".into(), "ban".into()),
+                ("45.33.32.156".into(), Scope::Ip, Remediation::Ban),
+                ("81.2.69.0/24".into(), Scope::Range, Remediation::Captcha),
+                ("81.2.0.0/16".into(), Scope::Range, Remediation::Ban),
             ]
         );
         assert_eq!(rejected.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [7, 8]);

@@ -6,17 +6,20 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::store::{ConsensusCommit, ListEntry, ListOp};
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::net::list_target;
+use crate::domain::signal::Scope;
+use crate::store::{ConsensusCommit, ListEntry, ListOp, Store};
 use crate::testing::TestDb;
 
 fn add(value: &str, now: OffsetDateTime) -> ListOp {
     ListOp::Add(ListEntry {
         list: "community".into(),
-        value: value.into(),
-        scope: "ip".into(),
+        value: net(value),
+        scope: Scope::of(net(value)),
         scenario: "crowdsecurity/ssh-bf".into(),
-        remediation: "ban".into(),
-        rule: "sensor".into(),
+        remediation: Remediation::Ban,
+        rule: Rule::Sensor,
         listed_at: now,
         expires_at: now + time::Duration::hours(24),
         seq: 0,
@@ -24,7 +27,11 @@ fn add(value: &str, now: OffsetDateTime) -> ListOp {
 }
 
 fn remove(value: &str) -> ListOp {
-    ListOp::Remove { list: "community".into(), value: value.into(), reason: "expired".into() }
+    ListOp::Remove { list: "community".into(), value: net(value), reason: "expired".into() }
+}
+
+fn net(value: &str) -> IpNet {
+    list_target(value).expect("test address or range")
 }
 
 async fn commit(store: &dyn Store, ops: Vec<ListOp>) {
@@ -145,7 +152,7 @@ async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
             tokio::task::yield_now().await;
         }
         let truth: BTreeSet<String> =
-            store.list_entries("community").await.expect("entries").into_iter().map(|e| e.value).collect();
+            store.list_entries("community").await.expect("entries").into_iter().map(|e| display_target(e.value)).collect();
         assert_eq!(mine, truth, "{}: replayed deltas match the store", db.label());
         assert_eq!(seen_seqs.len(), 80, "{}: every change seen once", db.label());
     }

@@ -1,10 +1,14 @@
 //! Lists: blocklist members and their change log (the delta cursor), operator-managed custom
-//! lists, canaries and the never-block allowlist.
+//! lists, canaries and the never-block allowlist. The [`ListStore`] trait and its records; of the
+//! store's files it imports only `error`.
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use time::OffsetDateTime;
 
-use super::{AllowlistEntry, Canary, CustomList, ListChange, ListEntry, ListOp, StoreError};
+use super::error::StoreError;
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::signal::Scope;
 
 /// List membership, its change log, custom lists, canaries and the allowlist.
 #[async_trait]
@@ -13,7 +17,7 @@ pub trait ListStore: Send + Sync {
     async fn list_entries(&self, list: &str) -> Result<Vec<ListEntry>, StoreError>;
 
     /// One member of a list.
-    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError>;
+    async fn list_entry(&self, list: &str, value: IpNet) -> Result<Option<ListEntry>, StoreError>;
 
     /// Changes of a list with `seq > after`, in order.
     async fn list_changes(&self, list: &str, after: i64, limit: u32) -> Result<Vec<ListChange>, StoreError>;
@@ -61,4 +65,124 @@ pub trait ListStore: Send + Sync {
 
     /// Every never-block range.
     async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError>;
+}
+
+/// A blocklist entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListEntry {
+    /// List name (`community`, …).
+    pub list: String,
+    /// Address or range, stored as a bare address for a single address and in CIDR form
+    /// otherwise (`domain::net::display_target`).
+    pub value: IpNet,
+    /// One address or a range.
+    pub scope: Scope,
+    /// Scenario shown.
+    pub scenario: String,
+    /// Suggested remediation.
+    pub remediation: Remediation,
+    /// Rule that listed it.
+    pub rule: Rule,
+    /// First listed.
+    pub listed_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+    /// Seq of the change that last wrote it (0 before it is stored).
+    pub seq: i64,
+}
+
+/// One membership change to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListOp {
+    /// Insert or update.
+    Add(ListEntry),
+    /// Remove, with the reason.
+    Remove {
+        /// List name.
+        list: String,
+        /// Address or range.
+        value: IpNet,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A stored membership change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListChange {
+    /// Monotonic sequence number (the delta cursor).
+    pub seq: i64,
+    /// Added or removed.
+    pub op: ChangeOp,
+    /// The entry as added, or as it was when removed.
+    pub entry: ListEntry,
+    /// Removal reason.
+    pub reason: Option<String>,
+    /// When the change was made.
+    pub at: OffsetDateTime,
+}
+
+/// What a membership change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// The entry was added, or renewed.
+    Add,
+    /// The entry was removed.
+    Remove,
+}
+
+impl ChangeOp {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Add => "add",
+            ChangeOp::Remove => "remove",
+        }
+    }
+
+    /// The inverse of [`ChangeOp::as_str`].
+    pub fn from_stored(text: &str) -> Option<ChangeOp> {
+        match text {
+            "add" => Some(ChangeOp::Add),
+            "remove" => Some(ChangeOp::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// A canary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// Address or CIDR.
+    pub value: String,
+    /// Operator's note.
+    pub note: String,
+    /// When added.
+    pub created_at: OffsetDateTime,
+}
+
+/// A never-block range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowlistEntry {
+    /// Address or CIDR.
+    pub value: String,
+    /// `cdn`, `crawler`, `resolver`, `infrastructure`, `custom`, …
+    pub category: String,
+    /// Where it came from (an import name).
+    pub source: String,
+    /// When added.
+    pub created_at: OffsetDateTime,
+}
+
+/// An operator-managed list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomList {
+    /// Name (also the scenario its entries carry on the CrowdSec streams).
+    pub name: String,
+    /// `block` or `allow`.
+    pub kind: String,
+    /// Operator's description.
+    pub description: String,
+    /// When created.
+    pub created_at: OffsetDateTime,
 }

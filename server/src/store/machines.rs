@@ -1,10 +1,14 @@
 //! Machines: creation, lookup by login, logins, metrics pushes, the sensor flag, list
 //! subscriptions, what each was last sent on the CrowdSec stream and when it last contributed.
+//! The [`MachineStore`] trait and the records it reads and writes; of the store's files it
+//! imports only `keys` and `error`.
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use time::OffsetDateTime;
 
-use super::{LoginRecord, Machine, MachineKey, NewMachine, StoreError};
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
 
 /// What Palisade stores about machines (agents and sensors).
 #[async_trait]
@@ -48,4 +52,99 @@ pub trait MachineStore: Send + Sync {
 
     /// Subscribes a machine to a list or ends the subscription; `NotFound` for an unknown machine or list.
     async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError>;
+}
+
+/// Who created a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatedBy {
+    /// Self-registered through `POST /watchers`.
+    Register,
+    /// Created by the operator.
+    Operator,
+}
+
+impl CreatedBy {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreatedBy::Register => "register",
+            CreatedBy::Operator => "operator",
+        }
+    }
+}
+
+impl std::str::FromStr for CreatedBy {
+    type Err = StoreError;
+
+    /// The inverse of [`CreatedBy::as_str`]; any other text is [`StoreError::Corrupt`].
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "register" => Ok(CreatedBy::Register),
+            "operator" => Ok(CreatedBy::Operator),
+            other => Err(StoreError::corrupt("machines.created_by", other)),
+        }
+    }
+}
+
+/// A machine to create.
+#[derive(Debug, Clone)]
+pub struct NewMachine {
+    /// Login.
+    pub machine_id: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// Who created it.
+    pub created_by: CreatedBy,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Internal id.
+    pub key: MachineKey,
+    /// Login.
+    pub machine_id: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Account it is enrolled in.
+    pub account: Option<AccountKey>,
+    /// Account name, when enrolled.
+    pub account_name: Option<String>,
+    /// Display name given at enrollment.
+    pub display_name: Option<String>,
+    /// Operator's sensor.
+    pub sensor: bool,
+    /// Who created it.
+    pub created_by: CreatedBy,
+    /// Trust in [0, 1].
+    pub trust: f64,
+    /// Scenarios declared at the last login.
+    pub scenarios: Vec<String>,
+    /// Network of the last login.
+    pub origin_prefix: Option<String>,
+    /// Version from the last metrics push.
+    pub version: Option<String>,
+    /// Signals stored from it.
+    pub signal_count: u64,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last successful login.
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+/// What a login records about the machine.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    /// Scenarios declared.
+    pub scenarios: Vec<String>,
+    /// Network the login came from.
+    pub origin_prefix: IpNet,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+    /// Server time.
+    pub at: OffsetDateTime,
 }

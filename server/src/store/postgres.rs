@@ -18,19 +18,30 @@ mod stats;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
-use super::{
-    Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
-    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
-    SignalFilter, StoreError, StoredSignal, storable, storable_json, storable_opt,
+use super::accounts::{Account, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome};
+use super::codec::{decoded, storable, storable_json, storable_opt};
+use super::consensus::{
+    ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine, EngineSignal, Leadership, RequestKind,
 };
+use super::database::Database;
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
+use super::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp};
+use super::machines::{LoginRecord, Machine, NewMachine};
+use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
+use super::stats::DayCount;
 use crate::config::Backend;
+use crate::domain::level::Level;
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::net::{display_target, parse_target};
 use crate::domain::signal::Scope;
-use crate::store::Database;
+use crate::engine::TargetState;
+use crate::engine::trust::MachineState;
 
 /// Session advisory lock key of the consensus leader ("leader" in ASCII).
 const LEADER_LOCK: i64 = 0x6c65_6164_6572;
@@ -107,23 +118,22 @@ fn machine_from_row(row: &PgRow) -> Result<Machine, StoreError> {
     })
 }
 
-fn account_from_row(row: &PgRow) -> Result<Account, sqlx::Error> {
+fn account_from_row(row: &PgRow) -> Result<Account, StoreError> {
     Ok(Account {
         key: AccountKey(row.try_get("id")?),
         name: row.try_get("name")?,
-        level: row.try_get("level")?,
+        level: decoded(row, "level", Level::parse)?,
         machine_count: row.try_get::<i64, _>("machine_count")?.max(0) as u64,
         created_at: row.try_get("created_at")?,
     })
 }
 
-fn signal_from_row(row: &PgRow) -> Result<StoredSignal, sqlx::Error> {
-    let scope: String = row.try_get("scope")?;
+fn signal_from_row(row: &PgRow) -> Result<StoredSignal, StoreError> {
     Ok(StoredSignal {
         id: row.try_get("id")?,
         machine_id: row.try_get("login")?,
         agent: row.try_get("agent")?,
-        scope: Scope::from_stored(&scope).unwrap_or(Scope::Ip),
+        scope: decoded(row, "scope", Scope::from_stored)?,
         value: row.try_get("value")?,
         scenario: row.try_get("scenario")?,
         scenario_hash: row.try_get("scenario_hash")?,
@@ -134,8 +144,8 @@ fn signal_from_row(row: &PgRow) -> Result<StoredSignal, sqlx::Error> {
         start_at: row.try_get("start_at")?,
         stop_at: row.try_get("stop_at")?,
         received_at: row.try_get("received_at")?,
-        origin_ip: row.try_get("origin_ip")?,
-        origin_prefix: row.try_get("origin_prefix")?,
+        origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
+        origin_prefix: decoded(row, "origin_prefix", |text| text.parse().ok())?,
         origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
         enrichment: Enrichment {
             as_number: row.try_get::<Option<i64>, _>("as_number")?.map(|n| n as u32),
@@ -163,14 +173,14 @@ impl Database for PgStore {
     }
 }
 
-fn entry_from_row(row: &PgRow) -> Result<ListEntry, sqlx::Error> {
+fn entry_from_row(row: &PgRow) -> Result<ListEntry, StoreError> {
     Ok(ListEntry {
         list: row.try_get("list")?,
-        value: row.try_get("value")?,
-        scope: row.try_get("scope")?,
+        value: decoded(row, "value", parse_target)?,
+        scope: decoded(row, "scope", Scope::from_stored)?,
         scenario: row.try_get("scenario")?,
-        remediation: row.try_get("remediation")?,
-        rule: row.try_get("rule")?,
+        remediation: decoded(row, "remediation", Remediation::from_stored)?,
+        rule: decoded(row, "rule", Rule::from_stored)?,
         listed_at: row.try_get("listed_at")?,
         expires_at: row.try_get("expires_at")?,
         seq: row.try_get("seq")?,
@@ -191,11 +201,11 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp]
                      VALUES ($1, $2, 'add', $3, $4, $5, $6, NULL, $7, $8) RETURNING seq",
                 )
                 .bind(&e.list)
-                .bind(&e.value)
-                .bind(&e.scope)
+                .bind(display_target(e.value))
+                .bind(e.scope.as_str())
                 .bind(&e.scenario)
-                .bind(&e.remediation)
-                .bind(&e.rule)
+                .bind(e.remediation.as_str())
+                .bind(e.rule.as_str())
                 .bind(e.expires_at)
                 .bind(at)
                 .fetch_one(&mut **tx)
@@ -207,11 +217,11 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp]
                      expires_at = excluded.expires_at, seq = excluded.seq",
                 )
                 .bind(&e.list)
-                .bind(&e.value)
-                .bind(&e.scope)
+                .bind(display_target(e.value))
+                .bind(e.scope.as_str())
                 .bind(&e.scenario)
-                .bind(&e.remediation)
-                .bind(&e.rule)
+                .bind(e.remediation.as_str())
+                .bind(e.rule.as_str())
                 .bind(e.listed_at)
                 .bind(e.expires_at)
                 .bind(seq)
@@ -226,7 +236,7 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp]
                      SELECT list, value, 'remove', scope, scenario, remediation, rule, $3, expires_at, $4 FROM gone",
                 )
                 .bind(list)
-                .bind(value)
+                .bind(display_target(*value))
                 .bind(reason)
                 .bind(at)
                 .execute(&mut **tx)

@@ -1,10 +1,17 @@
 //! Raw signals: the bulk insert, listing and counting, and their retention (daily partitions on
 //! PostgreSQL, batched deletes on SQLite) and the backlog the consensus worker has not read.
+//! The [`SignalStore`] trait and its records; of the store's files it imports only `keys` and
+//! `error`.
+
+use std::net::IpAddr;
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use time::OffsetDateTime;
 
-use super::{ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoreError, StoredSignal};
+use super::error::StoreError;
+use super::keys::MachineKey;
+use crate::domain::signal::{Scope, SignalReport};
 
 /// Raw signal storage and retention.
 #[async_trait]
@@ -36,4 +43,124 @@ pub trait SignalStore: Send + Sync {
     /// Signals with an id above `after` (the consensus backlog): how many, counted up to `cap`,
     /// and when the first of them was received.
     async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError>;
+}
+
+/// The reporting side of a signal, added by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// Source address of the request.
+    pub ip: IpAddr,
+    /// Its /24 or /48.
+    pub prefix: IpNet,
+    /// Its AS, when an AS database is configured.
+    pub asn: Option<u32>,
+}
+
+/// Server-side enrichment of the attacker's address.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Enrichment {
+    /// AS number.
+    pub as_number: Option<u32>,
+    /// AS name.
+    pub as_name: Option<String>,
+    /// ISO country code.
+    pub country: Option<String>,
+}
+
+/// A signal ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewSignal {
+    /// Reporting machine.
+    pub machine: MachineKey,
+    /// The validated report.
+    pub report: SignalReport,
+    /// Where the report came from.
+    pub origin: Origin,
+    /// Attacker enrichment.
+    pub enrichment: Enrichment,
+    /// Server receive time.
+    pub received_at: OffsetDateTime,
+}
+
+/// Outcome of a bulk insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InsertOutcome {
+    /// Rows stored now.
+    pub inserted: usize,
+    /// Rows that were already stored (a redelivery).
+    pub duplicates: usize,
+}
+
+/// A stored signal.
+#[derive(Debug, Clone)]
+pub struct StoredSignal {
+    /// Monotonic id.
+    pub id: i64,
+    /// Reporter login.
+    pub machine_id: String,
+    /// Local agent name.
+    pub agent: Option<String>,
+    /// Scope.
+    pub scope: Scope,
+    /// Canonical value.
+    pub value: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Hub hash of the scenario file.
+    pub scenario_hash: String,
+    /// Hub version of the scenario.
+    pub scenario_version: String,
+    /// Scenario trust as sent.
+    pub scenario_trust: String,
+    /// Free text as sent.
+    pub message: String,
+    /// Alert UUID, when sent.
+    pub alert_uuid: Option<String>,
+    /// First event.
+    pub start_at: OffsetDateTime,
+    /// Last event.
+    pub stop_at: OffsetDateTime,
+    /// Server receive time.
+    pub received_at: OffsetDateTime,
+    /// Reporter's address.
+    pub origin_ip: IpAddr,
+    /// Reporter's network.
+    pub origin_prefix: IpNet,
+    /// Reporter's AS, when known.
+    pub origin_asn: Option<u32>,
+    /// Attacker enrichment.
+    pub enrichment: Enrichment,
+    /// Other fields as sent (JSON object).
+    pub extra: String,
+}
+
+/// Which signals to list.
+#[derive(Debug, Clone, Default)]
+pub struct SignalFilter {
+    /// Only those with `id > after`.
+    pub after: Option<i64>,
+    /// Only those from this machine login.
+    pub machine_id: Option<String>,
+    /// Only those about this canonical value.
+    pub value: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpireOutcome {
+    /// Daily partitions dropped (PostgreSQL).
+    pub partitions_dropped: Vec<time::Date>,
+    /// Rows deleted one by one (SQLite; PostgreSQL drops partitions without counting their rows).
+    pub rows_deleted: u64,
+}
+
+/// The signals the consensus worker has not processed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalBacklog {
+    /// How many, up to the cap asked for.
+    pub count: u64,
+    /// When the first of them (lowest id) was received.
+    pub oldest_received_at: Option<OffsetDateTime>,
 }

@@ -18,25 +18,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use self::group_commit::{SignalRow, SignalWriter};
-use super::{
-    Account, AccountKey, AllowlistEntry, ApiKeyRecord, Canary, ConsensusCommit, ConsensusRequest, ConsensusSnapshot, CustomList,
-    DayCount, EngineMachine, EngineSignal, Enrichment, EnrollKey, EnrollKeyRecord, EnrollOutcome, ExpireOutcome, InsertOutcome,
-    Leadership, ListChange, ListEntry, ListOp, LoginRecord, Machine, MachineKey, NewMachine, NewSignal, SignalBacklog,
-    SignalFilter, StoreError, StoredSignal, from_micros, storable, storable_json, storable_opt, to_micros,
+use super::accounts::{Account, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome};
+use super::codec::{decoded, from_micros, storable, storable_json, storable_opt, to_micros};
+use super::consensus::{
+    ConsensusCommit, ConsensusRequest, ConsensusSnapshot, EngineMachine, EngineSignal, Leadership, RequestKind,
 };
+use super::database::Database;
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
+use super::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp};
+use super::machines::{LoginRecord, Machine, NewMachine};
+use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
+use super::stats::DayCount;
 use crate::config::Backend;
+use crate::domain::level::Level;
+use crate::domain::listing::{Remediation, Rule};
+use crate::domain::net::{display_target, parse_target};
 use crate::domain::signal::Scope;
-use crate::store::Database;
-
-/// Columns of one signal row, in insert order.
-const SIGNAL_COLUMNS: usize = 21;
-/// SQLite allows 32766 bound parameters per statement.
-const ROWS_PER_STATEMENT: usize = 32766 / SIGNAL_COLUMNS;
+use crate::engine::TargetState;
+use crate::engine::trust::MachineState;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -103,23 +109,22 @@ fn machine_from_row(row: &SqliteRow) -> Result<Machine, StoreError> {
     })
 }
 
-fn account_from_row(row: &SqliteRow) -> Result<Account, sqlx::Error> {
+fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
     Ok(Account {
         key: AccountKey(row.try_get("id")?),
         name: row.try_get("name")?,
-        level: row.try_get("level")?,
+        level: decoded(row, "level", Level::parse)?,
         machine_count: row.try_get::<i64, _>("machine_count")?.max(0) as u64,
         created_at: from_micros(row.try_get("created_at")?),
     })
 }
 
-fn signal_from_row(row: &SqliteRow) -> Result<StoredSignal, sqlx::Error> {
-    let scope: String = row.try_get("scope")?;
+fn signal_from_row(row: &SqliteRow) -> Result<StoredSignal, StoreError> {
     Ok(StoredSignal {
         id: row.try_get("id")?,
         machine_id: row.try_get("login")?,
         agent: row.try_get("agent")?,
-        scope: Scope::from_stored(&scope).unwrap_or(Scope::Ip),
+        scope: decoded(row, "scope", Scope::from_stored)?,
         value: row.try_get("value")?,
         scenario: row.try_get("scenario")?,
         scenario_hash: row.try_get("scenario_hash")?,
@@ -130,8 +135,8 @@ fn signal_from_row(row: &SqliteRow) -> Result<StoredSignal, sqlx::Error> {
         start_at: from_micros(row.try_get("start_at")?),
         stop_at: from_micros(row.try_get("stop_at")?),
         received_at: from_micros(row.try_get("received_at")?),
-        origin_ip: row.try_get("origin_ip")?,
-        origin_prefix: row.try_get("origin_prefix")?,
+        origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
+        origin_prefix: decoded(row, "origin_prefix", |text| text.parse().ok())?,
         origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
         enrichment: Enrichment {
             as_number: row.try_get::<Option<i64>, _>("as_number")?.map(|n| n as u32),
@@ -162,14 +167,14 @@ impl Database for SqliteStore {
     }
 }
 
-fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, sqlx::Error> {
+fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, StoreError> {
     Ok(ListEntry {
         list: row.try_get("list")?,
-        value: row.try_get("value")?,
-        scope: row.try_get("scope")?,
+        value: decoded(row, "value", parse_target)?,
+        scope: decoded(row, "scope", Scope::from_stored)?,
         scenario: row.try_get("scenario")?,
-        remediation: row.try_get("remediation")?,
-        rule: row.try_get("rule")?,
+        remediation: decoded(row, "remediation", Remediation::from_stored)?,
+        rule: decoded(row, "rule", Rule::from_stored)?,
         listed_at: from_micros(row.try_get("listed_at")?),
         expires_at: from_micros(row.try_get("expires_at")?),
         seq: row.try_get("seq")?,
@@ -186,11 +191,11 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], 
                      VALUES (?, ?, 'add', ?, ?, ?, ?, NULL, ?, ?) RETURNING seq",
                 )
                 .bind(&e.list)
-                .bind(&e.value)
-                .bind(&e.scope)
+                .bind(display_target(e.value))
+                .bind(e.scope.as_str())
                 .bind(&e.scenario)
-                .bind(&e.remediation)
-                .bind(&e.rule)
+                .bind(e.remediation.as_str())
+                .bind(e.rule.as_str())
                 .bind(to_micros(e.expires_at))
                 .bind(at)
                 .fetch_one(&mut **tx)
@@ -202,11 +207,11 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], 
                      expires_at = excluded.expires_at, seq = excluded.seq",
                 )
                 .bind(&e.list)
-                .bind(&e.value)
-                .bind(&e.scope)
+                .bind(display_target(e.value))
+                .bind(e.scope.as_str())
                 .bind(&e.scenario)
-                .bind(&e.remediation)
-                .bind(&e.rule)
+                .bind(e.remediation.as_str())
+                .bind(e.rule.as_str())
                 .bind(to_micros(e.listed_at))
                 .bind(to_micros(e.expires_at))
                 .bind(seq)
@@ -219,7 +224,7 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], 
                      RETURNING scope, scenario, remediation, rule, expires_at",
                 )
                 .bind(list)
-                .bind(value)
+                .bind(display_target(*value))
                 .fetch_optional(&mut **tx)
                 .await?;
                 if let Some(row) = removed {
@@ -228,7 +233,7 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], 
                          VALUES (?, ?, 'remove', ?, ?, ?, ?, ?, ?, ?)",
                     )
                     .bind(list)
-                    .bind(value)
+                    .bind(display_target(*value))
                     .bind(row.try_get::<String, _>("scope")?)
                     .bind(row.try_get::<String, _>("scenario")?)
                     .bind(row.try_get::<String, _>("remediation")?)

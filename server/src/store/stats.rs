@@ -1,10 +1,12 @@
 //! Aggregates for the console and quotas: per-day signal and list-change counts, signal counts
-//! per machine, and per-account lookup usage.
+//! per machine, and per-account lookup usage. The [`StatsStore`] trait and its record; of the
+//! store's files it imports only `keys` and `error`.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{AccountKey, DayCount, MachineKey, StoreError};
+use super::error::StoreError;
+use super::keys::{AccountKey, MachineKey};
 
 /// Per-day and per-machine aggregates.
 #[async_trait]
@@ -25,4 +27,15 @@ pub trait StatsStore: Send + Sync {
 
     /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
     async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+}
+
+/// A per-day aggregate: the UTC day (days since the Unix epoch) and one or two counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    /// The counted events.
+    pub count: u64,
+    /// A second count where the aggregate has one (removals beside additions), else 0.
+    pub other: u64,
 }

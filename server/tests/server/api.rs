@@ -5,6 +5,7 @@
 //! JSON error body, never a 500.
 
 use crate::common;
+use palisade_server::engine::Rule;
 
 use std::io::Write;
 
@@ -1212,8 +1213,8 @@ async fn streams_never_serve_an_entry_that_became_never_block_before_the_worker_
         let label = app.label;
         let machine = app.machine("web-01").await;
         let now = time::OffsetDateTime::now_utc();
-        let entries =
-            ["45.33.32.156", "66.249.66.1", "81.2.69.160"].map(|value| common::listing(value, "crowdsecurity/ssh-bf", "sensor"));
+        let entries = ["45.33.32.156", "66.249.66.1", "81.2.69.160"]
+            .map(|value| common::listing(value, "crowdsecurity/ssh-bf", Rule::Sensor));
         // Committed but not yet refreshed into the served lists: the worker has not run since.
         common::commit_consensus(&app, vec![], entries.into()).await;
         let before = app.get("/v2/decisions/stream?startup=true", Some(&machine.token)).await.expect_ok(StatusCode::OK);

@@ -3,6 +3,7 @@
 //! firewall formats checked by their real tools where this machine has them.
 
 use crate::common;
+use palisade_server::engine::Rule;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -18,7 +19,7 @@ const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.0/24", "2
 async fn listed_app_set() -> Vec<TestApp> {
     let apps = apps().await;
     for app in &apps {
-        commit_lists(app, LISTED.iter().map(|v| listing(v, "crowdsecurity/ssh-bf", "sensor")).collect()).await;
+        commit_lists(app, LISTED.iter().map(|v| listing(v, "crowdsecurity/ssh-bf", Rule::Sensor)).collect()).await;
     }
     apps
 }
@@ -53,7 +54,7 @@ async fn full_list_is_served_as_plain_text_with_its_seq_and_etag() {
         let cached = app.get("/v1/blocklists/community", Some(&machine.token)).await;
         assert_eq!(cached.body, reply.body, "the cached rendering is the same bytes");
 
-        commit_lists(&app, vec![listing("185.220.100.77", "crowdsecurity/http-probing", "sensor")]).await;
+        commit_lists(&app, vec![listing("185.220.100.77", "crowdsecurity/http-probing", Rule::Sensor)]).await;
         let changed = app
             .send(request(
                 Method::GET,
@@ -77,7 +78,7 @@ async fn family_filter_and_aggregation_shape_the_list() {
     for app in apps().await {
         commit_lists(
             &app,
-            ["37.120.0.0", "37.120.0.1", "37.120.1.0/24", "2a01:4f8::1"].iter().map(|v| listing(v, "s", "sensor")).collect(),
+            ["37.120.0.0", "37.120.0.1", "37.120.1.0/24", "2a01:4f8::1"].iter().map(|v| listing(v, "s", Rule::Sensor)).collect(),
         )
         .await;
         let machine = app.machine("consumer").await;
@@ -104,10 +105,14 @@ async fn deltas_follow_a_cursor_without_gaps_or_repeats() {
         let mut mine = lines(&full.text());
 
         let rounds: Vec<Vec<ListOp>> = vec![
-            vec![listing("91.240.118.1", "s", "sensor"), delisting("45.33.32.156")],
-            vec![listing("91.240.118.2", "s", "sensor"), listing("91.240.118.3", "s", "sensor"), delisting("91.240.118.2")],
+            vec![listing("91.240.118.1", "s", Rule::Sensor), delisting("45.33.32.156")],
+            vec![
+                listing("91.240.118.2", "s", Rule::Sensor),
+                listing("91.240.118.3", "s", Rule::Sensor),
+                delisting("91.240.118.2"),
+            ],
             vec![],
-            vec![delisting("2a01:4f8:1::/48"), listing("45.33.32.156", "s", "sensor")],
+            vec![delisting("2a01:4f8:1::/48"), listing("45.33.32.156", "s", Rule::Sensor)],
         ];
         for ops in rounds {
             commit_lists(&app, ops).await;
@@ -137,9 +142,9 @@ async fn deltas_follow_a_cursor_without_gaps_or_repeats() {
 async fn a_cursor_older_than_the_retained_log_is_gone() {
     for app in apps_with(|config| config.distribution.retained_changes = 2).await {
         let machine = app.machine("consumer").await;
-        commit_lists(&app, vec![listing("185.220.100.1", "s", "sensor")]).await;
+        commit_lists(&app, vec![listing("185.220.100.1", "s", Rule::Sensor)]).await;
         for i in 2..6 {
-            commit_lists(&app, vec![listing(&format!("185.220.100.{i}"), "s", "sensor")]).await;
+            commit_lists(&app, vec![listing(&format!("185.220.100.{i}"), "s", Rule::Sensor)]).await;
         }
         let body = app
             .get("/v1/blocklists/community?since=1", Some(&machine.token))
@@ -175,7 +180,7 @@ async fn invalid_parameters_are_refused_with_a_reason() {
 #[tokio::test]
 async fn lists_are_compressed_with_gzip_or_zstd_on_request() {
     let app = common::sqlite_app().await;
-    commit_lists(&app, (0..2000).map(|i| listing(&format!("37.{}.{}.1", i / 250, i % 250), "s", "sensor")).collect()).await;
+    commit_lists(&app, (0..2000).map(|i| listing(&format!("37.{}.{}.1", i / 250, i % 250), "s", Rule::Sensor)).collect()).await;
     let machine = app.machine("consumer").await;
     let plain = app.get("/v1/blocklists/community", Some(&machine.token)).await;
     let gzip = app
@@ -237,9 +242,9 @@ async fn stream_view_is_capped_by_contribution_and_tailored_to_declared_scenario
     for app in apps_with(edit).await {
         let mut ops = Vec::new();
         for i in 0..6 {
-            ops.push(listing(&format!("185.220.100.{i}"), "crowdsecurity/ssh-bf", "sensor"));
+            ops.push(listing(&format!("185.220.100.{i}"), "crowdsecurity/ssh-bf", Rule::Sensor));
         }
-        ops.push(listing("91.240.118.9", "crowdsecurity/http-probing", "sensor"));
+        ops.push(listing("91.240.118.9", "crowdsecurity/http-probing", Rule::Sensor));
         commit_lists(&app, ops).await;
 
         let lurker = app.machine("lurker").await;
@@ -309,9 +314,9 @@ fn skip_or_fail(what: &str) {
 #[tokio::test]
 async fn nftables_and_ipset_scripts_load_in_the_real_tools() {
     let app = common::sqlite_app().await;
-    let mut ops: Vec<ListOp> = LISTED.iter().map(|v| listing(v, "s", "sensor")).collect();
-    ops.push(listing("185.220.102.7", "s", "sensor"));
-    ops.push(listing("2a01:4f8::5", "s", "sensor"));
+    let mut ops: Vec<ListOp> = LISTED.iter().map(|v| listing(v, "s", Rule::Sensor)).collect();
+    ops.push(listing("185.220.102.7", "s", Rule::Sensor));
+    ops.push(listing("2a01:4f8::5", "s", Rule::Sensor));
     commit_lists(&app, ops).await;
     let machine = app.machine("consumer").await;
     let nft = app.get("/v1/blocklists/community?format=nftables", Some(&machine.token)).await;

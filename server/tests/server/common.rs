@@ -13,7 +13,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use ipnet::IpNet;
 use palisade_server::config::Config;
+use palisade_server::domain::net::list_target;
+use palisade_server::domain::signal::Scope;
+use palisade_server::engine::{Remediation, Rule, TargetState};
 use palisade_server::state::AppState;
 use palisade_server::store::{ConsensusCommit, CreatedBy, ListEntry, ListOp, MachineKey, NewMachine};
 use palisade_server::testing::TestDb;
@@ -250,15 +254,15 @@ pub fn fixture_json(name: &str) -> Value {
 
 /// `value` added to the community list as the consensus worker adds it: by `rule`, listed now
 /// for a day, as an `ip` or (with a `/`) a `range`.
-pub fn listing(value: &str, scenario: &str, rule: &str) -> ListOp {
+pub fn listing(value: &str, scenario: &str, rule: Rule) -> ListOp {
     let now = OffsetDateTime::now_utc();
     ListOp::Add(ListEntry {
         list: "community".into(),
-        value: value.into(),
-        scope: if value.contains('/') { "range".into() } else { "ip".into() },
+        value: list_target(value).expect("an address or a range"),
+        scope: if value.contains('/') { Scope::Range } else { Scope::Ip },
         scenario: scenario.into(),
-        remediation: "ban".into(),
-        rule: rule.into(),
+        remediation: Remediation::Ban,
+        rule,
         listed_at: now,
         expires_at: now + time::Duration::hours(24),
         seq: 0,
@@ -267,12 +271,16 @@ pub fn listing(value: &str, scenario: &str, rule: &str) -> ListOp {
 
 /// `value` removed from the community list by a delisting.
 pub fn delisting(value: &str) -> ListOp {
-    ListOp::Remove { list: "community".into(), value: value.into(), reason: "delisted".into() }
+    ListOp::Remove {
+        list: "community".into(),
+        value: list_target(value).expect("an address or a range"),
+        reason: "delisted".into(),
+    }
 }
 
 /// Commits engine target states and list changes in one step, the way the consensus worker
 /// does. The app's served lists do not see the changes until [`commit_lists`] or a refresh.
-pub async fn commit_consensus(app: &TestApp, targets: Vec<(String, Option<String>)>, list_ops: Vec<ListOp>) {
+pub async fn commit_consensus(app: &TestApp, targets: Vec<(IpNet, Option<TargetState>)>, list_ops: Vec<ListOp>) {
     let commit = ConsensusCommit {
         watermark: 0,
         machines: vec![],

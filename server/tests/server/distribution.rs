@@ -3,6 +3,7 @@
 //! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`).
 
 use crate::common;
+use palisade_server::engine::Rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,7 +43,7 @@ async fn apps() -> Vec<TestApp> {
 /// Lists `values` on the community list in this order (one commit each, so each has its own seq).
 async fn list_in_order(app: &TestApp, values: &[&str]) {
     for value in values {
-        commit_consensus(app, vec![], vec![listing(value, "crowdsecurity/ssh-bf", "sensor")]).await;
+        commit_consensus(app, vec![], vec![listing(value, "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
     }
     app.state.distribution.lists.refresh_all().await.expect("refresh");
 }

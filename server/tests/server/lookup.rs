@@ -4,6 +4,7 @@
 //! burst, tier changes, bulk size, and `X-RateLimit-*` headers on every answer.
 
 use crate::common;
+use palisade_server::engine::Rule;
 
 use std::collections::BTreeMap;
 
@@ -58,8 +59,13 @@ async fn seed_evidence(app: &TestApp, ip: &str, reporters: u32, scenario: &str, 
     let state = json!({
         "reporters": reporters, "listing": null, "protected_until": 0, "first_seen": t - 3 * 86_400, "last_seen": t - 60,
     });
-    let list_ops = if listed { vec![listing(ip, scenario, "crowd")] } else { Vec::new() };
-    commit_consensus(app, vec![(format!("{ip}/32"), Some(state.to_string()))], list_ops).await;
+    let list_ops = if listed { vec![listing(ip, scenario, Rule::Crowd)] } else { Vec::new() };
+    commit_consensus(
+        app,
+        vec![(format!("{ip}/32").parse().expect("an address"), Some(serde_json::from_value(state).expect("an engine state")))],
+        list_ops,
+    )
+    .await;
 }
 
 #[track_caller]
@@ -362,7 +368,7 @@ async fn an_address_inside_an_expanded_slash_24_is_malicious() {
     for app in apps().await {
         let admin = app.admin_token().await;
         let key = api_key(&app, &admin, "acme").await;
-        let block = listing("45.33.40.0/24", "crowdsecurity/ssh-bf", "expanded");
+        let block = listing("45.33.40.0/24", "crowdsecurity/ssh-bf", Rule::Expanded);
         commit_consensus(&app, vec![], vec![block]).await;
         let body: Value = get_with_key(&app, "/v1/ips/45.33.40.77", &key).await.expect_ok(StatusCode::OK);
         assert_eq!(body["reputation"], "malicious", "{body}");

@@ -255,11 +255,11 @@ async fn crowdsec(values: &[String]) -> anyhow::Result<Measured> {
 fn entry(value: &str, now: OffsetDateTime) -> ListOp {
     ListOp::Add(ListEntry {
         list: "community".into(),
-        value: value.to_string(),
-        scope: "ip".into(),
+        value: palisade_server::domain::net::list_target(value).expect("address or range"),
+        scope: palisade_server::domain::signal::Scope::Ip,
         scenario: "crowdsecurity/ssh-bf".into(),
-        remediation: "ban".into(),
-        rule: "consensus".into(),
+        remediation: palisade_server::engine::Remediation::Ban,
+        rule: palisade_server::engine::Rule::Crowd,
         listed_at: now,
         expires_at: now + time::Duration::hours(24),
         seq: 0,
@@ -400,7 +400,11 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let churn = values.len() / 200;
     let mut ops: Vec<ListOp> = values[..churn]
         .iter()
-        .map(|v| ListOp::Remove { list: "community".into(), value: v.clone(), reason: "bench".into() })
+        .map(|v| ListOp::Remove {
+            list: "community".into(),
+            value: palisade_server::domain::net::list_target(v).expect("address"),
+            reason: "bench".into(),
+        })
         .collect();
     let fresh: Vec<String> = (0..churn).map(|i| public_ipv4(values.len() as u32 + 1 + i as u32).to_string()).collect();
     ops.extend(fresh.iter().map(|v| entry(v, OffsetDateTime::now_utc())));

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::AccountStore;
+use crate::store::accounts::{ADMIN_TOKENS, API_KEYS, AccountStore, ENROLL_KEYS, KeyTable};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -28,9 +28,12 @@ impl AccountStore for PgStore {
         Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE accounts SET level = $1 WHERE name = $2").bind(level).bind(name).execute(&self.pool).await?;
+    async fn set_account_level(&self, name: &str, level: Level) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET level = $1 WHERE name = $2")
+            .bind(level.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
@@ -60,14 +63,7 @@ impl AccountStore for PgStore {
         prefix: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(storable(key_hash))
-            .bind(storable(prefix))
-            .bind(account.0)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.insert_key(ENROLL_KEYS, key_hash, prefix, Some(account), at).await
     }
 
     async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
@@ -139,14 +135,7 @@ impl AccountStore for PgStore {
     }
 
     async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE enroll_keys SET revoked_at = $1 WHERE account_id = $2 AND prefix = $3 AND revoked_at IS NULL")
-                .bind(at)
-                .bind(account.0)
-                .bind(storable(prefix))
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        self.revoke_key(ENROLL_KEYS, prefix, Some(account), at).await
     }
 
     async fn create_api_key(
@@ -156,14 +145,7 @@ impl AccountStore for PgStore {
         prefix: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_keys (key_hash, prefix, account_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(storable(key_hash))
-            .bind(storable(prefix))
-            .bind(account.0)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.insert_key(API_KEYS, key_hash, prefix, Some(account), at).await
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -183,16 +165,7 @@ impl AccountStore for PgStore {
     }
 
     async fn revoke_api_key(&self, prefix: &str, account: Option<AccountKey>, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL AND ($3 IS NULL OR account_id = $4)",
-        )
-        .bind(at)
-        .bind(storable(prefix))
-        .bind(account.map(|a| a.0))
-        .bind(account.map(|a| a.0))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        self.revoke_key(API_KEYS, prefix, account, at).await
     }
 
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -205,13 +178,7 @@ impl AccountStore for PgStore {
     }
 
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES ($1, $2, $3)")
-            .bind(storable(token_hash))
-            .bind(storable(prefix))
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.insert_key(ADMIN_TOKENS, token_hash, prefix, None, at).await
     }
 
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
@@ -220,5 +187,45 @@ impl AccountStore for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
+    }
+}
+
+impl PgStore {
+    /// Stores a credential's hash (an enrollment key, an API key or an admin token): the one
+    /// insert of all three.
+    async fn insert_key(
+        &self,
+        keys: KeyTable,
+        hash: &str,
+        prefix: &str,
+        account: Option<AccountKey>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut query =
+            sqlx::query(AssertSqlSafe(keys.insert_sql(|i| format!("${i}")))).bind(storable(hash)).bind(storable(prefix));
+        if keys.owned {
+            query = query.bind(account.map(|a| a.0));
+        }
+        query.bind(at).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Revokes the live keys of an owned table with this prefix, only within `account` when
+    /// given: the one revocation of enrollment and API keys. Whether one was revoked.
+    async fn revoke_key(
+        &self,
+        keys: KeyTable,
+        prefix: &str,
+        account: Option<AccountKey>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(keys.revoke_sql(|i| format!("${i}"))))
+            .bind(at)
+            .bind(storable(prefix))
+            .bind(account.map(|a| a.0))
+            .bind(account.map(|a| a.0))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::ConsensusStore;
+use crate::store::consensus::{ConsensusStore, state_from, state_text, target_key};
 
 #[async_trait]
 impl ConsensusStore for PgStore {
@@ -44,13 +44,12 @@ impl ConsensusStore for PgStore {
                 Ok(EngineMachine {
                     key: MachineKey(row.try_get("id")?),
                     account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
-                    level: row.try_get("level")?,
+                    level: decoded(row, "level", Level::parse)?,
                     sensor: row.try_get("is_sensor")?,
                     created_at: row.try_get("created_at")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect()
     }
 
     async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError> {
@@ -58,23 +57,19 @@ impl ConsensusStore for PgStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
         let watermark: i64 =
             sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&mut *tx).await?;
-        let machines = sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state::text FROM engine_machines")
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|(k, s)| (MachineKey(k), s))
-            .collect();
+        let machines =
+            sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state::text FROM engine_machines").fetch_all(&mut *tx).await?;
         let targets =
             sqlx::query_as::<_, (String, String)>("SELECT target, state::text FROM engine_targets").fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        Ok(ConsensusSnapshot { watermark, machines, targets })
+        Ok(ConsensusSnapshot::from_rows(watermark, machines, targets))
     }
 
     async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if !commit.machines.is_empty() {
             let keys: Vec<i64> = commit.machines.iter().map(|(k, _, _)| k.0).collect();
-            let states: Vec<&str> = commit.machines.iter().map(|(_, s, _)| s.as_str()).collect();
+            let states: Vec<String> = commit.machines.iter().map(|(_, s, _)| state_text(s)).collect::<Result<_, _>>()?;
             let trust: Vec<f64> = commit.machines.iter().map(|(_, _, t)| *t).collect();
             sqlx::query(
                 "INSERT INTO engine_machines (machine_id, state) SELECT k, s::jsonb FROM UNNEST($1::bigint[], $2::text[]) AS t(k, s) \
@@ -92,8 +87,8 @@ impl ConsensusStore for PgStore {
         }
         let (kept, gone): (Vec<_>, Vec<_>) = commit.targets.iter().partition(|(_, s)| s.is_some());
         if !kept.is_empty() {
-            let targets: Vec<&str> = kept.iter().map(|(t, _)| t.as_str()).collect();
-            let states: Vec<&str> = kept.iter().filter_map(|(_, s)| s.as_deref()).collect();
+            let targets: Vec<String> = kept.iter().map(|(t, _)| target_key(*t)).collect();
+            let states: Vec<String> = kept.iter().filter_map(|(_, s)| s.as_ref().map(state_text)).collect::<Result<_, _>>()?;
             sqlx::query(
                 "INSERT INTO engine_targets (target, state) SELECT t, s::jsonb FROM UNNEST($1::text[], $2::text[]) AS x(t, s) \
                  ON CONFLICT (target) DO UPDATE SET state = excluded.state",
@@ -104,7 +99,7 @@ impl ConsensusStore for PgStore {
             .await?;
         }
         if !gone.is_empty() {
-            let targets: Vec<&str> = gone.iter().map(|(t, _)| t.as_str()).collect();
+            let targets: Vec<String> = gone.iter().map(|(t, _)| target_key(*t)).collect();
             sqlx::query("DELETE FROM engine_targets WHERE target = ANY($1)").bind(&targets).execute(&mut *tx).await?;
         }
         apply_list_ops(&mut tx, &commit.list_ops, commit.at).await?;
@@ -127,36 +122,44 @@ impl ConsensusStore for PgStore {
         Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.pool).await?)
     }
 
-    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT state::text FROM engine_machines WHERE machine_id = $1")
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<MachineState>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar("SELECT state::text FROM engine_machines WHERE machine_id = $1")
             .bind(machine.0)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        text.map(|text| state_from("engine_machines.state", &text)).transpose()
     }
 
-    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT state::text FROM engine_targets WHERE target = $1")
-            .bind(target)
+    async fn engine_target(&self, target: IpNet) -> Result<Option<TargetState>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar("SELECT state::text FROM engine_targets WHERE target = $1")
+            .bind(target_key(target))
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        text.map(|text| state_from("engine_targets.state", &text)).transpose()
     }
 
-    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(kind)
-            .bind(value)
+            .bind(kind.as_str())
+            .bind(target_key(target))
             .bind(at)
             .fetch_one(&self.pool)
             .await?)
     }
 
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(id, kind, value)| ConsensusRequest { id, kind, value }).collect())
+        let rows = sqlx::query("SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsensusRequest {
+                    id: row.try_get("id")?,
+                    kind: decoded(row, "kind", RequestKind::from_stored)?,
+                    value: decoded(row, "value", parse_target)?,
+                })
+            })
+            .collect()
     }
 
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::SignalStore;
+use crate::store::signals::SignalStore;
 
 #[async_trait]
 impl SignalStore for PgStore {

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::AccountStore;
+use crate::store::accounts::{ADMIN_TOKENS, API_KEYS, AccountStore, ENROLL_KEYS, KeyTable};
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -28,9 +28,12 @@ impl AccountStore for SqliteStore {
         Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn set_account_level(&self, name: &str, level: &str) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE accounts SET level = ? WHERE name = ?").bind(level).bind(name).execute(&self.writer).await?;
+    async fn set_account_level(&self, name: &str, level: Level) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET level = ? WHERE name = ?")
+            .bind(level.as_str())
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {name:?}")));
         }
@@ -60,14 +63,7 @@ impl AccountStore for SqliteStore {
         prefix: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO enroll_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(storable(key_hash))
-            .bind(storable(prefix))
-            .bind(account.0)
-            .bind(to_micros(at))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.insert_key(ENROLL_KEYS, key_hash, prefix, Some(account), at).await
     }
 
     async fn enroll_key_by_hash(&self, key_hash: &str) -> Result<Option<EnrollKey>, StoreError> {
@@ -135,14 +131,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE enroll_keys SET revoked_at = ? WHERE account_id = ? AND prefix = ? AND revoked_at IS NULL")
-                .bind(to_micros(at))
-                .bind(account.0)
-                .bind(storable(prefix))
-                .execute(&self.writer)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        self.revoke_key(ENROLL_KEYS, prefix, Some(account), at).await
     }
 
     async fn create_api_key(
@@ -152,14 +141,7 @@ impl AccountStore for SqliteStore {
         prefix: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_keys (key_hash, prefix, account_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(storable(key_hash))
-            .bind(storable(prefix))
-            .bind(account.0)
-            .bind(to_micros(at))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.insert_key(API_KEYS, key_hash, prefix, Some(account), at).await
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -180,16 +162,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, prefix: &str, account: Option<AccountKey>, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL AND (? IS NULL OR account_id = ?)",
-        )
-        .bind(to_micros(at))
-        .bind(storable(prefix))
-        .bind(account.map(|a| a.0))
-        .bind(account.map(|a| a.0))
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        self.revoke_key(API_KEYS, prefix, account, at).await
     }
 
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -202,13 +175,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO admin_tokens (token_hash, prefix, created_at) VALUES (?, ?, ?)")
-            .bind(storable(token_hash))
-            .bind(storable(prefix))
-            .bind(to_micros(at))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.insert_key(ADMIN_TOKENS, token_hash, prefix, None, at).await
     }
 
     async fn admin_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
@@ -217,5 +184,44 @@ impl AccountStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         Ok(found.is_some())
+    }
+}
+
+impl SqliteStore {
+    /// Stores a credential's hash (an enrollment key, an API key or an admin token): the one
+    /// insert of all three.
+    async fn insert_key(
+        &self,
+        keys: KeyTable,
+        hash: &str,
+        prefix: &str,
+        account: Option<AccountKey>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut query = sqlx::query(AssertSqlSafe(keys.insert_sql(|_| "?".into()))).bind(storable(hash)).bind(storable(prefix));
+        if keys.owned {
+            query = query.bind(account.map(|a| a.0));
+        }
+        query.bind(to_micros(at)).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Revokes the live keys of an owned table with this prefix, only within `account` when
+    /// given: the one revocation of enrollment and API keys. Whether one was revoked.
+    async fn revoke_key(
+        &self,
+        keys: KeyTable,
+        prefix: &str,
+        account: Option<AccountKey>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(keys.revoke_sql(|_| "?".into())))
+            .bind(to_micros(at))
+            .bind(storable(prefix))
+            .bind(account.map(|a| a.0))
+            .bind(account.map(|a| a.0))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::ConsensusStore;
+use crate::store::consensus::{ConsensusStore, state_from, state_text, target_key};
 
 #[async_trait]
 impl ConsensusStore for SqliteStore {
@@ -44,29 +44,24 @@ impl ConsensusStore for SqliteStore {
                 Ok(EngineMachine {
                     key: MachineKey(row.try_get("id")?),
                     account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
-                    level: row.try_get("level")?,
+                    level: decoded(row, "level", Level::parse)?,
                     sensor: row.try_get("is_sensor")?,
                     created_at: from_micros(row.try_get("created_at")?),
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect()
     }
 
     async fn consensus_snapshot(&self) -> Result<ConsensusSnapshot, StoreError> {
         let mut tx = self.reader.begin().await?;
         let watermark: i64 =
             sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&mut *tx).await?;
-        let machines = sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state FROM engine_machines")
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|(k, s)| (MachineKey(k), s))
-            .collect();
+        let machines =
+            sqlx::query_as::<_, (i64, String)>("SELECT machine_id, state FROM engine_machines").fetch_all(&mut *tx).await?;
         let targets =
             sqlx::query_as::<_, (String, String)>("SELECT target, state FROM engine_targets").fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        Ok(ConsensusSnapshot { watermark, machines, targets })
+        Ok(ConsensusSnapshot::from_rows(watermark, machines, targets))
     }
 
     async fn commit_consensus(&self, commit: &ConsensusCommit) -> Result<(), StoreError> {
@@ -75,7 +70,7 @@ impl ConsensusStore for SqliteStore {
         for (machine, state, trust) in &commit.machines {
             sqlx::query("INSERT INTO engine_machines (machine_id, state) VALUES (?, ?) ON CONFLICT (machine_id) DO UPDATE SET state = excluded.state")
                 .bind(machine.0)
-                .bind(state)
+                .bind(state_text(state)?)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("UPDATE machines SET trust = ? WHERE id = ?").bind(trust).bind(machine.0).execute(&mut *tx).await?;
@@ -83,11 +78,11 @@ impl ConsensusStore for SqliteStore {
         for (target, state) in &commit.targets {
             match state {
                 Some(state) => sqlx::query("INSERT INTO engine_targets (target, state) VALUES (?, ?) ON CONFLICT (target) DO UPDATE SET state = excluded.state")
-                    .bind(target)
-                    .bind(state)
+                    .bind(target_key(*target))
+                    .bind(state_text(state)?)
                     .execute(&mut *tx)
                     .await?,
-                None => sqlx::query("DELETE FROM engine_targets WHERE target = ?").bind(target).execute(&mut *tx).await?,
+                None => sqlx::query("DELETE FROM engine_targets WHERE target = ?").bind(target_key(*target)).execute(&mut *tx).await?,
             };
         }
         apply_list_ops(&mut tx, &commit.list_ops, at).await?;
@@ -107,36 +102,44 @@ impl ConsensusStore for SqliteStore {
         Ok(sqlx::query_scalar("SELECT signal_id FROM consensus_watermark WHERE id = 1").fetch_one(&self.reader).await?)
     }
 
-    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT state FROM engine_machines WHERE machine_id = ?")
+    async fn engine_machine(&self, machine: MachineKey) -> Result<Option<MachineState>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar("SELECT state FROM engine_machines WHERE machine_id = ?")
             .bind(machine.0)
             .fetch_optional(&self.reader)
-            .await?)
+            .await?;
+        text.map(|text| state_from("engine_machines.state", &text)).transpose()
     }
 
-    async fn engine_target(&self, target: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT state FROM engine_targets WHERE target = ?")
-            .bind(target)
+    async fn engine_target(&self, target: IpNet) -> Result<Option<TargetState>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar("SELECT state FROM engine_targets WHERE target = ?")
+            .bind(target_key(target))
             .fetch_optional(&self.reader)
-            .await?)
+            .await?;
+        text.map(|text| state_from("engine_targets.state", &text)).transpose()
     }
 
-    async fn queue_consensus_request(&self, kind: &str, value: &str, at: OffsetDateTime) -> Result<i64, StoreError> {
+    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES (?, ?, ?) RETURNING id")
-            .bind(kind)
-            .bind(value)
+            .bind(kind.as_str())
+            .bind(target_key(target))
             .bind(to_micros(at))
             .fetch_one(&self.writer)
             .await?)
     }
 
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(|(id, kind, value)| ConsensusRequest { id, kind, value }).collect())
+        let rows = sqlx::query("SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsensusRequest {
+                    id: row.try_get("id")?,
+                    kind: decoded(row, "kind", RequestKind::from_stored)?,
+                    value: decoded(row, "value", parse_target)?,
+                })
+            })
+            .collect()
     }
 
     async fn acquire_leadership(&self) -> Result<Option<Leadership>, StoreError> {

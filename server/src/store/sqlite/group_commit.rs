@@ -19,8 +19,14 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::oneshot;
 
-use super::ROWS_PER_STATEMENT;
-use crate::store::{InsertOutcome, NewSignal, StoreError, storable, storable_json, storable_opt, to_micros};
+use crate::store::codec::{storable, storable_json, storable_opt, to_micros};
+use crate::store::error::StoreError;
+use crate::store::signals::{InsertOutcome, NewSignal};
+
+/// Columns of one signal row, in insert order.
+const SIGNAL_COLUMNS: usize = 21;
+/// SQLite allows 32766 bound parameters per statement.
+const ROWS_PER_STATEMENT: usize = 32766 / SIGNAL_COLUMNS;
 
 /// Most rows one shared transaction takes (a single larger batch still goes alone).
 const MAX_GROUP_ROWS: usize = 20_000;

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::ListStore;
+use crate::store::lists::ListStore;
 
 #[async_trait]
 impl ListStore for SqliteStore {
@@ -17,10 +17,10 @@ impl ListStore for SqliteStore {
         Ok(entries)
     }
 
-    async fn list_entry(&self, list: &str, value: &str) -> Result<Option<ListEntry>, StoreError> {
+    async fn list_entry(&self, list: &str, value: IpNet) -> Result<Option<ListEntry>, StoreError> {
         let row = sqlx::query("SELECT * FROM blocklist_entries WHERE list = ? AND value = ?")
             .bind(list)
-            .bind(value)
+            .bind(display_target(value))
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.as_ref().map(entry_from_row).transpose()?)
@@ -39,14 +39,14 @@ impl ListStore for SqliteStore {
                 let row = &row;
                 ListChange {
                     seq: row.try_get("seq")?,
-                    op: row.try_get("op")?,
+                    op: decoded(row, "op", ChangeOp::from_stored)?,
                     entry: ListEntry {
                         list: row.try_get("list")?,
-                        value: row.try_get("value")?,
-                        scope: row.try_get("scope")?,
+                        value: decoded(row, "value", parse_target)?,
+                        scope: decoded(row, "scope", Scope::from_stored)?,
                         scenario: row.try_get("scenario")?,
-                        remediation: row.try_get("remediation")?,
-                        rule: row.try_get("rule")?,
+                        remediation: decoded(row, "remediation", Remediation::from_stored)?,
+                        rule: decoded(row, "rule", Rule::from_stored)?,
                         listed_at: from_micros(row.try_get("at")?),
                         expires_at: from_micros(row.try_get("expires_at")?),
                         seq: row.try_get("seq")?,
@@ -120,9 +120,12 @@ impl ListStore for SqliteStore {
         let values: Vec<String> =
             sqlx::query_scalar("SELECT value FROM blocklist_entries WHERE list = ?").bind(name).fetch_all(&mut *tx).await?;
         let ops: Vec<ListOp> = values
-            .into_iter()
-            .map(|value| ListOp::Remove { list: name.to_string(), value, reason: "list deleted".into() })
-            .collect();
+            .iter()
+            .map(|text| {
+                let value = parse_target(text).ok_or_else(|| StoreError::corrupt("value", text))?;
+                Ok(ListOp::Remove { list: name.to_string(), value, reason: "list deleted".into() })
+            })
+            .collect::<Result<_, StoreError>>()?;
         apply_list_ops(&mut tx, &ops, to_micros(at)).await?;
         let deleted = sqlx::query("DELETE FROM custom_lists WHERE name = ?").bind(name).execute(&mut *tx).await?;
         tx.commit().await?;

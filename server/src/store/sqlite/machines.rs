@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::MachineStore;
+use crate::store::machines::MachineStore;
 
 #[async_trait]
 impl MachineStore for SqliteStore {

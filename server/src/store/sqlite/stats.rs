@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::StatsStore;
+use crate::store::stats::StatsStore;
 
 #[async_trait]
 impl StatsStore for SqliteStore {

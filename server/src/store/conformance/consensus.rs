@@ -1,0 +1,181 @@
+//! Conformance of [`ConsensusStore`](crate::store::ConsensusStore): what the worker reads, its
+//! persisted state and atomic commit, requests for the leader, leadership.
+
+use super::*;
+
+#[tokio::test]
+async fn an_unreadable_engine_state_is_left_out_of_the_snapshot_and_corrupt_when_read_alone() {
+    use crate::store::ConsensusCommit;
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        let state = MachineState::new(None, Level::Anonymous, false, T0.unix_timestamp());
+        let (target, kept) = (net("45.33.32.156/32"), net("81.2.69.160/32"));
+        let commit = ConsensusCommit {
+            watermark: 1,
+            machines: vec![(key, state, 0.5)],
+            targets: vec![(target, Some(TargetState::default())), (kept, Some(TargetState::default()))],
+            done_requests: Vec::new(),
+            list_ops: Vec::new(),
+            at: T0,
+        };
+        store.commit_consensus(&commit).await.expect("commit");
+        raw_execute(&s.db, "UPDATE engine_machines SET state = '{\"unexpected\": true}'").await;
+        raw_execute(&s.db, "UPDATE engine_targets SET state = '[1, 2]' WHERE target = '45.33.32.156/32'").await;
+        let snapshot = store.consensus_snapshot().await.expect("snapshot");
+        assert!(snapshot.machines.is_empty(), "{label}: the unreadable machine state is left out");
+        assert_eq!(snapshot.targets, [(kept, TargetState::default())], "{label}: only the readable target state");
+        assert!(matches!(store.engine_machine(key).await, Err(StoreError::Corrupt(_))), "{label}");
+        assert!(matches!(store.engine_target(target).await, Err(StoreError::Corrupt(_))), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn the_engine_reads_signals_in_id_order_after_a_watermark() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        store.insert_signals(&batch(key, 5)).await.expect("insert");
+        let all = store.signals_for_engine(0, 100).await.expect("read");
+        assert_eq!(all.len(), 5, "{label}");
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "{label}: id order");
+        let first = &all[0];
+        assert_eq!(first.machine, key, "{label}");
+        assert_eq!(first.value, "45.33.0.0", "{label}: canonical value");
+        assert_eq!(first.scenario, "crowdsecurity/ssh-bf", "{label}");
+        assert_eq!(first.scenario_trust, "certified", "{label}");
+        assert_eq!((first.origin_prefix.as_str(), first.origin_asn), ("81.2.69.0/24", Some(20712)), "{label}");
+        assert_eq!(first.received_at, T0, "{label}");
+        let rest = store.signals_for_engine(all[1].id, 2).await.expect("read");
+        assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [all[2].id, all[3].id], "{label}: after and limit");
+        assert!(store.signals_for_engine(all[4].id, 10).await.expect("read").is_empty(), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn engine_machines_carry_account_level_sensor_and_creation_time() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let lone = machine(store, "lone").await;
+        let member = machine(store, "member").await;
+        let acme = store.create_account("acme", T0).await.expect("account");
+        store.set_account_level("acme", Level::Verified).await.expect("level");
+        store.enroll_machine(member, acme, None, &[], false, T0).await.expect("enroll");
+        store.set_machine_sensor("member", true).await.expect("sensor");
+        let machines = store.engine_machines().await.expect("read");
+        assert_eq!(machines.len(), 2, "{label}");
+        assert_eq!(
+            (machines[0].key, machines[0].account, machines[0].level.as_str(), machines[0].sensor, machines[0].created_at),
+            (lone, None, "anonymous", false, T0),
+            "{label}: without an account"
+        );
+        assert_eq!(
+            (machines[1].key, machines[1].account, machines[1].level.as_str(), machines[1].sensor),
+            (member, Some(acme), "verified", true),
+            "{label}: enrolled"
+        );
+    }
+}
+
+/// JSON text as a value, so that engines that normalise JSON (PostgreSQL `jsonb`) compare equal.
+#[tokio::test]
+async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_together() {
+    use crate::store::{ConsensusCommit, ListEntry, ListOp};
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        let empty = store.consensus_snapshot().await.expect("snapshot");
+        assert_eq!((empty.watermark, empty.machines.len(), empty.targets.len()), (0, 0, 0), "{label}: fresh");
+        assert_eq!(store.engine_machine(key).await.expect("read"), None, "{label}");
+        assert_eq!(store.engine_target(net("45.33.32.156/32")).await.expect("read"), None, "{label}");
+
+        let request = store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), T0).await.expect("queue");
+        let later = store.queue_consensus_request(RequestKind::FalsePositive, net("81.2.69.160/32"), T0).await.expect("queue");
+        assert!(later > request, "{label}: ids increase");
+        let pending = store.pending_consensus_requests().await.expect("pending");
+        assert_eq!(
+            pending.iter().map(|r| (r.id, r.kind, r.value)).collect::<Vec<_>>(),
+            [
+                (request, RequestKind::FalsePositive, net("45.33.32.156/32")),
+                (later, RequestKind::FalsePositive, net("81.2.69.160/32"))
+            ]
+        );
+
+        let entry = ListEntry {
+            list: "community".into(),
+            value: listed("45.33.32.156"),
+            scope: Scope::Ip,
+            scenario: "crowdsecurity/ssh-bf".into(),
+            remediation: Remediation::Ban,
+            rule: Rule::Crowd,
+            listed_at: T0,
+            expires_at: T0 + Duration::days(1),
+            seq: 0,
+        };
+        let mut machine_state = MachineState::new(None, Level::Email, false, T0.unix_timestamp());
+        machine_state.good = 2.5;
+        machine_state.leads = 3;
+        let mut target_state = TargetState::default();
+        target_state.first_seen = T0.unix_timestamp();
+        target_state.last_seen = T0.unix_timestamp() + 60;
+        let (target, other) = (net("45.33.32.156/32"), net("81.2.69.160/32"));
+        let commit = ConsensusCommit {
+            watermark: 17,
+            machines: vec![(key, machine_state.clone(), 0.75)],
+            targets: vec![(target, Some(target_state.clone())), (other, None)],
+            done_requests: vec![request],
+            list_ops: vec![ListOp::Add(entry.clone())],
+            at: T0,
+        };
+        store.commit_consensus(&commit).await.expect("commit");
+
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 17, "{label}");
+        let snapshot = store.consensus_snapshot().await.expect("snapshot");
+        assert_eq!(snapshot.watermark, 17, "{label}");
+        assert_eq!(snapshot.machines, [(key, machine_state.clone())], "{label}");
+        assert_eq!(snapshot.targets, [(target, target_state.clone())], "{label}: a forgotten target is absent");
+        assert_eq!(store.engine_machine(key).await.expect("read"), Some(machine_state), "{label}");
+        assert_eq!(store.engine_target(target).await.expect("read"), Some(target_state), "{label}");
+        assert_eq!(store.machine_by_login("reporter").await.expect("read").expect("exists").trust, 0.75, "{label}: trust");
+        let found = store.list_entry("community", target).await.expect("entry").expect("listed");
+        assert_eq!(found, ListEntry { seq: found.seq, ..entry }, "{label}: the entry as committed");
+        assert!(found.seq > 0, "{label}: with a seq");
+        assert_eq!(store.list_entry("community", other).await.expect("entry"), None, "{label}");
+        assert_eq!(store.list_entry("other", target).await.expect("entry"), None, "{label}: per list");
+        let pending = store.pending_consensus_requests().await.expect("pending");
+        assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [later], "{label}: the carried-out request is done");
+
+        let forget = ConsensusCommit {
+            watermark: 18,
+            machines: Vec::new(),
+            targets: vec![(target, None)],
+            done_requests: Vec::new(),
+            list_ops: vec![ListOp::Remove { list: "community".into(), value: target, reason: "expired".into() }],
+            at: T0 + Duration::days(1),
+        };
+        store.commit_consensus(&forget).await.expect("commit");
+        assert_eq!(store.engine_target(target).await.expect("read"), None, "{label}: forgotten");
+        assert_eq!(store.list_entry("community", target).await.expect("entry"), None, "{label}: removed");
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 18, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn leadership_is_granted_once_at_a_time_on_postgres_and_always_on_sqlite() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let mut first = store.acquire_leadership().await.expect("acquire").expect("nobody holds it yet");
+        assert!(first.still_held().await, "{label}");
+        let second = store.acquire_leadership().await.expect("acquire again");
+        match s.db.backend {
+            Backend::Sqlite => assert!(second.is_some(), "{label}: one process, always the leader"),
+            Backend::Postgres => assert!(second.is_none(), "{label}: held by the first"),
+        }
+        assert!(first.still_held().await, "{label}: asking again does not take it away");
+    }
+}
