@@ -51,6 +51,21 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The first line `child` prints on its (piped) stdout, waiting at most `timeout`; the rest of
+/// its output is drained in the background so it never blocks on a full pipe.
+pub fn first_stdout_line(child: &mut Child, timeout: Duration) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("stdout is not piped")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            drop(tx.send(line));
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(timeout).with_context(|| format!("nothing printed within {} s", timeout.as_secs()))
+}
+
 /// Polls `probe` every 250 ms until it yields a value, failing after `timeout` with `what`.
 /// A probe error ends the wait at once (e.g. a child process that exited).
 pub fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
@@ -130,21 +145,11 @@ impl ServerProcess {
 
     fn spawn(&mut self, listen: &str) -> anyhow::Result<()> {
         let mut child = self.command().args(["serve", "--listen", listen]).stdout(Stdio::piped()).spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                drop(tx.send(line));
-            }
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        let line = match first_stdout_line(&mut child, Duration::from_secs(60)) {
             Ok(line) => line,
-            Err(_) => {
+            Err(error) => {
                 drop(child.kill());
-                bail!("palisade-server did not report its address within 60 s");
+                return Err(error.context("palisade-server did not report its address"));
             }
         };
         let url = line

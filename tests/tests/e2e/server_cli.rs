@@ -3,7 +3,6 @@
 //! `migrate`, `admin machine add --crowdsec-credentials`, `admin machine list --json`, and
 //! closed registration.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -13,7 +12,7 @@ use anyhow::{Context, bail, ensure};
 use palisade_api::native::MachineView;
 use palisade_tests::http::Http;
 use palisade_tests::testing::TestDb;
-use palisade_tests::{ServerOptions, ServerProcess, workspace_binary};
+use palisade_tests::{ServerOptions, ServerProcess, first_stdout_line, workspace_binary};
 use serde_json::json;
 
 /// `palisade-server ARGS…` run in `cwd` with none of the configuration variables of the
@@ -47,17 +46,9 @@ impl Serve {
     fn start(cwd: &Path) -> anyhow::Result<Serve> {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(cwd.join("serve.stderr"))?;
         let mut child = command(cwd).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(stderr).spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                drop(tx.send(line));
-            }
-            for _ in lines {}
-        });
+        let first_line = first_stdout_line(&mut child, Duration::from_secs(60)).context("serve printed no first line");
         let mut serve = Serve { child: Some(child), first_line: String::new(), url: String::new() };
-        serve.first_line = rx.recv_timeout(Duration::from_secs(60)).context("serve printed nothing within 60 s")?;
+        serve.first_line = first_line?;
         serve.url = serve
             .first_line
             .split_whitespace()
