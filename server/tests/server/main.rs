@@ -1,6 +1,7 @@
 //! The server's integration tests, one binary: in-process API tests over the real router and
 //! state (`api`, `blocklists`, `distribution`, `lookup`), the wire recording (`golden`), the
-//! OpenAPI drift check (`openapi`) and the module-layout check (`layout`); `common` is their
+//! OpenAPI drift check (`openapi`), the module-layout check (`layout`) and input time bounds
+//! (`time_bounds`); `common` is their
 //! shared set-up. One binary links the server once instead of once per family. Run one family
 //! with its module prefix:
 //!
@@ -16,3 +17,4 @@ mod golden;
 mod layout;
 mod lookup;
 mod openapi;
+mod time_bounds;
