@@ -1,7 +1,7 @@
 //! The server's integration tests, one binary: in-process API tests over the real router and
 //! state (`api`, `blocklists`, `distribution`, `lookup`), the wire recording (`golden`), the
-//! OpenAPI drift check (`openapi`), the module-layout check (`layout`) and input time bounds
-//! (`time_bounds`); `common` is their
+//! OpenAPI drift check (`openapi`), the module-layout check (`layout`), input time bounds
+//! (`time_bounds`) and PostgreSQL outages (`outage`); `common` is their
 //! shared set-up. One binary links the server once instead of once per family. Run one family
 //! with its module prefix:
 //!
@@ -17,4 +17,5 @@ mod golden;
 mod layout;
 mod lookup;
 mod openapi;
+mod outage;
 mod time_bounds;
