@@ -299,9 +299,9 @@ impl Default for DistributionConfig {
     }
 }
 
-/// Raw-signal retention and the maintenance job (run by the consensus leader) that applies it.
-/// Aggregates (engine state, trust, listings) are kept; only raw signals expire, and never
-/// before the consensus worker has processed them.
+/// Raw-signal and metrics-document retention and the maintenance job (run by the consensus
+/// leader) that applies it. Aggregates (engine state, trust, listings) are kept; raw signals
+/// expire, never before the consensus worker has processed them, and so do metrics documents.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
@@ -312,7 +312,7 @@ pub struct RetentionConfig {
     pub partitions_ahead_days: u32,
     /// How often the maintenance job runs, in seconds.
     pub interval_secs: u64,
-    /// Rows deleted per transaction on SQLite.
+    /// Rows deleted per statement: signals on SQLite, metrics documents on both backends.
     pub delete_batch: u32,
     /// Metrics and usage-metrics documents older than this many days are deleted (0 keeps them).
     pub metrics_days: u32,

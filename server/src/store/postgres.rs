@@ -7,6 +7,9 @@
 //! order, and a reader that saw id 200 would never see an id 150 committed after it. Signal
 //! inserts therefore take a transaction-scoped advisory lock first, which makes them one writer
 //! at a time, as on SQLite; readers are never blocked.
+//!
+//! Every statement passes [`gate::Gate`], which fails fast for a moment after the server was
+//! found unreachable instead of letting each caller wait out the pool's acquire timeout.
 
 mod accounts;
 mod consensus;
