@@ -119,7 +119,11 @@ async fn requests_get_503_at_once_while_postgres_is_down_and_recover_after() {
     let Some(mut db) = TestDb::postgres().await else { return };
     let options = PgConnectOptions::from_str(db.url.expose()).expect("test database URL");
     let database = options.get_database().expect("a database name").to_string();
-    let upstream: SocketAddr = format!("{}:{}", options.get_host(), options.get_port()).parse().expect("a numeric host");
+    let upstream: SocketAddr = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("the PostgreSQL host resolves")
+        .find(SocketAddr::is_ipv4)
+        .expect("an IPv4 address for PostgreSQL");
     let mut relay = Relay::start(upstream);
     db.url = Secret::new(options.clone().host("127.0.0.1").port(relay.addr.port()).to_url_lossy().to_string());
     let app = TestApp::start(db, &|_| {}).await;
