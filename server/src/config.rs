@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// A secret string: `Debug` and `Display` never show it.
@@ -167,6 +167,22 @@ pub struct IngestConfig {
     pub min_v4_prefix: u8,
     /// Shortest IPv6 range prefix accepted in `Range` signals.
     pub min_v6_prefix: u8,
+    /// Largest metrics or usage-metrics document stored per push, in bytes of compact JSON (what
+    /// the database keeps); a larger push is refused with 413. CrowdSec's are a few KiB.
+    pub max_metrics_bytes: usize,
+    /// Largest `extra` kept per signal (the fields Palisade does not read, such as `decisions`
+    /// and `context`), in bytes of compact JSON. Above it the largest fields are dropped until the
+    /// rest fits; the signal itself is always kept.
+    pub max_signal_extra_bytes: usize,
+    /// Metrics and usage-metrics pushes each machine may make per hour on average (per process);
+    /// CrowdSec sends one of each every 30 minutes. Beyond it: 429 with `Retry-After`.
+    pub metrics_per_machine_per_hour: u32,
+    /// Metrics pushes a machine may make in one burst (a restart sends both kinds at once).
+    pub metrics_burst: u32,
+    /// Bytes of signals (text fields and `extra`) each machine may have stored per UTC day (per
+    /// process); a push that would pass it is refused whole with 429 and `Retry-After` (the next
+    /// day), before anything is stored or acknowledged.
+    pub signal_bytes_per_machine_per_day: u64,
 }
 
 impl Default for IngestConfig {
@@ -181,6 +197,11 @@ impl Default for IngestConfig {
             max_clock_skew_secs: 24 * 3600,
             min_v4_prefix: 16,
             min_v6_prefix: 32,
+            max_metrics_bytes: 64 * 1024,
+            max_signal_extra_bytes: 4 * 1024,
+            metrics_per_machine_per_hour: 60,
+            metrics_burst: 10,
+            signal_bytes_per_machine_per_day: 50 * 1024 * 1024,
         }
     }
 }
@@ -278,9 +299,9 @@ impl Default for DistributionConfig {
     }
 }
 
-/// Raw-signal retention and the maintenance job (run by the consensus leader) that applies it.
-/// Aggregates (engine state, trust, listings) are kept; only raw signals expire, and never
-/// before the consensus worker has processed them.
+/// Raw-signal and metrics-document retention and the maintenance job (run by the consensus
+/// leader) that applies it. Aggregates (engine state, trust, listings) are kept; raw signals
+/// expire, never before the consensus worker has processed them, and so do metrics documents.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
@@ -291,13 +312,15 @@ pub struct RetentionConfig {
     pub partitions_ahead_days: u32,
     /// How often the maintenance job runs, in seconds.
     pub interval_secs: u64,
-    /// Rows deleted per transaction on SQLite.
+    /// Rows deleted per statement: signals on SQLite, metrics documents on both backends.
     pub delete_batch: u32,
+    /// Metrics and usage-metrics documents older than this many days are deleted (0 keeps them).
+    pub metrics_days: u32,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { signals_days: 90, partitions_ahead_days: 7, interval_secs: 3600, delete_batch: 5000 }
+        RetentionConfig { signals_days: 90, partitions_ahead_days: 7, interval_secs: 3600, delete_batch: 5000, metrics_days: 30 }
     }
 }
 
@@ -308,6 +331,45 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+}
+
+/// Longest period, in days, any day-counted setting may name: durations are added to the clock,
+/// and a century keeps every sum inside the calendar.
+const MAX_DAYS: i64 = 36_525;
+
+/// Variables read by the command line, not by the configuration: `PALISADE_CONFIG` names the file
+/// (`--config`), so as a configuration key it would be the unknown field `config`.
+const COMMAND_LINE_VARS: [&str; 1] = ["PALISADE_CONFIG"];
+
+/// The configuration keys an environment sets, as figment's `Env::prefixed("PALISADE_")
+/// .split("__")` reads them (names matched without regard to case, keys lower-cased, `__`
+/// nesting, values parsed as figment values), without [`COMMAND_LINE_VARS`], then `DATABASE_URL`
+/// and `REDIS_URL` under their own names. The flag says whether a key came from a `PALISADE_`
+/// variable: those are applied first, so the two URLs win as they always have.
+fn environment(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, figment::value::Value, bool)> {
+    const PREFIX: &str = "PALISADE_";
+    let mut keys = Vec::new();
+    for (name, value) in vars {
+        let name = name.trim();
+        let parsed = || value.parse::<figment::value::Value>().unwrap_or_else(|never| match never {});
+        if ["DATABASE_URL", "REDIS_URL"].iter().any(|url| url.eq_ignore_ascii_case(name)) {
+            keys.push((name.to_ascii_lowercase(), parsed(), false));
+            continue;
+        }
+        let Some(rest) = name.get(..PREFIX.len()).filter(|p| p.eq_ignore_ascii_case(PREFIX)).map(|_| &name[PREFIX.len()..])
+        else {
+            continue;
+        };
+        if COMMAND_LINE_VARS.iter().any(|var| var.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let key = rest.trim().replace("__", ".").to_ascii_lowercase();
+        if key.split('.').any(str::is_empty) {
+            continue;
+        }
+        keys.push((key, parsed(), true));
+    }
+    keys
 }
 
 /// Which storage engine a database URL selects.
@@ -322,6 +384,17 @@ pub enum Backend {
 impl Config {
     /// Loads defaults ← TOML file ← `PALISADE_*` ← `DATABASE_URL`/`REDIS_URL` ← flags, then validates.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
+        let vars = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()));
+        Config::load_with_env(file, overrides, vars)
+    }
+
+    /// [`Config::load`] with the given environment instead of the process's: how a container
+    /// image's or a manifest's variables are checked without running them.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        overrides: Overrides,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
@@ -329,9 +402,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment
-            .merge(Env::prefixed("PALISADE_").split("__"))
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]).map(|k| k.as_str().to_ascii_lowercase().into()));
+        let (prefixed, urls): (Vec<_>, Vec<_>) = environment(vars).into_iter().partition(|(_, _, prefixed)| *prefixed);
+        for (key, value, _) in prefixed.into_iter().chain(urls) {
+            figment = figment.merge(Serialized::default(&key, value));
+        }
         let mut config: Config = figment.extract().context("invalid configuration")?;
         if let Some(listen) = overrides.listen {
             config.listen = listen;
@@ -375,6 +449,21 @@ impl Config {
             // PostgreSQL's redelivery check looks back this far from a signal's stop_at.
             bail!("ingest.max_clock_skew_secs must be between 0 and 604800 (7 days)");
         }
+        if !(1024..=ingest.max_decompressed_bytes).contains(&ingest.max_metrics_bytes) {
+            bail!("ingest.max_metrics_bytes must be between 1024 and ingest.max_decompressed_bytes");
+        }
+        if ingest.metrics_per_machine_per_hour == 0 || ingest.metrics_burst == 0 {
+            bail!("ingest.metrics_per_machine_per_hour and ingest.metrics_burst must be above zero");
+        }
+        if ingest.signal_bytes_per_machine_per_day < 64 * 1024 {
+            bail!("ingest.signal_bytes_per_machine_per_day must be at least 65536 (64 KiB)");
+        }
+        if ingest.max_signal_extra_bytes > 1024 * 1024 {
+            bail!("ingest.max_signal_extra_bytes must be at most 1048576 (1 MiB)");
+        }
+        if !(1..=MAX_DAYS).contains(&ingest.max_signal_age_days) {
+            bail!("ingest.max_signal_age_days must be between 1 and {MAX_DAYS} (a century)");
+        }
         if ingest.min_v4_prefix > 32 || ingest.min_v6_prefix > 128 {
             bail!("ingest.min_v4_prefix must be at most 32 and ingest.min_v6_prefix at most 128");
         }
@@ -385,8 +474,11 @@ impl Config {
         if distribution.retained_changes == 0 || distribution.contribution_window_days < 0 {
             bail!("distribution.retained_changes must be above zero and distribution.contribution_window_days not negative");
         }
-        if distribution.link_ttl_secs <= 0 {
-            bail!("distribution.link_ttl_secs must be above zero");
+        if distribution.contribution_window_days > MAX_DAYS {
+            bail!("distribution.contribution_window_days must be at most {MAX_DAYS} (a century)");
+        }
+        if !(1..=366 * 24 * 3600).contains(&distribution.link_ttl_secs) {
+            bail!("distribution.link_ttl_secs must be between 1 and 31622400 (a year)");
         }
         if self.consensus.interval_ms == 0 || self.consensus.interval_ms > 60_000 {
             bail!("consensus.interval_ms must be between 1 and 60000");
@@ -407,6 +499,31 @@ impl Config {
                  contributors are recognised by their recent signals",
                 self.distribution.contribution_window_days
             );
+        }
+        if i64::from(retention.signals_days) > MAX_DAYS || i64::from(retention.metrics_days) > MAX_DAYS {
+            bail!("retention.signals_days and retention.metrics_days must be at most {MAX_DAYS} (a century); 0 keeps forever");
+        }
+        if retention.interval_secs > 7 * 24 * 3600 {
+            bail!("retention.interval_secs must be at most 604800 (a week)");
+        }
+        let params = &self.consensus.params;
+        for (name, secs) in [
+            ("evidence_window_secs", params.evidence_window_secs),
+            ("good_half_life_secs", params.good_half_life_secs),
+            ("bad_half_life_secs", params.bad_half_life_secs),
+            ("ramp_start_secs", params.ramp_start_secs),
+            ("ramp_full_secs", params.ramp_full_secs),
+            ("established_age_secs", params.established_age_secs),
+            ("base_ttl_secs", params.base_ttl_secs),
+            ("max_ttl_secs", params.max_ttl_secs),
+            ("false_positive_protection_secs", params.false_positive_protection_secs),
+            ("canary_void_window_secs", params.canary_void_window_secs),
+            ("penalty_batch_secs", params.penalty_batch_secs),
+        ] {
+            // Times are added to these and to each other: a century keeps every sum far from overflow.
+            if !(0..=MAX_DAYS * 86_400).contains(&secs) {
+                bail!("consensus.params.{name} must be between 0 and {} seconds (a century)", MAX_DAYS * 86_400);
+            }
         }
         if retention.partitions_ahead_days == 0 || retention.partitions_ahead_days > 366 {
             bail!("retention.partitions_ahead_days must be between 1 and 366");
@@ -463,6 +580,35 @@ mod tests {
         assert_eq!(config.listen, Config::default().listen);
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_config_file_variable_belongs_to_the_command_line_not_the_configuration() {
+        let env = vars(&[
+            ("PALISADE_CONFIG", "/etc/palisade/palisade.toml"),
+            ("PALISADE_LISTEN", "0.0.0.0:8080"),
+            ("PALISADE_INGEST__MAX_SIGNALS_PER_REQUEST", "50"),
+            ("PALISADE_TRUSTED_PROXIES", "[10.0.0.1/32]"),
+            ("HOME", "/root"),
+        ]);
+        let config = Config::load_with_env(None, Overrides::default(), env).expect("loads");
+        assert_eq!(config.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(config.ingest.max_signals_per_request, 50);
+        assert_eq!(config.trusted_proxies, ["10.0.0.1/32".parse::<ipnet::IpNet>().expect("net")]);
+
+        let unknown = Config::load_with_env(None, Overrides::default(), vars(&[("PALISADE_CONFIGURATION", "x")]));
+        assert!(format!("{:#}", unknown.expect_err("unknown keys are still refused")).contains("configuration"));
+    }
+
+    #[test]
+    fn database_url_wins_over_its_prefixed_form() {
+        let env = vars(&[("DATABASE_URL", "postgres://db/one"), ("PALISADE_DATABASE_URL", "postgres://db/two")]);
+        let config = Config::load_with_env(None, Overrides::default(), env).expect("loads");
+        assert_eq!(config.database_url.expect("set").expose(), "postgres://db/one");
+    }
+
     #[test]
     fn nonsense_is_refused_with_a_sentence() {
         let mut config = Config::default();
@@ -473,5 +619,17 @@ mod tests {
         let mut config = Config::default();
         config.retention.signals_days = 3;
         assert!(config.validate().unwrap_err().to_string().contains("retention.signals_days"));
+        let mut config = Config::default();
+        config.retention.signals_days = u32::MAX;
+        assert!(config.validate().unwrap_err().to_string().contains("retention.signals_days"));
+        let mut config = Config::default();
+        config.ingest.max_signal_age_days = i64::MAX;
+        assert!(config.validate().unwrap_err().to_string().contains("max_signal_age_days"));
+        let mut config = Config::default();
+        config.distribution.link_ttl_secs = i64::MAX;
+        assert!(config.validate().unwrap_err().to_string().contains("link_ttl_secs"));
+        let mut config = Config::default();
+        config.consensus.params.max_ttl_secs = i64::MAX;
+        assert!(config.validate().unwrap_err().to_string().contains("max_ttl_secs"));
     }
 }

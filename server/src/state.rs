@@ -40,6 +40,10 @@ pub struct AppState {
     pub ingest_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     /// Per-source-address limit on register and login, which cost an argon2 hash each.
     pub auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Per-machine limit on metrics and usage-metrics pushes (per process).
+    pub metrics_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
+    /// Bytes of signals each machine had stored today, against `ingest.signal_bytes_per_machine_per_day`.
+    pub signal_bytes: Arc<crate::domain::signal::DailyBytes>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
     /// Wakes the consensus worker (new signals, operator requests).
@@ -116,6 +120,8 @@ impl AppState {
         let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
         let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
+        let metrics_quota = Quota::per_hour(NonZeroU32::new(ingest.metrics_per_machine_per_hour).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(ingest.metrics_burst).unwrap_or(NonZeroU32::MIN));
         let own_addresses = &config.consensus.own_addresses;
         let public_url: Arc<str> = Arc::from(config.public_url().as_str());
         let lists = Arc::new(crate::serving::Lists::new(
@@ -147,6 +153,8 @@ impl AppState {
             registration: config.registration.policy,
             ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
             auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
+            metrics_limiter: Arc::new(RateLimiter::keyed(metrics_quota)),
+            signal_bytes: Arc::default(),
             ingest: Arc::new(ingest),
             metrics: parts.metrics,
             consensus_wake: Arc::new(tokio::sync::Notify::new()),

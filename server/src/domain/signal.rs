@@ -208,6 +208,89 @@ fn validate(item: SignalItem, object: Map<String, Value>, rules: &SignalRules) -
     })
 }
 
+/// `extra` (a JSON object's text) bounded to `max_bytes`: unchanged when it fits; otherwise its
+/// fields are kept smallest first while the object still fits, the others dropped, and
+/// `"_dropped"` says how many were. A signal is never refused for what Palisade does not read.
+pub fn bounded_extra(extra: String, max_bytes: usize) -> String {
+    if extra.len() <= max_bytes {
+        return extra;
+    }
+    let Ok(object) = serde_json::from_str::<Map<String, Value>>(&extra) else { return "{}".into() };
+    // A field costs its quoted key, its value, a colon and a comma.
+    let mut fields: Vec<(String, Value, usize)> = object
+        .into_iter()
+        .map(|(k, v)| {
+            let size = Value::from(k.as_str()).to_string().len() + v.to_string().len() + 2;
+            (k, v, size)
+        })
+        .collect();
+    fields.sort_by_key(|(_, _, size)| *size);
+    let total = fields.len();
+    // Room for the braces and the `"_dropped":N` marker.
+    let mut budget = max_bytes.saturating_sub(2 + 16);
+    let mut kept = Map::new();
+    for (key, value, size) in fields {
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        kept.insert(key, value);
+    }
+    let dropped = total - kept.len();
+    if max_bytes >= 2 + 16 {
+        kept.insert("_dropped".into(), Value::from(dropped));
+    }
+    Value::Object(kept).to_string()
+}
+
+/// Bytes a report takes in storage, as the per-day budget counts them: its text fields and
+/// `extra` (addresses, times and keys are small and fixed-size, and not counted).
+pub fn stored_size(report: &SignalReport) -> u64 {
+    let text = report.scenario.len()
+        + report.scenario_hash.len()
+        + report.scenario_version.len()
+        + report.scenario_trust.len()
+        + report.message.len()
+        + report.agent.as_ref().map_or(0, String::len)
+        + report.alert_uuid.as_ref().map_or(0, String::len)
+        + report.extra.len();
+    text as u64
+}
+
+/// Bytes of signals each machine has had stored today (UTC), against a daily allowance. Per
+/// process: with several replicas each one counts what it stored. Only the current day is kept.
+#[derive(Debug, Default)]
+pub struct DailyBytes {
+    counted: std::sync::Mutex<(i64, std::collections::HashMap<i64, u64>)>,
+}
+
+impl DailyBytes {
+    /// Adds `bytes` to `machine`'s count of day `day` (days since the epoch) if it stays within
+    /// `allowance`; otherwise counts nothing and says so.
+    pub fn charge(&self, machine: i64, day: i64, bytes: u64, allowance: u64) -> bool {
+        let mut counted = self.counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counted.0 != day {
+            *counted = (day, std::collections::HashMap::new());
+        }
+        let used = counted.1.entry(machine).or_insert(0);
+        if used.saturating_add(bytes) > allowance {
+            return false;
+        }
+        *used += bytes;
+        true
+    }
+
+    /// Gives back bytes charged for signals that were not stored after all.
+    pub fn refund(&self, machine: i64, day: i64, bytes: u64) {
+        let mut counted = self.counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counted.0 == day
+            && let Some(used) = counted.1.get_mut(&machine)
+        {
+            *used = used.saturating_sub(bytes);
+        }
+    }
+}
+
 fn parse_source(scope: &str, value: &str, rules: &SignalRules) -> Result<(Scope, IpNet), Rejection> {
     match scope.to_ascii_lowercase().as_str() {
         "ip" => {
@@ -276,6 +359,36 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn the_daily_allowance_refuses_what_would_pass_it_and_starts_again_each_day() {
+        let budget = DailyBytes::default();
+        assert!(budget.charge(1, 100, 600, 1000));
+        assert!(!budget.charge(1, 100, 500, 1000), "600 + 500 is over 1000");
+        assert!(budget.charge(2, 100, 1000, 1000), "another machine has its own");
+        assert!(budget.charge(1, 100, 400, 1000));
+        budget.refund(1, 100, 400);
+        assert!(budget.charge(1, 100, 400, 1000), "refunded bytes can be used again");
+        assert!(budget.charge(1, 101, 1000, 1000), "a new day");
+    }
+
+    #[test]
+    fn extra_above_its_cap_keeps_the_small_fields_and_says_how_many_were_dropped() {
+        let small = r#"{"source":{"scope":"ip","value":"45.33.32.156"},"kind":"crowdsec"}"#.to_string();
+        assert_eq!(bounded_extra(small.clone(), 4096), small, "a real signal's extra is untouched");
+        let huge = serde_json::json!({
+            "source": {"scope": "ip", "value": "45.33.32.156"},
+            "context": [{"key": "target_uri", "value": "x".repeat(100_000)}],
+            "junk": "y".repeat(50_000),
+        })
+        .to_string();
+        let bounded = bounded_extra(huge, 4096);
+        assert!(bounded.len() <= 4096, "{}", bounded.len());
+        let kept: Value = serde_json::from_str(&bounded).expect("still a JSON object");
+        assert_eq!(kept["source"]["value"], "45.33.32.156");
+        assert_eq!(kept["_dropped"], 2);
+        assert!(bounded_extra("{}".into(), 0).len() <= 2);
+    }
 
     fn rules() -> SignalRules {
         SignalRules {

@@ -38,7 +38,7 @@ use crate::config::RegistrationPolicy;
 use crate::distribution::stream::Sent;
 use crate::domain::names::{check_name, check_scenario};
 use crate::domain::net::origin_prefix;
-use crate::domain::signal::parse_item;
+use crate::domain::signal::{bounded_extra, parse_item, stored_size};
 use crate::domain::text::{contains_nul, has_nul};
 use crate::domain::time::{go_duration, rfc3339};
 use crate::error::ApiError;
@@ -278,7 +278,8 @@ pub async fn push_signals(
     let mut rejected = Vec::new();
     for (index, raw) in items.into_iter().enumerate() {
         match parse_item(raw, &rules) {
-            Ok(report) => {
+            Ok(mut report) => {
+                report.extra = bounded_extra(report.extra, state.ingest.max_signal_extra_bytes);
                 let enrichment = state.enricher.lookup(report.value.addr());
                 accepted.push(NewSignal { machine: machine.key, report, origin: origin.clone(), enrichment, received_at: now });
             }
@@ -294,7 +295,22 @@ pub async fn push_signals(
             .map(|r| FieldError { field: format!("[{}]", r.index), message: format!("{}: {}", r.code, r.message) });
         return Err(ApiError::Validation(fields.collect()));
     }
-    let outcome = state.store.insert_signals(&accepted).await?;
+    // The day's allowance is charged before anything is stored: a refused push is acknowledged
+    // for nothing, and CrowdSec sends it again later.
+    let bytes: u64 = accepted.iter().map(|s| stored_size(&s.report)).sum();
+    let day = now.unix_timestamp().div_euclid(86_400);
+    if !state.signal_bytes.charge(machine.key.0, day, bytes, state.ingest.signal_bytes_per_machine_per_day) {
+        metrics::counter!("palisade_signals_refused_total", "reason" => "daily_bytes").increment(accepted.len() as u64);
+        let until_tomorrow = (day + 1) * 86_400 - now.unix_timestamp();
+        return Err(ApiError::RateLimited(until_tomorrow.max(1) as u64));
+    }
+    let outcome = match state.store.insert_signals(&accepted).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            state.signal_bytes.refund(machine.key.0, day, bytes);
+            return Err(error.into());
+        }
+    };
     if outcome.inserted > 0 {
         state.consensus_wake.notify_one();
     }
@@ -321,7 +337,7 @@ pub async fn push_metrics(
     if contains_nul(&payload) {
         return Err(ApiError::InvalidBody("text may not contain NUL characters".into()));
     }
-    let payload = payload.to_string();
+    let payload = stored_metrics(&state, &machine, payload.to_string())?;
     let version = Some(request.apil_version.as_str()).filter(|v| !v.is_empty());
     state.store.record_metrics(machine.key, "metrics", version, &payload, OffsetDateTime::now_utc()).await?;
     Ok(ok())
@@ -343,8 +359,27 @@ pub async fn push_usage_metrics(
         return Err(ApiError::InvalidBody("text may not contain NUL characters".into()));
     }
     let version = body.pointer("/lapi/version").and_then(Value::as_str).filter(|v| !v.is_empty() && v.len() <= 256);
-    state.store.record_metrics(machine.key, "usage", version, &body.to_string(), OffsetDateTime::now_utc()).await?;
+    // Up to `ingest.max_metrics_bytes` of compact JSON (413 above), at the machine's metrics rate.
+    let payload = stored_metrics(&state, &machine, body.to_string())?;
+    state.store.record_metrics(machine.key, "usage", version, &payload, OffsetDateTime::now_utc()).await?;
     Ok(ok())
+}
+
+/// A metrics document as it will be stored, or 413 when it is larger than
+/// `ingest.max_metrics_bytes` (a 16 MiB body must not become 16 MiB in the database every push),
+/// or 429 when the machine pushes more often than `ingest.metrics_per_machine_per_hour`.
+fn stored_metrics(state: &AppState, machine: &AuthMachine, payload: String) -> Result<String, ApiError> {
+    if let Err(not_until) = state.metrics_limiter.check_key(&machine.key.0) {
+        metrics::counter!("palisade_metrics_refused_total", "reason" => "rate").increment(1);
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::RateLimited(wait.as_secs() + 1));
+    }
+    let max = state.ingest.max_metrics_bytes;
+    if payload.len() > max {
+        metrics::counter!("palisade_metrics_refused_total", "reason" => "too_large").increment(1);
+        return Err(ApiError::BodyTooLarge(max));
+    }
+    Ok(payload)
 }
 
 /// Stream query parameters. Values are parsed by hand so a bad one gets our error body.

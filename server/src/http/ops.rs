@@ -1,4 +1,5 @@
-//! Operations endpoints, unauthenticated: liveness, readiness (the database answers),
+//! Operations endpoints, unauthenticated: liveness, readiness (the database answers within a
+//! second),
 //! Prometheus metrics. `/openapi.json` and `/docs` are mounted by the root router.
 
 use axum::Json;
@@ -30,18 +31,23 @@ pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok".into(), backend: None, version: env!("CARGO_PKG_VERSION").into() })
 }
 
+/// How long readiness waits for the database: a probe (Kubernetes waits one second by default)
+/// must get an answer, not wait out the pool's acquire timeout while the database is down.
+pub const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(900);
+
 /// Readiness: the database answers. 503 otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    // Within READY_PING_TIMEOUT: a probe must not wait out the pool's acquire timeout.
     let backend = Some(backend_name(state.store.backend()));
     let version = env!("CARGO_PKG_VERSION").to_string();
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(HealthResponse { status: "ok".into(), backend, version })),
-        Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(HealthResponse { status: "database unavailable".into(), backend, version }))
-        }
-    }
+    let error = match tokio::time::timeout(READY_PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, Json(HealthResponse { status: "ok".into(), backend, version })),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {} ms", READY_PING_TIMEOUT.as_millis()),
+    };
+    tracing::warn!(%error, "readiness check failed");
+    (StatusCode::SERVICE_UNAVAILABLE, Json(HealthResponse { status: "database unavailable".into(), backend, version }))
 }
 
 /// Prometheus metrics in the text exposition format.

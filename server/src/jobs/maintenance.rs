@@ -1,13 +1,13 @@
-//! Maintenance: keeps the signal partitions ahead of time (PostgreSQL) and expires raw signals
+//! Maintenance: keeps the signal partitions ahead of time (PostgreSQL), expires raw signals
 //! past `retention.signals_days`, never one the consensus worker has not processed (the caller
-//! passes its watermark). Run by the consensus leader, so exactly one replica does it; aggregates
+//! passes its watermark), and metrics documents past `retention.metrics_days`. Run by the consensus leader, so exactly one replica does it; aggregates
 //! (engine state, trust, listings) are never touched.
 
 use anyhow::Context;
 use time::OffsetDateTime;
 
 use crate::config::RetentionConfig;
-use crate::store::SignalStore;
+use crate::store::Store;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub struct MaintenanceOutcome {
     pub partitions_dropped: Vec<time::Date>,
     /// Rows deleted by retention (SQLite).
     pub rows_deleted: u64,
+    /// Metrics documents deleted by retention.
+    pub metrics_deleted: u64,
 }
 
 /// The receive time before which raw signals expire, or `None` when they are kept forever.
@@ -28,7 +30,7 @@ pub fn expiry_cutoff(config: &RetentionConfig, now: OffsetDateTime) -> Option<Of
 /// One pass: create the partitions of today and the next `partitions_ahead_days` days, then
 /// expire signals received before the cutoff whose id is at most `watermark`.
 pub async fn run_once(
-    store: &dyn SignalStore,
+    store: &dyn Store,
     config: &RetentionConfig,
     watermark: i64,
     now: OffsetDateTime,
@@ -43,13 +45,24 @@ pub async fn run_once(
         outcome.partitions_dropped = expired.partitions_dropped;
         outcome.rows_deleted = expired.rows_deleted;
     }
+    if config.metrics_days > 0 {
+        let cutoff = now - time::Duration::days(i64::from(config.metrics_days));
+        outcome.metrics_deleted =
+            store.expire_metrics(cutoff, config.delete_batch).await.context("cannot expire old metrics documents")?;
+    }
+    metrics::counter!("palisade_retention_metrics_deleted_total").increment(outcome.metrics_deleted);
     metrics::counter!("palisade_retention_partitions_dropped_total").increment(outcome.partitions_dropped.len() as u64);
     metrics::counter!("palisade_retention_signals_deleted_total").increment(outcome.rows_deleted);
-    if !outcome.partitions_created.is_empty() || !outcome.partitions_dropped.is_empty() || outcome.rows_deleted > 0 {
+    if !outcome.partitions_created.is_empty()
+        || !outcome.partitions_dropped.is_empty()
+        || outcome.rows_deleted > 0
+        || outcome.metrics_deleted > 0
+    {
         tracing::info!(
             partitions.created = outcome.partitions_created.len(),
             partitions.dropped = outcome.partitions_dropped.len(),
             signals.deleted = outcome.rows_deleted,
+            metrics.deleted = outcome.metrics_deleted,
             "maintenance pass"
         );
     }
@@ -146,6 +159,35 @@ mod tests {
             let kept = run_once(store.as_ref(), &keep, i64::MAX, now).await.expect("pass");
             assert_eq!((kept.partitions_dropped.len(), kept.rows_deleted), (0, 0), "{label}");
             assert_eq!(store.count_signals().await.expect("count"), 2, "{label}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_expires_metrics_documents_past_their_retention() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let machine = NewMachine {
+                machine_id: "watcher".into(),
+                password_hash: "x".into(),
+                sensor: false,
+                created_by: CreatedBy::Operator,
+                created_at: OffsetDateTime::now_utc(),
+            };
+            let key = store.create_machine(&machine).await.expect("machine");
+            let now = OffsetDateTime::now_utc();
+            for (age, kind) in [(40, "usage"), (31, "metrics"), (29, "usage"), (0, "metrics")] {
+                store.record_metrics(key, kind, None, "{\"lapi\":{}}", now - Duration::days(age)).await.expect("metrics");
+            }
+            let config = RetentionConfig { metrics_days: 30, delete_batch: 1, ..RetentionConfig::default() };
+            let pass = run_once(store.as_ref(), &config, 0, now).await.expect("pass");
+            assert_eq!(pass.metrics_deleted, 2, "{label}: the two older than 30 days");
+            let again = run_once(store.as_ref(), &config, 0, now).await.expect("pass");
+            assert_eq!(again.metrics_deleted, 0, "{label}");
+            let keep = RetentionConfig { metrics_days: 0, ..config };
+            let kept = run_once(store.as_ref(), &keep, 0, now + Duration::days(400)).await.expect("pass");
+            assert_eq!(kept.metrics_deleted, 0, "{label}: 0 keeps them");
         }
     }
 }

@@ -72,10 +72,12 @@ pub async fn update_entries(
     name: &str,
     request: &ListEntriesRequest,
 ) -> Result<ListEntriesResponse, UseCaseError> {
+    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
+    // One lifetime for every added value: refused as a whole, before the list is looked up.
+    custom::check_duration(duration).map_err(|m| UseCaseError::invalid("duration_secs", m))?;
     existing_list(store, name).await?;
     let now = OffsetDateTime::now_utc();
     let remediation = request.remediation.as_deref().unwrap_or("ban");
-    let duration = request.duration_secs.unwrap_or(custom::DEFAULT_DURATION_SECS);
     let mut ops = Vec::new();
     let mut rejected = Vec::new();
     for (i, value) in request.add.iter().enumerate() {
@@ -128,8 +130,10 @@ pub fn parse_lifetime(text: &str) -> Result<i64, String> {
         'd' => 86_400,
         other => return Err(format!("{text:?} is not a lifetime: unknown unit {other:?} (use s, m, h or d)")),
     };
+    let too_long = || format!("{text:?} is longer than ten years ({} seconds)", custom::MAX_DURATION_SECS);
     match number.parse::<i64>() {
-        Ok(n) if n > 0 => n.checked_mul(factor).ok_or_else(|| format!("{text:?} is too long")),
+        Ok(n) if n > 0 => n.checked_mul(factor).filter(|secs| *secs <= custom::MAX_DURATION_SECS).ok_or_else(too_long),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(too_long()),
         _ => Err(format!("{text:?} is not a positive lifetime such as 3600, 90m, 12h or 30d")),
     }
 }
@@ -146,6 +150,15 @@ mod tests {
         assert_eq!(parse_lifetime("30d"), Ok(2_592_000));
         for bad in ["", "0", "-5", "12w", "h", "1.5h"] {
             assert!(parse_lifetime(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lifetimes_past_ten_years_are_refused_with_a_sentence() {
+        assert_eq!(parse_lifetime("3660d"), Ok(crate::serving::custom::MAX_DURATION_SECS));
+        for long in ["3661d", "9223372036854775807", "99999999999999999999d", "106751991167301d"] {
+            let message = parse_lifetime(long).expect_err(long);
+            assert!(message.contains("longer than ten years"), "{long}: {message}");
         }
     }
 }

@@ -12,14 +12,31 @@ use crate::store::{ListEntry, ListOp};
 /// Lifetime of an entry added without one: a year (operators remove them explicitly).
 pub const DEFAULT_DURATION_SECS: i64 = 365 * 24 * 3600;
 
+/// Longest lifetime an entry may be given: ten years. Longer is a typing mistake, and far longer
+/// would pass the end of the calendar (CrowdSec reads the remaining time as a Go duration, which
+/// ends near 292 years).
+pub const MAX_DURATION_SECS: i64 = 10 * 366 * 24 * 3600;
+
+/// Checks an entry lifetime in seconds, with the sentence the operator sees when it is refused.
+pub fn check_duration(duration_secs: i64) -> Result<(), String> {
+    if duration_secs <= 0 {
+        return Err("duration_secs must be positive".into());
+    }
+    if duration_secs > MAX_DURATION_SECS {
+        return Err(format!("duration_secs must be at most {MAX_DURATION_SECS} (ten years), not {duration_secs}"));
+    }
+    Ok(())
+}
+
 /// An entry of list `list` for `value`.
 pub fn entry(list: &str, value: &str, remediation: &str, duration_secs: i64, now: OffsetDateTime) -> Result<ListEntry, String> {
     let value = list_target(value).ok_or_else(|| format!("{value:?} is not an address or CIDR"))?;
     let remediation = Remediation::from_stored(remediation)
         .ok_or_else(|| format!("remediation must be ban or captcha, not {remediation:?}"))?;
-    if duration_secs <= 0 {
-        return Err("duration_secs must be positive".into());
-    }
+    check_duration(duration_secs)?;
+    let expires_at = now
+        .checked_add(time::Duration::seconds(duration_secs))
+        .ok_or_else(|| format!("duration_secs {duration_secs} ends after the last representable time"))?;
     Ok(ListEntry {
         list: list.to_string(),
         value,
@@ -28,7 +45,7 @@ pub fn entry(list: &str, value: &str, remediation: &str, duration_secs: i64, now
         remediation,
         rule: Rule::Operator,
         listed_at: now,
-        expires_at: now + time::Duration::seconds(duration_secs),
+        expires_at,
         seq: 0,
     })
 }
@@ -65,6 +82,19 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn lifetimes_past_the_calendar_are_refused_not_a_panic() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        for secs in [i64::MAX, i64::MAX / 2, MAX_DURATION_SECS + 1, 0, -1, i64::MIN] {
+            assert!(entry("mine", "45.33.32.156", "ban", secs, now).is_err(), "{secs}");
+        }
+        let longest = entry("mine", "45.33.32.156", "ban", MAX_DURATION_SECS, now).expect("ten years");
+        assert_eq!(longest.expires_at, now + time::Duration::seconds(MAX_DURATION_SECS));
+        let (ops, refused) = parse_import("mine", "45.33.32.156,ban,9223372036854775807\n81.2.69.160,ban,60\n", now);
+        assert_eq!((ops.len(), refused.len(), refused[0].0), (1, 1, 1), "{refused:?}");
+        assert!(refused[0].1.contains("at most"), "{refused:?}");
+    }
 
     #[test]
     fn imports_read_plain_and_csv_and_report_bad_lines() {

@@ -7,9 +7,13 @@
 //! order, and a reader that saw id 200 would never see an id 150 committed after it. Signal
 //! inserts therefore take a transaction-scoped advisory lock first, which makes them one writer
 //! at a time, as on SQLite; readers are never blocked.
+//!
+//! Every statement passes [`gate::Gate`], which fails fast for a moment after the server was
+//! found unreachable instead of letting each caller wait out the pool's acquire timeout.
 
 mod accounts;
 mod consensus;
+mod gate;
 mod lists;
 mod machines;
 mod signals;
@@ -72,19 +76,20 @@ fn partition_day(name: &str) -> Option<time::Date> {
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    /// Every statement passes the gate, which fails fast while the server is known to be down.
+    pool: gate::Gate,
 }
 
 impl PgStore {
     /// Connects to the database a `postgres://` URL names.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool: gate::Gate::new(pool) })
     }
 
     /// The pool, for tests and benchmarks that need raw access.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.pool.pool()
     }
 }
 
@@ -163,12 +168,13 @@ impl Database for PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../migrations/postgres").run(&self.pool).await?;
+        sqlx::migrate!("../migrations/postgres").run(self.pool.pool()).await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        // The probe reopens the gate when the server answers, and shuts it when it does not.
+        self.pool.probe().await?;
         Ok(())
     }
 }

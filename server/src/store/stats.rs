@@ -1,5 +1,5 @@
 //! Aggregates for the console and quotas: per-day signal and list-change counts, signal counts
-//! per machine, and per-account lookup usage. The [`StatsStore`] trait and its record; of the
+//! per machine, and per-account lookup usage; and the expiry of stored metrics documents. The [`StatsStore`] trait and its record; of the
 //! store's files it imports only `keys` and `error`.
 
 use async_trait::async_trait;
@@ -27,6 +27,10 @@ pub trait StatsStore: Send + Sync {
 
     /// An account's lookups per UTC day from day `since_day` on, oldest first; days without any are absent.
     async fn lookup_usage_per_day(&self, account: AccountKey, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+
+    /// Deletes metrics and usage-metrics documents received before `before`, `batch` rows per
+    /// statement; returns how many went. A machine's version, kept on the machine, stays.
+    async fn expire_metrics(&self, before: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
 }
 
 /// A per-day aggregate: the UTC day (days since the Unix epoch) and one or two counts.

@@ -2,7 +2,11 @@
 //! Docker Compose, a YAML reading of the services, images, ports and shared settings), `nginx -t`
 //! on the reverse-proxy example, `systemd-analyze verify` on the server unit, the Kubernetes
 //! manifests parsed with the kinds, probes and a configuration the server accepts, and the
-//! Dockerfile's stages (pinned Rust builder, slim runtime, non-root user, health check).
+//! Dockerfile's stages (pinned Rust builder, slim runtime, non-root user, health check). The
+//! container's start is checked without a Docker daemon: the image's `ENV`, `ENTRYPOINT` and
+//! `CMD` (with compose's `environment` or the Deployment's Secret and `args` on top) are parsed
+//! by the server's own command line and configuration loader, with exactly that environment and
+//! the image's configuration file mapped to the file in this repository it is copied from.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -34,6 +38,168 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
 fn tool_missing(what: &str) -> anyhow::Result<()> {
     ensure!(!in_ci(), "{what} is required in CI (.ci/run installs it)");
     eprintln!("notice: {what} is not installed; skipping that check");
+    Ok(())
+}
+
+/// What the runtime stage of `deploy/Dockerfile` gives a container: its environment, the command
+/// it runs, and the files copied in from the repository (image path → repository path).
+struct Image {
+    env: Vec<(String, String)>,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    copies: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Image {
+    fn read() -> anyhow::Result<Image> {
+        let text = read(&deploy("Dockerfile"))?;
+        // Instructions of the last stage, continuation lines joined.
+        let mut instructions: Vec<(String, String)> = Vec::new();
+        let mut pending = String::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if pending.is_empty() && (line.is_empty() || line.starts_with('#')) {
+                continue;
+            }
+            match line.strip_suffix('\\') {
+                Some(head) => pending.push_str(head),
+                None => {
+                    pending.push_str(line);
+                    let (instruction, args) = pending.split_once(char::is_whitespace).unwrap_or((&pending, ""));
+                    if instruction.eq_ignore_ascii_case("FROM") {
+                        instructions.clear();
+                    }
+                    instructions.push((instruction.to_ascii_uppercase(), args.trim().to_string()));
+                    pending.clear();
+                }
+            }
+        }
+        let mut image = Image { env: Vec::new(), entrypoint: Vec::new(), cmd: Vec::new(), copies: Vec::new() };
+        for (instruction, args) in instructions {
+            match instruction.as_str() {
+                "ENV" if args.contains('=') => {
+                    for pair in args.split_whitespace() {
+                        let (key, value) = pair.split_once('=').with_context(|| format!("ENV {pair}"))?;
+                        image.env.push((key.to_string(), value.trim_matches('"').to_string()));
+                    }
+                }
+                "ENV" => {
+                    let (key, value) = args.split_once(char::is_whitespace).with_context(|| format!("ENV {args}"))?;
+                    image.env.push((key.to_string(), value.trim().to_string()));
+                }
+                "ENTRYPOINT" => image.entrypoint = serde_json::from_str(&args).context("ENTRYPOINT in exec form")?,
+                "CMD" => image.cmd = serde_json::from_str(&args).context("CMD in exec form")?,
+                "COPY" if !args.starts_with("--") => {
+                    let parts: Vec<&str> = args.split_whitespace().collect();
+                    ensure!(parts.len() == 2, "COPY of one file: {args}");
+                    image.copies.push((PathBuf::from(parts[1]), workspace_root().join(parts[0])));
+                }
+                _ => {}
+            }
+        }
+        ensure!(!image.entrypoint.is_empty(), "the image has an ENTRYPOINT");
+        Ok(image)
+    }
+
+    /// The repository file a path inside the image comes from.
+    fn source_of(&self, path: &Path) -> anyhow::Result<PathBuf> {
+        self.copies
+            .iter()
+            .find(|(inside, _)| inside == path)
+            .map(|(_, source)| source.clone())
+            .with_context(|| format!("{} is not copied into the image", path.display()))
+    }
+}
+
+/// Environment `over` laid on `base`, as a container runtime does.
+fn overlay(base: &[(String, String)], over: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base.iter().filter(|(k, _)| !over.iter().any(|(o, _)| o == k)).cloned().collect();
+    env.extend(over.iter().cloned());
+    env
+}
+
+/// The server's command line as the container runs it: parsed by the server's own definition.
+fn parse_command_line(argv: &[String]) -> anyhow::Result<palisade_server::cli::Cli> {
+    use clap::Parser;
+    let cli = palisade_server::cli::Cli::try_parse_from(argv).with_context(|| format!("the server refuses {argv:?}"))?;
+    ensure!(matches!(cli.command, palisade_server::cli::args::Command::Serve { .. }), "the container serves: {argv:?}");
+    Ok(cli)
+}
+
+/// The configuration file the container reads: `--config`, else `PALISADE_CONFIG` (the flag's
+/// variable, read by the command line before the configuration is loaded).
+fn config_path(cli: &palisade_server::cli::Cli, env: &[(String, String)]) -> anyhow::Result<PathBuf> {
+    use clap::CommandFactory;
+    let command = palisade_server::cli::Cli::command();
+    let flag = command.get_arguments().find(|a| a.get_id() == "config").context("a --config flag")?;
+    let variable = flag.get_env().and_then(|v| v.to_str()).context("--config has an environment variable")?;
+    match &cli.config {
+        Some(path) => Ok(path.clone()),
+        None => env.iter().find(|(k, _)| k == variable).map(|(_, v)| PathBuf::from(v)).context("a configuration file"),
+    }
+}
+
+#[test]
+fn the_image_starts_with_its_own_environment_command_and_config_file() -> anyhow::Result<()> {
+    let image = Image::read()?;
+    let argv: Vec<String> = image.entrypoint.iter().chain(&image.cmd).cloned().collect();
+    let cli = parse_command_line(&argv)?;
+    let inside = config_path(&cli, &image.env)?;
+    ensure!(inside == Path::new("/etc/palisade/palisade.toml"), "the image reads its copied config: {}", inside.display());
+    let file = image.source_of(&inside)?;
+    let config = palisade_server::config::Config::load_with_env(Some(&file), Default::default(), image.env.clone())
+        .context("the image's environment and config file load")?;
+    ensure!(config.listen.ip().is_unspecified() && config.listen.port() == 8080, "listens on every interface: {config:?}");
+    ensure!(config.log_format == palisade_server::config::LogFormat::Json, "JSON logs");
+    ensure!(config.data_dir == Path::new("/var/lib/palisade"), "the data volume: {}", config.data_dir.display());
+    Ok(())
+}
+
+/// `${NAME:?message}` and `${NAME:-default}` as compose interpolates them, with `given` set.
+fn interpolate(value: &str, given: &[(&str, &str)]) -> anyhow::Result<String> {
+    let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else { return Ok(value.to_string()) };
+    let (name, fallback) = match inner.split_once(":-") {
+        Some((name, default)) => (name, Some(default)),
+        None => (inner.split_once(":?").map_or(inner, |(name, _)| name), None),
+    };
+    match given.iter().find(|(k, _)| *k == name) {
+        Some((_, v)) => Ok(v.to_string()),
+        None => fallback.map(str::to_string).with_context(|| format!("{name} must be set")),
+    }
+}
+
+#[test]
+fn compose_replicas_start_with_the_image_and_their_environment() -> anyhow::Result<()> {
+    let image = Image::read()?;
+    let compose = yaml(&deploy("compose.yaml"))?;
+    let secret = "s".repeat(40);
+    let given = [("PALISADE_JWT_SECRET", secret.as_str())];
+    for replica in ["palisade-1", "palisade-2"] {
+        let service = &compose["services"][replica];
+        let mapping = service["environment"].as_mapping().with_context(|| format!("{replica} environment"))?;
+        let mut own = Vec::new();
+        for (key, value) in mapping {
+            let key = key.as_str().context("variable name")?.to_string();
+            let value = match value {
+                Value::String(s) => interpolate(s, &given)?,
+                other => serde_norway::to_string(other)?.trim().to_string(),
+            };
+            own.push((key, value));
+        }
+        let env = overlay(&image.env, &own);
+        let cmd = match service.get("command") {
+            Some(cmd) => serde_norway::from_value::<Vec<String>>(cmd.clone())?,
+            None => image.cmd.clone(),
+        };
+        ensure!(service.get("entrypoint").is_none(), "{replica} keeps the image's entrypoint");
+        let argv: Vec<String> = image.entrypoint.iter().chain(&cmd).cloned().collect();
+        let cli = parse_command_line(&argv)?;
+        let file = image.source_of(&config_path(&cli, &env)?)?;
+        let config = palisade_server::config::Config::load_with_env(Some(&file), Default::default(), env)
+            .with_context(|| format!("{replica} configuration"))?;
+        ensure!(config.backend() == palisade_server::config::Backend::Postgres && config.redis_url.is_some(), "{replica}");
+        ensure!(config.auth.jwt_secret.as_ref().map(|s| s.expose()) == Some(secret.as_str()), "{replica} shares the secret");
+    }
     Ok(())
 }
 
@@ -166,12 +332,44 @@ fn kubernetes_manifests_have_the_expected_kinds_probes_and_a_valid_config() -> a
     ensure!(deployment["spec"]["replicas"].as_u64().is_some_and(|n| n >= 2), "several replicas");
     ensure!(container["envFrom"][0]["secretRef"]["name"].as_str() == Some("palisade-secrets"), "secrets from the Secret");
 
+    // The container as the kubelet starts it: the image's entrypoint with the Deployment's args,
+    // the image's environment with the Secret's (and any `env`) on top, the ConfigMap mounted.
+    let image = Image::read()?;
+    ensure!(container.get("command").is_none(), "the Deployment keeps the image's entrypoint");
+    let args = match container.get("args") {
+        Some(args) => serde_norway::from_value::<Vec<String>>(args.clone())?,
+        None => image.cmd.clone(),
+    };
+    let argv: Vec<String> = image.entrypoint.iter().chain(&args).cloned().collect();
+    let mut own: Vec<(String, String)> = Vec::new();
+    let secret_doc = yaml(&deploy("k8s/secret.yaml"))?;
+    for (key, value) in secret_doc["stringData"].as_mapping().context("the Secret's stringData")? {
+        own.push((key.as_str().context("name")?.to_string(), value.as_str().context("value")?.to_string()));
+    }
+    for var in container.get("env").and_then(Value::as_sequence).into_iter().flatten() {
+        let name = str_at(var, &["name"]).context("env name")?;
+        own.push((name.to_string(), str_at(var, &["value"]).context("env value")?.to_string()));
+    }
+    let env = overlay(&image.env, &own);
+    let cli = parse_command_line(&argv)?;
+    let inside = config_path(&cli, &env)?;
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|m| str_at(m, &["name"]) == Some("config"))
+        .and_then(|m| str_at(m, &["mountPath"]))
+        .context("the ConfigMap is mounted")?;
+    let key = inside.strip_prefix(mount).with_context(|| format!("{} is not under {mount}", inside.display()))?;
+    ensure!(key == Path::new("palisade.toml"), "the container reads the ConfigMap's palisade.toml: {}", inside.display());
+
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("palisade.toml");
     std::fs::write(&file, config_toml.context("the ConfigMap carries palisade.toml")?)?;
-    let config =
-        palisade_server::config::Config::load(Some(&file), Default::default()).context("the ConfigMap's config loads")?;
+    let config = palisade_server::config::Config::load_with_env(Some(&file), Default::default(), env)
+        .context("the container's environment and the ConfigMap load")?;
     ensure!(!config.trusted_proxies.is_empty() && config.listen.port() == 8080, "{config:?}");
+    ensure!(config.backend() == palisade_server::config::Backend::Postgres, "the Secret's DATABASE_URL is used");
     Ok(())
 }
 

@@ -80,3 +80,20 @@ async fn lookup_usage_adds_up_per_account_and_day() {
         assert_eq!(store.lookup_usage_per_day(other, 0).await.expect("per day")[0].count, 7, "{label}");
     }
 }
+
+#[tokio::test]
+async fn metrics_documents_older_than_the_cutoff_are_expired_in_batches() {
+    for s in subjects().await {
+        let label = s.label();
+        let key = machine(s.store(), "watcher").await;
+        for (n, days) in [40, 35, 31, 29, 0].into_iter().enumerate() {
+            let kind = if n % 2 == 0 { "usage" } else { "metrics" };
+            s.store().record_metrics(key, kind, None, "{}", T0 - Duration::days(days)).await.expect("metrics");
+        }
+        let deleted = s.store().expire_metrics(T0 - Duration::days(30), 2).await.expect("expire");
+        assert_eq!(deleted, 3, "{label}: three older than 30 days, two per statement");
+        let left = super::raw_text(&s.db, "SELECT kind FROM machine_metrics ORDER BY id").await;
+        assert_eq!(left, ["metrics", "usage"], "{label}: the recent two stay");
+        assert_eq!(s.store().expire_metrics(T0 - Duration::days(30), 2).await.expect("expire"), 0, "{label}");
+    }
+}

@@ -64,4 +64,23 @@ impl StatsStore for SqliteStore {
                 .await?;
         Ok(rows.into_iter().map(|(day, n)| DayCount { day, count: n as u64, other: 0 }).collect())
     }
+
+    async fn expire_metrics(&self, before: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
+        let batch = i64::from(batch.max(1));
+        let mut deleted = 0;
+        // Short transactions, as for signals: writers wait for one batch at a time.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM machine_metrics WHERE id IN (SELECT id FROM machine_metrics WHERE received_at < ? ORDER BY id LIMIT ?)",
+            )
+            .bind(to_micros(before))
+            .bind(batch)
+            .execute(&self.writer)
+            .await?;
+            deleted += done.rows_affected();
+            if (done.rows_affected() as i64) < batch {
+                return Ok(deleted);
+            }
+        }
+    }
 }
