@@ -74,6 +74,9 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long raw signals are kept, and the maintenance job that expires them.
     pub retention: RetentionConfig,
+    /// What a hostile client may cost at the edge: connections, password hashing, credential
+    /// guessing.
+    pub edge: EdgeConfig,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             machine_tier: "basic".into(),
             trusted_proxies: Vec::new(),
             retention: RetentionConfig::default(),
+            edge: EdgeConfig::default(),
         }
     }
 }
@@ -301,6 +305,73 @@ impl Default for RetentionConfig {
     }
 }
 
+/// What a hostile client may cost at the edge. Every limit here is per process (per replica).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// TCP connections open at once, all clients together; one over it is accepted and closed.
+    /// Lowered at start-up to leave 256 file descriptors below the open-file limit.
+    pub max_connections: usize,
+    /// TCP connections open at once from one peer address (0: no cap). Counted on the TCP peer:
+    /// connections from a `trusted_proxies` peer count only against `max_connections`.
+    pub max_connections_per_address: usize,
+    /// Time for a request head to arrive once the server waits for one, in seconds: bounds
+    /// slowloris clients and idle keep-alive connections.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no byte read or written for this long is closed, in seconds (a
+    /// stalled body or a client that stopped reading).
+    pub idle_timeout_secs: u64,
+    /// Password hashes and verifications (argon2id, 19 MiB each) running at once: memory spent
+    /// on hashing is at most this × 19 MiB. Default: twice the number of CPU cores.
+    pub max_concurrent_hashes: usize,
+    /// How long a login or registration waits for a hashing slot before it is answered 503 with
+    /// `Retry-After`, in milliseconds.
+    pub hash_wait_ms: u64,
+    /// Wrong credentials of one kind (admin token, API key, enrollment key, machine password)
+    /// one client address (an IPv6 /64) may present per window; its further attempts of that
+    /// kind get 429 until the window ends, without reaching the database. 0 disables the limit.
+    pub max_credential_failures: u32,
+    /// The window of `max_credential_failures`, in seconds.
+    pub credential_failure_window_secs: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        EdgeConfig {
+            max_connections: 10_000,
+            max_connections_per_address: 128,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_concurrent_hashes: 2 * cores,
+            hash_wait_ms: 2000,
+            max_credential_failures: 20,
+            credential_failure_window_secs: 600,
+        }
+    }
+}
+
+impl EdgeConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_connections == 0 || self.max_connections_per_address > self.max_connections {
+            bail!("edge.max_connections must be above zero and edge.max_connections_per_address at most edge.max_connections");
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_secs) || !(1..=3600).contains(&self.idle_timeout_secs) {
+            bail!("edge.header_read_timeout_secs and edge.idle_timeout_secs must be between 1 and 3600 seconds");
+        }
+        if !(1..=4096).contains(&self.max_concurrent_hashes) {
+            bail!("edge.max_concurrent_hashes must be between 1 and 4096 (each hash holds 19 MiB)");
+        }
+        if self.hash_wait_ms > 60_000 {
+            bail!("edge.hash_wait_ms must be at most 60000 (a minute)");
+        }
+        if !(1..=86_400).contains(&self.credential_failure_window_secs) {
+            bail!("edge.credential_failure_window_secs must be between 1 and 86400 (a day)");
+        }
+        Ok(())
+    }
+}
+
 /// Values given on the command line; they override everything else.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -414,6 +485,7 @@ impl Config {
         if retention.interval_secs == 0 || retention.delete_batch == 0 {
             bail!("retention.interval_secs and retention.delete_batch must be above zero");
         }
+        self.edge.validate()?;
         Ok(())
     }
 

@@ -7,7 +7,10 @@
 //! Both backends run the same arithmetic ([`gcra`] and calendar windows in UTC), with the time
 //! passed in, so tests cross a day or month boundary without waiting for it. This module knows
 //! nothing of HTTP; `http/quota.rs` turns a [`Decision`] into headers and a 429.
+//!
+//! [`failures`] counts wrong credentials per client, so guessing stops before the database.
 
+pub mod failures;
 pub mod local;
 pub mod quota;
 pub mod redis;

@@ -13,12 +13,14 @@ use time::Duration;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::links::LinkSigner;
+use crate::auth::password::Hashing;
 use crate::bus::ChangeBus;
 use crate::config::{Config, IngestConfig, RegistrationPolicy};
 use crate::console::usage::UsageRecorder;
 use crate::distribution::Distribution;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
+use crate::limits::failures::FailureLimiter;
 use crate::limits::{Limiter, Tier};
 use crate::lookup::Lookup;
 use crate::store::{ApiKeyRecord, Store};
@@ -40,6 +42,10 @@ pub struct AppState {
     pub ingest_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     /// Per-source-address limit on register and login, which cost an argon2 hash each.
     pub auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Password hashing, bounded (`edge.max_concurrent_hashes`).
+    pub hashing: Arc<Hashing>,
+    /// Wrong credentials per client (`edge.max_credential_failures`), per process.
+    pub credential_failures: Arc<FailureLimiter>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
     /// Wakes the consensus worker (new signals, operator requests).
@@ -148,6 +154,14 @@ impl AppState {
             ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
             auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
             ingest: Arc::new(ingest),
+            hashing: Arc::new(Hashing::new(
+                config.edge.max_concurrent_hashes,
+                std::time::Duration::from_millis(config.edge.hash_wait_ms),
+            )),
+            credential_failures: Arc::new(FailureLimiter::new(
+                config.edge.max_credential_failures,
+                std::time::Duration::from_secs(config.edge.credential_failure_window_secs),
+            )),
             metrics: parts.metrics,
             consensus_wake: Arc::new(tokio::sync::Notify::new()),
             engine_params,

@@ -30,9 +30,9 @@ use utoipa::openapi::path::Paths;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams};
+use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams, guard_credentials, record_miss};
 use super::responses::{BadRequest, RateLimited, Unauthorized, Unprocessable};
-use crate::auth::password;
+use crate::auth::password::{self, HashingError, Saturated};
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
 use crate::distribution::stream::Sent;
@@ -42,6 +42,7 @@ use crate::domain::signal::parse_item;
 use crate::domain::text::{contains_nul, has_nul};
 use crate::domain::time::{go_duration, rfc3339};
 use crate::error::ApiError;
+use crate::limits::failures::CredentialKind;
 use crate::state::AppState;
 use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
@@ -107,6 +108,13 @@ fn check_auth_rate(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiErro
     })
 }
 
+/// Every password hashing slot stayed busy: 503 with `Retry-After`, as when the database is
+/// saturated (the client's retry is the same).
+fn saturated(busy: Saturated) -> ApiError {
+    tracing::debug!(%busy, "password hashing saturated");
+    ApiError::Unavailable
+}
+
 /// Register a machine (`cscli capi register`). Open registration creates a machine with zero
 /// trust; closed registration refuses. Registering an existing id with its own password again
 /// succeeds (a re-run installer); with another password it is a conflict.
@@ -133,14 +141,20 @@ pub async fn register_machine(
     if state.registration == RegistrationPolicy::Closed {
         return Err(ApiError::Forbidden("registration is closed on this server: ask its operator for credentials".into()));
     }
+    // Registering an existing id answers whether the password matches: a guess like a login.
+    guard_credentials(&state, CredentialKind::MachinePassword, peer)?;
     if let Some(existing) = state.store.machine_by_login(&request.machine_id).await? {
-        return if password::verify(request.password, existing.password_hash).await {
+        return if state.hashing.verify(request.password, existing.password_hash).await.map_err(saturated)? {
             Ok(ok())
         } else {
+            record_miss(&state, CredentialKind::MachinePassword, peer);
             Err(ApiError::Conflict("User already registered.".into()))
         };
     }
-    let password_hash = password::hash(request.password).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let password_hash = state.hashing.hash(request.password).await.map_err(|e| match e {
+        HashingError::Saturated(busy) => saturated(busy),
+        HashingError::Failed(e) => ApiError::Internal(e.into()),
+    })?;
     let machine = NewMachine {
         machine_id: request.machine_id,
         password_hash,
@@ -171,10 +185,12 @@ pub async fn login_machine(
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     check_auth_rate(&state, peer)?;
+    guard_credentials(&state, CredentialKind::MachinePassword, peer)?;
     // A login that breaks the naming rules cannot exist (register and `admin machine add` both
     // enforce them), so it is refused before the store sees it.
     if check_name(&request.machine_id, 128).is_err() || request.password.len() > 256 {
         metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        record_miss(&state, CredentialKind::MachinePassword, peer);
         return Err(ApiError::InvalidCredentials);
     }
     if request.scenarios.len() > 10_000 {
@@ -188,9 +204,10 @@ pub async fn login_machine(
         Some(machine) => (machine.password_hash.clone(), Some(machine)),
         None => (password::decoy_hash().await, None),
     };
-    let valid = password::verify(request.password, hash).await;
+    let valid = state.hashing.verify(request.password, hash).await.map_err(saturated)?;
     let Some(machine) = machine.filter(|_| valid) else {
         metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        record_miss(&state, CredentialKind::MachinePassword, peer);
         return Err(ApiError::InvalidCredentials);
     };
     let now = OffsetDateTime::now_utc();
@@ -213,9 +230,12 @@ pub async fn login_machine(
 pub async fn enroll_machine(
     State(state): State<AppState>,
     machine: AuthMachine,
+    ClientAddr(peer): ClientAddr,
     JsonBody(request): JsonBody<EnrollRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
+    guard_credentials(&state, CredentialKind::EnrollKey, peer)?;
     if request.attachment_key.is_empty() || request.attachment_key.len() > 128 {
+        record_miss(&state, CredentialKind::EnrollKey, peer);
         return Err(ApiError::InvalidEnrollKey);
     }
     if request.name.len() > 128 {
@@ -229,6 +249,7 @@ pub async fn enroll_machine(
     }
     let key = state.store.enroll_key_by_hash(&hash_secret(&request.attachment_key)).await?;
     let Some(key) = key.filter(|k| !k.revoked) else {
+        record_miss(&state, CredentialKind::EnrollKey, peer);
         return Err(ApiError::InvalidEnrollKey);
     };
     let name = Some(request.name.as_str()).filter(|n| !n.is_empty());
