@@ -75,7 +75,7 @@ pub struct Config {
     /// How long raw signals are kept, and the maintenance job that expires them.
     pub retention: RetentionConfig,
     /// What a hostile client may cost at the edge: connections, password hashing, credential
-    /// guessing.
+    /// guessing, registrations and logins per address and network.
     pub edge: EdgeConfig,
 }
 
@@ -333,6 +333,18 @@ pub struct EdgeConfig {
     pub max_credential_failures: u32,
     /// The window of `max_credential_failures`, in seconds.
     pub credential_failure_window_secs: u64,
+    /// Machine registrations per hour from one client address (also the burst).
+    pub registrations_per_hour_per_address: u32,
+    /// Machine registrations per hour from one client network (also the burst).
+    pub registrations_per_hour_per_network: u32,
+    /// Machine logins per minute from one client address (bursts of a fifth of it).
+    pub logins_per_minute_per_address: u32,
+    /// Machine logins per minute from one client network (bursts of a fifth of it).
+    pub logins_per_minute_per_network: u32,
+    /// The client network of an IPv4 client, as a prefix length (24: its /24).
+    pub network_prefix_v4: u8,
+    /// The client network of an IPv6 client, as a prefix length (64: its /64).
+    pub network_prefix_v6: u8,
 }
 
 impl Default for EdgeConfig {
@@ -347,6 +359,12 @@ impl Default for EdgeConfig {
             hash_wait_ms: 2000,
             max_credential_failures: 20,
             credential_failure_window_secs: 600,
+            registrations_per_hour_per_address: 10,
+            registrations_per_hour_per_network: 30,
+            logins_per_minute_per_address: 300,
+            logins_per_minute_per_network: 1200,
+            network_prefix_v4: 24,
+            network_prefix_v6: 64,
         }
     }
 }
@@ -367,6 +385,18 @@ impl EdgeConfig {
         }
         if !(1..=86_400).contains(&self.credential_failure_window_secs) {
             bail!("edge.credential_failure_window_secs must be between 1 and 86400 (a day)");
+        }
+        let rates = [
+            self.registrations_per_hour_per_address,
+            self.registrations_per_hour_per_network,
+            self.logins_per_minute_per_address,
+            self.logins_per_minute_per_network,
+        ];
+        if rates.contains(&0) {
+            bail!("edge.registrations_per_hour_* and edge.logins_per_minute_* must be above zero");
+        }
+        if !(8..=32).contains(&self.network_prefix_v4) || !(32..=128).contains(&self.network_prefix_v6) {
+            bail!("edge.network_prefix_v4 must be between 8 and 32 and edge.network_prefix_v6 between 32 and 128");
         }
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! from the configuration ([`AppState::from_config`]) and the parts that take I/O to make.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -21,6 +20,7 @@ use crate::distribution::Distribution;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
 use crate::limits::failures::FailureLimiter;
+use crate::limits::sources::{NetworkWidth, Rate, SourceLimits, SourceRates};
 use crate::limits::{Limiter, Tier};
 use crate::lookup::Lookup;
 use crate::store::{ApiKeyRecord, Store};
@@ -40,8 +40,8 @@ pub struct AppState {
     pub ingest: Arc<IngestConfig>,
     /// Per-machine signal rate (per process).
     pub ingest_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
-    /// Per-source-address limit on register and login, which cost an argon2 hash each.
-    pub auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Register and login rates per client address and network, which cost an argon2 hash each.
+    pub source_limits: Arc<SourceLimits>,
     /// Password hashing, bounded (`edge.max_concurrent_hashes`).
     pub hashing: Arc<Hashing>,
     /// Wrong credentials per client (`edge.max_credential_failures`), per process.
@@ -120,8 +120,6 @@ impl AppState {
         let ingest = config.ingest.clone();
         let rate = NonZeroU32::new(ingest.per_machine_signals_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
-        let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
         let own_addresses = &config.consensus.own_addresses;
         let public_url: Arc<str> = Arc::from(config.public_url().as_str());
         let lists = Arc::new(crate::serving::Lists::new(
@@ -152,7 +150,7 @@ impl AppState {
             enricher,
             registration: config.registration.policy,
             ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
-            auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
+            source_limits: Arc::new(source_limits(&config.edge)),
             ingest: Arc::new(ingest),
             hashing: Arc::new(Hashing::new(
                 config.edge.max_concurrent_hashes,
@@ -189,6 +187,24 @@ impl AppState {
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
     }
+}
+
+/// Register and login rates from the configuration: registrations with an hour's worth at
+/// once, logins with a fifth of a minute's.
+fn source_limits(edge: &crate::config::EdgeConfig) -> SourceLimits {
+    let hourly = |per_hour: u32| Rate { per_hour, burst: per_hour };
+    let per_minute = |per_minute: u32| Rate { per_hour: per_minute.saturating_mul(60), burst: (per_minute / 5).max(1) };
+    SourceLimits::new(
+        NetworkWidth { v4_prefix: edge.network_prefix_v4, v6_prefix: edge.network_prefix_v6 },
+        SourceRates {
+            per_address: hourly(edge.registrations_per_hour_per_address),
+            per_network: hourly(edge.registrations_per_hour_per_network),
+        },
+        SourceRates {
+            per_address: per_minute(edge.logins_per_minute_per_address),
+            per_network: per_minute(edge.logins_per_minute_per_network),
+        },
+    )
 }
 
 /// A tier that admits almost nothing, for a configuration with no tiers at all (validation

@@ -101,13 +101,6 @@ fn ok() -> Json<MessageResponse> {
     Json(MessageResponse { message: "OK".into() })
 }
 
-fn check_auth_rate(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    state.auth_limiter.check_key(&ip).map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        ApiError::RateLimited(wait.as_secs() + 1)
-    })
-}
-
 /// Every password hashing slot stayed busy: 503 with `Retry-After`, as when the database is
 /// saturated (the client's retry is the same).
 fn saturated(busy: Saturated) -> ApiError {
@@ -127,7 +120,7 @@ pub async fn register_machine(
     ClientAddr(peer): ClientAddr,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    check_auth_rate(&state, peer)?;
+    state.source_limits.check_register(peer).map_err(ApiError::RateLimited)?;
     let mut problems = Vec::new();
     if let Err(message) = check_name(&request.machine_id, 128) {
         problems.push(FieldError { field: "machine_id".into(), message });
@@ -184,7 +177,7 @@ pub async fn login_machine(
     headers: HeaderMap,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    check_auth_rate(&state, peer)?;
+    state.source_limits.check_login(peer).map_err(ApiError::RateLimited)?;
     guard_credentials(&state, CredentialKind::MachinePassword, peer)?;
     // A login that breaks the naming rules cannot exist (register and `admin machine add` both
     // enforce them), so it is refused before the store sees it.

@@ -1,6 +1,7 @@
 //! What a hostile client may cost at the edge, reproduced in-process and shown bounded: a login
 //! flood against bounded password hashing; guessing admin tokens, API keys, enrollment keys and
-//! machine passwords against the failed-credential limit.
+//! machine passwords against the failed-credential limit; registrations and logins spread over
+//! the addresses of one IPv4 /24 or IPv6 /64.
 
 use std::sync::Arc;
 
@@ -190,4 +191,73 @@ async fn a_login_flood_queues_for_two_hashing_slots_then_gets_503() {
     let metrics = app.get("/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(metrics.text().contains("palisade_password_hashes_in_flight"), "no hashing gauge in /metrics");
+}
+
+/// An app on SQLite that believes the test peer's `X-Forwarded-For`, with small registration
+/// and login rates per address and per network.
+async fn rated_app() -> TestApp {
+    TestApp::start(TestDb::sqlite(), &|config| {
+        config.trusted_proxies = vec![ipnet::IpNet::from(PEER.ip())];
+        config.edge.registrations_per_hour_per_address = 2;
+        config.edge.registrations_per_hour_per_network = 5;
+        config.edge.logins_per_minute_per_network = 5;
+    })
+    .await
+}
+
+/// Registers a new machine from each client in turn; returns how many were admitted. Every
+/// refusal must be a 429 with `Retry-After`.
+async fn register_from(app: &TestApp, clients: &[String], tag: &str) -> usize {
+    let mut admitted = 0;
+    for (i, client) in clients.iter().enumerate() {
+        let body = json!({"machine_id": format!("{tag}-{i}"), "password": "a password long enough for it"});
+        let reply = send_from(app, client, Method::POST, "/v2/watchers", None, &[], &body).await;
+        if reply.status == StatusCode::OK {
+            admitted += 1;
+        } else {
+            expect_locked_out(&reply);
+        }
+    }
+    admitted
+}
+
+#[tokio::test]
+async fn registrations_spread_over_one_ipv4_24_are_cut_off_at_the_network_rate() {
+    let app = rated_app().await;
+    let clients: Vec<String> = (1..=30).map(|i| format!("203.0.113.{i}")).collect();
+    assert_eq!(register_from(&app, &clients, "v4").await, 5);
+    assert_eq!(register_from(&app, &["203.0.114.1".to_string()], "v4-next-network").await, 1);
+}
+
+#[tokio::test]
+async fn registrations_spread_over_one_ipv6_64_are_cut_off_at_the_network_rate() {
+    let app = rated_app().await;
+    let clients: Vec<String> = (1..=30).map(|i| format!("2001:db8:5:6::{i:x}")).collect();
+    assert_eq!(register_from(&app, &clients, "v6").await, 5);
+    assert_eq!(register_from(&app, &["2001:db8:5:7::1".to_string()], "v6-next-network").await, 1);
+}
+
+#[tokio::test]
+async fn one_address_is_held_to_its_own_registration_rate() {
+    let app = rated_app().await;
+    let clients = vec!["203.0.113.9".to_string(); 4];
+    assert_eq!(register_from(&app, &clients, "one").await, 2);
+}
+
+#[tokio::test]
+async fn logins_spread_over_one_24_are_cut_off_at_the_network_rate() {
+    let app = rated_app().await;
+    let machine = app.machine("popular-machine").await;
+    let login = json!({"machine_id": machine.login, "password": MACHINE_PASSWORD, "scenarios": []});
+    let mut admitted = 0;
+    for i in 1..=10 {
+        let reply = send_from(&app, &format!("203.0.113.{i}"), Method::POST, "/v2/watchers/login", None, &[], &login).await;
+        if reply.status == StatusCode::OK {
+            admitted += 1;
+        } else {
+            expect_locked_out(&reply);
+        }
+    }
+    // 5 a minute with a burst of one: one login now, the next 12 s later, far beyond this loop.
+    assert_eq!(admitted, 1);
 }
