@@ -341,6 +341,9 @@ pub struct EdgeConfig {
     pub logins_per_minute_per_address: u32,
     /// Machine logins per minute from one client network (bursts of a fifth of it).
     pub logins_per_minute_per_network: u32,
+    /// Machines that may register from one client network per 24 hours, counted in the store
+    /// (so across restarts and replicas). 0: no cap.
+    pub registrations_per_network_per_day: u32,
     /// The client network of an IPv4 client, as a prefix length (24: its /24).
     pub network_prefix_v4: u8,
     /// The client network of an IPv6 client, as a prefix length (64: its /64).
@@ -363,6 +366,7 @@ impl Default for EdgeConfig {
             registrations_per_hour_per_network: 30,
             logins_per_minute_per_address: 300,
             logins_per_minute_per_network: 1200,
+            registrations_per_network_per_day: 100,
             network_prefix_v4: 24,
             network_prefix_v6: 64,
         }

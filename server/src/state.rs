@@ -42,6 +42,8 @@ pub struct AppState {
     pub ingest_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     /// Register and login rates per client address and network, which cost an argon2 hash each.
     pub source_limits: Arc<SourceLimits>,
+    /// Machines that may register from one client network per 24 hours (0: no cap).
+    pub registrations_per_network_per_day: u32,
     /// Password hashing, bounded (`edge.max_concurrent_hashes`).
     pub hashing: Arc<Hashing>,
     /// Wrong credentials per client (`edge.max_credential_failures`), per process.
@@ -151,6 +153,7 @@ impl AppState {
             registration: config.registration.policy,
             ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
             source_limits: Arc::new(source_limits(&config.edge)),
+            registrations_per_network_per_day: config.edge.registrations_per_network_per_day,
             ingest: Arc::new(ingest),
             hashing: Arc::new(Hashing::new(
                 config.edge.max_concurrent_hashes,

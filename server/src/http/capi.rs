@@ -144,6 +144,15 @@ pub async fn register_machine(
             Err(ApiError::Conflict("User already registered.".into()))
         };
     }
+    let network = state.source_limits.network(peer);
+    let cap = state.registrations_per_network_per_day;
+    if cap > 0 {
+        let since = OffsetDateTime::now_utc() - time::Duration::days(1);
+        if state.store.count_registrations(network, since).await? >= u64::from(cap) {
+            metrics::counter!("palisade_registrations_capped_total").increment(1);
+            return Err(ApiError::RateLimited(3600));
+        }
+    }
     let password_hash = state.hashing.hash(request.password).await.map_err(|e| match e {
         HashingError::Saturated(busy) => saturated(busy),
         HashingError::Failed(e) => ApiError::Internal(e.into()),
@@ -156,7 +165,8 @@ pub async fn register_machine(
         created_at: OffsetDateTime::now_utc(),
     };
     match state.store.create_machine(&machine).await {
-        Ok(_) => {
+        Ok(key) => {
+            state.store.set_registration_network(key, network).await?;
             metrics::counter!("palisade_machines_registered_total").increment(1);
             Ok(ok())
         }

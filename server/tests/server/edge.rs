@@ -261,3 +261,28 @@ async fn logins_spread_over_one_24_are_cut_off_at_the_network_rate() {
     // 5 a minute with a burst of one: one login now, the next 12 s later, far beyond this loop.
     assert_eq!(admitted, 1);
 }
+
+/// Self-registrations from one network are capped per day in the store, on every backend: the
+/// count is what the database holds, so it survives a restart and binds every replica.
+#[tokio::test]
+async fn self_registrations_per_network_are_capped_per_day_in_the_store() {
+    let apps = crate::common::apps_with(|config| {
+        config.trusted_proxies = vec![ipnet::IpNet::from(PEER.ip())];
+        config.edge.registrations_per_hour_per_address = 1000;
+        config.edge.registrations_per_hour_per_network = 1000;
+        config.edge.registrations_per_network_per_day = 3;
+    })
+    .await;
+    for app in apps {
+        let v4: Vec<String> = (1..=10).map(|i| format!("203.0.113.{i}")).collect();
+        assert_eq!(register_from(&app, &v4, "daily-v4").await, 3, "{}", app.label);
+        let v6: Vec<String> = (1..=10).map(|i| format!("2001:db8:9:9::{i:x}")).collect();
+        assert_eq!(register_from(&app, &v6, "daily-v6").await, 3, "{}", app.label);
+        let since = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        for network in ["203.0.113.0/24", "2001:db8:9:9::/64"] {
+            let counted = app.state.store.count_registrations(network.parse().expect("a network"), since).await;
+            assert_eq!(counted.expect("the store counts"), 3, "{network} on {}", app.label);
+        }
+        assert_eq!(register_from(&app, &["203.0.114.1".to_string()], "daily-next").await, 1, "{}", app.label);
+    }
+}
