@@ -322,3 +322,75 @@ impl AsyncWrite for Tracked {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Answers `ok` to everything.
+    #[derive(Clone)]
+    struct Ok200;
+
+    impl Handler for Ok200 {
+        type Body = http_body_util::Full<bytes::Bytes>;
+
+        async fn handle(self, _peer: SocketAddr, _request: Request<Incoming>) -> Result<Response<Self::Body>, Infallible> {
+            Ok(Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok"))))
+        }
+    }
+
+    /// The start of the answer to a `GET /`; empty when the server closed the connection.
+    async fn get(stream: &mut TcpStream) -> String {
+        if stream.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").await.is_err() {
+            return String::new();
+        }
+        let mut answer = vec![0u8; 1024];
+        let n = stream.read(&mut answer).await.unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
+    /// Whether the server closed `stream` (end of stream or reset).
+    async fn is_closed(stream: &mut TcpStream) -> bool {
+        let mut byte = [0u8; 1];
+        !matches!(stream.read(&mut byte).await, Ok(n) if n > 0)
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_global_cap_are_closed_and_shutdown_drains_the_rest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let limits = Limits {
+            max_connections: 2,
+            max_per_address: 0,
+            header_read_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(600),
+            trusted_proxies: Arc::default(),
+        };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, Ok200, limits, shutdown.clone()));
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        let mut third = TcpStream::connect(addr).await.expect("connect");
+        assert!(is_closed(&mut third).await, "a connection over the global cap was kept");
+        assert!(get(&mut first).await.starts_with("HTTP/1.1 200"));
+        assert!(get(&mut second).await.starts_with("HTTP/1.1 200"));
+        // A closed connection gives its slot back.
+        drop(second);
+        let mut admitted = None;
+        for _ in 0..100 {
+            let mut next = TcpStream::connect(addr).await.expect("connect");
+            let answer = get(&mut next).await;
+            if answer.starts_with("HTTP/1.1 200") {
+                admitted = Some(next);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(admitted.is_some(), "no slot came back after a connection closed");
+        shutdown.cancel();
+        server.await.expect("the accept loop ends once its connections have closed");
+        assert!(is_closed(&mut first).await, "an idle connection outlived the shutdown");
+    }
+}
