@@ -74,6 +74,9 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long raw signals are kept, and the maintenance job that expires them.
     pub retention: RetentionConfig,
+    /// What a hostile client may cost at the edge: connections, password hashing, credential
+    /// guessing, registrations and logins per address and network.
+    pub edge: EdgeConfig,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             machine_tier: "basic".into(),
             trusted_proxies: Vec::new(),
             retention: RetentionConfig::default(),
+            edge: EdgeConfig::default(),
         }
     }
 }
@@ -324,6 +328,107 @@ impl Default for RetentionConfig {
     }
 }
 
+/// What a hostile client may cost at the edge. Every limit here is per process (per replica).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// TCP connections open at once, all clients together; one over it is accepted and closed.
+    /// Lowered at start-up to leave 256 file descriptors below the open-file limit.
+    pub max_connections: usize,
+    /// TCP connections open at once from one peer address (0: no cap). Counted on the TCP peer:
+    /// connections from a `trusted_proxies` peer count only against `max_connections`.
+    pub max_connections_per_address: usize,
+    /// Time for a request head to arrive once the server waits for one, in seconds: bounds
+    /// slowloris clients and idle keep-alive connections.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no byte read or written for this long is closed, in seconds (a
+    /// stalled body or a client that stopped reading).
+    pub idle_timeout_secs: u64,
+    /// Password hashes and verifications (argon2id, 19 MiB each) running at once: memory spent
+    /// on hashing is at most this × 19 MiB. Default: twice the number of CPU cores.
+    pub max_concurrent_hashes: usize,
+    /// How long a login or registration waits for a hashing slot before it is answered 503 with
+    /// `Retry-After`, in milliseconds.
+    pub hash_wait_ms: u64,
+    /// Wrong credentials of one kind (admin token, API key, enrollment key, machine password)
+    /// one client address (an IPv6 /64) may present per window; its further attempts of that
+    /// kind get 429 until the window ends, without reaching the database. 0 disables the limit.
+    pub max_credential_failures: u32,
+    /// The window of `max_credential_failures`, in seconds.
+    pub credential_failure_window_secs: u64,
+    /// Machine registrations per hour from one client address (also the burst).
+    pub registrations_per_hour_per_address: u32,
+    /// Machine registrations per hour from one client network (also the burst).
+    pub registrations_per_hour_per_network: u32,
+    /// Machine logins per minute from one client address (bursts of a fifth of it).
+    pub logins_per_minute_per_address: u32,
+    /// Machine logins per minute from one client network (bursts of a fifth of it).
+    pub logins_per_minute_per_network: u32,
+    /// Machines that may register from one client network per 24 hours, counted in the store
+    /// (so across restarts and replicas). 0: no cap.
+    pub registrations_per_network_per_day: u32,
+    /// The client network of an IPv4 client, as a prefix length (24: its /24).
+    pub network_prefix_v4: u8,
+    /// The client network of an IPv6 client, as a prefix length (64: its /64).
+    pub network_prefix_v6: u8,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        EdgeConfig {
+            max_connections: 10_000,
+            max_connections_per_address: 128,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_concurrent_hashes: 2 * cores,
+            hash_wait_ms: 2000,
+            max_credential_failures: 20,
+            credential_failure_window_secs: 600,
+            registrations_per_hour_per_address: 10,
+            registrations_per_hour_per_network: 30,
+            logins_per_minute_per_address: 300,
+            logins_per_minute_per_network: 1200,
+            registrations_per_network_per_day: 100,
+            network_prefix_v4: 24,
+            network_prefix_v6: 64,
+        }
+    }
+}
+
+impl EdgeConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_connections == 0 || self.max_connections_per_address > self.max_connections {
+            bail!("edge.max_connections must be above zero and edge.max_connections_per_address at most edge.max_connections");
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_secs) || !(1..=3600).contains(&self.idle_timeout_secs) {
+            bail!("edge.header_read_timeout_secs and edge.idle_timeout_secs must be between 1 and 3600 seconds");
+        }
+        if !(1..=4096).contains(&self.max_concurrent_hashes) {
+            bail!("edge.max_concurrent_hashes must be between 1 and 4096 (each hash holds 19 MiB)");
+        }
+        if self.hash_wait_ms > 60_000 {
+            bail!("edge.hash_wait_ms must be at most 60000 (a minute)");
+        }
+        if !(1..=86_400).contains(&self.credential_failure_window_secs) {
+            bail!("edge.credential_failure_window_secs must be between 1 and 86400 (a day)");
+        }
+        let rates = [
+            self.registrations_per_hour_per_address,
+            self.registrations_per_hour_per_network,
+            self.logins_per_minute_per_address,
+            self.logins_per_minute_per_network,
+        ];
+        if rates.contains(&0) {
+            bail!("edge.registrations_per_hour_* and edge.logins_per_minute_* must be above zero");
+        }
+        if !(8..=32).contains(&self.network_prefix_v4) || !(32..=128).contains(&self.network_prefix_v6) {
+            bail!("edge.network_prefix_v4 must be between 8 and 32 and edge.network_prefix_v6 between 32 and 128");
+        }
+        Ok(())
+    }
+}
+
 /// Values given on the command line; they override everything else.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -531,6 +636,7 @@ impl Config {
         if retention.interval_secs == 0 || retention.delete_batch == 0 {
             bail!("retention.interval_secs and retention.delete_batch must be above zero");
         }
+        self.edge.validate()?;
         Ok(())
     }
 

@@ -7,10 +7,15 @@
 //! Both backends run the same arithmetic ([`gcra`] and calendar windows in UTC), with the time
 //! passed in, so tests cross a day or month boundary without waiting for it. This module knows
 //! nothing of HTTP; `http/quota.rs` turns a [`Decision`] into headers and a 429.
+//!
+//! [`failures`] counts wrong credentials per client, so guessing stops before the database;
+//! [`sources`] limits registrations and logins per client address and network.
 
+pub mod failures;
 pub mod local;
 pub mod quota;
 pub mod redis;
+pub mod sources;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

@@ -2,7 +2,6 @@
 //! from the configuration ([`AppState::from_config`]) and the parts that take I/O to make.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,12 +12,15 @@ use time::Duration;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::links::LinkSigner;
+use crate::auth::password::Hashing;
 use crate::bus::ChangeBus;
 use crate::config::{Config, IngestConfig, RegistrationPolicy};
 use crate::console::usage::UsageRecorder;
 use crate::distribution::Distribution;
 use crate::domain::signal::SignalRules;
 use crate::enrich::Enricher;
+use crate::limits::failures::FailureLimiter;
+use crate::limits::sources::{NetworkWidth, Rate, SourceLimits, SourceRates};
 use crate::limits::{Limiter, Tier};
 use crate::lookup::Lookup;
 use crate::store::{ApiKeyRecord, Store};
@@ -38,12 +40,18 @@ pub struct AppState {
     pub ingest: Arc<IngestConfig>,
     /// Per-machine signal rate (per process).
     pub ingest_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
-    /// Per-source-address limit on register and login, which cost an argon2 hash each.
-    pub auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Per-machine limit on metrics and usage-metrics pushes (per process).
     pub metrics_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     /// Bytes of signals each machine had stored today, against `ingest.signal_bytes_per_machine_per_day`.
     pub signal_bytes: Arc<crate::domain::signal::DailyBytes>,
+    /// Register and login rates per client address and network, which cost an argon2 hash each.
+    pub source_limits: Arc<SourceLimits>,
+    /// Machines that may register from one client network per 24 hours (0: no cap).
+    pub registrations_per_network_per_day: u32,
+    /// Password hashing, bounded (`edge.max_concurrent_hashes`).
+    pub hashing: Arc<Hashing>,
+    /// Wrong credentials per client (`edge.max_credential_failures`), per process.
+    pub credential_failures: Arc<FailureLimiter>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
     /// Wakes the consensus worker (new signals, operator requests).
@@ -118,8 +126,6 @@ impl AppState {
         let ingest = config.ingest.clone();
         let rate = NonZeroU32::new(ingest.per_machine_signals_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(ingest.per_machine_burst).unwrap_or(rate);
-        let auth_quota = Quota::per_minute(NonZeroU32::new(300).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN));
         let metrics_quota = Quota::per_hour(NonZeroU32::new(ingest.metrics_per_machine_per_hour).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(ingest.metrics_burst).unwrap_or(NonZeroU32::MIN));
         let own_addresses = &config.consensus.own_addresses;
@@ -152,10 +158,19 @@ impl AppState {
             enricher,
             registration: config.registration.policy,
             ingest_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
-            auth_limiter: Arc::new(RateLimiter::keyed(auth_quota)),
             metrics_limiter: Arc::new(RateLimiter::keyed(metrics_quota)),
             signal_bytes: Arc::default(),
+            source_limits: Arc::new(source_limits(&config.edge)),
+            registrations_per_network_per_day: config.edge.registrations_per_network_per_day,
             ingest: Arc::new(ingest),
+            hashing: Arc::new(Hashing::new(
+                config.edge.max_concurrent_hashes,
+                std::time::Duration::from_millis(config.edge.hash_wait_ms),
+            )),
+            credential_failures: Arc::new(FailureLimiter::new(
+                config.edge.max_credential_failures,
+                std::time::Duration::from_secs(config.edge.credential_failure_window_secs),
+            )),
             metrics: parts.metrics,
             consensus_wake: Arc::new(tokio::sync::Notify::new()),
             engine_params,
@@ -183,6 +198,24 @@ impl AppState {
             min_v6_prefix: self.ingest.min_v6_prefix,
         }
     }
+}
+
+/// Register and login rates from the configuration: registrations with an hour's worth at
+/// once, logins with a fifth of a minute's.
+fn source_limits(edge: &crate::config::EdgeConfig) -> SourceLimits {
+    let hourly = |per_hour: u32| Rate { per_hour, burst: per_hour };
+    let per_minute = |per_minute: u32| Rate { per_hour: per_minute.saturating_mul(60), burst: (per_minute / 5).max(1) };
+    SourceLimits::new(
+        NetworkWidth { v4_prefix: edge.network_prefix_v4, v6_prefix: edge.network_prefix_v6 },
+        SourceRates {
+            per_address: hourly(edge.registrations_per_hour_per_address),
+            per_network: hourly(edge.registrations_per_hour_per_network),
+        },
+        SourceRates {
+            per_address: per_minute(edge.logins_per_minute_per_address),
+            per_network: per_minute(edge.logins_per_minute_per_network),
+        },
+    )
 }
 
 /// A tier that admits almost nothing, for a configuration with no tiers at all (validation

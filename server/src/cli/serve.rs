@@ -1,8 +1,11 @@
 //! `palisade-server serve`: the composition root. Opens the store, builds the application
 //! state once from the configuration, starts the background tasks (consensus worker, list
 //! poller, change bus subscriber, usage recorder), serves the router until SIGINT or SIGTERM,
-//! then shuts down gracefully.
+//! then shuts down gracefully. [`connections`] is the accept loop and its limits.
 
+pub mod connections;
+
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,8 +116,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
     let poller = tokio::spawn(crate::serving::run_poller(state.distribution.lists.clone(), poll, shutdown.clone()));
     let usage = tokio::spawn(crate::console::usage::run(state.quotas.usage.clone(), state.store.clone(), shutdown.clone()));
-    let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    let limits = connections::Limits::resolve(&config.edge, &config.trusted_proxies);
+    connections::serve(listener, RouterHandler(crate::http::router(state.clone())), limits, shutdown.clone()).await;
     shutdown.cancel();
     if let Some(worker) = worker {
         drop(worker.await);
@@ -128,6 +131,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.quotas.limiter.give_back_leases().await;
     tracing::info!("stopped accepting; in-flight requests finished");
     Ok(())
+}
+
+/// The router behind the accept loop, with each request's peer as axum's `ConnectInfo`.
+#[derive(Clone)]
+struct RouterHandler(axum::Router);
+
+impl connections::Handler for RouterHandler {
+    type Body = axum::body::Body;
+
+    fn handle(
+        self,
+        peer: SocketAddr,
+        mut request: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<hyper::Response<axum::body::Body>, std::convert::Infallible>> + Send + 'static {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        hyper::service::Service::call(&hyper_util::service::TowerToHyperService::new(self.0), request)
+    }
 }
 
 /// Passes each list commit of the consensus worker on: to this replica's lists at once, and to

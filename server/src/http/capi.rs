@@ -30,9 +30,9 @@ use utoipa::openapi::path::Paths;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams};
+use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams, guard_credentials, record_miss};
 use super::responses::{BadRequest, RateLimited, Unauthorized, Unprocessable};
-use crate::auth::password;
+use crate::auth::password::{self, HashingError, Saturated};
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
 use crate::distribution::stream::Sent;
@@ -42,6 +42,7 @@ use crate::domain::signal::{bounded_extra, parse_item, stored_size};
 use crate::domain::text::{contains_nul, has_nul};
 use crate::domain::time::{go_duration, rfc3339};
 use crate::error::ApiError;
+use crate::limits::failures::CredentialKind;
 use crate::state::AppState;
 use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
@@ -100,11 +101,11 @@ fn ok() -> Json<MessageResponse> {
     Json(MessageResponse { message: "OK".into() })
 }
 
-fn check_auth_rate(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    state.auth_limiter.check_key(&ip).map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        ApiError::RateLimited(wait.as_secs() + 1)
-    })
+/// Every password hashing slot stayed busy: 503 with `Retry-After`, as when the database is
+/// saturated (the client's retry is the same).
+fn saturated(busy: Saturated) -> ApiError {
+    tracing::debug!(%busy, "password hashing saturated");
+    ApiError::Unavailable
 }
 
 /// Register a machine (`cscli capi register`). Open registration creates a machine with zero
@@ -119,7 +120,7 @@ pub async fn register_machine(
     ClientAddr(peer): ClientAddr,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    check_auth_rate(&state, peer)?;
+    state.source_limits.check_register(peer).map_err(ApiError::RateLimited)?;
     let mut problems = Vec::new();
     if let Err(message) = check_name(&request.machine_id, 128) {
         problems.push(FieldError { field: "machine_id".into(), message });
@@ -133,14 +134,29 @@ pub async fn register_machine(
     if state.registration == RegistrationPolicy::Closed {
         return Err(ApiError::Forbidden("registration is closed on this server: ask its operator for credentials".into()));
     }
+    // Registering an existing id answers whether the password matches: a guess like a login.
+    guard_credentials(&state, CredentialKind::MachinePassword, peer)?;
     if let Some(existing) = state.store.machine_by_login(&request.machine_id).await? {
-        return if password::verify(request.password, existing.password_hash).await {
+        return if state.hashing.verify(request.password, existing.password_hash).await.map_err(saturated)? {
             Ok(ok())
         } else {
+            record_miss(&state, CredentialKind::MachinePassword, peer);
             Err(ApiError::Conflict("User already registered.".into()))
         };
     }
-    let password_hash = password::hash(request.password).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let network = state.source_limits.network(peer);
+    let cap = state.registrations_per_network_per_day;
+    if cap > 0 {
+        let since = OffsetDateTime::now_utc() - time::Duration::days(1);
+        if state.store.count_registrations(network, since).await? >= u64::from(cap) {
+            metrics::counter!("palisade_registrations_capped_total").increment(1);
+            return Err(ApiError::RateLimited(3600));
+        }
+    }
+    let password_hash = state.hashing.hash(request.password).await.map_err(|e| match e {
+        HashingError::Saturated(busy) => saturated(busy),
+        HashingError::Failed(e) => ApiError::Internal(e.into()),
+    })?;
     let machine = NewMachine {
         machine_id: request.machine_id,
         password_hash,
@@ -149,7 +165,8 @@ pub async fn register_machine(
         created_at: OffsetDateTime::now_utc(),
     };
     match state.store.create_machine(&machine).await {
-        Ok(_) => {
+        Ok(key) => {
+            state.store.set_registration_network(key, network).await?;
             metrics::counter!("palisade_machines_registered_total").increment(1);
             Ok(ok())
         }
@@ -170,11 +187,13 @@ pub async fn login_machine(
     headers: HeaderMap,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    check_auth_rate(&state, peer)?;
+    state.source_limits.check_login(peer).map_err(ApiError::RateLimited)?;
+    guard_credentials(&state, CredentialKind::MachinePassword, peer)?;
     // A login that breaks the naming rules cannot exist (register and `admin machine add` both
     // enforce them), so it is refused before the store sees it.
     if check_name(&request.machine_id, 128).is_err() || request.password.len() > 256 {
         metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        record_miss(&state, CredentialKind::MachinePassword, peer);
         return Err(ApiError::InvalidCredentials);
     }
     if request.scenarios.len() > 10_000 {
@@ -188,9 +207,10 @@ pub async fn login_machine(
         Some(machine) => (machine.password_hash.clone(), Some(machine)),
         None => (password::decoy_hash().await, None),
     };
-    let valid = password::verify(request.password, hash).await;
+    let valid = state.hashing.verify(request.password, hash).await.map_err(saturated)?;
     let Some(machine) = machine.filter(|_| valid) else {
         metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        record_miss(&state, CredentialKind::MachinePassword, peer);
         return Err(ApiError::InvalidCredentials);
     };
     let now = OffsetDateTime::now_utc();
@@ -213,9 +233,12 @@ pub async fn login_machine(
 pub async fn enroll_machine(
     State(state): State<AppState>,
     machine: AuthMachine,
+    ClientAddr(peer): ClientAddr,
     JsonBody(request): JsonBody<EnrollRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
+    guard_credentials(&state, CredentialKind::EnrollKey, peer)?;
     if request.attachment_key.is_empty() || request.attachment_key.len() > 128 {
+        record_miss(&state, CredentialKind::EnrollKey, peer);
         return Err(ApiError::InvalidEnrollKey);
     }
     if request.name.len() > 128 {
@@ -229,6 +252,7 @@ pub async fn enroll_machine(
     }
     let key = state.store.enroll_key_by_hash(&hash_secret(&request.attachment_key)).await?;
     let Some(key) = key.filter(|k| !k.revoked) else {
+        record_miss(&state, CredentialKind::EnrollKey, peer);
         return Err(ApiError::InvalidEnrollKey);
     };
     let name = Some(request.name.as_str()).filter(|n| !n.is_empty());

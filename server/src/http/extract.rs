@@ -1,6 +1,8 @@
 //! Extractors that turn untrusted request parts into typed values or an [`ApiError`]:
 //! JSON bodies with size and decompression limits, machine and admin authentication, and the
 //! peer address. Authentication lives here so a handler's signature states what it requires.
+//! A client that has presented too many wrong credentials of a kind is refused (429) before its
+//! next credential is even looked up ([`guard_credentials`], [`record_miss`]).
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +18,7 @@ use serde_json::error::Category;
 use crate::auth::secrets::hash_secret;
 use crate::error::ApiError;
 use crate::limits::LimitKey;
+use crate::limits::failures::CredentialKind;
 use crate::state::AppState;
 use crate::store::MachineKey;
 
@@ -134,10 +137,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
         let token = authorization_token(parts)?;
+        guard_credentials(&state, CredentialKind::AdminToken, client)?;
         // Looked up by SHA-256: comparing hashes of a high-entropy secret leaks nothing useful.
-        if state.store.admin_token_exists(&hash_secret(token)).await? { Ok(Admin) } else { Err(ApiError::InvalidToken) }
+        if state.store.admin_token_exists(&hash_secret(token)).await? {
+            Ok(Admin)
+        } else {
+            record_miss(&state, CredentialKind::AdminToken, client);
+            Err(ApiError::InvalidToken)
+        }
     }
 }
 
@@ -164,6 +174,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
         let key = parts
             .headers
@@ -172,6 +183,7 @@ where
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::Forbidden("an API key is required in the x-api-key header".into()))?;
+        guard_credentials(&state, CredentialKind::ApiKey, client)?;
         let hash = hash_secret(key);
         let record = match state.quotas.api_keys.get(&hash) {
             Some(record) => record,
@@ -189,7 +201,10 @@ where
         };
         match record {
             Some(record) if record.revoked_at.is_none() => Ok(ApiKey { record }),
-            _ => Err(ApiError::Forbidden("invalid or revoked API key".into())),
+            _ => {
+                record_miss(&state, CredentialKind::ApiKey, client);
+                Err(ApiError::Forbidden("invalid or revoked API key".into()))
+            }
         }
     }
 }
@@ -244,6 +259,18 @@ where
         let trusted = AppState::from_ref(state).trusted_proxies;
         Ok(ClientAddr(crate::http::forwarded::client_ip(addr.ip(), &parts.headers, &trusted)))
     }
+}
+
+/// Refuses `client` (429 with `Retry-After`) while it has used up its wrong credentials of
+/// `kind`: called before the credential is looked up, so a locked-out guesser costs neither a
+/// database query nor a hash.
+pub fn guard_credentials(state: &AppState, kind: CredentialKind, client: IpAddr) -> Result<(), ApiError> {
+    state.credential_failures.check(kind, client, std::time::Instant::now()).map_err(ApiError::RateLimited)
+}
+
+/// Counts a wrong credential of `kind` from `client`.
+pub fn record_miss(state: &AppState, kind: CredentialKind, client: IpAddr) {
+    state.credential_failures.record_miss(kind, client, std::time::Instant::now());
 }
 
 /// Query parameters, with a malformed query answered by our error body.

@@ -1,5 +1,6 @@
 //! Machines: creation, lookup by login, logins, metrics pushes, the sensor flag, list
-//! subscriptions, what each was last sent on the CrowdSec stream and when it last contributed.
+//! subscriptions, what each was last sent on the CrowdSec stream and when it last contributed,
+//! the network each self-registered machine came from.
 //! The [`MachineStore`] trait and the records it reads and writes; of the store's files it
 //! imports only `keys` and `error`.
 
@@ -52,6 +53,12 @@ pub trait MachineStore: Send + Sync {
 
     /// Subscribes a machine to a list or ends the subscription; `NotFound` for an unknown machine or list.
     async fn set_list_subscription(&self, machine_id: &str, list: &str, subscribed: bool) -> Result<(), StoreError>;
+
+    /// Records the client network a self-registered machine registered from.
+    async fn set_registration_network(&self, machine: MachineKey, network: IpNet) -> Result<(), StoreError>;
+
+    /// How many machines registered from `network` were created at or after `since`.
+    async fn count_registrations(&self, network: IpNet, since: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Who created a machine.

@@ -14,6 +14,7 @@ mod api;
 mod blocklists;
 mod common;
 mod distribution;
+mod edge;
 mod golden;
 mod layout;
 mod lookup;

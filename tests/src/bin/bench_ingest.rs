@@ -164,7 +164,13 @@ async fn measure_http(backend: Backend, batch_size: usize, workload: &Workload, 
     let db = fresh_db(backend).await?;
     let unlimited = |key: &str| (key.to_string(), "100000000".to_string());
     let options = ServerOptions {
-        env: vec![unlimited("PALISADE_INGEST__PER_MACHINE_SIGNALS_PER_SEC"), unlimited("PALISADE_INGEST__PER_MACHINE_BURST")],
+        env: vec![
+            unlimited("PALISADE_INGEST__PER_MACHINE_SIGNALS_PER_SEC"),
+            unlimited("PALISADE_INGEST__PER_MACHINE_BURST"),
+            // Every benchmark machine registers from 127.0.0.1.
+            unlimited("PALISADE_EDGE__REGISTRATIONS_PER_HOUR_PER_ADDRESS"),
+            unlimited("PALISADE_EDGE__REGISTRATIONS_PER_HOUR_PER_NETWORK"),
+        ],
         ..ServerOptions::default()
     };
     let (server, admin_token) = block_in_place(|| -> anyhow::Result<_> {

@@ -16,6 +16,7 @@ mod console;
 mod crowdsec;
 mod deploy;
 mod durability;
+mod edge;
 mod engine_properties;
 mod lookup_cli;
 mod observability;

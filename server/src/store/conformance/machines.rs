@@ -1,5 +1,5 @@
 //! Conformance of [`MachineStore`](crate::store::MachineStore): creation, lookup by login, logins,
-//! metrics pushes, the sensor flag, stream positions and contribution times.
+//! metrics pushes, the sensor flag, stream positions, contribution times and registration networks.
 
 use super::*;
 
@@ -257,5 +257,30 @@ async fn stream_seq_is_none_until_set_and_then_the_last_value_set() {
         assert_eq!(store.machine_stream_seq(a).await.expect("read"), Some(42), "{label}");
         assert_eq!(store.machine_stream_seq(b).await.expect("read"), None, "{label}: per machine");
         assert_eq!(store.machine_stream_seq(MachineKey(i64::MAX)).await.expect("read"), None, "{label}: unknown machine");
+    }
+}
+
+#[tokio::test]
+async fn registrations_are_counted_per_network_since_a_time() {
+    for s in subjects().await {
+        let label = s.label();
+        let network: IpNet = "203.0.113.0/24".parse().expect("a network");
+        let other: IpNet = "2001:db8:1:2::/64".parse().expect("a network");
+        for (login, at, from) in [
+            ("old", T0 - Duration::days(2), network),
+            ("recent-1", T0, network),
+            ("recent-2", T0 + Duration::hours(1), network),
+            ("elsewhere", T0, other),
+        ] {
+            let key = s.store().create_machine(&new_machine(login, at)).await.expect("create");
+            s.store().set_registration_network(key, from).await.expect("record the network");
+        }
+        machine(s.store(), "operator-made").await;
+        let since = T0 - Duration::days(1);
+        assert_eq!(s.store().count_registrations(network, since).await.expect("count"), 2, "{label}: the /24 since");
+        assert_eq!(s.store().count_registrations(network, T0 - Duration::days(3)).await.expect("count"), 3, "{label}: all");
+        assert_eq!(s.store().count_registrations(other, since).await.expect("count"), 1, "{label}: the /64");
+        let empty: IpNet = "198.51.100.0/24".parse().expect("a network");
+        assert_eq!(s.store().count_registrations(empty, since).await.expect("count"), 0, "{label}: none");
     }
 }

@@ -134,4 +134,22 @@ impl MachineStore for PgStore {
         sqlx::query(statement).bind(machine).bind(list).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn set_registration_network(&self, machine: MachineKey, network: IpNet) -> Result<(), StoreError> {
+        sqlx::query("UPDATE machines SET registered_from = $1 WHERE id = $2")
+            .bind(network.to_string())
+            .bind(machine.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_registrations(&self, network: IpNet, since: OffsetDateTime) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM machines WHERE registered_from = $1 AND created_at >= $2")
+            .bind(network.to_string())
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }

@@ -133,4 +133,22 @@ impl MachineStore for SqliteStore {
         sqlx::query(statement).bind(machine).bind(list).execute(&self.writer).await?;
         Ok(())
     }
+
+    async fn set_registration_network(&self, machine: MachineKey, network: IpNet) -> Result<(), StoreError> {
+        sqlx::query("UPDATE machines SET registered_from = ? WHERE id = ?")
+            .bind(network.to_string())
+            .bind(machine.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_registrations(&self, network: IpNet, since: OffsetDateTime) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM machines WHERE registered_from = ? AND created_at >= ?")
+            .bind(network.to_string())
+            .bind(to_micros(since))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }
