@@ -77,6 +77,9 @@ pub enum ApiError {
     /// The database is unreachable or saturated.
     #[error("storage temporarily unavailable")]
     Unavailable,
+    /// Every slot of a bounded, costly operation (password hashing) stayed taken past its wait.
+    #[error("server busy, retry shortly")]
+    Busy,
     /// A bug or an unexpected failure; details are in the log, not the response.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -97,7 +100,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::CursorExpired(_) => StatusCode::GONE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::CursorExpired(_) => "cursor_expired",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable => "unavailable",
+            ApiError::Busy => "busy",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -186,6 +190,7 @@ impl IntoResponse for ApiError {
         let retry_after = match self {
             ApiError::RateLimited(secs) => Some(secs.max(1)),
             ApiError::Unavailable => Some(5),
+            ApiError::Busy => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -101,11 +101,10 @@ fn ok() -> Json<MessageResponse> {
     Json(MessageResponse { message: "OK".into() })
 }
 
-/// Every password hashing slot stayed busy: 503 with `Retry-After`, as when the database is
-/// saturated (the client's retry is the same).
+/// Every password hashing slot stayed busy: 503 `busy` with `Retry-After`.
 fn saturated(busy: Saturated) -> ApiError {
     tracing::debug!(%busy, "password hashing saturated");
-    ApiError::Unavailable
+    ApiError::Busy
 }
 
 /// Register a machine (`cscli capi register`). Open registration creates a machine with zero

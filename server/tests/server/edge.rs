@@ -175,7 +175,7 @@ async fn a_login_flood_queues_for_two_hashing_slots_then_gets_503() {
                 refused += 1;
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                assert_eq!(reply.json()["code"], "unavailable", "{}", reply.text());
+                assert_eq!(reply.json()["code"], "busy", "{}", reply.text());
                 let retry =
                     reply.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
                 assert!(retry.is_some_and(|secs| secs >= 1), "503 without Retry-After: {:?}", reply.headers);
