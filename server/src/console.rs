@@ -30,6 +30,8 @@ use self::pages::{Ctx, Notice};
 use crate::auth::secrets::{hash_secret, random_alnum};
 use crate::auth::session::{COOKIE, Keys, Role, SESSION_TTL_SECS, Session};
 use crate::error::ApiError;
+use crate::http::extract::{ClientAddr, guard_credentials, record_miss};
+use crate::limits::failures::CredentialKind;
 use crate::manage;
 use crate::state::AppState;
 use crate::use_case::UseCaseError;
@@ -196,15 +198,28 @@ async fn login_page() -> Markup {
     pages::login(None)
 }
 
-/// Operator sign-in with an admin token.
+/// Operator sign-in with an admin token. Wrong tokens count against the client's
+/// failed-credential limit like the admin API's, so the form is no way around it.
 #[instrument(skip_all)]
-async fn login(State(state): State<AppState>, headers: HeaderMap, FormFields(form): FormFields) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
     if !same_origin(&headers) {
         return forbidden();
+    }
+    if let Err(ApiError::RateLimited(secs)) = guard_credentials(&state, CredentialKind::AdminToken, client) {
+        let text = format!("Too many wrong tokens from your address: try again in {secs} s.");
+        let mut response = page(StatusCode::TOO_MANY_REQUESTS, pages::login(Some(&text)));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        return response;
     }
     let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
     let valid = !token.is_empty() && matches!(state.store.admin_token_exists(&hash_secret(token)).await, Ok(true));
     if !valid {
+        record_miss(&state, CredentialKind::AdminToken, client);
         return page(StatusCode::UNAUTHORIZED, pages::login(Some("That admin token is not valid.")));
     }
     sign_in(&state, &Role::Operator, "/console/operator")

@@ -1,5 +1,5 @@
 //! What a hostile client may cost at the edge, reproduced in-process and shown bounded: a login
-//! flood against bounded password hashing; guessing admin tokens, API keys, enrollment keys and
+//! flood against bounded password hashing; guessing admin tokens (API and console form), API keys, enrollment keys and
 //! machine passwords against the failed-credential limit; registrations and logins spread over
 //! the addresses of one IPv4 /24 or IPv6 /64.
 
@@ -69,6 +69,39 @@ async fn guessing_admin_tokens_is_cut_off_before_the_lookup() {
     expect_locked_out(&send_from(&app, GUESSER, Method::GET, "/v1/admin/accounts", Some(&admin), &[], &json!(null)).await);
     let bystander = send_from(&app, BYSTANDER, Method::GET, "/v1/admin/accounts", Some(&admin), &[], &json!(null)).await;
     bystander.expect_ok(StatusCode::OK);
+}
+
+/// A console sign-in from `client` with `token`, as the browser posts the form.
+async fn console_sign_in(app: &TestApp, client: &str, token: &str) -> Reply {
+    let form = format!("token={token}");
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/console/login")
+        .header(header::HOST, "palisade.test")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", client)
+        .body(Body::from(form))
+        .expect("a valid request");
+    app.send(req).await
+}
+
+#[tokio::test]
+async fn guessing_admin_tokens_through_the_console_form_is_cut_off_too() {
+    let app = guarded_app().await;
+    let admin = app.admin_token().await;
+    for i in 0..MISSES {
+        let reply = console_sign_in(&app, GUESSER, &format!("pal_admin_guess{i:040}")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
+    }
+    // Refused before it is looked up, even the right token, and the page says when to retry.
+    let locked = console_sign_in(&app, GUESSER, &admin).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.text());
+    assert!(locked.headers.get(header::RETRY_AFTER).is_some(), "429 without Retry-After");
+    assert!(locked.text().contains("Too many wrong tokens"), "{}", locked.text());
+    // The API shares the count: the guesser is locked out there as well.
+    expect_locked_out(&send_from(&app, GUESSER, Method::GET, "/v1/admin/accounts", Some(&admin), &[], &json!(null)).await);
+    let bystander = console_sign_in(&app, BYSTANDER, &admin).await;
+    assert_eq!(bystander.status, StatusCode::SEE_OTHER, "{}", bystander.text());
 }
 
 #[tokio::test]
