@@ -24,7 +24,7 @@ const SQLX_EXCEPTIONS: &[(&str, &str)] =
 /// Files outside `http/` and `console/` that may name `axum`, and why.
 const AXUM_EXCEPTIONS: &[(&str, &str)] = &[
     ("error.rs", "ApiError's one conversion into a response (IntoResponse)"),
-    ("cli/serve.rs", "the top-level wiring: axum::serve runs the router on the listener"),
+    ("cli/serve.rs", "the top-level wiring: the accept loop hands each connection to the router, with its peer as ConnectInfo"),
 ];
 
 /// The pure rooms: no I/O, so none of these crates, and no module but each other.
