@@ -285,7 +285,9 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         Some(state) => {
             let accounts: HashMap<i64, Option<i64>> =
                 store.engine_machines().await?.into_iter().map(|m| (m.key.0, m.account.map(|a| a.0))).collect();
-            let summary = summarize(state, |m| accounts.get(&m).copied().flatten(), now, params.evidence_window_secs);
+            // Outside the admin view, a voiding is not visible before the reporter's penalty is.
+            let public = if admin { std::borrow::Cow::Borrowed(state) } else { state.public_at(now) };
+            let summary = summarize(&public, |m| accounts.get(&m).copied().flatten(), now, params.evidence_window_secs);
             let supporters = if admin {
                 let logins: HashMap<i64, String> =
                     store.list_machines().await?.into_iter().map(|m| (m.key.0, m.machine_id)).collect();
@@ -298,8 +300,7 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         None => (None, admin.then(Vec::new)),
     };
     // Outside the admin view, details exist only for listed targets: evidence about unlisted ones
-    // would let a reporter tune a poisoning attempt, or tell a canary (whose reports are never
-    // kept as evidence) from an ordinary address.
+    // would let a reporter tune a poisoning attempt.
     let summary = summary.filter(|_| admin || entry.is_some());
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok().map(rfc3339);
     Ok(ExplanationResponse {

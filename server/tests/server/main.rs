@@ -10,6 +10,7 @@
 
 mod api;
 mod blocklists;
+mod canaries;
 mod common;
 mod distribution;
 mod golden;
