@@ -2,7 +2,8 @@
 //! probing: once a machine reports a canary and an ordinary address alike, every answer a
 //! non-operator can get about the two is the same but for the address itself, and neither costs
 //! the server a different amount of work. Only the effect on the reporter differs, and the
-//! reporter does not see it before its penalty boundary.
+//! reporter does not see it before its penalty boundary. The explanation route, the costly one a
+//! probe leans on, is limited per machine.
 
 use std::time::{Duration, Instant};
 
@@ -114,5 +115,33 @@ async fn a_reported_canary_costs_what_an_ordinary_reported_address_costs() {
             let (fast, slow) = if canary < ordinary { (canary, ordinary) } else { (ordinary, canary) };
             assert!(slow <= fast * 2, "{label} {route}: median {canary:?} for the canary against {ordinary:?}");
         }
+    }
+}
+
+/// Explanations cost each machine one lookup of the machine tier: a machine cannot ask for them
+/// without bound, and another machine is not held back by it.
+#[tokio::test]
+async fn explanations_are_limited_per_machine() {
+    let tiny = |config: &mut Config| {
+        let tier = config.tiers.get_mut(&config.machine_tier).expect("the machine tier");
+        tier.lookups_per_day = 2;
+        tier.lookups_per_month = 60;
+    };
+    for app in apps_with(tiny).await {
+        let label = app.label;
+        let (one, other) = (app.machine("curious-01").await, app.machine("curious-02").await);
+        let path = format!("/v1/ips/{ORDINARY}/explanation");
+        for _ in 0..2 {
+            let reply = app.get(&path, Some(&one.token)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{label}: {}", reply.text());
+            assert!(!reply.headers.contains_key("x-ratelimit-remaining"), "{label}: an answer as before");
+        }
+        let refused = app.get(&path, Some(&one.token)).await;
+        refused.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        assert!(refused.headers.contains_key("retry-after"), "{label}: {:?}", refused.headers);
+        assert_eq!(app.get(&path, Some(&other.token)).await.status, StatusCode::OK, "{label}: per machine");
+        let malformed = app.get("/v1/ips/not-an-ip/explanation", Some(&other.token)).await;
+        assert_eq!(malformed.status, StatusCode::BAD_REQUEST, "{label}: costs nothing");
+        assert_eq!(app.get(&path, Some(&other.token)).await.status, StatusCode::OK, "{label}: the bad request was free");
     }
 }
