@@ -229,6 +229,9 @@ pub struct RenderKey {
     pub options: render::Options,
     /// Most entries served (`usize::MAX`: all of them).
     pub cap: usize,
+    /// The rendering gzip-compressed (for clients that take gzip and not zstd): compressed once
+    /// per rendering rather than once per download.
+    pub gzip: bool,
 }
 
 /// What a list serves to firewalls and native clients at one seq: live entries that pass the

@@ -12,6 +12,7 @@ mod api;
 mod blocklists;
 mod canaries;
 mod common;
+mod compressed;
 mod distribution;
 mod golden;
 mod layout;
