@@ -42,10 +42,12 @@ pub async fn get_ip_explanation(
     if let Err(error) = lookup::parse(&ip) {
         return ApiError::from(error).into_response();
     }
+    // Counted against the machine's limits, but not as a lookup in the usage figures.
     let tier = state.quotas.tier(&state.quotas.machine_tier);
-    let (decision, charged) = charge(&state, &LimitKey::Machine(machine.key.0), &tier, 1).await;
-    if let Err(refused) = charged {
-        return with_limit_headers(refused.into_response(), &decision);
+    let decision = state.quotas.limiter.check(&LimitKey::Machine(machine.key.0), &tier, 1).await;
+    if !decision.allowed {
+        metrics::counter!("palisade_quota_denials_total").increment(1);
+        return with_limit_headers(ApiError::RateLimited(decision.retry_after_secs).into_response(), &decision);
     }
     match manage::explain(state.store.as_ref(), &state.engine_params, &ip, false).await {
         Ok(body) => Json(body).into_response(),
