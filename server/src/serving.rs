@@ -422,6 +422,12 @@ impl Lists {
         self.custom.read().ok()?.iter().find(|c| c.name == name).cloned()
     }
 
+    /// Whether machines subscribed to the operator-managed list `name` may receive it (every
+    /// visibility but `operator`).
+    pub fn serves_subscribers(&self, name: &str) -> bool {
+        self.custom(name).is_some_and(|c| c.visibility != "operator")
+    }
+
     /// The served lists as (name, kind): the community list (`consensus`), then the
     /// operator-managed ones (`block` or `allow`) as of the last refresh.
     pub fn names(&self) -> Vec<(String, String)> {

@@ -4,6 +4,7 @@
 //! per (list, seq, format, options), tagged with an `ETag`, and compressed (gzip, zstd) by the
 //! layer of this route family; a full list for a gzip-only client is compressed once per
 //! rendering and kept beside it.
+//! A list the reader may not read (its visibility) does not exist for it: 404, not listed.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -81,6 +82,24 @@ where
         let machine = AuthMachine::from_request_parts(parts, state).await?;
         Ok(BlocklistReader { label: machine.login.clone(), kind: ReaderKind::Machine(machine) })
     }
+}
+
+/// Whether `reader` may know of list `name` at all; a list it may not is answered as one that
+/// does not exist (404, absent from the listing), never 403. The community list is public;
+/// an operator-managed list is `public` (every machine), `subscribers` (the machines subscribed
+/// to it) or `operator` (nobody). API keys read what their tier names, unless `operator`.
+async fn may_know(state: &AppState, reader: &BlocklistReader, name: &str) -> Result<bool, ApiError> {
+    if name == COMMUNITY {
+        return Ok(true);
+    }
+    let Some(list) = state.distribution.lists.custom(name) else { return Ok(false) };
+    Ok(match (list.visibility.as_str(), &reader.kind) {
+        ("public", _) | ("subscribers", ReaderKind::Key(_)) => true,
+        ("subscribers", ReaderKind::Machine(machine)) => {
+            state.store.machine_subscriptions(machine.key).await?.iter().any(|l| l == name)
+        }
+        _ => false,
+    })
 }
 
 /// What one pull of one list is allowed: the most entries, and for API keys the quota decision
@@ -184,7 +203,7 @@ pub async fn list_blocklists(
         ReaderKind::Machine(_) => None,
     };
     for (name, kind) in state.distribution.lists.names() {
-        if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) {
+        if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) || !may_know(&state, &reader, &name).await? {
             continue;
         }
         let snapshot = state.distribution.lists.get_or_load(&name).await?;
@@ -226,7 +245,7 @@ pub async fn get_blocklist_entries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (options, since) = query.options()?;
-    if state.distribution.list_kind(&name).await?.is_none() {
+    if state.distribution.list_kind(&name).await?.is_none() || !may_know(&state, &reader, &name).await? {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
     let grant = match grant(&state, &reader, &name).await {

@@ -18,3 +18,4 @@ mod golden;
 mod layout;
 mod lookup;
 mod openapi;
+mod visibility;
