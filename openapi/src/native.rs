@@ -366,6 +366,19 @@ pub struct CreateListRequest {
     /// What the list is for.
     #[serde(default)]
     pub description: String,
+    /// Who may read it: `public` (every machine), `subscribers` (default: the machines
+    /// subscribed to it) or `operator` (no machine nor API key).
+    #[serde(default)]
+    pub visibility: Option<String>,
+}
+
+/// `PATCH /v1/admin/blocklists/{name}`: change a list's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct UpdateListRequest {
+    /// `public`, `subscribers` or `operator`; unchanged when absent.
+    #[serde(default)]
+    pub visibility: Option<String>,
 }
 
 /// An operator-managed list.
@@ -380,6 +393,8 @@ pub struct CustomListView {
     pub description: String,
     /// Creation time, RFC 3339.
     pub created_at: String,
+    /// Who may read it: `public`, `subscribers` or `operator`.
+    pub visibility: String,
 }
 
 /// `POST /v1/admin/blocklists/{name}/entries`: add and remove entries.

@@ -48,6 +48,9 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// Optional Redis for shared limits and notifications.
     pub redis_url: Option<Secret>,
+    /// After Redis fails, how long (seconds) the rate limiter stops asking it and enforces
+    /// limits per replica before one probe; 0 asks Redis at every check.
+    pub redis_breaker_secs: u64,
     /// Base URL machines use to reach this server (written into CrowdSec credential files).
     /// Default: `http://<listen>/`.
     pub public_url: Option<String>,
@@ -86,6 +89,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./palisade-data"),
             database_url: None,
             redis_url: None,
+            redis_breaker_secs: 5,
             public_url: None,
             log_format: LogFormat::Human,
             auth: AuthConfig::default(),

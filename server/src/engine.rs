@@ -128,8 +128,13 @@ pub struct Reporter {
     pub factor: f64,
     /// A sensor's report with a non-spoofable scenario.
     pub sensor_sighting: bool,
-    /// Voided by a canary hit of its account.
+    /// Voided by a canary hit of its account (or made after its machine was zeroed).
     pub voided: bool,
+    /// When a voiding becomes visible outside the admin view: the penalty batch boundary of
+    /// the hit. Until then public answers count the report as before, so a probe cannot tell
+    /// which of its reports was a canary by watching the others lose their reporter.
+    #[serde(default)]
+    pub voided_visible_at: Time,
     /// Lead credit already given.
     pub credited: bool,
 }
@@ -192,6 +197,19 @@ impl PartialEq for ReporterIndex {
 }
 
 impl TargetState {
+    /// The state as answers outside the admin view may show it at `now`: a voiding whose
+    /// penalty boundary has not come yet is not visible, as the reporter's zeroing is not.
+    pub fn public_at(&self, now: Time) -> std::borrow::Cow<'_, TargetState> {
+        if !self.reporters.iter().any(|r| r.voided && r.voided_visible_at > now) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut shown = self.clone();
+        for reporter in shown.reporters.iter_mut().filter(|r| r.voided && r.voided_visible_at > now) {
+            reporter.voided = false;
+        }
+        std::borrow::Cow::Owned(shown)
+    }
+
     /// Position of `machine`'s entry in `reporters`.
     fn reporter_position(&mut self, machine: i64) -> Option<usize> {
         if self.reporters.len() < INDEX_REPORTERS_FROM {
@@ -401,13 +419,13 @@ impl Engine {
 
     fn canary_hit(&mut self, machine: i64, now: Time) {
         let batch = self.params.penalty_batch_secs.max(1);
-        let account = match self.machines.get_mut(&machine) {
+        let (account, visible_at) = match self.machines.get_mut(&machine) {
             Some(state) => {
                 if state.zeroed_at.is_none() {
                     state.zeroed_at = Some(now);
                     state.penalty_visible_at = Some((now / batch + 1) * batch);
                 }
-                state.account
+                (state.account, state.penalty_visible_at.unwrap_or(now))
             }
             None => return,
         };
@@ -423,7 +441,10 @@ impl Engine {
             for target in targets {
                 if let Some(state) = self.targets.get_mut(&target) {
                     for reporter in state.reporters.iter_mut().filter(|r| r.machine == member && r.last_at >= since) {
-                        reporter.voided = true;
+                        if !reporter.voided {
+                            reporter.voided = true;
+                            reporter.voided_visible_at = visible_at;
+                        }
                     }
                     self.changed_targets.insert(target);
                     self.dirty.insert(target);
@@ -732,13 +753,12 @@ impl Consensus for Engine {
             self.upsert_machine(report.machine, None, Level::Anonymous, false, report.at);
         }
         let spoofable = self.is_spoofable(report.scenario);
-        if self.canaries.overlaps(key) {
-            if !spoofable {
-                self.canary_hit(report.machine, report.at);
-            }
-            return;
-        }
-        if self.never_block.overlaps(key) {
+        // A canary report is recorded as any other (the target state, its reporters, first and
+        // last seen), so no answer and no timing tells a canary from an ordinary unlisted
+        // address; it is never listed (`is_never_block`), and only its effect on the reporter
+        // differs, applied once the report is in.
+        let canary = self.canaries.overlaps(key);
+        if !canary && self.never_block.overlaps(key) {
             if let Some(state) = self.machines.get_mut(&report.machine) {
                 state.add_evidence(0.0, self.params.never_block_penalty, report.at, &self.params);
             }
@@ -750,6 +770,13 @@ impl Consensus for Engine {
         let params = &self.params;
         let Some(machine) = self.machines.get_mut(&report.machine) else { return };
         let sensor_sighting = machine.sensor && !spoofable;
+        // A zeroed machine's reports count for nothing, and are voided like those before its
+        // hit (visible at the same boundary), so voided and counted reports do not meet at the
+        // report that hit the canary.
+        let zeroed = match (machine.sensor, machine.zeroed_at) {
+            (false, Some(_)) => Some(machine.penalty_visible_at.unwrap_or(report.at)),
+            _ => None,
+        };
         if !self.targets.contains_key(&key) {
             self.forget_checks.insert((report.at + params.evidence_window_secs + 1, key));
         }
@@ -782,7 +809,8 @@ impl Consensus for Engine {
                     scenario: report.scenario.to_string(),
                     factor: scenario_weight * damping,
                     sensor_sighting,
-                    voided: false,
+                    voided: zeroed.is_some(),
+                    voided_visible_at: zeroed.unwrap_or(0),
                     credited: listed,
                 });
                 let recent = self.recent_targets.entry(report.machine).or_default();
@@ -797,6 +825,9 @@ impl Consensus for Engine {
         }
         self.changed_targets.insert(key);
         self.dirty.insert(key);
+        if canary && !spoofable {
+            self.canary_hit(report.machine, report.at);
+        }
     }
 
     fn advance(&mut self, now: Time) -> Vec<Change> {

@@ -159,8 +159,10 @@ impl Lookup {
             .filter(|(net, _)| net.contains(&ip))
             .map(|(_, category)| category.clone())
             .collect();
+        // A canary's effect on its reporter stays hidden until the reporter's penalty boundary.
+        let shown_state = engine_state.as_deref().map(|state| state.public_at(now));
         let evidence = Evidence {
-            state: engine_state.as_deref(),
+            state: shown_state.as_deref(),
             blocklists: if listed { vec![COMMUNITY.to_string()] } else { Vec::new() },
             allowlist_categories: categories,
         };

@@ -27,8 +27,8 @@ use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::store::{
-    Account, AccountStore, ConsensusStore, CreatedBy, ListStore, Machine, MachineStore, NewMachine, RequestKind, Store,
-    StoredSignal,
+    Account, AccountStore, ConsensusStore, CreatedBy, ListStore, Machine, MachineKey, MachineStore, NewMachine, RequestKind,
+    Store, StoredSignal,
 };
 use crate::use_case::UseCaseError;
 
@@ -283,12 +283,16 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (summary, supporters) = match &state {
         Some(state) => {
-            let accounts: HashMap<i64, Option<i64>> =
-                store.engine_machines().await?.into_iter().map(|m| (m.key.0, m.account.map(|a| a.0))).collect();
-            let summary = summarize(state, |m| accounts.get(&m).copied().flatten(), now, params.evidence_window_secs);
+            // Only the reporters' machines: the cost follows the target's reporters, never the
+            // number of machines registered.
+            let keys: Vec<MachineKey> = state.reporters.iter().map(|r| MachineKey(r.machine)).collect();
+            let machines = store.machines_by_keys(&keys).await?;
+            let accounts: HashMap<i64, Option<i64>> = machines.iter().map(|m| (m.key.0, m.account.map(|a| a.0))).collect();
+            // Outside the admin view, a voiding is not visible before the reporter's penalty is.
+            let public = if admin { std::borrow::Cow::Borrowed(state) } else { state.public_at(now) };
+            let summary = summarize(&public, |m| accounts.get(&m).copied().flatten(), now, params.evidence_window_secs);
             let supporters = if admin {
-                let logins: HashMap<i64, String> =
-                    store.list_machines().await?.into_iter().map(|m| (m.key.0, m.machine_id)).collect();
+                let logins: HashMap<i64, String> = machines.into_iter().map(|m| (m.key.0, m.machine_id)).collect();
                 Some(state.reporters.iter().filter_map(|r| logins.get(&r.machine).cloned()).collect())
             } else {
                 None
@@ -298,8 +302,7 @@ pub async fn explain(store: &dyn Store, params: &Params, ip: &str, admin: bool) 
         None => (None, admin.then(Vec::new)),
     };
     // Outside the admin view, details exist only for listed targets: evidence about unlisted ones
-    // would let a reporter tune a poisoning attempt, or tell a canary (whose reports are never
-    // kept as evidence) from an ordinary address.
+    // would let a reporter tune a poisoning attempt.
     let summary = summary.filter(|_| admin || entry.is_some());
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok().map(rfc3339);
     Ok(ExplanationResponse {

@@ -229,6 +229,9 @@ pub struct RenderKey {
     pub options: render::Options,
     /// Most entries served (`usize::MAX`: all of them).
     pub cap: usize,
+    /// The rendering gzip-compressed (for clients that take gzip and not zstd): compressed once
+    /// per rendering rather than once per download.
+    pub gzip: bool,
 }
 
 /// What a list serves to firewalls and native clients at one seq: live entries that pass the
@@ -417,6 +420,12 @@ impl Lists {
     /// The operator-managed list `name`, as of the last refresh.
     pub fn custom(&self, name: &str) -> Option<CustomList> {
         self.custom.read().ok()?.iter().find(|c| c.name == name).cloned()
+    }
+
+    /// Whether machines subscribed to the operator-managed list `name` may receive it (every
+    /// visibility but `operator`).
+    pub fn serves_subscribers(&self, name: &str) -> bool {
+        self.custom(name).is_some_and(|c| c.visibility != "operator")
     }
 
     /// The served lists as (name, kind): the community list (`consensus`), then the

@@ -213,9 +213,16 @@ async fn blocklist_action(store: &dyn Store, command: BlocklistCommand) -> Resul
         }
     }
     Ok(match command {
-        BlocklistCommand::Create { name, kind, description } => {
-            let view = lists::create_list(store, CreateListRequest { name, kind: Some(kind), description }).await?;
-            println!("{} list {} created", view.kind, view.name);
+        BlocklistCommand::Create { name, kind, description, visibility } => {
+            let request = CreateListRequest { name, kind: Some(kind), description, visibility: Some(visibility) };
+            let view = lists::create_list(store, request).await?;
+            println!("{} list {} created ({})", view.kind, view.name, view.visibility);
+            true
+        }
+        BlocklistCommand::Visibility { name, visibility } => {
+            let request = palisade_api::native::UpdateListRequest { visibility: Some(visibility) };
+            let view = lists::update_list(store, &name, request).await?;
+            println!("list {} is now {}", view.name, view.visibility);
             true
         }
         BlocklistCommand::List(flag) => {

@@ -90,6 +90,16 @@ pub enum BlocklistCommand {
         /// What the list is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// Who may read it: public, subscribers (machines subscribed to it) or operator.
+        #[arg(long, default_value = "subscribers")]
+        visibility: String,
+    },
+    /// Set who may read a list: public, subscribers or operator.
+    Visibility {
+        /// List name.
+        name: String,
+        /// public, subscribers or operator.
+        visibility: String,
     },
     /// List the operator-managed lists.
     List(JsonFlag),

@@ -63,7 +63,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         }
         // Without Redis at start-up the replica still serves, with per-process limits.
         match crate::limits::redis::RedisLimiter::connect(url.expose()).await {
-            Ok(redis) => limiter = crate::limits::Limiter::with_redis(redis),
+            Ok(redis) => {
+                let breaker = std::time::Duration::from_secs(config.redis_breaker_secs);
+                limiter = crate::limits::Limiter::with_redis(redis.with_breaker(breaker));
+            }
             Err(error) => {
                 metrics::counter!("palisade_redis_errors_total").increment(1);
                 tracing::error!(%error, "cannot reach Redis: rate limits are per replica");

@@ -37,7 +37,7 @@ impl Distribution {
         let expires = now.unix_timestamp() + self.links.ttl_secs;
         let url = |target: &LinkTarget| format!("{}{}", self.public_url, self.links.path(target));
         for (name, kind) in self.lists.names() {
-            if !subscribed.contains(&name) {
+            if !subscribed.contains(&name) || !self.lists.serves_subscribers(&name) {
                 continue;
             }
             match kind.as_str() {

@@ -44,7 +44,7 @@ impl Distribution {
                 self.lists.refresh_custom().await?;
                 let blocking: Vec<String> =
                     self.lists.names().into_iter().filter(|(_, kind)| kind == "block").map(|(name, _)| name).collect();
-                subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l)));
+                subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l) && self.lists.serves_subscribers(l)));
             }
         }
         let mut names: Vec<&str> = subscribed.iter().map(String::as_str).collect();

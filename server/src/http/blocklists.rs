@@ -2,7 +2,9 @@
 //! a cursor, in a firewall's own format. Answers come from the in-memory snapshots of
 //! [`crate::serving`] (never the database), are streamed in chunks as they are rendered, cached
 //! per (list, seq, format, options), tagged with an `ETag`, and compressed (gzip, zstd) by the
-//! layer of this route family.
+//! layer of this route family; a full list for a gzip-only client is compressed once per
+//! rendering and kept beside it.
+//! A list the reader may not read (its visibility) does not exist for it: 404, not listed.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -80,6 +82,24 @@ where
         let machine = AuthMachine::from_request_parts(parts, state).await?;
         Ok(BlocklistReader { label: machine.login.clone(), kind: ReaderKind::Machine(machine) })
     }
+}
+
+/// Whether `reader` may know of list `name` at all; a list it may not is answered as one that
+/// does not exist (404, absent from the listing), never 403. The community list is public;
+/// an operator-managed list is `public` (every machine), `subscribers` (the machines subscribed
+/// to it) or `operator` (nobody). API keys read what their tier names, unless `operator`.
+async fn may_know(state: &AppState, reader: &BlocklistReader, name: &str) -> Result<bool, ApiError> {
+    if name == COMMUNITY {
+        return Ok(true);
+    }
+    let Some(list) = state.distribution.lists.custom(name) else { return Ok(false) };
+    Ok(match (list.visibility.as_str(), &reader.kind) {
+        ("public", _) | ("subscribers", ReaderKind::Key(_)) => true,
+        ("subscribers", ReaderKind::Machine(machine)) => {
+            state.store.machine_subscriptions(machine.key).await?.iter().any(|l| l == name)
+        }
+        _ => false,
+    })
 }
 
 /// What one pull of one list is allowed: the most entries, and for API keys the quota decision
@@ -183,7 +203,7 @@ pub async fn list_blocklists(
         ReaderKind::Machine(_) => None,
     };
     for (name, kind) in state.distribution.lists.names() {
-        if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) {
+        if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) || !may_know(&state, &reader, &name).await? {
             continue;
         }
         let snapshot = state.distribution.lists.get_or_load(&name).await?;
@@ -225,7 +245,7 @@ pub async fn get_blocklist_entries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (options, since) = query.options()?;
-    if state.distribution.list_kind(&name).await?.is_none() {
+    if state.distribution.list_kind(&name).await?.is_none() || !may_know(&state, &reader, &name).await? {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
     let grant = match grant(&state, &reader, &name).await {
@@ -302,7 +322,17 @@ async fn full_response(
         response.headers_mut().remove(header::CONTENT_TYPE);
         return Ok(response);
     }
-    let key = RenderKey { list: name.to_string(), seq: served.seq, policy: served.policy, options, cap };
+    let key = RenderKey { list: name.to_string(), seq: served.seq, policy: served.policy, options, cap, gzip: false };
+    if takes_gzip_only(headers)
+        && let Some(compressed) = cached_gzip(&state.distribution.lists, &key).await?
+    {
+        let mut response = Response::new(Body::from(compressed));
+        set_headers(response.headers_mut(), options.format, served.seq, Some(&tag));
+        // Already encoded: the compression layer passes it through as it is.
+        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        return Ok(response);
+    }
     let body = match state.distribution.lists.cached(&key) {
         Some(chunks) => {
             metrics::counter!("palisade_blocklist_render_cache_hits_total").increment(1);
@@ -314,6 +344,48 @@ async fn full_response(
     let mut response = Response::new(body);
     set_headers(response.headers_mut(), options.format, served.seq, Some(&tag));
     Ok(response)
+}
+
+/// Whether the client takes gzip and not zstd (nor anything), so the compression layer would
+/// gzip: zstd is cheap enough to run per download, gzip is not.
+fn takes_gzip_only(headers: &HeaderMap) -> bool {
+    let mut gzip = false;
+    for value in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()) {
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let refused = parts.any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0));
+            match coding.as_str() {
+                "gzip" | "x-gzip" if !refused => gzip = true,
+                "zstd" | "*" if !refused => return false,
+                _ => {}
+            }
+        }
+    }
+    gzip
+}
+
+/// The gzip-compressed rendering of `key`: kept from an earlier download, or compressed once
+/// from the kept identity rendering. `None` while the list was not rendered whole yet (the
+/// compression layer then encodes the streamed rendering, and a later download keeps it).
+async fn cached_gzip(lists: &Arc<crate::serving::Lists>, key: &RenderKey) -> Result<Option<bytes::Bytes>, ApiError> {
+    let gzip_key = RenderKey { gzip: true, ..key.clone() };
+    if let Some(chunks) = lists.cached(&gzip_key) {
+        metrics::counter!("palisade_blocklist_render_cache_hits_total").increment(1);
+        return Ok(chunks.first().cloned());
+    }
+    let Some(identity) = lists.cached(key) else { return Ok(None) };
+    let compressed = tokio::task::spawn_blocking(move || {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        identity.iter().try_for_each(|chunk| encoder.write_all(chunk))?;
+        encoder.finish()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let compressed = bytes::Bytes::from(compressed);
+    lists.store_rendered(gzip_key, Arc::new(vec![compressed.clone()]));
+    Ok(Some(compressed))
 }
 
 /// Streams the rendering of `served` (its top `key.cap` entries) as it is produced (a blocking

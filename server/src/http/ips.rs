@@ -1,6 +1,6 @@
 //! Native IP endpoints under `/v1/ips`: the lookup (the CTI data in Palisade's own shape, with
-//! the explanation summary) and the explanation of a listing. Reporters are never named here (the
-//! admin variant is in `admin`).
+//! the explanation summary) and the explanation of a listing, each charged to the caller's tier.
+//! Reporters are never named here (the admin variant is in `admin`).
 
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +16,7 @@ use super::extract::{AuthMachine, LookupCaller, PathParam};
 use super::quota::{charge, with_limit_headers};
 use super::responses::{BadRequest, InvalidApiKey, RateLimited, Unauthorized};
 use crate::error::ApiError;
+use crate::limits::LimitKey;
 use crate::lookup;
 use crate::manage;
 use crate::state::AppState;
@@ -26,17 +27,32 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Why an address is (or is not) on the community list: the rule, how many independent clusters
-/// and ASes reported it, which scenarios, since when, until when. Never who reported it.
+/// and ASes reported it, which scenarios, since when, until when. Never who reported it. Costs one
+/// lookup of the machine tier, per machine; only a refusal (429) carries the `X-RateLimit-*`
+/// headers and `Retry-After`.
 #[utoipa::path(get, path = "/{ip}/explanation", tag = "ips", security(("machine" = [])),
     params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
-    responses((status = 200, body = ExplanationResponse), BadRequest, Unauthorized))]
+    responses((status = 200, body = ExplanationResponse), BadRequest, Unauthorized, RateLimited))]
 #[instrument(skip_all, fields(ip = %ip, machine.id = %machine.login))]
 pub async fn get_ip_explanation(
     State(state): State<AppState>,
     machine: AuthMachine,
     PathParam(ip): PathParam<String>,
-) -> Result<Json<ExplanationResponse>, ApiError> {
-    Ok(Json(manage::explain(state.store.as_ref(), &state.engine_params, &ip, false).await?))
+) -> Response {
+    if let Err(error) = lookup::parse(&ip) {
+        return ApiError::from(error).into_response();
+    }
+    // Counted against the machine's limits, but not as a lookup in the usage figures.
+    let tier = state.quotas.tier(&state.quotas.machine_tier);
+    let decision = state.quotas.limiter.check(&LimitKey::Machine(machine.key.0), &tier, 1).await;
+    if !decision.allowed {
+        metrics::counter!("palisade_quota_denials_total").increment(1);
+        return with_limit_headers(ApiError::RateLimited(decision.retry_after_secs).into_response(), &decision);
+    }
+    match manage::explain(state.store.as_ref(), &state.engine_params, &ip, false).await {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
 }
 
 /// Everything known about an address: reputation, confidence, scores per window, behaviours,

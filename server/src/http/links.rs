@@ -98,7 +98,10 @@ pub async fn get_blocklist_link(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = verify(&state, LinkKind::Blocklist, &name, &query)?;
-    if state.distribution.list_kind(&name).await?.as_deref() != Some("block") {
+    // An operator-only list is served to no machine, through links issued earlier neither.
+    if state.distribution.list_kind(&name).await?.as_deref() != Some("block")
+        || !state.distribution.lists.serves_subscribers(&name)
+    {
         return Err(ApiError::NotFound(format!("no block list named {name:?}")));
     }
     let served = state.distribution.lists.served(&name).await?;
@@ -143,7 +146,9 @@ pub async fn get_allowlist_link(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     verify(&state, LinkKind::Allowlist, &name, &query)?;
-    if state.distribution.list_kind(&name).await?.as_deref() != Some("allow") {
+    if state.distribution.list_kind(&name).await?.as_deref() != Some("allow")
+        || !state.distribution.lists.serves_subscribers(&name)
+    {
         return Err(ApiError::NotFound(format!("no allowlist named {name:?}")));
     }
     let served = state.distribution.lists.served(&name).await?;

@@ -16,6 +16,15 @@
 //! checks go one by one, so a quota is used exactly. Between replicas, `X-RateLimit-Remaining`
 //! does not see what the others hold leased (at most 64 each); a replica that dies holding a
 //! lease leaves those lookups counted until the window ends.
+//!
+//! A circuit breaker keeps a lost Redis from costing every lookup its timeout: after a failed
+//! call the limiter stops asking Redis for a while ([`DEFAULT_BREAKER_OPEN`], configurable) and
+//! each check fails at once, so the caller serves its local limits; then a single check probes
+//! Redis (half-open) while the others still fall back, and its answer closes the breaker or opens
+//! it again. `palisade_ratelimit_redis_breaker_state` shows where it stands (0 closed, 1 open,
+//! 2 half-open), `palisade_ratelimit_redis_breaker_opened_total` counts its openings and
+//! `palisade_ratelimit_redis_breaker_skipped_total` the checks it kept from Redis. Its clock is
+//! the time a check is made at, the same as the limits'.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,6 +92,114 @@ return start
 
 /// How long one check may take before the caller falls back.
 const TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How long the limiter stops asking Redis after a failure, unless configured otherwise.
+pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(5);
+
+/// Where the circuit breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Redis answers: every check goes to it.
+    Closed,
+    /// Redis failed at `since_us`: no check goes to it before `until_us`.
+    Open {
+        /// When it opened (µs since the epoch, on the checks' clock).
+        since_us: i64,
+        /// When a probe may go.
+        until_us: i64,
+    },
+    /// One check is probing Redis since `since_us`; the others fall back until it answers (or,
+    /// should the probe be abandoned, for as long as an opening lasts).
+    HalfOpen {
+        /// When the probe went.
+        since_us: i64,
+    },
+}
+
+impl BreakerState {
+    /// The value of `palisade_ratelimit_redis_breaker_state`.
+    fn gauge(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::Open { .. } => 1.0,
+            BreakerState::HalfOpen { .. } => 2.0,
+        }
+    }
+}
+
+/// What the breaker lets a check do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Go to Redis.
+    Ask,
+    /// Go to Redis as the one half-open probe.
+    Probe,
+    /// Do not ask Redis.
+    Skip,
+}
+
+/// The circuit breaker in front of Redis (see the module documentation).
+#[derive(Debug)]
+struct Breaker {
+    state: Mutex<BreakerState>,
+    /// How long it stays open; zero: it never opens.
+    open_us: i64,
+}
+
+impl Breaker {
+    fn new(open_for: Duration) -> Self {
+        let open_us = i64::try_from(open_for.as_micros()).unwrap_or(i64::MAX);
+        metrics::gauge!("palisade_ratelimit_redis_breaker_state").set(0.0);
+        Breaker { state: Mutex::new(BreakerState::Closed), open_us }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(state: &mut BreakerState, to: BreakerState) {
+        *state = to;
+        metrics::gauge!("palisade_ratelimit_redis_breaker_state").set(to.gauge());
+    }
+
+    /// Whether a check made at `now_us` may ask Redis.
+    fn admit(&self, now_us: i64) -> Admission {
+        let mut state = self.lock();
+        match *state {
+            BreakerState::Closed => Admission::Ask,
+            // A clock that went back before the opening does not keep the breaker open longer.
+            BreakerState::Open { since_us, until_us } if now_us >= until_us || now_us < since_us => {
+                Self::set(&mut state, BreakerState::HalfOpen { since_us: now_us });
+                Admission::Probe
+            }
+            BreakerState::HalfOpen { since_us } if now_us >= since_us.saturating_add(self.open_us) || now_us < since_us => {
+                Self::set(&mut state, BreakerState::HalfOpen { since_us: now_us });
+                Admission::Probe
+            }
+            BreakerState::Open { .. } | BreakerState::HalfOpen { .. } => {
+                metrics::counter!("palisade_ratelimit_redis_breaker_skipped_total").increment(1);
+                Admission::Skip
+            }
+        }
+    }
+
+    /// Takes the outcome of a call admitted as `admission` at `now_us` into account.
+    fn record(&self, admission: Admission, ok: bool, now_us: i64) {
+        let mut state = self.lock();
+        match (ok, *state) {
+            (true, BreakerState::Closed) => {}
+            (true, _) => Self::set(&mut state, BreakerState::Closed),
+            // Nothing opens a breaker that is off; a late failure does not prolong an opening.
+            _ if self.open_us == 0 => {}
+            (false, BreakerState::Open { .. }) => {}
+            (false, BreakerState::HalfOpen { .. }) if admission != Admission::Probe => {}
+            (false, _) => {
+                metrics::counter!("palisade_ratelimit_redis_breaker_opened_total").increment(1);
+                Self::set(&mut state, BreakerState::Open { since_us: now_us, until_us: now_us.saturating_add(self.open_us) });
+            }
+        }
+    }
+}
 
 /// Most checks decided by one script run (bounds the time Redis spends in it).
 const MAX_GROUP: usize = 256;
@@ -158,6 +275,7 @@ pub struct RedisLimiter {
     queues: Queues,
     leases: Leases,
     round_trips: Arc<std::sync::atomic::AtomicU64>,
+    breaker: Arc<Breaker>,
 }
 
 impl RedisLimiter {
@@ -170,6 +288,7 @@ impl RedisLimiter {
             queues: Queues::default(),
             leases: Leases::default(),
             round_trips: Arc::default(),
+            breaker: Arc::new(Breaker::new(DEFAULT_BREAKER_OPEN)),
         };
         tokio::spawn(limiter.clone().give_back_stale_leases());
         Ok(limiter)
@@ -195,6 +314,12 @@ impl RedisLimiter {
         let mut result = Ok(());
         for (key, lease) in stale {
             let now_us = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
+            // While the breaker is open the lease waits (kept) rather than pay a timeout.
+            if matches!(self.breaker_state(), BreakerState::Open { until_us, .. } if now_us < until_us) {
+                self.keep_lease(&key, lease);
+                result = Err("Redis failed recently: leases are given back after the breaker closes".to_string());
+                continue;
+            }
             let (day_id, _, month_id, _) = windows(now_us);
             let give_back = GiveBack::of(Some(lease), lease.limits, day_id, month_id);
             if let Err(error) = self.run(&key, lease.limits, now_us, give_back, false, &[]).await {
@@ -233,6 +358,17 @@ impl RedisLimiter {
         self
     }
 
+    /// Stops asking Redis for `open_for` after a failure (zero: keeps asking at every check).
+    pub fn with_breaker(mut self, open_for: Duration) -> Self {
+        self.breaker = Arc::new(Breaker::new(open_for));
+        self
+    }
+
+    /// Where the circuit breaker stands.
+    pub fn breaker_state(&self) -> BreakerState {
+        *self.breaker.lock()
+    }
+
     /// Checks and, when allowed, counts `cost` lookups, atomically. Joins the group of checks
     /// waiting for `key`, starting a sender for it when none is at work.
     pub async fn check(&self, key: &str, tier: &Tier, cost: u32, now_us: i64) -> anyhow::Result<Counted> {
@@ -240,6 +376,18 @@ impl RedisLimiter {
         if let Some(counted) = self.spend_lease(key, limits, cost, now_us) {
             return Ok(counted);
         }
+        let admission = self.breaker.admit(now_us);
+        if admission == Admission::Skip {
+            anyhow::bail!("Redis failed recently: not asked until the breaker's probe");
+        }
+        let result = self.queue_check(key, limits, cost, now_us).await;
+        self.breaker.record(admission, result.is_ok(), now_us);
+        result
+    }
+
+    /// Queues a check for `key` and waits for its answer, starting a sender for the key when
+    /// none is at work.
+    async fn queue_check(&self, key: &str, limits: Limits, cost: u32, now_us: i64) -> anyhow::Result<Counted> {
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting { limits, cost, now_us, queued_at: std::time::Instant::now(), reply };
         let start = {
@@ -415,3 +563,6 @@ impl RedisLimiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

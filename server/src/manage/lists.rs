@@ -3,7 +3,9 @@
 //! action validates, writes through the store and returns the view both front ends show; making
 //! the change visible (refreshing snapshots, notifying replicas) is the caller's part.
 
-use palisade_api::native::{CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse};
+use palisade_api::native::{
+    CreateListRequest, CustomListView, FieldError, ListEntriesRequest, ListEntriesResponse, UpdateListRequest,
+};
 use time::OffsetDateTime;
 
 use crate::domain::lists::check_list_name;
@@ -19,7 +21,33 @@ pub fn custom_view(list: &CustomList) -> CustomListView {
         kind: list.kind.clone(),
         description: list.description.clone(),
         created_at: crate::domain::time::rfc3339(list.created_at),
+        visibility: list.visibility.clone(),
     }
+}
+
+/// Who may read a list when the operator does not say: the machines subscribed to it.
+pub const DEFAULT_VISIBILITY: &str = "subscribers";
+
+fn check_visibility(visibility: &str) -> Result<(), UseCaseError> {
+    if matches!(visibility, "public" | "subscribers" | "operator") {
+        Ok(())
+    } else {
+        Err(UseCaseError::invalid(
+            "visibility",
+            format!("visibility must be public, subscribers or operator, not {visibility:?}"),
+        ))
+    }
+}
+
+/// Changes a list's settings (its visibility).
+pub async fn update_list(store: &dyn ListStore, name: &str, request: UpdateListRequest) -> Result<CustomListView, UseCaseError> {
+    if let Some(visibility) = &request.visibility {
+        check_visibility(visibility)?;
+        if !store.set_custom_list_visibility(name, visibility).await? {
+            return Err(UseCaseError::NotFound(format!("no custom list named {name:?}")));
+        }
+    }
+    Ok(custom_view(&existing_list(store, name).await?))
 }
 
 /// The list `name`, or 404.
@@ -42,7 +70,15 @@ pub async fn create_list(store: &dyn ListStore, request: CreateListRequest) -> R
     if has_nul(&request.description) {
         return Err(UseCaseError::invalid("description", "must not contain NUL"));
     }
-    let list = CustomList { name: request.name, kind, description: request.description, created_at: OffsetDateTime::now_utc() };
+    let visibility = request.visibility.unwrap_or_else(|| DEFAULT_VISIBILITY.into());
+    check_visibility(&visibility)?;
+    let list = CustomList {
+        name: request.name,
+        kind,
+        description: request.description,
+        created_at: OffsetDateTime::now_utc(),
+        visibility,
+    };
     match store.create_custom_list(&list).await {
         Err(crate::store::StoreError::Conflict(_)) => {
             return Err(UseCaseError::Conflict(format!("a list named {:?} already exists", list.name)));

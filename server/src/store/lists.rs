@@ -35,6 +35,10 @@ pub trait ListStore: Send + Sync {
     /// Every operator-managed list, by name.
     async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError>;
 
+    /// Sets who may read a list (`public`, `subscribers`, `operator`); false when there is no
+    /// such list.
+    async fn set_custom_list_visibility(&self, name: &str, visibility: &str) -> Result<bool, StoreError>;
+
     /// Deletes an operator-managed list: its entries are removed (each removal logged with a seq,
     /// so consumers following a cursor drop them) and its subscriptions end. Whether it existed.
     async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
@@ -185,4 +189,7 @@ pub struct CustomList {
     pub description: String,
     /// When created.
     pub created_at: OffsetDateTime,
+    /// Who may read it: `public` (every machine), `subscribers` (machines subscribed to it) or
+    /// `operator` (no machine nor API key).
+    pub visibility: String,
 }

@@ -23,6 +23,10 @@ pub trait MachineStore: Send + Sync {
     /// Lists every machine, oldest first.
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError>;
 
+    /// The machines of `keys` (unknown keys left out), oldest first: what a request about a few
+    /// machines reads, at a cost that grows with `keys`, not with every machine stored.
+    async fn machines_by_keys(&self, keys: &[MachineKey]) -> Result<Vec<Machine>, StoreError>;
+
     /// Records a successful login.
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError>;
 

@@ -381,12 +381,15 @@ async fn custom_lists_are_managed_served_and_streamed_to_subscribers_with_origin
         assert_eq!(imported["rejected"][0]["field"], "line 4");
 
         let machine = app.machine("subscriber").await;
+        // Readable by subscribers only (the default visibility): 404 until subscribed.
         let native = app.get("/v1/blocklists/partners", Some(&machine.token)).await;
-        assert_eq!(lines(&native.text()), set(&["45.33.32.156", "81.2.69.0/24"]), "{}", app.label);
+        native.expect_error(StatusCode::NOT_FOUND, "not_found");
 
         let path = "/v1/admin/blocklists/partners/subscribers/subscriber";
         let subscribed = app.send(request(Method::PUT, path, Some(&admin), &[], Body::empty())).await;
         assert_eq!(subscribed.status, StatusCode::NO_CONTENT, "{}", subscribed.text());
+        let native = app.get("/v1/blocklists/partners", Some(&machine.token)).await;
+        assert_eq!(lines(&native.text()), set(&["45.33.32.156", "81.2.69.0/24"]), "{}", app.label);
         let first = app.get("/v2/decisions/stream?startup=true", Some(&machine.token)).await.expect_ok(StatusCode::OK);
         let from_list: Vec<&serde_json::Value> =
             first["new"].as_array().expect("new").iter().filter(|d| d["origin"] == "lists").collect();

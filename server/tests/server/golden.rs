@@ -818,5 +818,10 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("machines at the end", Call::get("/v1/admin/machines").token(&admin)).await;
     g.call("acme's API keys at the end", Call::get("/v1/admin/accounts/acme/api-keys").token(&admin)).await;
     g.call("blocklists at the end", Call::get("/v1/blocklists").token(&lapi_token)).await;
+    let visibility =
+        |value: &str| Call::new(Method::PATCH, "/v1/admin/blocklists/partners").token(&admin).json(&json!({"visibility": value}));
+    g.call("make partners public", visibility("public")).await;
+    g.call("a visibility that does not exist", visibility("everyone")).await;
+    g.call("partners, now public, for a machine", Call::get("/v1/blocklists/partners").token(&agent_token)).await;
     g.finish()
 }

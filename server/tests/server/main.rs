@@ -1,8 +1,10 @@
 //! The server's integration tests, one binary: in-process API tests over the real router and
-//! state (`api`, `blocklists`, `distribution`, `lookup`), the wire recording (`golden`), the
-//! OpenAPI drift check (`openapi`), the module-layout check (`layout`), input time bounds
-//! (`time_bounds`), PostgreSQL outages (`outage`) and storage amplification (`amplification`);
-//! `common` is their shared set-up. One binary links the server once instead of once per family.
+//! state (`api`, `blocklists`, `distribution`, `lookup`, `compressed`, `visibility`), the wire
+//! recording (`golden`), the OpenAPI drift check (`openapi`), the module-layout check (`layout`),
+//! and the hostile-client reproductions: input time bounds (`time_bounds`), PostgreSQL outages
+//! (`outage`), storage amplification (`amplification`), limits at the edge (`edge`) and canaries
+//! that must not be told apart (`canaries`); `common` is their shared set-up. One binary links
+//! the server once instead of once per family.
 //! Run one family with its module prefix:
 //!
 //! ```text
@@ -12,7 +14,9 @@
 mod amplification;
 mod api;
 mod blocklists;
+mod canaries;
 mod common;
+mod compressed;
 mod distribution;
 mod edge;
 mod golden;
@@ -21,3 +25,4 @@ mod lookup;
 mod openapi;
 mod outage;
 mod time_bounds;
+mod visibility;

@@ -35,7 +35,9 @@ fn blocklist_commands_manage_lists_served_by_the_running_server(db: &TestDb) -> 
     let login: LoginResponse = http.post(&format!("{}v2/watchers/login", server.url), None, &body)?.json()?;
     let token = login.token;
 
-    let out = server.admin(&["blocklist", "create", "partners", "--description", "shared by partners"])?;
+    // Public, so the machine reads it before it is subscribed.
+    let out =
+        server.admin(&["blocklist", "create", "partners", "--description", "shared by partners", "--visibility", "public"])?;
     ensure!(out.contains("partners"), "{out}");
     let again = refused(&server, &["blocklist", "create", "partners"])?;
     ensure!(again.contains("already") || again.contains("exists"), "duplicate: {again}");

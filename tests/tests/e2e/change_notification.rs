@@ -143,7 +143,11 @@ fn changes_reach_the_other_replica_through_redis_before_its_poll() -> anyhow::Re
     ensure!(received >= 1.0, "the follower was told through Redis, not by its poll ({received})");
 
     // An operator's edit of a custom list on the leader.
-    let reply = http.post(&format!("{}v1/admin/blocklists", leader.url), Some(&admin), &json!({"name": "partners"}))?;
+    let reply = http.post(
+        &format!("{}v1/admin/blocklists", leader.url),
+        Some(&admin),
+        &json!({"name": "partners", "visibility": "public"}),
+    )?;
     ensure!(reply.status == 201, "create list: {} {}", reply.status, reply.body);
     ensure!(served(&http, &follower, "partners", &consumer)?.is_empty(), "the new list starts empty");
     add(&http, &leader, &admin, "partners", "81.2.69.160")?;

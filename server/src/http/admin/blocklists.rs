@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use palisade_api::native::{CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse};
+use palisade_api::native::{CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse, UpdateListRequest};
 use tracing::instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(create_custom_list, list_custom_lists))
-        .routes(routes!(delete_custom_list))
+        .routes(routes!(delete_custom_list, update_custom_list))
         .routes(routes!(update_list_entries))
         .routes(routes!(import_list_entries))
         .routes(routes!(subscribe_machine, unsubscribe_machine))
@@ -62,6 +62,23 @@ pub async fn delete_custom_list(
     lists::delete_list(state.store.as_ref(), &name).await?;
     state.distribution.publish().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change an operator-managed list's settings: who may read it (`public`, `subscribers`,
+/// `operator`).
+#[utoipa::path(patch, path = "/{name}", tag = "admin", params(("name" = String, Path, description = "list name")),
+    request_body = UpdateListRequest, security(("admin" = [])),
+    responses((status = 200, body = CustomListView), NotFound, Unprocessable))]
+#[instrument(skip_all, fields(list = %name))]
+pub async fn update_custom_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    PathParam(name): PathParam<String>,
+    JsonBody(request): JsonBody<UpdateListRequest>,
+) -> Result<Json<CustomListView>, ApiError> {
+    let view = lists::update_list(state.store.as_ref(), &name, request).await?;
+    state.distribution.publish().await?;
+    Ok(Json(view))
 }
 
 /// Add (or renew) and remove entries of an operator-managed list. Values that are not addresses

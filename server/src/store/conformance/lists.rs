@@ -8,7 +8,13 @@ async fn custom_lists_hold_entries_under_the_shared_seq_and_delete_with_logged_r
     use crate::store::{CustomList, ListEntry, ListOp};
     for s in subjects().await {
         let label = s.label();
-        let list = CustomList { name: "partners".into(), kind: "block".into(), description: "d".into(), created_at: T0 };
+        let list = CustomList {
+            name: "partners".into(),
+            kind: "block".into(),
+            description: "d".into(),
+            created_at: T0,
+            visibility: "subscribers".into(),
+        };
         s.store().create_custom_list(&list).await.expect("create");
         assert!(matches!(s.store().create_custom_list(&list).await, Err(StoreError::Conflict(_))), "{label}");
         assert_eq!(s.store().custom_lists().await.expect("lists"), std::slice::from_ref(&list), "{label}");
@@ -28,6 +34,9 @@ async fn custom_lists_hold_entries_under_the_shared_seq_and_delete_with_logged_r
             .await
             .expect("apply");
         assert_eq!(s.store().list_entries("partners").await.expect("entries").len(), 2, "{label}");
+        assert!(s.store().set_custom_list_visibility("partners", "operator").await.expect("visibility"), "{label}");
+        assert_eq!(s.store().custom_lists().await.expect("lists")[0].visibility, "operator", "{label}");
+        assert!(!s.store().set_custom_list_visibility("nothing", "public").await.expect("no list"), "{label}");
 
         let key = machine(s.store(), "watcher").await;
         s.store().set_list_subscription("watcher", "partners", true).await.expect("subscribe");
@@ -51,7 +60,13 @@ async fn list_entries_are_paged_by_value_each_exactly_once() {
     use crate::store::{CustomList, ListEntry, ListOp};
     for s in subjects().await {
         let label = s.label();
-        let list = CustomList { name: "paged".into(), kind: "block".into(), description: String::new(), created_at: T0 };
+        let list = CustomList {
+            name: "paged".into(),
+            kind: "block".into(),
+            description: String::new(),
+            created_at: T0,
+            visibility: "subscribers".into(),
+        };
         s.store().create_custom_list(&list).await.expect("create");
         let values: Vec<String> = (1..=7).map(|i| format!("45.33.32.{i}")).collect();
         let ops: Vec<ListOp> = values

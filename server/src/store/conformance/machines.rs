@@ -91,6 +91,25 @@ async fn machines_are_listed_oldest_first() {
 }
 
 #[tokio::test]
+async fn machines_by_keys_reads_only_those_machines_oldest_first() {
+    for s in subjects().await {
+        let label = s.label();
+        let mut keys = Vec::new();
+        for login in ["one", "two", "three", "four"] {
+            keys.push(machine(s.store(), login).await);
+        }
+        let wanted = [keys[3], keys[1], MachineKey(i64::MAX), keys[3]];
+        let machines = s.store().machines_by_keys(&wanted).await.expect("by keys");
+        let read: Vec<(MachineKey, &str)> = machines.iter().map(|m| (m.key, m.machine_id.as_str())).collect();
+        assert_eq!(read, [(keys[1], "two"), (keys[3], "four")], "{label}: those, once each, unknown left out");
+        let all = s.store().list_machines().await.expect("list");
+        let same = all.iter().find(|m| m.key == keys[1]).expect("listed");
+        assert_eq!(format!("{:?}", machines[0]), format!("{same:?}"), "{label}: the same record as the listing");
+        assert!(s.store().machines_by_keys(&[]).await.expect("none").is_empty(), "{label}: no keys");
+    }
+}
+
+#[tokio::test]
 async fn login_records_scenarios_origin_and_time() {
     for s in subjects().await {
         let label = s.label();

@@ -38,8 +38,13 @@ async fn signals_are_counted_per_machine_and_per_day_since_a_time() {
 async fn list_changes_are_counted_per_day_as_additions_and_removals() {
     for s in subjects().await {
         let (label, store) = (s.label(), s.store());
-        let list =
-            crate::store::CustomList { name: "mine".into(), kind: "block".into(), description: String::new(), created_at: T0 };
+        let list = crate::store::CustomList {
+            name: "mine".into(),
+            kind: "block".into(),
+            description: String::new(),
+            created_at: T0,
+            visibility: "subscribers".into(),
+        };
         store.create_custom_list(&list).await.expect("list");
         let entry = |value: &str| crate::store::ListEntry {
             list: "mine".into(),

@@ -81,11 +81,12 @@ impl ListStore for PgStore {
     }
 
     async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError> {
-        let inserted = sqlx::query("INSERT INTO custom_lists (name, kind, description, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+        let inserted = sqlx::query("INSERT INTO custom_lists (name, kind, description, created_at, visibility) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING")
             .bind(storable(&list.name).as_ref())
             .bind(&list.kind)
             .bind(storable(&list.description).as_ref())
             .bind(list.created_at)
+            .bind(&list.visibility)
             .execute(&self.pool)
             .await?;
         if inserted.rows_affected() == 0 {
@@ -95,7 +96,7 @@ impl ListStore for PgStore {
     }
 
     async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError> {
-        let rows = sqlx::query("SELECT name, kind, description, created_at FROM custom_lists ORDER BY name")
+        let rows = sqlx::query("SELECT name, kind, description, created_at, visibility FROM custom_lists ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -105,10 +106,20 @@ impl ListStore for PgStore {
                     kind: row.try_get("kind")?,
                     description: row.try_get("description")?,
                     created_at: row.try_get("created_at")?,
+                    visibility: row.try_get("visibility")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn set_custom_list_visibility(&self, name: &str, visibility: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE custom_lists SET visibility = $1 WHERE name = $2")
+            .bind(visibility)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
     }
 
     async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError> {

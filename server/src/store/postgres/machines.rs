@@ -33,6 +33,18 @@ impl MachineStore for PgStore {
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
     }
 
+    async fn machines_by_keys(&self, keys: &[MachineKey]) -> Result<Vec<Machine>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.id = ANY($1) ORDER BY m.id")))
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
+    }
+
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError> {
         let scenarios = serde_json::to_string(&login.scenarios).unwrap_or_else(|_| "[]".into());
         sqlx::query(

@@ -84,12 +84,13 @@ impl ListStore for SqliteStore {
 
     async fn create_custom_list(&self, list: &CustomList) -> Result<(), StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO custom_lists (name, kind, description, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO custom_lists (name, kind, description, created_at, visibility) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
         .bind(storable(&list.name).as_ref())
         .bind(&list.kind)
         .bind(storable(&list.description).as_ref())
         .bind(to_micros(list.created_at))
+        .bind(&list.visibility)
         .execute(&self.writer)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -99,7 +100,7 @@ impl ListStore for SqliteStore {
     }
 
     async fn custom_lists(&self) -> Result<Vec<CustomList>, StoreError> {
-        let rows = sqlx::query("SELECT name, kind, description, created_at FROM custom_lists ORDER BY name")
+        let rows = sqlx::query("SELECT name, kind, description, created_at, visibility FROM custom_lists ORDER BY name")
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
@@ -109,10 +110,20 @@ impl ListStore for SqliteStore {
                     kind: row.try_get("kind")?,
                     description: row.try_get("description")?,
                     created_at: from_micros(row.try_get("created_at")?),
+                    visibility: row.try_get("visibility")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn set_custom_list_visibility(&self, name: &str, visibility: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE custom_lists SET visibility = ? WHERE name = ?")
+            .bind(visibility)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(updated.rows_affected() > 0)
     }
 
     async fn delete_custom_list(&self, name: &str, at: OffsetDateTime) -> Result<bool, StoreError> {

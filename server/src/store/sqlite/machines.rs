@@ -33,6 +33,19 @@ impl MachineStore for SqliteStore {
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
     }
 
+    async fn machines_by_keys(&self, keys: &[MachineKey]) -> Result<Vec<Machine>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.id IN (SELECT value FROM json_each(?)) ORDER BY m.id")))
+                .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
+    }
+
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError> {
         let scenarios = serde_json::to_string(&login.scenarios).unwrap_or_else(|_| "[]".into());
         sqlx::query("UPDATE machines SET scenarios = ?, origin_prefix = ?, user_agent = ?, last_login_at = ? WHERE id = ?")
