@@ -31,7 +31,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams, guard_credentials, record_miss};
-use super::responses::{BadRequest, RateLimited, Unauthorized, Unprocessable};
+use super::responses::{BadRequest, Busy, RateLimited, Unauthorized, Unprocessable};
 use crate::auth::password::{self, HashingError, Saturated};
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
@@ -112,7 +112,7 @@ fn saturated(busy: Saturated) -> ApiError {
 /// succeeds (a re-run installer); with another password it is a conflict.
 #[utoipa::path(post, path = "/watchers", tag = "crowdsec", request_body = RegisterRequest,
     responses((status = 200, body = MessageResponse), (status = 403, description = "registration closed", body = palisade_api::native::ErrorBody),
-              (status = 409, description = "id taken", body = palisade_api::native::ErrorBody), Unprocessable))]
+              (status = 409, description = "id taken", body = palisade_api::native::ErrorBody), Unprocessable, RateLimited, Busy))]
 #[instrument(skip_all, fields(machine.id = %request.machine_id))]
 pub async fn register_machine(
     State(state): State<AppState>,
@@ -178,7 +178,7 @@ pub async fn register_machine(
 /// machine declares, which tailor its blocklist.
 #[utoipa::path(post, path = "/watchers/login", tag = "crowdsec", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, description = "wrong id or password", body = palisade_api::native::ErrorBody),
-              Unprocessable, RateLimited))]
+              Unprocessable, RateLimited, Busy))]
 #[instrument(skip_all, fields(machine.id = %request.machine_id, scenario.count = request.scenarios.len()))]
 pub async fn login_machine(
     State(state): State<AppState>,
@@ -227,7 +227,7 @@ pub async fn login_machine(
 /// 202 when attached now, 200 when it already was (and `overwrite` is false), 403 for a bad key.
 #[utoipa::path(post, path = "/watchers/enroll", tag = "crowdsec", request_body = EnrollRequest, security(("machine" = [])),
     responses((status = 202, description = "enrolled", body = MessageResponse), (status = 200, description = "already enrolled", body = MessageResponse),
-              (status = 403, description = "invalid key", body = palisade_api::native::ErrorBody), Unauthorized))]
+              (status = 403, description = "invalid key", body = palisade_api::native::ErrorBody), Unauthorized, RateLimited))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn enroll_machine(
     State(state): State<AppState>,
@@ -272,7 +272,7 @@ pub async fn enroll_machine(
     responses((status = 200, body = SignalsResponse), Unauthorized,
               (status = 413, description = "too many items or too large", body = palisade_api::native::ErrorBody),
               (status = 422, description = "no valid item", body = palisade_api::native::ErrorBody),
-              (status = 429, description = "machine over its rate", body = palisade_api::native::ErrorBody)))]
+              (status = 429, description = "machine over its signal rate or its daily bytes", body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(machine.id = %machine.login, signal.count = items.len()))]
 pub async fn push_signals(
     State(state): State<AppState>,
@@ -346,7 +346,9 @@ pub async fn push_signals(
 /// Push the installation's inventory (bouncers and agents), sent at start-up and every 30 minutes.
 /// Also served as `/v2/metrics/` (with the trailing slash CrowdSec uses).
 #[utoipa::path(post, path = "/metrics", tag = "crowdsec", request_body = MetricsRequest, security(("machine" = [])),
-    responses((status = 200, body = MessageResponse), Unauthorized, Unprocessable))]
+    responses((status = 200, body = MessageResponse), Unauthorized,
+              (status = 413, description = "document larger than `ingest.max_metrics_bytes`", body = palisade_api::native::ErrorBody),
+              Unprocessable, RateLimited))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn push_metrics(
     State(state): State<AppState>,
@@ -368,7 +370,9 @@ pub async fn push_metrics(
 
 /// Push usage metrics (CrowdSec ≥ 1.6.3). Stored as sent; any JSON object is accepted.
 #[utoipa::path(post, path = "/usage-metrics", tag = "crowdsec", request_body = Object, security(("machine" = [])),
-    responses((status = 200, body = MessageResponse), Unauthorized, Unprocessable))]
+    responses((status = 200, body = MessageResponse), Unauthorized,
+              (status = 413, description = "document larger than `ingest.max_metrics_bytes`", body = palisade_api::native::ErrorBody),
+              Unprocessable, RateLimited))]
 #[instrument(skip_all, fields(machine.id = %machine.login))]
 pub async fn push_usage_metrics(
     State(state): State<AppState>,

@@ -52,3 +52,9 @@ pub struct RateLimited(pub ErrorBody);
 #[derive(IntoResponses)]
 #[response(status = 403)]
 pub struct BadLinkSignature(pub ErrorBody);
+
+/// Every slot of a bounded, costly operation (password hashing) stayed taken; `Retry-After` says
+/// when to try again.
+#[derive(IntoResponses)]
+#[response(status = 503)]
+pub struct Busy(pub ErrorBody);
