@@ -103,20 +103,26 @@ mod tests {
         }
     }
 
+    /// A migrated store on `db` with one operator-made machine.
+    async fn store_with_machine(db: &TestDb) -> (std::sync::Arc<dyn crate::store::Store>, crate::store::MachineKey) {
+        let store = crate::store::open(&db.url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let machine = NewMachine {
+            machine_id: "watcher".into(),
+            password_hash: "x".into(),
+            sensor: false,
+            created_by: CreatedBy::Operator,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let key = store.create_machine(&machine).await.expect("machine");
+        (store, key)
+    }
+
     #[tokio::test]
     async fn a_pass_prepares_days_ahead_and_expires_only_old_processed_signals() {
         for db in TestDb::all().await {
             let label = db.label();
-            let store = crate::store::open(&db.url).await.expect("open");
-            store.migrate().await.expect("migrate");
-            let machine = NewMachine {
-                machine_id: "watcher".into(),
-                password_hash: "x".into(),
-                sensor: false,
-                created_by: CreatedBy::Operator,
-                created_at: OffsetDateTime::now_utc(),
-            };
-            let key = store.create_machine(&machine).await.expect("machine");
+            let (store, key) = store_with_machine(&db).await;
             let now = OffsetDateTime::now_utc();
             let old = now - Duration::days(100);
             store.insert_signals(&[signal(key, "45.33.32.1", old), signal(key, "45.33.32.2", now)]).await.expect("insert");
@@ -166,16 +172,7 @@ mod tests {
     async fn a_pass_expires_metrics_documents_past_their_retention() {
         for db in TestDb::all().await {
             let label = db.label();
-            let store = crate::store::open(&db.url).await.expect("open");
-            store.migrate().await.expect("migrate");
-            let machine = NewMachine {
-                machine_id: "watcher".into(),
-                password_hash: "x".into(),
-                sensor: false,
-                created_by: CreatedBy::Operator,
-                created_at: OffsetDateTime::now_utc(),
-            };
-            let key = store.create_machine(&machine).await.expect("machine");
+            let (store, key) = store_with_machine(&db).await;
             let now = OffsetDateTime::now_utc();
             for (age, kind) in [(40, "usage"), (31, "metrics"), (29, "usage"), (0, "metrics")] {
                 store.record_metrics(key, kind, None, "{\"lapi\":{}}", now - Duration::days(age)).await.expect("metrics");
