@@ -55,13 +55,26 @@ pub fn register_families() {
         "palisade_redis_errors_total",
         "palisade_retention_partitions_dropped_total",
         "palisade_retention_signals_deleted_total",
+        "palisade_retention_metrics_deleted_total",
+        "palisade_connections_timed_out_total",
+        "palisade_password_hash_saturated_total",
+        "palisade_registrations_capped_total",
+        "palisade_ratelimit_redis_breaker_opened_total",
+        "palisade_ratelimit_redis_breaker_skipped_total",
+        "palisade_store_fail_fast_total",
     ] {
         metrics::counter!(name).increment(0);
     }
     for kind in ["unavailable", "database"] {
         metrics::counter!("palisade_store_errors_total", "kind" => kind).increment(0);
     }
-    for name in ["palisade_consensus_leader", "palisade_consensus_lag_signals", "palisade_consensus_lag_seconds"] {
+    for name in [
+        "palisade_consensus_leader",
+        "palisade_consensus_lag_signals",
+        "palisade_consensus_lag_seconds",
+        "palisade_connections_open",
+        "palisade_password_hashes_in_flight",
+    ] {
         metrics::gauge!(name).set(0.0);
     }
 }
