@@ -9,8 +9,10 @@
 //! nothing of HTTP; `http/quota.rs` turns a [`Decision`] into headers and a 429.
 //!
 //! [`failures`] counts wrong credentials per client, so guessing stops before the database;
-//! [`sources`] limits registrations and logins per client address and network.
+//! [`sources`] limits registrations and logins per client address and network; [`daily_bytes`]
+//! bounds the signal bytes a machine may have stored per day.
 
+pub mod daily_bytes;
 pub mod failures;
 pub mod local;
 pub mod quota;

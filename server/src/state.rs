@@ -43,7 +43,7 @@ pub struct AppState {
     /// Per-machine limit on metrics and usage-metrics pushes (per process).
     pub metrics_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     /// Bytes of signals each machine had stored today, against `ingest.signal_bytes_per_machine_per_day`.
-    pub signal_bytes: Arc<crate::domain::signal::DailyBytes>,
+    pub signal_bytes: Arc<crate::limits::daily_bytes::DailyBytes>,
     /// Register and login rates per client address and network, which cost an argon2 hash each.
     pub source_limits: Arc<SourceLimits>,
     /// Machines that may register from one client network per 24 hours (0: no cap).
