@@ -277,6 +277,7 @@ pub struct Engine {
     canaries: IpSet,
     shared: IpSet,
     hosting: IpSet,
+    public: IpSet,
     use_asn: bool,
     machines: HashMap<i64, MachineState>,
     targets: HashMap<IpNet, TargetState>,
@@ -303,6 +304,7 @@ impl Engine {
             canaries: IpSet::default(),
             shared: IpSet::default(),
             hosting: IpSet::default(),
+            public: IpSet::default(),
             use_asn,
             machines: HashMap::new(),
             targets: HashMap::new(),
@@ -344,9 +346,15 @@ impl Engine {
         self.hosting = set;
     }
 
+    /// Replaces what public lists already carry (imported feeds): reporting an address in it is
+    /// an echo, which earns nothing, like reporting an address this engine lists.
+    pub fn set_public(&mut self, set: IpSet) {
+        self.public = set;
+    }
+
     /// Whether `target` may never be listed.
     pub fn is_never_block(&self, target: IpNet) -> bool {
-        self.never_block.overlaps(target) || self.canaries.overlaps(target)
+        (self.params.never_block_guard && self.never_block.overlaps(target)) || self.canaries.overlaps(target)
     }
 
     /// The key a target is aggregated under: IPv6 addresses by their /64.
@@ -758,7 +766,7 @@ impl Consensus for Engine {
         // address; it is never listed (`is_never_block`), and only its effect on the reporter
         // differs, applied once the report is in.
         let canary = self.canaries.overlaps(key);
-        if !canary && self.never_block.overlaps(key) {
+        if !canary && self.params.never_block_guard && self.never_block.overlaps(key) {
             if let Some(state) = self.machines.get_mut(&report.machine) {
                 state.add_evidence(0.0, self.params.never_block_penalty, report.at, &self.params);
             }
@@ -782,7 +790,7 @@ impl Consensus for Engine {
         }
         let state = self.targets.entry(key).or_insert_with(|| TargetState { first_seen: report.at, ..TargetState::default() });
         state.last_seen = state.last_seen.max(report.at);
-        let listed = state.listing.is_some();
+        let echo = state.listing.is_some() || self.public.overlaps(key);
         match state.reporter_position(report.machine).map(|position| &mut state.reporters[position]) {
             Some(r) => {
                 r.last_at = r.last_at.max(report.at);
@@ -796,7 +804,7 @@ impl Consensus for Engine {
             }
             None => {
                 let damping = machine.count_new_target(report.at, params);
-                if listed {
+                if echo {
                     machine.add_evidence(params.echo_credit, 0.0, report.at, params);
                 }
                 state.reporters.push(Reporter {
@@ -811,7 +819,7 @@ impl Consensus for Engine {
                     sensor_sighting,
                     voided: zeroed.is_some(),
                     voided_visible_at: zeroed.unwrap_or(0),
-                    credited: listed,
+                    credited: echo,
                 });
                 let recent = self.recent_targets.entry(report.machine).or_default();
                 recent.push_back((report.at, key));

@@ -78,6 +78,10 @@ pub struct Params {
     /// An IPv4 /24 inside configured hosting space is listed whole while at least this many of
     /// its addresses are listed with a ban (0: never expand).
     pub expand_v4_24_after: u32,
+    /// Whether never-block ranges are enforced. Always on in the server; the simulator turns it
+    /// off to measure what the rest of the engine would list without it (not configurable).
+    #[serde(skip)]
+    pub never_block_guard: bool,
 }
 
 /// Trust caps by account verification level.
@@ -142,6 +146,7 @@ impl Default for Params {
             spoofable_scenarios: vec!["udp".into(), "flood".into(), "ddos".into()],
             uncertified_weight: 0.5,
             expand_v4_24_after: 8,
+            never_block_guard: true,
         }
     }
 }

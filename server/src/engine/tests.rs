@@ -340,3 +340,26 @@ fn allowlisting_part_of_an_expanded_block_delists_it() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn echoing_a_public_list_earns_no_lead_credit() {
+    let mut w = World::new();
+    w.engine.set_public(IpSet::new([net("77.0.0.0/8")]));
+    w.trusted(3);
+    for m in 1..=3 {
+        assert_eq!(w.engine.machine(m).map(|s| s.leads), Some(0), "machine {m} only echoed a public feed");
+    }
+}
+
+#[test]
+fn the_never_block_guard_is_not_configurable_but_can_be_switched_off_in_code() {
+    let configured = serde_json::from_str::<Params>(r#"{"never_block_guard": false}"#);
+    assert!(configured.is_err(), "a configuration cannot switch the guard off");
+    assert!(serde_json::from_str::<Params>("{}").unwrap().never_block_guard);
+    let mut w = World::new();
+    w.engine = Engine::new(Params { never_block_guard: false, ..Params::default() }, true);
+    w.machine(1000, None, 0, true);
+    w.report(1000, "8.8.8.8", 1);
+    w.advance(60);
+    assert!(w.listed("8.8.8.8"), "without the guard a sensor sighting lists anything");
+}
