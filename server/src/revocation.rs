@@ -13,7 +13,7 @@
 //! revoke what: the admin API, the CLI and the console do, through [`crate::manage`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -144,7 +144,10 @@ pub struct Revocations {
     /// How far back revocations matter: the longest a token or session lives, and some.
     horizon: time::Duration,
     snapshot: RwLock<Arc<Snapshot>>,
-    checked_at: Mutex<Option<Instant>>,
+    /// When the generation was last read, in ms after `started` (0: never); an atomic, so the
+    /// requests between two checks take no lock for it.
+    checked_at_ms: AtomicU64,
+    started: Instant,
     /// Set by another replica's notice: the next request reloads first.
     stale: AtomicBool,
     /// One reload at a time.
@@ -171,7 +174,8 @@ impl Revocations {
             // The JWT check allows 5 s of clock leeway; a minute covers it and the clocks of replicas.
             horizon: time::Duration::seconds(longest.saturating_add(60)),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
-            checked_at: Mutex::new(None),
+            checked_at_ms: AtomicU64::new(0),
+            started: Instant::now(),
             stale: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
             admin_tokens: Mutex::new(HashMap::new()),
@@ -189,10 +193,8 @@ impl Revocations {
     pub async fn current(&self) -> Result<Arc<Snapshot>, StoreError> {
         let snapshot = self.loaded();
         let must_wait = snapshot.generation.is_none() || self.stale.load(Ordering::Acquire);
-        let due = {
-            let checked_at = self.checked_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            checked_at.is_none_or(|at| at.elapsed() >= REFRESH_INTERVAL)
-        };
+        let checked_at = self.checked_at_ms.load(Ordering::Acquire);
+        let due = checked_at == 0 || self.elapsed_ms().saturating_sub(checked_at) >= REFRESH_INTERVAL.as_millis() as u64;
         if must_wait {
             let _guard = self.reloading.lock().await;
             // Another request may have reloaded while this one waited.
@@ -202,8 +204,10 @@ impl Revocations {
                     if self.loaded().generation.is_none() {
                         return Err(error);
                     }
-                    // Serve with what was loaded rather than refuse everyone; the next request retries.
-                    self.stale.store(true, Ordering::Release);
+                    // Serve with what was loaded rather than refuse everyone; the periodic check
+                    // retries within a second and reloads, as the generation it sees is new.
+                    metrics::counter!("palisade_revocation_refresh_failures_total").increment(1);
+                    tracing::warn!(%error, "cannot read the revocation list; checking with the one loaded");
                 }
             }
             return Ok(self.loaded());
@@ -221,7 +225,7 @@ impl Revocations {
     /// Reads the generation and, when it changed (or `force`), the list. The caller holds `reloading`.
     async fn refresh(&self, force: bool) -> Result<(), StoreError> {
         // Marked first: a failing store is asked again after the interval, not on every request.
-        *self.checked_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+        self.checked_at_ms.store(self.elapsed_ms().max(1), Ordering::Release);
         let generation = self.store.revocation_generation().await?;
         if !force && self.loaded().generation == Some(generation) {
             return Ok(());
@@ -235,6 +239,10 @@ impl Revocations {
         (self.on_change)();
         metrics::counter!("palisade_revocation_reloads_total").increment(1);
         Ok(())
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Another replica announced a revocation: the next request reloads before it is checked.
