@@ -43,7 +43,7 @@ pub use self::error::StoreError;
 pub use self::keys::{AccountKey, MachineKey};
 pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
-pub use self::revocations::{AdminTokenRecord, Generation, Revocation, RevocationKind, RevocationStore};
+pub use self::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
 pub use self::signals::{
     Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,
 };

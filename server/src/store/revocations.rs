@@ -53,6 +53,10 @@ pub trait RevocationStore: Send + Sync {
 
     /// The machines whose tokens are refused whatever their age: the disabled and the deleted.
     async fn disabled_machines(&self) -> Result<Vec<MachineKey>, StoreError>;
+
+    /// Deletes the revocations made before `before` (the credentials they refuse have expired
+    /// by then); how many.
+    async fn expire_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// What a revocation takes back.
@@ -110,15 +114,20 @@ pub struct Revocation {
     pub at: OffsetDateTime,
 }
 
-/// The revocation list's generation: its size and highest id. Both are needed: PostgreSQL can
-/// commit a lower id after a higher one was seen, which changes the count but not the highest id.
+/// The revocation list's generation: its highest id, and how many entries it holds among the
+/// last [`GENERATION_WINDOW`] ids. Both are needed: PostgreSQL can commit a lower id after a
+/// higher one was seen, which changes that count but not the highest id. Counting only recent
+/// ids keeps the read cheap however long the list grows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Generation {
-    /// Entries in the list.
+    /// Entries among the last [`GENERATION_WINDOW`] ids.
     pub count: i64,
     /// Highest id (0 when empty).
     pub last_id: i64,
 }
+
+/// How many of the newest ids [`Generation::count`] counts: far more than can be in flight at once.
+pub const GENERATION_WINDOW: i64 = 1000;
 
 /// An admin token as the operator sees it (the token itself is never stored).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,6 @@
 //! Conformance of [`RevocationStore`](crate::store::RevocationStore): disabling, enabling and
 //! deleting machines, replacing passwords, listing, touching and revoking admin tokens, and the
-//! revocation list with its generation.
+//! revocation list with its generation and expiry.
 
 use super::*;
 use crate::store::{Generation, Revocation, RevocationKind};
@@ -145,5 +145,11 @@ async fn the_revocation_list_reads_back_from_a_time_and_its_generation_moves() {
         assert_eq!(store.revocations_since(T0).await.expect("list"), entries.to_vec(), "{label}: all, in order");
         assert_eq!(store.revocations_since(T0 + Duration::hours(1)).await.expect("list"), entries[1..].to_vec(), "{label}");
         assert!(store.revocations_since(T0 + Duration::hours(3)).await.expect("list").is_empty(), "{label}: none later");
+
+        // Expiring the old ones keeps the rest, and is seen as a change.
+        assert_eq!(store.expire_revocations(T0 + Duration::hours(1)).await.expect("expire"), 1, "{label}: one expired");
+        assert_eq!(store.revocations_since(T0).await.expect("list"), entries[1..].to_vec(), "{label}: the rest");
+        assert!(!seen.contains(&store.revocation_generation().await.expect("generation")), "{label}: a new generation");
+        assert_eq!(store.expire_revocations(T0).await.expect("expire"), 0, "{label}: nothing older");
     }
 }

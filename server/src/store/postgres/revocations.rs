@@ -2,7 +2,7 @@
 //! stay in the backend's root module.
 
 use super::*;
-use crate::store::revocations::{AdminTokenRecord, Generation, Revocation, RevocationKind, RevocationStore};
+use crate::store::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
 
 /// Appends one revocation inside `tx`.
 async fn append(
@@ -115,9 +115,13 @@ impl RevocationStore for PgStore {
     }
 
     async fn revocation_generation(&self) -> Result<Generation, StoreError> {
-        let (count, last_id): (i64, Option<i64>) =
-            sqlx::query_as("SELECT count(*), max(id) FROM revocations").fetch_one(&self.pool).await?;
-        Ok(Generation { count, last_id: last_id.unwrap_or(0) })
+        let last_id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM revocations").fetch_one(&self.pool).await?;
+        let last_id = last_id.unwrap_or(0);
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM revocations WHERE id > $1")
+            .bind(last_id - GENERATION_WINDOW)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Generation { count, last_id })
     }
 
     async fn revocations_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
@@ -131,6 +135,11 @@ impl RevocationStore for PgStore {
                 Ok(Revocation { kind: kind.parse()?, subject: row.try_get("subject")?, at: row.try_get("at")? })
             })
             .collect()
+    }
+
+    async fn expire_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE at < $1").bind(before).execute(&self.pool).await?;
+        Ok(done.rows_affected())
     }
 
     async fn disabled_machines(&self) -> Result<Vec<MachineKey>, StoreError> {

@@ -2,7 +2,7 @@
 //! stay in the backend's root module.
 
 use super::*;
-use crate::store::revocations::{AdminTokenRecord, Generation, Revocation, RevocationKind, RevocationStore};
+use crate::store::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
 
 /// Appends one revocation inside `tx`.
 async fn append(tx: &mut sqlx::Transaction<'_, Sqlite>, kind: RevocationKind, subject: &str, at: i64) -> Result<(), sqlx::Error> {
@@ -110,9 +110,13 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn revocation_generation(&self) -> Result<Generation, StoreError> {
-        let (count, last_id): (i64, Option<i64>) =
-            sqlx::query_as("SELECT count(*), max(id) FROM revocations").fetch_one(&self.reader).await?;
-        Ok(Generation { count, last_id: last_id.unwrap_or(0) })
+        let last_id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM revocations").fetch_one(&self.reader).await?;
+        let last_id = last_id.unwrap_or(0);
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM revocations WHERE id > ?")
+            .bind(last_id - GENERATION_WINDOW)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(Generation { count, last_id })
     }
 
     async fn revocations_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
@@ -126,6 +130,11 @@ impl RevocationStore for SqliteStore {
                 Ok(Revocation { kind: kind.parse()?, subject: row.try_get("subject")?, at: from_micros(row.try_get("at")?) })
             })
             .collect()
+    }
+
+    async fn expire_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE at < ?").bind(to_micros(before)).execute(&self.writer).await?;
+        Ok(done.rows_affected())
     }
 
     async fn disabled_machines(&self) -> Result<Vec<MachineKey>, StoreError> {
