@@ -222,6 +222,17 @@ impl Revocations {
         Ok(snapshot)
     }
 
+    /// The snapshot after asking the store whether the list changed, whatever the time of the
+    /// last check: for a login, which costs a password hash anyway, so the token it issues agrees
+    /// with the revocations committed before it (a password reset or an enabling made on another
+    /// replica a moment ago).
+    pub async fn current_fresh(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let _guard = self.reloading.lock().await;
+        let force = self.loaded().generation.is_none() || self.stale.swap(false, Ordering::AcqRel);
+        self.refresh(force).await?;
+        Ok(self.loaded())
+    }
+
     /// Reads the generation and, when it changed (or `force`), the list. The caller holds `reloading`.
     async fn refresh(&self, force: bool) -> Result<(), StoreError> {
         // Marked first: a failing store is asked again after the interval, not on every request.

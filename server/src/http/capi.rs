@@ -217,8 +217,10 @@ pub async fn login_machine(
         return Err(ApiError::Revoked("this machine is disabled by the operator of this server".into()));
     }
     let now = OffsetDateTime::now_utc();
-    // A token issued in the second of a revocation would be refused: issue it from the next one.
-    let floor = state.revocations.current().await?.machine_token_floor(machine.key);
+    // Up to date with the revocations committed before this login (a reset or an enabling made
+    // on another replica a moment ago), and a token issued in the second of a revocation would
+    // be refused: issue it from the next one.
+    let floor = state.revocations.current_fresh().await?.machine_token_floor(machine.key);
     let issued_at = if now.unix_timestamp() < floor { OffsetDateTime::from_unix_timestamp(floor).unwrap_or(now) } else { now };
     let scenarios: BTreeSet<String> = request.scenarios.into_iter().collect();
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(256).collect());

@@ -6,8 +6,12 @@
 //! sent (B hears of it through Redis at once; C reads the revocation list within a second), or
 //! the test fails. The times taken are printed.
 //!
-//! Needs `DATABASE_URL` (PostgreSQL) and `REDIS_URL`; skips with a notice without them, except
-//! under `CI=true`.
+//! The operator's commands for it are exercised on one server on SQLite, with the CLI as an
+//! operator runs it beside the server: `admin token list|revoke`, `admin machine
+//! disable|enable|delete`, `admin sessions revoke-all`.
+//!
+//! The replicas need `DATABASE_URL` (PostgreSQL) and `REDIS_URL`; that test skips with a notice
+//! without them, except under `CI=true`.
 
 use std::time::{Duration, Instant};
 
@@ -232,5 +236,67 @@ fn revocations_made_on_one_replica_are_refused_on_the_others_within_five_seconds
     for (name, server) in others {
         ensure!(!token_refused(http, server, &fresh.token)?, "the new token works on {name}");
     }
+    Ok(())
+}
+
+/// Polls `refused` until it holds; fails after [`LIMIT`].
+fn refused_within_limit(what: &str, mut refused: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let since = Instant::now();
+    while !refused()? {
+        ensure!(since.elapsed() <= LIMIT, "{what}: still accepted {} ms after the command", since.elapsed().as_millis());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+#[test]
+fn the_operators_revocation_commands_take_effect_on_a_running_server() -> anyhow::Result<()> {
+    let browser = Browser::new()?;
+    let http = &browser.http;
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    let admin = server.admin_token()?;
+    let spare = server.admin_token()?;
+
+    // Admin tokens: listed by prefix (never the token), revoked by prefix, refused at once.
+    ensure!(!admin_refused(http, &server, &spare)?, "the spare token works first");
+    let listed: Vec<AdminTokenView> = serde_json::from_str(&server.admin(&["token", "list", "--json"])?)?;
+    ensure!(listed.len() == 2 && listed.iter().all(|t| t.revoked_at.is_none()), "two live tokens: {listed:?}");
+    let table = server.admin(&["token", "list"])?;
+    ensure!(!table.contains(&spare) && !table.contains(&admin), "the table shows no token: {table}");
+    let prefix = listed.iter().map(|t| t.prefix.clone()).find(|p| spare.starts_with(p.as_str())).context("spare listed")?;
+    server.admin(&["token", "revoke", &prefix])?;
+    refused_within_limit("a token revoked with the CLI", || admin_refused(http, &server, &spare))?;
+    let listed: Vec<AdminTokenView> = serde_json::from_str(&server.admin(&["token", "list", "--json"])?)?;
+    ensure!(listed.iter().any(|t| t.prefix == prefix && t.revoked_at.is_some()), "revoked in the list: {listed:?}");
+    let again = server.admin(&["token", "revoke", &prefix]);
+    ensure!(again.is_err_and(|e| e.to_string().contains("no live admin token")), "revoking twice fails with a sentence");
+
+    // A machine disabled, enabled and deleted with the CLI.
+    let added = server.admin(&["machine", "add", "web-01"])?;
+    let password = added.lines().find_map(|l| l.strip_prefix("password: ")).context("a password")?.to_string();
+    let log_in =
+        || http.post(&format!("{}v2/watchers/login", server.url), None, &json!({"machine_id": "web-01", "password": password}));
+    let login: LoginResponse = log_in()?.json()?;
+    ensure!(!token_refused(http, &server, &login.token)?, "the token works first");
+    server.admin(&["machine", "disable", "web-01"])?;
+    refused_within_limit("a machine disabled with the CLI", || token_refused(http, &server, &login.token))?;
+    ensure!(log_in()?.status == 401, "a disabled machine cannot log in");
+    server.admin(&["machine", "enable", "web-01"])?;
+    let login: LoginResponse = log_in()?.json()?;
+    ensure!(!token_refused(http, &server, &login.token)?, "enabled: a new login works");
+    server.admin(&["machine", "delete", "web-01"])?;
+    refused_within_limit("a machine deleted with the CLI", || token_refused(http, &server, &login.token))?;
+    ensure!(log_in()?.status == 401, "a deleted machine cannot log in");
+    let machines: Vec<serde_json::Value> = serde_json::from_str(&server.admin(&["machine", "list", "--json"])?)?;
+    ensure!(machines.is_empty(), "a deleted machine is not listed: {machines:?}");
+    ensure!(server.admin(&["machine", "disable", "web-01"]).is_err(), "a deleted machine cannot be disabled");
+
+    // Every console session ended with the CLI.
+    let cookie = browser.sign_in(&server, &admin)?;
+    ensure!(browser.overview(&server, &cookie)?.is_some(), "signed in first");
+    server.admin(&["sessions", "revoke-all"])?;
+    refused_within_limit("sessions ended with the CLI", || Ok(browser.overview(&server, &cookie)?.is_none()))?;
+    ensure!(browser.overview(&server, &browser.sign_in(&server, &admin)?)?.is_some(), "a new sign-in works");
     Ok(())
 }
