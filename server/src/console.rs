@@ -302,9 +302,7 @@ async fn logout(
     if let Err(error) = manage::end_session(state.store.as_ref(), &session.nonce).await {
         return store_error(error);
     }
-    if let Err(error) = state.revocations.revoked().await {
-        return store_error(error);
-    }
+    state.revocations.revoked().await;
     let mut response = Redirect::to("/console/login").into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     response
@@ -410,10 +408,7 @@ async fn revoke_api_key(
     let notice = match manage::revoke_api_key(state.store.as_ref(), prefix, Some(&name)).await {
         Ok(()) => {
             state.quotas.api_keys.clear();
-            // Every replica forgets the key at once; should the reload fail, within a second.
-            if let Err(error) = state.revocations.revoked().await {
-                tracing::warn!(%error, "cannot reload the revocation list");
-            }
+            state.revocations.revoked().await;
             Notice::Done(format!("API key {prefix} revoked."))
         }
         Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),

@@ -263,21 +263,25 @@ impl Revocations {
 
     /// After a revocation was stored on this replica: reloads the snapshot before the caller
     /// answers, and tells the other replicas (through Redis when configured; otherwise they see
-    /// it at their next check).
-    pub async fn revoked(&self) -> Result<(), StoreError> {
+    /// it at their next check). The revocation is stored already, so a failed reload is not the
+    /// caller's failure: the next request here reloads first.
+    pub async fn revoked(&self) {
         {
             let _guard = self.reloading.lock().await;
-            self.refresh(true).await?;
+            if let Err(error) = self.refresh(true).await {
+                metrics::counter!("palisade_revocation_refresh_failures_total").increment(1);
+                tracing::warn!(%error, "cannot reload the revocation list after a revocation; the next request retries");
+                self.stale.store(true, Ordering::Release);
+            }
         }
         self.bus.announce(CHANNEL).await;
-        Ok(())
     }
 
     /// Whether an admin token (by hash) is live: from the cache while fresh, else from the store
     /// (recording its use). Unknown tokens are not cached; the failed-credential limit bounds them.
     pub async fn admin_token_valid(&self, token_hash: &str) -> Result<bool, StoreError> {
         // Brings the snapshot up to date first, which empties the cache when the list changed.
-        self.current().await?;
+        let generation = self.current().await?.generation;
         let fresh = {
             let cache = self.admin_tokens.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             cache.get(token_hash).is_some_and(|at| at.elapsed() < ADMIN_TOKEN_TTL)
@@ -292,10 +296,14 @@ impl Revocations {
             tracing::warn!(%error, "cannot record admin token use");
         }
         let mut cache = self.admin_tokens.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if cache.len() >= 1_000 {
-            cache.clear();
+        // A reload since the store was asked may have emptied the cache for a revocation this
+        // answer predates: then it is not remembered.
+        if self.loaded().generation == generation {
+            if cache.len() >= 1_000 {
+                cache.clear();
+            }
+            cache.insert(token_hash.to_string(), Instant::now());
         }
-        cache.insert(token_hash.to_string(), Instant::now());
         Ok(true)
     }
 }

@@ -41,7 +41,7 @@ pub async fn set_machine_disabled(
     JsonBody(request): JsonBody<SetDisabledRequest>,
 ) -> Result<StatusCode, ApiError> {
     manage::set_machine_disabled(state.store.as_ref(), &machine_id, request.disabled).await?;
-    state.revocations.revoked().await?;
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -57,7 +57,7 @@ pub async fn delete_machine(
     PathParam(machine_id): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     manage::delete_machine(state.store.as_ref(), &machine_id).await?;
-    state.revocations.revoked().await?;
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -73,7 +73,7 @@ pub async fn reset_machine_password(
     PathParam(machine_id): PathParam<String>,
 ) -> Result<Json<MachineCredentials>, ApiError> {
     let credentials = manage::reset_machine_password(state.store.as_ref(), &machine_id).await?;
-    state.revocations.revoked().await?;
+    state.revocations.revoked().await;
     Ok(Json(credentials))
 }
 
@@ -97,7 +97,7 @@ pub async fn revoke_admin_token(
     PathParam(prefix): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     manage::revoke_admin_token(state.store.as_ref(), &prefix).await?;
-    state.revocations.revoked().await?;
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,6 +107,6 @@ pub async fn revoke_admin_token(
 #[instrument(skip_all)]
 pub async fn end_all_sessions(State(state): State<AppState>, _admin: Admin) -> Result<StatusCode, ApiError> {
     manage::end_all_sessions(state.store.as_ref()).await?;
-    state.revocations.revoked().await?;
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }

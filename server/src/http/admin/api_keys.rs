@@ -72,7 +72,7 @@ pub async fn revoke_api_key_admin(
     PathParam(prefix): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     manage::revoke_api_key(state.store.as_ref(), &prefix, None).await?;
-    state.revocations.revoked().await?;
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
