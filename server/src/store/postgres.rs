@@ -100,7 +100,7 @@ const MACHINE_SELECT: &str = "SELECT m.id, m.machine_id, m.password_hash, m.acco
      FROM machines m LEFT JOIN accounts a ON a.id = m.account_id";
 
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.name, a.level, a.created_at, \
-     (SELECT count(*) FROM machines m WHERE m.account_id = a.id) AS machine_count FROM accounts a";
+     (SELECT count(*) FROM machines m WHERE m.account_id = a.id AND m.deleted_at IS NULL) AS machine_count FROM accounts a";
 
 fn machine_from_row(row: &PgRow) -> Result<Machine, StoreError> {
     let scenarios: String = row.try_get("scenarios")?;

@@ -150,7 +150,7 @@ fn signal_from_row(row: &SqliteRow) -> Result<StoredSignal, StoreError> {
 }
 
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.name, a.level, a.created_at, \
-     (SELECT count(*) FROM machines m WHERE m.account_id = a.id) AS machine_count FROM accounts a";
+     (SELECT count(*) FROM machines m WHERE m.account_id = a.id AND m.deleted_at IS NULL) AS machine_count FROM accounts a";
 
 #[async_trait]
 impl Database for SqliteStore {

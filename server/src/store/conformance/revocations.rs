@@ -50,11 +50,17 @@ async fn deleted_machines_leave_listings_and_logins_but_stay_disabled() {
         let store = s.store();
         let gone = machine(store, "agent-gone").await;
         let kept = machine(store, "agent-kept").await;
+        let account = store.create_account("acme", T0).await.expect("account");
+        for key in [gone, kept] {
+            store.enroll_machine(key, account, None, &[], false, T0).await.expect("enroll");
+        }
         let at = T0 + Duration::hours(1);
         assert_eq!(store.delete_machine("agent-gone", at).await.expect("delete"), gone, "{label}: key");
         assert!(store.machine_by_login("agent-gone").await.expect("lookup").is_none(), "{label}: no login");
         let listed: Vec<MachineKey> = store.list_machines().await.expect("list").iter().map(|m| m.key).collect();
         assert_eq!(listed, vec![kept], "{label}: gone from the listing");
+        let acme = store.account_by_name("acme").await.expect("account").expect("exists");
+        assert_eq!(acme.machine_count, 1, "{label}: no longer counted in its account");
         assert_eq!(store.disabled_machines().await.expect("disabled"), vec![gone], "{label}: tokens refused");
         // Still known by key (its signals refer to it), and its login stays taken.
         let by_key = store.machines_by_keys(&[gone]).await.expect("by key");
