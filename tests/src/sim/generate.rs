@@ -58,6 +58,13 @@ pub enum Event {
         /// The attacker address.
         attacker: u32,
     },
+    /// The public feed publishes an address (as the engine keys it) until `until`.
+    Publish {
+        /// The published address or /64.
+        key: IpNet,
+        /// When the feed drops it.
+        until: Time,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +75,7 @@ enum SpawnKind {
     NeverBlockFp,
     Register(u16),
     Strike(u16),
+    Junk(u16),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +97,7 @@ impl SpawnKind {
             SpawnKind::NeverBlockFp => [4, 0],
             SpawnKind::Register(g) => [5, u64::from(g)],
             SpawnKind::Strike(g) => [6, u64::from(g)],
+            SpawnKind::Junk(g) => [7, u64::from(g)],
         }
     }
 }
@@ -195,7 +204,17 @@ impl<'a> Generator<'a> {
             if sc.adversaries[group.spec].source == Source::Fresh {
                 spawns.push(Spawn { at: group.register_at, kind: SpawnKind::Register(i as u16), n: 0 });
             }
-            spawns.push(Spawn { at: group.strike_at, kind: SpawnKind::Strike(i as u16), n: 0 });
+            let spec = &sc.adversaries[group.spec];
+            let hours = spec.strike_hours.ceil().max(1.0) as u64;
+            for (k, &at) in group.strikes.iter().enumerate() {
+                spawns.push(Spawn { at, kind: SpawnKind::Strike(i as u16), n: k as u64 });
+                if spec.junk_per_machine > 0 {
+                    for h in 0..hours {
+                        let n = k as u64 * hours + h;
+                        spawns.push(Spawn { at: at + h as Time * HOUR, kind: SpawnKind::Junk(i as u16), n });
+                    }
+                }
+            }
         }
         // Stable: spawns of one kind at the same second keep their order.
         spawns.sort_by_key(|s| (s.at, s.kind));
@@ -282,8 +301,9 @@ impl<'a> Generator<'a> {
         id
     }
 
-    /// A machine that sees a given attack: honest ones by their traffic, plus sleeping adversaries.
-    fn sighter(&self, rng: &mut Rng) -> u32 {
+    /// A machine that sees an attack starting at `at`: honest ones by their traffic, plus sleeping
+    /// adversaries (those already created).
+    fn sighter(&self, rng: &mut Rng, at: Time) -> u32 {
         let w = self.world;
         let sleeping_weight: f64 = self
             .sleeping
@@ -299,7 +319,11 @@ impl<'a> Generator<'a> {
             let group = &w.groups[g];
             let weight = group.machines.len() as f64 * self.scenario.adversaries[group.spec].sighting_rate;
             if x < weight {
-                return group.machines[rng.index(group.machines.len())];
+                let machine = group.machines[rng.index(group.machines.len())];
+                if w.machines[machine as usize].created_at > at {
+                    return w.pick_honest(rng);
+                }
+                return machine;
             }
             x -= weight;
         }
@@ -362,9 +386,13 @@ impl<'a> Generator<'a> {
             }
             SpawnKind::Strike(g) => {
                 let g = usize::from(g);
-                self.sleeping.retain(|&s| s != g);
+                // Between strike phases the machines go back to their honest behaviour.
+                if spawn.n + 1 >= self.world.groups[g].strikes.len() as u64 {
+                    self.sleeping.retain(|&s| s != g);
+                }
                 self.expand_strike(spawn.at, g, &mut rng);
             }
+            SpawnKind::Junk(g) => self.expand_junk(spawn.at, usize::from(g), &mut rng),
         }
     }
 
@@ -421,7 +449,7 @@ impl<'a> Generator<'a> {
             }
             let sightings = rng.count(f64::from(reach) * share);
             for _ in 0..sightings {
-                let machine = self.sighter(rng);
+                let machine = self.sighter(rng, start);
                 let first = start + rng.below(len as u64) as Time;
                 let reports = rng.between(spec.reports_per_sighting);
                 for r in 0..reports {
@@ -441,7 +469,54 @@ impl<'a> Generator<'a> {
             if spec.kind == AttackerKind::Dynamic {
                 self.push(start + lease, Event::Handover { attacker: id });
             }
+            let feed = &self.scenario.public_feed;
+            if feed.coverage > 0.0 && rng.chance(feed.coverage) {
+                let published = start + secs(rng.uniform(feed.delay_hours), HOUR);
+                self.publish(published, key, rotating, rng);
+            }
             start += len;
+        }
+    }
+
+    /// The feed publishes `key` at `at`; machines of groups echoing the feed report it right after.
+    fn publish(&mut self, at: Time, key: IpNet, rotating: bool, rng: &mut Rng) {
+        let until = at + secs(self.scenario.public_feed.ttl_days, DAY);
+        self.push(at, Event::Publish { key: Engine::key(key), until });
+        let scenario = (self.names.len() - 1) as u16;
+        for g in 0..self.world.groups.len() {
+            let group = &self.world.groups[g];
+            let spec = &self.scenario.adversaries[group.spec];
+            let last = group.strikes.last().copied().unwrap_or(group.strike_at) + secs(spec.strike_hours, HOUR);
+            if spec.echo_feed <= 0.0 || at < group.register_at || at >= last {
+                continue;
+            }
+            for k in 0..group.machines.len() {
+                let machine = self.world.groups[g].machines[k];
+                if self.world.machines[machine as usize].created_at > at || !rng.chance(spec.echo_feed) {
+                    continue;
+                }
+                let t = at + rng.below(HOUR as u64) as Time;
+                let target = if rotating { address_in(key, rng) } else { key };
+                self.report(t, machine, target, scenario);
+            }
+        }
+    }
+
+    /// One hour of a group's junk flood: random addresses in 176.0.0.0/4, no entity of the world.
+    fn expand_junk(&mut self, at: Time, g: usize, rng: &mut Rng) {
+        let group = &self.world.groups[g];
+        let spec = &self.scenario.adversaries[group.spec];
+        let per_hour = spec.junk_per_machine as f64 / spec.strike_hours.ceil().max(1.0);
+        let scenario = (self.scenario.attackers.len() + group.spec) as u16;
+        let certified = spec.certified;
+        let machines = group.machines.clone();
+        for machine in machines {
+            for _ in 0..rng.count(per_hour) {
+                let address = (176u32 << 24) | rng.below(1 << 28) as u32;
+                let target = IpNet::from(std::net::IpAddr::V4(address.into()));
+                let t = at + rng.below(HOUR as u64) as Time;
+                self.push(t, Event::Report { machine, target, scenario, certified });
+            }
         }
     }
 
@@ -462,6 +537,10 @@ impl<'a> Generator<'a> {
                     Some(address_in(range, rng))
                 }
                 VictimKind::NeverBlock => None,
+                VictimKind::Canary if !self.world.canaries.is_empty() => {
+                    Some(self.world.canaries[rng.index(self.world.canaries.len())])
+                }
+                VictimKind::Canary => None,
             };
             let target = target.unwrap_or_else(|| {
                 let target = self.new_internet();
@@ -473,6 +552,26 @@ impl<'a> Generator<'a> {
             victims.push(target);
         }
         let window = secs(spec.strike_hours, HOUR).max(1) as u64;
+        if spec.spoofed {
+            // Traffic spoofed from each victim: honest machines and sensors genuinely see it.
+            let (seen_by, sensor_chance) = (spec.spoof_seen_by, spec.spoof_sensor_chance);
+            for &victim in &victims {
+                for _ in 0..rng.log_between(seen_by) {
+                    let machine = self.world.pick_honest(rng);
+                    let first = at + rng.below(window) as Time;
+                    for r in 0..rng.between([1, 2]) {
+                        let t = if r == 0 { first } else { first + rng.below((at + window as Time - first + 1) as u64) as Time };
+                        self.report(t, machine, victim, scenario);
+                    }
+                }
+                for k in 0..self.world.sensors.len() {
+                    if rng.chance(sensor_chance) {
+                        let sensor = self.world.sensors[k];
+                        self.report(at + rng.below(window) as Time, sensor, victim, scenario);
+                    }
+                }
+            }
+        }
         let echoes_per_lie = (1.0 - spec.lie_fraction) / spec.lie_fraction;
         let machines = group.machines.clone();
         let rpv = spec.reports_per_victim;
