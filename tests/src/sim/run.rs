@@ -305,12 +305,13 @@ pub fn run(scenario: &Scenario, world: &World, seed: u64, subject: &mut dyn Subj
                 None => {}
             }
         }
-        if let Some(changed) = subject.take_state() {
-            scorer.on_state(&changed);
-        }
-        // Penalties land at appeals and canary hits; an hourly look is fine-grained enough.
-        if now >= next_penalty_check {
+        // Penalties land at appeals and canary hits, and the worker flushes changed state every
+        // so often: an hourly look at both is fine-grained enough (and keeps copies cheap).
+        if now >= next_penalty_check || now >= world.end {
             next_penalty_check = now + HOUR;
+            if let Some(changed) = subject.take_state() {
+                scorer.on_state(&changed);
+            }
             for &i in &malicious {
                 if !scorer.was_penalised(i) && subject.penalised(world.machines[i as usize].id, now) {
                     scorer.on_penalised(i, now);

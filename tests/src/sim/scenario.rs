@@ -630,4 +630,18 @@ mod tests {
         let scenario = Scenario::from_table(base).unwrap();
         assert_eq!((scenario.world.ases, scenario.world.sensors, scenario.attackers.len()), (10, 5, 2));
     }
+
+    #[test]
+    fn every_shipped_scenario_file_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&dir).expect("scenarios directory") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 14, "{loaded} scenario files");
+    }
 }
