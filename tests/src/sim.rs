@@ -180,6 +180,7 @@ pub fn render_text(results: &Results) -> String {
         row("cheapest_success_group", &|c| opt(&c.cheapest_success_group)),
         row("engine_state_mb_peak", &|c| opt(&c.engine_state_mb_peak.map(|m| format!("{m:.1}")))),
         row("engine_targets_peak", &|c| opt(&c.engine_targets_peak)),
+        row("real_attackers_displaced", &|c| opt(&c.real_attackers_displaced)),
         row("-- context", &|_| String::new()),
         row("signals", &|c| c.signals.to_string()),
         row("attackers_seen_by_10plus", &|c| c.attackers_seen_by_10plus.to_string()),
@@ -228,7 +229,16 @@ pub fn render_timing(timing: &Timing) -> String {
         .subjects
         .iter()
         .map(|(name, rate, busy, cpu)| {
-            let cpu = cpu.map_or_else(|| "cpu unknown".to_string(), |c| format!("cpu {:.1} s", c.as_secs_f64()));
+            let cpu = cpu.map_or_else(
+                || "cpu unknown".to_string(),
+                |c| {
+                    format!(
+                        "cpu {:.1} s, {:.0} per cpu s",
+                        c.as_secs_f64(),
+                        rate * busy.as_secs_f64() / c.as_secs_f64().max(1e-9)
+                    )
+                },
+            );
             format!("{name}={rate:.0} ({:.1} s, {cpu})", busy.as_secs_f64())
         })
         .collect();
@@ -339,5 +349,20 @@ mod tests {
         assert!(engine.engine_state_mb_peak.is_some_and(|mb| mb > 0.0));
         assert!(engine.engine_targets_peak.is_some_and(|n| n > 100));
         assert!(results.scorecards[1..].iter().all(|c| c.engine_state_mb_peak.is_none()));
+    }
+
+    #[test]
+    fn fresh_victims_displace_real_attackers_from_a_capped_list() {
+        let mut scenario = small("[[adversaries]]\nmachines = 10\nases = 5\nregister_day = 2.9\nvictim_count = 30\n");
+        scenario.run.consumer_list_cap = 5;
+        let capped = simulate(&scenario, 6, 1).expect("runs").0;
+        let naive = &capped.scorecards[1];
+        assert!(naive.innocent_listed > 5, "the baseline lists the victims: {}", naive.innocent_listed);
+        assert!(naive.real_attackers_displaced.is_some_and(|d| d >= 5), "{:?}", naive.real_attackers_displaced);
+        scenario.run.consumer_list_cap = 1_000_000;
+        let roomy = simulate(&scenario, 6, 1).expect("runs").0;
+        assert_eq!(roomy.scorecards[1].real_attackers_displaced, Some(0));
+        scenario.run.consumer_list_cap = 0;
+        assert_eq!(simulate(&scenario, 6, 1).expect("runs").0.scorecards[1].real_attackers_displaced, None);
     }
 }

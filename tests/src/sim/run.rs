@@ -136,8 +136,9 @@ impl Meter {
     }
 
     fn start(&mut self) {
-        self.started = Instant::now();
+        // CPU first, so reading it is not inside the wall-clock window.
         self.cpu_started = self.cpu.and(thread_cpu());
+        self.started = Instant::now();
     }
 
     fn stop(&mut self) {
@@ -311,6 +312,9 @@ pub fn run(scenario: &Scenario, world: &World, seed: u64, subject: &mut dyn Subj
             next_penalty_check = now + HOUR;
             if let Some(changed) = subject.take_state() {
                 scorer.on_state(&changed);
+            }
+            if scenario.run.consumer_list_cap > 0 && now >= world.scored_from {
+                scorer.on_capped_list(scenario.run.consumer_list_cap, &generator);
             }
             for &i in &malicious {
                 if !scorer.was_penalised(i) && subject.penalised(world.machines[i as usize].id, now) {

@@ -53,11 +53,14 @@ pub struct RunSpec {
     /// Whether the engine enforces its never-block ranges (`Params::never_block_guard`). Off, the
     /// scorecard shows what the rest of the engine would list there (canaries are still guarded).
     pub never_block_guard: bool,
+    /// Entries a capped consumer list holds (a firewall's address-list limit): the newest
+    /// listings first. 0: no capped consumer scored.
+    pub consumer_list_cap: usize,
 }
 
 impl Default for RunSpec {
     fn default() -> Self {
-        RunSpec { warmup_days: 30.0, days: 30.0, step_secs: 60, use_asn: true, never_block_guard: true }
+        RunSpec { warmup_days: 30.0, days: 30.0, step_secs: 60, use_asn: true, never_block_guard: true, consumer_list_cap: 0 }
     }
 }
 

@@ -110,6 +110,10 @@ pub struct Scorecard {
     pub engine_state_mb_peak: Option<f64>,
     /// Peak number of targets the engine held.
     pub engine_targets_peak: Option<u64>,
+    /// With `run.consumer_list_cap`: the most listed real attackers kept out of the capped list
+    /// (newest listings first) while something else held a slot, at an hourly look in the
+    /// scored period (null: no cap).
+    pub real_attackers_displaced: Option<u64>,
     /// Machine-days of the cheapest group that got a victim listed (null: none succeeded).
     pub cheapest_success_machine_days: Option<f64>,
     /// Its accounts.
@@ -169,6 +173,7 @@ pub struct Scorer {
     state_bytes: u64,
     state_bytes_peak: Option<u64>,
     targets_peak: u64,
+    displaced_peak: Option<u64>,
 }
 
 impl Scorer {
@@ -205,7 +210,25 @@ impl Scorer {
             state_bytes: 0,
             state_bytes_peak: None,
             targets_peak: 0,
+            displaced_peak: None,
         }
+    }
+
+    /// An hourly look at a consumer list capped at `cap` entries, newest listings first: how many
+    /// listed real attackers it leaves out while other entries (innocent, benign, anything not
+    /// a real attacker) take a slot.
+    pub fn on_capped_list(&mut self, cap: usize, generator: &Generator<'_>) {
+        let is_attacker = |key: &IpNet| matches!(generator.entity(key), Some(Entity::Attacker(_)));
+        let mut listed: Vec<(Time, IpNet)> = self.listed_since.iter().map(|(k, t)| (*t, *k)).collect();
+        let displaced = if listed.len() <= cap {
+            0
+        } else {
+            listed.sort_unstable_by(|a, b| b.cmp(a));
+            let others_inside = listed[..cap].iter().filter(|(_, k)| !is_attacker(k)).count();
+            let attackers_outside = listed[cap..].iter().filter(|(_, k)| is_attacker(k)).count();
+            others_inside.min(attackers_outside) as u64
+        };
+        self.displaced_peak = Some(self.displaced_peak.unwrap_or(0).max(displaced));
     }
 
     /// Malicious machine `index` is penalised at `now` (first sighting of it counts).
@@ -470,6 +493,7 @@ impl Scorer {
             attacker_appeals_upheld: self.attacker_appeals_upheld,
             engine_state_mb_peak: self.state_bytes_peak.map(|b| round(b as f64 / 1e6, 1)),
             engine_targets_peak: self.state_bytes_peak.map(|_| self.targets_peak),
+            real_attackers_displaced: self.displaced_peak,
             cheapest_success_machine_days: cheapest.map(|(days, _)| round(days, 1)),
             cheapest_success_accounts: cheapest.map(|(_, g)| world.groups[g].accounts as u64),
             cheapest_success_ases: cheapest.map(|(_, g)| world.groups[g].ases as u64),
@@ -492,5 +516,6 @@ impl Scorer {
 /// Rounds to `digits` decimals, so printed values never depend on float formatting noise.
 pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
-    (x * scale).round() / scale
+    // `+ 0.0` turns a negative zero (an empty sum is -0.0) into 0.
+    (x * scale).round() / scale + 0.0
 }
