@@ -181,6 +181,7 @@ pub fn render_text(results: &Results) -> String {
         row("engine_state_mb_peak", &|c| opt(&c.engine_state_mb_peak.map(|m| format!("{m:.1}")))),
         row("engine_targets_peak", &|c| opt(&c.engine_targets_peak)),
         row("real_attackers_displaced", &|c| opt(&c.real_attackers_displaced)),
+        row("canaries_identified", &|c| opt(&c.canaries_identified)),
         row("-- context", &|_| String::new()),
         row("signals", &|c| c.signals.to_string()),
         row("attackers_seen_by_10plus", &|c| c.attackers_seen_by_10plus.to_string()),
@@ -188,6 +189,7 @@ pub fn render_text(results: &Results) -> String {
         row("benign_reported", &|c| c.benign_reported.to_string()),
         row("benign_listed", &|c| c.benign_listed.to_string()),
         row("victims", &|c| c.victims.to_string()),
+        row("canaries_probed", &|c| c.canaries_probed.to_string()),
         row("reassigned", &|c| c.reassigned.to_string()),
         row("reassigned_listed_at_handover", &|c| c.reassigned_listed_at_handover.to_string()),
         row("malicious_machines", &|c| c.malicious_machines.to_string()),
@@ -364,5 +366,22 @@ mod tests {
         assert_eq!(roomy.scorecards[1].real_attackers_displaced, Some(0));
         scenario.run.consumer_list_cap = 0;
         assert_eq!(simulate(&scenario, 6, 1).expect("runs").0.scorecards[1].real_attackers_displaced, None);
+    }
+
+    #[test]
+    fn canaries_probed_one_per_machine_are_identified_and_a_burst_hides_them() {
+        let spread = small(
+            "[[adversaries]]\nmachines = 20\nases = 4\nregister_day = 1\nprobe = true\nvictims = \"canary\"\n\
+             victim_count = 20\nstrike_hours = 24\n",
+        );
+        let card = simulate(&spread, 7, 1).expect("runs").0.scorecards.remove(0);
+        assert!(card.canaries_probed > 5, "{}", card.canaries_probed);
+        assert_eq!(card.canaries_identified, Some(card.canaries_probed));
+        let burst = small(
+            "[[adversaries]]\nmachines = 2\nases = 2\nregister_day = 1\nprobe = true\nvictims = \"canary\"\n\
+             victim_count = 20\nstrike_hours = 0.5\n",
+        );
+        let card = simulate(&burst, 7, 1).expect("runs").0.scorecards.remove(0);
+        assert!(card.canaries_probed > 5 && card.canaries_identified.is_some_and(|n| n < card.canaries_probed));
     }
 }

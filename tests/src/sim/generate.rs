@@ -136,6 +136,18 @@ pub struct Generator<'a> {
     /// Groups currently in their honest phase.
     sleeping: Vec<usize>,
     echo_pool: VecDeque<IpNet>,
+    probes: Vec<Probe>,
+}
+
+/// One address a probing group reported, with one machine, to learn whether it is a canary.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// Machine index.
+    pub machine: u32,
+    /// The address.
+    pub target: IpNet,
+    /// When.
+    pub at: Time,
 }
 
 impl<'a> Generator<'a> {
@@ -166,6 +178,7 @@ impl<'a> Generator<'a> {
             next_shared: 0,
             sleeping: Vec::new(),
             echo_pool: VecDeque::new(),
+            probes: Vec::new(),
         };
         let steps = (world.end - world.start + scenario.run.step_secs - 1) / scenario.run.step_secs;
         g.buckets.resize_with(steps as usize + 1, Vec::new);
@@ -234,6 +247,11 @@ impl<'a> Generator<'a> {
     /// Real attacker addresses made so far.
     pub fn attackers(&self) -> &[AttackerInfo] {
         &self.attackers
+    }
+
+    /// Probes made so far, in the order they were drawn.
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
     }
 
     /// Victim addresses made so far.
@@ -574,6 +592,19 @@ impl<'a> Generator<'a> {
         }
         let echoes_per_lie = (1.0 - spec.lie_fraction) / spec.lie_fraction;
         let machines = group.machines.clone();
+        if spec.probe && !machines.is_empty() {
+            // One machine per address, its addresses evenly spaced: a visible penalty then
+            // points at one address.
+            let per_machine = victims.len().div_ceil(machines.len()).max(1) as u64;
+            let gap = window / per_machine;
+            for (i, &target) in victims.iter().enumerate() {
+                let machine = machines[i % machines.len()];
+                let at = at + (i / machines.len()) as Time * gap as Time + rng.below(gap.max(1) / 4 + 1) as Time;
+                self.probes.push(Probe { machine, target, at });
+                self.push(at, Event::Report { machine, target, scenario, certified: spec.certified });
+            }
+            return;
+        }
         let rpv = spec.reports_per_victim;
         for machine in machines {
             for &victim in &victims {

@@ -27,6 +27,11 @@ pub trait Subject: Consensus {
     /// Whether `machine` is penalised at `now`: zeroed by a canary, or carrying negative evidence
     /// about as heavy as one upheld false positive (90% of it, to allow for decay).
     fn penalised(&self, machine: i64, now: Time) -> bool;
+    /// When a canary penalty of `machine` became visible outside the admin view, and the
+    /// batching period of such penalties (`None`: never, or the subject does not say).
+    fn penalty_visible(&self, _machine: i64) -> Option<(Time, Time)> {
+        None
+    }
     /// Replaces what public feeds carry (`Engine::set_public`); ignored by default.
     fn set_public(&mut self, _set: IpSet) {}
     /// The state changed since the last call, as the worker would persist it (`None`: the
@@ -48,6 +53,12 @@ impl Subject for Engine {
 
     fn set_public(&mut self, set: IpSet) {
         Engine::set_public(self, set);
+    }
+
+    fn penalty_visible(&self, machine: i64) -> Option<(Time, Time)> {
+        let state = self.machine(machine)?;
+        state.zeroed_at?;
+        Some((state.penalty_visible_at?, self.params().penalty_batch_secs.max(1)))
     }
 
     fn take_state(&mut self) -> Option<ChangedState> {
@@ -323,6 +334,7 @@ pub fn run(scenario: &Scenario, world: &World, seed: u64, subject: &mut dyn Subj
             }
         }
     }
+    scorer.on_probes(world, &generator, |m| subject.penalty_visible(m));
     let label = subject.label();
     let card = scorer.finish(label, world, scenario, &generator, |m| subject.penalised(m, world.end));
     Outcome { card, busy: meter.busy, cpu: meter.cpu }

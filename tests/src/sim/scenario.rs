@@ -430,6 +430,10 @@ pub struct AdversarySpec {
     /// Random addresses (a junk flood, in 176.0.0.0/4) each machine reports during each strike
     /// phase, spread over `strike_hours`.
     pub junk_per_machine: u64,
+    /// Canary probing: each victim is reported by one machine only (round robin), the
+    /// machine's victims spread evenly over `strike_hours`, so a penalty that becomes visible
+    /// tells the adversary which of its addresses was a canary (`canaries_identified`).
+    pub probe: bool,
 }
 
 impl Default for AdversarySpec {
@@ -463,6 +467,7 @@ impl Default for AdversarySpec {
             strikes: 1,
             strike_every_days: 7.0,
             junk_per_machine: 0,
+            probe: false,
         }
     }
 }

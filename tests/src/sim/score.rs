@@ -114,6 +114,12 @@ pub struct Scorecard {
     /// (newest listings first) while something else held a slot, at an hourly look in the
     /// scored period (null: no cap).
     pub real_attackers_displaced: Option<u64>,
+    /// Canaries a probing group can pin down: a probe machine's penalty became visible by the
+    /// end, and it reported exactly one address in the batch period that made it visible
+    /// (null: no probing group, or a subject without visible penalties).
+    pub canaries_identified: Option<u64>,
+    /// Context: distinct canaries the probing groups reported.
+    pub canaries_probed: u64,
     /// Machine-days of the cheapest group that got a victim listed (null: none succeeded).
     pub cheapest_success_machine_days: Option<f64>,
     /// Its accounts.
@@ -174,6 +180,8 @@ pub struct Scorer {
     state_bytes_peak: Option<u64>,
     targets_peak: u64,
     displaced_peak: Option<u64>,
+    canaries_identified: Option<u64>,
+    canaries_probed: u64,
 }
 
 impl Scorer {
@@ -211,7 +219,46 @@ impl Scorer {
             state_bytes_peak: None,
             targets_peak: 0,
             displaced_peak: None,
+            canaries_identified: None,
+            canaries_probed: 0,
         }
+    }
+
+    /// At the end: which canaries the probing groups can tell from what the public sees.
+    /// `visible` gives when a machine's canary penalty became visible, and the batch period.
+    pub fn on_probes(&mut self, world: &World, generator: &Generator<'_>, visible: impl Fn(i64) -> Option<(Time, Time)>) {
+        let probes = generator.probes();
+        if probes.is_empty() {
+            return;
+        }
+        let canaries = IpSet::new(world.canaries.iter().copied());
+        let mut probed: Vec<IpNet> = probes.iter().map(|p| p.target).filter(|t| canaries.overlaps(*t)).collect();
+        probed.sort_unstable();
+        probed.dedup();
+        self.canaries_probed = probed.len() as u64;
+        let mut by_machine: HashMap<u32, Vec<(Time, IpNet)>> = HashMap::new();
+        for p in probes {
+            by_machine.entry(p.machine).or_default().push((p.at, p.target));
+        }
+        let mut identified: Vec<IpNet> = Vec::new();
+        let mut any_visible = false;
+        for (machine, reported) in by_machine {
+            let Some((shown, batch)) = visible(world.machines[machine as usize].id) else { continue };
+            any_visible = true;
+            if shown > world.end {
+                continue;
+            }
+            let in_batch: Vec<IpNet> =
+                reported.iter().filter(|(at, _)| *at >= shown - batch && *at < shown).map(|(_, t)| *t).collect();
+            if let [only] = in_batch[..]
+                && canaries.overlaps(only)
+            {
+                identified.push(only);
+            }
+        }
+        identified.sort_unstable();
+        identified.dedup();
+        self.canaries_identified = (any_visible || !probed.is_empty()).then_some(identified.len() as u64);
     }
 
     /// An hourly look at a consumer list capped at `cap` entries, newest listings first: how many
@@ -494,6 +541,8 @@ impl Scorer {
             engine_state_mb_peak: self.state_bytes_peak.map(|b| round(b as f64 / 1e6, 1)),
             engine_targets_peak: self.state_bytes_peak.map(|_| self.targets_peak),
             real_attackers_displaced: self.displaced_peak,
+            canaries_identified: self.canaries_identified,
+            canaries_probed: self.canaries_probed,
             cheapest_success_machine_days: cheapest.map(|(days, _)| round(days, 1)),
             cheapest_success_accounts: cheapest.map(|(_, g)| world.groups[g].accounts as u64),
             cheapest_success_ases: cheapest.map(|(_, g)| world.groups[g].ases as u64),
