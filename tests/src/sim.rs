@@ -182,6 +182,8 @@ pub fn render_text(results: &Results) -> String {
         row("engine_targets_peak", &|c| opt(&c.engine_targets_peak)),
         row("real_attackers_displaced", &|c| opt(&c.real_attackers_displaced)),
         row("canaries_identified", &|c| opt(&c.canaries_identified)),
+        row("ranges_listed", &|c| c.ranges_listed.to_string()),
+        row("ranges_listed_with_victims", &|c| c.ranges_listed_with_victims.to_string()),
         row("-- context", &|_| String::new()),
         row("signals", &|c| c.signals.to_string()),
         row("attackers_seen_by_10plus", &|c| c.attackers_seen_by_10plus.to_string()),
@@ -383,5 +385,20 @@ mod tests {
         );
         let card = simulate(&burst, 7, 1).expect("runs").0.scorecards.remove(0);
         assert!(card.canaries_probed > 5 && card.canaries_identified.is_some_and(|n| n < card.canaries_probed));
+    }
+
+    #[test]
+    fn victims_side_by_side_in_hosting_space_get_their_24_listed() {
+        let mut scenario = small(
+            "[[adversaries]]\nsource = \"compromised\"\ncompromised_fraction = 0.2\nregister_day = 1\n\
+             victims_one_24 = true\nvictim_count = 12\n",
+        );
+        scenario.run.warmup_days = 20.0;
+        let without = simulate(&scenario, 8, 1).expect("runs").0.scorecards.remove(0);
+        assert!(without.innocent_listed >= 8, "{} victims listed", without.innocent_listed);
+        assert_eq!(without.ranges_listed, 0);
+        scenario.world.hosting_ranges = true;
+        let with = simulate(&scenario, 8, 1).expect("runs").0.scorecards.remove(0);
+        assert_eq!((with.ranges_listed, with.ranges_listed_with_victims), (1, 1));
     }
 }

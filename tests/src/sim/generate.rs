@@ -129,6 +129,7 @@ pub struct Generator<'a> {
     benign: u32,
     victims: u32,
     victim_groups: Vec<usize>,
+    victim_addresses: Vec<IpNet>,
     next_internet: u64,
     next_residential: u64,
     next_rotator: u64,
@@ -172,6 +173,7 @@ impl<'a> Generator<'a> {
             benign: 0,
             victims: 0,
             victim_groups: Vec::new(),
+            victim_addresses: Vec::new(),
             next_internet: 0,
             next_residential: 0,
             next_rotator: 0,
@@ -257,6 +259,11 @@ impl<'a> Generator<'a> {
     /// Victim addresses made so far.
     pub fn victim_count(&self) -> u32 {
         self.victims
+    }
+
+    /// Every victim address made so far, by victim number.
+    pub fn victim_addresses(&self) -> &[IpNet] {
+        &self.victim_addresses
     }
 
     /// Group of victim `v`.
@@ -543,6 +550,12 @@ impl<'a> Generator<'a> {
         let spec = &self.scenario.adversaries[group.spec];
         let scenario = (self.scenario.attackers.len() + group.spec) as u16;
         let mut victims = Vec::new();
+        // Side by side: hosts of the /24 of a fresh address, from .1 up.
+        let one_24 = (spec.victims_one_24 && spec.victims == VictimKind::Targeted).then(|| match self.new_internet() {
+            IpNet::V4(a) => u32::from(a.addr()) & !0xff,
+            IpNet::V6(_) => unreachable!("internet addresses are IPv4"),
+        });
+        let mut host = 0u32;
         for _ in 0..spec.victim_count {
             let target = match spec.victims {
                 VictimKind::Targeted => None,
@@ -561,7 +574,17 @@ impl<'a> Generator<'a> {
                 VictimKind::Canary => None,
             };
             let target = target.unwrap_or_else(|| {
-                let target = self.new_internet();
+                let target = match one_24 {
+                    Some(base) => loop {
+                        host = host % 254 + 1;
+                        let candidate = IpNet::from(std::net::IpAddr::V4((base | host).into()));
+                        if !self.entities.contains_key(&candidate) {
+                            break candidate;
+                        }
+                    },
+                    None => self.new_internet(),
+                };
+                self.victim_addresses.push(target);
                 self.entities.insert(target, Entity::Victim(self.victims));
                 self.victims += 1;
                 self.victim_groups.push(g);

@@ -82,6 +82,7 @@ pub fn subjects(scenario: &Scenario, world: &World) -> anyhow::Result<Vec<Box<dy
     engine.set_never_block(world.never_block_set());
     engine.set_canaries(world.canary_set());
     engine.set_shared(world.shared_set());
+    engine.set_hosting(world.hosting_set(scenario));
     let b = &scenario.baselines;
     let honoured = if b.honour_never_block {
         palisade_server::engine::ipset::IpSet::new(world.never_block.iter().chain(world.canaries.iter()).copied())

@@ -141,6 +141,9 @@ pub struct WorldSpec {
     pub crawler_ranges: u32,
     /// CGNAT /22s marked as shared addresses.
     pub shared_ranges: u32,
+    /// Whether the space of static attackers, victims and benign addresses (32.0.0.0/4) is
+    /// configured as hosting ranges, where a /24 with enough listed addresses is listed whole.
+    pub hosting_ranges: bool,
 }
 
 impl Default for WorldSpec {
@@ -165,6 +168,7 @@ impl Default for WorldSpec {
             cdn_ranges: 16,
             crawler_ranges: 8,
             shared_ranges: 32,
+            hosting_ranges: false,
         }
     }
 }
@@ -434,6 +438,9 @@ pub struct AdversarySpec {
     /// machine's victims spread evenly over `strike_hours`, so a penalty that becomes visible
     /// tells the adversary which of its addresses was a canary (`canaries_identified`).
     pub probe: bool,
+    /// `targeted`: the victims of a strike phase sit side by side in one /24 (a competitor's
+    /// servers), so listing enough of them lists the /24 in hosting space.
+    pub victims_one_24: bool,
 }
 
 impl Default for AdversarySpec {
@@ -468,6 +475,7 @@ impl Default for AdversarySpec {
             strike_every_days: 7.0,
             junk_per_machine: 0,
             probe: false,
+            victims_one_24: false,
         }
     }
 }
@@ -579,6 +587,7 @@ impl Scenario {
             );
             ensure!((0.0..=1.0).contains(&a.echo_feed), "adversaries.{}: echo_feed in [0, 1]", a.name);
             ensure!(a.strike_hours > 0.0, "adversaries.{}: strike_hours must be positive", a.name);
+            ensure!(!a.victims_one_24 || a.victim_count <= 254, "adversaries.{}: at most 254 victims in one /24", a.name);
         }
         let f = &self.public_feed;
         ensure!((0.0..=1.0).contains(&f.coverage), "public_feed.coverage in [0, 1]");

@@ -118,6 +118,10 @@ pub struct Scorecard {
     /// end, and it reported exactly one address in the batch period that made it visible
     /// (null: no probing group, or a subject without visible penalties).
     pub canaries_identified: Option<u64>,
+    /// Ranges (IPv4 shorter than /32, IPv6 shorter than /64) ever listed.
+    pub ranges_listed: u64,
+    /// Of which ranges holding a victim address.
+    pub ranges_listed_with_victims: u64,
     /// Context: distinct canaries the probing groups reported.
     pub canaries_probed: u64,
     /// Machine-days of the cheapest group that got a victim listed (null: none succeeded).
@@ -182,6 +186,8 @@ pub struct Scorer {
     displaced_peak: Option<u64>,
     canaries_identified: Option<u64>,
     canaries_probed: u64,
+    ranges: Vec<IpNet>,
+    ranges_with_victims: u64,
 }
 
 impl Scorer {
@@ -221,6 +227,8 @@ impl Scorer {
             displaced_peak: None,
             canaries_identified: None,
             canaries_probed: 0,
+            ranges: Vec::new(),
+            ranges_with_victims: 0,
         }
     }
 
@@ -388,6 +396,14 @@ impl Scorer {
                     if let Some(watch) = self.watches.get_mut(target) {
                         watch.listed_from.get_or_insert(now);
                     }
+                    let range = match target {
+                        IpNet::V4(n) => n.prefix_len() < 32,
+                        IpNet::V6(n) => n.prefix_len() < 64,
+                    };
+                    if range && !self.ranges.contains(target) {
+                        self.ranges.push(*target);
+                        self.ranges_with_victims += u64::from(generator.victim_addresses().iter().any(|v| target.contains(v)));
+                    }
                     if self.never_block.overlaps(*target) && !self.never_block_listed.contains(target) {
                         self.never_block_listed.push(*target);
                     }
@@ -543,6 +559,8 @@ impl Scorer {
             real_attackers_displaced: self.displaced_peak,
             canaries_identified: self.canaries_identified,
             canaries_probed: self.canaries_probed,
+            ranges_listed: self.ranges.len() as u64,
+            ranges_listed_with_victims: self.ranges_with_victims,
             cheapest_success_machine_days: cheapest.map(|(days, _)| round(days, 1)),
             cheapest_success_accounts: cheapest.map(|(_, g)| world.groups[g].accounts as u64),
             cheapest_success_ases: cheapest.map(|(_, g)| world.groups[g].ases as u64),

@@ -432,6 +432,14 @@ impl World {
         IpSet::new(self.canaries.iter().copied())
     }
 
+    /// The hosting space as the engine takes it (empty unless `world.hosting_ranges`).
+    pub fn hosting_set(&self, scenario: &Scenario) -> IpSet {
+        match scenario.world.hosting_ranges {
+            true => IpSet::new(["32.0.0.0/4".parse::<IpNet>().expect("valid range")]),
+            false => IpSet::default(),
+        }
+    }
+
     /// The shared ranges as the engine takes them.
     pub fn shared_set(&self) -> IpSet {
         IpSet::new(self.shared.iter().copied())
