@@ -14,6 +14,7 @@ use palisade_server::testing::TestDb;
 
 pub use palisade_server::testing;
 
+pub mod bench;
 pub mod http;
 pub mod netns;
 pub mod nginx;

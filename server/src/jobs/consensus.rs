@@ -43,6 +43,11 @@ pub struct WorkerConfig {
     pub hosting_ranges: Vec<IpNet>,
     /// Maintenance (partitions ahead, signal retention) run by the leader; `None`: not here.
     pub maintenance: Option<crate::config::RetentionConfig>,
+    /// How long the worker, woken by new signals, lets more arrive before it steps. Every
+    /// push wakes it, and each step is a transaction on the store the pushes write to: with
+    /// CrowdSec's 50-signal batches from many machines, stepping at once meant one step (and one
+    /// commit) per push, which cost more CPU than storing the signals did.
+    pub gather: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +62,7 @@ impl Default for WorkerConfig {
             lists_changed: None,
             hosting_ranges: Vec::new(),
             maintenance: None,
+            gather: Duration::from_millis(250),
         }
     }
 }
@@ -276,7 +282,7 @@ async fn record_lag(store: &dyn SignalStore, watermark: i64) {
 }
 
 /// Runs the worker while this replica holds the leadership, until `cancel`. Wakes on `notify`
-/// (new signals, operator requests) or every `interval`.
+/// (new signals, operator requests; then steps after `config.gather`) or every `interval`.
 pub async fn run(
     store: Arc<dyn Store>,
     config: WorkerConfig,
@@ -347,7 +353,11 @@ pub async fn run(
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = notify.notified() => {}
+                _ = notify.notified() => {
+                    if !pause(&cancel, config.gather).await {
+                        return;
+                    }
+                }
                 _ = tokio::time::sleep(interval) => {}
             }
         }

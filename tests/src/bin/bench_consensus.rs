@@ -3,8 +3,10 @@
 //! fresh database (through the store's bulk insert), then times the worker's steps from
 //! watermark 0 until it has caught up, and prints signals/s.
 //!
-//! `cargo run --release -p palisade-tests --bin bench_consensus -- [--signals N] [--backends sqlite,postgres]`
-//! (PostgreSQL needs `DATABASE_URL`).
+//! `cargo run --release -p palisade-tests --bin bench_consensus -- [--quick] [--signals N] [--backends sqlite,postgres]`
+//! (PostgreSQL needs `DATABASE_URL`). `--quick` (20,000 signals from 200 machines about 5,000
+//! addresses) is what `tests/bench-quick` runs; the worker's rate over the bulk insert's is also
+//! printed as a `RATIO` line (target: at least 1, the worker keeps up with the store).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -15,6 +17,7 @@ use palisade_server::domain::signal::{SignalRules, parse_item};
 use palisade_server::jobs::consensus::{ConsensusWorker, WorkerConfig};
 use palisade_server::store::{CreatedBy, Enrichment, MachineKey, NewMachine, NewSignal, Origin};
 use palisade_server::testing::TestDb;
+use palisade_tests::bench::{Goal, ratio_line};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -31,6 +34,10 @@ fn options() -> anyhow::Result<Options> {
         Options { signals: 200_000, machines: 2_000, targets: 50_000, backends: vec!["sqlite".into(), "postgres".into()] };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--quick" {
+            (options.signals, options.machines, options.targets) = (20_000, 200, 5_000);
+            continue;
+        }
         let value = args.next().with_context(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--signals" => options.signals = value.parse()?,
@@ -122,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         WorkerConfig::default().batch
     );
     println!("{:<10} {:>16} {:>22}", "backend", "worker signals/s", "bulk-insert signals/s");
+    let mut ratios = Vec::new();
     for backend in &o.backends {
         let db = match backend.as_str() {
             "sqlite" => TestDb::sqlite(),
@@ -133,6 +141,10 @@ async fn main() -> anyhow::Result<()> {
         };
         let (worker_rate, insert_rate) = run(&db, &o).await?;
         println!("{:<10} {:>16.0} {:>22.0}", db.label(), worker_rate, insert_rate);
+        ratios.push(ratio_line(&format!("consensus.{}", db.label()), worker_rate / insert_rate, Goal::AtLeast, 1.0));
+    }
+    for line in ratios {
+        println!("{line}");
     }
     Ok(())
 }

@@ -14,7 +14,9 @@
 //! generator agree on the number of attack lines, that `feed` and `feed_chunk_with` return the
 //! same detections, and that only attackers are detected, each burst about once.
 //!
-//! `cargo run --release -p palisade-tests --bin bench_detect -- [--lines N] [--repeat R]`
+//! `cargo run --release -p palisade-tests --bin bench_detect -- [--quick] [--lines N] [--repeat R]`
+//! (`--quick`: 200,000 lines, best of 2, what `tests/bench-quick` runs; the batch ratio is also
+//! printed as a `RATIO` line for it).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use palisade::detect::{Detectors, builtin_sshd_pattern};
+use palisade_tests::bench::{Goal, ratio_line};
 use time::OffsetDateTime;
 
 struct Options {
@@ -35,6 +38,10 @@ fn options() -> anyhow::Result<Options> {
     let mut options = Options { lines: 1_000_000, repeat: 3 };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--quick" {
+            (options.lines, options.repeat) = (200_000, 2);
+            continue;
+        }
         let value = args.next().with_context(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--lines" => options.lines = value.parse()?,
@@ -343,5 +350,6 @@ fn main() -> anyhow::Result<()> {
     println!("ratio is_match/grep throughput: {:.2}", grep_best.as_secs_f64() / match_best.as_secs_f64());
     let ratio = grep_best.as_secs_f64() / chunk_best.as_secs_f64();
     println!("ratio feed_chunk/grep throughput: {ratio:.2} (target >= 0.5) {}", if ratio >= 0.5 { "PASS" } else { "FAIL" });
+    println!("{}", ratio_line("detect.feed_chunk_vs_grep", ratio, Goal::AtLeast, 0.5));
     Ok(())
 }

@@ -16,7 +16,9 @@
 //! bytes held in memory through the same HTTP stack: it measures the rendering and snapshot
 //! cost of the export, not disk I/O).
 //!
-//! Usage: `cargo run --release -p palisade-tests --bin bench_distribution [-- ENTRIES]`.
+//! Usage: `cargo run --release -p palisade-tests --bin bench_distribution [-- ENTRIES | --quick]`
+//! (`--quick`: 100,000 entries, what `tests/bench-quick` runs). Every target's ratio is also
+//! printed as a `RATIO` line for it.
 
 use std::fs;
 use std::path::Path;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use palisade_server::store::{ListEntry, ListOp};
+use palisade_tests::bench::{Goal, ratio_line};
 use palisade_tests::signals::public_ipv4;
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess, free_port, wait_until};
@@ -436,7 +439,11 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn main() -> anyhow::Result<()> {
-    let entries: u32 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let entries: u32 = match std::env::args().nth(1).as_deref() {
+        Some("--quick") => 100_000,
+        Some(count) => count.parse()?,
+        None => 1_000_000,
+    };
     ensure!(Path::new(CROWDSEC).exists(), "{CROWDSEC} is not installed (apt-get install crowdsec)");
     let values: Vec<String> = (0..entries).map(|i| public_ipv4(i * 3).to_string()).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -485,5 +492,19 @@ fn main() -> anyhow::Result<()> {
         "plain export vs static file throughput         {throughput_ratio:>8.3}x   >= 0.7x   {}",
         verdict(throughput_ratio >= 0.7)
     );
+    println!();
+    let ratios = [
+        ("distribution.full_pull_vs_crowdsec", time_ratio, Goal::AtMost, 0.1),
+        ("distribution.cached_pull_vs_crowdsec", cached_ratio, Goal::AtMost, 0.1),
+        ("distribution.memory_vs_crowdsec", memory_ratio, Goal::AtMost, 0.2),
+        ("distribution.memory_with_stream_vs_crowdsec", stream_memory_ratio, Goal::AtMost, 0.2),
+        ("distribution.first_byte_ms", ms(p.full.first_byte), Goal::AtMost, 100.0),
+        ("distribution.cached_first_byte_ms", ms(pal.cached.first_byte), Goal::AtMost, 100.0),
+        ("distribution.delta_vs_full_bytes", delta_ratio, Goal::AtMost, 0.02),
+        ("distribution.export_vs_static", throughput_ratio, Goal::AtLeast, 0.7),
+    ];
+    for (name, value, goal, target) in ratios {
+        println!("{}", ratio_line(name, value, goal, target));
+    }
     Ok(())
 }

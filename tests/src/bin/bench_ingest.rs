@@ -5,8 +5,15 @@
 //!
 //! ```text
 //! cargo run --release -p palisade-tests --bin bench_ingest -- \
-//!     [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R]
+//!     [--quick] [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R]
+//!     [--without-consensus]
 //! ```
+//!
+//! The server runs its consensus worker, as every deployment does; after the pushes the bench
+//! waits until the worker's watermark reaches the last stored signal and prints that lag.
+//! `--without-consensus` turns the worker off, to measure what it costs. `--quick` (4 machines ×
+//! 2,000 signals, a few seconds per measurement) is what
+//! `tests/bench-quick` runs; every ratio is also printed as a `RATIO` line for it.
 //!
 //! PostgreSQL runs on the server `DATABASE_URL` names (a fresh database per measurement). Results
 //! are recorded in `docs/benchmarks.md`.
@@ -22,6 +29,7 @@ use palisade::{AdminClient, Client};
 use palisade_server::config::Backend;
 use palisade_server::domain::signal::{SignalRules, parse_item};
 use palisade_server::store::{self, CreatedBy, Enrichment, NewMachine, NewSignal, Origin};
+use palisade_tests::bench::{Goal, ratio_line};
 use palisade_tests::signals::{crowdsec_signal, public_ipv4};
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess};
@@ -45,10 +53,12 @@ struct Options {
     batch_sizes: Vec<usize>,
     backends: Vec<Backend>,
     repeat: usize,
+    /// Whether the server runs its consensus worker (off only to measure what the worker costs).
+    consensus: bool,
 }
 
 fn usage() -> &'static str {
-    "usage: bench_ingest [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R]"
+    "usage: bench_ingest [--quick] [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R] [--without-consensus]"
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -58,14 +68,20 @@ fn parse_args() -> anyhow::Result<Options> {
         batch_sizes: vec![50, 500],
         backends: vec![Backend::Sqlite, Backend::Postgres],
         repeat: 1,
+        consensus: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value\n{}", usage()));
         match flag.as_str() {
+            "--quick" => {
+                options.signals_per_machine = 2_000;
+                options.machines = 4;
+            }
             "--signals-per-machine" => options.signals_per_machine = value()?.parse()?,
             "--machines" => options.machines = value()?.parse()?,
             "--repeat" => options.repeat = value()?.parse()?,
+            "--without-consensus" => options.consensus = false,
             "--batch-sizes" => {
                 options.batch_sizes = value()?.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
             }
@@ -157,14 +173,55 @@ struct HttpRun {
     server_cpu: f64,
     /// CPU seconds this process (the machines' clients) used meanwhile.
     client_cpu: f64,
+    /// Seconds from the end of the pushes until the consensus worker had processed every
+    /// stored signal.
+    lag: f64,
+}
+
+/// How long the bench waits for the consensus worker to catch up before giving up.
+const LAG_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether the consensus worker's watermark has reached the last stored signal.
+async fn worker_caught_up(backend: Backend, url: &str) -> anyhow::Result<bool> {
+    let query = "SELECT (SELECT signal_id FROM consensus_watermark WHERE id = 1) >= (SELECT coalesce(max(id), 0) FROM signals)";
+    Ok(match backend {
+        Backend::Sqlite => {
+            let mut conn = SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
+            sqlx::query_scalar(query).fetch_one(&mut conn).await?
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query_scalar(query).fetch_one(&mut conn).await?
+        }
+    })
+}
+
+/// Seconds until the consensus worker has caught up, polled every 50 ms; infinite past
+/// [`LAG_LIMIT`].
+async fn consensus_lag(backend: Backend, url: &str) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    while start.elapsed() < LAG_LIMIT {
+        if worker_caught_up(backend, url).await? {
+            return Ok(start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(f64::INFINITY)
 }
 
 /// Pushes the workload through a fresh server, then checks it stored `rows`.
-async fn measure_http(backend: Backend, batch_size: usize, workload: &Workload, rows: &[NewSignal]) -> anyhow::Result<HttpRun> {
+async fn measure_http(
+    backend: Backend,
+    batch_size: usize,
+    workload: &Workload,
+    rows: &[NewSignal],
+    consensus: bool,
+) -> anyhow::Result<HttpRun> {
     let db = fresh_db(backend).await?;
     let unlimited = |key: &str| (key.to_string(), "100000000".to_string());
     let options = ServerOptions {
         env: vec![
+            ("PALISADE_CONSENSUS__ENABLED".to_string(), consensus.to_string()),
             unlimited("PALISADE_INGEST__PER_MACHINE_SIGNALS_PER_SEC"),
             unlimited("PALISADE_INGEST__PER_MACHINE_BURST"),
             // Every benchmark machine registers from 127.0.0.1.
@@ -217,12 +274,13 @@ async fn measure_http(backend: Backend, batch_size: usize, workload: &Workload, 
     let seconds = start.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(&server_pid)? - server_cpu_before;
     let client_cpu = cpu_seconds("self")? - client_cpu_before;
+    let lag = if consensus { consensus_lag(backend, db.url.expose()).await? } else { f64::NAN };
 
     let admin = AdminClient::new(&server.url, &admin_token)?;
     let stored: u64 = admin.list_machines().await?.iter().map(|m| m.signals).sum();
     ensure!(stored == workload.total() as u64, "the server stored {stored} signals, {} were sent", workload.total());
     verify_same_rows(backend, db.url.expose(), rows).await?;
-    Ok(HttpRun { seconds, server_cpu, client_cpu })
+    Ok(HttpRun { seconds, server_cpu, client_cpu, lag })
 }
 
 /// Checks the server stored exactly the rows the baseline loads (ids, machine keys and receive
@@ -443,17 +501,18 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| backend | batch | signals | seconds | signals/s | baseline signals/s | ratio | server CPU µs/signal | client CPU µs/signal |"
+        "| backend | batch | signals | seconds | signals/s | baseline signals/s | ratio | server CPU µs/signal | client CPU µs/signal | consensus lag s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut ratios = Vec::new();
     for &backend in &options.backends {
         for &batch in &options.batch_sizes {
             for _ in 0..options.repeat {
-                let http = measure_http(backend, batch, &workload, &rows).await?;
+                let http = measure_http(backend, batch, &workload, &rows, options.consensus).await?;
                 let raw = measure_raw(backend, &workload, &rows).await?;
                 let total = workload.total() as f64;
                 println!(
-                    "| {} | {batch} | {} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} |",
+                    "| {} | {batch} | {} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.2} |",
                     label(backend),
                     workload.total(),
                     http.seconds,
@@ -462,9 +521,24 @@ async fn main() -> anyhow::Result<()> {
                     raw / http.seconds,
                     http.server_cpu * 1e6 / total,
                     http.client_cpu * 1e6 / total,
+                    http.lag,
                 );
+                let target = match (backend, batch >= 500) {
+                    (Backend::Sqlite, false) => 0.3,
+                    (Backend::Sqlite, true) => 0.5,
+                    (Backend::Postgres, false) => 0.5,
+                    (Backend::Postgres, true) => 0.8,
+                };
+                ratios.push(ratio_line(&format!("ingest.{}.{batch}", label(backend)), raw / http.seconds, Goal::AtLeast, target));
+                if options.consensus {
+                    ratios.push(ratio_line(&format!("ingest.{}.{batch}.lag_s", label(backend)), http.lag, Goal::AtMost, 10.0));
+                }
             }
         }
+    }
+    println!();
+    for line in ratios {
+        println!("{line}");
     }
     Ok(())
 }

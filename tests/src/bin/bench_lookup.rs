@@ -7,12 +7,15 @@
 //! Each case runs twice, interleaved with the others, and the better run counts. Prints requests
 //! per second and p99 latency of each and the ratios the targets are stated in:
 //! lookup ≥ 0.5× hello throughput with p99 ≤ 2× hello's, and Redis-backed ≥ 0.8× in-process.
-//! Usage: `cargo run --release -p palisade-tests --bin bench_lookup [-- SECONDS CONNECTIONS]`.
+//! Usage: `cargo run --release -p palisade-tests --bin bench_lookup [-- [--quick] SECONDS CONNECTIONS]`
+//! (`--quick`: 2-second runs, what `tests/bench-quick` runs). The three ratios are also printed
+//! as `RATIO` lines for it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use palisade_tests::bench::{Goal, ratio_line};
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess, free_port, wait_until};
 
@@ -98,8 +101,9 @@ fn lookup_server(env: Vec<(String, String)>) -> anyhow::Result<(ServerProcess, S
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let secs: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().filter(|a| a != "--quick").collect();
+    let secs: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(if quick { 2 } else { 10 });
     let connections: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
 
     let port = free_port()?;
@@ -164,5 +168,8 @@ fn main() -> anyhow::Result<()> {
     println!("lookup / hello throughput: {throughput:.2} (target >= 0.5: {})", verdict(throughput >= 0.5));
     println!("lookup / hello p99: {latency:.2} (target <= 2: {})", verdict(latency <= 2.0));
     println!("redis / in-process lookup throughput: {redis_ratio:.2} (target >= 0.8: {})", verdict(redis_ratio >= 0.8));
+    println!("{}", ratio_line("lookup.throughput_vs_hello", throughput, Goal::AtLeast, 0.5));
+    println!("{}", ratio_line("lookup.p99_vs_hello", latency, Goal::AtMost, 2.0));
+    println!("{}", ratio_line("lookup.redis_vs_in_process", redis_ratio, Goal::AtLeast, 0.8));
     Ok(())
 }

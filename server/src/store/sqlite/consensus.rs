@@ -4,6 +4,9 @@
 use super::*;
 use crate::store::consensus::{ConsensusStore, state_from, state_text, target_key};
 
+/// Engine target rows per statement: two parameters each, well under SQLite's 32766.
+const TARGETS_PER_STATEMENT: usize = 1000;
+
 #[async_trait]
 impl ConsensusStore for SqliteStore {
     async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
@@ -75,15 +78,33 @@ impl ConsensusStore for SqliteStore {
                 .await?;
             sqlx::query("UPDATE machines SET trust = ? WHERE id = ?").bind(trust).bind(machine.0).execute(&mut *tx).await?;
         }
+        // A step touches about one target per signal: multi-row statements, because through sqlx
+        // each statement is a round trip to the connection's thread, and one per target made
+        // the worker's commit cost more than the signals' own insert.
+        let mut kept = Vec::new();
+        let mut gone = Vec::new();
         for (target, state) in &commit.targets {
             match state {
-                Some(state) => sqlx::query("INSERT INTO engine_targets (target, state) VALUES (?, ?) ON CONFLICT (target) DO UPDATE SET state = excluded.state")
-                    .bind(target_key(*target))
-                    .bind(state_text(state)?)
-                    .execute(&mut *tx)
-                    .await?,
-                None => sqlx::query("DELETE FROM engine_targets WHERE target = ?").bind(target_key(*target)).execute(&mut *tx).await?,
-            };
+                Some(state) => kept.push((target_key(*target), state_text(state)?)),
+                None => gone.push(target_key(*target)),
+            }
+        }
+        for chunk in kept.chunks(TARGETS_PER_STATEMENT) {
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO engine_targets (target, state) ");
+            builder.push_values(chunk, |mut row, (target, state)| {
+                row.push_bind(target).push_bind(state);
+            });
+            builder.push(" ON CONFLICT (target) DO UPDATE SET state = excluded.state");
+            builder.build().execute(&mut *tx).await?;
+        }
+        for chunk in gone.chunks(TARGETS_PER_STATEMENT) {
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM engine_targets WHERE target IN (");
+            let mut list = builder.separated(", ");
+            for target in chunk {
+                list.push_bind(target);
+            }
+            builder.push(")");
+            builder.build().execute(&mut *tx).await?;
         }
         apply_list_ops(&mut tx, &commit.list_ops, at).await?;
         for id in &commit.done_requests {

@@ -1,0 +1,40 @@
+//! What the benchmark programs in `src/bin` share: the machine-readable line each prints for
+//! every ratio it measures against a target, which `tests/bench-quick` collects into its table.
+//! It only formats; whether a ratio is good enough is the reader's business (the quick script
+//! reports, it never fails on a ratio).
+
+/// How a measured ratio compares with its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The ratio must be at least the target (throughput against a baseline).
+    AtLeast,
+    /// The ratio must be at most the target (time or memory against a baseline).
+    AtMost,
+}
+
+impl Goal {
+    fn symbol(self) -> &'static str {
+        match self {
+            Goal::AtLeast => ">=",
+            Goal::AtMost => "<=",
+        }
+    }
+}
+
+/// The line `tests/bench-quick` parses: `RATIO <name> <value> <>=|<=> <target>`, with a name
+/// free of spaces. Printed beside each program's own human-readable output.
+pub fn ratio_line(name: &str, value: f64, goal: Goal, target: f64) -> String {
+    debug_assert!(!name.contains(char::is_whitespace), "ratio names have no spaces: {name:?}");
+    format!("RATIO {name} {value:.3} {} {target}", goal.symbol())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ratio_line_names_its_goal_and_target() {
+        assert_eq!(ratio_line("ingest.sqlite.50", 0.31234, Goal::AtLeast, 0.3), "RATIO ingest.sqlite.50 0.312 >= 0.3");
+        assert_eq!(ratio_line("apply.nftables", 1.1, Goal::AtMost, 1.5), "RATIO apply.nftables 1.100 <= 1.5");
+    }
+}
