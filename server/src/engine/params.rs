@@ -41,8 +41,10 @@ pub struct Params {
     /// honest machine among many that were misled together loses little.
     pub lie_full_strength_clusters: f64,
     /// Reports of distinct never-block addresses within this period compound: the n-th costs
-    /// `never_block_penalty` × 2^(n-1).
+    /// `never_block_penalty` × `never_block_compounding`^(n-1).
     pub never_block_memory_secs: i64,
+    /// How much each further distinct never-block address costs over the one before.
+    pub never_block_compounding: f64,
     /// Machines weigh nothing below this trust (no dust from thousands of weak Sybils).
     pub trust_floor: f64,
     /// Trust cap per account verification level.
@@ -129,7 +131,7 @@ pub struct LevelCaps {
 
 impl Default for LevelCaps {
     fn default() -> Self {
-        LevelCaps { anonymous: 0.4, email: 0.6, verified: 0.8, paid: 0.85, partner: 0.95 }
+        LevelCaps { anonymous: 0.5, email: 0.6, verified: 0.8, paid: 0.85, partner: 0.95 }
     }
 }
 
@@ -152,13 +154,14 @@ impl Default for Params {
             false_positive_penalty: 3.0,
             lie_full_strength_clusters: 3.0,
             never_block_memory_secs: 30 * DAY,
+            never_block_compounding: 1.0,
             trust_floor: 0.1,
             level_caps: LevelCaps::default(),
             crowd_support: 1.5,
             crowd_min_ases: 3,
             crowd_min_accounts: 3,
-            anchor_min_ases: 3,
-            established_age_secs: 180 * DAY,
+            anchor_min_ases: 2,
+            established_age_secs: 250 * DAY,
             established_trust: 0.5,
             broad_support: 6.0,
             broad_min_clusters: 8,

@@ -20,7 +20,7 @@ impl World {
         let mut engine = Engine::new(Params::default(), true);
         engine.set_never_block(IpSet::new([net("8.8.8.0/24")]));
         engine.set_canaries(IpSet::new([net("45.1.1.1/32")]));
-        World { engine, now: 200 * DAY }
+        World { engine, now: 300 * DAY }
     }
 
     fn machine(&mut self, id: i64, account: Option<i64>, created_at: Time, sensor: bool) {
@@ -427,28 +427,33 @@ fn machines_without_an_account_never_reach_the_crowd_path_whatever_their_age() {
 }
 
 #[test]
-fn a_mixed_age_coalition_cannot_anchor_a_crowd_listing() {
-    let mut w = World::new();
-    w.machine(1000, None, 0, true);
-    // Two old accounts and one young one, all with a spotless record, in three ASes.
-    w.machine(1, Some(1), 0, false);
-    w.machine(2, Some(2), 0, false);
-    w.machine(3, Some(3), w.now - 40 * DAY, false);
-    for k in 0..30 {
-        let target = format!("77.{k}.0.1");
+fn a_mixed_age_coalition_lists_only_once_its_anchors_are_established() {
+    let coalition = |old_age: Time| {
+        let mut w = World::new();
+        w.machine(1000, None, 0, true);
+        // Two old accounts and one young one, all with a spotless record, in three ASes.
+        w.machine(1, Some(1), w.now - old_age, false);
+        w.machine(2, Some(2), w.now - old_age, false);
+        w.machine(3, Some(3), w.now - 40 * DAY, false);
+        for k in 0..30 {
+            let target = format!("77.{k}.0.1");
+            for m in 1..=3 {
+                w.report(m, &target, 100 + m as u32);
+            }
+            w.advance(60);
+            w.report(1000, &target, 1);
+            w.advance(60);
+        }
+        assert!(w.engine.machine_trust(3, w.now) > w.engine.params().trust_floor);
         for m in 1..=3 {
-            w.report(m, &target, 100 + m as u32);
+            w.report(m, "198.51.100.10", 100 + m as u32);
         }
         w.advance(60);
-        w.report(1000, &target, 1);
-        w.advance(60);
-    }
-    assert!(w.engine.machine_trust(3, w.now) > w.engine.params().trust_floor);
-    for m in 1..=3 {
-        w.report(m, "198.51.100.10", 100 + m as u32);
-    }
-    w.advance(60);
-    assert!(!w.listed("198.51.100.10"), "every anchor must be established");
+        w.listed("198.51.100.10")
+    };
+    let established = Params::default().established_age_secs;
+    assert!(!coalition(established - DAY), "anchors younger than the established age cannot list");
+    assert!(coalition(established + DAY), "at the established age they can: the attack costs 2 x 250 + 40 machine-days");
 }
 
 #[test]

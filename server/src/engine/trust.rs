@@ -116,7 +116,7 @@ impl MachineState {
             hit.0 = now;
             return false;
         }
-        let penalty = params.never_block_penalty * 2f64.powi(self.never_block_hits.len().min(30) as i32);
+        let penalty = params.never_block_penalty * params.never_block_compounding.powi(self.never_block_hits.len().min(30) as i32);
         if self.never_block_hits.len() >= NEVER_BLOCK_HITS {
             self.never_block_hits.remove(0);
         }
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn never_block_reports_compound_by_distinct_address() {
-        let p = Params::default();
+        let p = Params { never_block_compounding: 2.0, ..Params::default() };
         let mut m = MachineState::new(Some(1), Level::Verified, false, 0);
         let a: IpNet = "8.8.8.8/32".parse().unwrap();
         assert!(m.never_block_hit(a, DAY, &p));
