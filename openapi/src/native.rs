@@ -128,6 +128,34 @@ pub struct MachineView {
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_login_at: Option<String>,
+    /// When the operator disabled it (RFC 3339); absent for a machine in service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
+}
+
+/// `PUT /v1/admin/machines/{machine_id}/disabled`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SetDisabledRequest {
+    /// `true` refuses the machine's login and every token it holds; `false` lets it log in again
+    /// (the tokens it held stay refused).
+    pub disabled: bool,
+}
+
+/// An admin token as the operator sees it (the token itself is shown only once, at creation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AdminTokenView {
+    /// First characters of the token, to tell tokens apart and to revoke one.
+    pub prefix: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Last use (RFC 3339), recorded at most once a minute per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    /// Revocation time (RFC 3339); a revoked token authenticates nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 /// A stored signal as the operator sees it.

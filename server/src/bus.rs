@@ -1,9 +1,11 @@
 //! Change notification between replicas through Redis: after a commit that changes a served
 //! list (the consensus worker's, or an operator's edit of a custom list), the replica that
 //! committed PUBLISHes the new seq on one channel; every replica SUBSCRIBEs and pokes its
-//! [`crate::serving::Lists::changed`], so it advances at once instead of at its next poll. The
-//! poll stays as the fallback: a lost message, or Redis down, only delays a change to the next
-//! poll. The subscriber reconnects after a Redis restart; failures are logged, never fatal.
+//! [`crate::serving::Lists::changed`], so it advances at once instead of at its next poll. A
+//! revocation is announced the same way on a channel of its own
+//! ([`crate::revocation::CHANNEL`]). The poll stays as the fallback: a lost message, or Redis
+//! down, only delays a change to the next poll. The subscriber reconnects after a Redis restart;
+//! failures are logged, never fatal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,11 +68,37 @@ impl ChangeBus {
             }
         }
     }
+
+    /// Tells every replica that something changed on `channel` (a revocation). Failures are
+    /// logged and counted: the other replicas then see the change at their next poll.
+    pub async fn announce(&self, channel: &str) {
+        let Some(connection) = &self.connection else { return };
+        let mut connection = connection.clone();
+        let sent =
+            tokio::time::timeout(TIMEOUT, redis::cmd("PUBLISH").arg(channel).arg(1).query_async::<i64>(&mut connection)).await;
+        if !matches!(sent, Ok(Ok(_))) {
+            metrics::counter!("palisade_revocation_announce_failures_total").increment(1);
+            tracing::warn!(channel, "cannot announce a change; other replicas see it at their next poll");
+        }
+    }
 }
 
 /// Listens on [`CHANNEL`] and pokes `changed` for every message, until `cancel`. Reconnects with
 /// a growing pause (up to 5 s) when Redis goes away.
 pub async fn run_subscriber(url: String, changed: Arc<Notify>, cancel: CancellationToken) {
+    run_listener(url, CHANNEL, Arc::new(move || changed.notify_one()), cancel).await;
+}
+
+/// Listens on `channel` and calls `on_message` for every message, and once after each
+/// reconnection (whatever was published meanwhile is covered by one refresh), until `cancel`.
+/// Reconnects with a growing pause (up to 5 s) when Redis goes away.
+pub async fn run_listener(
+    url: String,
+    channel: &'static str,
+    on_message: Arc<dyn Fn() + Send + Sync>,
+    cancel: CancellationToken,
+) {
+    let changed = Notifier { channel, on_message };
     let mut pause = Duration::from_millis(100);
     let mut failing = false;
     while !cancel.is_cancelled() {
@@ -78,7 +106,7 @@ pub async fn run_subscriber(url: String, changed: Arc<Notify>, cancel: Cancellat
             Ok(()) => return,
             Err(error) => {
                 if !failing {
-                    tracing::warn!(%error, "list change subscription lost; polling only until Redis answers again");
+                    tracing::warn!(%error, channel, "change subscription lost; polling only until Redis answers again");
                     failing = true;
                 }
                 // Whatever was published while disconnected is covered by one refresh now.
@@ -93,15 +121,27 @@ pub async fn run_subscriber(url: String, changed: Arc<Notify>, cancel: Cancellat
     }
 }
 
+/// What a subscription calls, and on which channel.
+struct Notifier {
+    channel: &'static str,
+    on_message: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Notifier {
+    fn notify_one(&self) {
+        (self.on_message)();
+    }
+}
+
 /// One subscription, until Redis goes away (error) or `cancel` (Ok).
-async fn subscribe(url: &str, changed: &Notify, cancel: &CancellationToken, failing: &mut bool) -> anyhow::Result<()> {
+async fn subscribe(url: &str, changed: &Notifier, cancel: &CancellationToken, failing: &mut bool) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
         .await
         .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
-    pubsub.subscribe(CHANNEL).await?;
+    pubsub.subscribe(changed.channel).await?;
     if *failing {
-        tracing::info!("list change subscription restored");
+        tracing::info!(channel = changed.channel, "change subscription restored");
         *failing = false;
         changed.notify_one();
     }
@@ -111,7 +151,9 @@ async fn subscribe(url: &str, changed: &Notify, cancel: &CancellationToken, fail
             _ = cancel.cancelled() => return Ok(()),
             message = messages.next() => match message {
                 Some(_) => {
-                    metrics::counter!("palisade_list_change_received_total").increment(1);
+                    if changed.channel == CHANNEL {
+                        metrics::counter!("palisade_list_change_received_total").increment(1);
+                    }
                     changed.notify_one();
                 }
                 None => anyhow::bail!("Redis closed the subscription"),

@@ -1,7 +1,7 @@
 //! The web console under `/console`: pages rendered on the server for account users (machines,
 //! enrollment keys, API keys, blocklists) and the operator (network overview), and the IP
-//! analyzer for both. It owns sign-in (admin token, account login links), stateless signed
-//! sessions in `HttpOnly`, `SameSite=Strict` cookies (signed by [`crate::auth::session`], which
+//! analyzer for both. It owns sign-in (admin token, account login links), sign-out (which revokes
+//! the session on every replica), signed sessions in `HttpOnly`, `SameSite=Strict` cookies (signed by [`crate::auth::session`], which
 //! the admin API and CLI also use to issue login links), and CSRF checks on every POST. Its pages
 //! reach nothing but this server: styles and the one small script are compiled into the binary.
 //! It acts only through [`crate::manage`] and the [`crate::store::Store`]; it must not hold SQL.
@@ -95,7 +95,8 @@ async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
     response
 }
 
-/// A signed-in console user. Without a valid, unexpired session cookie the request is
+/// A signed-in console user. Without a valid, unexpired session cookie that was not ended (by
+/// signing out, or by the operator ending every session: [`crate::revocation`]) the request is
 /// redirected to the sign-in page.
 pub struct Signed(pub Session);
 
@@ -104,7 +105,12 @@ impl FromRequestParts<AppState> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let value = cookie(&parts.headers, COOKIE).ok_or_else(to_login)?;
-        keys(state).verify_session(&value, now()).map(Signed).map_err(|_| to_login())
+        let session = keys(state).verify_session(&value, now()).map_err(|_| to_login())?;
+        match state.revocations.current().await {
+            Ok(revocations) if revocations.session_allowed(&session) => Ok(Signed(session)),
+            Ok(_) => Err(to_login()),
+            Err(error) => Err(store_error(error)),
+        }
     }
 }
 
@@ -217,16 +223,21 @@ async fn login(
         return response;
     }
     let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
-    let valid = !token.is_empty() && matches!(state.store.admin_token_exists(&hash_secret(token)).await, Ok(true));
+    let valid = !token.is_empty() && matches!(state.revocations.admin_token_valid(&hash_secret(token)).await, Ok(true));
     if !valid {
         record_miss(&state, CredentialKind::AdminToken, client);
         return page(StatusCode::UNAUTHORIZED, pages::login(Some("That admin token is not valid.")));
     }
-    sign_in(&state, &Role::Operator, "/console/operator")
+    sign_in(&state, &Role::Operator, "/console/operator").await
 }
 
-fn sign_in(state: &AppState, role: &Role, to: &str) -> Response {
-    let value = keys(state).issue_session(role, now(), &random_alnum(24));
+async fn sign_in(state: &AppState, role: &Role, to: &str) -> Response {
+    // A session opened in the second every session was ended would be refused: open it from the next one.
+    let floor = match state.revocations.current().await {
+        Ok(revocations) => revocations.session_floor(role),
+        Err(error) => return store_error(error),
+    };
+    let value = keys(state).issue_session(role, now().max(floor), &random_alnum(24));
     let mut response = Redirect::to(to).into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(state, &value, SESSION_TTL_SECS));
     response
@@ -272,7 +283,7 @@ async fn link_login(State(state): State<AppState>, headers: HeaderMap, FormField
     };
     // The account must still exist under the same id (a deleted and re-created name is another account).
     match state.store.account_by_name(&name).await {
-        Ok(Some(account)) if account.key.0 == id => sign_in(&state, &Role::Account { id, name }, "/console/account"),
+        Ok(Some(account)) if account.key.0 == id => sign_in(&state, &Role::Account { id, name }, "/console/account").await,
         Ok(_) => page(StatusCode::UNAUTHORIZED, pages::message(None, "Link not valid", "This account no longer exists.")),
         Err(error) => store_error(error),
     }
@@ -287,6 +298,11 @@ async fn logout(
     if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
     }
+    // The cookie is signed, not stored: a copy of it stays valid until its nonce is revoked.
+    if let Err(error) = manage::end_session(state.store.as_ref(), &session.nonce).await {
+        return store_error(error);
+    }
+    state.revocations.revoked().await;
     let mut response = Redirect::to("/console/login").into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     response
@@ -392,6 +408,7 @@ async fn revoke_api_key(
     let notice = match manage::revoke_api_key(state.store.as_ref(), prefix, Some(&name)).await {
         Ok(()) => {
             state.quotas.api_keys.clear();
+            state.revocations.revoked().await;
             Notice::Done(format!("API key {prefix} revoked."))
         }
         Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The token is malformed, forged or expired.
     #[error("invalid or expired token")]
     InvalidToken,
+    /// A credential the operator took back: a disabled machine, a token issued before a revocation.
+    #[error("{0}")]
+    Revoked(String),
     /// Wrong machine id or password.
     #[error("The machine_id or password is incorrect")]
     InvalidCredentials,
@@ -93,7 +96,9 @@ impl ApiError {
             ApiError::InvalidBody(_) | ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BodyTooLarge(_) | ApiError::TooManyItems(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::MissingCredentials | ApiError::InvalidToken | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::MissingCredentials | ApiError::InvalidToken | ApiError::Revoked(_) | ApiError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden(_) | ApiError::InvalidEnrollKey => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -117,6 +122,7 @@ impl ApiError {
             ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
             ApiError::MissingCredentials => "missing_credentials",
             ApiError::InvalidToken => "invalid_token",
+            ApiError::Revoked(_) => "revoked",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::InvalidEnrollKey => "invalid_enroll_key",

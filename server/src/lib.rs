@@ -43,7 +43,9 @@
 //! - [`serving`]: each replica's in-memory list snapshots, advanced by seq, the never-block policy
 //!   in force and the render cache.
 //! - [`limits`]: tiers and lookup quotas (GCRA, calendar windows), in process or in Redis.
-//! - [`bus`]: list-change notifications between replicas, through Redis.
+//! - [`bus`]: list-change and revocation notices between replicas, through Redis.
+//! - [`revocation`]: what every credential is checked against besides its signature: the
+//!   revocation list, cached per replica, refreshed each second or at a notice.
 //! - [`redis_link`]: the one way a Redis connection is opened.
 //! - [`enrich`]: AS and country of an address.
 //! - [`auth`]: credentials: passwords, machine tokens, secrets, list links, console sessions.
@@ -71,6 +73,7 @@ pub mod lookup;
 pub mod manage;
 pub mod redis_link;
 pub mod reputation;
+pub mod revocation;
 pub mod serving;
 pub mod state;
 pub mod store;

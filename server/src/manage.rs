@@ -1,6 +1,6 @@
 //! Operator actions shared by the admin API, the console and the `palisade-server admin` CLI, so
-//! all do exactly the same thing: accounts, enrollment keys, operator-created machines, admin
-//! tokens, API keys, canaries, allowlists, explanations, and the views of them. A use case: it
+//! all do exactly the same thing: accounts, enrollment keys, operator-created machines (and
+//! disabling, deleting, resetting them), admin tokens, console sessions, API keys, canaries, allowlists, explanations, and the views of them. A use case: it
 //! works through the [`Store`] and the pure core, knows neither HTTP nor SQL, and fails with a
 //! [`UseCaseError`] each front end turns into its own answer.
 
@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 use palisade_api::native::{
-    AccountView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryView, EnrollKeyCreated,
-    ExplanationResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SignalView,
+    AccountView, AdminTokenView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryView,
+    EnrollKeyCreated, ExplanationResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SignalView,
 };
 use time::OffsetDateTime;
 
@@ -28,7 +28,7 @@ use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::store::{
     Account, AccountStore, ConsensusStore, CreatedBy, ListStore, Machine, MachineKey, MachineStore, NewMachine, RequestKind,
-    Store, StoredSignal,
+    Revocation, RevocationKind, RevocationStore, Store, StoreError, StoredSignal,
 };
 use crate::use_case::UseCaseError;
 
@@ -84,6 +84,86 @@ pub async fn add_machine(store: &dyn MachineStore, name: &str, sensor: bool) -> 
     }
 }
 
+/// The `NotFound` of a machine login.
+fn no_machine(login: &str) -> UseCaseError {
+    UseCaseError::NotFound(format!("no machine {login:?}"))
+}
+
+/// A login that breaks the naming rules cannot exist: `NotFound` without a query.
+fn existing_login(login: &str) -> Result<(), UseCaseError> {
+    check_name(login, 128).map(|_| ()).map_err(|_| no_machine(login))
+}
+
+/// Maps a store's `NotFound` about a machine to the use case's sentence.
+fn machine_error(login: &str) -> impl Fn(StoreError) -> UseCaseError + '_ {
+    move |error| match error {
+        StoreError::NotFound(_) => no_machine(login),
+        other => other.into(),
+    }
+}
+
+/// Disables a machine (its login and every token it holds are refused) or enables it again
+/// (the tokens it held stay refused; it logs in anew). `NotFound` for an unknown or deleted login.
+pub async fn set_machine_disabled(store: &dyn RevocationStore, login: &str, disabled: bool) -> Result<(), UseCaseError> {
+    existing_login(login)?;
+    store.set_machine_disabled(login, disabled, OffsetDateTime::now_utc()).await.map_err(machine_error(login))?;
+    Ok(())
+}
+
+/// Deletes a machine: disabled for good and gone from listings; its signals stay as evidence
+/// and its login stays taken. `NotFound` for an unknown or deleted login.
+pub async fn delete_machine(store: &dyn RevocationStore, login: &str) -> Result<(), UseCaseError> {
+    existing_login(login)?;
+    store.delete_machine(login, OffsetDateTime::now_utc()).await.map_err(machine_error(login))?;
+    Ok(())
+}
+
+/// Gives a machine a new random password (returned once; only its hash is stored) and revokes
+/// the tokens it holds. `NotFound` for an unknown or deleted login.
+pub async fn reset_machine_password(store: &dyn RevocationStore, login: &str) -> Result<MachineCredentials, UseCaseError> {
+    existing_login(login)?;
+    let password = random_alnum(64);
+    let password_hash = password::hash(password.clone()).await.map_err(|e| UseCaseError::Internal(e.into()))?;
+    store.set_machine_password(login, &password_hash, OffsetDateTime::now_utc()).await.map_err(machine_error(login))?;
+    Ok(MachineCredentials { machine_id: login.to_string(), password })
+}
+
+/// Every admin token (prefix, creation, last use, revocation), oldest first.
+pub async fn list_admin_tokens(store: &dyn RevocationStore) -> Result<Vec<AdminTokenView>, UseCaseError> {
+    Ok(store
+        .list_admin_tokens()
+        .await?
+        .into_iter()
+        .map(|t| AdminTokenView {
+            prefix: t.prefix,
+            created_at: rfc3339(t.created_at),
+            last_used_at: t.last_used_at.map(rfc3339),
+            revoked_at: t.revoked_at.map(rfc3339),
+        })
+        .collect())
+}
+
+/// Revokes the live admin token with this prefix, and ends the operator's console sessions.
+pub async fn revoke_admin_token(store: &dyn RevocationStore, prefix: &str) -> Result<(), UseCaseError> {
+    if store.revoke_admin_token(prefix, OffsetDateTime::now_utc()).await? {
+        Ok(())
+    } else {
+        Err(UseCaseError::NotFound(format!("no live admin token with prefix {prefix:?}")))
+    }
+}
+
+/// Ends one console session (by its nonce): its cookie is refused from now on.
+pub async fn end_session(store: &dyn RevocationStore, nonce: &str) -> Result<(), UseCaseError> {
+    let revocation = Revocation { kind: RevocationKind::Session, subject: nonce.to_string(), at: OffsetDateTime::now_utc() };
+    Ok(store.add_revocation(&revocation).await?)
+}
+
+/// Ends every console session, the operator's and every account's.
+pub async fn end_all_sessions(store: &dyn RevocationStore) -> Result<(), UseCaseError> {
+    let revocation = Revocation { kind: RevocationKind::Sessions, subject: "*".into(), at: OffsetDateTime::now_utc() };
+    Ok(store.add_revocation(&revocation).await?)
+}
+
 /// The text of a CrowdSec `online_api_credentials.yaml` for these credentials. Only `url`,
 /// `login` and `password`: CrowdSec 1.4.6 refuses to start on any other key.
 pub fn crowdsec_credentials_yaml(url: &str, credentials: &MachineCredentials) -> String {
@@ -105,6 +185,7 @@ pub fn machine_view(machine: &Machine) -> MachineView {
         signals: machine.signal_count,
         created_at: rfc3339(machine.created_at),
         last_login_at: machine.last_login_at.map(rfc3339),
+        disabled_at: machine.disabled_at.map(rfc3339),
     }
 }
 
@@ -376,12 +457,15 @@ pub async fn list_api_keys(
 }
 
 /// Revokes a key by prefix (only within `account` when given); 404 when there is no such live key.
-pub async fn revoke_api_key(store: &dyn AccountStore, prefix: &str, account: Option<&str>) -> Result<(), UseCaseError> {
+pub async fn revoke_api_key(store: &dyn Store, prefix: &str, account: Option<&str>) -> Result<(), UseCaseError> {
     let account = match account {
         Some(name) => Some(account_named(store, name).await?.key),
         None => None,
     };
-    if store.revoke_api_key(prefix, account, OffsetDateTime::now_utc()).await? {
+    let now = OffsetDateTime::now_utc();
+    if store.revoke_api_key(prefix, account, now).await? {
+        // On the list too, so every replica forgets the keys it has cached at once.
+        store.add_revocation(&Revocation { kind: RevocationKind::ApiKey, subject: prefix.to_string(), at: now }).await?;
         Ok(())
     } else {
         Err(UseCaseError::NotFound(format!("no live API key with prefix {prefix:?}")))

@@ -23,6 +23,7 @@ use crate::limits::failures::FailureLimiter;
 use crate::limits::sources::{NetworkWidth, Rate, SourceLimits, SourceRates};
 use crate::limits::{Limiter, Tier};
 use crate::lookup::Lookup;
+use crate::revocation::Revocations;
 use crate::store::{ApiKeyRecord, Store};
 
 /// Shared state of the HTTP layer, built once from the configuration by [`AppState::from_config`].
@@ -62,6 +63,8 @@ pub struct AppState {
     pub distribution: Arc<Distribution>,
     /// Lookup tiers, who is on which, and the limiter that counts.
     pub quotas: Quotas,
+    /// The revocations every credential is checked against, and the live admin tokens.
+    pub revocations: Arc<Revocations>,
     /// The IP lookup, with what it keeps between requests.
     pub lookup: Arc<Lookup>,
     /// Proxies whose forwarding headers name the client (`trusted_proxies`); empty by default.
@@ -136,6 +139,11 @@ impl AppState {
             own_addresses.clone(),
         ));
         // List links are signed with the server secret unless a key of their own is configured.
+        let api_keys = Arc::new(ApiKeyCache::default());
+        let revocations = {
+            let api_keys = api_keys.clone();
+            Revocations::new(parts.store.clone(), parts.bus.clone(), config.auth.jwt_ttl_secs, Box::new(move || api_keys.clear()))
+        };
         let link_secret =
             config.distribution.link_secret.as_ref().map_or(parts.secret.clone(), |s| s.expose().as_bytes().to_vec());
         let distribution = Distribution::new(
@@ -178,9 +186,10 @@ impl AppState {
                 tiers: Arc::new(config.tiers.clone()),
                 machine_tier: Arc::from(config.machine_tier.as_str()),
                 limiter: Arc::new(parts.limiter),
-                api_keys: Arc::new(ApiKeyCache::default()),
+                api_keys,
                 usage: Arc::new(UsageRecorder::default()),
             },
+            revocations: Arc::new(revocations),
             lookup: Arc::new(lookup),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_url,
@@ -225,7 +234,8 @@ fn fallback_tier() -> Tier {
 }
 
 /// How long an authenticated API key is trusted without asking the database again. Revocation
-/// and tier changes made on this replica clear the cache at once; on other replicas they take
+/// and tier changes made on this replica clear the cache at once; a revocation clears it on
+/// every replica as soon as they see it ([`crate::revocation`]); tier changes made elsewhere take
 /// effect within this time.
 pub const API_KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 

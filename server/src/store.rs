@@ -1,6 +1,6 @@
 //! Persistence: one trait per capability, each in its own file with the records it reads and
 //! writes (`machines`, `accounts` and keys, `signals`, `consensus`, `lists`, `stats`
-//! aggregates), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
+//! aggregates, `revocations`), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
 //! engine (`sqlite`, `postgres`, each with one file per capability). Ids shared across
 //! capabilities live in `keys`, the one error in `error`, the stored forms of times and text in
 //! `codec`; this file only re-exports them, so `crate::store::X` names every record, and no child
@@ -24,6 +24,7 @@ mod keys;
 mod lists;
 mod machines;
 pub mod postgres;
+mod revocations;
 mod signals;
 pub mod sqlite;
 mod stats;
@@ -42,6 +43,7 @@ pub use self::error::StoreError;
 pub use self::keys::{AccountKey, MachineKey};
 pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
+pub use self::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
 pub use self::signals::{
     Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,
 };
@@ -53,12 +55,32 @@ use crate::config::Secret;
 /// [`sqlite::SqliteStore`] and [`postgres::PgStore`], which both pass the conformance suite.
 /// Code that needs one capability takes that trait instead (`&dyn ListStore`, …).
 pub trait Store:
-    Database + MachineStore + AccountStore + SignalStore + ConsensusStore + ListStore + StatsStore + Send + Sync + 'static
+    Database
+    + MachineStore
+    + AccountStore
+    + SignalStore
+    + ConsensusStore
+    + ListStore
+    + StatsStore
+    + RevocationStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Database + MachineStore + AccountStore + SignalStore + ConsensusStore + ListStore + StatsStore + Send + Sync + 'static
+    T: Database
+        + MachineStore
+        + AccountStore
+        + SignalStore
+        + ConsensusStore
+        + ListStore
+        + StatsStore
+        + RevocationStore
+        + Send
+        + Sync
+        + 'static
 {
 }
 

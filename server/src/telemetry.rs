@@ -62,6 +62,9 @@ pub fn register_families() {
         "palisade_ratelimit_redis_breaker_opened_total",
         "palisade_ratelimit_redis_breaker_skipped_total",
         "palisade_store_fail_fast_total",
+        "palisade_revocation_reloads_total",
+        "palisade_revocation_refresh_failures_total",
+        "palisade_revocation_announce_failures_total",
     ] {
         metrics::counter!(name).increment(0);
     }

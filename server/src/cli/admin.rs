@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::args::{
     AccountCommand, AdminCommand, AllowlistCommand, ApiKeyCommand, BlocklistCommand, CanaryCommand, EnrollKeyCommand,
-    MachineCommand, TokenCommand,
+    MachineCommand, SessionsCommand, TokenCommand,
 };
 use super::serve::open_store;
 use crate::auth::jwt::load_or_create_secret;
@@ -27,6 +27,51 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             let token = manage::create_admin_token(store).await?;
             println!("{token}");
             eprintln!("use it as: Authorization: Bearer {token}   (it is shown only once)");
+        }
+        AdminCommand::Token(TokenCommand::List(flag)) => {
+            let tokens = manage::list_admin_tokens(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                println!("{:<14} {:<26} {:<26} REVOKED", "PREFIX", "CREATED", "LAST USED");
+                for t in tokens {
+                    let last = t.last_used_at.unwrap_or_else(|| "-".into());
+                    let revoked = t.revoked_at.unwrap_or_else(|| "-".into());
+                    println!("{:<14} {:<26} {:<26} {revoked}", t.prefix, t.created_at, last);
+                }
+            }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { prefix }) => {
+            manage::revoke_admin_token(store, &prefix).await?;
+            announce_revocation(config).await;
+            println!("admin token {prefix} revoked; the operator's console sessions are ended");
+        }
+        AdminCommand::Sessions(SessionsCommand::RevokeAll) => {
+            manage::end_all_sessions(store).await?;
+            announce_revocation(config).await;
+            println!("every console session is ended");
+        }
+        AdminCommand::Machine(MachineCommand::Disable { name }) => {
+            manage::set_machine_disabled(store, &name, true).await?;
+            announce_revocation(config).await;
+            println!("machine {name} is disabled");
+        }
+        AdminCommand::Machine(MachineCommand::Enable { name }) => {
+            manage::set_machine_disabled(store, &name, false).await?;
+            announce_revocation(config).await;
+            println!("machine {name} is enabled; it must log in again");
+        }
+        AdminCommand::Machine(MachineCommand::Delete { name }) => {
+            manage::delete_machine(store, &name).await?;
+            announce_revocation(config).await;
+            println!("machine {name} is deleted");
+        }
+        AdminCommand::Machine(MachineCommand::ResetPassword { name }) => {
+            let credentials = manage::reset_machine_password(store, &name).await?;
+            announce_revocation(config).await;
+            println!("machine_id: {}", credentials.machine_id);
+            println!("password: {}", credentials.password);
+            eprintln!("the old password and the machine's tokens no longer work (the new password is shown only once)");
         }
         AdminCommand::Account(AccountCommand::Create { name }) => {
             let account = manage::create_account(store, &name).await?;
@@ -80,6 +125,7 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
         }
         AdminCommand::ApiKey(ApiKeyCommand::Revoke { prefix }) => {
             manage::revoke_api_key(store, &prefix, None).await?;
+            announce_revocation(config).await;
             println!("API key {prefix} revoked");
         }
         AdminCommand::Account(AccountCommand::Level { name, level }) => {
@@ -182,6 +228,16 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// Tells the running replicas that the revocation list changed (through Redis when configured;
+/// otherwise, or when Redis does not answer, they see it within a second).
+async fn announce_revocation(config: &Config) {
+    let Some(url) = &config.redis_url else { return };
+    match crate::bus::ChangeBus::connect(url.expose()).await {
+        Ok(bus) => bus.announce(crate::revocation::CHANNEL).await,
+        Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the revocation within a second"),
+    }
 }
 
 /// `admin blocklist …`: the actions of `/v1/admin/blocklists`, then a change notification to the

@@ -75,6 +75,17 @@ pub enum AdminCommand {
     /// Operator-managed block lists and allowlists (the same actions as /v1/admin/blocklists).
     #[command(subcommand)]
     Blocklist(BlocklistCommand),
+    /// Web console sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+/// `admin sessions …`
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// End every console session, the operator's and every account's, on every replica.
+    #[command(name = "revoke-all")]
+    RevokeAll,
 }
 
 /// `admin blocklist …`
@@ -199,6 +210,13 @@ pub enum AllowlistCommand {
 pub enum TokenCommand {
     /// Create an admin token and print it (shown once).
     Create,
+    /// List admin tokens: prefix, creation, last use, revocation.
+    List(JsonFlag),
+    /// Revoke an admin token by its prefix; the operator's console sessions end with it.
+    Revoke {
+        /// The token's visible prefix (from `admin token list`).
+        prefix: String,
+    },
 }
 
 /// `admin account …`
@@ -300,6 +318,27 @@ pub enum MachineCommand {
     },
     /// Show a machine's trust and the evidence behind it.
     Trust {
+        /// Machine login.
+        name: String,
+    },
+    /// Disable a machine: its login and every token it holds are refused.
+    Disable {
+        /// Machine login.
+        name: String,
+    },
+    /// Enable a disabled machine: it can log in again (the tokens it held stay refused).
+    Enable {
+        /// Machine login.
+        name: String,
+    },
+    /// Delete a machine: disabled for good and gone from listings (its signals stay as evidence).
+    Delete {
+        /// Machine login.
+        name: String,
+    },
+    /// Give a machine a new random password and print it (shown once); its tokens are revoked.
+    #[command(name = "reset-password")]
+    ResetPassword {
         /// Machine login.
         name: String,
     },

@@ -1,6 +1,6 @@
 //! `palisade-server serve`: the composition root. Opens the store, builds the application
 //! state once from the configuration, starts the background tasks (consensus worker, list
-//! poller, change bus subscriber, usage recorder), serves the router until SIGINT or SIGTERM,
+//! poller, change bus subscriber, revocation listener, usage recorder), serves the router until SIGINT or SIGTERM,
 //! then shuts down gracefully. [`connections`] is the accept loop and its limits.
 
 pub mod connections;
@@ -102,6 +102,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     });
+    let revocation_listener = config.redis_url.as_ref().filter(|_| state.distribution.bus.is_enabled()).map(|url| {
+        let revocations = state.revocations.clone();
+        tokio::spawn(crate::bus::run_listener(
+            url.expose().to_string(),
+            crate::revocation::CHANNEL,
+            Arc::new(move || revocations.invalidate()),
+            shutdown.clone(),
+        ))
+    });
     let worker = config.consensus.enabled.then(|| {
         let worker_config = WorkerConfig {
             params: config.consensus.params.clone(),
@@ -128,8 +137,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     drop(poller.await);
     drop(usage.await);
     drop(relay.await);
-    if let Some(subscriber) = subscriber {
-        drop(subscriber.await);
+    for listener in [subscriber, revocation_listener].into_iter().flatten() {
+        drop(listener.await);
     }
     state.quotas.limiter.give_back_leases().await;
     tracing::info!("stopped accepting; in-flight requests finished");

@@ -81,6 +81,6 @@ pub async fn revoke_own_api_key(
 ) -> Result<StatusCode, ApiError> {
     let account = own_account(&state, &machine).await?;
     manage::revoke_api_key(state.store.as_ref(), &prefix, Some(&account)).await?;
-    state.quotas.api_keys.clear();
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,8 +1,10 @@
 //! The operator's API under `/v1/admin`: accounts (enrollment keys, levels, console login
 //! links), machines, stored signals, canaries, allowlists, false positives and explanations here;
-//! API keys and tiers in [`api_keys`], operator-managed lists in [`blocklists`]. Every route
+//! API keys and tiers in [`api_keys`], operator-managed lists in [`blocklists`], disabling,
+//! deleting and resetting machines, admin tokens and console sessions in [`access`]. Every route
 //! requires an admin token (`palisade-server admin token create`).
 
+pub mod access;
 pub mod api_keys;
 pub mod blocklists;
 
@@ -46,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_ip_explanation_admin))
         .routes(routes!(create_login_link))
         .merge(api_keys::routes())
+        .merge(access::routes())
 }
 
 /// Create an account.

@@ -177,7 +177,7 @@ pub async fn register_machine(
 /// Log a machine in: returns a short-lived JWT (with `exp`) and remembers the scenarios the
 /// machine declares, which tailor its blocklist.
 #[utoipa::path(post, path = "/watchers/login", tag = "crowdsec", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, description = "wrong id or password", body = palisade_api::native::ErrorBody),
+    responses((status = 200, body = LoginResponse), (status = 401, description = "wrong id or password, or a disabled machine", body = palisade_api::native::ErrorBody),
               Unprocessable, RateLimited, Busy))]
 #[instrument(skip_all, fields(machine.id = %request.machine_id, scenario.count = request.scenarios.len()))]
 pub async fn login_machine(
@@ -212,13 +212,22 @@ pub async fn login_machine(
         record_miss(&state, CredentialKind::MachinePassword, peer);
         return Err(ApiError::InvalidCredentials);
     };
+    if machine.disabled_at.is_some() {
+        metrics::counter!("palisade_logins_total", "outcome" => "failure").increment(1);
+        return Err(ApiError::Revoked("this machine is disabled by the operator of this server".into()));
+    }
     let now = OffsetDateTime::now_utc();
+    // Up to date with the revocations committed before this login (a reset or an enabling made
+    // on another replica a moment ago), and a token issued in the second of a revocation would
+    // be refused: issue it from the next one.
+    let floor = state.revocations.current_fresh().await?.machine_token_floor(machine.key);
+    let issued_at = if now.unix_timestamp() < floor { OffsetDateTime::from_unix_timestamp(floor).unwrap_or(now) } else { now };
     let scenarios: BTreeSet<String> = request.scenarios.into_iter().collect();
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(256).collect());
     let record =
         LoginRecord { scenarios: scenarios.into_iter().collect(), origin_prefix: origin_prefix(peer), user_agent, at: now };
     state.store.record_login(machine.key, &record).await?;
-    let issued = state.jwt.issue(machine.key, &machine.machine_id, now).map_err(|e| ApiError::Internal(e.into()))?;
+    let issued = state.jwt.issue(machine.key, &machine.machine_id, issued_at).map_err(|e| ApiError::Internal(e.into()))?;
     metrics::counter!("palisade_logins_total", "outcome" => "success").increment(1);
     Ok(Json(LoginResponse { code: 200, expire: rfc3339(issued.expires_at), token: issued.token }))
 }

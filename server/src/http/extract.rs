@@ -101,7 +101,9 @@ fn authorization_token(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// An authenticated machine (a valid, unexpired JWT issued by this network).
+/// An authenticated machine: a valid, unexpired JWT issued by this network, for a machine that is
+/// neither disabled nor deleted, issued after the machine's last revocation (checked against
+/// the replica's revocation snapshot, [`crate::revocation`]).
 #[derive(Debug, Clone)]
 pub struct AuthMachine {
     /// Internal id.
@@ -121,11 +123,16 @@ where
         let state = AppState::from_ref(state);
         let token = authorization_token(parts)?;
         let claims = state.jwt.verify(token).map_err(|_| ApiError::InvalidToken)?;
-        Ok(AuthMachine { key: MachineKey(claims.mid), login: claims.sub })
+        let key = MachineKey(claims.mid);
+        if let Some(refusal) = state.revocations.current().await?.machine_refusal(key, claims.iat) {
+            return Err(ApiError::Revoked(refusal.message().into()));
+        }
+        Ok(AuthMachine { key, login: claims.sub })
     }
 }
 
-/// The operator, authenticated by an admin token.
+/// The operator, authenticated by a live admin token (confirmed against the store at most once a
+/// minute per replica, and again at once after any revocation: [`crate::revocation`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
@@ -142,7 +149,7 @@ where
         let token = authorization_token(parts)?;
         guard_credentials(&state, CredentialKind::AdminToken, client)?;
         // Looked up by SHA-256: comparing hashes of a high-entropy secret leaks nothing useful.
-        if state.store.admin_token_exists(&hash_secret(token)).await? {
+        if state.revocations.admin_token_valid(&hash_secret(token)).await? {
             Ok(Admin)
         } else {
             record_miss(&state, CredentialKind::AdminToken, client);

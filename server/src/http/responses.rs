@@ -13,7 +13,8 @@ use utoipa::IntoResponses;
 #[response(status = 400)]
 pub struct BadRequest(pub ErrorBody);
 
-/// The bearer token is missing, malformed, forged or expired.
+/// The bearer token is missing, malformed, forged, expired or revoked (code `revoked` when the
+/// operator disabled the machine or reset its password since the token was issued).
 #[derive(IntoResponses)]
 #[response(status = 401)]
 pub struct Unauthorized(pub ErrorBody);

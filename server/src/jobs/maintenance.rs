@@ -1,6 +1,7 @@
 //! Maintenance: keeps the signal partitions ahead of time (PostgreSQL), expires raw signals
 //! past `retention.signals_days`, never one the consensus worker has not processed (the caller
-//! passes its watermark), and metrics documents past `retention.metrics_days`. Run by the consensus leader, so exactly one replica does it; aggregates
+//! passes its watermark), metrics documents past `retention.metrics_days`, and revocations
+//! older than any credential they refuse. Run by the consensus leader, so exactly one replica does it; aggregates
 //! (engine state, trust, listings) are never touched.
 
 use anyhow::Context;
@@ -20,7 +21,13 @@ pub struct MaintenanceOutcome {
     pub rows_deleted: u64,
     /// Metrics documents deleted by retention.
     pub metrics_deleted: u64,
+    /// Revocations deleted: older than [`REVOCATIONS_KEPT`].
+    pub revocations_deleted: u64,
 }
+
+/// How long a revocation is kept: longer than any credential it can refuse lives (machine
+/// tokens at most 7 days, console sessions 8 hours), so deleting it changes nothing.
+pub const REVOCATIONS_KEPT: time::Duration = time::Duration::days(8);
 
 /// The receive time before which raw signals expire, or `None` when they are kept forever.
 pub fn expiry_cutoff(config: &RetentionConfig, now: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -50,6 +57,8 @@ pub async fn run_once(
         outcome.metrics_deleted =
             store.expire_metrics(cutoff, config.delete_batch).await.context("cannot expire old metrics documents")?;
     }
+    outcome.revocations_deleted =
+        store.expire_revocations(now - REVOCATIONS_KEPT).await.context("cannot expire old revocations")?;
     metrics::counter!("palisade_retention_metrics_deleted_total").increment(outcome.metrics_deleted);
     metrics::counter!("palisade_retention_partitions_dropped_total").increment(outcome.partitions_dropped.len() as u64);
     metrics::counter!("palisade_retention_signals_deleted_total").increment(outcome.rows_deleted);
@@ -57,12 +66,14 @@ pub async fn run_once(
         || !outcome.partitions_dropped.is_empty()
         || outcome.rows_deleted > 0
         || outcome.metrics_deleted > 0
+        || outcome.revocations_deleted > 0
     {
         tracing::info!(
             partitions.created = outcome.partitions_created.len(),
             partitions.dropped = outcome.partitions_dropped.len(),
             signals.deleted = outcome.rows_deleted,
             metrics.deleted = outcome.metrics_deleted,
+            revocations.deleted = outcome.revocations_deleted,
             "maintenance pass"
         );
     }
@@ -185,6 +196,24 @@ mod tests {
             let keep = RetentionConfig { metrics_days: 0, ..config };
             let kept = run_once(store.as_ref(), &keep, 0, now + Duration::days(400)).await.expect("pass");
             assert_eq!(kept.metrics_deleted, 0, "{label}: 0 keeps them");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_expires_revocations_older_than_any_credential() {
+        for db in TestDb::all().await {
+            let (store, machine) = store_with_machine(&db).await;
+            // Whole microseconds, the finest both backends keep.
+            let now = OffsetDateTime::now_utc();
+            let now = now.replace_microsecond(now.microsecond()).expect("a valid microsecond");
+            let revocation =
+                |at| crate::store::Revocation { kind: crate::store::RevocationKind::Machine, subject: machine.0.to_string(), at };
+            store.add_revocation(&revocation(now - REVOCATIONS_KEPT - Duration::hours(1))).await.expect("old");
+            store.add_revocation(&revocation(now - Duration::days(7))).await.expect("within a token's life");
+            let pass = run_once(store.as_ref(), &RetentionConfig::default(), 0, now).await.expect("pass");
+            assert_eq!(pass.revocations_deleted, 1, "{}", db.label());
+            let kept = store.revocations_since(now - Duration::days(30)).await.expect("list");
+            assert_eq!(kept, vec![revocation(now - Duration::days(7))], "{}", db.label());
         }
     }
 }

@@ -97,7 +97,7 @@ pub struct Account {
     pub name: String,
     /// Verification level.
     pub level: Level,
-    /// Machines enrolled.
+    /// Machines enrolled (deleted ones not counted).
     pub machine_count: u64,
     /// Creation time.
     pub created_at: OffsetDateTime,

@@ -3,7 +3,7 @@
 //! names a server. It owns the contract both backends must honour (what each [`Store`] method
 //! returns, stores and refuses); it must not test one backend's internals. This file holds the
 //! harness (the backends under test, fixtures, the database's own lifecycle) and one child per
-//! capability (`conformance/machines.rs`, …, plus `text.rs` for the free text every capability
+//! capability (`conformance/machines.rs`, …, `conformance/revocations.rs`, plus `text.rs` for the free text every capability
 //! stores). The few facts the trait cannot read back (metrics payloads, enrollment tags, user
 //! agents, tampered rows) are checked with a plain query on the shared column names
 //! (`raw_text`, `raw_execute`). Every method of every capability trait is called somewhere in
@@ -13,6 +13,7 @@ mod accounts;
 mod consensus;
 mod lists;
 mod machines;
+mod revocations;
 mod signals;
 mod stats;
 mod text;
@@ -262,6 +263,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("consensus.rs"),
         include_str!("lists.rs"),
         include_str!("stats.rs"),
+        include_str!("revocations.rs"),
     ];
     let suite = [
         include_str!("conformance.rs"),
@@ -272,6 +274,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("conformance/consensus.rs"),
         include_str!("conformance/lists.rs"),
         include_str!("conformance/stats.rs"),
+        include_str!("conformance/revocations.rs"),
     ]
     .concat();
     let mut methods = Vec::new();

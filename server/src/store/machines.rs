@@ -17,10 +17,10 @@ pub trait MachineStore: Send + Sync {
     /// Creates a machine; `Conflict` when the login exists.
     async fn create_machine(&self, machine: &NewMachine) -> Result<MachineKey, StoreError>;
 
-    /// Finds a machine by login.
+    /// Finds a machine by login (deleted machines are not found).
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError>;
 
-    /// Lists every machine, oldest first.
+    /// Lists every machine but the deleted, oldest first.
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError>;
 
     /// The machines of `keys` (unknown keys left out), oldest first: what a request about a few
@@ -145,6 +145,8 @@ pub struct Machine {
     pub created_at: OffsetDateTime,
     /// Last successful login.
     pub last_login_at: Option<OffsetDateTime>,
+    /// When the operator disabled (or deleted) it: its login and tokens are refused.
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// What a login records about the machine.

@@ -16,6 +16,7 @@ mod consensus;
 mod gate;
 mod lists;
 mod machines;
+mod revocations;
 mod signals;
 mod stats;
 
@@ -94,12 +95,12 @@ impl PgStore {
 }
 
 const MACHINE_SELECT: &str = "SELECT m.id, m.machine_id, m.password_hash, m.account_id, a.name AS account_name, m.display_name, \
-     m.is_sensor, m.created_by, m.trust, m.scenarios::text AS scenarios, m.origin_prefix, m.version, m.created_at, m.last_login_at, \
+     m.is_sensor, m.created_by, m.trust, m.scenarios::text AS scenarios, m.origin_prefix, m.version, m.created_at, m.last_login_at, m.disabled_at, \
      (SELECT count(*) FROM signals s WHERE s.machine_id = m.id) AS signal_count \
      FROM machines m LEFT JOIN accounts a ON a.id = m.account_id";
 
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.name, a.level, a.created_at, \
-     (SELECT count(*) FROM machines m WHERE m.account_id = a.id) AS machine_count FROM accounts a";
+     (SELECT count(*) FROM machines m WHERE m.account_id = a.id AND m.deleted_at IS NULL) AS machine_count FROM accounts a";
 
 fn machine_from_row(row: &PgRow) -> Result<Machine, StoreError> {
     let scenarios: String = row.try_get("scenarios")?;
@@ -120,6 +121,7 @@ fn machine_from_row(row: &PgRow) -> Result<Machine, StoreError> {
         signal_count: row.try_get::<i64, _>("signal_count")?.max(0) as u64,
         created_at: row.try_get("created_at")?,
         last_login_at: row.try_get("last_login_at")?,
+        disabled_at: row.try_get("disabled_at")?,
     })
 }
 

@@ -9,6 +9,7 @@ mod consensus;
 mod group_commit;
 mod lists;
 mod machines;
+mod revocations;
 mod signals;
 mod stats;
 
@@ -83,7 +84,7 @@ impl SqliteStore {
 }
 
 const MACHINE_SELECT: &str = "SELECT m.id, m.machine_id, m.password_hash, m.account_id, a.name AS account_name, m.display_name, \
-     m.is_sensor, m.created_by, m.trust, m.scenarios, m.origin_prefix, m.version, m.created_at, m.last_login_at, \
+     m.is_sensor, m.created_by, m.trust, m.scenarios, m.origin_prefix, m.version, m.created_at, m.last_login_at, m.disabled_at, \
      (SELECT count(*) FROM signals s WHERE s.machine_id = m.id) AS signal_count \
      FROM machines m LEFT JOIN accounts a ON a.id = m.account_id";
 
@@ -106,6 +107,7 @@ fn machine_from_row(row: &SqliteRow) -> Result<Machine, StoreError> {
         signal_count: row.try_get::<i64, _>("signal_count")?.max(0) as u64,
         created_at: from_micros(row.try_get("created_at")?),
         last_login_at: row.try_get::<Option<i64>, _>("last_login_at")?.map(from_micros),
+        disabled_at: row.try_get::<Option<i64>, _>("disabled_at")?.map(from_micros),
     })
 }
 
@@ -148,7 +150,7 @@ fn signal_from_row(row: &SqliteRow) -> Result<StoredSignal, StoreError> {
 }
 
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.name, a.level, a.created_at, \
-     (SELECT count(*) FROM machines m WHERE m.account_id = a.id) AS machine_count FROM accounts a";
+     (SELECT count(*) FROM machines m WHERE m.account_id = a.id AND m.deleted_at IS NULL) AS machine_count FROM accounts a";
 
 #[async_trait]
 impl Database for SqliteStore {

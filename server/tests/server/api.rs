@@ -1179,7 +1179,7 @@ async fn wrong_method_returns_405_json() {
         (Method::GET, "/v2/metrics/"),
         (Method::POST, "/v2/decisions/stream"),
         (Method::PUT, "/v1/admin/accounts"),
-        (Method::DELETE, "/v1/admin/machines/web-01"),
+        (Method::POST, "/v1/admin/machines/web-01"),
         (Method::POST, "/healthz"),
         (Method::POST, "/metrics"),
     ] {

@@ -7,7 +7,8 @@
 //! to public addresses), canaries and never-block ranges, two runs of the consensus worker (a
 //! listing by the sensor, then an upheld false positive), operator lists with entries and
 //! subscribers, API keys on two tiers, the decision streams and their presigned links, lookups,
-//! and the console signed in as the operator and as an account. Every answer on the way is
+//! the console signed in as the operator and as an account, and at the end access taken back
+//! (an admin token revoked, a machine disabled, reset and deleted, every console session ended). Every answer on the way is
 //! recorded: status, headers, body, normalised as `golden/normalise.rs` documents (generated
 //! secrets, request ids, times of the run and countdowns become placeholders; nothing is sorted).
 //!
@@ -40,6 +41,7 @@ use std::collections::BTreeMap;
 use axum::http::Method;
 use common::{Reply, TestApp, fixture, fixture_json};
 use palisade_server::auth::links::{LinkKind, LinkTarget};
+use palisade_server::auth::secrets::visible_prefix;
 use palisade_server::config::Config;
 use palisade_server::jobs::consensus::{ConsensusWorker, WorkerConfig};
 use palisade_server::limits::Tier;
@@ -823,5 +825,40 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("make partners public", visibility("public")).await;
     g.call("a visibility that does not exist", visibility("everyone")).await;
     g.call("partners, now public, for a machine", Call::get("/v1/blocklists/partners").token(&agent_token)).await;
+
+    // --- Taking access back: admin tokens, machines, console sessions ---------------------------
+    let spare_admin = app.admin_token().await;
+    g.norm.named(&spare_admin, "<spare-admin-token>");
+    g.norm.named(&visible_prefix(&admin), "<admin-token-prefix>");
+    let spare_prefix = visible_prefix(&spare_admin);
+    g.norm.named(&spare_prefix, "<spare-admin-token-prefix>");
+    g.call("admin tokens", Call::get("/v1/admin/admin-tokens").token(&admin)).await;
+    g.call("revoke the spare admin token", Call::delete(&format!("/v1/admin/admin-tokens/{spare_prefix}")).token(&admin)).await;
+    g.call("the revoked admin token", Call::get("/v1/admin/accounts").token(&spare_admin)).await;
+    g.call("revoke it again", Call::delete(&format!("/v1/admin/admin-tokens/{spare_prefix}")).token(&admin)).await;
+    let disabled = |value: bool| Call::put("/v1/admin/machines/agent-1/disabled").token(&admin).json(&json!({"disabled": value}));
+    g.call("disable agent-1", disabled(true)).await;
+    g.call("agent-1's token, disabled", Call::get("/v1/blocklists").token(&agent_token)).await;
+    let agent_login =
+        |password: &str| Call::post("/v2/watchers/login").json(&json!({"machine_id": "agent-1", "password": password}));
+    g.call("agent-1 logs in, disabled", agent_login(str_of(&agent, "password"))).await;
+    g.call(
+        "disable an unknown machine",
+        Call::put("/v1/admin/machines/nobody/disabled").token(&admin).json(&json!({"disabled": true})),
+    )
+    .await;
+    g.call("disable without a body", Call::put("/v1/admin/machines/agent-1/disabled").token(&admin).json(&json!({}))).await;
+    g.call("enable agent-1", disabled(false)).await;
+    g.call("agent-1's old token, enabled again", Call::get("/v1/blocklists").token(&agent_token)).await;
+    let reset = g.call("reset agent-1's password", Call::post("/v1/admin/machines/agent-1/password").token(&admin)).await.json();
+    g.call("agent-1 logs in with its old password", agent_login(str_of(&agent, "password"))).await;
+    let fresh = g.call("agent-1 logs in with its new password", agent_login(str_of(&reset, "password"))).await.json();
+    g.call("agent-1's new token", Call::get("/v1/blocklists").token(str_of(&fresh, "token"))).await;
+    g.call("reset an unknown machine's password", Call::post("/v1/admin/machines/nobody/password").token(&admin)).await;
+    g.call("delete lapi-2", Call::delete("/v1/admin/machines/lapi-2").token(&admin)).await;
+    g.call("delete lapi-2 again", Call::delete("/v1/admin/machines/lapi-2").token(&admin)).await;
+    g.call("lapi-2, deleted", Call::get("/v1/admin/machines/lapi-2").token(&admin)).await;
+    g.call("end every console session", Call::delete("/v1/admin/sessions").token(&admin)).await;
+    g.call("account page after every session ended", as_account(Call::get("/console/account"))).await;
     g.finish()
 }

@@ -2,7 +2,7 @@
 //! state (`api`, `blocklists`, `distribution`, `lookup`, `compressed`, `visibility`), the wire
 //! recording (`golden`), the OpenAPI drift check (`openapi`), the module-layout check (`layout`),
 //! and the hostile-client reproductions: input time bounds (`time_bounds`), PostgreSQL outages
-//! (`outage`), storage amplification (`amplification`), limits at the edge (`edge`) and canaries
+//! (`outage`), revocation (`revocation`), storage amplification (`amplification`), limits at the edge (`edge`) and canaries
 //! that must not be told apart (`canaries`); `common` is their shared set-up. One binary links
 //! the server once instead of once per family.
 //! Run one family with its module prefix:
@@ -24,5 +24,6 @@ mod layout;
 mod lookup;
 mod openapi;
 mod outage;
+mod revocation;
 mod time_bounds;
 mod visibility;

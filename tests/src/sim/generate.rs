@@ -58,6 +58,13 @@ pub enum Event {
         /// The attacker address.
         attacker: u32,
     },
+    /// The public feed publishes an address (as the engine keys it) until `until`.
+    Publish {
+        /// The published address or /64.
+        key: IpNet,
+        /// When the feed drops it.
+        until: Time,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +75,7 @@ enum SpawnKind {
     NeverBlockFp,
     Register(u16),
     Strike(u16),
+    Junk(u16),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +97,7 @@ impl SpawnKind {
             SpawnKind::NeverBlockFp => [4, 0],
             SpawnKind::Register(g) => [5, u64::from(g)],
             SpawnKind::Strike(g) => [6, u64::from(g)],
+            SpawnKind::Junk(g) => [7, u64::from(g)],
         }
     }
 }
@@ -120,6 +129,7 @@ pub struct Generator<'a> {
     benign: u32,
     victims: u32,
     victim_groups: Vec<usize>,
+    victim_addresses: Vec<IpNet>,
     next_internet: u64,
     next_residential: u64,
     next_rotator: u64,
@@ -127,6 +137,18 @@ pub struct Generator<'a> {
     /// Groups currently in their honest phase.
     sleeping: Vec<usize>,
     echo_pool: VecDeque<IpNet>,
+    probes: Vec<Probe>,
+}
+
+/// One address a probing group reported, with one machine, to learn whether it is a canary.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// Machine index.
+    pub machine: u32,
+    /// The address.
+    pub target: IpNet,
+    /// When.
+    pub at: Time,
 }
 
 impl<'a> Generator<'a> {
@@ -151,12 +173,14 @@ impl<'a> Generator<'a> {
             benign: 0,
             victims: 0,
             victim_groups: Vec::new(),
+            victim_addresses: Vec::new(),
             next_internet: 0,
             next_residential: 0,
             next_rotator: 0,
             next_shared: 0,
             sleeping: Vec::new(),
             echo_pool: VecDeque::new(),
+            probes: Vec::new(),
         };
         let steps = (world.end - world.start + scenario.run.step_secs - 1) / scenario.run.step_secs;
         g.buckets.resize_with(steps as usize + 1, Vec::new);
@@ -195,7 +219,17 @@ impl<'a> Generator<'a> {
             if sc.adversaries[group.spec].source == Source::Fresh {
                 spawns.push(Spawn { at: group.register_at, kind: SpawnKind::Register(i as u16), n: 0 });
             }
-            spawns.push(Spawn { at: group.strike_at, kind: SpawnKind::Strike(i as u16), n: 0 });
+            let spec = &sc.adversaries[group.spec];
+            let hours = spec.strike_hours.ceil().max(1.0) as u64;
+            for (k, &at) in group.strikes.iter().enumerate() {
+                spawns.push(Spawn { at, kind: SpawnKind::Strike(i as u16), n: k as u64 });
+                if spec.junk_per_machine > 0 {
+                    for h in 0..hours {
+                        let n = k as u64 * hours + h;
+                        spawns.push(Spawn { at: at + h as Time * HOUR, kind: SpawnKind::Junk(i as u16), n });
+                    }
+                }
+            }
         }
         // Stable: spawns of one kind at the same second keep their order.
         spawns.sort_by_key(|s| (s.at, s.kind));
@@ -217,9 +251,19 @@ impl<'a> Generator<'a> {
         &self.attackers
     }
 
+    /// Probes made so far, in the order they were drawn.
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
+    }
+
     /// Victim addresses made so far.
     pub fn victim_count(&self) -> u32 {
         self.victims
+    }
+
+    /// Every victim address made so far, by victim number.
+    pub fn victim_addresses(&self) -> &[IpNet] {
+        &self.victim_addresses
     }
 
     /// Group of victim `v`.
@@ -282,8 +326,9 @@ impl<'a> Generator<'a> {
         id
     }
 
-    /// A machine that sees a given attack: honest ones by their traffic, plus sleeping adversaries.
-    fn sighter(&self, rng: &mut Rng) -> u32 {
+    /// A machine that sees an attack starting at `at`: honest ones by their traffic, plus sleeping
+    /// adversaries (those already created).
+    fn sighter(&self, rng: &mut Rng, at: Time) -> u32 {
         let w = self.world;
         let sleeping_weight: f64 = self
             .sleeping
@@ -299,7 +344,11 @@ impl<'a> Generator<'a> {
             let group = &w.groups[g];
             let weight = group.machines.len() as f64 * self.scenario.adversaries[group.spec].sighting_rate;
             if x < weight {
-                return group.machines[rng.index(group.machines.len())];
+                let machine = group.machines[rng.index(group.machines.len())];
+                if w.machines[machine as usize].created_at > at {
+                    return w.pick_honest(rng);
+                }
+                return machine;
             }
             x -= weight;
         }
@@ -362,9 +411,13 @@ impl<'a> Generator<'a> {
             }
             SpawnKind::Strike(g) => {
                 let g = usize::from(g);
-                self.sleeping.retain(|&s| s != g);
+                // Between strike phases the machines go back to their honest behaviour.
+                if spawn.n + 1 >= self.world.groups[g].strikes.len() as u64 {
+                    self.sleeping.retain(|&s| s != g);
+                }
                 self.expand_strike(spawn.at, g, &mut rng);
             }
+            SpawnKind::Junk(g) => self.expand_junk(spawn.at, usize::from(g), &mut rng),
         }
     }
 
@@ -421,7 +474,7 @@ impl<'a> Generator<'a> {
             }
             let sightings = rng.count(f64::from(reach) * share);
             for _ in 0..sightings {
-                let machine = self.sighter(rng);
+                let machine = self.sighter(rng, start);
                 let first = start + rng.below(len as u64) as Time;
                 let reports = rng.between(spec.reports_per_sighting);
                 for r in 0..reports {
@@ -441,7 +494,54 @@ impl<'a> Generator<'a> {
             if spec.kind == AttackerKind::Dynamic {
                 self.push(start + lease, Event::Handover { attacker: id });
             }
+            let feed = &self.scenario.public_feed;
+            if feed.coverage > 0.0 && rng.chance(feed.coverage) {
+                let published = start + secs(rng.uniform(feed.delay_hours), HOUR);
+                self.publish(published, key, rotating, rng);
+            }
             start += len;
+        }
+    }
+
+    /// The feed publishes `key` at `at`; machines of groups echoing the feed report it right after.
+    fn publish(&mut self, at: Time, key: IpNet, rotating: bool, rng: &mut Rng) {
+        let until = at + secs(self.scenario.public_feed.ttl_days, DAY);
+        self.push(at, Event::Publish { key: Engine::key(key), until });
+        let scenario = (self.names.len() - 1) as u16;
+        for g in 0..self.world.groups.len() {
+            let group = &self.world.groups[g];
+            let spec = &self.scenario.adversaries[group.spec];
+            let last = group.strikes.last().copied().unwrap_or(group.strike_at) + secs(spec.strike_hours, HOUR);
+            if spec.echo_feed <= 0.0 || at < group.register_at || at >= last {
+                continue;
+            }
+            for k in 0..group.machines.len() {
+                let machine = self.world.groups[g].machines[k];
+                if self.world.machines[machine as usize].created_at > at || !rng.chance(spec.echo_feed) {
+                    continue;
+                }
+                let t = at + rng.below(HOUR as u64) as Time;
+                let target = if rotating { address_in(key, rng) } else { key };
+                self.report(t, machine, target, scenario);
+            }
+        }
+    }
+
+    /// One hour of a group's junk flood: random addresses in 176.0.0.0/4, no entity of the world.
+    fn expand_junk(&mut self, at: Time, g: usize, rng: &mut Rng) {
+        let group = &self.world.groups[g];
+        let spec = &self.scenario.adversaries[group.spec];
+        let per_hour = spec.junk_per_machine as f64 / spec.strike_hours.ceil().max(1.0);
+        let scenario = (self.scenario.attackers.len() + group.spec) as u16;
+        let certified = spec.certified;
+        let machines = group.machines.clone();
+        for machine in machines {
+            for _ in 0..rng.count(per_hour) {
+                let address = (176u32 << 24) | rng.below(1 << 28) as u32;
+                let target = IpNet::from(std::net::IpAddr::V4(address.into()));
+                let t = at + rng.below(HOUR as u64) as Time;
+                self.push(t, Event::Report { machine, target, scenario, certified });
+            }
         }
     }
 
@@ -450,6 +550,12 @@ impl<'a> Generator<'a> {
         let spec = &self.scenario.adversaries[group.spec];
         let scenario = (self.scenario.attackers.len() + group.spec) as u16;
         let mut victims = Vec::new();
+        // Side by side: hosts of the /24 of a fresh address, from .1 up.
+        let one_24 = (spec.victims_one_24 && spec.victims == VictimKind::Targeted).then(|| match self.new_internet() {
+            IpNet::V4(a) => u32::from(a.addr()) & !0xff,
+            IpNet::V6(_) => unreachable!("internet addresses are IPv4"),
+        });
+        let mut host = 0u32;
         for _ in 0..spec.victim_count {
             let target = match spec.victims {
                 VictimKind::Targeted => None,
@@ -462,9 +568,23 @@ impl<'a> Generator<'a> {
                     Some(address_in(range, rng))
                 }
                 VictimKind::NeverBlock => None,
+                VictimKind::Canary if !self.world.canaries.is_empty() => {
+                    Some(self.world.canaries[rng.index(self.world.canaries.len())])
+                }
+                VictimKind::Canary => None,
             };
             let target = target.unwrap_or_else(|| {
-                let target = self.new_internet();
+                let target = match one_24 {
+                    Some(base) => loop {
+                        host = host % 254 + 1;
+                        let candidate = IpNet::from(std::net::IpAddr::V4((base | host).into()));
+                        if !self.entities.contains_key(&candidate) {
+                            break candidate;
+                        }
+                    },
+                    None => self.new_internet(),
+                };
+                self.victim_addresses.push(target);
                 self.entities.insert(target, Entity::Victim(self.victims));
                 self.victims += 1;
                 self.victim_groups.push(g);
@@ -473,8 +593,41 @@ impl<'a> Generator<'a> {
             victims.push(target);
         }
         let window = secs(spec.strike_hours, HOUR).max(1) as u64;
+        if spec.spoofed {
+            // Traffic spoofed from each victim: honest machines and sensors genuinely see it.
+            let (seen_by, sensor_chance) = (spec.spoof_seen_by, spec.spoof_sensor_chance);
+            for &victim in &victims {
+                for _ in 0..rng.log_between(seen_by) {
+                    let machine = self.world.pick_honest(rng);
+                    let first = at + rng.below(window) as Time;
+                    for r in 0..rng.between([1, 2]) {
+                        let t = if r == 0 { first } else { first + rng.below((at + window as Time - first + 1) as u64) as Time };
+                        self.report(t, machine, victim, scenario);
+                    }
+                }
+                for k in 0..self.world.sensors.len() {
+                    if rng.chance(sensor_chance) {
+                        let sensor = self.world.sensors[k];
+                        self.report(at + rng.below(window) as Time, sensor, victim, scenario);
+                    }
+                }
+            }
+        }
         let echoes_per_lie = (1.0 - spec.lie_fraction) / spec.lie_fraction;
         let machines = group.machines.clone();
+        if spec.probe && !machines.is_empty() {
+            // One machine per address, its addresses evenly spaced: a visible penalty then
+            // points at one address.
+            let per_machine = victims.len().div_ceil(machines.len()).max(1) as u64;
+            let gap = window / per_machine;
+            for (i, &target) in victims.iter().enumerate() {
+                let machine = machines[i % machines.len()];
+                let at = at + (i / machines.len()) as Time * gap as Time + rng.below(gap.max(1) / 4 + 1) as Time;
+                self.probes.push(Probe { machine, target, at });
+                self.push(at, Event::Report { machine, target, scenario, certified: spec.certified });
+            }
+            return;
+        }
         let rpv = spec.reports_per_victim;
         for machine in machines {
             for &victim in &victims {

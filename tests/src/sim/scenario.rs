@@ -25,6 +25,8 @@ pub struct Scenario {
     pub honest_fp: HonestFpSpec,
     /// Victims of listings asking the operator for removal.
     pub appeals: AppealSpec,
+    /// A public feed (imported blocklists) publishing real attackers some time after they start.
+    pub public_feed: PublicFeedSpec,
     /// The naive baselines run beside the engine.
     pub baselines: BaselineSpec,
     /// Engine parameters overriding `Params::default()` (same names as in the server config).
@@ -48,11 +50,17 @@ pub struct RunSpec {
     /// Whether reports carry AS numbers (an AS database is configured); without, origins are
     /// clustered by IPv4 /16.
     pub use_asn: bool,
+    /// Whether the engine enforces its never-block ranges (`Params::never_block_guard`). Off, the
+    /// scorecard shows what the rest of the engine would list there (canaries are still guarded).
+    pub never_block_guard: bool,
+    /// Entries a capped consumer list holds (a firewall's address-list limit): the newest
+    /// listings first. 0: no capped consumer scored.
+    pub consumer_list_cap: usize,
 }
 
 impl Default for RunSpec {
     fn default() -> Self {
-        RunSpec { warmup_days: 30.0, days: 30.0, step_secs: 60, use_asn: true }
+        RunSpec { warmup_days: 30.0, days: 30.0, step_secs: 60, use_asn: true, never_block_guard: true, consumer_list_cap: 0 }
     }
 }
 
@@ -133,6 +141,9 @@ pub struct WorldSpec {
     pub crawler_ranges: u32,
     /// CGNAT /22s marked as shared addresses.
     pub shared_ranges: u32,
+    /// Whether the space of static attackers, victims and benign addresses (32.0.0.0/4) is
+    /// configured as hosting ranges, where a /24 with enough listed addresses is listed whole.
+    pub hosting_ranges: bool,
 }
 
 impl Default for WorldSpec {
@@ -157,6 +168,7 @@ impl Default for WorldSpec {
             cdn_ranges: 16,
             crawler_ranges: 8,
             shared_ranges: 32,
+            hosting_ranges: false,
         }
     }
 }
@@ -205,11 +217,38 @@ pub struct AppealSpec {
     pub probability: f64,
     /// Hours from listing to the upheld appeal: `[min, max]`, uniform.
     pub delay_hours: [f64; 2],
+    /// Chance that a listed real attacker appeals its own listing (after `delay_hours`).
+    pub attacker_probability: f64,
+    /// Chance that the operator upholds such an appeal (cannot tell it from an innocent's); an
+    /// upheld one delists the attacker and penalises its (honest) reporters.
+    pub attacker_upheld: f64,
 }
 
 impl Default for AppealSpec {
     fn default() -> Self {
-        AppealSpec { probability: 0.5, delay_hours: [6.0, 48.0] }
+        AppealSpec { probability: 0.5, delay_hours: [6.0, 48.0], attacker_probability: 0.0, attacker_upheld: 0.0 }
+    }
+}
+
+/// A public feed: imported blocklists the engine is told about (`Engine::set_public`). It
+/// publishes a share of the real attackers some hours after they start; reporting a published
+/// address is an echo.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublicFeedSpec {
+    /// Share of real attacker addresses the feed publishes (0: no feed).
+    pub coverage: f64,
+    /// Hours from an attacker's start to its publication: `[min, max]`, uniform.
+    pub delay_hours: [f64; 2],
+    /// The engine's copy of the feed is refreshed every this many hours.
+    pub refresh_hours: f64,
+    /// A published address stays in the feed this many days.
+    pub ttl_days: f64,
+}
+
+impl Default for PublicFeedSpec {
+    fn default() -> Self {
+        PublicFeedSpec { coverage: 0.0, delay_hours: [1.0, 12.0], refresh_hours: 1.0, ttl_days: 7.0 }
     }
 }
 
@@ -321,6 +360,8 @@ pub enum VictimKind {
     Random,
     /// Resolvers, CDN egress and crawlers.
     NeverBlock,
+    /// The operator's canaries themselves (only useful with `spoofed`: framing honest reporters).
+    Canary,
 }
 
 /// A group of machines under one adversary's control.
@@ -370,6 +411,36 @@ pub struct AdversarySpec {
     pub scenario: String,
     /// Whether the lies claim an unmodified hub scenario.
     pub certified: bool,
+    /// Instead of (or besides) its own machines reporting, the group sends traffic spoofed from
+    /// each victim: honest machines and sensors genuinely see it and report the victim under
+    /// `scenario` (needs no machine at all: `machines = 0`).
+    pub spoofed: bool,
+    /// `spoofed`: honest machines that see one victim's spoofed traffic: `[min, max]`, log-uniform.
+    pub spoof_seen_by: [u32; 2],
+    /// `spoofed`: chance that each sensor sees it.
+    pub spoof_sensor_chance: f64,
+    /// `fresh`: the machines' ages in days at the (first) strike, machine `j` taking entry
+    /// `j % len` (empty: all registered on `register_day`). Mixes old and young machines in one
+    /// group sharing one victim set.
+    pub ages_days: Vec<f64>,
+    /// During the honest days, the share of the public feed's publications each machine echoes
+    /// (reports right after publication), on top of `sighting_rate`.
+    pub echo_feed: f64,
+    /// Strike phases (on-off): each lists `victim_count` new victims; between them the machines
+    /// go back to their honest behaviour.
+    pub strikes: u32,
+    /// Days between the starts of two strike phases.
+    pub strike_every_days: f64,
+    /// Random addresses (a junk flood, in 176.0.0.0/4) each machine reports during each strike
+    /// phase, spread over `strike_hours`.
+    pub junk_per_machine: u64,
+    /// Canary probing: each victim is reported by one machine only (round robin), the
+    /// machine's victims spread evenly over `strike_hours`, so a penalty that becomes visible
+    /// tells the adversary which of its addresses was a canary (`canaries_identified`).
+    pub probe: bool,
+    /// `targeted`: the victims of a strike phase sit side by side in one /24 (a competitor's
+    /// servers), so listing enough of them lists the /24 in hosting space.
+    pub victims_one_24: bool,
 }
 
 impl Default for AdversarySpec {
@@ -395,6 +466,16 @@ impl Default for AdversarySpec {
             victim_count: 10,
             scenario: "crowdsecurity/ssh-bf".into(),
             certified: true,
+            spoofed: false,
+            spoof_seen_by: [5, 50],
+            spoof_sensor_chance: 0.5,
+            ages_days: Vec::new(),
+            echo_feed: 0.0,
+            strikes: 1,
+            strike_every_days: 7.0,
+            junk_per_machine: 0,
+            probe: false,
+            victims_one_24: false,
         }
     }
 }
@@ -408,6 +489,7 @@ impl Default for Scenario {
             world: WorldSpec::default(),
             honest_fp: HonestFpSpec::default(),
             appeals: AppealSpec::default(),
+            public_feed: PublicFeedSpec::default(),
             baselines: BaselineSpec::default(),
             params: None,
             attackers: Vec::new(),
@@ -440,12 +522,15 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// The engine parameters: defaults with the scenario's overrides.
+    /// The engine parameters: defaults with the scenario's overrides, and the never-block guard
+    /// as `run.never_block_guard` says.
     pub fn params(&self) -> anyhow::Result<Params> {
-        match &self.params {
-            None => Ok(Params::default()),
-            Some(table) => Ok(Params::deserialize(toml::Value::Table(table.clone())).context("invalid [params]")?),
-        }
+        let mut params = match &self.params {
+            None => Params::default(),
+            Some(table) => Params::deserialize(toml::Value::Table(table.clone())).context("invalid [params]")?,
+        };
+        params.never_block_guard = self.run.never_block_guard;
+        Ok(params)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -493,7 +578,28 @@ impl Scenario {
                 a.name
             );
             ensure!(a.reports_per_victim >= 1, "adversaries.{}: reports_per_victim", a.name);
+            ensure!(a.spoof_seen_by[0] <= a.spoof_seen_by[1], "adversaries.{}: spoof_seen_by is [min, max]", a.name);
+            ensure!(a.ages_days.iter().all(|d| *d >= 0.0), "adversaries.{}: ages_days must not be negative", a.name);
+            ensure!(
+                a.strikes >= 1 && (a.strikes == 1 || a.strike_every_days > 0.0),
+                "adversaries.{}: strikes ≥ 1, strike_every_days positive",
+                a.name
+            );
+            ensure!((0.0..=1.0).contains(&a.echo_feed), "adversaries.{}: echo_feed in [0, 1]", a.name);
+            ensure!(a.strike_hours > 0.0, "adversaries.{}: strike_hours must be positive", a.name);
+            ensure!(!a.victims_one_24 || a.victim_count <= 254, "adversaries.{}: at most 254 victims in one /24", a.name);
         }
+        let f = &self.public_feed;
+        ensure!((0.0..=1.0).contains(&f.coverage), "public_feed.coverage in [0, 1]");
+        ensure!(
+            f.delay_hours[0] >= 0.0 && f.delay_hours[0] <= f.delay_hours[1] && f.refresh_hours > 0.0 && f.ttl_days > 0.0,
+            "public_feed: delay_hours is [min, max], refresh_hours and ttl_days positive"
+        );
+        let a = &self.appeals;
+        ensure!(
+            [a.probability, a.attacker_probability, a.attacker_upheld].iter().all(|p| (0.0..=1.0).contains(p)),
+            "appeals: probabilities in [0, 1]"
+        );
         self.params()?;
         Ok(())
     }
@@ -540,5 +646,19 @@ mod tests {
         );
         let scenario = Scenario::from_table(base).unwrap();
         assert_eq!((scenario.world.ases, scenario.world.sensors, scenario.attackers.len()), (10, 5, 2));
+    }
+
+    #[test]
+    fn every_shipped_scenario_file_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&dir).expect("scenarios directory") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 14, "{loaded} scenario files");
     }
 }

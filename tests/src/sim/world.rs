@@ -93,9 +93,11 @@ pub struct Group {
     pub machines: Vec<u32>,
     /// When its fresh machines register.
     pub register_at: Time,
-    /// When it strikes.
+    /// When it strikes (the first strike phase).
     pub strike_at: Time,
-    /// Distinct accounts (clusters) among its machines.
+    /// When each strike phase starts (`strike_at` first).
+    pub strikes: Vec<Time>,
+    /// Distinct accounts among its machines (machines without one are not accounts).
     pub accounts: usize,
     /// Distinct ASes among its machines.
     pub ases: usize,
@@ -280,8 +282,21 @@ impl World {
         let mut groups = Vec::new();
         let mut grng = Rng::new(seed, &[stream::GROUPS]);
         for (spec_index, spec) in scenario.adversaries.iter().enumerate() {
-            let register_at = scored_from + secs(spec.register_day, DAY);
+            let mut register_at = scored_from + secs(spec.register_day, DAY);
             let strike_at = register_at + secs(spec.honest_days, DAY);
+            let strikes: Vec<Time> =
+                (0..spec.strikes).map(|k| strike_at + secs(f64::from(k) * spec.strike_every_days, DAY)).collect();
+            // Machines of given ages: each was created that long before the strike; the group
+            // registers (and starts its honest behaviour) when its oldest machine could, at the
+            // earliest at the start of the run.
+            let registered = register_at;
+            let created = move |j: u32| match spec.ages_days.is_empty() {
+                true => registered,
+                false => strike_at - secs(spec.ages_days[j as usize % spec.ages_days.len()], DAY),
+            };
+            if !spec.ages_days.is_empty() && spec.source == Source::Fresh {
+                register_at = (0..spec.machines).map(created).min().unwrap_or(strike_at).max(start).min(strike_at);
+            }
             let mut members = Vec::new();
             match spec.source {
                 Source::Fresh => {
@@ -318,7 +333,7 @@ impl World {
                             id: i64::from(index) + 1,
                             account,
                             level: if account.is_some() { spec.level } else { Level::Anonymous },
-                            created_at: register_at,
+                            created_at: created(j),
                             as_index,
                             prefix: origin_prefix(as_index, p),
                             certified: spec.certified,
@@ -347,7 +362,7 @@ impl World {
                     }
                 }
             }
-            let mut accounts: Vec<i64> = members.iter().map(|&m| machines[m as usize].cluster()).collect();
+            let mut accounts: Vec<i64> = members.iter().filter_map(|&m| machines[m as usize].account).collect();
             accounts.sort_unstable();
             accounts.dedup();
             let mut ases: Vec<u32> = members.iter().map(|&m| machines[m as usize].as_index).collect();
@@ -358,6 +373,7 @@ impl World {
                 machines: members,
                 register_at,
                 strike_at,
+                strikes,
                 accounts: accounts.len(),
                 ases: ases.len(),
             });
@@ -414,6 +430,14 @@ impl World {
     /// The canaries as the engine takes them.
     pub fn canary_set(&self) -> IpSet {
         IpSet::new(self.canaries.iter().copied())
+    }
+
+    /// The hosting space as the engine takes it (empty unless `world.hosting_ranges`).
+    pub fn hosting_set(&self, scenario: &Scenario) -> IpSet {
+        match scenario.world.hosting_ranges {
+            true => IpSet::new(["32.0.0.0/4".parse::<IpNet>().expect("valid range")]),
+            false => IpSet::default(),
+        }
     }
 
     /// The shared ranges as the engine takes them.

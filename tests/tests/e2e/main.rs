@@ -22,5 +22,6 @@ mod lookup_cli;
 mod observability;
 mod quota;
 mod replicas;
+mod revocation;
 mod server_cli;
 mod simulator;

@@ -1,7 +1,7 @@
 //! The operator's API keys routes under `/v1/admin`: create, list and revoke any account's keys,
 //! and set an account's tier. A key is shown once, at creation; only its hash is kept. Revoking
-//! or changing a tier clears this replica's key cache; others follow within
-//! [`crate::state::API_KEY_CACHE_TTL`]. An account manages its own keys under `/v1/account`
+//! clears every replica's key cache within seconds ([`crate::revocation`]); changing a tier
+//! clears this replica's, and others follow within [`crate::state::API_KEY_CACHE_TTL`]. An account manages its own keys under `/v1/account`
 //! ([`crate::http::account`]).
 
 use axum::Json;
@@ -72,7 +72,7 @@ pub async fn revoke_api_key_admin(
     PathParam(prefix): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     manage::revoke_api_key(state.store.as_ref(), &prefix, None).await?;
-    state.quotas.api_keys.clear();
+    state.revocations.revoked().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

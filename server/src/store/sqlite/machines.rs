@@ -21,7 +21,7 @@ impl MachineStore for SqliteStore {
     }
 
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.machine_id = ?")))
+        let row = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.machine_id = ? AND m.deleted_at IS NULL")))
             .bind(storable(machine_id))
             .fetch_optional(&self.reader)
             .await?;
@@ -29,7 +29,9 @@ impl MachineStore for SqliteStore {
     }
 
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} ORDER BY m.id"))).fetch_all(&self.reader).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.deleted_at IS NULL ORDER BY m.id")))
+            .fetch_all(&self.reader)
+            .await?;
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
     }
 
