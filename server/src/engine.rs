@@ -982,18 +982,23 @@ impl Consensus for Engine {
             })
             .collect();
         // A lie told by few is decisive for each of them; a mistake shared by many independent,
-        // trusted clusters (misled together) costs each a share.
+        // trusted clusters (misled together, or an operator fooled by an attacker's appeal)
+        // costs each little: the strength falls with the square of their number.
         let mut clusters: Vec<ClusterId> = supporters.iter().filter(|(_, _, counted)| *counted).map(|(_, c, _)| *c).collect();
         clusters.sort();
         clusters.dedup();
-        let strength = (self.params.lie_full_strength_clusters / clusters.len().max(1) as f64).min(1.0);
+        let share = (self.params.lie_full_strength_clusters / clusters.len().max(1) as f64).min(1.0);
+        // A sensor of the operator's saw it attack (a handshake): the appeal contradicts the
+        // operator's own ground truth, so upholding it proves no reporter lied.
+        let sensor_saw = state.reporters.iter().any(|r| r.sensor_sighting && !r.voided && r.last_at >= window_start);
+        let strength = if sensor_saw { 0.0 } else { share * share };
         let Some(state) = self.targets.get_mut(&key) else { return out };
         state.protected_until = now + self.params.false_positive_protection_secs;
         if state.listing.take().is_some() {
             out.push(Change::Delisted { target: key, reason: DelistReason::FalsePositive });
         }
         self.changed_targets.insert(key);
-        for (machine, _, _) in supporters {
+        for (machine, _, _) in supporters.into_iter().filter(|_| strength > 0.0) {
             if let Some(m) = self.machines.get_mut(&machine) {
                 m.proven_lie(strength, self.params.false_positive_penalty, now, &self.params);
                 self.changed_machines.insert(machine);

@@ -48,7 +48,7 @@ pub struct MachineState {
     pub burst_hour: Time,
     /// New targets reported in that hour.
     pub burst_count: u32,
-    /// Proven lies so far, each weighted by its strength (not forgotten).
+    /// Decisive proven lies so far (strength at least 0.5), each weighted by its strength (not forgotten).
     #[serde(default)]
     pub lies: f64,
     /// Distinct never-block addresses reported recently, with when (at most [`NEVER_BLOCK_HITS`]).
@@ -103,7 +103,10 @@ impl MachineState {
         self.good = good * (1.0 - strength);
         self.bad = bad + penalty * strength * compounding;
         self.updated_at = now.max(self.updated_at);
-        self.lies += strength;
+        // Only decisive lies compound: a share of a mistake made by many is not a habit.
+        if strength >= 0.5 {
+            self.lies += strength;
+        }
     }
 
     /// A report of the never-block address `target`: the first distinct address within
@@ -116,7 +119,8 @@ impl MachineState {
             hit.0 = now;
             return false;
         }
-        let penalty = params.never_block_penalty * params.never_block_compounding.powi(self.never_block_hits.len().min(30) as i32);
+        let penalty =
+            params.never_block_penalty * params.never_block_compounding.powi(self.never_block_hits.len().min(30) as i32);
         if self.never_block_hits.len() >= NEVER_BLOCK_HITS {
             self.never_block_hits.remove(0);
         }
