@@ -690,6 +690,19 @@ mod tests {
         assert_eq!(config.listen, Config::default().listen);
     }
 
+    #[test]
+    fn scenario_classes_are_configured_by_name_and_checked() {
+        let text = "[consensus.params.scenarios]\n\"acme/sip-bf\" = \"spoofable\"\n";
+        let config: Config =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)).extract().expect("parses");
+        let engine = crate::engine::Engine::new(config.consensus.params.clone(), false);
+        assert!(engine.is_spoofable("acme/sip-bf"));
+        assert!(engine.params().never_block_guard, "the guard is not configurable");
+        let wrong = "[consensus.params.scenarios]\n\"acme/sip-bf\" = \"sometimes\"\n";
+        let refused = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(wrong)).extract::<Config>();
+        assert!(refused.is_err());
+    }
+
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }

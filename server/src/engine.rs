@@ -20,6 +20,7 @@ pub mod explain;
 pub mod ipset;
 pub mod never_block;
 pub mod params;
+pub mod scenarios;
 pub mod support;
 pub mod trust;
 
@@ -31,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use self::ipset::IpSet;
 use self::params::Params;
-use self::support::{Contribution, OriginAs, Support};
+use self::scenarios::Scenarios;
+use self::support::{ClusterId, Contribution, OriginAs, Support};
 use self::trust::{Level, MachineState};
 
 pub use crate::domain::listing::{Remediation, Rule};
@@ -126,6 +128,10 @@ pub struct Reporter {
     pub scenario: String,
     /// Scenario trust × burst damping at the latest report.
     pub factor: f64,
+    /// Every report of this machine for this target so far was spoofable: it counts for
+    /// nothing ([`scenarios`]).
+    #[serde(default)]
+    pub spoofable: bool,
     /// A sensor's report with a non-spoofable scenario.
     pub sensor_sighting: bool,
     /// Voided by a canary hit of its account (or made after its machine was zeroed).
@@ -278,6 +284,7 @@ pub struct Engine {
     shared: IpSet,
     hosting: IpSet,
     public: IpSet,
+    scenarios: Scenarios,
     use_asn: bool,
     machines: HashMap<i64, MachineState>,
     targets: HashMap<IpNet, TargetState>,
@@ -289,6 +296,16 @@ pub struct Engine {
     forget_checks: BTreeSet<(Time, IpNet)>,
     changed_machines: HashSet<i64>,
     changed_targets: HashSet<IpNet>,
+    /// New targets added today by the machines below the trust floor of each cluster (derived).
+    untrusted_days: HashMap<UntrustedCluster, (Time, u32)>,
+}
+
+/// Who shares a daily allowance of new targets while below the trust floor: an account, or the
+/// network of machines without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum UntrustedCluster {
+    Account(i64),
+    Network(IpNet),
 }
 
 /// Most recent targets remembered per machine, for voiding its reports after a canary hit.
@@ -298,6 +315,7 @@ impl Engine {
     /// A new engine. `use_asn` says whether reports carry real AS numbers; without them origins
     /// are clustered by a coarser prefix standing in for the AS (see [`Params::fallback_v4_as_prefix`]).
     pub fn new(params: Params, use_asn: bool) -> Self {
+        let scenarios = Scenarios::new(&params);
         Engine {
             params,
             never_block: IpSet::default(),
@@ -305,6 +323,7 @@ impl Engine {
             shared: IpSet::default(),
             hosting: IpSet::default(),
             public: IpSet::default(),
+            scenarios,
             use_asn,
             machines: HashMap::new(),
             targets: HashMap::new(),
@@ -315,6 +334,7 @@ impl Engine {
             forget_checks: BTreeSet::new(),
             changed_machines: HashSet::new(),
             changed_targets: HashSet::new(),
+            untrusted_days: HashMap::new(),
         }
     }
 
@@ -365,8 +385,9 @@ impl Engine {
         }
     }
 
-    fn is_spoofable(&self, scenario: &str) -> bool {
-        self.params.spoofable_scenarios.iter().any(|fragment| !fragment.is_empty() && scenario.contains(fragment.as_str()))
+    /// Whether reports under `scenario` may come from forged sources ([`scenarios`]).
+    pub fn is_spoofable(&self, scenario: &str) -> bool {
+        self.scenarios.is_spoofable(scenario)
     }
 
     fn origin_as(&self, prefix: IpNet, asn: Option<u32>) -> OriginAs {
@@ -462,6 +483,58 @@ impl Engine {
         }
     }
 
+    /// Whether a report may take engine memory (the engine's cost is bounded per address and per
+    /// machine; refused reports stay in the store). A further report of a target the machine
+    /// already reports, and any sensor report, always may. A new reporter is refused once the
+    /// target holds `max_reporters_per_target`, or `untrusted_reporters_per_target` if the
+    /// machine is below the trust floor; and once the machine has spent its daily allowance of
+    /// new targets, or below the floor, once its cluster has spent theirs.
+    fn admit(&mut self, report: &Report<'_>, key: IpNet) -> bool {
+        let p = &self.params;
+        let reporters = match self.targets.get_mut(&key) {
+            Some(state) => match state.reporter_position(report.machine) {
+                Some(_) => return true,
+                None => state.reporters.len(),
+            },
+            None => 0,
+        };
+        let Some(machine) = self.machines.get(&report.machine) else { return false };
+        if machine.sensor {
+            return true;
+        }
+        let trusted = machine.trust(report.at, p) >= p.trust_floor;
+        if reporters >= p.max_reporters_per_target || (!trusted && reporters >= p.untrusted_reporters_per_target) {
+            return false;
+        }
+        if !trusted {
+            let cluster = match machine.account {
+                Some(account) => UntrustedCluster::Account(account),
+                None => UntrustedCluster::Network(report.origin_prefix),
+            };
+            let day = trust::day_of(report.at);
+            let spent = self.untrusted_days.entry(cluster).or_insert((day, 0));
+            if spent.0 != day {
+                *spent = (day, 0);
+            }
+            if spent.1 >= p.max_new_targets_per_untrusted_cluster_day {
+                return false;
+            }
+            spent.1 += 1;
+        }
+        self.machines.get_mut(&report.machine).is_some_and(|m| m.take_daily_target(report.at, p))
+    }
+
+    /// Re-evaluates at once every target `machine` supported within the evidence window, after
+    /// a penalty: a listing that no longer qualifies without its full weight is delisted.
+    fn withdraw_support(&mut self, machine: i64, now: Time) {
+        let since = now - self.params.evidence_window_secs;
+        let Some(recent) = self.recent_targets.get(&machine) else { return };
+        for target in recent.iter().filter(|(at, _)| *at >= since).map(|(_, t)| *t) {
+            self.dirty.insert(target);
+            self.slashed.insert(target);
+        }
+    }
+
     /// When a target may next be forgotten: once its latest report has left the evidence window,
     /// its protection has run out and it is not listed.
     fn forget_check_at(&self, state: &TargetState) -> Time {
@@ -499,13 +572,20 @@ impl Engine {
         (now - self.params.evidence_window_secs).max(state.expired_at + 1)
     }
 
-    fn support(&self, state: &TargetState, now: Time, floor: f64, exclude_cluster: Option<support::ClusterId>) -> Support {
+    /// Support from the reports in the evidence window, of machines at least `min_age` old with
+    /// a weight of at least `floor`. Spoofable reports count for nothing, and neither do machines
+    /// without an account (sensors excepted): an account is what the operator can hold to account.
+    fn support(&self, state: &TargetState, now: Time, floor: f64, min_age: Time, exclude_cluster: Option<ClusterId>) -> Support {
         let window_start = self.evidence_start(state, now);
-        let contributions = state.reporters.iter().filter(|r| !r.voided && r.last_at >= window_start).filter_map(|r| {
+        let counted = state.reporters.iter().filter(|r| !r.voided && !r.spoofable && r.last_at >= window_start);
+        let contributions = counted.filter_map(|r| {
             let machine = self.machines.get(&r.machine)?;
+            if (machine.account.is_none() && !machine.sensor) || now - machine.created_at < min_age {
+                return None;
+            }
             let trust = machine.trust(now, &self.params);
             let weight = trust * r.factor;
-            let cluster = support::ClusterId::of(r.machine, machine.account);
+            let cluster = ClusterId::of(r.machine, machine.account);
             (weight >= floor && weight > 0.0 && Some(cluster) != exclude_cluster).then(|| Contribution {
                 cluster,
                 prefix: r.origin_prefix,
@@ -518,13 +598,7 @@ impl Engine {
         support::aggregate(contributions)
     }
 
-    fn qualifies(
-        &self,
-        state: &TargetState,
-        key: IpNet,
-        now: Time,
-        exclude: Option<support::ClusterId>,
-    ) -> Option<(Rule, Remediation)> {
+    fn qualifies(&self, state: &TargetState, key: IpNet, now: Time, exclude: Option<ClusterId>) -> Option<(Rule, Remediation)> {
         let p = &self.params;
         let window_start = self.evidence_start(state, now);
         let shared = self.shared.overlaps(key);
@@ -533,7 +607,7 @@ impl Engine {
             r.sensor_sighting
                 && !r.voided
                 && r.last_at >= window_start
-                && Some(support::ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account))) != exclude
+                && Some(ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account))) != exclude
         });
         if sensor_seen {
             return Some((Rule::Sensor, remediation));
@@ -543,7 +617,7 @@ impl Engine {
         }
         let mult = if shared { p.shared_multiplier } else { 1.0 };
         let need = |n: usize| (n as f64 * mult).ceil() as usize;
-        let crowd = self.support(state, now, p.trust_floor, exclude);
+        let crowd = self.support(state, now, p.trust_floor, 0, exclude);
         if crowd.total >= p.crowd_support * mult
             && crowd.ases >= need(p.crowd_min_ases)
             && crowd.accounts >= need(p.crowd_min_accounts)
@@ -552,7 +626,7 @@ impl Engine {
             return Some((Rule::Crowd, remediation));
         }
         if crowd.total >= p.broad_support * mult {
-            let broad = self.support(state, now, p.broad_cluster_trust, exclude);
+            let broad = self.support(state, now, p.broad_cluster_trust, p.broad_min_age_secs, exclude);
             if broad.total >= p.broad_support * mult
                 && broad.ases >= need(p.broad_min_clusters)
                 && broad.accounts >= need(p.broad_min_clusters)
@@ -577,11 +651,11 @@ impl Engine {
         let Some(state) = self.targets.get(&key) else { return };
         let Some(listing) = &state.listing else { return };
         let listed_at = listing.listed_at;
-        let clusters: Vec<support::ClusterId> = {
+        let leading = |r: &Reporter| !r.credited && !r.voided && !r.spoofable && !r.sensor_sighting && r.first_at <= listed_at;
+        let clusters: Vec<ClusterId> = {
             let mut seen = Vec::new();
-            for r in state.reporters.iter().filter(|r| !r.credited && !r.voided && !r.sensor_sighting && r.first_at <= listed_at)
-            {
-                let cluster = support::ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account));
+            for r in state.reporters.iter().filter(|r| leading(r)) {
+                let cluster = ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account));
                 if !seen.contains(&cluster) {
                     seen.push(cluster);
                 }
@@ -599,10 +673,8 @@ impl Engine {
         }
         let mut machines = Vec::new();
         if let Some(state) = self.targets.get_mut(&key) {
-            for r in
-                state.reporters.iter_mut().filter(|r| !r.credited && !r.voided && !r.sensor_sighting && r.first_at <= listed_at)
-            {
-                let cluster = support::ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account));
+            for r in state.reporters.iter_mut().filter(|r| leading(r)) {
+                let cluster = ClusterId::of(r.machine, self.machines.get(&r.machine).and_then(|m| m.account));
                 if credited.contains(&cluster) {
                     r.credited = true;
                     machines.push(r.machine);
@@ -726,7 +798,7 @@ impl Engine {
     /// Explains a target. `with_supporters` adds the reporting machines (admin view only).
     pub fn explain(&self, target: IpNet, now: Time, with_supporters: bool) -> Option<Explanation> {
         let state = self.targets.get(&Self::key(target))?;
-        let support = self.support(state, now, self.params.trust_floor, None);
+        let support = self.support(state, now, self.params.trust_floor, 0, None);
         let mut scenarios: Vec<String> = state.reporters.iter().map(|r| r.scenario.clone()).collect();
         scenarios.sort();
         scenarios.dedup();
@@ -767,10 +839,25 @@ impl Consensus for Engine {
         // differs, applied once the report is in.
         let canary = self.canaries.overlaps(key);
         if !canary && self.params.never_block_guard && self.never_block.overlaps(key) {
-            if let Some(state) = self.machines.get_mut(&report.machine) {
-                state.add_evidence(0.0, self.params.never_block_penalty, report.at, &self.params);
+            // Forged traffic can make anybody report anything: only a handshake costs.
+            let params = &self.params;
+            let repeated = self
+                .machines
+                .get_mut(&report.machine)
+                .filter(|_| !spoofable)
+                .and_then(|state| state.never_block_hit(key, report.at, params).then_some(state.never_block_hits.len() > 1));
+            if let Some(repeated) = repeated {
+                self.touch_machine(report.machine);
+                if repeated {
+                    self.withdraw_support(report.machine, report.at);
+                }
             }
-            self.touch_machine(report.machine);
+            return;
+        }
+        if !self.admit(report, key) {
+            if canary && !spoofable {
+                self.canary_hit(report.machine, report.at);
+            }
             return;
         }
         let origin_as = self.origin_as(report.origin_prefix, report.origin_asn);
@@ -801,10 +888,11 @@ impl Consensus for Engine {
                 r.origin_as = origin_as;
                 r.factor = scenario_weight * machine.burst_damping(report.at, params);
                 r.sensor_sighting |= sensor_sighting;
+                r.spoofable &= spoofable;
             }
             None => {
                 let damping = machine.count_new_target(report.at, params);
-                if echo {
+                if echo && !spoofable {
                     machine.add_evidence(params.echo_credit, 0.0, report.at, params);
                 }
                 state.reporters.push(Reporter {
@@ -816,6 +904,7 @@ impl Consensus for Engine {
                     count: 1,
                     scenario: report.scenario.to_string(),
                     factor: scenario_weight * damping,
+                    spoofable,
                     sensor_sighting,
                     voided: zeroed.is_some(),
                     voided_visible_at: zeroed.unwrap_or(0),
@@ -879,24 +968,42 @@ impl Consensus for Engine {
         let key = Self::key(target);
         let mut out = Vec::new();
         self.protect_block(key, now, &mut out);
-        let Some(state) = self.targets.get_mut(&key) else { return out };
-        state.protected_until = now + self.params.false_positive_protection_secs;
+        let Some(state) = self.targets.get(&key) else { return out };
         let window_start = now - self.params.evidence_window_secs;
-        let supporters: Vec<i64> = state
+        // Reports forged traffic could cause, and sensors (the operator's own), prove no lie.
+        let supporters: Vec<(i64, ClusterId, bool)> = state
             .reporters
             .iter()
-            .filter(|r| !r.voided && !r.sensor_sighting && r.last_at >= window_start)
-            .map(|r| r.machine)
+            .filter(|r| !r.voided && !r.spoofable && !r.sensor_sighting && r.last_at >= window_start)
+            .filter_map(|r| {
+                let machine = self.machines.get(&r.machine)?;
+                let counted = machine.trust(now, &self.params) * r.factor >= self.params.trust_floor;
+                Some((r.machine, ClusterId::of(r.machine, machine.account), counted))
+            })
             .collect();
+        // A lie told by few is decisive for each of them; a mistake shared by many independent,
+        // trusted clusters (misled together, or an operator fooled by an attacker's appeal)
+        // costs each little: the strength falls with the square of their number.
+        let mut clusters: Vec<ClusterId> = supporters.iter().filter(|(_, _, counted)| *counted).map(|(_, c, _)| *c).collect();
+        clusters.sort();
+        clusters.dedup();
+        let share = (self.params.lie_full_strength_clusters / clusters.len().max(1) as f64).min(1.0);
+        // A sensor of the operator's saw it attack (a handshake): the appeal contradicts the
+        // operator's own ground truth, so upholding it proves no reporter lied.
+        let sensor_saw = state.reporters.iter().any(|r| r.sensor_sighting && !r.voided && r.last_at >= window_start);
+        let strength = if sensor_saw { 0.0 } else { share * share };
+        let Some(state) = self.targets.get_mut(&key) else { return out };
+        state.protected_until = now + self.params.false_positive_protection_secs;
         if state.listing.take().is_some() {
             out.push(Change::Delisted { target: key, reason: DelistReason::FalsePositive });
         }
         self.changed_targets.insert(key);
-        for machine in supporters {
+        for (machine, _, _) in supporters.into_iter().filter(|_| strength > 0.0) {
             if let Some(m) = self.machines.get_mut(&machine) {
-                m.add_evidence(0.0, self.params.false_positive_penalty, now, &self.params);
+                m.proven_lie(strength, self.params.false_positive_penalty, now, &self.params);
                 self.changed_machines.insert(machine);
             }
+            self.withdraw_support(machine, now);
         }
         out
     }

@@ -188,6 +188,7 @@ pub fn render_text(results: &Results) -> String {
         row("signals", &|c| c.signals.to_string()),
         row("attackers_seen_by_10plus", &|c| c.attackers_seen_by_10plus.to_string()),
         row("attackers_seen_by_3plus", &|c| c.attackers_seen_by_3plus.to_string()),
+        row("attackers_spoofable_only_10plus", &|c| c.attackers_spoofable_only_10plus.to_string()),
         row("benign_reported", &|c| c.benign_reported.to_string()),
         row("benign_listed", &|c| c.benign_listed.to_string()),
         row("victims", &|c| c.victims.to_string()),

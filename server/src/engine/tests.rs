@@ -20,7 +20,7 @@ impl World {
         let mut engine = Engine::new(Params::default(), true);
         engine.set_never_block(IpSet::new([net("8.8.8.0/24")]));
         engine.set_canaries(IpSet::new([net("45.1.1.1/32")]));
-        World { engine, now: 100 * DAY }
+        World { engine, now: 300 * DAY }
     }
 
     fn machine(&mut self, id: i64, account: Option<i64>, created_at: Time, sensor: bool) {
@@ -28,11 +28,15 @@ impl World {
     }
 
     fn report(&mut self, machine: i64, target: &str, asn: u32) {
+        self.report_as(machine, target, asn, "crowdsecurity/ssh-bf");
+    }
+
+    fn report_as(&mut self, machine: i64, target: &str, asn: u32, scenario: &str) {
         let prefix = IpNet::new(IpAddr::from([100, (asn % 250) as u8, (machine % 250) as u8, 0]), 24).unwrap();
         self.engine.process(&Report {
             machine,
             target: net(target),
-            scenario: "crowdsecurity/ssh-bf",
+            scenario,
             certified: true,
             origin_prefix: prefix,
             origin_asn: Some(asn),
@@ -362,4 +366,161 @@ fn the_never_block_guard_is_not_configurable_but_can_be_switched_off_in_code() {
     w.report(1000, "8.8.8.8", 1);
     w.advance(60);
     assert!(w.listed("8.8.8.8"), "without the guard a sensor sighting lists anything");
+}
+
+const SYN_SCAN: &str = "crowdsecurity/iptables-scan-multi_ports";
+
+#[test]
+fn spoofed_traffic_lists_nothing_earns_nothing_and_costs_nothing() {
+    let mut w = World::new();
+    w.trusted(8);
+    let leads: Vec<u64> = (1..=8).map(|m| w.engine.machine(m).unwrap().leads).collect();
+    // Honest machines and a sensor genuinely see packets "from" the victim, and a canary.
+    for m in 1..=8 {
+        w.report_as(m, "203.0.113.77", 100 + m as u32, SYN_SCAN);
+        w.report_as(m, "45.1.1.1", 100 + m as u32, SYN_SCAN);
+        w.report_as(m, "8.8.8.8", 100 + m as u32, SYN_SCAN);
+    }
+    w.report_as(1000, "203.0.113.77", 1, SYN_SCAN);
+    assert!(w.advance(60).is_empty(), "spoofable evidence lists nothing on any path");
+    for m in 1..=8 {
+        let state = w.engine.machine(m).unwrap();
+        assert!(state.zeroed_at.is_none() && state.never_block_hits.is_empty(), "machine {m} lost nothing");
+        assert!(w.engine.machine_trust(m, w.now) > 0.3);
+    }
+    // An operator upholding the victim's appeal costs the deceived nobody.
+    let before: Vec<f64> = (1..=8).map(|m| w.engine.machine_trust(m, w.now)).collect();
+    w.engine.report_false_positive(net("203.0.113.77"), w.now);
+    let after: Vec<f64> = (1..=8).map(|m| w.engine.machine_trust(m, w.now)).collect();
+    assert_eq!(before, after);
+    // A real attack confirmed later through a handshake earns the spoofed reporters nothing.
+    for m in 1..=3 {
+        w.report(m, "203.0.113.77", 100 + m as u32);
+    }
+    w.advance(DAY * 31);
+    let now_leads: Vec<u64> = (1..=8).map(|m| w.engine.machine(m).unwrap().leads).collect();
+    assert_eq!(leads[3..], now_leads[3..], "only handshake reports can lead");
+}
+
+#[test]
+fn machines_without_an_account_never_reach_the_crowd_path_whatever_their_age() {
+    let mut w = World::new();
+    w.machine(1000, None, 0, true);
+    for m in 1..=5 {
+        w.machine(m, None, 0, false);
+    }
+    for k in 0..20 {
+        let target = format!("77.{k}.0.1");
+        for m in 1..=5 {
+            w.report(m, &target, 100 + m as u32);
+        }
+        w.advance(60);
+        w.report(1000, &target, 1);
+        w.advance(60);
+    }
+    assert!(w.engine.machine(1).unwrap().leads > 0, "they can still earn a record");
+    for m in 1..=5 {
+        w.report(m, "198.51.100.9", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(!w.listed("198.51.100.9"));
+}
+
+#[test]
+fn a_mixed_age_coalition_lists_only_once_its_anchors_are_established() {
+    let coalition = |old_age: Time| {
+        let mut w = World::new();
+        w.machine(1000, None, 0, true);
+        // Two old accounts and one young one, all with a spotless record, in three ASes.
+        w.machine(1, Some(1), w.now - old_age, false);
+        w.machine(2, Some(2), w.now - old_age, false);
+        w.machine(3, Some(3), w.now - 40 * DAY, false);
+        for k in 0..30 {
+            let target = format!("77.{k}.0.1");
+            for m in 1..=3 {
+                w.report(m, &target, 100 + m as u32);
+            }
+            w.advance(60);
+            w.report(1000, &target, 1);
+            w.advance(60);
+        }
+        assert!(w.engine.machine_trust(3, w.now) > w.engine.params().trust_floor);
+        for m in 1..=3 {
+            w.report(m, "198.51.100.10", 100 + m as u32);
+        }
+        w.advance(60);
+        w.listed("198.51.100.10")
+    };
+    let established = Params::default().established_age_secs;
+    assert!(!coalition(established - DAY), "anchors younger than the established age cannot list");
+    assert!(coalition(established + DAY), "at the established age they can: the attack costs 2 x 250 + 40 machine-days");
+}
+
+#[test]
+fn the_broad_path_needs_machines_older_than_a_month_or_so() {
+    let mut w = World::new();
+    w.machine(1000, None, 0, true);
+    let young = w.now - 40 * DAY;
+    for m in 1..=12 {
+        w.engine.upsert_machine(m, Some(m), Level::Paid, false, young);
+    }
+    for k in 0..60 {
+        let target = format!("77.{k}.0.1");
+        for m in 1..=12 {
+            w.report(m, &target, 100 + m as u32);
+        }
+        w.advance(60);
+        w.report(1000, &target, 1);
+        w.advance(60);
+    }
+    assert!(w.engine.machine_trust(1, w.now) > 0.5, "busy honeypots earn trust fast");
+    for m in 1..=12 {
+        w.report(m, "198.51.100.11", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(!w.listed("198.51.100.11"));
+}
+
+#[test]
+fn a_proven_lie_withdraws_the_liars_other_listings_at_once() {
+    let mut w = World::new();
+    w.trusted(4);
+    for target in ["198.51.100.20", "198.51.100.21"] {
+        for m in 1..=3 {
+            w.report(m, target, 100 + m as u32);
+        }
+    }
+    w.advance(60);
+    assert!(w.listed("198.51.100.20") && w.listed("198.51.100.21"));
+    w.engine.report_false_positive(net("198.51.100.20"), w.now);
+    let changes = w.advance(1);
+    assert!(
+        changes.contains(&Change::Delisted { target: net("198.51.100.21/32"), reason: DelistReason::Slashed }),
+        "{changes:?}"
+    );
+    for m in 1..=3 {
+        assert!(w.engine.machine_trust(m, w.now) < w.engine.params().trust_floor, "machine {m}: a decisive lie sinks any record");
+    }
+    assert!(w.engine.machine_trust(4, w.now) > 0.3, "a machine that did not report it keeps its standing");
+}
+
+#[test]
+fn junk_floods_are_bounded_per_address_and_per_cluster() {
+    let mut w = World::new();
+    let p = w.engine.params().clone();
+    // Fresh Sybils of one account pile onto one address, then spray new ones.
+    for m in 1..=2_000 {
+        w.machine(m, Some(7), w.now, false);
+        w.report(m, "198.51.100.30", 64_500);
+    }
+    let state = w.engine.target(net("198.51.100.30")).unwrap();
+    assert_eq!(state.reporters.len(), p.untrusted_reporters_per_target);
+    for k in 0..(p.max_new_targets_per_untrusted_cluster_day + 500) {
+        let target = format!("10.{}.{}.{}", 1 + k / 65_536, (k / 256) % 256, k % 256);
+        w.report(1 + i64::from(k % 2_000), &target, 64_500);
+    }
+    let remembered = (0..(p.max_new_targets_per_untrusted_cluster_day + 500))
+        .filter(|k| w.engine.target(net(&format!("10.{}.{}.{}", 1 + k / 65_536, (k / 256) % 256, k % 256))).is_some())
+        .count();
+    assert_eq!(remembered as u32, p.max_new_targets_per_untrusted_cluster_day - p.untrusted_reporters_per_target as u32);
 }

@@ -2,6 +2,7 @@
 //! (sceptical prior, positive evidence forgotten faster than negative), times an age ramp, capped
 //! by its account's verification level. Sensors are pre-trusted; a canary report zeroes a machine.
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::params::Params;
@@ -47,6 +48,26 @@ pub struct MachineState {
     pub burst_hour: Time,
     /// New targets reported in that hour.
     pub burst_count: u32,
+    /// Decisive proven lies so far (strength at least 0.5), each weighted by its strength (not forgotten).
+    #[serde(default)]
+    pub lies: f64,
+    /// Distinct never-block addresses reported recently, with when (at most [`NEVER_BLOCK_HITS`]).
+    #[serde(default)]
+    pub never_block_hits: Vec<(Time, IpNet)>,
+    /// Start of the UTC day counted in `day_new_targets`.
+    #[serde(default)]
+    pub day_start: Time,
+    /// New targets this machine added to the engine that day.
+    #[serde(default)]
+    pub day_new_targets: u32,
+}
+
+/// Never-block addresses remembered per machine for compounding.
+pub const NEVER_BLOCK_HITS: usize = 16;
+
+/// Start of the UTC day holding `now`.
+pub fn day_of(now: Time) -> Time {
+    now - now.rem_euclid(86_400)
 }
 
 impl MachineState {
@@ -65,7 +86,61 @@ impl MachineState {
             penalty_visible_at: None,
             burst_hour: 0,
             burst_count: 0,
+            lies: 0.0,
+            never_block_hits: Vec::new(),
+            day_start: 0,
+            day_new_targets: 0,
         }
+    }
+
+    /// A proven lie of `strength` in (0, 1] (1: the machine's report was decisive): the
+    /// positive record shrinks by that share, and `penalty` × strength is added, doubled for
+    /// every full earlier lie, so no record outweighs a lie and repeated lies compound.
+    pub fn proven_lie(&mut self, strength: f64, penalty: f64, now: Time, params: &Params) {
+        let strength = strength.clamp(0.0, 1.0);
+        let (good, bad) = self.decayed(now, params);
+        let compounding = 2f64.powf(self.lies.min(10.0));
+        self.good = good * (1.0 - strength);
+        self.bad = bad + penalty * strength * compounding;
+        self.updated_at = now.max(self.updated_at);
+        // Only decisive lies compound: a share of a mistake made by many is not a habit.
+        if strength >= 0.5 {
+            self.lies += strength;
+        }
+    }
+
+    /// A report of the never-block address `target`: the first distinct address within
+    /// `never_block_memory_secs` costs `never_block_penalty`, each further one twice the one
+    /// before; a repeat of a remembered address costs nothing more. Returns whether it cost.
+    pub fn never_block_hit(&mut self, target: IpNet, now: Time, params: &Params) -> bool {
+        let since = now - params.never_block_memory_secs;
+        self.never_block_hits.retain(|(at, _)| *at >= since);
+        if let Some(hit) = self.never_block_hits.iter_mut().find(|(_, t)| *t == target) {
+            hit.0 = now;
+            return false;
+        }
+        let penalty =
+            params.never_block_penalty * params.never_block_compounding.powi(self.never_block_hits.len().min(30) as i32);
+        if self.never_block_hits.len() >= NEVER_BLOCK_HITS {
+            self.never_block_hits.remove(0);
+        }
+        self.never_block_hits.push((now, target));
+        self.add_evidence(0.0, penalty, now, params);
+        true
+    }
+
+    /// Counts one new target against the machine's daily allowance; false when it is spent.
+    pub fn take_daily_target(&mut self, now: Time, params: &Params) -> bool {
+        let day = day_of(now);
+        if day != self.day_start {
+            self.day_start = day;
+            self.day_new_targets = 0;
+        }
+        if self.day_new_targets >= params.max_new_targets_per_machine_day {
+            return false;
+        }
+        self.day_new_targets += 1;
+        true
     }
 
     fn decayed(&self, now: Time, params: &Params) -> (f64, f64) {
@@ -219,6 +294,53 @@ mod tests {
         let (good, bad) = m.evidence(p.good_half_life_secs, &p);
         assert!((good - 4.0).abs() < 1e-9);
         assert!(bad > 4.0);
+    }
+
+    #[test]
+    fn a_proven_lie_outweighs_any_record_and_lies_compound() {
+        let p = Params::default();
+        let mut m = MachineState::new(Some(1), Level::Partner, false, 0);
+        for _ in 0..500 {
+            m.add_evidence(p.lead_credit, 0.0, 400 * DAY, &p);
+        }
+        assert!(m.trust(400 * DAY, &p) > 0.9);
+        m.proven_lie(1.0, p.false_positive_penalty, 400 * DAY, &p);
+        assert!(m.trust(400 * DAY, &p) < p.trust_floor, "one decisive lie: below the floor whatever the record");
+        let mut shared = MachineState::new(Some(1), Level::Partner, false, 0);
+        for _ in 0..500 {
+            shared.add_evidence(p.lead_credit, 0.0, 400 * DAY, &p);
+        }
+        shared.proven_lie(0.03, p.false_positive_penalty, 400 * DAY, &p);
+        assert!(shared.trust(400 * DAY, &p) > 0.9, "misled with a hundred others: loses little");
+        let (_, first) = m.evidence(400 * DAY, &p);
+        m.proven_lie(1.0, p.false_positive_penalty, 400 * DAY, &p);
+        let (_, second) = m.evidence(400 * DAY, &p);
+        assert!((second - first - 2.0 * p.false_positive_penalty).abs() < 1e-9, "the second lie costs twice");
+    }
+
+    #[test]
+    fn never_block_reports_compound_by_distinct_address() {
+        let p = Params { never_block_compounding: 2.0, ..Params::default() };
+        let mut m = MachineState::new(Some(1), Level::Verified, false, 0);
+        let a: IpNet = "8.8.8.8/32".parse().unwrap();
+        assert!(m.never_block_hit(a, DAY, &p));
+        assert!(!m.never_block_hit(a, DAY + 60, &p), "a repeat costs nothing more");
+        let (_, bad) = m.evidence(DAY, &p);
+        assert!((bad - p.never_block_penalty).abs() < 1e-6);
+        for i in 0..5u8 {
+            m.never_block_hit(IpNet::from(std::net::IpAddr::from([1, 1, 1, i])), DAY, &p);
+        }
+        let (_, bad) = m.evidence(DAY, &p);
+        assert!((bad - p.never_block_penalty * 63.0).abs() < 1e-6, "1 + 2 + … + 32 penalties: {bad}");
+    }
+
+    #[test]
+    fn the_daily_allowance_of_new_targets_resets_each_utc_day() {
+        let p = Params { max_new_targets_per_machine_day: 2, ..Params::default() };
+        let mut m = MachineState::new(None, Level::Anonymous, false, 0);
+        assert!(m.take_daily_target(DAY + 1, &p) && m.take_daily_target(DAY + 2, &p));
+        assert!(!m.take_daily_target(DAY + 3, &p));
+        assert!(m.take_daily_target(2 * DAY, &p));
     }
 
     #[test]

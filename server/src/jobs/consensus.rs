@@ -3,7 +3,7 @@
 //! changes (each with the next `seq`) and the new watermark in one transaction. A restart reloads
 //! that state, so nothing is counted twice. Only the replica holding the leadership runs it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +86,8 @@ pub struct ConsensusWorker {
     watermark: i64,
     known_machines: HashSet<i64>,
     refreshed_at: Option<std::time::Instant>,
+    /// Each custom block list's `seq` when its entries were last handed to the engine.
+    public_seqs: BTreeMap<String, i64>,
 }
 
 fn seconds(at: OffsetDateTime) -> Time {
@@ -112,6 +114,7 @@ impl ConsensusWorker {
             watermark: snapshot.watermark,
             known_machines: HashSet::new(),
             refreshed_at: None,
+            public_seqs: BTreeMap::new(),
         };
         worker.refresh().await?;
         Ok(worker)
@@ -142,7 +145,29 @@ impl ConsensusWorker {
         let sets = crate::serving::load_never_block(self.store.as_ref(), &self.config.own_addresses).await?;
         self.engine.set_canaries(sets.canaries);
         self.engine.set_never_block(sets.ranges);
+        self.refresh_public().await?;
         self.refreshed_at = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Hands the engine what the operator's block lists already publish (imported feeds and
+    /// curated lists): reporting those addresses is an echo and earns no trust. Entries are
+    /// re-read only when a list's `seq` moved.
+    async fn refresh_public(&mut self) -> anyhow::Result<()> {
+        let mut seqs = BTreeMap::new();
+        for list in self.store.custom_lists().await?.into_iter().filter(|l| l.kind == "block") {
+            let seq = self.store.list_seq(&list.name).await?;
+            seqs.insert(list.name, seq);
+        }
+        if seqs == self.public_seqs {
+            return Ok(());
+        }
+        let mut public = Vec::new();
+        for name in seqs.keys() {
+            public.extend(self.store.list_entries(name).await?.into_iter().map(|entry| entry.value));
+        }
+        self.engine.set_public(IpSet::new(public));
+        self.public_seqs = seqs;
         Ok(())
     }
 
@@ -471,6 +496,51 @@ mod tests {
             assert_eq!(changes.iter().map(|c| c.op.as_str()).collect::<Vec<_>>(), ["add", "remove"], "{label}");
             assert_eq!(changes[1].reason.as_deref(), Some("never_block"), "{label}");
             assert!(changes[0].seq < changes[1].seq, "{label}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_of_addresses_the_operators_block_lists_publish_earn_no_lead() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let sensor = add_machine(store.as_ref(), "sensor", true).await;
+            let echoer = add_machine(store.as_ref(), "echoer", false).await;
+            let now = OffsetDateTime::now_utc();
+            let list = crate::store::CustomList {
+                name: "imported-feed".into(),
+                kind: "block".into(),
+                description: String::new(),
+                created_at: now,
+                visibility: "public".into(),
+            };
+            store.create_custom_list(&list).await.expect("list");
+            let entry = ListEntry {
+                list: list.name.clone(),
+                value: "45.33.32.157/32".parse().expect("net"),
+                scope: Scope::Ip,
+                scenario: list.name.clone(),
+                remediation: crate::domain::listing::Remediation::Ban,
+                rule: Rule::Operator,
+                listed_at: now,
+                expires_at: now + TimeDuration::days(1),
+                seq: 0,
+            };
+            store.apply_list_ops(&[ListOp::Add(entry)], now).await.expect("entry");
+            store
+                .insert_signals(&[
+                    signal(echoer, "45.33.32.157", "81.2.69.1", now),
+                    signal(echoer, "45.33.32.158", "81.2.69.1", now),
+                    signal(sensor, "45.33.32.157", "81.2.70.1", now),
+                    signal(sensor, "45.33.32.158", "81.2.70.1", now),
+                ])
+                .await
+                .expect("insert");
+            let mut worker = ConsensusWorker::load(store.clone(), WorkerConfig::default()).await.expect("load");
+            assert_eq!(worker.run_once(now).await.expect("step").listed, 2, "{label}");
+            let leads = worker.engine().machine(echoer.0).expect("machine").leads;
+            assert_eq!(leads, 1, "{label}: the unpublished address led, the published one was an echo");
         }
     }
 }

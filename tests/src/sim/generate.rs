@@ -13,6 +13,7 @@ use palisade_server::engine::{Engine, Time};
 use super::rng::{Rng, mix};
 use super::scenario::{AttackerKind, Scenario, Source, VictimKind};
 use super::world::{DAY, HOUR, World, address_in, internet_address, residential_address, rotator_net, secs, stream};
+use palisade_server::engine::scenarios::Scenarios;
 
 /// What a listed (or reported) address is, for scoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct AttackerInfo {
     pub key: IpNet,
     /// When it started attacking.
     pub spawned_at: Time,
+    /// Seen only through a spoofable scenario: no consensus may list it on that evidence
+    /// (`docs/trust.md`), so recall leaves it out and counts it apart.
+    pub spoofable_only: bool,
 }
 
 /// One event.
@@ -138,6 +142,8 @@ pub struct Generator<'a> {
     sleeping: Vec<usize>,
     echo_pool: VecDeque<IpNet>,
     probes: Vec<Probe>,
+    /// The engine's scenario classes, to tell which attackers only spoofable evidence shows.
+    spoofable: Scenarios,
 }
 
 /// One address a probing group reported, with one machine, to learn whether it is a canary.
@@ -158,6 +164,7 @@ impl<'a> Generator<'a> {
         names.extend(scenario.adversaries.iter().map(|a| a.scenario.clone()));
         names.push("crowdsecurity/http-probing".into());
         let mut g = Generator {
+            spoofable: Scenarios::new(&scenario.params().unwrap_or_default()),
             scenario,
             world,
             seed,
@@ -318,10 +325,10 @@ impl<'a> Generator<'a> {
         internet_address(self.next_internet, self.address_key)
     }
 
-    fn new_attacker(&mut self, key: IpNet, at: Time) -> u32 {
+    fn new_attacker(&mut self, key: IpNet, at: Time, spoofable_only: bool) -> u32 {
         let id = self.attackers.len() as u32;
         let key = Engine::key(key);
-        self.attackers.push(AttackerInfo { key, spawned_at: at });
+        self.attackers.push(AttackerInfo { key, spawned_at: at, spoofable_only });
         self.entities.insert(key, Entity::Attacker(id));
         id
     }
@@ -465,7 +472,7 @@ impl<'a> Generator<'a> {
                     }
                 }
             };
-            let id = self.new_attacker(key, start);
+            let id = self.new_attacker(key, start, self.spoofable.is_spoofable(&spec.scenario));
             if spec.kind == AttackerKind::Static {
                 if self.echo_pool.len() >= ECHO_POOL {
                     self.echo_pool.pop_front();

@@ -140,6 +140,9 @@ pub struct Scorecard {
     pub attackers_seen_by_10plus: u64,
     /// Context: attackers scored that reached 3 accounts.
     pub attackers_seen_by_3plus: u64,
+    /// Context: attackers scored that reached 10 accounts but were seen only through spoofable
+    /// scenarios (left out of recall and time to list).
+    pub attackers_spoofable_only_10plus: u64,
     /// Context: benign addresses reported in the scored period.
     pub benign_reported: u64,
     /// Context: of which listed.
@@ -467,9 +470,23 @@ impl Scorer {
         }
         let infos = generator.attackers();
         let scored = |id: usize| infos[id].spawned_at >= self.scored_from;
+        // Attackers only spoofable evidence shows are left out of recall and time to list: no
+        // consensus may list them on that evidence. They are counted apart.
+        let listable = |id: usize| scored(id) && !infos[id].spoofable_only;
+        let spoofable_only_10plus = self
+            .attackers
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| scored(*i) && infos[*i].spoofable_only && s.clusters.len() >= 10)
+            .count() as u64;
         let breadth = |n: usize| {
-            let seen: Vec<&AttackerStat> =
-                self.attackers.iter().enumerate().filter(|(i, s)| scored(*i) && s.clusters.len() >= n).map(|(_, s)| s).collect();
+            let seen: Vec<&AttackerStat> = self
+                .attackers
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| listable(*i) && s.clusters.len() >= n)
+                .map(|(_, s)| s)
+                .collect();
             let listed = seen.iter().filter(|s| s.first_listed.is_some()).count();
             (seen.len() as u64, (!seen.is_empty()).then(|| round(listed as f64 / seen.len() as f64, 4)))
         };
@@ -479,7 +496,7 @@ impl Scorer {
             .attackers
             .iter()
             .enumerate()
-            .filter(|(i, _)| scored(*i))
+            .filter(|(i, _)| listable(*i))
             .filter_map(|(_, s)| Some((s.first_listed? - s.qualified_at?).max(0)))
             .collect();
         delays.sort_unstable();
@@ -568,6 +585,7 @@ impl Scorer {
             groups_succeeded,
             signals: self.signals,
             attackers_seen_by_10plus: seen10,
+            attackers_spoofable_only_10plus: spoofable_only_10plus,
             attackers_seen_by_3plus: seen3,
             benign_reported: benign_reported as u64,
             benign_listed: benign_listed as u64,

@@ -2,7 +2,9 @@
 //! reports from zero-trust machines (new, or old but without a single lead) never list anything; never-block addresses and canaries are
 //! never listed, even when sensors and trusted machines report them and the set changes mid-run;
 //! the same signals processed twice from scratch, or across a restart that restores persisted
-//! state, give the same lists. A failure is reported with the smallest world proptest finds.
+//! state, give the same lists; evidence under spoofable scenarios alone never lists, even from
+//! sensors and trusted machines; echoing a public list earns nothing; an upheld false positive
+//! never raises a supporter's trust. A failure is reported with the smallest world proptest finds.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -509,4 +511,106 @@ fn the_same_signals_give_the_same_lists_from_scratch_and_across_a_restart() {
     });
     let listed_at_restart = listed_at_restart.get();
     assert!(listed_at_restart > CASES as usize, "restarts happen with listings in force ({listed_at_restart})");
+}
+
+/// Scenarios forged traffic can trigger (the engine's shipped table and name fragments).
+const SPOOFABLE: [&str; 3] = ["crowdsecurity/iptables-scan-multi_ports", "custom/udp-flood", "someone/ddos-amplification"];
+
+/// A warmed-up world (sensors included) whose whole stream is reports under spoofable scenarios.
+#[derive(Debug)]
+struct SpoofedWorld {
+    machines: Vec<MachineSeed>,
+    use_asn: bool,
+    rounds: Vec<bool>,
+    targets: Vec<IpNet>,
+    steps: Vec<StepSeed>,
+}
+
+fn warmed_world() -> impl Strategy<Value = SpoofedWorld> {
+    (machine_seeds(10..60, 400), any::<bool>(), targets(4..44))
+        .prop_flat_map(|(machines, use_asn, targets)| {
+            let n = machines.len();
+            (Just(machines), Just(use_asn), warm_up_rounds(n), Just(targets), steps(false))
+        })
+        .prop_map(|(machines, use_asn, rounds, targets, steps)| SpoofedWorld { machines, use_asn, rounds, targets, steps })
+}
+
+#[test]
+fn spoofable_evidence_alone_never_lists_and_never_moves_trust() {
+    check(warmed_world(), |world| {
+        let start = T0;
+        let population = machines(&world.machines, |age| start - (60 + age as Time) * DAY, true);
+        let mut engine = Engine::new(Params::default(), world.use_asn);
+        register(&mut engine, &population);
+        let now = warm_up(&mut engine, &population, &world.rounds, start);
+        let trust_before: Vec<f64> = population.iter().map(|m| engine.machine_trust(m.id, now)).collect();
+        let canaries = IpSet::new(world.targets.iter().step_by(5).copied());
+        engine.set_canaries(canaries);
+        for input in stream(&world.steps, &population, &world.targets, now, 5 * DAY) {
+            let changes = match &input {
+                Input::Report { machine, target, scenario, certified, at } => {
+                    let m = &population[*machine];
+                    engine.process(&Report {
+                        machine: m.id,
+                        target: *target,
+                        scenario: SPOOFABLE[*scenario % SPOOFABLE.len()],
+                        certified: *certified,
+                        origin_prefix: m.prefix,
+                        origin_asn: Some(m.asn),
+                        at: *at,
+                    });
+                    Vec::new()
+                }
+                other => feed(&mut engine, &population, other),
+            };
+            prop_assert!(!changes.iter().any(|c| matches!(c, Change::Listed { .. })), "spoofable evidence listed {:?}", changes);
+        }
+        for (m, before) in population.iter().zip(trust_before) {
+            let state = engine.machine(m.id).expect("registered");
+            prop_assert!(state.zeroed_at.is_none() && state.lies == 0.0, "machine {} was penalised by forged traffic", m.id);
+            let after = engine.machine_trust(m.id, now);
+            prop_assert!((after - before).abs() < 1e-9, "machine {} trust moved from {} to {}", m.id, before, after);
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn echoing_a_public_list_earns_nothing_and_upheld_false_positives_never_raise_trust() {
+    check(warmed_world(), |world| {
+        let start = T0;
+        let population = machines(&world.machines, |age| start - (60 + age as Time) * DAY, false);
+        let mut engine = Engine::new(Params::default(), world.use_asn);
+        register(&mut engine, &population);
+        let now = warm_up(&mut engine, &population, &world.rounds, start);
+        // From now on everything the machines report is already on a public list.
+        let everything = ["0.0.0.0/0", "::/0"].map(|n| n.parse::<IpNet>().expect("valid"));
+        engine.set_public(IpSet::new(everything));
+        let earned: Vec<(u64, f64)> =
+            population.iter().map(|m| engine.machine(m.id).map_or((0, 0.0), |s| (s.leads, s.good))).collect();
+        for input in stream(&world.steps, &population, &world.targets, now, 10 * DAY) {
+            if let Input::FalsePositive(_, at) = &input {
+                let before: Vec<f64> = population.iter().map(|m| engine.machine_trust(m.id, *at)).collect();
+                feed(&mut engine, &population, &input);
+                for (m, before) in population.iter().zip(before) {
+                    let after = engine.machine_trust(m.id, *at);
+                    prop_assert!(
+                        after <= before + 1e-12,
+                        "machine {} gained trust from a false positive: {} -> {}",
+                        m.id,
+                        before,
+                        after
+                    );
+                }
+                continue;
+            }
+            feed(&mut engine, &population, &input);
+        }
+        for (m, (leads, good)) in population.iter().zip(earned) {
+            let state = engine.machine(m.id).expect("registered");
+            prop_assert_eq!(state.leads, leads, "machine {} earned leads by echoing", m.id);
+            prop_assert!(state.good <= good + 1e-12, "machine {} earned credit by echoing", m.id);
+        }
+        Ok(())
+    });
 }
