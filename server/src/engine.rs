@@ -315,7 +315,7 @@ impl Engine {
     /// A new engine. `use_asn` says whether reports carry real AS numbers; without them origins
     /// are clustered by a coarser prefix standing in for the AS (see [`Params::fallback_v4_as_prefix`]).
     pub fn new(params: Params, use_asn: bool) -> Self {
-        let scenarios = Scenarios::new(&params);
+        let scenarios = Scenarios::new(&params.scenarios, &params.spoofable_scenarios);
         Engine {
             params,
             never_block: IpSet::default(),

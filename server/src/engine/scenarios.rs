@@ -9,14 +9,11 @@
 //!
 //! The class of a scenario is, in order: the operator's override (`[consensus.params.scenarios]`),
 //! the table shipped here (hub scenarios), then the name fragments of
-//! [`Params::spoofable_scenarios`](super::params::Params::spoofable_scenarios) for names in
-//! neither, and handshake otherwise.
+//! `Params::spoofable_scenarios` for names in neither, and handshake otherwise.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-
-use super::params::Params;
 
 /// Whether a scenario's evidence can be produced with forged source addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,12 +79,13 @@ pub struct Scenarios {
 }
 
 impl Scenarios {
-    /// The table in force for `params`.
-    pub fn new(params: &Params) -> Self {
+    /// The table in force: the operator's `overrides` over the shipped table, and the name
+    /// fragments marking spoofable scenarios among the others.
+    pub fn new(overrides: &BTreeMap<String, ScenarioClass>, spoofable_fragments: &[String]) -> Self {
         let mut known: HashMap<String, ScenarioClass> =
             SHIPPED.iter().map(|(name, class)| ((*name).to_string(), *class)).collect();
-        known.extend(params.scenarios.iter().map(|(name, class)| (name.clone(), *class)));
-        let spoofable_fragments = params.spoofable_scenarios.iter().filter(|f| !f.is_empty()).cloned().collect();
+        known.extend(overrides.iter().map(|(name, class)| (name.clone(), *class)));
+        let spoofable_fragments = spoofable_fragments.iter().filter(|f| !f.is_empty()).cloned().collect();
         Scenarios { known, spoofable_fragments }
     }
 
@@ -115,15 +113,16 @@ mod tests {
 
     #[test]
     fn overrides_win_over_the_shipped_table_which_wins_over_fragments() {
-        let mut params = Params::default();
-        let scenarios = Scenarios::new(&params);
+        let fragments = ["udp".to_string(), "flood".to_string()];
+        let mut overrides = BTreeMap::new();
+        let scenarios = Scenarios::new(&overrides, &fragments);
         assert!(scenarios.is_spoofable("crowdsecurity/iptables-scan-multi_ports"), "shipped");
         assert!(!scenarios.is_spoofable("crowdsecurity/ssh-bf"), "shipped");
         assert!(scenarios.is_spoofable("someone/udp-amplification"), "fragment");
         assert!(!scenarios.is_spoofable("someone/custom-login-bf"), "unknown: handshake");
-        params.scenarios.insert("crowdsecurity/ssh-bf".into(), ScenarioClass::Spoofable);
-        params.scenarios.insert("someone/udp-amplification".into(), ScenarioClass::Handshake);
-        let overridden = Scenarios::new(&params);
+        overrides.insert("crowdsecurity/ssh-bf".into(), ScenarioClass::Spoofable);
+        overrides.insert("someone/udp-amplification".into(), ScenarioClass::Handshake);
+        let overridden = Scenarios::new(&overrides, &fragments);
         assert!(overridden.is_spoofable("crowdsecurity/ssh-bf"));
         assert!(!overridden.is_spoofable("someone/udp-amplification"));
     }

@@ -164,7 +164,10 @@ impl<'a> Generator<'a> {
         names.extend(scenario.adversaries.iter().map(|a| a.scenario.clone()));
         names.push("crowdsecurity/http-probing".into());
         let mut g = Generator {
-            spoofable: Scenarios::new(&scenario.params().unwrap_or_default()),
+            spoofable: {
+                let params = scenario.params().unwrap_or_default();
+                Scenarios::new(&params.scenarios, &params.spoofable_scenarios)
+            },
             scenario,
             world,
             seed,
