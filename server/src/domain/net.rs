@@ -16,6 +16,19 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The canonical form of a network: an IPv4-mapped IPv6 range (`::ffff:a.b.c.d/N`, N ≥ 96)
+/// becomes the IPv4 range it maps (`a.b.c.d/(N - 96)`), as [`canonical_ip`] does for an address;
+/// host bits are cleared.
+pub fn canonical_net(net: IpNet) -> IpNet {
+    let net = match (net.addr(), canonical_ip(net.addr())) {
+        (IpAddr::V6(_), IpAddr::V4(v4)) if net.prefix_len() >= 96 => {
+            IpNet::new(IpAddr::V4(v4), net.prefix_len() - 96).unwrap_or(net)
+        }
+        _ => net,
+    };
+    net.trunc()
+}
+
 /// The network a machine is clustered by: /24 for IPv4, /48 for IPv6.
 pub fn origin_prefix(ip: IpAddr) -> IpNet {
     let ip = canonical_ip(ip);
@@ -40,7 +53,7 @@ pub fn parse_address(text: &str) -> Result<IpAddr, String> {
 pub fn parse_network(value: &str) -> Result<IpNet, String> {
     parse_ip(value)
         .map(IpNet::from)
-        .or_else(|| value.trim().parse::<IpNet>().ok().map(|n| n.trunc()))
+        .or_else(|| value.trim().parse::<IpNet>().ok().map(canonical_net))
         .ok_or_else(|| format!("{value:?} is not an IP address or CIDR range"))
 }
 
@@ -59,10 +72,10 @@ pub fn display_target(target: IpNet) -> String {
     if is_single_address(target) { target.addr().to_string() } else { target.to_string() }
 }
 
-/// The network a list value names: an address or a CIDR, its host bits cleared. Its stored text
-/// is [`display_target`] of it.
+/// The network a list value names: an address or a CIDR in canonical form (IPv4-mapped IPv6 as
+/// IPv4, host bits cleared). Its stored text is [`display_target`] of it.
 pub fn list_target(value: &str) -> Option<IpNet> {
-    parse_target(value.trim()).map(|net| net.trunc())
+    parse_target(value.trim()).map(canonical_net)
 }
 
 /// The stored form of a list value and its scope: a bare address (`ip`) for a host prefix, else
@@ -101,5 +114,21 @@ mod tests {
         assert_eq!(parse_network("10.1.2.3/8"), Ok("10.0.0.0/8".parse().unwrap()));
         assert_eq!(parse_network("x"), Err("\"x\" is not an IP address or CIDR range".into()));
         assert_eq!(parse_address("1.2.3.4/32"), Err("\"1.2.3.4/32\" is not an IP address".into()));
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `net_parse`): `::ffff:203.0.55.9/128` was kept as an IPv6
+    /// network while `::ffff:203.0.55.9` became IPv4, so the same host typed two ways named two
+    /// networks, and a list entry written as a mapped range never matched the IPv4 address.
+    #[test]
+    fn ipv4_mapped_ranges_become_ipv4_like_mapped_addresses() {
+        let host: IpNet = "203.0.55.9/32".parse().unwrap();
+        assert_eq!(parse_network("::ffff:203.0.55.9/128"), Ok(host));
+        assert_eq!(parse_network("::ffff:203.0.55.9"), Ok(host));
+        assert_eq!(parse_network("::ffff:203.0.55.9/120"), Ok("203.0.55.0/24".parse().unwrap()));
+        assert_eq!(list_target("::ffff:203.0.55.9/128"), Some(host));
+        assert_eq!(list_target("::ffff:203.0.55.9"), Some(host));
+        assert_eq!(canonical_value("::ffff:203.0.55.9/120"), Some(("203.0.55.0/24".into(), "range")));
+        // Broader than the mapped block, it is an IPv6 range and stays one.
+        assert_eq!(parse_network("::ffff:0:0/95"), Ok("::fffe:0:0/95".parse().unwrap()));
     }
 }

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::names::check_scenario;
-use super::net::{canonical_ip, parse_ip};
+use super::net::{canonical_net, parse_ip};
 use super::special::{overlaps_special_purpose, special_purpose};
 use super::text::{contains_nul, has_nul};
 
@@ -288,12 +288,7 @@ fn parse_source(scope: &str, value: &str, rules: &SignalRules) -> Result<(Scope,
 
 /// Parses a CIDR, canonicalising IPv4-mapped IPv6 ranges and truncating host bits.
 fn parse_range(value: &str) -> Option<IpNet> {
-    let net: IpNet = value.trim().parse().ok()?;
-    let net = match (net.addr(), canonical_ip(net.addr())) {
-        (IpAddr::V6(_), IpAddr::V4(v4)) if net.prefix_len() >= 96 => IpNet::new(IpAddr::V4(v4), net.prefix_len() - 96).ok()?,
-        _ => net,
-    };
-    Some(net.trunc())
+    value.trim().parse().ok().map(canonical_net)
 }
 
 fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, Rejection> {
