@@ -428,10 +428,14 @@ impl Engine {
                 self.expiries.insert((listing.expires_at, target));
             }
             for reporter in &state.reporters {
-                self.recent_targets.entry(reporter.machine).or_default().push_back((reporter.last_at, target));
+                // As `process` remembers it: at the machine's first report of the target.
+                self.recent_targets.entry(reporter.machine).or_default().push_back((reporter.first_at, target));
             }
             self.forget_checks.insert((self.forget_check_at(&state), target));
             self.targets.insert(target, state);
+        }
+        for recent in self.recent_targets.values_mut() {
+            recent.make_contiguous().sort_unstable();
         }
     }
 
@@ -528,8 +532,17 @@ impl Engine {
     /// a penalty: a listing that no longer qualifies without its full weight is delisted.
     fn withdraw_support(&mut self, machine: i64, now: Time) {
         let since = now - self.params.evidence_window_secs;
+        let void_from = now - self.params.canary_void_window_secs;
         let Some(recent) = self.recent_targets.get(&machine) else { return };
-        for target in recent.iter().filter(|(at, _)| *at >= since).map(|(_, t)| *t) {
+        // Judged on the persisted target state (the machine's latest report of it), so a
+        // restarted engine withdraws exactly what a running one would.
+        let supported = recent.iter().filter(|(at, _)| *at >= void_from).map(|(_, t)| *t).filter(|t| {
+            self.targets
+                .get(t)
+                .is_some_and(|state| state.reporters.iter().any(|r| r.machine == machine && r.last_at >= since && !r.voided))
+        });
+        let supported: Vec<IpNet> = supported.collect();
+        for target in supported {
             self.dirty.insert(target);
             self.slashed.insert(target);
         }
