@@ -125,7 +125,16 @@ fn two_replicas_behind_nginx_share_work_serve_the_same_lists_and_fail_over() -> 
     };
     let options = ServerOptions {
         env: vec![("REDIS_URL".into(), redis_url), ("PALISADE_AUTH__JWT_SECRET".into(), SECRET.into())],
-        config_toml: format!("trusted_proxies = [\"{BALANCER_ADDR}/32\"]\n"),
+        // The engine's per-machine and per-cluster bounds would leave some of these fresh
+        // machines' reports to the store, and this test counts every report the engine takes.
+        config_toml: format!(
+            "trusted_proxies = [\"{BALANCER_ADDR}/32\"]\n\
+             [consensus.params]\n\
+             max_reporters_per_target = 1000000\n\
+             untrusted_reporters_per_target = 1000000\n\
+             max_new_targets_per_machine_day = 1000000\n\
+             max_new_targets_per_untrusted_cluster_day = 1000000\n"
+        ),
     };
     let mut a = ServerProcess::start(&db, options.clone())?;
     // The first replica takes the leadership before the second starts, so the test knows which to kill.
