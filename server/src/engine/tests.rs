@@ -55,15 +55,25 @@ impl World {
 
     /// Machines 1..=n, old, trusted by leading 20 sensor-confirmed attackers each.
     fn trusted(&mut self, n: i64) {
-        self.machine(1000, None, 0, true);
         for m in 1..=n {
             self.machine(m, Some(m), 0, false);
         }
-        for k in 0..20 {
+        self.lead(1..=n, 20);
+    }
+
+    /// `machines` (each in AS 100 + its id) each report `target`.
+    fn all_report(&mut self, machines: std::ops::RangeInclusive<i64>, target: &str) {
+        for m in machines {
+            self.report(m, target, 100 + m as u32);
+        }
+    }
+
+    /// `machines` lead `rounds` attackers that sensor 1000 (registered here) confirms.
+    fn lead(&mut self, machines: std::ops::RangeInclusive<i64>, rounds: u32) {
+        self.machine(1000, None, 0, true);
+        for k in 0..rounds {
             let target = format!("77.{k}.0.1");
-            for m in 1..=n {
-                self.report(m, &target, 100 + m as u32);
-            }
+            self.all_report(machines.clone(), &target);
             self.advance(60);
             self.report(1000, &target, 1);
             self.advance(60);
@@ -405,23 +415,12 @@ fn spoofed_traffic_lists_nothing_earns_nothing_and_costs_nothing() {
 #[test]
 fn machines_without_an_account_never_reach_the_crowd_path_whatever_their_age() {
     let mut w = World::new();
-    w.machine(1000, None, 0, true);
     for m in 1..=5 {
         w.machine(m, None, 0, false);
     }
-    for k in 0..20 {
-        let target = format!("77.{k}.0.1");
-        for m in 1..=5 {
-            w.report(m, &target, 100 + m as u32);
-        }
-        w.advance(60);
-        w.report(1000, &target, 1);
-        w.advance(60);
-    }
+    w.lead(1..=5, 20);
     assert!(w.engine.machine(1).unwrap().leads > 0, "they can still earn a record");
-    for m in 1..=5 {
-        w.report(m, "198.51.100.9", 100 + m as u32);
-    }
+    w.all_report(1..=5, "198.51.100.9");
     w.advance(60);
     assert!(!w.listed("198.51.100.9"));
 }
@@ -430,24 +429,13 @@ fn machines_without_an_account_never_reach_the_crowd_path_whatever_their_age() {
 fn a_mixed_age_coalition_lists_only_once_its_anchors_are_established() {
     let coalition = |old_age: Time| {
         let mut w = World::new();
-        w.machine(1000, None, 0, true);
         // Two old accounts and one young one, all with a spotless record, in three ASes.
         w.machine(1, Some(1), w.now - old_age, false);
         w.machine(2, Some(2), w.now - old_age, false);
         w.machine(3, Some(3), w.now - 40 * DAY, false);
-        for k in 0..30 {
-            let target = format!("77.{k}.0.1");
-            for m in 1..=3 {
-                w.report(m, &target, 100 + m as u32);
-            }
-            w.advance(60);
-            w.report(1000, &target, 1);
-            w.advance(60);
-        }
+        w.lead(1..=3, 30);
         assert!(w.engine.machine_trust(3, w.now) > w.engine.params().trust_floor);
-        for m in 1..=3 {
-            w.report(m, "198.51.100.10", 100 + m as u32);
-        }
+        w.all_report(1..=3, "198.51.100.10");
         w.advance(60);
         w.listed("198.51.100.10")
     };
@@ -459,24 +447,13 @@ fn a_mixed_age_coalition_lists_only_once_its_anchors_are_established() {
 #[test]
 fn the_broad_path_needs_machines_older_than_a_month_or_so() {
     let mut w = World::new();
-    w.machine(1000, None, 0, true);
     let young = w.now - 40 * DAY;
     for m in 1..=12 {
         w.engine.upsert_machine(m, Some(m), Level::Paid, false, young);
     }
-    for k in 0..60 {
-        let target = format!("77.{k}.0.1");
-        for m in 1..=12 {
-            w.report(m, &target, 100 + m as u32);
-        }
-        w.advance(60);
-        w.report(1000, &target, 1);
-        w.advance(60);
-    }
+    w.lead(1..=12, 60);
     assert!(w.engine.machine_trust(1, w.now) > 0.5, "busy honeypots earn trust fast");
-    for m in 1..=12 {
-        w.report(m, "198.51.100.11", 100 + m as u32);
-    }
+    w.all_report(1..=12, "198.51.100.11");
     w.advance(60);
     assert!(!w.listed("198.51.100.11"));
 }
