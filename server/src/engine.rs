@@ -853,13 +853,12 @@ impl Consensus for Engine {
         let canary = self.canaries.overlaps(key);
         if !canary && self.params.never_block_guard && self.never_block.overlaps(key) {
             // Forged traffic can make anybody report anything: only a handshake costs.
-            let params = &self.params;
-            let repeated = self
-                .machines
-                .get_mut(&report.machine)
-                .filter(|_| !spoofable)
-                .and_then(|state| state.never_block_hit(key, report.at, params).then_some(state.never_block_hits.len() > 1));
-            if let Some(repeated) = repeated {
+            if spoofable {
+                return;
+            }
+            let Some(state) = self.machines.get_mut(&report.machine) else { return };
+            if state.never_block_hit(key, report.at, &self.params) {
+                let repeated = state.never_block_hits.len() > 1;
                 self.touch_machine(report.machine);
                 if repeated {
                     self.withdraw_support(report.machine, report.at);
@@ -1011,7 +1010,10 @@ impl Consensus for Engine {
             out.push(Change::Delisted { target: key, reason: DelistReason::FalsePositive });
         }
         self.changed_targets.insert(key);
-        for (machine, _, _) in supporters.into_iter().filter(|_| strength > 0.0) {
+        if strength == 0.0 {
+            return out;
+        }
+        for (machine, _, _) in supporters {
             if let Some(m) = self.machines.get_mut(&machine) {
                 m.proven_lie(strength, self.params.false_positive_penalty, now, &self.params);
                 self.changed_machines.insert(machine);
