@@ -49,7 +49,9 @@ fn machine(http: &Http, base: &str, login_base: &str, admin: &str, name: &str, s
 }
 
 /// Pushes `items` until a replica acknowledges them (an agent retries what was not acknowledged;
-/// a redelivery is deduplicated). Returns the acknowledgements.
+/// a redelivery is deduplicated). A 429 is the per-machine signal rate (shared through Redis)
+/// telling a tight loop to slow down: the agent waits the second it is told and retries.
+/// Returns the acknowledgements.
 fn push_until_acknowledged(
     http: &Http,
     base: &str,
@@ -64,6 +66,7 @@ fn push_until_acknowledged(
                 return Ok(replies);
             }
             Ok(reply) if reply.status >= 500 => {}
+            Ok(reply) if reply.status == 429 => std::thread::sleep(Duration::from_millis(750)),
             Ok(reply) => bail!("push refused: {} {}", reply.status, reply.body),
             Err(_) => {}
         }
