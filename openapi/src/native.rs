@@ -372,7 +372,7 @@ pub struct QueuedResponse {
 pub struct BlocklistView {
     /// Name, as used in `/v1/blocklists/{name}`.
     pub name: String,
-    /// `consensus` (the community list) or `custom`.
+    /// `consensus` (the community list), `block` or `allow` (operator lists) or `pool` (an account's private pool).
     pub kind: String,
     /// Newest seq: the cursor to pass as `since` to get the changes after it.
     pub seq: i64,
@@ -567,4 +567,68 @@ pub struct OwnMachineView {
     pub trust: String,
     /// Signals it has sent.
     pub signals: u64,
+}
+
+/// How an account's private pool lists: what one or several of its own machines report is
+/// listed for all of them at once, without consensus.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PoolPolicyView {
+    /// Whether the pool lists anything.
+    pub enabled: bool,
+    /// Distinct machines of the account that must report an address within `duration_secs`.
+    pub min_machines: u32,
+    /// How long a listing lasts after the report that made or renewed it, in seconds.
+    pub duration_secs: i64,
+    /// `ban` or `captcha`.
+    pub remediation: String,
+    /// Scenario patterns that count (`*` matches any run of characters).
+    pub allow: Vec<String>,
+    /// Scenario patterns that never count.
+    pub deny: Vec<String>,
+}
+
+/// An account's private pool: its policy, its size and who else receives it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PoolView {
+    /// Account name.
+    pub account: String,
+    /// The pool's list name (`/v1/blocklists/{list}`; the scenario CrowdSec shows for it).
+    pub list: String,
+    /// The policy in force.
+    pub policy: PoolPolicyView,
+    /// Whether the account has its own policy (otherwise the server's `[pools]` default applies).
+    pub own_policy: bool,
+    /// Entries listed now.
+    pub entries: usize,
+    /// Accounts this pool is shared with (read-only).
+    pub shared_with: Vec<String>,
+    /// Accounts whose pools this account receives.
+    pub received_from: Vec<String>,
+}
+
+/// Changes to an account's pool policy; a field left out keeps its current value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PoolPolicyRequest {
+    /// Whether the pool lists anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Distinct machines that must report (1 to 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_machines: Option<u32>,
+    /// Listing lifetime in seconds (60 to 2592000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<i64>,
+    /// `ban` or `captcha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+    /// Scenario patterns that count (at most 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// Scenario patterns that never count (at most 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
 }

@@ -80,6 +80,9 @@ pub struct Config {
     /// What a hostile client may cost at the edge: connections, password hashing, credential
     /// guessing, registrations and logins per address and network.
     pub edge: EdgeConfig,
+    /// The default policy of every account's private pool (`[pools]`); an account may have its
+    /// own, set with `admin pool set` or the admin API.
+    pub pools: crate::pools::PoolPolicy,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             retention: RetentionConfig::default(),
             edge: EdgeConfig::default(),
+            pools: crate::pools::PoolPolicy::default(),
         }
     }
 }
@@ -528,6 +532,9 @@ impl Config {
 
     /// Checks the values make sense together, with a sentence a person understands.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Err(problem) = self.pools.check() {
+            bail!("pools: {problem}");
+        }
         if self.auth.jwt_ttl_secs < 120 || self.auth.jwt_ttl_secs > 7 * 24 * 3600 {
             bail!("auth.jwt_ttl_secs must be between 120 (CrowdSec renews a minute before expiry) and 604800 seconds");
         }

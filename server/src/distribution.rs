@@ -23,8 +23,9 @@ use time::OffsetDateTime;
 use crate::auth::links::LinkSigner;
 use crate::bus::ChangeBus;
 use crate::config::DistributionConfig;
+use crate::domain::lists::{pool_account, pool_list};
 use crate::serving::{self, DeltaError, Lists};
-use crate::store::{MachineKey, Store};
+use crate::store::{AccountKey, MachineKey, Store};
 use crate::use_case::UseCaseError;
 
 /// What distribution works with: the served lists and the handles around them.
@@ -75,15 +76,27 @@ impl Distribution {
         Ok((scenarios, cap))
     }
 
-    /// The kind of a served list (`consensus`, `block` or `allow`), re-reading the operator's
+    /// The kind of a served list (`consensus`, `block`, `allow` or `pool`), re-reading the operator's
     /// lists once when `name` is not known yet (it may have been created through another replica).
     pub async fn list_kind(&self, name: &str) -> Result<Option<String>, UseCaseError> {
+        if pool_account(name).is_some() {
+            // Every account has a pool, empty until one of its machines reports.
+            return Ok(Some("pool".into()));
+        }
         let find = || self.lists.names().into_iter().find(|(n, _)| n == name).map(|(_, kind)| kind);
         if let Some(kind) = find() {
             return Ok(Some(kind));
         }
         self.lists.refresh_custom().await?;
         Ok(find())
+    }
+
+    /// The pools `account`'s API keys receive: its own, then those other accounts share with it.
+    pub async fn account_pools(&self, account: AccountKey) -> Result<Vec<String>, UseCaseError> {
+        let mut names = vec![pool_list(account.0)];
+        let shares = self.store.pool_shares().await?;
+        names.extend(shares.into_iter().filter(|share| share.partner == account).map(|share| pool_list(share.owner.0)));
+        Ok(names)
     }
 
     /// The changes of list `name` after `cursor` for a reader capped at `cap` entries, at `now`:

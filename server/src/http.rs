@@ -89,8 +89,34 @@ fn documented() -> OpenApiRouter<AppState> {
         .nest("/v1/blocklists", blocklists::routes())
         .nest("/v1/links", links::routes())
         .merge(ops::routes());
+    document_credential_lockout(documented.get_openapi_mut());
     describe_bare_responses(documented.get_openapi_mut());
     documented
+}
+
+/// Every operation that takes an admin token or an API key can answer 429: its extractor refuses
+/// a client address that has used up its wrong credentials before looking the credential up
+/// ([`extract::guard_credentials`]). Said once here, from the security each operation declares,
+/// so no operation behind those extractors can leave it out of its `responses(...)`.
+fn document_credential_lockout(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::IntoResponses;
+    let guarded = |operation: &utoipa::openapi::path::Operation| {
+        operation.security.iter().flatten().any(|requirement| {
+            serde_json::to_value(requirement)
+                .ok()
+                .and_then(|value| value.as_object().map(|names| names.contains_key("admin") || names.contains_key("api_key")))
+                .unwrap_or(false)
+        })
+    };
+    let limited = responses::RateLimited::responses();
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten().filter(|operation| guarded(operation)) {
+            for (status, response) in &limited {
+                operation.responses.responses.entry(status.clone()).or_insert_with(|| response.clone());
+            }
+        }
+    }
 }
 
 /// OpenAPI 3.1 requires a description on every response, and utoipa leaves an empty one out of

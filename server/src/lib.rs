@@ -35,6 +35,8 @@
 //!   remediation of a listing (`domain::listing`).
 //! - [`engine`]: consensus: machine trust, clustering, the listing rule, the never-block set.
 //! - [`reputation`]: one address's reputation class and scores, for the lookup.
+//! - [`pools`]: each account's private pool: its own machines' reports listed for all of them at
+//!   once under the account's policy, ground truth (never-block, canaries) still winning.
 //! - [`serving::render`] and [`serving::entry`]: the blocklist formats, and the entry they render.
 //!
 //! **Infrastructure**
@@ -71,6 +73,7 @@ pub mod jobs;
 pub mod limits;
 pub mod lookup;
 pub mod manage;
+pub mod pools;
 pub mod redis_link;
 pub mod reputation;
 pub mod revocation;

@@ -2,9 +2,11 @@
 //! all do exactly the same thing: accounts, enrollment keys, operator-created machines (and
 //! disabling, deleting, resetting them), admin tokens, console sessions, API keys, canaries, allowlists, explanations, and the views of them. A use case: it
 //! works through the [`Store`] and the pure core, knows neither HTTP nor SQL, and fails with a
-//! [`UseCaseError`] each front end turns into its own answer.
+//! [`UseCaseError`] each front end turns into its own answer. Operator lists are in `lists`,
+//! account pools (policies and shares) in `pools`.
 
 pub mod lists;
+pub mod pools;
 
 use std::collections::HashMap;
 

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::lists::COMMUNITY;
+use crate::domain::lists::{COMMUNITY, pool_account};
 use crate::domain::net::display_target;
 use crate::engine::never_block::NeverBlock;
 use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, StoreError};
@@ -409,7 +409,8 @@ impl Lists {
     pub async fn refresh_custom(&self) -> Result<Vec<CustomList>, StoreError> {
         let custom = self.store.custom_lists().await?;
         if let Ok(mut snapshots) = self.snapshots.write() {
-            snapshots.retain(|name, _| name == COMMUNITY || custom.iter().any(|c| &c.name == name));
+            snapshots
+                .retain(|name, _| name == COMMUNITY || pool_account(name).is_some() || custom.iter().any(|c| &c.name == name));
         }
         if let Ok(mut current) = self.custom.write() {
             current.clone_from(&custom);

@@ -74,6 +74,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
     pub bench_static: Option<bytes::Bytes>,
+    /// The pool policy of accounts without their own (`[pools]`).
+    pub pool_policy: Arc<crate::pools::PoolPolicy>,
 }
 
 /// Lookup quotas: the tiers, which one a machine token gets, the limiter that counts, and what
@@ -194,6 +196,7 @@ impl AppState {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_url,
             bench_static: parts.bench_static,
+            pool_policy: Arc::new(config.pools.clone()),
         }
     }
 

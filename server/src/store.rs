@@ -1,6 +1,6 @@
 //! Persistence: one trait per capability, each in its own file with the records it reads and
 //! writes (`machines`, `accounts` and keys, `signals`, `consensus`, `lists`, `stats`
-//! aggregates, `revocations`), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
+//! aggregates, `revocations`, `pools`), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
 //! engine (`sqlite`, `postgres`, each with one file per capability). Ids shared across
 //! capabilities live in `keys`, the one error in `error`, the stored forms of times and text in
 //! `codec`; this file only re-exports them, so `crate::store::X` names every record, and no child
@@ -23,6 +23,7 @@ mod error;
 mod keys;
 mod lists;
 mod machines;
+mod pools;
 pub mod postgres;
 mod revocations;
 mod signals;
@@ -43,6 +44,7 @@ pub use self::error::StoreError;
 pub use self::keys::{AccountKey, MachineKey};
 pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
+pub use self::pools::{PoolShare, PoolStore};
 pub use self::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
 pub use self::signals::{
     Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,
@@ -63,6 +65,7 @@ pub trait Store:
     + ListStore
     + StatsStore
     + RevocationStore
+    + PoolStore
     + Send
     + Sync
     + 'static
@@ -78,6 +81,7 @@ impl<T> Store for T where
         + ListStore
         + StatsStore
         + RevocationStore
+        + PoolStore
         + Send
         + Sync
         + 'static

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::args::{
     AccountCommand, AdminCommand, AllowlistCommand, ApiKeyCommand, BlocklistCommand, CanaryCommand, EnrollKeyCommand,
-    MachineCommand, SessionsCommand, TokenCommand,
+    MachineCommand, PoolCommand, SessionsCommand, TokenCommand,
 };
 use super::serve::open_store;
 use crate::auth::jwt::load_or_create_secret;
@@ -183,6 +183,10 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             println!("{}", queued.message);
         }
         AdminCommand::Blocklist(command) => blocklist(config, store, command).await?,
+        AdminCommand::Pool(command) => pool(config, store, command).await.map_err(|error| match error {
+            UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+            other => anyhow::Error::new(other),
+        })?,
         AdminCommand::Explain { ip } => {
             let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
             println!("{}", serde_json::to_string_pretty(&explanation)?);
@@ -227,6 +231,60 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             }
         }
     }
+    Ok(())
+}
+
+/// `admin pool …`: the actions of `/v1/admin/accounts/{name}/pool`. The consensus worker of a
+/// running server picks a policy change up at its next refresh (seconds).
+async fn pool(config: &Config, store: &dyn Store, command: PoolCommand) -> Result<(), UseCaseError> {
+    use crate::manage::pools;
+    let default = &config.pools;
+    let (view, json) = match command {
+        PoolCommand::Show { account, json } => (pools::pool_view(store, default, &account).await?, json),
+        PoolCommand::Set { account, enable, disable, min_machines, duration, remediation, allow, deny } => {
+            let duration_secs = duration
+                .as_deref()
+                .map(manage::lists::parse_lifetime)
+                .transpose()
+                .map_err(|m| UseCaseError::invalid("duration", m))?;
+            let request = palisade_api::native::PoolPolicyRequest {
+                enabled: (enable || disable).then_some(enable),
+                min_machines,
+                duration_secs,
+                remediation,
+                allow: (!allow.is_empty()).then_some(allow),
+                deny: (!deny.is_empty()).then_some(deny),
+            };
+            (pools::set_pool_policy(store, default, &account, &request).await?, false)
+        }
+        PoolCommand::Reset { account } => (pools::reset_pool_policy(store, default, &account).await?, false),
+        PoolCommand::Share { account, partner } => {
+            (pools::set_pool_share(store, default, &account, &partner, true).await?, false)
+        }
+        PoolCommand::Unshare { account, partner } => {
+            (pools::set_pool_share(store, default, &account, &partner, false).await?, false)
+        }
+    };
+    let view = palisade_api::native::PoolView { entries: store.list_entries(&view.list).await?.len(), ..view };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+        return Ok(());
+    }
+    let policy = &view.policy;
+    println!("account:        {}", view.account);
+    println!("list:           {} ({} entries)", view.list, view.entries);
+    println!(
+        "policy:         {}{}",
+        if policy.enabled { "enabled" } else { "disabled" },
+        if view.own_policy { " (its own)" } else { " (the server's default)" }
+    );
+    println!("min machines:   {}", policy.min_machines);
+    println!("duration:       {} s", policy.duration_secs);
+    println!("remediation:    {}", policy.remediation);
+    println!("allow:          {}", policy.allow.join(" "));
+    println!("deny:           {}", if policy.deny.is_empty() { "-".to_string() } else { policy.deny.join(" ") });
+    println!("shared with:    {}", if view.shared_with.is_empty() { "-".to_string() } else { view.shared_with.join(", ") });
+    println!("received from:  {}", if view.received_from.is_empty() { "-".to_string() } else { view.received_from.join(", ") });
     Ok(())
 }
 

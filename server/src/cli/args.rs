@@ -78,6 +78,67 @@ pub enum AdminCommand {
     /// Web console sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Account pools: what an account's own machines report, listed for all of them at once.
+    #[command(subcommand)]
+    Pool(PoolCommand),
+}
+
+/// `admin pool …`
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Show an account's pool: its policy, size and shares.
+    Show {
+        /// Account name.
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an account its own pool policy (options left out keep their current value).
+    Set {
+        /// Account name.
+        account: String,
+        /// Turn the pool on.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Turn the pool off (its entries are removed).
+        #[arg(long)]
+        disable: bool,
+        /// Distinct machines of the account that must report an address.
+        #[arg(long)]
+        min_machines: Option<u32>,
+        /// How long a listing lasts after the last report: seconds, or 90m, 4h, 7d.
+        #[arg(long)]
+        duration: Option<String>,
+        /// ban or captcha.
+        #[arg(long)]
+        remediation: Option<String>,
+        /// A scenario pattern that counts (`*` wildcard); repeat for several. Replaces the list.
+        #[arg(long)]
+        allow: Vec<String>,
+        /// A scenario pattern that never counts; repeat for several. Replaces the list.
+        #[arg(long)]
+        deny: Vec<String>,
+    },
+    /// Return an account's pool to the server's default policy ([pools] in the configuration).
+    Reset {
+        /// Account name.
+        account: String,
+    },
+    /// Share an account's pool, read-only, with another account.
+    Share {
+        /// The account whose pool it is.
+        account: String,
+        /// The account that receives it.
+        partner: String,
+    },
+    /// End a share.
+    Unshare {
+        /// The account whose pool it is.
+        account: String,
+        /// The account that received it.
+        partner: String,
+    },
 }
 
 /// `admin sessions …`

@@ -120,6 +120,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             hosting_ranges: config.consensus.hosting_ranges.clone(),
             lists_changed: Some(committed.clone()),
             maintenance: Some(config.retention.clone()),
+            pools: config.pools.clone(),
             ..WorkerConfig::default()
         };
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);

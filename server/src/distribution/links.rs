@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::Distribution;
 use crate::auth::links::{LinkKind, LinkTarget};
+use crate::domain::lists::pool_list;
 use crate::domain::time::{go_duration, rfc3339};
 use crate::store::MachineKey;
 use crate::use_case::UseCaseError;
@@ -20,8 +21,9 @@ pub const LINK_DECISION_SECS: i64 = 24 * 3600;
 
 impl Distribution {
     /// The links of the v3 stream for `machine`: one per (remediation, scope) present in each
-    /// subscribed block list (when `blocklists`), and one per subscribed allowlist. Each is signed
-    /// for the configured link lifetime from `now`.
+    /// block list it receives (when `blocklists`: the subscribed ones, its account's pool and the
+    /// pools shared with its account), and one per subscribed allowlist. Each is signed for the
+    /// configured link lifetime from `now`.
     pub async fn stream_links(
         &self,
         machine: MachineKey,
@@ -30,18 +32,26 @@ impl Distribution {
     ) -> Result<StreamLinks, UseCaseError> {
         let mut links = StreamLinks::default();
         let subscribed = self.store.machine_subscriptions(machine).await?;
-        if subscribed.is_empty() {
+        let pools = if blocklists { self.store.pools_received(machine).await? } else { Vec::new() };
+        if subscribed.is_empty() && pools.is_empty() {
             return Ok(links);
         }
-        self.lists.refresh_custom().await?;
+        let mut received = Vec::new();
+        if !subscribed.is_empty() {
+            self.lists.refresh_custom().await?;
+            received.extend(
+                self.lists
+                    .names()
+                    .into_iter()
+                    .filter(|(name, _)| subscribed.contains(name) && self.lists.serves_subscribers(name)),
+            );
+        }
+        received.extend(pools.into_iter().map(|account| (pool_list(account.0), "pool".to_string())));
         let expires = now.unix_timestamp() + self.links.ttl_secs;
         let url = |target: &LinkTarget| format!("{}{}", self.public_url, self.links.path(target));
-        for (name, kind) in self.lists.names() {
-            if !subscribed.contains(&name) || !self.lists.serves_subscribers(&name) {
-                continue;
-            }
+        for (name, kind) in received {
             match kind.as_str() {
-                "block" if blocklists => {
+                "block" | "pool" if blocklists => {
                     let served = self.lists.served(&name).await?;
                     let mut groups: BTreeSet<(String, String)> =
                         served.entries.iter().map(|e| (e.remediation().to_string(), e.scope().to_string())).collect();

@@ -1,5 +1,6 @@
 //! The decision stream of the CrowdSec API, v2 and v3 alike: what a machine receives of the
-//! community list and of the operator lists it is subscribed to, since its last pull. The v2
+//! community list and of the other lists it receives (the operator lists it is subscribed to,
+//! its account's pool and the pools shared with its account), since its last pull. The v2
 //! protocol expects the server to remember what each machine was sent, so this is the one path
 //! that keeps a cursor per machine (in the store). The wire shapes are the route family's.
 
@@ -9,16 +10,32 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::Distribution;
-use crate::domain::lists::COMMUNITY;
+use crate::domain::lists::{COMMUNITY, pool_list};
 use crate::serving::{self, Entry};
 use crate::store::MachineKey;
 use crate::use_case::UseCaseError;
 
-/// One decision to send, and whether it comes from a subscribed list (origin `lists`) rather
-/// than the community list (origin `CAPI`).
-pub type Sent = (Arc<Entry>, bool);
+/// One decision to send, and the list it comes from when that is not the community list
+/// (origin `lists`, the list's name as its scenario; the community list's are origin `CAPI`).
+pub type Sent = (Arc<Entry>, Option<Arc<str>>);
 
 impl Distribution {
+    /// The block lists `machine` receives beside the community list: the operator's block lists
+    /// it is subscribed to (unless operator-only), then its account's pool and the pools other
+    /// accounts share with its account.
+    pub async fn received_lists(&self, machine: MachineKey) -> Result<Vec<String>, UseCaseError> {
+        let mut names = Vec::new();
+        let subscriptions = self.store.machine_subscriptions(machine).await?;
+        if !subscriptions.is_empty() {
+            self.lists.refresh_custom().await?;
+            names.extend(subscriptions.into_iter().filter(|name| {
+                self.lists.custom(name).is_some_and(|list| list.kind == "block") && self.lists.serves_subscribers(name)
+            }));
+        }
+        names.extend(self.store.pools_received(machine).await?.into_iter().map(|account| pool_list(account.0)));
+        Ok(names)
+    }
+
     /// What changed on the community list and on the machine's subscribed lists since its last pull
     /// (its whole view on startup, on its first pull, or when its cursor predates the retained
     /// change log). Advances the machine's cursor, one seq for all its lists: every list is read up
@@ -37,16 +54,7 @@ impl Distribution {
         additional: bool,
     ) -> Result<(Vec<Sent>, Vec<Sent>), UseCaseError> {
         let now = OffsetDateTime::now_utc();
-        let mut subscribed = Vec::new();
-        if additional {
-            let lists = self.store.machine_subscriptions(machine).await?;
-            if !lists.is_empty() {
-                self.lists.refresh_custom().await?;
-                let blocking: Vec<String> =
-                    self.lists.names().into_iter().filter(|(_, kind)| kind == "block").map(|(name, _)| name).collect();
-                subscribed.extend(lists.into_iter().filter(|l| blocking.contains(l) && self.lists.serves_subscribers(l)));
-            }
-        }
+        let subscribed = if additional { self.received_lists(machine).await? } else { Vec::new() };
         let mut names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
         if community {
             names.push(COMMUNITY);
@@ -75,8 +83,8 @@ impl Distribution {
             let tailor = self.config.tailor_to_scenarios;
             match last.map(|c| snapshot.delta_upto(c, upto)) {
                 None | Some(Err(_)) => {
-                    new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, false)));
-                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, false)));
+                    new.extend(serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| (e, None)));
+                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, None)));
                     cursor = cursor.max(snapshot.seq);
                 }
                 Some(Ok(delta)) => {
@@ -86,22 +94,24 @@ impl Distribution {
                             serving::view(&snapshot, now, &scenarios, tailor, cap).into_iter().map(|e| e.net).collect();
                         added.retain(|e| shown.contains(&e.net));
                     }
-                    new.extend(added.into_iter().map(|e| (e, false)));
-                    deleted.extend(delta.removed.into_iter().map(|e| (e, false)));
+                    new.extend(added.into_iter().map(|e| (e, None)));
+                    deleted.extend(delta.removed.into_iter().map(|e| (e, None)));
                 }
             }
         }
         for name in &subscribed {
             let snapshot = self.lists.refresh(name).await?;
+            let from: Arc<str> = Arc::from(name.as_str());
+            let from = || Some(from.clone());
             match last.map(|c| snapshot.delta_upto(c, upto)) {
                 None | Some(Err(_)) => {
-                    new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), true)));
-                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, true)));
+                    new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), from())));
+                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, from())));
                     cursor = cursor.max(snapshot.seq);
                 }
                 Some(Ok(delta)) => {
-                    new.extend(delta.added.into_iter().filter(live).map(|e| (e, true)));
-                    deleted.extend(delta.removed.into_iter().map(|e| (e, true)));
+                    new.extend(delta.added.into_iter().filter(live).map(|e| (e, from())));
+                    deleted.extend(delta.removed.into_iter().map(|e| (e, from())));
                 }
             }
         }

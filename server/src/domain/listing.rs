@@ -18,6 +18,8 @@ pub enum Rule {
     Expanded,
     /// The operator put it on a custom list (never a consensus decision).
     Operator,
+    /// A machine of the account reported it: listed on that account's private pool only.
+    Pool,
 }
 
 impl Rule {
@@ -29,12 +31,15 @@ impl Rule {
             Rule::Broad => "broad",
             Rule::Expanded => "expanded",
             Rule::Operator => "operator",
+            Rule::Pool => "pool",
         }
     }
 
     /// The inverse of [`Rule::as_str`].
     pub fn from_stored(text: &str) -> Option<Rule> {
-        [Rule::Sensor, Rule::Crowd, Rule::Broad, Rule::Expanded, Rule::Operator].into_iter().find(|r| r.as_str() == text)
+        [Rule::Sensor, Rule::Crowd, Rule::Broad, Rule::Expanded, Rule::Operator, Rule::Pool]
+            .into_iter()
+            .find(|r| r.as_str() == text)
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api_keys;
 pub mod blocklists;
+pub mod pools;
 
 use axum::Json;
 use axum::extract::State;
@@ -49,6 +50,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_login_link))
         .merge(api_keys::routes())
         .merge(access::routes())
+        .merge(pools::routes())
 }
 
 /// Create an account.

@@ -27,7 +27,7 @@ use super::extract::{ApiKey, AuthMachine, PathParam, QueryParams};
 use super::quota::{charge, with_limit_headers};
 use super::responses::{BadRequest, NotFound, Unauthorized};
 use super::stream::streamed_body;
-use crate::domain::lists::COMMUNITY;
+use crate::domain::lists::{COMMUNITY, pool_account, pool_list};
 use crate::error::ApiError;
 use crate::limits::Decision;
 use crate::serving::render::{self, Family, Format, Options};
@@ -84,13 +84,27 @@ where
     }
 }
 
+/// The pools `reader` receives: its account's, then those other accounts share with it.
+async fn reader_pools(state: &AppState, reader: &BlocklistReader) -> Result<Vec<String>, ApiError> {
+    Ok(match &reader.kind {
+        ReaderKind::Machine(machine) => {
+            state.store.pools_received(machine.key).await?.into_iter().map(|account| pool_list(account.0)).collect()
+        }
+        ReaderKind::Key(key) => state.distribution.account_pools(key.record.account).await?,
+    })
+}
+
 /// Whether `reader` may know of list `name` at all; a list it may not is answered as one that
 /// does not exist (404, absent from the listing), never 403. The community list is public;
-/// an operator-managed list is `public` (every machine), `subscribers` (the machines subscribed
-/// to it) or `operator` (nobody). API keys read what their tier names, unless `operator`.
+/// a pool is known to the machines and API keys of its account and of the accounts it is shared
+/// with; an operator-managed list is `public` (every machine), `subscribers` (the machines
+/// subscribed to it) or `operator` (nobody). API keys read what their tier names, unless `operator`.
 async fn may_know(state: &AppState, reader: &BlocklistReader, name: &str) -> Result<bool, ApiError> {
     if name == COMMUNITY {
         return Ok(true);
+    }
+    if pool_account(name).is_some() {
+        return Ok(reader_pools(state, reader).await?.iter().any(|pool| pool == name));
     }
     let Some(list) = state.distribution.lists.custom(name) else { return Ok(false) };
     Ok(match (list.visibility.as_str(), &reader.kind) {
@@ -127,7 +141,10 @@ async fn grant(state: &AppState, reader: &BlocklistReader, name: &str) -> Result
         }
         ReaderKind::Key(key) => {
             let tier = state.quotas.tier(&key.record.tier);
-            let Some(&size) = tier.blocklists.get(name) else {
+            // A pool the key may know of (checked before) is its account's own data: whole, on
+            // any tier, one pull against the quota like any list.
+            let named = if pool_account(name).is_some() { Some(&0) } else { tier.blocklists.get(name) };
+            let Some(&size) = named else {
                 let decision = state.quotas.limiter.check(&key.limit_key(), &tier, 0).await;
                 let refused = ApiError::Forbidden(format!(
                     "the {:?} tier does not include the blocklist {name:?}; it includes: {}",
@@ -202,10 +219,15 @@ pub async fn list_blocklists(
         ReaderKind::Key(key) => Some(state.quotas.tier(&key.record.tier)),
         ReaderKind::Machine(_) => None,
     };
+    let mut lists = Vec::new();
     for (name, kind) in state.distribution.lists.names() {
         if tier.as_ref().is_some_and(|t| !t.blocklists.contains_key(&name)) || !may_know(&state, &reader, &name).await? {
             continue;
         }
+        lists.push((name, kind));
+    }
+    lists.extend(reader_pools(&state, &reader).await?.into_iter().map(|name| (name, "pool".to_string())));
+    for (name, kind) in lists {
         let snapshot = state.distribution.lists.get_or_load(&name).await?;
         views.push(BlocklistView {
             name,

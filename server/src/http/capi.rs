@@ -438,11 +438,14 @@ fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, Ap
     }
 }
 
+/// A decision of the v2 stream. One from a list other than the community list has origin
+/// `lists` and the list's name as its scenario: CrowdSec files it under the alert `lists:<name>`,
+/// so `cscli decisions list` tells an operator list or a pool from the community list.
 fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at() - now).whole_seconds()) },
-        origin: if *from_list { "lists".into() } else { "CAPI".into() },
-        scenario: entry.scenario().to_string(),
+        origin: if from_list.is_some() { "lists".into() } else { "CAPI".into() },
+        scenario: from_list.as_deref().unwrap_or(entry.scenario()).to_string(),
         scope: if entry.scope() == "range" { "Range".into() } else { "Ip".into() },
         kind: entry.remediation().to_string(),
         value: entry.value().to_string(),

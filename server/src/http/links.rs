@@ -98,10 +98,15 @@ pub async fn get_blocklist_link(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = verify(&state, LinkKind::Blocklist, &name, &query)?;
-    // An operator-only list is served to no machine, through links issued earlier neither.
-    if state.distribution.list_kind(&name).await?.as_deref() != Some("block")
-        || !state.distribution.lists.serves_subscribers(&name)
-    {
+    // An operator-only list is served to no machine, through links issued earlier neither. A
+    // pool's link was issued to a machine that receives it (and lasts the link's lifetime).
+    let kind = state.distribution.list_kind(&name).await?;
+    let servable = match kind.as_deref() {
+        Some("pool") => true,
+        Some("block") => state.distribution.lists.serves_subscribers(&name),
+        _ => false,
+    };
+    if !servable {
         return Err(ApiError::NotFound(format!("no block list named {name:?}")));
     }
     let served = state.distribution.lists.served(&name).await?;

@@ -44,7 +44,8 @@ pub struct Conflict(pub ErrorBody);
 #[response(status = 422)]
 pub struct Unprocessable(pub ErrorBody);
 
-/// Over a rate limit or quota; `Retry-After` says in how many seconds to try again.
+/// Over a rate limit or quota, or too many wrong credentials from this client address (every
+/// admin-token and API-key operation); `Retry-After` says in how many seconds to try again.
 #[derive(IntoResponses)]
 #[response(status = 429)]
 pub struct RateLimited(pub ErrorBody);

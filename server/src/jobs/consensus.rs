@@ -1,9 +1,10 @@
 //! The consensus worker: feeds stored signals, in id order since a persisted watermark, to the
-//! pure [`Engine`], and commits the engine's state, machine trust, the blocklist membership
-//! changes (each with the next `seq`) and the new watermark in one transaction. A restart reloads
-//! that state, so nothing is counted twice. Only the replica holding the leadership runs it.
+//! pure [`Engine`] and to the accounts' [`Pools`], and commits the engine's state, machine trust,
+//! the blocklist membership changes (community and pools, each with the next `seq`) and the new
+//! watermark in one transaction. A restart reloads that state, so nothing is counted twice. Only
+//! the replica holding the leadership runs it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +15,14 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::lists::COMMUNITY;
+use crate::domain::listing::Rule;
+use crate::domain::lists::{COMMUNITY, pool_list};
 use crate::domain::net::parse_target;
 use crate::domain::signal::Scope;
 use crate::engine::ipset::IpSet;
 use crate::engine::params::Params;
 use crate::engine::{Change, Consensus, Engine, Report, Time};
+use crate::pools::{PoolChange, PoolPolicy, PoolReport, Pools};
 use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store};
 
 /// What the worker needs besides the store.
@@ -48,6 +51,8 @@ pub struct WorkerConfig {
     /// CrowdSec's 50-signal batches from many machines, stepping at once meant one step (and one
     /// commit) per push, which cost more CPU than storing the signals did.
     pub gather: Duration,
+    /// The pool policy of accounts without their own.
+    pub pools: PoolPolicy,
 }
 
 impl Default for WorkerConfig {
@@ -63,6 +68,7 @@ impl Default for WorkerConfig {
             hosting_ranges: Vec::new(),
             maintenance: None,
             gather: Duration::from_millis(250),
+            pools: PoolPolicy::default(),
         }
     }
 }
@@ -72,9 +78,9 @@ impl Default for WorkerConfig {
 pub struct StepOutcome {
     /// Signals processed.
     pub processed: usize,
-    /// Listings (and renewals) written.
+    /// Community listings (and renewals) written; pool changes are not counted here.
     pub listed: usize,
-    /// Delistings written.
+    /// Community delistings written.
     pub delisted: usize,
 }
 
@@ -88,6 +94,10 @@ pub struct ConsensusWorker {
     refreshed_at: Option<std::time::Instant>,
     /// Each custom block list's `seq` when its entries were last handed to the engine.
     public_seqs: BTreeMap<String, i64>,
+    /// The accounts' private pools.
+    pools: Pools,
+    /// Each known machine's account.
+    accounts: HashMap<i64, i64>,
 }
 
 fn seconds(at: OffsetDateTime) -> Time {
@@ -107,6 +117,7 @@ impl ConsensusWorker {
         engine.restore(snapshot.machines.into_iter().map(|(key, state)| (key.0, state)), snapshot.targets);
         engine.set_shared(IpSet::new(config.shared_ranges.iter().copied()));
         engine.set_hosting(IpSet::new(config.hosting_ranges.iter().copied()));
+        let pools = Pools::new(config.pools.clone());
         let mut worker = ConsensusWorker {
             store,
             config,
@@ -115,8 +126,11 @@ impl ConsensusWorker {
             known_machines: HashSet::new(),
             refreshed_at: None,
             public_seqs: BTreeMap::new(),
+            pools,
+            accounts: HashMap::new(),
         };
         worker.refresh().await?;
+        worker.restore_pools().await?;
         Ok(worker)
     }
 
@@ -130,9 +144,25 @@ impl ConsensusWorker {
         &self.engine
     }
 
-    /// Re-reads machines, canaries and allowlists.
+    /// Reads the pools' current listings back (their reporters are not kept: each lasts until its
+    /// expiry unless new reports renew it).
+    async fn restore_pools(&mut self) -> anyhow::Result<()> {
+        let accounts: HashSet<i64> = self.accounts.values().copied().collect();
+        for account in accounts {
+            for entry in self.store.list_entries(&pool_list(account)).await? {
+                self.pools.restore(account, entry.value, seconds(entry.listed_at), seconds(entry.expires_at));
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads machines, canaries, allowlists and pool policies.
     pub async fn refresh(&mut self) -> anyhow::Result<()> {
         for machine in self.store.engine_machines().await? {
+            match machine.account {
+                Some(account) => self.accounts.insert(machine.key.0, account.0),
+                None => self.accounts.remove(&machine.key.0),
+            };
             self.engine.upsert_machine(
                 machine.key.0,
                 machine.account.map(|a| a.0),
@@ -143,6 +173,18 @@ impl ConsensusWorker {
             self.known_machines.insert(machine.key.0);
         }
         let sets = crate::serving::load_never_block(self.store.as_ref(), &self.config.own_addresses).await?;
+        self.pools.set_never_block(sets.clone());
+        let policies = self.store.pool_policies().await?.into_iter().map(|(account, policy)| (account.0, policy)).collect();
+        self.pools.set_policies(policies);
+        // A machine the engine zeroed (a canary) or caught reporting never-block addresses is
+        // out of its pool, after a restart too.
+        let flagged: Vec<i64> = self
+            .known_machines
+            .iter()
+            .copied()
+            .filter(|&key| self.engine.machine(key).is_some_and(|m| m.zeroed_at.is_some() || !m.never_block_hits.is_empty()))
+            .collect();
+        self.pools.exclude(flagged);
         self.engine.set_canaries(sets.canaries);
         self.engine.set_never_block(sets.ranges);
         self.refresh_public().await?;
@@ -189,6 +231,7 @@ impl ConsensusWorker {
                 tracing::warn!(signal.id = signal.id, "skipping a signal whose value or origin does not parse");
                 continue;
             };
+            let at = seconds(signal.received_at).min(now_s);
             self.engine.process(&Report {
                 machine: signal.machine.0,
                 target,
@@ -196,8 +239,19 @@ impl ConsensusWorker {
                 certified: signal.scenario_trust == "certified",
                 origin_prefix,
                 origin_asn: signal.origin_asn,
-                at: seconds(signal.received_at).min(now_s),
+                at,
             });
+            if let Some(&account) = self.accounts.get(&signal.machine.0) {
+                let spoofable = self.engine.is_spoofable(&signal.scenario);
+                self.pools.report(&PoolReport {
+                    account,
+                    machine: signal.machine.0,
+                    target,
+                    scenario: &signal.scenario,
+                    spoofable,
+                    at,
+                });
+            }
         }
         let mut changes = Vec::new();
         let requests = self.store.pending_consensus_requests().await?;
@@ -207,12 +261,15 @@ impl ConsensusWorker {
             }
         }
         changes.extend(self.engine.advance(now_s));
+        let pool_changes = self.pools.advance(now_s);
+        metrics::gauge!("palisade_pools_tracked_targets").set(self.pools.len() as f64);
         let outcome = StepOutcome {
             processed: signals.len(),
             listed: changes.iter().filter(|c| matches!(c, Change::Listed { .. })).count(),
             delisted: changes.iter().filter(|c| matches!(c, Change::Delisted { .. })).count(),
         };
-        let commit = self.commit_for(watermark, changes, requests.iter().map(|r| r.id).collect(), now)?;
+        let mut commit = self.commit_for(watermark, changes, requests.iter().map(|r| r.id).collect(), now)?;
+        commit.list_ops.extend(pool_changes.into_iter().map(pool_op));
         if let Err(error) = self.store.commit_consensus(&commit).await {
             let store = self.store.clone();
             *self = ConsensusWorker::load(store, self.config.clone()).await?;
@@ -280,6 +337,26 @@ impl ConsensusWorker {
             })
             .collect();
         Ok(ConsensusCommit { watermark, machines, targets, list_ops, done_requests, at: now })
+    }
+}
+
+/// The list operation of one pool change.
+fn pool_op(change: PoolChange) -> ListOp {
+    match change {
+        PoolChange::Listed { account, target, scenario, remediation, listed_at, expires_at } => ListOp::Add(ListEntry {
+            list: pool_list(account),
+            value: target,
+            scope: Scope::of(target),
+            scenario,
+            remediation,
+            rule: Rule::Pool,
+            listed_at: from_seconds(listed_at),
+            expires_at: from_seconds(expires_at),
+            seq: 0,
+        }),
+        PoolChange::Delisted { account, target, reason } => {
+            ListOp::Remove { list: pool_list(account), value: target, reason: reason.into() }
+        }
     }
 }
 

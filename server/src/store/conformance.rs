@@ -13,6 +13,7 @@ mod accounts;
 mod consensus;
 mod lists;
 mod machines;
+mod pools;
 mod revocations;
 mod signals;
 mod stats;
@@ -264,6 +265,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("lists.rs"),
         include_str!("stats.rs"),
         include_str!("revocations.rs"),
+        include_str!("pools.rs"),
     ];
     let suite = [
         include_str!("conformance.rs"),
@@ -275,6 +277,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("conformance/lists.rs"),
         include_str!("conformance/stats.rs"),
         include_str!("conformance/revocations.rs"),
+        include_str!("conformance/pools.rs"),
     ]
     .concat();
     let mut methods = Vec::new();

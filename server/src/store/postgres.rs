@@ -16,6 +16,7 @@ mod consensus;
 mod gate;
 mod lists;
 mod machines;
+mod pools;
 mod revocations;
 mod signals;
 mod stats;

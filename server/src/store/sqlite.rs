@@ -9,6 +9,7 @@ mod consensus;
 mod group_commit;
 mod lists;
 mod machines;
+mod pools;
 mod revocations;
 mod signals;
 mod stats;

@@ -78,7 +78,9 @@ async fn api_key_pulls_its_tier_lists_with_rate_limit_headers() {
 
         let listing = get_with_key(&app, "/v1/blocklists", &key).await.expect_ok(StatusCode::OK);
         let names: Vec<&str> = listing.as_array().expect("array").iter().filter_map(|l| l["name"].as_str()).collect();
-        assert_eq!(names, ["community"], "only the lists of the tier that exist");
+        let acme = app.state.store.account_by_name("acme").await.expect("lookup").expect("exists");
+        let pool = format!("pool-{}", acme.key.0);
+        assert_eq!(names, ["community", pool.as_str()], "only the lists of the tier that exist, and the account's own pool");
     }
 }
 

@@ -826,6 +826,19 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("a visibility that does not exist", visibility("everyone")).await;
     g.call("partners, now public, for a machine", Call::get("/v1/blocklists/partners").token(&agent_token)).await;
 
+    // --- Account pools: policy and shares -------------------------------------------------------
+    let pool = |method: Method, path: &str| Call::new(method, &format!("/v1/admin/accounts/{path}")).token(&admin);
+    g.call("acme's pool", pool(Method::GET, "acme/pool")).await;
+    g.call("an unknown account's pool", pool(Method::GET, "nobody/pool")).await;
+    g.call("acme's pool from two machines", pool(Method::PATCH, "acme/pool").json(&json!({"min_machines": 2}))).await;
+    g.call("a pool policy out of bounds", pool(Method::PATCH, "acme/pool").json(&json!({"duration_secs": 1}))).await;
+    g.call("a pool policy with an unknown field", pool(Method::PATCH, "acme/pool").json(&json!({"quorum": 2}))).await;
+    g.call("acme's pool back to the default", pool(Method::DELETE, "acme/pool")).await;
+    g.call("share acme's pool with globex", pool(Method::PUT, "acme/pool/shares/globex")).await;
+    g.call("share acme's pool with itself", pool(Method::PUT, "acme/pool/shares/acme")).await;
+    g.call("acme's pool with acme's key", Call::get("/v1/blocklists/pool-1").header("x-api-key", &acme_key)).await;
+    g.call("end the share", pool(Method::DELETE, "acme/pool/shares/globex")).await;
+
     // --- Taking access back: admin tokens, machines, console sessions ---------------------------
     let spare_admin = app.admin_token().await;
     g.norm.named(&spare_admin, "<spare-admin-token>");

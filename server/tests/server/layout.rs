@@ -28,7 +28,7 @@ const AXUM_EXCEPTIONS: &[(&str, &str)] = &[
 ];
 
 /// The pure rooms: no I/O, so none of these crates, and no module but each other.
-const PURE_ROOMS: &[&str] = &["domain", "engine", "reputation", "serving/render", "serving/entry"];
+const PURE_ROOMS: &[&str] = &["domain", "engine", "pools", "reputation", "serving/render", "serving/entry"];
 const IMPURE_CRATES: &[&str] = &["tokio", "sqlx", "axum", "reqwest"];
 
 /// The use cases, and the modules they must not reach.

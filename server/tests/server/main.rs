@@ -24,6 +24,7 @@ mod layout;
 mod lookup;
 mod openapi;
 mod outage;
+mod pools;
 mod revocation;
 mod time_bounds;
 mod visibility;
