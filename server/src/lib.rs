@@ -36,6 +36,7 @@
 //! - [`engine`]: consensus: machine trust, clustering, the listing rule, the never-block set.
 //! - [`reputation`]: one address's reputation class and scores, for the lookup.
 //! - [`serving::render`] and [`serving::entry`]: the blocklist formats, and the entry they render.
+//! - [`feeds::parse`]: reading an external feed's body (plain, CSV, FireHOL, Spamhaus, ipsum).
 //!
 //! **Infrastructure**
 //! - [`store`]: persistence, one trait per capability (each beside its records; callers take the
@@ -48,8 +49,10 @@
 //!   revocation list, cached per replica, refreshed each second or at a notice.
 //! - [`redis_link`]: the one way a Redis connection is opened.
 //! - [`enrich`]: AS and country of an address.
+//! - [`feeds`]: one refresh of an external feed: conditional fetch, parse, never-block, apply.
 //! - [`auth`]: credentials: passwords, machine tokens, secrets, list links, console sessions.
-//! - [`jobs`]: background jobs on the leader replica: the consensus worker, maintenance.
+//! - [`jobs`]: background jobs: the consensus worker and maintenance on the leader replica, feed
+//!   refreshes (each feed claimed by one replica at a time).
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 //! - [`config`]: the one typed configuration, read once.
 //! - [`state`]: `AppState`, built once from the configuration.
@@ -66,6 +69,7 @@ pub mod domain;
 pub mod engine;
 pub mod enrich;
 pub mod error;
+pub mod feeds;
 pub mod http;
 pub mod jobs;
 pub mod limits;
