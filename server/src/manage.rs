@@ -4,6 +4,7 @@
 //! works through the [`Store`] and the pure core, knows neither HTTP nor SQL, and fails with a
 //! [`UseCaseError`] each front end turns into its own answer.
 
+pub mod feeds;
 pub mod lists;
 
 use std::collections::HashMap;

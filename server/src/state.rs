@@ -74,6 +74,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Benchmarks only: the bytes served at `/v1/bench/static` when configured.
     pub bench_static: Option<bytes::Bytes>,
+    /// Refreshes the external feeds (the operator's "refresh now", and the feeds job).
+    pub feeds: Arc<crate::feeds::Feeds>,
 }
 
 /// Lookup quotas: the tiers, which one a machine token gets, the limiter that counts, and what
@@ -159,6 +161,7 @@ impl AppState {
         let engine_params = Arc::new(config.consensus.params.clone());
         let lookup =
             Lookup::new(parts.store.clone(), lists.clone(), enricher.clone(), own_addresses.clone(), engine_params.clone());
+        let feeds = Arc::new(crate::feeds::Feeds::new(parts.store.clone(), own_addresses.clone()));
         AppState {
             distribution: Arc::new(distribution),
             store: parts.store,
@@ -194,6 +197,7 @@ impl AppState {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_url,
             bench_static: parts.bench_static,
+            feeds,
         }
     }
 
