@@ -139,6 +139,8 @@ pub fn guess(text: &str) -> FeedFormat {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        // A trailing `#` comment says nothing of the format (and may hold commas).
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
         .take(50)
         .collect::<Vec<_>>();
     if data.iter().any(|l| l.starts_with('{') || (l.contains(';') && value(l.split(';').next().unwrap_or("")).is_ok())) {
