@@ -3,7 +3,7 @@
 //! CIDRs, IPv6, garbage lines) with `ETag`s. Entries arrive with the feed as their scenario; a
 //! second refresh is a conditional request answered 304 that reloads nothing; an error status,
 //! an HTML page, an unreachable host and an oversized body each keep the last good copy and say
-//! why (admin API, `/metrics`); never-block values never arrive; a value the source drops is
+//! why (admin API, `/metrics`, the console's overview); never-block values never arrive; a value the source drops is
 //! removed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -285,8 +285,41 @@ async fn feeds_of_every_kind_arrive_then_304_reloads_nothing_and_failures_keep_t
         assert_eq!(keyless["has_api_key"], false);
         let outcome = refresh(&app, &admin, "upstream-nokey").await;
         assert_eq!(outcome["feed"]["last_error"], "the source answered HTTP 403 Forbidden", "{label}: {outcome}");
+
+        // The console's operator overview shows every feed and why one fails.
+        let overview = operator_overview(&app, &admin).await;
+        for (name, ..) in kinds() {
+            assert!(overview.contains(&format!("<th scope=\"row\">{name}</th>")), "{label}: {name} not on the overview");
+        }
+        assert!(overview.contains("<strong>failing</strong> (1): the source answered HTTP 403 Forbidden"), "{label}: {overview}");
         drop(source);
     }
+}
+
+/// The operator's console overview page, signed in with `admin`.
+async fn operator_overview(app: &TestApp, admin: &str) -> String {
+    const HOST: &str = "palisade.test";
+    let sign_in = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/console/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, format!("http://{HOST}"))
+        .body(Body::from(format!("token={admin}")))
+        .expect("a valid request");
+    let signed_in = app.send(sign_in).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}: {}", signed_in.what, signed_in.text());
+    let cookie = signed_in.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
+    let cookie = cookie.split(';').next().unwrap_or_default().to_string();
+    let page = axum::http::Request::builder()
+        .uri("/console/operator")
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("a valid request");
+    let reply = app.send(page).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}: {}", reply.what, reply.text());
+    reply.text()
 }
 
 /// Refreshes `name` and returns the outcome and how many requests the source has received.
