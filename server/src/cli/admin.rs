@@ -358,7 +358,7 @@ async fn feed_action(config: &Config, shared: &std::sync::Arc<dyn Store>, comman
             let outcome = feeds::refresh_feed(&runner, &name).await?;
             match outcome.outcome.as_str() {
                 "loaded" => println!(
-                    "feed {name} loaded: {} added, {} renewed, {} removed, {} dropped as never-block, {} lines rejected; {} entries",
+                    "feed {name} loaded: {} added, {} renewed, {} removed, {} dropped as never-block, rejected lines: {}; {} entries",
                     outcome.added, outcome.renewed, outcome.removed, outcome.never_block, outcome.rejected, outcome.feed.entries
                 ),
                 "not_modified" => {
