@@ -365,11 +365,14 @@ async fn feed_action(config: &Config, shared: &std::sync::Arc<dyn Store>, comman
                     println!("feed {name} is unchanged (the source answered 304); {} entries", outcome.feed.entries)
                 }
                 "busy" => println!("feed {name} is being refreshed by a server right now"),
-                _ => println!(
-                    "feed {name} failed: {}; the last good copy ({} entries) stands",
-                    outcome.feed.last_error.as_deref().unwrap_or("unknown error"),
-                    outcome.feed.entries
-                ),
+                // A failure exits non-zero, so scripts and timers notice it.
+                _ => {
+                    return Err(UseCaseError::BadRequest(format!(
+                        "feed {name} failed: {}; the last good copy ({} entries) stands",
+                        outcome.feed.last_error.as_deref().unwrap_or("unknown error"),
+                        outcome.feed.entries
+                    )));
+                }
             }
             for reason in &outcome.reasons {
                 eprintln!("rejected {reason}");

@@ -133,7 +133,7 @@ pub enum FeedCommand {
     },
     /// List the feeds with their state and last error.
     List(JsonFlag),
-    /// Refresh a feed now (a conditional request, as the schedule makes).
+    /// Refresh a feed now (a conditional request, as the schedule makes); exits non-zero when it fails.
     Refresh {
         /// Feed name.
         name: String,
