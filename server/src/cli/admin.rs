@@ -353,9 +353,9 @@ async fn feed_action(config: &Config, shared: &std::sync::Arc<dyn Store>, comman
             }
             false
         }
-        FeedCommand::Refresh { name } => {
+        FeedCommand::Refresh { name, force } => {
             let runner = crate::feeds::Feeds::new(shared.clone(), config.consensus.own_addresses.clone());
-            let outcome = feeds::refresh_feed(&runner, &name).await?;
+            let outcome = feeds::refresh_feed(&runner, &name, force).await?;
             match outcome.outcome.as_str() {
                 "loaded" => println!(
                     "feed {name} loaded: {} added, {} renewed, {} removed, {} dropped as never-block, rejected lines: {}; {} entries",

@@ -137,6 +137,9 @@ pub enum FeedCommand {
     Refresh {
         /// Feed name.
         name: String,
+        /// Ask unconditionally (no If-None-Match / If-Modified-Since): read and renew the whole copy.
+        #[arg(long)]
+        force: bool,
     },
     /// Remove a feed and its list.
     Remove {

@@ -152,11 +152,12 @@ pub async fn delete_feed(store: &dyn Store, name: &str) -> Result<(), UseCaseErr
     lists::delete_list(store, name).await
 }
 
-/// Refreshes a feed now (a conditional GET, as a scheduled refresh makes).
-pub async fn refresh_feed(feeds: &Feeds, name: &str) -> Result<FeedRefreshResponse, UseCaseError> {
+/// Refreshes a feed now: a conditional GET as a scheduled refresh makes, or an unconditional
+/// one when `force`.
+pub async fn refresh_feed(feeds: &Feeds, name: &str, force: bool) -> Result<FeedRefreshResponse, UseCaseError> {
     let store = feeds.store();
     let feed = existing_feed(store, name).await?;
-    let refresh = feeds.refresh(&feed, OffsetDateTime::now_utc(), false).await?;
+    let refresh = feeds.refresh(&feed, OffsetDateTime::now_utc(), force).await?;
     let after = existing_feed(store, name).await?;
     let visibility = lists::existing_list(store, name).await?.visibility;
     let mut response = FeedRefreshResponse {

@@ -117,8 +117,14 @@ fn feed_commands_against_a_running_server(db: &TestDb) -> anyhow::Result<()> {
     ensure!(loaded.contains("feed drop loaded: 10 added"), "{loaded}");
     let unchanged = server.admin(&["feed", "refresh", "drop"])?;
     ensure!(unchanged.contains("unchanged"), "{unchanged}");
+    let forced = server.admin(&["feed", "refresh", "drop", "--force"])?;
+    ensure!(forced.contains("feed drop loaded: 0 added, 0 renewed, 0 removed"), "{forced}");
     let requests = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-    ensure!(requests.iter().any(|r| r == "drop.txt \"drop-1\""), "no conditional request: {requests:?}");
+    let drop_requests: Vec<&String> = requests.iter().filter(|r| r.starts_with("drop.txt")).collect();
+    ensure!(
+        drop_requests == ["drop.txt -", "drop.txt \"drop-1\"", "drop.txt -"],
+        "first, conditional, forced: {drop_requests:?}"
+    );
 
     // A failing source: a non-zero exit naming why; the list keeps its entries.
     set(&answers, "drop.txt", 503, "down for maintenance".into(), "")?;

@@ -71,7 +71,7 @@ pub async fn refresh_feed(
     _admin: Admin,
     PathParam(name): PathParam<String>,
 ) -> Result<Json<FeedRefreshResponse>, ApiError> {
-    let response = feeds::refresh_feed(&state.feeds, &name).await?;
+    let response = feeds::refresh_feed(&state.feeds, &name, false).await?;
     if response.added + response.renewed + response.removed > 0 {
         state.distribution.publish().await?;
     }
