@@ -208,6 +208,16 @@ impl Feeds {
         }
         if !ops.is_empty() {
             self.store.apply_list_ops(&ops, now).await?;
+            // The feed may have been removed while this copy was read; what was just written must
+            // not outlive its list (a list created later under the name would inherit it).
+            if !self.store.custom_lists().await?.iter().any(|list| list.name == name) {
+                let undo: Vec<ListOp> = kept
+                    .iter()
+                    .map(|value| ListOp::Remove { list: name.to_string(), value: *value, reason: "list deleted".into() })
+                    .collect();
+                self.store.apply_list_ops(&undo, now).await?;
+                return Ok(Attempt::Failed("the feed was removed during the refresh".into()));
+            }
         }
         report.entries = kept.len();
         Ok(Attempt::Loaded { report, etag, last_modified })

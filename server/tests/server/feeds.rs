@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use palisade_server::domain::net::display_target;
+use palisade_server::store::Store;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -35,6 +36,9 @@ enum Answer {
     Streamed(String),
 }
 
+/// A list to delete from a store (see [`Source::delete_while_serving`]).
+type Deletion = (Arc<dyn Store>, String);
+
 /// One request the test server received.
 #[derive(Debug, Clone)]
 struct Hit {
@@ -47,6 +51,8 @@ struct Hit {
 struct Source {
     answers: Arc<Mutex<BTreeMap<String, Answer>>>,
     hits: Arc<Mutex<BTreeMap<String, Vec<Hit>>>>,
+    /// When set, the list of this name is deleted from this store while its body is served.
+    delete_while_serving: Arc<Mutex<Option<Deletion>>>,
     addr: Option<SocketAddr>,
 }
 
@@ -77,6 +83,10 @@ impl Source {
 }
 
 async fn answer(State(source): State<Source>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let deletion = source.delete_while_serving.lock().expect("lock").clone();
+    if let Some((store, list)) = deletion.filter(|(_, list)| *list == name) {
+        store.delete_custom_list(&list, OffsetDateTime::now_utc()).await.expect("delete while serving");
+    }
     let if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
     let answer = source.answers.lock().expect("lock").get(&name).cloned();
     let key_ok = headers.get("x-api-key").is_some_and(|v| v == UPSTREAM_KEY);
@@ -367,6 +377,15 @@ async fn an_unreachable_source_or_an_oversized_body_is_refused_without_a_partial
             .await;
         let outcome = refresh(&app, &admin, "big-capped").await;
         assert_eq!(outcome["feed"]["last_error"], "it holds 300 entries, more than the limit of 100", "{label}");
+
+        // A feed removed while its copy is read: nothing of the copy outlives the list.
+        source.serve("racy", &fixture("drop.txt"), "racy-v1");
+        add_feed(&app, &admin, json!({"name": "racy", "url": source.url("racy"), "format": "spamhaus"})).await;
+        *source.delete_while_serving.lock().expect("lock") = Some((app.state.store.clone(), "racy".into()));
+        let feed = app.state.store.feeds().await.expect("feeds").into_iter().find(|f| f.definition.name == "racy").expect("racy");
+        let refresh = app.state.feeds.refresh(&feed, OffsetDateTime::now_utc(), false).await.expect("refresh");
+        assert_eq!(refresh, palisade_server::feeds::Refresh::Failed("the feed was removed during the refresh".into()), "{label}");
+        assert!(values(&app, "racy").await.is_empty(), "{label}: no orphaned entries");
 
         // Removing a feed removes its list; it is then unknown.
         let deleted = app
