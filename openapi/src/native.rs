@@ -455,6 +455,129 @@ pub struct ListEntriesResponse {
     pub rejected: Vec<FieldError>,
 }
 
+/// `POST /v1/admin/feeds`: subscribe the server to an external list. The feed is a block list
+/// of its own (visibility and subscriptions as for any operator-managed list), refreshed on a
+/// schedule.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CreateFeedRequest {
+    /// The list's name: lowercase letters, digits, `-`, `_`, `.`, 1 to 64 characters.
+    pub name: String,
+    /// `http://` or `https://` URL of the list.
+    pub url: String,
+    /// `plain`, `csv`, `netset` (FireHOL), `spamhaus` (DROP/EDROP), `ipsum`, `palisade` (another
+    /// Palisade's `/v1/blocklists/{name}`) or `auto` (default: told apart by content).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// What the list is for.
+    #[serde(default)]
+    pub description: String,
+    /// Who may read it: `public`, `subscribers` (default) or `operator`.
+    #[serde(default)]
+    pub visibility: Option<String>,
+    /// Seconds between refreshes: 300 to 604800 (default 3600).
+    #[serde(default)]
+    pub every_secs: Option<i64>,
+    /// Sent as `x-api-key` (the `palisade` format); stored, never shown back.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Largest body accepted, in bytes: 1024 to 268435456 (default 33554432, 32 MiB).
+    #[serde(default)]
+    pub max_bytes: Option<i64>,
+    /// Most entries accepted: 1 to 10000000 (default 1000000). A larger copy is refused whole.
+    #[serde(default)]
+    pub max_entries: Option<i64>,
+    /// `ipsum` only: the fewest blacklists an address must be on, 1 to 100 (default 3).
+    #[serde(default)]
+    pub min_count: Option<i64>,
+    /// Seconds an entry stays listed after the last copy that held it was loaded: at least twice
+    /// `every_secs`, at most ten years (default 7 days).
+    #[serde(default)]
+    pub lifetime_secs: Option<i64>,
+}
+
+impl std::fmt::Debug for CreateFeedRequest {
+    /// Everything but the API key, which shows only whether it is set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateFeedRequest")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .field("description", &self.description)
+            .field("visibility", &self.visibility)
+            .field("every_secs", &self.every_secs)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("max_bytes", &self.max_bytes)
+            .field("max_entries", &self.max_entries)
+            .field("min_count", &self.min_count)
+            .field("lifetime_secs", &self.lifetime_secs)
+            .finish()
+    }
+}
+
+/// An external feed and the state of its refreshes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct FeedView {
+    /// The list's name.
+    pub name: String,
+    /// Where it is fetched.
+    pub url: String,
+    /// How it is read.
+    pub format: String,
+    /// Who may read the list.
+    pub visibility: String,
+    /// Seconds between refreshes.
+    pub every_secs: i64,
+    /// Whether an API key is sent (it is never shown).
+    pub has_api_key: bool,
+    /// Largest body accepted, in bytes.
+    pub max_bytes: i64,
+    /// Most entries accepted.
+    pub max_entries: i64,
+    /// `ipsum` only: the fewest blacklists an address must be on.
+    pub min_count: i64,
+    /// Seconds an entry stays listed after the last load that held it.
+    pub lifetime_secs: i64,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Last attempt, RFC 3339.
+    pub last_attempt_at: Option<String>,
+    /// Last attempt that loaded a copy or found it unchanged, RFC 3339.
+    pub last_success_at: Option<String>,
+    /// Why the last attempt failed; absent when it succeeded. The last good copy stands.
+    pub last_error: Option<String>,
+    /// Failed attempts since the last success.
+    pub failures: i64,
+    /// Entries of the last copy loaded.
+    pub entries: i64,
+    /// Whether the last attempt succeeded (or none was made yet).
+    pub up: bool,
+}
+
+/// `POST /v1/admin/feeds/{name}/refresh`: how the refresh went.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct FeedRefreshResponse {
+    /// `loaded`, `not_modified` (the source answered 304), `failed` (the last good copy stands)
+    /// or `busy` (another refresh was under way).
+    pub outcome: String,
+    /// Entries added.
+    pub added: usize,
+    /// Entries whose lifetime was renewed.
+    pub renewed: usize,
+    /// Entries the source no longer lists.
+    pub removed: usize,
+    /// Entries dropped for lying in never-block space.
+    pub never_block: usize,
+    /// Lines that were not an address or CIDR.
+    pub rejected: usize,
+    /// The first few of those, `line N: why`.
+    pub reasons: Vec<String>,
+    /// The feed after the refresh.
+    pub feed: FeedView,
+}
+
 /// `POST /v1/admin/accounts/{name}/api-keys` and `POST /v1/account/api-keys` (no fields yet).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]

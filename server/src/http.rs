@@ -82,6 +82,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .nest("/v2", capi::routes(Generation::V2).merge(capi::v2_routes()))
         .nest("/v3", capi::routes(Generation::V3).merge(capi::v3_routes()))
         .nest("/v1/admin/blocklists", admin::blocklists::routes())
+        .nest("/v1/admin/feeds", admin::feeds::routes())
         .merge(cti::routes())
         .nest("/v1/admin", admin::routes())
         .nest("/v1/account", account::routes())

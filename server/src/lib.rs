@@ -38,6 +38,7 @@
 //! - [`pools`]: each account's private pool: its own machines' reports listed for all of them at
 //!   once under the account's policy, ground truth (never-block, canaries) still winning.
 //! - [`serving::render`] and [`serving::entry`]: the blocklist formats, and the entry they render.
+//! - [`feeds::parse`]: reading an external feed's body (plain, CSV, FireHOL, Spamhaus, ipsum).
 //!
 //! **Infrastructure**
 //! - [`store`]: persistence, one trait per capability (each beside its records; callers take the
@@ -50,8 +51,10 @@
 //!   revocation list, cached per replica, refreshed each second or at a notice.
 //! - [`redis_link`]: the one way a Redis connection is opened.
 //! - [`enrich`]: AS and country of an address.
+//! - [`feeds`]: one refresh of an external feed: conditional fetch, parse, never-block, apply.
 //! - [`auth`]: credentials: passwords, machine tokens, secrets, list links, console sessions.
-//! - [`jobs`]: background jobs on the leader replica: the consensus worker, maintenance.
+//! - [`jobs`]: background jobs: the consensus worker and maintenance on the leader replica, feed
+//!   refreshes (each feed claimed by one replica at a time).
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 //! - [`config`]: the one typed configuration, read once.
 //! - [`state`]: `AppState`, built once from the configuration.
@@ -68,6 +71,7 @@ pub mod domain;
 pub mod engine;
 pub mod enrich;
 pub mod error;
+pub mod feeds;
 pub mod http;
 pub mod jobs;
 pub mod limits;

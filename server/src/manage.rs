@@ -5,6 +5,7 @@
 //! [`UseCaseError`] each front end turns into its own answer. Operator lists are in `lists`,
 //! account pools (policies and shares) in `pools`.
 
+pub mod feeds;
 pub mod lists;
 pub mod pools;
 

@@ -76,6 +76,8 @@ pub struct AppState {
     pub bench_static: Option<bytes::Bytes>,
     /// The pool policy of accounts without their own (`[pools]`).
     pub pool_policy: Arc<crate::pools::PoolPolicy>,
+    /// Refreshes the external feeds (the operator's "refresh now", and the feeds job).
+    pub feeds: Arc<crate::feeds::Feeds>,
 }
 
 /// Lookup quotas: the tiers, which one a machine token gets, the limiter that counts, and what
@@ -161,6 +163,7 @@ impl AppState {
         let engine_params = Arc::new(config.consensus.params.clone());
         let lookup =
             Lookup::new(parts.store.clone(), lists.clone(), enricher.clone(), own_addresses.clone(), engine_params.clone());
+        let feeds = Arc::new(crate::feeds::Feeds::new(parts.store.clone(), own_addresses.clone()));
         AppState {
             distribution: Arc::new(distribution),
             store: parts.store,
@@ -197,6 +200,7 @@ impl AppState {
             public_url,
             bench_static: parts.bench_static,
             pool_policy: Arc::new(config.pools.clone()),
+            feeds,
         }
     }
 

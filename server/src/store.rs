@@ -1,6 +1,6 @@
 //! Persistence: one trait per capability, each in its own file with the records it reads and
 //! writes (`machines`, `accounts` and keys, `signals`, `consensus`, `lists`, `stats`
-//! aggregates, `revocations`, `pools`), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
+//! aggregates, `revocations`, `pools`, `feeds`), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
 //! engine (`sqlite`, `postgres`, each with one file per capability). Ids shared across
 //! capabilities live in `keys`, the one error in `error`, the stored forms of times and text in
 //! `codec`; this file only re-exports them, so `crate::store::X` names every record, and no child
@@ -20,6 +20,7 @@ mod codec;
 mod consensus;
 mod database;
 mod error;
+mod feeds;
 mod keys;
 mod lists;
 mod machines;
@@ -41,6 +42,7 @@ pub use self::consensus::{
 };
 pub use self::database::Database;
 pub use self::error::StoreError;
+pub use self::feeds::{AttemptOutcome, Feed, FeedAttempt, FeedDefinition, FeedState, FeedStore};
 pub use self::keys::{AccountKey, MachineKey};
 pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
@@ -66,6 +68,7 @@ pub trait Store:
     + StatsStore
     + RevocationStore
     + PoolStore
+    + FeedStore
     + Send
     + Sync
     + 'static
@@ -82,6 +85,7 @@ impl<T> Store for T where
         + StatsStore
         + RevocationStore
         + PoolStore
+        + FeedStore
         + Send
         + Sync
         + 'static

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::args::{
     AccountCommand, AdminCommand, AllowlistCommand, ApiKeyCommand, BlocklistCommand, CanaryCommand, EnrollKeyCommand,
-    MachineCommand, PoolCommand, SessionsCommand, TokenCommand,
+    FeedCommand, MachineCommand, PoolCommand, SessionsCommand, TokenCommand,
 };
 use super::serve::open_store;
 use crate::auth::jwt::load_or_create_secret;
@@ -20,8 +20,8 @@ use crate::use_case::UseCaseError;
 
 /// Runs one `admin` command.
 pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
-    let store = store.as_ref();
+    let shared = open_store(config).await?;
+    let store = shared.as_ref();
     match command {
         AdminCommand::Token(TokenCommand::Create) => {
             let token = manage::create_admin_token(store).await?;
@@ -187,6 +187,7 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
             other => anyhow::Error::new(other),
         })?,
+        AdminCommand::Feed(command) => feed(config, &shared, command).await?,
         AdminCommand::Explain { ip } => {
             let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
             println!("{}", serde_json::to_string_pretty(&explanation)?);
@@ -313,6 +314,135 @@ async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand
         }
     }
     Ok(())
+}
+
+/// `admin feed …`: the actions of `/v1/admin/feeds`, then a change notification to the running
+/// replicas when entries changed (as for `admin blocklist`).
+async fn feed(config: &Config, shared: &std::sync::Arc<dyn Store>, command: FeedCommand) -> anyhow::Result<()> {
+    let store = shared.as_ref();
+    let changed = feed_action(config, shared, command).await.map_err(|error| match error {
+        UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+        other => anyhow::Error::new(other),
+    })?;
+    if changed && let Some(url) = &config.redis_url {
+        match crate::bus::ChangeBus::connect(url.expose()).await {
+            Ok(bus) => bus.publish(store.list_seq(COMMUNITY).await.unwrap_or(0)).await,
+            Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
+        }
+    }
+    Ok(())
+}
+
+/// One `admin feed` action; whether it changed what is served.
+async fn feed_action(config: &Config, shared: &std::sync::Arc<dyn Store>, command: FeedCommand) -> Result<bool, UseCaseError> {
+    let store = shared.as_ref();
+    use crate::manage::feeds;
+    use crate::manage::lists::parse_lifetime;
+    Ok(match command {
+        FeedCommand::Add {
+            name,
+            url,
+            format,
+            every,
+            api_key_file,
+            visibility,
+            description,
+            max_bytes,
+            max_entries,
+            min_count,
+            lifetime,
+        } => {
+            let every_secs = parse_lifetime(&every).map_err(|m| UseCaseError::invalid("every", m))?;
+            let lifetime_secs =
+                lifetime.as_deref().map(parse_lifetime).transpose().map_err(|m| UseCaseError::invalid("lifetime", m))?;
+            let api_key = match api_key_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| UseCaseError::BadRequest(format!("cannot read {}: {e}", path.display())))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let request = palisade_api::native::CreateFeedRequest {
+                name,
+                url,
+                format: Some(format),
+                description,
+                visibility: Some(visibility),
+                every_secs: Some(every_secs),
+                api_key,
+                max_bytes,
+                max_entries,
+                min_count,
+                lifetime_secs,
+            };
+            let view = feeds::create_feed(store, request).await?;
+            println!(
+                "feed {} added ({}, every {}s, {}); the running server fetches it within a minute",
+                view.name, view.format, view.every_secs, view.visibility
+            );
+            true
+        }
+        FeedCommand::List(flag) => {
+            let views = feeds::list_feeds(store).await?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&views).map_err(|e| UseCaseError::Internal(e.into()))?);
+            } else {
+                println!(
+                    "{:<24} {:<9} {:>9} {:<4} {:<26} {:<26} URL / LAST ERROR",
+                    "NAME", "FORMAT", "ENTRIES", "UP", "LAST ATTEMPT", "LAST SUCCESS"
+                );
+                for v in views {
+                    println!(
+                        "{:<24} {:<9} {:>9} {:<4} {:<26} {:<26} {}",
+                        v.name,
+                        v.format,
+                        v.entries,
+                        if v.up { "yes" } else { "no" },
+                        v.last_attempt_at.as_deref().unwrap_or("never"),
+                        v.last_success_at.as_deref().unwrap_or("never"),
+                        v.url
+                    );
+                    if let Some(error) = &v.last_error {
+                        println!("{:<24} error ({} failed attempts): {error}", "", v.failures);
+                    }
+                }
+            }
+            false
+        }
+        FeedCommand::Refresh { name, force } => {
+            let runner = crate::feeds::Feeds::new(shared.clone(), config.consensus.own_addresses.clone());
+            let outcome = feeds::refresh_feed(&runner, &name, force).await?;
+            match outcome.outcome.as_str() {
+                "loaded" => println!(
+                    "feed {name} loaded: {} added, {} renewed, {} removed, {} dropped as never-block, rejected lines: {}; {} entries",
+                    outcome.added, outcome.renewed, outcome.removed, outcome.never_block, outcome.rejected, outcome.feed.entries
+                ),
+                "not_modified" => {
+                    println!("feed {name} is unchanged (the source answered 304); {} entries", outcome.feed.entries)
+                }
+                "busy" => println!("feed {name} is being refreshed by a server right now"),
+                // A failure exits non-zero, so scripts and timers notice it.
+                _ => {
+                    return Err(UseCaseError::BadRequest(format!(
+                        "feed {name} failed: {}; the last good copy ({} entries) stands",
+                        outcome.feed.last_error.as_deref().unwrap_or("unknown error"),
+                        outcome.feed.entries
+                    )));
+                }
+            }
+            for reason in &outcome.reasons {
+                eprintln!("rejected {reason}");
+            }
+            outcome.added + outcome.renewed + outcome.removed > 0
+        }
+        FeedCommand::Remove { name } => {
+            feeds::delete_feed(store, &name).await?;
+            println!("feed {name} and its list removed");
+            true
+        }
+    })
 }
 
 /// One `admin blocklist` action; whether it changed what is served.

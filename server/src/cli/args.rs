@@ -22,6 +22,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per run; boxing would only obscure the clap derive")]
 pub enum Command {
     /// Run the server.
     Serve {
@@ -75,6 +76,9 @@ pub enum AdminCommand {
     /// Operator-managed block lists and allowlists (the same actions as /v1/admin/blocklists).
     #[command(subcommand)]
     Blocklist(BlocklistCommand),
+    /// External feeds: block lists refreshed from a URL (the same actions as /v1/admin/feeds).
+    #[command(subcommand)]
+    Feed(FeedCommand),
     /// Web console sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -147,6 +151,62 @@ pub enum SessionsCommand {
     /// End every console session, the operator's and every account's, on every replica.
     #[command(name = "revoke-all")]
     RevokeAll,
+}
+
+/// `admin feed …`
+#[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per run; boxing would only obscure the clap derive")]
+pub enum FeedCommand {
+    /// Subscribe the server to an external list: a block list of its own, refreshed on a schedule.
+    Add {
+        /// List name: lowercase letters, digits, '-', '_', '.'.
+        name: String,
+        /// http:// or https:// URL of the list.
+        url: String,
+        /// plain, csv, netset (FireHOL), spamhaus (DROP/EDROP), ipsum, palisade or auto.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Refresh interval: seconds, or with s, m, h or d (5m to 7d).
+        #[arg(long, default_value = "1h")]
+        every: String,
+        /// A file holding the API key sent as x-api-key (another Palisade's lists).
+        #[arg(long)]
+        api_key_file: Option<PathBuf>,
+        /// Who may read it: public, subscribers (machines subscribed to it) or operator.
+        #[arg(long, default_value = "subscribers")]
+        visibility: String,
+        /// What the list is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Largest body accepted, in bytes (default 32 MiB).
+        #[arg(long)]
+        max_bytes: Option<i64>,
+        /// Most entries accepted (default 1,000,000).
+        #[arg(long)]
+        max_entries: Option<i64>,
+        /// ipsum: the fewest blacklists an address must be on (default 3).
+        #[arg(long)]
+        min_count: Option<i64>,
+        /// How long an entry stays listed after the last copy holding it: seconds, or with s, m,
+        /// h or d (default 7d, at least twice --every).
+        #[arg(long)]
+        lifetime: Option<String>,
+    },
+    /// List the feeds with their state and last error.
+    List(JsonFlag),
+    /// Refresh a feed now (a conditional request, as the schedule makes); exits non-zero when it fails.
+    Refresh {
+        /// Feed name.
+        name: String,
+        /// Ask unconditionally (no If-None-Match / If-Modified-Since): read and renew the whole copy.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a feed and its list.
+    Remove {
+        /// Feed name.
+        name: String,
+    },
 }
 
 /// `admin blocklist …`

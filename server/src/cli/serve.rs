@@ -1,6 +1,6 @@
 //! `palisade-server serve`: the composition root. Opens the store, builds the application
-//! state once from the configuration, starts the background tasks (consensus worker, list
-//! poller, change bus subscriber, revocation listener, usage recorder), serves the router until SIGINT or SIGTERM,
+//! state once from the configuration, starts the background tasks (consensus worker, feed
+//! refreshes, list poller, change bus subscriber, revocation listener, usage recorder), serves the router until SIGINT or SIGTERM,
 //! then shuts down gracefully. [`connections`] is the accept loop and its limits.
 
 pub mod connections;
@@ -126,14 +126,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let interval = std::time::Duration::from_millis(config.consensus.interval_ms);
         tokio::spawn(consensus::run(state.store.clone(), worker_config, state.consensus_wake.clone(), interval, shutdown.clone()))
     });
+    // Feeds are refreshed by the replicas that may lead the consensus worker; each feed is
+    // claimed in the store, so one of them fetches it.
+    let feeds = config
+        .consensus
+        .enabled
+        .then(|| tokio::spawn(crate::jobs::feeds::run(state.feeds.clone(), committed.clone(), shutdown.clone())));
     let poll = std::time::Duration::from_millis(config.distribution.poll_interval_ms);
     let poller = tokio::spawn(crate::serving::run_poller(state.distribution.lists.clone(), poll, shutdown.clone()));
     let usage = tokio::spawn(crate::console::usage::run(state.quotas.usage.clone(), state.store.clone(), shutdown.clone()));
     let limits = connections::Limits::resolve(&config.edge, &config.trusted_proxies);
     connections::serve(listener, RouterHandler(crate::http::router(state.clone())), limits, shutdown.clone()).await;
     shutdown.cancel();
-    if let Some(worker) = worker {
-        drop(worker.await);
+    for job in [worker, feeds].into_iter().flatten() {
+        drop(job.await);
     }
     drop(poller.await);
     drop(usage.await);

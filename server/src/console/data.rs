@@ -294,6 +294,8 @@ pub struct Overview {
     pub allowlists: Vec<(String, String, u64)>,
     /// Tiers by name.
     pub tiers: Vec<(String, Tier)>,
+    /// External feeds and the state of their refreshes.
+    pub feeds: Vec<palisade_api::native::FeedView>,
     /// How long the oldest signal the consensus worker has not processed yet has waited
     /// (seconds); 0 when none waits.
     pub consensus_lag_secs: i64,
@@ -376,6 +378,7 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
         canaries: store.list_canaries().await?.into_iter().map(|c| (c.value, c.note)).collect(),
         allowlists: allowlists.into_iter().map(|((source, category), n)| (source, category, n)).collect(),
         tiers: state.quotas.tiers.iter().map(|(name, tier)| (name.clone(), tier.clone())).collect(),
+        feeds: crate::manage::feeds::list_feeds(store).await?,
     })
 }
 

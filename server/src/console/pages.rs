@@ -478,6 +478,25 @@ pub fn operator(ctx: &Ctx, view: &Overview) -> Markup {
                         tbody { @for (source, category, n) in &view.allowlists { tr { th scope="row" { (source) } td { (category) } td class="num" { (n) } } } } }
                 }
             }
+            section aria-labelledby="feeds-h" {
+                h2 id="feeds-h" { "Feeds" }
+                p class="hint" { "External lists refreshed on a schedule (palisade-server admin feed). A failed refresh keeps the last good copy." }
+                @if view.feeds.is_empty() { p { "None." } } @else {
+                    div class="scroll" { table id="feeds" {
+                        thead { tr { th scope="col" { "Feed" } th scope="col" { "Format" } th scope="col" class="num" { "Entries" }
+                            th scope="col" { "Last success" } th scope="col" { "State" } } }
+                        tbody { @for feed in &view.feeds { tr {
+                            th scope="row" { (feed.name) } td { (feed.format) } td class="num" { (feed.entries) }
+                            td { (opt(&feed.last_success_at)) }
+                            td { @match &feed.last_error {
+                                None if feed.last_attempt_at.is_none() => "not fetched yet",
+                                None => "up",
+                                Some(error) => { strong { "failing" } " (" (feed.failures) "): " (error) },
+                            } }
+                        } } }
+                    } }
+                }
+            }
             section aria-labelledby="tiers-h" {
                 h2 id="tiers-h" { "Tiers" }
                 div class="scroll" { table id="tiers" {

@@ -1,12 +1,14 @@
 //! The operator's API under `/v1/admin`: accounts (enrollment keys, levels, console login
 //! links), machines, stored signals, canaries, allowlists, false positives and explanations here;
-//! API keys and tiers in [`api_keys`], operator-managed lists in [`blocklists`], disabling,
+//! API keys and tiers in [`api_keys`], operator-managed lists in [`blocklists`], external feeds in
+//! [`feeds`], disabling,
 //! deleting and resetting machines, admin tokens and console sessions in [`access`]. Every route
 //! requires an admin token (`palisade-server admin token create`).
 
 pub mod access;
 pub mod api_keys;
 pub mod blocklists;
+pub mod feeds;
 pub mod pools;
 
 use axum::Json;

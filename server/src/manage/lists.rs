@@ -28,7 +28,8 @@ pub fn custom_view(list: &CustomList) -> CustomListView {
 /// Who may read a list when the operator does not say: the machines subscribed to it.
 pub const DEFAULT_VISIBILITY: &str = "subscribers";
 
-fn check_visibility(visibility: &str) -> Result<(), UseCaseError> {
+/// Checks a visibility: `public`, `subscribers` or `operator`.
+pub fn check_visibility(visibility: &str) -> Result<(), UseCaseError> {
     if matches!(visibility, "public" | "subscribers" | "operator") {
         Ok(())
     } else {

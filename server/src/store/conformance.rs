@@ -11,6 +11,7 @@
 
 mod accounts;
 mod consensus;
+mod feeds;
 mod lists;
 mod machines;
 mod pools;
@@ -266,6 +267,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("stats.rs"),
         include_str!("revocations.rs"),
         include_str!("pools.rs"),
+        include_str!("feeds.rs"),
     ];
     let suite = [
         include_str!("conformance.rs"),
@@ -278,6 +280,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("conformance/stats.rs"),
         include_str!("conformance/revocations.rs"),
         include_str!("conformance/pools.rs"),
+        include_str!("conformance/feeds.rs"),
     ]
     .concat();
     let mut methods = Vec::new();

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod consensus;
+mod feeds;
 mod gate;
 mod lists;
 mod machines;

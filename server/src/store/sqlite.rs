@@ -6,6 +6,7 @@
 
 mod accounts;
 mod consensus;
+mod feeds;
 mod group_commit;
 mod lists;
 mod machines;

@@ -578,6 +578,27 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("delete scratch", Call::delete("/v1/admin/blocklists/scratch").token(&admin)).await;
     g.call("delete scratch again", Call::delete("/v1/admin/blocklists/scratch").token(&admin)).await;
 
+    // --- External feeds (removed again, so the lists below are unchanged) -----------------------
+    // Nothing listens on port 9 here: the refresh fails and keeps the (empty) last good copy. Its
+    // body names the operating system's error, so only its status is recorded.
+    let feed = json!({"name": "drop", "url": "http://127.0.0.1:9/drop.txt", "format": "spamhaus", "visibility": "operator"});
+    g.call("add the feed drop", Call::post("/v1/admin/feeds").token(&admin).json(&feed)).await;
+    g.call("add the feed drop again", Call::post("/v1/admin/feeds").token(&admin).json(&feed)).await;
+    g.call(
+        "add a feed with an unknown format",
+        Call::post("/v1/admin/feeds").token(&admin).json(&json!({"name": "x", "url": "https://example.org/x", "format": "xml"})),
+    )
+    .await;
+    g.call("list feeds", Call::get("/v1/admin/feeds").token(&admin)).await;
+    g.call(
+        "refresh drop from an unreachable source",
+        Call::post("/v1/admin/feeds/drop/refresh").token(&admin).shows(Shows::StatusAndContentType),
+    )
+    .await;
+    g.call("refresh an unknown feed", Call::post("/v1/admin/feeds/nope/refresh").token(&admin)).await;
+    g.call("remove the feed drop", Call::delete("/v1/admin/feeds/drop").token(&admin)).await;
+    g.call("remove the feed drop again", Call::delete("/v1/admin/feeds/drop").token(&admin)).await;
+
     // --- API keys and tiers ---------------------------------------------------------------------
     let acme_key =
         g.call("API key for acme", Call::post("/v1/admin/accounts/acme/api-keys").token(&admin).json(&json!({}))).await.json();

@@ -18,6 +18,7 @@ mod deploy;
 mod durability;
 mod edge;
 mod engine_properties;
+mod feed_cli;
 mod lookup_cli;
 mod observability;
 mod quota;
