@@ -338,17 +338,7 @@ async fn run_sync(config: AgentConfig, options: SyncOptions, json: bool) -> anyh
     let progress = if json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new_spinner() };
     progress.enable_steady_tick(Duration::from_millis(120));
     let step = |message: &str| progress.set_message(message.to_string());
-    let outcome = sync(
-        &agent.client,
-        &agent.backend,
-        &allowlist,
-        agent.config.sync.max_entries,
-        &agent.config.sync.lists,
-        &mut state,
-        options,
-        &step,
-    )
-    .await;
+    let outcome = sync(&agent.client, &agent.backend, &allowlist, &agent.config.sync, &mut state, options, &step).await;
     progress.finish_and_clear();
     if !options.dry_run {
         state.save(&state_file)?;

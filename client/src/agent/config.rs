@@ -109,13 +109,16 @@ pub struct SyncConfig {
     pub interval_secs: u64,
     /// Lists to pull (`community` is the consensus list; operator lists by name).
     pub lists: Vec<String>,
+    /// Also pull the pools this machine receives: its account's (what the account's own
+    /// machines report, listed at once) and those other accounts share with it.
+    pub pools: bool,
     /// Most entries applied; beyond it the rest are left out (and reported).
     pub max_entries: usize,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { interval_secs: 60, lists: vec!["community".into()], max_entries: 200_000 }
+        SyncConfig { interval_secs: 60, lists: vec!["community".into()], pools: true, max_entries: 200_000 }
     }
 }
 

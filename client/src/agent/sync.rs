@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::Client;
 use crate::Error;
 use crate::agent::apply::{self, Applied, ApplyError, Backend};
+use crate::agent::config::SyncConfig;
 use crate::agent::safety::{Allowlist, filter};
 use crate::agent::state::{AgentState, ListState, now_rfc3339};
 
@@ -195,30 +196,65 @@ pub async fn pull_list(
     Ok((next, report))
 }
 
-/// Pulls `lists`, applies their union and updates `state` (saved by the caller). A failed apply
-/// keeps the pulled lists and marks the firewall's content unknown, so the next sync replaces it.
-#[expect(clippy::too_many_arguments, reason = "each is a separate input of one sync; a struct would only rename them")]
+/// The pools the server says this machine receives (its account's own and those other accounts
+/// share with it), when `sync.pools` is on, less those configured by name already.
+async fn pools_to_pull(client: &Client, config: &SyncConfig, on_step: &(dyn Fn(&str) + Sync)) -> Result<Vec<String>, SyncError> {
+    if !config.pools {
+        return Ok(Vec::new());
+    }
+    on_step("finding the pools this machine receives");
+    let served = client
+        .list_blocklists()
+        .await
+        .map_err(|source| SyncError::Pull { list: "the server's list of blocklists".into(), source })?;
+    Ok(served
+        .into_iter()
+        .filter(|view| view.kind == "pool" && !config.lists.contains(&view.name))
+        .map(|view| view.name)
+        .collect())
+}
+
+/// Pulls each of `lists` into `pulled`.
+async fn pull_each(
+    client: &Client,
+    lists: &[String],
+    pulled: &mut AgentState,
+    full: bool,
+    on_step: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<ListReport>, SyncError> {
+    let mut reports = Vec::new();
+    for name in lists {
+        on_step(&format!("pulling {name}"));
+        let current = pulled.lists.get(name).cloned().unwrap_or_default();
+        let (next, report) = pull_list(client, name, &current, full).await?;
+        pulled.lists.insert(name.clone(), next);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Pulls the lists of `config`, then the pools this machine receives ([`pools_to_pull`]), applies
+/// their union and updates `state` (saved by the caller). A list no longer configured, or a pool
+/// no longer received (a share ended), stops contributing. A failed apply keeps the pulled lists
+/// and marks the firewall's content unknown, so the next sync replaces it.
 pub async fn sync(
     client: &Client,
     backend: &Backend,
     allowlist: &Allowlist,
-    ceiling: usize,
-    lists: &[String],
+    config: &SyncConfig,
     state: &mut AgentState,
     options: SyncOptions,
     on_step: &(dyn Fn(&str) + Sync),
 ) -> Result<SyncReport, SyncError> {
+    let ceiling = config.max_entries;
     let mut reports = Vec::new();
     let mut pulled = state.clone();
-    // Lists no longer configured stop contributing.
-    pulled.lists.retain(|name, _| lists.contains(name));
-    for name in lists {
-        on_step(&format!("pulling {name}"));
-        let current = pulled.lists.get(name).cloned().unwrap_or_default();
-        let (next, report) = pull_list(client, name, &current, options.full).await?;
-        pulled.lists.insert(name.clone(), next);
-        reports.push(report);
-    }
+    // The configured lists first, so an unreachable server is named by the first of them.
+    reports.extend(pull_each(client, &config.lists, &mut pulled, options.full, on_step).await?);
+    let pools = pools_to_pull(client, config, on_step).await?;
+    reports.extend(pull_each(client, &pools, &mut pulled, options.full, on_step).await?);
+    let lists: Vec<&String> = config.lists.iter().chain(&pools).collect();
+    pulled.lists.retain(|name, _| lists.contains(&name));
     let filtered = filter(&pulled.wanted(), allowlist, ceiling);
     let applied_before = if options.full { None } else { state.applied.as_ref() };
     let plan = apply::plan(applied_before, filtered.kept);

@@ -108,17 +108,9 @@ async fn sync_loop(agent: Agent, allowlist: Allowlist, state: Arc<Mutex<AgentSta
     loop {
         {
             let mut state = state.lock().await;
-            let outcome = sync(
-                &agent.client,
-                &agent.backend,
-                &allowlist,
-                agent.config.sync.max_entries,
-                &agent.config.sync.lists,
-                &mut state,
-                SyncOptions::default(),
-                &|_| {},
-            )
-            .await;
+            let outcome =
+                sync(&agent.client, &agent.backend, &allowlist, &agent.config.sync, &mut state, SyncOptions::default(), &|_| {})
+                    .await;
             if let Err(error) = state.save(&agent.config.state_file()) {
                 log(&format!("cannot save the sync state: {error}"));
             }

@@ -1,6 +1,7 @@
 //! The `palisade` agent against a real server: `palisade watch` inside a network namespace with
 //! real nftables (its own detections banned and reported, a consensus listing applied by sync
-//! and removed when delisted); signals spooled while the server is down and each delivered
+//! and removed when delisted); an account's pool (one agent's detection blocked by the account's
+//! other agents at once, by a partner's only while shared); signals spooled while the server is down and each delivered
 //! exactly once after it returns, across an agent restart; and the error paths (bad
 //! configuration, unreachable server, missing privileges). Tests needing root, `ip` and `nft`
 //! skip with a notice outside CI.
@@ -423,6 +424,73 @@ fn sync_into_a_real_ipset_adds_a_listing_and_removes_it_when_delisted() -> anyho
         let exists = ns.command(Path::new("ipset")).args(["list", "palisade-v4"]).output()?.status.success();
         Ok((exists && !ipset_members(&ns, "palisade-v4")?.iter().any(|m| m == LISTED)).then_some(()))
     })?;
+    Ok(())
+}
+
+/// One agent of an account (`palisade watch` following its log) and the others (one-shot
+/// `palisade sync`, each in its own namespace with real nftables).
+struct Member {
+    ns: NetNs,
+    home: AgentHome,
+}
+
+impl Member {
+    fn join(server: &ServerProcess, config: &str, enroll_key: &str, name: &str) -> anyhow::Result<Member> {
+        let mut ns = NetNs::create()?;
+        let url = ns.relay_to(port_of(server)?)?;
+        let home = AgentHome::new(config)?;
+        let registered = run(ns.command(&palisade()).arg("--config").arg(&home.config).args(["register", "--server", &url]))?;
+        ensure!(registered.status.success(), "register {name}: {}", text(&registered));
+        let enrolled =
+            run(ns.command(&palisade()).arg("--config").arg(&home.config).args(["enroll", enroll_key, "--name", name]))?;
+        ensure!(enrolled.status.success(), "enroll {name}: {}", text(&enrolled));
+        Ok(Member { ns, home })
+    }
+
+    /// Syncs once; whether `ip` is then in its firewall's blocklist set.
+    fn blocks(&self, ip: &str) -> anyhow::Result<bool> {
+        let output = run(self.ns.command(&palisade()).arg("--config").arg(&self.home.config).arg("sync"))?;
+        ensure!(output.status.success(), "sync: {}", text(&output));
+        Ok(self.ns.set_elements("palisade", "blocklist_v4")?.iter().any(|e| e == ip))
+    }
+}
+
+#[test]
+fn a_brute_force_seen_by_one_agent_is_blocked_at_once_by_its_accounts_other_agents_and_by_partners_only_while_shared()
+-> anyhow::Result<()> {
+    if !netns_ready("account_pool") {
+        return Ok(());
+    }
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    for account in ["acme", "partner"] {
+        server.admin(&["account", "create", account])?;
+    }
+    let acme_key = server.admin(&["enroll-key", "create", "--account", "acme"])?.trim().to_string();
+    let partner_key = server.admin(&["enroll-key", "create", "--account", "partner"])?.trim().to_string();
+    let config = "[push]\ninterval_secs = 1\nmax_backoff_secs = 2\n[sync]\ninterval_secs = 1\n";
+    let web = Member::join(&server, config, &acme_key, "web")?;
+    let mail = Member::join(&server, config, &acme_key, "mail")?;
+    let outsider = Member::join(&server, config, &partner_key, "partner-web")?;
+    let mut daemon = watch(web.ns.command(&palisade()).arg("--config").arg(&web.home.config).arg("watch"))?;
+
+    // The web server sees an ssh brute force; the mail server of the same account blocks it at its
+    // next sync, long before any consensus (one fresh machine lists nothing on the community list).
+    web.home.append_log(&ssh_failures(BRUTE_FORCER, 8))?;
+    wait_until(Duration::from_secs(60), "the mail server to block the brute forcer", || {
+        daemon.is_alive()?;
+        Ok(mail.blocks(BRUTE_FORCER)?.then_some(()))
+    })?;
+    ensure!(!outsider.blocks(BRUTE_FORCER)?, "another account's agent received acme's pool");
+    let community = server.admin(&["explain", BRUTE_FORCER])?;
+    ensure!(community.contains("\"listed\": false"), "the community list still needs consensus: {community}");
+
+    // Shared with the partner: its agent blocks it too; the share ended: it unblocks it.
+    server.admin(&["pool", "share", "acme", "partner"])?;
+    ensure!(outsider.blocks(BRUTE_FORCER)?, "the partner's agent blocks what acme shares");
+    server.admin(&["pool", "unshare", "acme", "partner"])?;
+    ensure!(!outsider.blocks(BRUTE_FORCER)?, "an ended share leaves the partner's firewall");
+    ensure!(mail.blocks(BRUTE_FORCER)?, "acme's own agents keep it");
     Ok(())
 }
 
