@@ -1,6 +1,8 @@
 //! Lists: blocklist members and their change log (the delta cursor), operator-managed custom
-//! lists, canaries and the never-block allowlist. The [`ListStore`] trait and its records; of the
-//! store's files it imports only `error`.
+//! lists, canaries and the never-block allowlist. The [`ListStore`] trait and its records, and the
+//! pure part of writing changes in bulk that both backends share (splitting ops into runs, one
+//! statement each, and numbering their seqs as applying them one by one would); of the store's
+//! files it imports only `error`.
 
 use async_trait::async_trait;
 use ipnet::IpNet;
@@ -8,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::error::StoreError;
 use crate::domain::listing::{Remediation, Rule};
+use crate::domain::net::display_target;
 use crate::domain::signal::Scope;
 
 /// List membership, its change log, custom lists, canaries and the allowlist.
@@ -192,4 +195,111 @@ pub struct CustomList {
     /// Who may read it: `public` (every machine), `subscribers` (machines subscribed to it) or
     /// `operator` (no machine nor API key).
     pub visibility: String,
+}
+
+/// One row of the change log as a backend writes it in bulk: the entry as added (or as it was
+/// when removed), the seq it takes and, for a removal, why.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChangeRow<'a> {
+    /// Its seq.
+    pub seq: i64,
+    /// Added or removed.
+    pub op: ChangeOp,
+    /// The entry as added, or as stored when removed.
+    pub entry: &'a ListEntry,
+    /// Removal reason.
+    pub reason: Option<&'a str>,
+}
+
+/// One row of `blocklist_entries` as a run of additions leaves it.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryRow<'a> {
+    /// The last addition of the value in the run.
+    pub entry: &'a ListEntry,
+    /// The value's stored text ([`display_target`]).
+    pub value: String,
+    /// The first addition's `listed_at` (the value's stored one wins when it was already listed).
+    pub listed_at: OffsetDateTime,
+    /// The last addition's seq.
+    pub seq: i64,
+}
+
+/// Splits `ops` into the runs a backend writes with one kind of statement each: consecutive ops
+/// of one kind. Writing the runs in order, each numbered from where the previous one ended, gives
+/// what applying the ops one by one gives.
+pub(crate) fn op_runs(ops: &[ListOp]) -> impl Iterator<Item = &[ListOp]> {
+    ops.chunk_by(|a, b| matches!((a, b), (ListOp::Add(_), ListOp::Add(_)) | (ListOp::Remove { .. }, ListOp::Remove { .. })))
+}
+
+/// The change rows of a run's additions, numbered from `first` in op order.
+pub(crate) fn numbered_adds(run: &[ListOp], first: i64) -> Vec<ChangeRow<'_>> {
+    run.iter()
+        .filter_map(|op| match op {
+            ListOp::Add(entry) => Some(entry),
+            ListOp::Remove { .. } => None,
+        })
+        .zip(first..)
+        .map(|(entry, seq)| ChangeRow { seq, op: ChangeOp::Add, entry, reason: None })
+        .collect()
+}
+
+/// The entry rows a run of additions leaves, one per (list, value), sorted by (list, stored
+/// text): a value added twice is written once, as its later addition left it (one upsert
+/// statement may not touch a row twice on PostgreSQL), and once the run has no repeats its rows
+/// may be written in any order. Key order lets a large run walk the primary key's pages once
+/// instead of at random (a million values inserted in seq order would miss SQLite's page cache
+/// on nearly every row).
+pub(crate) fn entry_rows<'a>(adds: &[ChangeRow<'a>]) -> Vec<EntryRow<'a>> {
+    use std::collections::hash_map::Entry;
+    let mut rows: Vec<EntryRow<'a>> = Vec::with_capacity(adds.len());
+    let mut index: std::collections::HashMap<(&str, IpNet), usize> = std::collections::HashMap::with_capacity(adds.len());
+    for add in adds {
+        match index.entry((add.entry.list.as_str(), add.entry.value)) {
+            Entry::Occupied(at) => {
+                let row = &mut rows[*at.get()];
+                row.entry = add.entry;
+                row.seq = add.seq;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(rows.len());
+                let value = display_target(add.entry.value);
+                rows.push(EntryRow { entry: add.entry, value, listed_at: add.entry.listed_at, seq: add.seq });
+            }
+        }
+    }
+    rows.sort_unstable_by(|a, b| (a.entry.list.as_str(), a.value.as_str()).cmp(&(b.entry.list.as_str(), b.value.as_str())));
+    rows
+}
+
+/// The (list, stored text) pairs a run of removals names, each once, sorted (for the same reason
+/// as [`entry_rows`]); deleting them in any order removes the same rows.
+pub(crate) fn removal_targets(run: &[ListOp]) -> Vec<(&str, String)> {
+    let mut targets: Vec<(&str, String)> = run
+        .iter()
+        .filter_map(|op| match op {
+            ListOp::Remove { list, value, .. } => Some((list.as_str(), display_target(*value))),
+            ListOp::Add(_) => None,
+        })
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    targets
+}
+
+/// The change rows of a run's removals, numbered from `first` in op order, given the entries the
+/// run deleted (`gone`, in any order): a removal logs a change only when it removed something,
+/// so of a value removed twice only the first removal counts, and an absent value none.
+pub(crate) fn numbered_removals<'a>(run: &'a [ListOp], gone: &'a [ListEntry], first: i64) -> Vec<ChangeRow<'a>> {
+    let mut stored: std::collections::HashMap<(&str, IpNet), &ListEntry> =
+        gone.iter().map(|entry| ((entry.list.as_str(), entry.value), entry)).collect();
+    let mut rows = Vec::with_capacity(gone.len());
+    for op in run {
+        if let ListOp::Remove { list, value, reason } = op
+            && let Some(entry) = stored.remove(&(list.as_str(), *value))
+        {
+            let seq = first + rows.len() as i64;
+            rows.push(ChangeRow { seq, op: ChangeOp::Remove, entry, reason: Some(reason.as_str()) });
+        }
+    }
+    rows
 }

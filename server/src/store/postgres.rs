@@ -38,7 +38,10 @@ use super::consensus::{
 use super::database::Database;
 use super::error::StoreError;
 use super::keys::{AccountKey, MachineKey};
-use super::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp};
+use super::lists::{
+    AllowlistEntry, Canary, ChangeOp, ChangeRow, CustomList, EntryRow, ListChange, ListEntry, ListOp, entry_rows, numbered_adds,
+    numbered_removals, op_runs, removal_targets,
+};
 use super::machines::{LoginRecord, Machine, NewMachine};
 use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
 use super::stats::DayCount;
@@ -197,63 +200,154 @@ fn entry_from_row(row: &PgRow) -> Result<ListEntry, StoreError> {
     })
 }
 
-/// Writes membership changes, each with the next seq, inside the caller's transaction.
-async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp], at: OffsetDateTime) -> Result<(), sqlx::Error> {
+/// Rows per statement: arrays of this many values bound to one `UNNEST` keep each statement's
+/// parameters a few hundred KiB while the per-statement round trip stays negligible.
+const LIST_OPS_PER_STATEMENT: usize = 2000;
+
+/// The sequence behind `blocklist_changes.seq`.
+const CHANGES_SEQUENCE: &str = "pg_get_serial_sequence('blocklist_changes', 'seq')";
+
+/// Writes membership changes, each with the next seq, inside the caller's transaction: a run of
+/// additions as `UNNEST` inserts of its changes and upserts of its entries (in key order), a run
+/// of removals as deletes whose returned rows become its changes (see
+/// [`op_runs`](super::lists::op_runs)). Every writer of list changes holds `LIST_WRITE_LOCK`, so
+/// the seqs are numbered here, in op order, from the sequence's next value, and the sequence is
+/// moved past the last one used before the transaction commits (a failed write leaves a gap, as
+/// a rolled-back `nextval` always did).
+async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp], at: OffsetDateTime) -> Result<(), StoreError> {
     if ops.is_empty() {
         return Ok(());
     }
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LIST_WRITE_LOCK).execute(&mut **tx).await?;
-    for op in ops {
-        match op {
-            ListOp::Add(e) => {
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                     VALUES ($1, $2, 'add', $3, $4, $5, $6, NULL, $7, $8) RETURNING seq",
-                )
-                .bind(&e.list)
-                .bind(display_target(e.value))
-                .bind(e.scope.as_str())
-                .bind(&e.scenario)
-                .bind(e.remediation.as_str())
-                .bind(e.rule.as_str())
-                .bind(e.expires_at)
-                .bind(at)
-                .fetch_one(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
-                     scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
-                     expires_at = excluded.expires_at, seq = excluded.seq",
-                )
-                .bind(&e.list)
-                .bind(display_target(e.value))
-                .bind(e.scope.as_str())
-                .bind(&e.scenario)
-                .bind(e.remediation.as_str())
-                .bind(e.rule.as_str())
-                .bind(e.listed_at)
-                .bind(e.expires_at)
-                .bind(seq)
-                .execute(&mut **tx)
-                .await?;
+    let mut next: i64 =
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT nextval({CHANGES_SEQUENCE})"))).fetch_one(&mut **tx).await?;
+    for run in op_runs(ops) {
+        let mut gone = Vec::new();
+        let changes = match run.first() {
+            Some(ListOp::Add(_)) => numbered_adds(run, next),
+            Some(ListOp::Remove { .. }) => {
+                for targets in removal_targets(run).chunks(LIST_OPS_PER_STATEMENT) {
+                    gone.extend(delete_entries(tx, targets).await?);
+                }
+                numbered_removals(run, &gone, next)
             }
-            ListOp::Remove { list, value, reason } => {
-                sqlx::query(
-                    "WITH gone AS (DELETE FROM blocklist_entries WHERE list = $1 AND value = $2 \
-                                   RETURNING list, value, scope, scenario, remediation, rule, expires_at) \
-                     INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                     SELECT list, value, 'remove', scope, scenario, remediation, rule, $3, expires_at, $4 FROM gone",
-                )
-                .bind(list)
-                .bind(display_target(*value))
-                .bind(reason)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
+            None => continue,
+        };
+        for chunk in changes.chunks(LIST_OPS_PER_STATEMENT) {
+            insert_changes(tx, chunk, at).await?;
+        }
+        if matches!(run.first(), Some(ListOp::Add(_))) {
+            for chunk in entry_rows(&changes).chunks(LIST_OPS_PER_STATEMENT) {
+                upsert_entries(tx, chunk).await?;
             }
         }
+        next += changes.len() as i64;
     }
+    // `false`: the next `nextval` returns `next` itself, the first seq not used.
+    sqlx::query(AssertSqlSafe(format!("SELECT setval({CHANGES_SEQUENCE}, $1, false)"))).bind(next).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Deletes entries by (list, stored text); returns those that existed, in any order.
+async fn delete_entries(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    targets: &[(&str, String)],
+) -> Result<Vec<ListEntry>, StoreError> {
+    let (lists, values): (Vec<&str>, Vec<&str>) = targets.iter().map(|(list, value)| (*list, value.as_str())).unzip();
+    let rows = sqlx::query(
+        "DELETE FROM blocklist_entries e USING UNNEST($1::text[], $2::text[]) AS r(list, value) \
+         WHERE e.list = r.list AND e.value = r.value RETURNING e.*",
+    )
+    .bind(&lists)
+    .bind(&values)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// Appends change rows to the log, with the seqs they carry.
+async fn insert_changes(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    changes: &[ChangeRow<'_>],
+    at: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    let n = changes.len();
+    let (mut seq, mut list, mut value, mut op, mut scope) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut scenario, mut remediation, mut rule, mut reason, mut expires_at) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for change in changes {
+        let e = change.entry;
+        seq.push(change.seq);
+        list.push(e.list.as_str());
+        value.push(display_target(e.value));
+        op.push(change.op.as_str());
+        scope.push(e.scope.as_str());
+        scenario.push(e.scenario.as_str());
+        remediation.push(e.remediation.as_str());
+        rule.push(e.rule.as_str());
+        reason.push(change.reason);
+        expires_at.push(e.expires_at);
+    }
+    sqlx::query(
+        "INSERT INTO blocklist_changes (seq, list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+         SELECT s, l, v, o, sc, sn, rm, ru, re, ex, $11 \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                     $9::text[], $10::timestamptz[]) AS t(s, l, v, o, sc, sn, rm, ru, re, ex)",
+    )
+    .bind(&seq)
+    .bind(&list)
+    .bind(&value)
+    .bind(&op)
+    .bind(&scope)
+    .bind(&scenario)
+    .bind(&remediation)
+    .bind(&rule)
+    .bind(&reason)
+    .bind(&expires_at)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts or renews entries (a renewal keeps the stored `listed_at`).
+async fn upsert_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows: &[EntryRow<'_>]) -> Result<(), sqlx::Error> {
+    let n = rows.len();
+    let (mut list, mut value, mut scope, mut scenario, mut remediation) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut rule, mut listed_at, mut expires_at, mut seq) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for row in rows {
+        let e = row.entry;
+        list.push(e.list.as_str());
+        value.push(row.value.as_str());
+        scope.push(e.scope.as_str());
+        scenario.push(e.scenario.as_str());
+        remediation.push(e.remediation.as_str());
+        rule.push(e.rule.as_str());
+        listed_at.push(row.listed_at);
+        expires_at.push(e.expires_at);
+        seq.push(row.seq);
+    }
+    sqlx::query(
+        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                              $7::timestamptz[], $8::timestamptz[], $9::bigint[]) \
+         ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
+         remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
+    )
+    .bind(&list)
+    .bind(&value)
+    .bind(&scope)
+    .bind(&scenario)
+    .bind(&remediation)
+    .bind(&rule)
+    .bind(&listed_at)
+    .bind(&expires_at)
+    .bind(&seq)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -35,7 +35,10 @@ use super::consensus::{
 use super::database::Database;
 use super::error::StoreError;
 use super::keys::{AccountKey, MachineKey};
-use super::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp};
+use super::lists::{
+    AllowlistEntry, Canary, ChangeOp, ChangeRow, CustomList, EntryRow, ListChange, ListEntry, ListOp, entry_rows, numbered_adds,
+    numbered_removals, op_runs, removal_targets,
+};
 use super::machines::{LoginRecord, Machine, NewMachine};
 use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
 use super::stats::DayCount;
@@ -185,72 +188,110 @@ fn entry_from_row(row: &SqliteRow) -> Result<ListEntry, StoreError> {
     })
 }
 
-/// Writes membership changes, each with the next seq, inside the caller's transaction.
-async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], at: i64) -> Result<(), sqlx::Error> {
-    for op in ops {
-        match op {
-            ListOp::Add(e) => {
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                     VALUES (?, ?, 'add', ?, ?, ?, ?, NULL, ?, ?) RETURNING seq",
-                )
-                .bind(&e.list)
-                .bind(display_target(e.value))
-                .bind(e.scope.as_str())
-                .bind(&e.scenario)
-                .bind(e.remediation.as_str())
-                .bind(e.rule.as_str())
-                .bind(to_micros(e.expires_at))
-                .bind(at)
-                .fetch_one(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, \
-                     scenario = excluded.scenario, remediation = excluded.remediation, rule = excluded.rule, \
-                     expires_at = excluded.expires_at, seq = excluded.seq",
-                )
-                .bind(&e.list)
-                .bind(display_target(e.value))
-                .bind(e.scope.as_str())
-                .bind(&e.scenario)
-                .bind(e.remediation.as_str())
-                .bind(e.rule.as_str())
-                .bind(to_micros(e.listed_at))
-                .bind(to_micros(e.expires_at))
-                .bind(seq)
-                .execute(&mut **tx)
-                .await?;
-            }
-            ListOp::Remove { list, value, reason } => {
-                let removed = sqlx::query(
-                    "DELETE FROM blocklist_entries WHERE list = ? AND value = ? \
-                     RETURNING scope, scenario, remediation, rule, expires_at",
-                )
-                .bind(list)
-                .bind(display_target(*value))
-                .fetch_optional(&mut **tx)
-                .await?;
-                if let Some(row) = removed {
-                    sqlx::query(
-                        "INSERT INTO blocklist_changes (list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
-                         VALUES (?, ?, 'remove', ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(list)
-                    .bind(display_target(*value))
-                    .bind(row.try_get::<String, _>("scope")?)
-                    .bind(row.try_get::<String, _>("scenario")?)
-                    .bind(row.try_get::<String, _>("remediation")?)
-                    .bind(row.try_get::<String, _>("rule")?)
-                    .bind(reason)
-                    .bind(row.try_get::<i64, _>("expires_at")?)
-                    .bind(at)
-                    .execute(&mut **tx)
-                    .await?;
+/// Rows per multi-row statement. A change row binds 11 values, so a statement stays far below
+/// SQLite's limit of 32,766 bound parameters, and every full chunk reuses one prepared statement.
+const LIST_OPS_PER_STATEMENT: usize = 1000;
+
+/// Writes membership changes, each with the next seq, inside the caller's transaction: a run of
+/// additions as multi-row inserts of its changes and upserts of its entries (in key order), a run
+/// of removals as multi-row deletes whose returned rows become its changes (see
+/// [`op_runs`](super::lists::op_runs)). The seqs are numbered here, in op order, from the highest
+/// one ever given: the writer connection is the only writer, and AUTOINCREMENT's own rule (never
+/// reuse a seq, even of a deleted row) is kept by reading `sqlite_sequence` too.
+async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], at: i64) -> Result<(), StoreError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut next: i64 = sqlx::query_scalar(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'blocklist_changes'), 0), \
+                    coalesce((SELECT max(seq) FROM blocklist_changes), 0)) + 1",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    for run in op_runs(ops) {
+        let mut gone = Vec::new();
+        let changes = match run.first() {
+            Some(ListOp::Add(_)) => numbered_adds(run, next),
+            Some(ListOp::Remove { .. }) => {
+                for targets in removal_targets(run).chunks(LIST_OPS_PER_STATEMENT) {
+                    gone.extend(delete_entries(tx, targets).await?);
                 }
+                numbered_removals(run, &gone, next)
+            }
+            None => continue,
+        };
+        for chunk in changes.chunks(LIST_OPS_PER_STATEMENT) {
+            insert_changes(tx, chunk, at).await?;
+        }
+        if matches!(run.first(), Some(ListOp::Add(_))) {
+            for chunk in entry_rows(&changes).chunks(LIST_OPS_PER_STATEMENT) {
+                upsert_entries(tx, chunk).await?;
             }
         }
+        next += changes.len() as i64;
     }
+    Ok(())
+}
+
+/// Deletes entries by (list, stored text); returns those that existed, in any order.
+async fn delete_entries(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    targets: &[(&str, String)],
+) -> Result<Vec<ListEntry>, StoreError> {
+    let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM blocklist_entries WHERE (list, value) IN (");
+    builder.push_values(targets, |mut row, (list, value)| {
+        row.push_bind(*list).push_bind(value.as_str());
+    });
+    builder.push(") RETURNING *");
+    let rows = builder.build().fetch_all(&mut **tx).await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// Appends change rows to the log, with the seqs they carry.
+async fn insert_changes(tx: &mut sqlx::Transaction<'_, Sqlite>, changes: &[ChangeRow<'_>], at: i64) -> Result<(), sqlx::Error> {
+    let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO blocklist_changes (seq, list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) ",
+    );
+    builder.push_values(changes, |mut row, change| {
+        let e = change.entry;
+        row.push_bind(change.seq)
+            .push_bind(&e.list)
+            .push_bind(display_target(e.value))
+            .push_bind(change.op.as_str())
+            .push_bind(e.scope.as_str())
+            .push_bind(&e.scenario)
+            .push_bind(e.remediation.as_str())
+            .push_bind(e.rule.as_str())
+            .push_bind(change.reason)
+            .push_bind(to_micros(e.expires_at))
+            .push_bind(at);
+    });
+    builder.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Inserts or renews entries (a renewal keeps the stored `listed_at`).
+async fn upsert_entries(tx: &mut sqlx::Transaction<'_, Sqlite>, rows: &[EntryRow<'_>]) -> Result<(), sqlx::Error> {
+    let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) ",
+    );
+    builder.push_values(rows, |mut row, entry| {
+        let e = entry.entry;
+        row.push_bind(&e.list)
+            .push_bind(entry.value.as_str())
+            .push_bind(e.scope.as_str())
+            .push_bind(&e.scenario)
+            .push_bind(e.remediation.as_str())
+            .push_bind(e.rule.as_str())
+            .push_bind(to_micros(entry.listed_at))
+            .push_bind(to_micros(e.expires_at))
+            .push_bind(entry.seq);
+    });
+    builder.push(
+        " ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
+         remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
+    );
+    builder.build().execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -417,3 +417,34 @@ async fn custom_lists_are_managed_served_and_streamed_to_subscribers_with_origin
         assert!(after["new"].as_array().is_some_and(Vec::is_empty), "{}: {after}", app.label);
     }
 }
+
+#[tokio::test]
+async fn an_import_may_exceed_the_json_body_limit_up_to_its_own_and_is_refused_with_413_past_it() {
+    use palisade_server::http::admin::blocklists::IMPORT_MAX_BYTES;
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        app.post("/v1/admin/blocklists", Some(&admin), &serde_json::json!({"name": "big"})).await.expect_ok(StatusCode::CREATED);
+        // Twice the JSON body limit, mostly comments, so the request is large but its write small.
+        let mut text: String = (0..1000).map(|i| format!("45.33.{}.{}\n", i / 250, i % 250 + 1)).collect();
+        let comment = format!("# {}\n", "x".repeat(1000));
+        while text.len() <= 2 * common::MAX_BODY_BYTES {
+            text.push_str(&comment);
+        }
+        let imported = app
+            .post_raw("/v1/admin/blocklists/big/import", Some(&admin), &[("content-type", "text/plain")], text.into_bytes())
+            .await
+            .expect_ok(StatusCode::OK);
+        assert_eq!(
+            (imported["added"].as_u64(), imported["rejected"].as_array().map(Vec::len)),
+            (Some(1000), Some(0)),
+            "{}",
+            app.label
+        );
+
+        let too_large = vec![b'\n'; IMPORT_MAX_BYTES + 1];
+        let refused =
+            app.post_raw("/v1/admin/blocklists/big/import", Some(&admin), &[("content-type", "text/plain")], too_large).await;
+        let error = refused.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        assert!(error.to_string().contains(&IMPORT_MAX_BYTES.to_string()), "{}: {error}", app.label);
+    }
+}

@@ -8,6 +8,11 @@
 //! community list straight through the store (bulk), then the server is started on that
 //! database and pulled with an API key of an unlimited tier.
 //!
+//! The writes are timed too (wall clock of the insert alone, the values already in memory):
+//! CrowdSec's bulk insert against Palisade's store write (`apply_list_ops`, its bulk path) and,
+//! on a database of its own, the operator's import (`manage::lists::import_entries` on the text
+//! of the list, parsing included); each must take ≤ 2× CrowdSec's insert.
+//!
 //! For each pull: time to first byte, time to last byte, bytes, and the server's peak RSS
 //! (`VmHWM`) before and after. Then the targets' ratios: full pull time ≤ 0.1× CrowdSec's, peak
 //! memory ≤ 0.2× CrowdSec's, first byte ≤ 100 ms, a delta after 1% churn ≤ 0.02× the full
@@ -44,8 +49,10 @@ struct Pull {
     bytes: u64,
 }
 
-/// A server's pulls and memory.
+/// A server's write of the list, pulls and memory.
 struct Measured {
+    /// Wall clock of writing the list into its database.
+    write: Duration,
     full: Pull,
     hwm_before_kb: u64,
     hwm_after_kb: u64,
@@ -241,7 +248,8 @@ async fn crowdsec(values: &[String]) -> anyhow::Result<Measured> {
     cs.stop();
     let started = Instant::now();
     cs.load(values)?;
-    println!("crowdsec: {} decisions inserted in {:.1} s", values.len(), started.elapsed().as_secs_f64());
+    let write = started.elapsed();
+    println!("crowdsec: {} decisions inserted in {:.2} s (one transaction)", values.len(), write.as_secs_f64());
     let key = cs.bouncer_key()?;
     cs.start()?;
     let hwm_before_kb = hwm_kb(cs.pid())?;
@@ -252,7 +260,7 @@ async fn crowdsec(values: &[String]) -> anyhow::Result<Measured> {
     let count = parsed["new"].as_array().map_or(0, Vec::len);
     ensure!(count == values.len(), "CrowdSec streamed {count} decisions, not {}", values.len());
     show("crowdsec 1.4.6 /v1/decisions/stream?startup", &full);
-    Ok(Measured { full, hwm_before_kb, hwm_after_kb })
+    Ok(Measured { write, full, hwm_before_kb, hwm_after_kb })
 }
 
 fn entry(value: &str, now: OffsetDateTime) -> ListOp {
@@ -276,6 +284,57 @@ async fn apply(store: &dyn palisade_server::store::Store, ops: &[ListOp]) -> any
     Ok(())
 }
 
+/// The same store write into a fresh PostgreSQL database, when `DATABASE_URL` names a server.
+async fn postgres_write(ops: &[ListOp]) -> anyhow::Result<Option<Duration>> {
+    if std::env::var("DATABASE_URL").map_or(true, |url| url.is_empty()) {
+        println!("palisade: DATABASE_URL is not set, the PostgreSQL write is not measured");
+        return Ok(None);
+    }
+    let Some(db) = TestDb::postgres().await else { return Ok(None) };
+    let store = palisade_server::store::open(&db.url).await?;
+    store.migrate().await?;
+    let started = Instant::now();
+    apply(store.as_ref(), ops).await?;
+    let took = started.elapsed();
+    ensure!(store.list_seq("community").await? == ops.len() as i64, "PostgreSQL did not log every change");
+    println!("palisade: {} entries written through the store on PostgreSQL in {:.2} s", ops.len(), took.as_secs_f64());
+    Ok(Some(took))
+}
+
+/// Imports the values as an operator would (`admin blocklist import`, `POST
+/// /v1/admin/blocklists/{name}/import`): one address per line into a new custom list of a fresh
+/// SQLite database. Returns the wall clock of the import alone.
+async fn import(values: &[String]) -> anyhow::Result<Duration> {
+    use palisade_server::manage::lists;
+    let db = TestDb::sqlite();
+    let store = palisade_server::store::open(&db.url).await?;
+    store.migrate().await?;
+    let request = palisade_api::native::CreateListRequest {
+        name: "imported".into(),
+        kind: None,
+        description: "bench".into(),
+        visibility: None,
+    };
+    lists::create_list(store.as_ref(), request).await?;
+    let mut text = String::with_capacity(values.len() * 16);
+    for value in values {
+        text.push_str(value);
+        text.push('\n');
+    }
+    let started = Instant::now();
+    let outcome = lists::import_entries(store.as_ref(), "imported", &text).await?;
+    let took = started.elapsed();
+    ensure!(
+        outcome.added == values.len() && outcome.rejected.is_empty(),
+        "the import added {} and refused {} of {}",
+        outcome.added,
+        outcome.rejected.len(),
+        values.len()
+    );
+    println!("palisade: {} entries imported (import_entries, parsing included) in {:.2} s", values.len(), took.as_secs_f64());
+    Ok(took)
+}
+
 const CONFIG: &str = r#"
 [distribution]
 contributor_cap = 100000000
@@ -292,6 +351,10 @@ blocklists = { community = 0 }
 
 struct Palisade {
     measured: Measured,
+    /// Wall clock of `import_entries` on the list's text, into a custom list of a fresh database.
+    import: Duration,
+    /// Wall clock of the same store write on PostgreSQL, when `DATABASE_URL` is set.
+    postgres_write: Option<Duration>,
     hwm_after_stream_kb: u64,
     cached: Pull,
     stream: Option<Pull>,
@@ -305,10 +368,14 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let store = palisade_server::store::open(&db.url).await?;
     store.migrate().await?;
     let now = OffsetDateTime::now_utc();
-    let started = Instant::now();
     let ops: Vec<ListOp> = values.iter().map(|v| entry(v, now)).collect();
+    let started = Instant::now();
     apply(store.as_ref(), &ops).await?;
-    println!("palisade: {} entries written through the store in {:.1} s", values.len(), started.elapsed().as_secs_f64());
+    let write = started.elapsed();
+    println!("palisade: {} entries written through the store (apply_list_ops) in {:.2} s", values.len(), write.as_secs_f64());
+    let postgres_write = postgres_write(&ops).await?;
+    drop(ops);
+    let import = import(values).await?;
 
     // The static baseline: the plain list as the server renders it (sorted by prefix).
     let mut sorted: Vec<std::net::Ipv4Addr> = values.iter().map(|v| v.parse()).collect::<Result<_, _>>()?;
@@ -424,7 +491,9 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let changed = text.lines().count();
     ensure!(changed == 2 * churn, "the delta has {changed} lines, not {}", 2 * churn);
     Ok(Palisade {
-        measured: Measured { full, hwm_before_kb, hwm_after_kb },
+        measured: Measured { write, full, hwm_before_kb, hwm_after_kb },
+        import,
+        postgres_write,
         hwm_after_stream_kb,
         cached,
         stream,
@@ -468,7 +537,22 @@ fn main() -> anyhow::Result<()> {
     let stream_memory_ratio = pal.hwm_after_stream_kb as f64 / cs.hwm_after_kb as f64;
     let delta_ratio = pal.delta_bytes as f64 / p.full.bytes as f64;
     let throughput_ratio = pal.export_mbps / pal.static_mbps;
+    let write_ratio = p.write.as_secs_f64() / cs.write.as_secs_f64();
+    let import_ratio = pal.import.as_secs_f64() / cs.write.as_secs_f64();
+    let postgres_write_ratio = pal.postgres_write.map(|took| took.as_secs_f64() / cs.write.as_secs_f64());
+    println!(
+        "list write             crowdsec insert {:.2} s, palisade store write {:.2} s, palisade import {:.2} s",
+        cs.write.as_secs_f64(),
+        p.write.as_secs_f64(),
+        pal.import.as_secs_f64()
+    );
+    println!();
     println!("target                                         value      target   verdict");
+    println!("list write (store) vs crowdsec insert          {write_ratio:>8.3}x   <= 2.0x   {}", verdict(write_ratio <= 2.0));
+    println!("list import (use case) vs crowdsec insert      {import_ratio:>8.3}x   <= 2.0x   {}", verdict(import_ratio <= 2.0));
+    if let Some(ratio) = postgres_write_ratio {
+        println!("list write (store, postgres) vs crowdsec       {ratio:>8.3}x   <= 2.0x   {}", verdict(ratio <= 2.0));
+    }
     println!("full pull last byte vs crowdsec (first pull)   {time_ratio:>8.3}x   <= 0.1x   {}", verdict(time_ratio <= 0.1));
     println!("full pull last byte vs crowdsec (cached)       {cached_ratio:>8.3}x   <= 0.1x   {}", verdict(cached_ratio <= 0.1));
     println!("v2 startup stream last byte vs crowdsec        {stream_ratio:>8.3}x   (same protocol family, JSON)");
@@ -502,9 +586,14 @@ fn main() -> anyhow::Result<()> {
         ("distribution.cached_first_byte_ms", ms(pal.cached.first_byte), Goal::AtMost, 100.0),
         ("distribution.delta_vs_full_bytes", delta_ratio, Goal::AtMost, 0.02),
         ("distribution.export_vs_static", throughput_ratio, Goal::AtLeast, 0.7),
+        ("distribution.list_write_vs_crowdsec_insert", write_ratio, Goal::AtMost, 2.0),
+        ("distribution.list_import_vs_crowdsec_insert", import_ratio, Goal::AtMost, 2.0),
     ];
     for (name, value, goal, target) in ratios {
         println!("{}", ratio_line(name, value, goal, target));
+    }
+    if let Some(ratio) = postgres_write_ratio {
+        println!("{}", ratio_line("distribution.list_write_postgres_vs_crowdsec_insert", ratio, Goal::AtMost, 2.0));
     }
     Ok(())
 }

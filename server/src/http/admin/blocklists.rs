@@ -4,9 +4,9 @@
 //! the others ([`crate::distribution::Distribution::publish`]).
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bytes::Bytes;
 use palisade_api::native::{CreateListRequest, CustomListView, ListEntriesRequest, ListEntriesResponse, UpdateListRequest};
 use tracing::instrument;
 use utoipa_axum::router::OpenApiRouter;
@@ -97,19 +97,32 @@ pub async fn update_list_entries(
     Ok(Json(outcome))
 }
 
+/// Largest import body: 32 MiB, about two million lines of addresses (a 1,000,000-line file is
+/// about 16 MB). The whole import is parsed and written in one transaction, so its memory grows
+/// with it; a larger list is split into several imports, or imported with `palisade-server admin
+/// blocklist import`, which reads the file itself and has no such limit.
+pub const IMPORT_MAX_BYTES: usize = 32 * 1024 * 1024;
+
 /// Import entries into an operator-managed list from a text body: one address or CIDR per line,
 /// or CSV `value[,remediation[,duration_secs]]` (a header line is skipped, `#` starts a comment).
+///
+/// The body may be up to 32 MiB (about two million lines), whatever the server's
+/// `ingest.max_body_bytes`; a larger one is refused with 413 `body_too_large`.
 #[utoipa::path(post, path = "/{name}/import", tag = "admin", params(("name" = String, Path, description = "list name")),
     request_body(content = String, content_type = "text/plain"), security(("admin" = [])),
-    responses((status = 200, body = ListEntriesResponse), NotFound, Unprocessable))]
+    responses((status = 200, body = ListEntriesResponse), NotFound, Unprocessable,
+              (status = 413, description = "body larger than 32 MiB", body = palisade_api::native::ErrorBody)))]
 #[instrument(skip_all, fields(list = %name))]
 pub async fn import_list_entries(
     State(state): State<AppState>,
     _admin: Admin,
     PathParam(name): PathParam<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<ListEntriesResponse>, ApiError> {
     lists::existing_list(state.store.as_ref(), &name).await?;
+    // Read here with the import's own limit: the router's default (`ingest.max_body_bytes`, sized
+    // for agents' JSON) would refuse an ordinary large list.
+    let body = axum::body::to_bytes(body, IMPORT_MAX_BYTES).await.map_err(|_| ApiError::BodyTooLarge(IMPORT_MAX_BYTES))?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidBody("the import must be UTF-8 text".into()))?;
     let outcome = lists::import_entries(state.store.as_ref(), &name, text).await?;
     state.distribution.publish().await?;

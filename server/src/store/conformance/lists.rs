@@ -102,6 +102,154 @@ async fn list_entries_are_paged_by_value_each_exactly_once() {
     }
 }
 
+/// The `i`th value of the large-batch test: mostly addresses, every 50th a range.
+fn batch_value(i: usize) -> IpNet {
+    if i.is_multiple_of(50) {
+        listed(&format!("81.{}.{}.0/24", i / 50 / 256, i / 50 % 256))
+    } else {
+        listed(&format!("45.0.{}.{}", i / 256, i % 256))
+    }
+}
+
+/// An addition of value `i` to `list`; `renewal` changes every field a renewal may change.
+fn batch_add(list: &str, i: usize, renewal: bool) -> crate::store::ListOp {
+    let value = batch_value(i);
+    crate::store::ListOp::Add(crate::store::ListEntry {
+        list: list.into(),
+        value,
+        scope: Scope::of(value),
+        scenario: if renewal { format!("{list}/renewed") } else { list.into() },
+        remediation: if renewal { Remediation::Captcha } else { Remediation::Ban },
+        rule: Rule::Operator,
+        listed_at: if renewal { T0 + Duration::seconds(1) } else { T0 },
+        expires_at: T0 + Duration::days(if renewal { 2 } else { 1 }) + Duration::microseconds(i as i64),
+        seq: 0,
+    })
+}
+
+/// 5,000 changes in runs long and short: a run of 2,100 additions (past every backend's statement
+/// size), 700 seeded changes in runs of 1 to 40 (new values, renewals, repeats, removals of
+/// present and absent values, a tenth of them on a second list), then 2,200 removals of present
+/// and absent values with repeats.
+fn large_batch() -> Vec<crate::store::ListOp> {
+    use crate::store::ListOp;
+    let mut ops: Vec<ListOp> = (0..2100).map(|i| batch_add("bulk", i, false)).collect();
+    let mut seed: u64 = 0x5eed;
+    let mut draw = move |n: usize| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % n
+    };
+    let mut removing = false;
+    while ops.len() < 2800 {
+        let end = (ops.len() + 1 + draw(40)).min(2800);
+        while ops.len() < end {
+            let list = if draw(10) == 0 { "other" } else { "bulk" };
+            let i = draw(3000);
+            ops.push(if removing {
+                ListOp::Remove { list: list.into(), value: batch_value(i), reason: format!("churn {}", ops.len()) }
+            } else {
+                batch_add(list, i, draw(2) == 0)
+            });
+            // Now and then the same change twice in a row, inside one run.
+            if draw(8) == 0 && ops.len() < end {
+                let again = ops[ops.len() - 1].clone();
+                ops.push(again);
+            }
+        }
+        removing = !removing;
+    }
+    for k in 0..2200 {
+        let i = if k % 10 == 9 { (k - 1) * 7 % 3000 } else { k * 7 % 3000 };
+        ops.push(ListOp::Remove { list: "bulk".into(), value: batch_value(i), reason: "cleanup".into() });
+    }
+    ops
+}
+
+/// What applying `ops` one at a time from seq `after` must leave: every list's changes in seq
+/// order and its entries.
+fn applied_one_by_one(
+    ops: &[crate::store::ListOp],
+    after: i64,
+    at: OffsetDateTime,
+) -> (Vec<crate::store::ListChange>, std::collections::HashMap<(String, IpNet), crate::store::ListEntry>) {
+    use crate::store::{ListChange, ListEntry, ListOp};
+    let mut seq = after;
+    let mut entries: std::collections::HashMap<(String, IpNet), ListEntry> = std::collections::HashMap::new();
+    let mut changes = Vec::new();
+    for op in ops {
+        match op {
+            ListOp::Add(e) => {
+                seq += 1;
+                changes.push(ListChange {
+                    seq,
+                    op: ChangeOp::Add,
+                    entry: ListEntry { seq, listed_at: at, ..e.clone() },
+                    reason: None,
+                    at,
+                });
+                let key = (e.list.clone(), e.value);
+                let listed_at = entries.get(&key).map_or(e.listed_at, |stored| stored.listed_at);
+                entries.insert(key, ListEntry { seq, listed_at, ..e.clone() });
+            }
+            ListOp::Remove { list, value, reason } => {
+                if let Some(stored) = entries.remove(&(list.clone(), *value)) {
+                    seq += 1;
+                    changes.push(ListChange {
+                        seq,
+                        op: ChangeOp::Remove,
+                        entry: ListEntry { seq, listed_at: at, ..stored },
+                        reason: Some(reason.clone()),
+                        at,
+                    });
+                }
+            }
+        }
+    }
+    (changes, entries)
+}
+
+#[tokio::test]
+async fn a_large_batch_of_mixed_changes_is_applied_as_if_one_by_one() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        // A change already logged, so the batch's seqs continue from it.
+        let at = T0 + Duration::minutes(1);
+        let mut ops = vec![batch_add("other", 2999, false)];
+        store.apply_list_ops(&ops, at).await.expect("first change");
+        let after = store.list_seq("other").await.expect("seq");
+        let batch = large_batch();
+        assert_eq!(batch.len(), 5000);
+        store.apply_list_ops(&batch, at).await.expect("apply");
+        ops.extend(batch);
+        let (mut expected, members) = applied_one_by_one(&ops, after - 1, at);
+        expected.retain(|c| c.seq > after);
+        let mut changes = store.list_changes("bulk", after, 10_000).await.expect("changes");
+        changes.extend(store.list_changes("other", after, 10_000).await.expect("changes"));
+        changes.sort_by_key(|c| c.seq);
+        let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, (after + 1..=after + expected.len() as i64).collect::<Vec<_>>(), "{label}: contiguous seqs");
+        assert!(expected.iter().any(|c| c.op == ChangeOp::Remove) && expected.len() < 5000, "{label}: a mixed batch");
+        for (got, want) in changes.iter().zip(&expected) {
+            assert_eq!(got, want, "{label}: change {}", want.seq);
+        }
+        for list in ["bulk", "other"] {
+            let stored = store.list_entries(list).await.expect("entries");
+            let mut want: Vec<&crate::store::ListEntry> = members.values().filter(|e| e.list == list).collect();
+            want.sort_by_key(|e| e.seq);
+            assert_eq!(stored.len(), want.len(), "{label}: {list} members");
+            for (got, want) in stored.iter().zip(want) {
+                assert_eq!(got, want, "{label}: {list} member {}", display_target(want.value));
+            }
+            let last = expected.iter().filter(|c| c.entry.list == list).map(|c| c.seq).max().unwrap_or(after);
+            assert_eq!(store.list_seq(list).await.expect("seq"), last, "{label}: {list} seq");
+        }
+        // The next write, one change, takes the next seq.
+        store.apply_list_ops(&[batch_add("bulk", 0, true)], at).await.expect("after the batch");
+        assert_eq!(store.list_seq("bulk").await.expect("seq"), after + expected.len() as i64 + 1, "{label}: no gap after");
+    }
+}
+
 #[tokio::test]
 async fn canaries_are_added_once_listed_by_value_and_removed() {
     for s in subjects().await {
