@@ -3,6 +3,17 @@
 //! It only formats; whether a ratio is good enough is the reader's business (the quick script
 //! reports, it never fails on a ratio).
 
+/// A `free` tier whose quotas no benchmark reaches, as configuration TOML: a benchmark measures
+/// the server (and the limiter's cost), not its refusals of one busy key.
+pub const UNLIMITED_TIERS: &str = r#"
+[tiers.free]
+lookups_per_day = 1000000000000
+lookups_per_month = 1000000000000
+rate_per_sec = 1000000000.0
+burst = 1000000000
+bulk_max = 100
+"#;
+
 /// How a measured ratio compares with its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {

@@ -183,10 +183,7 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             println!("{}", queued.message);
         }
         AdminCommand::Blocklist(command) => blocklist(config, store, command).await?,
-        AdminCommand::Pool(command) => pool(config, store, command).await.map_err(|error| match error {
-            UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
-            other => anyhow::Error::new(other),
-        })?,
+        AdminCommand::Pool(command) => pool(config, store, command).await.map_err(sentence)?,
         AdminCommand::Feed(command) => feed(config, &shared, command).await?,
         AdminCommand::Explain { ip } => {
             let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
@@ -302,33 +299,39 @@ async fn announce_revocation(config: &Config) {
 /// `admin blocklist …`: the actions of `/v1/admin/blocklists`, then a change notification to the
 /// running replicas (through Redis when configured; otherwise they see it at their next poll).
 async fn blocklist(config: &Config, store: &dyn Store, command: BlocklistCommand) -> anyhow::Result<()> {
-    let changed = blocklist_action(store, command).await.map_err(|error| match error {
-        // The field messages say what is wrong; the error's own text only that something is.
-        UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
-        other => anyhow::Error::new(other),
-    })?;
-    if changed && let Some(url) = &config.redis_url {
-        match crate::bus::ChangeBus::connect(url.expose()).await {
-            Ok(bus) => bus.publish(store.list_seq(COMMUNITY).await.unwrap_or(0)).await,
-            Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
-        }
+    let changed = blocklist_action(store, command).await.map_err(sentence)?;
+    if changed {
+        announce_list_change(config, store).await;
     }
     Ok(())
+}
+
+/// A use case's failure as the command prints it: an invalid value by its field's own message
+/// (the error's own text says only that something is invalid).
+fn sentence(error: UseCaseError) -> anyhow::Error {
+    match error {
+        UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Tells the running replicas that a list changed (through Redis when configured; otherwise they
+/// see it at their next poll).
+async fn announce_list_change(config: &Config, store: &dyn Store) {
+    let Some(url) = &config.redis_url else { return };
+    match crate::bus::ChangeBus::connect(url.expose()).await {
+        Ok(bus) => bus.publish(store.list_seq(COMMUNITY).await.unwrap_or(0)).await,
+        Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
+    }
 }
 
 /// `admin feed …`: the actions of `/v1/admin/feeds`, then a change notification to the running
 /// replicas when entries changed (as for `admin blocklist`).
 async fn feed(config: &Config, shared: &std::sync::Arc<dyn Store>, command: FeedCommand) -> anyhow::Result<()> {
     let store = shared.as_ref();
-    let changed = feed_action(config, shared, command).await.map_err(|error| match error {
-        UseCaseError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
-        other => anyhow::Error::new(other),
-    })?;
-    if changed && let Some(url) = &config.redis_url {
-        match crate::bus::ChangeBus::connect(url.expose()).await {
-            Ok(bus) => bus.publish(store.list_seq(COMMUNITY).await.unwrap_or(0)).await,
-            Err(error) => eprintln!("warning: cannot reach Redis ({error}); running servers apply the change at their next poll"),
-        }
+    let changed = feed_action(config, shared, command).await.map_err(sentence)?;
+    if changed {
+        announce_list_change(config, store).await;
     }
     Ok(())
 }

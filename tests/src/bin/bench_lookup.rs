@@ -15,19 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use palisade_tests::bench::{Goal, ratio_line};
+use palisade_tests::bench::{Goal, UNLIMITED_TIERS, ratio_line};
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess, free_port, wait_until};
-
-/// Huge quotas: the benchmark measures the limiter's cost, not its refusals.
-const TIERS: &str = r#"
-[tiers.free]
-lookups_per_day = 1000000000000
-lookups_per_month = 1000000000000
-rate_per_sec = 1000000000.0
-burst = 1000000000
-bulk_max = 100
-"#;
 
 /// The addresses looked up, in turn by each wrk connection: 1,024 addresses of a never-block
 /// range (66.249.64.0/19), so every lookup finds its address and answers 200.
@@ -90,7 +80,7 @@ fn lookup_server(env: Vec<(String, String)>) -> anyhow::Result<(ServerProcess, S
     let db = TestDb::sqlite();
     let mut env = env;
     env.push(("PALISADE_CONSENSUS__ENABLED".into(), "false".into()));
-    let server = ServerProcess::start(&db, ServerOptions { env, config_toml: TIERS.into() })?;
+    let server = ServerProcess::start(&db, ServerOptions { env, config_toml: UNLIMITED_TIERS.into() })?;
     let ranges = server.data_dir.join("bench-ranges.txt");
     std::fs::write(&ranges, "66.249.64.0/19\n")?;
     let ranges = ranges.display().to_string();

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use palisade_tests::bench::{Goal, ratio_line};
+use palisade_tests::bench::{Goal, UNLIMITED_TIERS, ratio_line};
 use palisade_tests::signals::{crowdsec_signal, public_ipv4};
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess};
@@ -43,16 +43,6 @@ const MACHINES: usize = 100;
 const WINDOW: usize = 200;
 const STRIDE: usize = 50;
 const IN_FLIGHT: usize = 64;
-
-/// Huge quotas: the soak measures the server, not its refusals of one busy key.
-const TIERS: &str = r#"
-[tiers.free]
-lookups_per_day = 1000000000000
-lookups_per_month = 1000000000000
-rate_per_sec = 1000000000.0
-burst = 1000000000
-bulk_max = 100
-"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Activity {
@@ -363,7 +353,7 @@ async fn main() -> anyhow::Result<()> {
     let env = ["PALISADE_EDGE__LOGINS_PER_MINUTE_PER_ADDRESS", "PALISADE_EDGE__LOGINS_PER_MINUTE_PER_NETWORK"]
         .map(|key| (key.to_string(), "100000".to_string()))
         .to_vec();
-    let server_options = ServerOptions { config_toml: TIERS.to_string(), env };
+    let server_options = ServerOptions { config_toml: UNLIMITED_TIERS.to_string(), env };
     let server = tokio::task::block_in_place(|| ServerProcess::start(&db, server_options))?;
     let pid = server.pid().context("the server is not running")?;
     let world = Arc::new(tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(setup(&server)))?);
