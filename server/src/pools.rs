@@ -268,31 +268,34 @@ impl Pools {
 
     /// Takes one report.
     pub fn report(&mut self, report: &PoolReport) -> Outcome {
-        let policy = self.policies.get(&report.account).unwrap_or(&self.default).clone();
+        // Only the policy's numbers are kept: this runs for every signal of an enrolled machine,
+        // and cloning its pattern lists there would allocate per signal.
+        let policy = self.policies.get(&report.account).unwrap_or(&self.default);
         if !policy.enabled || report.spoofable || self.excluded.contains(&report.machine) || !policy.admits(report.scenario) {
             return Outcome::Ignored;
         }
+        let (duration_secs, min_machines, remediation) = (policy.duration_secs, policy.min_machines, policy.remediation);
         if !self.never_block.allows_net(report.target) {
             self.exclude([report.machine]);
             return Outcome::Refused;
         }
         let state = self.targets.entry((report.account, report.target)).or_default();
-        let since = report.at - policy.duration_secs;
+        let since = report.at - duration_secs;
         state.reporters.retain(|(_, at)| *at > since);
         match state.reporters.iter_mut().find(|(machine, _)| *machine == report.machine) {
             Some(seen) => seen.1 = seen.1.max(report.at),
             None => state.reporters.push((report.machine, report.at)),
         }
-        if (state.reporters.len() as u32) < policy.min_machines {
+        if (state.reporters.len() as u32) < min_machines {
             return Outcome::Counted;
         }
-        let expires_at = report.at + policy.duration_secs;
+        let expires_at = report.at + duration_secs;
         let write = match &mut state.listing {
             Some(listing) => {
                 listing.expires_at = listing.expires_at.max(expires_at);
                 // A renewal is written once a quarter of the duration has passed since the last
                 // write, not at every report of a busy attacker.
-                listing.expires_at - listing.written_at >= policy.duration_secs + policy.duration_secs / 4
+                listing.expires_at - listing.written_at >= duration_secs + duration_secs / 4
             }
             None => {
                 state.listing = Some(Listing { listed_at: report.at, expires_at, written_at: report.at });
@@ -300,12 +303,12 @@ impl Pools {
             }
         };
         if write && let Some(listing) = &mut state.listing {
-            listing.written_at = listing.expires_at - policy.duration_secs;
+            listing.written_at = listing.expires_at - duration_secs;
             self.changes.push(PoolChange::Listed {
                 account: report.account,
                 target: report.target,
                 scenario: report.scenario.to_string(),
-                remediation: policy.remediation,
+                remediation,
                 listed_at: listing.listed_at,
                 expires_at: listing.expires_at,
             });
