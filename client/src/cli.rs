@@ -25,7 +25,7 @@ use serde_json::json;
 #[command(name = "palisade", version)]
 pub struct Cli {
     /// Agent configuration file.
-    #[arg(long, global = true, env = "PALISADE_CONFIG")]
+    #[arg(long, global = true, env = "PALISADE_AGENT_CONFIG")]
     config: Option<PathBuf>,
     /// Print JSON for scripts instead of text for people.
     #[arg(long, global = true)]
@@ -39,7 +39,7 @@ enum Command {
     /// Create this machine on a server (random id and password), log in, store the credentials.
     Register {
         /// Server base URL.
-        #[arg(long, env = "PALISADE_SERVER")]
+        #[arg(long, env = "PALISADE_AGENT_SERVER")]
         server: String,
         /// Replace existing credentials with a new machine.
         #[arg(long)]
@@ -85,16 +85,17 @@ enum Command {
     },
     /// Run the agent: follow logs, detect, ban, push, sync.
     Watch,
-    /// Look an IP address up: reputation, scores, behaviours, blocklists, and why.
+    /// Look an IP address up: reputation, scores, behaviours, blocklists, and why. Asks as this
+    /// machine (its credentials and server) unless an API key is given.
     Lookup {
         /// IPv4 or IPv6 address.
         ip: String,
-        /// Server base URL.
-        #[arg(long, env = "PALISADE_SERVER", default_value = "http://127.0.0.1:8080/")]
-        server: String,
-        /// API key.
-        #[arg(long, env = "PALISADE_API_KEY")]
-        api_key: String,
+        /// Server base URL (default: the server this machine is registered with).
+        #[arg(long, env = "PALISADE_AGENT_SERVER")]
+        server: Option<String>,
+        /// An API key to ask with instead of this machine's credentials.
+        #[arg(long, env = "PALISADE_AGENT_API_KEY")]
+        api_key: Option<String>,
     },
     /// CrowdSec integration.
     Crowdsec {
@@ -108,7 +109,7 @@ enum CrowdsecCommand {
     /// Register a machine on a Palisade server and point CrowdSec's Central API at it.
     Connect {
         /// Server base URL.
-        #[arg(long, env = "PALISADE_SERVER")]
+        #[arg(long, env = "PALISADE_AGENT_SERVER")]
         server: String,
         /// CrowdSec's online API credentials file.
         #[arg(long, default_value = "/etc/crowdsec/online_api_credentials.yaml")]
@@ -121,7 +122,10 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         let json = self.json;
         match self.command {
-            Command::Lookup { ip, server, api_key } => lookup(&ip, &server, &api_key, json).await,
+            Command::Lookup { ip, server: Some(server), api_key: Some(api_key) } => {
+                let found = LookupClient::new(&server, &api_key).lookup(&ip).await?;
+                print_lookup(found, json)
+            }
             Command::Crowdsec { command: CrowdsecCommand::Connect { server, output } } => {
                 crowdsec_connect(&server, &output, json).await
             }
@@ -139,7 +143,8 @@ impl Cli {
                     Command::Push => push(config, json).await,
                     Command::Sync { dry_run, full } => run_sync(config, SyncOptions { dry_run, full }, json).await,
                     Command::Watch => run_watch(config).await,
-                    Command::Lookup { .. } | Command::Crowdsec { .. } => unreachable!("handled above"),
+                    Command::Lookup { ip, server, api_key } => lookup(config, &ip, server, api_key, json).await,
+                    Command::Crowdsec { .. } => unreachable!("handled above"),
                 }
             }
         }
@@ -201,7 +206,7 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
     let health = match reqwest::Client::new().get(format!("{server}healthz")).timeout(Duration::from_secs(10)).send().await {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("answered {}", r.status())),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(palisade::transport_sentence(&e)),
     };
     let login = if health.is_ok() {
         agent
@@ -224,8 +229,14 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
     let lists: Vec<_> =
         state.lists.iter().map(|(name, l)| json!({"name": name, "entries": l.entries.len(), "cursor": l.cursor})).collect();
     let applied = state.applied.as_ref().map(|a| a.len());
+    // Printed in full either way; the exit status says whether this machine is connected.
+    let verdict = match (&health, &login) {
+        (Err(error), _) => Err(anyhow::anyhow!("the server at {server} is unreachable ({error})")),
+        (Ok(()), Err(error)) => Err(anyhow::anyhow!("{} cannot log in to {server}: {error}", agent.credentials.machine_id)),
+        (Ok(()), Ok(())) => Ok(()),
+    };
     if json {
-        return print_json(&json!({
+        print_json(&json!({
             "server": server, "reachable": health.is_ok(), "server_error": health.as_ref().err(),
             "machine_id": agent.credentials.machine_id, "login": login.is_ok(), "login_error": login.as_ref().err(),
             // Trust in words only: the server never shows a machine its number.
@@ -235,7 +246,8 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
             "spooled": spooled, "rejected": rejected, "last_push": pushed, "last_pull": state.last_pull,
             "lists": lists, "backend": agent.backend.name(), "applied": applied,
             "protected": state.protected, "over_ceiling": state.over_ceiling,
-        }));
+        }))?;
+        return verdict;
     }
     let or = |r: &Result<(), String>, ok: &str| r.as_ref().map_or_else(|e| format!("FAILED: {e}"), |()| ok.to_string());
     println!("server      {server}  {}", or(&health, "reachable"));
@@ -275,7 +287,7 @@ async fn status(config: AgentConfig, json: bool) -> anyhow::Result<()> {
         ),
         None => println!("applied     unknown (the next sync replaces the firewall's content)"),
     }
-    Ok(())
+    verdict
 }
 
 async fn report(config: AgentConfig, ip: &str, scenario: &str, reason: Option<String>, json: bool) -> anyhow::Result<()> {
@@ -396,8 +408,41 @@ async fn run_watch(config: AgentConfig) -> anyhow::Result<()> {
     watch::run(agent, log).await
 }
 
-async fn lookup(ip: &str, server: &str, api_key: &str, json: bool) -> anyhow::Result<()> {
-    let found = LookupClient::new(server, api_key).lookup(ip).await?;
+/// `palisade lookup` without both `--server` and `--api-key`: the missing half comes from this
+/// machine's credentials, so a registered machine looks up with nothing more to type.
+async fn lookup(
+    config: AgentConfig,
+    ip: &str,
+    server: Option<String>,
+    api_key: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let registered = Credentials::load(&config.credentials);
+    let found = match (api_key, registered) {
+        (Some(api_key), Ok(credentials)) => LookupClient::new(&server.unwrap_or(credentials.server), &api_key).lookup(ip).await?,
+        (Some(_), Err(_)) => bail!(
+            "--api-key needs --server (or PALISADE_AGENT_SERVER): this machine is not registered, so there is no server to default to"
+        ),
+        (None, Err(_)) => bail!(
+            "this machine is not registered (no credentials in {}): run `palisade register --server URL`, or give \
+             --server and --api-key",
+            config.credentials.display()
+        ),
+        (None, Ok(_)) => {
+            let agent = Agent::open(config)?;
+            if let Some(server) = server.filter(|s| with_slash(s) != agent.credentials.server) {
+                bail!(
+                    "this machine is registered with {}, not {server}: its credentials only work there (give --api-key to ask another server)",
+                    agent.credentials.server
+                );
+            }
+            agent.client.get_ip(ip).await?
+        }
+    };
+    print_lookup(found, json)
+}
+
+fn print_lookup(found: palisade::api::native::IpLookupResponse, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(());

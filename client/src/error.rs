@@ -8,6 +8,34 @@ use std::time::Duration;
 use palisade_api::native::FieldError;
 use serde::Deserialize;
 
+impl From<reqwest::Error> for Error {
+    fn from(error: reqwest::Error) -> Self {
+        Error::Transport(error)
+    }
+}
+
+/// One sentence for a request that did not complete: where it went and the innermost cause
+/// ("Connection refused", "timed out"). reqwest nests the same failure three or four deep
+/// ("error sending request … client error (Connect) … tcp connect error …"), and printing that
+/// chain said the same thing several times.
+pub fn transport_sentence(error: &reqwest::Error) -> String {
+    let cause = if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        cause.to_string()
+    };
+    let reading = error.is_body() || error.is_decode();
+    match (error.url(), reading) {
+        (Some(url), false) => format!("cannot reach {}://{}: {cause}", url.scheme(), url.authority()),
+        (Some(url), true) => format!("cannot read the answer of {}://{}: {cause}", url.scheme(), url.authority()),
+        (None, _) => format!("request failed: {cause}"),
+    }
+}
+
 /// Everything a client call can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,9 +58,10 @@ pub enum Error {
         /// How long the server asked to wait (`Retry-After`, on 429 and 503).
         retry_after: Option<Duration>,
     },
-    /// The request did not complete: connection refused, TLS failure, timeout, reset.
-    #[error("request failed: {0}")]
-    Transport(#[from] reqwest::Error),
+    /// The request did not complete: connection refused, TLS failure, timeout, reset. Shown as
+    /// one sentence ([`transport_sentence`]); the reqwest error is kept for callers that look.
+    #[error("{}", transport_sentence(.0))]
+    Transport(reqwest::Error),
     /// A success answer whose body is not what the endpoint promises.
     #[error("unexpected answer from {endpoint}: {source}")]
     Decode {

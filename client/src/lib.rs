@@ -25,7 +25,7 @@ pub mod tail;
 pub mod lookup;
 
 pub use admin::{AdminClient, SignalQuery};
-pub use error::Error;
+pub use error::{Error, transport_sentence};
 pub use machine::{BlocklistBody, Client, EnrollOutcome};
 /// The wire types, re-exported so callers need not depend on `palisade-api` themselves.
 pub use palisade_api as api;

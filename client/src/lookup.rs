@@ -9,8 +9,8 @@ use palisade_api::native::IpLookupResponse;
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
     /// The server could not be reached or the answer not read.
-    #[error("request failed: {0}")]
-    Transport(#[from] reqwest::Error),
+    #[error("{}", crate::error::transport_sentence(.0))]
+    Transport(reqwest::Error),
     /// The key is missing, unknown or revoked (403).
     #[error("the API key was refused")]
     Forbidden,
@@ -27,6 +27,12 @@ pub enum LookupError {
     },
 }
 
+impl From<reqwest::Error> for LookupError {
+    fn from(error: reqwest::Error) -> Self {
+        LookupError::Transport(error)
+    }
+}
+
 /// A client for the lookup routes of one server, with one API key.
 #[derive(Debug, Clone)]
 pub struct LookupClient {
@@ -36,7 +42,7 @@ pub struct LookupClient {
 }
 
 impl LookupClient {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080/`).
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8470/`).
     pub fn new(base: &str, api_key: &str) -> Self {
         let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
         LookupClient { base, api_key: api_key.to_string(), http: reqwest::Client::new() }

@@ -237,6 +237,14 @@ impl Client {
         json(response, "v1/account/machine").await
     }
 
+    /// `GET /v1/ips/{ip}`: everything the server knows about an address, asked as this machine
+    /// (counted against the machine tier's lookup quota).
+    pub async fn get_ip(&self, ip: &str) -> Result<palisade_api::native::IpLookupResponse, Error> {
+        let url = self.inner.transport.url("v1/ips", &[ip])?;
+        let response = self.authenticated_at::<()>(Method::GET, url, None).await?;
+        json(response, "v1/ips").await
+    }
+
     /// `GET /v1/blocklists`: the blocklists this machine may read, with their seq and size.
     pub async fn list_blocklists(&self) -> Result<Vec<BlocklistView>, Error> {
         let response = self.authenticated::<()>(Method::GET, "v1/blocklists", None).await?;

@@ -14,14 +14,14 @@ pub use self::serve::{build_state, open_store};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        _ => None,
+    let (listen, public_url) = match &cli.command {
+        Command::Serve { listen, public_url } => (*listen, public_url.clone()),
+        _ => (None, None),
     };
-    let config = Config::load(cli.config.as_deref(), Overrides { listen, data_dir: cli.data_dir.clone() })?;
+    let config = Config::load(cli.config.as_deref(), Overrides { listen, data_dir: cli.data_dir.clone(), public_url })?;
     telemetry::init_tracing(config.log_format);
     match cli.command {
-        Command::Serve { .. } => serve::serve(config).await,
+        Command::Serve { .. } => serve::serve(config, cli.config.as_deref()).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("migrations applied ({})", serve::describe_backend(&config));

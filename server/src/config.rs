@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,10 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The port the server listens on unless told otherwise: not 8080, where CrowdSec's local API
+/// listens on the hosts Palisade is most often installed beside.
+pub const DEFAULT_PORT: u16 = 8470;
+
 /// Whole server configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,8 +55,9 @@ pub struct Config {
     /// After Redis fails, how long (seconds) the rate limiter stops asking it and enforces
     /// limits per replica before one probe; 0 asks Redis at every check.
     pub redis_breaker_secs: u64,
-    /// Base URL machines use to reach this server (written into CrowdSec credential files).
-    /// Default: `http://<listen>/`.
+    /// Base URL machines use to reach this server (written into CrowdSec credential files,
+    /// stream links and login links). Default: `http://<listen>/`, which only works when `listen`
+    /// names one address: on `0.0.0.0` or `[::]` it must be set.
     pub public_url: Option<String>,
     /// `human` (default) or `json`.
     pub log_format: LogFormat,
@@ -88,7 +93,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             data_dir: PathBuf::from("./palisade-data"),
             database_url: None,
             redis_url: None,
@@ -444,6 +449,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--public-url`.
+    pub public_url: Option<String>,
 }
 
 /// Longest period, in days, any day-counted setting may name: durations are added to the clock,
@@ -453,6 +460,10 @@ const MAX_DAYS: i64 = 36_525;
 /// Variables read by the command line, not by the configuration: `PALISADE_CONFIG` names the file
 /// (`--config`), so as a configuration key it would be the unknown field `config`.
 const COMMAND_LINE_VARS: [&str; 1] = ["PALISADE_CONFIG"];
+
+/// The agent's variables (`PALISADE_AGENT_SERVER`, `PALISADE_AGENT_API_KEY`, …): the `palisade`
+/// agent often runs on the same host, from the same shell, so the server leaves them alone.
+const AGENT_PREFIX: &str = "PALISADE_AGENT_";
 
 /// The configuration keys an environment sets, as figment's `Env::prefixed("PALISADE_")
 /// .split("__")` reads them (names matched without regard to case, keys lower-cased, `__`
@@ -473,7 +484,9 @@ fn environment(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String,
         else {
             continue;
         };
-        if COMMAND_LINE_VARS.iter().any(|var| var.eq_ignore_ascii_case(name)) {
+        if COMMAND_LINE_VARS.iter().any(|var| var.eq_ignore_ascii_case(name))
+            || name.get(..AGENT_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(AGENT_PREFIX))
+        {
             continue;
         }
         let key = rest.trim().replace("__", ".").to_ascii_lowercase();
@@ -483,6 +496,23 @@ fn environment(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String,
         keys.push((key, parsed(), true));
     }
     keys
+}
+
+/// A configuration that does not extract, with the `PALISADE_` variable named when an unknown
+/// key came from one: another program's variable (an old agent's `PALISADE_SERVER`, say) would
+/// otherwise read as a mystery field.
+fn name_the_variable(error: figment::Error, from_environment: &[String]) -> anyhow::Error {
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+        let nested = |key: &String| key.rsplit('.').next() == Some(field.as_str());
+        if let Some(key) = from_environment.iter().find(|key| nested(key)) {
+            let variable = format!("PALISADE_{}", key.replace('.', "__").to_ascii_uppercase());
+            return anyhow::anyhow!(
+                "invalid configuration: the environment variable {variable} is not a palisade-server setting \
+                 (unset it for the server; the palisade agent's own variables are named PALISADE_AGENT_*)"
+            );
+        }
+    }
+    anyhow::Error::new(error).context("invalid configuration")
 }
 
 /// Which storage engine a database URL selects.
@@ -516,15 +546,19 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let (prefixed, urls): (Vec<_>, Vec<_>) = environment(vars).into_iter().partition(|(_, _, prefixed)| *prefixed);
+        let from_environment: Vec<String> = prefixed.iter().map(|(key, _, _)| key.clone()).collect();
         for (key, value, _) in prefixed.into_iter().chain(urls) {
             figment = figment.merge(Serialized::default(&key, value));
         }
-        let mut config: Config = figment.extract().context("invalid configuration")?;
+        let mut config: Config = figment.extract().map_err(|error| name_the_variable(error, &from_environment))?;
         if let Some(listen) = overrides.listen {
             config.listen = listen;
         }
         if let Some(dir) = overrides.data_dir {
             config.data_dir = dir;
+        }
+        if let Some(url) = overrides.public_url {
+            config.public_url = Some(url);
         }
         config.validate()?;
         Ok(config)
@@ -666,10 +700,21 @@ impl Config {
             .unwrap_or_else(|| Secret::new(format!("sqlite://{}", self.data_dir.join("palisade.db").display())))
     }
 
-    /// Base URL machines use, always ending in `/` (CrowdSec requires it).
-    pub fn public_url(&self) -> String {
-        let url = self.public_url.clone().unwrap_or_else(|| format!("http://{}/", self.listen));
-        if url.ends_with('/') { url } else { format!("{url}/") }
+    /// Base URL machines use, always ending in `/` (CrowdSec requires it). Without `public_url`
+    /// it is `http://<listen>/`, refused when that names no one address (`0.0.0.0`, `[::]`,
+    /// port 0): such a URL written into a credentials file or a link reaches nothing.
+    pub fn public_url(&self) -> anyhow::Result<String> {
+        let url = match &self.public_url {
+            Some(url) => url.clone(),
+            None if self.listen.ip().is_unspecified() || self.listen.port() == 0 => bail!(
+                "listen is {}, which names no address machines could use, so public_url must be set: the URL \
+                 machines reach this server at, e.g. public_url = \"https://palisade.example.net/\" in the \
+                 configuration, PALISADE_PUBLIC_URL, or serve --public-url",
+                self.listen
+            ),
+            None => format!("http://{}/", self.listen),
+        };
+        Ok(if url.ends_with('/') { url } else { format!("{url}/") })
     }
 }
 
@@ -684,7 +729,7 @@ mod tests {
         config.database_url = Some(Secret::new("postgres://user:hunter2@db/palisade"));
         assert!(!format!("{config:?}").contains("hunter2"));
         assert_eq!(config.backend(), Backend::Postgres);
-        assert_eq!(Config::default().public_url(), "http://127.0.0.1:8080/");
+        assert_eq!(Config::default().public_url().expect("usable"), "http://127.0.0.1:8470/");
     }
 
     #[test]
@@ -715,10 +760,12 @@ mod tests {
     }
 
     #[test]
-    fn the_config_file_variable_belongs_to_the_command_line_not_the_configuration() {
+    fn the_config_file_variable_and_the_agents_variables_are_not_configuration() {
         let env = vars(&[
             ("PALISADE_CONFIG", "/etc/palisade/palisade.toml"),
             ("PALISADE_LISTEN", "0.0.0.0:8080"),
+            ("PALISADE_AGENT_SERVER", "http://palisade.example.net/"),
+            ("PALISADE_AGENT_CONFIG", "/etc/palisade/agent.toml"),
             ("PALISADE_INGEST__MAX_SIGNALS_PER_REQUEST", "50"),
             ("PALISADE_TRUSTED_PROXIES", "[10.0.0.1/32]"),
             ("HOME", "/root"),
@@ -729,7 +776,23 @@ mod tests {
         assert_eq!(config.trusted_proxies, ["10.0.0.1/32".parse::<ipnet::IpNet>().expect("net")]);
 
         let unknown = Config::load_with_env(None, Overrides::default(), vars(&[("PALISADE_CONFIGURATION", "x")]));
-        assert!(format!("{:#}", unknown.expect_err("unknown keys are still refused")).contains("configuration"));
+        let refused = format!("{:#}", unknown.expect_err("unknown keys are still refused"));
+        assert!(refused.contains("PALISADE_CONFIGURATION is not a palisade-server setting"), "{refused}");
+        let nested = Config::load_with_env(None, Overrides::default(), vars(&[("PALISADE_INGEST__SPEED", "1")]));
+        assert!(format!("{:#}", nested.expect_err("refused")).contains("PALISADE_INGEST__SPEED"));
+    }
+
+    #[test]
+    fn an_address_that_names_no_one_is_not_written_as_the_public_url() {
+        for listen in ["0.0.0.0:8470", "[::]:8470", "127.0.0.1:0"] {
+            let config = Config { listen: listen.parse().expect("address"), ..Config::default() };
+            let refused = config.public_url().expect_err("no usable URL");
+            assert!(refused.to_string().contains("public_url must be set"), "{refused}");
+            let config = Config { public_url: Some("https://palisade.example.net".into()), ..config };
+            assert_eq!(config.public_url().expect("set"), "https://palisade.example.net/");
+        }
+        let config = Config { listen: "192.0.2.10:8470".parse().expect("address"), ..Config::default() };
+        assert_eq!(config.public_url().expect("one address"), "http://192.0.2.10:8470/");
     }
 
     #[test]

@@ -136,7 +136,9 @@ impl AppState {
         let metrics_quota = Quota::per_hour(NonZeroU32::new(ingest.metrics_per_machine_per_hour).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(ingest.metrics_burst).unwrap_or(NonZeroU32::MIN));
         let own_addresses = &config.consensus.own_addresses;
-        let public_url: Arc<str> = Arc::from(config.public_url().as_str());
+        // `serve` refuses to start without a usable URL; a state built otherwise (tests, tools)
+        // without one serves links relative to the server.
+        let public_url: Arc<str> = Arc::from(config.public_url().unwrap_or_default().as_str());
         let lists = Arc::new(crate::serving::Lists::new(
             parts.store.clone(),
             config.distribution.retained_changes,

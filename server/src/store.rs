@@ -92,6 +92,43 @@ impl<T> Store for T where
 {
 }
 
+/// Where a database URL points, for people: the SQLite file, or PostgreSQL's database, host and
+/// port (never the password).
+pub fn describe(url: &Secret) -> String {
+    let text = url.expose();
+    if text.starts_with("sqlite:") {
+        return match sqlite::SqliteStore::file(text) {
+            Ok(file) => format!("SQLite database {}", file.display()),
+            Err(_) => "SQLite database (unreadable URL)".into(),
+        };
+    }
+    match <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(text) {
+        Ok(options) => format!(
+            "PostgreSQL database {} at {}:{}",
+            options.get_database().unwrap_or("(default)"),
+            options.get_host(),
+            options.get_port()
+        ),
+        Err(_) => "PostgreSQL database (unreadable URL)".into(),
+    }
+}
+
+/// Opens the database a URL names only when it is there and Palisade's migrations have run in
+/// it, then applies any newer ones: how commands that must never create a database (the admin
+/// commands) get in. `Ok(None)` when there is no such database.
+pub async fn open_existing(url: &Secret) -> Result<Option<Arc<dyn Store>>, StoreError> {
+    let text = url.expose();
+    if text.starts_with("sqlite:") && !sqlite::SqliteStore::file(text)?.exists() {
+        return Ok(None);
+    }
+    let store = open(url).await?;
+    if !store.initialised().await? {
+        return Ok(None);
+    }
+    store.migrate().await?;
+    Ok(Some(store))
+}
+
 /// Opens the store a database URL names, creating the SQLite file and its directory when needed.
 pub async fn open(url: &Secret) -> Result<Arc<dyn Store>, StoreError> {
     let text = url.expose();

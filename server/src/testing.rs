@@ -90,6 +90,22 @@ impl TestDb {
         Some(TestDb { backend: Backend::Postgres, url: Secret::new(url), cleanup: Cleanup::Postgres { admin_url, name } })
     }
 
+    /// A fresh, empty PostgreSQL database (what `createdb` makes: no Palisade tables), or `None`
+    /// (skip notice) when `DATABASE_URL` is unset.
+    pub async fn postgres_empty() -> Option<TestDb> {
+        let admin_url = service_url("DATABASE_URL", "PostgreSQL")?;
+        let name = format!("palisade_test_{}", uuid::Uuid::new_v4().simple());
+        let options = PgConnectOptions::from_str(&admin_url).expect("DATABASE_URL is not a PostgreSQL URL");
+        let mut conn = options.connect().await.expect("cannot connect to DATABASE_URL");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("cannot create an empty test database");
+        drop(conn.close().await);
+        let url = options.database(&name).to_url_lossy().to_string();
+        Some(TestDb { backend: Backend::Postgres, url: Secret::new(url), cleanup: Cleanup::Postgres { admin_url, name } })
+    }
+
     /// SQLite, plus PostgreSQL when available: run backend-generic tests over all of them.
     pub async fn all() -> Vec<TestDb> {
         let mut all = vec![TestDb::sqlite()];

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use palisade_server::testing::TestDb;
 
 pub use palisade_server::testing;
@@ -55,16 +55,23 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
 /// The first line `child` prints on its (piped) stdout, waiting at most `timeout`; the rest of
 /// its output is drained in the background so it never blocks on a full pipe.
 pub fn first_stdout_line(child: &mut Child, timeout: Duration) -> anyhow::Result<String> {
+    Ok(first_stdout_lines(child, 1, timeout)?.remove(0))
+}
+
+/// The first `count` lines a child prints on its piped standard output (then the rest is read
+/// and dropped so the child never blocks on a full pipe).
+pub fn first_stdout_lines(child: &mut Child, count: usize, timeout: Duration) -> anyhow::Result<Vec<String>> {
     let stdout = child.stdout.take().context("stdout is not piped")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            drop(tx.send(line));
-        }
+        let first: Vec<String> = lines.by_ref().take(count).map_while(Result::ok).collect();
+        drop(tx.send(first));
         for _ in lines {}
     });
-    rx.recv_timeout(timeout).with_context(|| format!("nothing printed within {} s", timeout.as_secs()))
+    let lines = rx.recv_timeout(timeout).with_context(|| format!("nothing printed within {} s", timeout.as_secs()))?;
+    ensure!(lines.len() == count, "printed {} lines, not {count}: {lines:?}", lines.len());
+    Ok(lines)
 }
 
 /// Polls `probe` every 250 ms until it yields a value, failing after `timeout` with `what`.

@@ -1,5 +1,5 @@
 //! The agent's configuration: one typed [`AgentConfig`] read once from a TOML file
-//! (`/etc/palisade/agent.toml` unless `--config` or `PALISADE_CONFIG` say otherwise), with
+//! (`/etc/palisade/agent.toml` unless `--config` or `PALISADE_AGENT_CONFIG` say otherwise), with
 //! defaults for every key, unknown keys refused, and [`AgentConfig::validate`] turning a bad value
 //! into a sentence. `deploy/agent.toml` is the annotated example; a test loads it.
 

@@ -131,11 +131,12 @@ pub fn load_or_create_secret(configured: Option<&Secret>, data_dir: &Path) -> an
         anyhow::ensure!(text.len() >= 32, "{} holds fewer than 32 characters; delete it to generate a new key", path.display());
         return Ok(text.as_bytes().to_vec());
     }
-    fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let secret = super::secrets::random_alnum(64);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
-    #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(secret.as_bytes())?;

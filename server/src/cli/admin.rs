@@ -10,7 +10,7 @@ use super::args::{
     AccountCommand, AdminCommand, AllowlistCommand, ApiKeyCommand, BlocklistCommand, CanaryCommand, EnrollKeyCommand,
     FeedCommand, MachineCommand, PoolCommand, SessionsCommand, TokenCommand,
 };
-use super::serve::open_store;
+use super::serve::open_existing_store;
 use crate::auth::jwt::load_or_create_secret;
 use crate::config::Config;
 use crate::domain::lists::COMMUNITY;
@@ -20,7 +20,7 @@ use crate::use_case::UseCaseError;
 
 /// Runs one `admin` command.
 pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let shared = open_store(config).await?;
+    let shared = open_existing_store(config).await?;
     let store = shared.as_ref();
     match command {
         AdminCommand::Token(TokenCommand::Create) => {
@@ -91,7 +91,7 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
         AdminCommand::Account(AccountCommand::LoginLink { name }) => {
             let secret = load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?;
             let key = crate::auth::jwt::console_key(&secret);
-            let link = manage::login_link(store, &key, &config.public_url(), &name).await?;
+            let link = manage::login_link(store, &key, &config.public_url()?, &name).await?;
             println!("{}", link.url);
             eprintln!("valid until {} for account {}", link.expires_at, link.account);
         }
@@ -198,8 +198,11 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             let credentials = manage::add_machine(store, &name, sensor).await?;
             match crowdsec_credentials {
                 Some(path) => {
-                    let url =
-                        url.map(|u| if u.ends_with('/') { u } else { format!("{u}/") }).unwrap_or_else(|| config.public_url());
+                    let url = match url {
+                        Some(url) if url.ends_with('/') => url,
+                        Some(url) => format!("{url}/"),
+                        None => config.public_url()?,
+                    };
                     write_private(&path, &manage::crowdsec_credentials_yaml(&url, &credentials))?;
                     println!("machine {} created; CrowdSec credentials written to {}", credentials.machine_id, path.display());
                 }

@@ -22,13 +22,16 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once per run; boxing would only obscure the clap derive")]
 pub enum Command {
     /// Run the server.
     Serve {
-        /// Address to listen on. Default 127.0.0.1:8080.
+        /// Address to listen on. Default 127.0.0.1:8470.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// URL machines reach this server at (credentials files, links). Needed when listening
+        /// on 0.0.0.0 or [::]. Default http://<listen>/.
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// Apply database migrations and exit.
     Migrate,

@@ -31,15 +31,51 @@ pub fn describe_backend(config: &Config) -> String {
     }
 }
 
-/// Opens the configured store and applies migrations.
+/// Opens the configured store, creating it when missing, and applies migrations: `serve` and
+/// `migrate`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if config.backend() == Backend::Sqlite {
-        std::fs::create_dir_all(&config.data_dir)
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     }
     let store = store::open(&config.database_url()).await.context("cannot open the database")?;
     store.migrate().await.context("cannot apply migrations")?;
     Ok(store)
+}
+
+/// Opens the server's existing database for an admin command, and says on standard error which
+/// one it is. Never creates one: a command run without the server's `--config`/`--data-dir`
+/// would otherwise make an empty database beside the real one and act on it (a token the server
+/// rejects, a machine it does not know).
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    let described = store::describe(&url);
+    let Some(store) = store::open_existing(&url).await.with_context(|| format!("cannot open the {described}"))? else {
+        anyhow::bail!(
+            "there is no Palisade database at {}: admin commands act on the server's own database, so give them the \
+             same --config, --data-dir or DATABASE_URL the server runs with (its start-up lines print the command)",
+            described.trim_start_matches("SQLite database ")
+        );
+    };
+    eprintln!("using the {described}");
+    Ok(store)
+}
+
+/// The admin command line that reaches the database this configuration names, as the server
+/// prints it at start-up: the configuration file and the data directory, absolute, so it works
+/// from any directory; for PostgreSQL, which database `DATABASE_URL` must name.
+pub fn admin_command(config: &Config, file: Option<&std::path::Path>, rest: &str) -> String {
+    let absolute = |path: &std::path::Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut command = String::from("palisade-server");
+    if let Some(file) = file {
+        command.push_str(&format!(" --config {}", absolute(file).display()));
+    }
+    command.push_str(&format!(" --data-dir {} {rest}", absolute(&config.data_dir).display()));
+    if config.backend() == Backend::Postgres {
+        command.push_str(&format!("   (with DATABASE_URL naming the {})", store::describe(&config.database_url())));
+    }
+    command
 }
 
 /// Builds the application state from the configuration: opens the store, reads the secret and
@@ -77,17 +113,40 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     Ok(AppState::from_config(config, parts))
 }
 
-/// Runs the server until a shutdown signal, then stops gracefully.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Binds the listening socket, with a sentence naming the address and the way out when it is
+/// taken (CrowdSec's local API on 8080 is the usual neighbour).
+async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(listen).await {
+        Ok(listener) => Ok(listener),
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {listen}: port {} is already in use by another program (`ss -ltnp 'sport = :{}'` \
+             names it); choose another address with --listen or `listen` in the configuration",
+            listen.port(),
+            listen.port()
+        ),
+        Err(error) => Err(error).with_context(|| format!("cannot listen on {listen}")),
+    }
+}
+
+/// Runs the server until a shutdown signal, then stops gracefully. `file` is the configuration
+/// file it was started with, for the admin command it suggests.
+pub async fn serve(mut config: Config, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     telemetry::register_families();
-    let state = build_state(&config).await?;
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    // Refused before binding when the listen address alone settles it; port 0 is known after.
+    if config.listen.port() != 0 || config.listen.ip().is_unspecified() {
+        config.public_url()?;
+    }
+    let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    // Port 0 is now the port the system chose, which the default public URL must name.
+    config.listen = addr;
+    config.public_url()?;
+    let state = build_state(&config).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone())?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "palisade-server {} listening on http://{addr}/ ({})", env!("CARGO_PKG_VERSION"), describe_backend(&config))?;
-    writeln!(out, "create an admin token with: palisade-server admin token create")?;
+    writeln!(out, "create an admin token with: {}", admin_command(&config, file, "admin token create"))?;
     out.flush()?;
     drop(out);
     tracing::info!(%addr, backend = describe_backend(&config), "listening");

@@ -202,7 +202,21 @@ async fn migrating_twice_is_harmless_and_the_store_answers_pings() {
         s.store().migrate().await.unwrap_or_else(|e| panic!("{label}: second migrate: {e}"));
         s.store().ping().await.unwrap_or_else(|e| panic!("{label}: ping: {e}"));
         assert_eq!(s.store().backend(), s.db.backend, "{label}: backend");
+        assert!(s.store().initialised().await.expect("initialised"), "{label}: a migrated store is initialised");
     }
+    // A database nobody migrated is not, and opening it as an existing one finds none.
+    let empty = crate::testing::TestDb::sqlite();
+    let store = crate::store::open(&empty.url).await.expect("open");
+    assert!(!store.initialised().await.expect("initialised"), "an empty SQLite file");
+    assert!(crate::store::open_existing(&empty.url).await.expect("open existing").is_none());
+    if let Some(empty) = crate::testing::TestDb::postgres_empty().await {
+        let store = crate::store::open(&empty.url).await.expect("open");
+        assert!(!store.initialised().await.expect("initialised"), "an empty PostgreSQL database");
+        assert!(crate::store::open_existing(&empty.url).await.expect("open existing").is_none());
+    }
+    let missing = crate::config::Secret::new("sqlite:///nonexistent/palisade/palisade.db");
+    assert!(crate::store::open_existing(&missing).await.expect("nothing to open").is_none());
+    assert!(!std::path::Path::new("/nonexistent/palisade").exists(), "nothing created");
 }
 
 #[tokio::test]

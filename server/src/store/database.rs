@@ -12,6 +12,9 @@ pub trait Database: Send + Sync {
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
+    /// Whether Palisade's migrations have ever run here: the difference between the server's
+    /// database and an empty one someone pointed a command at by mistake.
+    async fn initialised(&self) -> Result<bool, StoreError>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -179,6 +179,18 @@ impl Database for PgStore {
         Ok(())
     }
 
+    async fn initialised(&self) -> Result<bool, StoreError> {
+        // Two statements: PostgreSQL resolves every table a statement names before running it.
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(self.pool.pool()).await?;
+        if !exists {
+            return Ok(false);
+        }
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(self.pool.pool()).await?;
+        Ok(applied > 0)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // The probe reopens the gate when the server answers, and shuts it when it does not.
         self.pool.probe().await?;

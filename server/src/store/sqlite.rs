@@ -59,7 +59,14 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) the database a `sqlite:` URL names.
+    /// The database file a `sqlite:` URL names.
+    pub fn file(url: &str) -> Result<std::path::PathBuf, StoreError> {
+        Ok(SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf())
+    }
+
+    /// Opens (creating when missing) the database a `sqlite:` URL names. What it creates is
+    /// private: the directory 0700, the file 0600 (SQLite gives its WAL and shared-memory files
+    /// the database file's mode).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -69,11 +76,7 @@ impl SqliteStore {
             .foreign_keys(true)
             // Multi-row inserts keep a statement journal; in memory it costs no file writes.
             .pragma("temp_store", "memory");
-        if let Some(dir) = Path::new(options.get_filename()).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
-        }
+        create_private(Path::new(options.get_filename())).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -85,6 +88,24 @@ impl SqliteStore {
             .connect_with(options.read_only(false))
             .await?;
         Ok(SqliteStore { writer, reader, signals: Arc::default() })
+    }
+}
+
+/// Creates the database file's directory (0700) and the file itself (0600) when missing; an
+/// empty file is an empty SQLite database. Existing ones keep the modes their owner gave them.
+fn create_private(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
     }
 }
 
@@ -166,6 +187,19 @@ impl Database for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/sqlite").run(&self.writer).await?;
         Ok(())
+    }
+
+    async fn initialised(&self) -> Result<bool, StoreError> {
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                .fetch_one(&self.reader)
+                .await?;
+        if tables == 0 {
+            return Ok(false);
+        }
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.reader).await?;
+        Ok(applied > 0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

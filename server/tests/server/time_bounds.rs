@@ -54,6 +54,15 @@ fn cli_refuses_a_lifetime_past_the_calendar_with_a_sentence_and_no_backtrace() -
             .env("RUST_BACKTRACE", "1")
             .output()
     };
+    // Admin commands act on an existing database only: make it as the server would.
+    let migrated = Command::new(env!("CARGO_BIN_EXE_palisade-server"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .env_remove("PALISADE_CONFIG")
+        .output()?;
+    anyhow::ensure!(migrated.status.success(), "migrate: {}", String::from_utf8_lossy(&migrated.stderr));
     let created = run(&["create", "partners"])?;
     anyhow::ensure!(created.status.success(), "create: {}", String::from_utf8_lossy(&created.stderr));
     for expires in ["99999999999999d", "9223372036854775807", "3661d"] {

@@ -94,7 +94,7 @@ fn palisade() -> PathBuf {
 }
 
 fn run(command: &mut Command) -> anyhow::Result<Output> {
-    Ok(command.env_remove("PALISADE_CONFIG").env_remove("PALISADE_SERVER").output()?)
+    Ok(command.env_remove("PALISADE_AGENT_CONFIG").env_remove("PALISADE_AGENT_SERVER").output()?)
 }
 
 fn text(output: &Output) -> String {
@@ -245,6 +245,15 @@ fn reports_and_detections_made_while_the_server_is_down_arrive_exactly_once_afte
     let machine = home.machine_id()?;
 
     server.kill();
+    // `status` says so in one sentence and exits non-zero, with or without --json.
+    let down = agent(&home, &["status"])?;
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    ensure!(!down.status.success() && stderr.contains("is unreachable"), "{}", text(&down));
+    ensure!(stderr.lines().count() == 1 && stderr.matches("cannot reach").count() == 1, "one sentence: {stderr}");
+    ensure!(String::from_utf8_lossy(&down.stdout).contains("FAILED: cannot reach"), "{}", text(&down));
+    let down = agent(&home, &["status", "--json"])?;
+    let body: Value = serde_json::from_slice(&down.stdout).with_context(|| text(&down))?;
+    ensure!(!down.status.success() && body["reachable"] == false, "{}", text(&down));
     let attackers: Vec<String> = (1..=6).map(|i| format!("45.33.40.{i}")).collect();
     for ip in &attackers[..3] {
         let reported = agent(&home, &["report", ip, "--scenario", "crowdsecurity/ssh-bf", "--reason", "fail2ban sshd"])?;
@@ -334,8 +343,17 @@ fn a_bad_configuration_is_explained_and_exits_non_zero() -> anyhow::Result<()> {
     ensure!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("cannot read the configuration"));
     // Through the environment as well.
     let bad = dir.path().join("bad0.toml");
-    let output = Command::new(palisade()).env("PALISADE_CONFIG", &bad).arg("status").output()?;
+    let output = Command::new(palisade()).env("PALISADE_AGENT_CONFIG", &bad).arg("status").output()?;
     ensure!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("intervall_secs"), "{}", text(&output));
+    // The server's variables are not the agent's: PALISADE_CONFIG names the server's file.
+    let home = AgentHome::new("")?;
+    let output = Command::new(palisade())
+        .env("PALISADE_CONFIG", &bad)
+        .env("PALISADE_AGENT_CONFIG", &home.config)
+        .env("PALISADE_SERVER", "http://192.0.2.1:1/")
+        .arg("status")
+        .output()?;
+    ensure!(String::from_utf8_lossy(&output.stderr).contains("palisade register"), "{}", text(&output));
 
     // Not registered yet: a sentence saying what to do.
     let home = AgentHome::new("")?;

@@ -149,9 +149,17 @@ fn the_image_starts_with_its_own_environment_command_and_config_file() -> anyhow
     let file = image.source_of(&inside)?;
     let config = palisade_server::config::Config::load_with_env(Some(&file), Default::default(), image.env.clone())
         .context("the image's environment and config file load")?;
-    ensure!(config.listen.ip().is_unspecified() && config.listen.port() == 8080, "listens on every interface: {config:?}");
+    ensure!(config.listen.ip().is_unspecified() && config.listen.port() == 8470, "listens on every interface: {config:?}");
     ensure!(config.log_format == palisade_server::config::LogFormat::Json, "JSON logs");
     ensure!(config.data_dir == Path::new("/var/lib/palisade"), "the data volume: {}", config.data_dir.display());
+    // On every interface the server cannot guess its URL: the image refuses to start until it is
+    // given one, as the Dockerfile's comment and docs/deploy.md say, and starts with it.
+    let refused = config.public_url().expect_err("no public URL to guess").to_string();
+    ensure!(refused.contains("PALISADE_PUBLIC_URL"), "the refusal names the variable: {refused}");
+    let mut env = image.env.clone();
+    env.push(("PALISADE_PUBLIC_URL".into(), "https://palisade.example.net/".into()));
+    let config = palisade_server::config::Config::load_with_env(Some(&file), Default::default(), env)?;
+    ensure!(config.public_url()? == "https://palisade.example.net/", "{config:?}");
     Ok(())
 }
 
@@ -199,6 +207,7 @@ fn compose_replicas_start_with_the_image_and_their_environment() -> anyhow::Resu
             .with_context(|| format!("{replica} configuration"))?;
         ensure!(config.backend() == palisade_server::config::Backend::Postgres && config.redis_url.is_some(), "{replica}");
         ensure!(config.auth.jwt_secret.as_ref().map(|s| s.expose()) == Some(secret.as_str()), "{replica} shares the secret");
+        ensure!(config.public_url().is_ok(), "{replica} is told its public URL: {config:?}");
     }
     Ok(())
 }
@@ -214,7 +223,7 @@ fn compose_file_runs_two_replicas_behind_nginx_on_postgres_and_redis() -> anyhow
     ensure!(str_at(&compose, &["services", "redis", "image"]).is_some_and(|i| i.starts_with("redis:")), "redis image");
     ensure!(str_at(&compose, &["services", "nginx", "image"]).is_some_and(|i| i.starts_with("nginx:")), "nginx image");
     let ports = compose["services"]["nginx"]["ports"].as_sequence().context("nginx publishes a port")?;
-    ensure!(ports.iter().any(|p| p.as_str() == Some("8080:80")), "{ports:?}");
+    ensure!(ports.iter().any(|p| p.as_str() == Some("8470:80")), "{ports:?}");
     let lb_addr = str_at(&compose, &["services", "nginx", "networks", "palisade", "ipv4_address"]).context("balancer address")?;
 
     let proxy_conf = read(&deploy("nginx/palisade.conf"))?;
@@ -231,7 +240,7 @@ fn compose_file_runs_two_replicas_behind_nginx_on_postgres_and_redis() -> anyhow
         ensure!(compose["services"][replica]["image"].as_str() == Some("palisade-server:latest"), "{replica} image");
         ensure!(str_at(&compose, &["services", replica, "build", "dockerfile"]) == Some("deploy/Dockerfile"), "{replica} build");
         let addr = str_at(&compose, &["services", replica, "networks", "palisade", "ipv4_address"]).context("replica address")?;
-        ensure!(proxy_conf.contains(&format!("server {addr}:8080")), "nginx balances over {replica} at {addr}");
+        ensure!(proxy_conf.contains(&format!("server {addr}:8470")), "nginx balances over {replica} at {addr}");
     }
     let mount = compose["services"]["nginx"]["volumes"][0].as_str().context("nginx config mount")?;
     ensure!(mount.starts_with("./nginx/palisade.conf:"), "{mount}");
@@ -368,8 +377,9 @@ fn kubernetes_manifests_have_the_expected_kinds_probes_and_a_valid_config() -> a
     std::fs::write(&file, config_toml.context("the ConfigMap carries palisade.toml")?)?;
     let config = palisade_server::config::Config::load_with_env(Some(&file), Default::default(), env)
         .context("the container's environment and the ConfigMap load")?;
-    ensure!(!config.trusted_proxies.is_empty() && config.listen.port() == 8080, "{config:?}");
+    ensure!(!config.trusted_proxies.is_empty() && config.listen.port() == 8470, "{config:?}");
     ensure!(config.backend() == palisade_server::config::Backend::Postgres, "the Secret's DATABASE_URL is used");
+    ensure!(config.public_url().is_ok(), "the ConfigMap names the public URL: {config:?}");
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! The `palisade-server` command line as an operator meets it: `serve` with no configuration at
 //! all, its JWT key kept in the data directory across restarts, a clean exit on SIGTERM,
 //! `migrate`, `admin machine add --crowdsec-credentials`, `admin machine list --json`, and
-//! closed registration.
+//! closed registration; the traps an operator fell into: admin commands run without the server's
+//! flags (refused, never a new database), the start-up line's admin command, a taken port, a
+//! listen address no machine could use, the agent's variables, private files.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -12,7 +14,7 @@ use anyhow::{Context, bail, ensure};
 use palisade_api::native::MachineView;
 use palisade_tests::http::Http;
 use palisade_tests::testing::TestDb;
-use palisade_tests::{ServerOptions, ServerProcess, first_stdout_line, workspace_binary};
+use palisade_tests::{ServerOptions, ServerProcess, first_stdout_lines, workspace_binary};
 use serde_json::json;
 
 /// `palisade-server ARGS…` run in `cwd` with none of the configuration variables of the
@@ -38,17 +40,27 @@ fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
 struct Serve {
     child: Option<Child>,
     first_line: String,
+    /// The second line: how to create an admin token for this server.
+    hint: String,
     url: String,
 }
 
 impl Serve {
     /// `palisade-server serve --listen 127.0.0.1:0` in `cwd`, with no config file and no flags else.
     fn start(cwd: &Path) -> anyhow::Result<Serve> {
+        Serve::start_with(cwd, &[])
+    }
+
+    /// `palisade-server GLOBAL… serve --listen 127.0.0.1:0` in `cwd`.
+    fn start_with(cwd: &Path, global: &[&std::ffi::OsStr]) -> anyhow::Result<Serve> {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(cwd.join("serve.stderr"))?;
-        let mut child = command(cwd).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(stderr).spawn()?;
-        let first_line = first_stdout_line(&mut child, Duration::from_secs(60)).context("serve printed no first line");
-        let mut serve = Serve { child: Some(child), first_line: String::new(), url: String::new() };
-        serve.first_line = first_line?;
+        let mut child =
+            command(cwd).args(global).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(stderr).spawn()?;
+        let lines = first_stdout_lines(&mut child, 2, Duration::from_secs(60)).context("serve printed no first lines");
+        let mut serve = Serve { child: Some(child), first_line: String::new(), hint: String::new(), url: String::new() };
+        let mut lines = lines?;
+        serve.hint = lines.pop().unwrap_or_default();
+        serve.first_line = lines.pop().unwrap_or_default();
         serve.url = serve
             .first_line
             .split_whitespace()
@@ -278,5 +290,103 @@ fn admin_consensus_commands_work_and_refuse_bad_input() -> anyhow::Result<()> {
     let explanation: serde_json::Value = serde_json::from_str(&server.admin(&["explain", "45.33.32.156"])?)?;
     ensure!(explanation["listed"] == false && explanation["supporters"] == serde_json::json!([]), "{explanation}");
     ensure!(server.admin(&["false-positive", "45.33.32.156"])?.contains("45.33.32.156"));
+    Ok(())
+}
+
+/// The text of a failed run's standard error, after checking it failed.
+fn refusal(cmd: &mut Command) -> anyhow::Result<String> {
+    let output = cmd.output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    ensure!(!output.status.success(), "{cmd:?} succeeded: {}", String::from_utf8_lossy(&output.stdout));
+    ensure!(output.stdout.is_empty(), "{cmd:?} printed {:?}", String::from_utf8_lossy(&output.stdout));
+    Ok(stderr)
+}
+
+#[test]
+fn admin_commands_never_create_a_database_and_name_the_one_they_use() -> anyhow::Result<()> {
+    // Where no server ever ran: refused with the path and the way out; nothing is created.
+    let dir = tempfile::tempdir()?;
+    let stderr = refusal(command(dir.path()).args(["admin", "token", "create"]))?;
+    ensure!(stderr.contains("there is no Palisade database at ./palisade-data/palisade.db"), "{stderr}");
+    ensure!(stderr.contains("--data-dir") && stderr.contains("--config"), "{stderr}");
+    ensure!(!dir.path().join("palisade-data").exists(), "the refused command made a data dir");
+    let elsewhere = dir.path().join("elsewhere");
+    let stderr = refusal(command(dir.path()).arg("--data-dir").arg(&elsewhere).args(["admin", "machine", "list"]))?;
+    ensure!(stderr.contains(&elsewhere.join("palisade.db").display().to_string()), "{stderr}");
+    ensure!(!elsewhere.exists(), "the refused command made {}", elsewhere.display());
+
+    // An empty PostgreSQL database (no Palisade tables) is refused the same way, and left empty.
+    if let Some(empty) = tokio::runtime::Runtime::new()?.block_on(TestDb::postgres_empty()) {
+        let stderr = refusal(command(dir.path()).args(["admin", "token", "create"]).env("DATABASE_URL", empty.url.expose()))?;
+        ensure!(stderr.contains("there is no Palisade database at PostgreSQL database palisade_test_"), "{stderr}");
+        let stderr = refusal(command(dir.path()).args(["admin", "token", "list"]).env("DATABASE_URL", empty.url.expose()))?;
+        ensure!(stderr.contains("no Palisade database"), "a second command finds it still empty: {stderr}");
+    }
+
+    // The server's database: the command says which one it used.
+    let mut serve = Serve::start(dir.path())?;
+    let output = run_ok(command(dir.path()).args(["admin", "token", "list"]))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.contains("using the SQLite database ./palisade-data/palisade.db"), "{stderr}");
+    ensure!(serve.terminate()?.success(), "serve exits 0");
+    Ok(())
+}
+
+#[test]
+fn the_start_up_line_gives_the_admin_command_that_reaches_this_server_from_anywhere() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("var/palisade");
+    // The agent's variables, set in the same shell, are not the server's business.
+    let mut serve = Serve::start_with(dir.path(), &[std::ffi::OsStr::new("--data-dir"), std::ffi::OsStr::new("var/palisade")])?;
+    let hint = serve.hint.strip_prefix("create an admin token with: ").with_context(|| serve.hint.clone())?;
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    ensure!(words.first() == Some(&"palisade-server"), "{hint}");
+    ensure!(hint.contains(&format!("--data-dir {}", std::path::absolute(&data)?.display())), "{hint}");
+
+    // Run exactly that from another directory: the token it prints opens the admin API.
+    let other = tempfile::tempdir()?;
+    let token = run_ok(command(other.path()).args(&words[1..]))?;
+    let token = String::from_utf8(token.stdout)?.trim().to_string();
+    let reply = Http::new()?.get(&format!("{}v1/admin/accounts", serve.url), Some(&token))?;
+    ensure!(reply.status == 200, "the hinted command's token is refused: HTTP {} {}", reply.status, reply.body);
+
+    // What the server created is private to its user.
+    ensure!(mode(&data) == 0o700, "data dir mode {:o}", mode(&data));
+    for file in ["palisade.db", "palisade.db-wal", "jwt.key"] {
+        ensure!(mode(&data.join(file)) == 0o600, "{file} mode {:o}", mode(&data.join(file)));
+    }
+    ensure!(serve.terminate()?.success(), "serve exits 0");
+    Ok(())
+}
+
+#[test]
+fn a_taken_port_a_useless_public_url_and_a_stray_variable_are_refused_with_a_sentence() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut first = Serve::start(dir.path())?;
+    let taken = first.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let port = taken.rsplit(':').next().context("a port")?.to_string();
+    let other = tempfile::tempdir()?;
+    let stderr = refusal(command(other.path()).args(["serve", "--listen", &taken]))?;
+    ensure!(stderr.contains(&format!("port {port} is already in use")) && stderr.contains("--listen"), "{stderr}");
+
+    // Every interface names no address a machine could use: refused before binding anything.
+    let stderr = refusal(command(other.path()).args(["serve", "--listen", "0.0.0.0:0"]))?;
+    ensure!(stderr.contains("public_url must be set") && stderr.contains("--public-url"), "{stderr}");
+    let stderr = refusal(command(other.path()).args(["serve", "--listen", "[::]:0"]))?;
+    ensure!(stderr.contains("public_url must be set"), "{stderr}");
+
+    // An agent variable of an older agent names itself.
+    let stderr = refusal(command(other.path()).args(["admin", "token", "list"]).env("PALISADE_SERVER", "http://x/"))?;
+    ensure!(stderr.contains("PALISADE_SERVER is not a palisade-server setting"), "{stderr}");
+    // The agent's own variables are left alone.
+    let output = run_ok(
+        command(dir.path())
+            .args(["admin", "token", "list"])
+            .env("PALISADE_AGENT_SERVER", "http://x/")
+            .env("PALISADE_AGENT_CONFIG", "/etc/palisade/agent.toml")
+            .env("PALISADE_AGENT_API_KEY", "pal_x"),
+    )?;
+    ensure!(output.status.success());
+    ensure!(first.terminate()?.success(), "serve exits 0");
     Ok(())
 }
