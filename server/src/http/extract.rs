@@ -127,6 +127,7 @@ where
         if let Some(refusal) = state.revocations.current().await?.machine_refusal(key, claims.iat) {
             return Err(ApiError::Revoked(refusal.message().into()));
         }
+        tracing::Span::current().record("caller", tracing::field::display(format_args!("machine:{}", claims.sub)));
         Ok(AuthMachine { key, login: claims.sub })
     }
 }
@@ -150,6 +151,7 @@ where
         guard_credentials(&state, CredentialKind::AdminToken, client)?;
         // Looked up by SHA-256: comparing hashes of a high-entropy secret leaks nothing useful.
         if state.revocations.admin_token_valid(&hash_secret(token)).await? {
+            tracing::Span::current().record("caller", tracing::field::display("admin"));
             Ok(Admin)
         } else {
             record_miss(&state, CredentialKind::AdminToken, client);
@@ -207,7 +209,10 @@ where
             }
         };
         match record {
-            Some(record) if record.revoked_at.is_none() => Ok(ApiKey { record }),
+            Some(record) if record.revoked_at.is_none() => {
+                tracing::Span::current().record("caller", tracing::field::display(format_args!("key:{}", record.prefix)));
+                Ok(ApiKey { record })
+            }
             _ => {
                 record_miss(&state, CredentialKind::ApiKey, client);
                 Err(ApiError::Forbidden("invalid or revoked API key".into()))

@@ -53,9 +53,15 @@ impl Serve {
 
     /// `palisade-server GLOBAL… serve --listen 127.0.0.1:0` in `cwd`.
     fn start_with(cwd: &Path, global: &[&std::ffi::OsStr]) -> anyhow::Result<Serve> {
+        let mut cmd = command(cwd);
+        cmd.args(global);
+        Serve::spawn(cwd, cmd)
+    }
+
+    /// `cmd serve --listen 127.0.0.1:0`, its standard error appended to `cwd/serve.stderr`.
+    fn spawn(cwd: &Path, mut cmd: Command) -> anyhow::Result<Serve> {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(cwd.join("serve.stderr"))?;
-        let mut child =
-            command(cwd).args(global).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(stderr).spawn()?;
+        let mut child = cmd.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(stderr).spawn()?;
         let lines = first_stdout_lines(&mut child, 2, Duration::from_secs(60)).context("serve printed no first lines");
         let mut serve = Serve { child: Some(child), first_line: String::new(), hint: String::new(), url: String::new() };
         let mut lines = lines?;
@@ -388,5 +394,41 @@ fn a_taken_port_a_useless_public_url_and_a_stray_variable_are_refused_with_a_sen
     )?;
     ensure!(output.status.success());
     ensure!(first.terminate()?.success(), "serve exits 0");
+    Ok(())
+}
+
+#[test]
+fn every_request_leaves_one_access_log_line_without_colour_or_secrets() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut cmd = command(dir.path());
+    // The default level, as an operator runs it.
+    cmd.env_remove("RUST_LOG");
+    let mut serve = Serve::spawn(dir.path(), cmd)?;
+    let http = Http::new()?;
+    let added = String::from_utf8(run_ok(command(dir.path()).args(["admin", "machine", "add", "logged-machine"]))?.stdout)?;
+    let password = yaml_pairs(&added).into_iter().find(|(k, _)| k == "password").map(|(_, v)| v).context("password")?;
+    let token = login(&http, &serve.url, "logged-machine", &password)?;
+    let client = palisade_tests::http::test_client();
+    let request_id = "access-log-test-stream";
+    let url = format!("{}v2/decisions/stream?startup=true", serve.url);
+    let reply = http.block_on(async { client.get(url).bearer_auth(&token).header("x-request-id", request_id).send().await })?;
+    ensure!(reply.status() == 200, "stream: {}", reply.status());
+    let api_key = "pal_not_a_real_key_0123456789";
+    let url = format!("{}v2/smoke/45.33.32.156", serve.url);
+    let refused = http.block_on(async { client.get(url).header("x-api-key", api_key).send().await })?;
+    ensure!(refused.status() == 403, "bad key: {}", refused.status());
+    ensure!(serve.terminate()?.success(), "serve exits 0");
+
+    let log = std::fs::read_to_string(dir.path().join("serve.stderr"))?;
+    let stream: Vec<&str> = log.lines().filter(|l| l.contains(request_id)).collect();
+    ensure!(stream.len() == 1, "one line for the request {request_id}: {stream:?}\n{log}");
+    for field in ["method=GET", "route=/v2/decisions/stream", "status=200", "caller=machine:logged-machine", "latency="] {
+        ensure!(stream[0].contains(field), "{field} missing from {:?}", stream[0]);
+    }
+    ensure!(log.lines().any(|l| l.contains("route=/v2/smoke/{ip}") && l.contains("status=403")), "the refusal is logged:\n{log}");
+    ensure!(!log.contains('\u{1b}'), "colour escapes in a log that is not a terminal:\n{log}");
+    for secret in [password.as_str(), token.as_str(), api_key] {
+        ensure!(!log.contains(secret), "a secret in the log:\n{log}");
+    }
     Ok(())
 }
