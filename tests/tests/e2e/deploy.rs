@@ -402,3 +402,54 @@ fn dockerfile_builds_on_the_pinned_rust_and_runs_slim_unprivileged_and_checked()
     ensure!(dockerfile.lines().any(|l| l.starts_with("HEALTHCHECK")) && dockerfile.contains("/healthz"), "health check");
     Ok(())
 }
+
+/// Every package of a `cargo tree` selection with its resolved features.
+fn resolved_features(selection: &[&str]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["tree", "--locked", "--offline", "-e", "normal,build", "-f", "{p} {f}", "--prefix", "none"])
+        .args(selection)
+        .output()?;
+    ensure!(output.status.success(), "cargo tree {selection:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let mut packages = std::collections::BTreeMap::new();
+    for line in String::from_utf8(output.stdout)?.lines() {
+        let words: Vec<&str> = line.trim_end_matches(" (*)").split_whitespace().collect();
+        let [name, version, rest @ ..] = words.as_slice() else { continue };
+        let features = rest.iter().filter(|w| !w.starts_with('(')).copied().collect::<Vec<_>>().join("");
+        packages.insert(format!("{name} {version}"), features);
+    }
+    Ok(packages)
+}
+
+#[test]
+fn one_release_build_serves_every_documented_command() -> anyhow::Result<()> {
+    // `cargo build --release` builds the default members, the server and the agent, with one
+    // feature resolution; the server alone (`-p palisade-server`, as the README runs it and the
+    // image builds it) must resolve every crate it uses with exactly those features, or its
+    // first `cargo run` after a full build compiles them all again.
+    let both = resolved_features(&[])?;
+    ensure!(both.keys().any(|k| k.starts_with("palisade ")), "the agent is a default member");
+    let server = resolved_features(&["-p", "palisade-server"])?;
+    let differing: Vec<String> = server
+        .iter()
+        .filter(|(package, features)| both.get(*package) != Some(features))
+        .map(|(package, features)| format!("{package}: [{features}] alone, [{}] in the full build", both[package]))
+        .collect();
+    ensure!(differing.is_empty(), "features differ between the full build and the server's:\n{}", differing.join("\n"));
+
+    // The documented release commands build the server, the default members, or the developers'
+    // programs (palisade-tests): never the agent alone, whose own resolution is a second build.
+    let readme = read(&workspace_root().join("README.md"))?;
+    for line in readme.lines().filter(|l| l.contains("cargo build --release") || l.contains("cargo run --release")) {
+        ensure!(!line.contains("--workspace"), "the README builds the test programs into the release build: {line}");
+        ensure!(!line.contains("-p palisade ") && !line.contains("-p palisade`"), "the agent alone is a second build: {line}");
+    }
+
+    // The image's build context leaves out build output and data directories (a JWT key).
+    let ignored = read(&workspace_root().join(".dockerignore"))?;
+    for pattern in ["target/", "palisade-data/", "jwt.key", "*.db"] {
+        ensure!(ignored.lines().any(|l| l.trim() == pattern), ".dockerignore lacks {pattern}");
+    }
+    Ok(())
+}
