@@ -240,6 +240,9 @@ fn family_names(list: &str, separator: char, max: usize) -> FamilyNames {
     FamilyNames { v4: format!("palisade{separator}{base}{separator}v4"), v6: format!("palisade{separator}{base}{separator}v6") }
 }
 
+/// The `maxelem` of every ipset set: the largest ipset takes (see the ipset renderer).
+const IPSET_MAXELEM: u32 = u32::MAX;
+
 /// The nftables table of a list (family `inet`).
 fn nft_table(list: &str) -> String {
     format!("palisade_{}", identifier(list, 40))
@@ -358,14 +361,24 @@ pub fn render_full(list: &str, options: Options, entries: &[Arc<Entry>], out: &m
                 }
                 out.write_all(lines.as_bytes())?;
             }
-            for (name, family, count) in [(&names.v4, "inet", v4().count()), (&names.v6, "inet6", v6().count())] {
-                let maxelem = count.max(65_536);
-                writeln!(out, "create {name} hash:net family {family} hashsize 65536 maxelem {maxelem} -exist")?;
-                writeln!(out, "flush {name}")?;
-            }
-            for entry in selected() {
-                let name = if matches!(entry.net, IpNet::V4(_)) { &names.v4 } else { &names.v6 };
-                writeln!(out, "add {name} {} -exist", cidr(entry))?;
+            // `create -exist` refuses a set whose maxelem differs from the existing one's, so the
+            // create lines must not depend on the list: maxelem is a ceiling, not an allocation,
+            // hence the largest. Each set is filled as a fresh `-new` set swapped in whole, so the
+            // rule referencing it never sees it half-filled.
+            let temporary = family_names(list, '-', 27);
+            for (name, new, family, members) in [
+                (&names.v4, &temporary.v4, "inet", v4().collect::<Vec<_>>()),
+                (&names.v6, &temporary.v6, "inet6", v6().collect()),
+            ] {
+                let new = format!("{new}-new");
+                for set in [name, &new] {
+                    writeln!(out, "create {set} hash:net family {family} hashsize 65536 maxelem {IPSET_MAXELEM} -exist")?;
+                }
+                writeln!(out, "flush {new}")?;
+                for entry in members {
+                    writeln!(out, "add {new} {} -exist", cidr(entry))?;
+                }
+                writeln!(out, "swap {new} {name}\ndestroy {new}")?;
             }
         }
         Format::Iptables => {

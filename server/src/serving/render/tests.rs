@@ -172,26 +172,57 @@ fn nftables_replaces_its_table_with_a_chain_dropping_both_sets_unless_rules_none
     assert!(sets_only.find("flush set").expect("flush") < first_elements, "flushed before refilled: {sets_only}");
 }
 
-#[test]
-fn ipset_creates_both_sets_and_adds_each_prefix_to_its_family() {
-    let entries = sample();
-    let text = render(Format::Ipset, Family::All, &entries);
-    let mut added: std::collections::BTreeMap<&str, BTreeSet<IpNet>> = Default::default();
-    let mut created = Vec::new();
+/// The sets an `ipset restore` input leaves, by name (created, flushed, filled, swapped, destroyed).
+fn run_ipset(text: &str) -> std::collections::BTreeMap<String, (String, BTreeSet<IpNet>)> {
+    let mut sets: std::collections::BTreeMap<String, (String, BTreeSet<IpNet>)> = Default::default();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["create", name, "hash:net", "family", family, ..] => created.push((*name, *family)),
-            ["flush", _] => {}
-            ["add", name, value, "-exist"] => {
-                added.entry(name).or_default().insert(value.parse().expect("ipset value"));
+            ["create", name, "hash:net", "family", family, "hashsize", "65536", "maxelem", "4294967295", "-exist"] => {
+                sets.entry(name.to_string()).or_insert_with(|| (family.to_string(), BTreeSet::new()));
             }
+            ["flush", name] => sets.get_mut(*name).expect("flushed after created").1.clear(),
+            ["add", name, value, "-exist"] => {
+                sets.get_mut(*name).expect("filled after created").1.insert(value.parse().expect("ipset value"));
+            }
+            ["swap", a, b] => {
+                let first = sets.get(*a).expect("swapped after created").1.clone();
+                let second = std::mem::replace(&mut sets.get_mut(*b).expect("swapped after created").1, first);
+                sets.get_mut(*a).expect("created").1 = second;
+            }
+            ["destroy", name] => assert!(sets.remove(*name).is_some(), "destroyed after created"),
             other => panic!("unexpected ipset line {other:?}"),
         }
+        assert!(words.get(1).is_none_or(|name| name.len() <= 31), "ipset names are at most 31 bytes: {line}");
     }
-    assert_eq!(created, [("palisade-community-v4", "inet"), ("palisade-community-v6", "inet6")]);
-    assert_eq!(added.get("palisade-community-v4"), Some(&nets(&entries, Family::V4)));
-    assert_eq!(added.get("palisade-community-v6"), Some(&nets(&entries, Family::V6)));
+    sets
+}
+
+#[test]
+fn ipset_creates_both_sets_and_adds_each_prefix_to_its_family() {
+    let entries = sample();
+    let sets = run_ipset(&render(Format::Ipset, Family::All, &entries));
+    let v4 = ("inet".to_string(), nets(&entries, Family::V4));
+    let v6 = ("inet6".to_string(), nets(&entries, Family::V6));
+    assert_eq!(sets, [("palisade-community-v4".to_string(), v4), ("palisade-community-v6".to_string(), v6)].into());
+}
+
+#[test]
+fn ipset_create_lines_do_not_depend_on_the_list_so_a_newer_list_reloads() {
+    let creates = |entries: &[Arc<Entry>]| -> Vec<String> {
+        render(Format::Ipset, Family::All, entries).lines().filter(|l| l.starts_with("create")).map(str::to_string).collect()
+    };
+    let many: Vec<Arc<Entry>> =
+        (0..70_000u32).map(|i| entry(&std::net::Ipv4Addr::from(0x2d00_0000 + i * 2).to_string(), i64::from(i))).collect();
+    assert_eq!(creates(&many), creates(&sample()));
+    assert_eq!(creates(&[]), creates(&sample()));
+    let long = {
+        let mut out = Vec::new();
+        let options = Options { format: Format::Ipset, aggregate: false, family: Family::All, rules: Rules::None };
+        render_full("a-very-long-list-name-indeed-it-is", options, &sample(), &mut out).expect("render");
+        String::from_utf8(out).expect("utf-8")
+    };
+    assert_eq!(run_ipset(&long).keys().map(String::len).max(), Some(31), "{long}");
 }
 
 #[test]
