@@ -1,11 +1,12 @@
 //! The firewall formats of `/v1/blocklists/{name}` loaded exactly as the README says, inside a
-//! network namespace with the real tools (nft, iptables-restore, ip6tables-restore, ipset),
-//! judged by real packets: a TCP connection attempt from a listed source (an address of the
-//! host's end of the veth pair) gets no answer, one from an unlisted source is answered (refused
-//! by the closed port, which proves the SYN got through). Reloading converges on one copy of
-//! the rules with the newer members, the change forms apply on top of a loaded list, and
-//! `rules=none` loads sets that drop nothing. Each loader line is checked to be in the README.
-//! Tests needing root, `ip` and `nft` skip with a notice outside CI.
+//! network namespace with the real tools (nft, iptables-restore and ip6tables-restore, both the
+//! system's nf_tables variant and legacy, ipset), judged by real packets: a TCP connection
+//! attempt from a listed source (an address of the host's end of the veth pair) gets no answer,
+//! one from an unlisted source is answered (refused by the closed port, which proves the SYN got
+//! through). Reloading converges on one copy of the rules with the newer members, the change
+//! forms apply on top of a loaded list, and `rules=none` loads sets that drop nothing. Each
+//! loader line is checked to be in the README. Tests needing root, `ip` and `nft` skip with a
+//! notice outside CI.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -257,18 +258,45 @@ fn nftables_as_documented_drops_listed_sources_of_both_families_and_reloads_in_p
     Ok(())
 }
 
+/// Which iptables the README's lines run: the system's (`iptables`, nf_tables on Debian 12) or
+/// `legacy` (x_tables, still the default elsewhere).
+fn iptables_variant(line: &str, legacy: bool) -> String {
+    if !legacy {
+        return line.to_string();
+    }
+    line.replace("iptables-restore", "iptables-legacy-restore")
+        .replace("ip6tables-restore", "ip6tables-legacy-restore")
+        .replace("iptables ", "iptables-legacy ")
+        .replace("ip6tables ", "ip6tables-legacy ")
+}
+
 #[test]
 fn iptables_as_documented_drops_listed_sources_of_both_families_before_an_accept_and_reloads_in_place() -> anyhow::Result<()> {
     if !ready("iptables_as_documented", &["curl", "iptables", "ip6tables"]) {
         return Ok(());
     }
+    iptables_as_documented(false)
+}
+
+#[test]
+fn iptables_legacy_as_documented_drops_listed_sources_of_both_families_and_reloads_in_place() -> anyhow::Result<()> {
+    if !ready("iptables_legacy_as_documented", &["curl", "iptables-legacy", "ip6tables-legacy"]) {
+        return Ok(());
+    }
+    iptables_as_documented(true)
+}
+
+fn iptables_as_documented(legacy: bool) -> anyhow::Result<()> {
     let lab = Lab::start()?;
     let s = lab.sources.clone();
     let (a4, b4, a6, b6) = (s.v4[0], s.v4[1], s.v6[0], s.v6[1]);
     lab.set(&[a4, a6], &[])?;
+    let tools = if legacy { ["iptables-legacy", "ip6tables-legacy"] } else { ["iptables", "ip6tables"] };
+    let lines: Vec<String> = IPTABLES.iter().chain(&IP6TABLES).map(|l| iptables_variant(l, legacy)).collect();
     // The operator's own rules, which a load must neither remove nor let through a listed source.
-    lab.inside("iptables", &["-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "ACCEPT"])?;
-    lab.inside("ip6tables", &["-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "ACCEPT"])?;
+    for tool in tools {
+        lab.inside(tool, &["-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "ACCEPT"])?;
+    }
 
     // Each script names the README's jump line for its family.
     let body = lab.fetch("format=iptables")?;
@@ -278,12 +306,12 @@ fn iptables_as_documented_drops_listed_sources_of_both_families_before_an_accept
     let body = lab.fetch("format=iptables&rules=none")?;
     ensure!(commented_commands(&body).is_empty(), "{body}");
     for _ in 0..2 {
-        for line in IPTABLES.iter().chain(&IP6TABLES) {
+        for line in &lines {
             lab.load(line, "")?;
         }
     }
     lab.expect("loaded twice", &[a4, a6], &[b4, b6])?;
-    for tool in ["iptables", "ip6tables"] {
+    for tool in tools {
         let input = lab.inside(tool, &["-S", "INPUT"])?;
         ensure!(count(&input, "-j PALISADE-ATTACKERS") == 1, "{tool}: one jump:\n{input}");
         ensure!(count(&input, "--dport 9 -j ACCEPT") == 1, "{tool}: the operator's rule is kept:\n{input}");
@@ -292,11 +320,11 @@ fn iptables_as_documented_drops_listed_sources_of_both_families_before_an_accept
     }
 
     lab.set(&[b4, b6], &[a4, a6])?;
-    for line in IPTABLES.iter().chain(&IP6TABLES) {
+    for line in &lines {
         lab.load(line, "")?;
     }
     lab.expect("newer list", &[b4, b6], &[a4, a6])?;
-    for tool in ["iptables", "ip6tables"] {
+    for tool in tools {
         let input = lab.inside(tool, &["-S", "INPUT"])?;
         ensure!(count(&input, "-j PALISADE-ATTACKERS") == 1, "{tool}: still one jump:\n{input}");
         let chain = lab.inside(tool, &["-S", "PALISADE-ATTACKERS"])?;
