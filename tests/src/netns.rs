@@ -31,7 +31,57 @@ pub struct NetNs {
     pub name: String,
     /// Address of the host's end of the veth pair, reachable from inside.
     pub host_addr: String,
+    /// Address of the namespace's end of the veth pair.
+    pub inner_addr: String,
+    /// The host's end of the veth pair.
+    outer_link: String,
+    /// The namespace's end of the veth pair.
+    inner_link: String,
+    /// Which /30 of 10.213.0.0/16 this namespace has (it also picks its [`Sources`]).
+    block: u32,
     relays: Vec<Relay>,
+}
+
+/// Addresses to send from on the host's end of a namespace's veth pair, and those to reach
+/// inside ([`NetNs::sources`]).
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Two extra IPv4 addresses of the host (from 45.213.0.0/16), routed back from inside.
+    pub v4: [std::net::IpAddr; 2],
+    /// Two extra IPv6 addresses of the host, on the veth pair's own /64.
+    pub v6: [std::net::IpAddr; 2],
+    /// The host's IPv6 address on the veth pair, beside `v6`.
+    pub host_v6: std::net::IpAddr,
+    /// The namespace's IPv4 address.
+    pub inner_v4: std::net::IpAddr,
+    /// The namespace's IPv6 address.
+    pub inner_v6: std::net::IpAddr,
+}
+
+/// What became of a TCP connection attempt ([`probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The destination's stack answered: connected, or refused by a closed port (its RST
+    /// proves the SYN got through).
+    Answered,
+    /// No answer at all within the wait: the SYN (or its answer) was dropped.
+    Silent,
+}
+
+/// Tries a TCP connection from `source` (an address of this host) to `target`, waiting at most
+/// `wait` for any answer.
+pub fn probe(source: std::net::IpAddr, target: std::net::SocketAddr, wait: std::time::Duration) -> anyhow::Result<Probe> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(std::net::SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
+        match tokio::time::timeout(wait, socket.connect(target)).await {
+            Err(_) => Ok(Probe::Silent),
+            Ok(Ok(_)) => Ok(Probe::Answered),
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => Ok(Probe::Answered),
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context(format!("connecting from {source} to {target}"))),
+        }
+    })
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
@@ -57,8 +107,16 @@ impl NetNs {
         let inner_addr = format!("10.213.{third}.{}", fourth + 2);
         drop(run("ip", &["netns", "del", &name]));
         run("ip", &["netns", "add", &name])?;
-        let ns = NetNs { name: name.clone(), host_addr: host_addr.clone(), relays: Vec::new() };
         let (outer, inner) = (format!("pvh{tag}"), format!("pvn{tag}"));
+        let ns = NetNs {
+            name: name.clone(),
+            host_addr: host_addr.clone(),
+            inner_addr: inner_addr.clone(),
+            outer_link: outer.clone(),
+            inner_link: inner.clone(),
+            block,
+            relays: Vec::new(),
+        };
         run("ip", &["link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &name])?;
         run("ip", &["addr", "add", &format!("{host_addr}/30"), "dev", &outer])?;
         run("ip", &["link", "set", &outer, "up"])?;
@@ -66,6 +124,43 @@ impl NetNs {
         run("ip", &["-n", &name, "link", "set", &inner, "up"])?;
         run("ip", &["-n", &name, "link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// Adds addresses to the veth pair for firewall tests: two more IPv4 addresses on the host's
+    /// end (in the /30 of 45.213.0.0/16 matching this namespace's, with routes back from inside)
+    /// and IPv6 on both ends (2a02:213:BLOCK::/64: `::1`, `::3` and `::4` on the host's end, `::2`
+    /// inside; no duplicate address detection, so they are usable at once). They are publicly
+    /// routed addresses because a Palisade server never serves special-purpose ranges; while the
+    /// namespace lives the host holds them on the veth, and cannot reach their real owners.
+    pub fn sources(&self) -> anyhow::Result<Sources> {
+        let (third, fourth) = (self.block / 64, (self.block % 64) * 4);
+        let v4 = [format!("45.213.{third}.{}", fourth + 1), format!("45.213.{third}.{}", fourth + 2)];
+        for addr in &v4 {
+            run("ip", &["addr", "add", &format!("{addr}/32"), "dev", &self.outer_link])?;
+            run("ip", &["-n", &self.name, "route", "add", &format!("{addr}/32"), "via", &self.host_addr])?;
+        }
+        let prefix = format!("2a02:213:{:x}", self.block);
+        for (addr, link, netns) in [
+            (format!("{prefix}::1/64"), &self.outer_link, None),
+            (format!("{prefix}::3/128"), &self.outer_link, None),
+            (format!("{prefix}::4/128"), &self.outer_link, None),
+            (format!("{prefix}::2/64"), &self.inner_link, Some(self.name.as_str())),
+        ] {
+            let mut args = Vec::new();
+            if let Some(netns) = netns {
+                args.extend(["-n", netns]);
+            }
+            args.extend(["addr", "add", &addr, "dev", link, "nodad"]);
+            run("ip", &args)?;
+        }
+        let ip = |text: &str| -> anyhow::Result<std::net::IpAddr> { text.parse().with_context(|| format!("address {text}")) };
+        Ok(Sources {
+            v4: [ip(&v4[0])?, ip(&v4[1])?],
+            v6: [ip(&format!("{prefix}::3"))?, ip(&format!("{prefix}::4"))?],
+            host_v6: ip(&format!("{prefix}::1"))?,
+            inner_v4: ip(&self.inner_addr)?,
+            inner_v6: ip(&format!("{prefix}::2"))?,
+        })
     }
 
     /// `ip netns exec NAME program`, to add arguments to.

@@ -30,7 +30,7 @@ use super::stream::streamed_body;
 use crate::domain::lists::{COMMUNITY, pool_account, pool_list};
 use crate::error::ApiError;
 use crate::limits::Decision;
-use crate::serving::render::{self, Family, Format, Options};
+use crate::serving::render::{self, Family, Format, Options, Rules};
 use crate::serving::{self, RenderKey};
 use crate::state::AppState;
 
@@ -175,12 +175,23 @@ pub struct BlocklistQuery {
     pub aggregate: Option<String>,
     /// `all` (default), `v4` or `v6`.
     pub family: Option<String>,
+    /// Firewall formats only. `drop` (default): the script blocks inbound traffic from what it
+    /// lists once loaded as documented: nftables brings a base chain (hook input, priority
+    /// filter - 10) in its own table, replaced whole on reload; mikrotik a raw prerouting rule
+    /// per family, added only when missing; iptables (`iptables-restore --noflush`) and ipset (`ipset restore`) name, in
+    /// comment lines, the one check-or-insert command that adds the INPUT rule. `none`: sets,
+    /// address lists or the iptables chain only, referenced by nothing, for your own rules
+    /// (nftables then keeps the table and refills its sets, so chains you add to it survive).
+    pub rules: Option<String>,
 }
 
 impl BlocklistQuery {
     fn options(&self) -> Result<(Options, Option<i64>), ApiError> {
         let format = self.format.as_deref().map_or(Ok(Format::Plain), str::parse).map_err(ApiError::BadRequest)?;
         let family = self.family.as_deref().map_or(Ok(Family::All), str::parse).map_err(ApiError::BadRequest)?;
+        let rules = self.rules.as_deref().map_or(Ok(Rules::Drop), str::parse).map_err(ApiError::BadRequest)?;
+        // Other formats carry no rules: one rendering (and ETag) whatever `rules` says.
+        let rules = if format.is_firewall() { rules } else { Rules::Drop };
         let aggregate = match self.aggregate.as_deref() {
             None | Some("" | "false" | "0") => false,
             Some("true" | "1") => true,
@@ -201,7 +212,7 @@ impl BlocklistQuery {
                 "iptables has no change form (a rule cannot be removed blindly); download the full list".into(),
             ));
         }
-        Ok((Options { format, aggregate, family }, since))
+        Ok((Options { format, aggregate, family, rules }, since))
     }
 }
 
@@ -299,11 +310,12 @@ async fn delta_response(state: &AppState, name: &str, options: Options, cursor: 
 fn etag(name: &str, seq: i64, policy: u64, options: Options, cap: usize) -> String {
     let cap = if cap == usize::MAX { String::new() } else { format!("-{cap}") };
     format!(
-        "\"{}-{seq}-{policy}-{}-{}-{:?}{cap}\"",
+        "\"{}-{seq}-{policy}-{}-{}-{:?}{}{cap}\"",
         render::identifier(name, 64),
         options.format.name(),
         u8::from(options.aggregate),
-        options.family
+        options.family,
+        if options.rules == Rules::Drop { "" } else { "-sets" }
     )
     .to_ascii_lowercase()
 }

@@ -167,14 +167,45 @@ async fn invalid_parameters_are_refused_with_a_reason() {
         "aggregate=maybe",
         "since=0&format=iptables",
         "since=0&aggregate=true",
+        "format=nftables&rules=accept",
+        "format=nftables&rules=",
+        "rules=NONE",
     ] {
         app.get(&format!("/v1/blocklists/community?{query}"), Some(&machine.token))
             .await
             .expect_error(StatusCode::BAD_REQUEST, "bad_request");
     }
+    let body = app
+        .get("/v1/blocklists/community?format=nftables&rules=all", Some(&machine.token))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "bad_request");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("drop") && m.contains("none")), "names the choices: {body}");
     app.get("/v1/blocklists/nonexistent", Some(&machine.token)).await.expect_error(StatusCode::NOT_FOUND, "not_found");
     app.get("/v1/blocklists/community", None).await.expect_error(StatusCode::UNAUTHORIZED, "missing_credentials");
     app.get("/v1/blocklists", Some("not-a-token")).await.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+}
+
+#[tokio::test]
+async fn firewall_formats_drop_by_default_and_give_sets_only_with_rules_none() {
+    for app in listed_app_set().await {
+        let machine = app.machine("consumer").await;
+        let get = async |query: &str| app.get(&format!("/v1/blocklists/community?{query}"), Some(&machine.token)).await;
+        let drop = get("format=nftables").await;
+        let sets = get("format=nftables&rules=none").await;
+        assert!(drop.text().contains("hook input") && drop.text().contains("ip saddr @v4 drop"), "{}", drop.text());
+        assert!(!sets.text().contains("hook") && sets.text().contains("flush set"), "{}", sets.text());
+        assert_ne!(drop.headers[header::ETAG], sets.headers[header::ETAG], "{}: two renderings, two tags", app.label);
+        assert_eq!(get("format=nftables&rules=drop").await.body, drop.body, "{}: drop is the default", app.label);
+        let ipset = get("format=ipset").await.text();
+        assert!(ipset.contains("--match-set palisade-community-v4 src -j DROP"), "{ipset}");
+        assert!(!get("format=ipset&rules=none").await.text().contains('#'));
+        let mikrotik = get("format=mikrotik").await.text();
+        assert!(mikrotik.contains("action=drop"), "{mikrotik}");
+        assert!(!get("format=mikrotik&rules=none").await.text().contains("action=drop"));
+        // Formats without rules ignore it: the same rendering and tag.
+        let (plain, plain_none) = (get("").await, get("rules=none").await);
+        assert_eq!((plain.body, &plain.headers[header::ETAG]), (plain_none.body, &plain_none.headers[header::ETAG]));
+    }
 }
 
 #[tokio::test]

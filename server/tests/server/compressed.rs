@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
 use palisade_server::engine::Rule;
 use palisade_server::serving::RenderKey;
-use palisade_server::serving::render::{Family, Format, Options};
+use palisade_server::serving::render::{Family, Format, Options, Rules};
 
 use crate::common::{apps, commit_lists, listing, request};
 
@@ -35,7 +35,7 @@ async fn a_gzip_download_of_a_full_list_is_compressed_once_and_kept() {
             assert_eq!(decoded, identity.body, "{label}: decoded, the identity rendering");
         }
         let served = app.state.distribution.lists.served("community").await.expect("served");
-        let options = Options { format: Format::Plain, aggregate: false, family: Family::All };
+        let options = Options { format: Format::Plain, aggregate: false, family: Family::All, rules: Rules::Drop };
         let key =
             RenderKey { list: "community".into(), seq: served.seq, policy: served.policy, options, cap: usize::MAX, gzip: true };
         let kept = app.state.distribution.lists.cached(&key).expect("the gzip rendering is kept");

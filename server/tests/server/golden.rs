@@ -664,6 +664,9 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     for format in ["json", "csv", "nftables", "ipset", "iptables", "mikrotik", "plain"] {
         g.call(&format!("community list as {format}"), list(&format!("?format={format}"))).await;
     }
+    g.call("community list as nftables, sets only", list("?format=nftables&rules=none")).await;
+    g.call("community list as mikrotik, address lists only", list("?format=mikrotik&rules=none")).await;
+    g.call("an unknown rules choice", list("?format=nftables&rules=accept")).await;
     g.call("community list, IPv6 only, aggregated", list("?family=v6&aggregate=true")).await;
     g.call("community list, IPv4 only", list("?family=v4")).await;
     let etag = plain.headers.get("etag").and_then(|v| v.to_str().ok()).expect("an etag").to_string();

@@ -19,6 +19,7 @@ mod durability;
 mod edge;
 mod engine_properties;
 mod feed_cli;
+mod firewall_formats;
 mod lookup_cli;
 mod observability;
 mod quota;
