@@ -25,6 +25,25 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Whether a test needing namespaces (and the given extra tools) can run here: true, or false
+/// after printing why it skips; in CI a missing piece fails the test instead.
+pub fn ready(test: &str, tools: &[&str]) -> bool {
+    let missing = unavailable().or_else(|| {
+        tools
+            .iter()
+            .find(|tool| Command::new(tool).arg("--version").output().is_err())
+            .map(|tool| format!("`{tool}` is not installed"))
+    });
+    match missing {
+        None => true,
+        Some(why) if crate::testing::in_ci() => panic!("{test}: {why}"),
+        Some(why) => {
+            eprintln!("skipping {test}: {why}");
+            false
+        }
+    }
+}
+
 /// A network namespace, deleted on drop.
 pub struct NetNs {
     /// Its name (for `ip netns exec NAME …`).
@@ -136,8 +155,7 @@ impl NetNs {
         let (third, fourth) = (self.block / 64, (self.block % 64) * 4);
         let v4 = [format!("45.213.{third}.{}", fourth + 1), format!("45.213.{third}.{}", fourth + 2)];
         for addr in &v4 {
-            run("ip", &["addr", "add", &format!("{addr}/32"), "dev", &self.outer_link])?;
-            run("ip", &["-n", &self.name, "route", "add", &format!("{addr}/32"), "via", &self.host_addr])?;
+            self.add_source(addr.parse()?)?;
         }
         let prefix = format!("2a02:213:{:x}", self.block);
         for (addr, link, netns) in [
@@ -161,6 +179,14 @@ impl NetNs {
             inner_v4: ip(&self.inner_addr)?,
             inner_v6: ip(&format!("{prefix}::2"))?,
         })
+    }
+
+    /// Puts an IPv4 address on the host's end of the veth pair, routed back from inside, so
+    /// connections from it reach the namespace as from an outside host (see [`probe`]).
+    pub fn add_source(&self, addr: std::net::Ipv4Addr) -> anyhow::Result<()> {
+        run("ip", &["addr", "add", &format!("{addr}/32"), "dev", &self.outer_link])?;
+        run("ip", &["-n", &self.name, "route", "add", &format!("{addr}/32"), "via", &self.host_addr])?;
+        Ok(())
     }
 
     /// `ip netns exec NAME program`, to add arguments to.

@@ -16,7 +16,7 @@ use palisade_api::capi::LoginResponse;
 use palisade_api::native::{ExplanationResponse, MachineCredentials};
 use palisade_tests::http::Http;
 use palisade_tests::netns::{self, NetNs};
-use palisade_tests::testing::{TestDb, in_ci};
+use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess, wait_until, workspace_binary};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -25,18 +25,6 @@ use time::format_description::well_known::Rfc3339;
 /// Publicly routed documentation-free addresses (outside every special-purpose range).
 const BRUTE_FORCER: &str = "45.33.32.156";
 const LISTED: &str = "81.2.69.142";
-
-/// Whether nftables tests can run; prints why not (and fails in CI).
-fn netns_ready(test: &str) -> bool {
-    match netns::unavailable() {
-        None => true,
-        Some(why) if in_ci() => panic!("{test}: {why}"),
-        Some(why) => {
-            eprintln!("skipping {test}: {why}");
-            false
-        }
-    }
-}
 
 /// An agent's files: configuration, credentials, state, a log file it follows.
 struct AgentHome {
@@ -177,7 +165,7 @@ fn port_of(server: &ServerProcess) -> anyhow::Result<u16> {
 
 #[test]
 fn watch_in_a_namespace_bans_and_reports_a_brute_force_and_applies_a_consensus_listing_until_delisted() -> anyhow::Result<()> {
-    if !netns_ready("watch_in_a_namespace") {
+    if !netns::ready("watch_in_a_namespace", &[]) {
         return Ok(());
     }
     let db = TestDb::sqlite();
@@ -410,7 +398,7 @@ fn ipset_members(ns: &NetNs, set: &str) -> anyhow::Result<Vec<String>> {
 
 #[test]
 fn sync_into_a_real_ipset_adds_a_listing_and_removes_it_when_delisted() -> anyhow::Result<()> {
-    if !netns_ready("sync_into_a_real_ipset") {
+    if !netns::ready("sync_into_a_real_ipset", &[]) {
         return Ok(());
     }
     let db = TestDb::sqlite();
@@ -476,7 +464,7 @@ impl Member {
 #[test]
 fn a_brute_force_seen_by_one_agent_is_blocked_at_once_by_its_accounts_other_agents_and_by_partners_only_while_shared()
 -> anyhow::Result<()> {
-    if !netns_ready("account_pool") {
+    if !netns::ready("account_pool", &[]) {
         return Ok(());
     }
     let db = TestDb::sqlite();
@@ -514,7 +502,7 @@ fn a_brute_force_seen_by_one_agent_is_blocked_at_once_by_its_accounts_other_agen
 
 #[test]
 fn sync_without_net_admin_says_to_run_as_root_or_with_the_capability() -> anyhow::Result<()> {
-    if !netns_ready("sync_without_net_admin") {
+    if !netns::ready("sync_without_net_admin", &[]) {
         return Ok(());
     }
     let db = TestDb::sqlite();

@@ -17,7 +17,7 @@ use palisade_api::capi::LoginResponse;
 use palisade_api::native::BlocklistView;
 use palisade_tests::http::Http;
 use palisade_tests::netns::{self, NetNs, Probe, Sources, probe};
-use palisade_tests::testing::{TestDb, in_ci};
+use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess, wait_until, workspace_root};
 use serde_json::json;
 
@@ -31,40 +31,21 @@ const SILENCE: Duration = Duration::from_secs(3);
 /// How long an attempt that must be answered may take.
 const ANSWER: Duration = Duration::from_secs(20);
 
-/// The README's loader lines (with `http://127.0.0.1:8080`, `$TOKEN` and the community list).
-const NFT: &str = r#"curl -fsS -H "Authorization: Bearer $TOKEN" --compressed "http://127.0.0.1:8080/v1/blocklists/community?format=nftables" | nft -f -"#;
+/// The README's loader lines (with `http://127.0.0.1:8470`, `$TOKEN` and the community list).
+const NFT: &str = r#"curl -fsS -H "Authorization: Bearer $TOKEN" --compressed "http://127.0.0.1:8470/v1/blocklists/community?format=nftables" | nft -f -"#;
 const IPTABLES: [&str; 2] = [
-    r#"curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080/v1/blocklists/community?format=iptables" | iptables-restore --noflush"#,
+    r#"curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8470/v1/blocklists/community?format=iptables" | iptables-restore --noflush"#,
     "iptables -C INPUT -j PALISADE-COMMUNITY 2>/dev/null || iptables -I INPUT -j PALISADE-COMMUNITY",
 ];
 const IP6TABLES: [&str; 2] = [
-    r#"curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080/v1/blocklists/community?format=iptables&family=v6" | ip6tables-restore --noflush"#,
+    r#"curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8470/v1/blocklists/community?format=iptables&family=v6" | ip6tables-restore --noflush"#,
     "ip6tables -C INPUT -j PALISADE-COMMUNITY 2>/dev/null || ip6tables -I INPUT -j PALISADE-COMMUNITY",
 ];
 const IPSET: [&str; 3] = [
-    r#"curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080/v1/blocklists/community?format=ipset" | ipset restore"#,
+    r#"curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8470/v1/blocklists/community?format=ipset" | ipset restore"#,
     "iptables -C INPUT -m set --match-set palisade-community-v4 src -j DROP 2>/dev/null || iptables -I INPUT -m set --match-set palisade-community-v4 src -j DROP",
     "ip6tables -C INPUT -m set --match-set palisade-community-v6 src -j DROP 2>/dev/null || ip6tables -I INPUT -m set --match-set palisade-community-v6 src -j DROP",
 ];
-
-/// Whether namespace tests can run here (root, `ip`, `nft`, and the tools of `extra`); prints
-/// why not (and fails in CI).
-fn ready(test: &str, extra: &[&str]) -> bool {
-    let missing = netns::unavailable().or_else(|| {
-        extra
-            .iter()
-            .find(|tool| std::process::Command::new(tool).arg("--version").output().is_err())
-            .map(|tool| format!("`{tool}` is not installed (apt-get install nftables iptables ipset curl)"))
-    });
-    match missing {
-        None => true,
-        Some(why) if in_ci() => panic!("{test}: {why}"),
-        Some(why) => {
-            eprintln!("skipping {test}: {why}");
-            false
-        }
-    }
-}
 
 /// A server serving [`LIST`], a machine token to read it, and a namespace with sources.
 struct Lab {
@@ -137,7 +118,7 @@ impl Lab {
     /// Runs a README line inside the namespace, for [`LIST`] on this server, as `bash -o
     /// pipefail` (so a failing download fails the step); `query` is appended to the URL.
     fn load(&self, line: &str, query: &str) -> anyhow::Result<()> {
-        let line = for_list(line).replace("http://127.0.0.1:8080", &self.base).replace("?format=", &format!("?{query}format="));
+        let line = for_list(line).replace("http://127.0.0.1:8470", &self.base).replace("?format=", &format!("?{query}format="));
         let output =
             self.ns.command(Path::new("bash")).args(["-o", "pipefail", "-c", &line]).env("TOKEN", &self.token).output()?;
         ensure!(
@@ -209,7 +190,7 @@ fn loader_lines_are_the_readmes() -> anyhow::Result<()> {
 
 #[test]
 fn nftables_as_documented_drops_listed_sources_of_both_families_and_reloads_in_place() -> anyhow::Result<()> {
-    if !ready("nftables_as_documented", &["curl"]) {
+    if !netns::ready("nftables_as_documented", &["curl"]) {
         return Ok(());
     }
     let lab = Lab::start()?;
@@ -272,7 +253,7 @@ fn iptables_variant(line: &str, legacy: bool) -> String {
 
 #[test]
 fn iptables_as_documented_drops_listed_sources_of_both_families_before_an_accept_and_reloads_in_place() -> anyhow::Result<()> {
-    if !ready("iptables_as_documented", &["curl", "iptables", "ip6tables"]) {
+    if !netns::ready("iptables_as_documented", &["curl", "iptables", "ip6tables"]) {
         return Ok(());
     }
     iptables_as_documented(false)
@@ -280,7 +261,7 @@ fn iptables_as_documented_drops_listed_sources_of_both_families_before_an_accept
 
 #[test]
 fn iptables_legacy_as_documented_drops_listed_sources_of_both_families_and_reloads_in_place() -> anyhow::Result<()> {
-    if !ready("iptables_legacy_as_documented", &["curl", "iptables-legacy", "ip6tables-legacy"]) {
+    if !netns::ready("iptables_legacy_as_documented", &["curl", "iptables-legacy", "ip6tables-legacy"]) {
         return Ok(());
     }
     iptables_as_documented(true)
@@ -335,7 +316,7 @@ fn iptables_as_documented(legacy: bool) -> anyhow::Result<()> {
 
 #[test]
 fn ipset_as_documented_drops_listed_sources_of_both_families_and_takes_changes() -> anyhow::Result<()> {
-    if !ready("ipset_as_documented", &["curl", "iptables", "ip6tables", "ipset"]) {
+    if !netns::ready("ipset_as_documented", &["curl", "iptables", "ip6tables", "ipset"]) {
         return Ok(());
     }
     let lab = Lab::start()?;

@@ -23,6 +23,7 @@ mod firewall_formats;
 mod lookup_cli;
 mod observability;
 mod quota;
+mod readme;
 mod replicas;
 mod revocation;
 mod server_cli;
