@@ -30,7 +30,8 @@ const BOTTOM: f64 = 28.0;
 const TOP: f64 = 24.0;
 
 /// A grouped bar chart. Bars scale to the largest value (an all-zero chart draws no bars);
-/// at most about 12 group labels are printed so they never overlap.
+/// at most about 12 group labels are printed so they never overlap, counted back from the last
+/// group (today, on a chart of days), which is always labelled.
 pub fn bars(title: &str, series: &[Series], groups: &[Group]) -> Markup {
     let max = groups.iter().flat_map(|g| g.values.iter().copied()).max().unwrap_or(0);
     let plot_w = WIDTH - LEFT - 8.0;
@@ -57,7 +58,7 @@ pub fn bars(title: &str, series: &[Series], groups: &[Group]) -> Markup {
                         }
                     }
                 }
-                @if i % label_every == 0 {
+                @if (groups.len() - 1 - i).is_multiple_of(label_every) {
                     text x=(round(x0 + slot * 0.4)) y=(HEIGHT - 10.0) text-anchor="middle" font-size="10" fill="currentColor" { (group.label) }
                 }
             }
@@ -116,6 +117,16 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 2, "one bar and one legend swatch: {svg}");
         assert!(svg.contains("b: 4 signals"), "{svg}");
         assert!(svg.contains("aria-label=\"Signals: 2 groups, 4 in all, at most 4 in one\""), "{svg}");
+    }
+
+    #[test]
+    fn the_last_group_is_always_labelled() {
+        for days in [1, 7, 13, 30, 31] {
+            let groups: Vec<Group> = (0..days).map(|d| Group { label: format!("day{d}"), values: vec![1] }).collect();
+            let svg = bars("Days", &ONE, &groups).into_string();
+            assert!(svg.contains(&format!(">day{}</text>", days - 1)), "{days} days: {svg}");
+            assert!(svg.matches("text-anchor=\"middle\"").count() <= 12, "{days} days: labels overlap");
+        }
     }
 
     #[test]

@@ -171,11 +171,29 @@ pub fn usage_window(tier: &Tier, limit: u64) -> &'static str {
     if limit == tier.lookups_per_day { "today" } else { "this month" }
 }
 
+/// The agent and version a login's `User-Agent` names: `crowdsec/v1.4.6-6~deb12u1+b1-linux-debian`
+/// → `crowdsec v1.4.6-6~deb12u1+b1`, `palisade-agent/0.1.0` → `palisade-agent 0.1.0`; `None`
+/// for anything else (a browser, curl), which says nothing about an agent.
+fn agent_version(user_agent: &str) -> Option<String> {
+    let (name, version) = user_agent.split_once('/')?;
+    let version = version.split_whitespace().next()?;
+    let version = match name {
+        // crowdsec/<version>[-<tag>]-<os>[-<distribution>]: the platform is left out.
+        "crowdsec" => ["-linux", "-freebsd", "-windows", "-darwin"]
+            .iter()
+            .find_map(|os| version.split_once(os).map(|(v, _)| v))
+            .unwrap_or(version),
+        "palisade" | "palisade-agent" => version,
+        _ => return None,
+    };
+    Some(format!("{name} {version}"))
+}
+
 fn machine_row(m: &Machine, today: u64) -> MachineRow {
     MachineRow {
         machine_id: m.machine_id.clone(),
         name: m.display_name.clone(),
-        version: m.version.clone(),
+        version: m.version.clone().or_else(|| m.user_agent.as_deref().and_then(agent_version)),
         last_seen: m.last_login_at.map(crate::domain::time::rfc3339),
         trust: trust_words(m.trust),
         trust_value: m.trust,
@@ -327,6 +345,22 @@ pub fn top<I: IntoIterator<Item = String>>(values: I, n: usize) -> Vec<(String, 
     ranked
 }
 
+/// Machines whose own reports counted against them: zeroed by a canary or carrying negative
+/// evidence (lies proven by sensors, false positives). Low trust alone is not suspicious: every
+/// new machine starts with none and earns it slowly, so a fresh network's machines are not
+/// flagged. Only machines with little trust are read in full (one engine state each).
+async fn flagged<'a>(state: &AppState, machines: &'a [Machine], now: OffsetDateTime) -> Result<Vec<&'a Machine>, ApiError> {
+    let mut flagged = Vec::new();
+    for machine in machines.iter().filter(|m| !m.sensor && m.signal_count > 0 && m.trust < 0.5) {
+        let Some(engine) = state.store.engine_machine(machine.key).await? else { continue };
+        let (_, bad) = engine.evidence(now.unix_timestamp(), &state.engine_params);
+        if engine.zeroed_at.is_some() || bad > 0.0 {
+            flagged.push(machine);
+        }
+    }
+    Ok(flagged)
+}
+
 /// Gathers the operator's overview.
 pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
     let store = state.store.as_ref();
@@ -363,7 +397,7 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
         changes_per_day: store.list_changes_per_day(COMMUNITY, since).await?,
         today: day_of(now),
         trust_bands: trust_distribution(machines.iter().map(|m| m.trust)),
-        flagged: machines.iter().filter(|m| !m.sensor && m.signal_count > 0 && m.trust < 0.1).map(row).collect(),
+        flagged: flagged(state, &machines, now).await?.into_iter().map(row).collect(),
         sensors: machines.iter().filter(|m| m.sensor).map(row).collect(),
         top_ips: top(recent.iter().map(|s| s.value.clone()), 10),
         top_ases: top(
@@ -384,6 +418,16 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_login_user_agent_names_the_agent_and_its_version() {
+        use super::agent_version;
+        assert_eq!(agent_version("crowdsec/v1.4.6-6~deb12u1+b1-linux-debian").as_deref(), Some("crowdsec v1.4.6-6~deb12u1+b1"));
+        assert_eq!(agent_version("crowdsec/v1.6.5-linux").as_deref(), Some("crowdsec v1.6.5"));
+        assert_eq!(agent_version("palisade-agent/0.1.0").as_deref(), Some("palisade-agent 0.1.0"));
+        assert_eq!(agent_version("curl/8.5.0"), None);
+        assert_eq!(agent_version("Mozilla/5.0 (X11)"), None);
+    }
+
     use super::*;
 
     #[test]

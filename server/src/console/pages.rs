@@ -134,6 +134,34 @@ fn opt(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("—")
 }
 
+/// A stored time for people: to the minute, in UTC ("2026-12-05 14:03 UTC"), inside a `time`
+/// element whose `datetime` keeps the exact RFC 3339 value. Anything that does not parse is
+/// shown as it is.
+fn when(text: &str) -> Markup {
+    match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        Ok(at) => {
+            let at = at.to_offset(time::UtcOffset::UTC);
+            let shown =
+                format!("{}-{:02}-{:02} {:02}:{:02} UTC", at.year(), u8::from(at.month()), at.day(), at.hour(), at.minute());
+            html! { time datetime=(text) { (shown) } }
+        }
+        Err(_) => html! { (text) },
+    }
+}
+
+/// [`when`] for an optional time: "—" when there is none.
+fn when_opt(value: &Option<String>) -> Markup {
+    match value {
+        Some(text) => when(text),
+        None => html! { "—" },
+    }
+}
+
+/// [`when`] for a time the page holds as a value.
+fn when_at(at: time::OffsetDateTime) -> Markup {
+    when(&crate::domain::time::rfc3339(at))
+}
+
 fn copy_field(id: &str, label: &str, value: &str) -> Markup {
     html! {
         div class="copy" {
@@ -196,7 +224,7 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                                 @for key in &view.enroll_keys {
                                     tr {
                                         th scope="row" { code { (key.prefix) "…" } }
-                                        td { (crate::domain::time::rfc3339(key.created_at)) }
+                                        td { (when_at(key.created_at)) }
                                         td { @if key.revoked_at.is_some() { "revoked" } @else { "active" } }
                                         td {
                                             @if key.revoked_at.is_none() {
@@ -221,7 +249,10 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                     (view.tier.lookups_per_month) " a month. Used " (view.usage_window) ": "
                     strong id="usage" { (view.used) } " of " (view.limit) "."
                 }
-                meter min="0" max=(view.limit) value=(view.used) aria-label="Lookups used" { (view.used) " of " (view.limit) }
+                // Browsers colour a meter by its region: green below `low`, amber up to `high`,
+                // red above it, since the optimum is an empty meter.
+                meter min="0" max=(view.limit) low=(view.limit as f64 * 0.75) high=(view.limit as f64 * 0.9) optimum="0"
+                    value=(view.used) aria-label="Lookups used" { (view.used) " of " (view.limit) }
                 figure id="usage-chart" {
                     (charts::bars("Lookups per day", &[Series { name: "lookups", color: "#0891b2" }],
                         &charts::fill_days(view.today, super::data::CHART_DAYS,
@@ -240,8 +271,8 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                                 @for key in &view.api_keys {
                                     tr {
                                         th scope="row" { code { (key.prefix) } }
-                                        td { (key.created_at) }
-                                        td { (opt(&key.last_used_at)) }
+                                        td { (when(&key.created_at)) }
+                                        td { (when_opt(&key.last_used_at)) }
                                         td { @if key.revoked_at.is_some() { "revoked" } @else { "active" } }
                                         td {
                                             @if key.revoked_at.is_none() {
@@ -289,7 +320,7 @@ fn machine_table(id: &str, machines: &[MachineRow]) -> Markup {
                             th scope="row" { (m.machine_id) }
                             td { (opt(&m.name)) }
                             td { (opt(&m.version)) }
-                            td { (opt(&m.last_seen)) }
+                            td { (when_opt(&m.last_seen)) }
                             td title=(format!("{:.2}", m.trust_value)) { (m.trust) }
                             td class="num" { (m.signals_today) }
                             td class="num" { (m.signals) }
@@ -332,7 +363,7 @@ pub fn ips(ctx: &Ctx, query: &str, result: Option<&IpResult>) -> Markup {
                             tbody { @for e in entries { tr {
                                 @let value = crate::domain::net::display_target(e.value);
                                 th scope="row" { a href={ "/console/ips?q=" (value) } { (value) } }
-                                td { (e.scenario) } td { (e.rule.as_str()) } td { (crate::domain::time::rfc3339(e.expires_at)) }
+                                td { (e.scenario) } td { (e.rule.as_str()) } td { (when_at(e.expires_at)) }
                             } } }
                         } }
                     }
@@ -355,7 +386,7 @@ fn ip_card(card: &IpLookupResponse) -> Markup {
                 dt { "Country" } dd { (opt(&card.country)) }
                 dt { "Range" } dd { (opt(&card.ip_range)) }
                 dt { "First seen" } dd { (opt(&card.first_seen)) }
-                dt { "Last seen" } dd { (opt(&card.last_seen)) }
+                dt { "Last seen" } dd { (when_opt(&card.last_seen)) }
                 dt { "Blocklists" } dd { @if card.blocklists.is_empty() { "none" } @else { (card.blocklists.join(", ")) } }
                 dt { "False-positive classes" } dd { @if card.false_positives.is_empty() { "none" } @else { (card.false_positives.join(", ")) } }
             }
@@ -381,7 +412,7 @@ fn ip_card(card: &IpLookupResponse) -> Markup {
             p id="explanation" {
                 @if e.listed {
                     (e.target) " is on the community blocklist (rule " (opt(&e.rule)) ", " (opt(&e.remediation)) ") since "
-                    (opt(&e.listed_at)) ", until " (opt(&e.expires_at)) ": reported by " (e.clusters)
+                    (when_opt(&e.listed_at)) ", until " (when_opt(&e.expires_at)) ": reported by " (e.clusters)
                     " independent group(s) of machines from " (e.ases) " AS(es)."
                 } @else {
                     (e.target) " is not on the community blocklist."
@@ -450,7 +481,7 @@ pub fn operator(ctx: &Ctx, view: &Overview) -> Markup {
                     figcaption { "Machines per trust band." }
                 }
                 h3 { "Flagged for review" }
-                p class="hint" { "Machines that send signals while holding almost no trust." }
+                p class="hint" { "Machines their own reports counted against: a canary reported, lies proven by sensors, false positives. A new machine with no trust yet is not suspicious." }
                 @if view.flagged.is_empty() { p { "None." } } @else { (machine_table("flagged", &view.flagged)) }
                 h3 { "Sensors" }
                 @if view.sensors.is_empty() { p { "No machine is marked as a sensor." } } @else { (machine_table("sensors", &view.sensors)) }
@@ -487,7 +518,7 @@ pub fn operator(ctx: &Ctx, view: &Overview) -> Markup {
                             th scope="col" { "Last success" } th scope="col" { "State" } } }
                         tbody { @for feed in &view.feeds { tr {
                             th scope="row" { (feed.name) } td { (feed.format) } td class="num" { (feed.entries) }
-                            td { (opt(&feed.last_success_at)) }
+                            td { (when_opt(&feed.last_success_at)) }
                             td { @match &feed.last_error {
                                 None if feed.last_attempt_at.is_none() => "not fetched yet",
                                 None => "up",

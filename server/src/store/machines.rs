@@ -139,6 +139,9 @@ pub struct Machine {
     pub origin_prefix: Option<String>,
     /// Version from the last metrics push.
     pub version: Option<String>,
+    /// `User-Agent` of the last login (truncated), which names the agent and its version before
+    /// any metrics push does.
+    pub user_agent: Option<String>,
     /// Signals stored from it.
     pub signal_count: u64,
     /// Creation time.

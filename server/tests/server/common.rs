@@ -318,3 +318,29 @@ pub async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Reply {
 pub fn lines(text: &str) -> BTreeSet<String> {
     text.lines().map(str::to_string).collect()
 }
+
+/// The operator's console overview page, signed in with `admin`.
+pub async fn operator_overview(app: &TestApp, admin: &str) -> String {
+    const HOST: &str = "palisade.test";
+    let sign_in = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/console/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, format!("http://{HOST}"))
+        .body(Body::from(format!("token={admin}")))
+        .expect("a valid request");
+    let signed_in = app.send(sign_in).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}: {}", signed_in.what, signed_in.text());
+    let cookie = signed_in.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
+    let cookie = cookie.split(';').next().unwrap_or_default().to_string();
+    let page = axum::http::Request::builder()
+        .uri("/console/operator")
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("a valid request");
+    let reply = app.send(page).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}: {}", reply.what, reply.text());
+    reply.text()
+}

@@ -20,7 +20,7 @@ use palisade_server::store::Store;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::common::{TestApp, apps};
+use crate::common::{TestApp, apps, operator_overview};
 
 /// The API key the upstream Palisade expects.
 const UPSTREAM_KEY: &str = "pk_upstream_0123456789";
@@ -304,32 +304,6 @@ async fn feeds_of_every_kind_arrive_then_304_reloads_nothing_and_failures_keep_t
         assert!(overview.contains("<strong>failing</strong> (1): the source answered HTTP 403 Forbidden"), "{label}: {overview}");
         drop(source);
     }
-}
-
-/// The operator's console overview page, signed in with `admin`.
-async fn operator_overview(app: &TestApp, admin: &str) -> String {
-    const HOST: &str = "palisade.test";
-    let sign_in = axum::http::Request::builder()
-        .method(axum::http::Method::POST)
-        .uri("/console/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::HOST, HOST)
-        .header(header::ORIGIN, format!("http://{HOST}"))
-        .body(Body::from(format!("token={admin}")))
-        .expect("a valid request");
-    let signed_in = app.send(sign_in).await;
-    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}: {}", signed_in.what, signed_in.text());
-    let cookie = signed_in.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
-    let cookie = cookie.split(';').next().unwrap_or_default().to_string();
-    let page = axum::http::Request::builder()
-        .uri("/console/operator")
-        .header(header::HOST, HOST)
-        .header(header::COOKIE, cookie)
-        .body(Body::empty())
-        .expect("a valid request");
-    let reply = app.send(page).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}: {}", reply.what, reply.text());
-    reply.text()
 }
 
 /// Refreshes `name` and returns the outcome and how many requests the source has received.

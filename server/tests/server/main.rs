@@ -17,6 +17,7 @@ mod blocklists;
 mod canaries;
 mod common;
 mod compressed;
+mod console;
 mod distribution;
 mod edge;
 mod feeds;

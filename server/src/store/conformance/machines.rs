@@ -128,6 +128,7 @@ async fn login_records_scenarios_origin_and_time() {
         assert_eq!(machine.scenarios, scenarios, "{label}: scenarios");
         assert_eq!(machine.origin_prefix.as_deref(), Some("81.2.69.0/24"), "{label}: origin prefix");
         assert_eq!(machine.last_login_at, Some(first.at), "{label}: last login");
+        assert_eq!(machine.user_agent.as_deref(), Some("crowdsec/v1.6.3-debian-pragmatic"), "{label}: user agent");
         assert_eq!(machine.created_at, T0, "{label}: creation time untouched");
 
         // The next login replaces what the previous one recorded, down to an empty scenario list.
@@ -142,6 +143,7 @@ async fn login_records_scenarios_origin_and_time() {
         assert!(machine.scenarios.is_empty(), "{label}: scenarios replaced");
         assert_eq!(machine.origin_prefix.as_deref(), Some("2a00:1450:4001::/48"), "{label}: IPv6 origin prefix");
         assert_eq!(machine.last_login_at, Some(second.at), "{label}: last login");
+        assert_eq!(machine.user_agent, None, "{label}: user agent replaced");
 
         let bystander = s.store().machine_by_login("bystander").await.expect("lookup").expect("exists");
         assert_eq!(bystander.key, other, "{label}: key");
