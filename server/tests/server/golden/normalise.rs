@@ -55,6 +55,7 @@ pub struct Normaliser {
     retry_in: Regex,
     go_duration: Regex,
     day_label: Regex,
+    shown_time: Regex,
 }
 
 impl Normaliser {
@@ -70,6 +71,7 @@ impl Normaliser {
             retry_in: regex(r"\bretry in (\d+) s\b"),
             go_duration: regex(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"),
             day_label: regex(r"(<text[^>]*>|<title>)(\d{2}-\d{2})(</text>|: )"),
+            shown_time: regex(r#"<time datetime="(<[^"]+>)">[^<]*</time>"#),
         }
     }
 
@@ -131,9 +133,11 @@ impl Normaliser {
             .into_owned()
     }
 
-    /// A page of HTML: [`Normaliser::text`], then the charts' day labels.
+    /// A page of HTML: [`Normaliser::text`], then the times shown to people (labelled as their
+    /// `datetime` attribute was) and the charts' day labels.
     pub fn html(&self, text: &str, window: &Window) -> String {
         let text = self.text(text, window);
+        let text = self.shown_time.replace_all(&text, r#"<time datetime="$1">$1</time>"#);
         let today = window.received.date();
         let labels: BTreeMap<String, String> = (0..=60)
             .map(|n| {
