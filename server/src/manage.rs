@@ -1,6 +1,8 @@
 //! Operator actions shared by the admin API, the console and the `palisade-server admin` CLI, so
-//! all do exactly the same thing: accounts, enrollment keys, operator-created machines (and
-//! disabling, deleting, resetting them), admin tokens, console sessions, API keys, canaries, allowlists, explanations, and the views of them. A use case: it
+//! all do exactly the same thing: accounts (and deleting them), enrollment keys (listing,
+//! revoking), operator-created machines (and disabling, deleting, resetting them), admin tokens,
+//! console sessions, API keys, canaries, allowlists, false positives and delistings,
+//! explanations, and the views of them. A use case: it
 //! works through the [`Store`] and the pure core, knows neither HTTP nor SQL, and fails with a
 //! [`UseCaseError`] each front end turns into its own answer. Operator lists are in `lists`,
 //! account pools (policies and shares) in `pools`, the audit log of these actions in `audit`.
