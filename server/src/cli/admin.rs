@@ -25,8 +25,9 @@ use crate::use_case::UseCaseError;
 pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let audit = audited(&command);
     let shared = open_store(config).await?;
-    run(config, &shared, command).await?;
+    let created = run(config, &shared, command).await?;
     if let Some(Audited { action, target, detail }) = audit {
+        let target = created.unwrap_or(target);
         let entry = manage::audit::cli_entry(&crate::config::os_user(), action, &target, detail);
         manage::audit::record(shared.as_ref(), entry).await;
     }
@@ -159,14 +160,16 @@ fn audited(command: &AdminCommand) -> Option<Audited> {
     }
 }
 
-/// Runs one `admin` command against the store.
-async fn run(config: &Config, shared: &std::sync::Arc<dyn Store>, command: AdminCommand) -> anyhow::Result<()> {
+/// Runs one `admin` command against the store; what it created, when the audit log should name
+/// that rather than the command's argument (a new admin token's visible prefix).
+async fn run(config: &Config, shared: &std::sync::Arc<dyn Store>, command: AdminCommand) -> anyhow::Result<Option<String>> {
     let store = shared.as_ref();
     match command {
         AdminCommand::Token(TokenCommand::Create) => {
             let token = manage::create_admin_token(store).await?;
             println!("{token}");
             eprintln!("use it as: Authorization: Bearer {token}   (it is shown only once)");
+            return Ok(Some(crate::auth::secrets::visible_prefix(&token)));
         }
         AdminCommand::Token(TokenCommand::List(flag)) => {
             let tokens = manage::list_admin_tokens(store).await?;
@@ -352,9 +355,9 @@ async fn run(config: &Config, shared: &std::sync::Arc<dyn Store>, command: Admin
             let queued = manage::delist(store, &value, hold.as_deref()).await.map_err(sentence)?;
             println!("{}", queued.message);
         }
-        AdminCommand::Audit { since, action, actor, limit, json } => {
+        AdminCommand::Audit { since, action, actor, before, limit, json } => {
             let page =
-                manage::audit::list_audit(store, None, actor, action, since.as_deref(), Some(limit)).await.map_err(sentence)?;
+                manage::audit::list_audit(store, before, actor, action, since.as_deref(), Some(limit)).await.map_err(sentence)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page.items)?);
             } else {
@@ -375,6 +378,9 @@ async fn run(config: &Config, shared: &std::sync::Arc<dyn Store>, command: Admin
                         status,
                         e.client.as_deref().unwrap_or("-")
                     );
+                }
+                if let Some(before) = page.next_before {
+                    eprintln!("older entries: --before {before}");
                 }
             }
         }
@@ -442,7 +448,7 @@ async fn run(config: &Config, shared: &std::sync::Arc<dyn Store>, command: Admin
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// `admin pool …`: the actions of `/v1/admin/accounts/{name}/pool`. The consensus worker of a

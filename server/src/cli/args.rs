@@ -88,6 +88,9 @@ pub enum AdminCommand {
         /// Only this actor (token:<prefix> or cli:<user>).
         #[arg(long)]
         actor: Option<String>,
+        /// Only entries older than this id (the next page: the id printed after a full page).
+        #[arg(long)]
+        before: Option<i64>,
         /// How many entries (1–1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,

@@ -357,6 +357,8 @@ fn lifecycle_commands_revoke_delete_delist_and_are_audited() -> anyhow::Result<(
         }
     }
     ensure!(entries[3].target == "acme" && entries[3].detail == json!({"machines": "detach"}), "{:?}", entries[3]);
+    ensure!(admin.starts_with(&entries[1].target) && entries[1].target.len() > 10, "the new token's prefix: {:?}", entries[1]);
+    ensure!(api.actor == format!("token:{}", entries[1].target), "the API entry names that token: {api:?}");
     let filtered: Vec<AuditEntryView> =
         serde_json::from_str(&server.admin(&["audit", "--action", "delete_account", "--since", "1h", "--json"])?)?;
     ensure!(filtered.len() == 1, "{filtered:?}");

@@ -102,13 +102,6 @@ impl AuditedRoutes {
         }
         AuditedRoutes(Arc::new(actions))
     }
-
-    /// Every `(method, path, action)`, for tests that walk them.
-    pub fn all(&self) -> Vec<(Method, String, String)> {
-        let mut all: Vec<_> = self.0.iter().map(|((m, p), a)| (m.clone(), p.clone(), a.clone())).collect();
-        all.sort_by(|a, b| (&a.1, a.0.as_str()).cmp(&(&b.1, b.0.as_str())));
-        all
-    }
 }
 
 /// Largest JSON body whose parameters an entry keeps; a larger one is recorded without them.
