@@ -377,3 +377,52 @@ async fn every_mutating_admin_route_writes_an_audit_entry() {
         }
     }
 }
+
+#[tokio::test]
+async fn deleting_an_account_ends_its_console_sessions_and_no_other() {
+    use axum::http::{Request, header};
+    const HOST: &str = "palisade.test";
+    let sign_in = |token: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/console/login/link")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, HOST)
+            .header(header::ORIGIN, format!("http://{HOST}"))
+            .body(Body::from(format!("token={token}")))
+            .expect("a valid request")
+    };
+    let page = |cookie: &str| {
+        Request::builder()
+            .uri("/console/account")
+            .header(header::HOST, HOST)
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .expect("valid")
+    };
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let mut cookies = Vec::new();
+        for account in ["acme", "globex"] {
+            app.post("/v1/admin/accounts", Some(&admin), &json!({"name": account})).await.expect_ok(StatusCode::CREATED);
+            let link = app
+                .post(&format!("/v1/admin/accounts/{account}/login-link"), Some(&admin), &json!({}))
+                .await
+                .expect_ok(StatusCode::CREATED);
+            let url = link["url"].as_str().expect("a url");
+            let token = &url[url.find("token=").expect("a token") + "token=".len()..];
+            let signed_in = app.send(sign_in(token)).await;
+            assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{label}: {}", signed_in.text());
+            let set = signed_in.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
+            cookies.push(set.split(';').next().unwrap_or_default().to_string());
+        }
+        for cookie in &cookies {
+            assert_eq!(app.send(page(cookie)).await.status, StatusCode::OK, "{label}: signed in");
+        }
+        send(&app, Method::DELETE, "/v1/admin/accounts/acme", &admin, None).await.expect_ok(StatusCode::OK);
+        let refused = app.send(page(&cookies[0])).await;
+        assert_eq!(refused.status, StatusCode::SEE_OTHER, "{label}: the deleted account's session is sent to sign in");
+        assert_eq!(app.send(page(&cookies[1])).await.status, StatusCode::OK, "{label}: another account's session stays");
+    }
+}
