@@ -755,3 +755,87 @@ pub struct PoolPolicyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deny: Option<Vec<String>>,
 }
+
+/// An enrollment key as the operator sees it (the key itself is shown only once, at creation).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct EnrollKeyView {
+    /// First characters of the key, to tell keys apart and to revoke one.
+    pub prefix: String,
+    /// The account it enrolls machines into.
+    pub account: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Machines it enrolled (re-enrollments counted).
+    pub uses: u64,
+    /// Its latest enrollment (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    /// Revocation time (RFC 3339); a revoked key enrolls nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// `DELETE /v1/admin/accounts/{name}`: what deleting the account removed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AccountDeletedResponse {
+    /// The deleted account.
+    pub account: String,
+    /// Machines that were attached to it and are now without an account.
+    pub machines_detached: Vec<String>,
+    /// Machines deleted with it (`?machines=delete`).
+    pub machines_deleted: Vec<String>,
+    /// API keys deleted (the live ones are refused on every replica at once).
+    pub api_keys: u64,
+    /// Enrollment keys deleted.
+    pub enroll_keys: u64,
+}
+
+/// `POST /v1/admin/delistings`: take an address or range off the community list without
+/// penalising the machines that reported it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct DelistRequest {
+    /// The address or range.
+    pub value: String,
+    /// Keep it off the list, whoever reports it, for this long: seconds, or with s, m, h or d
+    /// (`90m`, `7d`; at most 365 days). Without it, fresh reports may list it again at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AuditEntryView {
+    /// Id; pass the last one of a page as `before` for the next.
+    pub id: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who: `token:<prefix>` (an admin token) or `cli:<os user>` (the command line on the host).
+    pub actor: String,
+    /// What: a stable name, the admin API's operationId (`delete_machine`, `create_api_key`…).
+    pub action: String,
+    /// Which resource (a machine login, an account, an address…); empty when none.
+    pub target: String,
+    /// The action's parameters, without secrets.
+    pub detail: serde_json::Value,
+    /// The HTTP client's address; absent for the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The HTTP status answered (refused attempts are recorded too); absent for the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// `GET /v1/admin/audit`: one page, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    /// The entries.
+    pub items: Vec<AuditEntryView>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}

@@ -718,6 +718,23 @@ impl Config {
     }
 }
 
+/// The name of the user running this process on the host (`$USER`, else `$LOGNAME`, else the
+/// numeric id from `/proc/self`), for the audit log of the command line.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+                status.lines().find_map(|line| {
+                    line.strip_prefix("Uid:").and_then(|rest| rest.split_whitespace().next()).map(|uid| format!("uid {uid}"))
+                })
+            })
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

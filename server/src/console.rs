@@ -373,7 +373,8 @@ async fn revoke_enroll_key(
 ) -> Response {
     let Some((id, _)) = account_post(&state, &session, &headers, &form) else { return forbidden() };
     let prefix = form.get("prefix").map(String::as_str).unwrap_or_default();
-    let notice = match state.store.revoke_enroll_key(crate::store::AccountKey(id), prefix, OffsetDateTime::now_utc()).await {
+    let notice = match state.store.revoke_enroll_key(Some(crate::store::AccountKey(id)), prefix, OffsetDateTime::now_utc()).await
+    {
         Ok(true) => Notice::Done(format!("Enrollment key {prefix}… revoked.")),
         Ok(false) => Notice::Error(format!("No active enrollment key {prefix:?} in this account.")),
         Err(error) => return store_error(error),

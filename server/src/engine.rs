@@ -70,6 +70,8 @@ pub enum DelistReason {
     Slashed,
     /// The operator upheld a false-positive report.
     FalsePositive,
+    /// The operator delisted it, blaming nobody.
+    Operator,
 }
 
 impl DelistReason {
@@ -80,6 +82,7 @@ impl DelistReason {
             DelistReason::NeverBlock => "never_block",
             DelistReason::Slashed => "slashed",
             DelistReason::FalsePositive => "false_positive",
+            DelistReason::Operator => "operator",
         }
     }
 }
@@ -177,10 +180,14 @@ pub struct TargetState {
     pub first_seen: Time,
     /// Latest report.
     pub last_seen: Time,
-    /// When its latest listing expired: only reports after it can list it again, so a listing
-    /// that ran out without fresh evidence is not revived by the evidence that made it.
+    /// When its latest listing expired or was delisted by the operator: only reports after it
+    /// can list it again, so a listing that ran out without fresh evidence is not revived by the
+    /// evidence that made it.
     #[serde(default)]
     pub expired_at: Time,
+    /// After an operator delisting with a hold, nothing lists it (not even a sensor) until then.
+    #[serde(default)]
+    pub held_until: Time,
     /// Where each machine's entry sits in `reporters`, once there are many (derived, not persisted).
     #[serde(skip)]
     index: ReporterIndex,
@@ -552,7 +559,8 @@ impl Engine {
     /// its protection has run out and it is not listed.
     fn forget_check_at(&self, state: &TargetState) -> Time {
         let listed_until = state.listing.as_ref().map_or(0, |l| l.expires_at);
-        (state.last_seen + self.params.evidence_window_secs).max(state.protected_until).max(listed_until) + 1
+        (state.last_seen + self.params.evidence_window_secs).max(state.protected_until).max(state.held_until).max(listed_until)
+            + 1
     }
 
     /// Forgets the unlisted targets whose reports all left the evidence window. Without it, an
@@ -568,6 +576,7 @@ impl Engine {
             let keep = state.listing.is_some()
                 || state.last_seen >= window_start
                 || state.protected_until > now
+                || state.held_until > now
                 || self.dirty.contains(&target);
             if keep {
                 let next = self.forget_check_at(state).max(now + 1);
@@ -612,6 +621,9 @@ impl Engine {
     }
 
     fn qualifies(&self, state: &TargetState, key: IpNet, now: Time, exclude: Option<ClusterId>) -> Option<(Rule, Remediation)> {
+        if state.held_until > now {
+            return None;
+        }
         let p = &self.params;
         let window_start = self.evidence_start(state, now);
         let shared = self.shared.overlaps(key);
@@ -798,7 +810,9 @@ impl Engine {
             }
             (None, None) => {
                 // Forget what can no longer matter.
-                let keep = state.reporters.iter().any(|r| r.last_at >= window_start) || state.protected_until > now;
+                let keep = state.reporters.iter().any(|r| r.last_at >= window_start)
+                    || state.protected_until > now
+                    || state.held_until > now;
                 if !keep {
                     self.targets.remove(&key);
                     self.changed_targets.insert(key);
@@ -806,6 +820,32 @@ impl Engine {
             }
             (None, Some(_)) => {}
         }
+    }
+
+    /// The operator delists `target` without blaming anyone: it leaves the list now, the reports
+    /// made so far no longer count towards listing it again (only reports after `now` do), and
+    /// until `hold_until` nothing lists it, not even a sensor. No machine's trust changes. An
+    /// address's /24 listed by expansion is evaluated again without it.
+    pub fn delist(&mut self, target: IpNet, hold_until: Time, now: Time) -> Vec<Change> {
+        let key = Self::key(target);
+        let mut out = Vec::new();
+        if !self.targets.contains_key(&key) && hold_until <= now {
+            return out;
+        }
+        if !self.targets.contains_key(&key) {
+            self.forget_checks.insert((hold_until + 1, key));
+        }
+        let state =
+            self.targets.entry(key).or_insert_with(|| TargetState { first_seen: now, last_seen: now, ..TargetState::default() });
+        state.expired_at = state.expired_at.max(now);
+        state.held_until = state.held_until.max(hold_until);
+        if state.listing.take().is_some() {
+            out.push(Change::Delisted { target: key, reason: DelistReason::Operator });
+        }
+        self.changed_targets.insert(key);
+        self.dirty.remove(&key);
+        self.expand_blocks(now, &mut out);
+        out
     }
 
     /// Explains a target. `with_supporters` adds the reporting machines (admin view only).

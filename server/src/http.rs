@@ -155,6 +155,10 @@ pub fn router(state: AppState) -> Router {
         // Only when a benchmark configured it: the baseline of the export benchmark.
         routes = routes.merge(bench::routes());
     }
+    // After routing (a route layer) so the matched route is known; only the documented routes
+    // are wrapped, and only the admin mutations among them are recorded.
+    let audited = admin::audit::AuditedRoutes::from_openapi(&openapi);
+    routes = routes.route_layer(middleware::from_fn_with_state((state.clone(), audited), admin::audit::record_admin_action));
     routes
         .nest("/console", crate::console::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

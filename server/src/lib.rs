@@ -11,7 +11,8 @@
 //!   declaring its routes together with their documentation (utoipa-axum's `routes!`):
 //!   `capi` (CrowdSec CAPI, `/v2` and `/v3`), `cti` (`/v2/smoke`), `ips` (`/v1/ips`),
 //!   `blocklists` (`/v1/blocklists`), `links` (`/v1/links`), `account` (`/v1/account`), `admin`
-//!   (`/v1/admin`, with `admin::api_keys` and `admin::blocklists`), `ops` (health, metrics),
+//!   (`/v1/admin`, with `admin::api_keys`, `admin::blocklists` and `admin::audit`, the layer
+//!   recording every admin mutation), `ops` (health, metrics),
 //!   `bench` (undocumented); helpers `extract` (authentication), `quota` (charging, rate-limit
 //!   headers), `stream` (streamed bodies), `forwarded` (the client behind proxies), `responses`
 //!   (the documented error answers operations share).
@@ -25,7 +26,8 @@
 //! - [`distribution`]: what each consumer receives of the lists: caps, deltas, the CrowdSec
 //!   stream, presigned links, change publication.
 //! - [`manage`]: the operator's actions shared by the admin API, the console and the CLI
-//!   (accounts, machines, keys, canaries, allowlists, explanations; `manage::lists`: operator lists).
+//!   (accounts, machines, keys, canaries, allowlists, explanations, delistings; `manage::lists`:
+//!   operator lists; `manage::audit`: the audit log of these actions).
 //! - [`use_case`]: `UseCaseError`, how a use case fails.
 //!
 //! **Pure core**: no I/O, no clock.

@@ -1,10 +1,13 @@
 //! Operator actions shared by the admin API, the console and the `palisade-server admin` CLI, so
-//! all do exactly the same thing: accounts, enrollment keys, operator-created machines (and
-//! disabling, deleting, resetting them), admin tokens, console sessions, API keys, canaries, allowlists, explanations, and the views of them. A use case: it
+//! all do exactly the same thing: accounts (and deleting them), enrollment keys (listing,
+//! revoking), operator-created machines (and disabling, deleting, resetting them), admin tokens,
+//! console sessions, API keys, canaries, allowlists, false positives and delistings,
+//! explanations, and the views of them. A use case: it
 //! works through the [`Store`] and the pure core, knows neither HTTP nor SQL, and fails with a
 //! [`UseCaseError`] each front end turns into its own answer. Operator lists are in `lists`,
-//! account pools (policies and shares) in `pools`.
+//! account pools (policies and shares) in `pools`, the audit log of these actions in `audit`.
 
+pub mod audit;
 pub mod feeds;
 pub mod lists;
 pub mod pools;
@@ -13,8 +16,9 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 use palisade_api::native::{
-    AccountView, AdminTokenView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryView,
-    EnrollKeyCreated, ExplanationResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SignalView,
+    AccountDeletedResponse, AccountView, AdminTokenView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse,
+    CanaryView, EnrollKeyCreated, EnrollKeyView, ExplanationResponse, MachineCredentials, MachineTrustView, MachineView,
+    QueuedResponse, SignalView,
 };
 use time::OffsetDateTime;
 
@@ -30,8 +34,8 @@ use crate::engine::explain::summarize;
 use crate::engine::params::Params;
 use crate::engine::trust::{Level, MachineState};
 use crate::store::{
-    Account, AccountStore, ConsensusStore, CreatedBy, ListStore, Machine, MachineKey, MachineStore, NewMachine, RequestKind,
-    Revocation, RevocationKind, RevocationStore, Store, StoreError, StoredSignal,
+    Account, AccountStore, ConsensusStore, CreatedBy, EnrollKeyRecord, ListStore, Machine, MachineKey, MachineStore, NewMachine,
+    RequestKind, Revocation, RevocationKind, RevocationStore, Store, StoreError, StoredSignal,
 };
 use crate::use_case::UseCaseError;
 
@@ -67,6 +71,106 @@ pub async fn create_enroll_key(store: &dyn AccountStore, account: &str) -> Resul
     let prefix = visible_prefix(&key);
     store.create_enroll_key(found.key, &hash_secret(&key), &prefix, OffsetDateTime::now_utc()).await?;
     Ok(EnrollKeyCreated { key, prefix, account: found.name })
+}
+
+/// The operator's view of an enrollment key.
+pub fn enroll_key_view(key: &EnrollKeyRecord) -> EnrollKeyView {
+    EnrollKeyView {
+        prefix: key.prefix.clone(),
+        account: key.account_name.clone(),
+        created_at: rfc3339(key.created_at),
+        uses: key.uses,
+        last_used_at: key.last_used_at.map(rfc3339),
+        revoked_at: key.revoked_at.map(rfc3339),
+    }
+}
+
+/// Lists enrollment keys, oldest first: one account's, or every key (never the keys themselves).
+pub async fn list_enroll_keys(store: &dyn AccountStore, account: Option<&str>) -> Result<Vec<EnrollKeyView>, UseCaseError> {
+    let account = match account {
+        Some(name) => Some(account_named(store, name).await?.key),
+        None => None,
+    };
+    Ok(store.list_enroll_keys(account).await?.iter().map(enroll_key_view).collect())
+}
+
+/// Revokes the live enrollment key with this prefix: from now on it enrolls nothing (each
+/// enrollment reads the key from the store, so every replica refuses it at once). `NotFound`
+/// when there is no such live key.
+pub async fn revoke_enroll_key(store: &dyn AccountStore, prefix: &str) -> Result<(), UseCaseError> {
+    if store.revoke_enroll_key(None, prefix, OffsetDateTime::now_utc()).await? {
+        Ok(())
+    } else {
+        Err(UseCaseError::NotFound(format!("no live enrollment key with prefix {prefix:?}")))
+    }
+}
+
+/// What to do with the machines attached to an account being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachedMachines {
+    /// Refuse to delete an account that still has machines (`Conflict`).
+    #[default]
+    Refuse,
+    /// Keep them, without an account.
+    Detach,
+    /// Delete them too (disabled for good, as `delete_machine`).
+    Delete,
+}
+
+impl AttachedMachines {
+    /// Parses `detach` or `delete` (the query parameter and the CLI flag).
+    pub fn parse(text: &str) -> Result<AttachedMachines, UseCaseError> {
+        match text {
+            "detach" => Ok(AttachedMachines::Detach),
+            "delete" => Ok(AttachedMachines::Delete),
+            _ => Err(UseCaseError::invalid("machines", "must be detach or delete")),
+        }
+    }
+}
+
+/// Deletes an account. With machines still attached it is refused unless `machines` says to
+/// detach them (they stay, without an account) or delete them. Its API keys and enrollment keys
+/// are deleted and refused at once, its console sessions ended, its lookup usage, pool policy
+/// and pool shares removed (see [`RevocationStore::delete_account`]); its name is free again.
+/// The caller announces the revocation to the replicas.
+pub async fn delete_account(
+    store: &dyn Store,
+    name: &str,
+    machines: AttachedMachines,
+) -> Result<AccountDeletedResponse, UseCaseError> {
+    let account = account_named(store, name).await?;
+    let attached: Vec<String> =
+        store.list_machines().await?.into_iter().filter(|m| m.account == Some(account.key)).map(|m| m.machine_id).collect();
+    if !attached.is_empty() && machines == AttachedMachines::Refuse {
+        return Err(UseCaseError::Conflict(format!(
+            "account {name:?} still has {} machine(s) ({}); delete it with machines=detach to keep them without an account, or machines=delete to delete them too",
+            attached.len(),
+            attached.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut deleted = Vec::new();
+    if machines == AttachedMachines::Delete {
+        for login in &attached {
+            match store.delete_machine(login, OffsetDateTime::now_utc()).await {
+                Ok(_) => deleted.push(login.clone()),
+                // Deleted meanwhile: nothing left to do for it.
+                Err(StoreError::NotFound(_)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+    let outcome = store.delete_account(account.key, OffsetDateTime::now_utc()).await.map_err(|e| match e {
+        StoreError::NotFound(_) => UseCaseError::NotFound(format!("no account named {name:?}")),
+        other => other.into(),
+    })?;
+    let detached = if machines == AttachedMachines::Delete { Vec::new() } else { attached };
+    Ok(AccountDeletedResponse {
+        account: account.name,
+        machines_detached: detached,
+        machines_deleted: deleted,
+        api_keys: outcome.api_keys,
+        enroll_keys: outcome.enroll_keys,
+    })
 }
 
 /// Creates a machine as the operator, with a generated 64-character password (shown once).
@@ -319,7 +423,7 @@ pub async fn remove_allowlist(store: &dyn ListStore, value: Option<&str>, source
 /// Queues an upheld false-positive report for the consensus leader.
 pub async fn report_false_positive(store: &dyn ConsensusStore, value: &str) -> Result<QueuedResponse, UseCaseError> {
     let target = Engine::key(network("value", value)?);
-    let id = store.queue_consensus_request(RequestKind::FalsePositive, target, OffsetDateTime::now_utc()).await?;
+    let id = store.queue_consensus_request(RequestKind::FalsePositive, target, None, OffsetDateTime::now_utc()).await?;
     Ok(QueuedResponse {
         id,
         message: format!(
@@ -327,6 +431,37 @@ pub async fn report_false_positive(store: &dyn ConsensusStore, value: &str) -> R
             display_target(target)
         ),
     })
+}
+
+/// The longest hold of an operator delisting.
+const MAX_HOLD_SECS: i64 = 365 * 86_400;
+
+/// Queues an operator delisting for the consensus leader: the address or range leaves the
+/// community list, the reports made so far no longer count towards listing it again, and no
+/// reporter is penalised (unlike [`report_false_positive`]). With `hold` (a duration: seconds,
+/// or `90m`, `7d`…) nothing lists it until the hold ends, not even a sensor.
+pub async fn delist(store: &dyn ConsensusStore, value: &str, hold: Option<&str>) -> Result<QueuedResponse, UseCaseError> {
+    let target = Engine::key(network("value", value)?);
+    let now = OffsetDateTime::now_utc();
+    let hold_secs = hold.map(lists::parse_lifetime).transpose().map_err(|m| UseCaseError::invalid("hold", m))?;
+    if let Some(secs) = hold_secs
+        && !(1..=MAX_HOLD_SECS).contains(&secs)
+    {
+        return Err(UseCaseError::invalid("hold", "must be between 1 second and 365 days"));
+    }
+    let hold_until = hold_secs.map(|secs| now + time::Duration::seconds(secs));
+    let id = store.queue_consensus_request(RequestKind::Delist, target, hold_until, now).await?;
+    let shown = display_target(target);
+    let message = match hold_until {
+        Some(until) => format!(
+            "{shown}: at the next consensus step it is delisted if listed, and nothing lists it again before {}; no reporter is penalised",
+            rfc3339(until)
+        ),
+        None => format!(
+            "{shown}: at the next consensus step it is delisted if listed, and only reports made after that can list it again; no reporter is penalised"
+        ),
+    };
+    Ok(QueuedResponse { id, message })
 }
 
 /// A machine's trust and the evidence behind it.

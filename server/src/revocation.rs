@@ -47,6 +47,9 @@ pub struct Snapshot {
     all_sessions_floor: i64,
     /// The first second whose operator sessions are accepted.
     operator_sessions_floor: i64,
+    /// Per account id, the first second whose sessions of that account are accepted (set when
+    /// the account is deleted).
+    account_sessions_floor: HashMap<i64, i64>,
 }
 
 /// Why a machine's token is refused.
@@ -97,7 +100,15 @@ impl Snapshot {
                 RevocationKind::Sessions if revocation.subject == "operator" => {
                     snapshot.operator_sessions_floor = snapshot.operator_sessions_floor.max(floor);
                 }
-                RevocationKind::Sessions => snapshot.all_sessions_floor = snapshot.all_sessions_floor.max(floor),
+                RevocationKind::Sessions => match revocation.subject.strip_prefix("account:").map(str::parse::<i64>) {
+                    Some(Ok(account)) => {
+                        let entry = snapshot.account_sessions_floor.entry(account).or_default();
+                        *entry = (*entry).max(floor);
+                    }
+                    // An unreadable account subject ends nobody's session rather than everyone's.
+                    Some(Err(_)) => {}
+                    None => snapshot.all_sessions_floor = snapshot.all_sessions_floor.max(floor),
+                },
                 // They only change the generation, which empties the key caches.
                 RevocationKind::AdminToken | RevocationKind::ApiKey => {}
             }
@@ -132,7 +143,9 @@ impl Snapshot {
     pub fn session_floor(&self, role: &Role) -> i64 {
         match role {
             Role::Operator => self.all_sessions_floor.max(self.operator_sessions_floor),
-            Role::Account { .. } => self.all_sessions_floor,
+            Role::Account { id, .. } => {
+                self.all_sessions_floor.max(self.account_sessions_floor.get(id).copied().unwrap_or(i64::MIN))
+            }
         }
     }
 }
@@ -356,6 +369,18 @@ mod tests {
         assert!(!all.session_allowed(&session(Role::Operator, second - 1, "n6")));
         assert!(all.session_allowed(&session(account, second + 1, "n7")));
         assert_eq!(all.session_floor(&Role::Operator), second + 1);
+    }
+
+    #[test]
+    fn a_deleted_accounts_sessions_are_refused_and_no_other() {
+        let second = AT.unix_timestamp();
+        let snapshot = Snapshot::build(Generation::default(), &[revocation(RevocationKind::Sessions, "account:3", AT)], &[]);
+        let deleted = Role::Account { id: 3, name: "acme".into() };
+        let other = Role::Account { id: 4, name: "other".into() };
+        assert!(!snapshot.session_allowed(&session(deleted.clone(), second - 10, "a")));
+        assert!(snapshot.session_allowed(&session(other, second - 10, "b")), "another account");
+        assert!(snapshot.session_allowed(&session(Role::Operator, second - 10, "c")), "the operator");
+        assert!(snapshot.session_allowed(&session(deleted, second + 1, "d")), "a later account with the same id");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Persistence: one trait per capability, each in its own file with the records it reads and
 //! writes (`machines`, `accounts` and keys, `signals`, `consensus`, `lists`, `stats`
-//! aggregates, `revocations`, `pools`, `feeds`), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
+//! aggregates, `revocations`, `pools`, `feeds`, the `audit` log), the [`Database`] itself, the [`Store`] supertrait of them all, and one backend per
 //! engine (`sqlite`, `postgres`, each with one file per capability). Ids shared across
 //! capabilities live in `keys`, the one error in `error`, the stored forms of times and text in
 //! `codec`; this file only re-exports them, so `crate::store::X` names every record, and no child
@@ -16,6 +16,7 @@
 //! `storable_json`).
 
 mod accounts;
+mod audit;
 mod codec;
 mod consensus;
 mod database;
@@ -37,6 +38,7 @@ mod conformance;
 use std::sync::Arc;
 
 pub use self::accounts::{Account, AccountStore, ApiKeyRecord, EnrollKey, EnrollKeyRecord, EnrollOutcome};
+pub use self::audit::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry};
 pub use self::consensus::{
     ConsensusCommit, ConsensusRequest, ConsensusSnapshot, ConsensusStore, EngineMachine, EngineSignal, Leadership, RequestKind,
 };
@@ -47,7 +49,9 @@ pub use self::keys::{AccountKey, MachineKey};
 pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
 pub use self::pools::{PoolShare, PoolStore};
-pub use self::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
+pub use self::revocations::{
+    AccountDeletion, AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore,
+};
 pub use self::signals::{
     Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,
 };
@@ -69,6 +73,7 @@ pub trait Store:
     + RevocationStore
     + PoolStore
     + FeedStore
+    + AuditStore
     + Send
     + Sync
     + 'static
@@ -86,6 +91,7 @@ impl<T> Store for T where
         + RevocationStore
         + PoolStore
         + FeedStore
+        + AuditStore
         + Send
         + Sync
         + 'static

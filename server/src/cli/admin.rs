@@ -1,10 +1,13 @@
 //! `palisade-server admin …`: the operator's commands, run on the host against the configured
 //! database through the same actions as the admin API ([`crate::manage`]), printed as tables
-//! or JSON.
+//! or JSON. Each command that changes something is written to the audit log once it succeeded,
+//! as `cli:<host user>`, under the action name of the admin API route doing the same
+//! ([`audited`]).
 
 use std::io::Write;
 
 use anyhow::Context;
+use serde_json::{Map, Value, json};
 
 use super::args::{
     AccountCommand, AdminCommand, AllowlistCommand, ApiKeyCommand, BlocklistCommand, CanaryCommand, EnrollKeyCommand,
@@ -18,15 +21,155 @@ use crate::manage;
 use crate::store::Store;
 use crate::use_case::UseCaseError;
 
-/// Runs one `admin` command.
+/// Runs one `admin` command, and records it in the audit log when it changed something.
 pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let audit = audited(&command);
     let shared = open_existing_store(config).await?;
+    let created = run(config, &shared, command).await?;
+    if let Some(Audited { action, target, detail }) = audit {
+        let target = created.unwrap_or(target);
+        let entry = manage::audit::cli_entry(&crate::config::os_user(), action, &target, detail);
+        manage::audit::record(shared.as_ref(), entry).await;
+    }
+    Ok(())
+}
+
+/// What the audit log records of a command that changes something.
+struct Audited {
+    /// The admin API's operationId for the same action.
+    action: &'static str,
+    /// What it acts on.
+    target: String,
+    /// Its parameters (never a secret; [`manage::audit::sanitize`] applies anyway).
+    detail: Map<String, Value>,
+}
+
+/// The audit record of `command`, `None` for a command that only reads. One arm per command,
+/// without a catch-all: a new command must say here whether and how it is recorded.
+fn audited(command: &AdminCommand) -> Option<Audited> {
+    fn entry(action: &'static str, target: &str, detail: Value) -> Option<Audited> {
+        let detail = match detail {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        Some(Audited { action, target: target.to_string(), detail })
+    }
+    let none = Value::Null;
+    match command {
+        AdminCommand::Token(TokenCommand::Create) => entry("create_admin_token", "", none),
+        AdminCommand::Token(TokenCommand::List(_)) => None,
+        AdminCommand::Token(TokenCommand::Revoke { prefix }) => entry("revoke_admin_token", prefix, none),
+        AdminCommand::Account(command) => match command {
+            AccountCommand::Create { name } => entry("create_account", name, json!({ "name": name })),
+            AccountCommand::List(_) => None,
+            AccountCommand::Level { name, level } => entry("set_account_level", name, json!({ "level": level })),
+            AccountCommand::Tier { name, tier } => entry("set_account_tier", name, json!({ "tier": tier })),
+            AccountCommand::LoginLink { name } => entry("create_login_link", name, none),
+            AccountCommand::Delete { name, detach_machines, delete_machines } => {
+                let machines = if *delete_machines {
+                    "delete"
+                } else if *detach_machines {
+                    "detach"
+                } else {
+                    "refuse"
+                };
+                entry("delete_account", name, json!({ "machines": machines }))
+            }
+        },
+        AdminCommand::ApiKey(command) => match command {
+            ApiKeyCommand::Create { account, tier } => entry("create_api_key_admin", account, json!({ "tier": tier })),
+            ApiKeyCommand::List { .. } => None,
+            ApiKeyCommand::Revoke { prefix } => entry("revoke_api_key_admin", prefix, none),
+        },
+        AdminCommand::EnrollKey(command) => match command {
+            EnrollKeyCommand::Create { account } => entry("create_enroll_key", account, none),
+            EnrollKeyCommand::List { .. } => None,
+            EnrollKeyCommand::Revoke { prefix } => entry("revoke_enroll_key", prefix, none),
+        },
+        AdminCommand::Machine(command) => match command {
+            MachineCommand::Add { name, sensor, .. } => entry("create_machine", name, json!({ "sensor": sensor })),
+            MachineCommand::List(_) | MachineCommand::Trust { .. } => None,
+            MachineCommand::Sensor { name, off } => entry("set_machine_sensor", name, json!({ "sensor": !off })),
+            MachineCommand::Disable { name } => entry("set_machine_disabled", name, json!({ "disabled": true })),
+            MachineCommand::Enable { name } => entry("set_machine_disabled", name, json!({ "disabled": false })),
+            MachineCommand::Delete { name } => entry("delete_machine", name, none),
+            MachineCommand::ResetPassword { name } => entry("reset_machine_password", name, none),
+        },
+        AdminCommand::Canary(command) => match command {
+            CanaryCommand::Add { value, note } => entry("create_canary", value, json!({ "note": note })),
+            CanaryCommand::Remove { value } => entry("delete_canary", value, none),
+            CanaryCommand::List(_) => None,
+        },
+        AdminCommand::Allowlist(command) => match command {
+            AllowlistCommand::Import { file, source, category } => {
+                entry("import_allowlist", source, json!({ "category": category, "file": file.display().to_string() }))
+            }
+            AllowlistCommand::Remove { value, source } => entry(
+                "delete_allowlist",
+                value.as_deref().or(source.as_deref()).unwrap_or_default(),
+                json!({ "value": value, "source": source }),
+            ),
+            AllowlistCommand::List(_) => None,
+        },
+        AdminCommand::FalsePositive { value } => entry("report_false_positive", value, none),
+        AdminCommand::Delist { value, hold } => entry("create_delisting", value, json!({ "hold": hold })),
+        AdminCommand::Audit { .. } | AdminCommand::Explain { .. } => None,
+        AdminCommand::Blocklist(command) => match command {
+            BlocklistCommand::Create { name, kind, description, visibility } => {
+                entry("create_custom_list", name, json!({ "kind": kind, "description": description, "visibility": visibility }))
+            }
+            BlocklistCommand::Visibility { name, visibility } => {
+                entry("update_custom_list", name, json!({ "visibility": visibility }))
+            }
+            BlocklistCommand::List(_) => None,
+            BlocklistCommand::Add { name, value, expires, remediation } => {
+                entry("update_list_entries", name, json!({ "add": [value], "expires": expires, "remediation": remediation }))
+            }
+            BlocklistCommand::Remove { name, value } => entry("update_list_entries", name, json!({ "remove": [value] })),
+            BlocklistCommand::Import { name, file } => {
+                entry("import_list_entries", name, json!({ "file": file.display().to_string() }))
+            }
+            BlocklistCommand::Delete { name } => entry("delete_custom_list", name, none),
+            BlocklistCommand::Subscribe { name, machine, off } => {
+                entry(if *off { "unsubscribe_machine" } else { "subscribe_machine" }, &format!("{name}/{machine}"), none)
+            }
+        },
+        AdminCommand::Feed(command) => match command {
+            FeedCommand::Add { name, url, format, every, visibility, .. } => {
+                entry("create_feed", name, json!({ "url": url, "format": format, "every": every, "visibility": visibility }))
+            }
+            FeedCommand::List(_) => None,
+            FeedCommand::Refresh { name, force } => entry("refresh_feed", name, json!({ "force": force })),
+            FeedCommand::Remove { name } => entry("delete_feed", name, none),
+        },
+        AdminCommand::Sessions(SessionsCommand::RevokeAll) => entry("end_all_sessions", "", none),
+        AdminCommand::Pool(command) => match command {
+            PoolCommand::Show { .. } => None,
+            PoolCommand::Set { account, enable, disable, min_machines, duration, remediation, allow, deny } => entry(
+                "update_account_pool",
+                account,
+                json!({
+                    "enable": enable, "disable": disable, "min_machines": min_machines, "duration": duration,
+                    "remediation": remediation, "allow": allow, "deny": deny,
+                }),
+            ),
+            PoolCommand::Reset { account } => entry("reset_account_pool", account, none),
+            PoolCommand::Share { account, partner } => entry("share_account_pool", &format!("{account}/{partner}"), none),
+            PoolCommand::Unshare { account, partner } => entry("unshare_account_pool", &format!("{account}/{partner}"), none),
+        },
+    }
+}
+
+/// Runs one `admin` command against the store; what it created, when the audit log should name
+/// that rather than the command's argument (a new admin token's visible prefix).
+async fn run(config: &Config, shared: &std::sync::Arc<dyn Store>, command: AdminCommand) -> anyhow::Result<Option<String>> {
     let store = shared.as_ref();
     match command {
         AdminCommand::Token(TokenCommand::Create) => {
             let token = manage::create_admin_token(store).await?;
             println!("{token}");
             eprintln!("use it as: Authorization: Bearer {token}   (it is shown only once)");
+            return Ok(Some(crate::auth::secrets::visible_prefix(&token)));
         }
         AdminCommand::Token(TokenCommand::List(flag)) => {
             let tokens = manage::list_admin_tokens(store).await?;
@@ -94,6 +237,32 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             let link = manage::login_link(store, &key, &config.public_url()?, &name).await?;
             println!("{}", link.url);
             eprintln!("valid until {} for account {}", link.expires_at, link.account);
+        }
+        AdminCommand::Account(AccountCommand::Delete { name, detach_machines, delete_machines }) => {
+            let machines = if delete_machines {
+                manage::AttachedMachines::Delete
+            } else if detach_machines {
+                manage::AttachedMachines::Detach
+            } else {
+                manage::AttachedMachines::Refuse
+            };
+            let deleted = match manage::delete_account(store, &name, machines).await {
+                Err(UseCaseError::Conflict(_)) => anyhow::bail!(
+                    "account {name} still has machines; add --detach-machines to keep them without an account, or --delete-machines to delete them too"
+                ),
+                other => other?,
+            };
+            announce_revocation(config).await;
+            println!(
+                "account {} deleted: {} API keys and {} enrollment keys removed, its console sessions ended",
+                deleted.account, deleted.api_keys, deleted.enroll_keys
+            );
+            if !deleted.machines_detached.is_empty() {
+                println!("machines detached (now without an account): {}", deleted.machines_detached.join(", "));
+            }
+            if !deleted.machines_deleted.is_empty() {
+                println!("machines deleted: {}", deleted.machines_deleted.join(", "));
+            }
         }
         AdminCommand::Account(AccountCommand::Tier { name, tier }) => {
             manage::set_account_tier(store, &config.tiers, &name, &tier).await?;
@@ -182,12 +351,62 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             let queued = manage::report_false_positive(store, &value).await?;
             println!("{}", queued.message);
         }
+        AdminCommand::Delist { value, hold } => {
+            let queued = manage::delist(store, &value, hold.as_deref()).await.map_err(sentence)?;
+            println!("{}", queued.message);
+        }
+        AdminCommand::Audit { since, action, actor, before, limit, json } => {
+            let page =
+                manage::audit::list_audit(store, before, actor, action, since.as_deref(), Some(limit)).await.map_err(sentence)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page.items)?);
+            } else {
+                println!(
+                    "{:<27} {:<22} {:<24} {:<28} {:<6} {:<16} DETAIL",
+                    "AT", "ACTOR", "ACTION", "TARGET", "STATUS", "CLIENT"
+                );
+                for e in page.items {
+                    let status = e.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+                    let detail =
+                        if e.detail.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.detail.to_string() };
+                    println!(
+                        "{:<27} {:<22} {:<24} {:<28} {:<6} {:<16} {detail}",
+                        e.at,
+                        e.actor,
+                        e.action,
+                        if e.target.is_empty() { "-" } else { &e.target },
+                        status,
+                        e.client.as_deref().unwrap_or("-")
+                    );
+                }
+                if let Some(before) = page.next_before {
+                    eprintln!("older entries: --before {before}");
+                }
+            }
+        }
         AdminCommand::Blocklist(command) => blocklist(config, store, command).await?,
         AdminCommand::Pool(command) => pool(config, store, command).await.map_err(sentence)?,
-        AdminCommand::Feed(command) => feed(config, &shared, command).await?,
+        AdminCommand::Feed(command) => feed(config, shared, command).await?,
         AdminCommand::Explain { ip } => {
             let explanation = manage::explain(store, &config.consensus.params, &ip, true).await?;
             println!("{}", serde_json::to_string_pretty(&explanation)?);
+        }
+        AdminCommand::EnrollKey(EnrollKeyCommand::List { account, json }) => {
+            let keys = manage::list_enroll_keys(store, account.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<10} {:<24} {:<26} {:>5} {:<26} REVOKED", "PREFIX", "ACCOUNT", "CREATED", "USES", "LAST USED");
+                for k in keys {
+                    let last = k.last_used_at.unwrap_or_else(|| "-".into());
+                    let revoked = k.revoked_at.unwrap_or_else(|| "-".into());
+                    println!("{:<10} {:<24} {:<26} {:>5} {:<26} {revoked}", k.prefix, k.account, k.created_at, k.uses, last);
+                }
+            }
+        }
+        AdminCommand::EnrollKey(EnrollKeyCommand::Revoke { prefix }) => {
+            manage::revoke_enroll_key(store, &prefix).await?;
+            println!("enrollment key {prefix} revoked; it enrolls nothing from now on");
         }
         AdminCommand::EnrollKey(EnrollKeyCommand::Create { account }) => {
             let created = manage::create_enroll_key(store, &account).await?;
@@ -232,7 +451,7 @@ pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()>
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// `admin pool …`: the actions of `/v1/admin/accounts/{name}/pool`. The consensus worker of a

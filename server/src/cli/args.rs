@@ -71,6 +71,36 @@ pub enum AdminCommand {
         /// The listed address or range.
         value: String,
     },
+    /// Delist an address or range without penalising its reporters: it leaves the community list
+    /// at the next consensus step and only reports made after that can list it again.
+    Delist {
+        /// The address or range.
+        value: String,
+        /// Keep it off the list, whoever reports it (sensors too), this long: seconds, or 90m, 12h, 7d.
+        #[arg(long = "for", value_name = "DURATION")]
+        hold: Option<String>,
+    },
+    /// Read the audit log, newest first: every admin mutation, by whom, from where.
+    Audit {
+        /// Only entries since: an RFC 3339 time or a duration back from now (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this action (the admin API's operationId, e.g. delete_machine).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this actor (token:<prefix> or cli:<user>).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only entries older than this id (the next page: the id printed after a full page).
+        #[arg(long)]
+        before: Option<i64>,
+        /// How many entries (1–1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain an address: rule, clusters, ASes, scenarios, and the machines that reported it.
     Explain {
         /// IPv4 or IPv6 address.
@@ -372,6 +402,19 @@ pub enum AccountCommand {
         /// Account name.
         name: String,
     },
+    /// Delete an account: its API keys and enrollment keys stop working at once, its console
+    /// sessions end, its pool policy and shares go. Refused while machines are attached, unless
+    /// told what to do with them.
+    Delete {
+        /// Account name.
+        name: String,
+        /// Keep its machines, without an account.
+        #[arg(long, conflicts_with = "delete_machines")]
+        detach_machines: bool,
+        /// Delete its machines too.
+        #[arg(long)]
+        delete_machines: bool,
+    },
 }
 
 /// `admin api-key …`
@@ -410,6 +453,20 @@ pub enum EnrollKeyCommand {
         /// Account the key enrolls machines into.
         #[arg(long)]
         account: String,
+    },
+    /// List enrollment keys (prefixes only): account, creation, uses, last use, revocation.
+    List {
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an enrollment key by its prefix: it enrolls nothing from now on.
+    Revoke {
+        /// The prefix shown at creation and in listings.
+        prefix: String,
     },
 }
 

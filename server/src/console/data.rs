@@ -156,7 +156,7 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         used: decision.limit.saturating_sub(decision.remaining),
         limit: decision.limit,
         machines,
-        enroll_keys: store.list_enroll_keys(account).await?,
+        enroll_keys: store.list_enroll_keys(Some(account)).await?,
         api_keys: crate::manage::list_api_keys(store, Some(name)).await?,
         lists,
         public_url: base,

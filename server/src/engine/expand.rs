@@ -52,7 +52,7 @@ impl Engine {
         if current.is_some_and(|l| l.rule != Rule::Expanded) {
             return; // listed on its own evidence (a range report): not ours to change
         }
-        let protected = self.targets.get(&block).is_some_and(|s| s.protected_until > now);
+        let protected = self.targets.get(&block).is_some_and(|s| s.protected_until > now || s.held_until > now);
         let eligible = !protected && !self.is_never_block(block) && !self.shared.overlaps(block);
         let (mut expiries, scenario) = if eligible { self.block_members(block, now) } else { (Vec::new(), String::new()) };
         let threshold = self.params.expand_v4_24_after as usize;

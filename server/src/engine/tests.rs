@@ -191,6 +191,52 @@ fn an_upheld_false_positive_delists_penalises_and_protects() {
 }
 
 #[test]
+fn an_operator_delisting_blames_nobody_and_needs_fresh_reports_to_list_again() {
+    let mut w = World::new();
+    w.trusted(4);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.17", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(w.listed("185.220.101.17"));
+    let before: Vec<f64> = (1..=4).map(|m| w.engine.machine_trust(m, w.now)).collect();
+    let changes = w.engine.delist(net("185.220.101.17"), w.now, w.now);
+    assert_eq!(changes, vec![Change::Delisted { target: net("185.220.101.17/32"), reason: DelistReason::Operator }]);
+    let after: Vec<f64> = (1..=4).map(|m| w.engine.machine_trust(m, w.now)).collect();
+    assert_eq!(before, after, "no reporter's trust changes");
+    assert!(w.advance(60).is_empty(), "the evidence from before the delisting no longer lists it");
+    assert!(!w.listed("185.220.101.17"));
+    for m in 1..=4 {
+        w.report(m, "185.220.101.17", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(w.listed("185.220.101.17"), "fresh reports list it again");
+}
+
+#[test]
+fn an_operator_hold_keeps_a_target_off_the_list_even_for_sensors_until_it_ends() {
+    let mut w = World::new();
+    w.trusted(4);
+    w.machine(90, None, 0, true);
+    let until = w.now + DAY;
+    assert!(w.engine.delist(net("185.220.101.18"), until, w.now).is_empty(), "nothing was listed");
+    w.advance(60);
+    w.report(90, "185.220.101.18", 900);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.18", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(!w.listed("185.220.101.18"), "held");
+    w.advance(DAY);
+    w.report(90, "185.220.101.18", 900);
+    for m in 1..=4 {
+        w.report(m, "185.220.101.18", 100 + m as u32);
+    }
+    w.advance(60);
+    assert!(w.listed("185.220.101.18"), "listed again once the hold ended");
+}
+
+#[test]
 fn listings_expire_without_fresh_evidence_and_renew_longer_with_it() {
     let mut w = World::new();
     w.trusted(4);

@@ -1,12 +1,14 @@
 //! The operator's API under `/v1/admin`: accounts (enrollment keys, levels, console login
-//! links), machines, stored signals, canaries, allowlists, false positives and explanations here;
-//! API keys and tiers in [`api_keys`], operator-managed lists in [`blocklists`], external feeds in
-//! [`feeds`], disabling,
-//! deleting and resetting machines, admin tokens and console sessions in [`access`]. Every route
-//! requires an admin token (`palisade-server admin token create`).
+//! links), machines, stored signals, canaries, allowlists, false positives, explanations and
+//! operator delistings, API keys and tiers in [`api_keys`], operator-managed lists in
+//! [`blocklists`], external feeds in [`feeds`], disabling, deleting and resetting machines,
+//! admin tokens, enrollment keys, deleting accounts and console sessions in [`access`], the
+//! audit log (and the layer recording every admin mutation) in [`audit`]. Every route requires
+//! an admin token (`palisade-server admin token create`).
 
 pub mod access;
 pub mod api_keys;
+pub mod audit;
 pub mod blocklists;
 pub mod feeds;
 pub mod pools;
@@ -16,8 +18,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use palisade_api::native::{
     AccountView, AllowlistEntryView, AllowlistImportRequest, AllowlistImportResponse, CanaryRequest, CanaryView,
-    CreateAccountRequest, CreateMachineRequest, EnrollKeyCreated, ExplanationResponse, FalsePositiveRequest, LoginLinkResponse,
-    MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SetLevelRequest, SetSensorRequest, SignalPage,
+    CreateAccountRequest, CreateMachineRequest, DelistRequest, EnrollKeyCreated, ExplanationResponse, FalsePositiveRequest,
+    LoginLinkResponse, MachineCredentials, MachineTrustView, MachineView, QueuedResponse, SetLevelRequest, SetSensorRequest,
+    SignalPage,
 };
 use serde::Deserialize;
 use tracing::instrument;
@@ -48,11 +51,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_canary, list_canaries, delete_canary))
         .routes(routes!(import_allowlist, list_allowlist, delete_allowlist))
         .routes(routes!(report_false_positive))
+        .routes(routes!(create_delisting))
         .routes(routes!(get_ip_explanation_admin))
         .routes(routes!(create_login_link))
         .merge(api_keys::routes())
         .merge(access::routes())
         .merge(pools::routes())
+        .merge(audit::routes())
 }
 
 /// Create an account.
@@ -310,6 +315,24 @@ pub async fn report_false_positive(
     JsonBody(request): JsonBody<FalsePositiveRequest>,
 ) -> Result<(StatusCode, Json<QueuedResponse>), ApiError> {
     let queued = manage::report_false_positive(state.store.as_ref(), &request.value).await?;
+    state.consensus_wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
+/// Delist an address or range from the community list without penalising the machines that
+/// reported it (unlike a false positive): it leaves the list at the next consensus step, the
+/// reports made until then no longer count towards listing it again, and no machine's trust
+/// changes. With `hold`, nothing lists it (not even a sensor) until the hold ends. Carried out by
+/// the consensus leader.
+#[utoipa::path(post, path = "/delistings", tag = "admin", request_body = DelistRequest, security(("admin" = [])),
+    responses((status = 202, body = QueuedResponse), Unprocessable))]
+#[instrument(skip_all)]
+pub async fn create_delisting(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<DelistRequest>,
+) -> Result<(StatusCode, Json<QueuedResponse>), ApiError> {
+    let queued = manage::delist(state.store.as_ref(), &request.value, request.hold.as_deref()).await?;
     state.consensus_wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }

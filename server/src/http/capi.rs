@@ -264,10 +264,11 @@ pub async fn enroll_machine(
         return Err(ApiError::InvalidEnrollKey);
     };
     let name = Some(request.name.as_str()).filter(|n| !n.is_empty());
-    let outcome = state
-        .store
-        .enroll_machine(machine.key, key.account, name, &request.tags, request.overwrite, OffsetDateTime::now_utc())
-        .await?;
+    let now = OffsetDateTime::now_utc();
+    let outcome = state.store.enroll_machine(machine.key, key.account, name, &request.tags, request.overwrite, now).await?;
+    if outcome == EnrollOutcome::Enrolled {
+        state.store.touch_enroll_key(&hash_secret(&request.attachment_key), now).await?;
+    }
     Ok(match outcome {
         EnrollOutcome::Enrolled => (StatusCode::ACCEPTED, Json(MessageResponse { message: "OK".into() })),
         EnrollOutcome::AlreadyEnrolled => (StatusCode::OK, Json(MessageResponse { message: "already enrolled".into() })),

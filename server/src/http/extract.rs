@@ -151,12 +151,35 @@ where
         guard_credentials(&state, CredentialKind::AdminToken, client)?;
         // Looked up by SHA-256: comparing hashes of a high-entropy secret leaks nothing useful.
         if state.revocations.admin_token_valid(&hash_secret(token)).await? {
-            tracing::Span::current().record("caller", tracing::field::display("admin"));
+            let prefix = crate::auth::secrets::visible_prefix(token);
+            tracing::Span::current().record("caller", tracing::field::display(format_args!("admin:{prefix}")));
+            // The audit log's recording layer, when the route has one, learns who acted.
+            if let Some(actor) = parts.extensions.get::<AuditActor>() {
+                actor.set(prefix);
+            }
             Ok(Admin)
         } else {
             record_miss(&state, CredentialKind::AdminToken, client);
             Err(ApiError::InvalidToken)
         }
+    }
+}
+
+/// Who the operator behind an admin request is, for the audit log: its recording layer
+/// (`http::admin::audit`) puts an empty one in the request, and the [`Admin`] extractor fills it
+/// in with the token's visible prefix once it accepted the token.
+#[derive(Debug, Clone, Default)]
+pub struct AuditActor(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl AuditActor {
+    /// Records who the authenticated operator is (the first call wins).
+    pub fn set(&self, actor: String) {
+        let _ = self.0.set(actor);
+    }
+
+    /// The operator, once authenticated.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
     }
 }
 

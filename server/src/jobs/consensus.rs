@@ -258,6 +258,10 @@ impl ConsensusWorker {
         for request in &requests {
             match request.kind {
                 RequestKind::FalsePositive => changes.extend(self.engine.report_false_positive(request.value, now_s)),
+                RequestKind::Delist => {
+                    let hold_until = request.hold_until.map_or(now_s, OffsetDateTime::unix_timestamp);
+                    changes.extend(self.engine.delist(request.value, hold_until, now_s));
+                }
             }
         }
         changes.extend(self.engine.advance(now_s));

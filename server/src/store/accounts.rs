@@ -54,11 +54,15 @@ pub trait AccountStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<EnrollOutcome, StoreError>;
 
-    /// An account's enrollment keys (never their hashes), oldest first.
-    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError>;
+    /// Enrollment keys (never their hashes), oldest first: one account's, or every key.
+    async fn list_enroll_keys(&self, account: Option<AccountKey>) -> Result<Vec<EnrollKeyRecord>, StoreError>;
 
-    /// Revokes the unrevoked enrollment keys of `account` with this prefix; whether one was revoked.
-    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Revokes the unrevoked enrollment keys with this prefix (only within `account` when given);
+    /// whether one was revoked.
+    async fn revoke_enroll_key(&self, account: Option<AccountKey>, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Records that the enrollment key with this hash enrolled a machine (counts its uses).
+    async fn touch_enroll_key(&self, key_hash: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 
     /// Stores an API key's hash for an account; `Conflict` when the hash or prefix exists.
     async fn create_api_key(
@@ -142,15 +146,21 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
-/// An enrollment key as its account sees it (the key itself is never stored).
+/// An enrollment key as its account and the operator see it (the key itself is never stored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollKeyRecord {
     /// First characters, for identification and revocation.
     pub prefix: String,
+    /// Owning account's name.
+    pub account_name: String,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Revocation time; revoked keys enroll nothing.
     pub revoked_at: Option<OffsetDateTime>,
+    /// Machines it enrolled (each enrollment counted, re-enrollments too).
+    pub uses: u64,
+    /// Its latest enrollment.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// A table of credential hashes. Enrollment keys, API keys and admin tokens share one shape (the

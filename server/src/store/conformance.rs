@@ -10,6 +10,7 @@
 //! the suite; `every_store_method_is_exercised_by_this_suite` fails when one is not.
 
 mod accounts;
+mod audit;
 mod consensus;
 mod feeds;
 mod lists;
@@ -282,6 +283,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("revocations.rs"),
         include_str!("pools.rs"),
         include_str!("feeds.rs"),
+        include_str!("audit.rs"),
     ];
     let suite = [
         include_str!("conformance.rs"),
@@ -295,6 +297,7 @@ fn every_store_method_is_exercised_by_this_suite() {
         include_str!("conformance/revocations.rs"),
         include_str!("conformance/pools.rs"),
         include_str!("conformance/feeds.rs"),
+        include_str!("conformance/audit.rs"),
     ]
     .concat();
     let mut methods = Vec::new();

@@ -44,8 +44,15 @@ pub trait ConsensusStore: Send + Sync {
     /// The engine's stored state of one target, if any.
     async fn engine_target(&self, target: IpNet) -> Result<Option<TargetState>, StoreError>;
 
-    /// Queues a request for the consensus leader (e.g. `false_positive`).
-    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError>;
+    /// Queues a request for the consensus leader (e.g. `false_positive`); `hold_until` is kept
+    /// with it (a delisting's end of hold).
+    async fn queue_consensus_request(
+        &self,
+        kind: RequestKind,
+        target: IpNet,
+        hold_until: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError>;
 
     /// Requests not yet carried out, oldest first.
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError>;
@@ -180,6 +187,8 @@ pub struct ConsensusRequest {
     pub kind: RequestKind,
     /// Target (stored in CIDR form, as an engine target's key).
     pub value: IpNet,
+    /// A delisting's hold: the target stays off the list until then.
+    pub hold_until: Option<OffsetDateTime>,
 }
 
 /// What a request asks of the consensus leader.
@@ -187,6 +196,9 @@ pub struct ConsensusRequest {
 pub enum RequestKind {
     /// The operator upholds a false-positive report: the target is delisted and protected.
     FalsePositive,
+    /// The operator delists the target without blaming its reporters: it leaves the list, its
+    /// evidence so far is dropped, and it may be held off the list for a while.
+    Delist,
 }
 
 impl RequestKind {
@@ -194,6 +206,7 @@ impl RequestKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RequestKind::FalsePositive => "false_positive",
+            RequestKind::Delist => "delist",
         }
     }
 
@@ -201,6 +214,7 @@ impl RequestKind {
     pub fn from_stored(text: &str) -> Option<RequestKind> {
         match text {
             "false_positive" => Some(RequestKind::FalsePositive),
+            "delist" => Some(RequestKind::Delist),
             _ => None,
         }
     }

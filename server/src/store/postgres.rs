@@ -12,6 +12,7 @@
 //! found unreachable instead of letting each caller wait out the pool's acquire timeout.
 
 mod accounts;
+mod audit;
 mod consensus;
 mod feeds;
 mod gate;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::error::StoreError;
-use super::keys::MachineKey;
+use super::keys::{AccountKey, MachineKey};
 
 /// What Palisade stores to take credentials back.
 #[async_trait]
@@ -54,9 +54,28 @@ pub trait RevocationStore: Send + Sync {
     /// The machines whose tokens are refused whatever their age: the disabled and the deleted.
     async fn disabled_machines(&self) -> Result<Vec<MachineKey>, StoreError>;
 
+    /// Deletes an account and takes back every credential it held, in one transaction: its API
+    /// keys and enrollment keys are deleted (each API key's prefix appended to the list, so every
+    /// replica forgets it at once), its console sessions ended (`sessions`, subject
+    /// `account:<id>`), its lookup usage, pool policy and pool shares removed, and the machines
+    /// still attached to it detached (they stay, without an account). `NotFound` for an unknown
+    /// account.
+    async fn delete_account(&self, account: AccountKey, at: OffsetDateTime) -> Result<AccountDeletion, StoreError>;
+
     /// Deletes the revocations made before `before` (the credentials they refuse have expired
     /// by then); how many.
     async fn expire_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// What deleting an account removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountDeletion {
+    /// Machines detached from it.
+    pub machines_detached: u64,
+    /// Its API keys (live or revoked) deleted.
+    pub api_keys: u64,
+    /// Its enrollment keys (live or revoked) deleted.
+    pub enroll_keys: u64,
 }
 
 /// What a revocation takes back.
@@ -70,7 +89,8 @@ pub enum RevocationKind {
     ApiKey,
     /// One console session (subject: its nonce).
     Session,
-    /// Console sessions opened until then (subject: `*` for all, `operator` for the operator's).
+    /// Console sessions opened until then (subject: `*` for all, `operator` for the operator's,
+    /// `account:<id>` for one account's).
     Sessions,
 }
 

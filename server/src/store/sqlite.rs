@@ -5,6 +5,7 @@
 //! stored as integer microseconds.
 
 mod accounts;
+mod audit;
 mod consensus;
 mod feeds;
 mod group_commit;

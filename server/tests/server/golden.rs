@@ -8,7 +8,9 @@
 //! listing by the sensor, then an upheld false positive), operator lists with entries and
 //! subscribers, API keys on two tiers, the decision streams and their presigned links, lookups,
 //! the console signed in as the operator and as an account, and at the end access taken back
-//! (an admin token revoked, a machine disabled, reset and deleted, every console session ended). Every answer on the way is
+//! (an admin token revoked, a machine disabled, reset and deleted, every console session ended),
+//! then the lifecycle commands (enrollment keys listed and revoked, a delisting, accounts
+//! deleted, the audit log read). Every answer on the way is
 //! recorded: status, headers, body, normalised as `golden/normalise.rs` documents (generated
 //! secrets, request ids, times of the run and countdowns become placeholders; nothing is sorted).
 //!
@@ -897,5 +899,21 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("lapi-2, deleted", Call::get("/v1/admin/machines/lapi-2").token(&admin)).await;
     g.call("end every console session", Call::delete("/v1/admin/sessions").token(&admin)).await;
     g.call("account page after every session ended", as_account(Call::get("/console/account"))).await;
+
+    // --- Lifecycle: enrollment keys, delistings, deleting accounts, the audit log ---------------
+    g.call("every enrollment key", Call::get("/v1/admin/enroll-keys").token(&admin)).await;
+    g.call("acme's enrollment keys", Call::get("/v1/admin/enroll-keys?account=acme").token(&admin)).await;
+    let enroll_prefix = str_of(&enroll, "prefix").to_string();
+    let revoke_enroll = Call::delete(&format!("/v1/admin/enroll-keys/{enroll_prefix}")).token(&admin);
+    g.call("revoke acme's first enrollment key", revoke_enroll).await;
+    g.call("revoke it again", Call::delete(&format!("/v1/admin/enroll-keys/{enroll_prefix}")).token(&admin)).await;
+    let delist = |body: Value| Call::post("/v1/admin/delistings").token(&admin).json(&body);
+    g.call("delist an address for a day", delist(json!({"value": "45.33.32.77", "hold": "24h"}))).await;
+    g.call("delist with a hold that is no duration", delist(json!({"value": "45.33.32.77", "hold": "a while"}))).await;
+    g.call("delete acme, which has machines", Call::delete("/v1/admin/accounts/acme").token(&admin)).await;
+    g.call("delete globex", Call::delete("/v1/admin/accounts/globex?machines=detach").token(&admin)).await;
+    g.call("delete globex again", Call::delete("/v1/admin/accounts/globex").token(&admin)).await;
+    g.call("the audit log of account deletions", Call::get("/v1/admin/audit?action=delete_account").token(&admin)).await;
+    g.call("the audit log since a time that is none", Call::get("/v1/admin/audit?since=yesterday").token(&admin)).await;
     g.finish()
 }

@@ -1,9 +1,10 @@
 //! The `palisade-server` command line as an operator meets it: `serve` with no configuration at
 //! all, its JWT key kept in the data directory across restarts, a clean exit on SIGTERM,
-//! `migrate`, `admin machine add --crowdsec-credentials`, `admin machine list --json`, and
-//! closed registration; the traps an operator fell into: admin commands run without the server's
-//! flags (refused, never a new database), the start-up line's admin command, a taken port, a
-//! listen address no machine could use, the agent's variables, private files.
+//! `migrate`, `admin machine add --crowdsec-credentials`, `admin machine list --json`, closed
+//! registration, and the lifecycle commands (enrollment keys, account deletion, delisting, the
+//! audit log); the traps an operator fell into: admin commands run without the server's flags
+//! (refused, never a new database), the start-up line's admin command, a taken port, a listen
+//! address no machine could use, the agent's variables, private files, the access log.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -430,5 +431,91 @@ fn every_request_leaves_one_access_log_line_without_colour_or_secrets() -> anyho
     for secret in [password.as_str(), token.as_str(), api_key] {
         ensure!(!log.contains(secret), "a secret in the log:\n{log}");
     }
+    Ok(())
+}
+
+/// The lifecycle commands on the command line against a running server: enrollment keys listed
+/// (with their uses) and revoked (a CrowdSec-style enrollment with it is then refused), an
+/// account deleted only when told what to do with its machines, a delisting with a hold and a
+/// bad duration, and the audit log, which names the host user for the command line and the
+/// admin token for the API.
+#[test]
+fn lifecycle_commands_revoke_delete_delist_and_are_audited() -> anyhow::Result<()> {
+    use palisade_api::native::{AuditEntryView, EnrollKeyView};
+    let http = Http::new()?;
+    let db = http.block_on(TestDb::all()).remove(0);
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    server.admin(&["account", "create", "acme"])?;
+    let key = server.admin(&["enroll-key", "create", "--account", "acme"])?.trim().to_string();
+    let password = |added: &str| yaml_pairs(added).into_iter().find(|(k, _)| k == "password").map(|(_, v)| v);
+    let first = password(&server.admin(&["machine", "add", "lapi-1"])?).context("no password")?;
+    let second = password(&server.admin(&["machine", "add", "lapi-2"])?).context("no password")?;
+    let enroll = |login_id: &str, password: &str| -> anyhow::Result<u16> {
+        let token = login(&http, &server.url, login_id, password)?;
+        let body = json!({"attachment_key": key, "name": "", "tags": [], "overwrite": false});
+        Ok(http.post(&format!("{}v2/watchers/enroll", server.url), Some(&token), &body)?.status)
+    };
+    ensure!(enroll("lapi-1", &first)? == 202, "enrollment with a live key");
+
+    let keys: Vec<EnrollKeyView> = serde_json::from_str(&server.admin(&["enroll-key", "list", "--json"])?)?;
+    ensure!(keys.len() == 1 && keys[0].account == "acme" && keys[0].uses == 1, "{keys:?}");
+    ensure!(!server.admin(&["enroll-key", "list"])?.contains(&key), "the key itself is never listed");
+    let prefix = keys[0].prefix.clone();
+    ensure!(server.admin(&["enroll-key", "list", "--account", "ghost"]).is_err(), "an unknown account");
+    server.admin(&["enroll-key", "revoke", &prefix])?;
+    ensure!(enroll("lapi-2", &second)? == 403, "a revoked key enrolls nothing");
+    ensure!(server.admin(&["enroll-key", "revoke", &prefix]).is_err(), "revoking twice");
+    ensure!(server.admin(&["enroll-key", "revoke", "nope00"]).is_err(), "an unknown prefix");
+
+    let refused = server.admin(&["account", "delete", "acme"]).expect_err("an account with machines");
+    ensure!(refused.to_string().contains("--detach-machines"), "the refusal says what to do: {refused}");
+    let deleted = server.admin(&["account", "delete", "acme", "--detach-machines"])?;
+    ensure!(deleted.contains("lapi-1"), "{deleted}");
+    ensure!(server.admin(&["account", "list", "--json"])?.trim() == "[]", "acme is gone");
+    ensure!(server.admin(&["account", "delete", "acme"]).is_err(), "deleting twice");
+
+    ensure!(server.admin(&["delist", "45.33.32.156", "--for", "2h"])?.contains("no reporter is penalised"));
+    let bad = server.admin(&["delist", "45.33.32.156", "--for", "forever"]).expect_err("a bad duration");
+    ensure!(bad.to_string().contains("hold"), "{bad}");
+
+    let admin = server.admin_token()?;
+    let reply = http.post(&format!("{}v1/admin/accounts", server.url), Some(&admin), &json!({"name": "globex"}))?;
+    ensure!(reply.status == 201, "HTTP {}: {}", reply.status, reply.body);
+
+    let entries: Vec<AuditEntryView> = serde_json::from_str(&server.admin(&["audit", "--json"])?)?;
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    ensure!(
+        actions
+            == [
+                "create_account",
+                "create_admin_token",
+                "create_delisting",
+                "delete_account",
+                "revoke_enroll_key",
+                "create_machine",
+                "create_machine",
+                "create_enroll_key",
+                "create_account"
+            ],
+        "newest first, only what succeeded: {actions:?}"
+    );
+    let api = &entries[0];
+    ensure!(api.actor.starts_with("token:pal_admin_") && api.status == Some(201) && api.target == "globex", "{api:?}");
+    let cli_user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok().filter(|u| !u.is_empty());
+    for entry in &entries[1..] {
+        ensure!(entry.actor.starts_with("cli:") && entry.client.is_none() && entry.status.is_none(), "{entry:?}");
+        if let Some(user) = &cli_user {
+            ensure!(entry.actor == format!("cli:{user}"), "{entry:?}");
+        }
+    }
+    ensure!(entries[3].target == "acme" && entries[3].detail == json!({"machines": "detach"}), "{:?}", entries[3]);
+    ensure!(admin.starts_with(&entries[1].target) && entries[1].target.len() > 10, "the new token's prefix: {:?}", entries[1]);
+    ensure!(api.actor == format!("token:{}", entries[1].target), "the API entry names that token: {api:?}");
+    let filtered: Vec<AuditEntryView> =
+        serde_json::from_str(&server.admin(&["audit", "--action", "delete_account", "--since", "1h", "--json"])?)?;
+    ensure!(filtered.len() == 1, "{filtered:?}");
+    let human = server.admin(&["audit", "--limit", "2"])?;
+    ensure!(human.lines().next().is_some_and(|l| l.starts_with("AT")) && human.lines().count() == 3, "{human}");
+    ensure!(server.admin(&["audit", "--since", "yesterday"]).is_err(), "a bad --since");
     Ok(())
 }

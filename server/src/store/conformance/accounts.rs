@@ -174,7 +174,7 @@ async fn stored_texts_outside_their_closed_set_read_back_as_corrupt() {
         assert!(matches!(read, Err(StoreError::Corrupt(ref what)) if what.contains("gold")), "{label}: {read:?}");
         assert!(matches!(store.engine_machines().await, Err(StoreError::Corrupt(_))), "{label}: engine machines");
 
-        store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), T0).await.expect("queue");
+        store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), None, T0).await.expect("queue");
         raw_execute(&s.db, "UPDATE consensus_requests SET kind = 'unban'").await;
         let pending = store.pending_consensus_requests().await;
         assert!(matches!(pending, Err(StoreError::Corrupt(ref what)) if what.contains("unban")), "{label}: {pending:?}");
@@ -228,17 +228,30 @@ async fn enroll_keys_are_listed_per_account_and_revoked_once() {
         store.create_enroll_key(acme, "ek-hash-a", "ek_aaaa", T0).await.expect("key a");
         store.create_enroll_key(acme, "ek-hash-b", "ek_bbbb", T0 + Duration::seconds(1)).await.expect("key b");
         store.create_enroll_key(other, "ek-hash-c", "ek_cccc", T0).await.expect("key c");
-        let mine = store.list_enroll_keys(acme).await.expect("list");
+        let mine = store.list_enroll_keys(Some(acme)).await.expect("list");
         assert_eq!(mine.iter().map(|k| k.prefix.as_str()).collect::<Vec<_>>(), ["ek_aaaa", "ek_bbbb"], "{label}");
         assert_eq!((mine[0].created_at, mine[0].revoked_at), (T0, None), "{label}");
+        assert_eq!((mine[0].account_name.as_str(), mine[0].uses, mine[0].last_used_at), ("acme", 0, None), "{label}");
+        let all = store.list_enroll_keys(None).await.expect("list all");
+        let all: Vec<(&str, &str)> = all.iter().map(|k| (k.prefix.as_str(), k.account_name.as_str())).collect();
+        assert_eq!(all, [("ek_aaaa", "acme"), ("ek_bbbb", "acme"), ("ek_cccc", "other")], "{label}: every key, oldest first");
 
-        assert!(!store.revoke_enroll_key(acme, "ek_cccc", T0).await.expect("revoke"), "{label}: not acme's key");
-        assert!(store.revoke_enroll_key(acme, "ek_aaaa", T0 + Duration::hours(1)).await.expect("revoke"), "{label}");
-        assert!(!store.revoke_enroll_key(acme, "ek_aaaa", T0).await.expect("revoke"), "{label}: already revoked");
-        let mine = store.list_enroll_keys(acme).await.expect("list");
+        store.touch_enroll_key("ek-hash-b", T0 + Duration::minutes(1)).await.expect("touch");
+        store.touch_enroll_key("ek-hash-b", T0 + Duration::minutes(2)).await.expect("touch");
+        store.touch_enroll_key("no-such-hash", T0).await.expect("touching an unknown key changes nothing");
+        let b = store.list_enroll_keys(Some(acme)).await.expect("list").remove(1);
+        assert_eq!((b.uses, b.last_used_at), (2, Some(T0 + Duration::minutes(2))), "{label}: uses counted");
+
+        assert!(!store.revoke_enroll_key(Some(acme), "ek_cccc", T0).await.expect("revoke"), "{label}: not acme's key");
+        assert!(store.revoke_enroll_key(Some(acme), "ek_aaaa", T0 + Duration::hours(1)).await.expect("revoke"), "{label}");
+        assert!(!store.revoke_enroll_key(Some(acme), "ek_aaaa", T0).await.expect("revoke"), "{label}: already revoked");
+        assert!(!store.revoke_enroll_key(None, "ek_nope", T0).await.expect("revoke"), "{label}: unknown prefix");
+        assert!(store.revoke_enroll_key(None, "ek_cccc", T0).await.expect("revoke"), "{label}: any account's key");
+        let mine = store.list_enroll_keys(Some(acme)).await.expect("list");
         assert_eq!(mine[0].revoked_at, Some(T0 + Duration::hours(1)), "{label}: revocation time");
         assert!(store.enroll_key_by_hash("ek-hash-a").await.expect("lookup").expect("found").revoked, "{label}");
-        assert!(!store.enroll_key_by_hash("ek-hash-c").await.expect("lookup").expect("found").revoked, "{label}");
+        assert!(!store.enroll_key_by_hash("ek-hash-b").await.expect("lookup").expect("found").revoked, "{label}");
+        assert!(store.enroll_key_by_hash("ek-hash-c").await.expect("lookup").expect("found").revoked, "{label}");
 
         assert_eq!(store.account_tier(acme).await.expect("tier").as_deref(), Some("free"), "{label}");
         store.set_account_tier("acme", "pro").await.expect("set tier");

@@ -93,15 +93,18 @@ async fn a_consensus_commit_applies_state_trust_lists_requests_and_watermark_tog
         assert_eq!(store.engine_machine(key).await.expect("read"), None, "{label}");
         assert_eq!(store.engine_target(net("45.33.32.156/32")).await.expect("read"), None, "{label}");
 
-        let request = store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), T0).await.expect("queue");
-        let later = store.queue_consensus_request(RequestKind::FalsePositive, net("81.2.69.160/32"), T0).await.expect("queue");
+        let request =
+            store.queue_consensus_request(RequestKind::FalsePositive, net("45.33.32.156/32"), None, T0).await.expect("queue");
+        let hold = T0 + Duration::days(2);
+        let later =
+            store.queue_consensus_request(RequestKind::Delist, net("81.2.69.160/32"), Some(hold), T0).await.expect("queue");
         assert!(later > request, "{label}: ids increase");
         let pending = store.pending_consensus_requests().await.expect("pending");
         assert_eq!(
-            pending.iter().map(|r| (r.id, r.kind, r.value)).collect::<Vec<_>>(),
+            pending.iter().map(|r| (r.id, r.kind, r.value, r.hold_until)).collect::<Vec<_>>(),
             [
-                (request, RequestKind::FalsePositive, net("45.33.32.156/32")),
-                (later, RequestKind::FalsePositive, net("81.2.69.160/32"))
+                (request, RequestKind::FalsePositive, net("45.33.32.156/32"), None),
+                (later, RequestKind::Delist, net("81.2.69.160/32"), Some(hold))
             ]
         );
 

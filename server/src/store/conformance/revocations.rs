@@ -159,3 +159,48 @@ async fn the_revocation_list_reads_back_from_a_time_and_its_generation_moves() {
         assert_eq!(store.expire_revocations(T0).await.expect("expire"), 0, "{label}: nothing older");
     }
 }
+
+#[tokio::test]
+async fn deleting_an_account_removes_its_keys_detaches_its_machines_and_revokes_at_once() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("acme");
+        let other = store.create_account("other", T0).await.expect("other");
+        let agent = machine(store, "agent-1").await;
+        store.enroll_machine(agent, acme, None, &[], false, T0).await.expect("enroll");
+        store.create_api_key(acme, "api-hash-live", "pal_live0000", T0).await.expect("key");
+        store.create_api_key(acme, "api-hash-old", "pal_old00000", T0).await.expect("key");
+        assert!(store.revoke_api_key("pal_old00000", None, T0).await.expect("revoke"), "{label}");
+        store.create_api_key(other, "api-hash-other", "pal_other000", T0).await.expect("key");
+        store.create_enroll_key(acme, "ek-hash", "ek_acme", T0).await.expect("enroll key");
+        store.set_pool_share(acme, other, true, T0).await.expect("share");
+        let before = store.revocation_generation().await.expect("generation");
+
+        let at = T0 + Duration::minutes(5);
+        let outcome = store.delete_account(acme, at).await.expect("delete");
+        assert_eq!(
+            outcome,
+            crate::store::AccountDeletion { machines_detached: 1, api_keys: 2, enroll_keys: 1 },
+            "{label}: what was removed"
+        );
+        assert!(store.account_by_name("acme").await.expect("lookup").is_none(), "{label}: gone");
+        let found = store.machine_by_login("agent-1").await.expect("lookup").expect("the machine stays");
+        assert_eq!((found.account, found.disabled_at), (None, None), "{label}: detached, not disabled");
+        assert!(store.api_key_by_hash("api-hash-live").await.expect("lookup").is_none(), "{label}: key gone");
+        assert!(store.enroll_key_by_hash("ek-hash").await.expect("lookup").is_none(), "{label}: enroll key gone");
+        assert!(store.api_key_by_hash("api-hash-other").await.expect("lookup").is_some(), "{label}: another account's key stays");
+        assert!(store.pool_shares().await.expect("shares").is_empty(), "{label}: shares removed");
+        assert_ne!(store.revocation_generation().await.expect("generation"), before, "{label}: the list changed");
+        let revocations = store.revocations_since(at).await.expect("list");
+        assert_eq!(
+            revocations,
+            vec![
+                Revocation { kind: RevocationKind::ApiKey, subject: "pal_live0000".into(), at },
+                Revocation { kind: RevocationKind::Sessions, subject: format!("account:{}", acme.0), at },
+            ],
+            "{label}: the live key and the account's sessions"
+        );
+        assert!(matches!(store.delete_account(acme, at).await, Err(StoreError::NotFound(_))), "{label}: already deleted");
+        store.create_account("acme", at).await.expect("the name is free again");
+    }
+}

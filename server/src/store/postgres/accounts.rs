@@ -117,25 +117,40 @@ impl AccountStore for PgStore {
         Ok(EnrollOutcome::Enrolled)
     }
 
-    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = $1 ORDER BY id")
-            .bind(account.0)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn list_enroll_keys(&self, account: Option<AccountKey>) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.prefix, a.name, k.created_at, k.revoked_at, k.uses, k.last_used_at FROM enroll_keys k \
+             JOIN accounts a ON a.id = k.account_id WHERE ($1::BIGINT IS NULL OR k.account_id = $1) ORDER BY k.id",
+        )
+        .bind(account.map(|a| a.0))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(EnrollKeyRecord {
                     prefix: row.try_get("prefix")?,
+                    account_name: row.try_get("name")?,
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
+                    uses: row.try_get::<i64, _>("uses")?.max(0) as u64,
+                    last_used_at: row.try_get("last_used_at")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
 
-    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.revoke_key(ENROLL_KEYS, prefix, Some(account), at).await
+    async fn revoke_enroll_key(&self, account: Option<AccountKey>, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.revoke_key(ENROLL_KEYS, prefix, account, at).await
+    }
+
+    async fn touch_enroll_key(&self, key_hash: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE enroll_keys SET uses = uses + 1, last_used_at = $1 WHERE key_hash = $2")
+            .bind(at)
+            .bind(storable(key_hash))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn create_api_key(

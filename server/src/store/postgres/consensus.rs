@@ -138,17 +138,26 @@ impl ConsensusStore for PgStore {
         text.map(|text| state_from("engine_targets.state", &text)).transpose()
     }
 
-    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(kind.as_str())
-            .bind(target_key(target))
-            .bind(at)
-            .fetch_one(&self.pool)
-            .await?)
+    async fn queue_consensus_request(
+        &self,
+        kind: RequestKind,
+        target: IpNet,
+        hold_until: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO consensus_requests (kind, value, hold_until, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(target_key(target))
+        .bind(hold_until)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
-        let rows = sqlx::query("SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
+        let rows = sqlx::query("SELECT id, kind, value, hold_until FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -157,6 +166,7 @@ impl ConsensusStore for PgStore {
                     id: row.try_get("id")?,
                     kind: decoded(row, "kind", RequestKind::from_stored)?,
                     value: decoded(row, "value", parse_target)?,
+                    hold_until: row.try_get("hold_until")?,
                 })
             })
             .collect()

@@ -2,7 +2,9 @@
 //! stay in the backend's root module.
 
 use super::*;
-use crate::store::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
+use crate::store::revocations::{
+    AccountDeletion, AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore,
+};
 
 /// Appends one revocation inside `tx`.
 async fn append(
@@ -135,6 +137,45 @@ impl RevocationStore for PgStore {
                 Ok(Revocation { kind: kind.parse()?, subject: row.try_get("subject")?, at: row.try_get("at")? })
             })
             .collect()
+    }
+
+    async fn delete_account(&self, account: AccountKey, at: OffsetDateTime) -> Result<AccountDeletion, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Locked, so a concurrent enrollment or key creation waits for the outcome.
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(format!("account {}", account.0)));
+        }
+        let live_keys: Vec<String> =
+            sqlx::query_scalar("SELECT prefix FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL")
+                .bind(account.0)
+                .fetch_all(&mut *tx)
+                .await?;
+        let detached =
+            sqlx::query("UPDATE machines SET account_id = NULL WHERE account_id = $1").bind(account.0).execute(&mut *tx).await?;
+        let api_keys = sqlx::query("DELETE FROM api_keys WHERE account_id = $1").bind(account.0).execute(&mut *tx).await?;
+        let enroll_keys = sqlx::query("DELETE FROM enroll_keys WHERE account_id = $1").bind(account.0).execute(&mut *tx).await?;
+        for statement in [
+            "DELETE FROM lookup_usage WHERE account_id = $1",
+            "DELETE FROM pool_policies WHERE account_id = $1",
+            "DELETE FROM pool_shares WHERE owner_id = $1 OR partner_id = $1",
+            "DELETE FROM accounts WHERE id = $1",
+        ] {
+            sqlx::query(statement).bind(account.0).execute(&mut *tx).await?;
+        }
+        for prefix in &live_keys {
+            append(&mut tx, RevocationKind::ApiKey, prefix, at).await?;
+        }
+        append(&mut tx, RevocationKind::Sessions, &format!("account:{}", account.0), at).await?;
+        tx.commit().await?;
+        Ok(AccountDeletion {
+            machines_detached: detached.rows_affected(),
+            api_keys: api_keys.rows_affected(),
+            enroll_keys: enroll_keys.rows_affected(),
+        })
     }
 
     async fn expire_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

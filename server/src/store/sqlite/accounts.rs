@@ -113,25 +113,41 @@ impl AccountStore for SqliteStore {
         Ok(EnrollOutcome::Enrolled)
     }
 
-    async fn list_enroll_keys(&self, account: AccountKey) -> Result<Vec<EnrollKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT prefix, created_at, revoked_at FROM enroll_keys WHERE account_id = ? ORDER BY id")
-            .bind(account.0)
-            .fetch_all(&self.reader)
-            .await?;
+    async fn list_enroll_keys(&self, account: Option<AccountKey>) -> Result<Vec<EnrollKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.prefix, a.name, k.created_at, k.revoked_at, k.uses, k.last_used_at FROM enroll_keys k \
+             JOIN accounts a ON a.id = k.account_id WHERE (? IS NULL OR k.account_id = ?) ORDER BY k.id",
+        )
+        .bind(account.map(|a| a.0))
+        .bind(account.map(|a| a.0))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(EnrollKeyRecord {
                     prefix: row.try_get("prefix")?,
+                    account_name: row.try_get("name")?,
                     created_at: from_micros(row.try_get("created_at")?),
                     revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros),
+                    uses: row.try_get::<i64, _>("uses")?.max(0) as u64,
+                    last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_micros),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
 
-    async fn revoke_enroll_key(&self, account: AccountKey, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.revoke_key(ENROLL_KEYS, prefix, Some(account), at).await
+    async fn revoke_enroll_key(&self, account: Option<AccountKey>, prefix: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.revoke_key(ENROLL_KEYS, prefix, account, at).await
+    }
+
+    async fn touch_enroll_key(&self, key_hash: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE enroll_keys SET uses = uses + 1, last_used_at = ? WHERE key_hash = ?")
+            .bind(to_micros(at))
+            .bind(storable(key_hash))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn create_api_key(

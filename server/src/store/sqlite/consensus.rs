@@ -139,17 +139,26 @@ impl ConsensusStore for SqliteStore {
         text.map(|text| state_from("engine_targets.state", &text)).transpose()
     }
 
-    async fn queue_consensus_request(&self, kind: RequestKind, target: IpNet, at: OffsetDateTime) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("INSERT INTO consensus_requests (kind, value, created_at) VALUES (?, ?, ?) RETURNING id")
-            .bind(kind.as_str())
-            .bind(target_key(target))
-            .bind(to_micros(at))
-            .fetch_one(&self.writer)
-            .await?)
+    async fn queue_consensus_request(
+        &self,
+        kind: RequestKind,
+        target: IpNet,
+        hold_until: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO consensus_requests (kind, value, hold_until, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(target_key(target))
+        .bind(hold_until.map(to_micros))
+        .bind(to_micros(at))
+        .fetch_one(&self.writer)
+        .await?)
     }
 
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
-        let rows = sqlx::query("SELECT id, kind, value FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
+        let rows = sqlx::query("SELECT id, kind, value, hold_until FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
@@ -158,6 +167,7 @@ impl ConsensusStore for SqliteStore {
                     id: row.try_get("id")?,
                     kind: decoded(row, "kind", RequestKind::from_stored)?,
                     value: decoded(row, "value", parse_target)?,
+                    hold_until: row.try_get::<Option<i64>, _>("hold_until")?.map(from_micros),
                 })
             })
             .collect()

@@ -2,7 +2,9 @@
 //! stay in the backend's root module.
 
 use super::*;
-use crate::store::revocations::{AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore};
+use crate::store::revocations::{
+    AccountDeletion, AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore,
+};
 
 /// Appends one revocation inside `tx`.
 async fn append(tx: &mut sqlx::Transaction<'_, Sqlite>, kind: RevocationKind, subject: &str, at: i64) -> Result<(), sqlx::Error> {
@@ -130,6 +132,43 @@ impl RevocationStore for SqliteStore {
                 Ok(Revocation { kind: kind.parse()?, subject: row.try_get("subject")?, at: from_micros(row.try_get("at")?) })
             })
             .collect()
+    }
+
+    async fn delete_account(&self, account: AccountKey, at: OffsetDateTime) -> Result<AccountDeletion, StoreError> {
+        let at = to_micros(at);
+        let mut tx = self.writer.begin().await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?").bind(account.0).fetch_optional(&mut *tx).await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(format!("account {}", account.0)));
+        }
+        let live_keys: Vec<String> =
+            sqlx::query_scalar("SELECT prefix FROM api_keys WHERE account_id = ? AND revoked_at IS NULL")
+                .bind(account.0)
+                .fetch_all(&mut *tx)
+                .await?;
+        let detached =
+            sqlx::query("UPDATE machines SET account_id = NULL WHERE account_id = ?").bind(account.0).execute(&mut *tx).await?;
+        let api_keys = sqlx::query("DELETE FROM api_keys WHERE account_id = ?").bind(account.0).execute(&mut *tx).await?;
+        let enroll_keys = sqlx::query("DELETE FROM enroll_keys WHERE account_id = ?").bind(account.0).execute(&mut *tx).await?;
+        for statement in [
+            "DELETE FROM lookup_usage WHERE account_id = ?",
+            "DELETE FROM pool_policies WHERE account_id = ?",
+            "DELETE FROM pool_shares WHERE owner_id = ?1 OR partner_id = ?1",
+            "DELETE FROM accounts WHERE id = ?",
+        ] {
+            sqlx::query(statement).bind(account.0).execute(&mut *tx).await?;
+        }
+        for prefix in &live_keys {
+            append(&mut tx, RevocationKind::ApiKey, prefix, at).await?;
+        }
+        append(&mut tx, RevocationKind::Sessions, &format!("account:{}", account.0), at).await?;
+        tx.commit().await?;
+        Ok(AccountDeletion {
+            machines_detached: detached.rows_affected(),
+            api_keys: api_keys.rows_affected(),
+            enroll_keys: enroll_keys.rows_affected(),
+        })
     }
 
     async fn expire_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
