@@ -345,8 +345,49 @@ async fn render_account(state: &AppState, session: &Session, notice: Option<Noti
 }
 
 #[instrument(skip_all)]
-async fn account_page(State(state): State<AppState>, Signed(session): Signed) -> Response {
-    render_account(&state, &session, None).await
+async fn account_page(State(state): State<AppState>, Signed(session): Signed, headers: HeaderMap) -> Response {
+    let flash = cookie(&headers, FLASH_COOKIE).and_then(|value| keys(&state).verify_flash(&session, &value, now()).ok());
+    let notice = flash.and_then(|(kind, text)| match kind.as_str() {
+        "enroll_key" => Some(Notice::EnrollKey(text)),
+        "api_key" => Some(Notice::ApiKey(text)),
+        "done" => Some(Notice::Done(text)),
+        "error" => Some(Notice::Error(text)),
+        _ => None,
+    });
+    let had_flash = cookie(&headers, FLASH_COOKIE).is_some();
+    let mut response = render_account(&state, &session, notice).await;
+    if had_flash {
+        // Read once: a reload shows the page without it.
+        response.headers_mut().append(header::SET_COOKIE, flash_cookie(&state, "", 0));
+    }
+    response
+}
+
+/// The cookie carrying a form's outcome to the page it redirects to ([`after_post`]).
+const FLASH_COOKIE: &str = "palisade_flash";
+
+fn flash_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{FLASH_COOKIE}={value}; Path=/console/account; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("palisade_flash=; Path=/console/account; Max-Age=0"))
+}
+
+/// Redirect after POST: the outcome goes, signed and bound to the session, into a cookie read
+/// once by the account page the browser is sent to (303), so reloading that page shows it and
+/// does not submit the form again.
+fn after_post(state: &AppState, session: &Session, notice: Notice) -> Response {
+    let (kind, text) = match notice {
+        Notice::EnrollKey(key) => ("enroll_key", key),
+        Notice::ApiKey(key) => ("api_key", key),
+        Notice::Done(text) => ("done", text),
+        Notice::Error(text) => ("error", text),
+    };
+    let value = keys(state).issue_flash(session, kind, &text, now());
+    let mut response = Redirect::to("/console/account").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, flash_cookie(state, &value, crate::auth::session::FLASH_TTL_SECS));
+    response
 }
 
 #[instrument(skip_all)]
@@ -361,7 +402,7 @@ async fn create_enroll_key(
         Ok(created) => Notice::EnrollKey(created.key),
         Err(error) => return store_error(error),
     };
-    render_account(&state, &session, Some(notice)).await
+    after_post(&state, &session, notice)
 }
 
 #[instrument(skip_all)]
@@ -379,7 +420,7 @@ async fn revoke_enroll_key(
         Ok(false) => Notice::Error(format!("No active enrollment key {prefix:?} in this account.")),
         Err(error) => return store_error(error),
     };
-    render_account(&state, &session, Some(notice)).await
+    after_post(&state, &session, notice)
 }
 
 #[instrument(skip_all)]
@@ -394,7 +435,7 @@ async fn create_api_key(
         Ok(created) => Notice::ApiKey(created.key),
         Err(error) => return store_error(error),
     };
-    render_account(&state, &session, Some(notice)).await
+    after_post(&state, &session, notice)
 }
 
 #[instrument(skip_all)]
@@ -415,7 +456,7 @@ async fn revoke_api_key(
         Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
         Err(error) => return store_error(error),
     };
-    render_account(&state, &session, Some(notice)).await
+    after_post(&state, &session, notice)
 }
 
 #[derive(serde::Deserialize)]

@@ -21,6 +21,9 @@ pub const SESSION_TTL_SECS: i64 = 8 * 3600;
 /// stateless, a link stays valid until it expires, so the time is short.
 pub const LINK_TTL_SECS: i64 = 15 * 60;
 
+/// How long the outcome of a console form waits for the page it redirects to.
+pub const FLASH_TTL_SECS: i64 = 60;
+
 /// Who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -63,6 +66,7 @@ pub struct Keys {
     session: [u8; 32],
     csrf: [u8; 32],
     link: [u8; 32],
+    flash: [u8; 32],
 }
 
 impl Keys {
@@ -72,6 +76,7 @@ impl Keys {
             session: derive_key(console_key, b"session"),
             csrf: derive_key(console_key, b"csrf"),
             link: derive_key(console_key, b"login-link"),
+            flash: derive_key(console_key, b"flash"),
         }
     }
 
@@ -111,6 +116,30 @@ impl Keys {
     pub fn csrf_matches(&self, session: &Session, sent: &str) -> bool {
         let expected = self.csrf_token(session);
         expected.len() == sent.len() && bool::from(expected.as_bytes().ct_eq(sent.as_bytes()))
+    }
+
+    /// A flash: the outcome of a form, carried across the redirect that follows it (so a reload
+    /// shows the page, not a second submission) for [`FLASH_TTL_SECS`], bound to the session.
+    pub fn issue_flash(&self, session: &Session, kind: &str, text: &str, now: i64) -> String {
+        sign(&self.flash, &format!("{kind}|{}|{}|{text}", session.nonce, now + FLASH_TTL_SECS))
+    }
+
+    /// Verifies a flash for `session` at `now`; its kind and text.
+    pub fn verify_flash(&self, session: &Session, value: &str, now: i64) -> Result<(String, String), Refused> {
+        let body = verify(&self.flash, value)?;
+        let mut parts = body.splitn(4, '|');
+        let (Some(kind), Some(nonce), Some(expires_at), Some(text)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Refused::Invalid);
+        };
+        let expires_at: i64 = expires_at.parse().map_err(|_| Refused::Invalid)?;
+        if nonce != session.nonce {
+            return Err(Refused::Invalid);
+        }
+        if now >= expires_at {
+            return Err(Refused::Expired);
+        }
+        Ok((kind.to_string(), text.to_string()))
     }
 
     /// A login link token for an account, valid from `now` for [`LINK_TTL_SECS`].
@@ -210,5 +239,19 @@ mod tests {
         assert_eq!(keys().verify_link(&link, 1_000 + LINK_TTL_SECS), Err(Refused::Expired));
         let session = keys().issue_session(&account(), 1_000, "n");
         assert_eq!(keys().verify_link(&session, 1_001), Err(Refused::Invalid));
+    }
+    #[test]
+    fn a_flash_is_read_only_by_its_own_session_and_only_for_a_minute() {
+        let keys = Keys::new(&[3; 32]);
+        let session = |nonce: &str| Session { role: Role::Operator, expires_at: 10_000, nonce: nonce.into() };
+        let flash = keys.issue_flash(&session("n1"), "api_key", "pal_secret|with a bar", 100);
+        assert_eq!(
+            keys.verify_flash(&session("n1"), &flash, 159).expect("fresh"),
+            ("api_key".into(), "pal_secret|with a bar".into())
+        );
+        assert!(matches!(keys.verify_flash(&session("n2"), &flash, 120), Err(Refused::Invalid)), "another session");
+        assert!(matches!(keys.verify_flash(&session("n1"), &flash, 160), Err(Refused::Expired)));
+        let forged = Keys::new(&[4; 32]).issue_flash(&session("n1"), "done", "x", 100);
+        assert!(matches!(keys.verify_flash(&session("n1"), &forged, 120), Err(Refused::Invalid)));
     }
 }

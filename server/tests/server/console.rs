@@ -58,3 +58,83 @@ async fn a_new_machine_is_not_flagged_a_penalised_one_is_and_versions_and_times_
         assert!(!raw, "{label}: a raw RFC 3339 time is shown: {page}");
     }
 }
+
+/// Signs account `name` in through a login link; returns the session cookie (`name=value`).
+async fn account_session(app: &crate::common::TestApp, admin: &str, name: &str) -> String {
+    app.post("/v1/admin/accounts", Some(admin), &json!({"name": name})).await.expect_ok(StatusCode::CREATED);
+    let link = app.post(&format!("/v1/admin/accounts/{name}/login-link"), Some(admin), &json!({})).await;
+    let link: serde_json::Value = serde_json::from_str(&link.text()).expect("JSON");
+    let token = link["url"].as_str().and_then(|u| u.split("token=").nth(1)).expect("a token in the link").to_string();
+    let reply = app.send(form("/console/login/link", None, &format!("token={token}"))).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    set_cookie(&reply, "palisade_console").expect("a session cookie")
+}
+
+const HOST: &str = "palisade.test";
+
+/// A browser's form POST: same origin, form-encoded, with the cookies given.
+fn form(path: &str, cookies: Option<&str>, body: &str) -> axum::http::Request<Body> {
+    let mut request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("host", HOST)
+        .header("origin", format!("http://{HOST}"));
+    if let Some(cookies) = cookies {
+        request = request.header("cookie", cookies);
+    }
+    request.body(Body::from(body.to_string())).expect("a valid request")
+}
+
+fn page(path: &str, cookies: &str) -> axum::http::Request<Body> {
+    axum::http::Request::builder().uri(path).header("host", HOST).header("cookie", cookies).body(Body::empty()).expect("request")
+}
+
+/// The `name=value` a response sets for cookie `name`.
+fn set_cookie(reply: &crate::common::Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_console_form_redirects_and_a_reload_shows_the_page_without_submitting_again() {
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let session = account_session(&app, &admin, "acme").await;
+        let account = app.send(page("/console/account", &session)).await;
+        let csrf = csrf_of(&account.text());
+
+        let created = app.send(form("/console/account/enroll-keys", Some(&session), &format!("csrf={csrf}"))).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{label}: a created key redirects: {}", created.text());
+        assert_eq!(created.headers.get("location").and_then(|v| v.to_str().ok()), Some("/console/account"));
+        let flash = set_cookie(&created, "palisade_flash").expect("the outcome travels in a cookie");
+        let keys = app.state.store.list_enroll_keys(None).await.expect("keys");
+        assert_eq!(keys.len(), 1, "{label}: one key made");
+
+        // The page it leads to shows the new key once and drops the cookie.
+        let shown = app.send(page("/console/account", &format!("{session}; {flash}"))).await;
+        assert_eq!(shown.status, StatusCode::OK);
+        assert!(shown.text().contains("id=\"new-enroll-key\""), "{label}: the key is shown: {}", shown.text());
+        assert_eq!(set_cookie(&shown, "palisade_flash").as_deref(), Some("palisade_flash="), "{label}: read once");
+        // A reload is a GET: the page again, no key shown, nothing created.
+        let reloaded = app.send(page("/console/account", &session)).await;
+        assert!(!reloaded.text().contains("id=\"new-enroll-key\""), "{label}: shown only once");
+        assert_eq!(app.state.store.list_enroll_keys(None).await.expect("keys").len(), 1, "{label}: no second key");
+
+        // A flash is the session's own: another account's session does not see it.
+        let other = account_session(&app, &admin, "globex").await;
+        let foreign = app.send(page("/console/account", &format!("{other}; {flash}"))).await;
+        assert!(!foreign.text().contains("id=\"new-enroll-key\""), "{label}: another session's outcome is ignored");
+    }
+}

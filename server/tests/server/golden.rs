@@ -813,7 +813,14 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
             as_account(Call::post("/console/account/enroll-keys")).form(&[("csrf", &csrf)]),
         )
         .await;
-    let console_enroll = input_value(&made, "new-enroll-key");
+    // Redirect after POST: the new key is on the page the answer leads to, carried by a cookie.
+    let shown = g
+        .call(
+            "the account page the new enrollment key leads to",
+            browser(Call::get("/console/account")).header("cookie", &format!("{account}; {}", session_cookie(&made))),
+        )
+        .await;
+    let console_enroll = input_value(&shown, "new-enroll-key");
     g.call(
         "revoke it in the console",
         as_account(Call::post("/console/account/enroll-keys/revoke")).form(&[("csrf", &csrf), ("prefix", &console_enroll[..6])]),
@@ -827,7 +834,13 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     let made = g
         .call("make an API key in the console", as_account(Call::post("/console/account/api-keys")).form(&[("csrf", &csrf)]))
         .await;
-    let console_key = input_value(&made, "new-api-key");
+    let shown = g
+        .call(
+            "the account page the new API key leads to",
+            browser(Call::get("/console/account")).header("cookie", &format!("{account}; {}", session_cookie(&made))),
+        )
+        .await;
+    let console_key = input_value(&shown, "new-api-key");
     g.call(
         "revoke it in the console",
         as_account(Call::post("/console/account/api-keys/revoke")).form(&[("csrf", &csrf), ("prefix", &console_key[..12])]),

@@ -140,9 +140,19 @@ async fn forged_posts_and_tampered_or_expired_sessions_are_refused() -> TestResu
         StatusCode::FORBIDDEN,
         "right token from another origin"
     );
+    // Redirect after POST: the new key is on the page the answer leads to, carried by a cookie.
     let made = create(vec![("csrf", csrf.clone())], Some(&origin)).await?;
-    assert_eq!(made.status(), StatusCode::OK);
-    assert!(made.text().await?.contains("id=\"new-enroll-key\""), "the key is shown once");
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let flash = made
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .find(|pair| pair.starts_with("palisade_flash="))
+        .context("the outcome's cookie")?
+        .to_string();
+    let shown = http.get(format!("{base}console/account")).header(COOKIE, format!("{cookie}; {flash}")).send().await?;
+    assert!(shown.text().await?.contains("id=\"new-enroll-key\""), "the key is shown once");
     let logout = http.post(format!("{base}console/logout")).header(COOKIE, &cookie).header(ORIGIN, &origin).send().await?;
     assert_eq!(logout.status(), StatusCode::FORBIDDEN, "sign-out needs the token too");
 
@@ -340,6 +350,13 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     let enroll_key = value(browser, "#new-enroll-key").await?;
     assert_eq!(value(browser, "#enroll-cscli").await?, format!("cscli console enroll {enroll_key}"));
     snap(browser, server, "04-enrollment-key").await?;
+    // A reload shows the page again without submitting the form a second time (redirect after
+    // POST), and the key is not shown again.
+    let keys_before = browser.find_all(Locator::Css("#enroll-keys tbody tr")).await?.len();
+    browser.refresh().await?;
+    assert_eq!(path(browser).await?, "/console/account");
+    assert!(browser.find(Locator::Css("#new-enroll-key")).await.is_err(), "the key is shown once");
+    assert_eq!(browser.find_all(Locator::Css("#enroll-keys tbody tr")).await?.len(), keys_before, "no second key");
     let machine = Client::new(base)?;
     machine.register_machine("web-01.acme", PASSWORD).await?;
     machine.login_machine("web-01.acme", PASSWORD, &["crowdsecurity/ssh-bf".to_string()]).await?;

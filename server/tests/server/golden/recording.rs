@@ -228,6 +228,12 @@ impl<'a> Recorder<'a> {
             {
                 self.norm.secret("session", session);
             }
+            // A form's outcome, signed with the run's key and the session's nonce.
+            if let Some(flash) = value.strip_prefix("palisade_flash=").and_then(|v| v.split(';').next())
+                && !flash.is_empty()
+            {
+                self.norm.secret("flash", flash);
+            }
         }
         if let Some(json) = Json::parse(body) {
             self.learn_json(&json);
