@@ -1,6 +1,6 @@
 //! The web console under `/console`: pages rendered on the server for account users (machines,
-//! enrollment keys, API keys, blocklists) and the operator (network overview), and the IP
-//! analyzer for both. It owns sign-in (admin token, account login links), sign-out (which revokes
+//! enrollment keys, API keys, blocklists) and the operator (network overview; machines, the
+//! community list and the audit log in `console/operator.rs`), and the IP analyzer for both. It owns sign-in (admin token, account login links), sign-out (which revokes
 //! the session on every replica), signed sessions in `HttpOnly`, `SameSite=Strict` cookies (signed by [`crate::auth::session`], which
 //! the admin API and CLI also use to issue login links), and CSRF checks on every POST. Its pages
 //! reach nothing but this server: styles and the one small script are compiled into the binary.
@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod data;
+pub mod operator;
 pub mod pages;
 pub mod usage;
 
@@ -37,7 +38,9 @@ use crate::state::AppState;
 use crate::use_case::UseCaseError;
 
 /// Console routes, nested under `/console`.
-pub fn routes() -> Router<AppState> {
+/// The console's routes, with the operator's control plane (`console::operator::routes`) given
+/// by the caller, under the same fallback and security headers.
+pub fn routes(operator: Router<AppState>) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/login", get(login_page).post(login))
@@ -50,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/api-keys/revoke", post(revoke_api_key))
         .route("/ips", get(ip_page))
         .route("/operator", get(operator_page))
+        .merge(operator)
         .route("/assets/console.css", get(|| async { asset("text/css; charset=utf-8", pages::CSS) }))
         .route("/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", pages::JS) }))
         .fallback(|| async { page(StatusCode::NOT_FOUND, pages::message(None, "Not found", "There is no such console page.")) })
@@ -346,21 +350,27 @@ async fn render_account(state: &AppState, session: &Session, notice: Option<Noti
 
 #[instrument(skip_all)]
 async fn account_page(State(state): State<AppState>, Signed(session): Signed, headers: HeaderMap) -> Response {
-    let flash = cookie(&headers, FLASH_COOKIE).and_then(|value| keys(&state).verify_flash(&session, &value, now()).ok());
-    let notice = flash.and_then(|(kind, text)| match kind.as_str() {
+    let (notice, clear) = take_flash(&state, &session, &headers);
+    let mut response = render_account(&state, &session, notice).await;
+    if clear {
+        // Read once: a reload shows the page without it.
+        response.headers_mut().append(header::SET_COOKIE, flash_cookie(&state, "", 0));
+    }
+    response
+}
+
+/// The outcome a form left for this page ([`after_post`]), and whether there was a cookie to
+/// clear. A cookie of another session, forged or stale, shows nothing.
+fn take_flash(state: &AppState, session: &Session, headers: &HeaderMap) -> (Option<Notice>, bool) {
+    let Some(value) = cookie(headers, FLASH_COOKIE) else { return (None, false) };
+    let notice = keys(state).verify_flash(session, &value, now()).ok().and_then(|(kind, text)| match kind.as_str() {
         "enroll_key" => Some(Notice::EnrollKey(text)),
         "api_key" => Some(Notice::ApiKey(text)),
         "done" => Some(Notice::Done(text)),
         "error" => Some(Notice::Error(text)),
         _ => None,
     });
-    let had_flash = cookie(&headers, FLASH_COOKIE).is_some();
-    let mut response = render_account(&state, &session, notice).await;
-    if had_flash {
-        // Read once: a reload shows the page without it.
-        response.headers_mut().append(header::SET_COOKIE, flash_cookie(&state, "", 0));
-    }
-    response
+    (notice, true)
 }
 
 /// The cookie carrying a form's outcome to the page it redirects to ([`after_post`]).
@@ -368,16 +378,14 @@ const FLASH_COOKIE: &str = "palisade_flash";
 
 fn flash_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{FLASH_COOKIE}={value}; Path=/console/account; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("palisade_flash=; Path=/console/account; Max-Age=0"))
+    HeaderValue::from_str(&format!("{FLASH_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("palisade_flash=; Path=/console; Max-Age=0"))
 }
 
 /// Redirect after POST: the outcome goes, signed and bound to the session, into a cookie read
-/// once by the account page the browser is sent to (303), so reloading that page shows it and
+/// once by the page the browser is sent to (303 to `to`), so reloading that page shows it and
 /// does not submit the form again.
-fn after_post(state: &AppState, session: &Session, notice: Notice) -> Response {
+fn after_post(state: &AppState, session: &Session, notice: Notice, to: &str) -> Response {
     let (kind, text) = match notice {
         Notice::EnrollKey(key) => ("enroll_key", key),
         Notice::ApiKey(key) => ("api_key", key),
@@ -385,7 +393,7 @@ fn after_post(state: &AppState, session: &Session, notice: Notice) -> Response {
         Notice::Error(text) => ("error", text),
     };
     let value = keys(state).issue_flash(session, kind, &text, now());
-    let mut response = Redirect::to("/console/account").into_response();
+    let mut response = Redirect::to(to).into_response();
     response.headers_mut().insert(header::SET_COOKIE, flash_cookie(state, &value, crate::auth::session::FLASH_TTL_SECS));
     response
 }
@@ -402,7 +410,7 @@ async fn create_enroll_key(
         Ok(created) => Notice::EnrollKey(created.key),
         Err(error) => return store_error(error),
     };
-    after_post(&state, &session, notice)
+    after_post(&state, &session, notice, "/console/account")
 }
 
 #[instrument(skip_all)]
@@ -420,7 +428,7 @@ async fn revoke_enroll_key(
         Ok(false) => Notice::Error(format!("No active enrollment key {prefix:?} in this account.")),
         Err(error) => return store_error(error),
     };
-    after_post(&state, &session, notice)
+    after_post(&state, &session, notice, "/console/account")
 }
 
 #[instrument(skip_all)]
@@ -435,7 +443,7 @@ async fn create_api_key(
         Ok(created) => Notice::ApiKey(created.key),
         Err(error) => return store_error(error),
     };
-    after_post(&state, &session, notice)
+    after_post(&state, &session, notice, "/console/account")
 }
 
 #[instrument(skip_all)]
@@ -456,7 +464,7 @@ async fn revoke_api_key(
         Err(UseCaseError::NotFound(_)) => Notice::Error(format!("No active API key {prefix:?} in this account.")),
         Err(error) => return store_error(error),
     };
-    after_post(&state, &session, notice)
+    after_post(&state, &session, notice, "/console/account")
 }
 
 #[derive(serde::Deserialize)]

@@ -160,7 +160,7 @@ pub fn router(state: AppState) -> Router {
     let audited = admin::audit::AuditedRoutes::from_openapi(&openapi);
     routes = routes.route_layer(middleware::from_fn_with_state((state.clone(), audited), admin::audit::record_admin_action));
     routes
-        .nest("/console", crate::console::routes())
+        .nest("/console", crate::console::routes(crate::console::operator::routes()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

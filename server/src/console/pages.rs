@@ -37,12 +37,12 @@ pub enum Notice {
     Error(String),
 }
 
-fn csrf(ctx: &Ctx) -> Markup {
+pub(super) fn csrf(ctx: &Ctx) -> Markup {
     html! { input type="hidden" name="csrf" value=(ctx.csrf); }
 }
 
 /// The page frame: head, header with navigation and sign-out, main content.
-fn layout(ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
+pub(super) fn layout(ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -60,7 +60,12 @@ fn layout(ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
                         nav aria-label="Console" {
                             ul {
                                 @match &ctx.role {
-                                    Role::Operator => { li { a href="/console/operator" { "Overview" } } }
+                                    Role::Operator => {
+                                        li { a href="/console/operator" { "Overview" } }
+                                        li { a href="/console/operator/machines" { "Machines" } }
+                                        li { a href="/console/operator/community" { "Community list" } }
+                                        li { a href="/console/operator/audit" { "Audit log" } }
+                                    }
                                     Role::Account { .. } => { li { a href="/console/account" { "Account" } } }
                                 }
                                 li { a href="/console/ips" { "IP analyzer" } }
@@ -137,7 +142,7 @@ fn opt(value: &Option<String>) -> &str {
 /// A stored time for people: to the minute, in UTC ("2026-12-05 14:03 UTC"), inside a `time`
 /// element whose `datetime` keeps the exact RFC 3339 value. Anything that does not parse is
 /// shown as it is.
-fn when(text: &str) -> Markup {
+pub(super) fn when(text: &str) -> Markup {
     match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         Ok(at) => {
             let at = at.to_offset(time::UtcOffset::UTC);
@@ -158,7 +163,7 @@ fn when_opt(value: &Option<String>) -> Markup {
 }
 
 /// [`when`] for a time the page holds as a value.
-fn when_at(at: time::OffsetDateTime) -> Markup {
+pub(super) fn when_at(at: time::OffsetDateTime) -> Markup {
     when(&crate::domain::time::rfc3339(at))
 }
 

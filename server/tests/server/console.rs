@@ -138,3 +138,108 @@ async fn a_console_form_redirects_and_a_reload_shows_the_page_without_submitting
         assert!(!foreign.text().contains("id=\"new-enroll-key\""), "{label}: another session's outcome is ignored");
     }
 }
+
+/// Signs the operator in with an admin token; returns the session cookie (`name=value`).
+async fn operator_session(app: &crate::common::TestApp, admin: &str) -> String {
+    let reply = app.send(form("/console/login", None, &format!("token={admin}"))).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    set_cookie(&reply, "palisade_console").expect("a session cookie")
+}
+
+#[tokio::test]
+async fn the_operator_manages_machines_and_delists_from_the_console_and_every_action_is_audited() {
+    use palisade_server::engine::Rule;
+    use palisade_server::store::RequestKind;
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let operator = operator_session(&app, &admin).await;
+        app.machine("web-01").await;
+        app.machine("db-01").await;
+        crate::common::commit_lists(&app, vec![crate::common::listing("45.33.32.156", SCENARIO, Rule::Crowd)]).await;
+
+        // Every machine, searchable; the page carries the forms.
+        let all = app.send(page("/console/operator/machines", &operator)).await;
+        assert_eq!(all.status, StatusCode::OK, "{label}: {}", all.text());
+        let csrf = csrf_of(&all.text());
+        assert!(table(&all.text(), "all-machines").contains("web-01") && table(&all.text(), "all-machines").contains("db-01"));
+        let searched = app.send(page("/console/operator/machines?q=WEB", &operator)).await.text();
+        assert!(table(&searched, "all-machines").contains("web-01") && !table(&searched, "all-machines").contains("db-01"));
+
+        // Forged, cross-origin and account-user requests are refused and change nothing.
+        let act = |cookies: &str, body: &str| form("/console/operator/machines/action", Some(cookies), body);
+        let forged = app.send(act(&operator, "csrf=forged&machine=web-01&action=sensor-on")).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{label}: a forged token");
+        let mut foreign = act(&operator, &format!("csrf={csrf}&machine=web-01&action=sensor-on"));
+        foreign.headers_mut().insert("origin", "https://evil.example".parse().expect("header"));
+        assert_eq!(app.send(foreign).await.status, StatusCode::FORBIDDEN, "{label}: another origin");
+        let account = account_session(&app, &admin, "acme").await;
+        assert_eq!(app.send(page("/console/operator/machines", &account)).await.status, StatusCode::FORBIDDEN);
+        let account_csrf = csrf_of(&app.send(page("/console/account", &account)).await.text());
+        let as_account = app.send(act(&account, &format!("csrf={account_csrf}&machine=web-01&action=delete"))).await;
+        assert_eq!(as_account.status, StatusCode::FORBIDDEN, "{label}: an account user");
+        let web = app.state.store.machine_by_login("web-01").await.expect("lookup").expect("exists");
+        assert!(!web.sensor && web.disabled_at.is_none(), "{label}: nothing changed");
+
+        // The operator's actions: sensor, disable, delete; each redirects back with its outcome.
+        let done = app.send(act(&operator, &format!("csrf={csrf}&machine=web-01&action=sensor-on"))).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{label}: {}", done.text());
+        assert_eq!(done.headers.get("location").and_then(|v| v.to_str().ok()), Some("/console/operator/machines"));
+        let flash = set_cookie(&done, "palisade_flash").expect("an outcome");
+        let shown = app.send(page("/console/operator/machines", &format!("{operator}; {flash}"))).await.text();
+        assert!(shown.contains("web-01 is now a sensor."), "{label}: {shown}");
+        app.send(act(&operator, &format!("csrf={csrf}&machine=db-01&action=disable"))).await;
+        let db = app.state.store.machine_by_login("db-01").await.expect("lookup").expect("exists");
+        assert!(db.disabled_at.is_some(), "{label}: disabled");
+        app.send(act(&operator, &format!("csrf={csrf}&machine=db-01&action=delete"))).await;
+        let unknown = app.send(act(&operator, &format!("csrf={csrf}&machine=ghost&action=delete"))).await;
+        let flash = set_cookie(&unknown, "palisade_flash").expect("an outcome");
+        let shown = app.send(page("/console/operator/machines", &format!("{operator}; {flash}"))).await.text();
+        assert!(shown.contains("class=\"error\""), "{label}: an unknown machine is a sentence: {shown}");
+        let web = app.state.store.machine_by_login("web-01").await.expect("lookup").expect("exists");
+        assert!(web.sensor, "{label}: web-01 is a sensor");
+
+        // The community list, searchable, and a delisting that blames nobody.
+        let community = app.send(page("/console/operator/community?q=45.33", &operator)).await.text();
+        assert!(table(&community, "community").contains("45.33.32.156"), "{label}: {community}");
+        let delisted = app
+            .send(form("/console/operator/community/delist", Some(&operator), &format!("csrf={csrf}&value=45.33.32.156")))
+            .await;
+        assert_eq!(delisted.status, StatusCode::SEE_OTHER, "{label}: {}", delisted.text());
+        let pending = app.state.store.pending_consensus_requests().await.expect("requests");
+        assert!(
+            pending.iter().any(|r| r.kind == RequestKind::Delist && r.value.to_string() == "45.33.32.156/32"),
+            "{label}: {pending:?}"
+        );
+
+        // The audit log names the console, the action, the target and the client, and shows it.
+        let entries = app
+            .state
+            .store
+            .list_audit(&palisade_server::store::AuditFilter { limit: 50, ..Default::default() })
+            .await
+            .expect("audit");
+        let console: Vec<_> = entries.iter().filter(|e| e.entry.actor == "console:operator").collect();
+        for (action, target) in [
+            ("set_machine_sensor", "web-01"),
+            ("set_machine_disabled", "db-01"),
+            ("delete_machine", "db-01"),
+            ("create_delisting", "45.33.32.156"),
+        ] {
+            assert!(
+                console.iter().any(|e| e.entry.action == action && e.entry.target == target && e.entry.client.is_some()),
+                "{label}: {action} {target}: {console:?}"
+            );
+        }
+        assert!(
+            console.iter().any(|e| e.entry.target == "ghost" && e.entry.status == Some(422)),
+            "{label}: refused actions are recorded"
+        );
+        assert_eq!(console.len(), 5, "{label}: refused forms record nothing: {console:?}");
+        let log = app.send(page("/console/operator/audit", &operator)).await.text();
+        assert!(
+            table(&log, "audit").contains("set_machine_sensor") && table(&log, "audit").contains("console:operator"),
+            "{label}: {log}"
+        );
+    }
+}

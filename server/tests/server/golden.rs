@@ -68,6 +68,11 @@ const UNDOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/console/account/api-keys/revoke"),
     ("GET", "/console/ips"),
     ("GET", "/console/operator"),
+    ("GET", "/console/operator/machines"),
+    ("POST", "/console/operator/machines/action"),
+    ("GET", "/console/operator/community"),
+    ("POST", "/console/operator/community/delist"),
+    ("GET", "/console/operator/audit"),
     ("GET", "/console/assets/console.css"),
     ("GET", "/console/assets/console.js"),
     ("GET", "/docs"),
@@ -256,6 +261,7 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     let mut g = Recorder::new(app);
     let admin = app.admin_token().await;
     g.norm.named(&admin, "<admin-token>");
+    g.norm.named(&visible_prefix(&admin), "<admin-token-prefix>");
 
     // --- Operations, and the answers of the router itself --------------------------------------
     g.call("liveness", Call::get("/healthz")).await;
@@ -794,6 +800,33 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("IP analyzer, a range", as_operator(Call::get("/console/ips?q=45.33.32.0/24"))).await;
     g.call("IP analyzer, not an address", as_operator(Call::get("/console/ips?q=example.com"))).await;
     g.call("account page as the operator", as_operator(Call::get("/console/account"))).await;
+    g.call("every machine", as_operator(Call::get("/console/operator/machines"))).await;
+    g.call("machines named like agent", as_operator(Call::get("/console/operator/machines?q=agent"))).await;
+    for action in ["sensor-on", "sensor-off"] {
+        g.call(
+            &format!("{action} from the console"),
+            browser(as_operator(Call::post("/console/operator/machines/action"))).form(&[
+                ("csrf", &operator_csrf),
+                ("machine", "agent-1"),
+                ("action", action),
+            ]),
+        )
+        .await;
+    }
+    g.call(
+        "a machine action without the CSRF token",
+        browser(as_operator(Call::post("/console/operator/machines/action")))
+            .form(&[("machine", "agent-1"), ("action", "delete")]),
+    )
+    .await;
+    g.call("the community list in the console", as_operator(Call::get("/console/operator/community"))).await;
+    g.call(
+        "delist an unlisted address from the console",
+        browser(as_operator(Call::post("/console/operator/community/delist")))
+            .form(&[("csrf", &operator_csrf), ("value", "not-an-address")]),
+    )
+    .await;
+    g.call("the audit log in the console", as_operator(Call::get("/console/operator/audit"))).await;
     g.call("sign out without the CSRF token", browser(as_operator(Call::post("/console/logout"))).form(&[])).await;
     g.call("sign out", browser(as_operator(Call::post("/console/logout"))).form(&[("csrf", &operator_csrf)])).await;
     let link = g.call("login link for acme", Call::post("/v1/admin/accounts/acme/login-link").token(&admin)).await.json();
@@ -881,7 +914,6 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     // --- Taking access back: admin tokens, machines, console sessions ---------------------------
     let spare_admin = app.admin_token().await;
     g.norm.named(&spare_admin, "<spare-admin-token>");
-    g.norm.named(&visible_prefix(&admin), "<admin-token-prefix>");
     let spare_prefix = visible_prefix(&spare_admin);
     g.norm.named(&spare_prefix, "<spare-admin-token-prefix>");
     g.call("admin tokens", Call::get("/v1/admin/admin-tokens").token(&admin)).await;

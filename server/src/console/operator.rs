@@ -1,0 +1,397 @@
+//! The operator's control plane in the console: every machine (searched, paged) with its sensor
+//! flag, disabling, enabling and deletion; the community list (searched, paged) with operator
+//! delistings; and the audit log. Each action is a form (same origin and the session's CSRF
+//! token, operators only) that does what the admin API and the command line do, through
+//! [`crate::manage`], is recorded in the audit log as `console:operator` with the client's
+//! address, and redirects back with its outcome (redirect after POST). Account users get 403.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tracing::instrument;
+
+use super::pages::{self, Ctx, Notice};
+use super::{FormFields, Signed, after_post, ctx, forbidden, page, post_allowed, store_error, take_flash};
+use crate::auth::session::{Role, Session};
+use crate::domain::lists::COMMUNITY;
+use crate::http::extract::ClientAddr;
+use crate::manage;
+use crate::state::AppState;
+use crate::store::NewAuditEntry;
+use crate::use_case::UseCaseError;
+
+/// Rows on one page of a table.
+const PAGE: usize = 100;
+
+/// The operator's routes, under `/console/operator/`, for [`super::routes`] to serve with the
+/// console's own (the HTTP root composes them, so the console's file names nothing of this one).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/operator/machines", get(machines_page))
+        .route("/operator/machines/action", post(machine_action))
+        .route("/operator/community", get(community_page))
+        .route("/operator/community/delist", post(delist))
+        .route("/operator/audit", get(audit_page))
+}
+
+/// `?q=` (a search) and `?page=` (from 1).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Search {
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+impl Search {
+    fn query(&self) -> String {
+        self.q.as_deref().unwrap_or_default().trim().to_lowercase()
+    }
+
+    fn page(&self) -> usize {
+        self.page.unwrap_or(1).max(1)
+    }
+}
+
+fn operators_only() -> Response {
+    page(StatusCode::FORBIDDEN, pages::message(None, "Operators only", "This page belongs to the operator of this server."))
+}
+
+/// The session, when it is the operator's.
+fn operator(session: &Session) -> bool {
+    session.role == Role::Operator
+}
+
+/// A form from the operator's own page, or `None` (refused).
+fn operator_post(state: &AppState, session: &Session, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    operator(session) && post_allowed(state, session, headers, form)
+}
+
+/// Records a console action in the audit log.
+async fn audit(state: &AppState, client: std::net::IpAddr, action: &str, target: &str, detail: Map<String, Value>, ok: bool) {
+    let entry = NewAuditEntry {
+        at: OffsetDateTime::now_utc(),
+        actor: "console:operator".into(),
+        action: action.into(),
+        target: target.into(),
+        detail: manage::audit::sanitize(Value::Object(detail)).to_string(),
+        client: Some(client.to_string()),
+        status: Some(if ok { 200 } else { 422 }),
+    };
+    manage::audit::record(state.store.as_ref(), entry).await;
+}
+
+/// The outcome of a use case as the sentence the page shows; a server-side failure stays an
+/// error (answered as a page of its own).
+fn outcome(result: Result<String, UseCaseError>) -> Result<Notice, UseCaseError> {
+    match result {
+        Ok(done) => Ok(Notice::Done(done)),
+        Err(UseCaseError::NotFound(message) | UseCaseError::Conflict(message)) => Ok(Notice::Error(message)),
+        Err(error @ UseCaseError::Invalid { .. }) => Ok(Notice::Error(error.to_string())),
+        Err(error) => Err(error),
+    }
+}
+
+fn pager(path: &str, search: &Search, shown: usize, total: usize) -> Markup {
+    let q = search.q.as_deref().unwrap_or_default();
+    let page = search.page();
+    let last = total.div_ceil(PAGE).max(1);
+    let link = |n: usize| format!("{path}?q={}&page={n}", urlencode(q));
+    html! {
+        p class="pager" {
+            (shown) " of " (total) ". "
+            @if page > 1 { a href=(link(page - 1)) rel="prev" { "Previous" } " " }
+            "Page " (page.min(last)) " of " (last)
+            @if page < last { " " a href=(link(page + 1)) rel="next" { "Next" } }
+        }
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn search_form(path: &str, label: &str, search: &Search) -> Markup {
+    html! {
+        form method="get" action=(path) class="search" {
+            label for="q" { (label) }
+            input type="search" id="q" name="q" value=(search.q.as_deref().unwrap_or_default());
+            button type="submit" { "Search" }
+        }
+    }
+}
+
+fn notice_markup(notice: Option<&Notice>) -> Markup {
+    html! {
+        @match notice {
+            Some(Notice::Done(text)) => p class="notice" role="status" { (text) },
+            Some(Notice::Error(text)) => p class="error" role="alert" { (text) },
+            _ => {},
+        }
+    }
+}
+
+#[instrument(skip_all)]
+async fn machines_page(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    headers: HeaderMap,
+    Query(search): Query<Search>,
+) -> Response {
+    if !operator(&session) {
+        return operators_only();
+    }
+    let (notice, clear) = take_flash(&state, &session, &headers);
+    let machines = match state.store.list_machines().await {
+        Ok(machines) => machines,
+        Err(error) => return store_error(error),
+    };
+    let q = search.query();
+    let found: Vec<_> = machines
+        .iter()
+        .filter(|m| {
+            q.is_empty()
+                || m.machine_id.to_lowercase().contains(&q)
+                || m.display_name.as_deref().is_some_and(|n| n.to_lowercase().contains(&q))
+                || m.account_name.as_deref().is_some_and(|a| a.to_lowercase().contains(&q))
+        })
+        .collect();
+    let shown: Vec<_> = found.iter().skip((search.page() - 1) * PAGE).take(PAGE).collect();
+    let ctx = ctx(&state, &session);
+    let body = html! {
+        h1 { "Machines" }
+        (notice_markup(notice.as_ref()))
+        (search_form("/console/operator/machines", "Machine, name or account", &search))
+        div class="scroll" {
+            table id="all-machines" {
+                thead { tr {
+                    th scope="col" { "Machine" } th scope="col" { "Name" } th scope="col" { "Account" }
+                    th scope="col" { "Trust" } th scope="col" class="num" { "Signals" } th scope="col" { "Sensor" }
+                    th scope="col" { "Status" } th scope="col" { span class="sr" { "Actions" } }
+                } }
+                tbody {
+                    @for m in &shown {
+                        tr {
+                            th scope="row" { (m.machine_id) }
+                            td { (m.display_name.as_deref().unwrap_or("—")) }
+                            td { (m.account_name.as_deref().unwrap_or("—")) }
+                            td title=(format!("{:.2}", m.trust)) { (super::data::trust_words(m.trust)) }
+                            td class="num" { (m.signal_count) }
+                            td { @if m.sensor { "sensor" } @else { "—" } }
+                            td { @if m.disabled_at.is_some() { "disabled" } @else { "active" } }
+                            td class="actions" {
+                                (action_form(&ctx, &m.machine_id, if m.sensor { "sensor-off" } else { "sensor-on" },
+                                    if m.sensor { "Not a sensor" } else { "Make sensor" }))
+                                (action_form(&ctx, &m.machine_id, if m.disabled_at.is_some() { "enable" } else { "disable" },
+                                    if m.disabled_at.is_some() { "Enable" } else { "Disable" }))
+                                (action_form(&ctx, &m.machine_id, "delete", "Delete"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (pager("/console/operator/machines", &search, shown.len(), found.len()))
+    };
+    with_flash_cleared(page(StatusCode::OK, pages::layout(Some(&ctx), "Machines", body)), &state, clear)
+}
+
+fn action_form(ctx: &Ctx, machine: &str, action: &str, label: &str) -> Markup {
+    html! {
+        form method="post" action="/console/operator/machines/action" class="inline" {
+            (pages::csrf(ctx))
+            input type="hidden" name="machine" value=(machine);
+            input type="hidden" name="action" value=(action);
+            button type="submit" data-action=(action) data-machine=(machine) { (label) }
+        }
+    }
+}
+
+fn with_flash_cleared(mut response: Response, state: &AppState, clear: bool) -> Response {
+    if clear {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, super::flash_cookie(state, "", 0));
+    }
+    response
+}
+
+#[instrument(skip_all)]
+async fn machine_action(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
+    if !operator_post(&state, &session, &headers, &form) {
+        return forbidden();
+    }
+    let machine = form.get("machine").map(String::as_str).unwrap_or_default().to_string();
+    let action = form.get("action").map(String::as_str).unwrap_or_default();
+    let store = state.store.as_ref();
+    let (name, result) = match action {
+        "sensor-on" | "sensor-off" => (
+            "set_machine_sensor",
+            manage::set_sensor(store, &machine, action == "sensor-on")
+                .await
+                .map(|()| format!("{machine} {} a sensor.", if action == "sensor-on" { "is now" } else { "is no longer" })),
+        ),
+        "disable" | "enable" => (
+            "set_machine_disabled",
+            manage::set_machine_disabled(store, &machine, action == "disable").await.map(|()| {
+                if action == "disable" {
+                    format!("{machine} is disabled: its tokens no longer work.")
+                } else {
+                    format!("{machine} is enabled; it must log in again.")
+                }
+            }),
+        ),
+        "delete" => ("delete_machine", manage::delete_machine(store, &machine).await.map(|()| format!("{machine} is deleted."))),
+        _ => ("machine_action", Err(UseCaseError::invalid("action", "must be sensor-on, sensor-off, disable, enable or delete"))),
+    };
+    if result.is_ok() && matches!(action, "disable" | "enable" | "delete") {
+        state.revocations.revoked().await;
+    }
+    audit(&state, client, name, &machine, json!({"action": action}).as_object().cloned().unwrap_or_default(), result.is_ok())
+        .await;
+    match outcome(result) {
+        Ok(notice) => after_post(&state, &session, notice, "/console/operator/machines"),
+        Err(error) => store_error(error),
+    }
+}
+
+#[instrument(skip_all)]
+async fn community_page(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    headers: HeaderMap,
+    Query(search): Query<Search>,
+) -> Response {
+    if !operator(&session) {
+        return operators_only();
+    }
+    let (notice, clear) = take_flash(&state, &session, &headers);
+    let entries = match state.store.list_entries(COMMUNITY).await {
+        Ok(entries) => entries,
+        Err(error) => return store_error(error),
+    };
+    let q = search.query();
+    let found: Vec<_> = entries
+        .iter()
+        .filter(|e| {
+            q.is_empty() || crate::domain::net::display_target(e.value).contains(&q) || e.scenario.to_lowercase().contains(&q)
+        })
+        .collect();
+    let shown: Vec<_> = found.iter().skip((search.page() - 1) * PAGE).take(PAGE).collect();
+    let ctx = ctx(&state, &session);
+    let body = html! {
+        h1 { "Community list" }
+        (notice_markup(notice.as_ref()))
+        p class="hint" { "Delisting takes an entry off at the next consensus step without blaming its reporters (a false positive blames them: use the admin API or the command line for that). It needs fresh reports to come back." }
+        (search_form("/console/operator/community", "Address, range or scenario", &search))
+        div class="scroll" {
+            table id="community" {
+                thead { tr {
+                    th scope="col" { "Value" } th scope="col" { "Scenario" } th scope="col" { "Rule" }
+                    th scope="col" { "Listed" } th scope="col" { "Until" } th scope="col" { span class="sr" { "Action" } }
+                } }
+                tbody {
+                    @for e in &shown {
+                        @let value = crate::domain::net::display_target(e.value);
+                        tr {
+                            th scope="row" { (value) }
+                            td { (e.scenario) } td { (e.rule.as_str()) }
+                            td { (pages::when_at(e.listed_at)) } td { (pages::when_at(e.expires_at)) }
+                            td {
+                                form method="post" action="/console/operator/community/delist" class="inline" {
+                                    (pages::csrf(&ctx))
+                                    input type="hidden" name="value" value=(value);
+                                    button type="submit" data-delist=(value) { "Delist" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (pager("/console/operator/community", &search, shown.len(), found.len()))
+    };
+    with_flash_cleared(page(StatusCode::OK, pages::layout(Some(&ctx), "Community list", body)), &state, clear)
+}
+
+#[instrument(skip_all)]
+async fn delist(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
+    if !operator_post(&state, &session, &headers, &form) {
+        return forbidden();
+    }
+    let value = form.get("value").map(String::as_str).unwrap_or_default().to_string();
+    let result = manage::delist(state.store.as_ref(), &value, None)
+        .await
+        .map(|_| format!("{value} leaves the community list at the next consensus step; its reporters are not blamed."));
+    if result.is_ok() {
+        state.consensus_wake.notify_one();
+    }
+    audit(&state, client, "create_delisting", &value, Map::new(), result.is_ok()).await;
+    match outcome(result) {
+        Ok(notice) => after_post(&state, &session, notice, "/console/operator/community"),
+        Err(error) => store_error(error),
+    }
+}
+
+/// `?before=` (the last id of the previous page).
+#[derive(Debug, Default, serde::Deserialize)]
+struct AuditQuery {
+    before: Option<i64>,
+}
+
+#[instrument(skip_all)]
+async fn audit_page(State(state): State<AppState>, Signed(session): Signed, Query(query): Query<AuditQuery>) -> Response {
+    if !operator(&session) {
+        return operators_only();
+    }
+    let found = match manage::audit::list_audit(state.store.as_ref(), query.before, None, None, None, Some(PAGE as u32)).await {
+        Ok(found) => found,
+        Err(error) => return store_error(error),
+    };
+    let ctx = ctx(&state, &session);
+    let body = html! {
+        h1 { "Audit log" }
+        p class="hint" { "Every change made with an admin token, on the command line or in this console: who, what, when, from where." }
+        div class="scroll" {
+            table id="audit" {
+                thead { tr {
+                    th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" }
+                    th scope="col" { "Target" } th scope="col" { "From" } th scope="col" class="num" { "Status" }
+                } }
+                tbody {
+                    @for e in &found.items {
+                        tr {
+                            td { (pages::when(&e.at)) } td { (e.actor) } th scope="row" { (e.action) }
+                            td { (e.target) } td { (e.client.as_deref().unwrap_or("—")) }
+                            td class="num" { (e.status.map_or("—".to_string(), |s| s.to_string())) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(before) = found.next_before {
+            p class="pager" { a href=(format!("/console/operator/audit?before={before}")) rel="next" { "Older" } }
+        }
+    };
+    page(StatusCode::OK, pages::layout(Some(&ctx), "Audit log", body))
+}
