@@ -212,7 +212,7 @@ fn action_form(ctx: &Ctx, machine: &str, action: &str, label: &str) -> Markup {
             (pages::csrf(ctx))
             input type="hidden" name="machine" value=(machine);
             input type="hidden" name="action" value=(action);
-            button type="submit" data-action=(action) data-machine=(machine) { (label) }
+            button type="submit" class=[(action == "delete").then_some("danger")] data-action=(action) data-machine=(machine) { (label) }
         }
     }
 }

@@ -438,5 +438,27 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     snap(browser, server, "09-operator-with-data").await?;
     browser.goto(&format!("{base}console/ips?q=45.33.32.11")).await?;
     snap(browser, server, "10-operator-ip-analyzer").await?;
+
+    // The operator acts: finds the machine, makes it a sensor, disables it; each action comes
+    // back to the page with its outcome, and a reload does not repeat it.
+    click(browser, "nav a[href='/console/operator/machines']").await?;
+    browser.find(Locator::Css("#q")).await?.send_keys("web-01").await?;
+    click(browser, "form.search button").await?;
+    assert!(text(browser, "#all-machines tbody").await?.contains("web-01.acme"));
+    click(browser, "button[data-action='sensor-on'][data-machine='web-01.acme']").await?;
+    assert_eq!(path(browser).await?, "/console/operator/machines");
+    assert!(text(browser, ".notice").await?.contains("web-01.acme is now a sensor."));
+    browser.refresh().await?;
+    assert!(browser.find(Locator::Css(".notice")).await.is_err(), "the outcome is shown once");
+    click(browser, "button[data-action='disable'][data-machine='web-01.acme']").await?;
+    assert!(text(browser, ".notice").await?.contains("is disabled"));
+    snap(browser, server, "11-operator-machines").await?;
+    click(browser, "nav a[href='/console/operator/community']").await?;
+    assert_eq!(text(browser, "h1").await?, "Community list");
+    snap(browser, server, "12-operator-community-list").await?;
+    click(browser, "nav a[href='/console/operator/audit']").await?;
+    let audit = text(browser, "#audit tbody").await?;
+    assert!(audit.contains("console:operator") && audit.contains("set_machine_disabled"), "{audit}");
+    snap(browser, server, "13-operator-audit-log").await?;
     Ok(())
 }
