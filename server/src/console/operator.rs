@@ -5,10 +5,10 @@
 //! [`crate::manage`], is recorded in the audit log as `console:operator` with the client's
 //! address, and redirects back with its outcome (redirect after POST). Account users get 403.
 
-use std::collections::HashMap;
-
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::extract::{Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -58,18 +58,23 @@ impl Search {
     }
 }
 
-fn operators_only() -> Response {
-    page(StatusCode::FORBIDDEN, pages::message(None, "Operators only", "This page belongs to the operator of this server."))
-}
+/// A signed-in operator: an account user's request is answered 403, a signed-out one goes to
+/// the sign-in page (as [`Signed`] does).
+struct Operator(Session);
 
-/// The session, when it is the operator's.
-fn operator(session: &Session) -> bool {
-    session.role == Role::Operator
-}
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
 
-/// A form from the operator's own page, or `None` (refused).
-fn operator_post(state: &AppState, session: &Session, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
-    operator(session) && post_allowed(state, session, headers, form)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Signed(session) = Signed::from_request_parts(parts, state).await?;
+        if session.role != Role::Operator {
+            return Err(page(
+                StatusCode::FORBIDDEN,
+                pages::message(None, "Operators only", "This page belongs to the operator of this server."),
+            ));
+        }
+        Ok(Operator(session))
+    }
 }
 
 /// Records a console action in the audit log.
@@ -144,13 +149,10 @@ fn notice_markup(notice: Option<&Notice>) -> Markup {
 #[instrument(skip_all)]
 async fn machines_page(
     State(state): State<AppState>,
-    Signed(session): Signed,
+    Operator(session): Operator,
     headers: HeaderMap,
     Query(search): Query<Search>,
 ) -> Response {
-    if !operator(&session) {
-        return operators_only();
-    }
     let (notice, clear) = take_flash(&state, &session, &headers);
     let machines = match state.store.list_machines().await {
         Ok(machines) => machines,
@@ -227,12 +229,12 @@ fn with_flash_cleared(mut response: Response, state: &AppState, clear: bool) -> 
 #[instrument(skip_all)]
 async fn machine_action(
     State(state): State<AppState>,
-    Signed(session): Signed,
+    Operator(session): Operator,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     FormFields(form): FormFields,
 ) -> Response {
-    if !operator_post(&state, &session, &headers, &form) {
+    if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
     }
     let machine = form.get("machine").map(String::as_str).unwrap_or_default().to_string();
@@ -272,13 +274,10 @@ async fn machine_action(
 #[instrument(skip_all)]
 async fn community_page(
     State(state): State<AppState>,
-    Signed(session): Signed,
+    Operator(session): Operator,
     headers: HeaderMap,
     Query(search): Query<Search>,
 ) -> Response {
-    if !operator(&session) {
-        return operators_only();
-    }
     let (notice, clear) = take_flash(&state, &session, &headers);
     let entries = match state.store.list_entries(COMMUNITY).await {
         Ok(entries) => entries,
@@ -331,12 +330,12 @@ async fn community_page(
 #[instrument(skip_all)]
 async fn delist(
     State(state): State<AppState>,
-    Signed(session): Signed,
+    Operator(session): Operator,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     FormFields(form): FormFields,
 ) -> Response {
-    if !operator_post(&state, &session, &headers, &form) {
+    if !post_allowed(&state, &session, &headers, &form) {
         return forbidden();
     }
     let value = form.get("value").map(String::as_str).unwrap_or_default().to_string();
@@ -360,10 +359,7 @@ struct AuditQuery {
 }
 
 #[instrument(skip_all)]
-async fn audit_page(State(state): State<AppState>, Signed(session): Signed, Query(query): Query<AuditQuery>) -> Response {
-    if !operator(&session) {
-        return operators_only();
-    }
+async fn audit_page(State(state): State<AppState>, Operator(session): Operator, Query(query): Query<AuditQuery>) -> Response {
     let found = match manage::audit::list_audit(state.store.as_ref(), query.before, None, None, None, Some(PAGE as u32)).await {
         Ok(found) => found,
         Err(error) => return store_error(error),
