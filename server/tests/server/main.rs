@@ -14,6 +14,7 @@
 mod amplification;
 mod api;
 mod blocklists;
+mod bouncers;
 mod canaries;
 mod common;
 mod compressed;
