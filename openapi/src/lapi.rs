@@ -33,7 +33,9 @@ pub struct LapiDecision {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LapiDecisionsStream {
     /// Decisions to remove.
+    #[cfg_attr(feature = "schema", schema(required = true))]
     pub deleted: Option<Vec<LapiDecision>>,
     /// Decisions to add.
+    #[cfg_attr(feature = "schema", schema(required = true))]
     pub new: Option<Vec<LapiDecision>>,
 }
