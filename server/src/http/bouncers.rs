@@ -25,8 +25,8 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +46,7 @@ use crate::distribution::stream::{Sent, Sources};
 use crate::domain::time::go_duration;
 use crate::error::ApiError;
 use crate::limits::Tier;
+use crate::serving::Entry;
 use crate::state::AppState;
 
 /// Routes under `/v1/decisions`.
@@ -186,52 +187,87 @@ impl Filter {
         })
     }
 
-    fn keeps(&self, decision: &LapiDecision) -> bool {
-        let scenario = decision.scenario.to_lowercase();
-        self.scopes.iter().any(|scope| scope.eq_ignore_ascii_case(&decision.scope))
-            && self.origins.as_ref().is_none_or(|origins| origins.iter().any(|o| o.eq_ignore_ascii_case(&decision.origin)))
-            && (self.containing.is_empty() || self.containing.iter().any(|text| scenario.contains(text.as_str())))
-            && !self.not_containing.iter().any(|text| scenario.contains(text.as_str()))
+    fn keeps(&self, (entry, from_list): &Sent) -> bool {
+        let origin = origin(from_list);
+        let scenario = scenario((entry, from_list));
+        let lower = || scenario.to_lowercase();
+        self.scopes.iter().any(|scope| scope.eq_ignore_ascii_case(entry.scope()))
+            && self.origins.as_ref().is_none_or(|origins| origins.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+            && (self.containing.is_empty() || self.containing.iter().any(|text| lower().contains(text.as_str())))
+            && (self.not_containing.is_empty() || !self.not_containing.iter().any(|text| lower().contains(text.as_str())))
     }
 
-    /// The decisions kept, deduplicated by value, scope and type (the longest kept, in the place
-    /// of the first) unless `dedup=false`.
-    fn apply(&self, decisions: Vec<(LapiDecision, i64)>) -> Vec<LapiDecision> {
-        let kept = decisions.into_iter().filter(|(d, _)| self.keeps(d));
+    /// The decisions kept, deduplicated by value, scope and type (the longest kept) unless
+    /// `dedup=false`. Each list holds a value once, so only values of more than one list are
+    /// looked at: a map of the smaller lists' values, the largest list (the community list of a
+    /// million) checked against it, never copied into it.
+    fn apply(&self, decisions: Vec<Sent>) -> Vec<Sent> {
+        let kept: Vec<Sent> = decisions.into_iter().filter(|sent| self.keeps(sent)).collect();
         if !self.dedup {
-            return kept.map(|(d, _)| d).collect();
+            return kept;
         }
-        let mut out: Vec<(LapiDecision, i64)> = Vec::new();
-        let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
-        for (decision, expires) in kept {
-            let key = (decision.value.clone(), decision.scope.clone(), decision.kind.clone());
-            match seen.get(&key) {
-                Some(&at) if out[at].1 >= expires => {}
-                Some(&at) => out[at] = (decision, expires),
-                None => {
-                    seen.insert(key, out.len());
-                    out.push((decision, expires));
-                }
+        let mut sizes: HashMap<Option<&str>, usize> = HashMap::new();
+        for (_, from_list) in &kept {
+            *sizes.entry(from_list.as_deref()).or_default() += 1;
+        }
+        if sizes.len() < 2 {
+            return kept;
+        }
+        let largest = sizes.into_iter().max_by_key(|(_, size)| *size).map(|(list, _)| list.map(str::to_string));
+        let is_largest = |from_list: &Option<Arc<str>>| from_list.as_deref() == largest.as_ref().and_then(|l| l.as_deref());
+        // (value, scope, type) → the index of the longest decision seen for it.
+        let mut best: HashMap<(IpNet, &str, &str), usize> = HashMap::new();
+        let longer = |a: usize, b: usize| kept[a].0.expires_at() > kept[b].0.expires_at();
+        for (i, (entry, _)) in kept.iter().enumerate().filter(|(_, (_, from))| !is_largest(from)) {
+            let slot = best.entry((entry.net, entry.scope(), entry.remediation())).or_insert(i);
+            if longer(i, *slot) {
+                *slot = i;
             }
         }
-        out.into_iter().map(|(d, _)| d).collect()
+        for (i, (entry, _)) in kept.iter().enumerate().filter(|(_, (_, from))| is_largest(from)) {
+            if let Some(slot) = best.get_mut(&(entry.net, entry.scope(), entry.remediation()))
+                && longer(i, *slot)
+            {
+                *slot = i;
+            }
+        }
+        let keep: Vec<bool> = kept
+            .iter()
+            .enumerate()
+            .map(|(i, (entry, from_list))| match best.get(&(entry.net, entry.scope(), entry.remediation())) {
+                Some(&slot) => slot == i,
+                None => is_largest(from_list),
+            })
+            .collect();
+        drop(best);
+        kept.into_iter().zip(keep).filter_map(|(sent, keep)| keep.then_some(sent)).collect()
     }
 }
 
-/// A decision as LAPI writes it, with its expiry (unix seconds) for deduplication. One from a
-/// list other than the community list has origin `lists` and the list's name as its scenario,
-/// as on the CrowdSec agent's stream. A removed one has duration `0s`.
-fn lapi_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> (LapiDecision, i64) {
-    let decision = LapiDecision {
+/// `lists` for a decision of a list other than the community list, `CAPI` for the community list.
+fn origin(from_list: &Option<Arc<str>>) -> &'static str {
+    if from_list.is_some() { "lists" } else { "CAPI" }
+}
+
+/// The list's name for a decision of a list other than the community list, else its scenario.
+fn scenario<'s>((entry, from_list): (&'s Arc<Entry>, &'s Option<Arc<str>>)) -> &'s str {
+    from_list.as_deref().unwrap_or(entry.scenario())
+}
+
+/// A decision as LAPI writes it. One from a list other than the community list has origin
+/// `lists` and the list's name as its scenario, as on the CrowdSec agent's stream. A removed one
+/// has duration `0s`.
+fn lapi_decision(sent: &Sent, now: OffsetDateTime, removed: bool) -> LapiDecision {
+    let (entry, from_list) = sent;
+    LapiDecision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at() - now).whole_seconds()) },
         id: entry.seq,
-        origin: if from_list.is_some() { "lists".into() } else { "CAPI".into() },
-        scenario: from_list.as_deref().unwrap_or(entry.scenario()).to_string(),
+        origin: origin(from_list).into(),
+        scenario: scenario((entry, from_list)).to_string(),
         scope: if entry.scope() == "range" { "Range".into() } else { "Ip".into() },
         kind: entry.remediation().to_string(),
         value: entry.value().to_string(),
-    };
-    (decision, entry.expires_at().unix_timestamp())
+    }
 }
 
 /// The lists the key receives, and its tier.
@@ -251,19 +287,25 @@ async fn charge_pull(state: &AppState, key: &ApiKey, tier: &Tier) -> Result<crat
     }
 }
 
-/// Writes one side of the stream: `null` when empty, as LAPI does.
-fn write_side(out: &mut impl std::io::Write, decisions: &[LapiDecision]) -> std::io::Result<()> {
+/// Writes decisions as a JSON array, one at a time as they are sent (`null` when there is none,
+/// as LAPI does), so a million are never held as JSON or as wire structs.
+fn write_side(out: &mut impl std::io::Write, decisions: &[Sent], now: OffsetDateTime, removed: bool) -> std::io::Result<()> {
     if decisions.is_empty() {
         return out.write_all(b"null");
     }
     out.write_all(b"[")?;
-    for (i, decision) in decisions.iter().enumerate() {
+    for (i, sent) in decisions.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;
         }
-        serde_json::to_writer(&mut *out, decision)?;
+        serde_json::to_writer(&mut *out, &lapi_decision(sent, now, removed))?;
     }
     out.write_all(b"]")
+}
+
+/// A streamed JSON answer written by `write`.
+fn json_body(write: impl FnOnce(&mut super::stream::ChunkWriter) -> std::io::Result<()> + Send + 'static) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::stream::streamed_body(false, write)).into_response()
 }
 
 /// The decision stream of CrowdSec's Local API, for bouncers: with `startup=true` every decision
@@ -288,19 +330,17 @@ pub async fn get_decisions_stream(
     };
     metrics::counter!("palisade_stream_pulls_total", "version" => "lapi", "startup" => startup.to_string()).increment(1);
     let (new, deleted) = state.distribution.bouncer_delta(&key.record.prefix, &sources, startup).await?;
+    let (new, deleted) = (filter.apply(new), filter.apply(deleted));
     let now = OffsetDateTime::now_utc();
-    let new = filter.apply(new.iter().map(|sent| lapi_decision(sent, now, false)).collect());
-    let deleted = filter.apply(deleted.iter().map(|sent| lapi_decision(sent, now, true)).collect());
-    // Written as it is sent: a startup answer of a million decisions is never held as JSON. The
-    // bytes are those of `LapiDecisionsStream` serialised whole.
-    let body = super::stream::streamed_body(false, move |out| {
+    // The bytes are those of `LapiDecisionsStream` serialised whole.
+    let body = json_body(move |out| {
         out.write_all(b"{\"deleted\":")?;
-        write_side(out, &deleted)?;
+        write_side(out, &deleted, now, true)?;
         out.write_all(b",\"new\":")?;
-        write_side(out, &new)?;
+        write_side(out, &new, now, false)?;
         out.write_all(b"}")
     });
-    Ok(with_limit_headers(([(header::CONTENT_TYPE, "application/json")], body).into_response(), &decision))
+    Ok(with_limit_headers(body, &decision))
 }
 
 /// Checks a bouncer's key and stream query without pulling: 200 with no body. Neither moves the
@@ -388,10 +428,10 @@ impl Selection {
         Ok(Selection { target, value, scope, kind })
     }
 
-    fn keeps(&self, decision: &LapiDecision, net: IpNet) -> bool {
-        self.value.is_none_or(|value| value == net)
-            && self.scope.as_ref().is_none_or(|scope| scope.eq_ignore_ascii_case(&decision.scope))
-            && self.kind.as_ref().is_none_or(|kind| kind == &decision.kind)
+    fn keeps(&self, (entry, _): &Sent) -> bool {
+        self.value.is_none_or(|value| value == entry.net)
+            && self.scope.as_ref().is_none_or(|scope| scope.eq_ignore_ascii_case(entry.scope()))
+            && self.kind.as_ref().is_none_or(|kind| kind == entry.remediation())
     }
 }
 
@@ -416,14 +456,8 @@ pub async fn get_decisions(
     };
     let now = OffsetDateTime::now_utc();
     let found = state.distribution.bouncer_matching(&sources, selection.target, now).await?;
-    let decisions: Vec<LapiDecision> = found
-        .iter()
-        .map(|sent| (lapi_decision(sent, now, false).0, sent.0.net))
-        .filter(|(d, net)| selection.keeps(d, *net))
-        .map(|(d, _)| d)
-        .collect();
-    let body = if decisions.is_empty() { None } else { Some(decisions) };
-    Ok(with_limit_headers(Json(body).into_response(), &decision))
+    let found: Vec<Sent> = found.into_iter().filter(|sent| selection.keeps(sent)).collect();
+    Ok(with_limit_headers(json_body(move |out| write_side(out, &found, now, false)), &decision))
 }
 
 /// Checks a bouncer's key and query without looking anything up: 200 with no body, no lookup
@@ -443,17 +477,15 @@ pub async fn check_decisions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serving::entry::Meta;
 
-    fn decision(value: &str, scope: &str, origin: &str, scenario: &str) -> LapiDecision {
-        LapiDecision {
-            duration: "1h0m0s".into(),
-            id: 1,
-            origin: origin.into(),
-            scenario: scenario.into(),
-            scope: scope.into(),
-            kind: "ban".into(),
-            value: value.into(),
-        }
+    /// A decision on `value` of `list` (`None`: the community list) for `hours` more hours.
+    fn sent(value: &str, list: Option<&str>, scenario: &str, hours: i64) -> Sent {
+        let net: IpNet = value.parse().unwrap_or_else(|_| IpNet::from(value.parse::<std::net::IpAddr>().expect("address")));
+        let scope = if value.contains('/') { "range" } else { "ip" };
+        let meta = Arc::new(Meta { scope: scope.into(), scenario: scenario.into(), remediation: "ban".into(), rule: "r".into() });
+        let now = OffsetDateTime::now_utc();
+        (Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(hours), 1)), list.map(Arc::from))
     }
 
     fn stream(pairs: &[(&str, &str)]) -> StreamQuery {
@@ -476,11 +508,11 @@ mod tests {
     #[test]
     fn scopes_default_to_ip_and_range_and_match_without_case() {
         let filter = Filter::parse(&StreamQuery::default()).expect("defaults");
-        assert!(filter.keeps(&decision("192.0.2.1", "Ip", "CAPI", "ssh-bf")));
-        assert!(filter.keeps(&decision("192.0.2.0/24", "Range", "lists", "partners")));
+        assert!(filter.keeps(&sent("192.0.2.1", None, "ssh-bf", 1)));
+        assert!(filter.keeps(&sent("192.0.2.0/24", Some("partners"), "x", 1)));
         let only_ranges = Filter::parse(&stream(&[("scopes", "RANGE")])).expect("one scope");
-        assert!(!only_ranges.keeps(&decision("192.0.2.1", "Ip", "CAPI", "ssh-bf")));
-        assert!(only_ranges.keeps(&decision("192.0.2.0/24", "Range", "CAPI", "ssh-bf")));
+        assert!(!only_ranges.keeps(&sent("192.0.2.1", None, "ssh-bf", 1)));
+        assert!(only_ranges.keeps(&sent("192.0.2.0/24", None, "ssh-bf", 1)));
     }
 
     #[test]
@@ -491,10 +523,10 @@ mod tests {
             ("scenarios_not_containing", "old"),
         ]))
         .expect("filters");
-        assert!(filter.keeps(&decision("192.0.2.1", "Ip", "lists", "partners")));
-        assert!(!filter.keeps(&decision("192.0.2.1", "Ip", "CAPI", "partners")), "origin");
-        assert!(!filter.keeps(&decision("192.0.2.1", "Ip", "lists", "others")), "containing");
-        assert!(!filter.keeps(&decision("192.0.2.1", "Ip", "lists", "old-partners")), "not containing");
+        assert!(filter.keeps(&sent("192.0.2.1", Some("partners"), "x", 1)));
+        assert!(!filter.keeps(&sent("192.0.2.1", None, "partners", 1)), "origin");
+        assert!(!filter.keeps(&sent("192.0.2.1", Some("others"), "partners", 1)), "containing: the list's name is the scenario");
+        assert!(!filter.keeps(&sent("192.0.2.1", Some("old-partners"), "x", 1)), "not containing");
     }
 
     #[test]
@@ -513,15 +545,25 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_keep_the_longest_in_the_place_of_the_first_unless_dedup_is_false() {
-        let a = decision("192.0.2.1", "Ip", "CAPI", "ssh-bf");
-        let b = decision("192.0.2.1", "Ip", "lists", "partners");
-        let c = decision("192.0.2.2", "Ip", "CAPI", "ssh-bf");
-        let all = vec![(a.clone(), 10), (c.clone(), 5), (b.clone(), 20)];
+    fn duplicates_keep_the_longest_unless_dedup_is_false() {
+        let a = sent("192.0.2.1", None, "ssh-bf", 10);
+        let b = sent("192.0.2.1", Some("partners"), "x", 20);
+        let c = sent("192.0.2.2", None, "ssh-bf", 5);
+        let d = sent("192.0.2.3", Some("partners"), "x", 5);
+        let e = sent("192.0.2.3", None, "ssh-bf", 30);
+        let key = |s: &Sent| (s.0.net.to_string(), s.1.as_deref().map(str::to_string));
+        let keys = |v: Vec<Sent>| {
+            let mut k: Vec<_> = v.iter().map(key).collect();
+            k.sort();
+            k
+        };
+        let all = vec![a.clone(), c.clone(), b.clone(), d.clone(), e.clone()];
         let filter = Filter::parse(&StreamQuery::default()).expect("defaults");
-        assert_eq!(filter.apply(all.clone()), [b.clone(), c.clone()]);
+        assert_eq!(keys(filter.apply(all.clone())), keys(vec![b, c.clone(), e]), "the longer of each pair, from either list");
         let keep_all = Filter::parse(&stream(&[("dedup", "false")])).expect("no dedup");
-        assert_eq!(keep_all.apply(all), [a, c, b]);
+        assert_eq!(keep_all.apply(all).len(), 5);
+        let one_list = vec![a, c];
+        assert_eq!(filter.apply(one_list).len(), 2, "one list holds a value once");
     }
 
     #[test]
