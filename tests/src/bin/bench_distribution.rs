@@ -24,6 +24,11 @@
 //! Usage: `cargo run --release -p palisade-tests --bin bench_distribution [-- ENTRIES | --quick]`
 //! (`--quick`: 100,000 entries, what `tests/bench-quick` runs). Every target's ratio is also
 //! printed as a `RATIO` line for it.
+//!
+//! The bouncer comparison: the very call CrowdSec's LAPI answered above,
+//! `GET /v1/decisions/stream?startup=true` with `X-Api-Key`, made to Palisade with its API key
+//! (after the plain pulls, before the v2 stream): time to last byte ≤ 0.1× CrowdSec's, and the
+//! server's peak memory once it has also served that stream ≤ 0.2× CrowdSec's.
 
 use std::fs;
 use std::path::Path;
@@ -356,7 +361,11 @@ struct Palisade {
     /// Wall clock of the same store write on PostgreSQL, when `DATABASE_URL` is set.
     postgres_write: Option<Duration>,
     hwm_after_stream_kb: u64,
+    /// Peak RSS after the plain pulls and the bouncer stream (before the v2 stream).
+    hwm_after_bouncer_kb: u64,
     cached: Pull,
+    /// The bouncer's start-up pull (`/v1/decisions/stream?startup=true`), when it completed.
+    bouncer: Option<Pull>,
     stream: Option<Pull>,
     delta_bytes: u64,
     export_mbps: f64,
@@ -419,6 +428,22 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let (cached, _) = pull(&client, &url("v1/blocklists/community"), &headers).await?;
     show("palisade /v1/blocklists/community (cached)", &cached);
     let hwm_after_kb = hwm_kb(pid)?;
+
+    // A CrowdSec bouncer's start-up pull: the same call and key header as on CrowdSec's LAPI.
+    let bouncer = match pull(&client, &url("v1/decisions/stream?startup=true"), &[("X-Api-Key", &key)]).await {
+        Ok((pulled, bouncer_body)) => {
+            show("palisade /v1/decisions/stream?startup=true", &pulled);
+            let parsed: serde_json::Value = serde_json::from_slice(&bouncer_body)?;
+            let count = parsed["new"].as_array().map_or(0, Vec::len);
+            ensure!(count == values.len(), "the bouncer stream sent {count} decisions, not {}", values.len());
+            Some(pulled)
+        }
+        Err(error) => {
+            println!("palisade /v1/decisions/stream?startup=true   did not complete: {error}");
+            None
+        }
+    };
+    let hwm_after_bouncer_kb = hwm_kb(pid)?;
 
     // The CrowdSec v2 stream of a machine, at start-up: the whole list as JSON.
     let login = "benchmachine0000000000000000000000000000000000000";
@@ -495,7 +520,9 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
         import,
         postgres_write,
         hwm_after_stream_kb,
+        hwm_after_bouncer_kb,
         cached,
+        bouncer,
         stream,
         delta_bytes: delta.bytes,
         export_mbps,
@@ -522,8 +549,8 @@ fn main() -> anyhow::Result<()> {
     let p = &pal.measured;
     println!();
     println!(
-        "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB (plain pulls) -> {:>8} kB (v2 stream)",
-        cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_stream_kb
+        "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB (plain pulls) -> {:>8} kB (bouncer stream) -> {:>8} kB (v2 stream)",
+        cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_bouncer_kb, pal.hwm_after_stream_kb
     );
     println!(
         "export throughput     palisade plain {:.1} MB/s, static file {:.1} MB/s (same binary)",
@@ -535,6 +562,8 @@ fn main() -> anyhow::Result<()> {
     let stream_ratio = pal.stream.map_or(f64::NAN, |s| s.last_byte.as_secs_f64() / cs.full.last_byte.as_secs_f64());
     let memory_ratio = p.hwm_after_kb as f64 / cs.hwm_after_kb as f64;
     let stream_memory_ratio = pal.hwm_after_stream_kb as f64 / cs.hwm_after_kb as f64;
+    let bouncer_ratio = pal.bouncer.map_or(f64::NAN, |b| b.last_byte.as_secs_f64() / cs.full.last_byte.as_secs_f64());
+    let bouncer_memory_ratio = pal.hwm_after_bouncer_kb as f64 / cs.hwm_after_kb as f64;
     let delta_ratio = pal.delta_bytes as f64 / p.full.bytes as f64;
     let throughput_ratio = pal.export_mbps / pal.static_mbps;
     let write_ratio = p.write.as_secs_f64() / cs.write.as_secs_f64();
@@ -555,6 +584,14 @@ fn main() -> anyhow::Result<()> {
     }
     println!("full pull last byte vs crowdsec (first pull)   {time_ratio:>8.3}x   <= 0.1x   {}", verdict(time_ratio <= 0.1));
     println!("full pull last byte vs crowdsec (cached)       {cached_ratio:>8.3}x   <= 0.1x   {}", verdict(cached_ratio <= 0.1));
+    println!(
+        "bouncer startup stream last byte vs crowdsec   {bouncer_ratio:>8.3}x   <= 0.1x   {}",
+        verdict(bouncer_ratio <= 0.1)
+    );
+    println!(
+        "peak memory incl. a bouncer stream vs crowdsec {bouncer_memory_ratio:>8.3}x   <= 0.2x   {}",
+        verdict(bouncer_memory_ratio <= 0.2)
+    );
     println!("v2 startup stream last byte vs crowdsec        {stream_ratio:>8.3}x   (same protocol family, JSON)");
     println!("peak memory, plain pulls vs crowdsec           {memory_ratio:>8.3}x   <= 0.2x   {}", verdict(memory_ratio <= 0.2));
     println!(
@@ -582,6 +619,8 @@ fn main() -> anyhow::Result<()> {
         ("distribution.cached_pull_vs_crowdsec", cached_ratio, Goal::AtMost, 0.1),
         ("distribution.memory_vs_crowdsec", memory_ratio, Goal::AtMost, 0.2),
         ("distribution.memory_with_stream_vs_crowdsec", stream_memory_ratio, Goal::AtMost, 0.2),
+        ("distribution.bouncer_stream_vs_crowdsec", bouncer_ratio, Goal::AtMost, 0.1),
+        ("distribution.memory_with_bouncer_stream_vs_crowdsec", bouncer_memory_ratio, Goal::AtMost, 0.2),
         ("distribution.first_byte_ms", ms(p.full.first_byte), Goal::AtMost, 100.0),
         ("distribution.cached_first_byte_ms", ms(pal.cached.first_byte), Goal::AtMost, 100.0),
         ("distribution.delta_vs_full_bytes", delta_ratio, Goal::AtMost, 0.02),
