@@ -341,3 +341,27 @@ async fn no_key_or_a_bad_key_is_403_and_bad_filters_are_400_with_a_message() {
         assert_eq!(app.state.store.api_key_stream_seq(&prefix).await.expect("read"), None, "{label}");
     }
 }
+
+#[tokio::test]
+async fn two_replicas_continue_one_keys_stream_from_the_same_cursor() {
+    for app in apps().await {
+        let label = app.label;
+        let other = app.replica(&config).await;
+        let admin = app.admin_token().await;
+        commit_lists(&app, vec![listing("45.33.32.156", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
+        let key = key_on(&app, &admin, "acme", "free").await;
+        let first = pull(&app, &key, "?startup=true").await;
+        assert_eq!(values(&first, "new"), strings(&["45.33.32.156"]), "{label}");
+
+        // The other replica has not pulled for this key, nor seen the list: it still continues
+        // from the cursor the first one stored, so nothing is sent twice.
+        let nothing = pull(&other, &key, "").await;
+        assert_eq!((values(&nothing, "new"), values(&nothing, "deleted")), (None, None), "{label}: {nothing}");
+
+        commit_lists(&app, vec![listing("81.2.69.160", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
+        let changed = pull(&other, &key, "").await;
+        assert_eq!(values(&changed, "new"), strings(&["81.2.69.160"]), "{label}: the change, once, on the other replica");
+        let back = pull(&app, &key, "").await;
+        assert_eq!(values(&back, "new"), None, "{label}: and not again on the first");
+    }
+}

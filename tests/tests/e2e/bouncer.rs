@@ -32,9 +32,13 @@ const SET: &str = "crowdsec-blacklists";
 
 /// Whether the bouncer test can run here; prints why not (and fails in CI).
 fn bouncer_ready(test: &str) -> bool {
-    let why = netns::unavailable().or_else(|| {
-        (!Path::new(BOUNCER).exists()).then(|| format!("{BOUNCER} is missing (apt-get install crowdsec-firewall-bouncer)"))
-    });
+    let why = netns::unavailable()
+        .or_else(|| {
+            (!Path::new(BOUNCER).exists()).then(|| format!("{BOUNCER} is missing (apt-get install crowdsec-firewall-bouncer)"))
+        })
+        .or_else(|| {
+            std::process::Command::new("curl").arg("--version").output().is_err().then(|| "`curl` is not installed".to_string())
+        });
     match why {
         None => true,
         Some(why) if in_ci() => panic!("{test}: {why}"),
