@@ -38,7 +38,7 @@ use tracing::instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiKey, QueryParams};
+use super::extract::{ApiKey, QueryParams, parse_flag};
 use super::quota::{charge, with_limit_headers};
 use super::responses::{BadRequest, InvalidApiKey, RateLimited};
 use crate::distribution::bouncers::Match;
@@ -107,15 +107,6 @@ pub struct DecisionsQuery {
 
 fn bad(message: String) -> ApiError {
     ApiError::BadRequest(message)
-}
-
-fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(other) => Err(bad(format!("{name} must be true or false, not {other:?}"))),
-    }
 }
 
 /// The non-empty items of a comma-separated parameter; 400 when it names none.

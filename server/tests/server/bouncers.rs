@@ -49,16 +49,6 @@ async fn prefix_of(app: &TestApp, account: &str) -> String {
     keys.into_iter().next().expect("a key").prefix
 }
 
-/// An account on `tier` with an API key. Returns the key.
-async fn key_on(app: &TestApp, admin: &str, account: &str, tier: &str) -> String {
-    let key = common::api_key(app, admin, account).await;
-    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
-        .await
-        .expect("tier");
-    app.state.quotas.api_keys.clear();
-    key
-}
-
 async fn send(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = key.map(|k| ("X-Api-Key", k)).into_iter().collect();
     app.send(request(method, path, None, &headers, Body::empty())).await
@@ -86,8 +76,8 @@ async fn startup_sends_everything_then_each_key_gets_only_what_changed_since_its
         let admin = app.admin_token().await;
         commit_lists(&app, vec![listing("45.33.32.156", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
         commit_lists(&app, vec![listing("81.2.69.0/24", "crowdsecurity/http-probing", Rule::Sensor)]).await;
-        let acme = key_on(&app, &admin, "acme", "free").await;
-        let globex = key_on(&app, &admin, "globex", "free").await;
+        let acme = common::api_key_on_tier(&app, &admin, "acme", "free").await;
+        let globex = common::api_key_on_tier(&app, &admin, "globex", "free").await;
 
         let reply = send(&app, Method::GET, "/v1/decisions/stream?startup=true", Some(&acme)).await;
         assert_eq!(reply.status, StatusCode::OK, "{label}: {}", reply.text());
@@ -150,7 +140,7 @@ async fn a_key_receives_its_tiers_operator_lists_and_its_accounts_pool_as_origin
                 .await
                 .expect_ok(StatusCode::OK);
         }
-        let key = key_on(&app, &admin, "acme", "free").await;
+        let key = common::api_key_on_tier(&app, &admin, "acme", "free").await;
         let account = app.state.store.account_by_name("acme").await.expect("lookup").expect("exists").key;
         let machine = app.machine("acme-web").await;
         app.state.store.enroll_machine(machine.key, account, None, &[], false, OffsetDateTime::now_utc()).await.expect("enroll");
@@ -214,7 +204,7 @@ async fn a_removal_from_one_list_is_not_sent_while_another_list_of_the_key_still
             .await
             .expect_ok(StatusCode::OK);
         commit_lists(&app, vec![listing("45.33.32.156", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
-        let key = key_on(&app, &admin, "acme", "free").await;
+        let key = common::api_key_on_tier(&app, &admin, "acme", "free").await;
         let startup = pull(&app, &key, "?startup=true").await;
         assert_eq!(values(&startup, "new"), strings(&["45.33.32.156"]), "{label}: deduplicated by value, scope and type");
         let both = pull(&app, &key, "?startup=true&dedup=false").await;
@@ -233,11 +223,11 @@ async fn the_tier_caps_the_community_list_and_counts_every_pull() {
         let admin = app.admin_token().await;
         commit_lists(&app, vec![listing("45.33.32.156", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
         commit_lists(&app, vec![listing("81.2.69.160", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
-        let small = key_on(&app, &admin, "acme", "small").await;
+        let small = common::api_key_on_tier(&app, &admin, "acme", "small").await;
         let body = pull(&app, &small, "?startup=true").await;
         assert_eq!(values(&body, "new"), strings(&["81.2.69.160"]), "{label}: one entry, the newest");
 
-        let tight = key_on(&app, &admin, "globex", "tight").await;
+        let tight = common::api_key_on_tier(&app, &admin, "globex", "tight").await;
         for _ in 0..2 {
             let reply = send(&app, Method::GET, "/v1/decisions/stream", Some(&tight)).await;
             assert_eq!(reply.status, StatusCode::OK, "{label}: {}", reply.text());
@@ -261,7 +251,7 @@ async fn decisions_for_an_address_are_those_covering_it_and_null_when_none() {
         let admin = app.admin_token().await;
         commit_lists(&app, vec![listing("45.33.32.156", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
         commit_lists(&app, vec![listing("81.2.69.0/24", "crowdsecurity/http-probing", Rule::Sensor)]).await;
-        let key = key_on(&app, &admin, "acme", "free").await;
+        let key = common::api_key_on_tier(&app, &admin, "acme", "free").await;
 
         let get = |query: &'static str| {
             let (app, key) = (&app, key.clone());
@@ -295,7 +285,7 @@ async fn no_key_or_a_bad_key_is_403_and_bad_filters_are_400_with_a_message() {
     for app in apps().await {
         let label = app.label;
         let admin = app.admin_token().await;
-        let key = key_on(&app, &admin, "acme", "free").await;
+        let key = common::api_key_on_tier(&app, &admin, "acme", "free").await;
         for method in [Method::GET, Method::HEAD] {
             for path in ["/v1/decisions/stream", "/v1/decisions?ip=192.0.2.1"] {
                 let none = send(&app, method.clone(), path, None).await;
@@ -304,7 +294,7 @@ async fn no_key_or_a_bad_key_is_403_and_bad_filters_are_400_with_a_message() {
                 assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{label}: {method} {path} with a wrong key");
             }
         }
-        let revoked = key_on(&app, &admin, "globex", "free").await;
+        let revoked = common::api_key_on_tier(&app, &admin, "globex", "free").await;
         let prefix = prefix_of(&app, "globex").await;
         app.state.store.revoke_api_key(&prefix, None, OffsetDateTime::now_utc()).await.expect("revoke");
         app.state.quotas.api_keys.clear();
@@ -349,7 +339,7 @@ async fn two_replicas_continue_one_keys_stream_from_the_same_cursor() {
         let other = app.replica(&config).await;
         let admin = app.admin_token().await;
         commit_lists(&app, vec![listing("45.33.32.156", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
-        let key = key_on(&app, &admin, "acme", "free").await;
+        let key = common::api_key_on_tier(&app, &admin, "acme", "free").await;
         let first = pull(&app, &key, "?startup=true").await;
         assert_eq!(values(&first, "new"), strings(&["45.33.32.156"]), "{label}");
 

@@ -324,6 +324,16 @@ pub async fn api_key(app: &TestApp, admin: &str, account: &str) -> String {
     created["key"].as_str().expect("key is a string").to_string()
 }
 
+/// [`api_key`], with the account put on `tier` (and the key cache cleared so it applies at once).
+pub async fn api_key_on_tier(app: &TestApp, admin: &str, account: &str, tier: &str) -> String {
+    let key = api_key(app, admin, account).await;
+    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
+        .await
+        .expect("tier");
+    app.state.quotas.api_keys.clear();
+    key
+}
+
 /// `GET path` with an `x-api-key` header.
 pub async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Reply {
     app.send(request(Method::GET, path, None, &[("x-api-key", key)], Body::empty())).await
