@@ -27,8 +27,9 @@
 //!
 //! The bouncer comparison: the very call CrowdSec's LAPI answered above,
 //! `GET /v1/decisions/stream?startup=true` with `X-Api-Key`, made to Palisade with its API key
-//! (after the plain pulls, before the v2 stream): time to last byte ≤ 0.1× CrowdSec's, and the
-//! server's peak memory once it has also served that stream ≤ 0.2× CrowdSec's.
+//! on a second server started on the same database at the end (so its peak is that pull's, not
+//! what the earlier pulls left allocated): time to last byte ≤ 0.1× CrowdSec's, and that
+//! server's peak memory once it has served the stream ≤ 0.2× CrowdSec's.
 
 use std::fs;
 use std::path::Path;
@@ -361,7 +362,9 @@ struct Palisade {
     /// Wall clock of the same store write on PostgreSQL, when `DATABASE_URL` is set.
     postgres_write: Option<Duration>,
     hwm_after_stream_kb: u64,
-    /// Peak RSS after the plain pulls and the bouncer stream (before the v2 stream).
+    /// Peak RSS of a second server on the same database: with the list loaded, and after one
+    /// bouncer start-up stream.
+    hwm_fresh_kb: u64,
     hwm_after_bouncer_kb: u64,
     cached: Pull,
     /// The bouncer's start-up pull (`/v1/decisions/stream?startup=true`), when it completed.
@@ -402,7 +405,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
         &format!("[distribution]\nbench_static_file = {:?}\n", static_file.display().to_string()),
         1,
     );
-    let server = ServerProcess::start(&db, ServerOptions { config_toml: config, ..ServerOptions::default() })?;
+    let server = ServerProcess::start(&db, ServerOptions { config_toml: config.clone(), ..ServerOptions::default() })?;
     let pid = server.pid().context("no pid")?;
     let key = server.admin(&["api-key", "create", "--account", "bench"]).or_else(|_| {
         server.admin(&["account", "create", "bench"])?;
@@ -428,22 +431,6 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let (cached, _) = pull(&client, &url("v1/blocklists/community"), &headers).await?;
     show("palisade /v1/blocklists/community (cached)", &cached);
     let hwm_after_kb = hwm_kb(pid)?;
-
-    // A CrowdSec bouncer's start-up pull: the same call and key header as on CrowdSec's LAPI.
-    let bouncer = match pull(&client, &url("v1/decisions/stream?startup=true"), &[("X-Api-Key", &key)]).await {
-        Ok((pulled, bouncer_body)) => {
-            show("palisade /v1/decisions/stream?startup=true", &pulled);
-            let parsed: serde_json::Value = serde_json::from_slice(&bouncer_body)?;
-            let count = parsed["new"].as_array().map_or(0, Vec::len);
-            ensure!(count == values.len(), "the bouncer stream sent {count} decisions, not {}", values.len());
-            Some(pulled)
-        }
-        Err(error) => {
-            println!("palisade /v1/decisions/stream?startup=true   did not complete: {error}");
-            None
-        }
-    };
-    let hwm_after_bouncer_kb = hwm_kb(pid)?;
 
     // The CrowdSec v2 stream of a machine, at start-up: the whole list as JSON.
     let login = "benchmachine0000000000000000000000000000000000000";
@@ -515,11 +502,41 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let text = String::from_utf8_lossy(&delta_body);
     let changed = text.lines().count();
     ensure!(changed == 2 * churn, "the delta has {changed} lines, not {}", 2 * churn);
+
+    // A CrowdSec bouncer's start-up pull (the same call and key header as on CrowdSec's LAPI),
+    // on a server of its own started on the same database: its peak memory is then what that
+    // pull needs, not what the pulls above left allocated.
+    drop(server);
+    let server = ServerProcess::start(&db, ServerOptions { config_toml: config, ..ServerOptions::default() })?;
+    let pid = server.pid().context("no pid")?;
+    let url = |path: &str| format!("{}{path}", server.url);
+    // The list as the churn left it (fresh values may repeat old ones, so not quite `values`).
+    let entries = wait_until(Duration::from_secs(600), "the second server to load the list", || {
+        let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), &url("v1/blocklists")]).output()?;
+        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        Ok(listing[0]["entries"].as_u64().filter(|_| listing[0]["seq"].as_i64() >= Some(target)))
+    })?;
+    let hwm_fresh_kb = hwm_kb(pid)?;
+    let bouncer = match pull(&client, &url("v1/decisions/stream?startup=true"), &[("X-Api-Key", &key)]).await {
+        Ok((pulled, bouncer_body)) => {
+            show("palisade /v1/decisions/stream?startup=true", &pulled);
+            let parsed: serde_json::Value = serde_json::from_slice(&bouncer_body)?;
+            let count = parsed["new"].as_array().map_or(0, Vec::len);
+            ensure!(count as u64 == entries, "the bouncer stream sent {count} decisions, not {entries}");
+            Some(pulled)
+        }
+        Err(error) => {
+            println!("palisade /v1/decisions/stream?startup=true   did not complete: {error}");
+            None
+        }
+    };
+    let hwm_after_bouncer_kb = hwm_kb(pid)?;
     Ok(Palisade {
         measured: Measured { write, full, hwm_before_kb, hwm_after_kb },
         import,
         postgres_write,
         hwm_after_stream_kb,
+        hwm_fresh_kb,
         hwm_after_bouncer_kb,
         cached,
         bouncer,
@@ -549,8 +566,12 @@ fn main() -> anyhow::Result<()> {
     let p = &pal.measured;
     println!();
     println!(
-        "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB (plain pulls) -> {:>8} kB (bouncer stream) -> {:>8} kB (v2 stream)",
-        cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_bouncer_kb, pal.hwm_after_stream_kb
+        "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB (plain pulls) -> {:>8} kB (v2 stream)",
+        cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_stream_kb
+    );
+    println!(
+        "peak RSS (VmHWM)      palisade, a second server: {:>8} kB loaded -> {:>8} kB (bouncer stream)",
+        pal.hwm_fresh_kb, pal.hwm_after_bouncer_kb
     );
     println!(
         "export throughput     palisade plain {:.1} MB/s, static file {:.1} MB/s (same binary)",
