@@ -73,15 +73,29 @@ impl Distribution {
         }
         if !deleted.is_empty() {
             let sent: HashSet<IpNet> = new.iter().map(|(e, _)| e.net).collect();
-            let mut kept = Vec::with_capacity(deleted.len());
-            for removal in deleted {
-                let net = removal.0.net;
-                if sent.contains(&net) || self.still_served(sources, net, now).await? {
-                    continue;
-                }
-                kept.push(removal);
+            let community = match &sources.community {
+                Some((_, cap)) => Some((self.lists.get_or_load(COMMUNITY).await?, *cap)),
+                None => None,
+            };
+            let mut lists = Vec::with_capacity(sources.lists.len());
+            for name in &sources.lists {
+                lists.push(self.lists.get_or_load(name).await?);
             }
-            deleted = kept;
+            // The capped community view, ranked once per pull and only when a removed value is
+            // still on the community list.
+            let mut shown: Option<Option<HashSet<IpNet>>> = None;
+            deleted.retain(|(removed, _)| {
+                let net = removed.net;
+                if sent.contains(&net) || lists.iter().any(|list| list.get(&net).is_some_and(|e| e.live_at(now))) {
+                    return false;
+                }
+                let Some((snapshot, cap)) = &community else { return true };
+                if !snapshot.get(&net).is_some_and(|e| e.live_at(now)) {
+                    return true;
+                }
+                let view = shown.get_or_insert_with(|| self.community_view(snapshot, *cap, now));
+                view.as_ref().is_some_and(|view| !view.contains(&net))
+            });
         }
         Ok((new, deleted))
     }
@@ -116,24 +130,6 @@ impl Distribution {
         }
         found.retain(|(e, _)| never_block.allows_net(e.net));
         Ok(found)
-    }
-
-    /// Whether one of `sources` still serves `net` at `now` (within the capped community view).
-    async fn still_served(&self, sources: &Sources, net: IpNet, now: OffsetDateTime) -> Result<bool, UseCaseError> {
-        if let Some((_, cap)) = &sources.community {
-            let snapshot = self.lists.get_or_load(COMMUNITY).await?;
-            if snapshot.get(&net).is_some_and(|e| e.live_at(now))
-                && self.community_view(&snapshot, *cap, now).is_none_or(|shown| shown.contains(&net))
-            {
-                return Ok(true);
-            }
-        }
-        for name in &sources.lists {
-            if self.lists.get_or_load(name).await?.get(&net).is_some_and(|e| e.live_at(now)) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// The networks of a community view capped at `cap`, or `None` when the cap leaves the whole

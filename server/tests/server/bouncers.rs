@@ -213,6 +213,19 @@ async fn a_removal_from_one_list_is_not_sent_while_another_list_of_the_key_still
         commit_lists(&app, vec![delisting("45.33.32.156")]).await;
         let changed = pull(&app, &key, "").await;
         assert_eq!(values(&changed, "deleted"), None, "{label}: partners still lists it");
+
+        // And the other way round: off partners, still on the community list.
+        commit_lists(&app, vec![listing("81.2.69.160", "crowdsecurity/ssh-bf", Rule::Sensor)]).await;
+        app.post("/v1/admin/blocklists/partners/entries", Some(&admin), &json!({"add": ["81.2.69.160"]}))
+            .await
+            .expect_ok(StatusCode::OK);
+        pull(&app, &key, "").await;
+        app.post("/v1/admin/blocklists/partners/entries", Some(&admin), &json!({"remove": ["81.2.69.160", "45.33.32.156"]}))
+            .await
+            .expect_ok(StatusCode::OK);
+        app.state.distribution.lists.refresh_all().await.expect("refresh");
+        let changed = pull(&app, &key, "").await;
+        assert_eq!(values(&changed, "deleted"), strings(&["45.33.32.156"]), "{label}: the community list still lists the other");
     }
 }
 
