@@ -4,6 +4,7 @@
 //! - [`capi`]: CrowdSec Central API bodies (v2 and v3), shaped exactly as CrowdSec sends and reads
 //!   them (see the protocol notes in the repository documentation).
 //! - [`cti`]: CrowdSec CTI ("smoke") bodies, as CrowdSec's Go client decodes them.
+//! - [`lapi`]: CrowdSec Local API bodies for bouncers (the decisions they pull).
 //! - [`native`]: Palisade's own bodies (errors, admin, operations).
 //!
 //! The `schema` feature adds `utoipa::ToSchema` derives for the server's OpenAPI document; the
@@ -11,4 +12,5 @@
 
 pub mod capi;
 pub mod cti;
+pub mod lapi;
 pub mod native;

@@ -9,8 +9,10 @@
 //!   deltas, which lists exist, and telling every replica about a change;
 //! - [`stream`]: the decision stream of the CrowdSec API (community list and subscribed lists,
 //!   one cursor per machine);
-//! - [`links`]: the presigned links of the v3 stream.
+//! - [`links`]: the presigned links of the v3 stream;
+//! - [`bouncers`]: what CrowdSec bouncers pulling with an API key receive (one cursor per key).
 
+pub mod bouncers;
 pub mod links;
 pub mod stream;
 

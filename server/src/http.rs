@@ -10,6 +10,7 @@ pub mod account;
 pub mod admin;
 pub mod bench;
 pub mod blocklists;
+pub mod bouncers;
 pub mod capi;
 pub mod cti;
 pub mod extract;
@@ -51,6 +52,7 @@ use capi::Generation;
          (name = "ips", description = "IP lookups and explanations"),
          (name = "blocklists", description = "Blocklist downloads: full lists, changes since a cursor, firewall formats"),
          (name = "cti", description = "CrowdSec CTI (smoke) compatible lookups"),
+         (name = "bouncers", description = "CrowdSec Local API compatible decisions for bouncers (X-Api-Key)"),
          (name = "account", description = "An account's own API keys"),
          (name = "operations", description = "Health and metrics")),
 )]
@@ -89,6 +91,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .nest("/v1/account", account::routes())
         .nest("/v1/ips", ips::routes())
         .nest("/v1/blocklists", blocklists::routes())
+        .nest("/v1/decisions", bouncers::routes())
         .nest("/v1/links", links::routes())
         .merge(ops::routes());
     document_credential_lockout(documented.get_openapi_mut());
@@ -112,7 +115,7 @@ fn document_credential_lockout(openapi: &mut utoipa::openapi::OpenApi) {
     };
     let limited = responses::RateLimited::responses();
     for item in openapi.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        let operations = [&mut item.get, &mut item.head, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten().filter(|operation| guarded(operation)) {
             for (status, response) in &limited {
                 operation.responses.responses.entry(status.clone()).or_insert_with(|| response.clone());
@@ -126,7 +129,7 @@ fn document_credential_lockout(openapi: &mut utoipa::openapi::OpenApi) {
 /// "No Content").
 fn describe_bare_responses(openapi: &mut utoipa::openapi::OpenApi) {
     for item in openapi.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        let operations = [&mut item.get, &mut item.head, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
             for (status, response) in &mut operation.responses.responses {
                 if let RefOr::T(response) = response

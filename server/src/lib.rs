@@ -10,9 +10,10 @@
 //! - [`http`]: the router, its layers and the OpenAPI document; one file per route family, each
 //!   declaring its routes together with their documentation (utoipa-axum's `routes!`):
 //!   `capi` (CrowdSec CAPI, `/v2` and `/v3`), `cti` (`/v2/smoke`), `ips` (`/v1/ips`),
-//!   `blocklists` (`/v1/blocklists`), `links` (`/v1/links`), `account` (`/v1/account`), `admin`
-//!   (`/v1/admin`, with `admin::api_keys`, `admin::blocklists` and `admin::audit`, the layer
-//!   recording every admin mutation), `ops` (health, metrics),
+//!   `blocklists` (`/v1/blocklists`), `bouncers` (CrowdSec LAPI's `/v1/decisions` for bouncers),
+//!   `links` (`/v1/links`), `account` (`/v1/account`), `admin` (`/v1/admin`, with
+//!   `admin::api_keys`, `admin::blocklists` and `admin::audit`, the layer recording every admin
+//!   mutation), `ops` (health, metrics),
 //!   `bench` (undocumented); helpers `extract` (authentication), `quota` (charging, rate-limit
 //!   headers), `stream` (streamed bodies), `forwarded` (the client behind proxies), `responses`
 //!   (the documented error answers operations share).
@@ -24,7 +25,7 @@
 //! [`use_case::UseCaseError`].
 //! - [`lookup`]: the IP lookup: one address's evidence, scored, as a CTI or native answer.
 //! - [`distribution`]: what each consumer receives of the lists: caps, deltas, the CrowdSec
-//!   stream, presigned links, change publication.
+//!   stream, bouncers' pulls, presigned links, change publication.
 //! - [`manage`]: the operator's actions shared by the admin API, the console and the CLI
 //!   (accounts, machines, keys, canaries, allowlists, explanations, delistings; `manage::lists`:
 //!   operator lists; `manage::audit`: the audit log of these actions).

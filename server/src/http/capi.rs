@@ -30,7 +30,7 @@ use utoipa::openapi::path::Paths;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams, guard_credentials, record_miss};
+use super::extract::{AuthMachine, ClientAddr, JsonBody, QueryParams, guard_credentials, parse_flag, record_miss};
 use super::responses::{BadRequest, Busy, RateLimited, Unauthorized, Unprocessable};
 use crate::auth::password::{self, HashingError, Saturated};
 use crate::auth::secrets::hash_secret;
@@ -428,15 +428,6 @@ pub struct StreamQuery {
     pub community_pull: Option<String>,
     /// v3: `false` to skip subscribed lists.
     pub additional_pull: Option<String>,
-}
-
-fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") => Ok(default),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(other) => Err(ApiError::BadRequest(format!("{name} must be true or false, not {other:?}"))),
-    }
 }
 
 /// A decision of the v2 stream. One from a list other than the community list has origin

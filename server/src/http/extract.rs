@@ -322,6 +322,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// A boolean query parameter: `true`/`1` or `false`/`0` in any case, `default` when absent or
+/// empty, 400 naming the parameter otherwise.
+pub fn parse_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ApiError::BadRequest(format!("{name} must be true or false, not {other:?}"))),
+    }
+}
+
 /// Path parameters, with a malformed segment answered by our error body.
 pub struct PathParam<T>(pub T);
 

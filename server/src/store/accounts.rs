@@ -85,6 +85,13 @@ pub trait AccountStore: Send + Sync {
     /// Records that a key was used.
     async fn touch_api_key(&self, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 
+    /// The seq a key's CrowdSec bouncer stream was last sent up to; `None` before its first pull
+    /// (or for an unknown key).
+    async fn api_key_stream_seq(&self, prefix: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Records the seq a key's CrowdSec bouncer stream was sent up to.
+    async fn set_api_key_stream_seq(&self, prefix: &str, seq: i64) -> Result<(), StoreError>;
+
     /// Stores an admin token's hash.
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 

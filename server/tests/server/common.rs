@@ -44,8 +44,11 @@ pub struct TestApp {
     /// Backend label for assertion messages (`sqlite`, `postgres`).
     pub label: &'static str,
     router: Router,
-    // Declared last so they are dropped after the router and state that use them.
-    _db: TestDb,
+    /// The database, for [`TestApp::replica`].
+    database_url: palisade_server::config::Secret,
+    // Declared last so they are dropped after the router and state that use them. A replica
+    // owns no database: the app it copies does.
+    _db: Option<TestDb>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -71,9 +74,21 @@ pub async fn sqlite_app() -> TestApp {
 impl TestApp {
     /// Builds the state and router the way `serve` does, over `db`.
     pub async fn start(db: TestDb, edit: &dyn Fn(&mut Config)) -> TestApp {
+        let mut app = TestApp::over(db.url.clone(), db.label(), edit).await;
+        app._db = Some(db);
+        app
+    }
+
+    /// Another replica over this app's database: its own state (lists, caches, limiter) and
+    /// router, as a second server process would have, configured by `edit`.
+    pub async fn replica(&self, edit: &dyn Fn(&mut Config)) -> TestApp {
+        TestApp::over(self.database_url.clone(), self.label, edit).await
+    }
+
+    async fn over(database_url: palisade_server::config::Secret, label: &'static str, edit: &dyn Fn(&mut Config)) -> TestApp {
         let data_dir = tempfile::tempdir().expect("cannot create a data directory");
         let mut config =
-            Config { data_dir: data_dir.path().to_path_buf(), database_url: Some(db.url.clone()), ..Config::default() };
+            Config { data_dir: data_dir.path().to_path_buf(), database_url: Some(database_url.clone()), ..Config::default() };
         config.ingest.max_body_bytes = MAX_BODY_BYTES;
         config.ingest.max_decompressed_bytes = MAX_DECOMPRESSED_BYTES;
         // The CrowdSec fixtures were recorded on 2026-11-25 and are replayed with their own
@@ -83,7 +98,7 @@ impl TestApp {
         config.validate().expect("test configuration is invalid");
         let state = palisade_server::cli::build_state(&config).await.expect("cannot build the application state");
         let router = palisade_server::http::router(state.clone()).layer(MockConnectInfo(PEER));
-        TestApp { state, label: db.label(), router, _db: db, _data_dir: data_dir }
+        TestApp { state, label, router, database_url, _db: None, _data_dir: data_dir }
     }
 
     /// Sends one request and collects the whole answer. Every answer, success or error, must
@@ -307,6 +322,16 @@ pub async fn api_key(app: &TestApp, admin: &str, account: &str) -> String {
         .await
         .expect_ok(StatusCode::CREATED);
     created["key"].as_str().expect("key is a string").to_string()
+}
+
+/// [`api_key`], with the account put on `tier` (and the key cache cleared so it applies at once).
+pub async fn api_key_on_tier(app: &TestApp, admin: &str, account: &str, tier: &str) -> String {
+    let key = api_key(app, admin, account).await;
+    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
+        .await
+        .expect("tier");
+    app.state.quotas.api_keys.clear();
+    key
 }
 
 /// `GET path` with an `x-api-key` header.

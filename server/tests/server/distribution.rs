@@ -50,22 +50,12 @@ async fn list_in_order(app: &TestApp, values: &[&str]) {
 
 const LISTED: [&str; 4] = ["45.33.32.156", "81.2.69.160", "185.220.101.7", "103.251.167.10"];
 
-/// An account on `tier` with an API key. Returns the key.
-async fn api_key(app: &TestApp, admin: &str, account: &str, tier: &str) -> String {
-    let key = common::api_key(app, admin, account).await;
-    palisade_server::manage::set_account_tier(app.state.store.as_ref(), &app.state.quotas.tiers, account, tier)
-        .await
-        .expect("tier");
-    app.state.quotas.api_keys.clear();
-    key
-}
-
 #[tokio::test]
 async fn api_key_pulls_its_tier_lists_with_rate_limit_headers() {
     for app in apps().await {
         list_in_order(&app, &LISTED).await;
         let admin = app.admin_token().await;
-        let key = api_key(&app, &admin, "acme", "paid").await;
+        let key = common::api_key_on_tier(&app, &admin, "acme", "paid").await;
         let reply = get_with_key(&app, "/v1/blocklists/community", &key).await;
         assert_eq!(reply.status, StatusCode::OK, "{}: {}", app.label, reply.text());
         assert_eq!(lines(&reply.text()), LISTED.iter().map(|v| v.to_string()).collect(), "{}", app.label);
@@ -91,12 +81,12 @@ async fn list_outside_the_tier_and_revoked_keys_are_403() {
         app.post("/v1/admin/blocklists", Some(&admin), &json!({"name": "partners", "description": "shared"}))
             .await
             .expect_ok(StatusCode::CREATED);
-        let free = api_key(&app, &admin, "small", "free").await;
+        let free = common::api_key_on_tier(&app, &admin, "small", "free").await;
         let refused = get_with_key(&app, "/v1/blocklists/partners", &free).await;
         let body = refused.expect_error(StatusCode::FORBIDDEN, "forbidden");
         assert!(body["message"].as_str().is_some_and(|m| m.contains("partners")), "{body}");
         assert_eq!(refused.headers["x-ratelimit-remaining"], "3", "a refusal costs nothing");
-        let paid = api_key(&app, &admin, "big", "paid").await;
+        let paid = common::api_key_on_tier(&app, &admin, "big", "paid").await;
         assert_eq!(get_with_key(&app, "/v1/blocklists/partners", &paid).await.status, StatusCode::OK);
         get_with_key(&app, "/v1/blocklists/nope", &paid).await.expect_error(StatusCode::NOT_FOUND, "not_found");
 
@@ -120,7 +110,7 @@ async fn tier_cap_serves_the_most_recent_entries_and_quota_exhaustion_is_429() {
     for app in apps().await {
         list_in_order(&app, &LISTED).await;
         let admin = app.admin_token().await;
-        let key = api_key(&app, &admin, "small", "free").await;
+        let key = common::api_key_on_tier(&app, &admin, "small", "free").await;
         let reply = get_with_key(&app, "/v1/blocklists/community", &key).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         assert_eq!(lines(&reply.text()), lines("185.220.101.7\n103.251.167.10"), "{}: the two listed last", app.label);

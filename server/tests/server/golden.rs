@@ -720,6 +720,29 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
         .await;
     g.call("v3 stream, a flag that is not a boolean", Call::get("/v3/decisions/stream?startup=maybe").token(&lapi_token)).await;
     g.call("v2 stream without a token", Call::get("/v2/decisions/stream")).await;
+
+    // --- CrowdSec bouncers (the Local API's decision routes, with an API key) -------------------
+    let bouncer = |path: &str| Call::get(path).header("X-Api-Key", &acme_key);
+    g.call("bouncer stream at start-up, acme's key", bouncer("/v1/decisions/stream?startup=true")).await;
+    g.call("bouncer stream, nothing new", bouncer("/v1/decisions/stream")).await;
+    g.call("bouncer stream at start-up, ranges only", bouncer("/v1/decisions/stream?startup=true&scopes=range")).await;
+    g.call("bouncer stream, an unknown scope", bouncer("/v1/decisions/stream?scopes=username")).await;
+    g.call("bouncer stream, an unknown origin", bouncer("/v1/decisions/stream?origins=elsewhere")).await;
+    g.call("bouncer stream without a key", Call::get("/v1/decisions/stream")).await;
+    g.call("bouncer stream with an unknown key", Call::get("/v1/decisions/stream").header("X-Api-Key", "pal_unknownkey")).await;
+    g.call(
+        "bouncer checks its key on the stream",
+        Call::new(Method::HEAD, "/v1/decisions/stream").header("X-Api-Key", &acme_key),
+    )
+    .await;
+    g.call("bouncer asks about a listed address", bouncer("/v1/decisions?ip=45.33.32.77")).await;
+    g.call("bouncer asks about an unknown address", bouncer("/v1/decisions?ip=8.8.4.4")).await;
+    g.call("bouncer asks about something else", bouncer("/v1/decisions?ip=not-an-ip")).await;
+    g.call(
+        "bouncer checks its key on the lookup",
+        Call::new(Method::HEAD, "/v1/decisions?ip=45.33.32.77").header("X-Api-Key", &acme_key),
+    )
+    .await;
     let links: Vec<String> =
         v3["links"]["blocklists"].as_array().expect("block list links").iter().map(|l| local(app, str_of(l, "url"))).collect();
     for (i, link) in links.iter().enumerate() {

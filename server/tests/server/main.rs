@@ -1,6 +1,6 @@
 //! The server's integration tests, one binary: in-process API tests over the real router and
-//! state (`api`, `blocklists`, `distribution`, `lookup`, `compressed`, `visibility`, `feeds`,
-//! `lifecycle`), the wire
+//! state (`api`, `blocklists`, `bouncers`, `distribution`, `lookup`, `compressed`, `visibility`,
+//! `feeds`, `lifecycle`, `console`), the wire
 //! recording (`golden`), the OpenAPI drift check (`openapi`), the module-layout check (`layout`),
 //! and the hostile-client reproductions: input time bounds (`time_bounds`), PostgreSQL outages
 //! (`outage`), revocation (`revocation`), storage amplification (`amplification`), limits at the edge (`edge`) and canaries
@@ -15,6 +15,7 @@
 mod amplification;
 mod api;
 mod blocklists;
+mod bouncers;
 mod canaries;
 mod common;
 mod compressed;

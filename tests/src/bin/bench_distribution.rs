@@ -24,6 +24,12 @@
 //! Usage: `cargo run --release -p palisade-tests --bin bench_distribution [-- ENTRIES | --quick]`
 //! (`--quick`: 100,000 entries, what `tests/bench-quick` runs). Every target's ratio is also
 //! printed as a `RATIO` line for it.
+//!
+//! The bouncer comparison: the very call CrowdSec's LAPI answered above,
+//! `GET /v1/decisions/stream?startup=true` with `X-Api-Key`, made to Palisade with its API key
+//! on a second server started on the same database at the end (so its peak is that pull's, not
+//! what the earlier pulls left allocated): time to last byte ≤ 0.1× CrowdSec's, and that
+//! server's peak memory once it has served the stream ≤ 0.2× CrowdSec's.
 
 use std::fs;
 use std::path::Path;
@@ -356,7 +362,13 @@ struct Palisade {
     /// Wall clock of the same store write on PostgreSQL, when `DATABASE_URL` is set.
     postgres_write: Option<Duration>,
     hwm_after_stream_kb: u64,
+    /// Peak RSS of a second server on the same database: with the list loaded, and after one
+    /// bouncer start-up stream.
+    hwm_fresh_kb: u64,
+    hwm_after_bouncer_kb: u64,
     cached: Pull,
+    /// The bouncer's start-up pull (`/v1/decisions/stream?startup=true`), when it completed.
+    bouncer: Option<Pull>,
     stream: Option<Pull>,
     delta_bytes: u64,
     export_mbps: f64,
@@ -393,7 +405,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
         &format!("[distribution]\nbench_static_file = {:?}\n", static_file.display().to_string()),
         1,
     );
-    let server = ServerProcess::start(&db, ServerOptions { config_toml: config, ..ServerOptions::default() })?;
+    let server = ServerProcess::start(&db, ServerOptions { config_toml: config.clone(), ..ServerOptions::default() })?;
     let pid = server.pid().context("no pid")?;
     let key = server.admin(&["api-key", "create", "--account", "bench"]).or_else(|_| {
         server.admin(&["account", "create", "bench"])?;
@@ -490,12 +502,44 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let text = String::from_utf8_lossy(&delta_body);
     let changed = text.lines().count();
     ensure!(changed == 2 * churn, "the delta has {changed} lines, not {}", 2 * churn);
+
+    // A CrowdSec bouncer's start-up pull (the same call and key header as on CrowdSec's LAPI),
+    // on a server of its own started on the same database: its peak memory is then what that
+    // pull needs, not what the pulls above left allocated.
+    drop(server);
+    let server = ServerProcess::start(&db, ServerOptions { config_toml: config, ..ServerOptions::default() })?;
+    let pid = server.pid().context("no pid")?;
+    let url = |path: &str| format!("{}{path}", server.url);
+    // The list as the churn left it (fresh values may repeat old ones, so not quite `values`).
+    let entries = wait_until(Duration::from_secs(600), "the second server to load the list", || {
+        let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), &url("v1/blocklists")]).output()?;
+        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        Ok(listing[0]["entries"].as_u64().filter(|_| listing[0]["seq"].as_i64() >= Some(target)))
+    })?;
+    let hwm_fresh_kb = hwm_kb(pid)?;
+    let bouncer = match pull(&client, &url("v1/decisions/stream?startup=true"), &[("X-Api-Key", &key)]).await {
+        Ok((pulled, bouncer_body)) => {
+            show("palisade /v1/decisions/stream?startup=true", &pulled);
+            let parsed: serde_json::Value = serde_json::from_slice(&bouncer_body)?;
+            let count = parsed["new"].as_array().map_or(0, Vec::len);
+            ensure!(count as u64 == entries, "the bouncer stream sent {count} decisions, not {entries}");
+            Some(pulled)
+        }
+        Err(error) => {
+            println!("palisade /v1/decisions/stream?startup=true   did not complete: {error}");
+            None
+        }
+    };
+    let hwm_after_bouncer_kb = hwm_kb(pid)?;
     Ok(Palisade {
         measured: Measured { write, full, hwm_before_kb, hwm_after_kb },
         import,
         postgres_write,
         hwm_after_stream_kb,
+        hwm_fresh_kb,
+        hwm_after_bouncer_kb,
         cached,
+        bouncer,
         stream,
         delta_bytes: delta.bytes,
         export_mbps,
@@ -526,6 +570,10 @@ fn main() -> anyhow::Result<()> {
         cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_stream_kb
     );
     println!(
+        "peak RSS (VmHWM)      palisade, a second server: {:>8} kB loaded -> {:>8} kB (bouncer stream)",
+        pal.hwm_fresh_kb, pal.hwm_after_bouncer_kb
+    );
+    println!(
         "export throughput     palisade plain {:.1} MB/s, static file {:.1} MB/s (same binary)",
         pal.export_mbps, pal.static_mbps
     );
@@ -535,6 +583,8 @@ fn main() -> anyhow::Result<()> {
     let stream_ratio = pal.stream.map_or(f64::NAN, |s| s.last_byte.as_secs_f64() / cs.full.last_byte.as_secs_f64());
     let memory_ratio = p.hwm_after_kb as f64 / cs.hwm_after_kb as f64;
     let stream_memory_ratio = pal.hwm_after_stream_kb as f64 / cs.hwm_after_kb as f64;
+    let bouncer_ratio = pal.bouncer.map_or(f64::NAN, |b| b.last_byte.as_secs_f64() / cs.full.last_byte.as_secs_f64());
+    let bouncer_memory_ratio = pal.hwm_after_bouncer_kb as f64 / cs.hwm_after_kb as f64;
     let delta_ratio = pal.delta_bytes as f64 / p.full.bytes as f64;
     let throughput_ratio = pal.export_mbps / pal.static_mbps;
     let write_ratio = p.write.as_secs_f64() / cs.write.as_secs_f64();
@@ -555,6 +605,14 @@ fn main() -> anyhow::Result<()> {
     }
     println!("full pull last byte vs crowdsec (first pull)   {time_ratio:>8.3}x   <= 0.1x   {}", verdict(time_ratio <= 0.1));
     println!("full pull last byte vs crowdsec (cached)       {cached_ratio:>8.3}x   <= 0.1x   {}", verdict(cached_ratio <= 0.1));
+    println!(
+        "bouncer startup stream last byte vs crowdsec   {bouncer_ratio:>8.3}x   <= 0.1x   {}",
+        verdict(bouncer_ratio <= 0.1)
+    );
+    println!(
+        "peak memory incl. a bouncer stream vs crowdsec {bouncer_memory_ratio:>8.3}x   <= 0.2x   {}",
+        verdict(bouncer_memory_ratio <= 0.2)
+    );
     println!("v2 startup stream last byte vs crowdsec        {stream_ratio:>8.3}x   (same protocol family, JSON)");
     println!("peak memory, plain pulls vs crowdsec           {memory_ratio:>8.3}x   <= 0.2x   {}", verdict(memory_ratio <= 0.2));
     println!(
@@ -582,6 +640,8 @@ fn main() -> anyhow::Result<()> {
         ("distribution.cached_pull_vs_crowdsec", cached_ratio, Goal::AtMost, 0.1),
         ("distribution.memory_vs_crowdsec", memory_ratio, Goal::AtMost, 0.2),
         ("distribution.memory_with_stream_vs_crowdsec", stream_memory_ratio, Goal::AtMost, 0.2),
+        ("distribution.bouncer_stream_vs_crowdsec", bouncer_ratio, Goal::AtMost, 0.1),
+        ("distribution.memory_with_bouncer_stream_vs_crowdsec", bouncer_memory_ratio, Goal::AtMost, 0.2),
         ("distribution.first_byte_ms", ms(p.full.first_byte), Goal::AtMost, 100.0),
         ("distribution.cached_first_byte_ms", ms(pal.cached.first_byte), Goal::AtMost, 100.0),
         ("distribution.delta_vs_full_bytes", delta_ratio, Goal::AtMost, 0.02),

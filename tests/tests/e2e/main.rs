@@ -9,6 +9,7 @@
 
 mod agent;
 mod blocklist_cli;
+mod bouncer;
 mod change_notification;
 mod client;
 mod consensus;

@@ -259,3 +259,22 @@ async fn enroll_keys_are_listed_per_account_and_revoked_once() {
         assert_eq!(store.account_tier(crate::store::AccountKey(-5)).await.expect("tier"), None, "{label}: unknown account");
     }
 }
+
+#[tokio::test]
+async fn api_key_stream_seq_is_none_until_set_and_then_the_last_value_set_per_key() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let acme = store.create_account("acme", T0).await.expect("account");
+        store.create_api_key(acme, "hash-a", "pal_aaaa", T0).await.expect("key a");
+        store.create_api_key(acme, "hash-b", "pal_bbbb", T0).await.expect("key b");
+        assert_eq!(store.api_key_stream_seq("pal_aaaa").await.expect("read"), None, "{label}: never pulled");
+        store.set_api_key_stream_seq("pal_aaaa", 7).await.expect("set");
+        store.set_api_key_stream_seq("pal_aaaa", 42).await.expect("set again");
+        assert_eq!(store.api_key_stream_seq("pal_aaaa").await.expect("read"), Some(42), "{label}: the last value set");
+        assert_eq!(store.api_key_stream_seq("pal_bbbb").await.expect("read"), None, "{label}: per key");
+        assert_eq!(store.api_key_stream_seq("pal_zzzz").await.expect("read"), None, "{label}: unknown key");
+        store.set_api_key_stream_seq("pal_zzzz", 1).await.expect("setting an unknown key changes nothing");
+        assert_eq!(store.api_key_stream_seq("pal_zzzz").await.expect("read"), None, "{label}: still unknown");
+    }
+}

@@ -192,6 +192,23 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    async fn api_key_stream_seq(&self, prefix: &str) -> Result<Option<i64>, StoreError> {
+        let seq: Option<Option<i64>> = sqlx::query_scalar("SELECT stream_seq FROM api_keys WHERE prefix = $1")
+            .bind(storable(prefix))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.flatten())
+    }
+
+    async fn set_api_key_stream_seq(&self, prefix: &str, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET stream_seq = $1 WHERE prefix = $2")
+            .bind(seq)
+            .bind(storable(prefix))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_admin_token(&self, token_hash: &str, prefix: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         self.insert_key(ADMIN_TOKENS, token_hash, prefix, None, at).await
     }
