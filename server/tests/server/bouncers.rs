@@ -12,22 +12,10 @@ use axum::http::{Method, StatusCode};
 use palisade_server::config::Config;
 use palisade_server::engine::Rule;
 use palisade_server::jobs::consensus::{ConsensusWorker, WorkerConfig};
-use palisade_server::limits::Tier;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::common::{self, Reply, TestApp, apps_with, commit_lists, delisting, listing, request, signal};
-
-fn tier(day: u64, lists: &[(&str, u64)]) -> Tier {
-    Tier {
-        lookups_per_day: day,
-        lookups_per_month: day * 30,
-        rate_per_sec: 1000.0,
-        burst: 1000,
-        bulk_max: 10,
-        blocklists: lists.iter().map(|(name, cap)| (name.to_string(), *cap)).collect(),
-    }
-}
+use crate::common::{self, Reply, TestApp, apps_with, commit_lists, delisting, listing, request, signal, tier};
 
 fn config(config: &mut Config) {
     config.tiers = BTreeMap::from([

@@ -369,3 +369,16 @@ pub async fn operator_overview(app: &TestApp, admin: &str) -> String {
     assert_eq!(reply.status, StatusCode::OK, "{}: {}", reply.what, reply.text());
     reply.text()
 }
+
+/// A tier with `day` lookups a day (30 times that a month), generous rates, and the given lists
+/// with their caps (0: the whole list).
+pub fn tier(day: u64, lists: &[(&str, u64)]) -> palisade_server::limits::Tier {
+    palisade_server::limits::Tier {
+        lookups_per_day: day,
+        lookups_per_month: day * 30,
+        rate_per_sec: 1000.0,
+        burst: 1000,
+        bulk_max: 10,
+        blocklists: lists.iter().map(|(name, cap)| (name.to_string(), *cap)).collect(),
+    }
+}

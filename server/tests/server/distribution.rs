@@ -2,7 +2,7 @@
 //! (lists of their tier, caps, quota and refusals), caps for machine readers, and the v3
 //! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`).
 
-use crate::common;
+use crate::common::{self, tier};
 use palisade_server::engine::Rule;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,20 +12,8 @@ use axum::http::{Method, StatusCode, header};
 use common::{TestApp, apps_with, commit_consensus, get_with_key, lines, listing, request};
 use palisade_server::auth::links::{LinkKind, LinkTarget};
 use palisade_server::config::Config;
-use palisade_server::limits::Tier;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-fn tier(day: u64, lists: &[(&str, u64)]) -> Tier {
-    Tier {
-        lookups_per_day: day,
-        lookups_per_month: day * 30,
-        rate_per_sec: 1000.0,
-        burst: 1000,
-        bulk_max: 10,
-        blocklists: lists.iter().map(|(name, cap)| (name.to_string(), *cap)).collect(),
-    }
-}
 
 fn config(config: &mut Config) {
     config.tiers = BTreeMap::from([
