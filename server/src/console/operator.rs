@@ -1,6 +1,6 @@
 //! The operator's control plane in the console: every machine (searched, paged) with its sensor
 //! flag, disabling, enabling and deletion; the community list (searched, paged) with operator
-//! delistings; and the audit log. Each action is a form (same origin and the session's CSRF
+//! delistings; canaries added and removed; and the audit log. Each action is a form (same origin and the session's CSRF
 //! token, operators only) that does what the admin API and the command line do, through
 //! [`crate::manage`], is recorded in the audit log as `console:operator` with the client's
 //! address, and redirects back with its outcome (redirect after POST). Account users get 403.
@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/machines/action", post(machine_action))
         .route("/operator/community", get(community_page))
         .route("/operator/community/delist", post(delist))
+        .route("/operator/canaries", get(canaries_page).post(change_canary))
         .route("/operator/audit", get(audit_page))
 }
 
@@ -348,6 +349,85 @@ async fn delist(
     audit(&state, client, "create_delisting", &value, Map::new(), result.is_ok()).await;
     match outcome(result) {
         Ok(notice) => after_post(&state, &session, notice, "/console/operator/community"),
+        Err(error) => store_error(error),
+    }
+}
+
+#[instrument(skip_all)]
+async fn canaries_page(State(state): State<AppState>, Operator(session): Operator, headers: HeaderMap) -> Response {
+    let (notice, clear) = take_flash(&state, &session, &headers);
+    let canaries = match manage::list_canaries(state.store.as_ref()).await {
+        Ok(canaries) => canaries,
+        Err(error) => return store_error(error),
+    };
+    let ctx = ctx(&state, &session);
+    let body = html! {
+        h1 { "Canaries" }
+        (notice_markup(notice.as_ref()))
+        p class="hint" { "Addresses you control that never send traffic: a machine reporting one is lying, and its trust is zeroed. Keep them secret; they are never shown to anyone else." }
+        form method="post" action="/console/operator/canaries" {
+            (pages::csrf(&ctx))
+            input type="hidden" name="action" value="add";
+            label for="canary-value" { "Address or range" }
+            input type="text" id="canary-value" name="value" required;
+            label for="canary-note" { "Note" }
+            input type="text" id="canary-note" name="note" maxlength="256";
+            button type="submit" id="add-canary" { "Add canary" }
+        }
+        @if canaries.is_empty() { p { "None." } } @else {
+            div class="scroll" {
+                table id="canaries" {
+                    thead { tr { th scope="col" { "Value" } th scope="col" { "Note" } th scope="col" { "Added" } th scope="col" { span class="sr" { "Action" } } } }
+                    tbody {
+                        @for canary in &canaries {
+                            tr {
+                                th scope="row" { (canary.value) } td { (canary.note) } td { (pages::when(&canary.created_at)) }
+                                td {
+                                    form method="post" action="/console/operator/canaries" class="inline" {
+                                        (pages::csrf(&ctx))
+                                        input type="hidden" name="action" value="remove";
+                                        input type="hidden" name="value" value=(canary.value);
+                                        button type="submit" class="danger" data-remove=(canary.value) { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    with_flash_cleared(page(StatusCode::OK, pages::layout(Some(&ctx), "Canaries", body)), &state, clear)
+}
+
+#[instrument(skip_all)]
+async fn change_canary(
+    State(state): State<AppState>,
+    Operator(session): Operator,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
+    if !post_allowed(&state, &session, &headers, &form) {
+        return forbidden();
+    }
+    let value = form.get("value").map(|v| v.trim()).unwrap_or_default().to_string();
+    let note = form.get("note").map(|v| v.trim()).unwrap_or_default();
+    let store = state.store.as_ref();
+    let (action, result) = match form.get("action").map(String::as_str) {
+        Some("add") => {
+            ("create_canary", manage::add_canary(store, &value, note).await.map(|c| format!("{} is a canary.", c.value)))
+        }
+        Some("remove") => {
+            ("delete_canary", manage::remove_canary(store, &value).await.map(|()| format!("{value} is no longer a canary.")))
+        }
+        _ => ("canary_action", Err(UseCaseError::invalid("action", "must be add or remove"))),
+    };
+    // The note is the operator's own words about a secret address: recorded by its size only.
+    let detail = json!({"note_bytes": note.len()}).as_object().cloned().unwrap_or_default();
+    audit(&state, client, action, &value, detail, result.is_ok()).await;
+    match outcome(result) {
+        Ok(notice) => after_post(&state, &session, notice, "/console/operator/canaries"),
         Err(error) => store_error(error),
     }
 }

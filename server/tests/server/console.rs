@@ -243,3 +243,49 @@ async fn the_operator_manages_machines_and_delists_from_the_console_and_every_ac
         );
     }
 }
+
+#[tokio::test]
+async fn the_operator_adds_and_removes_canaries_in_the_console() {
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let operator = operator_session(&app, &admin).await;
+        let csrf = csrf_of(&app.send(page("/console/operator/canaries", &operator)).await.text());
+        let change = |body: String| form("/console/operator/canaries", Some(&operator), &body);
+
+        let added = app.send(change(format!("csrf={csrf}&action=add&value=81.2.69.160&note=honeypot+7"))).await;
+        assert_eq!(added.status, StatusCode::SEE_OTHER, "{label}: {}", added.text());
+        let canaries = app.state.store.list_canaries().await.expect("canaries");
+        assert_eq!(canaries.iter().map(|c| c.value.as_str()).collect::<Vec<_>>(), ["81.2.69.160"], "{label}");
+        let shown = app.send(page("/console/operator/canaries", &operator)).await.text();
+        assert!(table(&shown, "canaries").contains("honeypot 7"), "{label}: {shown}");
+
+        // A second time, or garbage: a sentence on the page, nothing stored.
+        for body in ["action=add&value=81.2.69.160", "action=add&value=not-an-address", "action=explode&value=81.2.69.160"] {
+            let refused = app.send(change(format!("csrf={csrf}&{body}"))).await;
+            let flash = set_cookie(&refused, "palisade_flash").expect("an outcome");
+            let shown = app.send(page("/console/operator/canaries", &format!("{operator}; {flash}"))).await.text();
+            assert!(shown.contains("class=\"error\""), "{label}: {body}: {shown}");
+        }
+        assert_eq!(app.state.store.list_canaries().await.expect("canaries").len(), 1, "{label}");
+
+        // Not without the token, not for an account user.
+        assert_eq!(app.send(change("action=remove&value=81.2.69.160".into())).await.status, StatusCode::FORBIDDEN);
+        let account = account_session(&app, &admin, "acme").await;
+        assert_eq!(app.send(page("/console/operator/canaries", &account)).await.status, StatusCode::FORBIDDEN, "{label}");
+
+        let removed = app.send(change(format!("csrf={csrf}&action=remove&value=81.2.69.160"))).await;
+        assert_eq!(removed.status, StatusCode::SEE_OTHER);
+        assert!(app.state.store.list_canaries().await.expect("canaries").is_empty(), "{label}: removed");
+        let entries = app
+            .state
+            .store
+            .list_audit(&palisade_server::store::AuditFilter { limit: 50, ..Default::default() })
+            .await
+            .expect("audit");
+        let console: Vec<_> = entries.iter().filter(|e| e.entry.actor == "console:operator").collect();
+        assert!(console.iter().any(|e| e.entry.action == "create_canary" && e.entry.status == Some(200)), "{label}: {console:?}");
+        assert!(console.iter().any(|e| e.entry.action == "delete_canary"), "{label}: {console:?}");
+        assert!(console.iter().all(|e| !e.entry.detail.contains("honeypot")), "{label}: the note is not copied into the log");
+    }
+}

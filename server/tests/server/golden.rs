@@ -72,6 +72,8 @@ const UNDOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/console/operator/machines/action"),
     ("GET", "/console/operator/community"),
     ("POST", "/console/operator/community/delist"),
+    ("GET", "/console/operator/canaries"),
+    ("POST", "/console/operator/canaries"),
     ("GET", "/console/operator/audit"),
     ("GET", "/console/assets/console.css"),
     ("GET", "/console/assets/console.js"),
@@ -849,6 +851,19 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
             .form(&[("csrf", &operator_csrf), ("value", "not-an-address")]),
     )
     .await;
+    g.call("the canaries in the console", as_operator(Call::get("/console/operator/canaries"))).await;
+    for (what, action) in [("add a canary from the console", "add"), ("remove it from the console", "remove")] {
+        g.call(
+            what,
+            browser(as_operator(Call::post("/console/operator/canaries"))).form(&[
+                ("csrf", &operator_csrf),
+                ("action", action),
+                ("value", "81.2.69.161"),
+                ("note", "console test"),
+            ]),
+        )
+        .await;
+    }
     g.call("the audit log in the console", as_operator(Call::get("/console/operator/audit"))).await;
     g.call("sign out without the CSRF token", browser(as_operator(Call::post("/console/logout"))).form(&[])).await;
     g.call("sign out", browser(as_operator(Call::post("/console/logout"))).form(&[("csrf", &operator_csrf)])).await;

@@ -456,9 +456,19 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     click(browser, "nav a[href='/console/operator/community']").await?;
     assert_eq!(text(browser, "h1").await?, "Community list");
     snap(browser, server, "12-operator-community-list").await?;
+    click(browser, "nav a[href='/console/operator/canaries']").await?;
+    browser.find(Locator::Css("#canary-value")).await?.send_keys("81.2.69.160").await?;
+    browser.find(Locator::Css("#canary-note")).await?.send_keys("honeypot in Frankfurt").await?;
+    click(browser, "#add-canary").await?;
+    assert!(text(browser, ".notice").await?.contains("81.2.69.160 is a canary."));
+    assert!(text(browser, "#canaries tbody").await?.contains("honeypot in Frankfurt"));
+    snap(browser, server, "14-operator-canaries").await?;
     click(browser, "nav a[href='/console/operator/audit']").await?;
     let audit = text(browser, "#audit tbody").await?;
-    assert!(audit.contains("console:operator") && audit.contains("set_machine_disabled"), "{audit}");
+    assert!(
+        audit.contains("console:operator") && audit.contains("set_machine_disabled") && audit.contains("create_canary"),
+        "{audit}"
+    );
     snap(browser, server, "13-operator-audit-log").await?;
     Ok(())
 }
