@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
 use palisade_server::serving::entry::{Entry, Meta};
-use palisade_server::serving::render::{Family, Format, Options, aggregate, render_delta, render_full};
+use palisade_server::serving::render::{Family, Format, Options, Rules, aggregate, render_delta, render_full};
 use time::OffsetDateTime;
 
 /// One network from 18 bytes: family, prefix length, address.
@@ -43,9 +43,9 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let family = [Family::All, Family::V4, Family::V6][usize::from(head % 3)];
     let aggregated = aggregate(&list, &entries);
-    for format in Format::ALL {
+    for (format, rules) in Format::ALL.into_iter().flat_map(|f| [(f, Rules::Drop), (f, Rules::None)]) {
         for (aggregate, entries) in [(false, &entries), (true, &aggregated)] {
-            let options = Options { format, aggregate, family };
+            let options = Options { format, aggregate, family, rules };
             let mut out = Vec::new();
             render_full(&list, options, entries, &mut out).expect("writing to memory");
             assert!(std::str::from_utf8(&out).is_ok(), "{} output is not UTF-8", format.name());
