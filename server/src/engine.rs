@@ -986,7 +986,13 @@ impl Consensus for Engine {
                 break;
             }
             self.expiries.pop_first();
-            let expired = self.targets.get(&target).and_then(|s| s.listing.as_ref()).is_some_and(|l| l.expires_at <= now);
+            // A listing renewed since this entry was queued has a later entry of its own: it is
+            // handled there, in the order of its real expiry, as an engine restored from the store
+            // (which queues only the real expiries) would handle it.
+            let expired =
+                self.targets.get(&target).and_then(|s| s.listing.as_ref()).is_some_and(|l| {
+                    l.expires_at <= now && (l.expires_at == at || !self.expiries.contains(&(l.expires_at, target)))
+                });
             if expired {
                 // Fresh evidence renews instead of expiring (in `evaluate`).
                 let renewable = self.targets.get(&target).is_some_and(|s| {
