@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -78,29 +78,41 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-/// Records a console action in the audit log.
-async fn audit(state: &AppState, client: std::net::IpAddr, action: &str, target: &str, detail: Map<String, Value>, ok: bool) {
+/// One operator action as the audit log records it: its name, what it acted on, its parameters.
+struct Act<'a> {
+    action: &'a str,
+    target: &'a str,
+    detail: Value,
+}
+
+/// The end of every operator action: records it in the audit log (`console:operator`, the
+/// client's address, 200 or 422) and redirects back to `to` with its outcome as the sentence the
+/// page shows; a server-side failure is answered as a page of its own.
+async fn finish(
+    state: &AppState,
+    session: &Session,
+    client: std::net::IpAddr,
+    act: Act<'_>,
+    result: Result<String, UseCaseError>,
+    to: &str,
+) -> Response {
     let entry = NewAuditEntry {
         at: OffsetDateTime::now_utc(),
         actor: "console:operator".into(),
-        action: action.into(),
-        target: target.into(),
-        detail: manage::audit::sanitize(Value::Object(detail)).to_string(),
+        action: act.action.into(),
+        target: act.target.into(),
+        detail: manage::audit::sanitize(act.detail).to_string(),
         client: Some(client.to_string()),
-        status: Some(if ok { 200 } else { 422 }),
+        status: Some(if result.is_ok() { 200 } else { 422 }),
     };
     manage::audit::record(state.store.as_ref(), entry).await;
-}
-
-/// The outcome of a use case as the sentence the page shows; a server-side failure stays an
-/// error (answered as a page of its own).
-fn outcome(result: Result<String, UseCaseError>) -> Result<Notice, UseCaseError> {
-    match result {
-        Ok(done) => Ok(Notice::Done(done)),
-        Err(UseCaseError::NotFound(message) | UseCaseError::Conflict(message)) => Ok(Notice::Error(message)),
-        Err(error @ UseCaseError::Invalid { .. }) => Ok(Notice::Error(error.to_string())),
-        Err(error) => Err(error),
-    }
+    let notice = match result {
+        Ok(done) => Notice::Done(done),
+        Err(UseCaseError::NotFound(message) | UseCaseError::Conflict(message)) => Notice::Error(message),
+        Err(error @ UseCaseError::Invalid { .. }) => Notice::Error(error.to_string()),
+        Err(error) => return store_error(error),
+    };
+    after_post(state, session, notice, to)
 }
 
 fn pager(path: &str, search: &Search, shown: usize, total: usize) -> Markup {
@@ -264,12 +276,8 @@ async fn machine_action(
     if result.is_ok() && matches!(action, "disable" | "enable" | "delete") {
         state.revocations.revoked().await;
     }
-    audit(&state, client, name, &machine, json!({"action": action}).as_object().cloned().unwrap_or_default(), result.is_ok())
-        .await;
-    match outcome(result) {
-        Ok(notice) => after_post(&state, &session, notice, "/console/operator/machines"),
-        Err(error) => store_error(error),
-    }
+    let act = Act { action: name, target: &machine, detail: json!({ "action": action }) };
+    finish(&state, &session, client, act, result, "/console/operator/machines").await
 }
 
 #[instrument(skip_all)]
@@ -346,11 +354,8 @@ async fn delist(
     if result.is_ok() {
         state.consensus_wake.notify_one();
     }
-    audit(&state, client, "create_delisting", &value, Map::new(), result.is_ok()).await;
-    match outcome(result) {
-        Ok(notice) => after_post(&state, &session, notice, "/console/operator/community"),
-        Err(error) => store_error(error),
-    }
+    let act = Act { action: "create_delisting", target: &value, detail: json!({}) };
+    finish(&state, &session, client, act, result, "/console/operator/community").await
 }
 
 #[instrument(skip_all)]
@@ -424,12 +429,8 @@ async fn change_canary(
         _ => ("canary_action", Err(UseCaseError::invalid("action", "must be add or remove"))),
     };
     // The note is the operator's own words about a secret address: recorded by its size only.
-    let detail = json!({"note_bytes": note.len()}).as_object().cloned().unwrap_or_default();
-    audit(&state, client, action, &value, detail, result.is_ok()).await;
-    match outcome(result) {
-        Ok(notice) => after_post(&state, &session, notice, "/console/operator/canaries"),
-        Err(error) => store_error(error),
-    }
+    let act = Act { action, target: &value, detail: json!({ "note_bytes": note.len() }) };
+    finish(&state, &session, client, act, result, "/console/operator/canaries").await
 }
 
 /// `?before=` (the last id of the previous page).
