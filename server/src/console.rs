@@ -351,10 +351,14 @@ async fn render_account(state: &AppState, session: &Session, notice: Option<Noti
 #[instrument(skip_all)]
 async fn account_page(State(state): State<AppState>, Signed(session): Signed, headers: HeaderMap) -> Response {
     let (notice, clear) = take_flash(&state, &session, &headers);
-    let mut response = render_account(&state, &session, notice).await;
+    with_flash_cleared(render_account(&state, &session, notice).await, &state, clear)
+}
+
+/// A page that read a flash, with the cookie cleared: read once, so a reload shows the page
+/// without it.
+fn with_flash_cleared(mut response: Response, state: &AppState, clear: bool) -> Response {
     if clear {
-        // Read once: a reload shows the page without it.
-        response.headers_mut().append(header::SET_COOKIE, flash_cookie(&state, "", 0));
+        response.headers_mut().append(header::SET_COOKIE, flash_cookie(state, "", 0));
     }
     response
 }

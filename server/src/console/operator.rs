@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 use super::pages::{self, Ctx, Notice};
-use super::{FormFields, Signed, after_post, ctx, forbidden, page, post_allowed, store_error, take_flash};
+use super::{FormFields, Signed, after_post, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
 use crate::auth::session::{Role, Session};
 use crate::domain::lists::COMMUNITY;
 use crate::http::extract::ClientAddr;
@@ -230,13 +230,6 @@ fn action_form(ctx: &Ctx, machine: &str, action: &str, label: &str) -> Markup {
             button type="submit" class=[(action == "delete").then_some("danger")] data-action=(action) data-machine=(machine) { (label) }
         }
     }
-}
-
-fn with_flash_cleared(mut response: Response, state: &AppState, clear: bool) -> Response {
-    if clear {
-        response.headers_mut().append(axum::http::header::SET_COOKIE, super::flash_cookie(state, "", 0));
-    }
-    response
 }
 
 #[instrument(skip_all)]
