@@ -8,6 +8,7 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -183,9 +184,30 @@ pub struct BlocklistQuery {
     /// address lists or the iptables chain only, referenced by nothing, for your own rules
     /// (nftables then keeps the table and refills its sets, so chains you add to it survive).
     pub rules: Option<String>,
+    /// With `since` only: when nothing changed after the cursor, hold the answer up to this many
+    /// seconds (at most 25, larger values wait 25) and answer as soon as the list changes: a
+    /// long-poll, so a fleet applies a change within a second or two instead of at its next
+    /// poll. Ends early, with what there is, when the server shuts down.
+    pub wait: Option<String>,
 }
 
+/// The longest a long-poll is held: below the request deadline (30 s) and the 60 s read timeout
+/// of common reverse proxies, so a held request is never cut by either.
+pub const MAX_WAIT: Duration = Duration::from_secs(25);
+
 impl BlocklistQuery {
+    /// How long a delta with nothing new may be held (`wait`).
+    fn wait(&self, since: Option<i64>) -> Result<Duration, ApiError> {
+        let Some(text) = self.wait.as_deref() else { return Ok(Duration::ZERO) };
+        let Ok(secs) = text.parse::<u64>() else {
+            return Err(ApiError::BadRequest(format!("wait must be a number of seconds, not {text:?}")));
+        };
+        if since.is_none() && secs > 0 {
+            return Err(ApiError::BadRequest("wait applies to changes since a cursor; add since".into()));
+        }
+        Ok(Duration::from_secs(secs).min(MAX_WAIT))
+    }
+
     fn options(&self) -> Result<(Options, Option<i64>), ApiError> {
         let format = self.format.as_deref().map_or(Ok(Format::Plain), str::parse).map_err(ApiError::BadRequest)?;
         let family = self.family.as_deref().map_or(Ok(Family::All), str::parse).map_err(ApiError::BadRequest)?;
@@ -278,6 +300,7 @@ pub async fn get_blocklist_entries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (options, since) = query.options()?;
+    let wait = query.wait(since)?;
     if state.distribution.list_kind(&name).await?.is_none() || !may_know(&state, &reader, &name).await? {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
@@ -288,7 +311,7 @@ pub async fn get_blocklist_entries(
     metrics::counter!("palisade_blocklist_pulls_total", "list" => name.clone(), "format" => options.format.name(), "delta" => since.is_some().to_string())
         .increment(1);
     let response = match since {
-        Some(cursor) => delta_response(&state, &name, options, cursor, grant.cap).await?,
+        Some(cursor) => delta_response(&state, &name, options, cursor, grant.cap, wait).await?,
         None => full_response(&state, &name, options, &headers, grant.cap).await?,
     };
     Ok(match grant.decision {
@@ -297,8 +320,25 @@ pub async fn get_blocklist_entries(
     })
 }
 
-async fn delta_response(state: &AppState, name: &str, options: Options, cursor: i64, cap: usize) -> Result<Response, ApiError> {
-    let delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
+/// The changes of `name` after `cursor`; when there are none, waits up to `wait` for the list
+/// to advance (any snapshot advancing wakes the waiter, which then checks its own list).
+async fn delta_response(
+    state: &AppState,
+    name: &str,
+    options: Options,
+    cursor: i64,
+    cap: usize,
+    wait: Duration,
+) -> Result<Response, ApiError> {
+    let lists = &state.distribution.lists;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut advances = lists.watch_advances();
+    let mut delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
+    while delta.seq <= cursor && lists.wait_for_advance(&mut advances, deadline).await {
+        if lists.current(name).is_some_and(|snapshot| snapshot.seq > cursor) {
+            delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
+        }
+    }
     let mut body = Vec::new();
     render::render_delta(name, options, delta.seq, &delta.added, &delta.removed, &mut body)
         .map_err(|e| ApiError::Internal(e.into()))?;
