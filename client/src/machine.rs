@@ -259,7 +259,7 @@ impl Client {
     }
 
     /// `GET /v1/blocklists/{name}?format=json&since=CURSOR&wait=SECS`: the changes after `since`,
-    /// the server holding the answer up to `wait_secs` (it caps the wait at 25 s) until there are
+    /// the server holding the answer up to `wait_secs` (it caps the wait at 50 s) until there are
     /// some. An answer whose cursor is still `since` means nothing changed meanwhile.
     pub async fn wait_for_blocklist_changes(&self, name: &str, since: i64, wait_secs: u64) -> Result<BlocklistBody, Error> {
         self.blocklist(name, Some(since), "json", Some(wait_secs)).await

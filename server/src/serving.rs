@@ -374,8 +374,11 @@ impl Lists {
         if let Ok(mut map) = self.snapshots.write() {
             map.insert(list.to_string(), snapshot.clone());
         }
-        metrics::gauge!("palisade_serving_list_seq", "list" => list.to_string()).set(snapshot.seq as f64);
-        metrics::gauge!("palisade_serving_list_entries", "list" => list.to_string()).set(snapshot.entries.len() as f64);
+        // One series per list, but not per account: pools (one per account) are left out.
+        if pool_account(list).is_none() {
+            metrics::gauge!("palisade_serving_list_seq", "list" => list.to_string()).set(snapshot.seq as f64);
+            metrics::gauge!("palisade_serving_list_entries", "list" => list.to_string()).set(snapshot.entries.len() as f64);
+        }
         self.evict_stale(list, snapshot.seq);
         self.advanced.send_modify(|generation| *generation = generation.wrapping_add(1));
         Ok(snapshot)

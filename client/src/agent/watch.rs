@@ -147,8 +147,8 @@ fn is_pool(name: &str) -> bool {
     name.starts_with("pool-")
 }
 
-/// How long the server is asked to hold each long-poll (it holds at most 25 s).
-const LONG_POLL_SECS: u64 = 25;
+/// How long the server is asked to hold each long-poll (the most it holds).
+const LONG_POLL_SECS: u64 = 50;
 
 /// The pool watcher: holds a long-poll on each pool the last sync pulled, from its cursor, and
 /// wakes the sync loop as soon as one answers with a change, then waits for that sync so the
