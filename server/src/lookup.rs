@@ -197,16 +197,18 @@ impl Lookup {
         let shown = display_target(target);
         let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let range_24 = smoke::range_24_of(ip);
-        let (engine_state, listed, neighbours) = if own {
-            (None, false, (0, false))
+        let (engine_state, listings, neighbours) = if own {
+            (None, Vec::new(), (0, false))
         } else {
             let engine_state = self.cache.target(self.store.as_ref(), target).await?;
             let community = self.lists.get_or_load(COMMUNITY).await?;
             // Listed itself, or inside a listed /24 (selective expansion).
-            let listed = |net: IpNet| community.get(&net).is_some_and(|entry| entry.live_at(expiry));
+            let listing = |net: IpNet| community.get(&net).filter(|entry| entry.live_at(expiry)).cloned();
+            let listings: Vec<_> = listing(target).into_iter().chain(Engine::block_of(target).and_then(listing)).collect();
             let neighbours = listed_inside(&community, range_24, expiry);
-            (engine_state, listed(target) || Engine::block_of(target).is_some_and(listed), neighbours)
+            (engine_state, listings, neighbours)
         };
+        let listed = !listings.is_empty();
         let categories = self
             .cache
             .ranges(self.store.as_ref())
@@ -221,6 +223,7 @@ impl Lookup {
             state: shown_state.as_deref(),
             blocklists: if listed { vec![COMMUNITY.to_string()] } else { Vec::new() },
             allowlist_categories: categories,
+            listing_scenarios: listings.iter().map(|entry| entry.scenario().to_string()).collect(),
         };
         let reputation = assess(&evidence, now);
         // Reports per country of the reporters' networks, from the shown state only.
@@ -266,8 +269,12 @@ impl Lookup {
             let reputation = if categories.is_empty() {
                 None
             } else {
-                let evidence =
-                    Evidence { state: None, blocklists: vec![COMMUNITY.to_string()], allowlist_categories: categories };
+                let evidence = Evidence {
+                    state: None,
+                    blocklists: vec![COMMUNITY.to_string()],
+                    allowlist_categories: categories,
+                    listing_scenarios: Vec::new(),
+                };
                 Some(assess(&evidence, now))
             };
             let enrichment = if query.needs_enrichment() { self.enricher.lookup(addr) } else { Default::default() };

@@ -42,6 +42,9 @@ pub struct Evidence<'a> {
     pub blocklists: Vec<String>,
     /// Categories of the never-block ranges covering it.
     pub allowlist_categories: Vec<String>,
+    /// Scenarios its listings name (the consensus's summary of the reports; kept when the
+    /// reports themselves have aged out of the engine's state).
+    pub listing_scenarios: Vec<String>,
 }
 
 /// A bucket of a count: what a lookup may reveal about it.
@@ -128,7 +131,7 @@ pub struct Reputation {
     pub scores: [WindowScore; 4],
     /// Behaviours, sorted, deduplicated.
     pub behaviors: Vec<Behavior>,
-    /// Scenarios reported (not voided), sorted.
+    /// Scenarios reported (not voided) and those its listings name, sorted.
     pub scenarios: Vec<String>,
     /// False-positive categories that apply, sorted.
     pub false_positives: Vec<String>,
@@ -154,7 +157,13 @@ pub fn assess(evidence: &Evidence<'_>, now: Time) -> Reputation {
     let categories: BTreeSet<&str> = evidence.allowlist_categories.iter().map(String::as_str).collect();
     let false_positives: Vec<String> =
         categories.iter().filter(|c| FALSE_POSITIVE_CATEGORIES.contains(c)).map(|c| c.to_string()).collect();
-    let scenarios: Vec<String> = reporters.iter().map(|r| r.scenario.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let scenarios: Vec<String> = reporters
+        .iter()
+        .map(|r| r.scenario.clone())
+        .chain(evidence.listing_scenarios.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let behaviors: Vec<Behavior> =
         scenarios.iter().flat_map(|s| self::scenarios::behaviors_of(s)).collect::<BTreeSet<_>>().into_iter().collect();
 
