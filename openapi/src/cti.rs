@@ -56,8 +56,8 @@ pub struct SmokeItem {
     pub cves: Vec<String>,
     /// Blocklists the address is in (`list:<name>`).
     pub references: Vec<Named>,
-    /// Share of reports by the country of the reporting machines' networks, in whole percent,
-    /// the ten largest (empty without a country database).
+    /// Share of reports by the country of the reporting machines' networks, in percent rounded
+    /// to tens, the ten largest (empty without a country database).
     pub target_countries: BTreeMap<String, u32>,
     /// 0–5 scores per window.
     pub scores: Scores,

@@ -35,7 +35,7 @@ pub struct Found {
     pub range: Option<IpNet>,
     /// Its /24 (IPv4) or /64 (IPv6) and that range's 0–5 score ([`range_score`]).
     pub range_24: (IpNet, u8),
-    /// Percent of reports per country of the reporters' networks ([`target_countries`]).
+    /// Percent of reports per country of the reporters' networks, in tens ([`target_countries`]).
     pub target_countries: BTreeMap<String, u32>,
 }
 
@@ -72,8 +72,11 @@ pub fn range_reputation(score: u8) -> &'static str {
     }
 }
 
-/// Whole percentages per country from report counts, the [`TOP_COUNTRIES`] largest (ties by
-/// country code); reports of unknown country are left out of the shares.
+/// Percentages per country from report counts, rounded to the nearest ten (a share that rounds
+/// to 0 is left out), the [`TOP_COUNTRIES`] largest (ties by country code); reports of unknown
+/// country are left out of the shares. Coarse on purpose: like the reputation's bucketed counts,
+/// one more report must not visibly move the answer, or repeated lookups would show a poisoner
+/// which of its reports the engine kept.
 pub fn target_countries(reports: impl IntoIterator<Item = (String, u64)>) -> BTreeMap<String, u32> {
     let mut per_country: BTreeMap<String, u64> = BTreeMap::new();
     for (country, count) in reports {
@@ -88,7 +91,8 @@ pub fn target_countries(reports: impl IntoIterator<Item = (String, u64)>) -> BTr
     ranked
         .into_iter()
         .take(TOP_COUNTRIES)
-        .map(|(country, count)| (country, u32::try_from((count * 100 + total / 2) / total).unwrap_or(100)))
+        .map(|(country, count)| (country, u32::try_from((count * 10 + total / 2) / total * 10).unwrap_or(100)))
+        .filter(|(_, share)| *share > 0)
         .collect()
 }
 
@@ -220,11 +224,13 @@ mod tests {
     }
 
     #[test]
-    fn target_countries_are_whole_percent_of_the_ten_largest() {
+    fn target_countries_are_percent_in_tens_of_the_ten_largest() {
         let shares = target_countries([("FR".into(), 2), ("DE".into(), 1), ("FR".into(), 1)]);
-        assert_eq!(shares, BTreeMap::from([("FR".into(), 75), ("DE".into(), 25)]));
+        assert_eq!(shares, BTreeMap::from([("FR".into(), 80), ("DE".into(), 30)]));
+        let one_more = target_countries([("FR".into(), 41), ("DE".into(), 60)]);
+        assert_eq!(one_more, target_countries([("FR".into(), 40), ("DE".into(), 60)]), "one report does not show");
         let many = target_countries((0..12u64).map(|i| (format!("C{i:02}"), 12 - i)));
-        assert_eq!(many.len(), 10);
+        assert!(many.len() <= 10 && many.values().all(|share| share % 10 == 0), "{many:?}");
         assert!(!many.contains_key("C10") && !many.contains_key("C11"), "the smallest are left out: {many:?}");
         assert!(target_countries(Vec::new()).is_empty());
     }
