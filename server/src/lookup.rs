@@ -254,14 +254,18 @@ impl Lookup {
     ) -> Result<(u64, Vec<Arc<Entry>>), UseCaseError> {
         let served = self.lists.served(COMMUNITY).await?;
         let ranges = self.cache.ranges(self.store.as_ref()).await?;
-        let mut described: HashMap<&str, scenarios::Described> = HashMap::new();
+        // What each distinct listing scenario means, worked out once per search.
+        let mut described: HashMap<&str, (Vec<&'static str>, Vec<String>)> = HashMap::new();
         let mut matched = Vec::new();
         for entry in served.entries.iter().take(SEARCH_SCAN_MAX) {
             if since.is_some_and(|since| entry.listed_at().unix_timestamp() < since) {
                 continue;
             }
             let scenario = entry.scenario();
-            let meaning = described.entry(scenario).or_insert_with(|| scenarios::describe(scenario));
+            let (behaviors, cves) = described.entry(scenario).or_insert_with(|| {
+                let meaning = scenarios::describe(scenario);
+                (meaning.behaviors.iter().map(|b| b.name).collect(), meaning.cves)
+            });
             let addr = entry.net.addr();
             let categories: Vec<String> =
                 ranges.iter().filter(|(net, _)| net.contains(&addr)).map(|(_, category)| category.clone()).collect();
@@ -278,14 +282,22 @@ impl Lookup {
                 Some(assess(&evidence, now))
             };
             let enrichment = if query.needs_enrichment() { self.enricher.lookup(addr) } else { Default::default() };
+            let owned;
+            let classifications: &[&str] = match &reputation {
+                None => &["community-blocklist"],
+                Some(reputation) => {
+                    owned = smoke::classification_names(reputation);
+                    &owned
+                }
+            };
             let facts = Facts {
                 as_num: enrichment.as_number,
                 country: enrichment.country.as_deref(),
                 reputation: reputation.as_ref().map_or("malicious", |r| r.reputation),
-                behaviors: meaning.behaviors.iter().map(|b| b.name).collect(),
-                classifications: reputation.as_ref().map_or(vec!["community-blocklist"], smoke::classification_names),
-                cves: meaning.cves.clone(),
-                scenarios: vec![scenario],
+                behaviors,
+                classifications,
+                cves,
+                scenarios: &[scenario],
             };
             if query.matches(&facts) {
                 matched.push(entry.clone());

@@ -57,13 +57,13 @@ pub struct Facts<'a> {
     /// Reputation class.
     pub reputation: &'a str,
     /// Behaviour names.
-    pub behaviors: Vec<&'a str>,
+    pub behaviors: &'a [&'a str],
     /// Classification names.
-    pub classifications: Vec<&'a str>,
+    pub classifications: &'a [&'a str],
     /// CVE ids, upper case.
-    pub cves: Vec<String>,
+    pub cves: &'a [String],
     /// Scenario names.
-    pub scenarios: Vec<&'a str>,
+    pub scenarios: &'a [&'a str],
 }
 
 impl Query {
@@ -183,14 +183,15 @@ mod tests {
     use super::*;
 
     fn facts() -> Facts<'static> {
+        static CVES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| vec!["CVE-2024-6387".into()]);
         Facts {
             as_num: Some(64500),
             country: Some("FR"),
             reputation: "malicious",
-            behaviors: vec!["ssh:bruteforce"],
-            classifications: vec!["community-blocklist"],
-            cves: vec!["CVE-2024-6387".into()],
-            scenarios: vec!["crowdsecurity/ssh-cve-2024-6387"],
+            behaviors: &["ssh:bruteforce"],
+            classifications: &["community-blocklist"],
+            cves: &CVES,
+            scenarios: &["crowdsecurity/ssh-cve-2024-6387"],
         }
     }
 
