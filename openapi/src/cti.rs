@@ -1,6 +1,7 @@
-//! CrowdSec CTI ("smoke") bodies: `SmokeItem` and the bulk answer, shaped as CrowdSec's Go
-//! `cticlient` decodes them. Every key is always emitted; `null` only where the protocol allows it
-//! (ints such as `ip_range_score`, `full_age`, `days_age` and every score are never null).
+//! CrowdSec CTI bodies: `SmokeItem`, the bulk and query-search answers and the `fire` feed,
+//! shaped as CrowdSec's Go `cticlient` (and ipdex, for the search) decodes them. Every key is
+//! always emitted; `null` only where the protocol allows it (ints such as `ip_range_score`,
+//! `ip_range_24_score`, `full_age`, `days_age` and every score are never null).
 
 use std::collections::BTreeMap;
 
@@ -17,11 +18,12 @@ pub struct SmokeItem {
     /// 0–5 score of the range.
     pub ip_range_score: u8,
     /// The enclosing /24 (IPv4) or /64 (IPv6).
-    pub ip_range_24: Option<String>,
-    /// Reputation class of that /24.
-    pub ip_range_24_reputation: Option<String>,
-    /// 0–5 score of that /24.
-    pub ip_range_24_score: Option<u8>,
+    pub ip_range_24: String,
+    /// Reputation class of that /24 (`malicious`, `suspicious`, `known` or `unknown`, from its score).
+    pub ip_range_24_reputation: String,
+    /// 0–5 score of that /24: 5 with the whole range or three or more addresses in it listed,
+    /// 4 with one or two, else from the address's own class (suspicious 2, known 1).
+    pub ip_range_24_score: u8,
     /// AS name.
     pub as_name: Option<String>,
     /// AS number.
@@ -48,13 +50,14 @@ pub struct SmokeItem {
     pub classifications: Classifications,
     /// Scenarios reported.
     pub attack_details: Vec<AttackDetail>,
-    /// MITRE ATT&CK techniques (not tracked: always empty).
+    /// MITRE ATT&CK techniques of the reported scenarios (`name` is the technique id).
     pub mitre_techniques: Vec<Named>,
-    /// CVEs (not tracked: always empty).
+    /// CVEs the reported scenarios exploit.
     pub cves: Vec<String>,
     /// Blocklists the address is in (`list:<name>`).
     pub references: Vec<Named>,
-    /// Share of reports by target country, in percent (not tracked: always empty).
+    /// Share of reports by the country of the reporting machines' networks, in percent rounded
+    /// to tens, the ten largest (empty without a country database).
     pub target_countries: BTreeMap<String, u32>,
     /// 0–5 scores per window.
     pub scores: Scores,
@@ -120,7 +123,7 @@ pub struct AttackDetail {
     pub label: String,
     /// Description.
     pub description: String,
-    /// References (none tracked).
+    /// References (none kept: always empty).
     pub references: Vec<String>,
 }
 
@@ -172,4 +175,71 @@ pub struct SmokeBulkResponse {
 pub struct CtiMessage {
     /// E.g. `IP address information not found`.
     pub message: String,
+}
+
+/// `GET /v2/smoke/search`: one page of the addresses a query matches. `total`, `not_found` and
+/// `items` are the Go client's `SearchIPResponse`; `_links` is what ipdex pages with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SmokeSearchResponse {
+    /// Addresses matched, over every page.
+    pub total: u64,
+    /// Always 0 (a query names no address that could be missing).
+    pub not_found: u64,
+    /// This page's items.
+    pub items: Vec<SmokeItem>,
+    /// Paging links.
+    #[serde(rename = "_links")]
+    pub links: Links,
+}
+
+/// One link of `_links`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Href {
+    /// Path and query of the page (relative to the server).
+    pub href: String,
+}
+
+/// `_links` of a paged CTI answer. `prev` is absent on the first page and `next` on the last
+/// (the Go client's paginator stops when `next` is missing).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Links {
+    /// The first page.
+    pub first: Href,
+    /// This page.
+    #[serde(rename = "self")]
+    pub this: Href,
+    /// The page before, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<Href>,
+    /// The page after, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Href>,
+}
+
+/// One listed address of `GET /v2/fire`: a [`SmokeItem`] plus its listing's state and expiry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct FireItem {
+    /// Everything known about the address.
+    #[serde(flatten)]
+    pub item: SmokeItem,
+    /// `validated` (every item of the feed is a live listing).
+    pub state: String,
+    /// When the listing expires, UTC **without** a time zone (`2022-12-11T14:15:47.553000`), the
+    /// one layout the Go client parses.
+    pub expiration: String,
+}
+
+/// `GET /v2/fire`: one page of the community blocklist as the caller's tier receives it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct FireResponse {
+    /// Paging links.
+    #[serde(rename = "_links")]
+    pub links: Links,
+    /// This page's items.
+    pub items: Vec<FireItem>,
 }

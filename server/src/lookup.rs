@@ -9,7 +9,18 @@
 //! Lookups are the most frequent request a paying user makes, so a repeated lookup touches no
 //! database: list membership comes from the replica's in-memory snapshot, and the engine state
 //! and never-block ranges it reads are kept for a few seconds ([`LookupCache`]). An answer is
-//! therefore at most [`TARGET_TTL`] behind the consensus worker.
+//! therefore at most [`TARGET_TTL`] behind the consensus worker. The /24 around the address is
+//! judged from the same in-memory community snapshot (a binary search, at most
+//! [`RANGE_EXAMINED_MAX`] entries looked at), never from the store.
+//!
+//! The query search and the `fire` feed ([`Lookup::search`], [`Lookup::fire`]) cover the
+//! addresses Palisade has an opinion it publishes about: the served community list (live,
+//! never-block ranges, allowlists and canaries removed). Matching runs in memory over at most
+//! [`SEARCH_SCAN_MAX`] entries of it, from the listing's scenario, the enrichment databases and
+//! the never-block categories; only the entries of the page asked for are then looked up in full.
+
+pub mod query;
+pub mod smoke;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,20 +28,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use palisade_api::cti::{AttackDetail, Classifications, History, Location, Named, Score, Scores, SmokeItem};
+use palisade_api::cti::{FireItem, SmokeItem};
 use palisade_api::native::IpLookupResponse;
 use time::OffsetDateTime;
-use time::macros::format_description;
 
+use self::query::{Facts, Query};
+pub use self::smoke::{Found, scores, smoke_item};
 use crate::domain::lists::COMMUNITY;
 use crate::domain::net::{display_target, parse_address, parse_network};
 use crate::domain::time::rfc3339;
 use crate::engine::params::Params;
 use crate::engine::{Engine, TargetState};
 use crate::enrich::Enricher;
-use crate::reputation::{Evidence, Reputation, WindowScore, assess};
-use crate::serving::Lists;
-use crate::store::{ConsensusStore, Enrichment, ListStore, Store};
+use crate::reputation::{Evidence, assess, scenarios};
+use crate::serving::{Entry, Lists, Snapshot};
+use crate::store::{ConsensusStore, ListStore, Store};
 use crate::use_case::UseCaseError;
 
 /// How long the never-block ranges are reused before being read again.
@@ -42,6 +54,16 @@ pub const TARGET_TTL: Duration = Duration::from_secs(5);
 /// Most addresses whose engine state is kept; past it the cache starts over (a burst of
 /// one-off lookups must not grow memory without bound).
 const TARGET_CACHE_MAX: usize = 200_000;
+
+/// Most community entries inside one /24 (or /64) examined to judge that range.
+pub const RANGE_EXAMINED_MAX: usize = 256;
+
+/// Most entries of the served community list a search examines (the first ones in prefix
+/// order): a search's in-memory work is bounded whatever the list's size.
+pub const SEARCH_SCAN_MAX: usize = 100_000;
+
+/// Most items on one page of a search or of the `fire` feed.
+pub const PAGE_MAX: u64 = 100;
 
 /// Never-block ranges with their categories.
 type Ranges = Arc<Vec<(IpNet, String)>>;
@@ -93,19 +115,49 @@ impl LookupCache {
     }
 }
 
-/// Everything the lookup found about one address.
-#[derive(Debug, Clone)]
-pub struct Found {
-    /// The address.
-    pub ip: IpAddr,
-    /// The engine target covering it (the address, or its IPv6 /64).
-    pub target: String,
-    /// The scored reputation.
-    pub reputation: Reputation,
-    /// AS and country.
-    pub enrichment: Enrichment,
-    /// Announced range.
-    pub range: Option<IpNet>,
+/// The entries a capped tier receives, in prefix order.
+type FireView = Arc<Vec<Arc<Entry>>>;
+
+/// Most capped `fire` views kept (one per tier cap in use); past it they are rebuilt.
+const FIRE_VIEWS_MAX: usize = 16;
+
+/// A page of a search or of the `fire` feed: 1-based page number and items per page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// From 1.
+    pub page: u64,
+    /// 1 to [`PAGE_MAX`].
+    pub limit: u64,
+}
+
+impl Paging {
+    /// This page's slice of `all` (empty past the end).
+    pub fn of<T>(self, all: &[T]) -> &[T] {
+        let start = usize::try_from(self.page.saturating_sub(1).saturating_mul(self.limit)).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(self.limit).unwrap_or(usize::MAX));
+        all.get(start.min(all.len())..end.min(all.len())).unwrap_or_default()
+    }
+
+    /// Whether a page follows this one when `total` items match.
+    pub fn has_next(self, total: u64) -> bool {
+        self.page.saturating_mul(self.limit) < total
+    }
+}
+
+/// How many live community entries lie inside `range`, and whether `range` itself is listed:
+/// a binary search in the prefix-sorted snapshot, at most [`RANGE_EXAMINED_MAX`] entries read.
+fn listed_inside(community: &Snapshot, range: IpNet, at: OffsetDateTime) -> (usize, bool) {
+    let start = community.entries.partition_point(|e| e.net < range);
+    let last = range.broadcast();
+    let mut inside = 0;
+    let mut whole = false;
+    for entry in community.entries[start..].iter().take(RANGE_EXAMINED_MAX).take_while(|e| e.net.addr() <= last) {
+        if range.contains(&entry.net) && entry.live_at(at) {
+            inside += 1;
+            whole |= entry.net == range;
+        }
+    }
+    (inside, whole)
 }
 
 /// Parses an address as the lookup accepts it; anything else is a bad request.
@@ -121,6 +173,8 @@ pub struct Lookup {
     own_addresses: Vec<IpNet>,
     params: Arc<Params>,
     cache: LookupCache,
+    /// Capped `fire` views by (seq, policy, cap).
+    fire_views: Mutex<HashMap<(i64, u64, usize), FireView>>,
 }
 
 impl Lookup {
@@ -133,7 +187,7 @@ impl Lookup {
         own_addresses: Vec<IpNet>,
         params: Arc<Params>,
     ) -> Self {
-        Lookup { store, lists, enricher, own_addresses, params, cache: LookupCache::default() }
+        Lookup { store, lists, enricher, own_addresses, params, cache: LookupCache::default(), fire_views: Mutex::default() }
     }
 
     /// Looks one address up at `now` (seconds since the epoch).
@@ -141,16 +195,20 @@ impl Lookup {
         let target = Engine::key(IpNet::from(ip));
         let own = self.own_addresses.iter().any(|net| net.contains(&ip));
         let shown = display_target(target);
-        let (engine_state, listed) = if own {
-            (None, false)
+        let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let range_24 = smoke::range_24_of(ip);
+        let (engine_state, listings, neighbours) = if own {
+            (None, Vec::new(), (0, false))
         } else {
             let engine_state = self.cache.target(self.store.as_ref(), target).await?;
             let community = self.lists.get_or_load(COMMUNITY).await?;
-            let expiry = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             // Listed itself, or inside a listed /24 (selective expansion).
-            let listed = |net: IpNet| community.get(&net).is_some_and(|entry| entry.live_at(expiry));
-            (engine_state, listed(target) || Engine::block_of(target).is_some_and(listed))
+            let listing = |net: IpNet| community.get(&net).filter(|entry| entry.live_at(expiry)).cloned();
+            let listings: Vec<_> = listing(target).into_iter().chain(Engine::block_of(target).and_then(listing)).collect();
+            let neighbours = listed_inside(&community, range_24, expiry);
+            (engine_state, listings, neighbours)
         };
+        let listed = !listings.is_empty();
         let categories = self
             .cache
             .ranges(self.store.as_ref())
@@ -165,14 +223,144 @@ impl Lookup {
             state: shown_state.as_deref(),
             blocklists: if listed { vec![COMMUNITY.to_string()] } else { Vec::new() },
             allowlist_categories: categories,
+            listing_scenarios: listings.iter().map(|entry| entry.scenario().to_string()).collect(),
         };
+        let reputation = assess(&evidence, now);
+        // Reports per country of the reporters' networks, from the shown state only.
+        let reports = shown_state.as_deref().into_iter().flat_map(|state| state.reporters.iter()).filter(|r| !r.voided);
+        let target_countries = smoke::target_countries(
+            reports.filter_map(|r| Some((self.enricher.lookup(r.origin_prefix.addr()).country?, u64::from(r.count)))),
+        );
+        let range_score = smoke::range_score(neighbours.0, neighbours.1, reputation.reputation);
         Ok(Found {
             ip,
             target: shown,
-            reputation: assess(&evidence, now),
+            reputation,
             enrichment: self.enricher.lookup(ip),
             range: self.enricher.range(ip),
+            range_24: (range_24, range_score),
+            target_countries,
         })
+    }
+
+    /// One page of the served community list entries `query` matches, listed at or after `since`
+    /// (seconds since the epoch), and how many match in all (see the module doc for the bound).
+    pub async fn search(
+        &self,
+        query: &Query,
+        since: Option<i64>,
+        page: Paging,
+        now: i64,
+    ) -> Result<(u64, Vec<Arc<Entry>>), UseCaseError> {
+        let served = self.lists.served(COMMUNITY).await?;
+        let ranges = self.cache.ranges(self.store.as_ref()).await?;
+        // What each distinct listing scenario means, worked out once per search.
+        let mut described: HashMap<&str, (Vec<&'static str>, Vec<String>)> = HashMap::new();
+        let mut matched = Vec::new();
+        for entry in served.entries.iter().take(SEARCH_SCAN_MAX) {
+            if since.is_some_and(|since| entry.listed_at().unix_timestamp() < since) {
+                continue;
+            }
+            let scenario = entry.scenario();
+            let (behaviors, cves) = described.entry(scenario).or_insert_with(|| {
+                let meaning = scenarios::describe(scenario);
+                (meaning.behaviors.iter().map(|b| b.name).collect(), meaning.cves)
+            });
+            let addr = entry.net.addr();
+            let categories: Vec<String> =
+                ranges.iter().filter(|(net, _)| net.contains(&addr)).map(|(_, category)| category.clone()).collect();
+            // Listed, so malicious unless a never-block range says otherwise.
+            let reputation = if categories.is_empty() {
+                None
+            } else {
+                let evidence = Evidence {
+                    state: None,
+                    blocklists: vec![COMMUNITY.to_string()],
+                    allowlist_categories: categories,
+                    listing_scenarios: Vec::new(),
+                };
+                Some(assess(&evidence, now))
+            };
+            let enrichment = if query.needs_enrichment() { self.enricher.lookup(addr) } else { Default::default() };
+            let owned;
+            let classifications: &[&str] = match &reputation {
+                None => &["community-blocklist"],
+                Some(reputation) => {
+                    owned = smoke::classification_names(reputation);
+                    &owned
+                }
+            };
+            let facts = Facts {
+                as_num: enrichment.as_number,
+                country: enrichment.country.as_deref(),
+                reputation: reputation.as_ref().map_or("malicious", |r| r.reputation),
+                behaviors,
+                classifications,
+                cves,
+                scenarios: &[scenario],
+            };
+            if query.matches(&facts) {
+                matched.push(entry.clone());
+            }
+        }
+        let total = matched.len() as u64;
+        Ok((total, page.of(&matched).to_vec()))
+    }
+
+    /// One page of the community list as a tier capped at `cap` entries receives it (the newest
+    /// `cap`, sorted by prefix, as a blocklist pull gives them), listed at or after `since`, and
+    /// how many such entries there are. The capped view is kept per (seq, policy, cap).
+    pub async fn fire(&self, cap: usize, since: Option<i64>, page: Paging) -> Result<(u64, Vec<Arc<Entry>>), UseCaseError> {
+        let served = self.lists.served(COMMUNITY).await?;
+        let capped: FireView;
+        let view: &[Arc<Entry>] = if served.entries.len() <= cap {
+            &served.entries
+        } else {
+            let key = (served.seq, served.policy, cap);
+            let mut views = self.fire_views.lock().unwrap_or_else(|p| p.into_inner());
+            capped = match views.get(&key) {
+                Some(view) => view.clone(),
+                None => {
+                    if views.len() >= FIRE_VIEWS_MAX {
+                        views.clear();
+                    }
+                    let view = Arc::new(crate::serving::top(&served.entries, cap));
+                    views.insert(key, view.clone());
+                    view
+                }
+            };
+            &capped
+        };
+        match since {
+            None => Ok((view.len() as u64, page.of(view).to_vec())),
+            Some(since) => {
+                let recent: Vec<Arc<Entry>> = view.iter().filter(|e| e.listed_at().unix_timestamp() >= since).cloned().collect();
+                Ok((recent.len() as u64, page.of(&recent).to_vec()))
+            }
+        }
+    }
+
+    /// The full answer for each entry of a page: its `SmokeItem` (the `ip` of a range entry is
+    /// the range), looked up as `GET /v2/smoke` would.
+    pub async fn items(&self, entries: &[Arc<Entry>], now: i64) -> Result<Vec<SmokeItem>, UseCaseError> {
+        let mut items = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let found = self.find(entry.net.addr(), now).await?;
+            let mut item = smoke_item(&found, now);
+            item.ip = display_target(entry.net);
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// [`Lookup::items`] as `fire` items: each with its listing's state and expiry.
+    pub async fn fire_items(&self, entries: &[Arc<Entry>], now: i64) -> Result<Vec<FireItem>, UseCaseError> {
+        let items = self.items(entries, now).await?;
+        Ok(items
+            .into_iter()
+            .zip(entries)
+            .map(|(item, entry)| FireItem { item, state: "validated".into(), expiration: smoke::fire_time(entry.expires_at()) })
+            .collect())
     }
 
     /// The native answer for `addr` (typed as `text`) at `now`: the lookup in Palisade's own
@@ -201,100 +389,5 @@ impl Lookup {
             scores: scores(rep),
             explanation,
         })
-    }
-}
-
-/// `2022-05-28T16:00:00+00:00`, the form CTI answers use.
-fn cti_time(at: i64) -> Option<String> {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
-    OffsetDateTime::from_unix_timestamp(at).ok()?.format(&format).ok()
-}
-
-fn score(window: WindowScore) -> Score {
-    Score {
-        aggressiveness: window.aggressiveness,
-        threat: window.threat,
-        trust: window.trust,
-        anomaly: window.anomaly,
-        total: window.total,
-    }
-}
-
-/// The four windows as the CTI `scores` object.
-pub fn scores(reputation: &Reputation) -> Scores {
-    let [last_day, last_week, last_month, overall] = reputation.scores;
-    Scores { overall: score(overall), last_day: score(last_day), last_week: score(last_week), last_month: score(last_month) }
-}
-
-fn named(name: &str, label: &str, description: &str) -> Named {
-    Named { name: name.into(), label: label.into(), description: description.into() }
-}
-
-/// The CTI `SmokeItem` of a lookup at `now` (seconds since the epoch).
-pub fn smoke_item(found: &Found, now: i64) -> SmokeItem {
-    let rep = &found.reputation;
-    let days = |from: i64, to: i64| u32::try_from((to - from).max(0) / 86_400).unwrap_or(u32::MAX);
-    let range_24 = match found.ip {
-        IpAddr::V4(v4) => IpNet::new(IpAddr::V4(v4), 24),
-        IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), 64),
-    }
-    .ok()
-    .map(|net| net.trunc().to_string());
-    let mut classifications = Vec::new();
-    if rep.blocklists.iter().any(|l| l == COMMUNITY) {
-        classifications.push(named("community-blocklist", "Community Blocklist", "In the community blocklist"));
-    }
-    if rep.reputation == "benign" {
-        classifications.push(named("scanner:known", "Known Scanner", "A known, declared internet scanner"));
-    }
-    SmokeItem {
-        ip: found.ip.to_string(),
-        ip_range: found.range.map(|r| r.to_string()),
-        ip_range_score: if found.target.contains('/') { rep.scores[3].total } else { 0 },
-        ip_range_24: range_24,
-        ip_range_24_reputation: None,
-        ip_range_24_score: None,
-        as_name: found.enrichment.as_name.clone(),
-        as_num: found.enrichment.as_number,
-        reverse_dns: None,
-        location: Location { country: found.enrichment.country.clone(), ..Location::default() },
-        reputation: rep.reputation.into(),
-        confidence: rep.confidence.into(),
-        background_noise: rep.background_noise.into(),
-        background_noise_score: Some(rep.background_noise_score),
-        proxy_or_vpn: false,
-        history: History {
-            first_seen: rep.first_seen.and_then(cti_time),
-            last_seen: rep.last_seen.and_then(cti_time),
-            full_age: rep.first_seen.map_or(0, |first| days(first, now)),
-            days_age: match (rep.first_seen, rep.last_seen) {
-                (Some(first), Some(last)) => days(first, last),
-                _ => 0,
-            },
-        },
-        behaviors: rep.behaviors.iter().map(|b| named(b.name, b.label, b.description)).collect(),
-        classifications: Classifications {
-            false_positives: rep
-                .false_positives
-                .iter()
-                .map(|c| named(&format!("{c}:allowlisted"), &c.to_uppercase(), &format!("Listed by the operator as {c}")))
-                .collect(),
-            classifications,
-        },
-        attack_details: rep
-            .scenarios
-            .iter()
-            .map(|s| AttackDetail {
-                name: s.clone(),
-                label: s.rsplit('/').next().unwrap_or(s).to_string(),
-                description: format!("Reported for scenario {s}"),
-                references: Vec::new(),
-            })
-            .collect(),
-        mitre_techniques: Vec::new(),
-        cves: Vec::new(),
-        references: rep.blocklists.iter().map(|l| named(&format!("list:{l}"), l, &format!("Palisade {l} blocklist"))).collect(),
-        target_countries: Default::default(),
-        scores: scores(rep),
     }
 }

@@ -13,10 +13,14 @@
 //! `suspicious` (two or more independent reporters in the last 30 days, or any in the last day),
 //! `known` (any evidence), `unknown`.
 //!
-//! Behaviours come from scenario names by [`behavior_of`]'s documented table.
+//! Behaviours and their threat come from the scenario table ([`scenarios`], documented in
+//! `docs/lookup.md`), which the CTI answer's attack details, MITRE techniques and CVEs also use.
+
+pub mod scenarios;
 
 use std::collections::BTreeSet;
 
+pub use self::scenarios::Behavior;
 use crate::engine::{TargetState, Time};
 
 /// Seconds per day.
@@ -38,6 +42,9 @@ pub struct Evidence<'a> {
     pub blocklists: Vec<String>,
     /// Categories of the never-block ranges covering it.
     pub allowlist_categories: Vec<String>,
+    /// Scenarios its listings name (the consensus's summary of the reports; kept when the
+    /// reports themselves have aged out of the engine's state).
+    pub listing_scenarios: Vec<String>,
 }
 
 /// A bucket of a count: what a lookup may reveal about it.
@@ -99,57 +106,10 @@ pub struct WindowScore {
     pub total: u8,
 }
 
-/// A behaviour derived from scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Behavior {
-    /// E.g. `ssh:bruteforce`.
-    pub name: &'static str,
-    /// E.g. `SSH Bruteforce`.
-    pub label: &'static str,
-    /// One sentence.
-    pub description: &'static str,
-    /// 1–5.
-    pub threat: u8,
-}
-
-/// Scenario-name fragments to behaviours, first match wins. Matched against the scenario name
-/// without its hub author (`crowdsecurity/ssh-bf` → `ssh-bf`).
-const BEHAVIORS: &[(&[&str], Behavior)] = &[
-    (&["ssh"], b("ssh:bruteforce", "SSH Bruteforce", "Tries to log in over SSH by guessing credentials", 3)),
-    (
-        &["cve", "exploit", "log4j", "spring4shell", "rce"],
-        b("http:exploit", "HTTP Exploit", "Exploits known web vulnerabilities", 5),
-    ),
-    (
-        &["wordpress", "wp-", "http-bf", "http-generic-bf", "-bf"],
-        b("http:bruteforce", "HTTP Bruteforce", "Guesses web application credentials", 3),
-    ),
-    (
-        &["crawl", "bad-user-agent", "http-probing", "sensitive-files", "backdoor", "admin-interface"],
-        b("http:scan", "HTTP Scan", "Probes web servers for files and applications", 2),
-    ),
-    (&["port-scan", "portscan", "scan"], b("generic:scan", "Scan", "Scans ports and services", 2)),
-    (
-        &["smb", "rdp", "ftp", "telnet", "mssql", "mysql", "postgres", "smtp", "imap", "pop3"],
-        b("generic:bruteforce", "Bruteforce", "Guesses credentials of a network service", 3),
-    ),
-    (&["dos", "ddos", "flood"], b("generic:dos", "Denial of Service", "Floods services with requests", 4)),
-];
-
-const fn b(name: &'static str, label: &'static str, description: &'static str, threat: u8) -> Behavior {
-    Behavior { name, label, description, threat }
-}
-
-/// Behaviour of a scenario not matched by the table.
-pub const UNCLASSIFIED: Behavior = b("generic:unclassified", "Unclassified", "Reported for a behaviour not classified yet", 2);
-
-/// The behaviour of a scenario name, by the table above (first matching fragment wins).
+/// The behaviour of a scenario name: the first of its behaviours in the scenario table
+/// ([`scenarios`]), the one mapping from scenarios to behaviours.
 pub fn behavior_of(scenario: &str) -> Behavior {
-    let name = scenario.rsplit('/').next().unwrap_or(scenario).to_ascii_lowercase();
-    BEHAVIORS
-        .iter()
-        .find(|(fragments, _)| fragments.iter().any(|f| name.contains(f)))
-        .map_or(UNCLASSIFIED, |(_, behavior)| *behavior)
+    scenarios::behaviors_of(scenario).first().copied().unwrap_or_else(scenarios::fallback)
 }
 
 /// The lookup's view of one address.
@@ -171,7 +131,7 @@ pub struct Reputation {
     pub scores: [WindowScore; 4],
     /// Behaviours, sorted, deduplicated.
     pub behaviors: Vec<Behavior>,
-    /// Scenarios reported (not voided), sorted.
+    /// Scenarios reported (not voided) and those its listings name, sorted.
     pub scenarios: Vec<String>,
     /// False-positive categories that apply, sorted.
     pub false_positives: Vec<String>,
@@ -197,14 +157,21 @@ pub fn assess(evidence: &Evidence<'_>, now: Time) -> Reputation {
     let categories: BTreeSet<&str> = evidence.allowlist_categories.iter().map(String::as_str).collect();
     let false_positives: Vec<String> =
         categories.iter().filter(|c| FALSE_POSITIVE_CATEGORIES.contains(c)).map(|c| c.to_string()).collect();
-    let scenarios: Vec<String> = reporters.iter().map(|r| r.scenario.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let behaviors: Vec<Behavior> = scenarios.iter().map(|s| behavior_of(s)).collect::<BTreeSet<_>>().into_iter().collect();
+    let scenarios: Vec<String> = reporters
+        .iter()
+        .map(|r| r.scenario.clone())
+        .chain(evidence.listing_scenarios.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let behaviors: Vec<Behavior> =
+        scenarios.iter().flat_map(|s| self::scenarios::behaviors_of(s)).collect::<BTreeSet<_>>().into_iter().collect();
 
     let mut scores = [WindowScore::default(); 4];
     for (slot, (_, window)) in scores.iter_mut().zip(WINDOWS) {
         let in_window: Vec<_> = reporters.iter().filter(|r| r.last_at >= now - window).collect();
         let aggressiveness = Bucket::of(reports_in(window)).level() + u8::from(listed && !in_window.is_empty());
-        let threat = in_window.iter().map(|r| behavior_of(&r.scenario).threat).max().unwrap_or(0);
+        let threat = in_window.iter().map(|r| self::scenarios::threat_of(&r.scenario)).max().unwrap_or(0);
         let trust = match Bucket::of(distinct_in(window)) {
             Bucket::None => 0,
             Bucket::One => 1,
@@ -346,9 +313,10 @@ mod tests {
     fn behaviour_table() {
         assert_eq!(behavior_of("crowdsecurity/ssh-slow-bf").name, "ssh:bruteforce");
         assert_eq!(behavior_of("crowdsecurity/http-cve-2021-41773").name, "http:exploit");
-        assert_eq!(behavior_of("crowdsecurity/http-wordpress_wpconfig").name, "http:bruteforce");
+        assert_eq!(behavior_of("crowdsecurity/http-bf-wordpress_bf").name, "http:bruteforce");
+        assert_eq!(behavior_of("someone/wp-login-bf").name, "http:bruteforce");
         assert_eq!(behavior_of("crowdsecurity/http-probing").name, "http:scan");
-        assert_eq!(behavior_of("crowdsecurity/iptables-scan-multi_ports").name, "generic:scan");
+        assert_eq!(behavior_of("crowdsecurity/iptables-scan-multi_ports").name, "tcp:scan");
         assert_eq!(behavior_of("someone/mystery").name, "generic:unclassified");
     }
 }

@@ -787,6 +787,14 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("CTI bulk smoke", smoke("/v2/smoke?ips=45.33.32.77,45.33.32.78,8.8.4.4,45.33.32.77", &acme_key)).await;
     g.call("CTI bulk smoke without ips", smoke("/v2/smoke", &acme_key)).await;
     g.call("CTI bulk smoke over globex's bulk size", smoke("/v2/smoke?ips=1.1.1.1,1.0.0.1,8.8.8.8", &globex_key)).await;
+    g.call(
+        "CTI search by behaviour, one per page",
+        smoke("/v2/smoke/search?query=behaviors.name%3A%22ssh%3Abruteforce%22&limit=1", &acme_key),
+    )
+    .await;
+    g.call("CTI search with an unsupported query", smoke("/v2/smoke/search?query=ip%3A45.33.32.77", &acme_key)).await;
+    g.call("CTI fire, first page", smoke("/v2/fire?limit=2", &acme_key)).await;
+    g.call("CTI fire past the last page", smoke("/v2/fire?page=99&limit=2", &acme_key)).await;
     g.call("native lookup with acme's key", Call::get("/v1/ips/45.33.32.77").header("x-api-key", &acme_key)).await;
     g.call(
         "native lookup of an IPv6 address in a listed /64",

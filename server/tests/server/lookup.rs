@@ -145,7 +145,7 @@ async fn smoke_answers_every_cti_key_with_the_types_the_go_client_needs() {
         assert_eq!(item.attack_details[0].name, "crowdsecurity/ssh-bf");
         assert!(item.classifications.classifications.iter().any(|c| c.name == "community-blocklist"));
         assert_eq!(item.references[0].name, "list:community");
-        assert_eq!(item.ip_range_24.as_deref(), Some("45.33.32.0/24"));
+        assert_eq!(item.ip_range_24, "45.33.32.0/24");
         assert_eq!((item.as_num, item.as_name), (None, None), "no AS database configured");
         assert!(!body.to_string().contains("1000"), "reporters are never named: {body}");
     }

@@ -1,5 +1,5 @@
 //! The server's integration tests, one binary: in-process API tests over the real router and
-//! state (`api`, `blocklists`, `bouncers`, `distribution`, `lookup`, `compressed`, `visibility`,
+//! state (`api`, `blocklists`, `bouncers`, `distribution`, `lookup`, `cti`, `compressed`, `visibility`,
 //! `feeds`, `lifecycle`, `console`), the wire
 //! recording (`golden`), the OpenAPI drift check (`openapi`), the module-layout check (`layout`),
 //! and the hostile-client reproductions: input time bounds (`time_bounds`), PostgreSQL outages
@@ -20,6 +20,7 @@ mod canaries;
 mod common;
 mod compressed;
 mod console;
+mod cti;
 mod distribution;
 mod edge;
 mod feeds;

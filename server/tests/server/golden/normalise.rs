@@ -66,7 +66,8 @@ impl Normaliser {
             secrets: Vec::new(),
             counters: BTreeMap::new(),
             backend,
-            rfc3339: regex(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"),
+            // The zone is optional: CTI `fire` expirations are UTC written without one.
+            rfc3339: regex(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"),
             link_expires: regex(r"\bexpires=(\d{9,12})\b"),
             retry_in: regex(r"\bretry in (\d+) s\b"),
             go_duration: regex(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"),
@@ -114,7 +115,9 @@ impl Normaliser {
         }
         let out = self.rfc3339.replace_all(&out, |caps: &Captures| {
             let found = &caps[0];
-            let at = OffsetDateTime::parse(found, &Rfc3339).unwrap_or_else(|e| panic!("{found:?} is not RFC 3339: {e}"));
+            let zoned =
+                if found.ends_with('Z') || found[19..].contains(['+', '-']) { found.to_string() } else { format!("{found}Z") };
+            let at = OffsetDateTime::parse(&zoned, &Rfc3339).unwrap_or_else(|e| panic!("{found:?} is not RFC 3339: {e}"));
             time_label(at, window, found).unwrap_or_else(|| found.to_string())
         });
         let out = self.link_expires.replace_all(&out, |caps: &Captures| {
@@ -292,6 +295,11 @@ fn secrets_are_replaced_longest_first_and_durations_counted_in_hours() {
     assert_eq!(
         norm.text("key pal_ABCDEFGHsecretsecret, prefix pal_ABCDEFGH", &window),
         "key <api-key-1>, prefix <api-key-1-prefix>"
+    );
+    assert_eq!(
+        norm.text("zoned 2026-12-04T10:00:05+00:00, zone-less 2026-12-04T10:00:05.553000", &window),
+        "zoned <run+1d>, zone-less <run+1d>",
+        "a CTI fire expiration is UTC without a zone"
     );
     assert_eq!(norm.countdown("23h59m50s", &window), "<~24h>");
     assert_eq!(norm.countdown("0s", &window), "0s");
