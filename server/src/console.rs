@@ -51,6 +51,7 @@ pub fn routes(operator: Router<AppState>) -> Router<AppState> {
         .route("/account/enroll-keys/revoke", post(revoke_enroll_key))
         .route("/account/api-keys", post(create_api_key))
         .route("/account/api-keys/revoke", post(revoke_api_key))
+        .route("/account/pool", post(update_pool_policy))
         .route("/ips", get(ip_page))
         .route("/operator", get(operator_page))
         .merge(operator)
@@ -415,6 +416,49 @@ async fn create_enroll_key(
         Err(error) => return store_error(error),
     };
     after_post(&state, &session, notice, "/console/account")
+}
+
+/// Saves the account's own pool policy from the account page's form (an unchecked box sends
+/// nothing: the pool is then off). A refused value comes back as the page's error.
+#[instrument(skip_all)]
+async fn update_pool_policy(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
+    let Some((_, name)) = account_post(&state, &session, &headers, &form) else { return forbidden() };
+    let notice = match pool_policy_request(&form) {
+        Err(problem) => Notice::Error(problem),
+        Ok(request) => match manage::pools::set_pool_policy(state.store.as_ref(), &state.pool_policy, &name, &request).await {
+            Ok(_) => Notice::Done("Pool policy saved; it applies within seconds.".into()),
+            Err(UseCaseError::Invalid { message, .. } | UseCaseError::BadRequest(message)) => Notice::Error(message),
+            Err(error) => return store_error(error),
+        },
+    };
+    after_post(&state, &session, notice, "/console/account")
+}
+
+/// The policy the pool form asks for.
+fn pool_policy_request(form: &HashMap<String, String>) -> Result<palisade_api::native::PoolPolicyRequest, String> {
+    let number = |field: &str, what: &str| -> Result<u32, String> {
+        let text = form.get(field).map(|v| v.trim()).unwrap_or_default();
+        text.parse().map_err(|_| format!("{what} must be a whole number, not {text:?}"))
+    };
+    let patterns = |field: &str| -> Vec<String> {
+        form.get(field)
+            .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let hours = number("duration_hours", "Hours listed")?;
+    Ok(palisade_api::native::PoolPolicyRequest {
+        enabled: Some(form.get("enabled").is_some_and(|v| v == "true")),
+        min_machines: Some(number("min_machines", "Machines that must report")?),
+        duration_secs: Some(i64::from(hours) * 3600),
+        remediation: form.get("remediation").cloned(),
+        allow: Some(patterns("allow")),
+        deny: Some(patterns("deny")),
+    })
 }
 
 #[instrument(skip_all)]

@@ -83,6 +83,70 @@ pub struct AccountView {
     pub usage_per_day: Vec<DayCount>,
     /// Today (days since the epoch).
     pub today: i64,
+    /// The account's private pool.
+    pub pool: PoolSection,
+}
+
+/// Most pool entries shown on the account page (the newest).
+pub const POOL_ROWS: usize = 50;
+
+/// The account's pool as its users see it: the policy in force, the newest entries, the shares.
+#[derive(Debug, Clone)]
+pub struct PoolSection {
+    /// The pool's list name (`pool-<id>`).
+    pub list: String,
+    /// The policy in force.
+    pub policy: palisade_api::native::PoolPolicyView,
+    /// Whether the account has its own policy (else the server's default).
+    pub own_policy: bool,
+    /// Accounts it is shared with, and accounts sharing theirs with it (set by the operator).
+    pub shared_with: Vec<String>,
+    /// Accounts whose pools this account receives.
+    pub received_from: Vec<String>,
+    /// Entries listed now.
+    pub total: usize,
+    /// The newest [`POOL_ROWS`] of them, newest first.
+    pub newest: Vec<PoolRow>,
+}
+
+/// One pool entry on the account page.
+#[derive(Debug, Clone)]
+pub struct PoolRow {
+    /// Address or range.
+    pub value: String,
+    /// The scenario that listed it.
+    pub scenario: String,
+    /// When it was listed, and when it expires unless reported again.
+    pub listed_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The pool section of account `name`.
+pub async fn pool(state: &AppState, name: &str) -> Result<PoolSection, ApiError> {
+    let view = crate::manage::pools::pool_view(state.store.as_ref(), &state.pool_policy, name).await?;
+    let served = state.distribution.lists.served(&view.list).await?;
+    let mut newest: Vec<_> = served.entries.iter().collect();
+    newest.sort_by_key(|e| std::cmp::Reverse(e.listed_at()));
+    let newest = newest
+        .into_iter()
+        .take(POOL_ROWS)
+        .map(|e| PoolRow {
+            value: display_target(e.net),
+            scenario: e.scenario().to_string(),
+            listed_at: e.listed_at(),
+            expires_at: e.expires_at(),
+        })
+        .collect();
+    Ok(PoolSection {
+        list: view.list,
+        policy: view.policy,
+        own_policy: view.own_policy,
+        shared_with: view.shared_with,
+        received_from: view.received_from,
+        total: served.entries.len(),
+        newest,
+    })
 }
 
 /// Trust in words, as an account user reads it.
@@ -162,6 +226,7 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         public_url: base,
         usage_per_day,
         today,
+        pool: pool(state, name).await?,
     })
 }
 

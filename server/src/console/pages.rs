@@ -296,6 +296,7 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                     }
                 }
             }
+            (pool_section(ctx, &view.pool))
             section aria-labelledby="lists-h" {
                 h2 id="lists-h" { "Blocklists" }
                 p { "Pull these with an API key in the " code { "x-api-key" } " header, e.g. "
@@ -309,6 +310,61 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
             }
         },
     )
+}
+
+/// The account's private pool: what it lists now, the policy (editable here), the shares.
+fn pool_section(ctx: &Ctx, pool: &super::data::PoolSection) -> Markup {
+    let policy = &pool.policy;
+    html! {
+        section aria-labelledby="pool-h" {
+            h2 id="pool-h" { "Your pool" }
+            p {
+                "An attacker reported by " (if policy.min_machines == 1 { "one of your machines".to_string() } else { format!("{} of your machines", policy.min_machines) })
+                " is listed at once for all of them (" code { (pool.list) } "), for "
+                (policy.duration_secs / 3600) " h after the last report. "
+                @if !policy.enabled { strong { "The pool is off." } " " }
+                (pool.total) (if pool.total == 1 { " entry" } else { " entries" }) " now."
+            }
+            @if !pool.newest.is_empty() {
+                div class="scroll" {
+                    table id="pool-entries" {
+                        thead { tr { th scope="col" { "Address" } th scope="col" { "Scenario" } th scope="col" { "Listed" } th scope="col" { "Expires" } } }
+                        tbody {
+                            @for row in &pool.newest {
+                                tr {
+                                    th scope="row" { a href={ "/console/ips?q=" (row.value) } { (row.value) } }
+                                    td { (row.scenario) }
+                                    td { (when_at(row.listed_at)) }
+                                    td { (when_at(row.expires_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if pool.total > pool.newest.len() { p { "The newest " (pool.newest.len()) " of " (pool.total) " are shown." } }
+            }
+            @if !pool.shared_with.is_empty() { p { "Shared, read-only, with: " (pool.shared_with.join(", ")) "." } }
+            @if !pool.received_from.is_empty() { p { "Your machines also receive the pools of: " (pool.received_from.join(", ")) "." } }
+            details {
+                summary { "Pool policy" @if !pool.own_policy { " (the server's default)" } }
+                form method="post" action="/console/account/pool" id="pool-policy" {
+                    (csrf(ctx))
+                    label { input type="checkbox" name="enabled" value="true" checked[policy.enabled]; " Pool on" }
+                    label { "Machines that must report an address " input type="number" name="min_machines" min="1" max="100" value=(policy.min_machines); }
+                    label { "Listed for (hours after the last report) " input type="number" name="duration_hours" min="1" max="720" value=(policy.duration_secs / 3600); }
+                    label { "Remediation "
+                        select name="remediation" {
+                            option value="ban" selected[policy.remediation == "ban"] { "ban" }
+                            option value="captcha" selected[policy.remediation == "captcha"] { "captcha" }
+                        }
+                    }
+                    label { "Scenarios that count (patterns, one per line; * for all) " textarea name="allow" rows="3" { (policy.allow.join("\n")) } }
+                    label { "Scenarios that never count " textarea name="deny" rows="3" { (policy.deny.join("\n")) } }
+                    button type="submit" { "Save the pool policy" }
+                }
+            }
+        }
+    }
 }
 
 fn machine_table(id: &str, machines: &[MachineRow]) -> Markup {

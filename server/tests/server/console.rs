@@ -289,3 +289,72 @@ async fn the_operator_adds_and_removes_canaries_in_the_console() {
         assert!(console.iter().all(|e| !e.entry.detail.contains("honeypot")), "{label}: the note is not copied into the log");
     }
 }
+
+#[tokio::test]
+async fn an_account_sees_its_pool_and_edits_its_policy_and_a_refused_value_changes_nothing() {
+    use palisade_server::engine::Rule;
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let session = account_session(&app, &admin, "acme").await;
+        let acme = app.state.store.account_by_name("acme").await.expect("read").expect("acme").key;
+        let pool = palisade_server::domain::lists::pool_list(acme.0);
+        let mut entry = crate::common::listing("45.33.32.156", SCENARIO, Rule::Sensor);
+        if let palisade_server::store::ListOp::Add(listed) = &mut entry {
+            listed.list = pool.clone();
+        }
+        crate::common::commit_lists(&app, vec![entry]).await;
+
+        let shown = app.send(page("/console/account", &session)).await.text();
+        let entries = table(&shown, "pool-entries");
+        assert!(entries.contains("45.33.32.156") && entries.contains(SCENARIO), "{label}: the pool's entry: {entries}");
+        assert!(shown.contains(&pool) && shown.contains("(the server's default)"), "{label}");
+
+        let csrf = csrf_of(&shown);
+        let body = format!(
+            "csrf={csrf}&enabled=true&min_machines=2&duration_hours=12&remediation=captcha&allow=crowdsecurity%2Fssh-*%0Acrowdsecurity%2Fhttp-*&deny="
+        );
+        let saved = app.send(form("/console/account/pool", Some(&session), &body)).await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{label}: {}", saved.text());
+        let view = app.get("/v1/admin/accounts/acme/pool", Some(&admin)).await.expect_ok(StatusCode::OK);
+        assert_eq!(view["own_policy"], true, "{label}");
+        assert_eq!(view["policy"]["min_machines"], 2, "{label}");
+        assert_eq!(view["policy"]["duration_secs"], 12 * 3600, "{label}");
+        assert_eq!(view["policy"]["remediation"], "captcha", "{label}");
+        assert_eq!(view["policy"]["allow"], json!(["crowdsecurity/ssh-*", "crowdsecurity/http-*"]), "{label}");
+
+        // Refused values come back as the page's error and leave the policy as it was; an
+        // unchecked box turns the pool off only when the rest is valid.
+        for bad in [
+            "min_machines=0&duration_hours=4",
+            "min_machines=two&duration_hours=4",
+            "min_machines=1&duration_hours=4&remediation=tarpit",
+        ] {
+            let refused = app.send(form("/console/account/pool", Some(&session), &format!("csrf={csrf}&{bad}"))).await;
+            let flash = set_cookie(&refused, "palisade_flash").expect("an outcome");
+            let page_after = app.send(page("/console/account", &format!("{session}; {flash}"))).await;
+            assert_eq!(page_after.status, StatusCode::UNPROCESSABLE_ENTITY, "{label} {bad}: {}", page_after.text());
+            let view = app.get("/v1/admin/accounts/acme/pool", Some(&admin)).await.expect_ok(StatusCode::OK);
+            assert_eq!(
+                (view["policy"]["enabled"].clone(), view["policy"]["min_machines"].clone()),
+                (json!(true), json!(2)),
+                "{label} {bad}"
+            );
+        }
+        // Without the CSRF token, or as the operator, nothing changes.
+        let forged = app.send(form("/console/account/pool", Some(&session), "min_machines=5&duration_hours=1")).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{label}");
+        let operator = operator_session(&app, &admin).await;
+        let operator_page = app.send(page("/console/operator", &operator)).await.text();
+        let as_operator = app
+            .send(form(
+                "/console/account/pool",
+                Some(&operator),
+                &format!("csrf={}&min_machines=5&duration_hours=1", csrf_of(&operator_page)),
+            ))
+            .await;
+        assert_eq!(as_operator.status, StatusCode::FORBIDDEN, "{label}");
+        let view = app.get("/v1/admin/accounts/acme/pool", Some(&admin)).await.expect_ok(StatusCode::OK);
+        assert_eq!(view["policy"]["min_machines"], 2, "{label}: unchanged");
+    }
+}

@@ -66,6 +66,7 @@ const UNDOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/console/account/enroll-keys/revoke"),
     ("POST", "/console/account/api-keys"),
     ("POST", "/console/account/api-keys/revoke"),
+    ("POST", "/console/account/pool"),
     ("GET", "/console/ips"),
     ("GET", "/console/operator"),
     ("GET", "/console/operator/machines"),
@@ -926,6 +927,19 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     )
     .await;
     g.call("make an API key without the CSRF token", as_account(Call::post("/console/account/api-keys")).form(&[])).await;
+    g.call(
+        "save the pool policy in the console (the default's values)",
+        as_account(Call::post("/console/account/pool")).form(&[
+            ("csrf", &csrf),
+            ("enabled", "true"),
+            ("min_machines", "1"),
+            ("duration_hours", "4"),
+            ("remediation", "ban"),
+            ("allow", "*"),
+            ("deny", ""),
+        ]),
+    )
+    .await;
     g.call("IP analyzer as an account (costs a lookup)", as_account(Call::get("/console/ips?q=45.33.32.77"))).await;
     g.call("operator overview as an account", as_account(Call::get("/console/operator"))).await;
     g.call("console stylesheet", Call::get("/console/assets/console.css")).await;
