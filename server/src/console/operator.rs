@@ -1,34 +1,33 @@
 //! The operator's control plane in the console: every machine (searched, paged) with its sensor
 //! flag, disabling, enabling and deletion; the community list (searched, paged) with operator
-//! delistings; canaries added and removed; and the audit log. Each action is a form (same origin and the session's CSRF
+//! delistings and upheld false positives; canaries added and removed; never-block ranges
+//! (`operator/never_block.rs`); accounts and their deletion (`operator/accounts.rs`); and the
+//! audit log. Each action is a form (same origin and the session's CSRF
 //! token, operators only) that does what the admin API and the command line do, through
 //! [`crate::manage`], is recorded in the audit log as `console:operator` with the client's
 //! address, and redirects back with its outcome (redirect after POST). Account users get 403.
 
+mod accounts;
+mod frame;
+mod never_block;
+
 use axum::Router;
-use axum::extract::FromRequestParts;
 use axum::extract::{Query, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
-use serde_json::{Value, json};
-use time::OffsetDateTime;
+use serde_json::json;
 use tracing::instrument;
 
-use super::pages::{self, Ctx, Notice};
-use super::{FormFields, Signed, after_post, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
-use crate::auth::session::{Role, Session};
+use self::frame::{Act, Operator, PAGE, Search, finish, notice_markup, pager, search_form};
+use super::pages::{self, Ctx};
+use super::{FormFields, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
 use crate::domain::lists::COMMUNITY;
 use crate::http::extract::ClientAddr;
 use crate::manage;
 use crate::state::AppState;
-use crate::store::NewAuditEntry;
 use crate::use_case::UseCaseError;
-
-/// Rows on one page of a table.
-const PAGE: usize = 100;
 
 /// The operator's routes, under `/console/operator/`, for [`super::routes`] to serve with the
 /// console's own (the HTTP root composes them, so the console's file names nothing of this one).
@@ -39,124 +38,10 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/community", get(community_page))
         .route("/operator/community/delist", post(delist))
         .route("/operator/canaries", get(canaries_page).post(change_canary))
+        .route("/operator/never-block", get(never_block::never_block_page).post(never_block::change_never_block))
+        .route("/operator/accounts", get(accounts::accounts_page))
+        .route("/operator/accounts/delete", post(accounts::delete_account))
         .route("/operator/audit", get(audit_page))
-}
-
-/// `?q=` (a search) and `?page=` (from 1).
-#[derive(Debug, Default, serde::Deserialize)]
-struct Search {
-    q: Option<String>,
-    page: Option<usize>,
-}
-
-impl Search {
-    fn query(&self) -> String {
-        self.q.as_deref().unwrap_or_default().trim().to_lowercase()
-    }
-
-    fn page(&self) -> usize {
-        self.page.unwrap_or(1).max(1)
-    }
-}
-
-/// A signed-in operator: an account user's request is answered 403, a signed-out one goes to
-/// the sign-in page (as [`Signed`] does).
-struct Operator(Session);
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Signed(session) = Signed::from_request_parts(parts, state).await?;
-        if session.role != Role::Operator {
-            return Err(page(
-                StatusCode::FORBIDDEN,
-                pages::message(None, "Operators only", "This page belongs to the operator of this server."),
-            ));
-        }
-        Ok(Operator(session))
-    }
-}
-
-/// One operator action as the audit log records it: its name, what it acted on, its parameters.
-struct Act<'a> {
-    action: &'a str,
-    target: &'a str,
-    detail: Value,
-}
-
-/// The end of every operator action: records it in the audit log (`console:operator`, the
-/// client's address, 200 or 422) and redirects back to `to` with its outcome as the sentence the
-/// page shows; a server-side failure is answered as a page of its own.
-async fn finish(
-    state: &AppState,
-    session: &Session,
-    client: std::net::IpAddr,
-    act: Act<'_>,
-    result: Result<String, UseCaseError>,
-    to: &str,
-) -> Response {
-    let entry = NewAuditEntry {
-        at: OffsetDateTime::now_utc(),
-        actor: "console:operator".into(),
-        action: act.action.into(),
-        target: act.target.into(),
-        detail: manage::audit::sanitize(act.detail).to_string(),
-        client: Some(client.to_string()),
-        status: Some(if result.is_ok() { 200 } else { 422 }),
-    };
-    manage::audit::record(state.store.as_ref(), entry).await;
-    let notice = match result {
-        Ok(done) => Notice::Done(done),
-        Err(UseCaseError::NotFound(message) | UseCaseError::Conflict(message)) => Notice::Error(message),
-        Err(error @ UseCaseError::Invalid { .. }) => Notice::Error(error.to_string()),
-        Err(error) => return store_error(error),
-    };
-    after_post(state, session, notice, to)
-}
-
-fn pager(path: &str, search: &Search, shown: usize, total: usize) -> Markup {
-    let q = search.q.as_deref().unwrap_or_default();
-    let page = search.page();
-    let last = total.div_ceil(PAGE).max(1);
-    let link = |n: usize| format!("{path}?q={}&page={n}", urlencode(q));
-    html! {
-        p class="pager" {
-            (shown) " of " (total) ". "
-            @if page > 1 { a href=(link(page - 1)) rel="prev" { "Previous" } " " }
-            "Page " (page.min(last)) " of " (last)
-            @if page < last { " " a href=(link(page + 1)) rel="next" { "Next" } }
-        }
-    }
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn search_form(path: &str, label: &str, search: &Search) -> Markup {
-    html! {
-        form method="get" action=(path) class="search" {
-            label for="q" { (label) }
-            input type="search" id="q" name="q" value=(search.q.as_deref().unwrap_or_default());
-            button type="submit" { "Search" }
-        }
-    }
-}
-
-fn notice_markup(notice: Option<&Notice>) -> Markup {
-    html! {
-        @match notice {
-            Some(Notice::Done(text)) => p class="notice" role="status" { (text) },
-            Some(Notice::Error(text)) => p class="error" role="alert" { (text) },
-            _ => {},
-        }
-    }
 }
 
 #[instrument(skip_all)]
@@ -297,7 +182,7 @@ async fn community_page(
     let body = html! {
         h1 { "Community list" }
         (notice_markup(notice.as_ref()))
-        p class="hint" { "Delisting takes an entry off at the next consensus step without blaming its reporters (a false positive blames them: use the admin API or the command line for that). It needs fresh reports to come back." }
+        p class="hint" { "Delist takes an entry off at the next consensus step without blaming its reporters; it needs fresh reports to come back. False positive also penalises the machines that supported it, and only a sensor can list it again for a while." }
         (search_form("/console/operator/community", "Address, range or scenario", &search))
         div class="scroll" {
             table id="community" {
@@ -317,6 +202,13 @@ async fn community_page(
                                     (pages::csrf(&ctx))
                                     input type="hidden" name="value" value=(value);
                                     button type="submit" data-delist=(value) { "Delist" }
+                                }
+                                " "
+                                form method="post" action="/console/operator/community/delist" class="inline" {
+                                    (pages::csrf(&ctx))
+                                    input type="hidden" name="value" value=(value);
+                                    input type="hidden" name="blame" value="true";
+                                    button type="submit" class="danger" data-false-positive=(value) { "False positive" }
                                 }
                             }
                         }
@@ -341,13 +233,23 @@ async fn delist(
         return forbidden();
     }
     let value = form.get("value").map(String::as_str).unwrap_or_default().to_string();
-    let result = manage::delist(state.store.as_ref(), &value, None)
-        .await
-        .map(|_| format!("{value} leaves the community list at the next consensus step; its reporters are not blamed."));
+    // `blame`: an upheld false positive, which also penalises the reporters.
+    let blame = form.get("blame").is_some_and(|b| b == "true");
+    let (action, result) = if blame {
+        let result = manage::report_false_positive(state.store.as_ref(), &value).await.map(|_| {
+            format!("{value} is a false positive: it leaves the community list at the next consensus step and its supporters lose trust.")
+        });
+        ("create_false_positive", result)
+    } else {
+        let result = manage::delist(state.store.as_ref(), &value, None)
+            .await
+            .map(|_| format!("{value} leaves the community list at the next consensus step; its reporters are not blamed."));
+        ("create_delisting", result)
+    };
     if result.is_ok() {
         state.consensus_wake.notify_one();
     }
-    let act = Act { action: "create_delisting", target: &value, detail: json!({}) };
+    let act = Act { action, target: &value, detail: json!({}) };
     finish(&state, &session, client, act, result, "/console/operator/community").await
 }
 

@@ -64,7 +64,9 @@ pub(super) fn layout(ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
                                         li { a href="/console/operator" { "Overview" } }
                                         li { a href="/console/operator/machines" { "Machines" } }
                                         li { a href="/console/operator/community" { "Community list" } }
+                                        li { a href="/console/operator/accounts" { "Accounts" } }
                                         li { a href="/console/operator/canaries" { "Canaries" } }
+                                        li { a href="/console/operator/never-block" { "Never-block" } }
                                         li { a href="/console/operator/audit" { "Audit log" } }
                                     }
                                     Role::Account { .. } => { li { a href="/console/account" { "Account" } } }

@@ -358,3 +358,98 @@ async fn an_account_sees_its_pool_and_edits_its_policy_and_a_refused_value_chang
         assert_eq!(view["policy"]["min_machines"], 2, "{label}: unchanged");
     }
 }
+
+#[tokio::test]
+async fn the_operator_upholds_a_false_positive_edits_never_block_ranges_and_deletes_accounts_in_the_console() {
+    use palisade_server::engine::Rule;
+    use palisade_server::store::RequestKind;
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let operator = operator_session(&app, &admin).await;
+        let csrf = csrf_of(&app.send(page("/console/operator/never-block", &operator)).await.text());
+        let audited = |action: &'static str| {
+            let store = app.state.store.clone();
+            async move {
+                let entries = store
+                    .list_audit(&palisade_server::store::AuditFilter { limit: 100, ..Default::default() })
+                    .await
+                    .expect("audit");
+                entries.iter().any(|e| e.entry.actor == "console:operator" && e.entry.action == action)
+            }
+        };
+
+        // A false positive: queued as one, so the reporters are blamed.
+        crate::common::commit_lists(&app, vec![crate::common::listing("45.33.32.156", SCENARIO, Rule::Crowd)]).await;
+        let body = format!("csrf={csrf}&value=45.33.32.156&blame=true");
+        let upheld = app.send(form("/console/operator/community/delist", Some(&operator), &body)).await;
+        assert_eq!(upheld.status, StatusCode::SEE_OTHER, "{label}: {}", upheld.text());
+        let pending = app.state.store.pending_consensus_requests().await.expect("requests");
+        assert!(pending.iter().any(|r| r.kind == RequestKind::FalsePositive), "{label}: {pending:?}");
+        assert!(audited("create_false_positive").await, "{label}");
+
+        // Never-block ranges: added (several lines), shown, refused when garbage, removed.
+        let change = |body: String| form("/console/operator/never-block", Some(&operator), &body);
+        let added = app
+            .send(change(format!(
+                "csrf={csrf}&action=add&text=81.2.69.0%2F24%0A2a01%3A4f8%3A1%3A%3A%2F48&category=infrastructure&source=office"
+            )))
+            .await;
+        assert_eq!(added.status, StatusCode::SEE_OTHER, "{label}: {}", added.text());
+        let ranges = app.state.store.list_allowlist().await.expect("ranges");
+        assert_eq!(ranges.len(), 2, "{label}: {ranges:?}");
+        let shown = app.send(page("/console/operator/never-block", &operator)).await.text();
+        assert!(table(&shown, "never-block").contains("81.2.69.0/24") && shown.contains("office"), "{label}: {shown}");
+        for bad in [
+            "action=add&text=not-a-range&category=custom&source=x",
+            "action=add&text=10.0.0.0%2F8&category=bogus&source=x",
+            "action=remove&value=1.2.3.4",
+        ] {
+            let refused = app.send(change(format!("csrf={csrf}&{bad}"))).await;
+            let flash = set_cookie(&refused, "palisade_flash").expect("an outcome");
+            let shown = app.send(page("/console/operator/never-block", &format!("{operator}; {flash}"))).await.text();
+            assert!(shown.contains("class=\"error\""), "{label}: {bad}: {shown}");
+        }
+        assert_eq!(app.state.store.list_allowlist().await.expect("ranges").len(), 2, "{label}: nothing more stored");
+        let removed = app.send(change(format!("csrf={csrf}&action=remove&value=81.2.69.0%2F24"))).await;
+        assert_eq!(removed.status, StatusCode::SEE_OTHER, "{label}");
+        assert_eq!(app.state.store.list_allowlist().await.expect("ranges").len(), 1, "{label}: one left");
+        assert!(audited("import_allowlist").await && audited("delete_allowlist").await, "{label}");
+
+        // Accounts: listed and searched; one with machines is refused unless told what to do with them.
+        app.post("/v1/admin/accounts", Some(&admin), &json!({"name": "globex"})).await.expect_ok(StatusCode::CREATED);
+        let session = account_session(&app, &admin, "acme").await;
+        let key = app.post("/v1/admin/accounts/acme/enroll-keys", Some(&admin), &json!({})).await.expect_ok(StatusCode::CREATED);
+        let machine = app.machine("web-07").await;
+        let enroll = json!({"attachment_key": key["key"], "name": "web", "tags": [], "overwrite": false});
+        assert_eq!(app.post("/v2/watchers/enroll", Some(&machine.token), &enroll).await.status, StatusCode::ACCEPTED, "{label}");
+        let listed = app.send(page("/console/operator/accounts?q=glob", &operator)).await.text();
+        assert!(
+            table(&listed, "accounts").contains("globex") && !table(&listed, "accounts").contains("acme"),
+            "{label}: {listed}"
+        );
+        let delete = |body: String| form("/console/operator/accounts/delete", Some(&operator), &body);
+        let refused = app.send(delete(format!("csrf={csrf}&name=acme"))).await;
+        let flash = set_cookie(&refused, "palisade_flash").expect("an outcome");
+        let shown = app.send(page("/console/operator/accounts", &format!("{operator}; {flash}"))).await.text();
+        assert!(shown.contains("class=\"error\"") && shown.contains("web-07"), "{label}: {shown}");
+        assert!(app.state.store.account_by_name("acme").await.expect("read").is_some(), "{label}: still there");
+        let deleted = app.send(delete(format!("csrf={csrf}&name=acme&machines=detach"))).await;
+        assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{label}");
+        assert!(app.state.store.account_by_name("acme").await.expect("read").is_none(), "{label}: deleted");
+        assert_eq!(
+            app.send(page("/console/account", &session)).await.status,
+            StatusCode::SEE_OTHER,
+            "{label}: its session ended"
+        );
+        assert!(audited("delete_account").await, "{label}");
+
+        // Not without the token, not for an account user.
+        assert_eq!(app.send(delete("name=globex".into())).await.status, StatusCode::FORBIDDEN, "{label}");
+        let other = account_session(&app, &admin, "initech").await;
+        for path in ["/console/operator/accounts", "/console/operator/never-block"] {
+            assert_eq!(app.send(page(path, &other)).await.status, StatusCode::FORBIDDEN, "{label} {path}");
+        }
+        assert!(app.state.store.account_by_name("globex").await.expect("read").is_some(), "{label}");
+    }
+}

@@ -75,6 +75,10 @@ const UNDOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/console/operator/community/delist"),
     ("GET", "/console/operator/canaries"),
     ("POST", "/console/operator/canaries"),
+    ("GET", "/console/operator/never-block"),
+    ("POST", "/console/operator/never-block"),
+    ("GET", "/console/operator/accounts"),
+    ("POST", "/console/operator/accounts/delete"),
     ("GET", "/console/operator/audit"),
     ("GET", "/console/assets/console.css"),
     ("GET", "/console/assets/console.js"),
@@ -873,6 +877,28 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
         )
         .await;
     }
+    g.call("the never-block ranges in the console", as_operator(Call::get("/console/operator/never-block"))).await;
+    for (what, action) in [("add a never-block range from the console", "add"), ("remove it from the console", "remove")] {
+        g.call(
+            what,
+            browser(as_operator(Call::post("/console/operator/never-block"))).form(&[
+                ("csrf", &operator_csrf),
+                ("action", action),
+                ("text", "93.184.216.0/24"),
+                ("value", "93.184.216.0/24"),
+                ("category", "custom"),
+                ("source", "console"),
+            ]),
+        )
+        .await;
+    }
+    g.call("the accounts in the console", as_operator(Call::get("/console/operator/accounts"))).await;
+    g.call(
+        "delete an unknown account from the console",
+        browser(as_operator(Call::post("/console/operator/accounts/delete")))
+            .form(&[("csrf", &operator_csrf), ("name", "nobody")]),
+    )
+    .await;
     g.call("the audit log in the console", as_operator(Call::get("/console/operator/audit"))).await;
     g.call("sign out without the CSRF token", browser(as_operator(Call::post("/console/logout"))).form(&[])).await;
     g.call("sign out", browser(as_operator(Call::post("/console/logout"))).form(&[("csrf", &operator_csrf)])).await;

@@ -1,0 +1,113 @@
+//! The operator's accounts in the console: every account (searched by name, paged) with its
+//! verification level and machine count, a link to its pool policy's command, and deletion,
+//! which asks what happens to the account's machines (refused while it has some, unless they are
+//! detached or deleted with it) and is announced to every replica as a revocation (its API keys,
+//! enrollment keys and sessions stop at once). Through [`crate::manage`] and [`super::finish`].
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use maud::html;
+use serde_json::json;
+use tracing::instrument;
+
+use super::frame::{Act, Operator, PAGE, Search, finish, notice_markup, pager, search_form};
+use crate::console::pages;
+use crate::console::{FormFields, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
+use crate::http::extract::ClientAddr;
+use crate::manage::{self, AttachedMachines};
+use crate::state::AppState;
+
+#[instrument(skip_all)]
+pub(super) async fn accounts_page(
+    State(state): State<AppState>,
+    Operator(session): Operator,
+    headers: HeaderMap,
+    Query(search): Query<Search>,
+) -> Response {
+    let (notice, clear) = take_flash(&state, &session, &headers);
+    let accounts = match state.store.list_accounts().await {
+        Ok(accounts) => accounts,
+        Err(error) => return store_error(crate::use_case::UseCaseError::from(error)),
+    };
+    let q = search.query();
+    let found: Vec<_> = accounts.iter().filter(|a| q.is_empty() || a.name.to_lowercase().contains(&q)).collect();
+    let shown: Vec<_> = found.iter().skip((search.page() - 1) * PAGE).take(PAGE).collect();
+    let ctx = ctx(&state, &session);
+    let body = html! {
+        h1 { "Accounts" }
+        (notice_markup(notice.as_ref()))
+        p class="hint" { "Create accounts, enrollment keys and login links with the command line or the admin API. Deleting an account ends its API keys, enrollment keys and console sessions on every replica at once, and removes its pool policy and shares." }
+        (search_form("/console/operator/accounts", "Account name", &search))
+        div class="scroll" {
+            table id="accounts" {
+                thead { tr {
+                    th scope="col" { "Account" } th scope="col" { "Level" } th scope="col" class="num" { "Machines" }
+                    th scope="col" { "Created" } th scope="col" { span class="sr" { "Action" } }
+                } }
+                tbody {
+                    @for account in &shown {
+                        tr {
+                            th scope="row" { (account.name) }
+                            td { (account.level.as_str()) }
+                            td class="num" {
+                                a href={ "/console/operator/machines?q=" (account.name) } { (account.machine_count) }
+                            }
+                            td { (pages::when_at(account.created_at)) }
+                            td {
+                                form method="post" action="/console/operator/accounts/delete" class="inline" {
+                                    (pages::csrf(&ctx))
+                                    input type="hidden" name="name" value=(account.name);
+                                    @if account.machine_count > 0 {
+                                        label { span class="sr" { "Machines of " (account.name) } " "
+                                            select name="machines" {
+                                                option value="detach" { "keep its machines" }
+                                                option value="delete" { "delete its machines" }
+                                            }
+                                        }
+                                    }
+                                    button type="submit" class="danger" data-delete=(account.name) { "Delete" span class="sr" { " " (account.name) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (pager("/console/operator/accounts", &search, shown.len(), found.len()))
+    };
+    with_flash_cleared(page(StatusCode::OK, pages::layout(Some(&ctx), "Accounts", body)), &state, clear)
+}
+
+#[instrument(skip_all)]
+pub(super) async fn delete_account(
+    State(state): State<AppState>,
+    Operator(session): Operator,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
+    if !post_allowed(&state, &session, &headers, &form) {
+        return forbidden();
+    }
+    let name = form.get("name").map(|v| v.trim()).unwrap_or_default().to_string();
+    let machines = form.get("machines").map_or(Ok(AttachedMachines::Refuse), |m| AttachedMachines::parse(m));
+    let result = match machines {
+        Ok(machines) => manage::delete_account(state.store.as_ref(), &name, machines).await.map(|deleted| {
+            format!(
+                "Account {} deleted with {} API key(s) and {} enrollment key(s); machines kept without an account: {}, deleted: {}.",
+                deleted.account,
+                deleted.api_keys,
+                deleted.enroll_keys,
+                deleted.machines_detached.len(),
+                deleted.machines_deleted.len()
+            )
+        }),
+        Err(error) => Err(error),
+    };
+    if result.is_ok() {
+        state.revocations.revoked().await;
+    }
+    let act = Act { action: "delete_account", target: &name, detail: json!({ "machines": form.get("machines") }) };
+    finish(&state, &session, client, act, result, "/console/operator/accounts").await
+}
