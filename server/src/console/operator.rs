@@ -39,8 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/community/delist", post(delist))
         .route("/operator/canaries", get(canaries_page).post(change_canary))
         .route("/operator/never-block", get(never_block::never_block_page).post(never_block::change_never_block))
-        .route("/operator/accounts", get(accounts::accounts_page))
-        .route("/operator/accounts/delete", post(accounts::delete_account))
+        .route("/operator/accounts", get(accounts::accounts_page).post(accounts::account_action))
         .route("/operator/audit", get(audit_page))
 }
 

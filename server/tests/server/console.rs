@@ -416,8 +416,39 @@ async fn the_operator_upholds_a_false_positive_edits_never_block_ranges_and_dele
         assert_eq!(app.state.store.list_allowlist().await.expect("ranges").len(), 1, "{label}: one left");
         assert!(audited("import_allowlist").await && audited("delete_allowlist").await, "{label}");
 
-        // Accounts: listed and searched; one with machines is refused unless told what to do with them.
-        app.post("/v1/admin/accounts", Some(&admin), &json!({"name": "globex"})).await.expect_ok(StatusCode::CREATED);
+        // Accounts: created, given an enrollment key and a login link (shown once, never in the
+        // audit log), listed and searched; one with machines is refused unless told what to do
+        // with them.
+        let act = |body: String| form("/console/operator/accounts", Some(&operator), &body);
+        let created = app.send(act(format!("csrf={csrf}&action=create&name=globex"))).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{label}");
+        assert!(app.state.store.account_by_name("globex").await.expect("read").is_some(), "{label}: created");
+        for (action, shown_as) in [("enroll-key", "palisade enroll "), ("login-link", "/console/login/link?token=")] {
+            let made = app.send(act(format!("csrf={csrf}&action={action}&name=globex"))).await;
+            let flash = set_cookie(&made, "palisade_flash").expect("an outcome");
+            let shown = app.send(page("/console/operator/accounts", &format!("{operator}; {flash}"))).await.text();
+            assert!(shown.contains(shown_as), "{label} {action}: {shown}");
+        }
+        assert_eq!(app.state.store.list_enroll_keys(None).await.expect("keys").len(), 1, "{label}: one key made");
+        let entries = app
+            .state
+            .store
+            .list_audit(&palisade_server::store::AuditFilter { limit: 100, ..Default::default() })
+            .await
+            .expect("audit");
+        assert!(
+            entries.iter().all(|e| !e.entry.detail.contains("token=") && !e.entry.detail.contains("enroll ")),
+            "{label}: no secret logged"
+        );
+        let refused = app.send(act(format!("csrf={csrf}&action=create&name=globex"))).await;
+        let flash = set_cookie(&refused, "palisade_flash").expect("an outcome");
+        assert!(
+            app.send(page("/console/operator/accounts", &format!("{operator}; {flash}")))
+                .await
+                .text()
+                .contains("class=\"error\""),
+            "{label}: a second globex"
+        );
         let session = account_session(&app, &admin, "acme").await;
         let key = app.post("/v1/admin/accounts/acme/enroll-keys", Some(&admin), &json!({})).await.expect_ok(StatusCode::CREATED);
         let machine = app.machine("web-07").await;
@@ -428,13 +459,12 @@ async fn the_operator_upholds_a_false_positive_edits_never_block_ranges_and_dele
             table(&listed, "accounts").contains("globex") && !table(&listed, "accounts").contains("acme"),
             "{label}: {listed}"
         );
-        let delete = |body: String| form("/console/operator/accounts/delete", Some(&operator), &body);
-        let refused = app.send(delete(format!("csrf={csrf}&name=acme"))).await;
+        let refused = app.send(act(format!("csrf={csrf}&action=delete&name=acme"))).await;
         let flash = set_cookie(&refused, "palisade_flash").expect("an outcome");
         let shown = app.send(page("/console/operator/accounts", &format!("{operator}; {flash}"))).await.text();
         assert!(shown.contains("class=\"error\"") && shown.contains("web-07"), "{label}: {shown}");
         assert!(app.state.store.account_by_name("acme").await.expect("read").is_some(), "{label}: still there");
-        let deleted = app.send(delete(format!("csrf={csrf}&name=acme&machines=detach"))).await;
+        let deleted = app.send(act(format!("csrf={csrf}&action=delete&name=acme&machines=detach"))).await;
         assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{label}");
         assert!(app.state.store.account_by_name("acme").await.expect("read").is_none(), "{label}: deleted");
         assert_eq!(
@@ -445,7 +475,7 @@ async fn the_operator_upholds_a_false_positive_edits_never_block_ranges_and_dele
         assert!(audited("delete_account").await, "{label}");
 
         // Not without the token, not for an account user.
-        assert_eq!(app.send(delete("name=globex".into())).await.status, StatusCode::FORBIDDEN, "{label}");
+        assert_eq!(app.send(act("action=delete&name=globex".into())).await.status, StatusCode::FORBIDDEN, "{label}");
         let other = account_session(&app, &admin, "initech").await;
         for path in ["/console/operator/accounts", "/console/operator/never-block"] {
             assert_eq!(app.send(page(path, &other)).await.status, StatusCode::FORBIDDEN, "{label} {path}");

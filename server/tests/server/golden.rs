@@ -78,7 +78,7 @@ const UNDOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/console/operator/never-block"),
     ("POST", "/console/operator/never-block"),
     ("GET", "/console/operator/accounts"),
-    ("POST", "/console/operator/accounts/delete"),
+    ("POST", "/console/operator/accounts"),
     ("GET", "/console/operator/audit"),
     ("GET", "/console/assets/console.css"),
     ("GET", "/console/assets/console.js"),
@@ -895,8 +895,11 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("the accounts in the console", as_operator(Call::get("/console/operator/accounts"))).await;
     g.call(
         "delete an unknown account from the console",
-        browser(as_operator(Call::post("/console/operator/accounts/delete")))
-            .form(&[("csrf", &operator_csrf), ("name", "nobody")]),
+        browser(as_operator(Call::post("/console/operator/accounts"))).form(&[
+            ("csrf", &operator_csrf),
+            ("action", "delete"),
+            ("name", "nobody"),
+        ]),
     )
     .await;
     g.call("the audit log in the console", as_operator(Call::get("/console/operator/audit"))).await;

@@ -1,8 +1,11 @@
 //! The operator's accounts in the console: every account (searched by name, paged) with its
-//! verification level and machine count, a link to its pool policy's command, and deletion,
-//! which asks what happens to the account's machines (refused while it has some, unless they are
-//! detached or deleted with it) and is announced to every replica as a revocation (its API keys,
-//! enrollment keys and sessions stop at once). Through [`crate::manage`] and [`super::finish`].
+//! verification level and machine count; creating one; for each, an enrollment key or a console
+//! login link (shown once, in the outcome sentence; never written to the audit log), and
+//! deletion, which asks what happens to the account's machines (refused while it has some,
+//! unless they are detached or deleted with it) and is announced to every replica as a
+//! revocation (its API keys, enrollment keys and sessions stop at once). Every action is one
+//! form to `/console/operator/accounts` with its `action`, through [`crate::manage`] and
+//! [`super::frame::finish`].
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +20,7 @@ use crate::console::{FormFields, ctx, forbidden, page, post_allowed, store_error
 use crate::http::extract::ClientAddr;
 use crate::manage::{self, AttachedMachines};
 use crate::state::AppState;
+use crate::use_case::UseCaseError;
 
 #[instrument(skip_all)]
 pub(super) async fn accounts_page(
@@ -37,7 +41,14 @@ pub(super) async fn accounts_page(
     let body = html! {
         h1 { "Accounts" }
         (notice_markup(notice.as_ref()))
-        p class="hint" { "Create accounts, enrollment keys and login links with the command line or the admin API. Deleting an account ends its API keys, enrollment keys and console sessions on every replica at once, and removes its pool policy and shares." }
+        p class="hint" { "An enrollment key attaches machines to an account (shown once); a login link signs one of its users into this console for 15 minutes. Deleting an account ends its API keys, enrollment keys and console sessions on every replica at once, and removes its pool policy and shares." }
+        form method="post" action="/console/operator/accounts" {
+            (pages::csrf(&ctx))
+            input type="hidden" name="action" value="create";
+            label for="account-name" { "New account" }
+            input type="text" id="account-name" name="name" required maxlength="64";
+            button type="submit" id="create-account" { "Create" }
+        }
         (search_form("/console/operator/accounts", "Account name", &search))
         div class="scroll" {
             table id="accounts" {
@@ -55,8 +66,18 @@ pub(super) async fn accounts_page(
                             }
                             td { (pages::when_at(account.created_at)) }
                             td {
-                                form method="post" action="/console/operator/accounts/delete" class="inline" {
+                                @for (action, label) in [("enroll-key", "Enrollment key"), ("login-link", "Login link")] {
+                                    form method="post" action="/console/operator/accounts" class="inline" {
+                                        (pages::csrf(&ctx))
+                                        input type="hidden" name="action" value=(action);
+                                        input type="hidden" name="name" value=(account.name);
+                                        button type="submit" { (label) span class="sr" { " for " (account.name) } }
+                                    }
+                                    " "
+                                }
+                                form method="post" action="/console/operator/accounts" class="inline" {
                                     (pages::csrf(&ctx))
+                                    input type="hidden" name="action" value="delete";
                                     input type="hidden" name="name" value=(account.name);
                                     @if account.machine_count > 0 {
                                         label { span class="sr" { "Machines of " (account.name) } " "
@@ -80,7 +101,7 @@ pub(super) async fn accounts_page(
 }
 
 #[instrument(skip_all)]
-pub(super) async fn delete_account(
+pub(super) async fn account_action(
     State(state): State<AppState>,
     Operator(session): Operator,
     ClientAddr(client): ClientAddr,
@@ -91,23 +112,45 @@ pub(super) async fn delete_account(
         return forbidden();
     }
     let name = form.get("name").map(|v| v.trim()).unwrap_or_default().to_string();
-    let machines = form.get("machines").map_or(Ok(AttachedMachines::Refuse), |m| AttachedMachines::parse(m));
-    let result = match machines {
-        Ok(machines) => manage::delete_account(state.store.as_ref(), &name, machines).await.map(|deleted| {
-            format!(
-                "Account {} deleted with {} API key(s) and {} enrollment key(s); machines kept without an account: {}, deleted: {}.",
-                deleted.account,
-                deleted.api_keys,
-                deleted.enroll_keys,
-                deleted.machines_detached.len(),
-                deleted.machines_deleted.len()
-            )
-        }),
-        Err(error) => Err(error),
+    let store = state.store.as_ref();
+    let (action, result) = match form.get("action").map(String::as_str) {
+        Some("create") => {
+            ("create_account", manage::create_account(store, &name).await.map(|a| format!("Account {} created.", a.name)))
+        }
+        Some("enroll-key") => (
+            "create_enroll_key",
+            manage::create_enroll_key(store, &name).await.map(|k| {
+                format!(
+                    "Enrollment key for {name}, shown only once: {0} (palisade enroll {0}, or cscli console enroll {0}).",
+                    k.key
+                )
+            }),
+        ),
+        Some("login-link") => (
+            "create_login_link",
+            manage::login_link(store, state.jwt.console_key(), &state.public_url, &name)
+                .await
+                .map(|link| format!("Login link for {name}, valid for 15 minutes and shown only once: {}", link.url)),
+        ),
+        Some("delete") => ("delete_account", delete(&state, &name, form.get("machines").map(String::as_str)).await),
+        _ => ("account_action", Err(UseCaseError::invalid("action", "must be create, enroll-key, login-link or delete"))),
     };
-    if result.is_ok() {
-        state.revocations.revoked().await;
-    }
-    let act = Act { action: "delete_account", target: &name, detail: json!({ "machines": form.get("machines") }) };
+    let act = Act { action, target: &name, detail: json!({ "machines": form.get("machines") }) };
     finish(&state, &session, client, act, result, "/console/operator/accounts").await
+}
+
+/// Deletes account `name`, keeping (`detach`) or deleting its machines, or refusing while it
+/// has some; every replica is told at once.
+async fn delete(state: &AppState, name: &str, machines: Option<&str>) -> Result<String, UseCaseError> {
+    let machines = machines.map_or(Ok(AttachedMachines::Refuse), AttachedMachines::parse)?;
+    let deleted = manage::delete_account(state.store.as_ref(), name, machines).await?;
+    state.revocations.revoked().await;
+    Ok(format!(
+        "Account {} deleted with {} API key(s) and {} enrollment key(s); machines kept without an account: {}, deleted: {}.",
+        deleted.account,
+        deleted.api_keys,
+        deleted.enroll_keys,
+        deleted.machines_detached.len(),
+        deleted.machines_deleted.len()
+    ))
 }
