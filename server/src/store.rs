@@ -55,7 +55,7 @@ pub use self::revocations::{
 pub use self::signals::{
     Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,
 };
-pub use self::stats::{DayCount, StatsStore};
+pub use self::stats::{Alert, DayCount, StatsStore};
 use crate::config::Secret;
 
 /// Everything Palisade needs from a database, for the components that really use several

@@ -85,7 +85,15 @@ pub struct AccountView {
     pub today: i64,
     /// The account's private pool.
     pub pool: PoolSection,
+    /// Its machines' newest signals (at most [`ALERT_ROWS`] of the last [`ALERT_DAYS`] days).
+    pub alerts: Vec<crate::store::Alert>,
 }
+
+/// Most alerts shown on the account page.
+pub const ALERT_ROWS: u32 = 50;
+
+/// How far back the account page's alerts go, in days.
+pub const ALERT_DAYS: i64 = 7;
 
 /// Most pool entries shown on the account page (the newest).
 pub const POOL_ROWS: usize = 50;
@@ -227,6 +235,7 @@ pub async fn account(state: &AppState, id: i64, name: &str) -> Result<AccountVie
         usage_per_day,
         today,
         pool: pool(state, name).await?,
+        alerts: store.account_alerts(account, now - Duration::days(ALERT_DAYS), ALERT_ROWS).await?,
     })
 }
 

@@ -298,6 +298,29 @@ pub fn account(ctx: &Ctx, view: &AccountView, notice: Option<&Notice>) -> Markup
                     }
                 }
             }
+            section aria-labelledby="alerts-h" {
+                h2 id="alerts-h" { "Recent alerts" }
+                @if view.alerts.is_empty() {
+                    p { "None of your machines reported anything in the last " (super::data::ALERT_DAYS) " days." }
+                } @else {
+                    p { "What your machines reported, newest first (the last " (super::data::ALERT_DAYS) " days, at most " (super::data::ALERT_ROWS) ")." }
+                    div class="scroll" {
+                        table id="alerts" {
+                            thead { tr { th scope="col" { "Received" } th scope="col" { "Machine" } th scope="col" { "Address" } th scope="col" { "Scenario" } } }
+                            tbody {
+                                @for alert in &view.alerts {
+                                    tr {
+                                        td { (when_at(alert.received_at)) }
+                                        td { (alert.machine_id) }
+                                        th scope="row" { a href={ "/console/ips?q=" (alert.value) } { (alert.value) } }
+                                        td { (alert.scenario) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             (pool_section(ctx, &view.pool))
             section aria-labelledby="lists-h" {
                 h2 id="lists-h" { "Blocklists" }

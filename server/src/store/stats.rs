@@ -1,5 +1,5 @@
 //! Aggregates for the console and quotas: per-day signal and list-change counts, signal counts
-//! per machine, and per-account lookup usage; and the expiry of stored metrics documents. The [`StatsStore`] trait and its record; of the
+//! per machine, an account's latest alerts, and per-account lookup usage; and the expiry of stored metrics documents. The [`StatsStore`] trait and its record; of the
 //! store's files it imports only `keys` and `error`.
 
 use async_trait::async_trait;
@@ -22,6 +22,11 @@ pub trait StatsStore: Send + Sync {
     /// `count` holds the additions and `other` the removals.
     async fn list_changes_per_day(&self, list: &str, since: OffsetDateTime) -> Result<Vec<DayCount>, StoreError>;
 
+    /// The newest signals of `account`'s machines received at or after `since`, newest first, at
+    /// most `limit`: the account's alert timeline. Its cost is bounded by the account's signals
+    /// since `since` (read through the per-machine index), not by the whole table.
+    async fn account_alerts(&self, account: AccountKey, since: OffsetDateTime, limit: u32) -> Result<Vec<Alert>, StoreError>;
+
     /// Adds lookups to accounts' per-day counts: `(account, day since the epoch, lookups)`.
     async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError>;
 
@@ -31,6 +36,19 @@ pub trait StatsStore: Send + Sync {
     /// Deletes metrics and usage-metrics documents received before `before`, `batch` rows per
     /// statement; returns how many went. A machine's version, kept on the machine, stays.
     async fn expire_metrics(&self, before: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// One signal of an account's alert timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// The reporting machine's login.
+    pub machine_id: String,
+    /// The address or range reported.
+    pub value: String,
+    /// The scenario.
+    pub scenario: String,
+    /// When it was received.
+    pub received_at: OffsetDateTime,
 }
 
 /// A per-day aggregate: the UTC day (days since the Unix epoch) and one or two counts.

@@ -483,3 +483,41 @@ async fn the_operator_upholds_a_false_positive_edits_never_block_ranges_and_dele
         assert!(app.state.store.account_by_name("globex").await.expect("read").is_some(), "{label}");
     }
 }
+
+#[tokio::test]
+async fn an_account_reads_its_machines_alerts_newest_first_and_never_another_accounts() {
+    for app in apps().await {
+        let label = app.label;
+        let admin = app.admin_token().await;
+        let session = account_session(&app, &admin, "acme").await;
+        let quiet = app.send(page("/console/account", &session)).await.text();
+        assert!(quiet.contains("None of your machines reported anything"), "{label}");
+        let enrolled = |account: &'static str, login: &'static str| {
+            let app = &app;
+            let admin = admin.clone();
+            async move {
+                let key = app.post(&format!("/v1/admin/accounts/{account}/enroll-keys"), Some(&admin), &json!({})).await;
+                let machine = app.machine(login).await;
+                let enroll = json!({"attachment_key": key.json()["key"], "name": login, "tags": [], "overwrite": false});
+                assert_eq!(app.post("/v2/watchers/enroll", Some(&machine.token), &enroll).await.status, StatusCode::ACCEPTED);
+                machine
+            }
+        };
+        let web = enrolled("acme", "web-01").await;
+        app.post("/v1/admin/accounts", Some(&admin), &json!({"name": "globex"})).await.expect_ok(StatusCode::CREATED);
+        let theirs = enrolled("globex", "globex-01").await;
+        app.post("/v2/signals", Some(&web.token), &json!([signal("45.33.32.156", SCENARIO)])).await.expect_ok(StatusCode::OK);
+        app.post("/v2/signals", Some(&theirs.token), &json!([signal("81.2.69.160", SCENARIO)])).await.expect_ok(StatusCode::OK);
+        app.post("/v2/signals", Some(&web.token), &json!([signal("45.33.32.157", "crowdsecurity/http-probing")]))
+            .await
+            .expect_ok(StatusCode::OK);
+
+        let shown = app.send(page("/console/account", &session)).await.text();
+        let alerts = table(&shown, "alerts");
+        let newest = alerts.find("45.33.32.157").expect("the newest alert");
+        let older = alerts.find("45.33.32.156").expect("the older alert");
+        assert!(newest < older, "{label}: newest first: {alerts}");
+        assert!(alerts.contains("web-01") && alerts.contains("crowdsecurity/http-probing"), "{label}: {alerts}");
+        assert!(!alerts.contains("81.2.69.160") && !alerts.contains("globex-01"), "{label}: another account's alert: {alerts}");
+    }
+}

@@ -35,6 +35,47 @@ async fn signals_are_counted_per_machine_and_per_day_since_a_time() {
 }
 
 #[tokio::test]
+async fn an_accounts_alerts_are_its_machines_newest_signals_since_a_time() {
+    for s in subjects().await {
+        let (label, store) = (s.label(), s.store());
+        let acme = store.create_account("acme", T0).await.expect("account");
+        let other = store.create_account("other", T0).await.expect("account");
+        let web = machine(store, "web").await;
+        let mail = machine(store, "mail").await;
+        let stranger = machine(store, "stranger").await;
+        store.enroll_machine(web, acme, None, &[], false, T0).await.expect("enroll");
+        store.enroll_machine(mail, acme, None, &[], false, T0).await.expect("enroll");
+        store.enroll_machine(stranger, other, None, &[], false, T0).await.expect("enroll");
+        let at = |machine, value: &str, minutes: i64| {
+            let mut signal = signal(machine, ip_report(value, "crowdsecurity/ssh-bf"));
+            signal.received_at = T0 + Duration::minutes(minutes);
+            signal
+        };
+        let signals = vec![
+            at(web, "45.2.0.1", -120),
+            at(web, "45.2.0.2", 1),
+            at(mail, "45.2.0.3", 2),
+            at(stranger, "45.2.0.4", 3),
+            at(web, "45.2.0.5", 4),
+        ];
+        store.insert_signals(&signals).await.expect("insert");
+
+        let alerts = store.account_alerts(acme, T0 - Duration::hours(1), 10).await.expect("alerts");
+        let seen: Vec<(&str, &str)> = alerts.iter().map(|a| (a.machine_id.as_str(), a.value.as_str())).collect();
+        assert_eq!(
+            seen,
+            [("web", "45.2.0.5"), ("mail", "45.2.0.3"), ("web", "45.2.0.2")],
+            "{label}: newest first, own machines, since"
+        );
+        assert_eq!(alerts[0].scenario, "crowdsecurity/ssh-bf", "{label}");
+        assert_eq!(alerts[0].received_at, T0 + Duration::minutes(4), "{label}");
+        let newest = store.account_alerts(acme, T0 - Duration::hours(3), 2).await.expect("alerts");
+        assert_eq!(newest.len(), 2, "{label}: at most the limit");
+        assert!(store.account_alerts(acme, T0 + Duration::hours(1), 10).await.expect("alerts").is_empty(), "{label}");
+    }
+}
+
+#[tokio::test]
 async fn list_changes_are_counted_per_day_as_additions_and_removals() {
     for s in subjects().await {
         let (label, store) = (s.label(), s.store());

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::stats::StatsStore;
+use crate::store::stats::{Alert, StatsStore};
 
 #[async_trait]
 impl StatsStore for SqliteStore {
@@ -36,6 +36,23 @@ impl StatsStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(|(day, adds, removes)| DayCount { day, count: adds as u64, other: removes as u64 }).collect())
+    }
+
+    async fn account_alerts(&self, account: AccountKey, since: OffsetDateTime, limit: u32) -> Result<Vec<Alert>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT m.machine_id, s.value, s.scenario, s.received_at FROM machines m \
+             JOIN signals s INDEXED BY signals_machine_received ON s.machine_id = m.id AND s.received_at >= ?2 \
+             WHERE m.account_id = ?1 ORDER BY s.received_at DESC, s.id DESC LIMIT ?3",
+        )
+        .bind(account.0)
+        .bind(to_micros(since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(machine_id, value, scenario, at)| Alert { machine_id, value, scenario, received_at: from_micros(at) })
+            .collect())
     }
 
     async fn add_lookup_usage(&self, usage: &[(AccountKey, i64, u64)]) -> Result<(), StoreError> {
