@@ -3,8 +3,11 @@
 //! metrics, pull the v2 decision stream without error, and the signals of an ssh brute force it
 //! detects in a log file must be stored. An address a sensor gets listed reaches its decisions
 //! with origin `CAPI`, an operator list it is subscribed to with origin `lists`, and a delisting
-//! removes the address at the next pull. Skips with a notice where CrowdSec is not installed,
-//! except in CI, where its absence is a failure.
+//! removes the address at the next pull. Enrolled in an account with `cscli console enroll`, it
+//! applies at its next pull what another machine of the account reported, from the account's pool
+//! (origin `lists`, scenario `pool-<account id>`); that another account's machine does not receive
+//! it is checked on that machine's v2 stream over HTTP rather than with a second daemon. Skips
+//! with a notice where CrowdSec is not installed, except in CI, where its absence is a failure.
 
 use std::fs;
 use std::io::Write;
@@ -431,6 +434,11 @@ fn list_before_the_first_pull(server: &ServerProcess, http: &Http, admin: &str, 
 /// (value, origin) of the decisions the local API holds, those from the Central API included
 /// (`cscli decisions list -a`; without `-a`, cscli hides origins `CAPI` and `lists`).
 fn decision_origins(cs: &Crowdsec) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(decisions_held(cs)?.into_iter().map(|(value, origin, _)| (value, origin)).collect())
+}
+
+/// (value, origin, scenario) of the decisions the local API holds, as [`decision_origins`] reads them.
+fn decisions_held(cs: &Crowdsec) -> anyhow::Result<Vec<(String, String, String)>> {
     let output = Command::new(CSCLI).arg("-c").arg(cs.config()).args(["decisions", "list", "-a", "-o", "json"]).output()?;
     ensure!(output.status.success(), "cscli decisions list: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
@@ -439,7 +447,8 @@ fn decision_origins(cs: &Crowdsec) -> anyhow::Result<Vec<(String, String)>> {
     for alert in alerts.as_array().into_iter().flatten() {
         for decision in alert["decisions"].as_array().into_iter().flatten() {
             if let (Some(value), Some(origin)) = (decision["value"].as_str(), decision["origin"].as_str()) {
-                found.push((value.to_string(), origin.to_string()));
+                let scenario = decision["scenario"].as_str().unwrap_or_default();
+                found.push((value.to_string(), origin.to_string(), scenario.to_string()));
             }
         }
     }
@@ -447,8 +456,7 @@ fn decision_origins(cs: &Crowdsec) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// The operator upholds a false positive on the community-listed address; CrowdSec's next pull
-/// must drop it. 1.4.6 pulls again only when its newest CAPI alert is older than 1 h 30 (read
-/// from its own database), so the alerts are back-dated there and the daemon restarted.
+/// must drop it (the pull forced by [`pull_again`]).
 fn delisting_reaches_the_next_pull(server: &ServerProcess, http: &Http, admin: &str, cs: &mut Crowdsec) -> anyhow::Result<()> {
     let base = &server.url;
     let reply =
@@ -457,6 +465,21 @@ fn delisting_reaches_the_next_pull(server: &ServerProcess, http: &Http, admin: &
     wait_until(Duration::from_secs(30), "the delisting to be committed", || {
         Ok((http.metric_sum(base, "palisade_consensus_delistings_total")? >= 1.0).then_some(()))
     })?;
+    pull_again(base, http, cs)?;
+    wait_until(Duration::from_secs(30), "the delisted address to leave CrowdSec's decisions", || {
+        let held = decision_origins(cs)?;
+        Ok((!held.iter().any(|(value, _)| value == COMMUNITY_LISTED)
+            && held.iter().any(|(value, origin)| value == PARTNER_LISTED && origin == "lists"))
+        .then_some(()))
+    })
+    .with_context(|| format!("cscli decisions list -a: {:?}", decision_origins(cs)))?;
+    Ok(())
+}
+
+/// Makes a running CrowdSec pull again now rather than in two hours: 1.4.6 pulls at start-up
+/// unless its newest CAPI alert is younger than 1 h 30 (read from its own database), so the
+/// alerts are back-dated there and the daemon restarted. Returns once the server saw the pull.
+fn pull_again(base: &str, http: &Http, cs: &mut Crowdsec) -> anyhow::Result<()> {
     ensure!(cs.stop(), "crowdsec did not stop within 20 s of SIGTERM");
     let database = cs.dir.path().join("data/crowdsec.db");
     let output = Command::new("sqlite3")
@@ -470,15 +493,7 @@ fn delisting_reaches_the_next_pull(server: &ServerProcess, http: &Http, admin: &
     wait_until(Duration::from_secs(90), "CrowdSec's next pull", || {
         cs.ensure_running()?;
         Ok((http.metric_sum(base, "palisade_stream_pulls_total")? > pulls).then_some(()))
-    })?;
-    wait_until(Duration::from_secs(30), "the delisted address to leave CrowdSec's decisions", || {
-        let held = decision_origins(cs)?;
-        Ok((!held.iter().any(|(value, _)| value == COMMUNITY_LISTED)
-            && held.iter().any(|(value, origin)| value == PARTNER_LISTED && origin == "lists"))
-        .then_some(()))
     })
-    .with_context(|| format!("cscli decisions list -a: {:?}", decision_origins(cs)))?;
-    Ok(())
 }
 
 #[test]
@@ -500,4 +515,145 @@ fn crowdsec_146_logs_in_pushes_metrics_pulls_the_stream_and_its_signals_are_stor
             .collect()
     });
     assert!(failures.is_empty(), "CrowdSec end-to-end failed:\n{}", failures.join("\n"));
+}
+
+/// Reported by another machine of the CrowdSec's account; listed only in the account's pool.
+const POOL_LISTED: &str = "45.79.19.196";
+
+/// A machine made with the admin API, logged in CrowdSec-style and enrolled with `key`, as a
+/// second CrowdSec of the account would be. Returns its token.
+fn enrolled_machine(server: &ServerProcess, http: &Http, admin: &str, name: &str, key: &str) -> anyhow::Result<String> {
+    let base = &server.url;
+    let reply = http.post(&format!("{base}v1/admin/machines"), Some(admin), &serde_json::json!({"name": name}))?;
+    ensure!(reply.status == 201, "create {name}: {} {}", reply.status, reply.body);
+    let created: serde_json::Value = reply.json()?;
+    let body = serde_json::json!({"machine_id": created["machine_id"], "password": created["password"], "scenarios": ["crowdsecurity/ssh-bf"]});
+    let reply = http.post(&format!("{base}v2/watchers/login"), None, &body)?;
+    ensure!(reply.status == 200, "{name} login: {} {}", reply.status, reply.body);
+    let token = reply.json::<serde_json::Value>()?["token"].as_str().context("login token")?.to_string();
+    let body = serde_json::json!({"attachment_key": key, "name": name, "tags": [], "overwrite": false});
+    let reply = http.post(&format!("{base}v2/watchers/enroll"), Some(&token), &body)?;
+    ensure!(reply.is_success(), "{name} enroll: {} {}", reply.status, reply.body);
+    Ok(token)
+}
+
+/// The v2 stream decisions (startup) a machine holding `token` receives for `value`.
+fn stream_decisions_for(base: &str, http: &Http, token: &str, value: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let reply = http.get(&format!("{base}v2/decisions/stream?startup=true"), Some(token))?;
+    ensure!(reply.status == 200, "v2 stream: {} {}", reply.status, reply.body);
+    let stream: palisade_api::capi::DecisionsStreamV2 = reply.json()?;
+    Ok(stream.new.into_iter().filter(|d| d.value == value).map(|d| (d.origin, d.scenario)).collect())
+}
+
+/// The account-pool scenario on one backend: CrowdSec enrolled in `acme` with `cscli console
+/// enroll`, a first pull, then another machine of `acme` reports an address; CrowdSec's next pull
+/// applies it with origin `lists` and the pool's scenario.
+fn run_pool(db: &TestDb) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let label = db.label();
+    let server = ServerProcess::start(db, ServerOptions::default())?;
+    let http = Http::new()?;
+    let admin = server.admin_token()?;
+    let base = &server.url;
+    for account in ["acme", "other"] {
+        server.admin(&["account", "create", account])?;
+    }
+    let acme_key = server.admin(&["enroll-key", "create", "--account", "acme"])?.trim().to_string();
+    let other_key = server.admin(&["enroll-key", "create", "--account", "other"])?.trim().to_string();
+    let login = format!("crowdsec-pool-{label}");
+    let mut cs = Crowdsec::prepare()?;
+    let credentials = cs.online_credentials();
+    server.admin(&["machine", "add", &login, "--crowdsec-credentials", &credentials.to_string_lossy(), "--url", base])?;
+    cs.add_agent(&format!("agent-{label}"))?;
+    let output = Command::new(CSCLI).arg("-c").arg(cs.config()).args(["console", "enroll", &acme_key]).output()?;
+    ensure!(
+        output.status.success(),
+        "cscli console enroll: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let account = http.admin_machine(base, &admin, &login)?.and_then(|m| m.account);
+    ensure!(account.as_deref() == Some("acme"), "cscli console enroll left the machine in {account:?}");
+    cs.start()?;
+    let result = pool_reaches_crowdsec(&server, &http, &admin, &acme_key, &other_key, &mut cs);
+    if let Err(error) = &result {
+        let log = cs.log();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+        eprintln!("[{label}] failed: {error:#}\n[{label}] last CrowdSec log lines:\n{}", tail.join("\n"));
+        return result;
+    }
+    ensure!(cs.stop(), "crowdsec did not stop within 20 s of SIGTERM");
+    eprintln!("[{label}] CrowdSec pool scenario passed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn pool_reaches_crowdsec(
+    server: &ServerProcess,
+    http: &Http,
+    admin: &str,
+    acme_key: &str,
+    other_key: &str,
+    cs: &mut Crowdsec,
+) -> anyhow::Result<()> {
+    let base = &server.url;
+    wait_until(Duration::from_secs(90), "CrowdSec's first pull", || {
+        cs.ensure_running()?;
+        Ok((http.metric_sum(base, "palisade_stream_pulls_total")? >= 1.0).then_some(()))
+    })?;
+
+    // Another machine of acme reports the address: acme's pool lists it, nothing else does.
+    let web = enrolled_machine(server, http, admin, "acme-web", acme_key)?;
+    let outsider = enrolled_machine(server, http, admin, "other-web", other_key)?;
+    let stop_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let signal = palisade_tests::signals::crowdsec_signal("acme-web-agent", POOL_LISTED.parse()?, 0, stop_at);
+    let pushed = http.post(&format!("{base}v2/signals"), Some(&web), &serde_json::to_value([signal])?)?;
+    ensure!(pushed.status == 200, "acme-web push: {} {}", pushed.status, pushed.body);
+    let pool = wait_until(Duration::from_secs(30), "acme's pool to list the report", || {
+        let pool: palisade_api::native::PoolView = serde_json::from_str(&server.admin(&["pool", "show", "acme", "--json"])?)?;
+        Ok((pool.entries >= 1).then_some(pool))
+    })?;
+    let list = pool.list;
+    ensure!(list.starts_with("pool-"), "acme's pool list is named {list:?}");
+    let on_web = stream_decisions_for(base, http, &web, POOL_LISTED)?;
+    ensure!(on_web == [("lists".to_string(), list.clone())], "acme-web's own stream: {on_web:?}");
+    // The other account is checked on its machine's v2 stream over HTTP (the same request
+    // acme-web just made), not with a second CrowdSec daemon.
+    let on_outsider = stream_decisions_for(base, http, &outsider, POOL_LISTED)?;
+    ensure!(on_outsider.is_empty(), "another account's machine received acme's pool: {on_outsider:?}");
+
+    pull_again(base, http, cs)?;
+    let held = wait_until(Duration::from_secs(60), "the pool entry in cscli decisions list -a", || {
+        cs.ensure_running()?;
+        let held: Vec<(String, String)> = decisions_held(cs)?
+            .into_iter()
+            .filter(|(value, _, _)| value == POOL_LISTED)
+            .map(|(_, origin, scenario)| (origin, scenario))
+            .collect();
+        Ok((!held.is_empty()).then_some(held))
+    })
+    .with_context(|| format!("cscli decisions list -a: {:?}", decisions_held(cs)))?;
+    ensure!(held == [("lists".to_string(), list.clone())], "CrowdSec holds {POOL_LISTED} as {held:?}, not (lists, {list})");
+    let log = cs.log();
+    let errors = capi_errors(&log);
+    ensure!(errors.is_empty(), "CrowdSec logged Central API errors:\n{}", errors.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn crowdsec_146_enrolled_in_an_account_applies_its_pool_entry_at_the_next_pull() {
+    if !crowdsec_installed() {
+        return;
+    }
+    let dbs = tokio::runtime::Runtime::new().expect("runtime").block_on(TestDb::all());
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = dbs.iter().map(|db| (db.label(), scope.spawn(|| run_pool(db)))).collect();
+        runs.into_iter()
+            .filter_map(|(label, run)| match run.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(format!("{label}: {error:#}")),
+                Err(_) => Some(format!("{label}: panicked")),
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "CrowdSec pool end-to-end failed:\n{}", failures.join("\n"));
 }
