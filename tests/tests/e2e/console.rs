@@ -194,6 +194,50 @@ async fn forged_posts_and_tampered_or_expired_sessions_are_refused() -> TestResu
     let anonymous = http.post(format!("{base}v1/admin/accounts/acme/login-link")).send().await?;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
+    // The operator's and the account's new forms refuse a missing token, another origin and the
+    // other role.
+    for (path, body) in [
+        (
+            "console/operator/never-block",
+            vec![("action", "add"), ("text", "93.184.216.0/24"), ("category", "custom"), ("source", "x")],
+        ),
+        ("console/operator/accounts", vec![("action", "create"), ("name", "intruder")]),
+        ("console/operator/community/delist", vec![("value", "45.33.32.10"), ("blame", "true")]),
+    ] {
+        let post = |cookie: &str, csrf: &str, from: &str| {
+            let mut form: Vec<(&str, &str)> = body.clone();
+            form.push(("csrf", csrf));
+            http.post(format!("{base}{path}")).header(COOKIE, cookie).header(ORIGIN, from).form(&form).send()
+        };
+        assert_eq!(post(&operator, "", &origin).await?.status(), StatusCode::FORBIDDEN, "{path}: no token");
+        assert_eq!(
+            post(&operator, &operator_csrf, "https://evil.example").await?.status(),
+            StatusCode::FORBIDDEN,
+            "{path}: origin"
+        );
+        assert_eq!(post(&cookie, &csrf, &origin).await?.status(), StatusCode::FORBIDDEN, "{path}: an account user");
+    }
+    let pool = |cookie: &str, csrf: &str| {
+        let form = [("csrf", csrf), ("min_machines", "3"), ("duration_hours", "4"), ("enabled", "true")];
+        http.post(format!("{base}console/account/pool")).header(COOKIE, cookie).header(ORIGIN, &origin).form(&form).send()
+    };
+    assert_eq!(pool(&cookie, "forged").await?.status(), StatusCode::FORBIDDEN, "pool policy: wrong token");
+    assert_eq!(pool(&operator, &operator_csrf).await?.status(), StatusCode::FORBIDDEN, "pool policy: the operator");
+    let policy: serde_json::Value =
+        http.get(format!("{base}v1/admin/accounts/acme/pool")).bearer_auth(&admin_token).send().await?.json().await?;
+    assert_eq!(policy["policy"]["min_machines"], 1, "nothing changed: {policy}");
+    assert!(
+        !http
+            .get(format!("{base}v1/admin/allowlists"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await?
+            .text()
+            .await?
+            .contains("93.184.216"),
+        "nothing added"
+    );
+
     // An operator is not an account user, and an account user is not the operator.
     assert_eq!(
         http.get(format!("{base}console/account")).header(COOKIE, &operator).send().await?.status(),
@@ -399,6 +443,19 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     let chart = browser.find(Locator::Css("#usage-chart svg")).await?.attr("aria-label").await?.unwrap_or_default();
     assert!(chart.contains("3 in all"), "the usage history holds today's lookups: {chart}");
 
+    // The machine's reports are the account's recent alerts; its pool policy is edited here.
+    assert!(text(browser, "#alerts tbody").await?.contains("45.33.32.10"), "the account's alerts");
+    // Opening the policy's <details> loads no page: a plain click.
+    browser.find(Locator::Css("#pool-h ~ details summary")).await?.click().await?;
+    let min_machines = browser.find(Locator::Css("#pool-policy input[name='min_machines']")).await?;
+    min_machines.clear().await?;
+    min_machines.send_keys("2").await?;
+    click(browser, "#pool-policy button").await?;
+    assert!(text(browser, ".notice").await?.contains("Pool policy saved"));
+    assert!(text(browser, "#pool-h + p").await?.contains("2 of your machines"));
+    browser.execute("document.getElementById('alerts-h').scrollIntoView();", vec![]).await?;
+    snap(browser, server, "15-account-alerts-and-pool").await?;
+
     let prefix = text(browser, "#api-keys tbody th code").await?;
     click(browser, "#api-keys tbody form button").await?;
     assert!(text(browser, ".notice").await?.contains("revoked"));
@@ -463,10 +520,34 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     assert!(text(browser, ".notice").await?.contains("81.2.69.160 is a canary."));
     assert!(text(browser, "#canaries tbody").await?.contains("honeypot in Frankfurt"));
     snap(browser, server, "14-operator-canaries").await?;
+
+    // Never-block ranges, a false positive, and accounts, each with its outcome on its page.
+    click(browser, "nav a[href='/console/operator/never-block']").await?;
+    browser.find(Locator::Css("#never-block-text")).await?.send_keys("93.184.216.0/24").await?;
+    click(browser, "#add-never-block").await?;
+    assert!(text(browser, ".notice").await?.contains("1 of 1 ranges added"));
+    assert!(text(browser, "#never-block tbody").await?.contains("93.184.216.0/24"));
+    snap(browser, server, "16-operator-never-block").await?;
+    click(browser, "nav a[href='/console/operator/accounts']").await?;
+    browser.find(Locator::Css("#account-name")).await?.send_keys("globex").await?;
+    click(browser, "#create-account").await?;
+    assert!(text(browser, ".notice").await?.contains("Account globex created."));
+    click(browser, "button[data-action='enroll-key'][data-account='globex']").await?;
+    assert!(text(browser, ".notice").await?.contains("palisade enroll "), "the key is shown once");
+    snap(browser, server, "17-operator-accounts").await?;
+    click(browser, "button[data-delete='globex']").await?;
+    assert!(text(browser, ".notice").await?.contains("Account globex deleted"));
+    assert!(!text(browser, "#accounts tbody").await?.contains("globex"));
+
     click(browser, "nav a[href='/console/operator/audit']").await?;
     let audit = text(browser, "#audit tbody").await?;
     assert!(
-        audit.contains("console:operator") && audit.contains("set_machine_disabled") && audit.contains("create_canary"),
+        audit.contains("console:operator")
+            && audit.contains("set_machine_disabled")
+            && audit.contains("create_canary")
+            && audit.contains("import_allowlist")
+            && audit.contains("create_account")
+            && audit.contains("delete_account"),
         "{audit}"
     );
     snap(browser, server, "13-operator-audit-log").await?;

@@ -71,7 +71,7 @@ pub(super) async fn accounts_page(
                                         (pages::csrf(&ctx))
                                         input type="hidden" name="action" value=(action);
                                         input type="hidden" name="name" value=(account.name);
-                                        button type="submit" { (label) span class="sr" { " for " (account.name) } }
+                                        button type="submit" data-action=(action) data-account=(account.name) { (label) span class="sr" { " for " (account.name) } }
                                     }
                                     " "
                                 }
