@@ -20,11 +20,10 @@ use maud::{Markup, html};
 use serde_json::json;
 use tracing::instrument;
 
-use self::frame::{Act, Operator, PAGE, Search, finish, notice_markup, pager, search_form};
+use self::frame::{Act, Operator, OperatorPost, PAGE, Search, finish, notice_markup, pager, remove_button, search_form};
 use super::pages::{self, Ctx};
-use super::{FormFields, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
+use super::{ctx, page, store_error, take_flash, with_flash_cleared};
 use crate::domain::lists::COMMUNITY;
-use crate::http::extract::ClientAddr;
 use crate::manage;
 use crate::state::AppState;
 use crate::use_case::UseCaseError;
@@ -117,16 +116,8 @@ fn action_form(ctx: &Ctx, machine: &str, action: &str, label: &str) -> Markup {
 }
 
 #[instrument(skip_all)]
-async fn machine_action(
-    State(state): State<AppState>,
-    Operator(session): Operator,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    FormFields(form): FormFields,
-) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
+async fn machine_action(State(state): State<AppState>, post: OperatorPost) -> Response {
+    let OperatorPost { session, client, form } = post;
     let machine = form.get("machine").map(String::as_str).unwrap_or_default().to_string();
     let action = form.get("action").map(String::as_str).unwrap_or_default();
     let store = state.store.as_ref();
@@ -221,16 +212,8 @@ async fn community_page(
 }
 
 #[instrument(skip_all)]
-async fn delist(
-    State(state): State<AppState>,
-    Operator(session): Operator,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    FormFields(form): FormFields,
-) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
+async fn delist(State(state): State<AppState>, post: OperatorPost) -> Response {
+    let OperatorPost { session, client, form } = post;
     let value = form.get("value").map(String::as_str).unwrap_or_default().to_string();
     // `blame`: an upheld false positive, which also penalises the reporters.
     let blame = form.get("blame").is_some_and(|b| b == "true");
@@ -281,14 +264,7 @@ async fn canaries_page(State(state): State<AppState>, Operator(session): Operato
                         @for canary in &canaries {
                             tr {
                                 th scope="row" { (canary.value) } td { (canary.note) } td { (pages::when(&canary.created_at)) }
-                                td {
-                                    form method="post" action="/console/operator/canaries" class="inline" {
-                                        (pages::csrf(&ctx))
-                                        input type="hidden" name="action" value="remove";
-                                        input type="hidden" name="value" value=(canary.value);
-                                        button type="submit" class="danger" data-remove=(canary.value) { "Remove" }
-                                    }
-                                }
+                                td { (remove_button(&ctx, "/console/operator/canaries", &canary.value)) }
                             }
                         }
                     }
@@ -300,16 +276,8 @@ async fn canaries_page(State(state): State<AppState>, Operator(session): Operato
 }
 
 #[instrument(skip_all)]
-async fn change_canary(
-    State(state): State<AppState>,
-    Operator(session): Operator,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    FormFields(form): FormFields,
-) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
+async fn change_canary(State(state): State<AppState>, post: OperatorPost) -> Response {
+    let OperatorPost { session, client, form } = post;
     let value = form.get("value").map(|v| v.trim()).unwrap_or_default().to_string();
     let note = form.get("note").map(|v| v.trim()).unwrap_or_default();
     let store = state.store.as_ref();

@@ -14,10 +14,9 @@ use maud::html;
 use serde_json::json;
 use tracing::instrument;
 
-use super::frame::{Act, Operator, PAGE, Search, finish, notice_markup, pager, search_form};
+use super::frame::{Act, Operator, OperatorPost, PAGE, Search, finish, notice_markup, pager, search_form};
 use crate::console::pages;
-use crate::console::{FormFields, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
-use crate::http::extract::ClientAddr;
+use crate::console::{ctx, page, store_error, take_flash, with_flash_cleared};
 use crate::manage::{self, AttachedMachines};
 use crate::state::AppState;
 use crate::use_case::UseCaseError;
@@ -101,16 +100,8 @@ pub(super) async fn accounts_page(
 }
 
 #[instrument(skip_all)]
-pub(super) async fn account_action(
-    State(state): State<AppState>,
-    Operator(session): Operator,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    FormFields(form): FormFields,
-) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
+pub(super) async fn account_action(State(state): State<AppState>, post: OperatorPost) -> Response {
+    let OperatorPost { session, client, form } = post;
     let name = form.get("name").map(|v| v.trim()).unwrap_or_default().to_string();
     let store = state.store.as_ref();
     let (action, result) = match form.get("action").map(String::as_str) {

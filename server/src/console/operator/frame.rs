@@ -1,8 +1,11 @@
 //! What every operator page and action of the console is framed by: the [`Operator`] extractor
-//! (operators only), the search and paging of long tables, the outcome sentence, and [`finish`],
-//! the end of every action (audit entry, redirect with the outcome).
+//! (operators only) and [`OperatorPost`] (an operator's form, origin and CSRF token checked),
+//! the search and paging of long tables, the remove button of a table row, the outcome sentence,
+//! and [`finish`], the end of every action (audit entry, redirect with the outcome).
 
-use axum::extract::FromRequestParts;
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -12,7 +15,8 @@ use time::OffsetDateTime;
 
 use crate::auth::session::{Role, Session};
 use crate::console::pages::{self, Notice};
-use crate::console::{Signed, after_post, page, store_error};
+use crate::console::{FormFields, Signed, after_post, forbidden, page, post_allowed, store_error};
+use crate::http::extract::ClientAddr;
 use crate::manage;
 use crate::state::AppState;
 use crate::store::NewAuditEntry;
@@ -54,6 +58,44 @@ impl FromRequestParts<AppState> for Operator {
             ));
         }
         Ok(Operator(session))
+    }
+}
+
+/// An operator's form POST: the session, the client's address (for the audit log) and the
+/// fields, once the origin and the session's CSRF token are checked; anything else is the
+/// console's 403 page (a signed-out or account user's request is refused as [`Operator`] does).
+pub(super) struct OperatorPost {
+    pub(super) session: Session,
+    pub(super) client: std::net::IpAddr,
+    pub(super) form: HashMap<String, String>,
+}
+
+impl FromRequest<AppState> for OperatorPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Operator(session) = Operator::from_request_parts(&mut parts, state).await?;
+        let ClientAddr(client) = ClientAddr::from_request_parts(&mut parts, state).await.map_err(|_| forbidden())?;
+        let headers = parts.headers.clone();
+        let Ok(FormFields(form)) = FormFields::from_request(Request::from_parts(parts, body), state).await;
+        if !post_allowed(state, &session, &headers, &form) {
+            return Err(forbidden());
+        }
+        Ok(OperatorPost { session, client, form })
+    }
+}
+
+/// The button of a table row that removes its `value` (canaries, never-block ranges): a form
+/// to `path` with `action=remove`.
+pub(super) fn remove_button(ctx: &pages::Ctx, path: &str, value: &str) -> Markup {
+    html! {
+        form method="post" action=(path) class="inline" {
+            (pages::csrf(ctx))
+            input type="hidden" name="action" value="remove";
+            input type="hidden" name="value" value=(value);
+            button type="submit" class="danger" data-remove=(value) { "Remove" }
+        }
     }
 }
 

@@ -12,10 +12,9 @@ use palisade_api::native::AllowlistImportRequest;
 use serde_json::json;
 use tracing::instrument;
 
-use super::frame::{Act, Operator, finish, notice_markup};
+use super::frame::{Act, Operator, OperatorPost, finish, notice_markup, remove_button};
 use crate::console::pages;
-use crate::console::{FormFields, ctx, forbidden, page, post_allowed, store_error, take_flash, with_flash_cleared};
-use crate::http::extract::ClientAddr;
+use crate::console::{ctx, page, store_error, take_flash, with_flash_cleared};
 use crate::manage;
 use crate::state::AppState;
 use crate::use_case::UseCaseError;
@@ -56,14 +55,7 @@ pub(super) async fn never_block_page(State(state): State<AppState>, Operator(ses
                         @for range in &ranges {
                             tr {
                                 th scope="row" { (range.value) } td { (range.category) } td { (range.source) } td { (pages::when(&range.created_at)) }
-                                td {
-                                    form method="post" action="/console/operator/never-block" class="inline" {
-                                        (pages::csrf(&ctx))
-                                        input type="hidden" name="action" value="remove";
-                                        input type="hidden" name="value" value=(range.value);
-                                        button type="submit" class="danger" data-remove=(range.value) { "Remove" }
-                                    }
-                                }
+                                td { (remove_button(&ctx, "/console/operator/never-block", &range.value)) }
                             }
                         }
                     }
@@ -75,16 +67,8 @@ pub(super) async fn never_block_page(State(state): State<AppState>, Operator(ses
 }
 
 #[instrument(skip_all)]
-pub(super) async fn change_never_block(
-    State(state): State<AppState>,
-    Operator(session): Operator,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    FormFields(form): FormFields,
-) -> Response {
-    if !post_allowed(&state, &session, &headers, &form) {
-        return forbidden();
-    }
+pub(super) async fn change_never_block(State(state): State<AppState>, post: OperatorPost) -> Response {
+    let OperatorPost { session, client, form } = post;
     let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default().to_string();
     let store = state.store.as_ref();
     let (action, target, result) = match form.get("action").map(String::as_str) {
