@@ -1,0 +1,163 @@
+//! AbuseIPDB-compatible bodies (API v2, and the v1 `report/json` answer fail2ban's older action
+//! reads), with AbuseIPDB's own camelCase field names, so tools written for AbuseIPDB decode them
+//! unchanged. Every field AbuseIPDB always sends is always emitted (`null` where it sends null).
+
+use serde::{Deserialize, Serialize};
+
+/// AbuseIPDB's error body: `{"errors":[{"detail", "status", "source"?}]}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AbuseErrors {
+    /// One entry per problem (Palisade sends one).
+    pub errors: Vec<AbuseError>,
+}
+
+/// One AbuseIPDB error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AbuseError {
+    /// For a person.
+    pub detail: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// The parameter at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<AbuseErrorSource>,
+}
+
+/// Which parameter an error is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct AbuseErrorSource {
+    /// Parameter name as AbuseIPDB spells it (`ipAddress`, `categories`, …).
+    pub parameter: String,
+}
+
+/// `GET /api/v2/check` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CheckResponse {
+    /// The address's report.
+    pub data: CheckData,
+}
+
+/// What is known about one address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CheckData {
+    /// The address asked about, canonical.
+    pub ip_address: String,
+    /// Whether it is globally routable.
+    pub is_public: bool,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Whether it is in a never-block range (`null` for non-public addresses).
+    pub is_whitelisted: Option<bool>,
+    /// 0–100, from Palisade's reputation (see `docs/abuseipdb.md`).
+    pub abuse_confidence_score: u8,
+    /// ISO country code, when known.
+    pub country_code: Option<String>,
+    /// Country name (only with `verbose`; Palisade sends the code, it keeps no name table).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub country_name: Option<String>,
+    /// Palisade has no usage-type database: always `null`.
+    pub usage_type: Option<String>,
+    /// The AS name, when an AS database is configured.
+    pub isp: Option<String>,
+    /// Palisade resolves no domains: always `null`.
+    pub domain: Option<String>,
+    /// Palisade resolves no names: always empty.
+    pub hostnames: Vec<String>,
+    /// Palisade has no Tor exit list: always `false`.
+    pub is_tor: bool,
+    /// Reports within `maxAgeInDays`.
+    pub total_reports: u64,
+    /// Distinct reporters (accounts, or machines outside any account) within `maxAgeInDays`.
+    pub num_distinct_users: u64,
+    /// Latest report within `maxAgeInDays` (ISO 8601).
+    pub last_reported_at: Option<String>,
+    /// The latest reports, newest first, only with `verbose`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reports: Option<Vec<CheckReport>>,
+}
+
+/// One report in a verbose check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReport {
+    /// When the reported activity happened (ISO 8601).
+    pub reported_at: String,
+    /// The comment, only to the account that wrote it; `""` to everybody else.
+    pub comment: String,
+    /// AbuseIPDB category numbers (empty for reports that were not made through this API).
+    pub categories: Vec<u8>,
+    /// An opaque number per reporting account (or machine), stable, never an identity.
+    pub reporter_id: u64,
+    /// Country of the reporter's address, when known.
+    pub reporter_country_code: Option<String>,
+}
+
+/// `POST /api/v2/report` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReportResponse {
+    /// The address reported and its score.
+    pub data: ReportData,
+}
+
+/// The address reported, and its score now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReportData {
+    /// The address, canonical.
+    pub ip_address: String,
+    /// 0–100 (the report itself counts once the consensus worker has read it).
+    pub abuse_confidence_score: u8,
+}
+
+/// The v1 `POST /report/json` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct V1ReportResponse {
+    /// The address reported.
+    pub ip: String,
+    /// Always `true` on a 200.
+    pub success: bool,
+}
+
+/// `GET /api/v2/blacklist` answer (JSON form).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BlacklistResponse {
+    /// When it was generated.
+    pub meta: BlacklistMeta,
+    /// The listed addresses.
+    pub data: Vec<BlacklistEntry>,
+}
+
+/// Metadata of a blacklist.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BlacklistMeta {
+    /// ISO 8601.
+    pub generated_at: String,
+}
+
+/// One blacklisted address (or range: Palisade lists ranges too).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BlacklistEntry {
+    /// The address, or a CIDR range.
+    pub ip_address: String,
+    /// ISO country code, when known.
+    pub country_code: Option<String>,
+    /// 0–100.
+    pub abuse_confidence_score: u8,
+    /// When it was listed (ISO 8601).
+    pub last_reported_at: String,
+}
