@@ -124,8 +124,45 @@ pub struct ReportData {
 pub struct V1ReportResponse {
     /// The address reported.
     pub ip: String,
-    /// Always `true` on a 200.
+    /// `true` on a 200, `false` on a refusal.
     pub success: bool,
+    /// Why a report was refused.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
+}
+
+/// The form of `POST /api/v2/report` (`application/x-www-form-urlencoded`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReportForm {
+    /// The address reported.
+    pub ip: String,
+    /// Comma-separated AbuseIPDB category numbers (1–23).
+    pub categories: String,
+    /// Free text (log lines); the reporter's own address is removed, at most 1,024 bytes kept.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// When the activity happened (ISO 8601); default: now.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// The API key, when not sent in the `Key` header.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// The form (or query) of the v1 `POST /report/json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct V1ReportForm {
+    /// The API key.
+    pub key: String,
+    /// Comma-separated AbuseIPDB category numbers (1–23).
+    pub category: String,
+    /// The address reported.
+    pub ip: String,
+    /// Free text (log lines).
+    #[serde(default)]
+    pub comment: Option<String>,
 }
 
 /// `GET /api/v2/blacklist` answer (JSON form).

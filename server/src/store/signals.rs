@@ -98,6 +98,8 @@ pub struct RecentReport {
     pub stop_at: OffsetDateTime,
     /// Reporter's address.
     pub origin_ip: IpAddr,
+    /// Other fields as stored (a JSON object).
+    pub extra: String,
 }
 
 /// The reporting side of a signal, added by the server.

@@ -220,7 +220,7 @@ impl SignalStore for PgStore {
 
     async fn recent_reports(&self, query: &ReportQuery) -> Result<Vec<RecentReport>, StoreError> {
         let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT s.id, s.machine_id, m.account_id, s.scenario, s.message, s.stop_at, s.origin_ip \
+            "SELECT s.id, s.machine_id, m.account_id, s.scenario, s.message, s.stop_at, s.origin_ip, s.extra::text AS extra \
              FROM signals s JOIN machines m ON m.id = s.machine_id WHERE ",
         );
         push_report_filter(&mut builder, query);
@@ -236,6 +236,7 @@ impl SignalStore for PgStore {
                     message: row.try_get("message")?,
                     stop_at: row.try_get("stop_at")?,
                     origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
+                    extra: row.try_get("extra")?,
                 })
             })
             .collect()
