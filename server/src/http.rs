@@ -78,9 +78,7 @@ impl Modify for SecuritySchemes {
         );
         components.add_security_scheme(
             "abuseipdb_key",
-            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(utoipa::openapi::security::ApiKeyValue::new(
-                "Key",
-            ))),
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(utoipa::openapi::security::ApiKeyValue::new("Key"))),
         );
     }
 }

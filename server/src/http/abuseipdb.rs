@@ -49,8 +49,7 @@ pub fn v1_routes() -> OpenApiRouter<AppState> {
 }
 
 /// AbuseIPDB's sentence for a bad key.
-pub const AUTH_FAILED: &str =
-    "Authentication failed. Your API key is either missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.";
+pub const AUTH_FAILED: &str = "Authentication failed. Your API key is either missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.";
 
 /// A refusal in AbuseIPDB's shape.
 #[derive(Debug)]
@@ -101,11 +100,8 @@ pub fn invalid(parameter: &'static str, detail: impl Into<String>) -> Failure {
 }
 
 fn body(status: StatusCode, detail: String, parameter: Option<&str>) -> Response {
-    let error = AbuseError {
-        detail,
-        status: status.as_u16(),
-        source: parameter.map(|p| AbuseErrorSource { parameter: p.to_string() }),
-    };
+    let error =
+        AbuseError { detail, status: status.as_u16(), source: parameter.map(|p| AbuseErrorSource { parameter: p.to_string() }) };
     (status, Json(AbuseErrors { errors: vec![error] })).into_response()
 }
 
@@ -179,10 +175,7 @@ impl Params {
         let Some(text) = self.get(name) else { return Ok(default) };
         match text.parse::<i64>() {
             Ok(value) if range.contains(&value) => Ok(Some(value)),
-            _ => Err(invalid(
-                name,
-                format!("The {name} must be an integer between {} and {}.", range.start(), range.end()),
-            )),
+            _ => Err(invalid(name, format!("The {name} must be an integer between {} and {}.", range.start(), range.end()))),
         }
     }
 }
@@ -208,9 +201,8 @@ where
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
             // Within the server's body limit: a larger body is 413.
-            let bytes = axum::body::to_bytes(req.into_body(), limit)
-                .await
-                .map_err(|_| Failure::Api(ApiError::BodyTooLarge(limit)))?;
+            let bytes =
+                axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| Failure::Api(ApiError::BodyTooLarge(limit)))?;
             if form || !bytes.is_empty() {
                 params.extend(parse_pairs(&bytes));
             }

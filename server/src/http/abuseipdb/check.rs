@@ -70,7 +70,10 @@ pub async fn check_address(
 fn parse_check(params: &Params) -> Result<(IpAddr, i64, bool), Failure> {
     let text = params.get("ipAddress").ok_or_else(|| invalid("ipAddress", "The ip address field is required."))?;
     let ip = parse_ip(text).ok_or_else(|| {
-        invalid("ipAddress", format!("The ip address {:?} must be a valid IPv4 or IPv6 address.", crate::domain::abuseipdb::truncate(text, 64)))
+        invalid(
+            "ipAddress",
+            format!("The ip address {:?} must be a valid IPv4 or IPv6 address.", crate::domain::abuseipdb::truncate(text, 64)),
+        )
     })?;
     let max_age = params.int("maxAgeInDays", 1..=365, Some(30))?.unwrap_or(30);
     Ok((ip, max_age, params.flag("verbose")))

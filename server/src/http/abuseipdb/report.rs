@@ -117,9 +117,7 @@ async fn v2_detail(response: Response) -> String {
     serde_json::from_slice::<AbuseErrors>(&bytes)
         .ok()
         .and_then(|body| body.errors.into_iter().next().map(|e| e.detail))
-        .or_else(|| {
-            serde_json::from_slice::<palisade_api::native::ErrorBody>(&bytes).ok().map(|body| body.message)
-        })
+        .or_else(|| serde_json::from_slice::<palisade_api::native::ErrorBody>(&bytes).ok().map(|body| body.message))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string())
 }
 
@@ -169,11 +167,16 @@ async fn submit(
     (Some(decision), outcome)
 }
 
-fn parse_report(state: &AppState, params: &Params, names: &Names, client: IpAddr, now: OffsetDateTime) -> Result<Report, Failure> {
+fn parse_report(
+    state: &AppState,
+    params: &Params,
+    names: &Names,
+    client: IpAddr,
+    now: OffsetDateTime,
+) -> Result<Report, Failure> {
     let text = params.get(names.ip).ok_or_else(|| invalid(names.ip, "The ip field is required."))?;
-    let ip = parse_ip(text).ok_or_else(|| {
-        invalid(names.ip, format!("The ip {:?} must be a valid IPv4 or IPv6 address.", truncate(text, 64)))
-    })?;
+    let ip = parse_ip(text)
+        .ok_or_else(|| invalid(names.ip, format!("The ip {:?} must be a valid IPv4 or IPv6 address.", truncate(text, 64))))?;
     if let Some(kind) = special_purpose(ip) {
         return Err(invalid(names.ip, format!("You can only report public IP addresses: {ip} is {kind}.")));
     }
