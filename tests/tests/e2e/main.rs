@@ -19,6 +19,7 @@ mod deploy;
 mod durability;
 mod edge;
 mod engine_properties;
+mod fail2ban;
 mod feed_cli;
 mod firewall_formats;
 mod lookup_cli;
