@@ -14,7 +14,7 @@ use palisade_api::abuseipdb::{
 use time::Duration;
 use tracing::instrument;
 
-use super::{Caller, Failure, Params, answer, authenticate, confidence_score, invalid, now, whitelisted};
+use super::dialect::{Caller, Failure, Params, answer, authenticate, confidence_score, invalid, now, whitelisted};
 use crate::domain::abuseipdb::{categories_of, categories_of_scenario};
 use crate::domain::lists::COMMUNITY;
 use crate::domain::net::parse_ip;
@@ -130,10 +130,7 @@ async fn check(state: &AppState, caller: &Caller, ip: IpAddr, max_age: i64, verb
             if categories.is_empty() {
                 categories = categories_of_scenario(&report.scenario);
             }
-            let reporter = match report.account {
-                Some(account) => account.0 as u64 * 2,
-                None => report.machine.0 as u64 * 2 + 1,
-            };
+            let reporter = reporter_id(&state.jwt, report.account, report.machine);
             listed.push(CheckReport {
                 reported_at: rfc3339(report.stop_at),
                 comment: if report.account.is_some() && report.account == own_account { report.message } else { String::new() },
@@ -145,6 +142,25 @@ async fn check(state: &AppState, caller: &Caller, ip: IpAddr, max_age: i64, verb
         data.reports = Some(listed);
     }
     Ok(data)
+}
+
+/// The `reporterId` of a report: an opaque number per account (per machine for a machine in no
+/// account), the same in every answer and on every replica (keyed with the server secret), from
+/// which neither the account nor how many accounts exist can be read. At most 2^53 - 1, so
+/// JavaScript clients read it exactly.
+pub fn reporter_id(
+    keys: &crate::auth::jwt::JwtKeys,
+    account: Option<crate::store::AccountKey>,
+    machine: crate::store::MachineKey,
+) -> u64 {
+    let label = match account {
+        Some(account) => format!("abuseipdb reporter account {}", account.0),
+        None => format!("abuseipdb reporter machine {}", machine.0),
+    };
+    let derived = crate::auth::jwt::derive_key(keys.console_key(), label.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&derived[..8]);
+    u64::from_be_bytes(first) >> 11
 }
 
 /// The addresses the key's account receives: the community list as its tier serves it (the

@@ -15,7 +15,7 @@ use palisade_api::abuseipdb::{AbuseErrors, ReportData, ReportResponse, V1ReportR
 use time::{Duration, OffsetDateTime};
 use tracing::instrument;
 
-use super::{Caller, Failure, Params, authenticate, confidence_score, invalid, now};
+use super::dialect::{Caller, Failure, Params, authenticate, confidence_score, invalid, now};
 use crate::domain::abuseipdb::{Report, parse_categories, parse_timestamp, scrub_comment, truncate};
 use crate::domain::net::{origin_prefix, parse_ip};
 use crate::domain::signal::stored_size;
@@ -123,7 +123,7 @@ async fn v2_detail(response: Response) -> String {
 
 fn with_standing(response: Response, decision: Option<&Decision>) -> Response {
     match decision {
-        Some(decision) => super::super::quota::with_limit_headers(response, decision),
+        Some(decision) => crate::http::quota::with_limit_headers(response, decision),
         None => response,
     }
 }
