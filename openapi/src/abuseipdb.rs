@@ -99,6 +99,37 @@ pub struct CheckReport {
     pub reporter_country_code: Option<String>,
 }
 
+/// `GET /api/v2/reports` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReportsResponse {
+    /// One page of reports.
+    pub data: ReportsPage,
+}
+
+/// One page of the reports about an address, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReportsPage {
+    /// Reports within `maxAgeInDays` (at most the 10,000 that can be paged through).
+    pub total: u64,
+    /// This page, from 1.
+    pub page: u64,
+    /// Reports on this page.
+    pub count: u64,
+    /// Page size asked for.
+    pub per_page: u64,
+    /// The last page (1 when there are none).
+    pub last_page: u64,
+    /// The next page, when there is one.
+    pub next_page_url: Option<String>,
+    /// The previous page, when there is one.
+    pub previous_page_url: Option<String>,
+    /// The reports, as a verbose check lists them.
+    pub results: Vec<CheckReport>,
+}
+
 /// `POST /api/v2/report` answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]

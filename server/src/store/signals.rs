@@ -46,11 +46,11 @@ pub trait SignalStore: Send + Sync {
 
     /// The signals about exactly `value` matching `query`: how many, from how many distinct
     /// reporters (an account counts once however many machines it has; a machine outside any
-    /// account counts alone), and the latest `stop_at`. Ignores `query.limit`.
+    /// account counts alone), and the latest `stop_at`. Ignores `query.limit` and `query.offset`.
     async fn report_summary(&self, query: &ReportQuery) -> Result<ReportSummary, StoreError>;
 
     /// The signals about exactly `value` matching `query`, newest (`stop_at`) first, at most
-    /// `query.limit`.
+    /// `query.limit` after skipping `query.offset`.
     async fn recent_reports(&self, query: &ReportQuery) -> Result<Vec<RecentReport>, StoreError>;
 }
 
@@ -68,6 +68,8 @@ pub struct ReportQuery {
     pub machine: Option<MachineKey>,
     /// Most rows returned by [`SignalStore::recent_reports`].
     pub limit: u32,
+    /// Rows skipped first by [`SignalStore::recent_reports`] (paging).
+    pub offset: u32,
 }
 
 /// Counts over the signals about one value.

@@ -317,6 +317,7 @@ async fn charged_call(app: &TestApp, name: &str, key: &str) -> Reply {
     match name {
         "check" => get(app, "/api/v2/check?ipAddress=45.33.32.156", Some(key)).await,
         "blacklist" => get(app, "/api/v2/blacklist", Some(key)).await,
+        "reports" => get(app, "/api/v2/reports?ipAddress=45.33.32.156", Some(key)).await,
         "report" => report(app, key, &format!("45.33.32.{fresh}"), "22", "").await,
         _ => post_form(app, &format!("/report/json?key={key}&category=22&ip=45.33.33.{fresh}"), None, &[]).await,
     }
@@ -326,7 +327,7 @@ async fn charged_call(app: &TestApp, name: &str, key: &str) -> Reply {
 async fn each_endpoint_is_charged_to_the_tier_and_refused_over_quota() {
     for app in apps().await {
         let admin = app.admin_token().await;
-        for name in ["check", "blacklist", "report", "v1"] {
+        for name in ["check", "blacklist", "reports", "report", "v1"] {
             let key = api_key_on_tier(&app, &admin, &format!("tiny-{name}"), "tiny").await;
             let first = charged_call(&app, name, &key).await;
             assert_eq!(first.status, StatusCode::OK, "{name}: {}", first.text());
@@ -422,5 +423,53 @@ async fn the_v1_report_answers_as_v1_did_and_stores_a_signal() {
         let body = bad.json();
         assert_eq!((body["success"].as_bool(), body["ip"].as_str()), (Some(false), Some("45.33.32.157")));
         assert!(body["message"].as_str().is_some_and(|m| m.contains("99")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn reports_are_paged_newest_first_with_comments_only_for_their_account() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let mut keys = Vec::new();
+        for account in ["acme", "globex", "initech"] {
+            let key = api_key(&app, &admin, account).await;
+            ok(&report(&app, &key, "45.33.32.156", "22", &format!("seen by {account}")).await);
+            keys.push(key);
+        }
+        let first = ok(&get(&app, "/api/v2/reports?ipAddress=45.33.32.156&perPage=2", Some(&keys[0])).await);
+        let data = &first["data"];
+        assert_eq!(
+            (data["total"].as_u64(), data["count"].as_u64(), data["lastPage"].as_u64()),
+            (Some(3), Some(2), Some(2)),
+            "{}: {data}",
+            app.label
+        );
+        assert!(
+            data["nextPageUrl"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/api/v2/reports?ipAddress=45.33.32.156&maxAgeInDays=30&page=2&perPage=2")),
+            "{data}"
+        );
+        assert!(data["previousPageUrl"].is_null());
+        let second = ok(&get(&app, "/api/v2/reports?ipAddress=45.33.32.156&perPage=2&page=2", Some(&keys[0])).await);
+        let results = second["data"]["results"].as_array().expect("results");
+        assert_eq!(results.len(), 1, "{}", app.label);
+        assert_eq!(results[0]["comment"], "seen by acme", "{}: the oldest is acme's own, shown to acme", app.label);
+        assert!(second["data"]["nextPageUrl"].is_null() && second["data"]["previousPageUrl"].is_string());
+        let comments: Vec<&str> =
+            data["results"].as_array().expect("results").iter().map(|r| r["comment"].as_str().expect("a comment")).collect();
+        assert_eq!(comments, ["", ""], "{}: other accounts' comments are hidden", app.label);
+
+        let empty = ok(&get(&app, "/api/v2/reports?ipAddress=45.33.32.200", Some(&keys[0])).await);
+        assert_eq!((empty["data"]["total"].as_u64(), empty["data"]["lastPage"].as_u64()), (Some(0), Some(1)));
+        for (query, parameter) in [
+            ("ipAddress=45.33.32.156&page=0", "page"),
+            ("ipAddress=45.33.32.156&perPage=101", "perPage"),
+            ("ipAddress=45.33.32.156&page=101&perPage=100", "page"),
+            ("page=1", "ipAddress"),
+        ] {
+            let reply = get(&app, &format!("/api/v2/reports?{query}"), Some(&keys[0])).await;
+            abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(parameter));
+        }
     }
 }

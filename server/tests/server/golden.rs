@@ -1002,6 +1002,11 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     .await;
     g.call("initech checks the address", Call::get("/api/v2/check?ipAddress=45.33.32.201").header("Key", &initech_key)).await;
     g.call("a check without a key", Call::get("/api/v2/check?ipAddress=45.33.32.201")).await;
+    g.call(
+        "initech pages the reports of an address nobody reported",
+        Call::get("/api/v2/reports?ipAddress=45.33.32.203&perPage=10").header("Key", &initech_key),
+    )
+    .await;
     g.call("initech's blacklist", Call::get("/api/v2/blacklist?limit=5").header("Key", &initech_key)).await;
 
     // --- Lifecycle: enrollment keys, delistings, deleting accounts, the audit log ---------------

@@ -67,7 +67,8 @@ pub async fn check_address(
     answer(outcome, &decision)
 }
 
-fn parse_check(params: &Params) -> Result<(IpAddr, i64, bool), Failure> {
+/// `ipAddress` and `maxAgeInDays` as check and reports take them, and `verbose`.
+pub fn parse_check(params: &Params) -> Result<(IpAddr, i64, bool), Failure> {
     let text = params.get("ipAddress").ok_or_else(|| invalid("ipAddress", "The ip address field is required."))?;
     let ip = parse_ip(text).ok_or_else(|| {
         invalid(
@@ -114,6 +115,7 @@ async fn check(state: &AppState, caller: &Caller, ip: IpAddr, max_age: i64, verb
         received_since: None,
         machine: None,
         limit: MAX_VERBOSE_REPORTS,
+        offset: 0,
     };
     let summary = state.store.report_summary(&query).await?;
     data.total_reports = summary.reports;
@@ -121,27 +123,28 @@ async fn check(state: &AppState, caller: &Caller, ip: IpAddr, max_age: i64, verb
     data.last_reported_at = summary.last_reported_at.map(rfc3339);
     if verbose {
         let reports = state.store.recent_reports(&query).await?;
-        let own_account = Some(caller.key.account);
-        let mut listed = Vec::with_capacity(reports.len());
-        for report in reports {
-            // As reported; a signal made otherwise under one of the table's scenarios gets its
-            // category, any other signal none.
-            let mut categories = categories_of(&report.extra);
-            if categories.is_empty() {
-                categories = categories_of_scenario(&report.scenario);
-            }
-            let reporter = reporter_id(&state.jwt, report.account, report.machine);
-            listed.push(CheckReport {
-                reported_at: rfc3339(report.stop_at),
-                comment: if report.account.is_some() && report.account == own_account { report.message } else { String::new() },
-                categories,
-                reporter_id: reporter,
-                reporter_country_code: state.enricher.lookup(report.origin_ip).country,
-            });
-        }
+        let listed = reports.into_iter().map(|report| shown_report(state, caller, report)).collect();
         data.reports = Some(listed);
     }
     Ok(data)
+}
+
+/// One stored report as `caller` may see it: its comment only when `caller`'s account made it,
+/// its categories as reported (a signal made otherwise under one of the table's scenarios gets
+/// that category, any other signal none), its reporter as an opaque number.
+pub fn shown_report(state: &AppState, caller: &Caller, report: crate::store::RecentReport) -> CheckReport {
+    let mut categories = categories_of(&report.extra);
+    if categories.is_empty() {
+        categories = categories_of_scenario(&report.scenario);
+    }
+    let own = report.account == Some(caller.key.account);
+    CheckReport {
+        reported_at: rfc3339(report.stop_at),
+        comment: if own { report.message } else { String::new() },
+        categories,
+        reporter_id: reporter_id(&state.jwt, report.account, report.machine),
+        reporter_country_code: state.enricher.lookup(report.origin_ip).country,
+    }
 }
 
 /// The `reporterId` of a report: an opaque number per account (per machine for a machine in no

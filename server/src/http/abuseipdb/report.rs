@@ -250,6 +250,7 @@ async fn reported_recently(state: &AppState, reporter: MachineKey, ip: IpAddr, n
         received_since: Some(now - REPORT_INTERVAL),
         machine: Some(reporter),
         limit: 1,
+        offset: 0,
     };
     Ok(!state.store.recent_reports(&query).await?.is_empty())
 }

@@ -572,6 +572,7 @@ async fn report_summary_and_recent_reports_count_reporters_and_respect_their_bou
             received_since: None,
             machine: None,
             limit: 2,
+            offset: 0,
         };
         let summary = store.report_summary(&query).await.expect("summary");
         assert_eq!(summary.reports, 3, "{label}: the 40-day-old report and the other address are left out");
@@ -586,6 +587,9 @@ async fn report_summary_and_recent_reports_count_reporters_and_respect_their_bou
         assert_eq!(recent[1].account, Some(account), "{label}: account");
         assert_eq!(recent[1].origin_ip, ip("81.2.69.160"), "{label}: origin");
         assert_eq!(recent[1].scenario, "crowdsecurity/ssh-bf", "{label}: scenario");
+        assert!(json_value(label, &recent[0].extra).is_object(), "{label}: extra");
+        let next = store.recent_reports(&ReportQuery { offset: 2, ..query.clone() }).await.expect("recent");
+        assert_eq!(next.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["acme one"], "{label}: the next page");
 
         let own_recent =
             ReportQuery { machine: Some(a1), received_since: Some(T0 - Duration::minutes(15)), limit: 10, ..query.clone() };

@@ -98,6 +98,7 @@ impl SignalStore for SqliteStore {
         );
         push_report_filter(&mut builder, query);
         builder.push(" ORDER BY s.stop_at DESC, s.id DESC LIMIT ").push_bind(i64::from(query.limit));
+        builder.push(" OFFSET ").push_bind(i64::from(query.offset));
         let rows = builder.build().fetch_all(&self.reader).await?;
         rows.iter()
             .map(|row| {
