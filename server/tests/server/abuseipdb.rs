@@ -394,6 +394,13 @@ async fn the_blacklist_is_the_community_list_as_the_tier_serves_it() {
         assert_eq!(small["data"].as_array().map(Vec::len), Some(2), "{}: the tier's cap", app.label);
         let more = ok(&get(&app, "/api/v2/blacklist?limit=100", Some(&capped)).await);
         assert_eq!(more["data"].as_array().map(Vec::len), Some(2), "{}: a limit cannot lift the cap", app.label);
+        let capped_view: Vec<Value> = more["data"].as_array().expect("data").clone();
+        for version in ["4", "6"] {
+            let filtered = ok(&get(&app, &format!("/api/v2/blacklist?ipVersion={version}"), Some(&capped)).await);
+            for entry in filtered["data"].as_array().expect("data") {
+                assert!(capped_view.contains(entry), "{}: a filter reaches past the tier's cap: {entry}", app.label);
+            }
+        }
         abuse_error(&get(&app, "/api/v2/blacklist", Some(&none)).await, StatusCode::FORBIDDEN, None);
     }
 }

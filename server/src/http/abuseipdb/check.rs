@@ -21,6 +21,7 @@ use crate::domain::net::parse_ip;
 use crate::domain::special::special_purpose;
 use crate::domain::time::rfc3339;
 use crate::http::extract::ClientAddr;
+use crate::serving;
 use crate::state::AppState;
 use crate::store::ReportQuery;
 
@@ -209,6 +210,8 @@ pub async fn get_blacklist(
 }
 
 struct BlacklistQuery {
+    /// The tier's cap on the community list.
+    cap: usize,
     limit: usize,
     plaintext: bool,
     version: Option<u8>,
@@ -227,7 +230,7 @@ impl BlacklistQuery {
         };
         let cap = if cap == 0 { usize::MAX } else { usize::try_from(cap).unwrap_or(usize::MAX) };
         let asked = params.int("limit", 1..=10_000_000, None)?.map(|l| l as usize);
-        let limit = asked.unwrap_or(DEFAULT_BLACKLIST_LIMIT).min(cap);
+        let limit = asked.unwrap_or(DEFAULT_BLACKLIST_LIMIT);
         let version = params.int("ipVersion", 4..=6, None)?.map(|v| v as u8);
         if version == Some(5) {
             return Err(invalid("ipVersion", "The ipVersion must be 4 or 6."));
@@ -244,14 +247,16 @@ impl BlacklistQuery {
         if !only.is_empty() && !except.is_empty() {
             return Err(invalid("onlyCountries", "Give onlyCountries or exceptCountries, not both."));
         }
-        Ok(BlacklistQuery { limit, plaintext: params.flag("plaintext"), version, only, except })
+        Ok(BlacklistQuery { cap, limit, plaintext: params.flag("plaintext"), version, only, except })
     }
 }
 
 async fn blacklist(state: &AppState, query: &BlacklistQuery) -> Result<Response, Failure> {
     let served = state.distribution.lists.served(COMMUNITY).await?;
-    let mut entries: Vec<_> = served
-        .entries
+    // The tier's view first, exactly as its blocklist pull chooses it, so that filters can never
+    // reach entries beyond the tier's cap.
+    let view = if served.entries.len() > query.cap { serving::top(&served.entries, query.cap) } else { served.entries.clone() };
+    let mut entries: Vec<_> = view
         .iter()
         .filter(|entry| match query.version {
             Some(4) => entry.net.addr().is_ipv4(),
