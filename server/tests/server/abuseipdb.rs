@@ -480,3 +480,37 @@ async fn reports_are_paged_newest_first_with_comments_only_for_their_account() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_disabled_or_impersonated_reporter_refuses_reports() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        ok(&report(&app, &key, "45.33.32.156", "22", "").await);
+        let login = format!("abuseipdb-{}", key_prefix(&app, &admin, "acme").await);
+        let disable = |disabled: bool| {
+            common::request(
+                Method::PUT,
+                &format!("/v1/admin/machines/{login}/disabled"),
+                Some(&admin),
+                &[],
+                Body::from(serde_json::json!({"disabled": disabled}).to_string()),
+            )
+        };
+        let done = app.send(disable(true)).await;
+        assert!(done.status.is_success(), "{}: {}", done.what, done.text());
+        abuse_error(&report(&app, &key, "45.33.32.157", "22", "").await, StatusCode::FORBIDDEN, None);
+        let done = app.send(disable(false)).await;
+        assert!(done.status.is_success(), "{}: {}", done.what, done.text());
+        ok(&report(&app, &key, "45.33.32.157", "22", "").await);
+
+        // A machine registered under the name a key's reporter would take is never used as it.
+        let other = api_key(&app, &admin, "globex").await;
+        let squatted = format!("abuseipdb-{}", key_prefix(&app, &admin, "globex").await);
+        app.machine(&squatted).await;
+        let refused = report(&app, &other, "45.33.32.156", "22", "").await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}: {}", refused.what, refused.text());
+        let filter = SignalFilter { machine_id: Some(squatted), limit: 10, ..SignalFilter::default() };
+        assert!(app.state.store.list_signals(&filter).await.expect("signals").is_empty(), "{}", app.label);
+    }
+}
