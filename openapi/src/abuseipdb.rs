@@ -99,6 +99,52 @@ pub struct CheckReport {
     pub reporter_country_code: Option<String>,
 }
 
+/// `GET /api/v2/check-block` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CheckBlockResponse {
+    /// The network and its reported addresses.
+    pub data: CheckBlockData,
+}
+
+/// A network and the addresses in it reported within `maxAgeInDays`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CheckBlockData {
+    /// The network's first address.
+    pub network_address: String,
+    /// Its netmask, dotted.
+    pub netmask: String,
+    /// First host address.
+    pub min_address: String,
+    /// Last host address.
+    pub max_address: String,
+    /// How many host addresses it has.
+    pub num_possible_hosts: u64,
+    /// The special-purpose range it is in, or `Internet`.
+    pub address_space_desc: String,
+    /// Its reported addresses.
+    pub reported_address: Vec<BlockAddress>,
+}
+
+/// One reported address of a network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BlockAddress {
+    /// The address.
+    pub ip_address: String,
+    /// Reports within `maxAgeInDays`.
+    pub num_reports: u64,
+    /// The latest of them (ISO 8601).
+    pub most_recent_report: String,
+    /// 0–100, as `check` scores it.
+    pub abuse_confidence_score: u8,
+    /// ISO country code, when known.
+    pub country_code: Option<String>,
+}
+
 /// `GET /api/v2/reports` answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]

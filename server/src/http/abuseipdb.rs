@@ -1,5 +1,5 @@
 //! The AbuseIPDB dialect: `GET /api/v2/check`, `POST /api/v2/report`, `GET /api/v2/blacklist`,
-//! `GET /api/v2/reports` and the v1 `POST /report/json` older fail2ban actions send, so AbuseIPDB tools work against
+//! `GET /api/v2/reports`, `GET /api/v2/check-block` and the v1 `POST /report/json` older fail2ban actions send, so AbuseIPDB tools work against
 //! Palisade by changing only a URL and a key (`docs/abuseipdb.md`). A view over the same
 //! reputation, signals and lists as the native routes: reads go through [`crate::lookup`] and the
 //! served lists, reports become signals of the key's account ([`report`]).
@@ -11,9 +11,10 @@
 //!   quota (with `Retry-After`) or for the same address reported twice within 15 minutes;
 //! - every answer to an authenticated caller carries `X-RateLimit-Limit/-Remaining/-Reset`.
 //!
-//! Quota: each call of check, reports, report and blacklist costs one lookup of the key's tier (tiers
+//! Quota: each call of check, check-block, reports, report and blacklist costs one lookup of the key's tier (tiers
 //! have one lookup quota; the dialect adds none). Refused input costs nothing.
 
+pub mod blocks;
 pub mod check;
 pub mod dialect;
 pub mod report;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(report::report_address))
         .routes(routes!(check::get_blacklist))
         .routes(routes!(reports::get_reports))
+        .routes(routes!(blocks::check_block))
 }
 
 /// The v1 route, merged at the root (`/report/json`).

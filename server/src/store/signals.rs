@@ -52,6 +52,22 @@ pub trait SignalStore: Send + Sync {
     /// The signals about exactly `value` matching `query`, newest (`stop_at`) first, at most
     /// `query.limit` after skipping `query.offset`.
     async fn recent_reports(&self, query: &ReportQuery) -> Result<Vec<RecentReport>, StoreError>;
+
+    /// For each of `values` (at most a few hundred, each looked up by the value index) that has
+    /// signals whose activity ended at or after `since`: how many and the latest `stop_at`, in
+    /// no particular order.
+    async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError>;
+}
+
+/// The signals about one value, counted ([`SignalStore::report_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueReports {
+    /// The canonical value.
+    pub value: String,
+    /// Signals.
+    pub reports: u64,
+    /// Latest `stop_at`.
+    pub last_reported_at: OffsetDateTime,
 }
 
 /// Which signals about one value [`SignalStore::report_summary`] and

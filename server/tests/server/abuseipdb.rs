@@ -318,6 +318,7 @@ async fn charged_call(app: &TestApp, name: &str, key: &str) -> Reply {
         "check" => get(app, "/api/v2/check?ipAddress=45.33.32.156", Some(key)).await,
         "blacklist" => get(app, "/api/v2/blacklist", Some(key)).await,
         "reports" => get(app, "/api/v2/reports?ipAddress=45.33.32.156", Some(key)).await,
+        "check-block" => get(app, "/api/v2/check-block?network=45.33.32.0/24", Some(key)).await,
         "report" => report(app, key, &format!("45.33.32.{fresh}"), "22", "").await,
         _ => post_form(app, &format!("/report/json?key={key}&category=22&ip=45.33.33.{fresh}"), None, &[]).await,
     }
@@ -327,7 +328,7 @@ async fn charged_call(app: &TestApp, name: &str, key: &str) -> Reply {
 async fn each_endpoint_is_charged_to_the_tier_and_refused_over_quota() {
     for app in apps().await {
         let admin = app.admin_token().await;
-        for name in ["check", "blacklist", "reports", "report", "v1"] {
+        for name in ["check", "check-block", "blacklist", "reports", "report", "v1"] {
             let key = api_key_on_tier(&app, &admin, &format!("tiny-{name}"), "tiny").await;
             let first = charged_call(&app, name, &key).await;
             assert_eq!(first.status, StatusCode::OK, "{name}: {}", first.text());
@@ -512,5 +513,44 @@ async fn a_disabled_or_impersonated_reporter_refuses_reports() {
         assert_eq!(refused.status, StatusCode::CONFLICT, "{}: {}", refused.what, refused.text());
         let filter = SignalFilter { machine_id: Some(squatted), limit: 10, ..SignalFilter::default() };
         assert!(app.state.store.list_signals(&filter).await.expect("signals").is_empty(), "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn check_block_lists_the_reported_addresses_of_a_small_ipv4_network() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        let other = api_key(&app, &admin, "globex").await;
+        ok(&report(&app, &key, "45.33.32.156", "22", "").await);
+        ok(&report(&app, &other, "45.33.32.156", "22", "").await);
+        ok(&report(&app, &key, "45.33.32.7", "14", "").await);
+        ok(&report(&app, &key, "45.33.33.1", "14", "outside the network").await);
+        let block = ok(&get(&app, "/api/v2/check-block?network=45.33.32.77/24", Some(&key)).await);
+        let data = &block["data"];
+        assert_eq!(data["networkAddress"], "45.33.32.0", "{}: {data}", app.label);
+        assert_eq!(
+            (data["netmask"].as_str(), data["minAddress"].as_str(), data["maxAddress"].as_str()),
+            (Some("255.255.255.0"), Some("45.33.32.1"), Some("45.33.32.254"))
+        );
+        assert_eq!((data["numPossibleHosts"].as_u64(), data["addressSpaceDesc"].as_str()), (Some(254), Some("Internet")));
+        let reported: Vec<(&str, u64)> = data["reportedAddress"]
+            .as_array()
+            .expect("addresses")
+            .iter()
+            .map(|a| (a["ipAddress"].as_str().expect("an address"), a["numReports"].as_u64().expect("a count")))
+            .collect();
+        assert_eq!(reported, [("45.33.32.7", 1), ("45.33.32.156", 2)], "{}: in address order", app.label);
+        assert!(data["reportedAddress"][0]["mostRecentReport"].is_string());
+        let single = ok(&get(&app, "/api/v2/check-block?network=45.33.33.1/32", Some(&key)).await);
+        assert_eq!(single["data"]["numPossibleHosts"], 1);
+        assert_eq!(single["data"]["reportedAddress"].as_array().map(Vec::len), Some(1));
+        for query in
+            ["", "?network=45.33.0.0/16", "?network=2a01:4f8::/64", "?network=nonsense", "?network=45.33.32.0/24&maxAgeInDays=0"]
+        {
+            let reply = get(&app, &format!("/api/v2/check-block{query}"), Some(&key)).await;
+            let parameter = if query.contains("maxAgeInDays") { "maxAgeInDays" } else { "network" };
+            abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(parameter));
+        }
     }
 }

@@ -1007,6 +1007,11 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
         Call::get("/api/v2/reports?ipAddress=45.33.32.203&perPage=10").header("Key", &initech_key),
     )
     .await;
+    g.call(
+        "initech checks the /30 of its reports",
+        Call::get("/api/v2/check-block?network=45.33.32.200/30").header("Key", &initech_key),
+    )
+    .await;
     g.call("initech's blacklist", Call::get("/api/v2/blacklist?limit=5").header("Key", &initech_key)).await;
 
     // --- Lifecycle: enrollment keys, delistings, deleting accounts, the audit log ---------------

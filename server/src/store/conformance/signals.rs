@@ -599,6 +599,21 @@ async fn report_summary_and_recent_reports_count_reporters_and_respect_their_bou
         assert_eq!(own.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["acme one"], "{label}: only a1's");
         assert_eq!(store.report_summary(&own_window).await.expect("summary").reports, 1, "{label}: filtered summary");
 
+        let counts = store
+            .report_counts(&["45.33.32.156".into(), "45.33.32.157".into(), "45.33.32.158".into()], T0 - Duration::days(30))
+            .await
+            .expect("counts");
+        let mut counts: Vec<(String, u64, OffsetDateTime)> =
+            counts.into_iter().map(|c| (c.value, c.reports, c.last_reported_at)).collect();
+        counts.sort();
+        let another = sent[4].report.stop_at;
+        assert_eq!(
+            counts,
+            [("45.33.32.156".into(), 3, T0 - Duration::minutes(10)), ("45.33.32.157".into(), 1, another)],
+            "{label}: per value, within the window, unknown values absent"
+        );
+        assert!(store.report_counts(&[], T0).await.expect("counts").is_empty(), "{label}: nothing asked");
+
         let unknown = ReportQuery { value: "2001:db8::1".into(), ..query };
         assert_eq!(store.report_summary(&unknown).await.expect("summary"), ReportSummary::default(), "{label}: unknown");
     }

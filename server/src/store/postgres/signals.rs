@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore};
+use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore, ValueReports};
 
 #[async_trait]
 impl SignalStore for PgStore {
@@ -238,6 +238,30 @@ impl SignalStore for PgStore {
                     stop_at: row.try_get("stop_at")?,
                     origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
                     extra: row.try_get("extra")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<String> = values.iter().map(|v| storable(v).into_owned()).collect();
+        let rows = sqlx::query(
+            "SELECT value, count(*) AS reports, max(stop_at) AS last FROM signals \
+             WHERE stop_at >= $1 AND value = ANY($2) GROUP BY value",
+        )
+        .bind(since)
+        .bind(&values)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ValueReports {
+                    value: row.try_get("value")?,
+                    reports: row.try_get::<i64, _>("reports")?.max(0) as u64,
+                    last_reported_at: row.try_get("last")?,
                 })
             })
             .collect()

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore};
+use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore, ValueReports};
 
 #[async_trait]
 impl SignalStore for SqliteStore {
@@ -111,6 +111,30 @@ impl SignalStore for SqliteStore {
                     stop_at: from_micros(row.try_get("stop_at")?),
                     origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
                     extra: row.try_get("extra")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT value, count(*) AS reports, max(stop_at) AS last FROM signals WHERE stop_at >= ");
+        builder.push_bind(to_micros(since)).push(" AND value IN (");
+        let mut separated = builder.separated(", ");
+        for value in values {
+            separated.push_bind(storable(value));
+        }
+        builder.push(") GROUP BY value");
+        let rows = builder.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ValueReports {
+                    value: row.try_get("value")?,
+                    reports: row.try_get::<i64, _>("reports")?.max(0) as u64,
+                    last_reported_at: from_micros(row.try_get("last")?),
                 })
             })
             .collect()
