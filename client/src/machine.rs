@@ -255,10 +255,30 @@ impl Client {
     /// the changes after that cursor, as the raw body and the `x-palisade-seq` cursor it reflects.
     /// A cursor older than the server's change log is an [`Error::Api`] with status 410.
     pub async fn get_blocklist_entries(&self, name: &str, since: Option<i64>, format: &str) -> Result<BlocklistBody, Error> {
+        self.blocklist(name, since, format, None).await
+    }
+
+    /// `GET /v1/blocklists/{name}?format=json&since=CURSOR&wait=SECS`: the changes after `since`,
+    /// the server holding the answer up to `wait_secs` (it caps the wait at 50 s) until there are
+    /// some. An answer whose cursor is still `since` means nothing changed meanwhile.
+    pub async fn wait_for_blocklist_changes(&self, name: &str, since: i64, wait_secs: u64) -> Result<BlocklistBody, Error> {
+        self.blocklist(name, Some(since), "json", Some(wait_secs)).await
+    }
+
+    async fn blocklist(
+        &self,
+        name: &str,
+        since: Option<i64>,
+        format: &str,
+        wait_secs: Option<u64>,
+    ) -> Result<BlocklistBody, Error> {
         let mut url = self.inner.transport.url("v1/blocklists", &[name])?;
         url.query_pairs_mut().append_pair("format", format);
         if let Some(since) = since {
             url.query_pairs_mut().append_pair("since", &since.to_string());
+        }
+        if let Some(wait) = wait_secs {
+            url.query_pairs_mut().append_pair("wait", &wait.to_string());
         }
         let response = self.authenticated_at::<()>(Method::GET, url, None).await?;
         let seq = response.headers().get(SEQ_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());

@@ -355,7 +355,8 @@ pub struct EdgeConfig {
     /// slowloris clients and idle keep-alive connections.
     pub header_read_timeout_secs: u64,
     /// A connection with no byte read or written for this long is closed, in seconds (a
-    /// stalled body or a client that stopped reading).
+    /// stalled body or a client that stopped reading). Keep it above 50: a blocklist long-poll
+    /// (`wait=`) holds its connection that long without a byte.
     pub idle_timeout_secs: u64,
     /// Password hashes and verifications (argon2id, 19 MiB each) running at once: memory spent
     /// on hashing is at most this × 19 MiB. Default: twice the number of CPU cores.

@@ -226,11 +226,12 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 }
 
 /// Longest time a request may take before it is answered 503 (with our error body and
-/// `Retry-After`) instead of holding the client.
+/// `Retry-After`) instead of holding the client, beyond the time a long-poll asked to be held.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 async fn deadline(req: Request, next: Next) -> Response {
-    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+    let limit = REQUEST_DEADLINE + blocklists::requested_wait(req.uri());
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("request exceeded {} s", REQUEST_DEADLINE.as_secs());

@@ -3,7 +3,8 @@
 //! its change log; readers take an `Arc` of the current snapshot and never wait for a writer, and
 //! a new snapshot replaces the old one atomically. The poller (one background task per replica)
 //! reads `Store::list_changes` after the snapshot's seq; the consensus worker can poke it so a
-//! commit is served at once. This module owns no HTTP and no SQL: it reaches the store only
+//! commit is served at once. Readers long-polling for a change wait on a counter bumped at every
+//! advance, and are let go at shutdown. This module owns no HTTP and no SQL: it reaches the store only
 //! through the `Store` trait, and the renderers in [`render`] are pure.
 
 pub mod custom;
@@ -270,6 +271,10 @@ pub struct Lists {
     retained_changes: usize,
     /// Poked after a commit so the poller does not wait for its next tick.
     pub changed: Arc<Notify>,
+    /// Bumped whenever a snapshot advances: what long-polling readers wait on.
+    advanced: tokio::sync::watch::Sender<u64>,
+    /// Cancelled at shutdown, so long-polling readers answer at once instead of holding the drain.
+    closing: CancellationToken,
 }
 
 impl std::fmt::Debug for Lists {
@@ -294,7 +299,36 @@ impl Lists {
             cache: Mutex::new(HashMap::new()),
             retained_changes: retained_changes.max(1),
             changed: Arc::new(Notify::new()),
+            advanced: tokio::sync::watch::Sender::new(0),
+            closing: CancellationToken::new(),
         }
+    }
+
+    /// Waits until some snapshot advances past what `seen` last saw, `deadline` passes or the
+    /// replica shuts down ([`Lists::stop_waiting`]); returns whether a snapshot advanced. Take
+    /// `seen` from [`Lists::watch_advances`] *before* reading the snapshot the caller compares
+    /// with, so an advance in between is not missed. Waiting costs no work: one waker per waiter.
+    pub async fn wait_for_advance(&self, seen: &mut tokio::sync::watch::Receiver<u64>, deadline: tokio::time::Instant) -> bool {
+        tokio::select! {
+            changed = seen.changed() => changed.is_ok(),
+            () = tokio::time::sleep_until(deadline) => false,
+            () = self.closing.cancelled() => false,
+        }
+    }
+
+    /// A receiver of snapshot advances, for [`Lists::wait_for_advance`].
+    pub fn watch_advances(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.advanced.subscribe()
+    }
+
+    /// How many readers hold a long-poll now (waiting in [`Lists::wait_for_advance`] or about to).
+    pub fn long_polls(&self) -> usize {
+        self.advanced.receiver_count()
+    }
+
+    /// Ends every wait in [`Lists::wait_for_advance`], now and later (at shutdown).
+    pub fn stop_waiting(&self) {
+        self.closing.cancel();
     }
 
     /// The current snapshot of `list`, if it was loaded.
@@ -340,9 +374,13 @@ impl Lists {
         if let Ok(mut map) = self.snapshots.write() {
             map.insert(list.to_string(), snapshot.clone());
         }
-        metrics::gauge!("palisade_serving_list_seq", "list" => list.to_string()).set(snapshot.seq as f64);
-        metrics::gauge!("palisade_serving_list_entries", "list" => list.to_string()).set(snapshot.entries.len() as f64);
+        // One series per list, but not per account: pools (one per account) are left out.
+        if pool_account(list).is_none() {
+            metrics::gauge!("palisade_serving_list_seq", "list" => list.to_string()).set(snapshot.seq as f64);
+            metrics::gauge!("palisade_serving_list_entries", "list" => list.to_string()).set(snapshot.entries.len() as f64);
+        }
         self.evict_stale(list, snapshot.seq);
+        self.advanced.send_modify(|generation| *generation = generation.wrapping_add(1));
         Ok(snapshot)
     }
 
@@ -640,7 +678,7 @@ pub async fn load_never_block(store: &dyn ListStore, own_addresses: &[IpNet]) ->
 }
 
 /// Advances every list every `interval`, or at once when [`Lists::changed`] is poked, until
-/// `cancel`.
+/// `cancel`; then ends the long-polls waiting for an advance that will not come.
 pub async fn run_poller(lists: Arc<Lists>, interval: Duration, cancel: CancellationToken) {
     let changed = lists.changed.clone();
     while !cancel.is_cancelled() {
@@ -648,11 +686,12 @@ pub async fn run_poller(lists: Arc<Lists>, interval: Duration, cancel: Cancellat
             tracing::warn!(%error, "cannot advance the served lists");
         }
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => break,
             _ = changed.notified() => {}
             _ = tokio::time::sleep(interval) => {}
         }
     }
+    lists.stop_waiting();
 }
 
 #[cfg(test)]

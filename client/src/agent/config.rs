@@ -112,13 +112,18 @@ pub struct SyncConfig {
     /// Also pull the pools this machine receives: its account's (what the account's own
     /// machines report, listed at once) and those other accounts share with it.
     pub pools: bool,
+    /// `palisade watch` holds a long-poll on each pool it receives and syncs as soon as one
+    /// changes, so an entry reported by one of the account's machines is applied within a second
+    /// or two rather than at the next `interval_secs` (the community list, which changes at every
+    /// consensus step, keeps to the interval).
+    pub long_poll: bool,
     /// Most entries applied; beyond it the rest are left out (and reported).
     pub max_entries: usize,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { interval_secs: 60, lists: vec!["community".into()], pools: true, max_entries: 200_000 }
+        SyncConfig { interval_secs: 60, lists: vec!["community".into()], pools: true, long_poll: true, max_entries: 200_000 }
     }
 }
 

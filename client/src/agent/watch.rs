@@ -2,7 +2,8 @@
 //! runs three loops until SIGTERM or SIGINT: following the configured log files and feeding the
 //! detectors (a detection is spooled, then banned locally), pushing the spool (at once after a
 //! detection, every `push.interval_secs` otherwise, with exponential backoff while the server
-//! fails), and syncing the lists every `sync.interval_secs`. Nothing it learns is held only in
+//! fails), and syncing the lists every `sync.interval_secs` or as soon as a long-poll on one of
+//! the machine's pools answers with a change (`sync.long_poll`). Nothing it learns is held only in
 //! memory: signals are on disk before they are pushed, list state before it is applied.
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 use crate::agent::Agent;
 use crate::agent::apply;
@@ -102,8 +103,16 @@ async fn push_loop(agent: Agent, wake: Arc<Notify>, log: Log) {
     }
 }
 
-/// The sync loop.
-async fn sync_loop(agent: Agent, allowlist: Allowlist, state: Arc<Mutex<AgentState>>, log: Log) {
+/// The sync loop: syncs every `sync.interval_secs`, or at once when `wake` is poked (a pool
+/// changed), and counts the syncs done in `synced`.
+async fn sync_loop(
+    agent: Agent,
+    allowlist: Allowlist,
+    state: Arc<Mutex<AgentState>>,
+    wake: Arc<Notify>,
+    synced: watch::Sender<u64>,
+    log: Log,
+) {
     let interval = Duration::from_secs(agent.config.sync.interval_secs);
     loop {
         {
@@ -125,7 +134,63 @@ async fn sync_loop(agent: Agent, allowlist: Allowlist, state: Arc<Mutex<AgentSta
                 Err(error) => log(&format!("sync failed: {error}")),
             }
         }
-        tokio::time::sleep(interval).await;
+        synced.send_modify(|count| *count += 1);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+        }
+    }
+}
+
+/// Pools are named `pool-<account id>` by the server.
+fn is_pool(name: &str) -> bool {
+    name.starts_with("pool-")
+}
+
+/// How long the server is asked to hold each long-poll (the most it holds).
+const LONG_POLL_SECS: u64 = 50;
+
+/// The pool watcher: holds a long-poll on each pool the last sync pulled, from its cursor, and
+/// wakes the sync loop as soon as one answers with a change, then waits for that sync so the
+/// next long-polls start from the new cursors. A failing server is retried after
+/// `sync.interval_secs` (the sync loop reports the failure); with no pool it waits for the next
+/// sync. Idle, it costs one open request per pool.
+async fn pool_watch_loop(agent: Agent, state: Arc<Mutex<AgentState>>, wake: Arc<Notify>, mut synced: watch::Receiver<u64>) {
+    let retry = Duration::from_secs(agent.config.sync.interval_secs);
+    loop {
+        let cursors: Vec<(String, i64)> = {
+            let state = state.lock().await;
+            state
+                .lists
+                .iter()
+                .filter(|(name, _)| is_pool(name))
+                .filter_map(|(name, list)| Some((name.clone(), list.cursor?)))
+                .collect()
+        };
+        synced.mark_unchanged();
+        if cursors.is_empty() {
+            if synced.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        // Dropping the set at the end of the round ends the other long-polls.
+        let mut polls = tokio::task::JoinSet::new();
+        for (name, cursor) in cursors {
+            let client = agent.client.clone();
+            polls.spawn(async move { (cursor, client.wait_for_blocklist_changes(&name, cursor, LONG_POLL_SECS).await) });
+        }
+        let Some(Ok((cursor, answer))) = polls.join_next().await else { return };
+        match answer {
+            Ok(body) if body.seq == Some(cursor) => {}
+            Ok(_) => {
+                wake.notify_one();
+                if synced.changed().await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => tokio::time::sleep(retry).await,
+        }
     }
 }
 
@@ -180,7 +245,11 @@ pub async fn run(agent: Agent, log: Log) -> anyhow::Result<()> {
     ));
     let wake = Arc::new(Notify::new());
     let pusher = tokio::spawn(push_loop(agent.clone(), wake.clone(), log.clone()));
-    let syncer = tokio::spawn(sync_loop(agent.clone(), allowlist.clone(), state.clone(), log.clone()));
+    let sync_now = Arc::new(Notify::new());
+    let (synced, synced_seen) = watch::channel(0u64);
+    let syncer = tokio::spawn(sync_loop(agent.clone(), allowlist.clone(), state.clone(), sync_now.clone(), synced, log.clone()));
+    let pool_watcher =
+        agent.config.sync.long_poll.then(|| tokio::spawn(pool_watch_loop(agent.clone(), state.clone(), sync_now, synced_seen)));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut prune = tokio::time::interval(Duration::from_secs(60));
     let ban = agent.config.ban.enabled.then(|| Duration::from_secs(agent.config.ban.duration_secs));
@@ -228,7 +297,7 @@ pub async fn run(agent: Agent, log: Log) -> anyhow::Result<()> {
             },
         }
     };
-    for task in followers.iter().chain([&pusher, &syncer]) {
+    for task in followers.iter().chain([&pusher, &syncer]).chain(pool_watcher.as_ref()) {
         task.abort();
     }
     log(&format!("stopping; {} signals stay spooled", agent.spool.len().unwrap_or(0)));

@@ -8,6 +8,7 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -183,9 +184,41 @@ pub struct BlocklistQuery {
     /// address lists or the iptables chain only, referenced by nothing, for your own rules
     /// (nftables then keeps the table and refills its sets, so chains you add to it survive).
     pub rules: Option<String>,
+    /// With `since` only: when nothing changed after the cursor, hold the answer up to this many
+    /// seconds (at most 50, larger values wait 50) and answer as soon as the list changes: a
+    /// long-poll, so a fleet applies a change within a second or two instead of at its next
+    /// poll. Ends early, with what there is, when the server shuts down.
+    pub wait: Option<String>,
+}
+
+/// The longest a long-poll is held: under the 60 s read timeout of common reverse proxies (and
+/// the server's own `edge.idle_timeout_secs`), so a held request is not cut by them. The longer
+/// the hold, the fewer renewals an idle fleet makes: each costs about as much as a small pull.
+pub const MAX_WAIT: Duration = Duration::from_secs(50);
+
+/// The hold a blocklist long-poll asks for in its query (`wait`, capped at [`MAX_WAIT`]); zero
+/// for any other request. The request deadline counts from its end.
+pub fn requested_wait(uri: &axum::http::Uri) -> Duration {
+    if !uri.path().starts_with("/v1/blocklists/") {
+        return Duration::ZERO;
+    }
+    let wait = uri.query().unwrap_or_default().split('&').find_map(|pair| pair.strip_prefix("wait="));
+    wait.and_then(|secs| secs.parse::<u64>().ok()).map_or(Duration::ZERO, |secs| Duration::from_secs(secs).min(MAX_WAIT))
 }
 
 impl BlocklistQuery {
+    /// How long a delta with nothing new may be held (`wait`).
+    fn wait(&self, since: Option<i64>) -> Result<Duration, ApiError> {
+        let Some(text) = self.wait.as_deref() else { return Ok(Duration::ZERO) };
+        let Ok(secs) = text.parse::<u64>() else {
+            return Err(ApiError::BadRequest(format!("wait must be a number of seconds, not {text:?}")));
+        };
+        if since.is_none() && secs > 0 {
+            return Err(ApiError::BadRequest("wait applies to changes since a cursor; add since".into()));
+        }
+        Ok(Duration::from_secs(secs).min(MAX_WAIT))
+    }
+
     fn options(&self) -> Result<(Options, Option<i64>), ApiError> {
         let format = self.format.as_deref().map_or(Ok(Format::Plain), str::parse).map_err(ApiError::BadRequest)?;
         let family = self.family.as_deref().map_or(Ok(Family::All), str::parse).map_err(ApiError::BadRequest)?;
@@ -278,6 +311,7 @@ pub async fn get_blocklist_entries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (options, since) = query.options()?;
+    let wait = query.wait(since)?;
     if state.distribution.list_kind(&name).await?.is_none() || !may_know(&state, &reader, &name).await? {
         return Err(ApiError::NotFound(format!("no blocklist named {name:?}")));
     }
@@ -285,10 +319,12 @@ pub async fn get_blocklist_entries(
         Ok(grant) => grant,
         Err(refused) => return Ok(refused),
     };
-    metrics::counter!("palisade_blocklist_pulls_total", "list" => name.clone(), "format" => options.format.name(), "delta" => since.is_some().to_string())
+    // Pools (one per account) share one label value, so the series do not grow with accounts.
+    let label = if pool_account(&name).is_some() { "pool".to_string() } else { name.clone() };
+    metrics::counter!("palisade_blocklist_pulls_total", "list" => label, "format" => options.format.name(), "delta" => since.is_some().to_string())
         .increment(1);
     let response = match since {
-        Some(cursor) => delta_response(&state, &name, options, cursor, grant.cap).await?,
+        Some(cursor) => delta_response(&state, &name, options, cursor, grant.cap, wait).await?,
         None => full_response(&state, &name, options, &headers, grant.cap).await?,
     };
     Ok(match grant.decision {
@@ -297,8 +333,46 @@ pub async fn get_blocklist_entries(
     })
 }
 
-async fn delta_response(state: &AppState, name: &str, options: Options, cursor: i64, cap: usize) -> Result<Response, ApiError> {
-    let delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
+/// One long-poll held, counted in `palisade_blocklist_long_polls` for as long as it lives (also
+/// when the client goes away and the request is dropped mid-wait).
+struct HeldPoll(metrics::Gauge);
+
+impl HeldPoll {
+    fn start() -> HeldPoll {
+        let gauge = metrics::gauge!("palisade_blocklist_long_polls");
+        gauge.increment(1.0);
+        HeldPoll(gauge)
+    }
+}
+
+impl Drop for HeldPoll {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// The changes of `name` after `cursor`; when there are none, waits up to `wait` for the list
+/// to advance (any snapshot advancing wakes the waiter, which then checks its own list).
+async fn delta_response(
+    state: &AppState,
+    name: &str,
+    options: Options,
+    cursor: i64,
+    cap: usize,
+    wait: Duration,
+) -> Result<Response, ApiError> {
+    let lists = &state.distribution.lists;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut advances = lists.watch_advances();
+    let mut delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
+    if delta.seq <= cursor && !wait.is_zero() {
+        let _held = HeldPoll::start();
+        while delta.seq <= cursor && lists.wait_for_advance(&mut advances, deadline).await {
+            if lists.current(name).is_some_and(|snapshot| snapshot.seq > cursor) {
+                delta = state.distribution.delta(name, cursor, cap, time::OffsetDateTime::now_utc()).await?;
+            }
+        }
+    }
     let mut body = Vec::new();
     render::render_delta(name, options, delta.seq, &delta.added, &delta.removed, &mut body)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -443,4 +517,20 @@ fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: A
         lists.store_rendered(key, Arc::new(writer.take_chunks()));
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_blocklist_long_poll_extends_the_request_deadline_and_by_at_most_max_wait() {
+        let wait = |uri: &str| requested_wait(&uri.parse().expect("a URI"));
+        assert_eq!(wait("/v1/blocklists/pool-7?since=3&wait=40"), Duration::from_secs(40));
+        assert_eq!(wait("/v1/blocklists/community?format=json&since=3&wait=3600"), MAX_WAIT);
+        assert_eq!(wait("/v1/blocklists/community?since=3"), Duration::ZERO);
+        assert_eq!(wait("/v1/blocklists/community?since=3&wait=soon"), Duration::ZERO);
+        assert_eq!(wait("/v1/ips/1.2.3.4?wait=40"), Duration::ZERO);
+        assert_eq!(wait("/v2/decisions/stream?wait=40"), Duration::ZERO);
+    }
 }

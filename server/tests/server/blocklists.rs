@@ -139,6 +139,48 @@ async fn deltas_follow_a_cursor_without_gaps_or_repeats() {
 }
 
 #[tokio::test]
+async fn a_long_poll_is_held_until_the_list_changes_and_answers_with_the_change() {
+    for app in listed_app_set().await {
+        let machine = app.machine("consumer").await;
+        let full = app.get("/v1/blocklists/community", Some(&machine.token)).await;
+        let cursor: i64 = full.headers["x-palisade-seq"].to_str().expect("seq").parse().expect("seq");
+        let lists = app.state.distribution.lists.clone();
+        let change = async {
+            // Commit only once the request holds its long-poll: an answer without waiting would
+            // be the empty delta of the cursor, never the entry committed here.
+            for _ in 0..2000 {
+                if lists.long_polls() > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert_eq!(lists.long_polls(), 1, "{}: the request is waiting", app.label);
+            commit_lists(&app, vec![listing("91.240.118.7", "s", Rule::Sensor)]).await;
+        };
+        let held_path = format!("/v1/blocklists/community?since={cursor}&wait=20");
+        let (held, ()) = tokio::join!(app.get(&held_path, Some(&machine.token)), change);
+        assert_eq!(held.status, StatusCode::OK, "{}: {}", app.label, held.text());
+        assert_eq!(held.text(), "+91.240.118.7\n", "{}: the held answer carries the change", app.label);
+        let next: i64 = held.headers["x-palisade-seq"].to_str().expect("seq").parse().expect("seq");
+        assert!(next > cursor, "{}: the cursor moved", app.label);
+        assert_eq!(lists.long_polls(), 0, "{}: nothing is left waiting", app.label);
+
+        // Shutting down lets a waiting reader go at once with what there is: nothing new.
+        let stop = async {
+            while lists.long_polls() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            lists.stop_waiting();
+        };
+        let released_path = format!("/v1/blocklists/community?since={next}&wait=25");
+        let (released, ()) = tokio::join!(app.get(&released_path, Some(&machine.token)), stop);
+        assert_eq!(released.status, StatusCode::OK, "{}", app.label);
+        assert!(released.body.is_empty(), "{}: {}", app.label, released.text());
+        assert_eq!(released.headers["x-palisade-seq"].to_str().expect("seq"), next.to_string(), "{}", app.label);
+    }
+}
+
+#[tokio::test]
 async fn a_cursor_older_than_the_retained_log_is_gone() {
     for app in apps_with(|config| config.distribution.retained_changes = 2).await {
         let machine = app.machine("consumer").await;
@@ -170,6 +212,10 @@ async fn invalid_parameters_are_refused_with_a_reason() {
         "format=nftables&rules=accept",
         "format=nftables&rules=",
         "rules=NONE",
+        "wait=5",
+        "since=0&wait=-1",
+        "since=0&wait=soon",
+        "since=0&wait=1.5",
     ] {
         app.get(&format!("/v1/blocklists/community?{query}"), Some(&machine.token))
             .await

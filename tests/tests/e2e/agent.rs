@@ -1,7 +1,8 @@
 //! The `palisade` agent against a real server: `palisade watch` inside a network namespace with
 //! real nftables (its own detections banned and reported, a consensus listing applied by sync
 //! and removed when delisted); an account's pool (one agent's detection blocked by the account's
-//! other agents at once, by a partner's only while shared); signals spooled while the server is down and each delivered
+//! other agents at once, by a partner's only while shared; a watching agent applies it through
+//! its long-poll, long before its next sync); signals spooled while the server is down and each delivered
 //! exactly once after it returns, across an agent restart; and the error paths (bad
 //! configuration, unreachable server, missing privileges). Tests needing root, `ip` and `nft`
 //! skip with a notice outside CI.
@@ -497,6 +498,45 @@ fn a_brute_force_seen_by_one_agent_is_blocked_at_once_by_its_accounts_other_agen
     server.admin(&["pool", "unshare", "acme", "partner"])?;
     ensure!(!outsider.blocks(BRUTE_FORCER)?, "an ended share leaves the partner's firewall");
     ensure!(mail.blocks(BRUTE_FORCER)?, "acme's own agents keep it");
+    Ok(())
+}
+
+/// Whether `home`'s saved sync state holds a cursor for one of its pools (its first sync ran).
+fn has_pool_cursor(home: &AgentHome) -> anyhow::Result<bool> {
+    let Ok(text) = std::fs::read_to_string(home.dir.path().join("state/state.json")) else { return Ok(false) };
+    let state: Value = serde_json::from_str(&text)?;
+    Ok(state["lists"]
+        .as_object()
+        .is_some_and(|lists| lists.iter().any(|(name, list)| name.starts_with("pool-") && list["cursor"].is_i64())))
+}
+
+#[test]
+fn a_watching_agent_applies_its_accounts_pool_entry_through_the_long_poll_long_before_its_next_sync() -> anyhow::Result<()> {
+    if !netns::ready("pool_long_poll", &[]) {
+        return Ok(());
+    }
+    let db = TestDb::sqlite();
+    let server = ServerProcess::start(&db, ServerOptions::default())?;
+    server.admin(&["account", "create", "acme"])?;
+    let acme_key = server.admin(&["enroll-key", "create", "--account", "acme"])?.trim().to_string();
+    // An hour between syncs: within this test, only the long-poll can bring the pool entry.
+    let config = "[push]\ninterval_secs = 1\nmax_backoff_secs = 2\n[sync]\ninterval_secs = 3600\n";
+    let web = Member::join(&server, config, &acme_key, "web")?;
+    let mail = Member::join(&server, config, &acme_key, "mail")?;
+    let mut web_daemon = watch(web.ns.command(&palisade()).arg("--config").arg(&web.home.config).arg("watch"))?;
+    let mut mail_daemon = watch(mail.ns.command(&palisade()).arg("--config").arg(&mail.home.config).arg("watch"))?;
+    wait_until(Duration::from_secs(30), "the mail server's first sync", || {
+        mail_daemon.is_alive()?;
+        Ok(has_pool_cursor(&mail.home)?.then_some(()))
+    })?;
+    ensure!(!mail.ns.set_elements("palisade", "blocklist_v4")?.iter().any(|e| e == BRUTE_FORCER), "blocked before the attack");
+
+    web.home.append_log(&ssh_failures(BRUTE_FORCER, 8))?;
+    wait_until(Duration::from_secs(60), "the mail server's watch to block the brute forcer", || {
+        web_daemon.is_alive()?;
+        mail_daemon.is_alive()?;
+        Ok(mail.ns.set_elements("palisade", "blocklist_v4")?.iter().any(|e| e == BRUTE_FORCER).then_some(()))
+    })?;
     Ok(())
 }
 
