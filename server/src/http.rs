@@ -6,6 +6,7 @@
 //! document leaves out (the console, the benchmark route, `/docs`) are plain axum routes merged
 //! afterwards. `router(state)` is pure, so in-process tests call it without a socket.
 
+pub mod abuseipdb;
 pub mod account;
 pub mod admin;
 pub mod bench;
@@ -54,6 +55,7 @@ use capi::Generation;
          (name = "cti", description = "CrowdSec CTI (smoke) compatible lookups"),
          (name = "bouncers", description = "CrowdSec Local API compatible decisions for bouncers (X-Api-Key)"),
          (name = "account", description = "An account's own API keys"),
+         (name = "abuseipdb", description = "AbuseIPDB compatible check, report and blacklist (`Key` header)"),
          (name = "operations", description = "Health and metrics")),
 )]
 struct ApiDoc;
@@ -74,6 +76,10 @@ impl Modify for SecuritySchemes {
                 "x-api-key",
             ))),
         );
+        components.add_security_scheme(
+            "abuseipdb_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(utoipa::openapi::security::ApiKeyValue::new("Key"))),
+        );
     }
 }
 
@@ -93,6 +99,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .nest("/v1/blocklists", blocklists::routes())
         .nest("/v1/decisions", bouncers::routes())
         .nest("/v1/links", links::routes())
+        .nest("/api/v2", abuseipdb::routes())
+        .merge(abuseipdb::v1_routes())
         .merge(ops::routes());
     document_credential_lockout(documented.get_openapi_mut());
     describe_bare_responses(documented.get_openapi_mut());

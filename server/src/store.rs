@@ -53,7 +53,8 @@ pub use self::revocations::{
     AccountDeletion, AdminTokenRecord, GENERATION_WINDOW, Generation, Revocation, RevocationKind, RevocationStore,
 };
 pub use self::signals::{
-    Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, SignalBacklog, SignalFilter, SignalStore, StoredSignal,
+    Enrichment, ExpireOutcome, InsertOutcome, NewSignal, Origin, RecentReport, ReportQuery, ReportSummary, SignalBacklog,
+    SignalFilter, SignalStore, StoredSignal,
 };
 pub use self::stats::{Alert, DayCount, StatsStore};
 use crate::config::Secret;

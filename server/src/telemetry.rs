@@ -52,6 +52,7 @@ pub fn register_families() {
     for name in [
         "palisade_signals_accepted_total",
         "palisade_signals_duplicate_total",
+        "palisade_abuseipdb_reports_total",
         "palisade_lookups_total",
         "palisade_quota_denials_total",
         "palisade_redis_errors_total",

@@ -68,6 +68,14 @@ pub const SHIPPED: &[(&str, ScenarioClass)] = {
         ("crowdsecurity/telnet-bf", H),
         ("crowdsecurity/windows-bf", H),
         ("crowdsecurity/exchange-bf", H),
+        // Reports made through the AbuseIPDB dialect (`domain::abuseipdb`): the categories
+        // packets alone can trigger. The others are handshake by default.
+        ("abuseipdb/dns-poisoning", S),
+        ("abuseipdb/ddos", S),
+        ("abuseipdb/ping-of-death", S),
+        ("abuseipdb/fraud-voip", S),
+        ("abuseipdb/port-scan", S),
+        ("abuseipdb/spoofing", S),
     ]
 };
 
@@ -110,6 +118,14 @@ impl Scenarios {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abuseipdb_categories_are_classed_as_the_dialect_says() {
+        let scenarios = Scenarios::new(&BTreeMap::new(), &[]);
+        for category in crate::domain::abuseipdb::CATEGORIES {
+            assert_eq!(scenarios.is_spoofable(category.scenario), category.spoofable, "{}", category.name);
+        }
+    }
 
     #[test]
     fn overrides_win_over_the_shipped_table_which_wins_over_fragments() {

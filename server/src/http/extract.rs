@@ -215,31 +215,42 @@ where
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::Forbidden("an API key is required in the x-api-key header".into()))?;
-        guard_credentials(&state, CredentialKind::ApiKey, client)?;
-        let hash = hash_secret(key);
-        let record = match state.quotas.api_keys.get(&hash) {
-            Some(record) => record,
-            None => {
-                let record = state.store.api_key_by_hash(&hash).await?;
-                // Recorded once per cache period, not on every lookup.
-                if let Some(live) = record.as_ref().filter(|r| r.revoked_at.is_none())
-                    && let Err(error) = state.store.touch_api_key(&live.prefix, time::OffsetDateTime::now_utc()).await
-                {
-                    tracing::warn!(%error, "cannot record API key use");
-                }
-                state.quotas.api_keys.put(hash, record.clone());
-                record
+        match live_api_key(&state, client, key).await? {
+            Some(record) => Ok(ApiKey { record }),
+            None => Err(ApiError::Forbidden("invalid or revoked API key".into())),
+        }
+    }
+}
+
+/// The live (unrevoked) API key `key`, presented by `client`: `None` when it is unknown or
+/// revoked, which counts as a wrong credential; 429 while `client` is locked out. Shared by the
+/// [`ApiKey`] extractor and the dialects that carry the key elsewhere (AbuseIPDB's `Key` header
+/// or `key` parameter), so every way of presenting a key is checked, cached and locked out alike.
+pub async fn live_api_key(state: &AppState, client: IpAddr, key: &str) -> Result<Option<crate::store::ApiKeyRecord>, ApiError> {
+    guard_credentials(state, CredentialKind::ApiKey, client)?;
+    let hash = hash_secret(key);
+    let record = match state.quotas.api_keys.get(&hash) {
+        Some(record) => record,
+        None => {
+            let record = state.store.api_key_by_hash(&hash).await?;
+            // Recorded once per cache period, not on every lookup.
+            if let Some(live) = record.as_ref().filter(|r| r.revoked_at.is_none())
+                && let Err(error) = state.store.touch_api_key(&live.prefix, time::OffsetDateTime::now_utc()).await
+            {
+                tracing::warn!(%error, "cannot record API key use");
             }
-        };
-        match record {
-            Some(record) if record.revoked_at.is_none() => {
-                tracing::Span::current().record("caller", tracing::field::display(format_args!("key:{}", record.prefix)));
-                Ok(ApiKey { record })
-            }
-            _ => {
-                record_miss(&state, CredentialKind::ApiKey, client);
-                Err(ApiError::Forbidden("invalid or revoked API key".into()))
-            }
+            state.quotas.api_keys.put(hash, record.clone());
+            record
+        }
+    };
+    match record {
+        Some(record) if record.revoked_at.is_none() => {
+            tracing::Span::current().record("caller", tracing::field::display(format_args!("key:{}", record.prefix)));
+            Ok(Some(record))
+        }
+        _ => {
+            record_miss(state, CredentialKind::ApiKey, client);
+            Ok(None)
         }
     }
 }

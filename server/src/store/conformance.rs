@@ -35,7 +35,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     ChangeOp, CreatedBy, Enrichment, EnrollOutcome, InsertOutcome, LoginRecord, MachineKey, NewMachine, NewSignal, Origin,
-    RequestKind, SignalFilter, Store, StoreError, StoredSignal, open,
+    ReportQuery, ReportSummary, RequestKind, SignalFilter, Store, StoreError, StoredSignal, open,
 };
 use crate::config::Backend;
 use crate::domain::level::Level;

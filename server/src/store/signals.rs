@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use time::OffsetDateTime;
 
 use super::error::StoreError;
-use super::keys::MachineKey;
+use super::keys::{AccountKey, MachineKey};
 use crate::domain::signal::{Scope, SignalReport};
 
 /// Raw signal storage and retention.
@@ -43,6 +43,81 @@ pub trait SignalStore: Send + Sync {
     /// Signals with an id above `after` (the consensus backlog): how many, counted up to `cap`,
     /// and when the first of them was received.
     async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError>;
+
+    /// The signals about exactly `value` matching `query`: how many, from how many distinct
+    /// reporters (an account counts once however many machines it has; a machine outside any
+    /// account counts alone), and the latest `stop_at`. Ignores `query.limit` and `query.offset`.
+    async fn report_summary(&self, query: &ReportQuery) -> Result<ReportSummary, StoreError>;
+
+    /// The signals about exactly `value` matching `query`, newest (`stop_at`) first, at most
+    /// `query.limit` after skipping `query.offset`.
+    async fn recent_reports(&self, query: &ReportQuery) -> Result<Vec<RecentReport>, StoreError>;
+
+    /// For each of `values` (at most a few hundred, each looked up by the value index) that has
+    /// signals whose activity ended at or after `since`: how many and the latest `stop_at`, in
+    /// no particular order.
+    async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError>;
+}
+
+/// The signals about one value, counted ([`SignalStore::report_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueReports {
+    /// The canonical value.
+    pub value: String,
+    /// Signals.
+    pub reports: u64,
+    /// Latest `stop_at`.
+    pub last_reported_at: OffsetDateTime,
+}
+
+/// Which signals about one value [`SignalStore::report_summary`] and
+/// [`SignalStore::recent_reports`] read. Bounded: one value (indexed), and a row limit.
+#[derive(Debug, Clone)]
+pub struct ReportQuery {
+    /// The canonical value (a bare address or a CIDR).
+    pub value: String,
+    /// Only those whose activity ended (`stop_at`) at or after this time.
+    pub reported_since: OffsetDateTime,
+    /// Only those received at or after this time, when given.
+    pub received_since: Option<OffsetDateTime>,
+    /// Only those of this machine, when given.
+    pub machine: Option<MachineKey>,
+    /// Most rows returned by [`SignalStore::recent_reports`].
+    pub limit: u32,
+    /// Rows skipped first by [`SignalStore::recent_reports`] (paging).
+    pub offset: u32,
+}
+
+/// Counts over the signals about one value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// Signals.
+    pub reports: u64,
+    /// Distinct reporters (accounts, or machines outside any account).
+    pub reporters: u64,
+    /// Latest `stop_at`.
+    pub last_reported_at: Option<OffsetDateTime>,
+}
+
+/// One signal about a value, as a report listing shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentReport {
+    /// Its id.
+    pub id: i64,
+    /// Reporting machine.
+    pub machine: MachineKey,
+    /// The machine's account, when enrolled.
+    pub account: Option<AccountKey>,
+    /// Scenario.
+    pub scenario: String,
+    /// Free text as stored.
+    pub message: String,
+    /// Last event.
+    pub stop_at: OffsetDateTime,
+    /// Reporter's address.
+    pub origin_ip: IpAddr,
+    /// Other fields as stored (a JSON object).
+    pub extra: String,
 }
 
 /// The reporting side of a signal, added by the server.

@@ -1034,6 +1034,37 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("end every console session", Call::delete("/v1/admin/sessions").token(&admin)).await;
     g.call("account page after every session ended", as_account(Call::get("/console/account"))).await;
 
+    // --- The AbuseIPDB dialect, with a key of a new account -------------------------------------
+    g.call("create initech", Call::post("/v1/admin/accounts").token(&admin).json(&json!({"name": "initech"}))).await;
+    let initech = g
+        .call("API key for initech", Call::post("/v1/admin/accounts/initech/api-keys").token(&admin).json(&json!({})))
+        .await
+        .json();
+    let initech_key = str_of(&initech, "key").to_string();
+    let report = [("ip", "45.33.32.201"), ("categories", "18,22"), ("comment", "sshd: Failed password for root")];
+    g.call("initech reports an address (AbuseIPDB v2)", Call::post("/api/v2/report").header("Key", &initech_key).form(&report))
+        .await;
+    g.call("initech reports it again within 15 minutes", Call::post("/api/v2/report").header("Key", &initech_key).form(&report))
+        .await;
+    g.call(
+        "initech reports a port scan (AbuseIPDB v1, as older fail2ban)",
+        Call::post("/report/json").form(&[("key", &initech_key), ("category", "14"), ("ip", "45.33.32.202")]),
+    )
+    .await;
+    g.call("initech checks the address", Call::get("/api/v2/check?ipAddress=45.33.32.201").header("Key", &initech_key)).await;
+    g.call("a check without a key", Call::get("/api/v2/check?ipAddress=45.33.32.201")).await;
+    g.call(
+        "initech pages the reports of an address nobody reported",
+        Call::get("/api/v2/reports?ipAddress=45.33.32.203&perPage=10").header("Key", &initech_key),
+    )
+    .await;
+    g.call(
+        "initech checks the /30 of its reports",
+        Call::get("/api/v2/check-block?network=45.33.32.200/30").header("Key", &initech_key),
+    )
+    .await;
+    g.call("initech's blacklist", Call::get("/api/v2/blacklist?limit=5").header("Key", &initech_key)).await;
+
     // --- Lifecycle: enrollment keys, delistings, deleting accounts, the audit log ---------------
     g.call("every enrollment key", Call::get("/v1/admin/enroll-keys").token(&admin)).await;
     g.call("acme's enrollment keys", Call::get("/v1/admin/enroll-keys?account=acme").token(&admin)).await;
@@ -1049,5 +1080,6 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     g.call("delete globex again", Call::delete("/v1/admin/accounts/globex").token(&admin)).await;
     g.call("the audit log of account deletions", Call::get("/v1/admin/audit?action=delete_account").token(&admin)).await;
     g.call("the audit log since a time that is none", Call::get("/v1/admin/audit?since=yesterday").token(&admin)).await;
+
     g.finish()
 }

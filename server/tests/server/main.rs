@@ -1,5 +1,5 @@
 //! The server's integration tests, one binary: in-process API tests over the real router and
-//! state (`api`, `blocklists`, `bouncers`, `distribution`, `lookup`, `cti`, `compressed`, `visibility`,
+//! state (`abuseipdb`, `api`, `blocklists`, `bouncers`, `distribution`, `lookup`, `cti`, `compressed`, `visibility`,
 //! `feeds`, `lifecycle`, `console`), the wire
 //! recording (`golden`), the OpenAPI drift check (`openapi`), the module-layout check (`layout`),
 //! and the hostile-client reproductions: input time bounds (`time_bounds`), PostgreSQL outages
@@ -12,6 +12,7 @@
 //! cargo test -p palisade-server --test server golden::
 //! ```
 
+mod abuseipdb;
 mod amplification;
 mod api;
 mod blocklists;

@@ -2,13 +2,16 @@
 //!
 //! 1. `/healthz` (no I/O) as the trivial baseline;
 //! 2. `GET /v2/smoke/{ip}` over 1,024 addresses in turn, with a valid key and in-process limits (SQLite);
-//! 3. the same lookup with limits enforced in Redis (a `redis-server` this program starts).
+//! 3. the same lookup with limits enforced in Redis (a `redis-server` this program starts);
+//! 4. AbuseIPDB's `GET /api/v2/check?ipAddress=…` with the key in `Key`, over the same addresses on
+//!    the in-process server (the dialect's view of the same lookup).
 //!
 //! Each case runs twice, interleaved with the others, and the better run counts. Prints requests
 //! per second and p99 latency of each and the ratios the targets are stated in:
-//! lookup ≥ 0.5× hello throughput with p99 ≤ 2× hello's, and Redis-backed ≥ 0.8× in-process.
+//! lookup ≥ 0.5× hello throughput with p99 ≤ 2× hello's, Redis-backed ≥ 0.8× in-process, and
+//! AbuseIPDB check ≥ 0.5× hello throughput.
 //! Usage: `cargo run --release -p palisade-tests --bin bench_lookup [-- [--quick] SECONDS CONNECTIONS]`
-//! (`--quick`: 2-second runs, what `tests/bench-quick` runs). The three ratios are also printed
+//! (`--quick`: 2-second runs, what `tests/bench-quick` runs). The four ratios are also printed
 //! as `RATIO` lines for it.
 
 use std::process::{Child, Command, Stdio};
@@ -30,16 +33,33 @@ request = function()
 end
 "#;
 
+/// [`ROTATE_LUA`]'s addresses, asked through AbuseIPDB's check.
+const ROTATE_ABUSEIPDB_LUA: &str = r#"
+local i = 0
+request = function()
+  i = i + 1
+  local n = i % 1024
+  return wrk.format("GET", "/api/v2/check?ipAddress=66.249." .. (64 + math.floor(n / 256)) .. "." .. (n % 256))
+end
+"#;
+
 struct Measured {
     rps: f64,
     p99_ms: f64,
 }
 
-fn wrk(url: &str, key: Option<&str>, script: Option<&std::path::Path>, secs: u32, connections: u32) -> anyhow::Result<Measured> {
+/// One wrk run against `url`; `key` is the header carrying the API key and its value.
+fn wrk(
+    url: &str,
+    key: Option<(&str, &str)>,
+    script: Option<&std::path::Path>,
+    secs: u32,
+    connections: u32,
+) -> anyhow::Result<Measured> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s"), "--latency"]);
-    if let Some(key) = key {
-        cmd.args(["-H", &format!("x-api-key: {key}")]);
+    if let Some((header, key)) = key {
+        cmd.args(["-H", &format!("{header}: {key}")]);
     }
     if let Some(script) = script {
         cmd.arg("-s").arg(script);
@@ -109,18 +129,26 @@ fn main() -> anyhow::Result<()> {
     let script = local.data_dir.join("rotate.lua");
     std::fs::write(&script, ROTATE_LUA)?;
     let rotate = Some(script.as_path());
+    let abuse_script = local.data_dir.join("rotate-abuseipdb.lua");
+    std::fs::write(&abuse_script, ROTATE_ABUSEIPDB_LUA)?;
+    let abuse_rotate = Some(abuse_script.as_path());
+    let local_key = ("x-api-key", local_key.as_str());
+    let global_key = ("x-api-key", global_key.as_str());
+    let abuse_key = ("Key", local_key.1);
     // Warm up caches (key, allowlist, the addresses' engine state) and connections.
-    wrk(&local.url, Some(&local_key), rotate, 2, connections)?;
-    wrk(&global.url, Some(&global_key), rotate, 2, connections)?;
+    wrk(&local.url, Some(local_key), rotate, 2, connections)?;
+    wrk(&global.url, Some(global_key), rotate, 2, connections)?;
+    wrk(&local.url, Some(abuse_key), abuse_rotate, 2, connections)?;
 
     // Each case twice, interleaved, keeping the better run of each: the machine is shared, and a
     // burst of someone else's load should not land on one case only.
-    let mut runs: [Option<Measured>; 3] = [None, None, None];
+    let mut runs: [Option<Measured>; 4] = [None, None, None, None];
     for _ in 0..2 {
         let cases = [
             wrk(&format!("{}healthz", local.url), None, None, secs, connections)?,
-            wrk(&local.url, Some(&local_key), rotate, secs, connections)?,
-            wrk(&global.url, Some(&global_key), rotate, secs, connections)?,
+            wrk(&local.url, Some(local_key), rotate, secs, connections)?,
+            wrk(&global.url, Some(global_key), rotate, secs, connections)?,
+            wrk(&local.url, Some(abuse_key), abuse_rotate, secs, connections)?,
         ];
         for (best, run) in runs.iter_mut().zip(cases) {
             if best.as_ref().is_none_or(|b| run.rps > b.rps) {
@@ -128,7 +156,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let [Some(hello), Some(lookup), Some(redis_lookup)] = runs else { bail!("no runs") };
+    let [Some(hello), Some(lookup), Some(redis_lookup), Some(abuse_check)] = runs else { bail!("no runs") };
     let metrics = Command::new("curl").args(["-s", &format!("{}metrics", global.url)]).output()?;
     let metrics = String::from_utf8_lossy(&metrics.stdout).to_string();
     let counter =
@@ -147,6 +175,7 @@ fn main() -> anyhow::Result<()> {
     println!("| hello (`/healthz`) | {:.0} | {:.2} |", hello.rps, hello.p99_ms);
     println!("| lookup, in-process limits | {:.0} | {:.2} |", lookup.rps, lookup.p99_ms);
     println!("| lookup, Redis limits | {:.0} | {:.2} |", redis_lookup.rps, redis_lookup.p99_ms);
+    println!("| AbuseIPDB check, in-process limits | {:.0} | {:.2} |", abuse_check.rps, abuse_check.p99_ms);
     println!();
     println!(
         "Redis: {scripts:.0} script runs (round trips), {per_trip:.1} checks decided per run, {leased:.0} lookups spent from leases: {lookups_per_trip:.1} lookups per round trip"
@@ -154,12 +183,15 @@ fn main() -> anyhow::Result<()> {
     let throughput = lookup.rps / hello.rps;
     let latency = lookup.p99_ms / hello.p99_ms;
     let redis_ratio = redis_lookup.rps / lookup.rps;
+    let abuse_ratio = abuse_check.rps / hello.rps;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("lookup / hello throughput: {throughput:.2} (target >= 0.5: {})", verdict(throughput >= 0.5));
     println!("lookup / hello p99: {latency:.2} (target <= 2: {})", verdict(latency <= 2.0));
     println!("redis / in-process lookup throughput: {redis_ratio:.2} (target >= 0.8: {})", verdict(redis_ratio >= 0.8));
+    println!("AbuseIPDB check / hello throughput: {abuse_ratio:.2} (target >= 0.5: {})", verdict(abuse_ratio >= 0.5));
     println!("{}", ratio_line("lookup.throughput_vs_hello", throughput, Goal::AtLeast, 0.5));
     println!("{}", ratio_line("lookup.p99_vs_hello", latency, Goal::AtMost, 2.0));
     println!("{}", ratio_line("lookup.redis_vs_in_process", redis_ratio, Goal::AtLeast, 0.8));
+    println!("{}", ratio_line("lookup.abuseipdb_check_vs_hello", abuse_ratio, Goal::AtLeast, 0.5));
     Ok(())
 }

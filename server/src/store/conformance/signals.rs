@@ -539,3 +539,82 @@ async fn retention_expires_old_processed_signals_and_keeps_the_rest() {
         assert_eq!((none.count, none.oldest_received_at), (0, None), "{label}: caught up");
     }
 }
+
+#[tokio::test]
+async fn report_summary_and_recent_reports_count_reporters_and_respect_their_bounds() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let account = store.create_account("acme", T0).await.expect("create account");
+        let (a1, a2, lone) = (machine(store, "acme-1").await, machine(store, "acme-2").await, machine(store, "lone").await);
+        for key in [a1, a2] {
+            store.enroll_machine(key, account, None, &[], false, T0).await.expect("enroll");
+        }
+        let at = |key: MachineKey, message: &str, stop_minutes_ago: i64, received: OffsetDateTime| {
+            let mut signal = signal(key, ip_report("45.33.32.156", message));
+            signal.report.stop_at = T0 - Duration::minutes(stop_minutes_ago);
+            signal.report.start_at = signal.report.stop_at;
+            signal.report.dedup_key = message.into();
+            signal.received_at = received;
+            signal
+        };
+        let sent = vec![
+            at(a1, "acme one", 30, T0 - Duration::minutes(30)),
+            at(a2, "acme two", 20, T0 - Duration::minutes(20)),
+            at(lone, "lone recent", 10, T0 - Duration::minutes(10)),
+            at(lone, "lone old", 60 * 24 * 40, T0),
+            signal(lone, ip_report("45.33.32.157", "another address")),
+        ];
+        store.insert_signals(&sent).await.expect("insert");
+        let query = ReportQuery {
+            value: "45.33.32.156".into(),
+            reported_since: T0 - Duration::days(30),
+            received_since: None,
+            machine: None,
+            limit: 2,
+            offset: 0,
+        };
+        let summary = store.report_summary(&query).await.expect("summary");
+        assert_eq!(summary.reports, 3, "{label}: the 40-day-old report and the other address are left out");
+        assert_eq!(summary.reporters, 2, "{label}: two machines of one account count once, the lone machine once");
+        assert_eq!(summary.last_reported_at, Some(T0 - Duration::minutes(10)), "{label}: latest");
+
+        let recent = store.recent_reports(&query).await.expect("recent");
+        let messages: Vec<&str> = recent.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages, ["lone recent", "acme two"], "{label}: newest first, limited");
+        assert_eq!(recent[0].machine, lone, "{label}: machine");
+        assert_eq!(recent[0].account, None, "{label}: no account");
+        assert_eq!(recent[1].account, Some(account), "{label}: account");
+        assert_eq!(recent[1].origin_ip, ip("81.2.69.160"), "{label}: origin");
+        assert_eq!(recent[1].scenario, "crowdsecurity/ssh-bf", "{label}: scenario");
+        assert!(json_value(label, &recent[0].extra).is_object(), "{label}: extra");
+        let next = store.recent_reports(&ReportQuery { offset: 2, ..query.clone() }).await.expect("recent");
+        assert_eq!(next.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["acme one"], "{label}: the next page");
+
+        let own_recent =
+            ReportQuery { machine: Some(a1), received_since: Some(T0 - Duration::minutes(15)), limit: 10, ..query.clone() };
+        assert!(store.recent_reports(&own_recent).await.expect("recent").is_empty(), "{label}: a1 received 30 minutes ago");
+        let own_window = ReportQuery { received_since: Some(T0 - Duration::minutes(45)), ..own_recent };
+        let own = store.recent_reports(&own_window).await.expect("recent");
+        assert_eq!(own.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["acme one"], "{label}: only a1's");
+        assert_eq!(store.report_summary(&own_window).await.expect("summary").reports, 1, "{label}: filtered summary");
+
+        let counts = store
+            .report_counts(&["45.33.32.156".into(), "45.33.32.157".into(), "45.33.32.158".into()], T0 - Duration::days(30))
+            .await
+            .expect("counts");
+        let mut counts: Vec<(String, u64, OffsetDateTime)> =
+            counts.into_iter().map(|c| (c.value, c.reports, c.last_reported_at)).collect();
+        counts.sort();
+        let another = sent[4].report.stop_at;
+        assert_eq!(
+            counts,
+            [("45.33.32.156".into(), 3, T0 - Duration::minutes(10)), ("45.33.32.157".into(), 1, another)],
+            "{label}: per value, within the window, unknown values absent"
+        );
+        assert!(store.report_counts(&[], T0).await.expect("counts").is_empty(), "{label}: nothing asked");
+
+        let unknown = ReportQuery { value: "2001:db8::1".into(), ..query };
+        assert_eq!(store.report_summary(&unknown).await.expect("summary"), ReportSummary::default(), "{label}: unknown");
+    }
+}

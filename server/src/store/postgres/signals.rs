@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::signals::SignalStore;
+use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore, ValueReports};
 
 #[async_trait]
 impl SignalStore for PgStore {
@@ -205,5 +205,77 @@ impl SignalStore for PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest })
+    }
+
+    async fn report_summary(&self, query: &ReportQuery) -> Result<ReportSummary, StoreError> {
+        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT count(*), count(DISTINCT CASE WHEN m.account_id IS NULL THEN -s.machine_id ELSE m.account_id END), \
+             max(s.stop_at) FROM signals s JOIN machines m ON m.id = s.machine_id WHERE ",
+        );
+        push_report_filter(&mut builder, query);
+        let (reports, reporters, last): (i64, i64, Option<OffsetDateTime>) =
+            builder.build_query_as().fetch_one(&self.pool).await?;
+        Ok(ReportSummary { reports: reports.max(0) as u64, reporters: reporters.max(0) as u64, last_reported_at: last })
+    }
+
+    async fn recent_reports(&self, query: &ReportQuery) -> Result<Vec<RecentReport>, StoreError> {
+        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT s.id, s.machine_id, m.account_id, s.scenario, s.message, s.stop_at, s.origin_ip, s.extra::text AS extra \
+             FROM signals s JOIN machines m ON m.id = s.machine_id WHERE ",
+        );
+        push_report_filter(&mut builder, query);
+        builder.push(" ORDER BY s.stop_at DESC, s.id DESC LIMIT ").push_bind(i64::from(query.limit));
+        builder.push(" OFFSET ").push_bind(i64::from(query.offset));
+        let rows = builder.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RecentReport {
+                    id: row.try_get("id")?,
+                    machine: MachineKey(row.try_get("machine_id")?),
+                    account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
+                    scenario: row.try_get("scenario")?,
+                    message: row.try_get("message")?,
+                    stop_at: row.try_get("stop_at")?,
+                    origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
+                    extra: row.try_get("extra")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<String> = values.iter().map(|v| storable(v).into_owned()).collect();
+        let rows = sqlx::query(
+            "SELECT value, count(*) AS reports, max(stop_at) AS last FROM signals \
+             WHERE stop_at >= $1 AND value = ANY($2) GROUP BY value",
+        )
+        .bind(since)
+        .bind(&values)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ValueReports {
+                    value: row.try_get("value")?,
+                    reports: row.try_get::<i64, _>("reports")?.max(0) as u64,
+                    last_reported_at: row.try_get("last")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `WHERE` conditions of a [`ReportQuery`].
+fn push_report_filter(builder: &mut QueryBuilder<Postgres>, query: &ReportQuery) {
+    builder.push("s.value = ").push_bind(storable(&query.value));
+    builder.push(" AND s.stop_at >= ").push_bind(query.reported_since);
+    if let Some(since) = query.received_since {
+        builder.push(" AND s.received_at >= ").push_bind(since);
+    }
+    if let Some(machine) = query.machine {
+        builder.push(" AND s.machine_id = ").push_bind(machine.0);
     }
 }

@@ -2,7 +2,7 @@
 //! the backend's root module.
 
 use super::*;
-use crate::store::signals::SignalStore;
+use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore, ValueReports};
 
 #[async_trait]
 impl SignalStore for SqliteStore {
@@ -75,5 +75,80 @@ impl SignalStore for SqliteStore {
         .fetch_one(&self.reader)
         .await?;
         Ok(SignalBacklog { count: count.max(0) as u64, oldest_received_at: oldest.map(from_micros) })
+    }
+
+    async fn report_summary(&self, query: &ReportQuery) -> Result<ReportSummary, StoreError> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT count(*), count(DISTINCT CASE WHEN m.account_id IS NULL THEN -s.machine_id ELSE m.account_id END), \
+             max(s.stop_at) FROM signals s JOIN machines m ON m.id = s.machine_id WHERE ",
+        );
+        push_report_filter(&mut builder, query);
+        let (reports, reporters, last): (i64, i64, Option<i64>) = builder.build_query_as().fetch_one(&self.reader).await?;
+        Ok(ReportSummary {
+            reports: reports.max(0) as u64,
+            reporters: reporters.max(0) as u64,
+            last_reported_at: last.map(from_micros),
+        })
+    }
+
+    async fn recent_reports(&self, query: &ReportQuery) -> Result<Vec<RecentReport>, StoreError> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT s.id, s.machine_id, m.account_id, s.scenario, s.message, s.stop_at, s.origin_ip, s.extra \
+             FROM signals s JOIN machines m ON m.id = s.machine_id WHERE ",
+        );
+        push_report_filter(&mut builder, query);
+        builder.push(" ORDER BY s.stop_at DESC, s.id DESC LIMIT ").push_bind(i64::from(query.limit));
+        builder.push(" OFFSET ").push_bind(i64::from(query.offset));
+        let rows = builder.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RecentReport {
+                    id: row.try_get("id")?,
+                    machine: MachineKey(row.try_get("machine_id")?),
+                    account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
+                    scenario: row.try_get("scenario")?,
+                    message: row.try_get("message")?,
+                    stop_at: from_micros(row.try_get("stop_at")?),
+                    origin_ip: decoded(row, "origin_ip", |text| text.parse().ok())?,
+                    extra: row.try_get("extra")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT value, count(*) AS reports, max(stop_at) AS last FROM signals WHERE stop_at >= ");
+        builder.push_bind(to_micros(since)).push(" AND value IN (");
+        let mut separated = builder.separated(", ");
+        for value in values {
+            separated.push_bind(storable(value));
+        }
+        builder.push(") GROUP BY value");
+        let rows = builder.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ValueReports {
+                    value: row.try_get("value")?,
+                    reports: row.try_get::<i64, _>("reports")?.max(0) as u64,
+                    last_reported_at: from_micros(row.try_get("last")?),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `WHERE` conditions of a [`ReportQuery`].
+fn push_report_filter(builder: &mut QueryBuilder<Sqlite>, query: &ReportQuery) {
+    builder.push("s.value = ").push_bind(storable(&query.value));
+    builder.push(" AND s.stop_at >= ").push_bind(to_micros(query.reported_since));
+    if let Some(since) = query.received_since {
+        builder.push(" AND s.received_at >= ").push_bind(to_micros(since));
+    }
+    if let Some(machine) = query.machine {
+        builder.push(" AND s.machine_id = ").push_bind(machine.0);
     }
 }
