@@ -507,12 +507,36 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     assert!(text(browser, ".notice").await?.contains("web-01.acme is now a sensor."));
     browser.refresh().await?;
     assert!(browser.find(Locator::Css(".notice")).await.is_err(), "the outcome is shown once");
+    // A sensor's reports list at once: one entry is delisted, another upheld as a false positive.
+    let later = OffsetDateTime::now_utc();
+    let sightings: Vec<_> = (20..22).map(|i| crowdsec_signal("agent", Ipv4Addr::new(45, 33, 32, i), 0, later)).collect();
+    assert_eq!(machine.push_signals(&sightings).await?.accepted, 2);
+    let mut listed = false;
+    for _ in 0..120 {
+        browser.goto(&format!("{base}console/operator/community")).await?;
+        if text(browser, "#community tbody").await.unwrap_or_default().contains("45.33.32.21") {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+    ensure!(listed, "the sensor's reports were not listed within 30 s");
+    assert_eq!(text(browser, "h1").await?, "Community list");
+    snap(browser, server, "12-operator-community-list").await?;
+    click(browser, "button[data-delist='45.33.32.20']").await?;
+    assert!(text(browser, ".notice").await?.contains("its reporters are not blamed"));
+    click(browser, "button[data-false-positive='45.33.32.21']").await?;
+    assert!(text(browser, ".notice").await?.contains("is a false positive"));
+
+    click(browser, "nav a[href='/console/operator/machines']").await?;
     click(browser, "button[data-action='disable'][data-machine='web-01.acme']").await?;
     assert!(text(browser, ".notice").await?.contains("is disabled"));
     snap(browser, server, "11-operator-machines").await?;
-    click(browser, "nav a[href='/console/operator/community']").await?;
-    assert_eq!(text(browser, "h1").await?, "Community list");
-    snap(browser, server, "12-operator-community-list").await?;
+    click(browser, "button[data-action='enable'][data-machine='web-01.acme']").await?;
+    assert!(text(browser, ".notice").await?.contains("web-01.acme"));
+    click(browser, "button[data-action='delete'][data-machine='web-01.acme']").await?;
+    assert!(text(browser, ".notice").await?.contains("web-01.acme"));
+    assert!(!text(browser, "#all-machines tbody").await?.contains("web-01.acme"), "deleted machines are not listed");
     click(browser, "nav a[href='/console/operator/canaries']").await?;
     browser.find(Locator::Css("#canary-value")).await?.send_keys("81.2.69.160").await?;
     browser.find(Locator::Css("#canary-note")).await?.send_keys("honeypot in Frankfurt").await?;
@@ -520,6 +544,8 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     assert!(text(browser, ".notice").await?.contains("81.2.69.160 is a canary."));
     assert!(text(browser, "#canaries tbody").await?.contains("honeypot in Frankfurt"));
     snap(browser, server, "14-operator-canaries").await?;
+    click(browser, "button[data-remove='81.2.69.160']").await?;
+    assert!(text(browser, ".notice").await?.contains("no longer a canary"));
 
     // Never-block ranges, a false positive, and accounts, each with its outcome on its page.
     click(browser, "nav a[href='/console/operator/never-block']").await?;
@@ -528,6 +554,8 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     assert!(text(browser, ".notice").await?.contains("1 of 1 ranges added"));
     assert!(text(browser, "#never-block tbody").await?.contains("93.184.216.0/24"));
     snap(browser, server, "16-operator-never-block").await?;
+    click(browser, "button[data-remove='93.184.216.0/24']").await?;
+    assert!(text(browser, ".notice").await?.contains("may be listed again"));
     click(browser, "nav a[href='/console/operator/accounts']").await?;
     browser.find(Locator::Css("#account-name")).await?.send_keys("globex").await?;
     click(browser, "#create-account").await?;
@@ -535,6 +563,8 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
     click(browser, "button[data-action='enroll-key'][data-account='globex']").await?;
     assert!(text(browser, ".notice").await?.contains("palisade enroll "), "the key is shown once");
     snap(browser, server, "17-operator-accounts").await?;
+    click(browser, "button[data-action='login-link'][data-account='globex']").await?;
+    assert!(text(browser, ".notice").await?.contains("/console/login/link?token="));
     click(browser, "button[data-delete='globex']").await?;
     assert!(text(browser, ".notice").await?.contains("Account globex deleted"));
     assert!(!text(browser, "#accounts tbody").await?.contains("globex"));
@@ -547,7 +577,9 @@ async fn browse(browser: &Browser, server: &ServerProcess, admin_token: &str) ->
             && audit.contains("create_canary")
             && audit.contains("import_allowlist")
             && audit.contains("create_account")
-            && audit.contains("delete_account"),
+            && audit.contains("delete_account")
+            && audit.contains("create_false_positive")
+            && audit.contains("create_delisting"),
         "{audit}"
     );
     snap(browser, server, "13-operator-audit-log").await?;
