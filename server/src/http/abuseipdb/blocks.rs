@@ -13,7 +13,7 @@ use palisade_api::abuseipdb::{AbuseErrors, BlockAddress, CheckBlockData, CheckBl
 use time::Duration;
 use tracing::instrument;
 
-use super::dialect::{Failure, Params, answer, authenticate, confidence_score, invalid, now};
+use super::dialect::{Failure, Params, admit, answer, confidence_score, invalid, now};
 use crate::domain::abuseipdb::truncate;
 use crate::domain::special::special_purpose;
 use crate::domain::time::rfc3339;
@@ -40,21 +40,12 @@ pub async fn check_block(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let caller = match authenticate(&state, client, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(failure) => return failure.into_response(),
+    let (_, (network, max_age), decision) = match admit(&state, client, &headers, &params, |params, _| parse_block(params)).await
+    {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let parsed = parse_block(&params);
-    let (network, max_age) = match parsed {
-        Ok(parsed) => parsed,
-        Err(failure) => return answer(Err(failure), &caller.standing(&state).await),
-    };
-    let (decision, charged) = caller.charge(&state).await;
-    let outcome = match charged {
-        Ok(()) => block(&state, network, max_age).await.map(|data| Json(CheckBlockResponse { data }).into_response()),
-        Err(failure) => Err(failure),
-    };
-    answer(outcome, &decision)
+    answer(block(&state, network, max_age).await.map(|data| Json(CheckBlockResponse { data }).into_response()), &decision)
 }
 
 fn parse_block(params: &Params) -> Result<(Ipv4Net, i64), Failure> {

@@ -14,7 +14,7 @@ use palisade_api::abuseipdb::{
 use time::Duration;
 use tracing::instrument;
 
-use super::dialect::{Caller, Failure, Params, answer, authenticate, confidence_score, invalid, now, whitelisted};
+use super::dialect::{Caller, Failure, Params, admit, answer, confidence_score, invalid, now, whitelisted};
 use crate::domain::abuseipdb::{categories_of, categories_of_scenario};
 use crate::domain::lists::COMMUNITY;
 use crate::domain::net::parse_ip;
@@ -51,21 +51,12 @@ pub async fn check_address(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let caller = match authenticate(&state, client, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(failure) => return failure.into_response(),
-    };
-    let parsed = parse_check(&params);
-    let (ip, max_age, verbose) = match parsed {
-        Ok(parsed) => parsed,
-        Err(failure) => return answer(Err(failure), &caller.standing(&state).await),
-    };
-    let (decision, charged) = caller.charge(&state).await;
-    let outcome = match charged {
-        Ok(()) => check(&state, &caller, ip, max_age, verbose).await.map(|data| Json(CheckResponse { data }).into_response()),
-        Err(failure) => Err(failure),
-    };
-    answer(outcome, &decision)
+    let (caller, (ip, max_age, verbose), decision) =
+        match admit(&state, client, &headers, &params, |params, _| parse_check(params)).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+    answer(check(&state, &caller, ip, max_age, verbose).await.map(|data| Json(CheckResponse { data }).into_response()), &decision)
 }
 
 /// `ipAddress` and `maxAgeInDays` as check and reports take them, and `verbose`.
@@ -192,21 +183,11 @@ pub async fn get_blacklist(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let caller = match authenticate(&state, client, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(failure) => return failure.into_response(),
+    let (_, query, decision) = match admit(&state, client, &headers, &params, BlacklistQuery::parse).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let parsed = BlacklistQuery::parse(&params, &caller);
-    let query = match parsed {
-        Ok(query) => query,
-        Err(failure) => return answer(Err(failure), &caller.standing(&state).await),
-    };
-    let (decision, charged) = caller.charge(&state).await;
-    let outcome = match charged {
-        Ok(()) => blacklist(&state, &query).await,
-        Err(failure) => Err(failure),
-    };
-    answer(outcome, &decision)
+    answer(blacklist(&state, &query).await, &decision)
 }
 
 struct BlacklistQuery {

@@ -212,6 +212,28 @@ impl Caller {
     }
 }
 
+/// The start of every read route: the key authenticated, the parameters parsed by `parse`
+/// (which may look at the caller's tier), and one lookup charged. `Err` is the whole answer: 401,
+/// a 422 carrying the quota as it stands (a refused call costs nothing), or the 429.
+pub async fn admit<T>(
+    state: &AppState,
+    client: IpAddr,
+    headers: &HeaderMap,
+    params: &Params,
+    parse: impl FnOnce(&Params, &Caller) -> Result<T, Failure>,
+) -> Result<(Caller, T, Decision), Response> {
+    let caller = authenticate(state, client, headers, params).await.map_err(IntoResponse::into_response)?;
+    let parsed = match parse(params, &caller) {
+        Ok(parsed) => parsed,
+        Err(failure) => return Err(answer(Err(failure), &caller.standing(state).await)),
+    };
+    let (decision, charged) = caller.charge(state).await;
+    match charged {
+        Ok(()) => Ok((caller, parsed, decision)),
+        Err(failure) => Err(answer(Err(failure), &decision)),
+    }
+}
+
 /// Authenticates the key the request presents (401 in AbuseIPDB's shape otherwise; 429 while
 /// the client address is locked out for wrong keys).
 pub async fn authenticate(state: &AppState, client: IpAddr, headers: &HeaderMap, params: &Params) -> Result<Caller, Failure> {

@@ -10,7 +10,7 @@ use time::Duration;
 use tracing::instrument;
 
 use super::check::{parse_check, shown_report};
-use super::dialect::{Caller, Failure, Params, answer, authenticate, invalid, now};
+use super::dialect::{Caller, Failure, Params, admit, answer, invalid, now};
 use crate::http::extract::ClientAddr;
 use crate::state::AppState;
 use crate::store::ReportQuery;
@@ -38,21 +38,11 @@ pub async fn get_reports(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let caller = match authenticate(&state, client, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(failure) => return failure.into_response(),
+    let (caller, page, decision) = match admit(&state, client, &headers, &params, |params, _| parse_page(params)).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let parsed = parse_page(&params);
-    let page = match parsed {
-        Ok(page) => page,
-        Err(failure) => return answer(Err(failure), &caller.standing(&state).await),
-    };
-    let (decision, charged) = caller.charge(&state).await;
-    let outcome = match charged {
-        Ok(()) => reports(&state, &caller, &page).await.map(|data| Json(ReportsResponse { data }).into_response()),
-        Err(failure) => Err(failure),
-    };
-    answer(outcome, &decision)
+    answer(reports(&state, &caller, &page).await.map(|data| Json(ReportsResponse { data }).into_response()), &decision)
 }
 
 struct Page {
