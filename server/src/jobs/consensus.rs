@@ -23,7 +23,7 @@ use crate::engine::ipset::IpSet;
 use crate::engine::params::Params;
 use crate::engine::{Change, Consensus, Engine, Report, Time};
 use crate::pools::{PoolChange, PoolPolicy, PoolReport, Pools};
-use crate::store::{ConsensusCommit, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store};
+use crate::store::{ConsensusCommit, EngineSignal, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store};
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -220,7 +220,13 @@ impl ConsensusWorker {
             self.refresh().await?;
         }
         let signals = self.store.signals_for_engine(self.watermark, self.config.batch).await?;
-        if signals.iter().any(|s| !self.known_machines.contains(&s.machine.0)) {
+        // A new reporter, or one the operator made (or unmade) a sensor since the last refresh:
+        // its reports are weighed with what the store says now, not at the next period.
+        let stale = |s: &EngineSignal| {
+            !self.known_machines.contains(&s.machine.0)
+                || s.reporter_sensor.is_some_and(|sensor| self.engine.machine(s.machine.0).is_some_and(|m| m.sensor != sensor))
+        };
+        if signals.iter().any(stale) {
             self.refresh().await?;
         }
         let now_s = seconds(now);
@@ -555,6 +561,29 @@ mod tests {
             assert_eq!(state.reporters.iter().map(|r| r.count).sum::<u32>(), 2, "{label}: each report counted once");
             assert_eq!(store.list_changes(COMMUNITY, 0, 100).await.expect("changes").len(), 1, "{label}");
             assert_eq!(restarted.engine().machine(watcher.0).expect("machine").leads, 1, "{label}: lead credit survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_machine_made_a_sensor_before_it_reports_lists_at_once_whatever_the_refresh_period() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let machine = add_machine(store.as_ref(), "web-01", false).await;
+            let config = WorkerConfig { refresh_every: Duration::from_secs(3600), ..WorkerConfig::default() };
+            let mut worker = ConsensusWorker::load(store.clone(), config).await.expect("load");
+            let now = OffsetDateTime::now_utc();
+            store.insert_signals(&[signal(machine, "45.33.32.150", "81.2.69.1", now)]).await.expect("insert");
+            assert_eq!(worker.run_once(now).await.expect("step").listed, 0, "{label}: one watcher lists nothing");
+
+            store.set_machine_sensor("web-01", true).await.expect("sensor");
+            store.insert_signals(&[signal(machine, "45.33.32.151", "81.2.69.1", now)]).await.expect("insert");
+            assert_eq!(worker.run_once(now).await.expect("step").listed, 1, "{label}: the sensor's report lists");
+
+            store.set_machine_sensor("web-01", false).await.expect("not a sensor");
+            store.insert_signals(&[signal(machine, "45.33.32.152", "81.2.69.1", now)]).await.expect("insert");
+            assert_eq!(worker.run_once(now).await.expect("step").listed, 0, "{label}: no longer a sensor");
         }
     }
 

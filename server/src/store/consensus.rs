@@ -96,6 +96,10 @@ pub struct EngineSignal {
     pub origin_asn: Option<u32>,
     /// Server receive time.
     pub received_at: OffsetDateTime,
+    /// Whether the reporter is a sensor now, as the store has it when the batch is read (`None`
+    /// for a machine since deleted): an operator's change made before the signal was sent is
+    /// seen by the signal, whatever the worker's refresh period.
+    pub reporter_sensor: Option<bool>,
 }
 
 /// The consensus worker's persisted state: its watermark and the engine's state (which the store

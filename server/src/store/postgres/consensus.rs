@@ -8,8 +8,9 @@ use crate::store::consensus::{ConsensusStore, state_from, state_text, target_key
 impl ConsensusStore for PgStore {
     async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, machine_id, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at \
-             FROM signals WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT s.id, s.machine_id, s.value, s.scenario, s.scenario_trust, s.origin_prefix, s.origin_asn, \
+             s.received_at, m.is_sensor FROM signals s LEFT JOIN machines m ON m.id = s.machine_id \
+             WHERE s.id > $1 ORDER BY s.id LIMIT $2",
         )
         .bind(after)
         .bind(i64::from(limit))
@@ -26,6 +27,7 @@ impl ConsensusStore for PgStore {
                     origin_prefix: row.try_get("origin_prefix")?,
                     origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
                     received_at: row.try_get("received_at")?,
+                    reporter_sensor: row.try_get("is_sensor")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -11,8 +11,9 @@ const TARGETS_PER_STATEMENT: usize = 1000;
 impl ConsensusStore for SqliteStore {
     async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, machine_id, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at \
-             FROM signals WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT s.id, s.machine_id, s.value, s.scenario, s.scenario_trust, s.origin_prefix, s.origin_asn, \
+             s.received_at, m.is_sensor FROM signals s LEFT JOIN machines m ON m.id = s.machine_id \
+             WHERE s.id > ? ORDER BY s.id LIMIT ?",
         )
         .bind(after)
         .bind(i64::from(limit))
@@ -29,6 +30,7 @@ impl ConsensusStore for SqliteStore {
                     origin_prefix: row.try_get("origin_prefix")?,
                     origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
                     received_at: from_micros(row.try_get("received_at")?),
+                    reporter_sensor: row.try_get("is_sensor")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
