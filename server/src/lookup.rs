@@ -42,7 +42,7 @@ use crate::engine::{Engine, TargetState};
 use crate::enrich::Enricher;
 use crate::reputation::{Evidence, assess, scenarios};
 use crate::serving::{Entry, Lists, Snapshot};
-use crate::store::{ConsensusStore, ListStore, Store};
+use crate::store::{ConsensusStore, ListStore, ReportQuery, ReportSummary, SignalStore, Store};
 use crate::use_case::UseCaseError;
 
 /// How long the never-block ranges are reused before being read again.
@@ -71,12 +71,17 @@ type Ranges = Arc<Vec<(IpNet, String)>>;
 /// An engine state read at an instant (`None`: the engine knows nothing of the address).
 type CachedTarget = (Instant, Option<Arc<TargetState>>);
 
+/// Report counts about one address read at an instant, per `maxAgeInDays` asked.
+type CachedSummaries = Vec<(i64, Instant, ReportSummary)>;
+
 /// What one replica remembers between lookups: the never-block ranges with their categories
-/// (reread at most every [`ALLOWLIST_TTL`]) and recently read engine states (for [`TARGET_TTL`]).
+/// (reread at most every [`ALLOWLIST_TTL`]), recently read engine states and report counts (for
+/// [`TARGET_TTL`]).
 #[derive(Default)]
 pub struct LookupCache {
     snapshot: Mutex<Option<(Instant, Ranges)>>,
     targets: Mutex<HashMap<IpNet, CachedTarget>>,
+    summaries: Mutex<HashMap<IpAddr, CachedSummaries>>,
 }
 
 impl LookupCache {
@@ -94,6 +99,39 @@ impl LookupCache {
         }
         targets.insert(target, (Instant::now(), found.clone()));
         Ok(found)
+    }
+
+    /// The report counts about `ip` over the last `max_age_days`, from the cache or the store.
+    async fn summary(
+        &self,
+        store: &dyn SignalStore,
+        ip: IpAddr,
+        max_age_days: i64,
+        now: OffsetDateTime,
+    ) -> Result<ReportSummary, UseCaseError> {
+        let cached = |summaries: &HashMap<IpAddr, CachedSummaries>| {
+            summaries.get(&ip)?.iter().find(|(days, at, _)| *days == max_age_days && at.elapsed() < TARGET_TTL).map(|c| c.2)
+        };
+        if let Some(summary) = cached(&self.summaries.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(summary);
+        }
+        let query = ReportQuery {
+            value: ip.to_string(),
+            reported_since: now - time::Duration::days(max_age_days),
+            received_since: None,
+            machine: None,
+            limit: 1,
+            offset: 0,
+        };
+        let summary = store.report_summary(&query).await?;
+        let mut summaries = self.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        if summaries.len() >= TARGET_CACHE_MAX {
+            summaries.clear();
+        }
+        let kept = summaries.entry(ip).or_default();
+        kept.retain(|(days, at, _)| *days != max_age_days && at.elapsed() < TARGET_TTL);
+        kept.push((max_age_days, Instant::now(), summary));
+        Ok(summary)
     }
 
     async fn ranges(&self, store: &dyn ListStore) -> Result<Ranges, UseCaseError> {
@@ -188,6 +226,23 @@ impl Lookup {
         params: Arc<Params>,
     ) -> Self {
         Lookup { store, lists, enricher, own_addresses, params, cache: LookupCache::default(), fire_views: Mutex::default() }
+    }
+
+    /// How many reports about `ip` were made in the last `max_age_days` before `now`, by how many
+    /// reporters, and the latest: read again at most every [`TARGET_TTL`], and at once after this
+    /// replica stored a report of `ip` ([`Lookup::forget_reports`]).
+    pub async fn report_summary(
+        &self,
+        ip: IpAddr,
+        max_age_days: i64,
+        now: OffsetDateTime,
+    ) -> Result<ReportSummary, UseCaseError> {
+        self.cache.summary(self.store.as_ref(), ip, max_age_days, now).await
+    }
+
+    /// Drops the remembered report counts about `ip` (this replica just stored a report of it).
+    pub fn forget_reports(&self, ip: IpAddr) {
+        self.cache.summaries.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);
     }
 
     /// Looks one address up at `now` (seconds since the epoch).

@@ -101,19 +101,19 @@ async fn check(state: &AppState, caller: &Caller, ip: IpAddr, max_age: i64, verb
     let found = state.lookup.find(ip, now.unix_timestamp()).await?;
     data.abuse_confidence_score = confidence_score(&found.reputation);
     data.is_whitelisted = Some(whitelisted(&found.reputation));
-    let query = ReportQuery {
-        value: ip.to_string(),
-        reported_since: now - Duration::days(max_age),
-        received_since: None,
-        machine: None,
-        limit: MAX_VERBOSE_REPORTS,
-        offset: 0,
-    };
-    let summary = state.store.report_summary(&query).await?;
+    let summary = state.lookup.report_summary(ip, max_age, now).await?;
     data.total_reports = summary.reports;
     data.num_distinct_users = summary.reporters;
     data.last_reported_at = summary.last_reported_at.map(rfc3339);
     if verbose {
+        let query = ReportQuery {
+            value: ip.to_string(),
+            reported_since: now - Duration::days(max_age),
+            received_since: None,
+            machine: None,
+            limit: MAX_VERBOSE_REPORTS,
+            offset: 0,
+        };
         let reports = state.store.recent_reports(&query).await?;
         let listed = reports.into_iter().map(|report| shown_report(state, caller, report)).collect();
         data.reports = Some(listed);

@@ -286,6 +286,7 @@ async fn store(
     };
     if outcome.inserted > 0 {
         state.consensus_wake.notify_one();
+        state.lookup.forget_reports(report.ip);
     }
     metrics::counter!("palisade_signals_accepted_total").increment(outcome.inserted as u64);
     metrics::counter!("palisade_abuseipdb_reports_total").increment(1);
