@@ -559,6 +559,10 @@ async fn a_disabled_or_impersonated_reporter_refuses_reports() {
         let done = app.send(disable(true)).await;
         assert!(done.status.is_success(), "{}: {}", done.what, done.text());
         abuse_error(&report(&app, &key, "45.33.32.157", "22", "").await, StatusCode::FORBIDDEN, None);
+        abuse_error(&bulk(&app, Some(&key), &format!("{HEADER}45.33.32.157,22,,\n")).await, StatusCode::FORBIDDEN, None);
+        // Taking its own reports back stays open to the key.
+        let cleared = ok(&delete(&app, "/api/v2/clear-address?ipAddress=45.33.32.156", Some(&key)).await);
+        assert_eq!(cleared["data"]["numReportsDeleted"], 1, "{}", app.label);
         let done = app.send(disable(false)).await;
         assert!(done.status.is_success(), "{}: {}", done.what, done.text());
         ok(&report(&app, &key, "45.33.32.157", "22", "").await);

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 use super::dialect::{Caller, Failure, Params, answer, authenticate, invalid, now};
-use super::report::{REPORT_INTERVAL, reported_recently, reporter, rules, store_reports};
+use super::report::{REPORT_INTERVAL, reporter, rules, store_reports};
 use crate::domain::abuseipdb::{BULK_HEADER, BULK_MAX_BYTES, BulkRow, Report, Submitted, parse_bulk_csv, truncate, validate};
 use crate::error::ApiError;
 use crate::http::extract::ClientAddr;
@@ -159,9 +159,12 @@ async fn sort_rows(
         }
         valid.push((row.number, input, report));
     }
+    let addresses: Vec<String> = valid.iter().map(|(_, _, report)| report.ip.to_string()).collect();
+    let recent: HashSet<String> =
+        state.store.reported_since(reporter, &addresses, now - REPORT_INTERVAL).await?.into_iter().collect();
     let mut stored = Vec::with_capacity(valid.len());
     for (number, input, report) in valid {
-        if reported_recently(state, reporter, report.ip, now).await? {
+        if recent.contains(&report.ip.to_string()) {
             let minutes = REPORT_INTERVAL.whole_minutes();
             refused.push(InvalidReport {
                 error: format!("Duplicate IP: this key reported {} within the last {minutes} minutes.", report.ip),

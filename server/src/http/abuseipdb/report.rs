@@ -239,12 +239,7 @@ pub(super) async fn reporter(state: &AppState, key: &ApiKeyRecord, now: OffsetDa
 }
 
 /// Whether `reporter` reported `ip` within [`REPORT_INTERVAL`] before `now`.
-pub(super) async fn reported_recently(
-    state: &AppState,
-    reporter: MachineKey,
-    ip: IpAddr,
-    now: OffsetDateTime,
-) -> Result<bool, Failure> {
+async fn reported_recently(state: &AppState, reporter: MachineKey, ip: IpAddr, now: OffsetDateTime) -> Result<bool, Failure> {
     let query = ReportQuery {
         value: ip.to_string(),
         // Any activity time: the rule is about when reports arrive.
