@@ -1,6 +1,6 @@
 //! AbuseIPDB's `POST /api/v2/bulk-report`: a CSV file of reports, each validated as
 //! `POST /api/v2/report` validates one ([`crate::domain::abuseipdb::validate`]), the valid ones
-//! stored as signals of the key's reporter in one batch ([`super::report::store_reports`]), the
+//! stored as signals of the key's reporter in one batch (`report::store_reports`), the
 //! others answered line by line. The file is read within its 2 MB cap as it arrives, never
 //! buffered beyond it; a refused file (too large, too many lines, no header, not multipart)
 //! stores nothing and costs nothing.

@@ -3,7 +3,9 @@
 //! report (login `abuseipdb-<key prefix>`, a password hash nothing verifies against, so it can
 //! never log in), stored through the same path as a CrowdSec push (enrichment, the machine's
 //! daily byte allowance, the consensus worker woken). The reporter earns trust like any machine;
-//! revoking the key stops its reports, and the operator can disable the reporter machine.
+//! revoking the key stops its reports, and the operator can disable the reporter machine. The
+//! reporter and the batch store path (`store_reports`) are shared with `bulk-report`
+//! ([`super::bulk`]) and `clear-address` ([`super::clear`]); validation is the domain's.
 
 use std::net::IpAddr;
 
