@@ -275,3 +275,64 @@ pub struct BlacklistEntry {
     /// When it was listed (ISO 8601).
     pub last_reported_at: String,
 }
+
+/// The multipart form of `POST /api/v2/bulk-report`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BulkReportForm {
+    /// AbuseIPDB's CSV file: the header `IP,Categories,ReportDate,Comment`, then one report per
+    /// line (categories comma-separated inside double quotes, `ReportDate` ISO 8601); at most
+    /// 10,000 reports and 2 MB.
+    #[cfg_attr(feature = "schema", schema(value_type = String, format = Binary))]
+    pub csv: String,
+}
+
+/// `POST /api/v2/bulk-report` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BulkReportResponse {
+    /// What was stored and what was refused.
+    pub data: BulkReportData,
+}
+
+/// The outcome of one bulk report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BulkReportData {
+    /// Reports stored.
+    pub saved_reports: u64,
+    /// The refused lines, in file order.
+    pub invalid_reports: Vec<InvalidReport>,
+}
+
+/// One refused line of a bulk report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidReport {
+    /// Why, for a person.
+    pub error: String,
+    /// The line's `IP` field as sent (at most 64 bytes of it).
+    pub input: String,
+    /// The line's number among the file's reports: 1 is the first line after the header (blank
+    /// lines are not counted).
+    pub row_number: u64,
+}
+
+/// `DELETE /api/v2/clear-address` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ClearAddressResponse {
+    /// How many reports were deleted.
+    pub data: ClearAddressData,
+}
+
+/// The outcome of clearing an address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClearAddressData {
+    /// The key's own reports of the address that were deleted.
+    pub num_reports_deleted: u64,
+}

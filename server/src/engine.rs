@@ -72,6 +72,8 @@ pub enum DelistReason {
     FalsePositive,
     /// The operator delisted it, blaming nobody.
     Operator,
+    /// A reporter took its reports back and it no longer qualifies without them.
+    Withdrawn,
 }
 
 impl DelistReason {
@@ -83,6 +85,7 @@ impl DelistReason {
             DelistReason::Slashed => "slashed",
             DelistReason::FalsePositive => "false_positive",
             DelistReason::Operator => "operator",
+            DelistReason::Withdrawn => "withdrawn",
         }
     }
 }
@@ -845,6 +848,38 @@ impl Engine {
         self.changed_targets.insert(key);
         self.dirty.remove(&key);
         self.expand_blocks(now, &mut out);
+        out
+    }
+
+    /// `machine` takes back its reports of `target` (an AbuseIPDB key cleared its reports): its
+    /// reporter entry leaves the target, and a listing that no longer qualifies without it is
+    /// delisted now (`withdrawn`); one that still qualifies stays as it is. Nobody's trust
+    /// changes: lead credit already given is kept, and nobody is blamed. IPv6 addresses are
+    /// counted per /64 ([`Engine::key`]), so the machine's support of the whole /64 goes.
+    pub fn withdraw(&mut self, machine: i64, target: IpNet, now: Time) -> Vec<Change> {
+        let key = Self::key(target);
+        let mut out = Vec::new();
+        let Some(state) = self.targets.get_mut(&key) else { return out };
+        let before = state.reporters.len();
+        state.reporters.retain(|r| r.machine != machine);
+        if state.reporters.len() == before {
+            return out;
+        }
+        // Positions moved: the index is rebuilt from scratch when next needed.
+        state.index = ReporterIndex::default();
+        self.changed_targets.insert(key);
+        let still_listed = match self.targets.get(&key) {
+            Some(state) if state.listing.is_some() => self.qualifies(state, key, now, None).is_some(),
+            _ => true,
+        };
+        if !still_listed {
+            if let Some(state) = self.targets.get_mut(&key) {
+                state.listing = None;
+            }
+            out.push(Change::Delisted { target: key, reason: DelistReason::Withdrawn });
+            self.expand_blocks(now, &mut out);
+        }
+        self.dirty.insert(key);
         out
     }
 

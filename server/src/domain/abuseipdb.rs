@@ -1,7 +1,9 @@
 //! AbuseIPDB reports as Palisade signals, the pure part: the 23 AbuseIPDB categories and the
 //! scenario each becomes, parsing `categories` and `timestamp` as AbuseIPDB accepts them,
-//! bounding and scrubbing the comment, and building the [`SignalReport`] one report stores. No
-//! I/O and no clock: the HTTP dialect (`http::abuseipdb`) authenticates, charges and stores.
+//! bounding and scrubbing the comment, validating one submitted report ([`validate`], shared by
+//! `report` and `bulk-report`), reading a `bulk-report` CSV file ([`parse_bulk_csv`]), and
+//! building the [`SignalReport`] one report stores. No I/O and no clock: the HTTP dialect
+//! (`http::abuseipdb`) authenticates, charges and stores.
 //!
 //! Which categories can be produced by forged source addresses is said here (`spoofable`) and
 //! must agree with the engine's scenario table (`engine::scenarios::SHIPPED`, which lists the
@@ -12,10 +14,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{Duration, OffsetDateTime};
 
+use super::net::parse_ip;
 use super::signal::{Scope, SignalReport};
+use super::special::special_purpose;
+use super::text::has_nul;
 
 /// One AbuseIPDB category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +197,182 @@ pub fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// How far ahead of the server's clock a report's `timestamp` may be (clock drift).
+pub const TIMESTAMP_SKEW: Duration = Duration::minutes(5);
+
+/// Most reports one `bulk-report` file may hold (AbuseIPDB's limit).
+pub const BULK_MAX_ROWS: usize = 10_000;
+
+/// Largest `bulk-report` file, in bytes (AbuseIPDB's 2 MB).
+pub const BULK_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// The header a `bulk-report` file starts with.
+pub const BULK_HEADER: [&str; 4] = ["IP", "Categories", "ReportDate", "Comment"];
+
+/// Which part of a submitted report a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The address.
+    Ip,
+    /// The categories.
+    Categories,
+    /// The comment.
+    Comment,
+    /// When the activity happened (`timestamp`, a CSV row's `ReportDate`).
+    Timestamp,
+}
+
+/// One report as submitted, each part as text (`None`: absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Submitted<'a> {
+    /// The address.
+    pub ip: Option<&'a str>,
+    /// Comma-separated category numbers.
+    pub categories: Option<&'a str>,
+    /// Free text, untrimmed.
+    pub comment: &'a str,
+    /// ISO 8601; absent or empty: now.
+    pub timestamp: Option<&'a str>,
+}
+
+/// What a submitted report is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// The server's clock.
+    pub now: OffsetDateTime,
+    /// Signal retention: an older activity time is refused.
+    pub retention: Duration,
+    /// The reporting client's own addresses, scrubbed from the comment.
+    pub own: &'a [IpAddr],
+}
+
+/// A submitted report validated as AbuseIPDB validates it: a public address, one or more known
+/// categories, a comment without NUL, an activity time at most [`TIMESTAMP_SKEW`] ahead and not
+/// older than retention. The refusal names the part at fault, with a sentence for a person.
+pub fn validate(submitted: &Submitted<'_>, rules: &Rules<'_>) -> Result<Report, (Field, String)> {
+    let text = submitted.ip.map(str::trim).filter(|t| !t.is_empty()).ok_or((Field::Ip, "The ip field is required.".into()))?;
+    let ip = parse_ip(text)
+        .ok_or_else(|| (Field::Ip, format!("The ip {:?} must be a valid IPv4 or IPv6 address.", truncate(text, 64))))?;
+    if let Some(kind) = special_purpose(ip) {
+        return Err((Field::Ip, format!("You can only report public IP addresses: {ip} is {kind}.")));
+    }
+    let categories = parse_categories(submitted.categories.unwrap_or("")).map_err(|m| (Field::Categories, m))?;
+    if has_nul(submitted.comment) {
+        return Err((Field::Comment, "The comment may not contain NUL characters.".into()));
+    }
+    let at = match submitted.timestamp.map(str::trim).filter(|t| !t.is_empty()) {
+        None => rules.now,
+        Some(text) => {
+            let at = parse_timestamp(text).map_err(|m| (Field::Timestamp, m))?;
+            if at > rules.now + TIMESTAMP_SKEW {
+                return Err((Field::Timestamp, "The timestamp may not be in the future.".into()));
+            }
+            if at < rules.now - rules.retention {
+                let days = rules.retention.whole_days();
+                return Err((Field::Timestamp, format!("The timestamp may not be older than {days} days (signal retention).")));
+            }
+            at
+        }
+    };
+    Ok(Report { ip, categories, comment: scrub_comment(submitted.comment, rules.own), at })
+}
+
+/// One report line of a `bulk-report` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkRow {
+    /// Its number among the file's reports: 1 is the first line after the header.
+    pub number: usize,
+    /// Its fields, unquoted.
+    pub fields: Vec<String>,
+}
+
+/// The reports of a `bulk-report` file: AbuseIPDB's CSV (RFC 4180: fields in double quotes may
+/// hold commas, line breaks and `""`), starting with the header [`BULK_HEADER`] (any case, a
+/// UTF-8 byte-order mark allowed). Blank lines are skipped and not numbered. More than
+/// [`BULK_MAX_ROWS`] reports, a missing header or an unterminated quote refuse the whole file.
+pub fn parse_bulk_csv(text: &str) -> Result<Vec<BulkRow>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut records = CsvRecords { rest: text };
+    let header = loop {
+        match records.next_record()? {
+            None => return Err(format!("The csv file is empty: it must start with the header {}.", BULK_HEADER.join(","))),
+            Some(fields) if blank(&fields) => continue,
+            Some(fields) => break fields,
+        }
+    };
+    let header_ok = header.len() == BULK_HEADER.len()
+        && header.iter().zip(BULK_HEADER).all(|(field, name)| field.trim().eq_ignore_ascii_case(name));
+    if !header_ok {
+        return Err(format!("The csv file must start with the header {}.", BULK_HEADER.join(",")));
+    }
+    let mut rows = Vec::new();
+    while let Some(fields) = records.next_record()? {
+        if blank(&fields) {
+            continue;
+        }
+        if rows.len() == BULK_MAX_ROWS {
+            return Err(format!("The csv file may hold at most {BULK_MAX_ROWS} reports."));
+        }
+        rows.push(BulkRow { number: rows.len() + 1, fields });
+    }
+    Ok(rows)
+}
+
+fn blank(fields: &[String]) -> bool {
+    fields.iter().all(|f| f.trim().is_empty())
+}
+
+/// Reads CSV records one at a time.
+struct CsvRecords<'a> {
+    rest: &'a str,
+}
+
+impl CsvRecords<'_> {
+    /// The next record's fields, `None` at the end of the text.
+    fn next_record(&mut self) -> Result<Option<Vec<String>>, String> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = self.rest.char_indices().peekable();
+        let mut quoted = false;
+        let mut end = self.rest.len();
+        while let Some((at, c)) = chars.next() {
+            if quoted {
+                match c {
+                    '"' if chars.peek().is_some_and(|(_, next)| *next == '"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    '"' => quoted = false,
+                    other => field.push(other),
+                }
+                continue;
+            }
+            match c {
+                '"' if field.trim().is_empty() => {
+                    field.clear();
+                    quoted = true;
+                }
+                ',' => fields.push(std::mem::take(&mut field)),
+                '\n' => {
+                    end = at + 1;
+                    break;
+                }
+                '\r' if chars.peek().is_some_and(|(_, next)| *next == '\n') => {}
+                other => field.push(other),
+            }
+        }
+        if quoted {
+            return Err("The csv file has a quoted field that is never closed.".into());
+        }
+        fields.push(field);
+        self.rest = &self.rest[end..];
+        Ok(Some(fields))
+    }
+}
+
 /// One validated AbuseIPDB report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -300,6 +481,49 @@ mod tests {
         let long = "é".repeat(MAX_COMMENT);
         let bounded = scrub_comment(&long, &[]);
         assert!(bounded.len() <= MAX_COMMENT && bounded.len() > MAX_COMMENT - 2);
+    }
+
+    #[test]
+    fn a_submitted_report_is_validated_naming_the_part_at_fault() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let own: Vec<IpAddr> = vec!["81.2.69.160".parse().unwrap()];
+        let rules = Rules { now, retention: Duration::days(30), own: &own };
+        let good = Submitted { ip: Some(" 45.33.32.156 "), categories: Some("22"), comment: "from 81.2.69.160", timestamp: None };
+        let report = validate(&good, &rules).expect("valid");
+        assert_eq!((report.ip.to_string(), report.at, report.comment.as_str()), ("45.33.32.156".into(), now, "from [reporter]"));
+        let dated = Submitted { timestamp: Some("2026-11-25T07:00:00-04:00"), ..good };
+        assert_eq!(validate(&dated, &rules).expect("valid").at, datetime!(2026-11-25 11:00 UTC));
+        let refused = |submitted: Submitted<'_>| validate(&submitted, &rules).expect_err("refused").0;
+        assert_eq!(refused(Submitted { ip: None, ..good }), Field::Ip);
+        assert_eq!(refused(Submitted { ip: Some("45.33.32"), ..good }), Field::Ip);
+        assert_eq!(refused(Submitted { ip: Some("192.168.1.1"), ..good }), Field::Ip);
+        assert_eq!(refused(Submitted { categories: Some("99"), ..good }), Field::Categories);
+        assert_eq!(refused(Submitted { comment: "a\0b", ..good }), Field::Comment);
+        assert_eq!(refused(Submitted { timestamp: Some("2026-11-25T12:06:00Z"), ..good }), Field::Timestamp);
+        assert_eq!(refused(Submitted { timestamp: Some("2026-10-25T11:59:00Z"), ..good }), Field::Timestamp);
+        assert_eq!(validate(&Submitted { timestamp: Some("2026-11-25T12:04:00Z"), ..good }, &rules).map(|r| r.ip), Ok(report.ip));
+    }
+
+    #[test]
+    fn bulk_files_are_read_as_abuseipdb_writes_them() {
+        let text = "\u{feff}ip,categories,reportdate,comment\r\n\
+            45.33.32.156,\"18,22\",2026-11-25T11:00:00Z,\"sshd, \"\"root\"\"\nline two\"\r\n\
+            \r\n\
+            2a01:4f8::1,21,,\n\
+            bad,row";
+        let rows = parse_bulk_csv(text).expect("a file");
+        let fields = |n: usize| rows[n].fields.iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(rows.iter().map(|r| r.number).collect::<Vec<_>>(), [1, 2, 3], "blank lines are not numbered");
+        assert_eq!(fields(0), ["45.33.32.156", "18,22", "2026-11-25T11:00:00Z", "sshd, \"root\"\nline two"]);
+        assert_eq!(fields(1), ["2a01:4f8::1", "21", "", ""]);
+        assert_eq!(fields(2), ["bad", "row"], "the caller refuses a row of the wrong width");
+        assert!(parse_bulk_csv("").is_err());
+        assert!(parse_bulk_csv("45.33.32.156,22,,\n").is_err(), "no header");
+        assert!(parse_bulk_csv("IP,Categories,ReportDate,Comment\n45.33.32.156,\"22,,\n").is_err(), "unclosed quote");
+        assert_eq!(parse_bulk_csv("IP,Categories,ReportDate,Comment\n").map(|r| r.len()), Ok(0));
+        let full = format!("IP,Categories,ReportDate,Comment\n{}", "45.33.32.156,22,,\n".repeat(BULK_MAX_ROWS));
+        assert_eq!(parse_bulk_csv(&full).map(|r| r.len()), Ok(BULK_MAX_ROWS));
+        assert!(parse_bulk_csv(&format!("{full}45.33.32.157,22,,\n")).is_err(), "one report too many");
     }
 
     #[test]

@@ -547,3 +547,29 @@ fn junk_floods_are_bounded_per_address_and_per_cluster() {
         .count();
     assert_eq!(remembered as u32, p.max_new_targets_per_untrusted_cluster_day - p.untrusted_reporters_per_target as u32);
 }
+
+#[test]
+fn a_withdrawn_reporter_no_longer_counts_and_its_listing_goes_if_it_was_needed() {
+    let mut w = World::new();
+    w.trusted(1);
+    w.machine(9, None, 0, true);
+    w.report(1, "185.220.101.27", 101);
+    w.report(9, "185.220.101.27", 109);
+    w.advance(60);
+    assert!(w.listed("185.220.101.27"), "the sensor lists it");
+    let before = (w.engine.machine_trust(1, w.now), w.engine.machine_trust(9, w.now));
+
+    assert!(w.engine.withdraw(5, net("185.220.101.27"), w.now).is_empty(), "a machine that never reported it changes nothing");
+    assert!(w.engine.withdraw(1, net("185.220.101.27"), w.now).is_empty(), "still listed on the sensor's sighting");
+    assert!(w.listed("185.220.101.27"));
+    let reporters = |w: &World| w.engine.target(net("185.220.101.27")).map(|s| s.reporters.iter().map(|r| r.machine).collect());
+    assert_eq!(reporters(&w), Some(vec![9]), "machine 1 no longer supports it");
+
+    let changes = w.engine.withdraw(9, net("185.220.101.27"), w.now);
+    assert_eq!(changes, vec![Change::Delisted { target: net("185.220.101.27/32"), reason: DelistReason::Withdrawn }]);
+    assert!(!w.listed("185.220.101.27"));
+    assert_eq!((w.engine.machine_trust(1, w.now), w.engine.machine_trust(9, w.now)), before, "nobody's trust changes");
+    assert!(w.advance(60).is_empty(), "nothing left lists it again");
+    w.report(1, "185.220.101.27", 101);
+    assert!(w.advance(60).is_empty(), "one machine's fresh report alone does not list it");
+}

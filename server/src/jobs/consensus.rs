@@ -23,7 +23,9 @@ use crate::engine::ipset::IpSet;
 use crate::engine::params::Params;
 use crate::engine::{Change, Consensus, Engine, Report, Time};
 use crate::pools::{PoolChange, PoolPolicy, PoolReport, Pools};
-use crate::store::{ConsensusCommit, EngineSignal, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store};
+use crate::store::{
+    ConsensusCommit, ConsensusRequest, EngineSignal, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store,
+};
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -230,8 +232,20 @@ impl ConsensusWorker {
             self.refresh().await?;
         }
         let now_s = seconds(now);
+        // Read after the signals: a request queued before any signal of this batch was stored is
+        // among them (a withdrawal is committed with the deletion it follows).
+        let requests = self.store.pending_consensus_requests().await?;
+        let mut changes = Vec::new();
+        // A withdrawal takes back the signals up to its `up_to_signal`: it is applied before the
+        // batch's later signals, which were reported after it and count.
+        let mut withdrawals: Vec<&ConsensusRequest> = requests.iter().filter(|r| r.kind == RequestKind::Withdraw).collect();
+        withdrawals.sort_by_key(|r| r.up_to_signal.unwrap_or(0));
+        let mut withdrawals = withdrawals.into_iter().peekable();
         let mut watermark = self.watermark;
         for signal in &signals {
+            while let Some(request) = withdrawals.next_if(|r| r.up_to_signal.unwrap_or(0) < signal.id) {
+                changes.extend(self.withdraw(request, now_s));
+            }
             watermark = signal.id;
             let (Some(target), Ok(origin_prefix)) = (parse_target(&signal.value), IpNet::from_str(&signal.origin_prefix)) else {
                 tracing::warn!(signal.id = signal.id, "skipping a signal whose value or origin does not parse");
@@ -259,8 +273,9 @@ impl ConsensusWorker {
                 });
             }
         }
-        let mut changes = Vec::new();
-        let requests = self.store.pending_consensus_requests().await?;
+        for request in withdrawals {
+            changes.extend(self.withdraw(request, now_s));
+        }
         for request in &requests {
             match request.kind {
                 RequestKind::FalsePositive => changes.extend(self.engine.report_false_positive(request.value, now_s)),
@@ -268,6 +283,7 @@ impl ConsensusWorker {
                     let hold_until = request.hold_until.map_or(now_s, OffsetDateTime::unix_timestamp);
                     changes.extend(self.engine.delist(request.value, hold_until, now_s));
                 }
+                RequestKind::Withdraw => {}
             }
         }
         changes.extend(self.engine.advance(now_s));
@@ -302,6 +318,17 @@ impl ConsensusWorker {
             }
         }
         Ok(outcome)
+    }
+
+    /// Carries out one withdrawal request (its machine's reporter entry leaves the target).
+    fn withdraw(&mut self, request: &ConsensusRequest, now: Time) -> Vec<Change> {
+        match request.machine {
+            Some(machine) => self.engine.withdraw(machine.0, request.value, now),
+            None => {
+                tracing::warn!(request.id = request.id, "a withdrawal names no machine; done without effect");
+                Vec::new()
+            }
+        }
     }
 
     fn commit_for(
@@ -651,6 +678,44 @@ mod tests {
             assert_eq!(worker.run_once(now).await.expect("step").listed, 2, "{label}");
             let leads = worker.engine().machine(echoer.0).expect("machine").leads;
             assert_eq!(leads, 1, "{label}: the unpublished address led, the published one was an echo");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_withdrawal_takes_the_machines_support_out_and_delists_what_needed_it() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let sensor = add_machine(store.as_ref(), "sensor", true).await;
+            let now = OffsetDateTime::now_utc();
+            store.insert_signals(&[signal(sensor, "45.33.32.156", "81.2.70.1", now)]).await.expect("insert");
+            let mut worker = ConsensusWorker::load(store.clone(), WorkerConfig::default()).await.expect("load");
+            assert_eq!(worker.run_once(now).await.expect("step").listed, 1, "{label}");
+
+            let target: IpNet = "45.33.32.156/32".parse().expect("net");
+            assert_eq!(store.withdraw_reports(sensor, target, now).await.expect("withdraw"), 1, "{label}");
+            let step = worker.run_once(now).await.expect("step");
+            assert_eq!(step.delisted, 1, "{label}");
+            let changes = store.list_changes(COMMUNITY, 0, 100).await.expect("changes");
+            assert_eq!(changes.last().and_then(|c| c.reason.as_deref()), Some("withdrawn"), "{label}");
+            assert!(store.pending_consensus_requests().await.expect("pending").is_empty(), "{label}: carried out");
+            let restarted = ConsensusWorker::load(store.clone(), WorkerConfig::default()).await.expect("reload");
+            let reporters = restarted.engine().target(target).map(|s| s.reporters.len()).unwrap_or(0);
+            assert_eq!(reporters, 0, "{label}: the withdrawal is persisted");
+
+            // A report made after the clearing, read in the same step as the withdrawal, counts.
+            let again: IpNet = "45.33.32.157/32".parse().expect("net");
+            store.insert_signals(&[signal(sensor, "45.33.32.157", "81.2.70.1", now)]).await.expect("insert");
+            worker.run_once(now).await.expect("step");
+            assert_eq!(store.withdraw_reports(sensor, again, now).await.expect("withdraw"), 1, "{label}");
+            let later = now + TimeDuration::seconds(1);
+            store.insert_signals(&[signal(sensor, "45.33.32.157", "81.2.70.1", later)]).await.expect("insert");
+            worker.run_once(later).await.expect("step");
+            let counts: Vec<u32> = worker.engine().target(again).expect("state").reporters.iter().map(|r| r.count).collect();
+            assert_eq!(counts, [1], "{label}: only the report after the clearing");
+            let entry = store.list_entry(COMMUNITY, again).await.expect("entry");
+            assert!(entry.is_some(), "{label}: listed again on the new sighting");
         }
     }
 }

@@ -54,6 +54,12 @@ pub trait ConsensusStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<i64, StoreError>;
 
+    /// Deletes `machine`'s signals of exactly `value` (a bare address or CIDR, canonical) and, if
+    /// any were deleted, queues a [`RequestKind::Withdraw`] of that machine from the target with
+    /// the highest deleted id, in one transaction: a signal the worker has already counted is
+    /// always followed by the request that takes it back. Returns how many signals were deleted.
+    async fn withdraw_reports(&self, machine: MachineKey, value: IpNet, at: OffsetDateTime) -> Result<u64, StoreError>;
+
     /// Requests not yet carried out, oldest first.
     async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError>;
 
@@ -193,6 +199,11 @@ pub struct ConsensusRequest {
     pub value: IpNet,
     /// A delisting's hold: the target stays off the list until then.
     pub hold_until: Option<OffsetDateTime>,
+    /// The machine a [`RequestKind::Withdraw`] takes out of the target; `None` for the others.
+    pub machine: Option<MachineKey>,
+    /// A withdrawal's highest deleted signal id: the machine's signals of the target with higher
+    /// ids came after it and still count. `None` for the other kinds.
+    pub up_to_signal: Option<i64>,
 }
 
 /// What a request asks of the consensus leader.
@@ -203,6 +214,10 @@ pub enum RequestKind {
     /// The operator delists the target without blaming its reporters: it leaves the list, its
     /// evidence so far is dropped, and it may be held off the list for a while.
     Delist,
+    /// One machine's reports of the target were taken back (an AbuseIPDB key cleared its
+    /// reports of the address): its reporter entry leaves the target, which is evaluated again
+    /// without it. Nobody's trust changes.
+    Withdraw,
 }
 
 impl RequestKind {
@@ -211,6 +226,7 @@ impl RequestKind {
         match self {
             RequestKind::FalsePositive => "false_positive",
             RequestKind::Delist => "delist",
+            RequestKind::Withdraw => "withdraw",
         }
     }
 
@@ -219,6 +235,7 @@ impl RequestKind {
         match text {
             "false_positive" => Some(RequestKind::FalsePositive),
             "delist" => Some(RequestKind::Delist),
+            "withdraw" => Some(RequestKind::Withdraw),
             _ => None,
         }
     }

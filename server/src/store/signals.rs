@@ -57,6 +57,17 @@ pub trait SignalStore: Send + Sync {
     /// signals whose activity ended at or after `since`: how many and the latest `stop_at`, in
     /// no particular order.
     async fn report_counts(&self, values: &[String], since: OffsetDateTime) -> Result<Vec<ValueReports>, StoreError>;
+
+    /// Which of `values` (any number) `machine` has signals about that were received at or after
+    /// `since`: each once, in no particular order. Read through the machine's recent signals
+    /// (the machine-and-receive-time index), so a bulk report's thousands of addresses cost one
+    /// scan of what the machine sent lately, not a query each.
+    async fn reported_since(
+        &self,
+        machine: MachineKey,
+        values: &[String],
+        since: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// The signals about one value, counted ([`SignalStore::report_counts`]).

@@ -1,9 +1,10 @@
 //! In-process tests of the AbuseIPDB dialect (`/api/v2/check`, `/api/v2/report`,
-//! `/api/v2/blacklist`, the v1 `/report/json`) on both backends: keys in the `Key` header and
-//! the legacy `key` parameter, AbuseIPDB's error body and statuses (401, 422, 429), quota per
-//! endpoint with its headers, the 15-minute rule on the quota clock, reports stored as signals of
-//! the key's account with their comments scrubbed and shown only to that account, and the
-//! blacklist as the key's tier serves the community list.
+//! `/api/v2/bulk-report`, `/api/v2/clear-address`, `/api/v2/blacklist`, the v1 `/report/json`)
+//! on both backends: keys in the `Key` header and the legacy `key` parameter, AbuseIPDB's error
+//! body and statuses (401, 413, 422, 429), quota per endpoint with its headers, the 15-minute rule
+//! on the quota clock, reports stored as signals of the key's account with their comments
+//! scrubbed and shown only to that account, bulk files line by line, clearing only the key's own
+//! reports, and the blacklist as the key's tier serves the community list.
 
 use crate::common;
 
@@ -54,6 +55,61 @@ async fn post_form(app: &TestApp, path: &str, key: Option<&str>, form: &[(&str, 
         builder = builder.header("Key", key);
     }
     app.send(builder.body(Body::from(body)).expect("a request")).await
+}
+
+/// The header line of a bulk-report file.
+const HEADER: &str = "IP,Categories,ReportDate,Comment\n";
+
+/// The multipart body boundary the tests use.
+const BOUNDARY: &str = "palisade-test-boundary";
+
+/// A multipart/form-data body of `(field name, file name, content)` parts.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, content) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        if let Some(file) = file {
+            body.extend_from_slice(format!("; filename=\"{file}\"\r\nContent-Type: text/csv").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// The content type of the tests' multipart bodies.
+fn multipart_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+/// `POST uri` with `body` as it is, of `content_type`.
+async fn post_raw(app: &TestApp, uri: &str, key: Option<&str>, content_type: &str, body: Vec<u8>) -> Reply {
+    let mut builder = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ACCEPT, "application/json");
+    if let Some(key) = key {
+        builder = builder.header("Key", key);
+    }
+    app.send(builder.body(Body::from(body)).expect("a request")).await
+}
+
+/// A bulk report of `csv` as AbuseIPDB's clients send it: the file in the multipart field `csv`.
+async fn bulk(app: &TestApp, key: Option<&str>, csv: &str) -> Reply {
+    let body = multipart(&[("csv", Some("report.csv"), csv.as_bytes())]);
+    post_raw(app, "/api/v2/bulk-report", key, &multipart_type(), body).await
+}
+
+/// `DELETE path` with the key in the `Key` header.
+async fn delete(app: &TestApp, path: &str, key: Option<&str>) -> Reply {
+    let mut builder = axum::http::Request::builder().method(Method::DELETE).uri(path).header(header::ACCEPT, "application/json");
+    if let Some(key) = key {
+        builder = builder.header("Key", key);
+    }
+    app.send(builder.body(Body::empty()).expect("a request")).await
 }
 
 async fn report(app: &TestApp, key: &str, ip: &str, categories: &str, comment: &str) -> Reply {
@@ -320,6 +376,8 @@ async fn charged_call(app: &TestApp, name: &str, key: &str) -> Reply {
         "reports" => get(app, "/api/v2/reports?ipAddress=45.33.32.156", Some(key)).await,
         "check-block" => get(app, "/api/v2/check-block?network=45.33.32.0/24", Some(key)).await,
         "report" => report(app, key, &format!("45.33.32.{fresh}"), "22", "").await,
+        "bulk-report" => bulk(app, Some(key), &format!("{HEADER}45.33.34.{fresh},22,,\n")).await,
+        "clear-address" => delete(app, "/api/v2/clear-address?ipAddress=45.33.32.156", Some(key)).await,
         _ => post_form(app, &format!("/report/json?key={key}&category=22&ip=45.33.33.{fresh}"), None, &[]).await,
     }
 }
@@ -328,7 +386,7 @@ async fn charged_call(app: &TestApp, name: &str, key: &str) -> Reply {
 async fn each_endpoint_is_charged_to_the_tier_and_refused_over_quota() {
     for app in apps().await {
         let admin = app.admin_token().await;
-        for name in ["check", "check-block", "blacklist", "reports", "report", "v1"] {
+        for name in ["check", "check-block", "blacklist", "reports", "report", "bulk-report", "clear-address", "v1"] {
             let key = api_key_on_tier(&app, &admin, &format!("tiny-{name}"), "tiny").await;
             let first = charged_call(&app, name, &key).await;
             assert_eq!(first.status, StatusCode::OK, "{name}: {}", first.text());
@@ -501,6 +559,10 @@ async fn a_disabled_or_impersonated_reporter_refuses_reports() {
         let done = app.send(disable(true)).await;
         assert!(done.status.is_success(), "{}: {}", done.what, done.text());
         abuse_error(&report(&app, &key, "45.33.32.157", "22", "").await, StatusCode::FORBIDDEN, None);
+        abuse_error(&bulk(&app, Some(&key), &format!("{HEADER}45.33.32.157,22,,\n")).await, StatusCode::FORBIDDEN, None);
+        // Taking its own reports back stays open to the key.
+        let cleared = ok(&delete(&app, "/api/v2/clear-address?ipAddress=45.33.32.156", Some(&key)).await);
+        assert_eq!(cleared["data"]["numReportsDeleted"], 1, "{}", app.label);
         let done = app.send(disable(false)).await;
         assert!(done.status.is_success(), "{}: {}", done.what, done.text());
         ok(&report(&app, &key, "45.33.32.157", "22", "").await);
@@ -552,5 +614,255 @@ async fn check_block_lists_the_reported_addresses_of_a_small_ipv4_network() {
             let parameter = if query.contains("maxAgeInDays") { "maxAgeInDays" } else { "network" };
             abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(parameter));
         }
+    }
+}
+
+/// The values of the signals stored for `login`, in id order.
+async fn reported_values(app: &TestApp, login: &str) -> Vec<String> {
+    let filter = SignalFilter { machine_id: Some(login.to_string()), limit: 20_000, ..SignalFilter::default() };
+    app.state.store.list_signals(&filter).await.expect("signals").into_iter().map(|s| s.value).collect()
+}
+
+#[tokio::test]
+async fn a_bulk_file_becomes_signals_of_the_keys_reporter_in_one_call() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        let peer = common::PEER.ip().to_string();
+        let earlier = (OffsetDateTime::now_utc() - time::Duration::hours(3)).format(&Rfc3339).expect("a time");
+        let csv = format!(
+            "{HEADER}45.33.32.156,\"18,22\",{earlier},\"sshd: Failed password, from 45.33.32.156 to {peer}\"\r\n\
+             2a01:4f8::1,21,,\"GET /wp-login.php\"\n\
+             \n\
+             45.33.32.157,14,{earlier},\n"
+        );
+        let answer = ok(&bulk(&app, Some(&key), &csv).await);
+        assert_eq!(answer, serde_json::json!({"data": {"savedReports": 3, "invalidReports": []}}), "{}", app.label);
+
+        let login = format!("abuseipdb-{}", key_prefix(&app, &admin, "acme").await);
+        assert_eq!(reported_values(&app, &login).await, ["45.33.32.156", "2a01:4f8::1", "45.33.32.157"], "{}", app.label);
+        let filter = SignalFilter { value: Some("45.33.32.156".into()), limit: 10, ..SignalFilter::default() };
+        let stored = app.state.store.list_signals(&filter).await.expect("signals");
+        assert_eq!(stored[0].scenario, "abuseipdb/brute-force", "{}", app.label);
+        assert!(stored[0].message.contains("Failed password, from 45.33.32.156") && !stored[0].message.contains(&peer));
+        let checked = ok(&get(&app, "/api/v2/check?ipAddress=45.33.32.156&verbose", Some(&key)).await);
+        let reports = checked["data"]["reports"].as_array().expect("reports");
+        assert_eq!(reports[0]["categories"], serde_json::json!([18, 22]), "{}", app.label);
+        assert_eq!(reports[0]["reportedAt"].as_str().map(|t| t.get(..13)), Some(earlier.get(..13)), "the ReportDate is kept");
+
+        // The same addresses again within 15 minutes are refused, line by line.
+        let again = ok(&bulk(&app, Some(&key), &format!("{HEADER}45.33.32.156,22,,\n45.33.32.158,22,,\n")).await);
+        assert_eq!(again["data"]["savedReports"], 1, "{}: {again}", app.label);
+        assert_eq!(again["data"]["invalidReports"][0]["rowNumber"], 1);
+    }
+}
+
+#[tokio::test]
+async fn bad_lines_are_listed_with_their_numbers_and_the_rest_is_stored() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        ok(&report(&app, &key, "45.33.32.160", "22", "reported a minute ago").await);
+        let future = (OffsetDateTime::now_utc() + time::Duration::hours(2)).format(&Rfc3339).expect("a time");
+        let ancient = (OffsetDateTime::now_utc() - time::Duration::days(3651)).format(&Rfc3339).expect("a time");
+        let lines = [
+            "45.33.32.156,\"18,22\",,good".to_string(),
+            "45.33.32.999,22,,bad address".into(),
+            "10.1.2.3,22,,private".into(),
+            "45.33.32.157,99,,unknown category".into(),
+            "45.33.32.158,ssh,,not a number".into(),
+            "45.33.32.159,,,no category".into(),
+            format!("45.33.32.161,22,{future},in the future"),
+            format!("45.33.32.162,22,{ancient},older than retention"),
+            "45.33.32.163,22,yesterday,not a date".into(),
+            "45.33.32.156,22,,duplicate in the file".into(),
+            "45.33.32.160,22,,within 15 minutes of the single report".into(),
+            "45.33.32.164,22".into(),
+            "45.33.32.165,22,,\"a\0b\"".into(),
+            "2a01:4f8::2,21,,good v6".into(),
+        ];
+        let csv = format!("{HEADER}{}\n", lines.join("\n"));
+        let answer = ok(&bulk(&app, Some(&key), &csv).await);
+        let data = &answer["data"];
+        assert_eq!(data["savedReports"], 2, "{}: {answer}", app.label);
+        let refused: Vec<(u64, &str)> = data["invalidReports"]
+            .as_array()
+            .expect("invalid reports")
+            .iter()
+            .map(|r| (r["rowNumber"].as_u64().expect("a number"), r["input"].as_str().expect("an input")))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (2, "45.33.32.999"),
+                (3, "10.1.2.3"),
+                (4, "45.33.32.157"),
+                (5, "45.33.32.158"),
+                (6, "45.33.32.159"),
+                (7, "45.33.32.161"),
+                (8, "45.33.32.162"),
+                (9, "45.33.32.163"),
+                (10, "45.33.32.156"),
+                (11, "45.33.32.160"),
+                (12, "45.33.32.164"),
+                (13, "45.33.32.165"),
+            ],
+            "{}: {answer}",
+            app.label
+        );
+        let errors: Vec<&str> = data["invalidReports"]
+            .as_array()
+            .expect("invalid reports")
+            .iter()
+            .map(|r| r["error"].as_str().unwrap_or(""))
+            .collect();
+        assert!(errors[1].contains("public"), "{}", errors[1]);
+        assert!(errors[5].contains("in the future"), "{}", errors[5]);
+        assert!(errors[8].starts_with("Duplicate IP") && errors[9].starts_with("Duplicate IP"), "{errors:?}");
+        assert!(errors[9].contains("15 minutes"), "{}", errors[9]);
+        let login = format!("abuseipdb-{}", key_prefix(&app, &admin, "acme").await);
+        assert_eq!(reported_values(&app, &login).await, ["45.33.32.160", "45.33.32.156", "2a01:4f8::2"], "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn refused_files_are_4xx_in_abuseipdbs_shape_store_nothing_and_cost_nothing() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        let empty = bulk(&app, Some(&key), HEADER).await;
+        assert_eq!(ok(&empty), serde_json::json!({"data": {"savedReports": 0, "invalidReports": []}}), "{}", app.label);
+        let remaining = header_number(&empty, "x-ratelimit-remaining");
+
+        let too_many = format!("{HEADER}{}", "45.33.32.156,22,,\n".repeat(10_001));
+        let reply = bulk(&app, Some(&key), &too_many).await;
+        assert!(abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("csv")).contains("10000"), "{}", reply.text());
+        assert_eq!(header_number(&reply, "x-ratelimit-remaining"), remaining, "{}: nothing spent", app.label);
+        let exactly = format!("{HEADER}{}", "45.33.32.156,22,,\n".repeat(10_000));
+        let full = ok(&bulk(&app, Some(&key), &exactly).await);
+        assert_eq!(full["data"]["savedReports"], 1, "{}: one address, 9,999 duplicates", app.label);
+        assert_eq!(full["data"]["invalidReports"].as_array().map(Vec::len), Some(9_999));
+        let remaining = remaining - 1;
+
+        // Just over 2 MB of file, within the route's body limit: refused while it is read.
+        let padding = "x".repeat(1000);
+        let mut large = HEADER.to_string();
+        while large.len() <= 2 * 1024 * 1024 {
+            large.push_str(&format!("45.33.32.157,22,,{padding}\n"));
+        }
+        let reply = bulk(&app, Some(&key), &large).await;
+        abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("csv"));
+        assert_eq!(header_number(&reply, "x-ratelimit-remaining"), remaining, "{}: nothing spent", app.label);
+        // A body past the route's limit is 413, still in AbuseIPDB's shape.
+        let huge = multipart(&[("padding", None, &vec![b'x'; 3 * 1024 * 1024]), ("csv", Some("report.csv"), HEADER.as_bytes())]);
+        let reply = post_raw(&app, "/api/v2/bulk-report", Some(&key), &multipart_type(), huge).await;
+        abuse_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, None);
+
+        let no_csv = multipart(&[("file", Some("report.csv"), b"IP,Categories,ReportDate,Comment\n45.33.32.158,22,,\n")]);
+        let reply = post_raw(&app, "/api/v2/bulk-report", Some(&key), &multipart_type(), no_csv).await;
+        assert!(abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("csv")).contains("csv"));
+        let form = post_form(&app, "/api/v2/bulk-report", Some(&key), &[("csv", "IP,Categories,ReportDate,Comment")]).await;
+        assert!(abuse_error(&form, StatusCode::UNPROCESSABLE_ENTITY, Some("csv")).contains("multipart"), "{}", form.text());
+        for bad in [
+            "45.33.32.158,22,,\n",
+            "",
+            "IP,Categories\n45.33.32.158,22\n",
+            "IP,Categories,ReportDate,Comment\n45.33.32.158,\"22,,\n",
+        ] {
+            abuse_error(&bulk(&app, Some(&key), bad).await, StatusCode::UNPROCESSABLE_ENTITY, Some("csv"));
+        }
+        let latin1 = multipart(&[("csv", Some("report.csv"), b"IP,Categories,ReportDate,Comment\n45.33.32.158,22,,caf\xe9\n")]);
+        let reply = post_raw(&app, "/api/v2/bulk-report", Some(&key), &multipart_type(), latin1).await;
+        assert!(abuse_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("csv")).contains("UTF-8"));
+        abuse_error(&bulk(&app, None, HEADER).await, StatusCode::UNAUTHORIZED, None);
+        abuse_error(&bulk(&app, Some("pal_nonsense"), HEADER).await, StatusCode::UNAUTHORIZED, None);
+        // The legacy `key` query parameter works too.
+        let file = multipart(&[("csv", Some("report.csv"), format!("{HEADER}45.33.32.159,22,,\n").as_bytes())]);
+        let by_query = ok(&post_raw(&app, &format!("/api/v2/bulk-report?key={key}"), None, &multipart_type(), file).await);
+        assert_eq!(by_query["data"]["savedReports"], 1, "{}", app.label);
+
+        let standing = get(&app, "/api/v2/check?ipAddress=45.33.32.156", Some(&key)).await;
+        assert_eq!(header_number(&standing, "x-ratelimit-remaining"), remaining - 2, "{}: refused files cost nothing", app.label);
+        assert_eq!(app.state.store.count_signals().await.expect("count"), 2, "{}: nothing of the refused files", app.label);
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_report_over_the_reporters_daily_bytes_stores_nothing_and_is_429() {
+    let apps = apps_with(|config| {
+        tiers(config);
+        config.ingest.signal_bytes_per_machine_per_day = 64 * 1024;
+    })
+    .await;
+    for app in apps {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        // 200 reports of about 1 kB each: over the 64 kB allowance together.
+        let lines: String =
+            (1..=200).map(|i| format!("45.33.{}.{},22,,\"{}\"\n", 32 + i / 200, i % 200 + 1, "log line ".repeat(100))).collect();
+        let reply = bulk(&app, Some(&key), &format!("{HEADER}{lines}")).await;
+        abuse_error(&reply, StatusCode::TOO_MANY_REQUESTS, None);
+        assert!(header_number(&reply, "retry-after") > 0, "{}", app.label);
+        assert_eq!(app.state.store.count_signals().await.expect("count"), 0, "{}: all or nothing", app.label);
+        let small = ok(&bulk(&app, Some(&key), &format!("{HEADER}45.33.32.1,22,,short\n")).await);
+        assert_eq!(small["data"]["savedReports"], 1, "{}: within the allowance", app.label);
+    }
+}
+
+#[tokio::test]
+async fn clear_address_deletes_only_the_keys_own_reports_of_that_address() {
+    for app in apps().await {
+        let admin = app.admin_token().await;
+        let key = api_key(&app, &admin, "acme").await;
+        let other = api_key(&app, &admin, "globex").await;
+        let never = api_key(&app, &admin, "initech").await;
+        ok(&report(&app, &key, "45.33.32.156", "22", "first").await);
+        ok(&report(&app, &key, "45.33.32.157", "22", "another address").await);
+        ok(&report(&app, &other, "45.33.32.156", "22", "another key").await);
+        app.state.quotas.limiter.advance_clock(time::Duration::minutes(16));
+        ok(&report(&app, &key, "45.33.32.156", "22", "again").await);
+
+        let cleared = ok(&delete(&app, "/api/v2/clear-address?ipAddress=45.33.32.156", Some(&key)).await);
+        assert_eq!(cleared, serde_json::json!({"data": {"numReportsDeleted": 2}}), "{}", app.label);
+        let login = |prefix: String| format!("abuseipdb-{prefix}");
+        let mine = login(key_prefix(&app, &admin, "acme").await);
+        let theirs = login(key_prefix(&app, &admin, "globex").await);
+        assert_eq!(reported_values(&app, &mine).await, ["45.33.32.157"], "{}: its other address stays", app.label);
+        assert_eq!(reported_values(&app, &theirs).await, ["45.33.32.156"], "{}: another key's report stays", app.label);
+        let checked = ok(&get(&app, "/api/v2/check?ipAddress=45.33.32.156", Some(&key)).await);
+        assert_eq!(checked["data"]["totalReports"], 1, "{}: {checked}", app.label);
+        let pending = app.state.store.pending_consensus_requests().await.expect("pending");
+        assert_eq!(pending.len(), 1, "{}: the withdrawal is queued for the consensus worker", app.label);
+
+        // Nothing left to delete, a key that never reported, an address never reported: 0.
+        for (path, who) in [
+            ("/api/v2/clear-address?ipAddress=45.33.32.156", &key),
+            ("/api/v2/clear-address?ipAddress=45.33.32.156", &never),
+            ("/api/v2/clear-address?ipAddress=2a01:4f8::9", &key),
+            ("/api/v2/clear-address?ipAddress=10.1.2.3", &key),
+        ] {
+            let none = ok(&delete(&app, path, Some(who)).await);
+            assert_eq!(none["data"]["numReportsDeleted"], 0, "{}: {path}", app.label);
+        }
+        assert!(
+            app.state.store.machine_by_login(&login(key_prefix(&app, &admin, "initech").await)).await.expect("read").is_none()
+        );
+        assert_eq!(app.state.store.pending_consensus_requests().await.expect("pending").len(), 1, "{}", app.label);
+
+        // Cleared reports no longer hold back a new one (AbuseIPDB's rule counts stored reports).
+        ok(&report(&app, &key, "45.33.32.156", "22", "after clearing").await);
+        ok(&report(&app, &key, "2a01:4f8::9", "21", "v6").await);
+        let v6 = ok(&delete(&app, &format!("/api/v2/clear-address?ipAddress={}", "2a01:4f8:0:0::9"), Some(&key)).await);
+        assert_eq!(v6["data"]["numReportsDeleted"], 1, "{}: the address in any notation", app.label);
+
+        for (path, parameter) in [
+            ("/api/v2/clear-address", "ipAddress"),
+            ("/api/v2/clear-address?ipAddress=", "ipAddress"),
+            ("/api/v2/clear-address?ipAddress=45.33.32.999", "ipAddress"),
+            ("/api/v2/clear-address?ipAddress=45.33.32.0/24", "ipAddress"),
+        ] {
+            abuse_error(&delete(&app, path, Some(&key)).await, StatusCode::UNPROCESSABLE_ENTITY, Some(parameter));
+        }
+        abuse_error(&delete(&app, "/api/v2/clear-address?ipAddress=45.33.32.156", None).await, StatusCode::UNAUTHORIZED, None);
     }
 }

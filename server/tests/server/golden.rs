@@ -1064,6 +1064,22 @@ async fn run_world(app: &TestApp) -> (String, Vec<Exercised>) {
     )
     .await;
     g.call("initech's blacklist", Call::get("/api/v2/blacklist?limit=5").header("Key", &initech_key)).await;
+    let csv = "IP,Categories,ReportDate,Comment\r\n45.33.32.204,\"18,22\",,\"sshd: Failed password\"\r\n\
+               45.33.32.999,22,,bad address\r\n45.33.32.204,22,,duplicate\r\n";
+    let file = format!(
+        "--golden\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"report.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{csv}\r\n--golden--\r\n"
+    );
+    g.call(
+        "initech reports a file of addresses (AbuseIPDB bulk-report)",
+        Call::post("/api/v2/bulk-report").header("Key", &initech_key).raw("multipart/form-data; boundary=golden", file),
+    )
+    .await;
+    g.call(
+        "initech clears its reports of an address (AbuseIPDB clear-address)",
+        Call::delete("/api/v2/clear-address?ipAddress=45.33.32.201").header("Key", &initech_key),
+    )
+    .await;
 
     // --- Lifecycle: enrollment keys, delistings, deleting accounts, the audit log ---------------
     g.call("every enrollment key", Call::get("/v1/admin/enroll-keys").token(&admin)).await;

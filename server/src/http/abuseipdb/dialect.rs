@@ -116,6 +116,11 @@ impl IntoResponse for Failure {
 pub struct Params(pub HashMap<String, String>);
 
 impl Params {
+    /// The parameters of a query string alone (a route whose body is not a form).
+    pub fn from_query(query: Option<&str>) -> Params {
+        Params(parse_pairs(query.unwrap_or_default().as_bytes()))
+    }
+
     /// The trimmed value of `name`, `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())

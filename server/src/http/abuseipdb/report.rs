@@ -3,7 +3,9 @@
 //! report (login `abuseipdb-<key prefix>`, a password hash nothing verifies against, so it can
 //! never log in), stored through the same path as a CrowdSec push (enrichment, the machine's
 //! daily byte allowance, the consensus worker woken). The reporter earns trust like any machine;
-//! revoking the key stops its reports, and the operator can disable the reporter machine.
+//! revoking the key stops its reports, and the operator can disable the reporter machine. The
+//! reporter and the batch store path (`store_reports`) are shared with `bulk-report`
+//! ([`super::bulk`]) and `clear-address` ([`super::clear`]); validation is the domain's.
 
 use std::net::IpAddr;
 
@@ -16,11 +18,9 @@ use time::{Duration, OffsetDateTime};
 use tracing::instrument;
 
 use super::dialect::{Caller, Failure, Params, authenticate, confidence_score, invalid, now};
-use crate::domain::abuseipdb::{Report, parse_categories, parse_timestamp, scrub_comment, truncate};
-use crate::domain::net::{origin_prefix, parse_ip};
+use crate::domain::abuseipdb::{Field, Report, Rules, Submitted, truncate, validate};
+use crate::domain::net::origin_prefix;
 use crate::domain::signal::stored_size;
-use crate::domain::special::special_purpose;
-use crate::domain::text::has_nul;
 use crate::error::ApiError;
 use crate::http::extract::ClientAddr;
 use crate::limits::Decision;
@@ -29,9 +29,6 @@ use crate::store::{ApiKeyRecord, CreatedBy, MachineKey, NewMachine, NewSignal, O
 
 /// How long the same key may not report the same address again (AbuseIPDB's rule).
 pub const REPORT_INTERVAL: Duration = Duration::minutes(15);
-
-/// How far ahead of the server's clock a report's `timestamp` may be (clock drift).
-pub const TIMESTAMP_SKEW: Duration = Duration::minutes(5);
 
 /// The password "hash" of a reporter machine: not a PHC string, so no password verifies.
 const NO_LOGIN: &str = "!abuseipdb-reporter: logs in with no password";
@@ -174,41 +171,43 @@ fn parse_report(
     client: IpAddr,
     now: OffsetDateTime,
 ) -> Result<Report, Failure> {
-    let text = params.get(names.ip).ok_or_else(|| invalid(names.ip, "The ip field is required."))?;
-    let ip = parse_ip(text)
-        .ok_or_else(|| invalid(names.ip, format!("The ip {:?} must be a valid IPv4 or IPv6 address.", truncate(text, 64))))?;
-    if let Some(kind) = special_purpose(ip) {
-        return Err(invalid(names.ip, format!("You can only report public IP addresses: {ip} is {kind}.")));
-    }
-    let categories = parse_categories(params.get(names.categories).unwrap_or("")).map_err(|m| invalid(names.categories, m))?;
-    let comment = params.raw("comment").unwrap_or("");
-    if has_nul(comment) {
-        return Err(invalid("comment", "The comment may not contain NUL characters."));
-    }
-    let at = match params.get("timestamp") {
-        None => now,
-        Some(text) => {
-            let at = parse_timestamp(text).map_err(|m| invalid("timestamp", m))?;
-            let retention = Duration::days(state.ingest.max_signal_age_days);
-            if at > now + TIMESTAMP_SKEW {
-                return Err(invalid("timestamp", "The timestamp may not be in the future."));
-            }
-            if at < now - retention {
-                return Err(invalid(
-                    "timestamp",
-                    format!("The timestamp may not be older than {} days (signal retention).", retention.whole_days()),
-                ));
-            }
-            at
-        }
+    let submitted = Submitted {
+        ip: params.get(names.ip),
+        categories: params.get(names.categories),
+        comment: params.raw("comment").unwrap_or(""),
+        timestamp: params.get("timestamp"),
     };
-    Ok(Report { ip, categories, comment: scrub_comment(comment, &[client]), at })
+    validate(&submitted, &rules(state, &[client], now)).map_err(|(field, detail)| {
+        let parameter = match field {
+            Field::Ip => names.ip,
+            Field::Categories => names.categories,
+            Field::Comment => "comment",
+            Field::Timestamp => "timestamp",
+        };
+        invalid(parameter, detail)
+    })
+}
+
+/// What a report from `own` is validated against at `now`.
+pub(super) fn rules<'a>(state: &AppState, own: &'a [IpAddr], now: OffsetDateTime) -> Rules<'a> {
+    Rules { now, retention: Duration::days(state.ingest.max_signal_age_days), own }
+}
+
+/// The login of a key's reporter machine.
+fn reporter_login(key: &ApiKeyRecord) -> String {
+    format!("abuseipdb-{}", key.prefix)
+}
+
+/// The key's reporter machine if it exists and is this key's, without creating it.
+pub(super) async fn existing_reporter(state: &AppState, key: &ApiKeyRecord) -> Result<Option<MachineKey>, Failure> {
+    let machine = state.store.machine_by_login(&reporter_login(key)).await?;
+    Ok(machine.filter(|m| m.password_hash == NO_LOGIN && m.account == Some(key.account)).map(|m| m.key))
 }
 
 /// The key's reporter machine, created and attached to the key's account on its first report.
 /// A machine of that login that is not such a reporter of this account is never used.
-async fn reporter(state: &AppState, key: &ApiKeyRecord, now: OffsetDateTime) -> Result<MachineKey, Failure> {
-    let login = format!("abuseipdb-{}", key.prefix);
+pub(super) async fn reporter(state: &AppState, key: &ApiKeyRecord, now: OffsetDateTime) -> Result<MachineKey, Failure> {
+    let login = reporter_login(key);
     let mut machine = state.store.machine_by_login(&login).await?;
     if machine.is_none() {
         let new = NewMachine {
@@ -263,21 +262,46 @@ async fn store(
     report: &Report,
     now: OffsetDateTime,
 ) -> Result<(IpAddr, u8), Failure> {
-    let signal = NewSignal {
-        machine: reporter,
-        report: report.to_signal(now),
-        origin: Origin { ip: client, prefix: origin_prefix(client), asn: state.enricher.asn(client) },
-        enrichment: state.enricher.lookup(report.ip),
-        received_at: now,
-    };
-    let bytes = stored_size(&signal.report);
+    store_reports(state, reporter, client, std::slice::from_ref(report), now).await?;
+    metrics::counter!("palisade_abuseipdb_reports_total").increment(1);
+    tracing::debug!(api_key.prefix = %caller.key.prefix, "AbuseIPDB report stored");
+    let found = state.lookup.find(report.ip, now.unix_timestamp()).await?;
+    Ok((report.ip, confidence_score(&found.reputation)))
+}
+
+/// Stores `reports` as signals of `reporter` in one batch, through the same path as a CrowdSec
+/// push: enrichment, the machine's daily byte allowance (all or nothing: over it, nothing is
+/// stored and the answer is 429 until the next UTC day), the consensus worker woken. Returns
+/// the signals stored.
+pub(super) async fn store_reports(
+    state: &AppState,
+    reporter: MachineKey,
+    client: IpAddr,
+    reports: &[Report],
+    now: OffsetDateTime,
+) -> Result<usize, Failure> {
+    if reports.is_empty() {
+        return Ok(0);
+    }
+    let origin = Origin { ip: client, prefix: origin_prefix(client), asn: state.enricher.asn(client) };
+    let signals: Vec<NewSignal> = reports
+        .iter()
+        .map(|report| NewSignal {
+            machine: reporter,
+            report: report.to_signal(now),
+            origin: origin.clone(),
+            enrichment: state.enricher.lookup(report.ip),
+            received_at: now,
+        })
+        .collect();
+    let bytes = signals.iter().map(|signal| stored_size(&signal.report)).sum();
     let day = now.unix_timestamp().div_euclid(86_400);
     if !state.signal_bytes.charge(reporter.0, day, bytes, state.ingest.signal_bytes_per_machine_per_day) {
-        metrics::counter!("palisade_signals_refused_total", "reason" => "daily_bytes").increment(1);
+        metrics::counter!("palisade_signals_refused_total", "reason" => "daily_bytes").increment(signals.len() as u64);
         let until_tomorrow = (day + 1) * 86_400 - now.unix_timestamp();
         return Err(Failure::Api(ApiError::RateLimited(until_tomorrow.max(1) as u64)));
     }
-    let outcome = match state.store.insert_signals(std::slice::from_ref(&signal)).await {
+    let outcome = match state.store.insert_signals(&signals).await {
         Ok(outcome) => outcome,
         Err(error) => {
             state.signal_bytes.refund(reporter.0, day, bytes);
@@ -286,11 +310,10 @@ async fn store(
     };
     if outcome.inserted > 0 {
         state.consensus_wake.notify_one();
-        state.lookup.forget_reports(report.ip);
+        for report in reports {
+            state.lookup.forget_reports(report.ip);
+        }
     }
     metrics::counter!("palisade_signals_accepted_total").increment(outcome.inserted as u64);
-    metrics::counter!("palisade_abuseipdb_reports_total").increment(1);
-    tracing::debug!(api_key.prefix = %caller.key.prefix, "AbuseIPDB report stored");
-    let found = state.lookup.find(report.ip, now.unix_timestamp()).await?;
-    Ok((report.ip, confidence_score(&found.reputation)))
+    Ok(outcome.inserted)
 }

@@ -182,3 +182,44 @@ async fn leadership_is_granted_once_at_a_time_on_postgres_and_always_on_sqlite()
         assert!(first.still_held().await, "{label}: asking again does not take it away");
     }
 }
+
+#[tokio::test]
+async fn withdrawing_a_machines_reports_deletes_only_its_own_and_queues_one_request() {
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let (mine, theirs) = (machine(store, "mine").await, machine(store, "theirs").await);
+        store
+            .insert_signals(&[
+                signal(mine, ip_report("45.33.32.156", "first")),
+                signal(mine, ip_report("45.33.32.156", "second")),
+                signal(mine, ip_report("45.33.32.157", "another address")),
+                signal(mine, ip_report("2a01:4f8::1", "v6")),
+                signal(theirs, ip_report("45.33.32.156", "another machine")),
+            ])
+            .await
+            .expect("insert");
+        let before = store.signals_for_engine(0, 100).await.expect("read");
+        let deleted = store.withdraw_reports(mine, net("45.33.32.156/32"), T0).await.expect("withdraw");
+        assert_eq!(deleted, 2, "{label}: both of its reports of the address");
+        let left: Vec<(MachineKey, String)> =
+            store.signals_for_engine(0, 100).await.expect("read").into_iter().map(|e| (e.machine, e.value)).collect();
+        assert_eq!(
+            left,
+            [(mine, "45.33.32.157".to_string()), (mine, "2a01:4f8::1".to_string()), (theirs, "45.33.32.156".to_string())],
+            "{label}: other addresses and other machines keep theirs"
+        );
+        let pending = store.pending_consensus_requests().await.expect("pending");
+        assert_eq!(
+            pending.iter().map(|r| (r.kind, r.value, r.machine, r.hold_until)).collect::<Vec<_>>(),
+            [(RequestKind::Withdraw, net("45.33.32.156/32"), Some(mine), None)],
+            "{label}"
+        );
+        assert_eq!(pending[0].up_to_signal, Some(before[1].id), "{label}: the highest id deleted");
+
+        assert_eq!(store.withdraw_reports(mine, net("45.33.32.156/32"), T0).await.expect("again"), 0, "{label}");
+        assert_eq!(store.withdraw_reports(mine, net("2a01:4f8::1/128"), T0).await.expect("v6"), 1, "{label}");
+        let kinds: Vec<_> = store.pending_consensus_requests().await.expect("pending").into_iter().map(|r| r.value).collect();
+        assert_eq!(kinds, [net("45.33.32.156/32"), net("2a01:4f8::1/128")], "{label}: nothing queued when nothing was deleted");
+    }
+}

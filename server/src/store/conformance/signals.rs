@@ -614,6 +614,19 @@ async fn report_summary_and_recent_reports_count_reporters_and_respect_their_bou
         );
         assert!(store.report_counts(&[], T0).await.expect("counts").is_empty(), "{label}: nothing asked");
 
+        let asked: Vec<String> = ["45.33.32.156", "45.33.32.157", "45.33.32.158"].map(String::from).to_vec();
+        let mut lately = store.reported_since(a1, &asked, T0 - Duration::minutes(45)).await.expect("reported");
+        lately.sort();
+        assert_eq!(lately, ["45.33.32.156"], "{label}: only a1's, received within the window");
+        let mut lone_lately = store.reported_since(lone, &asked, T0 - Duration::minutes(45)).await.expect("reported");
+        lone_lately.sort();
+        assert_eq!(lone_lately, ["45.33.32.156", "45.33.32.157"], "{label}: each value once");
+        assert!(store.reported_since(a1, &asked, T0 - Duration::minutes(15)).await.expect("reported").is_empty(), "{label}");
+        assert!(store.reported_since(a1, &[], T0 - Duration::days(1)).await.expect("reported").is_empty(), "{label}");
+        let many: Vec<String> = (0..2500).map(|i| format!("45.34.{}.{}", i / 250, i % 250)).chain(asked.clone()).collect();
+        let found = store.reported_since(a1, &many, T0 - Duration::minutes(45)).await.expect("reported");
+        assert_eq!(found, ["45.33.32.156"], "{label}: a long list is asked in parts");
+
         let unknown = ReportQuery { value: "2001:db8::1".into(), ..query };
         assert_eq!(store.report_summary(&unknown).await.expect("summary"), ReportSummary::default(), "{label}: unknown");
     }

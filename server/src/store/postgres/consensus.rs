@@ -158,10 +158,35 @@ impl ConsensusStore for PgStore {
         .await?)
     }
 
-    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
-        let rows = sqlx::query("SELECT id, kind, value, hold_until FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
-            .fetch_all(&self.pool)
+    async fn withdraw_reports(&self, machine: MachineKey, value: IpNet, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted: Vec<i64> = sqlx::query_scalar("DELETE FROM signals WHERE machine_id = $1 AND value = $2 RETURNING id")
+            .bind(machine.0)
+            .bind(display_target(value))
+            .fetch_all(&mut *tx)
             .await?;
+        if let Some(up_to) = deleted.iter().max() {
+            sqlx::query(
+                "INSERT INTO consensus_requests (kind, value, machine_id, up_to_signal, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(RequestKind::Withdraw.as_str())
+            .bind(target_key(value))
+            .bind(machine.0)
+            .bind(up_to)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted.len() as u64)
+    }
+
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, hold_until, machine_id, up_to_signal FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(ConsensusRequest {
@@ -169,6 +194,8 @@ impl ConsensusStore for PgStore {
                     kind: decoded(row, "kind", RequestKind::from_stored)?,
                     value: decoded(row, "value", parse_target)?,
                     hold_until: row.try_get("hold_until")?,
+                    machine: row.try_get::<Option<i64>, _>("machine_id")?.map(MachineKey),
+                    up_to_signal: row.try_get("up_to_signal")?,
                 })
             })
             .collect()

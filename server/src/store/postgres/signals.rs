@@ -266,6 +266,26 @@ impl SignalStore for PgStore {
             })
             .collect()
     }
+
+    async fn reported_since(
+        &self,
+        machine: MachineKey,
+        values: &[String],
+        since: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<String> = values.iter().map(|v| storable(v).into_owned()).collect();
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT value FROM signals WHERE machine_id = $1 AND received_at >= $2 AND value = ANY($3)",
+        )
+        .bind(machine.0)
+        .bind(since)
+        .bind(&values)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
 
 /// The `WHERE` conditions of a [`ReportQuery`].

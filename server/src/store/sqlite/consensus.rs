@@ -159,10 +159,35 @@ impl ConsensusStore for SqliteStore {
         .await?)
     }
 
-    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
-        let rows = sqlx::query("SELECT id, kind, value, hold_until FROM consensus_requests WHERE done_at IS NULL ORDER BY id")
-            .fetch_all(&self.reader)
+    async fn withdraw_reports(&self, machine: MachineKey, value: IpNet, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let deleted: Vec<i64> = sqlx::query_scalar("DELETE FROM signals WHERE machine_id = ? AND value = ? RETURNING id")
+            .bind(machine.0)
+            .bind(display_target(value))
+            .fetch_all(&mut *tx)
             .await?;
+        if let Some(up_to) = deleted.iter().max() {
+            sqlx::query(
+                "INSERT INTO consensus_requests (kind, value, machine_id, up_to_signal, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(RequestKind::Withdraw.as_str())
+            .bind(target_key(value))
+            .bind(machine.0)
+            .bind(up_to)
+            .bind(to_micros(at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted.len() as u64)
+    }
+
+    async fn pending_consensus_requests(&self) -> Result<Vec<ConsensusRequest>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, hold_until, machine_id, up_to_signal FROM consensus_requests WHERE done_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(ConsensusRequest {
@@ -170,6 +195,8 @@ impl ConsensusStore for SqliteStore {
                     kind: decoded(row, "kind", RequestKind::from_stored)?,
                     value: decoded(row, "value", parse_target)?,
                     hold_until: row.try_get::<Option<i64>, _>("hold_until")?.map(from_micros),
+                    machine: row.try_get::<Option<i64>, _>("machine_id")?.map(MachineKey),
+                    up_to_signal: row.try_get("up_to_signal")?,
                 })
             })
             .collect()

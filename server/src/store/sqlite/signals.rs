@@ -139,6 +139,31 @@ impl SignalStore for SqliteStore {
             })
             .collect()
     }
+
+    async fn reported_since(
+        &self,
+        machine: MachineKey,
+        values: &[String],
+        since: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        // Well under SQLite's 32766 parameters per statement.
+        for chunk in values.chunks(1000) {
+            let mut builder: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT DISTINCT value FROM signals INDEXED BY signals_machine_received WHERE machine_id = ");
+            builder.push_bind(machine.0).push(" AND received_at >= ").push_bind(to_micros(since)).push(" AND value IN (");
+            let mut separated = builder.separated(", ");
+            for value in chunk {
+                separated.push_bind(storable(value));
+            }
+            builder.push(")");
+            let rows: Vec<String> = builder.build_query_scalar().fetch_all(&self.reader).await?;
+            found.extend(rows);
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
 }
 
 /// The `WHERE` conditions of a [`ReportQuery`].
