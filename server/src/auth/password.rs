@@ -2,13 +2,29 @@
 //! run on the blocking pool, never on the async workers. Requests hash through [`Hashing`],
 //! which bounds how many hashes run at once (each holds 19 MiB): a login flood queues for a
 //! bounded time, then is refused, instead of taking the server's memory.
+//!
+//! A CrowdSec machine logs in again each time its token expires, with the same password: across
+//! a network those renewals were nine tenths of the server's CPU (`docs/scaling.md`). Once a
+//! password has verified against a stored hash, this process remembers a keyed tag of the pair
+//! ([`Verified`]) and a later login with the same pair is checked against the tag instead of
+//! running argon2 again. Only passwords that verified are remembered, so a wrong guess still
+//! costs a full argon2 run; the tag covers the stored hash, so a password reset (a new hash)
+//! makes every remembered tag of the old one useless; the key is random per process and never
+//! leaves it, so the tags are worthless outside it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Most (stored hash, password) pairs remembered as verified; past it the set starts over (32
+/// bytes each: about 8 MiB, a renewal for each of 250,000 machines).
+pub const VERIFIED_MAX: usize = 262_144;
 
 /// Hashing failed (never expected: the inputs are bounded strings).
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +65,42 @@ pub async fn decoy_hash() -> String {
     DECOY.get_or_init(|| async { hash(super::secrets::random_alnum(32)).await.unwrap_or_default() }).await.clone()
 }
 
+/// The (stored hash, password) pairs that verified in this process, as HMAC-SHA256 tags under a
+/// key drawn at start-up.
+struct Verified {
+    key: String,
+    tags: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl Default for Verified {
+    fn default() -> Self {
+        Verified { key: super::secrets::random_alnum(32), tags: Mutex::default() }
+    }
+}
+
+impl Verified {
+    fn tag(&self, password: &str, phc: &str) -> Option<[u8; 32]> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.as_bytes()).ok()?;
+        // Length-prefixed, so no (hash, password) pair can be read as another.
+        mac.update(&(phc.len() as u64).to_be_bytes());
+        mac.update(phc.as_bytes());
+        mac.update(password.as_bytes());
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    fn contains(&self, tag: &[u8; 32]) -> bool {
+        self.tags.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(tag)
+    }
+
+    fn insert(&self, tag: [u8; 32]) {
+        let mut tags = self.tags.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tags.len() >= VERIFIED_MAX {
+            tags.clear();
+        }
+        tags.insert(tag);
+    }
+}
+
 /// Every hashing slot stayed taken for the whole wait: the caller should answer 503.
 #[derive(Debug, thiserror::Error)]
 #[error("all {0} password hashing slots are busy")]
@@ -74,6 +126,7 @@ pub struct Hashing {
     max_concurrent: usize,
     wait: Duration,
     in_flight: Arc<InFlight>,
+    verified: Verified,
 }
 
 /// Hashes running now and the most that ever ran at once.
@@ -110,7 +163,13 @@ impl Hashing {
     /// At most `max_concurrent` (at least one) hashes at once, callers waiting at most `wait`.
     pub fn new(max_concurrent: usize, wait: Duration) -> Self {
         let max_concurrent = max_concurrent.max(1);
-        Hashing { slots: Arc::new(Semaphore::new(max_concurrent)), max_concurrent, wait, in_flight: Arc::default() }
+        Hashing {
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+            wait,
+            in_flight: Arc::default(),
+            verified: Verified::default(),
+        }
     }
 
     /// The configured bound.
@@ -151,15 +210,26 @@ impl Hashing {
         Ok(hashed)
     }
 
-    /// [`verify`] within the bound.
+    /// [`verify`] within the bound; a pair that verified before in this process is answered from
+    /// its tag, without argon2 and without a slot.
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, Saturated> {
+        let tag = self.verified.tag(&password, &phc);
+        if tag.is_some_and(|tag| self.verified.contains(&tag)) {
+            metrics::counter!("palisade_password_verifications_total", "via" => "remembered").increment(1);
+            return Ok(true);
+        }
         let running = self.slot().await?;
-        Ok(tokio::task::spawn_blocking(move || {
+        let valid = tokio::task::spawn_blocking(move || {
             let _running = running;
             verify_now(&password, &phc)
         })
         .await
-        .unwrap_or(false))
+        .unwrap_or(false);
+        metrics::counter!("palisade_password_verifications_total", "via" => "argon2").increment(1);
+        if let Some(tag) = tag.filter(|_| valid) {
+            self.verified.insert(tag);
+        }
+        Ok(valid)
     }
 }
 
@@ -195,5 +265,29 @@ mod tests {
         assert!(hashing.verify("correct horse".into(), phc).await.unwrap());
         assert_eq!(hashing.in_flight(), 0);
         assert_eq!(hashing.peak_in_flight(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_renewal_with_a_verified_password_skips_argon2_and_nothing_else_does() {
+        let hashing = Hashing::new(1, Duration::from_millis(1));
+        let phc = hash("correct horse".into()).await.unwrap();
+        assert!(hashing.verify("correct horse".into(), phc.clone()).await.unwrap(), "first login: argon2");
+        // Every slot taken: only what needs no argon2 can answer.
+        let held = hashing.slot().await.unwrap();
+        assert!(hashing.verify("correct horse".into(), phc.clone()).await.unwrap(), "the renewal is remembered");
+        assert!(matches!(hashing.verify("wrong horse".into(), phc.clone()).await, Err(Saturated(1))), "a guess runs argon2");
+        let reset = hash("correct horse".into()).await.unwrap();
+        assert!(
+            matches!(hashing.verify("correct horse".into(), reset.clone()).await, Err(Saturated(1))),
+            "a new stored hash (a reset) is verified afresh"
+        );
+        drop(held);
+        assert!(!hashing.verify("wrong horse".into(), phc).await.unwrap());
+        assert!(hashing.verify("correct horse".into(), reset).await.unwrap());
+        // Another process (another key) remembers nothing of this one.
+        let other = Hashing::new(1, Duration::from_millis(1));
+        let _held = other.slot().await.unwrap();
+        let phc = hash("correct horse".into()).await.unwrap();
+        assert!(matches!(other.verify("correct horse".into(), phc).await, Err(Saturated(1))));
     }
 }
