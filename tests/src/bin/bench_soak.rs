@@ -5,7 +5,10 @@
 //! arrivals, up to 64 requests in flight per activity):
 //! - pushes: 50-signal CrowdSec batches from 100 machines (one a sensor, so addresses get listed
 //!   and the streams change); each machine reports from its own window of 200 addresses that
-//!   overlaps its neighbours', so the engine's state reaches its size in the first minutes;
+//!   overlaps its neighbours'. Before the traffic starts the sensor reports every address of
+//!   that space once, so the community list is at its full size from the first sample: what is
+//!   compared is the server's own cost over time, not a list that grows as the run goes on (the
+//!   `listed` column shows the list's size at each sample);
 //! - pulls: `GET /v3/decisions/stream` (one in ten with `startup=true`, the rest deltas);
 //! - lookups: `GET /v2/smoke/{ip}` with an API key over the reported addresses and others;
 //! - logins: `POST /v2/watchers/login` (argon2), each renewing one machine's token;
@@ -95,6 +98,7 @@ type Window = BTreeMap<Activity, Seen>;
 #[derive(Debug, Clone)]
 struct Sample {
     rss_kib: u64,
+    listed: f64,
     fds: u64,
     p99_ms: BTreeMap<Activity, f64>,
 }
@@ -336,6 +340,42 @@ async fn setup(server: &ServerProcess) -> anyhow::Result<World> {
     })
 }
 
+/// The community list's size on the server's `/metrics`.
+async fn listed(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    let text = http.get(format!("{base}metrics")).send().await?.error_for_status()?.text().await?;
+    Ok(palisade_tests::http::metric_sum(&text, "palisade_serving_list_entries{list=\"community\"}"))
+}
+
+/// The sensor (machine 0) reports every address the traffic uses, in 50-signal batches paced by
+/// its ingest limit, and the community list is awaited until it holds them all.
+async fn fill_list(world: &World) -> anyhow::Result<f64> {
+    let space = MACHINES * STRIDE + WINDOW;
+    let token = world.tokens.read().await[0].clone();
+    let now = OffsetDateTime::now_utc();
+    for first in (0..space).step_by(50) {
+        let items: Vec<_> = (first..(first + 50).min(space))
+            .map(|a| crowdsec_signal(&world.machines[0].0, public_ipv4(a as u32), a, now))
+            .collect();
+        loop {
+            let reply = world.http.post(format!("{}v2/signals", world.base)).bearer_auth(&token).json(&items).send().await?;
+            match reply.status() {
+                reqwest::StatusCode::TOO_MANY_REQUESTS => tokio::time::sleep(Duration::from_millis(500)).await,
+                status if status.is_success() => break,
+                status => bail!("filling the list: HTTP {status} {}", reply.text().await?),
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let count = listed(&world.http, &world.base).await?;
+        if count >= space as f64 {
+            return Ok(count);
+        }
+        ensure!(Instant::now() < deadline, "the community list holds {count} of the {space} addresses after 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
@@ -357,8 +397,9 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::task::block_in_place(|| ServerProcess::start(&db, server_options))?;
     let pid = server.pid().context("the server is not running")?;
     let world = Arc::new(tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(setup(&server)))?);
+    let full = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fill_list(&world)))?;
     println!(
-        "soak: {} on {}, {} machines, {:.0} s sampled every {} s, rates per second: {}",
+        "soak: {} on {}, {} machines, community list filled to {full} entries, {:.0} s sampled every {} s, rates per second: {}",
         server.url,
         if options.postgres { "PostgreSQL" } else { "SQLite" },
         MACHINES,
@@ -367,8 +408,8 @@ async fn main() -> anyhow::Result<()> {
         Activity::ALL.iter().map(|a| format!("{} {}", a.name(), a.rate())).collect::<Vec<_>>().join(", ")
     );
     println!();
-    let mut header = String::from("| s | RSS MiB | fds |");
-    let mut rule = String::from("|---:|---:|---:|");
+    let mut header = String::from("| s | RSS MiB | fds | listed |");
+    let mut rule = String::from("|---:|---:|---:|---:|");
     for activity in Activity::ALL {
         header.push_str(&format!(" {0} n | {0} p50 ms | {0} p99 ms | {0} 429 |", activity.name()));
         rule.push_str("---:|---:|---:|---:|");
@@ -386,9 +427,19 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep_until(next.into()).await;
         next += options.every;
         let mut window = std::mem::take(&mut *world.window.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut sample = Sample { rss_kib: proc_status(pid, "VmRSS:")?, fds: open_fds(pid)?, p99_ms: BTreeMap::new() };
-        let mut line =
-            format!("| {:.0} | {:.1} | {} |", start.elapsed().as_secs_f64(), sample.rss_kib as f64 / 1024.0, sample.fds);
+        let mut sample = Sample {
+            rss_kib: proc_status(pid, "VmRSS:")?,
+            listed: listed(&world.http, &world.base).await?,
+            fds: open_fds(pid)?,
+            p99_ms: BTreeMap::new(),
+        };
+        let mut line = format!(
+            "| {:.0} | {:.1} | {} | {} |",
+            start.elapsed().as_secs_f64(),
+            sample.rss_kib as f64 / 1024.0,
+            sample.fds,
+            sample.listed
+        );
         for activity in Activity::ALL {
             let mut seen = window.remove(&activity).unwrap_or_default();
             seen.micros.sort_unstable();
@@ -419,7 +470,11 @@ async fn main() -> anyhow::Result<()> {
     let warm = &samples[(samples.len() / 5).max(1)..];
     let rss = growth(&warm.iter().map(|s| s.rss_kib as f64).collect::<Vec<_>>());
     let fds = growth(&warm.iter().map(|s| s.fds as f64).collect::<Vec<_>>());
-    println!("after warm-up ({} samples), last third over first third: RSS {rss:.2}×, fds {fds:.2}×", warm.len());
+    let listed = growth(&warm.iter().map(|s| s.listed).collect::<Vec<_>>());
+    println!(
+        "after warm-up ({} samples), last third over first third: RSS {rss:.2}×, fds {fds:.2}×, community list {listed:.2}×",
+        warm.len()
+    );
     let mut ratios =
         vec![ratio_line("soak.rss_growth", rss, Goal::AtMost, 1.25), ratio_line("soak.fd_growth", fds, Goal::AtMost, 1.25)];
     for activity in Activity::ALL {
