@@ -277,7 +277,8 @@ pub fn crowdsec_credentials_yaml(url: &str, credentials: &MachineCredentials) ->
     format!("url: {url}\nlogin: {}\npassword: {}\n", credentials.machine_id, credentials.password)
 }
 
-/// The operator's view of a machine.
+/// The operator's view of a machine, read with its signals counted (a listing, or a lookup
+/// followed by [`crate::store::MachineStore::machine_signal_count`]).
 pub fn machine_view(machine: &Machine) -> MachineView {
     MachineView {
         machine_id: machine.machine_id.clone(),
@@ -289,7 +290,7 @@ pub fn machine_view(machine: &Machine) -> MachineView {
         scenarios: machine.scenarios.clone(),
         origin_prefix: machine.origin_prefix.clone(),
         version: machine.version.clone(),
-        signals: machine.signal_count,
+        signals: machine.signal_count.unwrap_or_default(),
         created_at: rfc3339(machine.created_at),
         last_login_at: machine.last_login_at.map(rfc3339),
         disabled_at: machine.disabled_at.map(rfc3339),

@@ -272,7 +272,7 @@ fn machine_row(m: &Machine, today: u64) -> MachineRow {
         trust: trust_words(m.trust),
         trust_value: m.trust,
         signals_today: today,
-        signals: m.signal_count,
+        signals: m.signal_count.unwrap_or_default(),
     }
 }
 
@@ -425,7 +425,7 @@ pub fn top<I: IntoIterator<Item = String>>(values: I, n: usize) -> Vec<(String, 
 /// flagged. Only machines with little trust are read in full (one engine state each).
 async fn flagged<'a>(state: &AppState, machines: &'a [Machine], now: OffsetDateTime) -> Result<Vec<&'a Machine>, ApiError> {
     let mut flagged = Vec::new();
-    for machine in machines.iter().filter(|m| !m.sensor && m.signal_count > 0 && m.trust < 0.5) {
+    for machine in machines.iter().filter(|m| !m.sensor && m.signal_count.unwrap_or_default() > 0 && m.trust < 0.5) {
         let Some(engine) = state.store.engine_machine(machine.key).await? else { continue };
         let (_, bad) = engine.evidence(now.unix_timestamp(), &state.engine_params);
         if engine.zeroed_at.is_some() || bad > 0.0 {

@@ -84,7 +84,7 @@ async fn machines_page(
                             td { (m.display_name.as_deref().unwrap_or("—")) }
                             td { (m.account_name.as_deref().unwrap_or("—")) }
                             td title=(format!("{:.2}", m.trust)) { (super::data::trust_words(m.trust)) }
-                            td class="num" { (m.signal_count) }
+                            td class="num" { (m.signal_count.unwrap_or_default()) }
                             td { @if m.sensor { "sensor" } @else { "—" } }
                             td { @if m.disabled_at.is_some() { "disabled" } @else { "active" } }
                             td class="actions" {

@@ -37,7 +37,7 @@ pub async fn get_own_machine(State(state): State<AppState>, machine: AuthMachine
         account: found.account_name,
         sensor: found.sensor,
         trust: crate::console::data::trust_words(found.trust).to_string(),
-        signals: found.signal_count,
+        signals: state.store.machine_signal_count(found.key).await?,
     }))
 }
 

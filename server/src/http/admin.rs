@@ -142,7 +142,8 @@ pub async fn get_machine(
     if check_name(&machine_id, 128).is_err() {
         return Err(not_found());
     }
-    let machine = state.store.machine_by_login(&machine_id).await?.ok_or_else(not_found)?;
+    let mut machine = state.store.machine_by_login(&machine_id).await?.ok_or_else(not_found)?;
+    machine.signal_count = Some(state.store.machine_signal_count(machine.key).await?);
     Ok(Json(manage::machine_view(&machine)))
 }
 

@@ -17,15 +17,21 @@ pub trait MachineStore: Send + Sync {
     /// Creates a machine; `Conflict` when the login exists.
     async fn create_machine(&self, machine: &NewMachine) -> Result<MachineKey, StoreError>;
 
-    /// Finds a machine by login (deleted machines are not found).
+    /// Finds a machine by login (deleted machines are not found). Its signals are not counted
+    /// (`signal_count` is `None`): this read serves every login, pull and report, and must not
+    /// grow with the machine's history; [`MachineStore::machine_signal_count`] counts them.
     async fn machine_by_login(&self, machine_id: &str) -> Result<Option<Machine>, StoreError>;
 
-    /// Lists every machine but the deleted, oldest first.
+    /// Lists every machine but the deleted, oldest first, each with its signals counted.
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError>;
 
     /// The machines of `keys` (unknown keys left out), oldest first: what a request about a few
-    /// machines reads, at a cost that grows with `keys`, not with every machine stored.
+    /// machines reads, at a cost that grows with `keys`, not with every machine stored (nor with
+    /// their signals: `signal_count` is `None`).
     async fn machines_by_keys(&self, keys: &[MachineKey]) -> Result<Vec<Machine>, StoreError>;
+
+    /// How many signals are stored from `machine`.
+    async fn machine_signal_count(&self, machine: MachineKey) -> Result<u64, StoreError>;
 
     /// Records a successful login.
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError>;
@@ -142,8 +148,8 @@ pub struct Machine {
     /// `User-Agent` of the last login (truncated), which names the agent and its version before
     /// any metrics push does.
     pub user_agent: Option<String>,
-    /// Signals stored from it.
-    pub signal_count: u64,
+    /// Signals stored from it, when the read counted them ([`MachineStore::list_machines`]).
+    pub signal_count: Option<u64>,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last successful login.

@@ -101,6 +101,11 @@ impl PgStore {
 }
 
 const MACHINE_SELECT: &str = "SELECT m.id, m.machine_id, m.password_hash, m.account_id, a.name AS account_name, m.display_name, \
+     m.is_sensor, m.created_by, m.trust, m.scenarios::text AS scenarios, m.origin_prefix, m.version, m.user_agent, m.created_at, m.last_login_at, m.disabled_at \
+     FROM machines m LEFT JOIN accounts a ON a.id = m.account_id";
+
+/// [`MACHINE_SELECT`] with each machine's signals counted, for listings.
+const MACHINE_SELECT_COUNTED: &str = "SELECT m.id, m.machine_id, m.password_hash, m.account_id, a.name AS account_name, m.display_name, \
      m.is_sensor, m.created_by, m.trust, m.scenarios::text AS scenarios, m.origin_prefix, m.version, m.user_agent, m.created_at, m.last_login_at, m.disabled_at, \
      (SELECT count(*) FROM signals s WHERE s.machine_id = m.id) AS signal_count \
      FROM machines m LEFT JOIN accounts a ON a.id = m.account_id";
@@ -125,7 +130,12 @@ fn machine_from_row(row: &PgRow) -> Result<Machine, StoreError> {
         origin_prefix: row.try_get("origin_prefix")?,
         version: row.try_get("version")?,
         user_agent: row.try_get("user_agent")?,
-        signal_count: row.try_get::<i64, _>("signal_count")?.max(0) as u64,
+        // Only the listing's query counts them.
+        signal_count: match row.try_get::<i64, _>("signal_count") {
+            Ok(count) => Some(count.max(0) as u64),
+            Err(sqlx::Error::ColumnNotFound(_)) => None,
+            Err(error) => return Err(error.into()),
+        },
         created_at: row.try_get("created_at")?,
         last_login_at: row.try_get("last_login_at")?,
         disabled_at: row.try_get("disabled_at")?,

@@ -26,7 +26,8 @@ async fn created_machine_reads_back_by_login() {
         assert!(machine.scenarios.is_empty(), "{label}: scenarios");
         assert_eq!(machine.origin_prefix, None, "{label}: origin prefix");
         assert_eq!(machine.version, None, "{label}: version");
-        assert_eq!(machine.signal_count, 0, "{label}: signal count");
+        assert_eq!(machine.signal_count, None, "{label}: not counted by a single lookup");
+        assert_eq!(s.store().machine_signal_count(machine.key).await.expect("count"), 0, "{label}: signal count");
         assert_eq!(machine.last_login_at, None, "{label}: last login");
 
         let registered = s.store().create_machine(&new_machine("self-registered", T0)).await.expect("create");
@@ -103,8 +104,10 @@ async fn machines_by_keys_reads_only_those_machines_oldest_first() {
         let read: Vec<(MachineKey, &str)> = machines.iter().map(|m| (m.key, m.machine_id.as_str())).collect();
         assert_eq!(read, [(keys[1], "two"), (keys[3], "four")], "{label}: those, once each, unknown left out");
         let all = s.store().list_machines().await.expect("list");
-        let same = all.iter().find(|m| m.key == keys[1]).expect("listed");
-        assert_eq!(format!("{:?}", machines[0]), format!("{same:?}"), "{label}: the same record as the listing");
+        let mut same = all.iter().find(|m| m.key == keys[1]).expect("listed").clone();
+        assert_eq!(same.signal_count, Some(0), "{label}: the listing counts signals");
+        same.signal_count = None;
+        assert_eq!(format!("{:?}", machines[0]), format!("{same:?}"), "{label}: the same record as the listing, uncounted");
         assert!(s.store().machines_by_keys(&[]).await.expect("none").is_empty(), "{label}: no keys");
     }
 }

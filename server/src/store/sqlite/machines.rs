@@ -29,7 +29,7 @@ impl MachineStore for SqliteStore {
     }
 
     async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT} WHERE m.deleted_at IS NULL ORDER BY m.id")))
+        let rows = sqlx::query(AssertSqlSafe(format!("{MACHINE_SELECT_COUNTED} WHERE m.deleted_at IS NULL ORDER BY m.id")))
             .fetch_all(&self.reader)
             .await?;
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
@@ -46,6 +46,14 @@ impl MachineStore for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         Ok(rows.iter().map(machine_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn machine_signal_count(&self, machine: MachineKey) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM signals WHERE machine_id = ?")
+            .bind(machine.0)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(count.max(0) as u64)
     }
 
     async fn record_login(&self, machine: MachineKey, login: &LoginRecord) -> Result<(), StoreError> {
