@@ -7,10 +7,12 @@
 //! advance, and are let go at shutdown. This module owns no HTTP and no SQL: it reaches the store only
 //! through the `Store` trait, and the renderers in [`render`] are pure.
 
+pub mod changelog;
 pub mod custom;
 pub mod entry;
 pub mod render;
 
+pub use self::changelog::{Change, ChangeLog, Op};
 pub use self::entry::{Entry, Meta, Value};
 
 use std::collections::HashMap;
@@ -31,26 +33,6 @@ use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, Store
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
 
-/// Whether a change added (or updated) or removed an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// Insert or update.
-    Add,
-    /// Removal.
-    Remove,
-}
-
-/// One retained change.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// Its seq (the delta cursor).
-    pub seq: i64,
-    /// Add or remove.
-    pub op: Op,
-    /// The entry as added, or as it was when removed.
-    pub entry: Arc<Entry>,
-}
-
 /// The membership of one list at one seq, and the changes that led to it.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -61,7 +43,7 @@ pub struct Snapshot {
     /// Current members, sorted by prefix, one per prefix.
     pub entries: Vec<Arc<Entry>>,
     /// Retained changes, in seq order.
-    pub changes: Arc<Vec<Change>>,
+    pub changes: ChangeLog,
     /// Oldest cursor a delta can be computed from: changes after it are all retained.
     pub oldest_cursor: i64,
     /// When the newest change applied was made (`Last-Modified` of the list), if known.
@@ -102,10 +84,9 @@ impl Snapshot {
         if cursor >= self.seq {
             return Ok(Delta { seq: cursor, ..Delta::default() });
         }
-        let start = self.changes.partition_point(|c| c.seq <= cursor);
         let mut latest: HashMap<IpNet, &Change> = HashMap::new();
         let mut order = Vec::new();
-        for change in &self.changes[start..] {
+        for change in self.changes.between(cursor, i64::MAX) {
             if latest.insert(change.entry.net, change).is_none() {
                 order.push(change.entry.net);
             }
@@ -127,10 +108,8 @@ impl Snapshot {
     pub fn delta_upto(&self, cursor: i64, upto: i64) -> Result<Delta, DeltaError> {
         let mut delta = self.delta(cursor)?;
         if delta.seq > upto {
-            let end = self.changes.partition_point(|c| c.seq <= upto);
-            let start = self.changes.partition_point(|c| c.seq <= cursor);
             let mut latest: HashMap<IpNet, &Change> = HashMap::new();
-            for change in &self.changes[start..end] {
+            for change in self.changes.between(cursor, upto) {
                 latest.insert(change.entry.net, change);
             }
             delta.added = latest.values().filter(|c| c.op == Op::Add).map(|c| c.entry.clone()).collect();
@@ -161,7 +140,10 @@ pub fn rank(entries: &mut [Arc<Entry>], scenarios: &[String], tailor: bool) {
 
 /// The per-consumer view: live entries, ranked by [`rank`], at most `cap` of them.
 pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Vec<Arc<Entry>> {
-    let mut live: Vec<Arc<Entry>> = snapshot.live(now).cloned().collect();
+    // Sized for every member up front: grown by doubling, a million-entry view would briefly hold
+    // one and a half times itself.
+    let mut live: Vec<Arc<Entry>> = Vec::with_capacity(snapshot.entries.len());
+    live.extend(snapshot.live(now).cloned());
     if live.len() > cap {
         let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
         let key = |e: &Arc<Entry>| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
@@ -434,8 +416,8 @@ impl Lists {
         // An allowlist is served as the operator wrote it; block lists pass the never-block policy.
         let allowlist = self.names().iter().any(|(name, kind)| name == list && kind == "allow");
         // Members are held sorted by prefix, so what is served is too.
-        let entries: Vec<Arc<Entry>> =
-            snapshot.live(now).filter(|e| allowlist || never_block.allows_net(e.net)).cloned().collect();
+        let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(snapshot.entries.len());
+        entries.extend(snapshot.live(now).filter(|e| allowlist || never_block.allows_net(e.net)).cloned());
         let prepared = Arc::new(Served { seq: snapshot.seq, policy: generation, entries });
         if let Ok(mut map) = self.served.lock() {
             map.insert(list.to_string(), prepared.clone());
@@ -540,7 +522,7 @@ impl Lists {
         entries.sort_unstable_by(|a, b| a.net.cmp(&b.net).then(b.seq.cmp(&a.seq)));
         entries.dedup_by_key(|e| e.net);
         entries.shrink_to_fit();
-        let mut log: Vec<Change> = Vec::new();
+        let mut log = ChangeLog::default();
         let mut replay: Vec<ListChange> = Vec::new();
         let mut changed_at = None;
         let mut cursor = window_start;
@@ -550,16 +532,16 @@ impl Lists {
             cursor = batch.last().map_or(cursor, |c| c.seq);
             changed_at = changed_at.max(batch.iter().filter(|c| c.seq <= seq).map(|c| c.at).max());
             replay.extend(batch.iter().filter(|c| c.seq > seq).cloned());
-            log.extend(self.convert_shared(&batch, &entries));
+            log.append(&self.convert_shared(&batch, &entries));
             if !full {
                 break;
             }
         }
-        let base = Snapshot { list: list.to_string(), seq, entries, changes: Arc::new(Vec::new()), oldest_cursor: 0, changed_at };
+        let base = Snapshot { list: list.to_string(), seq, entries, changes: ChangeLog::default(), oldest_cursor: 0, changed_at };
         let mut snapshot = self.advance(&base, replay);
         // Every change after `window_start` was fetched, so any cursor from there on is answerable.
         snapshot.oldest_cursor = window_start;
-        snapshot.changes = Arc::new(log);
+        snapshot.changes = log;
         snapshot.seq = snapshot.seq.max(seq).max(newest_member);
         Ok(snapshot)
     }
@@ -585,7 +567,7 @@ impl Lists {
                     Some(entry) => entry,
                     None => Arc::new(interner.entry(&c.entry, c.seq)),
                 };
-                Change { seq: c.seq, op, entry }
+                Change { op, entry }
             })
             .collect()
     }
@@ -600,12 +582,13 @@ impl Lists {
                     ChangeOp::Add => Op::Add,
                     ChangeOp::Remove => Op::Remove,
                 };
-                Change { seq: c.seq, op, entry: Arc::new(entry) }
+                Change { op, entry: Arc::new(entry) }
             })
             .collect()
     }
 
     /// A new snapshot: `previous` with `changes` applied, the log trimmed to the retained size.
+    /// Costs the new changes and one pass over the members, not the length of the log.
     fn advance(&self, previous: &Snapshot, changes: Vec<ListChange>) -> Snapshot {
         let changed_at = changes.iter().map(|c| c.at).max().max(previous.changed_at);
         let new_changes = self.convert(&changes);
@@ -614,19 +597,14 @@ impl Lists {
         let mut updates: std::collections::BTreeMap<IpNet, Option<Arc<Entry>>> = std::collections::BTreeMap::new();
         for change in &new_changes {
             updates.insert(change.entry.net, (change.op == Op::Add).then(|| change.entry.clone()));
-            seq = seq.max(change.seq);
+            seq = seq.max(change.seq());
         }
         let entries = merge(&previous.entries, updates);
-        let mut log: Vec<Change> = Vec::with_capacity(previous.changes.len() + new_changes.len());
-        log.extend(previous.changes.iter().cloned());
-        log.extend(new_changes);
-        let mut oldest_cursor = previous.oldest_cursor;
-        if log.len() > self.retained_changes {
-            let cut = log.len() - self.retained_changes;
-            oldest_cursor = log[cut - 1].seq;
-            log.drain(..cut);
-        }
-        Snapshot { list: previous.list.clone(), seq, entries, changes: Arc::new(log), oldest_cursor, changed_at }
+        // The log is shared with `previous`: the new changes are appended as a run, not copied with it.
+        let mut log = previous.changes.clone();
+        log.append(&new_changes);
+        let oldest_cursor = log.trim(self.retained_changes).unwrap_or(previous.oldest_cursor);
+        Snapshot { list: previous.list.clone(), seq, entries, changes: log, oldest_cursor, changed_at }
     }
 
     /// Chunks rendered earlier for `key`, if any.
