@@ -1,7 +1,15 @@
 //! What the benchmark programs in `src/bin` share: the machine-readable line each prints for
-//! every ratio it measures against a target, which `tests/bench-quick` collects into its table.
-//! It only formats; whether a ratio is good enough is the reader's business (the quick script
-//! reports, it never fails on a ratio).
+//! every ratio it measures against a target, which `tests/bench-quick` collects into its table,
+//! and the open-loop arrivals of the mixed-load phases. It only formats and paces; what a request
+//! is, what it measures and whether a ratio is good enough are the programs' business (the quick
+//! script reports, it never fails on a ratio).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::time::MissedTickBehavior;
 
 /// A `free` tier whose quotas no benchmark reaches, as configuration TOML: a benchmark measures
 /// the server (and the limiter's cost), not its refusals of one busy key.
@@ -37,6 +45,38 @@ impl Goal {
 pub fn ratio_line(name: &str, value: f64, goal: Goal, target: f64) -> String {
     debug_assert!(!name.contains(char::is_whitespace), "ratio names have no spaces: {name:?}");
     format!("RATIO {name} {value:.3} {} {target}", goal.symbol())
+}
+
+/// Open-loop arrivals: one every `1 / rate` seconds until `until`, each sent by `send` as a task
+/// of its own, so a slow answer does not slow the next arrival. At most `in_flight` requests wait
+/// for their answer at once; an arrival past that is not sent, and `dropped` is told. `missed`
+/// says what the ticks do when this loop falls behind (`Burst` catches up on the schedule, `Delay`
+/// shifts it). Returns once every request sent has finished; at once for a rate of zero or less.
+pub async fn open_loop<S, F>(rate: f64, until: Instant, in_flight: usize, missed: MissedTickBehavior, send: S, dropped: impl Fn())
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    if rate <= 0.0 {
+        return;
+    }
+    let gate = Arc::new(Semaphore::new(in_flight));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(missed);
+    while Instant::now() < until {
+        ticks.tick().await;
+        let Ok(permit) = gate.clone().try_acquire_owned() else {
+            dropped();
+            continue;
+        };
+        let request = send();
+        tokio::spawn(async move {
+            request.await;
+            drop(permit);
+        });
+    }
+    // Every request still in flight ends before the phase does.
+    drop(gate.acquire_many(in_flight as u32).await);
 }
 
 #[cfg(test)]

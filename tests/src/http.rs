@@ -128,7 +128,8 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
             // A longer name with the same prefix (`name_bucket`) leaves no space here.
             rest.strip_prefix(' ')?.trim().parse::<f64>().ok()
         })
-        .sum()
+        // From +0: a float `sum()` of nothing is -0, which prints as `-0`.
+        .fold(0.0, |sum, sample| sum + sample)
 }
 
 #[cfg(test)]
@@ -140,5 +141,6 @@ mod tests {
         let text = "# TYPE x_total counter\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3\nx_total_other 7\nx_total 1\n";
         assert_eq!(metric_sum(text, "x_total"), 6.0);
         assert_eq!(metric_sum(text, "y_total"), 0.0);
+        assert_eq!(format!("{:.0}", metric_sum(text, "y_total")), "0", "an absent metric is +0");
     }
 }

@@ -25,30 +25,45 @@
 //! until the worker's watermark reaches the last stored signal, less its idle rate, divided by the
 //! signals, is the worker's CPU per signal. CPU per machine-day = Σ CPU per operation × daily
 //! operations; machines per core = 86,400 core-seconds / CPU per machine-day. On PostgreSQL the
-//! database's own CPU (every `postgres` process) is reported beside it, not counted in the core.
+//! database's own CPU (every `postgres` process) and Redis's (every `redis-server`) are reported
+//! beside it, not counted in the core.
 //!
-//! Then the verification: server A stops, server B (worker on, one deployment as it runs) is
-//! pinned to CPU 0 with `taskset`, this program moves to the other CPUs, and B serves a mixed
-//! load at a network's real request rate for a fixed time, open loop (a slow answer does not slow
-//! the arrivals): first at the CPU-derived capacity, then a quarter smaller each time until every
-//! route holds (p99 under 1 s, no failure, nothing dropped), then at the 50,000-machine target if
-//! it was not among them. The registered machines stand in for the network: each carries
-//! `N / machines` machines' share of the rate (the time compression). The largest network that
-//! held is what one core sustains; the CPU-derived figure is its upper bound (a core at 100%).
+//! Then the verification: server A stops, and the deployment serves a mixed load at a network's
+//! real request rate for a fixed time, open loop (a slow answer does not slow the arrivals), all
+//! of it pinned to CPU 0 with `taskset` while this program moves to the other CPUs. On SQLite the
+//! deployment is one replica, B (worker on). On PostgreSQL it is two replicas on the same
+//! database: B and a new server C (worker off), the requests spread round-robin between them, one
+//! by one, as a load balancer without sticky sessions would; the server CPU of a phase is the sum
+//! of both. The load runs first at the CPU-derived capacity, then a quarter smaller each time
+//! until every route holds (p99 under 1 s, no failure, nothing dropped), then at the
+//! 50,000-machine target if it was not among them. The registered machines stand in for the
+//! network: each carries `N / machines` machines' share of the rate (the time compression). The
+//! largest network that held is what one core sustains; the CPU-derived figure is its upper bound
+//! (a core at 100%).
+//!
+//! On PostgreSQL every server of the run (A included, so the per-request costs are those of the
+//! deployment) shares lookup rate limits through Redis: `REDIS_URL` names the server, and the run
+//! uses its logical database [`REDIS_DB`], flushed before and after, so it neither sees nor
+//! leaves other programs' counters (two runs at once on one Redis would share it; publish and
+//! subscribe channels are not per database, so list-change notifications of other Palisade
+//! servers on that Redis reach these ones). Without `REDIS_URL` the PostgreSQL leg runs one
+//! replica without Redis after a notice, or fails under `CI=true`. Logins are usable on either
+//! replica: every server is given the same JWT key.
 //!
 //! Machines register (`POST /v2/watchers`) and log in up front, CrowdSec's way; registration is
 //! not counted. One sensor machine (made by the admin API) reports a thousand addresses first, so
 //! the served lists are not empty. Pushed addresses come from a pool of [`ADDRESS_POOL`], so
 //! several machines report the same attacker, as in a real network. SQLite and, when
-//! `DATABASE_URL` is set, PostgreSQL, one replica each (plus the worker-only process). A 5xx or a
+//! `DATABASE_URL` is set, PostgreSQL (with `REDIS_URL`, two serving replicas). A 5xx or a
 //! transport error in a measuring phase is a wrong result (the program exits 1); in a mixed
 //! phase it is an overloaded server (a 503 when the hashing slots stay busy), so that network did
 //! not hold.
 //!
 //! Usage: `cargo run --release -p palisade-tests --bin bench_network [-- --quick] [--backend sqlite|pg]`
 //! (`--quick`: 30 machines, small phases, mixed phases of 5 s, at most three per backend; what
-//! `tests/bench-quick` runs). Prints `RATIO network.machines_per_core_{sqlite,pg}` (the largest
-//! network that held; target ≥ 50,000) and `RATIO network.{sqlite,pg}.cpu_derived_machines`.
+//! `tests/bench-quick` runs), with `DATABASE_URL` and `REDIS_URL` set for the PostgreSQL leg.
+//! Prints `RATIO network.machines_per_core_{sqlite,pg}` (the largest network that held; target
+//! ≥ 50,000) and `RATIO network.{sqlite,pg}.cpu_derived_machines`.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -59,7 +74,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use palisade_server::config::Backend;
-use palisade_tests::bench::{Goal, UNLIMITED_TIERS, ratio_line};
+use palisade_tests::bench::{Goal, UNLIMITED_TIERS, open_loop, ratio_line};
+use palisade_tests::http::metric_sum;
 use palisade_tests::signals::{crowdsec_signal, public_ipv4};
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess};
@@ -69,6 +85,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{RwLock, Semaphore};
+use tokio::time::MissedTickBehavior;
 
 /// Signals one machine pushes a day. A machine facing the internet with the ssh collection
 /// raises from a few to a few hundred alerts a day; the upper end errs on the costly side.
@@ -90,8 +107,11 @@ const TARGET_MACHINES: f64 = 50_000.0;
 /// Requests of one activity waiting at once in the mixed phase before arrivals are dropped (and
 /// counted: a dropped arrival is reported as a failed verification).
 const IN_FLIGHT: usize = 512;
-/// A shared JWT key, so the tokens server A issues are valid on server B.
+/// A shared JWT key, so the tokens one server issues are valid on the others.
 const JWT_SECRET: &str = "bench-network-jwt-secret-0123456789abcdef";
+/// The logical database of `REDIS_URL`'s server the PostgreSQL replicas share: the last of
+/// Redis's default sixteen, which the test suites (database 0, in namespaces) do not use.
+const REDIS_DB: u32 = 15;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Activity {
@@ -202,14 +222,22 @@ fn proc_stat_cpu(stat: &str) -> Option<f64> {
 
 /// CPU seconds all `postgres` processes on this machine have used so far (0 without any).
 fn postgres_cpu_seconds() -> f64 {
+    named_cpu_seconds("postgres")
+}
+
+/// CPU seconds all `redis-server` processes on this machine have used so far (0 without any).
+fn redis_cpu_seconds() -> f64 {
+    named_cpu_seconds("redis-server")
+}
+
+/// CPU seconds all processes whose command name is `name` have used so far (0 without any).
+fn named_cpu_seconds(name: &str) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
     entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.split_once('(').and_then(|(_, rest)| rest.split_once(')')).is_some_and(|(comm, _)| comm == "postgres")
-        })
+        .filter(|stat| stat.split_once('(').and_then(|(_, rest)| rest.split_once(')')).is_some_and(|(comm, _)| comm == name))
         .filter_map(|stat| proc_stat_cpu(&stat))
         .sum()
 }
@@ -242,7 +270,8 @@ struct Seen {
 
 /// The registered machines, their tokens, and where requests go.
 struct World {
-    base: std::sync::RwLock<String>,
+    /// Base URLs of the serving replicas, each ending in `/`.
+    bases: std::sync::RwLock<Vec<String>>,
     http: reqwest::Client,
     /// Login and password of each machine.
     machines: Vec<(String, String)>,
@@ -253,8 +282,10 @@ struct World {
 }
 
 impl World {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.read().unwrap_or_else(|e| e.into_inner()))
+    /// The URL of `path` on the replica that serves request number `n`.
+    fn url(&self, n: usize, path: &str) -> String {
+        let bases = self.bases.read().unwrap_or_else(|e| e.into_inner());
+        format!("{}{path}", bases[replica(n, self.machines.len(), bases.len())])
     }
 
     fn record(&self, activity: Activity, started: Instant, outcome: Result<reqwest::StatusCode, reqwest::Error>) {
@@ -292,7 +323,7 @@ impl World {
             Activity::Login => {
                 let (login, password) = &self.machines[machine];
                 let body = json!({"machine_id": login, "password": password, "scenarios": ["crowdsecurity/ssh-bf", "crowdsecurity/ssh-slow-bf"]});
-                let response = self.http.post(self.url("v2/watchers/login")).json(&body).send().await?;
+                let response = self.http.post(self.url(n, "v2/watchers/login")).json(&body).send().await?;
                 let status = response.status();
                 let bytes = response.bytes().await?;
                 if let Some(token) =
@@ -304,7 +335,7 @@ impl World {
             }
             Activity::Pull => {
                 let token = self.tokens.read().await[machine].clone();
-                finish(self.http.get(self.url("v2/decisions/stream?")).bearer_auth(token).send().await?).await
+                finish(self.http.get(self.url(n, "v2/decisions/stream?")).bearer_auth(token).send().await?).await
             }
             Activity::Metrics => {
                 let token = self.tokens.read().await[machine].clone();
@@ -314,7 +345,7 @@ impl World {
                     "bouncers": [{"custom_name": "firewall-bouncer", "last_pull": now}],
                     "machines": [{"last_push": now, "last_update": now, "name": self.machines[machine].0, "version": "v1.4.6-6~deb12u1+b1-linux-debian"}]
                 });
-                finish(self.http.post(self.url("v2/metrics/")).bearer_auth(token).json(&body).send().await?).await
+                finish(self.http.post(self.url(n, "v2/metrics/")).bearer_auth(token).json(&body).send().await?).await
             }
             Activity::Push | Activity::PushOne => {
                 let token = self.tokens.read().await[machine].clone();
@@ -326,12 +357,12 @@ impl World {
                         crowdsec_signal(&self.machines[machine].0, public_ipv4(address as u32), i, now)
                     })
                     .collect();
-                finish(self.http.post(self.url("v2/signals")).bearer_auth(token).json(&items).send().await?).await
+                finish(self.http.post(self.url(n, "v2/signals")).bearer_auth(token).json(&items).send().await?).await
             }
             Activity::Lookup => {
                 // Half pushed addresses, half never seen.
                 let address = if n.is_multiple_of(2) { n % ADDRESS_POOL } else { 1_000_000 + n % 100_000 };
-                let url = self.url(&format!("v2/smoke/{}", public_ipv4(address as u32)));
+                let url = self.url(n, &format!("v2/smoke/{}", public_ipv4(address as u32)));
                 finish(self.http.get(url).header("x-api-key", &self.api_key).send().await?).await
             }
         }
@@ -342,6 +373,15 @@ async fn finish(response: reqwest::Response) -> Result<reqwest::StatusCode, reqw
     let status = response.status();
     response.bytes().await?;
     Ok(status)
+}
+
+/// Which of `replicas` serves request number `n` (0-based), of the machine `n % machines`:
+/// consecutive requests alternate, as a round-robin balancer sends them, and each machine's
+/// successive requests go round the replicas too. Taking `n % replicas` alone would send every
+/// request of a machine to one replica whenever `machines` is a multiple of `replicas` (sticky
+/// sessions, which a balancer does not promise).
+fn replica(n: usize, machines: usize, replicas: usize) -> usize {
+    (n % machines + n / machines) % replicas
 }
 
 /// Sends `count` requests of `activity`, `concurrency` at a time, and waits for them all.
@@ -361,29 +401,19 @@ async fn burst(world: &Arc<World>, activity: Activity, count: usize, concurrency
     while tasks.join_next().await.is_some() {}
 }
 
-/// Sends `activity` at `rate` per second until `until`, open loop.
+/// Sends `activity` at `rate` per second until `until`, open loop, catching up on ticks it fell
+/// behind on.
 async fn drive(world: Arc<World>, activity: Activity, rate: f64, until: Instant) {
-    if rate <= 0.0 {
-        return;
-    }
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    while Instant::now() < until {
-        ticks.tick().await;
-        let Ok(permit) = gate.clone().try_acquire_owned() else {
-            world.seen.lock().unwrap_or_else(|e| e.into_inner()).entry(activity).or_default().dropped += 1;
-            continue;
-        };
+    let send = || {
         let world = world.clone();
-        tokio::spawn(async move {
+        async move {
             let started = Instant::now();
             let outcome = world.act(activity).await;
             world.record(activity, started, outcome);
-            drop(permit);
-        });
-    }
-    drop(gate.acquire_many(IN_FLIGHT as u32).await);
+        }
+    };
+    let dropped = || world.seen.lock().unwrap_or_else(|e| e.into_inner()).entry(activity).or_default().dropped += 1;
+    open_loop(rate, until, IN_FLIGHT, MissedTickBehavior::Burst, send, dropped).await;
 }
 
 /// Whether the consensus worker's watermark has reached the last stored signal.
@@ -476,7 +506,7 @@ async fn setup(server: &ServerProcess, count: usize) -> anyhow::Result<(World, f
 
     let (machines, tokens) = made.into_iter().map(|(_, login, password, token, _)| ((login, password), token)).unzip();
     let world = World {
-        base: std::sync::RwLock::new(base),
+        bases: std::sync::RwLock::new(vec![base]),
         http,
         machines,
         tokens: RwLock::new(tokens),
@@ -495,6 +525,8 @@ struct Cost {
     server: f64,
     /// PostgreSQL CPU seconds per request (0 on SQLite).
     database: f64,
+    /// Redis CPU seconds per request (0 without Redis).
+    redis: f64,
     p50: Duration,
     p99: Duration,
 }
@@ -502,8 +534,12 @@ struct Cost {
 /// The mixed phase at one network size.
 struct Verified {
     machines: f64,
-    /// Server B's CPU over the phase, in percent of one core.
+    /// The serving replicas' CPU over the phase together, in percent of one core.
     cpu_percent: f64,
+    /// Each serving replica's name and its share of that, in percent of one core.
+    replicas: Vec<(&'static str, f64)>,
+    /// Redis's CPU over the phase, in percent of one core, when the replicas use it.
+    redis_percent: Option<f64>,
     routes: Vec<Route>,
 }
 
@@ -520,6 +556,11 @@ struct Route {
 }
 
 impl Verified {
+    /// `B 40%, C 38%`: each replica's CPU in percent of the core.
+    fn shares(&self) -> String {
+        self.replicas.iter().map(|(name, percent)| format!("{name} {percent:.0}%")).collect::<Vec<_>>().join(", ")
+    }
+
     /// The worst p99 over every route, in seconds.
     fn worst_p99(&self) -> f64 {
         self.routes.iter().map(|r| r.p99.as_secs_f64()).fold(0.0, f64::max)
@@ -563,8 +604,10 @@ impl BackendRun {
     }
 }
 
-fn server_env(consensus: bool) -> Vec<(String, String)> {
-    [
+/// The environment of every server of a run: the worker on or off, the shared JWT key, edge
+/// limits lifted, and Redis when the run shares limits through it.
+fn server_env(consensus: bool, redis: Option<&SharedRedis>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
         ("PALISADE_CONSENSUS__ENABLED", if consensus { "true" } else { "false" }),
         ("PALISADE_AUTH__JWT_SECRET", JWT_SECRET),
         // Every machine registers and logs in from 127.0.0.1: limits that are there to refuse one
@@ -581,23 +624,90 @@ fn server_env(consensus: bool) -> Vec<(String, String)> {
         ("PALISADE_INGEST__METRICS_BURST", "100000000"),
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec()
+    .to_vec();
+    // The server reads `REDIS_URL` under its own name (`redis_url` in the configuration).
+    env.extend(redis.map(|redis| ("REDIS_URL".to_string(), redis.url.clone())));
+    env
 }
 
-/// Runs `work` and returns its latencies with the CPU it cost: server A above its idle rate, and
-/// PostgreSQL's.
+/// The Redis logical database ([`REDIS_DB`]) the PostgreSQL replicas share their limits in,
+/// emptied when opened and when the run is done.
+struct SharedRedis {
+    /// `REDIS_URL` naming [`REDIS_DB`], as the servers are given it.
+    url: String,
+    client: redis::Client,
+}
+
+impl SharedRedis {
+    /// Opens [`REDIS_DB`] on the Redis server `url` names and empties it.
+    async fn open(url: &str) -> anyhow::Result<SharedRedis> {
+        let url = with_database(url, REDIS_DB)?;
+        let client = redis::Client::open(url.as_str()).context("REDIS_URL is not a Redis URL")?;
+        let redis = SharedRedis { url, client };
+        redis.flush().await.with_context(|| format!("cannot empty database {REDIS_DB} of the Redis REDIS_URL names"))?;
+        Ok(redis)
+    }
+
+    async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        Ok(self.client.get_multiplexed_async_connection().await?)
+    }
+
+    /// How many keys the database holds now.
+    async fn keys(&self) -> anyhow::Result<u64> {
+        Ok(redis::cmd("DBSIZE").query_async(&mut self.connection().await?).await?)
+    }
+
+    /// Empties the database.
+    async fn flush(&self) -> anyhow::Result<()> {
+        Ok(redis::cmd("FLUSHDB").query_async(&mut self.connection().await?).await?)
+    }
+}
+
+/// `url` (`redis://` or `rediss://`, with or without a database) naming the logical database
+/// `db` instead, its query kept.
+fn with_database(url: &str, db: u32) -> anyhow::Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| *scheme == "redis" || *scheme == "rediss")
+        .context("REDIS_URL must be a redis:// or rediss:// URL")?;
+    let (rest, query) = rest.split_once('?').map_or((rest, String::new()), |(rest, query)| (rest, format!("?{query}")));
+    let authority = rest.split_once('/').map_or(rest, |(authority, _)| authority);
+    Ok(format!("{scheme}://{authority}/{db}{query}"))
+}
+
+/// The Redis limiter's counters on a replica's `/metrics`: script runs (round trips to Redis)
+/// and checks that fell back to in-process limits because Redis did not answer.
+async fn redis_counters(http: &reqwest::Client, base: &str) -> anyhow::Result<(f64, f64)> {
+    let text = http.get(format!("{base}metrics")).send().await?.error_for_status()?.text().await?;
+    Ok((
+        metric_sum(&text, "palisade_ratelimit_redis_scripts_total"),
+        metric_sum(&text, "palisade_ratelimit_redis_fallback_total"),
+    ))
+}
+
+/// CPU a measured piece of work cost, in seconds.
+struct Spent {
+    /// Server A's, above its idle rate.
+    server: f64,
+    /// Every `postgres` process's.
+    database: f64,
+    /// Every `redis-server` process's.
+    redis: f64,
+}
+
+/// Runs `work` and returns the CPU it cost.
 struct Meter {
     pid: u32,
     idle_rate: f64,
 }
 
 impl Meter {
-    async fn measure<F: std::future::Future<Output = ()>>(&self, work: F) -> anyhow::Result<(f64, f64, f64)> {
-        let (cpu0, db0, started) = (cpu_seconds(self.pid)?, postgres_cpu_seconds(), Instant::now());
+    async fn measure<F: std::future::Future<Output = ()>>(&self, work: F) -> anyhow::Result<Spent> {
+        let (cpu0, db0, redis0, started) = (cpu_seconds(self.pid)?, postgres_cpu_seconds(), redis_cpu_seconds(), Instant::now());
         work.await;
         let wall = started.elapsed().as_secs_f64();
         let server = (cpu_seconds(self.pid)? - cpu0 - self.idle_rate * wall).max(0.0);
-        Ok((server, postgres_cpu_seconds() - db0, wall))
+        Ok(Spent { server, database: postgres_cpu_seconds() - db0, redis: redis_cpu_seconds() - redis0 })
     }
 }
 
@@ -621,13 +731,23 @@ fn check(label: &str, seen: &BTreeMap<Activity, Seen>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(db: &TestDb, backend: Backend, label: &str, options: &Options) -> anyhow::Result<BackendRun> {
-    let toml = UNLIMITED_TIERS.to_string();
-    let mut a = tokio::task::block_in_place(|| {
-        ServerProcess::start(db, ServerOptions { config_toml: toml.clone(), env: server_env(false) })
-    })?;
-    let mut b =
-        tokio::task::block_in_place(|| ServerProcess::start(db, ServerOptions { config_toml: toml, env: server_env(true) }))?;
+async fn run(
+    db: &TestDb,
+    backend: Backend,
+    label: &str,
+    options: &Options,
+    redis: Option<&SharedRedis>,
+) -> anyhow::Result<BackendRun> {
+    let start = |consensus: bool| {
+        tokio::task::block_in_place(|| {
+            ServerProcess::start(
+                db,
+                ServerOptions { config_toml: UNLIMITED_TIERS.to_string(), env: server_env(consensus, redis) },
+            )
+        })
+    };
+    let mut a = start(false)?;
+    let mut b = start(true)?;
     let (pid_a, pid_b) = (a.pid().context("server A is not running")?, b.pid().context("server B is not running")?);
     let started = Instant::now();
     let (world, ttl) = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(setup(&a, options.machines)))?;
@@ -652,8 +772,10 @@ async fn run(db: &TestDb, backend: Backend, label: &str, options: &Options) -> a
     let m = options.machines;
     let mut costs = BTreeMap::new();
     println!();
-    println!("| {label} | requests | server CPU µs/request | PostgreSQL CPU µs/request | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| {label} | requests | server CPU µs/request | PostgreSQL CPU µs/request | Redis CPU µs/request | p50 ms | p99 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (activity, count, concurrency) in [
         (Activity::Login, m, 4),
         (Activity::Pull, m * options.rounds, 4),
@@ -665,21 +787,23 @@ async fn run(db: &TestDb, backend: Backend, label: &str, options: &Options) -> a
     ] {
         // The worker drains the previous phase's signals first, so they cost nothing here.
         wait_for_worker(backend, db.url.expose()).await?;
-        let (server, database, _) = meter.measure(burst(&world, activity, count, concurrency)).await?;
+        let spent = meter.measure(burst(&world, activity, count, concurrency)).await?;
         let mut seen = world.take();
         check(label, &seen)?;
         let latencies = &mut seen.entry(activity).or_default().latencies;
         latencies.sort_unstable();
         let cost = Cost {
             requests: latencies.len(),
-            server: server / count as f64,
-            database: database / count as f64,
+            server: spent.server / count as f64,
+            database: spent.database / count as f64,
+            redis: spent.redis / count as f64,
             p50: quantile(latencies, 0.5),
             p99: quantile(latencies, 0.99),
         };
         let database = if backend == Backend::Postgres { format!("{:.0}", cost.database * 1e6) } else { "-".into() };
+        let redis_cpu = if redis.is_some() { format!("{:.0}", cost.redis * 1e6) } else { "-".into() };
         println!(
-            "| {} | {} | {:.0} | {database} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} | {database} | {redis_cpu} | {:.2} | {:.2} |",
             activity.route(),
             cost.requests,
             cost.server * 1e6,
@@ -706,30 +830,55 @@ async fn run(db: &TestDb, backend: Backend, label: &str, options: &Options) -> a
     // taken out.
     let worker_db = ((postgres_cpu_seconds() - db0 - costs[&Activity::Push].database * pushes as f64) / signals).max(0.0);
     println!(
-        "| consensus worker (B), per signal | {} signals | {:.1} | {:.1} | drained in {wall:.1} s | (A spent {:.1} µs/signal meanwhile) |",
+        "| consensus worker (B), per signal | {} signals | {:.1} | {:.1} | - | drained in {wall:.1} s | (A spent {:.1} µs/signal meanwhile) |",
         signals,
         worker * 1e6,
         worker_db * 1e6,
         push_cpu_a / signals * 1e6
     );
+    if let Some(redis) = redis {
+        // The lookups' limits must have been kept in Redis, or the costs are not the deployment's.
+        let (scripts, fallbacks) = redis_counters(&world.http, &a.url).await?;
+        let keys = redis.keys().await?;
+        println!(
+            "{label}: Redis limits on server A: {scripts:.0} script runs, {fallbacks:.0} checks fell back to in-process limits; {keys} keys in Redis database {REDIS_DB}"
+        );
+        ensure!(scripts > 0.0 && keys > 0, "{label}: server A did not keep its lookup limits in Redis (is REDIS_URL reachable?)");
+    }
     let mut outcome = BackendRun { ttl, costs, consensus: (worker, worker_db), verified: Vec::new() };
 
-    // Verification: one deployment (B, worker on) on one core, at the derived network's rate.
+    // Verification: one deployment on one core, at the derived network's rate: B (worker on)
+    // alone, or with Redis, B and a new replica C (worker off) sharing the load.
     a.kill();
-    *world.base.write().unwrap_or_else(|e| e.into_inner()) = b.url.clone();
+    let mut c = if redis.is_some() { Some(start(false)?) } else { None };
+    let mut deployment = Deployment { replicas: vec![("B", pid_b)], redis: redis.is_some() };
+    let mut bases = vec![b.url.clone()];
+    if let Some(c) = &c {
+        deployment.replicas.push(("C", c.pid().context("server C is not running")?));
+        bases.push(c.url.clone());
+    }
+    *world.bases.write().unwrap_or_else(|e| e.into_inner()) = bases.clone();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    pin(pid_b, "0")?;
+    for &(_, pid) in &deployment.replicas {
+        pin(pid, "0")?;
+    }
     if cores > 1 {
         pin(std::process::id(), &format!("1-{}", cores - 1))?;
     }
     burst(&world, Activity::Pull, options.machines, 4).await;
     drop(world.take());
+    println!();
+    println!(
+        "{label}: the mixed load is served by {} on CPU 0 ({})",
+        describe_replicas(deployment.replicas.len()),
+        if deployment.replicas.len() == 1 { "B, worker on" } else { "B, worker on, and C, worker off, round-robin" }
+    );
     // From the CPU-derived capacity down by a quarter at a time, until every route holds; then
     // the target, if it was not among them (always in the full run; in the quick one when no
     // step held, so its ratio says whether the target holds rather than 0).
     let mut machines = (outcome.machines_per_core() / 1000.0).floor().max(1.0) * 1000.0;
     for _ in 0..options.steps {
-        let verified = verify(&world, backend, db, pid_b, machines, ttl, options.mixed).await?;
+        let verified = verify(&world, backend, db, &deployment, machines, ttl, options.mixed).await?;
         let held = verified.held();
         outcome.verified.push(verified);
         if held {
@@ -739,22 +888,47 @@ async fn run(db: &TestDb, backend: Backend, label: &str, options: &Options) -> a
     }
     let none_held = !outcome.verified.iter().any(Verified::held);
     if (options.verify_target || none_held) && outcome.verified.iter().all(|v| (v.machines - TARGET_MACHINES).abs() >= 1.0) {
-        let verified = verify(&world, backend, db, pid_b, TARGET_MACHINES, ttl, options.mixed).await?;
+        let verified = verify(&world, backend, db, &deployment, TARGET_MACHINES, ttl, options.mixed).await?;
         outcome.verified.push(verified);
     }
     if cores > 1 {
         pin(std::process::id(), &format!("0-{}", cores - 1))?;
     }
+    if let Some(redis) = redis {
+        for (&(name, _), base) in deployment.replicas.iter().zip(&bases) {
+            let (scripts, fallbacks) = redis_counters(&world.http, base).await?;
+            println!(
+                "{label}: Redis limits on replica {name}: {scripts:.0} script runs, {fallbacks:.0} checks fell back to in-process limits"
+            );
+        }
+        println!("{label}: {} keys in Redis database {REDIS_DB} after the mixed load", redis.keys().await?);
+    }
+    if let Some(c) = &mut c {
+        drop(c.terminate());
+    }
     drop(b.terminate());
     Ok(outcome)
 }
 
-/// One mixed phase on server B at the real request rate of a network of `machines`.
+/// The replicas serving the mixed load, pinned together to one core.
+struct Deployment {
+    /// Each replica's name and process id.
+    replicas: Vec<(&'static str, u32)>,
+    /// Whether they share their limits in Redis (whose CPU is then reported beside theirs).
+    redis: bool,
+}
+
+/// `one replica`, `2 replicas`.
+fn describe_replicas(count: usize) -> String {
+    if count == 1 { "one replica".to_string() } else { format!("{count} replicas") }
+}
+
+/// One mixed phase on `deployment` at the real request rate of a network of `machines`.
 async fn verify(
     world: &Arc<World>,
     backend: Backend,
     db: &TestDb,
-    pid: u32,
+    deployment: &Deployment,
     machines: f64,
     ttl: f64,
     length: Duration,
@@ -762,7 +936,8 @@ async fn verify(
     wait_for_worker(backend, db.url.expose()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let until = Instant::now() + length;
-    let cpu0 = cpu_seconds(pid)?;
+    let cpu0 = deployment.replicas.iter().map(|&(_, pid)| cpu_seconds(pid)).collect::<anyhow::Result<Vec<_>>>()?;
+    let redis0 = redis_cpu_seconds();
     let t0 = Instant::now();
     let drivers: Vec<_> = Activity::MIXED
         .iter()
@@ -771,7 +946,13 @@ async fn verify(
     for driver in drivers {
         driver.await?;
     }
-    let cpu_percent = 100.0 * (cpu_seconds(pid)? - cpu0) / t0.elapsed().as_secs_f64();
+    let wall = t0.elapsed().as_secs_f64();
+    let mut replicas = Vec::new();
+    for (&(name, pid), cpu0) in deployment.replicas.iter().zip(cpu0) {
+        replicas.push((name, 100.0 * (cpu_seconds(pid)? - cpu0) / wall));
+    }
+    let cpu_percent: f64 = replicas.iter().map(|(_, percent)| percent).sum();
+    let redis_percent = deployment.redis.then(|| 100.0 * (redis_cpu_seconds() - redis0) / wall);
     let mut seen = world.take();
     let mut routes = Vec::new();
     for activity in Activity::MIXED {
@@ -786,9 +967,10 @@ async fn verify(
             dropped: seen.dropped,
         });
     }
-    let verified = Verified { machines, cpu_percent, routes };
+    let verified = Verified { machines, cpu_percent, replicas, redis_percent, routes };
     println!(
-        "mixed load of {machines:.0} machines: server CPU {cpu_percent:.0}% of its core, worst p99 {:.3} s, {}",
+        "mixed load of {machines:.0} machines: server CPU {cpu_percent:.0}% of its core ({}), worst p99 {:.3} s, {}",
+        verified.shares(),
         verified.worst_p99(),
         if verified.held() { "held" } else { "NOT held" }
     );
@@ -826,10 +1008,13 @@ fn report(label: &str, run: &BackendRun, postgres: bool) {
     );
     for verified in &run.verified {
         println!();
+        let redis = verified.redis_percent.map_or(String::new(), |percent| format!("; Redis beside it {percent:.0}% of a core"));
         println!(
-            "{label}: mixed load of {:.0} machines on one pinned core: server CPU {:.0}% of that core; {}",
+            "{label}: mixed load of {:.0} machines on one pinned core, {} serving: server CPU {:.0}% of that core ({}){redis}; {}",
             verified.machines,
+            describe_replicas(verified.replicas.len()),
             verified.cpu_percent,
+            verified.shares(),
             if verified.held() { "held (p99 < 1 s, nothing failed)" } else { "NOT held" }
         );
         println!("| route | requests/s | answered | failed | dropped | p50 ms | p99 ms |");
@@ -849,16 +1034,31 @@ fn report(label: &str, run: &BackendRun, postgres: bool) {
     }
 }
 
+/// The Redis the PostgreSQL leg shares limits in: `REDIS_URL`'s database [`REDIS_DB`], or `None`
+/// (one replica, no Redis) after a notice when it is not set; under `CI=true` that is an error.
+async fn shared_redis() -> anyhow::Result<Option<SharedRedis>> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Ok(Some(SharedRedis::open(url.trim()).await?)),
+        _ if palisade_tests::testing::in_ci() => {
+            bail!("REDIS_URL is not set: the PostgreSQL leg runs two replicas sharing limits in Redis, required under CI=true")
+        }
+        _ => {
+            println!("notice: REDIS_URL is not set; PostgreSQL runs one replica without Redis");
+            Ok(None)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     let mut backends = Vec::new();
     if options.only.as_deref() != Some("pg") {
-        backends.push((Backend::Sqlite, "sqlite", TestDb::sqlite()));
+        backends.push((Backend::Sqlite, "sqlite", TestDb::sqlite(), None));
     }
     if options.only.as_deref() != Some("sqlite") {
         match TestDb::postgres().await {
-            Some(db) => backends.push((Backend::Postgres, "pg", db)),
+            Some(db) => backends.push((Backend::Postgres, "pg", db, shared_redis().await?)),
             None if options.only.is_some() => bail!("--backend pg needs DATABASE_URL and a reachable PostgreSQL"),
             None => println!("notice: DATABASE_URL is not set or PostgreSQL is unreachable; SQLite only"),
         }
@@ -869,8 +1069,13 @@ async fn main() -> anyhow::Result<()> {
         options.mixed.as_secs()
     );
     let mut ratios = Vec::new();
-    for (backend, label, db) in &backends {
-        let outcome = run(db, *backend, label, &options).await?;
+    for (backend, label, db, redis) in &backends {
+        let outcome = run(db, *backend, label, &options, redis.as_ref()).await;
+        // The run's counters leave with it, whether it succeeded or not.
+        if let Some(redis) = redis {
+            redis.flush().await.with_context(|| format!("cannot empty Redis database {REDIS_DB} after the run"))?;
+        }
+        let outcome = outcome?;
         report(label, &outcome, *backend == Backend::Postgres);
         // What one core sustains is the largest network whose mixed load held; the CPU-derived
         // figure is its upper bound.
@@ -912,6 +1117,24 @@ mod tests {
         let stat = "42 (palisade (x)) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
         assert_eq!(proc_stat_cpu(stat), Some(3.0));
         assert_eq!(proc_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn requests_alternate_between_replicas_and_each_machine_visits_both() {
+        let machines = 4;
+        let served: Vec<usize> = (0..8).map(|n| replica(n, machines, 2)).collect();
+        assert_eq!(served, [0, 1, 0, 1, 1, 0, 1, 0]);
+        // Machine 0's first and second requests (numbers 0 and 4) reach different replicas.
+        assert_ne!(replica(0, machines, 2), replica(machines, machines, 2));
+        assert!((0..100).all(|n| replica(n, machines, 1) == 0));
+    }
+
+    #[test]
+    fn the_redis_url_names_the_benchmark_database() {
+        assert_eq!(with_database("redis://127.0.0.1:6379", 15).unwrap(), "redis://127.0.0.1:6379/15");
+        assert_eq!(with_database("redis://:pw@redis:6379/0", 15).unwrap(), "redis://:pw@redis:6379/15");
+        assert_eq!(with_database("rediss://host/2?protocol=resp3", 15).unwrap(), "rediss://host/15?protocol=resp3");
+        assert!(with_database("redis+unix:///run/redis.sock", 15).is_err());
     }
 
     #[test]

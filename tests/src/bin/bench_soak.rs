@@ -32,14 +32,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use palisade_tests::bench::{Goal, UNLIMITED_TIERS, ratio_line};
+use palisade_tests::bench::{Goal, UNLIMITED_TIERS, open_loop, ratio_line};
 use palisade_tests::signals::{crowdsec_signal, public_ipv4};
 use palisade_tests::testing::TestDb;
 use palisade_tests::{ServerOptions, ServerProcess};
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::{RwLock, Semaphore};
+use tokio::sync::RwLock;
+use tokio::time::MissedTickBehavior;
 
 const MACHINES: usize = 100;
 /// Addresses each machine reports from; neighbours' windows overlap by three quarters.
@@ -283,27 +284,19 @@ async fn finish(response: reqwest::Response) -> Result<reqwest::StatusCode, reqw
     Ok(status)
 }
 
-/// Drives one activity at its rate until `until`.
+/// Drives one activity at its rate until `until`, open loop, shifting its schedule when it falls
+/// behind.
 async fn drive(world: Arc<World>, activity: Activity, until: Instant) {
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / activity.rate()));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while Instant::now() < until {
-        ticks.tick().await;
-        let Ok(permit) = gate.clone().try_acquire_owned() else {
-            world.window.lock().unwrap_or_else(|e| e.into_inner()).entry(activity).or_default().dropped += 1;
-            continue;
-        };
+    let send = || {
         let world = world.clone();
-        tokio::spawn(async move {
+        async move {
             let started = Instant::now();
             let outcome = world.act(activity).await;
             world.record(activity, started, outcome);
-            drop(permit);
-        });
-    }
-    // Every request still in flight ends before the run does (and the server with it).
-    drop(gate.acquire_many(IN_FLIGHT as u32).await);
+        }
+    };
+    let dropped = || world.window.lock().unwrap_or_else(|e| e.into_inner()).entry(activity).or_default().dropped += 1;
+    open_loop(activity.rate(), until, IN_FLIGHT, MissedTickBehavior::Delay, send, dropped).await;
 }
 
 async fn setup(server: &ServerProcess) -> anyhow::Result<World> {
