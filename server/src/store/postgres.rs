@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod consensus;
+mod copy;
 mod feeds;
 mod gate;
 mod lists;
@@ -232,7 +233,8 @@ const LIST_OPS_PER_STATEMENT: usize = 2000;
 const CHANGES_SEQUENCE: &str = "pg_get_serial_sequence('blocklist_changes', 'seq')";
 
 /// Writes membership changes, each with the next seq, inside the caller's transaction: a run of
-/// additions as `UNNEST` inserts of its changes and upserts of its entries (in key order), a run
+/// additions as `UNNEST` inserts of its changes and upserts of its entries (in key order; `COPY`
+/// for a large run, see [`copy`]), a run
 /// of removals as deletes whose returned rows become its changes (see
 /// [`op_runs`](super::lists::op_runs)). Every writer of list changes holds `LIST_WRITE_LOCK`, so
 /// the seqs are numbered here, in op order, from the sequence's next value, and the sequence is
@@ -257,12 +259,21 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp]
             }
             None => continue,
         };
-        for chunk in changes.chunks(LIST_OPS_PER_STATEMENT) {
-            insert_changes(tx, chunk, at).await?;
+        if changes.len() >= copy::COPY_AT_LEAST {
+            copy::copy_changes(tx, &changes, at).await?;
+        } else {
+            for chunk in changes.chunks(LIST_OPS_PER_STATEMENT) {
+                insert_changes(tx, chunk, at).await?;
+            }
         }
         if matches!(run.first(), Some(ListOp::Add(_))) {
-            for chunk in entry_rows(&changes).chunks(LIST_OPS_PER_STATEMENT) {
-                upsert_entries(tx, chunk).await?;
+            let rows = entry_rows(&changes);
+            if rows.len() >= copy::COPY_AT_LEAST {
+                copy::copy_entries(tx, &rows).await?;
+            } else {
+                for chunk in rows.chunks(LIST_OPS_PER_STATEMENT) {
+                    upsert_entries(tx, chunk).await?;
+                }
             }
         }
         next += changes.len() as i64;

@@ -250,6 +250,57 @@ async fn a_large_batch_of_mixed_changes_is_applied_as_if_one_by_one() {
     }
 }
 
+/// Runs long enough for a backend's bulk path (PostgreSQL copies a run of 10,000 rows or more):
+/// 12,000 additions renewing values listed before and repeating values inside the run, with texts
+/// holding the bytes a copy must escape, then 10,500 removals; the result is what applying them
+/// one by one gives.
+#[tokio::test]
+async fn runs_past_the_bulk_threshold_are_applied_as_if_one_by_one() {
+    use crate::store::ListOp;
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let at = T0 + Duration::minutes(1);
+        let before: Vec<ListOp> = (0..50).map(|i| batch_add("bulk", i * 7, false)).collect();
+        store.apply_list_ops(&before, at).await.expect("listed before");
+        let first = store.list_seq("bulk").await.expect("seq") - 49;
+        let mut batch: Vec<ListOp> = (0..12_000).map(|i| batch_add("bulk", i % 11_000, i % 3 == 0)).collect();
+        if let ListOp::Add(entry) = &mut batch[7] {
+            entry.scenario = "tab\there, back\\slash,\nnew line\r".into();
+        }
+        batch.extend((0..10_500).map(|i| ListOp::Remove {
+            list: "bulk".into(),
+            value: batch_value(i * 13 % 11_500),
+            reason: "bulk\tcleanup \\ done".into(),
+        }));
+        store.apply_list_ops(&batch, at).await.expect("apply");
+        let mut ops = before;
+        ops.extend(batch);
+        let (expected, members) = applied_one_by_one(&ops, first - 1, at);
+        let mut changes = Vec::new();
+        let mut cursor = first - 1;
+        loop {
+            let page = store.list_changes("bulk", cursor, 10_000).await.expect("changes");
+            let Some(last) = page.last() else { break };
+            cursor = last.seq;
+            changes.extend(page);
+        }
+        assert_eq!(changes.len(), expected.len(), "{label}: changes");
+        for (got, want) in changes.iter().zip(&expected) {
+            assert_eq!(got, want, "{label}: change {}", want.seq);
+        }
+        let stored = store.list_entries("bulk").await.expect("entries");
+        let mut want: Vec<&crate::store::ListEntry> = members.values().collect();
+        want.sort_by_key(|e| e.seq);
+        assert_eq!(stored.len(), want.len(), "{label}: members");
+        for (got, want) in stored.iter().zip(want) {
+            assert_eq!(got, want, "{label}: member {}", display_target(want.value));
+        }
+        assert!(changes.iter().any(|c| c.entry.scenario.contains('\t')), "{label}: an escaped scenario");
+        assert!(changes.iter().any(|c| c.reason.as_deref().is_some_and(|r| r.contains('\\'))), "{label}: an escaped reason");
+    }
+}
+
 #[tokio::test]
 async fn canaries_are_added_once_listed_by_value_and_removed() {
     for s in subjects().await {
