@@ -294,6 +294,10 @@ pub struct DistributionConfig {
     /// Key material for presigned list links. When absent, the key is derived from the JWT
     /// secret, which every replica shares already.
     pub link_secret: Option<Secret>,
+    /// Megabytes of full-list renderings each replica keeps for the next download (every
+    /// format, family, aggregation and cap is one; the least recently used go first, one larger
+    /// than the whole budget is rendered again for each download). 0 keeps none.
+    pub render_cache_mb: usize,
     /// Benchmarks only: serve this file's bytes, read once at start-up, at
     /// `GET /v1/bench/static`, as the baseline the blocklist export is measured against. Off
     /// unless set; never set it in production.
@@ -311,6 +315,7 @@ impl Default for DistributionConfig {
             tailor_to_scenarios: true,
             link_ttl_secs: 24 * 3600,
             link_secret: None,
+            render_cache_mb: crate::serving::DEFAULT_RENDER_CACHE_BYTES >> 20,
             bench_static_file: None,
         }
     }

@@ -7,11 +7,13 @@
 //! advance, and are let go at shutdown. This module owns no HTTP and no SQL: it reaches the store only
 //! through the `Store` trait, and the renderers in [`render`] are pure.
 
+pub mod cache;
 pub mod changelog;
 pub mod custom;
 pub mod entry;
 pub mod render;
 
+pub use self::cache::RenderCache;
 pub use self::changelog::{Change, ChangeLog, Op};
 pub use self::entry::{Entry, Meta, Value};
 
@@ -32,6 +34,10 @@ use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, Store
 
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
+
+/// Bytes of full-list renderings a replica keeps unless configured
+/// (`distribution.render_cache_mb`).
+pub const DEFAULT_RENDER_CACHE_BYTES: usize = 128 << 20;
 
 /// The membership of one list at one seq, and the changes that led to it.
 #[derive(Debug, Default)]
@@ -249,7 +255,7 @@ pub struct Lists {
     /// Serialises refreshes so two callers never build the same snapshot twice.
     refreshing: tokio::sync::Mutex<()>,
     interner: Mutex<Interner>,
-    cache: Mutex<HashMap<RenderKey, Arc<Vec<Bytes>>>>,
+    cache: Mutex<RenderCache<RenderKey>>,
     retained_changes: usize,
     /// Poked after a commit so the poller does not wait for its next tick.
     pub changed: Arc<Notify>,
@@ -278,7 +284,7 @@ impl Lists {
             snapshots: RwLock::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
             interner: Mutex::new(Interner::default()),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(RenderCache::new(DEFAULT_RENDER_CACHE_BYTES)),
             retained_changes: retained_changes.max(1),
             changed: Arc::new(Notify::new()),
             advanced: tokio::sync::watch::Sender::new(0),
@@ -464,7 +470,7 @@ impl Lists {
         self.refresh_custom().await?;
         let generation = self.refresh_policy().await?;
         if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|key, _| key.policy == generation);
+            cache.retain(|key| key.policy == generation);
         }
         let mut names: Vec<String> = self.snapshots.read().map(|map| map.keys().cloned().collect()).unwrap_or_default();
         if !names.iter().any(|n| n == COMMUNITY) {
@@ -609,22 +615,35 @@ impl Lists {
 
     /// Chunks rendered earlier for `key`, if any.
     pub fn cached(&self, key: &RenderKey) -> Option<Arc<Vec<Bytes>>> {
-        self.cache.lock().ok()?.get(key).cloned()
+        self.cache.lock().ok()?.get(key)
     }
 
-    /// Keeps the chunks rendered for `key` (only while its seq is current).
+    /// Keeps the chunks rendered for `key` (only while its seq is current, and within the
+    /// render cache's budget).
     pub fn store_rendered(&self, key: RenderKey, bytes: Arc<Vec<Bytes>>) {
         let current = self.current(&key.list).map(|s| s.seq);
         if current == Some(key.seq)
             && let Ok(mut cache) = self.cache.lock()
         {
-            cache.insert(key, bytes);
+            if !cache.insert(key, bytes) {
+                metrics::counter!("palisade_serving_render_cache_refused_total").increment(1);
+            }
+            metrics::gauge!("palisade_serving_render_cache_bytes").set(cache.bytes() as f64);
         }
+    }
+
+    /// Bounds the renderings kept for the next download to `bytes` (see [`RenderCache`]).
+    pub fn with_render_cache_bytes(self, bytes: usize) -> Self {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = RenderCache::new(bytes);
+        }
+        self
     }
 
     fn evict_stale(&self, list: &str, seq: i64) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|key, _| key.list != list || key.seq == seq);
+            cache.retain(|key| key.list != list || key.seq == seq);
+            metrics::gauge!("palisade_serving_render_cache_bytes").set(cache.bytes() as f64);
         }
     }
 }

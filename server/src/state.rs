@@ -139,11 +139,10 @@ impl AppState {
         // `serve` refuses to start without a usable URL; a state built otherwise (tests, tools)
         // without one serves links relative to the server.
         let public_url: Arc<str> = Arc::from(config.public_url().unwrap_or_default().as_str());
-        let lists = Arc::new(crate::serving::Lists::new(
-            parts.store.clone(),
-            config.distribution.retained_changes,
-            own_addresses.clone(),
-        ));
+        let lists = Arc::new(
+            crate::serving::Lists::new(parts.store.clone(), config.distribution.retained_changes, own_addresses.clone())
+                .with_render_cache_bytes(config.distribution.render_cache_mb.saturating_mul(1 << 20)),
+        );
         // List links are signed with the server secret unless a key of their own is configured.
         let api_keys = Arc::new(ApiKeyCache::default());
         let revocations = {
