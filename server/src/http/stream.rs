@@ -65,6 +65,11 @@ impl ChunkWriter {
 
 impl Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // A chunk is sent before it would outgrow its buffer: grown past its capacity, a 64 KiB
+        // buffer would double, and every chunk (the cached ones too) would hold 128 KiB.
+        if self.buffer.len() + data.len() > CHUNK_BYTES {
+            self.send()?;
+        }
         self.buffer.extend_from_slice(data);
         if self.buffer.len() >= CHUNK_BYTES {
             self.send()?;
@@ -74,5 +79,36 @@ impl Write for ChunkWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         self.send()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_never_outgrow_their_buffer_and_keep_every_byte_in_order() {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
+        let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK_BYTES), chunks: Vec::new(), keep: true };
+        let mut written = Vec::new();
+        for i in 0..20_000u32 {
+            // Pieces of 1 to 97 bytes, so chunk boundaries fall inside pieces.
+            let piece: Vec<u8> = (0..1 + i % 97).map(|b| (b + i) as u8).collect();
+            writer.write_all(&piece).expect("write");
+            written.extend_from_slice(&piece);
+        }
+        writer.write_all(&vec![7u8; 3 * CHUNK_BYTES]).expect("a piece larger than a chunk");
+        written.extend_from_slice(&vec![7u8; 3 * CHUNK_BYTES]);
+        writer.flush().expect("flush");
+        let kept = writer.take_chunks();
+        let mut sent = Vec::new();
+        while let Ok(Ok(chunk)) = receiver.try_recv() {
+            sent.push(chunk);
+        }
+        assert_eq!(kept, sent, "the kept chunks are the ones sent");
+        assert!(kept.len() > 10);
+        let small: Vec<usize> = kept.iter().map(Bytes::len).filter(|&len| len != 3 * CHUNK_BYTES).collect();
+        assert!(small.iter().all(|&len| len <= CHUNK_BYTES), "a chunk outgrew its buffer: {small:?}");
+        assert_eq!(kept.concat(), written);
     }
 }
