@@ -46,8 +46,9 @@ pub struct Snapshot {
     pub list: String,
     /// Newest seq applied.
     pub seq: i64,
-    /// Current members, sorted by prefix, one per prefix.
-    pub entries: Vec<Arc<Entry>>,
+    /// Current members, sorted by prefix, one per prefix (shared with what the list serves when
+    /// every member is served).
+    pub entries: Arc<Vec<Arc<Entry>>>,
     /// Retained changes, in seq order.
     pub changes: ChangeLog,
     /// Oldest cursor a delta can be computed from: changes after it are all retained.
@@ -232,8 +233,8 @@ pub struct Served {
     pub seq: i64,
     /// Generation of the never-block policy applied.
     pub policy: u64,
-    /// The entries, sorted by prefix.
-    pub entries: Vec<Arc<Entry>>,
+    /// The entries, sorted by prefix: the snapshot's own members when all of them are served.
+    pub entries: Arc<Vec<Arc<Entry>>>,
 }
 
 /// The never-block policy with a generation that changes whenever its contents do.
@@ -421,9 +422,14 @@ impl Lists {
         let now = OffsetDateTime::now_utc();
         // An allowlist is served as the operator wrote it; block lists pass the never-block policy.
         let allowlist = self.names().iter().any(|(name, kind)| name == list && kind == "allow");
-        // Members are held sorted by prefix, so what is served is too.
-        let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(snapshot.entries.len());
-        entries.extend(snapshot.live(now).filter(|e| allowlist || never_block.allows_net(e.net)).cloned());
+        // Members are held sorted by prefix, so what is served is too. Usually every member is
+        // served, and the members are shared rather than copied (a pointer per entry).
+        let serves = |e: &Arc<Entry>| e.live_at(now) && (allowlist || never_block.allows_net(e.net));
+        let entries = if snapshot.entries.iter().all(serves) {
+            snapshot.entries.clone()
+        } else {
+            Arc::new(snapshot.entries.iter().filter(|e| serves(e)).cloned().collect())
+        };
         let prepared = Arc::new(Served { seq: snapshot.seq, policy: generation, entries });
         if let Ok(mut map) = self.served.lock() {
             map.insert(list.to_string(), prepared.clone());
@@ -543,7 +549,14 @@ impl Lists {
                 break;
             }
         }
-        let base = Snapshot { list: list.to_string(), seq, entries, changes: ChangeLog::default(), oldest_cursor: 0, changed_at };
+        let base = Snapshot {
+            list: list.to_string(),
+            seq,
+            entries: Arc::new(entries),
+            changes: ChangeLog::default(),
+            oldest_cursor: 0,
+            changed_at,
+        };
         let mut snapshot = self.advance(&base, replay);
         // Every change after `window_start` was fetched, so any cursor from there on is answerable.
         snapshot.oldest_cursor = window_start;
@@ -605,7 +618,7 @@ impl Lists {
             updates.insert(change.entry.net, (change.op == Op::Add).then(|| change.entry.clone()));
             seq = seq.max(change.seq());
         }
-        let entries = merge(&previous.entries, updates);
+        let entries = Arc::new(merge(&previous.entries, updates));
         // The log is shared with `previous`: the new changes are appended as a run, not copied with it.
         let mut log = previous.changes.clone();
         log.append(&new_changes);

@@ -184,7 +184,7 @@ mod tests {
             })
             .collect();
         entries.sort_by_key(|e| e.net);
-        Snapshot { entries, ..Snapshot::default() }
+        Snapshot { entries: Arc::new(entries), ..Snapshot::default() }
     }
 
     fn values(found: Vec<Arc<Entry>>) -> Vec<String> {

@@ -88,6 +88,26 @@ async fn snapshot_follows_the_store_and_deltas_collapse_per_value() {
 }
 
 #[tokio::test]
+async fn what_a_list_serves_shares_its_members_unless_some_are_left_out() {
+    for (db, store) in stores().await {
+        let label = db.label();
+        let now = OffsetDateTime::now_utc();
+        commit(store.as_ref(), vec![add("45.33.32.156", now), add("81.2.69.160", now)]).await;
+        let lists = Lists::new(store.clone(), 1000, vec![]);
+        let snapshot = lists.get_or_load("community").await.expect("load");
+        let served = lists.served("community").await.expect("served");
+        assert!(Arc::ptr_eq(&served.entries, &snapshot.entries), "{label}: every member served, none copied");
+        store.add_canary("81.2.69.160", "trap", now).await.expect("canary");
+        lists.refresh_policy().await.expect("policy");
+        let served = lists.served("community").await.expect("served");
+        assert!(!Arc::ptr_eq(&served.entries, &snapshot.entries), "{label}");
+        let values: Vec<String> = served.entries.iter().map(|e| e.value().to_string()).collect();
+        assert_eq!(values, ["45.33.32.156"], "{label}: a canary is never served");
+        assert_eq!(snapshot.entries.len(), 2, "{label}: the members are unchanged");
+    }
+}
+
+#[tokio::test]
 async fn a_cursor_older_than_the_retained_log_is_refused() {
     for (db, store) in stores().await {
         let now = OffsetDateTime::now_utc();
@@ -177,7 +197,7 @@ fn merge_keeps_members_sorted_one_per_prefix() {
     let shown: Vec<(String, i64)> = merged.iter().map(|e| (e.value().to_string(), e.seq)).collect();
     let expected = [("10.0.0.0", 2), ("10.0.0.1", 1), ("10.0.0.5", 2), ("2001:db8::1", 1), ("2001:db8::2", 2)];
     assert_eq!(shown, expected.map(|(v, s)| (v.to_string(), s)));
-    let snapshot = Snapshot { entries: merged, ..Snapshot::default() };
+    let snapshot = Snapshot { entries: Arc::new(merged), ..Snapshot::default() };
     assert_eq!(snapshot.get(&member("10.0.0.5", 0).net).map(|e| e.seq), Some(2));
     assert!(snapshot.get(&member("10.0.0.9", 0).net).is_none());
 }

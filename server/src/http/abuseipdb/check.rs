@@ -236,7 +236,7 @@ async fn blacklist(state: &AppState, query: &BlacklistQuery) -> Result<Response,
     let served = state.distribution.lists.served(COMMUNITY).await?;
     // The tier's view first, exactly as its blocklist pull chooses it, so that filters can never
     // reach entries beyond the tier's cap.
-    let view = if served.entries.len() > query.cap { serving::top(&served.entries, query.cap) } else { served.entries.clone() };
+    let view = if served.entries.len() > query.cap { serving::top(&served.entries, query.cap) } else { served.entries.to_vec() };
     let mut entries: Vec<_> = view
         .iter()
         .filter(|entry| match query.version {
