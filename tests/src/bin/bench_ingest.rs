@@ -212,6 +212,7 @@ impl PgProbe {
 
     async fn reset_statements(&mut self) -> anyhow::Result<()> {
         sqlx::query("SELECT pg_stat_statements_reset(0, $1::bigint::oid, 0)")
+            .bind(self.oid)
             .execute(&mut self.admin)
             .await
             .context("pg_stat_statements must be loaded and created in the database DATABASE_URL names")?;
