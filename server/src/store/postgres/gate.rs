@@ -116,13 +116,6 @@ impl Gate {
         self.pool.begin().await.inspect_err(|e| self.observe(e))
     }
 
-    /// Begins a transaction with `statement` (a simple query that must open one, and may do
-    /// more in the same round trip), through the gate.
-    pub async fn begin_with(&self, statement: impl sqlx::SqlSafeStr) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.admit().await?;
-        self.pool.begin_with(statement).await.inspect_err(|e| self.observe(e))
-    }
-
     /// A connection of its own, through the gate.
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, sqlx::Error> {
         self.admit().await?;

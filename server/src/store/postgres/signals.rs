@@ -60,17 +60,13 @@ impl SignalStore for PgStore {
             received_at.iter().map(|at: &OffsetDateTime| at.to_offset(time::UtcOffset::UTC).date()).collect();
         days.sort_unstable();
         days.dedup();
-        // One round trip opens the transaction, takes the writer lock and makes sure each day's
-        // partition exists before its rows arrive (normally made ahead by maintenance): the
-        // statements of a simple query run in order, so the partitions are made under the lock.
-        // Per push this was three round trips, each a wake-up of the server and of its backend,
-        // the last two while holding the lock every other push waits for.
-        let mut begin = format!("BEGIN; SELECT pg_advisory_xact_lock({SIGNAL_WRITER_LOCK})");
-        for day in &days {
-            // A `time::Date` displays as `YYYY-MM-DD`: nothing in it needs quoting.
-            begin.push_str(&format!("; SELECT palisade_ensure_signal_partition('{day}'::date)"));
-        }
-        let mut tx = self.pool.begin_with(AssertSqlSafe(begin)).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+        // Each day's partition exists before its rows arrive (normally made ahead by maintenance).
+        sqlx::query("SELECT palisade_ensure_signal_partition(d) FROM UNNEST($1::date[]) AS d")
+            .bind(&days)
+            .execute(&mut *tx)
+            .await?;
         // Redeliveries are skipped without a unique constraint (a partitioned table cannot have
         // one without the partition key): writers are serialised by the lock above, so a row is
         // new when no stored signal of its machine has its dedup key, and DISTINCT ON keeps the
