@@ -6,12 +6,16 @@
 //! ```text
 //! cargo run --release -p palisade-tests --bin bench_ingest -- \
 //!     [--quick] [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R]
-//!     [--without-consensus]
+//!     [--without-consensus] [--statements]
 //! ```
 //!
 //! The server runs its consensus worker, as every deployment does; after the pushes the bench
 //! waits until the worker's watermark reaches the last stored signal and prints that lag.
-//! `--without-consensus` turns the worker off, to measure what it costs. `--quick` (4 machines ×
+//! `--without-consensus` turns the worker off, to measure what it costs. On PostgreSQL it also
+//! reads the CPU time of the server's database connections (their backends' `/proc` entries, so
+//! PostgreSQL must run on this machine) and, with `--statements`, prints the time PostgreSQL spent
+//! in each statement on the measurement's database (`pg_stat_statements`, which must be loaded and
+//! created in the database `DATABASE_URL` names). `--quick` (4 machines ×
 //! 2,000 signals, a few seconds per measurement) is what
 //! `tests/bench-quick` runs; every ratio is also printed as a `RATIO` line for it.
 //!
@@ -55,10 +59,12 @@ struct Options {
     repeat: usize,
     /// Whether the server runs its consensus worker (off only to measure what the worker costs).
     consensus: bool,
+    /// Whether to print PostgreSQL's time per statement for each PostgreSQL measurement.
+    statements: bool,
 }
 
 fn usage() -> &'static str {
-    "usage: bench_ingest [--quick] [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R] [--without-consensus]"
+    "usage: bench_ingest [--quick] [--signals-per-machine N] [--machines M] [--batch-sizes 50,500] [--backends sqlite,postgres] [--repeat R] [--without-consensus] [--statements]"
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -69,6 +75,7 @@ fn parse_args() -> anyhow::Result<Options> {
         backends: vec![Backend::Sqlite, Backend::Postgres],
         repeat: 1,
         consensus: true,
+        statements: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -82,6 +89,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--machines" => options.machines = value()?.parse()?,
             "--repeat" => options.repeat = value()?.parse()?,
             "--without-consensus" => options.consensus = false,
+            "--statements" => options.statements = true,
             "--batch-sizes" => {
                 options.batch_sizes = value()?.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
             }
@@ -165,12 +173,76 @@ fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// The server's connections to PostgreSQL, watched from the database `DATABASE_URL` names (so
+/// the watching itself is not counted): the CPU time of their backend processes and, when
+/// asked, the statements run on the measured database.
+struct PgProbe {
+    admin: sqlx::PgConnection,
+    /// The measured database's oid.
+    oid: i64,
+}
+
+impl PgProbe {
+    async fn new(url: &str) -> anyhow::Result<PgProbe> {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let oid: i64 = sqlx::query_scalar("SELECT oid::bigint FROM pg_database WHERE datname = current_database()")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        let admin = sqlx::PgConnection::connect(&std::env::var("DATABASE_URL")?).await?;
+        Ok(PgProbe { admin, oid })
+    }
+
+    /// CPU seconds each backend connected to the measured database has used so far. Backends
+    /// that closed before this call are not seen: the server's pool keeps its connections for
+    /// minutes, the bench's own short checks are left out on purpose.
+    async fn backends_cpu(&mut self) -> anyhow::Result<HashMap<i32, f64>> {
+        let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datid = $1::bigint::oid")
+            .bind(self.oid)
+            .fetch_all(&mut self.admin)
+            .await?;
+        Ok(pids.into_iter().filter_map(|pid| cpu_seconds(&pid.to_string()).ok().map(|cpu| (pid, cpu))).collect())
+    }
+
+    /// CPU seconds used between two [`PgProbe::backends_cpu`] readings (a backend missing from
+    /// `before` started in between).
+    fn used(before: &HashMap<i32, f64>, after: &HashMap<i32, f64>) -> f64 {
+        after.iter().map(|(pid, cpu)| cpu - before.get(pid).copied().unwrap_or(0.0)).sum()
+    }
+
+    async fn reset_statements(&mut self) -> anyhow::Result<()> {
+        sqlx::query("SELECT pg_stat_statements_reset(0, $1::bigint::oid, 0)")
+            .bind(self.oid)
+            .execute(&mut self.admin)
+            .await
+            .context("pg_stat_statements must be loaded and created in the database DATABASE_URL names")?;
+        Ok(())
+    }
+
+    /// The statements run on the measured database since the reset: calls, milliseconds of
+    /// execution, rows, and the start of the text.
+    async fn statements(&mut self) -> anyhow::Result<Vec<(i64, f64, i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+             FROM pg_stat_statements WHERE dbid = $1::bigint::oid ORDER BY total_exec_time DESC",
+        )
+        .bind(self.oid)
+        .fetch_all(&mut self.admin)
+        .await?)
+    }
+}
+
 /// One measurement over HTTP.
 struct HttpRun {
     /// Wall-clock seconds the pushes took.
     seconds: f64,
     /// CPU seconds the server process used meanwhile.
     server_cpu: f64,
+    /// CPU seconds the server's PostgreSQL backends used meanwhile (`None` on SQLite).
+    postgres_cpu: Option<f64>,
+    /// CPU seconds the server and its PostgreSQL backends used from the first push until the
+    /// consensus worker had caught up (until the last answer without the worker).
+    total_cpu: f64,
     /// CPU seconds this process (the machines' clients) used meanwhile.
     client_cpu: f64,
     /// Seconds from the end of the pushes until the consensus worker had processed every
@@ -216,6 +288,7 @@ async fn measure_http(
     workload: &Workload,
     rows: &[NewSignal],
     consensus: bool,
+    statements: bool,
 ) -> anyhow::Result<HttpRun> {
     let db = fresh_db(backend).await?;
     let unlimited = |key: &str| (key.to_string(), "100000000".to_string());
@@ -247,6 +320,17 @@ async fn measure_http(
         workload.per_machine.iter().map(|items| items.chunks(batch_size).map(<[SignalItem]>::to_vec).collect()).collect();
 
     let server_pid = server.pid().context("the server is not running")?.to_string();
+    let mut probe = match backend {
+        Backend::Postgres => Some(PgProbe::new(db.url.expose()).await?),
+        Backend::Sqlite => None,
+    };
+    if statements && let Some(probe) = &mut probe {
+        probe.reset_statements().await?;
+    }
+    let postgres_before = match &mut probe {
+        Some(probe) => probe.backends_cpu().await?,
+        None => HashMap::new(),
+    };
     let (server_cpu_before, client_cpu_before) = (cpu_seconds(&server_pid)?, cpu_seconds("self")?);
     let start = Instant::now();
     let pushes: Vec<_> = clients
@@ -274,13 +358,33 @@ async fn measure_http(
     let seconds = start.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(&server_pid)? - server_cpu_before;
     let client_cpu = cpu_seconds("self")? - client_cpu_before;
+    let postgres_pushed = match &mut probe {
+        Some(probe) => probe.backends_cpu().await?,
+        None => HashMap::new(),
+    };
     let lag = if consensus { consensus_lag(backend, db.url.expose()).await? } else { f64::NAN };
+    let server_cpu_all = cpu_seconds(&server_pid)? - server_cpu_before;
+    let postgres_all = match &mut probe {
+        Some(probe) => probe.backends_cpu().await?,
+        None => HashMap::new(),
+    };
+    let postgres_cpu = probe.is_some().then(|| PgProbe::used(&postgres_before, &postgres_pushed));
+    let total_cpu = server_cpu_all + PgProbe::used(&postgres_before, &postgres_all);
+    if statements && let Some(probe) = &mut probe {
+        let total = workload.total() as f64;
+        println!("PostgreSQL statements, {} batches of {batch_size}, from the first push until caught up:", label(backend));
+        println!("| calls | ms | µs/signal | rows | statement |");
+        println!("|---:|---:|---:|---:|---|");
+        for (calls, ms, rows, query) in probe.statements().await? {
+            println!("| {calls} | {ms:.1} | {:.2} | {rows} | `{query}` |", ms * 1e3 / total);
+        }
+    }
 
     let admin = AdminClient::new(&server.url, &admin_token)?;
     let stored: u64 = admin.list_machines().await?.iter().map(|m| m.signals).sum();
     ensure!(stored == workload.total() as u64, "the server stored {stored} signals, {} were sent", workload.total());
     verify_same_rows(backend, db.url.expose(), rows).await?;
-    Ok(HttpRun { seconds, server_cpu, client_cpu, lag })
+    Ok(HttpRun { seconds, server_cpu, postgres_cpu, total_cpu, client_cpu, lag })
 }
 
 /// Checks the server stored exactly the rows the baseline loads (ids, machine keys and receive
@@ -501,18 +605,18 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| backend | batch | signals | seconds | signals/s | baseline signals/s | ratio | server CPU µs/signal | client CPU µs/signal | consensus lag s |"
+        "| backend | batch | signals | seconds | signals/s | baseline signals/s | ratio | server CPU µs/signal | PostgreSQL CPU µs/signal | server + PostgreSQL CPU µs/signal until caught up | client CPU µs/signal | consensus lag s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for &backend in &options.backends {
         for &batch in &options.batch_sizes {
             for _ in 0..options.repeat {
-                let http = measure_http(backend, batch, &workload, &rows, options.consensus).await?;
+                let http = measure_http(backend, batch, &workload, &rows, options.consensus, options.statements).await?;
                 let raw = measure_raw(backend, &workload, &rows).await?;
                 let total = workload.total() as f64;
                 println!(
-                    "| {} | {batch} | {} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.2} |",
+                    "| {} | {batch} | {} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.1} | {} | {:.1} | {:.1} | {:.2} |",
                     label(backend),
                     workload.total(),
                     http.seconds,
@@ -520,6 +624,8 @@ async fn main() -> anyhow::Result<()> {
                     total / raw,
                     raw / http.seconds,
                     http.server_cpu * 1e6 / total,
+                    http.postgres_cpu.map_or("–".to_string(), |cpu| format!("{:.1}", cpu * 1e6 / total)),
+                    http.total_cpu * 1e6 / total,
                     http.client_cpu * 1e6 / total,
                     http.lag,
                 );

@@ -32,6 +32,42 @@ async fn an_unreadable_engine_state_is_left_out_of_the_snapshot_and_corrupt_when
 }
 
 #[tokio::test]
+async fn a_consensus_commit_writes_a_machines_trust_only_when_it_moved() {
+    use crate::store::ConsensusCommit;
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let key = machine(store, "reporter").await;
+        let state = MachineState::new(None, Level::Anonymous, false, T0.unix_timestamp());
+        let commit = |watermark: i64, trust: f64| ConsensusCommit {
+            watermark,
+            machines: vec![(key, state.clone(), trust)],
+            targets: Vec::new(),
+            done_requests: Vec::new(),
+            list_ops: Vec::new(),
+            at: T0,
+        };
+        let trust = || async { store.machine_by_login("reporter").await.expect("read").expect("exists").trust };
+        // PostgreSQL writes a new row version for every UPDATE of a row, even to the same value.
+        let version = || async {
+            match s.db.backend {
+                Backend::Postgres => raw_text(&s.db, "SELECT xmin::text FROM machines WHERE machine_id = 'reporter'").await,
+                Backend::Sqlite => Vec::new(),
+            }
+        };
+        store.commit_consensus(&commit(1, 0.5)).await.expect("commit");
+        assert_eq!(trust().await, 0.5, "{label}");
+        let written = version().await;
+        store.commit_consensus(&commit(2, 0.5)).await.expect("commit");
+        assert_eq!(trust().await, 0.5, "{label}");
+        assert_eq!(version().await, written, "{label}: the same trust is not written again");
+        store.commit_consensus(&commit(3, 0.25)).await.expect("commit");
+        assert_eq!(trust().await, 0.25, "{label}: a moved trust is");
+        assert_eq!(store.consensus_watermark().await.expect("watermark"), 3, "{label}");
+    }
+}
+
+#[tokio::test]
 async fn the_engine_reads_signals_in_id_order_after_a_watermark() {
     for s in subjects().await {
         let label = s.label();

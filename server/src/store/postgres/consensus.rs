@@ -81,11 +81,16 @@ impl ConsensusStore for PgStore {
             .bind(&states)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE machines m SET trust = t.v FROM UNNEST($1::bigint[], $2::float8[]) AS t(k, v) WHERE m.id = t.k")
-                .bind(&keys)
-                .bind(&trust)
-                .execute(&mut *tx)
-                .await?;
+            // Only rows whose trust moved: an UPDATE writes a new row version (and WAL) even when
+            // the value is the same, and most machines of a step keep their trust.
+            sqlx::query(
+                "UPDATE machines m SET trust = t.v FROM UNNEST($1::bigint[], $2::float8[]) AS t(k, v) \
+                 WHERE m.id = t.k AND m.trust IS DISTINCT FROM t.v",
+            )
+            .bind(&keys)
+            .bind(&trust)
+            .execute(&mut *tx)
+            .await?;
         }
         let (kept, gone): (Vec<_>, Vec<_>) = commit.targets.iter().partition(|(_, s)| s.is_some());
         if !kept.is_empty() {

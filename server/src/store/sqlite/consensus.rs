@@ -78,7 +78,14 @@ impl ConsensusStore for SqliteStore {
                 .bind(state_text(state)?)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE machines SET trust = ? WHERE id = ?").bind(trust).bind(machine.0).execute(&mut *tx).await?;
+            // Only when it moved: most machines of a step keep their trust, and an unchanged row
+            // need not be written.
+            sqlx::query("UPDATE machines SET trust = ? WHERE id = ? AND trust IS NOT ?")
+                .bind(trust)
+                .bind(machine.0)
+                .bind(trust)
+                .execute(&mut *tx)
+                .await?;
         }
         // A step touches about one target per signal: multi-row statements, because through sqlx
         // each statement is a round trip to the connection's thread, and one per target made
