@@ -149,6 +149,53 @@ fn never_block_addresses_are_never_listed_even_by_sensors() {
     assert!(!w.listed("8.8.8.8"));
 }
 
+fn bad_evidence(w: &World, machine: i64) -> f64 {
+    w.engine.machine(machine).unwrap().evidence(w.now, w.engine.params()).1
+}
+
+#[test]
+fn a_never_block_address_misreported_by_many_established_installations_costs_each_little() {
+    let mut w = World::new();
+    w.trusted(12);
+    let full = w.engine.params().never_block_penalty;
+    w.report(1, "8.8.8.4", 101);
+    assert!((bad_evidence(&w, 1) - full).abs() < 1e-6, "alone, the first reporter bears the whole penalty");
+    for m in 2..=12 {
+        w.report(m, "8.8.8.4", 100 + m as u32);
+    }
+    // Twelve independent clusters: (3 / 12)² of the penalty each, the first reporter refunded.
+    for m in 1..=12 {
+        assert!(bad_evidence(&w, m) < full * 0.1, "machine {m}: {}", bad_evidence(&w, m));
+    }
+    assert!(w.engine.machine_trust(1, w.now) > 0.5);
+}
+
+#[test]
+fn a_never_block_report_is_not_diluted_by_fresh_machines_or_accounts_sharing_an_as() {
+    let mut w = World::new();
+    w.trusted(1);
+    let full = w.engine.params().never_block_penalty;
+    // Forty fresh Sybils of forty accounts in forty ASes, and ten old accounts in one AS.
+    for m in 100..140 {
+        w.machine(m, Some(m), w.now - 10 * DAY, false);
+    }
+    for m in 200..210 {
+        w.machine(m, Some(m), 0, false);
+    }
+    // Past the lifetime of the listings machine 1 led, so these lead afresh (not echoes).
+    w.advance(2 * DAY);
+    w.lead(200..=209, 20);
+    assert!(w.engine.machine_trust(200, w.now) > 0.5, "the one-AS accounts are established");
+    w.report(1, "8.8.8.5", 101);
+    for m in 100..140 {
+        w.report(m, "8.8.8.5", 1000 + m as u32);
+    }
+    for m in 200..210 {
+        w.report(m, "8.8.8.5", 500);
+    }
+    assert!((bad_evidence(&w, 1) - full).abs() < 1e-6, "still a whole penalty: {}", bad_evidence(&w, 1));
+}
+
 #[test]
 fn a_canary_report_zeroes_the_machine_voids_its_reports_and_delists() {
     let mut w = World::new();
