@@ -756,6 +756,13 @@ impl Engine {
                 weight,
                 established: machine.sensor
                     || (now - machine.created_at >= self.params.established_age_secs && trust >= self.params.established_trust),
+                seasoning: if machine.sensor {
+                    1.0
+                } else if trust >= self.params.established_trust {
+                    ((now - machine.created_at) as f64 / self.params.established_age_secs.max(1) as f64).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
             })
         });
         support::aggregate(contributions)
@@ -787,7 +794,7 @@ impl Engine {
         if crowd.total >= p.crowd_support * mult
             && crowd.ases >= need(p.crowd_min_ases)
             && crowd.accounts >= need(p.crowd_min_accounts)
-            && crowd.anchor_ases >= p.anchor_min_ases
+            && anchored(&crowd, p.anchor_min_ases)
         {
             return Some((Rule::Crowd, remediation));
         }
@@ -1237,6 +1244,16 @@ impl Consensus for Engine {
     fn machine_trust(&self, machine: i64, now: Time) -> f64 {
         self.machines.get(&machine).map(|m| m.trust(now, &self.params)).unwrap_or(0.0)
     }
+}
+
+/// Whether a crowd listing is anchored: by `anchor_min_ases` ASes holding an established
+/// machine, or by one such AS and younger machines in good standing in others whose ages,
+/// each over the established age, make up the rest. Either way the anchoring machines are at
+/// least `anchor_min_ases` × the established age old together, so time stays what a coalition
+/// cannot buy, while an attacker reported by one established installation and a few
+/// long-standing ones is listed without waiting for a second established AS.
+fn anchored(support: &Support, anchor_min_ases: usize) -> bool {
+    support.anchor_ases >= anchor_min_ases || (support.anchor_ases >= 1 && support.anchor_weight + 1e-9 >= anchor_min_ases as f64)
 }
 
 /// Independent clusters among the reporters of a never-block address: the established ones,

@@ -538,6 +538,36 @@ fn a_mixed_age_coalition_lists_only_once_its_anchors_are_established() {
 }
 
 #[test]
+fn one_established_as_and_long_standing_machines_anchor_when_their_ages_add_up() {
+    let established = Params::default().established_age_secs;
+    let coalition = |others: &[Time]| {
+        let mut w = World::new();
+        // One established account and younger ones with a spotless record, each in its own AS.
+        w.machine(1, Some(1), w.now - established - DAY, false);
+        for (i, age) in others.iter().enumerate() {
+            w.machine(2 + i as i64, Some(2 + i as i64), w.now - age, false);
+        }
+        let last = 1 + others.len() as i64;
+        w.lead(1..=last, 30);
+        assert!(w.engine.machine_trust(last, w.now) >= w.engine.params().established_trust);
+        w.all_report(1..=last, "198.51.100.12");
+        w.advance(60);
+        w.listed("198.51.100.12")
+    };
+    let half = established / 2;
+    assert!(coalition(&[half + DAY, half + DAY]), "250 + 2 x 126 days: anchored without a second established AS");
+    assert!(!coalition(&[half - DAY, half - DAY]), "250 + 2 x 124 days is short of two established ages");
+    let mut w = World::new();
+    for m in 1..=4 {
+        w.machine(m, Some(m), w.now - half - DAY, false);
+    }
+    w.lead(1..=4, 30);
+    w.all_report(1..=4, "198.51.100.13");
+    w.advance(60);
+    assert!(!w.listed("198.51.100.13"), "without one established AS, younger machines do not anchor");
+}
+
+#[test]
 fn the_broad_path_needs_machines_older_than_a_month_or_so() {
     let mut w = World::new();
     let young = w.now - 40 * DAY;
