@@ -308,7 +308,33 @@ pub struct Engine {
     changed_targets: HashSet<IpNet>,
     /// New targets added today by the machines below the trust floor of each cluster (derived).
     untrusted_days: HashMap<UntrustedCluster, (Time, u32)>,
+    /// Recent reporters of each never-block address, to share the penalty of a common mistake
+    /// (derived from the machines' never-block hits on restore).
+    never_block_reports: HashMap<IpNet, Vec<NeverBlockReport>>,
+    /// When `never_block_reports` was last cleared of what left the memory window.
+    never_block_pruned_at: Time,
 }
+
+/// One machine's report of a never-block address, as its penalty was charged.
+#[derive(Debug, Clone, Copy)]
+struct NeverBlockReport {
+    machine: i64,
+    cluster: ClusterId,
+    /// Its AS (or stand-in), unknown for reports restored from a machine's hits.
+    origin_as: Option<OriginAs>,
+    at: Time,
+    /// An established machine of an account (or a sensor): an independent witness that the
+    /// mistake is a common one.
+    independent: bool,
+    /// The full penalty of the address for this machine (0: a repeat, which cost nothing).
+    penalty: f64,
+    /// The share of it charged so far.
+    strength: f64,
+}
+
+/// Reporters remembered per never-block address: past this many independent ones the share of
+/// each is negligible.
+const NEVER_BLOCK_REPORTERS: usize = 64;
 
 /// Who shares a daily allowance of new targets while below the trust floor: an account, or the
 /// network of machines without one.
@@ -345,6 +371,8 @@ impl Engine {
             changed_machines: HashSet::new(),
             changed_targets: HashSet::new(),
             untrusted_days: HashMap::new(),
+            never_block_reports: HashMap::new(),
+            never_block_pruned_at: 0,
         }
     }
 
@@ -446,6 +474,116 @@ impl Engine {
         }
         for recent in self.recent_targets.values_mut() {
             recent.make_contiguous().sort_unstable();
+        }
+        self.rebuild_never_block_reports();
+    }
+
+    /// Rebuilds the reporters of never-block addresses from the machines' hits, as if each
+    /// penalty had been shared among all of them (which a running engine's refunds converge to).
+    fn rebuild_never_block_reports(&mut self) {
+        self.never_block_reports.clear();
+        for (&machine, state) in &self.machines {
+            for (i, &(at, target)) in state.never_block_hits.iter().enumerate() {
+                let penalty = self.params.never_block_penalty * self.params.never_block_compounding.powi(i.min(30) as i32);
+                let entry = NeverBlockReport {
+                    machine,
+                    cluster: ClusterId::of(machine, state.account),
+                    // Where it reported from is not kept: its cluster stands in for its AS.
+                    origin_as: None,
+                    at,
+                    independent: self.independent(state, at),
+                    penalty,
+                    strength: 1.0,
+                };
+                let reports = self.never_block_reports.entry(target).or_default();
+                if reports.len() < NEVER_BLOCK_REPORTERS {
+                    reports.push(entry);
+                }
+            }
+        }
+        for reports in self.never_block_reports.values_mut() {
+            let strength = trust::mistake_strength(independent_clusters(reports), &self.params);
+            for r in reports.iter_mut() {
+                r.strength = strength;
+            }
+        }
+    }
+
+    /// Whether `machine` is an independent witness of a common mistake: a sensor, or an
+    /// established machine (old, in good standing) of an account.
+    fn independent(&self, machine: &MachineState, now: Time) -> bool {
+        machine.sensor
+            || (machine.account.is_some()
+                && now - machine.created_at >= self.params.established_age_secs
+                && machine.trust(now, &self.params) >= self.params.established_trust)
+    }
+
+    /// A handshake report of the never-block address `key`. A machine that reports one pays
+    /// `never_block_penalty` for it, shared like a proven lie's ([`trust::mistake_strength`])
+    /// with the independent established clusters that reported the same address recently: an
+    /// address many unrelated, long-standing installations misreport (a crawler, a resolver) is
+    /// a common mistake, and each of its reporters bears a small share of it, the earlier ones
+    /// refunded as the others come. A sprayer gains nothing from its own fresh machines or from
+    /// accounts that share its AS: only established clusters in distinct ASes count, and a
+    /// second address still withdraws its support at once.
+    fn never_block_report(&mut self, report: &Report<'_>, key: IpNet) {
+        let now = report.at;
+        let Some(machine) = self.machines.get(&report.machine) else { return };
+        let entry = NeverBlockReport {
+            machine: report.machine,
+            cluster: ClusterId::of(report.machine, machine.account),
+            origin_as: Some(self.origin_as(report.origin_prefix, report.origin_asn)),
+            at: now,
+            independent: self.independent(machine, now),
+            penalty: 0.0,
+            strength: 1.0,
+        };
+        let trusted = machine.trust(now, &self.params) >= self.params.trust_floor;
+        let since = now - self.params.never_block_memory_secs;
+        let mut reports = self.never_block_reports.remove(&key).unwrap_or_default();
+        reports.retain(|r| r.at >= since);
+        // Only machines above the trust floor open an address's record (a flood of worthless
+        // machines cannot grow it), and a record holds a bounded number of reporters.
+        let position = match reports.iter().position(|r| r.machine == report.machine) {
+            Some(position) => Some(position),
+            None if (trusted || !reports.is_empty()) && reports.len() < NEVER_BLOCK_REPORTERS => {
+                reports.push(entry);
+                Some(reports.len() - 1)
+            }
+            None => None,
+        };
+        let strength = trust::mistake_strength(independent_clusters(&reports), &self.params);
+        let params = &self.params;
+        let charged = self.machines.get_mut(&report.machine).and_then(|state| {
+            let penalty = state.never_block_hit(key, now, strength, params)?;
+            Some((penalty, state.never_block_hits.len() > 1))
+        });
+        if let Some((penalty, repeated)) = charged {
+            if let Some(position) = position {
+                reports[position].penalty = penalty;
+                reports[position].strength = strength;
+                reports[position].at = now;
+            }
+            self.touch_machine(report.machine);
+            if repeated {
+                self.withdraw_support(report.machine, now);
+            }
+        }
+        for r in reports.iter_mut().filter(|r| r.machine != report.machine && r.strength > strength) {
+            if r.penalty > 0.0
+                && let Some(state) = self.machines.get_mut(&r.machine)
+            {
+                state.refund(r.penalty * (r.strength - strength), r.at, now, &self.params);
+                self.changed_machines.insert(r.machine);
+            }
+            r.strength = strength;
+        }
+        if !reports.is_empty() {
+            self.never_block_reports.insert(key, reports);
+        }
+        if now >= self.never_block_pruned_at + 86_400 {
+            self.never_block_pruned_at = now;
+            self.never_block_reports.retain(|_, reports| reports.iter().any(|r| r.at >= since));
         }
     }
 
@@ -618,6 +756,13 @@ impl Engine {
                 weight,
                 established: machine.sensor
                     || (now - machine.created_at >= self.params.established_age_secs && trust >= self.params.established_trust),
+                seasoning: if machine.sensor {
+                    1.0
+                } else if trust >= self.params.established_trust {
+                    ((now - machine.created_at) as f64 / self.params.established_age_secs.max(1) as f64).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
             })
         });
         support::aggregate(contributions)
@@ -649,7 +794,7 @@ impl Engine {
         if crowd.total >= p.crowd_support * mult
             && crowd.ases >= need(p.crowd_min_ases)
             && crowd.accounts >= need(p.crowd_min_accounts)
-            && crowd.anchor_ases >= p.anchor_min_ases
+            && anchored(&crowd, p.anchor_min_ases)
         {
             return Some((Rule::Crowd, remediation));
         }
@@ -931,14 +1076,7 @@ impl Consensus for Engine {
             if spoofable {
                 return;
             }
-            let Some(state) = self.machines.get_mut(&report.machine) else { return };
-            if state.never_block_hit(key, report.at, &self.params) {
-                let repeated = state.never_block_hits.len() > 1;
-                self.touch_machine(report.machine);
-                if repeated {
-                    self.withdraw_support(report.machine, report.at);
-                }
-            }
+            self.never_block_report(report, key);
             return;
         }
         if !self.admit(report, key) {
@@ -1080,11 +1218,10 @@ impl Consensus for Engine {
         let mut clusters: Vec<ClusterId> = supporters.iter().filter(|(_, _, counted)| *counted).map(|(_, c, _)| *c).collect();
         clusters.sort();
         clusters.dedup();
-        let share = (self.params.lie_full_strength_clusters / clusters.len().max(1) as f64).min(1.0);
         // A sensor of the operator's saw it attack (a handshake): the appeal contradicts the
         // operator's own ground truth, so upholding it proves no reporter lied.
         let sensor_saw = state.reporters.iter().any(|r| r.sensor_sighting && !r.voided && r.last_at >= window_start);
-        let strength = if sensor_saw { 0.0 } else { share * share };
+        let strength = if sensor_saw { 0.0 } else { trust::mistake_strength(clusters.len(), &self.params) };
         let Some(state) = self.targets.get_mut(&key) else { return out };
         state.protected_until = now + self.params.false_positive_protection_secs;
         if state.listing.take().is_some() {
@@ -1107,6 +1244,30 @@ impl Consensus for Engine {
     fn machine_trust(&self, machine: i64, now: Time) -> f64 {
         self.machines.get(&machine).map(|m| m.trust(now, &self.params)).unwrap_or(0.0)
     }
+}
+
+/// Whether a crowd listing is anchored: by `anchor_min_ases` ASes holding an established
+/// machine, or by one such AS and younger machines in good standing in others whose ages,
+/// each over the established age, make up the rest. Either way the anchoring machines are at
+/// least `anchor_min_ases` × the established age old together, so time stays what a coalition
+/// cannot buy, while an attacker reported by one established installation and a few
+/// long-standing ones is listed without waiting for a second established AS.
+fn anchored(support: &Support, anchor_min_ases: usize) -> bool {
+    support.anchor_ases >= anchor_min_ases || (support.anchor_ases >= 1 && support.anchor_weight + 1e-9 >= anchor_min_ases as f64)
+}
+
+/// Independent clusters among the reporters of a never-block address: the established ones,
+/// counted by account and by AS, whichever is fewer (accounts sharing an AS are one witness).
+fn independent_clusters(reports: &[NeverBlockReport]) -> usize {
+    let mut clusters: Vec<ClusterId> = reports.iter().filter(|r| r.independent).map(|r| r.cluster).collect();
+    clusters.sort();
+    clusters.dedup();
+    // A report whose AS is not known (restored) is its cluster's own.
+    let mut ases: Vec<(Option<OriginAs>, Option<ClusterId>)> =
+        reports.iter().filter(|r| r.independent).map(|r| (r.origin_as, r.origin_as.is_none().then_some(r.cluster))).collect();
+    ases.sort();
+    ases.dedup();
+    clusters.len().min(ases.len())
 }
 
 #[cfg(test)]

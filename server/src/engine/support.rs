@@ -45,6 +45,9 @@ pub struct Contribution {
     pub weight: f64,
     /// A sensor, or a long-standing machine in good standing.
     pub established: bool,
+    /// How far a machine in good standing is towards established: its age over the established
+    /// age, at most 1 (1 for a sensor or an established machine, 0 for one not in good standing).
+    pub seasoning: f64,
 }
 
 /// Aggregated support.
@@ -58,6 +61,9 @@ pub struct Support {
     pub accounts: usize,
     /// ASes holding at least one established contributor.
     pub anchor_ases: usize,
+    /// The ASes' seasoning added up (each AS counts its most seasoned contributor): the anchor
+    /// weight, at least `anchor_ases`.
+    pub anchor_weight: f64,
 }
 
 /// Aggregates contributions: account max → prefix max → capped AS sum → sum.
@@ -71,6 +77,11 @@ pub fn aggregate(contributions: impl IntoIterator<Item = Contribution>) -> Suppo
     let mut anchors: Vec<OriginAs> = items.iter().filter(|c| c.established).map(|c| c.origin_as).collect();
     anchors.sort();
     anchors.dedup();
+    let mut seasoned: Vec<(OriginAs, f64)> =
+        items.iter().filter(|c| c.seasoning > 0.0).map(|c| (c.origin_as, c.seasoning.min(1.0))).collect();
+    seasoned.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    seasoned.dedup_by_key(|(origin_as, _)| *origin_as);
+    let anchor_weight = seasoned.iter().map(|(_, seasoning)| seasoning).sum();
     items.dedup_by_key(|c| c.cluster);
     let accounts = items.len();
     // Prefix max.
@@ -90,7 +101,7 @@ pub fn aggregate(contributions: impl IntoIterator<Item = Contribution>) -> Suppo
         ases += 1;
         start = end;
     }
-    Support { total, ases, accounts, anchor_ases: anchors.len() }
+    Support { total, ases, accounts, anchor_ases: anchors.len(), anchor_weight }
 }
 
 #[cfg(test)]
@@ -104,6 +115,7 @@ mod tests {
             origin_as: OriginAs::Asn(asn),
             weight,
             established: false,
+            seasoning: 0.0,
         }
     }
 
@@ -130,9 +142,13 @@ mod tests {
         let mut items: Vec<_> = (0..4).map(|i| c(i, &format!("45.{i}.0.0/24"), 100 + i as u32, 0.6)).collect();
         items[0].established = true;
         items[1].established = true;
+        items[0].seasoning = 1.0;
+        items[1].seasoning = 1.0;
+        items[2].seasoning = 0.5;
         let s = aggregate(items);
         assert!((s.total - 2.4).abs() < 1e-9);
         assert_eq!((s.ases, s.accounts, s.anchor_ases), (4, 4, 2));
+        assert!((s.anchor_weight - 2.5).abs() < 1e-9, "{}", s.anchor_weight);
         assert_eq!(aggregate(Vec::new()), Support::default());
     }
 }

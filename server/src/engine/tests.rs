@@ -149,6 +149,53 @@ fn never_block_addresses_are_never_listed_even_by_sensors() {
     assert!(!w.listed("8.8.8.8"));
 }
 
+fn bad_evidence(w: &World, machine: i64) -> f64 {
+    w.engine.machine(machine).unwrap().evidence(w.now, w.engine.params()).1
+}
+
+#[test]
+fn a_never_block_address_misreported_by_many_established_installations_costs_each_little() {
+    let mut w = World::new();
+    w.trusted(12);
+    let full = w.engine.params().never_block_penalty;
+    w.report(1, "8.8.8.4", 101);
+    assert!((bad_evidence(&w, 1) - full).abs() < 1e-6, "alone, the first reporter bears the whole penalty");
+    for m in 2..=12 {
+        w.report(m, "8.8.8.4", 100 + m as u32);
+    }
+    // Twelve independent clusters: (3 / 12)² of the penalty each, the first reporter refunded.
+    for m in 1..=12 {
+        assert!(bad_evidence(&w, m) < full * 0.1, "machine {m}: {}", bad_evidence(&w, m));
+    }
+    assert!(w.engine.machine_trust(1, w.now) > 0.5);
+}
+
+#[test]
+fn a_never_block_report_is_not_diluted_by_fresh_machines_or_accounts_sharing_an_as() {
+    let mut w = World::new();
+    w.trusted(1);
+    let full = w.engine.params().never_block_penalty;
+    // Forty fresh Sybils of forty accounts in forty ASes, and ten old accounts in one AS.
+    for m in 100..140 {
+        w.machine(m, Some(m), w.now - 10 * DAY, false);
+    }
+    for m in 200..210 {
+        w.machine(m, Some(m), 0, false);
+    }
+    // Past the lifetime of the listings machine 1 led, so these lead afresh (not echoes).
+    w.advance(2 * DAY);
+    w.lead(200..=209, 20);
+    assert!(w.engine.machine_trust(200, w.now) > 0.5, "the one-AS accounts are established");
+    w.report(1, "8.8.8.5", 101);
+    for m in 100..140 {
+        w.report(m, "8.8.8.5", 1000 + m as u32);
+    }
+    for m in 200..210 {
+        w.report(m, "8.8.8.5", 500);
+    }
+    assert!((bad_evidence(&w, 1) - full).abs() < 1e-6, "still a whole penalty: {}", bad_evidence(&w, 1));
+}
+
 #[test]
 fn a_canary_report_zeroes_the_machine_voids_its_reports_and_delists() {
     let mut w = World::new();
@@ -488,6 +535,36 @@ fn a_mixed_age_coalition_lists_only_once_its_anchors_are_established() {
     let established = Params::default().established_age_secs;
     assert!(!coalition(established - DAY), "anchors younger than the established age cannot list");
     assert!(coalition(established + DAY), "at the established age they can: the attack costs 2 x 250 + 40 machine-days");
+}
+
+#[test]
+fn one_established_as_and_long_standing_machines_anchor_when_their_ages_add_up() {
+    let established = Params::default().established_age_secs;
+    let coalition = |others: &[Time]| {
+        let mut w = World::new();
+        // One established account and younger ones with a spotless record, each in its own AS.
+        w.machine(1, Some(1), w.now - established - DAY, false);
+        for (i, age) in others.iter().enumerate() {
+            w.machine(2 + i as i64, Some(2 + i as i64), w.now - age, false);
+        }
+        let last = 1 + others.len() as i64;
+        w.lead(1..=last, 30);
+        assert!(w.engine.machine_trust(last, w.now) >= w.engine.params().established_trust);
+        w.all_report(1..=last, "198.51.100.12");
+        w.advance(60);
+        w.listed("198.51.100.12")
+    };
+    let half = established / 2;
+    assert!(coalition(&[half + DAY, half + DAY]), "250 + 2 x 126 days: anchored without a second established AS");
+    assert!(!coalition(&[half - DAY, half - DAY]), "250 + 2 x 124 days is short of two established ages");
+    let mut w = World::new();
+    for m in 1..=4 {
+        w.machine(m, Some(m), w.now - half - DAY, false);
+    }
+    w.lead(1..=4, 30);
+    w.all_report(1..=4, "198.51.100.13");
+    w.advance(60);
+    assert!(!w.listed("198.51.100.13"), "without one established AS, younger machines do not anchor");
 }
 
 #[test]

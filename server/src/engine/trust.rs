@@ -110,14 +110,16 @@ impl MachineState {
     }
 
     /// A report of the never-block address `target`: the first distinct address within
-    /// `never_block_memory_secs` costs `never_block_penalty`, each further one twice the one
-    /// before; a repeat of a remembered address costs nothing more. Returns whether it cost.
-    pub fn never_block_hit(&mut self, target: IpNet, now: Time, params: &Params) -> bool {
+    /// `never_block_memory_secs` costs `never_block_penalty` × `strength` (the machine's share of
+    /// the mistake, see [`mistake_strength`]), each further one `never_block_compounding` times
+    /// the one before; a repeat of a remembered address costs nothing more. Returns the full
+    /// penalty of the address (before `strength`) when it cost, for a later [`Self::refund`].
+    pub fn never_block_hit(&mut self, target: IpNet, now: Time, strength: f64, params: &Params) -> Option<f64> {
         let since = now - params.never_block_memory_secs;
         self.never_block_hits.retain(|(at, _)| *at >= since);
         if let Some(hit) = self.never_block_hits.iter_mut().find(|(_, t)| *t == target) {
             hit.0 = now;
-            return false;
+            return None;
         }
         let penalty =
             params.never_block_penalty * params.never_block_compounding.powi(self.never_block_hits.len().min(30) as i32);
@@ -125,8 +127,19 @@ impl MachineState {
             self.never_block_hits.remove(0);
         }
         self.never_block_hits.push((now, target));
-        self.add_evidence(0.0, penalty, now, params);
-        true
+        self.add_evidence(0.0, penalty * strength.clamp(0.0, 1.0), now, params);
+        Some(penalty)
+    }
+
+    /// Takes back `bad` evidence added at `at` (as it has decayed since): a penalty found to be
+    /// too heavy once more was known.
+    pub fn refund(&mut self, bad: f64, at: Time, now: Time, params: &Params) {
+        let (good, current) = self.decayed(now, params);
+        let dt = (now - at).max(0) as f64;
+        let owed = bad * (-dt * std::f64::consts::LN_2 / params.bad_half_life_secs.max(1) as f64).exp();
+        self.good = good;
+        self.bad = (current - owed).max(0.0);
+        self.updated_at = now.max(self.updated_at);
     }
 
     /// Counts one new target against the machine's daily allowance; false when it is spent.
@@ -218,6 +231,15 @@ impl MachineState {
             f64::from(threshold) / f64::from(self.burst_count)
         }
     }
+}
+
+/// The share of a mistake each of `clusters` independent clusters bears when they made it
+/// together: 1 (a lie) for up to `lie_full_strength_clusters`, falling with the square of their
+/// number beyond, so a machine misled together with many unrelated ones loses little while a
+/// coalition cannot dilute its lies without recruiting many independent, trusted clusters.
+pub fn mistake_strength(clusters: usize, params: &Params) -> f64 {
+    let share = (params.lie_full_strength_clusters / clusters.max(1) as f64).min(1.0);
+    share * share
 }
 
 /// Mean minus `sds` standard deviations of Beta(a, b), clamped to [0, 1].
@@ -323,12 +345,12 @@ mod tests {
         let p = Params { never_block_compounding: 2.0, ..Params::default() };
         let mut m = MachineState::new(Some(1), Level::Verified, false, 0);
         let a: IpNet = "8.8.8.8/32".parse().unwrap();
-        assert!(m.never_block_hit(a, DAY, &p));
-        assert!(!m.never_block_hit(a, DAY + 60, &p), "a repeat costs nothing more");
+        assert_eq!(m.never_block_hit(a, DAY, 1.0, &p), Some(p.never_block_penalty));
+        assert_eq!(m.never_block_hit(a, DAY + 60, 1.0, &p), None, "a repeat costs nothing more");
         let (_, bad) = m.evidence(DAY, &p);
         assert!((bad - p.never_block_penalty).abs() < 1e-6);
         for i in 0..5u8 {
-            m.never_block_hit(IpNet::from(std::net::IpAddr::from([1, 1, 1, i])), DAY, &p);
+            m.never_block_hit(IpNet::from(std::net::IpAddr::from([1, 1, 1, i])), DAY, 1.0, &p);
         }
         let (_, bad) = m.evidence(DAY, &p);
         assert!((bad - p.never_block_penalty * 63.0).abs() < 1e-6, "1 + 2 + … + 32 penalties: {bad}");
