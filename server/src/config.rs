@@ -304,6 +304,10 @@ pub struct DistributionConfig {
     pub bench_static_file: Option<PathBuf>,
 }
 
+/// Megabytes of full-list renderings a replica keeps unless configured
+/// (`distribution.render_cache_mb`).
+pub const DEFAULT_RENDER_CACHE_MB: usize = 128;
+
 impl Default for DistributionConfig {
     fn default() -> Self {
         DistributionConfig {
@@ -315,7 +319,7 @@ impl Default for DistributionConfig {
             tailor_to_scenarios: true,
             link_ttl_secs: 24 * 3600,
             link_secret: None,
-            render_cache_mb: crate::serving::DEFAULT_RENDER_CACHE_BYTES >> 20,
+            render_cache_mb: DEFAULT_RENDER_CACHE_MB,
             bench_static_file: None,
         }
     }

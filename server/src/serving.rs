@@ -35,10 +35,6 @@ use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, Store
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
 
-/// Bytes of full-list renderings a replica keeps unless configured
-/// (`distribution.render_cache_mb`).
-pub const DEFAULT_RENDER_CACHE_BYTES: usize = 128 << 20;
-
 /// The membership of one list at one seq, and the changes that led to it.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -285,7 +281,7 @@ impl Lists {
             snapshots: RwLock::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
             interner: Mutex::new(Interner::default()),
-            cache: Mutex::new(RenderCache::new(DEFAULT_RENDER_CACHE_BYTES)),
+            cache: Mutex::new(RenderCache::new(crate::config::DEFAULT_RENDER_CACHE_MB << 20)),
             retained_changes: retained_changes.max(1),
             changed: Arc::new(Notify::new()),
             advanced: tokio::sync::watch::Sender::new(0),
