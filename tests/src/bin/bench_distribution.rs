@@ -421,8 +421,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let url = |path: &str| format!("{}{path}", server.url);
     // The server prepares the list at start-up (its poller loads it); wait until it is served.
     wait_until(Duration::from_secs(600), "the server to load the list", || {
-        let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), &url("v1/blocklists")]).output()?;
-        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let listing = listing(&url("v1/blocklists"), &key)?;
         Ok((listing[0]["entries"].as_u64() == Some(values.len() as u64)).then_some(()))
     })?;
     let hwm_before_kb = hwm_kb(pid)?;
@@ -473,8 +472,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let server = ServerProcess::start(&db, ServerOptions { config_toml: config, ..ServerOptions::default() })?;
     let url = |path: &str| format!("{}{path}", server.url);
     wait_until(Duration::from_secs(600), "the throughput server to load the list", || {
-        let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), &url("v1/blocklists")]).output()?;
-        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let listing = listing(&url("v1/blocklists"), &key)?;
         Ok((listing[0]["entries"].as_u64() == Some(values.len() as u64)).then_some(()))
     })?;
     let (mut export_mbps, mut static_mbps) = (0.0f64, 0.0f64);
@@ -507,8 +505,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     apply(store.as_ref(), &ops).await?;
     let target = store.list_seq("community").await?;
     wait_until(Duration::from_secs(60), "the server to apply the churn", || {
-        let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), &url("v1/blocklists")]).output()?;
-        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let listing = listing(&url("v1/blocklists"), &key)?;
         Ok((listing[0]["seq"].as_i64() >= Some(target)).then_some(()))
     })?;
     let (delta, delta_body) = pull(&client, &url(&format!("v1/blocklists/community?since={seq_header}")), &headers).await?;
@@ -526,8 +523,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let url = |path: &str| format!("{}{path}", server.url);
     // The list as the churn left it (fresh values may repeat old ones, so not quite `values`).
     let entries = wait_until(Duration::from_secs(600), "the second server to load the list", || {
-        let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), &url("v1/blocklists")]).output()?;
-        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let listing = listing(&url("v1/blocklists"), &key)?;
         Ok(listing[0]["entries"].as_u64().filter(|_| listing[0]["seq"].as_i64() >= Some(target)))
     })?;
     let hwm_fresh_kb = hwm_kb(pid)?;
@@ -559,6 +555,12 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
         export_mbps,
         static_mbps,
     })
+}
+
+/// `GET /v1/blocklists` with `key` (a null value while the server cannot answer it yet).
+fn listing(url: &str, key: &str) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new("curl").args(["-s", "-H", &format!("x-api-key: {key}"), url]).output()?;
+    Ok(serde_json::from_slice(&output.stdout).unwrap_or_default())
 }
 
 fn verdict(ok: bool) -> &'static str {
