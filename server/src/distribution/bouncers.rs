@@ -59,12 +59,7 @@ impl Distribution {
     /// A removal is left out while another of the key's lists still serves the same network (a
     /// bouncer removes a value whatever list it came from), and a network served by several
     /// lists is sent once per list: the route decides how to deduplicate.
-    pub async fn bouncer_delta(
-        &self,
-        prefix: &str,
-        sources: &Sources,
-        startup: bool,
-    ) -> Result<(Vec<Sent>, Vec<Sent>), UseCaseError> {
+    pub async fn bouncer_delta(&self, prefix: &str, sources: &Sources, startup: bool) -> Result<(Sent, Sent), UseCaseError> {
         let now = OffsetDateTime::now_utc();
         let stored = self.store.api_key_stream_seq(prefix).await?;
         let (new, mut deleted, cursor) = self.pull(sources, stored, startup, now).await?;
@@ -84,7 +79,7 @@ impl Distribution {
             // The capped community view, ranked once per pull and only when a removed value is
             // still on the community list.
             let mut shown: Option<Option<HashSet<IpNet>>> = None;
-            deleted.retain(|(removed, _)| {
+            deleted.retain(|removed, _| {
                 let net = removed.net;
                 if sent.contains(&net) || lists.iter().any(|list| list.get(&net).is_some_and(|e| e.live_at(now))) {
                     return false;
@@ -108,27 +103,26 @@ impl Distribution {
         sources: &Sources,
         target: Option<Match>,
         now: OffsetDateTime,
-    ) -> Result<Vec<Sent>, UseCaseError> {
+    ) -> Result<Sent, UseCaseError> {
         let Some(target) = target else {
             let (new, _, _) = self.pull(sources, None, true, now).await?;
             return Ok(new);
         };
         let never_block = self.lists.never_block().await?;
-        let mut found: Vec<Sent> = Vec::new();
+        let mut found = Sent::default();
         if let Some((_, cap)) = &sources.community {
             let snapshot = self.lists.get_or_load(COMMUNITY).await?;
             let hits = matching(&snapshot, target, now);
             if !hits.is_empty() {
                 let shown = self.community_view(&snapshot, *cap, now);
-                found.extend(hits.into_iter().filter(|e| shown.as_ref().is_none_or(|s| s.contains(&e.net))).map(|e| (e, None)));
+                found.push(None, hits.into_iter().filter(|e| shown.as_ref().is_none_or(|s| s.contains(&e.net))).collect());
             }
         }
         for name in &sources.lists {
             let snapshot = self.lists.get_or_load(name).await?;
-            let from: Arc<str> = Arc::from(name.as_str());
-            found.extend(matching(&snapshot, target, now).into_iter().map(|e| (e, Some(from.clone()))));
+            found.push(Some(Arc::from(name.as_str())), matching(&snapshot, target, now));
         }
-        found.retain(|(e, _)| never_block.allows_net(e.net));
+        found.retain(|e, _| never_block.allows_net(e.net));
         Ok(found)
     }
 

@@ -15,9 +15,68 @@ use crate::serving::{self, Entry};
 use crate::store::MachineKey;
 use crate::use_case::UseCaseError;
 
-/// One decision to send, and the list it comes from when that is not the community list
-/// (origin `lists`, the list's name as its scenario; the community list's are origin `CAPI`).
-pub type Sent = (Arc<Entry>, Option<Arc<str>>);
+/// Decisions to send, grouped by the list they come from: `None` for the community list (origin
+/// `CAPI`), else the list's name (origin `lists`, the name as the decisions' scenario). A full
+/// pull is a million decisions, so each is one pointer to its entry (the list is named once per
+/// group) and a community view becomes a group without being copied.
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    groups: Vec<Group>,
+}
+
+/// The decisions of one list (`None`: the community list).
+type Group = (Option<Arc<str>>, Vec<Arc<Entry>>);
+
+impl Sent {
+    /// Appends `entries` of `list` (`None`: the community list).
+    pub fn push(&mut self, list: Option<Arc<str>>, entries: Vec<Arc<Entry>>) {
+        if entries.is_empty() {
+            return;
+        }
+        match self.groups.iter_mut().find(|(l, _)| *l == list) {
+            Some((_, group)) => group.extend(entries),
+            None => self.groups.push((list, entries)),
+        }
+    }
+
+    /// Every decision with the list it comes from, group by group in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<Entry>, Option<&str>)> {
+        self.groups.iter().flat_map(|(list, entries)| entries.iter().map(move |e| (e, list.as_deref())))
+    }
+
+    /// The groups: the list (`None`: the community list) and its decisions.
+    pub fn groups(&self) -> impl Iterator<Item = (Option<&str>, &[Arc<Entry>])> {
+        self.groups.iter().map(|(list, entries)| (list.as_deref(), entries.as_slice()))
+    }
+
+    /// How many decisions.
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|(_, entries)| entries.len()).sum()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.groups.iter().all(|(_, entries)| entries.is_empty())
+    }
+
+    /// Keeps the decisions `keep` accepts, in place.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Arc<Entry>, Option<&str>) -> bool) {
+        for (list, entries) in &mut self.groups {
+            entries.retain(|e| keep(e, list.as_deref()));
+        }
+        self.groups.retain(|(_, entries)| !entries.is_empty());
+    }
+
+    /// Keeps the decisions whose flag is set: `keep` holds one flag list per group, as
+    /// [`Sent::groups`] gives them.
+    pub fn retain_flagged(&mut self, keep: &[Vec<bool>]) {
+        for ((_, entries), flags) in self.groups.iter_mut().zip(keep) {
+            let mut flags = flags.iter();
+            entries.retain(|_| flags.next().copied().unwrap_or(true));
+        }
+        self.groups.retain(|(_, entries)| !entries.is_empty());
+    }
+}
 
 /// What a stream reader receives: the community list with its view of it (declared scenarios
 /// first, at most `cap` entries), when it receives it at all, and other lists whole, by name.
@@ -59,7 +118,7 @@ impl Distribution {
         startup: bool,
         community: bool,
         additional: bool,
-    ) -> Result<(Vec<Sent>, Vec<Sent>), UseCaseError> {
+    ) -> Result<(Sent, Sent), UseCaseError> {
         let now = OffsetDateTime::now_utc();
         let lists = if additional { self.received_lists(machine).await? } else { Vec::new() };
         let community = if community { Some(self.consumer_view(machine, login, now).await?) } else { None };
@@ -86,7 +145,7 @@ impl Distribution {
         stored: Option<i64>,
         startup: bool,
         now: OffsetDateTime,
-    ) -> Result<(Vec<Sent>, Vec<Sent>, Option<i64>), UseCaseError> {
+    ) -> Result<(Sent, Sent, Option<i64>), UseCaseError> {
         let mut names: Vec<&str> = sources.lists.iter().map(String::as_str).collect();
         if sources.community.is_some() {
             names.push(COMMUNITY);
@@ -106,7 +165,7 @@ impl Distribution {
             }
         };
         let live = |e: &Arc<Entry>| e.live_at(now + time::Duration::seconds(1));
-        let (mut new, mut deleted): (Vec<Sent>, Vec<Sent>) = (Vec::new(), Vec::new());
+        let (mut new, mut deleted) = (Sent::default(), Sent::default());
         let mut cursor = last.unwrap_or(0).max(upto);
         if let Some((scenarios, cap)) = &sources.community {
             let (scenarios, cap) = (scenarios.as_slice(), *cap);
@@ -114,8 +173,8 @@ impl Distribution {
             let tailor = self.config.tailor_to_scenarios;
             match last.map(|c| snapshot.delta_upto(c, upto)) {
                 None | Some(Err(_)) => {
-                    new.extend(serving::view(&snapshot, now, scenarios, tailor, cap).into_iter().map(|e| (e, None)));
-                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, None)));
+                    new.push(None, serving::view(&snapshot, now, scenarios, tailor, cap));
+                    deleted.push(None, removed_since(&snapshot));
                     cursor = cursor.max(snapshot.seq);
                 }
                 Some(Ok(delta)) => {
@@ -125,24 +184,23 @@ impl Distribution {
                             serving::view(&snapshot, now, scenarios, tailor, cap).into_iter().map(|e| e.net).collect();
                         added.retain(|e| shown.contains(&e.net));
                     }
-                    new.extend(added.into_iter().map(|e| (e, None)));
-                    deleted.extend(delta.removed.into_iter().map(|e| (e, None)));
+                    new.push(None, added);
+                    deleted.push(None, delta.removed);
                 }
             }
         }
         for name in &sources.lists {
             let snapshot = self.lists.refresh(name).await?;
-            let from: Arc<str> = Arc::from(name.as_str());
-            let from = || Some(from.clone());
+            let from: Option<Arc<str>> = Some(Arc::from(name.as_str()));
             match last.map(|c| snapshot.delta_upto(c, upto)) {
                 None | Some(Err(_)) => {
-                    new.extend(snapshot.live(now).filter(|e| live(e)).map(|e| (e.clone(), from())));
-                    deleted.extend(removed_since(&snapshot).into_iter().map(|e| (e, from())));
+                    new.push(from.clone(), snapshot.live(now).filter(|e| live(e)).cloned().collect());
+                    deleted.push(from, removed_since(&snapshot));
                     cursor = cursor.max(snapshot.seq);
                 }
                 Some(Ok(delta)) => {
-                    new.extend(delta.added.into_iter().filter(live).map(|e| (e, from())));
-                    deleted.extend(delta.removed.into_iter().map(|e| (e, from())));
+                    new.push(from.clone(), delta.added.into_iter().filter(live).collect());
+                    deleted.push(from, delta.removed);
                 }
             }
         }
@@ -152,7 +210,7 @@ impl Distribution {
         // Filtered in place: a full view of a million entries is not copied to drop a few.
         let never_block = serving::load_never_block(self.store.as_ref(), &self.own_addresses).await?;
         let before = new.len();
-        new.retain(|(e, _)| never_block.allows_net(e.net));
+        new.retain(|e, _| never_block.allows_net(e.net));
         if new.len() < before {
             metrics::counter!("palisade_serving_never_block_filtered_total").increment((before - new.len()) as u64);
         }

@@ -178,9 +178,9 @@ impl Filter {
         })
     }
 
-    fn keeps(&self, (entry, from_list): &Sent) -> bool {
+    fn keeps(&self, entry: &Entry, from_list: Option<&str>) -> bool {
         let origin = origin(from_list);
-        let scenario = scenario((entry, from_list));
+        let scenario = scenario(entry, from_list);
         let lower = || scenario.to_lowercase();
         self.scopes.iter().any(|scope| scope.eq_ignore_ascii_case(entry.scope()))
             && self.origins.as_ref().is_none_or(|origins| origins.iter().any(|o| o.eq_ignore_ascii_case(origin)))
@@ -192,69 +192,71 @@ impl Filter {
     /// `dedup=false`. Each list holds a value once, so only values of more than one list are
     /// looked at: a map of the smaller lists' values, the largest list (the community list of a
     /// million) checked against it, never copied into it.
-    fn apply(&self, decisions: Vec<Sent>) -> Vec<Sent> {
-        let kept: Vec<Sent> = decisions.into_iter().filter(|sent| self.keeps(sent)).collect();
-        if !self.dedup {
-            return kept;
+    fn apply(&self, mut decisions: Sent) -> Sent {
+        decisions.retain(|entry, from_list| self.keeps(entry, from_list));
+        let groups: Vec<(Option<&str>, &[Arc<Entry>])> = decisions.groups().collect();
+        if !self.dedup || groups.len() < 2 {
+            return decisions;
         }
-        let mut sizes: HashMap<Option<&str>, usize> = HashMap::new();
-        for (_, from_list) in &kept {
-            *sizes.entry(from_list.as_deref()).or_default() += 1;
-        }
-        if sizes.len() < 2 {
-            return kept;
-        }
-        let largest = sizes.into_iter().max_by_key(|(_, size)| *size).map(|(list, _)| list.map(str::to_string));
-        let is_largest = |from_list: &Option<Arc<str>>| from_list.as_deref() == largest.as_ref().and_then(|l| l.as_deref());
-        // (value, scope, type) → the index of the longest decision seen for it.
-        let mut best: HashMap<(IpNet, &str, &str), usize> = HashMap::new();
-        let longer = |a: usize, b: usize| kept[a].0.expires_at() > kept[b].0.expires_at();
-        for (i, (entry, _)) in kept.iter().enumerate().filter(|(_, (_, from))| !is_largest(from)) {
-            let slot = best.entry((entry.net, entry.scope(), entry.remediation())).or_insert(i);
-            if longer(i, *slot) {
-                *slot = i;
+        let largest = (0..groups.len()).max_by_key(|&g| groups[g].1.len()).unwrap_or(0);
+        // (value, scope, type) → (group, index) of the longest decision seen for it.
+        let mut best: HashMap<(IpNet, &str, &str), (usize, usize)> = HashMap::new();
+        let longer = |(g, i): (usize, usize), (h, j): (usize, usize)| groups[g].1[i].expires_at() > groups[h].1[j].expires_at();
+        for (g, (_, entries)) in groups.iter().enumerate().filter(|(g, _)| *g != largest) {
+            for (i, entry) in entries.iter().enumerate() {
+                let slot = best.entry((entry.net, entry.scope(), entry.remediation())).or_insert((g, i));
+                if longer((g, i), *slot) {
+                    *slot = (g, i);
+                }
             }
         }
-        for (i, (entry, _)) in kept.iter().enumerate().filter(|(_, (_, from))| is_largest(from)) {
+        for (i, entry) in groups[largest].1.iter().enumerate() {
             if let Some(slot) = best.get_mut(&(entry.net, entry.scope(), entry.remediation()))
-                && longer(i, *slot)
+                && longer((largest, i), *slot)
             {
-                *slot = i;
+                *slot = (largest, i);
             }
         }
-        let keep: Vec<bool> = kept
+        let keep: Vec<Vec<bool>> = groups
             .iter()
             .enumerate()
-            .map(|(i, (entry, from_list))| match best.get(&(entry.net, entry.scope(), entry.remediation())) {
-                Some(&slot) => slot == i,
-                None => is_largest(from_list),
+            .map(|(g, (_, entries))| {
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| match best.get(&(entry.net, entry.scope(), entry.remediation())) {
+                        Some(&slot) => slot == (g, i),
+                        None => g == largest,
+                    })
+                    .collect()
             })
             .collect();
         drop(best);
-        kept.into_iter().zip(keep).filter_map(|(sent, keep)| keep.then_some(sent)).collect()
+        drop(groups);
+        decisions.retain_flagged(&keep);
+        decisions
     }
 }
 
 /// `lists` for a decision of a list other than the community list, `CAPI` for the community list.
-fn origin(from_list: &Option<Arc<str>>) -> &'static str {
+fn origin(from_list: Option<&str>) -> &'static str {
     if from_list.is_some() { "lists" } else { "CAPI" }
 }
 
 /// The list's name for a decision of a list other than the community list, else its scenario.
-fn scenario<'s>((entry, from_list): (&'s Arc<Entry>, &'s Option<Arc<str>>)) -> &'s str {
-    from_list.as_deref().unwrap_or(entry.scenario())
+fn scenario<'s>(entry: &'s Entry, from_list: Option<&'s str>) -> &'s str {
+    from_list.unwrap_or(entry.scenario())
 }
 
 /// A decision as LAPI writes it. One from a list other than the community list has origin
 /// `lists` and the list's name as its scenario, as on the CrowdSec agent's stream. A removed one
 /// has duration `0s`.
-fn lapi_decision(sent: &Sent, now: OffsetDateTime, removed: bool) -> LapiDecision {
-    let (entry, from_list) = sent;
+fn lapi_decision(entry: &Entry, from_list: Option<&str>, now: OffsetDateTime, removed: bool) -> LapiDecision {
     LapiDecision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at() - now).whole_seconds()) },
         id: entry.seq,
         origin: origin(from_list).into(),
-        scenario: scenario((entry, from_list)).to_string(),
+        scenario: scenario(entry, from_list).to_string(),
         scope: if entry.scope() == "range" { "Range".into() } else { "Ip".into() },
         kind: entry.remediation().to_string(),
         value: entry.value().to_string(),
@@ -280,16 +282,16 @@ async fn charge_pull(state: &AppState, key: &ApiKey, tier: &Tier) -> Result<crat
 
 /// Writes decisions as a JSON array, one at a time as they are sent (`null` when there is none,
 /// as LAPI does), so a million are never held as JSON or as wire structs.
-fn write_side(out: &mut impl std::io::Write, decisions: &[Sent], now: OffsetDateTime, removed: bool) -> std::io::Result<()> {
+fn write_side(out: &mut impl std::io::Write, decisions: &Sent, now: OffsetDateTime, removed: bool) -> std::io::Result<()> {
     if decisions.is_empty() {
         return out.write_all(b"null");
     }
     out.write_all(b"[")?;
-    for (i, sent) in decisions.iter().enumerate() {
+    for (i, (entry, from_list)) in decisions.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;
         }
-        serde_json::to_writer(&mut *out, &lapi_decision(sent, now, removed))?;
+        serde_json::to_writer(&mut *out, &lapi_decision(entry, from_list, now, removed))?;
     }
     out.write_all(b"]")
 }
@@ -419,7 +421,7 @@ impl Selection {
         Ok(Selection { target, value, scope, kind })
     }
 
-    fn keeps(&self, (entry, _): &Sent) -> bool {
+    fn keeps(&self, entry: &Entry) -> bool {
         self.value.is_none_or(|value| value == entry.net)
             && self.scope.as_ref().is_none_or(|scope| scope.eq_ignore_ascii_case(entry.scope()))
             && self.kind.as_ref().is_none_or(|kind| kind == entry.remediation())
@@ -446,8 +448,8 @@ pub async fn get_decisions(
         Err(refused) => return Ok(refused),
     };
     let now = OffsetDateTime::now_utc();
-    let found = state.distribution.bouncer_matching(&sources, selection.target, now).await?;
-    let found: Vec<Sent> = found.into_iter().filter(|sent| selection.keeps(sent)).collect();
+    let mut found = state.distribution.bouncer_matching(&sources, selection.target, now).await?;
+    found.retain(|entry, _| selection.keeps(entry));
     Ok(with_limit_headers(json_body(move |out| write_side(out, &found, now, false)), &decision))
 }
 
@@ -470,13 +472,29 @@ mod tests {
     use super::*;
     use crate::serving::entry::Meta;
 
+    /// One decision and the list it comes from.
+    type One = (Arc<Entry>, Option<Arc<str>>);
+
     /// A decision on `value` of `list` (`None`: the community list) for `hours` more hours.
-    fn sent(value: &str, list: Option<&str>, scenario: &str, hours: i64) -> Sent {
+    fn sent(value: &str, list: Option<&str>, scenario: &str, hours: i64) -> One {
         let net: IpNet = value.parse().unwrap_or_else(|_| IpNet::from(value.parse::<std::net::IpAddr>().expect("address")));
         let scope = if value.contains('/') { "range" } else { "ip" };
         let meta = Arc::new(Meta { scope: scope.into(), scenario: scenario.into(), remediation: "ban".into(), rule: "r".into() });
         let now = OffsetDateTime::now_utc();
         (Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(hours), 1)), list.map(Arc::from))
+    }
+
+    /// The decisions, grouped by list as a pull gives them.
+    fn grouped(decisions: Vec<One>) -> Sent {
+        let mut sent = Sent::default();
+        for (entry, list) in decisions {
+            sent.push(list, vec![entry]);
+        }
+        sent
+    }
+
+    fn keeps(filter: &Filter, (entry, list): &One) -> bool {
+        filter.keeps(entry, list.as_deref())
     }
 
     fn stream(pairs: &[(&str, &str)]) -> StreamQuery {
@@ -499,11 +517,11 @@ mod tests {
     #[test]
     fn scopes_default_to_ip_and_range_and_match_without_case() {
         let filter = Filter::parse(&StreamQuery::default()).expect("defaults");
-        assert!(filter.keeps(&sent("192.0.2.1", None, "ssh-bf", 1)));
-        assert!(filter.keeps(&sent("192.0.2.0/24", Some("partners"), "x", 1)));
+        assert!(keeps(&filter, &sent("192.0.2.1", None, "ssh-bf", 1)));
+        assert!(keeps(&filter, &sent("192.0.2.0/24", Some("partners"), "x", 1)));
         let only_ranges = Filter::parse(&stream(&[("scopes", "RANGE")])).expect("one scope");
-        assert!(!only_ranges.keeps(&sent("192.0.2.1", None, "ssh-bf", 1)));
-        assert!(only_ranges.keeps(&sent("192.0.2.0/24", None, "ssh-bf", 1)));
+        assert!(!keeps(&only_ranges, &sent("192.0.2.1", None, "ssh-bf", 1)));
+        assert!(keeps(&only_ranges, &sent("192.0.2.0/24", None, "ssh-bf", 1)));
     }
 
     #[test]
@@ -514,10 +532,13 @@ mod tests {
             ("scenarios_not_containing", "old"),
         ]))
         .expect("filters");
-        assert!(filter.keeps(&sent("192.0.2.1", Some("partners"), "x", 1)));
-        assert!(!filter.keeps(&sent("192.0.2.1", None, "partners", 1)), "origin");
-        assert!(!filter.keeps(&sent("192.0.2.1", Some("others"), "partners", 1)), "containing: the list's name is the scenario");
-        assert!(!filter.keeps(&sent("192.0.2.1", Some("old-partners"), "x", 1)), "not containing");
+        assert!(keeps(&filter, &sent("192.0.2.1", Some("partners"), "x", 1)));
+        assert!(!keeps(&filter, &sent("192.0.2.1", None, "partners", 1)), "origin");
+        assert!(
+            !keeps(&filter, &sent("192.0.2.1", Some("others"), "partners", 1)),
+            "containing: the list's name is the scenario"
+        );
+        assert!(!keeps(&filter, &sent("192.0.2.1", Some("old-partners"), "x", 1)), "not containing");
     }
 
     #[test]
@@ -542,19 +563,22 @@ mod tests {
         let c = sent("192.0.2.2", None, "ssh-bf", 5);
         let d = sent("192.0.2.3", Some("partners"), "x", 5);
         let e = sent("192.0.2.3", None, "ssh-bf", 30);
-        let key = |s: &Sent| (s.0.net.to_string(), s.1.as_deref().map(str::to_string));
-        let keys = |v: Vec<Sent>| {
-            let mut k: Vec<_> = v.iter().map(key).collect();
+        let keys = |v: Sent| {
+            let mut k: Vec<_> = v.iter().map(|(e, l)| (e.net.to_string(), l.map(str::to_string))).collect();
             k.sort();
             k
         };
         let all = vec![a.clone(), c.clone(), b.clone(), d.clone(), e.clone()];
         let filter = Filter::parse(&StreamQuery::default()).expect("defaults");
-        assert_eq!(keys(filter.apply(all.clone())), keys(vec![b, c.clone(), e]), "the longer of each pair, from either list");
+        assert_eq!(
+            keys(filter.apply(grouped(all.clone()))),
+            keys(grouped(vec![b, c.clone(), e])),
+            "the longer of each pair, from either list"
+        );
         let keep_all = Filter::parse(&stream(&[("dedup", "false")])).expect("no dedup");
-        assert_eq!(keep_all.apply(all).len(), 5);
+        assert_eq!(keep_all.apply(grouped(all)).len(), 5);
         let one_list = vec![a, c];
-        assert_eq!(filter.apply(one_list).len(), 2, "one list holds a value once");
+        assert_eq!(filter.apply(grouped(one_list)).len(), 2, "one list holds a value once");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use palisade_api::capi::{
     Decision, DecisionValue, DecisionsStreamV2, DecisionsStreamV3, DeletedDecisionsGroup, EnrollRequest, LoginRequest,
-    LoginResponse, MessageResponse, MetricsRequest, NewDecisionsGroup, RegisterRequest, RejectedSignal, SignalsResponse,
+    LoginResponse, MessageResponse, MetricsRequest, RegisterRequest, RejectedSignal, SignalsResponse,
 };
 use palisade_api::native::FieldError;
 use serde::Deserialize;
@@ -35,7 +35,6 @@ use super::responses::{BadRequest, Busy, RateLimited, Unauthorized, Unprocessabl
 use crate::auth::password::{self, HashingError, Saturated};
 use crate::auth::secrets::hash_secret;
 use crate::config::RegistrationPolicy;
-use crate::distribution::stream::Sent;
 use crate::domain::names::{check_name, check_scenario};
 use crate::domain::net::origin_prefix;
 use crate::domain::signal::{bounded_extra, parse_item, stored_size};
@@ -43,6 +42,7 @@ use crate::domain::text::{contains_nul, has_nul};
 use crate::domain::time::{go_duration, rfc3339};
 use crate::error::ApiError;
 use crate::limits::failures::CredentialKind;
+use crate::serving::Entry;
 use crate::state::AppState;
 use crate::store::{CreatedBy, EnrollOutcome, LoginRecord, NewMachine, NewSignal, Origin, StoreError};
 
@@ -433,11 +433,11 @@ pub struct StreamQuery {
 /// A decision of the v2 stream. One from a list other than the community list has origin
 /// `lists` and the list's name as its scenario: CrowdSec files it under the alert `lists:<name>`,
 /// so `cscli decisions list` tells an operator list or a pool from the community list.
-fn v2_decision((entry, from_list): &Sent, now: OffsetDateTime, removed: bool) -> Decision {
+fn v2_decision(entry: &Entry, from_list: Option<&str>, now: OffsetDateTime, removed: bool) -> Decision {
     Decision {
         duration: if removed { "0s".into() } else { go_duration((entry.expires_at() - now).whole_seconds()) },
         origin: if from_list.is_some() { "lists".into() } else { "CAPI".into() },
-        scenario: from_list.as_deref().unwrap_or(entry.scenario()).to_string(),
+        scenario: from_list.unwrap_or(entry.scenario()).to_string(),
         scope: if entry.scope() == "range" { "Range".into() } else { "Ip".into() },
         kind: entry.remediation().to_string(),
         value: entry.value().to_string(),
@@ -463,11 +463,11 @@ pub async fn get_decisions_stream_v2(
     let body = super::stream::streamed_body(false, move |out| {
         for (key, sent, removed) in [("{\"new\":[", &new, false), ("],\"deleted\":[", &deleted, true)] {
             out.write_all(key.as_bytes())?;
-            for (i, entry) in sent.iter().enumerate() {
+            for (i, (entry, from_list)) in sent.iter().enumerate() {
                 if i > 0 {
                     out.write_all(b",")?;
                 }
-                serde_json::to_writer(&mut *out, &v2_decision(entry, now, removed))?;
+                serde_json::to_writer(&mut *out, &v2_decision(entry, from_list, now, removed))?;
             }
         }
         out.write_all(b"]}")
@@ -488,31 +488,53 @@ pub async fn get_decisions_stream_v3(
     State(state): State<AppState>,
     machine: AuthMachine,
     QueryParams(query): QueryParams<StreamQuery>,
-) -> Result<Json<DecisionsStreamV3>, ApiError> {
+) -> Result<Response, ApiError> {
     let startup = parse_flag("startup", query.startup.as_deref(), false)?;
     let community = parse_flag("community_pull", query.community_pull.as_deref(), true)?;
     let additional = parse_flag("additional_pull", query.additional_pull.as_deref(), true)?;
     metrics::counter!("palisade_stream_pulls_total", "version" => "v3", "startup" => startup.to_string()).increment(1);
     let now = OffsetDateTime::now_utc();
     let links = state.distribution.stream_links(machine.key, additional, now).await?;
-    let mut response = DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links };
     if !community {
-        return Ok(Json(response));
+        return Ok(Json(DecisionsStreamV3 { new: Vec::new(), deleted: Vec::new(), links }).into_response());
     }
     let (new, deleted) = state.distribution.stream_delta(machine.key, &machine.login, startup, true, false).await?;
-    let mut groups: BTreeMap<(String, String), Vec<DecisionValue>> = BTreeMap::new();
-    for (entry, _) in &new {
-        groups.entry((entry.scenario().to_string(), entry.scope().to_string())).or_default().push(DecisionValue {
-            value: entry.value().to_string(),
-            duration: go_duration((entry.expires_at() - now).whole_seconds()),
-        });
-    }
-    response.new =
-        groups.into_iter().map(|((scenario, scope), decisions)| NewDecisionsGroup { scenario, scope, decisions }).collect();
     let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (entry, _) in deleted {
+    for (entry, _) in deleted.iter() {
         removed.entry(entry.scope().to_string()).or_default().push(entry.value().to_string());
     }
-    response.deleted = removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
-    Ok(Json(response))
+    let deleted: Vec<DeletedDecisionsGroup> =
+        removed.into_iter().map(|(scope, decisions)| DeletedDecisionsGroup { scope, decisions }).collect();
+    // Written as it is sent, a group at a time: a full list of a million is never held as JSON
+    // or as wire structs. The bytes are those of `DecisionsStreamV3` serialised whole.
+    let body = super::stream::streamed_body(false, move |out| {
+        let mut order: Vec<&Entry> = new.iter().map(|(entry, _)| &**entry).collect();
+        // Stable: within a group, decisions keep the order of the view.
+        order.sort_by(|a, b| (a.scenario(), a.scope()).cmp(&(b.scenario(), b.scope())));
+        out.write_all(b"{\"new\":[")?;
+        for (i, group) in order.chunk_by(|a, b| (a.scenario(), a.scope()) == (b.scenario(), b.scope())).enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(b"{\"scenario\":")?;
+            serde_json::to_writer(&mut *out, group[0].scenario())?;
+            out.write_all(b",\"scope\":")?;
+            serde_json::to_writer(&mut *out, group[0].scope())?;
+            out.write_all(b",\"decisions\":[")?;
+            for (j, entry) in group.iter().enumerate() {
+                if j > 0 {
+                    out.write_all(b",")?;
+                }
+                let duration = go_duration((entry.expires_at() - now).whole_seconds());
+                serde_json::to_writer(&mut *out, &DecisionValue { value: entry.value().to_string(), duration })?;
+            }
+            out.write_all(b"]}")?;
+        }
+        out.write_all(b"],\"deleted\":")?;
+        serde_json::to_writer(&mut *out, &deleted)?;
+        out.write_all(b",\"links\":")?;
+        serde_json::to_writer(&mut *out, &links)?;
+        out.write_all(b"}")
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

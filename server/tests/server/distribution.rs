@@ -1,6 +1,7 @@
 //! Blocklist distribution beyond machines, in process: API-key readers on the native endpoints
 //! (lists of their tier, caps, quota and refusals), caps for machine readers, and the v3
-//! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`).
+//! stream's presigned links (self-authorising URLs, expiry, tampering, `If-Modified-Since`) and
+//! its decision groups.
 
 use crate::common::{self, tier};
 use palisade_server::engine::Rule;
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
-use common::{TestApp, apps_with, commit_consensus, get_with_key, lines, listing, request};
+use common::{TestApp, apps_with, commit_consensus, commit_lists, delisting, get_with_key, lines, listing, request};
 use palisade_server::auth::links::{LinkKind, LinkTarget};
 use palisade_server::config::Config;
 use serde_json::{Value, json};
@@ -236,6 +237,65 @@ async fn v3_stream_links_subscribed_lists_and_the_links_need_no_credential() {
             .filter_map(|d| d["value"].as_str())
             .collect();
         assert_eq!(inline, BTreeSet::from(["45.33.32.156", "81.2.69.0/24", "185.220.101.7"]), "v2 still inlines lists");
+    }
+}
+
+#[tokio::test]
+async fn v3_stream_groups_new_decisions_by_scenario_and_scope_and_removals_by_scope() {
+    let apps = apps_with(|c| {
+        config(c);
+        c.distribution.non_contributor_cap = 100;
+    })
+    .await;
+    for app in apps {
+        let machine = app.machine("v3groups").await;
+        let (ssh, probing) = ("crowdsecurity/ssh-bf", "crowdsecurity/http-probing");
+        let listed = [("45.33.32.156", ssh), ("81.2.69.160", probing), ("103.251.167.0/24", ssh), ("185.220.101.7", ssh)];
+        commit_lists(&app, listed.iter().map(|(value, scenario)| listing(value, scenario, Rule::Sensor)).collect()).await;
+        let groups = |stream: &Value| -> Vec<(String, String, BTreeSet<String>)> {
+            let mut groups: Vec<(String, String, BTreeSet<String>)> = stream["new"]
+                .as_array()
+                .expect("new")
+                .iter()
+                .map(|g| {
+                    let values = g["decisions"].as_array().expect("decisions").iter();
+                    let values = values.map(|d| d["value"].as_str().expect("value").to_string()).collect();
+                    (g["scenario"].as_str().expect("scenario").into(), g["scope"].as_str().expect("scope").into(), values)
+                })
+                .collect();
+            groups.sort();
+            groups
+        };
+        let set = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<BTreeSet<String>>();
+        let reply = app.get("/v3/decisions/stream?startup=true", Some(&machine.token)).await;
+        let first = reply.expect_ok(StatusCode::OK);
+        // Written as it is sent, yet the bytes are those of the wire struct serialised whole.
+        let typed: palisade_api::capi::DecisionsStreamV3 = serde_json::from_value(first.clone()).expect("the v3 shape");
+        assert_eq!(reply.text(), serde_json::to_string(&typed).expect("serialisable"), "{}", app.label);
+        assert_eq!(
+            groups(&first),
+            [
+                (probing.to_string(), "ip".to_string(), set(&["81.2.69.160"])),
+                (ssh.into(), "ip".into(), set(&["45.33.32.156", "185.220.101.7"])),
+                (ssh.into(), "range".into(), set(&["103.251.167.0/24"])),
+            ],
+            "{}",
+            app.label
+        );
+        let names: Vec<&str> = first["new"].as_array().expect("new").iter().filter_map(|g| g["scenario"].as_str()).collect();
+        assert_eq!(names, [probing, ssh, ssh], "{}: groups in scenario order", app.label);
+        assert!(first["new"][0]["decisions"][0]["duration"].as_str().is_some_and(|d| d.ends_with('s')), "{first}");
+        assert_eq!(first["deleted"], json!([]));
+
+        commit_lists(&app, vec![delisting("45.33.32.156"), delisting("103.251.167.0/24")]).await;
+        let next = app.get("/v3/decisions/stream", Some(&machine.token)).await.expect_ok(StatusCode::OK);
+        assert_eq!(next["new"], json!([]), "{}", app.label);
+        assert_eq!(
+            next["deleted"],
+            json!([{"scope": "ip", "decisions": ["45.33.32.156"]}, {"scope": "range", "decisions": ["103.251.167.0/24"]}]),
+            "{}",
+            app.label
+        );
     }
 }
 
