@@ -87,19 +87,19 @@ impl Snapshot {
         if cursor >= self.seq {
             return Ok(Delta { seq: cursor, ..Delta::default() });
         }
-        let mut latest: HashMap<IpNet, &Change> = HashMap::new();
+        let mut latest: HashMap<IpNet, (Op, &Arc<Entry>)> = HashMap::new();
         let mut order = Vec::new();
-        for change in self.changes.between(cursor, i64::MAX) {
-            if latest.insert(change.entry.net, change).is_none() {
-                order.push(change.entry.net);
+        for (op, entry) in self.changes.between(cursor, i64::MAX) {
+            if latest.insert(entry.net, (op, entry)).is_none() {
+                order.push(entry.net);
             }
         }
         let mut delta = Delta { seq: self.seq, ..Delta::default() };
         for net in order {
-            if let Some(change) = latest.get(&net) {
-                match change.op {
-                    Op::Add => delta.added.push(change.entry.clone()),
-                    Op::Remove => delta.removed.push(change.entry.clone()),
+            if let Some(&(op, entry)) = latest.get(&net) {
+                match op {
+                    Op::Add => delta.added.push(entry.clone()),
+                    Op::Remove => delta.removed.push(entry.clone()),
                 }
             }
         }
@@ -111,12 +111,13 @@ impl Snapshot {
     pub fn delta_upto(&self, cursor: i64, upto: i64) -> Result<Delta, DeltaError> {
         let mut delta = self.delta(cursor)?;
         if delta.seq > upto {
-            let mut latest: HashMap<IpNet, &Change> = HashMap::new();
-            for change in self.changes.between(cursor, upto) {
-                latest.insert(change.entry.net, change);
+            let mut latest: HashMap<IpNet, (Op, &Arc<Entry>)> = HashMap::new();
+            for (op, entry) in self.changes.between(cursor, upto) {
+                latest.insert(entry.net, (op, entry));
             }
-            delta.added = latest.values().filter(|c| c.op == Op::Add).map(|c| c.entry.clone()).collect();
-            delta.removed = latest.values().filter(|c| c.op == Op::Remove).map(|c| c.entry.clone()).collect();
+            let with = |wanted: Op| latest.values().filter(|(op, _)| *op == wanted).map(|(_, e)| Arc::clone(e)).collect();
+            delta.added = with(Op::Add);
+            delta.removed = with(Op::Remove);
         }
         delta.seq = upto.max(cursor);
         Ok(delta)

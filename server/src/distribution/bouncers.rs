@@ -67,7 +67,11 @@ impl Distribution {
             self.store.set_api_key_stream_seq(prefix, cursor).await?;
         }
         if !deleted.is_empty() {
-            let sent: HashSet<IpNet> = new.iter().map(|(e, _)| e.net).collect();
+            // Which removed values are sent again: a set of the removals (usually few), not of a
+            // start-up pull's million additions.
+            let removed: HashSet<IpNet> = deleted.iter().map(|(e, _)| e.net).collect();
+            let sent: HashSet<IpNet> = new.iter().map(|(e, _)| e.net).filter(|net| removed.contains(net)).collect();
+            drop(removed);
             let community = match &sources.community {
                 Some((_, cap)) => Some((self.lists.get_or_load(COMMUNITY).await?, *cap)),
                 None => None,

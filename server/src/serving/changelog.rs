@@ -1,7 +1,8 @@
 //! The retained change log of one served list, and its changes. A list can keep a million changes, and every
 //! advance of its snapshot (each consensus step) adds a few: the log is held in shared runs, so
 //! an advance appends a run and trims whole runs from the front instead of copying the log. A
-//! snapshot's log is a cheap clone of the previous one's plus the new run. Pure.
+//! snapshot's log is a cheap clone of the previous one's plus the new run. A retained change costs
+//! a pointer to its entry and a bit for its op. Pure.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ pub enum Op {
     Remove,
 }
 
-/// One retained change (16 bytes: a log can hold a million).
+/// One change, as it is appended to a log.
 #[derive(Debug, Clone)]
 pub struct Change {
     /// Add or remove.
@@ -36,10 +37,51 @@ impl Change {
 /// log of a million changes is a few hundred runs and an advance copies at most this many.
 const MAX_RUN: usize = 4096;
 
+/// Changes in seq order: their entries, and one bit each saying which are removals. A log can
+/// hold a million changes, so a change costs a pointer and a bit, not the 16 bytes of a
+/// [`Change`].
+#[derive(Debug)]
+struct Run {
+    entries: Box<[Arc<Entry>]>,
+    removed: Box<[u64]>,
+}
+
+impl Run {
+    fn new<'a>(changes: impl Iterator<Item = (Op, &'a Arc<Entry>)>) -> Run {
+        let mut entries = Vec::new();
+        let mut removed = Vec::new();
+        for (i, (op, entry)) in changes.enumerate() {
+            if i % 64 == 0 {
+                removed.push(0);
+            }
+            if op == Op::Remove
+                && let Some(word) = removed.last_mut()
+            {
+                *word |= 1 << (i % 64);
+            }
+            entries.push(entry.clone());
+        }
+        Run { entries: entries.into_boxed_slice(), removed: removed.into_boxed_slice() }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn op(&self, i: usize) -> Op {
+        if self.removed[i / 64] & (1 << (i % 64)) != 0 { Op::Remove } else { Op::Add }
+    }
+
+    /// The changes from `i` on.
+    fn from(&self, i: usize) -> impl Iterator<Item = (Op, &Arc<Entry>)> {
+        self.entries.iter().enumerate().skip(i).map(|(i, entry)| (self.op(i), entry))
+    }
+}
+
 /// Changes in seq order, held as runs shared between snapshots.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeLog {
-    runs: Vec<Arc<[Change]>>,
+    runs: Vec<Arc<Run>>,
     /// Changes of the first run already trimmed away.
     skip: usize,
     /// Changes retained.
@@ -63,14 +105,14 @@ impl ChangeLog {
     pub fn append(&mut self, changes: &[Change]) {
         for run in changes.chunks(MAX_RUN) {
             self.len += run.len();
-            self.runs.push(Arc::from(run));
+            self.runs.push(Arc::new(Run::new(run.iter().map(|c| (c.op, &c.entry)))));
             while let [.., before, last] = self.runs.as_slice()
                 && before.len() <= last.len()
                 && before.len() + last.len() <= MAX_RUN
                 // The first run may be partly trimmed; it is never merged, so `skip` stays true.
                 && self.runs.len() > 2
             {
-                let merged: Arc<[Change]> = before.iter().chain(last.iter()).cloned().collect();
+                let merged = Arc::new(Run::new(before.from(0).chain(last.from(0))));
                 self.runs.truncate(self.runs.len() - 2);
                 self.runs.push(merged);
             }
@@ -84,7 +126,7 @@ impl ChangeLog {
             let Some(first) = self.runs.first() else { break };
             let left = first.len() - self.skip;
             let cut = left.min(self.len - keep);
-            dropped = Some(first[self.skip + cut - 1].seq());
+            dropped = Some(first.entries[self.skip + cut - 1].seq);
             self.len -= cut;
             if cut == left {
                 self.runs.remove(0);
@@ -96,15 +138,16 @@ impl ChangeLog {
         dropped
     }
 
-    /// The retained changes with `after < seq <= upto`, in seq order.
-    pub fn between(&self, after: i64, upto: i64) -> impl Iterator<Item = &Change> {
+    /// The retained changes with `after < seq <= upto`, in seq order: whether each added or
+    /// removed, and its entry.
+    pub fn between(&self, after: i64, upto: i64) -> impl Iterator<Item = (Op, &Arc<Entry>)> {
         // Runs wholly at or before `after` are skipped by their last seq, the rest cut by search.
-        let first = self.runs.partition_point(|run| run.last().is_some_and(|c| c.seq() <= after));
+        let first = self.runs.partition_point(|run| run.entries.last().is_some_and(|e| e.seq <= after));
         self.runs[first..].iter().enumerate().flat_map(move |(i, run)| {
-            let run = if first + i == 0 { &run[self.skip..] } else { &run[..] };
-            let start = run.partition_point(|c| c.seq() <= after);
-            let end = run.partition_point(|c| c.seq() <= upto);
-            &run[start..end.max(start)]
+            let skip = if first + i == 0 { self.skip } else { 0 };
+            let start = skip + run.entries[skip..].partition_point(|e| e.seq <= after);
+            let end = skip + run.entries[skip..].partition_point(|e| e.seq <= upto);
+            run.from(start).take(end.saturating_sub(start))
         })
     }
 }
@@ -118,11 +161,19 @@ mod tests {
         let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
         let net = format!("192.0.2.{}/32", seq % 250).parse().expect("net");
         let now = time::OffsetDateTime::now_utc();
-        Change { op: Op::Add, entry: Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(1), seq)) }
+        // Every third change is a removal, so the ops are checked across runs and merges too.
+        let op = if seq % 3 == 0 { Op::Remove } else { Op::Add };
+        Change { op, entry: Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(1), seq)) }
     }
 
-    fn seqs<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<i64> {
-        changes.map(Change::seq).collect()
+    /// The seqs given back, each checked to come with the op it was appended with.
+    fn seqs<'a>(changes: impl Iterator<Item = (Op, &'a Arc<Entry>)>) -> Vec<i64> {
+        changes
+            .map(|(op, entry)| {
+                assert_eq!(op, change(entry.seq).op, "the op of change {}", entry.seq);
+                entry.seq
+            })
+            .collect()
     }
 
     #[test]

@@ -154,8 +154,8 @@ async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
         loop {
             let finished = writer.is_finished();
             let snapshot = lists.refresh("community").await.expect("refresh");
-            for change in snapshot.changes.between(cursor, i64::MAX) {
-                assert!(seen_seqs.insert(change.seq()), "{}: seq {} delivered twice", db.label(), change.seq());
+            for (_, entry) in snapshot.changes.between(cursor, i64::MAX) {
+                assert!(seen_seqs.insert(entry.seq), "{}: seq {} delivered twice", db.label(), entry.seq);
             }
             let delta = snapshot.delta(cursor).expect("delta");
             for entry in &delta.added {
