@@ -81,20 +81,26 @@ impl Snapshot {
     /// The changes since `cursor`, collapsed per value (the latest change wins). A cursor ahead
     /// of this snapshot (another replica is further along) yields an empty delta at that cursor.
     pub fn delta(&self, cursor: i64) -> Result<Delta, DeltaError> {
+        self.delta_upto(cursor, self.seq.max(cursor))
+    }
+
+    /// [`Snapshot::delta`] limited to changes with `seq <= upto`, the cursor returned being `upto`
+    /// (used when one cursor follows several lists: each is read up to the same point).
+    pub fn delta_upto(&self, cursor: i64, upto: i64) -> Result<Delta, DeltaError> {
         if cursor < self.oldest_cursor {
             return Err(DeltaError::TooOld { cursor, oldest: self.oldest_cursor });
         }
+        let mut delta = Delta { seq: upto.max(cursor), ..Delta::default() };
         if cursor >= self.seq {
-            return Ok(Delta { seq: cursor, ..Delta::default() });
+            return Ok(delta);
         }
         let mut latest: HashMap<IpNet, (Op, &Arc<Entry>)> = HashMap::new();
         let mut order = Vec::new();
-        for (op, entry) in self.changes.between(cursor, i64::MAX) {
+        for (op, entry) in self.changes.between(cursor, upto) {
             if latest.insert(entry.net, (op, entry)).is_none() {
                 order.push(entry.net);
             }
         }
-        let mut delta = Delta { seq: self.seq, ..Delta::default() };
         for net in order {
             if let Some(&(op, entry)) = latest.get(&net) {
                 match op {
@@ -103,23 +109,6 @@ impl Snapshot {
                 }
             }
         }
-        Ok(delta)
-    }
-
-    /// [`Snapshot::delta`] limited to changes with `seq <= upto`, the cursor returned being `upto`
-    /// (used when one cursor follows several lists: each is read up to the same point).
-    pub fn delta_upto(&self, cursor: i64, upto: i64) -> Result<Delta, DeltaError> {
-        let mut delta = self.delta(cursor)?;
-        if delta.seq > upto {
-            let mut latest: HashMap<IpNet, (Op, &Arc<Entry>)> = HashMap::new();
-            for (op, entry) in self.changes.between(cursor, upto) {
-                latest.insert(entry.net, (op, entry));
-            }
-            let with = |wanted: Op| latest.values().filter(|(op, _)| *op == wanted).map(|(_, e)| Arc::clone(e)).collect();
-            delta.added = with(Op::Add);
-            delta.removed = with(Op::Remove);
-        }
-        delta.seq = upto.max(cursor);
         Ok(delta)
     }
 
