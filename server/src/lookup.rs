@@ -41,7 +41,7 @@ use crate::engine::params::Params;
 use crate::engine::{Engine, TargetState};
 use crate::enrich::Enricher;
 use crate::reputation::{Evidence, assess, scenarios};
-use crate::serving::{Entry, Lists, Snapshot};
+use crate::serving::{Lists, SharedEntry, Snapshot};
 use crate::store::{ConsensusStore, ListStore, ReportQuery, ReportSummary, SignalStore, Store};
 use crate::use_case::UseCaseError;
 
@@ -154,7 +154,7 @@ impl LookupCache {
 }
 
 /// The entries a capped tier receives, in prefix order.
-type FireView = Arc<Vec<Arc<Entry>>>;
+type FireView = Arc<Vec<SharedEntry>>;
 
 /// Most capped `fire` views kept (one per tier cap in use); past it they are rebuilt.
 const FIRE_VIEWS_MAX: usize = 16;
@@ -306,7 +306,7 @@ impl Lookup {
         since: Option<i64>,
         page: Paging,
         now: i64,
-    ) -> Result<(u64, Vec<Arc<Entry>>), UseCaseError> {
+    ) -> Result<(u64, Vec<SharedEntry>), UseCaseError> {
         let served = self.lists.served(COMMUNITY).await?;
         let ranges = self.cache.ranges(self.store.as_ref()).await?;
         // What each distinct listing scenario means, worked out once per search.
@@ -365,10 +365,10 @@ impl Lookup {
     /// One page of the community list as a tier capped at `cap` entries receives it (the newest
     /// `cap`, sorted by prefix, as a blocklist pull gives them), listed at or after `since`, and
     /// how many such entries there are. The capped view is kept per (seq, policy, cap).
-    pub async fn fire(&self, cap: usize, since: Option<i64>, page: Paging) -> Result<(u64, Vec<Arc<Entry>>), UseCaseError> {
+    pub async fn fire(&self, cap: usize, since: Option<i64>, page: Paging) -> Result<(u64, Vec<SharedEntry>), UseCaseError> {
         let served = self.lists.served(COMMUNITY).await?;
         let capped: FireView;
-        let view: &[Arc<Entry>] = if served.entries.len() <= cap {
+        let view: &[SharedEntry] = if served.entries.len() <= cap {
             &served.entries
         } else {
             let key = (served.seq, served.policy, cap);
@@ -389,7 +389,7 @@ impl Lookup {
         match since {
             None => Ok((view.len() as u64, page.of(view).to_vec())),
             Some(since) => {
-                let recent: Vec<Arc<Entry>> = view.iter().filter(|e| e.listed_at().unix_timestamp() >= since).cloned().collect();
+                let recent: Vec<SharedEntry> = view.iter().filter(|e| e.listed_at().unix_timestamp() >= since).cloned().collect();
                 Ok((recent.len() as u64, page.of(&recent).to_vec()))
             }
         }
@@ -397,7 +397,7 @@ impl Lookup {
 
     /// The full answer for each entry of a page: its `SmokeItem` (the `ip` of a range entry is
     /// the range), looked up as `GET /v2/smoke` would.
-    pub async fn items(&self, entries: &[Arc<Entry>], now: i64) -> Result<Vec<SmokeItem>, UseCaseError> {
+    pub async fn items(&self, entries: &[SharedEntry], now: i64) -> Result<Vec<SmokeItem>, UseCaseError> {
         let mut items = Vec::with_capacity(entries.len());
         for entry in entries {
             let found = self.find(entry.net.addr(), now).await?;
@@ -409,7 +409,7 @@ impl Lookup {
     }
 
     /// [`Lookup::items`] as `fire` items: each with its listing's state and expiry.
-    pub async fn fire_items(&self, entries: &[Arc<Entry>], now: i64) -> Result<Vec<FireItem>, UseCaseError> {
+    pub async fn fire_items(&self, entries: &[SharedEntry], now: i64) -> Result<Vec<FireItem>, UseCaseError> {
         let items = self.items(entries, now).await?;
         Ok(items
             .into_iter()

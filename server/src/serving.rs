@@ -15,7 +15,7 @@ pub mod render;
 
 pub use self::cache::RenderCache;
 pub use self::changelog::{Change, ChangeLog, Op};
-pub use self::entry::{Entry, Meta, Value};
+pub use self::entry::{Entry, Meta, SharedEntry, Value};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,7 +44,7 @@ pub struct Snapshot {
     pub seq: i64,
     /// Current members, sorted by prefix, one per prefix (shared with what the list serves when
     /// every member is served).
-    pub entries: Arc<Vec<Arc<Entry>>>,
+    pub entries: Arc<Vec<SharedEntry>>,
     /// Retained changes, in seq order.
     pub changes: ChangeLog,
     /// Oldest cursor a delta can be computed from: changes after it are all retained.
@@ -57,9 +57,9 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct Delta {
     /// Entries added or updated since the cursor (their latest state).
-    pub added: Vec<Arc<Entry>>,
+    pub added: Vec<SharedEntry>,
     /// Entries removed since the cursor (as they were when removed).
-    pub removed: Vec<Arc<Entry>>,
+    pub removed: Vec<SharedEntry>,
     /// The cursor to send next time.
     pub seq: i64,
 }
@@ -94,7 +94,7 @@ impl Snapshot {
         if cursor >= self.seq {
             return Ok(delta);
         }
-        let mut latest: HashMap<IpNet, (Op, &Arc<Entry>)> = HashMap::new();
+        let mut latest: HashMap<IpNet, (Op, &SharedEntry)> = HashMap::new();
         let mut order = Vec::new();
         for (op, entry) in self.changes.between(cursor, upto) {
             if latest.insert(entry.net, (op, entry)).is_none() {
@@ -113,33 +113,33 @@ impl Snapshot {
     }
 
     /// Members that have not expired at `now`, sorted by prefix.
-    pub fn live(&self, now: OffsetDateTime) -> impl Iterator<Item = &Arc<Entry>> {
+    pub fn live(&self, now: OffsetDateTime) -> impl Iterator<Item = &SharedEntry> {
         self.entries.iter().filter(move |e| e.live_at(now))
     }
 
     /// The member for exactly `net`, if any.
-    pub fn get(&self, net: &IpNet) -> Option<&Arc<Entry>> {
+    pub fn get(&self, net: &IpNet) -> Option<&SharedEntry> {
         self.entries.binary_search_by(|e| e.net.cmp(net)).ok().map(|i| &self.entries[i])
     }
 }
 
 /// Orders entries for a consumer: those of its declared scenarios first (when tailoring), then
 /// the most recently written. Pure: the same snapshot and request give the same view everywhere.
-pub fn rank(entries: &mut [Arc<Entry>], scenarios: &[String], tailor: bool) {
+pub fn rank(entries: &mut [SharedEntry], scenarios: &[String], tailor: bool) {
     let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
-    let key = |e: &Arc<Entry>| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
+    let key = |e: &SharedEntry| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
     entries.sort_unstable_by_key(key);
 }
 
 /// The per-consumer view: live entries, ranked by [`rank`], at most `cap` of them.
-pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Vec<Arc<Entry>> {
+pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Vec<SharedEntry> {
     // Sized for every member up front: grown by doubling, a million-entry view would briefly hold
     // one and a half times itself.
-    let mut live: Vec<Arc<Entry>> = Vec::with_capacity(snapshot.entries.len());
+    let mut live: Vec<SharedEntry> = Vec::with_capacity(snapshot.entries.len());
     live.extend(snapshot.live(now).cloned());
     if live.len() > cap {
         let declared: std::collections::HashSet<&str> = scenarios.iter().map(String::as_str).collect();
-        let key = |e: &Arc<Entry>| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
+        let key = |e: &SharedEntry| (!(tailor && declared.contains(e.scenario())), std::cmp::Reverse(e.seq), e.net);
         live.select_nth_unstable_by_key(cap, key);
         live.truncate(cap);
     }
@@ -151,10 +151,10 @@ pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tail
 /// ranks them (without tailoring: a native reader declares no scenarios), then sorted by prefix
 /// as full lists are. `entries` is what the list serves (live, allowed); all of it when it
 /// holds at most `cap`.
-pub fn top(entries: &[Arc<Entry>], cap: usize) -> Vec<Arc<Entry>> {
-    let mut chosen: Vec<Arc<Entry>> = entries.to_vec();
+pub fn top(entries: &[SharedEntry], cap: usize) -> Vec<SharedEntry> {
+    let mut chosen: Vec<SharedEntry> = entries.to_vec();
     if chosen.len() > cap {
-        let key = |e: &Arc<Entry>| (std::cmp::Reverse(e.seq), e.net);
+        let key = |e: &SharedEntry| (std::cmp::Reverse(e.seq), e.net);
         chosen.select_nth_unstable_by_key(cap, key);
         chosen.truncate(cap);
         chosen.sort_unstable_by_key(|e| e.net);
@@ -220,7 +220,7 @@ pub struct Served {
     /// Generation of the never-block policy applied.
     pub policy: u64,
     /// The entries, sorted by prefix: the snapshot's own members when all of them are served.
-    pub entries: Arc<Vec<Arc<Entry>>>,
+    pub entries: Arc<Vec<SharedEntry>>,
 }
 
 /// The never-block policy with a generation that changes whenever its contents do.
@@ -410,7 +410,7 @@ impl Lists {
         let allowlist = self.names().iter().any(|(name, kind)| name == list && kind == "allow");
         // Members are held sorted by prefix, so what is served is too. Usually every member is
         // served, and the members are shared rather than copied (a pointer per entry).
-        let serves = |e: &Arc<Entry>| e.live_at(now) && (allowlist || never_block.allows_net(e.net));
+        let serves = |e: &SharedEntry| e.live_at(now) && (allowlist || never_block.allows_net(e.net));
         let entries = if snapshot.entries.iter().all(serves) {
             snapshot.entries.clone()
         } else {
@@ -499,7 +499,7 @@ impl Lists {
     async fn load(&self, list: &str) -> Result<Snapshot, StoreError> {
         let seq = self.store.list_seq(list).await?;
         let window_start = (seq - self.retained_changes as i64).max(0);
-        let mut entries: Vec<Arc<Entry>> = Vec::new();
+        let mut entries: Vec<SharedEntry> = Vec::new();
         let mut newest_member = 0;
         let mut after = String::new();
         loop {
@@ -508,7 +508,7 @@ impl Lists {
             let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for member in &page {
                 newest_member = newest_member.max(member.seq);
-                entries.push(Arc::new(interner.entry(member, member.seq)));
+                entries.push(SharedEntry::new(interner.entry(member, member.seq)));
             }
             drop(interner);
             match page.last() {
@@ -552,7 +552,7 @@ impl Lists {
     }
 
     /// [`Lists::convert`], reusing the entry of `members` when a change wrote exactly it.
-    fn convert_shared(&self, changes: &[ListChange], members: &[Arc<Entry>]) -> Vec<Change> {
+    fn convert_shared(&self, changes: &[ListChange], members: &[SharedEntry]) -> Vec<Change> {
         let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         changes
             .iter()
@@ -570,7 +570,7 @@ impl Lists {
                     .cloned();
                 let entry = match shared {
                     Some(entry) => entry,
-                    None => Arc::new(interner.entry(&c.entry, c.seq)),
+                    None => SharedEntry::new(interner.entry(&c.entry, c.seq)),
                 };
                 Change { op, entry }
             })
@@ -587,7 +587,7 @@ impl Lists {
                     ChangeOp::Add => Op::Add,
                     ChangeOp::Remove => Op::Remove,
                 };
-                Change { op, entry: Arc::new(entry) }
+                Change { op, entry: SharedEntry::new(entry) }
             })
             .collect()
     }
@@ -599,7 +599,7 @@ impl Lists {
         let new_changes = self.convert(&changes);
         let mut seq = previous.seq;
         // The latest change per prefix: the entry it leaves, or none.
-        let mut updates: std::collections::BTreeMap<IpNet, Option<Arc<Entry>>> = std::collections::BTreeMap::new();
+        let mut updates: std::collections::BTreeMap<IpNet, Option<SharedEntry>> = std::collections::BTreeMap::new();
         for change in &new_changes {
             updates.insert(change.entry.net, (change.op == Op::Add).then(|| change.entry.clone()));
             seq = seq.max(change.seq());
@@ -649,7 +649,7 @@ impl Lists {
 
 /// `members` (sorted by prefix) with `updates` applied: an entry replaces the member of its
 /// prefix or is inserted in order, `None` removes it. One pass over the members.
-fn merge(members: &[Arc<Entry>], updates: std::collections::BTreeMap<IpNet, Option<Arc<Entry>>>) -> Vec<Arc<Entry>> {
+fn merge(members: &[SharedEntry], updates: std::collections::BTreeMap<IpNet, Option<SharedEntry>>) -> Vec<SharedEntry> {
     let mut merged = Vec::with_capacity(members.len() + updates.len());
     let mut next = 0;
     for (net, update) in updates {

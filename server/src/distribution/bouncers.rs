@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::Distribution;
 use super::stream::{Sent, Sources};
 use crate::domain::lists::COMMUNITY;
-use crate::serving::{self, Entry, Snapshot};
+use crate::serving::{self, SharedEntry, Snapshot};
 use crate::store::AccountKey;
 use crate::use_case::UseCaseError;
 
@@ -141,8 +141,8 @@ impl Distribution {
 /// The entries of `snapshot` live at `now` that `target` selects. Entries are sorted by network,
 /// so each form is a few binary searches: the enclosing networks of an address are its prefixes,
 /// and the networks within a network sit together from its first address on.
-fn matching(snapshot: &Snapshot, target: Match, now: OffsetDateTime) -> Vec<Arc<Entry>> {
-    let live = |e: &&Arc<Entry>| e.live_at(now);
+fn matching(snapshot: &Snapshot, target: Match, now: OffsetDateTime) -> Vec<SharedEntry> {
+    let live = |e: &&SharedEntry| e.live_at(now);
     match target {
         Match::Exactly(net) => snapshot.get(&net).filter(live).cloned().into_iter().collect(),
         Match::Containing(net) => (0..=net.prefix_len())
@@ -170,22 +170,22 @@ fn same_family(a: IpNet, b: IpNet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serving::entry::Meta;
+    use crate::serving::entry::{Entry, Meta};
 
     fn snapshot(values: &[&str], now: OffsetDateTime) -> Snapshot {
         let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
-        let mut entries: Vec<Arc<Entry>> = values
+        let mut entries: Vec<SharedEntry> = values
             .iter()
             .map(|v| {
                 let net: IpNet = v.parse().unwrap_or_else(|_| IpNet::from(v.parse::<std::net::IpAddr>().expect("address")));
-                Arc::new(Entry::new(net, meta.clone(), now, now + time::Duration::hours(1), 1))
+                SharedEntry::new(Entry::new(net, meta.clone(), now, now + time::Duration::hours(1), 1))
             })
             .collect();
         entries.sort_by_key(|e| e.net);
         Snapshot { entries: Arc::new(entries), ..Snapshot::default() }
     }
 
-    fn values(found: Vec<Arc<Entry>>) -> Vec<String> {
+    fn values(found: Vec<SharedEntry>) -> Vec<String> {
         let mut out: Vec<String> = found.iter().map(|e| e.net.to_string()).collect();
         out.sort();
         out

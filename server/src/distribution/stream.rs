@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::Distribution;
 use crate::domain::lists::{COMMUNITY, pool_list};
-use crate::serving::{self, Entry};
+use crate::serving::{self, SharedEntry};
 use crate::store::MachineKey;
 use crate::use_case::UseCaseError;
 
@@ -25,11 +25,11 @@ pub struct Sent {
 }
 
 /// The decisions of one list (`None`: the community list).
-type Group = (Option<Arc<str>>, Vec<Arc<Entry>>);
+type Group = (Option<Arc<str>>, Vec<SharedEntry>);
 
 impl Sent {
     /// Appends `entries` of `list` (`None`: the community list).
-    pub fn push(&mut self, list: Option<Arc<str>>, entries: Vec<Arc<Entry>>) {
+    pub fn push(&mut self, list: Option<Arc<str>>, entries: Vec<SharedEntry>) {
         if entries.is_empty() {
             return;
         }
@@ -40,12 +40,12 @@ impl Sent {
     }
 
     /// Every decision with the list it comes from, group by group in the order pushed.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<Entry>, Option<&str>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&SharedEntry, Option<&str>)> {
         self.groups.iter().flat_map(|(list, entries)| entries.iter().map(move |e| (e, list.as_deref())))
     }
 
     /// The groups: the list (`None`: the community list) and its decisions.
-    pub fn groups(&self) -> impl Iterator<Item = (Option<&str>, &[Arc<Entry>])> {
+    pub fn groups(&self) -> impl Iterator<Item = (Option<&str>, &[SharedEntry])> {
         self.groups.iter().map(|(list, entries)| (list.as_deref(), entries.as_slice()))
     }
 
@@ -60,7 +60,7 @@ impl Sent {
     }
 
     /// Keeps the decisions `keep` accepts, in place.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Arc<Entry>, Option<&str>) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&SharedEntry, Option<&str>) -> bool) {
         for (list, entries) in &mut self.groups {
             entries.retain(|e| keep(e, list.as_deref()));
         }
@@ -158,13 +158,13 @@ impl Distribution {
         // cursor: CrowdSec keeps its earlier community decisions when a startup answer has no new
         // entry for them, so a removal it has not heard of must still be spelled out.
         let last = if startup { None } else { stored };
-        let removed_since = |snapshot: &serving::Snapshot| -> Vec<Arc<Entry>> {
+        let removed_since = |snapshot: &serving::Snapshot| -> Vec<SharedEntry> {
             match stored.filter(|_| startup).map(|c| snapshot.delta_upto(c, upto)) {
                 Some(Ok(delta)) => delta.removed.into_iter().filter(|e| snapshot.get(&e.net).is_none()).collect(),
                 _ => Vec::new(),
             }
         };
-        let live = |e: &Arc<Entry>| e.live_at(now + time::Duration::seconds(1));
+        let live = |e: &SharedEntry| e.live_at(now + time::Duration::seconds(1));
         let (mut new, mut deleted) = (Sent::default(), Sent::default());
         let mut cursor = last.unwrap_or(0).max(upto);
         if let Some((scenarios, cap)) = &sources.community {
@@ -178,7 +178,7 @@ impl Distribution {
                     cursor = cursor.max(snapshot.seq);
                 }
                 Some(Ok(delta)) => {
-                    let mut added: Vec<Arc<Entry>> = delta.added.into_iter().filter(live).collect();
+                    let mut added: Vec<SharedEntry> = delta.added.into_iter().filter(live).collect();
                     if snapshot.entries.len() > cap {
                         let shown: HashSet<ipnet::IpNet> =
                             serving::view(&snapshot, now, scenarios, tailor, cap).into_iter().map(|e| e.net).collect();

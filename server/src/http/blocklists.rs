@@ -502,7 +502,7 @@ async fn cached_gzip(lists: &Arc<crate::serving::Lists>, key: &RenderKey) -> Res
 fn render_streaming(lists: Arc<crate::serving::Lists>, key: RenderKey, served: Arc<crate::serving::Served>) -> Body {
     streamed_body(true, move |writer| {
         let capped;
-        let mut entries: &[Arc<serving::Entry>] = &served.entries;
+        let mut entries: &[serving::SharedEntry] = &served.entries;
         if key.cap < entries.len() {
             capped = serving::top(entries, key.cap);
             entries = &capped;

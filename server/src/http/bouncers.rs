@@ -25,7 +25,6 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -46,7 +45,7 @@ use crate::distribution::stream::{Sent, Sources};
 use crate::domain::time::go_duration;
 use crate::error::ApiError;
 use crate::limits::Tier;
-use crate::serving::Entry;
+use crate::serving::{Entry, SharedEntry};
 use crate::state::AppState;
 
 /// Routes under `/v1/decisions`.
@@ -194,7 +193,7 @@ impl Filter {
     /// million) checked against it, never copied into it.
     fn apply(&self, mut decisions: Sent) -> Sent {
         decisions.retain(|entry, from_list| self.keeps(entry, from_list));
-        let groups: Vec<(Option<&str>, &[Arc<Entry>])> = decisions.groups().collect();
+        let groups: Vec<(Option<&str>, &[SharedEntry])> = decisions.groups().collect();
         if !self.dedup || groups.len() < 2 {
             return decisions;
         }
@@ -471,9 +470,10 @@ pub async fn check_decisions(
 mod tests {
     use super::*;
     use crate::serving::entry::Meta;
+    use std::sync::Arc;
 
     /// One decision and the list it comes from.
-    type One = (Arc<Entry>, Option<Arc<str>>);
+    type One = (SharedEntry, Option<Arc<str>>);
 
     /// A decision on `value` of `list` (`None`: the community list) for `hours` more hours.
     fn sent(value: &str, list: Option<&str>, scenario: &str, hours: i64) -> One {
@@ -481,7 +481,7 @@ mod tests {
         let scope = if value.contains('/') { "range" } else { "ip" };
         let meta = Arc::new(Meta { scope: scope.into(), scenario: scenario.into(), remediation: "ban".into(), rule: "r".into() });
         let now = OffsetDateTime::now_utc();
-        (Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(hours), 1)), list.map(Arc::from))
+        (SharedEntry::new(Entry::new(net, meta, now, now + time::Duration::hours(hours), 1)), list.map(Arc::from))
     }
 
     /// The decisions, grouped by list as a pull gives them.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::entry::Entry;
+use super::entry::SharedEntry;
 
 /// Whether a change added (or updated) or removed an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Change {
     /// Add or remove.
     pub op: Op,
     /// The entry as added, or as it was when removed; its seq is the change's.
-    pub entry: Arc<Entry>,
+    pub entry: SharedEntry,
 }
 
 impl Change {
@@ -42,12 +42,12 @@ const MAX_RUN: usize = 4096;
 /// [`Change`].
 #[derive(Debug)]
 struct Run {
-    entries: Box<[Arc<Entry>]>,
+    entries: Box<[SharedEntry]>,
     removed: Box<[u64]>,
 }
 
 impl Run {
-    fn new<'a>(changes: impl Iterator<Item = (Op, &'a Arc<Entry>)>) -> Run {
+    fn new<'a>(changes: impl Iterator<Item = (Op, &'a SharedEntry)>) -> Run {
         let mut entries = Vec::new();
         let mut removed = Vec::new();
         for (i, (op, entry)) in changes.enumerate() {
@@ -73,7 +73,7 @@ impl Run {
     }
 
     /// The changes from `i` on.
-    fn from(&self, i: usize) -> impl Iterator<Item = (Op, &Arc<Entry>)> {
+    fn from(&self, i: usize) -> impl Iterator<Item = (Op, &SharedEntry)> {
         self.entries.iter().enumerate().skip(i).map(|(i, entry)| (self.op(i), entry))
     }
 }
@@ -140,7 +140,7 @@ impl ChangeLog {
 
     /// The retained changes with `after < seq <= upto`, in seq order: whether each added or
     /// removed, and its entry.
-    pub fn between(&self, after: i64, upto: i64) -> impl Iterator<Item = (Op, &Arc<Entry>)> {
+    pub fn between(&self, after: i64, upto: i64) -> impl Iterator<Item = (Op, &SharedEntry)> {
         // Runs wholly at or before `after` are skipped by their last seq, the rest cut by search.
         let first = self.runs.partition_point(|run| run.entries.last().is_some_and(|e| e.seq <= after));
         self.runs[first..].iter().enumerate().flat_map(move |(i, run)| {
@@ -155,7 +155,7 @@ impl ChangeLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serving::entry::Meta;
+    use crate::serving::entry::{Entry, Meta};
 
     fn change(seq: i64) -> Change {
         let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
@@ -163,11 +163,11 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         // Every third change is a removal, so the ops are checked across runs and merges too.
         let op = if seq % 3 == 0 { Op::Remove } else { Op::Add };
-        Change { op, entry: Arc::new(Entry::new(net, meta, now, now + time::Duration::hours(1), seq)) }
+        Change { op, entry: SharedEntry::new(Entry::new(net, meta, now, now + time::Duration::hours(1), seq)) }
     }
 
     /// The seqs given back, each checked to come with the op it was appended with.
-    fn seqs<'a>(changes: impl Iterator<Item = (Op, &'a Arc<Entry>)>) -> Vec<i64> {
+    fn seqs<'a>(changes: impl Iterator<Item = (Op, &'a SharedEntry)>) -> Vec<i64> {
         changes
             .map(|(op, entry)| {
                 assert_eq!(op, change(entry.seq).op, "the op of change {}", entry.seq);

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
-use super::entry::{Entry, Meta};
+use super::entry::{Entry, Meta, SharedEntry};
 use crate::domain::time::rfc3339;
 
 /// Output formats of the native blocklist endpoints.
@@ -192,7 +192,7 @@ pub fn identifier(list: &str, max: usize) -> String {
 
 /// Merges the entries' prefixes into the fewest CIDRs covering exactly the same addresses.
 /// The merged entries carry the list name as scenario, `ban`, and the latest expiry.
-pub fn aggregate(list: &str, entries: &[Arc<Entry>]) -> Vec<Arc<Entry>> {
+pub fn aggregate(list: &str, entries: &[SharedEntry]) -> Vec<SharedEntry> {
     let nets: Vec<IpNet> = entries.iter().map(|e| e.net).collect();
     let expires_at = entries.iter().map(|e| e.expires_at()).max().unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let listed_at = entries.iter().map(|e| e.listed_at()).min().unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -205,7 +205,7 @@ pub fn aggregate(list: &str, entries: &[Arc<Entry>]) -> Vec<Arc<Entry>> {
         .into_iter()
         .map(|net| {
             let host = net.prefix_len() == net.max_prefix_len();
-            Arc::new(Entry::new(net, if host { ip.clone() } else { range.clone() }, listed_at, expires_at, seq))
+            SharedEntry::new(Entry::new(net, if host { ip.clone() } else { range.clone() }, listed_at, expires_at, seq))
         })
         .collect()
 }
@@ -255,7 +255,7 @@ fn iptables_chain(list: &str) -> String {
 
 /// The `elements = { … }` clause of a set, one member a line; nothing for an empty set (nft
 /// refuses an empty clause).
-fn nft_elements(out: &mut impl Write, members: &[&Arc<Entry>]) -> io::Result<()> {
+fn nft_elements(out: &mut impl Write, members: &[&SharedEntry]) -> io::Result<()> {
     if members.is_empty() {
         return Ok(());
     }
@@ -268,7 +268,7 @@ fn nft_elements(out: &mut impl Write, members: &[&Arc<Entry>]) -> io::Result<()>
 }
 
 /// Renders a full list. `entries` are written in the order given.
-pub fn render_full(list: &str, options: Options, entries: &[Arc<Entry>], out: &mut impl Write) -> io::Result<()> {
+pub fn render_full(list: &str, options: Options, entries: &[SharedEntry], out: &mut impl Write) -> io::Result<()> {
     let selected = || entries.iter().filter(|e| options.family.includes(&e.net));
     let v4 = || selected().filter(|e| matches!(e.net, IpNet::V4(_)));
     let v6 = || selected().filter(|e| matches!(e.net, IpNet::V6(_)));
@@ -436,14 +436,14 @@ pub fn render_delta(
     list: &str,
     options: Options,
     seq: i64,
-    added: &[Arc<Entry>],
-    removed: &[Arc<Entry>],
+    added: &[SharedEntry],
+    removed: &[SharedEntry],
     out: &mut impl Write,
 ) -> io::Result<()> {
-    let keep = |e: &&Arc<Entry>| options.family.includes(&e.net);
-    let added: Vec<&Arc<Entry>> = added.iter().filter(keep).collect();
-    let removed: Vec<&Arc<Entry>> = removed.iter().filter(keep).collect();
-    let is_v4 = |e: &Arc<Entry>| matches!(e.net, IpNet::V4(_));
+    let keep = |e: &&SharedEntry| options.family.includes(&e.net);
+    let added: Vec<&SharedEntry> = added.iter().filter(keep).collect();
+    let removed: Vec<&SharedEntry> = removed.iter().filter(keep).collect();
+    let is_v4 = |e: &SharedEntry| matches!(e.net, IpNet::V4(_));
     match options.format {
         Format::Plain => {
             for entry in &added {

@@ -7,9 +7,9 @@ use ipnet::IpNet;
 use time::macros::datetime;
 
 use super::*;
-use crate::serving::entry::{Entry, Meta};
+use crate::serving::entry::{Entry, Meta, SharedEntry};
 
-fn entry(value: &str, seq: i64) -> Arc<Entry> {
+fn entry(value: &str, seq: i64) -> SharedEntry {
     let net: IpNet = value.parse().or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from)).expect("value");
     let meta = Meta {
         scope: if value.contains('/') { "range" } else { "ip" }.into(),
@@ -19,18 +19,18 @@ fn entry(value: &str, seq: i64) -> Arc<Entry> {
     };
     let entry = Entry::new(net, Arc::new(meta), datetime!(2026-11-25 10:00 UTC), datetime!(2026-11-26 10:00 UTC), seq);
     assert_eq!(entry.value().to_string(), value, "test values are canonical");
-    Arc::new(entry)
+    SharedEntry::new(entry)
 }
 
-fn sample() -> Vec<Arc<Entry>> {
+fn sample() -> Vec<SharedEntry> {
     vec![entry("45.33.32.156", 1), entry("203.0.113.0/24", 2), entry("2001:db8::1", 3), entry("2001:db8:1::/48", 4)]
 }
 
-fn render(format: Format, family: Family, entries: &[Arc<Entry>]) -> String {
+fn render(format: Format, family: Family, entries: &[SharedEntry]) -> String {
     render_with(format, family, Rules::Drop, entries)
 }
 
-fn render_with(format: Format, family: Family, rules: Rules, entries: &[Arc<Entry>]) -> String {
+fn render_with(format: Format, family: Family, rules: Rules, entries: &[SharedEntry]) -> String {
     let mut out = Vec::new();
     render_full("community", Options { format, aggregate: false, family, rules }, entries, &mut out).expect("render");
     String::from_utf8(out).expect("utf-8")
@@ -41,11 +41,11 @@ fn commented_commands(text: &str) -> Vec<&str> {
     text.lines().filter_map(|l| l.strip_prefix("#   ")).collect()
 }
 
-fn values(entries: &[Arc<Entry>], family: Family) -> BTreeSet<String> {
+fn values(entries: &[SharedEntry], family: Family) -> BTreeSet<String> {
     entries.iter().filter(|e| family.includes(&e.net)).map(|e| e.value().to_string()).collect()
 }
 
-fn nets(entries: &[Arc<Entry>], family: Family) -> BTreeSet<IpNet> {
+fn nets(entries: &[SharedEntry], family: Family) -> BTreeSet<IpNet> {
     entries.iter().filter(|e| family.includes(&e.net)).map(|e| e.net).collect()
 }
 
@@ -209,10 +209,10 @@ fn ipset_creates_both_sets_and_adds_each_prefix_to_its_family() {
 
 #[test]
 fn ipset_create_lines_do_not_depend_on_the_list_so_a_newer_list_reloads() {
-    let creates = |entries: &[Arc<Entry>]| -> Vec<String> {
+    let creates = |entries: &[SharedEntry]| -> Vec<String> {
         render(Format::Ipset, Family::All, entries).lines().filter(|l| l.starts_with("create")).map(str::to_string).collect()
     };
-    let many: Vec<Arc<Entry>> =
+    let many: Vec<SharedEntry> =
         (0..70_000u32).map(|i| entry(&std::net::Ipv4Addr::from(0x2d00_0000 + i * 2).to_string(), i64::from(i))).collect();
     assert_eq!(creates(&many), creates(&sample()));
     assert_eq!(creates(&[]), creates(&sample()));
