@@ -380,6 +380,10 @@ pub struct BlocklistView {
     pub entries: usize,
     /// Oldest cursor a delta can be computed from; older ones get 410 and must download the full list.
     pub oldest_cursor: i64,
+    /// The server is still reading the list from its database (after a start): `seq` is the
+    /// stored one, `entries` and `oldest_cursor` are 0 until it has; ask again shortly.
+    #[serde(default)]
+    pub loading: bool,
 }
 
 /// `POST /v1/admin/blocklists`: create an operator-managed list.

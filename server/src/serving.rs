@@ -241,6 +241,8 @@ pub struct Lists {
     snapshots: RwLock<HashMap<String, Arc<Snapshot>>>,
     /// Serialises refreshes so two callers never build the same snapshot twice.
     refreshing: tokio::sync::Mutex<()>,
+    /// Lists whose first load runs in the background for [`Lists::loaded_within`].
+    loading: Mutex<std::collections::HashSet<String>>,
     interner: Mutex<Interner>,
     cache: Mutex<RenderCache<RenderKey>>,
     retained_changes: usize,
@@ -270,6 +272,7 @@ impl Lists {
             served: Mutex::new(HashMap::new()),
             snapshots: RwLock::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
+            loading: Mutex::default(),
             interner: Mutex::new(Interner::default()),
             cache: Mutex::new(RenderCache::new(crate::config::DEFAULT_RENDER_CACHE_MB << 20)),
             retained_changes: retained_changes.max(1),
@@ -327,6 +330,37 @@ impl Lists {
         match self.current(list) {
             Some(snapshot) => Ok(snapshot),
             None => self.refresh(list).await,
+        }
+    }
+
+    /// The current snapshot of `list`, or `None` if its first load (started here in the
+    /// background when nobody has started it) has not finished within `wait`: for answers that
+    /// can say "still loading" rather than hold a request for the length of a million-entry load.
+    pub async fn loaded_within(self: &Arc<Self>, list: &str, wait: Duration) -> Option<Arc<Snapshot>> {
+        if let Some(snapshot) = self.current(list) {
+            return Some(snapshot);
+        }
+        let start = self.loading.lock().is_ok_and(|mut loading| loading.insert(list.to_string()));
+        if start {
+            let (lists, name) = (self.clone(), list.to_string());
+            tokio::spawn(async move {
+                if let Err(error) = lists.get_or_load(&name).await {
+                    tracing::warn!(%error, list = %name, "cannot load the list");
+                }
+                if let Ok(mut loading) = lists.loading.lock() {
+                    loading.remove(&name);
+                }
+            });
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut advances = self.watch_advances();
+        loop {
+            if let Some(snapshot) = self.current(list) {
+                return Some(snapshot);
+            }
+            if !self.wait_for_advance(&mut advances, deadline).await {
+                return self.current(list);
+            }
         }
     }
 

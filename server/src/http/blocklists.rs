@@ -38,6 +38,10 @@ use crate::state::AppState;
 /// Header carrying the seq an answer reflects: the next `since` cursor.
 pub const SEQ_HEADER: &str = "x-palisade-seq";
 
+/// How long the summary waits for a list this server has not read yet before reporting it as
+/// loading.
+const SUMMARY_WAIT: Duration = Duration::from_secs(2);
+
 /// Routes under `/v1/blocklists`.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
@@ -250,7 +254,8 @@ impl BlocklistQuery {
 }
 
 /// The blocklists this caller may read, with their current seq and size (an API key sees the
-/// lists of its tier).
+/// lists of its tier). A list the server is still reading after a start is answered at once
+/// with `loading: true` rather than when it has read it.
 #[utoipa::path(get, path = "/", tag = "blocklists", security(("machine" = []), ("api_key" = [])),
     responses((status = 200, body = Vec<BlocklistView>), Unauthorized))]
 #[instrument(skip_all, fields(reader = %reader.label))]
@@ -272,14 +277,23 @@ pub async fn list_blocklists(
     }
     lists.extend(reader_pools(&state, &reader).await?.into_iter().map(|name| (name, "pool".to_string())));
     for (name, kind) in lists {
-        let snapshot = state.distribution.lists.get_or_load(&name).await?;
-        views.push(BlocklistView {
-            name,
-            kind,
-            seq: snapshot.seq,
-            entries: snapshot.entries.len(),
-            oldest_cursor: snapshot.oldest_cursor,
-        });
+        // A list a server has not read yet (a million entries take a while after a start) is
+        // reported as loading, with its stored seq, rather than holding the answer until it is.
+        let view = match state.distribution.lists.loaded_within(&name, SUMMARY_WAIT).await {
+            Some(snapshot) => BlocklistView {
+                name,
+                kind,
+                seq: snapshot.seq,
+                entries: snapshot.entries.len(),
+                oldest_cursor: snapshot.oldest_cursor,
+                loading: false,
+            },
+            None => {
+                let seq = state.store.list_seq(&name).await?;
+                BlocklistView { name, kind, seq, entries: 0, oldest_cursor: 0, loading: true }
+            }
+        };
+        views.push(view);
     }
     Ok(axum::Json(views))
 }

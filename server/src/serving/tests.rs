@@ -177,6 +177,36 @@ async fn cursors_see_every_change_exactly_once_while_changes_keep_coming() {
     }
 }
 
+#[tokio::test]
+async fn a_list_still_loading_is_reported_as_such_and_loads_in_the_background() {
+    for (db, store) in stores().await {
+        let label = db.label();
+        let now = OffsetDateTime::now_utc();
+        commit(store.as_ref(), vec![add("45.33.32.156", now)]).await;
+        let lists = Arc::new(Lists::new(store.clone(), 1000, vec![]));
+        // Another refresh holding the lock stands for a long first load.
+        let busy = lists.refreshing.lock().await;
+        let waited = lists.loaded_within("community", Duration::from_millis(50)).await;
+        assert!(waited.is_none(), "{label}: not loaded while the load cannot run");
+        assert!(lists.current("community").is_none(), "{label}");
+        drop(busy);
+        // The load started by the first call goes on without anyone asking again.
+        let loaded = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(snapshot) = lists.current("community") {
+                    return snapshot;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("loaded in the background");
+        assert_eq!(members(&loaded), set(&["45.33.32.156"]), "{label}");
+        let again = lists.loaded_within("community", Duration::ZERO).await.expect("loaded");
+        assert!(Arc::ptr_eq(&again, &loaded), "{label}: a loaded list answers at once");
+    }
+}
+
 fn member(value: &str, seq: i64) -> SharedEntry {
     let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
     let now = OffsetDateTime::now_utc();
