@@ -524,7 +524,8 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     // The list as the churn left it (fresh values may repeat old ones, so not quite `values`).
     let entries = wait_until(Duration::from_secs(600), "the second server to load the list", || {
         let listing = listing(&url("v1/blocklists"), &key)?;
-        Ok(listing[0]["entries"].as_u64().filter(|_| listing[0]["seq"].as_i64() >= Some(target)))
+        let loaded = listing[0]["loading"] != serde_json::json!(true) && listing[0]["seq"].as_i64() >= Some(target);
+        Ok(listing[0]["entries"].as_u64().filter(|_| loaded))
     })?;
     let hwm_fresh_kb = hwm_kb(pid)?;
     let bouncer = match pull(&client, &url("v1/decisions/stream?startup=true"), &[("X-Api-Key", &key)]).await {
