@@ -367,8 +367,8 @@ pub struct EdgeConfig {
     /// stalled body or a client that stopped reading). Keep it above 50: a blocklist long-poll
     /// (`wait=`) holds its connection that long without a byte.
     pub idle_timeout_secs: u64,
-    /// Password hashes and verifications (argon2id, 19 MiB each) running at once: memory spent
-    /// on hashing is at most this × 19 MiB. Default: twice the number of CPU cores.
+    /// Password hashes and verifications (argon2id, 7 MiB each) running at once: memory spent
+    /// on hashing is at most this × 7 MiB. Default: twice the number of CPU cores.
     pub max_concurrent_hashes: usize,
     /// How long a login or registration waits for a hashing slot before it is answered 503 with
     /// `Retry-After`, in milliseconds.
@@ -428,7 +428,7 @@ impl EdgeConfig {
             bail!("edge.header_read_timeout_secs and edge.idle_timeout_secs must be between 1 and 3600 seconds");
         }
         if !(1..=4096).contains(&self.max_concurrent_hashes) {
-            bail!("edge.max_concurrent_hashes must be between 1 and 4096 (each hash holds 19 MiB)");
+            bail!("edge.max_concurrent_hashes must be between 1 and 4096 (each hash holds 7 MiB)");
         }
         if self.hash_wait_ms > 60_000 {
             bail!("edge.hash_wait_ms must be at most 60000 (a minute)");
