@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
-use palisade_server::serving::entry::{Entry, Meta};
+use palisade_server::serving::entry::{Entry, Meta, SharedEntry};
 use palisade_server::serving::render::{Family, Format, Options, Rules, aggregate, render_delta, render_full};
 use time::OffsetDateTime;
 
@@ -34,12 +34,12 @@ fuzz_target!(|data: &[u8]| {
     let now = OffsetDateTime::from_unix_timestamp(1_764_000_000).expect("a fixed time");
     let meta =
         Arc::new(Meta { scope: "ip".into(), scenario: list.as_ref().into(), remediation: "ban".into(), rule: "fuzz".into() });
-    let entries: Vec<Arc<Entry>> = rest
+    let entries: Vec<SharedEntry> = rest
         .chunks_exact(18)
         .take(256)
         .enumerate()
         .filter_map(|(i, chunk)| network(chunk).map(|net| (i, net)))
-        .map(|(i, net)| Arc::new(Entry::new(net, meta.clone(), now, now + time::Duration::hours(1), i as i64)))
+        .map(|(i, net)| SharedEntry::new(Entry::new(net, meta.clone(), now, now + time::Duration::hours(1), i as i64)))
         .collect();
     let family = [Family::All, Family::V4, Family::V6][usize::from(head % 3)];
     let aggregated = aggregate(&list, &entries);
