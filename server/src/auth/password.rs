@@ -1,7 +1,8 @@
 //! Machine password hashing with argon2id. Hashing is CPU-heavy by design, so both operations
 //! run on the blocking pool, never on the async workers. Requests hash through [`Hashing`],
-//! which bounds how many hashes run at once (each holds 7 MiB): a login flood queues for a
-//! bounded time, then is refused, instead of taking the server's memory.
+//! which bounds how many hashes run at once (each holds 7 MiB, given back to the operating
+//! system when it is done: see [`working_memory`]): a login flood queues for a bounded time, then is refused, instead of taking the
+//! server's memory.
 //!
 //! A CrowdSec machine logs in again each time its token expires, with the same password: across
 //! a network those renewals were nine tenths of the server's CPU (`docs/scaling.md`). Once a
@@ -17,7 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -31,15 +33,15 @@ pub const VERIFIED_MAX: usize = 262_144;
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
-fn hasher() -> Argon2<'static> {
+/// The argon2id setting new hashes are written with.
+fn params() -> Params {
     // One of OWASP's argon2id settings: 7 MiB, 5 passes, 1 lane, which it holds equivalent in
     // defence to its 19 MiB × 2 passes and which costs about the same CPU (35 MiB-passes to 38).
     // The working memory is what every hash in flight holds, on top of a replica's lists: the
     // smaller setting keeps a login flood (or one registration beside a million-entry list)
     // from adding 19 MiB per slot. Stored hashes carry their own parameters, so hashes written
     // with the earlier 19 MiB setting keep verifying.
-    let params = Params::new(7 * 1024, 5, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(7 * 1024, 5, 1, None).unwrap_or_default()
 }
 
 /// Hashes a password into a PHC string, unbounded: for the operator's commands; requests go
@@ -48,13 +50,59 @@ pub async fn hash(password: String) -> Result<String, HashError> {
     tokio::task::spawn_blocking(move || hash_now(&password)).await.map_err(|e| HashError(e.to_string()))?
 }
 
-fn hash_now(password: &str) -> Result<String, HashError> {
-    // A fresh random salt from the operating system's generator.
-    hasher().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| HashError(e.to_string()))
+/// An argon2 working memory of `blocks` blocks that goes back to the operating system when it
+/// is dropped. glibc serves an allocation of more than 32 MiB (its largest mmap threshold) with a
+/// mapping of its own, unmapped when freed; a smaller one, once the threshold has risen (every
+/// large vector freed raises it), comes from the arena of the thread that asks and stays resident
+/// there after it is freed: 7 MiB for each blocking thread that ever hashed (measured: the
+/// registration and login before a v2 stream left 14.8 MB resident beside a loaded list). So
+/// the vector reserves past the threshold and initialises only the blocks the hash uses: only
+/// those pages are ever resident, and all of them go back when the hash is done.
+fn working_memory(blocks: usize) -> Vec<Block> {
+    const RESERVED_BYTES: usize = 33 << 20;
+    let mut memory = Vec::with_capacity(blocks.max(RESERVED_BYTES / Block::SIZE));
+    memory.resize(blocks, Block::default());
+    memory
 }
 
+fn hash_now(password: &str) -> Result<String, HashError> {
+    let failed = |e: &dyn std::fmt::Display| HashError(e.to_string());
+    let params = params();
+    // A fresh random salt from the operating system's generator.
+    let salt = argon2::password_hash::generate_salt();
+    let mut out = vec![0; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let memory = working_memory(params.block_count());
+    argon2.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory).map_err(|e| failed(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` hashes to the stored `phc` (argon2 of any variant, version and setting;
+/// the outputs compared in constant time). An unparsable stored hash verifies nothing.
 fn verify_now(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
+    let Ok(stored) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return false;
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm.as_str());
+    let version = stored.version.map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(&stored)) else {
+        return false;
+    };
+    let mut out = vec![0; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let memory = working_memory(params.block_count());
+    let hashed = argon2.hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut out, memory);
+    hashed.is_ok() && Output::new(&out).is_ok_and(|computed| &computed == expected)
 }
 
 /// Checks a password against a PHC string (constant time inside argon2). An unparsable stored
@@ -240,7 +288,37 @@ impl Hashing {
 
 #[cfg(test)]
 mod tests {
+    use argon2::{PasswordHasher, PasswordVerifier};
+
     use super::*;
+
+    #[test]
+    fn hashes_are_argon2s_own_in_both_directions() {
+        let library = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        let phc = hash_now("correct horse").unwrap();
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(library.verify_password(b"correct horse", &parsed).is_ok(), "{phc}");
+        assert!(library.verify_password(b"correct horsf", &parsed).is_err());
+        let theirs = library.hash_password(b"correct horse").unwrap().to_string();
+        assert!(verify_now("correct horse", &theirs));
+        assert!(!verify_now("correct horsf", &theirs));
+        // Other variants and versions verify with their own parameters.
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x10, Params::new(64, 1, 1, None).unwrap())
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        assert!(verify_now("correct horse", &argon2i));
+        assert!(!verify_now("correct horsf", &argon2i));
+        for broken in
+            ["", "$argon2id$v=19$m=7168,t=5,p=1$c29tZXNhbHQ", "$argon2id$v=99$m=64,t=1,p=1$c29tZXNhbHQ$AAAA", "$md5$x$y"]
+        {
+            assert!(!verify_now("correct horse", broken), "{broken}");
+        }
+        // The working memory holds the blocks asked for, reserved past glibc's mmap threshold.
+        let memory = working_memory(params().block_count());
+        assert_eq!(memory.len(), 7 * 1024);
+        assert!(memory.capacity() * Block::SIZE > 32 << 20);
+    }
 
     #[tokio::test]
     async fn hash_then_verify() {
