@@ -67,12 +67,17 @@ struct Measured {
 }
 
 fn hwm_kb(pid: u32) -> anyhow::Result<u64> {
+    status_kb(pid, "VmHWM:")
+}
+
+/// A `kB` figure of `/proc/PID/status`.
+fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/PID/status")
+        .with_context(|| format!("no {field} in /proc/PID/status"))
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -364,6 +369,9 @@ struct Palisade {
     /// Wall clock of the same store write on PostgreSQL, when `DATABASE_URL` is set.
     postgres_write: Option<Duration>,
     hwm_after_stream_kb: u64,
+    /// Resident before the stream's machine registers, then peak and resident once it has
+    /// registered and logged in (what its password hashes leave behind).
+    login_kb: (u64, u64, u64),
     /// Peak RSS of a second server on the same database: with the list loaded, and after one
     /// bouncer start-up stream.
     hwm_fresh_kb: u64,
@@ -437,6 +445,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let hwm_after_kb = hwm_kb(pid)?;
 
     // The CrowdSec v2 stream of a machine, at start-up: the whole list as JSON.
+    let resident_before_login_kb = status_kb(pid, "VmRSS:")?;
     let login = "benchmachine0000000000000000000000000000000000000";
     let password = "benchpassword0000000000000000000000000000000000000000000000000000";
     let register =
@@ -450,6 +459,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
         .json()
         .await?;
     let token = format!("Bearer {}", token["token"].as_str().context("no token")?);
+    let login_kb = (resident_before_login_kb, hwm_kb(pid)?, status_kb(pid, "VmRSS:")?);
     // A server answers 503 past its 30 s request deadline: reported, not fatal.
     let stream = match pull(&client, &url("v2/decisions/stream?startup=true"), &[("authorization", &token)]).await {
         Ok((stream, stream_body)) => {
@@ -547,6 +557,7 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
         import,
         postgres_write,
         hwm_after_stream_kb,
+        login_kb,
         hwm_fresh_kb,
         hwm_after_bouncer_kb,
         cached,
@@ -585,6 +596,10 @@ fn main() -> anyhow::Result<()> {
     println!(
         "peak RSS (VmHWM)      crowdsec {:>8} kB -> {:>8} kB    palisade {:>8} kB -> {:>8} kB (plain pulls) -> {:>8} kB (v2 stream)",
         cs.hwm_before_kb, cs.hwm_after_kb, p.hwm_before_kb, p.hwm_after_kb, pal.hwm_after_stream_kb
+    );
+    println!(
+        "resident (VmRSS)      palisade {:>8} kB -> {:>8} kB (registration + login; peak {} kB)",
+        pal.login_kb.0, pal.login_kb.2, pal.login_kb.1
     );
     println!(
         "peak RSS (VmHWM)      palisade, a second server: {:>8} kB loaded -> {:>8} kB (bouncer stream)",
