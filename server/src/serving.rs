@@ -117,6 +117,16 @@ impl Snapshot {
         self.entries.iter().filter(move |e| e.live_at(now))
     }
 
+    /// The members live at `now`, sorted by prefix: the member vector itself, shared, when none
+    /// has expired (a startup pull of a million entries then copies nothing), else a copy of those
+    /// live.
+    pub fn live_shared(&self, now: OffsetDateTime) -> Arc<Vec<SharedEntry>> {
+        if self.entries.iter().all(|e| e.live_at(now)) {
+            return Arc::clone(&self.entries);
+        }
+        Arc::new(self.live(now).cloned().collect())
+    }
+
     /// The member for exactly `net`, if any.
     pub fn get(&self, net: &IpNet) -> Option<&SharedEntry> {
         self.entries.binary_search_by(|e| e.net.cmp(net)).ok().map(|i| &self.entries[i])
@@ -131,8 +141,13 @@ pub fn rank(entries: &mut [SharedEntry], scenarios: &[String], tailor: bool) {
     entries.sort_unstable_by_key(key);
 }
 
-/// The per-consumer view: live entries, ranked by [`rank`], at most `cap` of them.
-pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Vec<SharedEntry> {
+/// The per-consumer view: the live entries, all of them in prefix order (shared with the
+/// snapshot when none has expired: see [`Snapshot::live_shared`]) when they fit in `cap`, else
+/// the `cap` first as [`rank`] orders them, in that order. Ranking only decides what a cap keeps.
+pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tailor: bool, cap: usize) -> Arc<Vec<SharedEntry>> {
+    if snapshot.entries.len() <= cap {
+        return snapshot.live_shared(now);
+    }
     // Sized for every member up front: grown by doubling, a million-entry view would briefly hold
     // one and a half times itself.
     let mut live: Vec<SharedEntry> = Vec::with_capacity(snapshot.entries.len());
@@ -144,7 +159,7 @@ pub fn view(snapshot: &Snapshot, now: OffsetDateTime, scenarios: &[String], tail
         live.truncate(cap);
     }
     rank(&mut live, scenarios, tailor);
-    live
+    Arc::new(live)
 }
 
 /// The `cap` entries a capped reader of a native endpoint gets: ranked as the community view
@@ -241,7 +256,7 @@ pub struct Lists {
     snapshots: RwLock<HashMap<String, Arc<Snapshot>>>,
     /// Serialises refreshes so two callers never build the same snapshot twice.
     refreshing: tokio::sync::Mutex<()>,
-    /// Lists whose first load runs in the background for [`Lists::loaded_within`].
+    /// Lists whose first load runs in the background for [`Lists::loaded_by`].
     loading: Mutex<std::collections::HashSet<String>>,
     interner: Mutex<Interner>,
     cache: Mutex<RenderCache<RenderKey>>,
@@ -334,9 +349,9 @@ impl Lists {
     }
 
     /// The current snapshot of `list`, or `None` if its first load (started here in the
-    /// background when nobody has started it) has not finished within `wait`: for answers that
+    /// background when nobody has started it) has not finished by `deadline`: for answers that
     /// can say "still loading" rather than hold a request for the length of a million-entry load.
-    pub async fn loaded_within(self: &Arc<Self>, list: &str, wait: Duration) -> Option<Arc<Snapshot>> {
+    pub async fn loaded_by(self: &Arc<Self>, list: &str, deadline: tokio::time::Instant) -> Option<Arc<Snapshot>> {
         if let Some(snapshot) = self.current(list) {
             return Some(snapshot);
         }
@@ -352,7 +367,6 @@ impl Lists {
                 }
             });
         }
-        let deadline = tokio::time::Instant::now() + wait;
         let mut advances = self.watch_advances();
         loop {
             if let Some(snapshot) = self.current(list) {

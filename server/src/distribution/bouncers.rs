@@ -119,7 +119,10 @@ impl Distribution {
             let hits = matching(&snapshot, target, now);
             if !hits.is_empty() {
                 let shown = self.community_view(&snapshot, *cap, now);
-                found.push(None, hits.into_iter().filter(|e| shown.as_ref().is_none_or(|s| s.contains(&e.net))).collect());
+                found.push(
+                    None,
+                    hits.into_iter().filter(|e| shown.as_ref().is_none_or(|s| s.contains(&e.net))).collect::<Vec<_>>(),
+                );
             }
         }
         for name in &sources.lists {
@@ -134,7 +137,7 @@ impl Distribution {
     /// list in view.
     fn community_view(&self, snapshot: &Snapshot, cap: usize, now: OffsetDateTime) -> Option<HashSet<IpNet>> {
         (snapshot.entries.len() > cap)
-            .then(|| serving::view(snapshot, now, &[], self.config.tailor_to_scenarios, cap).into_iter().map(|e| e.net).collect())
+            .then(|| serving::view(snapshot, now, &[], self.config.tailor_to_scenarios, cap).iter().map(|e| e.net).collect())
     }
 }
 

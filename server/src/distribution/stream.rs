@@ -18,23 +18,25 @@ use crate::use_case::UseCaseError;
 /// Decisions to send, grouped by the list they come from: `None` for the community list (origin
 /// `CAPI`), else the list's name (origin `lists`, the name as the decisions' scenario). A full
 /// pull is a million decisions, so each is one pointer to its entry (the list is named once per
-/// group) and a community view becomes a group without being copied.
+/// group), and a group that is a whole list is that list's member vector, shared: it is copied
+/// only if a filter drops something from it.
 #[derive(Debug, Clone, Default)]
 pub struct Sent {
     groups: Vec<Group>,
 }
 
 /// The decisions of one list (`None`: the community list).
-type Group = (Option<Arc<str>>, Vec<SharedEntry>);
+type Group = (Option<Arc<str>>, Arc<Vec<SharedEntry>>);
 
 impl Sent {
     /// Appends `entries` of `list` (`None`: the community list).
-    pub fn push(&mut self, list: Option<Arc<str>>, entries: Vec<SharedEntry>) {
+    pub fn push(&mut self, list: Option<Arc<str>>, entries: impl Into<Arc<Vec<SharedEntry>>>) {
+        let entries = entries.into();
         if entries.is_empty() {
             return;
         }
         match self.groups.iter_mut().find(|(l, _)| *l == list) {
-            Some((_, group)) => group.extend(entries),
+            Some((_, group)) => Arc::make_mut(group).extend(entries.iter().cloned()),
             None => self.groups.push((list, entries)),
         }
     }
@@ -59,10 +61,20 @@ impl Sent {
         self.groups.iter().all(|(_, entries)| entries.is_empty())
     }
 
-    /// Keeps the decisions `keep` accepts, in place.
+    /// Keeps the decisions `keep` accepts, asking once for each, in place. A group loses its
+    /// sharing only when something is dropped from it.
     pub fn retain(&mut self, mut keep: impl FnMut(&SharedEntry, Option<&str>) -> bool) {
         for (list, entries) in &mut self.groups {
-            entries.retain(|e| keep(e, list.as_deref()));
+            let list = list.as_deref();
+            let Some(first) = entries.iter().position(|e| !keep(e, list)) else {
+                continue;
+            };
+            let mut index = 0;
+            Arc::make_mut(entries).retain(|e| {
+                let kept = index < first || (index > first && keep(e, list));
+                index += 1;
+                kept
+            });
         }
         self.groups.retain(|(_, entries)| !entries.is_empty());
     }
@@ -71,8 +83,11 @@ impl Sent {
     /// [`Sent::groups`] gives them.
     pub fn retain_flagged(&mut self, keep: &[Vec<bool>]) {
         for ((_, entries), flags) in self.groups.iter_mut().zip(keep) {
+            if flags.iter().all(|&f| f) {
+                continue;
+            }
             let mut flags = flags.iter();
-            entries.retain(|_| flags.next().copied().unwrap_or(true));
+            Arc::make_mut(entries).retain(|_| flags.next().copied().unwrap_or(true));
         }
         self.groups.retain(|(_, entries)| !entries.is_empty());
     }
@@ -164,7 +179,8 @@ impl Distribution {
                 _ => Vec::new(),
             }
         };
-        let live = |e: &SharedEntry| e.live_at(now + time::Duration::seconds(1));
+        let soon = now + time::Duration::seconds(1);
+        let live = |e: &SharedEntry| e.live_at(soon);
         let (mut new, mut deleted) = (Sent::default(), Sent::default());
         let mut cursor = last.unwrap_or(0).max(upto);
         if let Some((scenarios, cap)) = &sources.community {
@@ -181,7 +197,7 @@ impl Distribution {
                     let mut added: Vec<SharedEntry> = delta.added.into_iter().filter(live).collect();
                     if snapshot.entries.len() > cap {
                         let shown: HashSet<ipnet::IpNet> =
-                            serving::view(&snapshot, now, scenarios, tailor, cap).into_iter().map(|e| e.net).collect();
+                            serving::view(&snapshot, now, scenarios, tailor, cap).iter().map(|e| e.net).collect();
                         added.retain(|e| shown.contains(&e.net));
                     }
                     new.push(None, added);
@@ -194,12 +210,12 @@ impl Distribution {
             let from: Option<Arc<str>> = Some(Arc::from(name.as_str()));
             match last.map(|c| snapshot.delta_upto(c, upto)) {
                 None | Some(Err(_)) => {
-                    new.push(from.clone(), snapshot.live(now).filter(|e| live(e)).cloned().collect());
+                    new.push(from.clone(), snapshot.live_shared(soon));
                     deleted.push(from, removed_since(&snapshot));
                     cursor = cursor.max(snapshot.seq);
                 }
                 Some(Ok(delta)) => {
-                    new.push(from.clone(), delta.added.into_iter().filter(live).collect());
+                    new.push(from.clone(), delta.added.into_iter().filter(live).collect::<Vec<_>>());
                     deleted.push(from, delta.removed);
                 }
             }
@@ -215,5 +231,56 @@ impl Distribution {
             metrics::counter!("palisade_serving_never_block_filtered_total").increment((before - new.len()) as u64);
         }
         Ok((new, deleted, cursor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serving::{Entry, Meta};
+
+    fn entries(values: &[&str]) -> Arc<Vec<SharedEntry>> {
+        let meta = Arc::new(Meta { scope: "ip".into(), scenario: "s".into(), remediation: "ban".into(), rule: "r".into() });
+        let now = OffsetDateTime::now_utc();
+        let entry = |v: &&str| {
+            let net = crate::domain::net::parse_target(v).expect("value");
+            SharedEntry::new(Entry::new(net, meta.clone(), now, now + time::Duration::hours(1), 1))
+        };
+        Arc::new(values.iter().map(entry).collect())
+    }
+
+    fn values(sent: &Sent) -> Vec<(String, Option<String>)> {
+        sent.iter().map(|(e, list)| (e.value().to_string(), list.map(str::to_string))).collect()
+    }
+
+    #[test]
+    fn a_whole_list_stays_shared_until_a_filter_drops_something_from_it() {
+        let members = entries(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        let mut sent = Sent::default();
+        sent.push(None, members.clone());
+        sent.push(Some(Arc::from("pool")), entries(&["10.0.0.2"]));
+        let mut asked = 0;
+        sent.retain(|_, _| {
+            asked += 1;
+            true
+        });
+        assert_eq!(asked, 4, "each decision asked about once");
+        assert!(Arc::ptr_eq(&sent.groups[0].1, &members), "nothing dropped: still the list's own vector");
+        sent.retain_flagged(&[vec![true, true, true], vec![true]]);
+        assert!(Arc::ptr_eq(&sent.groups[0].1, &members));
+
+        let mut asked = Vec::new();
+        sent.retain(|e, _| {
+            asked.push(e.value().to_string());
+            e.value().to_string() != "10.0.0.2"
+        });
+        assert_eq!(asked, ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.2"], "each asked once, in order");
+        assert_eq!(values(&sent), [("10.0.0.1".to_string(), None), ("10.0.0.3".to_string(), None)]);
+        assert_eq!(members.len(), 3, "the list's own vector is untouched");
+
+        sent.push(None, entries(&["10.0.0.7"]));
+        sent.retain_flagged(&[vec![false, true, true]]);
+        assert_eq!(values(&sent), [("10.0.0.3".to_string(), None), ("10.0.0.7".to_string(), None)]);
+        assert_eq!(sent.len(), 2);
     }
 }

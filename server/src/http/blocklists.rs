@@ -38,8 +38,8 @@ use crate::state::AppState;
 /// Header carrying the seq an answer reflects: the next `since` cursor.
 pub const SEQ_HEADER: &str = "x-palisade-seq";
 
-/// How long the summary waits for a list this server has not read yet before reporting it as
-/// loading.
+/// How long the summary waits, for all the lists this server has not read yet together, before
+/// reporting those still loading as such.
 const SUMMARY_WAIT: Duration = Duration::from_secs(2);
 
 /// Routes under `/v1/blocklists`.
@@ -276,10 +276,12 @@ pub async fn list_blocklists(
         lists.push((name, kind));
     }
     lists.extend(reader_pools(&state, &reader).await?.into_iter().map(|name| (name, "pool".to_string())));
+    // A list a server has not read yet (a million entries take a while after a start) is reported
+    // as loading, with its stored seq, rather than holding the answer until it is; one deadline
+    // for the whole answer, however many lists are unread.
+    let deadline = tokio::time::Instant::now() + SUMMARY_WAIT;
     for (name, kind) in lists {
-        // A list a server has not read yet (a million entries take a while after a start) is
-        // reported as loading, with its stored seq, rather than holding the answer until it is.
-        let view = match state.distribution.lists.loaded_within(&name, SUMMARY_WAIT).await {
+        let view = match state.distribution.lists.loaded_by(&name, deadline).await {
             Some(snapshot) => BlocklistView {
                 name,
                 kind,

@@ -186,7 +186,7 @@ async fn a_list_still_loading_is_reported_as_such_and_loads_in_the_background() 
         let lists = Arc::new(Lists::new(store.clone(), 1000, vec![]));
         // Another refresh holding the lock stands for a long first load.
         let busy = lists.refreshing.lock().await;
-        let waited = lists.loaded_within("community", Duration::from_millis(50)).await;
+        let waited = lists.loaded_by("community", tokio::time::Instant::now() + Duration::from_millis(50)).await;
         assert!(waited.is_none(), "{label}: not loaded while the load cannot run");
         assert!(lists.current("community").is_none(), "{label}");
         drop(busy);
@@ -202,7 +202,7 @@ async fn a_list_still_loading_is_reported_as_such_and_loads_in_the_background() 
         .await
         .expect("loaded in the background");
         assert_eq!(members(&loaded), set(&["45.33.32.156"]), "{label}");
-        let again = lists.loaded_within("community", Duration::ZERO).await.expect("loaded");
+        let again = lists.loaded_by("community", tokio::time::Instant::now()).await.expect("loaded");
         assert!(Arc::ptr_eq(&again, &loaded), "{label}: a loaded list answers at once");
     }
 }
@@ -261,4 +261,22 @@ fn an_entry_stays_compact_and_writes_its_canonical_value() {
     let mut line = b"x ".to_vec();
     Value("2001:db8::/32".parse().expect("net")).append_to(&mut line);
     assert_eq!(line, b"x 2001:db8::/32");
+}
+
+#[test]
+fn a_view_holding_every_member_is_the_member_vector_itself() {
+    let entries: Vec<SharedEntry> = ["10.0.0.1", "10.0.0.5", "10.0.0.9"].iter().zip(1..).map(|(v, seq)| member(v, seq)).collect();
+    let snapshot = Snapshot { entries: Arc::new(entries), ..Snapshot::default() };
+    let now = OffsetDateTime::now_utc();
+    let whole = view(&snapshot, now, &[], true, 3);
+    assert!(Arc::ptr_eq(&whole, &snapshot.entries), "every member in view: shared, not copied");
+    // Capped: the most recently written, ranked, in a vector of its own.
+    let capped = view(&snapshot, now, &[], true, 2);
+    let shown: Vec<String> = capped.iter().map(|e| e.value().to_string()).collect();
+    assert_eq!(shown, ["10.0.0.9", "10.0.0.5"]);
+    // Past the members' expiry nothing is live: a copy of what is, never the members.
+    let later = now + time::Duration::hours(2);
+    assert!(view(&snapshot, later, &[], true, 3).is_empty());
+    assert!(snapshot.live_shared(later).is_empty());
+    assert!(Arc::ptr_eq(&snapshot.live_shared(now), &snapshot.entries));
 }
