@@ -1,17 +1,18 @@
 //! Machine password hashing with argon2id. Hashing is CPU-heavy by design, so both operations
 //! run on the blocking pool, never on the async workers. Requests hash through [`Hashing`],
 //! which bounds how many hashes run at once (each holds 7 MiB, given back to the operating
-//! system when it is done: see [`working_memory`]): a login flood queues for a bounded time, then is refused, instead of taking the
-//! server's memory.
+//! system when it is done: see [`working_memory`]): a login flood queues for a bounded time,
+//! then is refused, instead of taking the server's memory.
 //!
 //! A CrowdSec machine logs in again each time its token expires, with the same password: across
 //! a network those renewals were nine tenths of the server's CPU (`docs/scaling.md`). Once a
 //! password has verified against a stored hash, this process remembers a keyed tag of the pair
 //! ([`Verified`]) and a later login with the same pair is checked against the tag instead of
-//! running argon2 again. Only passwords that verified are remembered, so a wrong guess still
-//! costs a full argon2 run; the tag covers the stored hash, so a password reset (a new hash)
-//! makes every remembered tag of the old one useless; the key is random per process and never
-//! leaves it, so the tags are worthless outside it.
+//! running argon2 again; a registration remembers the pair it has just hashed and stored, so the
+//! login that follows it needs no argon2 run either. Only passwords that verified are
+//! remembered, so a wrong guess still costs a full argon2 run; the tag covers the stored hash, so
+//! a password reset (a new hash) makes every remembered tag of the old one useless; the key is
+//! random per process and never leaves it, so the tags are worthless outside it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -263,6 +264,14 @@ impl Hashing {
         Ok(hashed)
     }
 
+    /// Remembers that `password` verifies against `phc`, a hash just made from it and stored: the
+    /// first login of a machine that has just registered then needs no argon2 run of its own.
+    pub fn remember(&self, password: &str, phc: &str) {
+        if let Some(tag) = self.verified.tag(password, phc) {
+            self.verified.insert(tag);
+        }
+    }
+
     /// [`verify`] within the bound; a pair that verified before in this process is answered from
     /// its tag, without argon2 and without a slot.
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, Saturated> {
@@ -361,6 +370,20 @@ mod tests {
         assert!(hashing.verify("correct horse".into(), phc).await.unwrap());
         assert_eq!(hashing.in_flight(), 0);
         assert_eq!(hashing.peak_in_flight(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_registered_password_is_remembered_for_its_own_hash_only() {
+        let hashing = Hashing::new(1, Duration::from_millis(1));
+        let phc = hashing.hash("correct horse".into()).await.unwrap();
+        let other = hash("correct horse".into()).await.unwrap();
+        hashing.remember("correct horse", &phc);
+        // Every slot taken: only what needs no argon2 can answer.
+        let held = hashing.slot().await.unwrap();
+        assert!(hashing.verify("correct horse".into(), phc.clone()).await.unwrap(), "the first login after registering");
+        assert!(matches!(hashing.verify("wrong horse".into(), phc).await, Err(Saturated(1))), "a guess runs argon2");
+        assert!(matches!(hashing.verify("correct horse".into(), other).await, Err(Saturated(1))), "another hash runs argon2");
+        drop(held);
     }
 
     #[tokio::test]

@@ -152,7 +152,8 @@ pub async fn register_machine(
             return Err(ApiError::RateLimited(3600));
         }
     }
-    let password_hash = state.hashing.hash(request.password).await.map_err(|e| match e {
+    let password = request.password;
+    let password_hash = state.hashing.hash(password.clone()).await.map_err(|e| match e {
         HashingError::Saturated(busy) => saturated(busy),
         HashingError::Failed(e) => ApiError::Internal(e.into()),
     })?;
@@ -166,6 +167,8 @@ pub async fn register_machine(
     match state.store.create_machine(&machine).await {
         Ok(key) => {
             state.store.set_registration_network(key, network).await?;
+            // CrowdSec logs in right after registering: that login needs no second argon2 run.
+            state.hashing.remember(&password, &machine.password_hash);
             metrics::counter!("palisade_machines_registered_total").increment(1);
             Ok(ok())
         }
