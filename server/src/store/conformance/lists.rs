@@ -276,29 +276,64 @@ async fn runs_past_the_bulk_threshold_are_applied_as_if_one_by_one() {
         store.apply_list_ops(&batch, at).await.expect("apply");
         let mut ops = before;
         ops.extend(batch);
-        let (expected, members) = applied_one_by_one(&ops, first - 1, at);
-        let mut changes = Vec::new();
-        let mut cursor = first - 1;
-        loop {
-            let page = store.list_changes("bulk", cursor, 10_000).await.expect("changes");
-            let Some(last) = page.last() else { break };
-            cursor = last.seq;
-            changes.extend(page);
-        }
-        assert_eq!(changes.len(), expected.len(), "{label}: changes");
-        for (got, want) in changes.iter().zip(&expected) {
-            assert_eq!(got, want, "{label}: change {}", want.seq);
-        }
-        let stored = store.list_entries("bulk").await.expect("entries");
-        let mut want: Vec<&crate::store::ListEntry> = members.values().collect();
-        want.sort_by_key(|e| e.seq);
-        assert_eq!(stored.len(), want.len(), "{label}: members");
-        for (got, want) in stored.iter().zip(want) {
-            assert_eq!(got, want, "{label}: member {}", display_target(want.value));
-        }
+        let changes = assert_applied_one_by_one(store, label, "bulk", &ops, first, at).await;
         assert!(changes.iter().any(|c| c.entry.scenario.contains('\t')), "{label}: an escaped scenario");
         assert!(changes.iter().any(|c| c.reason.as_deref().is_some_and(|r| r.contains('\\'))), "{label}: an escaped reason");
     }
+}
+
+/// The same into a list that holds nothing yet (PostgreSQL copies such a run straight into the
+/// entries table, with no upsert): values repeated inside the run keep their last state, and a
+/// second long run into the now full list renews them (keeping their first `listed_at`).
+#[tokio::test]
+async fn a_bulk_run_into_an_empty_list_is_applied_as_if_one_by_one() {
+    use crate::store::ListOp;
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let at = T0 + Duration::minutes(1);
+        let fresh: Vec<ListOp> = (0..12_000).map(|i| batch_add("fresh", i % 11_000, i >= 11_000)).collect();
+        store.apply_list_ops(&fresh, at).await.expect("into the empty list");
+        let first = store.list_seq("fresh").await.expect("seq") - 11_999;
+        let renewals: Vec<ListOp> = (0..10_500).map(|i| batch_add("fresh", i * 7 % 12_000, true)).collect();
+        store.apply_list_ops(&renewals, at).await.expect("renewals");
+        let mut ops = fresh;
+        ops.extend(renewals);
+        assert_applied_one_by_one(store, label, "fresh", &ops, first, at).await;
+    }
+}
+
+/// Asserts that `list`'s changes from seq `first` on and its members are what applying `ops` one
+/// by one gives; returns the changes.
+async fn assert_applied_one_by_one(
+    store: &dyn crate::store::Store,
+    label: &str,
+    list: &str,
+    ops: &[crate::store::ListOp],
+    first: i64,
+    at: OffsetDateTime,
+) -> Vec<crate::store::ListChange> {
+    let (expected, members) = applied_one_by_one(ops, first - 1, at);
+    let mut changes = Vec::new();
+    let mut cursor = first - 1;
+    loop {
+        let page = store.list_changes(list, cursor, 10_000).await.expect("changes");
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        changes.extend(page);
+    }
+    assert_eq!(changes.len(), expected.len(), "{label}: changes");
+    for (got, want) in changes.iter().zip(&expected) {
+        assert_eq!(got, want, "{label}: change {}", want.seq);
+    }
+    let stored = store.list_entries(list).await.expect("entries");
+    let mut want: Vec<&crate::store::ListEntry> = members.values().collect();
+    want.sort_by_key(|e| e.seq);
+    assert_eq!(stored.len(), want.len(), "{label}: members");
+    for (got, want) in stored.iter().zip(want) {
+        assert_eq!(got, want, "{label}: member {}", display_target(want.value));
+    }
+    changes
 }
 
 #[tokio::test]

@@ -113,43 +113,56 @@ pub(super) async fn copy_changes(
 }
 
 /// Inserts or renews entries (a renewal keeps the stored `listed_at`), as the `UNNEST` upsert
-/// does: copied into a temporary table dropped at commit, then upserted from it in key order.
+/// does. Into lists that hold no entry yet (an import or a feed's first fetch into a new list),
+/// the rows are copied straight into `blocklist_entries`: there is nothing to renew, and `rows`
+/// holds each (list, value) once, in key order ([`entry_rows`](crate::store::lists::entry_rows)).
+/// Otherwise they are copied into a temporary table dropped at commit, then upserted from it.
+/// Every list writer holds `LIST_WRITE_LOCK`, so no entry can appear between the check and the
+/// copy.
 pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows: &[EntryRow<'_>]) -> Result<(), sqlx::Error> {
-    sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS blocklist_import (LIKE blocklist_entries) ON COMMIT DROP")
+    let mut lists: Vec<&str> = rows.iter().map(|r| r.entry.list.as_str()).collect();
+    lists.dedup();
+    let occupied: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM blocklist_entries WHERE list = ANY($1))")
+        .bind(&lists)
+        .fetch_one(&mut **tx)
+        .await?;
+    let statement = if occupied {
+        sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS blocklist_import (LIKE blocklist_entries) ON COMMIT DROP")
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("TRUNCATE blocklist_import").execute(&mut **tx).await?;
+        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN"
+    } else {
+        "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN"
+    };
+    copy_rows(tx, statement, rows, |out, r| {
+        let e = r.entry;
+        row(
+            out,
+            &[
+                Some(&e.list),
+                Some(&r.value),
+                Some(e.scope.as_str()),
+                Some(&e.scenario),
+                Some(e.remediation.as_str()),
+                Some(e.rule.as_str()),
+                Some(&instant(r.listed_at)),
+                Some(&instant(e.expires_at)),
+                Some(&r.seq.to_string()),
+            ],
+        );
+    })
+    .await?;
+    if occupied {
+        sqlx::query(
+            "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+             SELECT list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq FROM blocklist_import \
+             ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
+             remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
+        )
         .execute(&mut **tx)
         .await?;
-    sqlx::query("TRUNCATE blocklist_import").execute(&mut **tx).await?;
-    copy_rows(
-        tx,
-        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN",
-        rows,
-        |out, r| {
-            let e = r.entry;
-            row(
-                out,
-                &[
-                    Some(&e.list),
-                    Some(&r.value),
-                    Some(e.scope.as_str()),
-                    Some(&e.scenario),
-                    Some(e.remediation.as_str()),
-                    Some(e.rule.as_str()),
-                    Some(&instant(r.listed_at)),
-                    Some(&instant(e.expires_at)),
-                    Some(&r.seq.to_string()),
-                ],
-            );
-        },
-    )
-    .await?;
-    sqlx::query(
-        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-         SELECT list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq FROM blocklist_import \
-         ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
-         remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
-    )
-    .execute(&mut **tx)
-    .await?;
+    }
     Ok(())
 }
 
