@@ -283,8 +283,9 @@ async fn runs_past_the_bulk_threshold_are_applied_as_if_one_by_one() {
 }
 
 /// The same into a list that holds nothing yet (PostgreSQL copies such a run straight into the
-/// entries table, with no upsert): values repeated inside the run keep their last state, and a
-/// second long run into the now full list renews them (keeping their first `listed_at`).
+/// entries table, with no upsert), values repeated inside the run keeping their last state; then
+/// new values only into the now full list, and a long run renewing values of both (keeping their
+/// first `listed_at`).
 #[tokio::test]
 async fn a_bulk_run_into_an_empty_list_is_applied_as_if_one_by_one() {
     use crate::store::ListOp;
@@ -295,9 +296,12 @@ async fn a_bulk_run_into_an_empty_list_is_applied_as_if_one_by_one() {
         let fresh: Vec<ListOp> = (0..12_000).map(|i| batch_add("fresh", i % 11_000, i >= 11_000)).collect();
         store.apply_list_ops(&fresh, at).await.expect("into the empty list");
         let first = store.list_seq("fresh").await.expect("seq") - 11_999;
-        let renewals: Vec<ListOp> = (0..10_500).map(|i| batch_add("fresh", i * 7 % 12_000, true)).collect();
+        let growth: Vec<ListOp> = (11_000..23_000).map(|i| batch_add("fresh", i, false)).collect();
+        store.apply_list_ops(&growth, at).await.expect("new values into the full list");
+        let renewals: Vec<ListOp> = (0..10_500).map(|i| batch_add("fresh", i * 7 % 23_000, true)).collect();
         store.apply_list_ops(&renewals, at).await.expect("renewals");
         let mut ops = fresh;
+        ops.extend(growth);
         ops.extend(renewals);
         assert_applied_one_by_one(store, label, "fresh", &ops, first, at).await;
     }
