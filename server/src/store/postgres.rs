@@ -1,12 +1,16 @@
 //! PostgreSQL backend, for scale-out. Bulk signal inserts use one `INSERT … SELECT FROM UNNEST`
-//! per batch (one plan, arrays bound as parameters) with `ON CONFLICT DO NOTHING` for
-//! redeliveries; `COPY` would be faster still but cannot skip duplicates.
+//! per batch (one plan, arrays bound as parameters) that skips redeliveries (`signals.rs` says
+//! how); `COPY` would be faster still but cannot skip them.
 //!
-//! Signal ids are a consumer's watermark (`id > after`), so they must become visible in id order.
-//! A sequence alone does not give that: concurrent inserts interleave their ids and commit in any
-//! order, and a reader that saw id 200 would never see an id 150 committed after it. Signal
-//! inserts therefore take a transaction-scoped advisory lock first, which makes them one writer
-//! at a time, as on SQLite; readers are never blocked.
+//! Signal ids are a consumer's watermark (`id > after`), but a sequence does not make them visible
+//! in id order: concurrent inserts interleave their ids and commit in any order, and a reader that
+//! saw id 200 would never see an id 150 committed after it. Inserts therefore hold the signal
+//! writer lock *shared* from before their ids are drawn until their commit, so they run and commit
+//! side by side (PostgreSQL flushes concurrent commits together), and a reader that pages by id
+//! first passes a barrier: it takes the same lock exclusively for a moment, which waits out every
+//! insert in flight, and reads the sequence. Every id up to that frontier is then final, and the
+//! reader reads no further ([`PgStore::signal_frontier`]). Redelivery dedup needs inserts of one
+//! machine to be one at a time: they also hold a lock of their machine.
 //!
 //! Every statement passes [`gate::Gate`], which fails fast for a moment after the server was
 //! found unreachable instead of letting each caller wait out the pool's acquire timeout.
@@ -24,6 +28,7 @@ mod revocations;
 mod signals;
 mod stats;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,8 +66,14 @@ const LEADER_LOCK: i64 = 0x6c65_6164_6572;
 /// a reader that has seen seq N has seen every change below it.
 const LIST_WRITE_LOCK: i64 = 0x6c69_7374_7772;
 
-/// Advisory lock key serialising signal inserts ("palisade" in ASCII).
+/// Advisory lock key of signal inserts ("palisade" in ASCII): held shared by every insert, and
+/// exclusively by the id-frontier barrier and by whatever creates or drops a partition.
 const SIGNAL_WRITER_LOCK: i64 = 0x7061_6c69_7361_6465;
+
+/// First key of the two-key advisory locks that serialise one machine's signal inserts (the
+/// second is the machine id's low 31 bits; the two-key form never collides with the one-key
+/// locks above).
+const SIGNAL_MACHINE_LOCK: i32 = 0x7369_676e;
 
 /// The name of a day's signal partition (as `palisade_ensure_signal_partition` creates it).
 fn partition_name(day: time::Date) -> String {
@@ -86,13 +97,17 @@ fn partition_day(name: &str) -> Option<time::Date> {
 pub struct PgStore {
     /// Every statement passes the gate, which fails fast while the server is known to be down.
     pool: gate::Gate,
+    /// Days whose signal partition this process has seen exist: an insert into them needs no
+    /// partition check and shares the writer lock. Partitions of past days are dropped, but
+    /// signals are received now, never on a past day.
+    partitions: Arc<std::sync::Mutex<std::collections::BTreeSet<time::Date>>>,
 }
 
 impl PgStore {
     /// Connects to the database a `postgres://` URL names.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-        Ok(PgStore { pool: gate::Gate::new(pool) })
+        Ok(PgStore { pool: gate::Gate::new(pool), partitions: Arc::default() })
     }
 
     /// The pool, for tests and benchmarks that need raw access.

@@ -10,10 +10,11 @@ impl ConsensusStore for PgStore {
         let rows = sqlx::query(
             "SELECT s.id, s.machine_id, s.value, s.scenario, s.scenario_trust, s.origin_prefix, s.origin_asn, \
              s.received_at, m.is_sensor FROM signals s LEFT JOIN machines m ON m.id = s.machine_id \
-             WHERE s.id > $1 ORDER BY s.id LIMIT $2",
+             WHERE s.id > $1 AND s.id <= $3 ORDER BY s.id LIMIT $2",
         )
         .bind(after)
         .bind(i64::from(limit))
+        .bind(self.signal_frontier().await?)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

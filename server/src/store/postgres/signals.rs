@@ -1,6 +1,8 @@
 //! PostgreSQL's [`SignalStore`]. Row conversions and helpers shared with the other capabilities stay in
 //! the backend's root module.
 
+use std::borrow::Cow;
+
 use super::*;
 use crate::store::signals::{RecentReport, ReportQuery, ReportSummary, SignalStore, ValueReports};
 
@@ -10,111 +12,26 @@ impl SignalStore for PgStore {
         if signals.is_empty() {
             return Ok(InsertOutcome::default());
         }
-        let n = signals.len();
-        let mut machine = Vec::with_capacity(n);
-        let mut dedup = Vec::with_capacity(n);
-        let mut scope = Vec::with_capacity(n);
-        let mut value = Vec::with_capacity(n);
-        let mut scenario = Vec::with_capacity(n);
-        let mut scenario_hash = Vec::with_capacity(n);
-        let mut scenario_version = Vec::with_capacity(n);
-        let mut scenario_trust = Vec::with_capacity(n);
-        let mut message = Vec::with_capacity(n);
-        let mut agent = Vec::with_capacity(n);
-        let mut alert_uuid = Vec::with_capacity(n);
-        let mut start_at = Vec::with_capacity(n);
-        let mut stop_at = Vec::with_capacity(n);
-        let mut received_at = Vec::with_capacity(n);
-        let mut origin_ip = Vec::with_capacity(n);
-        let mut origin_prefix = Vec::with_capacity(n);
-        let mut origin_asn = Vec::with_capacity(n);
-        let mut as_number = Vec::with_capacity(n);
-        let mut as_name = Vec::with_capacity(n);
-        let mut country = Vec::with_capacity(n);
-        let mut extra = Vec::with_capacity(n);
-        for signal in signals {
-            let report = &signal.report;
-            machine.push(signal.machine.0);
-            dedup.push(report.dedup_key.as_str());
-            scope.push(report.scope.as_str());
-            value.push(report.value_text());
-            scenario.push(storable(&report.scenario));
-            scenario_hash.push(storable(&report.scenario_hash));
-            scenario_version.push(storable(&report.scenario_version));
-            scenario_trust.push(storable(&report.scenario_trust));
-            message.push(storable(&report.message));
-            agent.push(storable_opt(report.agent.as_deref()));
-            alert_uuid.push(storable_opt(report.alert_uuid.as_deref()));
-            start_at.push(report.start_at);
-            stop_at.push(report.stop_at);
-            received_at.push(signal.received_at);
-            origin_ip.push(signal.origin.ip.to_string());
-            origin_prefix.push(signal.origin.prefix.to_string());
-            origin_asn.push(signal.origin.asn.map(i64::from));
-            as_number.push(signal.enrichment.as_number.map(i64::from));
-            as_name.push(storable_opt(signal.enrichment.as_name.as_deref()));
-            country.push(storable_opt(signal.enrichment.country.as_deref()));
-            extra.push(storable_json(&report.extra));
+        let columns = SignalColumns::of(signals);
+        let mut known = self.partitions_known(&columns.days);
+        loop {
+            match self.write_signals(&columns, known).await {
+                // Another process dropped a partition this one had seen (a day in the past):
+                // check the partitions again, under the lock held alone.
+                Err(error) if known && missing_partition(&error) => {
+                    self.partitions_forgotten(&columns.days);
+                    known = false;
+                }
+                Err(error) => return Err(error.into()),
+                Ok(inserted) => {
+                    if !known {
+                        self.partitions_seen(&columns.days);
+                    }
+                    let inserted = inserted as usize;
+                    return Ok(InsertOutcome { inserted, duplicates: signals.len() - inserted });
+                }
+            }
         }
-        let mut days: Vec<time::Date> =
-            received_at.iter().map(|at: &OffsetDateTime| at.to_offset(time::UtcOffset::UTC).date()).collect();
-        days.sort_unstable();
-        days.dedup();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
-        // Each day's partition exists before its rows arrive (normally made ahead by maintenance).
-        sqlx::query("SELECT palisade_ensure_signal_partition(d) FROM UNNEST($1::date[]) AS d")
-            .bind(&days)
-            .execute(&mut *tx)
-            .await?;
-        // Redeliveries are skipped without a unique constraint (a partitioned table cannot have
-        // one without the partition key): writers are serialised by the lock above, so a row is
-        // new when no stored signal of its machine has its dedup key, and DISTINCT ON keeps the
-        // first of repeats within the batch. A redelivery carries the original's stop_at, and the
-        // original was received no earlier than stop_at minus the accepted clock skew (at most 7
-        // days, `Config::validate`), which lets the lookup skip older partitions.
-        // ORDER BY the array position: ids follow the batch order, which UNNEST alone does not promise.
-        let result = sqlx::query(
-            "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
-             scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
-             origin_asn, as_number, as_name, country, extra) \
-             SELECT m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex::jsonb \
-             FROM (SELECT DISTINCT ON (m, d) * \
-                   FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                               $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
-                               $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
-                     WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
-                   ORDER BY m, d, n) AS u \
-             WHERE NOT EXISTS (SELECT 1 FROM signals s WHERE s.machine_id = u.m AND s.dedup_key = u.d \
-                               AND s.received_at >= u.so - interval '7 days') \
-             ORDER BY n",
-        )
-        .bind(machine)
-        .bind(dedup)
-        .bind(scope)
-        .bind(value)
-        .bind(scenario)
-        .bind(scenario_hash)
-        .bind(scenario_version)
-        .bind(scenario_trust)
-        .bind(message)
-        .bind(agent)
-        .bind(alert_uuid)
-        .bind(start_at)
-        .bind(stop_at)
-        .bind(&received_at)
-        .bind(origin_ip)
-        .bind(origin_prefix)
-        .bind(origin_asn)
-        .bind(as_number)
-        .bind(as_name)
-        .bind(country)
-        .bind(extra)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let inserted = result.rows_affected() as usize;
-        Ok(InsertOutcome { inserted, duplicates: n - inserted })
     }
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
@@ -125,6 +42,8 @@ impl SignalStore for PgStore {
              FROM signals s JOIN machines m ON m.id = s.machine_id WHERE s.id > ",
         );
         builder.push_bind(filter.after.unwrap_or(0));
+        // Pages follow ids: only what is final, or a later page could miss an id committed late.
+        builder.push(" AND s.id <= ").push_bind(self.signal_frontier().await?);
         if let Some(login) = &filter.machine_id {
             builder.push(" AND m.machine_id = ").push_bind(storable(login));
         }
@@ -153,6 +72,7 @@ impl SignalStore for PgStore {
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
+        self.partitions_seen(&days);
         Ok(created.into_iter().filter(|(_, new)| *new).map(|(day, _)| day).collect())
     }
 
@@ -179,6 +99,7 @@ impl SignalStore for PgStore {
             }
             sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{name}\""))).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.partitions_dropped(day);
             outcome.partitions_dropped.push(day);
         }
         Ok(outcome)
@@ -297,5 +218,357 @@ fn push_report_filter(builder: &mut QueryBuilder<Postgres>, query: &ReportQuery)
     }
     if let Some(machine) = query.machine {
         builder.push(" AND s.machine_id = ").push_bind(machine.0);
+    }
+}
+
+/// A batch of signals as the insert binds them: one array per column.
+struct SignalColumns<'a> {
+    /// The UTC days the batch was received on (its partitions).
+    days: Vec<time::Date>,
+    /// Its machines, sorted, each once.
+    machines: Vec<i64>,
+    machine: Vec<i64>,
+    dedup: Vec<&'a str>,
+    scope: Vec<&'a str>,
+    value: Vec<String>,
+    scenario: Vec<Cow<'a, str>>,
+    scenario_hash: Vec<Cow<'a, str>>,
+    scenario_version: Vec<Cow<'a, str>>,
+    scenario_trust: Vec<Cow<'a, str>>,
+    message: Vec<Cow<'a, str>>,
+    agent: Vec<Option<Cow<'a, str>>>,
+    alert_uuid: Vec<Option<Cow<'a, str>>>,
+    start_at: Vec<OffsetDateTime>,
+    stop_at: Vec<OffsetDateTime>,
+    received_at: Vec<OffsetDateTime>,
+    origin_ip: Vec<String>,
+    origin_prefix: Vec<String>,
+    origin_asn: Vec<Option<i64>>,
+    as_number: Vec<Option<i64>>,
+    as_name: Vec<Option<Cow<'a, str>>>,
+    country: Vec<Option<Cow<'a, str>>>,
+    extra: Vec<Cow<'a, str>>,
+}
+
+impl<'a> SignalColumns<'a> {
+    fn of(signals: &'a [NewSignal]) -> Self {
+        let n = signals.len();
+        let mut machine = Vec::with_capacity(n);
+        let mut dedup = Vec::with_capacity(n);
+        let mut scope = Vec::with_capacity(n);
+        let mut value = Vec::with_capacity(n);
+        let mut scenario = Vec::with_capacity(n);
+        let mut scenario_hash = Vec::with_capacity(n);
+        let mut scenario_version = Vec::with_capacity(n);
+        let mut scenario_trust = Vec::with_capacity(n);
+        let mut message = Vec::with_capacity(n);
+        let mut agent = Vec::with_capacity(n);
+        let mut alert_uuid = Vec::with_capacity(n);
+        let mut start_at = Vec::with_capacity(n);
+        let mut stop_at = Vec::with_capacity(n);
+        let mut received_at = Vec::with_capacity(n);
+        let mut origin_ip = Vec::with_capacity(n);
+        let mut origin_prefix = Vec::with_capacity(n);
+        let mut origin_asn = Vec::with_capacity(n);
+        let mut as_number = Vec::with_capacity(n);
+        let mut as_name = Vec::with_capacity(n);
+        let mut country = Vec::with_capacity(n);
+        let mut extra = Vec::with_capacity(n);
+        for signal in signals {
+            let report = &signal.report;
+            machine.push(signal.machine.0);
+            dedup.push(report.dedup_key.as_str());
+            scope.push(report.scope.as_str());
+            value.push(report.value_text());
+            scenario.push(storable(&report.scenario));
+            scenario_hash.push(storable(&report.scenario_hash));
+            scenario_version.push(storable(&report.scenario_version));
+            scenario_trust.push(storable(&report.scenario_trust));
+            message.push(storable(&report.message));
+            agent.push(storable_opt(report.agent.as_deref()));
+            alert_uuid.push(storable_opt(report.alert_uuid.as_deref()));
+            start_at.push(report.start_at);
+            stop_at.push(report.stop_at);
+            received_at.push(signal.received_at);
+            origin_ip.push(signal.origin.ip.to_string());
+            origin_prefix.push(signal.origin.prefix.to_string());
+            origin_asn.push(signal.origin.asn.map(i64::from));
+            as_number.push(signal.enrichment.as_number.map(i64::from));
+            as_name.push(storable_opt(signal.enrichment.as_name.as_deref()));
+            country.push(storable_opt(signal.enrichment.country.as_deref()));
+            extra.push(storable_json(&report.extra));
+        }
+        let mut days: Vec<time::Date> = received_at.iter().map(|at| at.to_offset(time::UtcOffset::UTC).date()).collect();
+        days.sort_unstable();
+        days.dedup();
+        let mut machines = machine.clone();
+        machines.sort_unstable();
+        machines.dedup();
+        SignalColumns {
+            days,
+            machines,
+            machine,
+            dedup,
+            scope,
+            value,
+            scenario,
+            scenario_hash,
+            scenario_version,
+            scenario_trust,
+            message,
+            agent,
+            alert_uuid,
+            start_at,
+            stop_at,
+            received_at,
+            origin_ip,
+            origin_prefix,
+            origin_asn,
+            as_number,
+            as_name,
+            country,
+            extra,
+        }
+    }
+}
+
+/// Whether an insert failed because a row's day has no partition (SQLSTATE 23514, raised by
+/// the partition routing).
+fn missing_partition(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.code().as_deref() == Some("23514") && e.message().contains("no partition"))
+}
+
+impl PgStore {
+    /// Writes one batch in a transaction of its own; how many rows were new. With `known`, every
+    /// day of the batch has a partition this process has seen, and the insert shares the writer
+    /// lock with the others; without, it holds the lock alone and makes the partitions first.
+    async fn write_signals(&self, columns: &SignalColumns<'_>, known: bool) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if known {
+            // The usual case: the writer lock shared with the other inserts (they commit side by
+            // side), then each machine's own lock, in id order so two inserts cannot deadlock.
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock_shared($1), \
+                 (SELECT count(pg_advisory_xact_lock($2, k)) FROM \
+                  (SELECT DISTINCT (m & 2147483647)::int4 AS k FROM UNNEST($3::bigint[]) AS m ORDER BY 1) AS keys)",
+            )
+            .bind(SIGNAL_WRITER_LOCK)
+            .bind(SIGNAL_MACHINE_LOCK)
+            .bind(&columns.machines)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // A day not seen yet: its partition is made (normally ahead, by maintenance) under
+            // the writer lock held alone, which also keeps every other insert out meanwhile.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+            sqlx::query("SELECT palisade_ensure_signal_partition(d) FROM UNNEST($1::date[]) AS d")
+                .bind(&columns.days)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Redeliveries are skipped without a unique constraint (a partitioned table cannot have
+        // one without the partition key): inserts of one machine are serialised by the locks
+        // above, so a row is new when no stored signal of its machine has its dedup key, and
+        // DISTINCT ON keeps the first of repeats within the batch. A redelivery carries the
+        // original's stop_at, and the original was received no earlier than stop_at minus the
+        // accepted clock skew (at most 7 days, `Config::validate`), which lets the lookup skip
+        // older partitions.
+        // ORDER BY the array position: ids follow the batch order, which UNNEST alone does not promise.
+        let result = sqlx::query(
+            "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
+             scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
+             origin_asn, as_number, as_name, country, extra) \
+             SELECT m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex::jsonb \
+             FROM (SELECT DISTINCT ON (m, d) * \
+                   FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                               $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
+                               $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
+                     WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
+                   ORDER BY m, d, n) AS u \
+             WHERE NOT EXISTS (SELECT 1 FROM signals s WHERE s.machine_id = u.m AND s.dedup_key = u.d \
+                               AND s.received_at >= u.so - interval '7 days') \
+             ORDER BY n",
+        )
+        .bind(&columns.machine)
+        .bind(&columns.dedup)
+        .bind(&columns.scope)
+        .bind(&columns.value)
+        .bind(&columns.scenario)
+        .bind(&columns.scenario_hash)
+        .bind(&columns.scenario_version)
+        .bind(&columns.scenario_trust)
+        .bind(&columns.message)
+        .bind(&columns.agent)
+        .bind(&columns.alert_uuid)
+        .bind(&columns.start_at)
+        .bind(&columns.stop_at)
+        .bind(&columns.received_at)
+        .bind(&columns.origin_ip)
+        .bind(&columns.origin_prefix)
+        .bind(&columns.origin_asn)
+        .bind(&columns.as_number)
+        .bind(&columns.as_name)
+        .bind(&columns.country)
+        .bind(&columns.extra)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(result.rows_affected())
+    }
+
+    /// The id frontier: every signal id up to it is final (committed or never to be), so a reader
+    /// paging by id may read up to it and miss nothing. Taking the writer lock exclusively waits
+    /// for the inserts in flight to commit (new ones wait a moment behind it); the sequence's
+    /// last value is then the last id any of them drew.
+    pub(super) async fn signal_frontier(&self) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *tx).await?;
+        let (last, called): (i64, bool) =
+            sqlx::query_as("SELECT last_value, is_called FROM signals_id_seq").fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(if called { last } else { last - 1 })
+    }
+
+    fn known_partitions(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<time::Date>> {
+        // A set of dates: a panic elsewhere cannot leave it half-written.
+        self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether every day of `days` has a partition this process has seen.
+    fn partitions_known(&self, days: &[time::Date]) -> bool {
+        let known = self.known_partitions();
+        days.iter().all(|day| known.contains(day))
+    }
+
+    fn partitions_seen(&self, days: &[time::Date]) {
+        self.known_partitions().extend(days.iter().copied());
+    }
+
+    fn partitions_dropped(&self, day: time::Date) {
+        self.known_partitions().remove(&day);
+    }
+
+    fn partitions_forgotten(&self, days: &[time::Date]) {
+        let mut known = self.known_partitions();
+        for day in days {
+            known.remove(day);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::signal::{SignalRules, parse_item};
+    use crate::store::machines::{CreatedBy, MachineStore};
+    use crate::store::signals::Origin;
+    use crate::store::{ConsensusStore, Database};
+    use crate::testing::TestDb;
+
+    const T0: OffsetDateTime = datetime!(2026-11-25 12:00:00 UTC);
+
+    fn signal(machine: MachineKey, value: &str) -> NewSignal {
+        let rules = SignalRules {
+            now: T0,
+            max_age: time::Duration::days(60),
+            max_clock_skew: time::Duration::hours(24),
+            min_v4_prefix: 16,
+            min_v6_prefix: 32,
+        };
+        let item = json!({
+            "machine_id": "agent-1", "message": "ssh", "scenario": "crowdsecurity/ssh-bf",
+            "scenario_hash": "", "scenario_trust": "certified", "scenario_version": "0.3",
+            "source": {"ip": value, "scope": "Ip", "value": value},
+            "start_at": "2026-11-25T11:59:19Z", "stop_at": "2026-11-25T11:59:20Z",
+            "uuid": "c0d1e2f3-0000-4000-8000-000000000001", "kind": "crowdsec"
+        });
+        NewSignal {
+            machine,
+            report: parse_item(item, &rules).expect("a valid test item"),
+            origin: Origin { ip: "81.2.69.160".parse().expect("ip"), prefix: "81.2.69.0/24".parse().expect("net"), asn: None },
+            enrichment: Enrichment::default(),
+            received_at: T0,
+        }
+    }
+
+    /// An insert drew its id and has not committed when a later insert commits: a reader paging
+    /// by id must not pass the first one's id, or it would never read it. The first insert is
+    /// held open here by hand, following the inserts' own protocol (the writer lock shared).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_by_id_waits_for_an_insert_that_drew_a_smaller_id() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let store = PgStore::open(db.url.expose()).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let machine = crate::store::NewMachine {
+            machine_id: "first".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+            sensor: false,
+            created_by: CreatedBy::Register,
+            created_at: T0,
+        };
+        let first = store.create_machine(&machine).await.expect("machine");
+        // Both days' partitions are seen, so the store's insert below takes the shared path.
+        store.insert_signals(&[signal(first, "45.33.0.1")]).await.expect("insert");
+
+        let mut slow = store.pool().begin().await.expect("begin");
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(SIGNAL_WRITER_LOCK).execute(&mut *slow).await.expect("lock");
+        let slow_id: i64 = sqlx::query_scalar(
+            "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
+             scenario_trust, message, start_at, stop_at, received_at, origin_ip, origin_prefix, extra) \
+             VALUES ($1, 'slow', 'ip', '45.33.0.2', 'crowdsecurity/ssh-bf', '', '0.3', 'certified', 'ssh', $2, $2, $2, \
+             '81.2.69.160', '81.2.69.0/24', '{}') RETURNING id",
+        )
+        .bind(first.0)
+        .bind(T0)
+        .fetch_one(&mut *slow)
+        .await
+        .expect("the slow insert");
+        store.insert_signals(&[signal(first, "45.33.0.3")]).await.expect("a later insert commits first");
+
+        let reader = store.clone();
+        let engine = tokio::spawn(async move { reader.signals_for_engine(0, 100).await });
+        let lister = store.clone();
+        let listing =
+            tokio::spawn(async move { lister.list_signals(&SignalFilter { limit: 100, ..SignalFilter::default() }).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        slow.commit().await.expect("the slow insert commits");
+
+        let engine: Vec<i64> = engine.await.expect("join").expect("read").iter().map(|s| s.id).collect();
+        let listing: Vec<i64> = listing.await.expect("join").expect("list").iter().map(|s| s.id).collect();
+        for (reader, ids) in [("engine", &engine), ("listing", &listing)] {
+            assert_eq!(ids.len(), 3, "{reader}: every signal, the slow one included ({ids:?}, slow {slow_id})");
+            assert!(ids.contains(&slow_id) && ids.windows(2).all(|w| w[0] < w[1]), "{reader}: {ids:?}");
+        }
+    }
+
+    /// A partition this process saw can be dropped by another (retention on another replica): the
+    /// insert into its day makes it again instead of failing.
+    #[tokio::test]
+    async fn an_insert_into_a_day_whose_partition_another_process_dropped_makes_it_again() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let store = PgStore::open(db.url.expose()).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let machine = crate::store::NewMachine {
+            machine_id: "watcher".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+            sensor: false,
+            created_by: CreatedBy::Register,
+            created_at: T0,
+        };
+        let key = store.create_machine(&machine).await.expect("machine");
+        store.insert_signals(&[signal(key, "45.33.0.1")]).await.expect("insert");
+        assert!(store.partitions_known(&[T0.date()]), "the day's partition is remembered");
+        let other = PgStore::open(db.url.expose()).await.expect("open");
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", partition_name(T0.date()))))
+            .execute(other.pool())
+            .await
+            .expect("drop");
+        let outcome = store.insert_signals(&[signal(key, "45.33.0.2")]).await.expect("insert after the drop");
+        assert_eq!(outcome.inserted, 1);
+        let stored = store.list_signals(&SignalFilter { limit: 10, ..SignalFilter::default() }).await.expect("list");
+        assert_eq!(stored.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(), ["45.33.0.2"]);
     }
 }
