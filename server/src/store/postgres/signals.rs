@@ -494,23 +494,29 @@ mod tests {
         }
     }
 
+    /// The store on `db`, migrated, with one machine.
+    async fn store_with_machine(db: &TestDb) -> (PgStore, MachineKey) {
+        let store = PgStore::open(db.url.expose()).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let machine = crate::store::NewMachine {
+            machine_id: "watcher".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+            sensor: false,
+            created_by: CreatedBy::Register,
+            created_at: T0,
+        };
+        let key = store.create_machine(&machine).await.expect("machine");
+        (store, key)
+    }
+
     /// An insert drew its id and has not committed when a later insert commits: a reader paging
     /// by id must not pass the first one's id, or it would never read it. The first insert is
     /// held open here by hand, following the inserts' own protocol (the writer lock shared).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reader_by_id_waits_for_an_insert_that_drew_a_smaller_id() {
         let Some(db) = TestDb::postgres().await else { return };
-        let store = PgStore::open(db.url.expose()).await.expect("open");
-        store.migrate().await.expect("migrate");
-        let machine = crate::store::NewMachine {
-            machine_id: "first".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
-            sensor: false,
-            created_by: CreatedBy::Register,
-            created_at: T0,
-        };
-        let first = store.create_machine(&machine).await.expect("machine");
-        // Both days' partitions are seen, so the store's insert below takes the shared path.
+        let (store, first) = store_with_machine(&db).await;
+        // The day's partition is seen now, so the store's insert below takes the shared path.
         store.insert_signals(&[signal(first, "45.33.0.1")]).await.expect("insert");
 
         let mut slow = store.pool().begin().await.expect("begin");
@@ -549,16 +555,7 @@ mod tests {
     #[tokio::test]
     async fn an_insert_into_a_day_whose_partition_another_process_dropped_makes_it_again() {
         let Some(db) = TestDb::postgres().await else { return };
-        let store = PgStore::open(db.url.expose()).await.expect("open");
-        store.migrate().await.expect("migrate");
-        let machine = crate::store::NewMachine {
-            machine_id: "watcher".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
-            sensor: false,
-            created_by: CreatedBy::Register,
-            created_at: T0,
-        };
-        let key = store.create_machine(&machine).await.expect("machine");
+        let (store, key) = store_with_machine(&db).await;
         store.insert_signals(&[signal(key, "45.33.0.1")]).await.expect("insert");
         assert!(store.partitions_known(&[T0.date()]), "the day's partition is remembered");
         let other = PgStore::open(db.url.expose()).await.expect("open");
