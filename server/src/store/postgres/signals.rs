@@ -99,7 +99,7 @@ impl SignalStore for PgStore {
             }
             sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{name}\""))).execute(&mut *tx).await?;
             tx.commit().await?;
-            self.partitions_dropped(day);
+            self.partitions_forgotten(&[day]);
             outcome.partitions_dropped.push(day);
         }
         Ok(outcome)
@@ -459,10 +459,6 @@ impl PgStore {
 
     fn partitions_seen(&self, days: &[time::Date]) {
         self.known_partitions().extend(days.iter().copied());
-    }
-
-    fn partitions_dropped(&self, day: time::Date) {
-        self.known_partitions().remove(&day);
     }
 
     fn partitions_forgotten(&self, days: &[time::Date]) {
