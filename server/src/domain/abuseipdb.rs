@@ -18,7 +18,7 @@ use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{Duration, OffsetDateTime};
 
 use super::net::parse_ip;
-use super::signal::{Scope, SignalReport};
+use super::signal::{Scope, SignalReport, time_ordered_key};
 use super::special::special_purpose;
 use super::text::has_nul;
 
@@ -416,7 +416,7 @@ impl Report {
             stop_at: self.at,
             alert_uuid: None,
             extra,
-            dedup_key: hex::encode(&hash.finalize()[..16]),
+            dedup_key: time_ordered_key(self.at, hash),
         }
     }
 }
