@@ -10,31 +10,38 @@ const TARGETS_PER_STATEMENT: usize = 1000;
 #[async_trait]
 impl ConsensusStore for SqliteStore {
     async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.id, s.machine_id, s.value, s.scenario, s.scenario_trust, s.origin_prefix, s.origin_asn, \
-             s.received_at, m.is_sensor FROM signals s LEFT JOIN machines m ON m.id = s.machine_id \
-             WHERE s.id > ? ORDER BY s.id LIMIT ?",
+        // One row holding the whole batch as a JSON array: sqlx hands a statement's rows from its
+        // connection thread to the caller one message at a time, and a row per signal made this
+        // read a tenth of the server's CPU under ingest.
+        let batch: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, machine_id, value, scenario, scenario_trust, origin_prefix, \
+             origin_asn, received_at, is_sensor)) FROM (SELECT s.id, s.machine_id, s.value, s.scenario, \
+             s.scenario_trust, s.origin_prefix, s.origin_asn, s.received_at, m.is_sensor FROM signals s \
+             LEFT JOIN machines m ON m.id = s.machine_id WHERE s.id > ? ORDER BY s.id LIMIT ?)",
         )
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(EngineSignal {
-                    id: row.try_get("id")?,
-                    machine: MachineKey(row.try_get("machine_id")?),
-                    value: row.try_get("value")?,
-                    scenario: row.try_get("scenario")?,
-                    scenario_trust: row.try_get("scenario_trust")?,
-                    origin_prefix: row.try_get("origin_prefix")?,
-                    origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
-                    received_at: from_micros(row.try_get("received_at")?),
-                    reporter_sensor: row.try_get("is_sensor")?,
-                })
+        type Row = (i64, i64, String, String, String, String, Option<i64>, i64, Option<i64>);
+        let rows: Vec<Row> = serde_json::from_str(&batch).map_err(|e| StoreError::Corrupt(format!("engine batch: {e}")))?;
+        let mut signals: Vec<EngineSignal> = rows
+            .into_iter()
+            .map(|(id, machine, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at, sensor)| EngineSignal {
+                id,
+                machine: MachineKey(machine),
+                value,
+                scenario,
+                scenario_trust,
+                origin_prefix,
+                origin_asn: origin_asn.map(|n| n as u32),
+                received_at: from_micros(received_at),
+                reporter_sensor: sensor.map(|flag| flag != 0),
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect();
+        // An aggregate keeps its subquery's order in SQLite, but SQL does not promise it.
+        signals.sort_unstable_by_key(|signal| signal.id);
+        Ok(signals)
     }
 
     async fn engine_machines(&self) -> Result<Vec<EngineMachine>, StoreError> {
