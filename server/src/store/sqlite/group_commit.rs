@@ -11,7 +11,6 @@
 //! The write runs in a spawned task: a caller that goes away (a client disconnecting) cannot
 //! abandon the other callers' batches half-way.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,26 +34,26 @@ const MAX_GROUP_ROWS: usize = 20_000;
 /// single writer spends its time writing rather than formatting.
 pub(super) struct SignalRow {
     machine: i64,
-    dedup_key: String,
+    dedup_key: Arc<str>,
     scope: &'static str,
-    value: String,
-    scenario: String,
-    scenario_hash: String,
-    scenario_version: String,
-    scenario_trust: String,
-    message: String,
-    agent: Option<String>,
-    alert_uuid: Option<String>,
+    value: Arc<str>,
+    scenario: Arc<str>,
+    scenario_hash: Arc<str>,
+    scenario_version: Arc<str>,
+    scenario_trust: Arc<str>,
+    message: Arc<str>,
+    agent: Option<Arc<str>>,
+    alert_uuid: Option<Arc<str>>,
     start_at: i64,
     stop_at: i64,
     received_at: i64,
-    origin_ip: String,
-    origin_prefix: String,
+    origin_ip: Arc<str>,
+    origin_prefix: Arc<str>,
     origin_asn: Option<i64>,
     as_number: Option<i64>,
-    as_name: Option<String>,
-    country: Option<String>,
-    extra: String,
+    as_name: Option<Arc<str>>,
+    country: Option<Arc<str>>,
+    extra: Arc<str>,
 }
 
 impl From<&NewSignal> for SignalRow {
@@ -62,26 +61,26 @@ impl From<&NewSignal> for SignalRow {
         let report = &signal.report;
         SignalRow {
             machine: signal.machine.0,
-            dedup_key: report.dedup_key.clone(),
+            dedup_key: report.dedup_key.as_str().into(),
             scope: report.scope.as_str(),
-            value: report.value_text(),
-            scenario: storable(&report.scenario).into_owned(),
-            scenario_hash: storable(&report.scenario_hash).into_owned(),
-            scenario_version: storable(&report.scenario_version).into_owned(),
-            scenario_trust: storable(&report.scenario_trust).into_owned(),
-            message: storable(&report.message).into_owned(),
-            agent: storable_opt(report.agent.as_deref()).map(Cow::into_owned),
-            alert_uuid: storable_opt(report.alert_uuid.as_deref()).map(Cow::into_owned),
+            value: report.value_text().into(),
+            scenario: storable(&report.scenario).into(),
+            scenario_hash: storable(&report.scenario_hash).into(),
+            scenario_version: storable(&report.scenario_version).into(),
+            scenario_trust: storable(&report.scenario_trust).into(),
+            message: storable(&report.message).into(),
+            agent: storable_opt(report.agent.as_deref()).map(Into::into),
+            alert_uuid: storable_opt(report.alert_uuid.as_deref()).map(Into::into),
             start_at: to_micros(report.start_at),
             stop_at: to_micros(report.stop_at),
             received_at: to_micros(signal.received_at),
-            origin_ip: signal.origin.ip.to_string(),
-            origin_prefix: signal.origin.prefix.to_string(),
+            origin_ip: signal.origin.ip.to_string().into(),
+            origin_prefix: signal.origin.prefix.to_string().into(),
             origin_asn: signal.origin.asn.map(i64::from),
             as_number: signal.enrichment.as_number.map(i64::from),
-            as_name: storable_opt(signal.enrichment.as_name.as_deref()).map(Cow::into_owned),
-            country: storable_opt(signal.enrichment.country.as_deref()).map(Cow::into_owned),
-            extra: storable_json(&report.extra).into_owned(),
+            as_name: storable_opt(signal.enrichment.as_name.as_deref()).map(Into::into),
+            country: storable_opt(signal.enrichment.country.as_deref()).map(Into::into),
+            extra: storable_json(&report.extra).into(),
         }
     }
 }
@@ -230,30 +229,31 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[SignalRow]) -> Result<
              scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
              origin_asn, as_number, as_name, country, extra) ",
         );
+        // Texts are bound as shared pointers: sqlx copies a bound `&String` into its arguments.
         builder.push_values(chunk, |mut bind, row| {
             bind.push_bind(row.machine)
-                .push_bind(&row.dedup_key)
+                .push_bind(row.dedup_key.clone())
                 .push_bind(row.scope)
-                .push_bind(&row.value)
-                .push_bind(&row.scenario)
-                .push_bind(&row.scenario_hash)
-                .push_bind(&row.scenario_version)
-                .push_bind(&row.scenario_trust)
-                .push_bind(&row.message)
-                .push_bind(&row.agent)
-                .push_bind(&row.alert_uuid)
+                .push_bind(row.value.clone())
+                .push_bind(row.scenario.clone())
+                .push_bind(row.scenario_hash.clone())
+                .push_bind(row.scenario_version.clone())
+                .push_bind(row.scenario_trust.clone())
+                .push_bind(row.message.clone())
+                .push_bind(row.agent.clone())
+                .push_bind(row.alert_uuid.clone())
                 .push_bind(row.start_at)
                 .push_bind(row.stop_at)
                 .push_bind(row.received_at)
-                .push_bind(&row.origin_ip)
-                .push_bind(&row.origin_prefix)
+                .push_bind(row.origin_ip.clone())
+                .push_bind(row.origin_prefix.clone())
                 .push_bind(row.origin_asn)
                 .push_bind(row.as_number)
-                .push_bind(&row.as_name)
-                .push_bind(&row.country)
+                .push_bind(row.as_name.clone())
+                .push_bind(row.country.clone())
                 // json() refuses what is not JSON, as PostgreSQL's jsonb does.
                 .push("json(")
-                .push_bind_unseparated(&row.extra)
+                .push_bind_unseparated(row.extra.clone())
                 .push_unseparated(")");
         });
         builder.push(" ON CONFLICT (machine_id, dedup_key) DO NOTHING");
