@@ -1,6 +1,6 @@
-//! Fuzzes one pushed signal item (`/v2/signals`, `/v3/signals`): any bytes that are JSON go
-//! through `parse_item` with the default ingest rules; a refusal is fine, a panic is not. An
-//! accepted report must also survive the size accounting and the `extra` bound.
+//! Fuzzes one pushed signal item (`/v2/signals`, `/v3/signals`): any text goes through
+//! `parse_item` with the default ingest rules; a refusal is fine, a panic is not. An accepted
+//! report's `extra` must be a JSON object, and survive the size accounting and its bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +8,7 @@ use palisade_server::domain::signal::{SignalRules, bounded_extra, parse_item, st
 use time::{Duration, OffsetDateTime};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(raw) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let Ok(raw) = std::str::from_utf8(data) else {
         return;
     };
     let rules = SignalRules {
@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         min_v6_prefix: 32,
     };
     if let Ok(report) = parse_item(raw, &rules) {
+        let extra = serde_json::from_str::<serde_json::Value>(&report.extra);
+        assert!(extra.is_ok_and(|extra| extra.is_object()), "extra is not a JSON object: {}", report.extra);
         stored_size(&report);
         let extra = report.extra.clone();
         let bounded = bounded_extra(extra, 64);

@@ -2,12 +2,15 @@
 //! [`SignalReport`], or says precisely why it cannot be one. Items are judged one by one so a bad
 //! item never costs the good ones in the same batch.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use palisade_api::capi::SignalItem;
 use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -130,23 +133,150 @@ fn reject(code: &'static str, message: impl Into<String>) -> Rejection {
 const MAX_MESSAGE: usize = 8 * 1024;
 const MAX_SHORT_FIELD: usize = 256;
 
-/// Validates one raw JSON item.
-pub fn parse_item(raw: Value, rules: &SignalRules) -> Result<SignalReport, Rejection> {
-    if !raw.is_object() {
+/// Fields a report reads itself; every other field of an item is kept in `extra`.
+const READ_FIELDS: [&str; 9] =
+    ["machine_id", "message", "scenario", "scenario_hash", "scenario_version", "scenario_trust", "start_at", "stop_at", "uuid"];
+
+/// Validates one item, given as its JSON text (an element of the pushed array, as the body held
+/// it). The text is read twice without building a tree: once into the typed [`SignalItem`],
+/// once as its top-level fields' raw texts, from which `extra` is written. A field named twice
+/// is refused (parsers disagree about which one counts).
+pub fn parse_item(raw: &str, rules: &SignalRules) -> Result<SignalReport, Rejection> {
+    if !raw.trim_start().starts_with('{') {
         return Err(reject("invalid_item", "each signal must be a JSON object"));
     }
-    // Read through a borrow: the object itself then becomes `extra`, so it is never copied.
-    let item = SignalItem::deserialize(&raw).map_err(|e| reject("invalid_item", format!("not a valid signal: {e}")))?;
-    let Value::Object(object) = raw else {
-        return Err(reject("invalid_item", "each signal must be a JSON object"));
-    };
-    if object.iter().any(|(key, value)| has_nul(key) || contains_nul(value)) {
-        return Err(reject("invalid_text", "text fields may not contain NUL (\\u0000) characters"));
+    let invalid = |e: serde_json::Error| reject("invalid_item", format!("not a valid signal: {}", message_of(&e)));
+    let TopFields(mut fields) = serde_json::from_str(raw).map_err(invalid)?;
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = fields.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(reject("invalid_item", format!("field `{}` appears twice", pair[0].0)));
     }
-    validate(item, object, rules)
+    let mut extra = String::with_capacity(raw.len());
+    extra.push('{');
+    for (key, value) in &fields {
+        if has_nul(key) {
+            return Err(nul_text());
+        }
+        if READ_FIELDS.contains(&key.as_ref()) {
+            // Decoded with the item below; only an escape can spell a NUL.
+            if value.get().contains("\\u") {
+                decoded(value.get())?;
+            }
+            continue;
+        }
+        if extra.len() > 1 {
+            extra.push(',');
+        }
+        extra.push_str(&serde_json::to_string(key.as_ref()).map_err(invalid)?);
+        extra.push(':');
+        compact_into(&mut extra, value.get())?;
+    }
+    extra.push('}');
+    let item = serde_json::from_str::<SignalItem>(raw).map_err(invalid)?;
+    validate(item, extra, rules)
 }
 
-fn validate(item: SignalItem, object: Map<String, Value>, rules: &SignalRules) -> Result<SignalReport, Rejection> {
+/// A decoding error without its position: a line and column inside one item would mislead a
+/// client reading them as places in the body.
+fn message_of(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
+}
+
+fn nul_text() -> Rejection {
+    reject("invalid_text", "text fields may not contain NUL (\\u0000) characters")
+}
+
+/// An object's top-level fields as (key, raw value text), in the order sent.
+struct TopFields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for TopFields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = TopFields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(key)) = map.next_key()? {
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(TopFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A key, borrowed from the text unless it holds an escape.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyText;
+        impl<'de> Visitor<'de> for KeyText {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyText)
+    }
+}
+
+/// A value holding an escape, decoded: refused if it spells a NUL, or a lone surrogate (which
+/// PostgreSQL's `jsonb` refuses too).
+fn decoded(value: &str) -> Result<Value, Rejection> {
+    let decoded: Value =
+        serde_json::from_str(value).map_err(|e| reject("invalid_item", format!("not a valid signal: {}", message_of(&e))))?;
+    if contains_nul(&decoded) {
+        return Err(nul_text());
+    }
+    Ok(decoded)
+}
+
+/// Appends `value` (valid JSON text) to `out` without whitespace between tokens, as
+/// `serde_json` writes it. A value with a `\u` escape is decoded and written again instead.
+fn compact_into(out: &mut String, value: &str) -> Result<(), Rejection> {
+    if value.contains("\\u") {
+        out.push_str(&decoded(value)?.to_string());
+        return Ok(());
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut kept = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            out.push_str(&value[kept..at]);
+            kept = at + 1;
+        }
+    }
+    out.push_str(&value[kept..]);
+    Ok(())
+}
+
+fn validate(item: SignalItem, extra: String, rules: &SignalRules) -> Result<SignalReport, Rejection> {
     check_scenario(&item.scenario).map_err(|m| reject("invalid_scenario", m))?;
     for (name, value) in [
         ("scenario_hash", item.scenario_hash.as_str()),
@@ -177,20 +307,6 @@ fn validate(item: SignalItem, object: Map<String, Value>, rules: &SignalRules) -
     }
 
     let dedup_key = dedup_key(&item, scope, value, start_at);
-    let mut extra = object;
-    for known in [
-        "machine_id",
-        "message",
-        "scenario",
-        "scenario_hash",
-        "scenario_version",
-        "scenario_trust",
-        "start_at",
-        "stop_at",
-        "uuid",
-    ] {
-        extra.remove(known);
-    }
     Ok(SignalReport {
         scope,
         value,
@@ -203,7 +319,7 @@ fn validate(item: SignalItem, object: Map<String, Value>, rules: &SignalRules) -
         start_at,
         stop_at,
         alert_uuid: item.uuid.filter(|u| !u.is_empty()),
-        extra: Value::Object(extra).to_string(),
+        extra,
         dedup_key,
     })
 }
@@ -379,14 +495,14 @@ mod tests {
         for raw in items {
             // The fixture's attacker is in TEST-NET-3, which is special-purpose: rejected as such,
             // which proves every other field parsed.
-            let err = parse_item(raw, &rules).unwrap_err();
+            let err = parse_item(&raw.to_string(), &rules).unwrap_err();
             assert_eq!(err.code, "reserved_address");
         }
     }
 
     #[test]
     fn scope_is_case_insensitive_and_mapped_ipv6_is_normalised() {
-        let report = parse_item(item("IP", "::ffff:45.33.32.156"), &rules()).unwrap();
+        let report = parse_item(&item("IP", "::ffff:45.33.32.156").to_string(), &rules()).unwrap();
         assert_eq!(report.scope, Scope::Ip);
         assert_eq!(report.value_text(), "45.33.32.156");
         assert_eq!(report.agent.as_deref(), Some("agent"));
@@ -394,34 +510,34 @@ mod tests {
 
     #[test]
     fn ranges_are_truncated_and_limited() {
-        let report = parse_item(item("range", "45.33.32.7/24"), &rules()).unwrap();
+        let report = parse_item(&item("range", "45.33.32.7/24").to_string(), &rules()).unwrap();
         assert_eq!(report.value_text(), "45.33.32.0/24");
-        assert_eq!(parse_item(item("Range", "45.0.0.0/8"), &rules()).unwrap_err().code, "range_too_broad");
-        assert_eq!(parse_item(item("Range", "10.0.0.0/16"), &rules()).unwrap_err().code, "reserved_address");
-        assert_eq!(parse_item(item("Range", "nope"), &rules()).unwrap_err().code, "invalid_range");
+        assert_eq!(parse_item(&item("Range", "45.0.0.0/8").to_string(), &rules()).unwrap_err().code, "range_too_broad");
+        assert_eq!(parse_item(&item("Range", "10.0.0.0/16").to_string(), &rules()).unwrap_err().code, "reserved_address");
+        assert_eq!(parse_item(&item("Range", "nope").to_string(), &rules()).unwrap_err().code, "invalid_range");
     }
 
     #[test]
     fn bad_items_get_precise_codes() {
-        assert_eq!(parse_item(item("ip", "999.1.1.1"), &rules()).unwrap_err().code, "invalid_ip");
-        assert_eq!(parse_item(item("ip", "127.0.0.1"), &rules()).unwrap_err().code, "reserved_address");
-        assert_eq!(parse_item(item("country", "FR"), &rules()).unwrap_err().code, "unsupported_scope");
-        assert_eq!(parse_item(json!(42), &rules()).unwrap_err().code, "invalid_item");
-        assert_eq!(parse_item(json!({"scenario": 3}), &rules()).unwrap_err().code, "invalid_item");
+        assert_eq!(parse_item(&item("ip", "999.1.1.1").to_string(), &rules()).unwrap_err().code, "invalid_ip");
+        assert_eq!(parse_item(&item("ip", "127.0.0.1").to_string(), &rules()).unwrap_err().code, "reserved_address");
+        assert_eq!(parse_item(&item("country", "FR").to_string(), &rules()).unwrap_err().code, "unsupported_scope");
+        assert_eq!(parse_item(&json!(42).to_string(), &rules()).unwrap_err().code, "invalid_item");
+        assert_eq!(parse_item(&json!({"scenario": 3}).to_string(), &rules()).unwrap_err().code, "invalid_item");
         let mut old = item("ip", "45.33.32.156");
         old["start_at"] = json!("2020-01-01T00:00:00Z");
         old["stop_at"] = json!("2020-01-01T00:00:01Z");
-        assert_eq!(parse_item(old, &rules()).unwrap_err().code, "stale_signal");
+        assert_eq!(parse_item(&old.to_string(), &rules()).unwrap_err().code, "stale_signal");
         let mut future = item("ip", "45.33.32.156");
         future["start_at"] = json!("2027-01-01T00:00:00Z");
         future["stop_at"] = json!("2027-01-01T00:00:01Z");
-        assert_eq!(parse_item(future, &rules()).unwrap_err().code, "future_signal");
+        assert_eq!(parse_item(&future.to_string(), &rules()).unwrap_err().code, "future_signal");
         let mut nul = item("ip", "45.33.32.156");
         nul["context"] = json!([{"key": "target_uri", "value": "/a\u{0}"}]);
-        assert_eq!(parse_item(nul, &rules()).unwrap_err().code, "invalid_text");
+        assert_eq!(parse_item(&nul.to_string(), &rules()).unwrap_err().code, "invalid_text");
         let mut bad_time = item("ip", "45.33.32.156");
         bad_time["stop_at"] = json!("yesterday");
-        assert_eq!(parse_item(bad_time, &rules()).unwrap_err().code, "invalid_time");
+        assert_eq!(parse_item(&bad_time.to_string(), &rules()).unwrap_err().code, "invalid_time");
     }
 
     #[test]
@@ -430,15 +546,60 @@ mod tests {
         raw["decisions"] = json!([{"duration": "4h", "id": 0, "origin": "crowdsec", "scenario": "s", "scope": "Ip", "type": "ban", "value": "45.33.32.156"}]);
         raw["context"] = Value::Null;
         raw["kind"] = json!("crowdsec");
-        let a = parse_item(raw.clone(), &rules()).unwrap();
-        let b = parse_item(raw, &rules()).unwrap();
+        let a = parse_item(&raw.to_string(), &rules()).unwrap();
+        let b = parse_item(&raw.to_string(), &rules()).unwrap();
         assert_eq!(a.dedup_key, b.dedup_key);
         let extra: Value = serde_json::from_str(&a.extra).unwrap();
         assert_eq!(extra["kind"], "crowdsec");
         assert_eq!(extra["decisions"][0]["duration"], "4h");
         assert!(extra.get("scenario").is_none());
-        let other = parse_item(item("ip", "45.33.32.157"), &rules()).unwrap();
+        let other = parse_item(&item("ip", "45.33.32.157").to_string(), &rules()).unwrap();
         assert_ne!(a.dedup_key, other.dedup_key);
+    }
+
+    #[test]
+    fn extra_is_every_other_field_written_compact() {
+        let mut raw = item("ip", "45.33.32.156");
+        raw["decisions"] = json!([{"duration": "4h", "scope": "Ip", "type": "ban", "value": "45.33.32.156"}]);
+        raw["context"] = json!([{"key": "target uri", "value": "/a b?<x>&y=\"z\" \\ \u{e9} \\u0000 \u{2028}"}]);
+        raw["labels"] = json!({"quoted": "say \"hi\" \\", "after": [1, {"a b": " x "}]});
+        raw["created_at"] = json!("2026-11-25 11:59:20 +0000 UTC");
+        raw["alert_id"] = json!(12345678901234567_u64);
+        let mut expected = raw.as_object().cloned().unwrap_or_default();
+        for read in READ_FIELDS {
+            expected.remove(read);
+        }
+        // As compact text, pretty-printed, and with `\u` escapes as Go writes `<` and `>`.
+        let pretty = serde_json::to_string_pretty(&raw).unwrap();
+        let escaped = raw.to_string().replace('<', "\\u003c").replace('>', "\\u003e");
+        for text in [raw.to_string(), pretty, escaped] {
+            // What writing the object without the read fields gives: the same bytes.
+            let report = parse_item(&text, &rules()).unwrap();
+            assert_eq!(report.extra, Value::Object(expected.clone()).to_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn hostile_items_are_refused_with_a_code_not_a_panic() {
+        let code = |text: &str| parse_item(text, &rules()).map(|_| ()).unwrap_err().code;
+        let valid = item("ip", "45.33.32.156").to_string();
+        let twice = valid.replacen('{', r#"{"message":"first","#, 1);
+        assert_eq!(code(&twice), "invalid_item");
+        let twice_unknown = valid.replacen('{', r#"{"kind":"a","kind":"b","#, 1);
+        assert_eq!(code(&twice_unknown), "invalid_item");
+        let nul_message = valid.replacen(r#""message":"m""#, r#""message":"m\u0000""#, 1);
+        assert_eq!(code(&nul_message), "invalid_text");
+        let nul_nested_key = valid.replacen('{', r#"{"context":{"a\u0000":1},"#, 1);
+        assert_eq!(code(&nul_nested_key), "invalid_text");
+        let nul_key = valid.replacen('{', r#"{"k\u0000":1,"#, 1);
+        assert_eq!(code(&nul_key), "invalid_text");
+        for surrogate in [r#"{"kind":"\ud800","#, r#"{"machine_id":"\udc00x","#, r#"{"\ud800":1,"#] {
+            let text = valid.replacen(r#""machine_id":"agent","#, "", 1).replacen('{', surrogate, 1);
+            assert_eq!(code(&text), "invalid_item", "{text}");
+        }
+        for text in ["", "[]", "{", "{}", r#"{"scenario":1}"#, &format!("{valid} trailing"), &format!("{valid}}}")] {
+            assert_eq!(code(text), "invalid_item", "{text}");
+        }
     }
 
     #[test]
@@ -447,7 +608,7 @@ mod tests {
             let mut raw = item("ip", "45.33.32.156");
             raw["start_at"] = json!(start);
             raw["stop_at"] = json!("2026-11-25T11:59:59Z");
-            parse_item(raw, &rules()).unwrap().dedup_key
+            parse_item(&raw.to_string(), &rules()).unwrap().dedup_key
         };
         let early = at("2026-11-25T11:00:00.000001Z");
         let late = at("2026-11-25T11:00:00.000002Z");

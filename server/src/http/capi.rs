@@ -24,6 +24,7 @@ use palisade_api::capi::{
 use palisade_api::native::FieldError;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tracing::instrument;
 use utoipa::openapi::path::Paths;
@@ -291,7 +292,7 @@ pub async fn push_signals(
     State(state): State<AppState>,
     machine: AuthMachine,
     ClientAddr(peer): ClientAddr,
-    JsonBody(items): JsonBody<Vec<Value>>,
+    JsonBody(items): JsonBody<Vec<Box<RawValue>>>,
 ) -> Result<Json<SignalsResponse>, ApiError> {
     let max = state.ingest.max_signals_per_request;
     if items.len() > max {
@@ -313,7 +314,7 @@ pub async fn push_signals(
     let mut accepted = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, raw) in items.into_iter().enumerate() {
-        match parse_item(raw, &rules) {
+        match parse_item(raw.get(), &rules) {
             Ok(mut report) => {
                 report.extra = bounded_extra(report.extra, state.ingest.max_signal_extra_bytes);
                 let enrichment = state.enricher.lookup(report.value.addr());

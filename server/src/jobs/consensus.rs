@@ -542,7 +542,7 @@ mod tests {
         let origin_ip: IpAddr = origin.parse().expect("origin");
         NewSignal {
             machine,
-            report: parse_item(raw, &rules).expect("valid"),
+            report: parse_item(&raw.to_string(), &rules).expect("valid"),
             origin: Origin { ip: origin_ip, prefix: crate::domain::net::origin_prefix(origin_ip), asn: None },
             enrichment: Enrichment::default(),
             received_at: now,

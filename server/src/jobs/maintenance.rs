@@ -107,7 +107,7 @@ mod tests {
         let origin: IpAddr = "81.2.69.1".parse().expect("origin");
         NewSignal {
             machine,
-            report: parse_item(raw, &rules).expect("valid"),
+            report: parse_item(&raw.to_string(), &rules).expect("valid"),
             origin: Origin { ip: origin, prefix: crate::domain::net::origin_prefix(origin), asn: None },
             enrichment: Enrichment::default(),
             received_at,

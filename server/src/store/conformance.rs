@@ -115,7 +115,7 @@ fn item(scope: &str, value: &str, message: &str) -> Value {
 }
 
 fn report(raw: Value) -> SignalReport {
-    parse_item(raw, &rules()).expect("the test item is valid")
+    parse_item(&raw.to_string(), &rules()).expect("the test item is valid")
 }
 
 fn ip_report(value: &str, message: &str) -> SignalReport {

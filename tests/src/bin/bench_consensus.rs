@@ -89,7 +89,7 @@ async fn run(db: &TestDb, o: &Options) -> anyhow::Result<(f64, f64)> {
         let origin = address(11, machine.0 as usize * 256);
         batch.push(NewSignal {
             machine,
-            report: parse_item(raw, &rules).map_err(|r| anyhow::anyhow!("{}", r.message))?,
+            report: parse_item(&raw.to_string(), &rules).map_err(|r| anyhow::anyhow!("{}", r.message))?,
             origin: Origin { ip: origin, prefix: origin_prefix(origin), asn: Some(64_512 + (machine.0 as u32 % 300)) },
             enrichment: Enrichment::default(),
             received_at: now,

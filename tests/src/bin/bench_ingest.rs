@@ -434,7 +434,7 @@ fn server_rows(workload: &Workload, machine_keys: &[store::MachineKey]) -> anyho
     for (items, key) in workload.per_machine.iter().zip(machine_keys) {
         for item in items {
             let report =
-                parse_item(serde_json::to_value(item)?, &rules).map_err(|r| anyhow::anyhow!("{}: {}", r.code, r.message))?;
+                parse_item(&serde_json::to_string(item)?, &rules).map_err(|r| anyhow::anyhow!("{}: {}", r.code, r.message))?;
             rows.push(NewSignal {
                 machine: *key,
                 report,

@@ -500,7 +500,7 @@ mod tests {
         });
         NewSignal {
             machine,
-            report: parse_item(item, &rules).expect("a valid test item"),
+            report: parse_item(&item.to_string(), &rules).expect("a valid test item"),
             origin: Origin { ip: "81.2.69.160".parse().expect("ip"), prefix: "81.2.69.0/24".parse().expect("net"), asn: None },
             enrichment: Enrichment::default(),
             received_at: T0,
