@@ -5,9 +5,9 @@
 //! first caller to find the writer free takes every batch waiting at that moment, and each caller
 //! still gets its own outcome only after the shared commit.
 //!
-//! Each batch runs inside its own savepoint, so a batch that fails (a statement error) is rolled
-//! back alone and the others commit. When the shared transaction itself fails, every batch is
-//! written again in a transaction of its own, so each caller gets its own outcome or error.
+//! When the shared transaction fails (one batch's statement error fails it whole), every batch
+//! is written again in a transaction of its own, so each caller gets its own outcome or error:
+//! the error path costs a second write, and the common path no savepoint round trips.
 //! The write runs in a spawned task: a caller that goes away (a client disconnecting) cannot
 //! abandon the other callers' batches half-way.
 
@@ -170,7 +170,7 @@ async fn write_group(pool: &SqlitePool, group: Vec<Pending>) {
         Ok(results) => {
             for (pending, inserted) in group.into_iter().zip(results) {
                 let total = pending.rows.len();
-                drop(pending.done.send(inserted.map(|inserted| InsertOutcome { inserted, duplicates: total - inserted })));
+                drop(pending.done.send(Ok(InsertOutcome { inserted, duplicates: total - inserted })));
             }
         }
         Err(error) if group.len() == 1 => {
@@ -189,25 +189,12 @@ async fn write_group(pool: &SqlitePool, group: Vec<Pending>) {
     }
 }
 
-/// Every batch of the group in one transaction, each in a savepoint: the outer error fails the
-/// whole transaction, an inner one only its batch.
-async fn shared_transaction(pool: &SqlitePool, group: &[Pending]) -> Result<Vec<Result<usize, StoreError>>, StoreError> {
+/// Every batch of the group in one transaction; any error fails it whole.
+async fn shared_transaction(pool: &SqlitePool, group: &[Pending]) -> Result<Vec<usize>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut results = Vec::with_capacity(group.len());
-    if let [only] = group {
-        results.push(Ok(insert_rows(&mut tx, &only.rows).await?));
-    } else {
-        for pending in group {
-            sqlx::query("SAVEPOINT signal_batch").execute(&mut *tx).await?;
-            match insert_rows(&mut tx, &pending.rows).await {
-                Ok(inserted) => results.push(Ok(inserted)),
-                Err(error) => {
-                    sqlx::query("ROLLBACK TO signal_batch").execute(&mut *tx).await?;
-                    results.push(Err(error));
-                }
-            }
-            sqlx::query("RELEASE signal_batch").execute(&mut *tx).await?;
-        }
+    for pending in group {
+        results.push(insert_rows(&mut tx, &pending.rows).await?);
     }
     tx.commit().await?;
     Ok(results)
@@ -295,7 +282,7 @@ mod tests {
                 });
                 NewSignal {
                     machine,
-                    report: parse_item(item, &rules).unwrap(),
+                    report: parse_item(&item.to_string(), &rules).unwrap(),
                     origin: Origin { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), prefix: "127.0.0.0/24".parse().unwrap(), asn: None },
                     enrichment: Enrichment::default(),
                     received_at: now,
