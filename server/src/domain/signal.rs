@@ -430,6 +430,9 @@ fn dedup_key(item: &SignalItem, scope: Scope, value: IpNet, start_at: OffsetDate
     time_ordered_key(start_at, hash)
 }
 
+/// Lower-case hexadecimal digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// A redelivery key: the start time in microseconds (16 hex digits, so text order is time
 /// order) followed by 64 bits of `hash`, which covers everything that makes a signal distinct.
 /// The time first keeps one machine's new keys together at the end of the `(machine, key)`
@@ -439,7 +442,13 @@ fn dedup_key(item: &SignalItem, scope: Scope, value: IpNet, start_at: OffsetDate
 /// hashes agree in 64 bits.
 pub fn time_ordered_key(start_at: OffsetDateTime, hash: Sha256) -> String {
     let micros = u64::try_from(start_at.unix_timestamp_nanos() / 1_000).unwrap_or(0);
-    format!("{micros:016x}{}", hex::encode(&hash.finalize()[..8]))
+    let digest = hash.finalize();
+    let mut key = String::with_capacity(32);
+    for byte in micros.to_be_bytes().iter().chain(&digest[..8]) {
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    key
 }
 
 #[cfg(test)]

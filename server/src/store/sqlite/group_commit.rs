@@ -56,26 +56,51 @@ pub(super) struct SignalRow {
     extra: Arc<str>,
 }
 
-impl From<&NewSignal> for SignalRow {
-    fn from(signal: &NewSignal) -> Self {
+impl SignalRow {
+    /// The rows of a batch. A text equal to the previous row's is shared, not copied again: a
+    /// batch's signals mostly come from one agent and one origin, under a few scenarios.
+    pub(super) fn batch(signals: &[NewSignal]) -> Vec<SignalRow> {
+        let mut rows: Vec<SignalRow> = Vec::with_capacity(signals.len());
+        let mut previous: Option<&NewSignal> = None;
+        for signal in signals {
+            let row = SignalRow::new(signal, previous.zip(rows.last()));
+            rows.push(row);
+            previous = Some(signal);
+        }
+        rows
+    }
+
+    fn new(signal: &NewSignal, previous: Option<(&NewSignal, &SignalRow)>) -> Self {
         let report = &signal.report;
+        let prior = previous.map(|(_, row)| row);
+        let shared = |text: &str, of: fn(&SignalRow) -> &Arc<str>| -> Arc<str> {
+            match prior.map(of) {
+                Some(kept) if **kept == *text => kept.clone(),
+                _ => text.into(),
+            }
+        };
+        let same_origin = previous.filter(|(before, _)| before.origin == signal.origin).map(|(_, row)| row);
+        let agent = storable_opt(report.agent.as_deref());
         SignalRow {
             machine: signal.machine.0,
             dedup_key: report.dedup_key.as_str().into(),
             scope: report.scope.as_str(),
             value: report.value_text().into(),
-            scenario: storable(&report.scenario).into(),
-            scenario_hash: storable(&report.scenario_hash).into(),
-            scenario_version: storable(&report.scenario_version).into(),
-            scenario_trust: storable(&report.scenario_trust).into(),
+            scenario: shared(&storable(&report.scenario), |row| &row.scenario),
+            scenario_hash: shared(&storable(&report.scenario_hash), |row| &row.scenario_hash),
+            scenario_version: shared(&storable(&report.scenario_version), |row| &row.scenario_version),
+            scenario_trust: shared(&storable(&report.scenario_trust), |row| &row.scenario_trust),
             message: storable(&report.message).into(),
-            agent: storable_opt(report.agent.as_deref()).map(Into::into),
+            agent: match (agent, prior.and_then(|row| row.agent.as_ref())) {
+                (Some(agent), Some(kept)) if **kept == *agent => Some(kept.clone()),
+                (agent, _) => agent.map(Into::into),
+            },
             alert_uuid: storable_opt(report.alert_uuid.as_deref()).map(Into::into),
             start_at: to_micros(report.start_at),
             stop_at: to_micros(report.stop_at),
             received_at: to_micros(signal.received_at),
-            origin_ip: signal.origin.ip.to_string().into(),
-            origin_prefix: signal.origin.prefix.to_string().into(),
+            origin_ip: same_origin.map_or_else(|| signal.origin.ip.to_string().into(), |row| row.origin_ip.clone()),
+            origin_prefix: same_origin.map_or_else(|| signal.origin.prefix.to_string().into(), |row| row.origin_prefix.clone()),
             origin_asn: signal.origin.asn.map(i64::from),
             as_number: signal.enrichment.as_number.map(i64::from),
             as_name: storable_opt(signal.enrichment.as_name.as_deref()).map(Into::into),
@@ -258,6 +283,7 @@ mod tests {
     use serde_json::json;
     use time::OffsetDateTime;
 
+    use super::SignalRow;
     use crate::domain::signal::{SignalRules, parse_item};
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
@@ -289,6 +315,54 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// Every column of a row, as text.
+    fn columns(row: &SignalRow) -> String {
+        format!(
+            "{} {} {} {} {} {} {} {} {} {:?} {:?} {} {} {} {} {} {:?} {:?} {:?} {:?} {}",
+            row.machine,
+            row.dedup_key,
+            row.scope,
+            row.value,
+            row.scenario,
+            row.scenario_hash,
+            row.scenario_version,
+            row.scenario_trust,
+            row.message,
+            row.agent,
+            row.alert_uuid,
+            row.start_at,
+            row.stop_at,
+            row.received_at,
+            row.origin_ip,
+            row.origin_prefix,
+            row.origin_asn,
+            row.as_number,
+            row.as_name,
+            row.country,
+            row.extra
+        )
+    }
+
+    #[test]
+    fn a_batch_shares_equal_texts_and_keeps_every_other_value_its_own() {
+        let mut batch = signals(MachineKey(1), &["45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"]);
+        batch[1].report.scenario = "crowdsecurity/ssh-slow-bf".into();
+        batch[1].report.scenario_hash = "h".into();
+        batch[1].report.scenario_version = "0.2".into();
+        batch[1].report.scenario_trust = "tainted".into();
+        batch[1].report.agent = Some("other".into());
+        batch[1].origin = Origin { ip: "45.1.1.1".parse().unwrap(), prefix: "45.1.1.0/24".parse().unwrap(), asn: Some(7) };
+        batch[2].report.agent = Some("other".into());
+        batch[3].report.agent = None;
+        let rows = SignalRow::batch(&batch);
+        for (signal, row) in batch.iter().zip(&rows) {
+            let alone = SignalRow::batch(std::slice::from_ref(signal));
+            assert_eq!(columns(row), columns(&alone[0]));
+        }
+        assert!(Arc::ptr_eq(&rows[2].scenario_hash, &rows[3].scenario_hash), "an equal text is shared");
+        assert!(Arc::ptr_eq(&rows[2].origin_ip, &rows[3].origin_ip), "an equal origin is shared");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ impl SignalStore for SqliteStore {
         if signals.is_empty() {
             return Ok(InsertOutcome::default());
         }
-        self.signals.insert(&self.writer, signals.iter().map(SignalRow::from).collect()).await
+        self.signals.insert(&self.writer, SignalRow::batch(signals)).await
     }
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
