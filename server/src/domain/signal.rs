@@ -247,13 +247,16 @@ fn decoded(value: &str) -> Result<Value, Rejection> {
     Ok(decoded)
 }
 
+/// How deeply a kept field may nest: what is stored must read back within `serde_json`'s
+/// recursion limit (128), as it did when items were decoded into trees.
+const MAX_NESTING: usize = 64;
+
 /// Appends `value` (valid JSON text) to `out` without whitespace between tokens, as
-/// `serde_json` writes it. A value with a `\u` escape is decoded and written again instead.
+/// `serde_json` writes it; refuses it nested deeper than [`MAX_NESTING`]. A value with a `\u`
+/// escape is decoded and written again instead.
 fn compact_into(out: &mut String, value: &str) -> Result<(), Rejection> {
-    if value.contains("\\u") {
-        out.push_str(&decoded(value)?.to_string());
-        return Ok(());
-    }
+    let start = out.len();
+    let mut depth = 0;
     let mut in_string = false;
     let mut escaped = false;
     let mut kept = 0;
@@ -265,14 +268,29 @@ fn compact_into(out: &mut String, value: &str) -> Result<(), Rejection> {
                 b'"' => in_string = false,
                 _ => {}
             }
-        } else if byte == b'"' {
-            in_string = true;
-        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
-            out.push_str(&value[kept..at]);
-            kept = at + 1;
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(reject("invalid_item", format!("a field is nested deeper than {MAX_NESTING} levels")));
+                }
+            }
+            b']' | b'}' => depth -= 1,
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.push_str(&value[kept..at]);
+                kept = at + 1;
+            }
+            _ => {}
         }
     }
     out.push_str(&value[kept..]);
+    if value.contains("\\u") {
+        out.truncate(start);
+        out.push_str(&decoded(value)?.to_string());
+    }
     Ok(())
 }
 
@@ -606,6 +624,12 @@ mod tests {
             let text = valid.replacen(r#""machine_id":"agent","#, "", 1).replacen('{', surrogate, 1);
             assert_eq!(code(&text), "invalid_item", "{text}");
         }
+        let nested =
+            |levels: usize| valid.replacen('{', &format!(r#"{{"labels":{}1{},"#, "[".repeat(levels), "]".repeat(levels)), 1);
+        assert!(parse_item(&nested(MAX_NESTING), &rules()).is_ok());
+        assert_eq!(code(&nested(MAX_NESTING + 1)), "invalid_item");
+        assert_eq!(code(&nested(1_000_000)), "invalid_item");
+        assert_eq!(code(&nested(1_000_000).replacen("1]", r#""\u0041"]"#, 1)), "invalid_item");
         for text in ["", "[]", "{", "{}", r#"{"scenario":1}"#, &format!("{valid} trailing"), &format!("{valid}}}")] {
             assert_eq!(code(text), "invalid_item", "{text}");
         }
