@@ -448,9 +448,6 @@ fn dedup_key(item: &SignalItem, scope: Scope, value: IpNet, start_at: OffsetDate
     time_ordered_key(start_at, hash)
 }
 
-/// Lower-case hexadecimal digits.
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// A redelivery key: the start time in microseconds (16 hex digits, so text order is time
 /// order) followed by 64 bits of `hash`, which covers everything that makes a signal distinct.
 /// The time first keeps one machine's new keys together at the end of the `(machine, key)`
@@ -460,13 +457,10 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// hashes agree in 64 bits.
 pub fn time_ordered_key(start_at: OffsetDateTime, hash: Sha256) -> String {
     let micros = u64::try_from(start_at.unix_timestamp_nanos() / 1_000).unwrap_or(0);
-    let digest = hash.finalize();
-    let mut key = String::with_capacity(32);
-    for byte in micros.to_be_bytes().iter().chain(&digest[..8]) {
-        key.push(char::from(HEX[usize::from(byte >> 4)]));
-        key.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    key
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&micros.to_be_bytes());
+    bytes[8..].copy_from_slice(&hash.finalize()[..8]);
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -73,28 +73,18 @@ impl SignalRow {
     fn new(signal: &NewSignal, previous: Option<(&NewSignal, &SignalRow)>) -> Self {
         let report = &signal.report;
         let prior = previous.map(|(_, row)| row);
-        let shared = |text: &str, of: fn(&SignalRow) -> &Arc<str>| -> Arc<str> {
-            match prior.map(of) {
-                Some(kept) if **kept == *text => kept.clone(),
-                _ => text.into(),
-            }
-        };
         let same_origin = previous.filter(|(before, _)| before.origin == signal.origin).map(|(_, row)| row);
-        let agent = storable_opt(report.agent.as_deref());
         SignalRow {
             machine: signal.machine.0,
             dedup_key: report.dedup_key.as_str().into(),
             scope: report.scope.as_str(),
             value: report.value_text().into(),
-            scenario: shared(&storable(&report.scenario), |row| &row.scenario),
-            scenario_hash: shared(&storable(&report.scenario_hash), |row| &row.scenario_hash),
-            scenario_version: shared(&storable(&report.scenario_version), |row| &row.scenario_version),
-            scenario_trust: shared(&storable(&report.scenario_trust), |row| &row.scenario_trust),
+            scenario: reuse(&storable(&report.scenario), prior.map(|row| &row.scenario)),
+            scenario_hash: reuse(&storable(&report.scenario_hash), prior.map(|row| &row.scenario_hash)),
+            scenario_version: reuse(&storable(&report.scenario_version), prior.map(|row| &row.scenario_version)),
+            scenario_trust: reuse(&storable(&report.scenario_trust), prior.map(|row| &row.scenario_trust)),
             message: storable(&report.message).into(),
-            agent: match (agent, prior.and_then(|row| row.agent.as_ref())) {
-                (Some(agent), Some(kept)) if **kept == *agent => Some(kept.clone()),
-                (agent, _) => agent.map(Into::into),
-            },
+            agent: storable_opt(report.agent.as_deref()).map(|agent| reuse(&agent, prior.and_then(|row| row.agent.as_ref()))),
             alert_uuid: storable_opt(report.alert_uuid.as_deref()).map(Into::into),
             start_at: to_micros(report.start_at),
             stop_at: to_micros(report.stop_at),
@@ -107,6 +97,14 @@ impl SignalRow {
             country: storable_opt(signal.enrichment.country.as_deref()).map(Into::into),
             extra: storable_json(&report.extra).into(),
         }
+    }
+}
+
+/// `kept` when it holds `text`, else a new copy of `text`.
+fn reuse(text: &str, kept: Option<&Arc<str>>) -> Arc<str> {
+    match kept {
+        Some(kept) if **kept == *text => kept.clone(),
+        _ => text.into(),
     }
 }
 
