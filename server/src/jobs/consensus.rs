@@ -222,11 +222,17 @@ impl ConsensusWorker {
             self.refresh().await?;
         }
         let signals = self.store.signals_for_engine(self.watermark, self.config.batch).await?;
-        // A new reporter, or one the operator made (or unmade) a sensor since the last refresh:
-        // its reports are weighed with what the store says now, not at the next period.
+        // A new reporter, one the operator made (or unmade) a sensor, or one enrolled in (or moved
+        // to) an account since the last refresh: its reports are weighed, and pooled, with what
+        // the store says now, not at the next period.
         let stale = |s: &EngineSignal| {
+            let Some(sensor) = s.reporter_sensor else {
+                // Deleted since: nothing to re-read for it.
+                return !self.known_machines.contains(&s.machine.0);
+            };
             !self.known_machines.contains(&s.machine.0)
-                || s.reporter_sensor.is_some_and(|sensor| self.engine.machine(s.machine.0).is_some_and(|m| m.sensor != sensor))
+                || self.engine.machine(s.machine.0).is_some_and(|m| m.sensor != sensor)
+                || self.accounts.get(&s.machine.0).copied() != s.reporter_account.map(|a| a.0)
         };
         if signals.iter().any(stale) {
             self.refresh().await?;
@@ -611,6 +617,28 @@ mod tests {
             store.set_machine_sensor("web-01", false).await.expect("not a sensor");
             store.insert_signals(&[signal(machine, "45.33.32.152", "81.2.69.1", now)]).await.expect("insert");
             assert_eq!(worker.run_once(now).await.expect("step").listed, 0, "{label}: no longer a sensor");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_machine_enrolled_after_the_last_refresh_pools_its_first_report() {
+        for db in TestDb::all().await {
+            let label = db.label();
+            let store = crate::store::open(&db.url).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let now = OffsetDateTime::now_utc();
+            let acme = store.create_account("acme", now).await.expect("account");
+            let machine = add_machine(store.as_ref(), "web-01", false).await;
+            let config = WorkerConfig { refresh_every: Duration::from_secs(3600), ..WorkerConfig::default() };
+            // The worker knows web-01 without an account, as it would had it refreshed between the
+            // machine's creation and its enrollment.
+            let mut worker = ConsensusWorker::load(store.clone(), config).await.expect("load");
+            store.enroll_machine(machine, acme, None, &[], false, now).await.expect("enroll");
+            store.insert_signals(&[signal(machine, "45.33.32.150", "81.2.69.1", now)]).await.expect("insert");
+            worker.run_once(now).await.expect("step");
+            let pooled: Vec<IpNet> =
+                store.list_entries(&pool_list(acme.0)).await.expect("pool").into_iter().map(|e| e.value).collect();
+            assert_eq!(pooled, ["45.33.32.150/32".parse::<IpNet>().expect("net")], "{label}: pooled at the first step");
         }
     }
 

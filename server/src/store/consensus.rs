@@ -106,6 +106,10 @@ pub struct EngineSignal {
     /// for a machine since deleted): an operator's change made before the signal was sent is
     /// seen by the signal, whatever the worker's refresh period.
     pub reporter_sensor: Option<bool>,
+    /// The reporter's account as the store has it when the batch is read (`None` without one, or
+    /// for a machine since deleted): a machine enrolled just before it reports is weighed, and
+    /// pooled, with its account.
+    pub reporter_account: Option<AccountKey>,
 }
 
 /// The consensus worker's persisted state: its watermark and the engine's state (which the store

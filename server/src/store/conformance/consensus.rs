@@ -85,17 +85,20 @@ async fn the_engine_reads_signals_in_id_order_after_a_watermark() {
         assert_eq!((first.origin_prefix.as_str(), first.origin_asn), ("81.2.69.0/24", Some(20712)), "{label}");
         assert_eq!(first.received_at, T0, "{label}");
         assert_eq!(first.reporter_sensor, Some(false), "{label}");
+        assert_eq!(first.reporter_account, None, "{label}: no account yet");
         let rest = store.signals_for_engine(all[1].id, 2).await.expect("read");
         assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [all[2].id, all[3].id], "{label}: after and limit");
         assert!(store.signals_for_engine(all[4].id, 10).await.expect("read").is_empty(), "{label}");
         // The sensor flag is the machine's as the read finds it, texts come back as stored.
         store.set_machine_sensor("reporter", true).await.expect("sensor");
+        let acme = store.create_account("acme", T0).await.expect("account");
+        store.enroll_machine(key, acme, None, &[], false, T0).await.expect("enroll");
         let mut odd = vec![signal(key, ip_report("45.99.0.1", "odd"))];
         odd[0].report.scenario_trust = "tab\there, \"quoted\", ünïcode \\ \u{1}".into();
         store.insert_signals(&odd).await.expect("insert");
         let last = store.signals_for_engine(all[4].id, 10).await.expect("read");
         assert_eq!(last.len(), 1, "{label}");
-        assert_eq!(last[0].reporter_sensor, Some(true), "{label}");
+        assert_eq!((last[0].reporter_sensor, last[0].reporter_account), (Some(true), Some(acme)), "{label}");
         assert_eq!(last[0].scenario_trust, odd[0].report.scenario_trust, "{label}");
         assert!(all.iter().all(|e| e.reporter_sensor == Some(false)), "{label}");
     }

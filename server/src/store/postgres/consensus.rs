@@ -9,7 +9,7 @@ impl ConsensusStore for PgStore {
     async fn signals_for_engine(&self, after: i64, limit: u32) -> Result<Vec<EngineSignal>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, s.machine_id, s.value, s.scenario, s.scenario_trust, s.origin_prefix, s.origin_asn, \
-             s.received_at, m.is_sensor FROM signals s LEFT JOIN machines m ON m.id = s.machine_id \
+             s.received_at, m.is_sensor, m.account_id FROM signals s LEFT JOIN machines m ON m.id = s.machine_id \
              WHERE s.id > $1 AND s.id <= $3 ORDER BY s.id LIMIT $2",
         )
         .bind(after)
@@ -29,6 +29,7 @@ impl ConsensusStore for PgStore {
                     origin_asn: row.try_get::<Option<i64>, _>("origin_asn")?.map(|n| n as u32),
                     received_at: row.try_get("received_at")?,
                     reporter_sensor: row.try_get("is_sensor")?,
+                    reporter_account: row.try_get::<Option<i64>, _>("account_id")?.map(AccountKey),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

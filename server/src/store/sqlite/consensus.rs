@@ -15,28 +15,31 @@ impl ConsensusStore for SqliteStore {
         // read a tenth of the server's CPU under ingest.
         let batch: String = sqlx::query_scalar(
             "SELECT json_group_array(json_array(id, machine_id, value, scenario, scenario_trust, origin_prefix, \
-             origin_asn, received_at, is_sensor)) FROM (SELECT s.id, s.machine_id, s.value, s.scenario, \
-             s.scenario_trust, s.origin_prefix, s.origin_asn, s.received_at, m.is_sensor FROM signals s \
+             origin_asn, received_at, is_sensor, account_id)) FROM (SELECT s.id, s.machine_id, s.value, s.scenario, \
+             s.scenario_trust, s.origin_prefix, s.origin_asn, s.received_at, m.is_sensor, m.account_id FROM signals s \
              LEFT JOIN machines m ON m.id = s.machine_id WHERE s.id > ? ORDER BY s.id LIMIT ?)",
         )
         .bind(after)
         .bind(i64::from(limit))
         .fetch_one(&self.reader)
         .await?;
-        type Row = (i64, i64, String, String, String, String, Option<i64>, i64, Option<i64>);
+        type Row = (i64, i64, String, String, String, String, Option<i64>, i64, Option<i64>, Option<i64>);
         let rows: Vec<Row> = serde_json::from_str(&batch).map_err(|e| StoreError::Corrupt(format!("engine batch: {e}")))?;
         let mut signals: Vec<EngineSignal> = rows
             .into_iter()
-            .map(|(id, machine, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at, sensor)| EngineSignal {
-                id,
-                machine: MachineKey(machine),
-                value,
-                scenario,
-                scenario_trust,
-                origin_prefix,
-                origin_asn: origin_asn.map(|n| n as u32),
-                received_at: from_micros(received_at),
-                reporter_sensor: sensor.map(|flag| flag != 0),
+            .map(|(id, machine, value, scenario, scenario_trust, origin_prefix, origin_asn, received_at, sensor, account)| {
+                EngineSignal {
+                    id,
+                    machine: MachineKey(machine),
+                    value,
+                    scenario,
+                    scenario_trust,
+                    origin_prefix,
+                    origin_asn: origin_asn.map(|n| n as u32),
+                    received_at: from_micros(received_at),
+                    reporter_sensor: sensor.map(|flag| flag != 0),
+                    reporter_account: account.map(AccountKey),
+                }
             })
             .collect();
         // An aggregate keeps its subquery's order in SQLite, but SQL does not promise it.
