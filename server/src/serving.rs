@@ -28,9 +28,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::lists::{COMMUNITY, pool_account};
-use crate::domain::net::display_target;
 use crate::engine::never_block::NeverBlock;
-use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, StoreError};
+use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, MemberPages, StoreError};
 
 /// How many changes a fetch from the store asks for at a time.
 const FETCH_BATCH: u32 = 20_000;
@@ -549,19 +548,12 @@ impl Lists {
         let window_start = (seq - self.retained_changes as i64).max(0);
         let mut entries: Vec<SharedEntry> = Vec::new();
         let mut newest_member = 0;
-        let mut after = String::new();
-        loop {
-            let page = self.store.list_entries_page(list, &after, FETCH_BATCH).await?;
-            let full = page.len() as u32 == FETCH_BATCH;
+        let mut pages = MemberPages::new(self.store.as_ref(), list);
+        while let Some(page) = pages.next().await? {
             let mut interner = self.interner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for member in &page {
                 newest_member = newest_member.max(member.seq);
                 entries.push(SharedEntry::new(interner.entry(member, member.seq)));
-            }
-            drop(interner);
-            match page.last() {
-                Some(last) if full => after = display_target(last.value),
-                _ => break,
             }
         }
         // Pages come in the store's text order; members are held in prefix order, one per prefix.

@@ -24,7 +24,7 @@ use crate::engine::params::Params;
 use crate::engine::{Change, Consensus, Engine, Report, Time};
 use crate::pools::{PoolChange, PoolPolicy, PoolReport, Pools};
 use crate::store::{
-    ConsensusCommit, ConsensusRequest, EngineSignal, ListEntry, ListOp, MachineKey, RequestKind, SignalStore, Store,
+    ConsensusCommit, ConsensusRequest, EngineSignal, ListEntry, ListOp, MachineKey, MemberPages, RequestKind, SignalStore, Store,
 };
 
 /// What the worker needs besides the store.
@@ -151,8 +151,12 @@ impl ConsensusWorker {
     async fn restore_pools(&mut self) -> anyhow::Result<()> {
         let accounts: HashSet<i64> = self.accounts.values().copied().collect();
         for account in accounts {
-            for entry in self.store.list_entries(&pool_list(account)).await? {
-                self.pools.restore(account, entry.value, seconds(entry.listed_at), seconds(entry.expires_at));
+            let list = pool_list(account);
+            let mut pages = MemberPages::new(self.store.as_ref(), &list);
+            while let Some(page) = pages.next().await? {
+                for entry in page {
+                    self.pools.restore(account, entry.value, seconds(entry.listed_at), seconds(entry.expires_at));
+                }
             }
         }
         Ok(())
@@ -206,9 +210,15 @@ impl ConsensusWorker {
         if seqs == self.public_seqs {
             return Ok(());
         }
+        // Read a page at a time: a block list of a million entries read whole held every row at
+        // once, and the allocator kept that memory once freed (151 MB resident after start-up
+        // instead of about 60).
         let mut public = Vec::new();
         for name in seqs.keys() {
-            public.extend(self.store.list_entries(name).await?.into_iter().map(|entry| entry.value));
+            let mut pages = MemberPages::new(self.store.as_ref(), name);
+            while let Some(page) = pages.next().await? {
+                public.extend(page.into_iter().map(|entry| entry.value));
+            }
         }
         self.engine.set_public(IpSet::new(public));
         self.public_seqs = seqs;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::domain::listing::{Remediation, Rule};
-use crate::domain::net::list_target;
+use crate::domain::net::{display_target, list_target};
 use crate::domain::signal::Scope;
 use crate::store::{ConsensusCommit, ListEntry, ListOp, Store};
 use crate::testing::TestDb;

@@ -74,6 +74,45 @@ pub trait ListStore: Send + Sync {
     async fn list_allowlist(&self) -> Result<Vec<AllowlistEntry>, StoreError>;
 }
 
+/// Members per page when a whole list is read.
+const MEMBER_PAGE: u32 = 20_000;
+
+/// A list's members read a page at a time, in value order: a list of a million entries (an
+/// imported feed) never has all its rows in memory at once, and the primary key gives the order
+/// without a sort.
+pub struct MemberPages<'a> {
+    store: &'a dyn ListStore,
+    list: &'a str,
+    /// The last value read; `None` once the last page was read.
+    after: Option<String>,
+    size: u32,
+}
+
+impl<'a> MemberPages<'a> {
+    /// Pages of `list`, from its first member.
+    pub fn new(store: &'a dyn ListStore, list: &'a str) -> Self {
+        MemberPages { store, list, after: Some(String::new()), size: MEMBER_PAGE }
+    }
+
+    /// Pages of `size` members, for tests that cross page boundaries with a few entries.
+    #[cfg(test)]
+    pub(crate) fn of_size(store: &'a dyn ListStore, list: &'a str, size: u32) -> Self {
+        MemberPages { size, ..MemberPages::new(store, list) }
+    }
+
+    /// The next page, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<ListEntry>>, StoreError> {
+        let Some(after) = self.after.take() else {
+            return Ok(None);
+        };
+        let page = self.store.list_entries_page(self.list, &after, self.size).await?;
+        if page.len() as u32 == self.size {
+            self.after = page.last().map(|last| display_target(last.value));
+        }
+        Ok(Some(page).filter(|page| !page.is_empty()))
+    }
+}
+
 /// A blocklist entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListEntry {

@@ -86,19 +86,27 @@ async fn list_entries_are_paged_by_value_each_exactly_once() {
             })
             .collect();
         s.store().apply_list_ops(&ops, T0).await.expect("apply");
-        let mut seen = Vec::new();
-        let mut after = String::new();
-        loop {
-            let page = s.store().list_entries_page("paged", &after, 3).await.expect("page");
-            assert!(page.len() <= 3, "{label}");
-            seen.extend(page.iter().map(|e| display_target(e.value)));
-            match page.last() {
-                Some(last) if page.len() == 3 => after = display_target(last.value),
-                _ => break,
+        // Seven members: a short last page, one page that holds them all, and (pages of 1) a last
+        // full page followed by an empty read that ends the walk.
+        for (size, pages) in [(3, vec![3, 3, 1]), (7, vec![7]), (2, vec![2, 2, 2, 1]), (8, vec![7])] {
+            let mut reader = crate::store::MemberPages::of_size(s.store(), "paged", size);
+            let (mut seen, mut sizes) = (Vec::new(), Vec::new());
+            while let Some(page) = reader.next().await.expect("page") {
+                sizes.push(page.len());
+                seen.extend(page.iter().map(|e| display_target(e.value)));
             }
+            assert_eq!(sizes, pages, "{label}: pages of {size}");
+            assert_eq!(seen, values, "{label}: every member once, in value order, pages of {size}");
         }
-        assert_eq!(seen, values, "{label}: every member once, in value order");
+        let mut exact = crate::store::MemberPages::of_size(s.store(), "paged", 1);
+        let mut count = 0;
+        while let Some(page) = exact.next().await.expect("page") {
+            assert_eq!(page.len(), 1, "{label}");
+            count += 1;
+        }
+        assert_eq!(count, 7, "{label}: a last full page is followed by nothing");
         assert!(s.store().list_entries_page("community", "", 3).await.expect("other list").is_empty(), "{label}");
+        assert!(crate::store::MemberPages::new(s.store(), "community").next().await.expect("empty").is_none(), "{label}");
     }
 }
 
