@@ -236,13 +236,14 @@ impl ConsensusWorker {
         // to) an account since the last refresh: its reports are weighed, and pooled, with what
         // the store says now, not at the next period.
         let stale = |s: &EngineSignal| {
-            let Some(sensor) = s.reporter_sensor else {
-                // Deleted since: nothing to re-read for it.
-                return !self.known_machines.contains(&s.machine.0);
-            };
-            !self.known_machines.contains(&s.machine.0)
-                || self.engine.machine(s.machine.0).is_some_and(|m| m.sensor != sensor)
-                || self.accounts.get(&s.machine.0).copied() != s.reporter_account.map(|a| a.0)
+            if !self.known_machines.contains(&s.machine.0) {
+                return true;
+            }
+            // A machine deleted since has nothing newer to read.
+            s.reporter_sensor.is_some_and(|sensor| {
+                self.engine.machine(s.machine.0).is_some_and(|m| m.sensor != sensor)
+                    || self.accounts.get(&s.machine.0).copied() != s.reporter_account.map(|a| a.0)
+            })
         };
         if signals.iter().any(stale) {
             self.refresh().await?;

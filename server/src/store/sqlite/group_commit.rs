@@ -61,11 +61,10 @@ impl SignalRow {
     /// batch's signals mostly come from one agent and one origin, under a few scenarios.
     pub(super) fn batch(signals: &[NewSignal]) -> Vec<SignalRow> {
         let mut rows: Vec<SignalRow> = Vec::with_capacity(signals.len());
-        let mut previous: Option<&NewSignal> = None;
-        for signal in signals {
-            let row = SignalRow::new(signal, previous.zip(rows.last()));
+        for (i, signal) in signals.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|before| &signals[before]).zip(rows.last());
+            let row = SignalRow::new(signal, previous);
             rows.push(row);
-            previous = Some(signal);
         }
         rows
     }
