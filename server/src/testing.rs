@@ -1,5 +1,6 @@
 //! Test support shared by the server's own tests, the end-to-end tests and the benchmarks:
-//! fresh databases on every backend this machine offers, cleaned up afterwards.
+//! fresh databases on every backend this machine offers, cleaned up afterwards, and free ports
+//! for the programs a test must tell where to listen.
 //!
 //! SQLite is always available. PostgreSQL is used when `DATABASE_URL` names a server (each test
 //! gets its own freshly created database, dropped when the guard drops). Redis likewise from
@@ -221,4 +222,36 @@ impl Drop for TestDb {
             }
         }
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on, for programs that must be told their port
+/// rather than listen on port 0 and report it back (CrowdSec's local API, Redis, nginx).
+///
+/// The port is checked free and then handed to the program, so something else may take it in
+/// between. A port from the kernel's ephemeral range (what binding port 0 gives) is exactly what
+/// every concurrent outgoing connection and port-0 listener draws from, and one of them did take
+/// it. So the port is drawn at random from below that range, where the kernel never hands out
+/// ports by itself, and one test process never hands out the same port twice.
+pub fn free_port() -> anyhow::Result<u16> {
+    use std::collections::BTreeSet;
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::Mutex;
+
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    const FLOOR: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(FLOOR).max(1);
+    let start = RandomState::new().hash_one(std::process::id()) % u64::from(span);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for step in 0..u64::from(span) {
+        let port = FLOOR + u16::try_from((start + step) % u64::from(span))?;
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port on 127.0.0.1 between {FLOOR} and {ephemeral_low}")
 }

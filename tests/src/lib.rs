@@ -13,6 +13,7 @@ use anyhow::{Context, bail, ensure};
 use palisade_server::testing::TestDb;
 
 pub use palisade_server::testing;
+pub use palisade_server::testing::free_port;
 
 pub mod bench;
 pub mod http;
@@ -87,13 +88,6 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> a
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago, for programs that cannot listen on port 0
-/// and report the port back (CrowdSec's local API).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// How to start a server.

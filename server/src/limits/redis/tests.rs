@@ -23,7 +23,7 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
+        let port = crate::testing::free_port().expect("a free port");
         let password = uuid::Uuid::new_v4().simple().to_string();
         let mut redis = PrivateRedis { port, password, child: None };
         redis.restart();
