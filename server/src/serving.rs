@@ -31,8 +31,9 @@ use crate::domain::lists::{COMMUNITY, pool_account};
 use crate::engine::never_block::NeverBlock;
 use crate::store::{ChangeOp, CustomList, ListChange, ListEntry, ListStore, MemberPages, StoreError};
 
-/// How many changes a fetch from the store asks for at a time.
-const FETCH_BATCH: u32 = 20_000;
+/// How many changes a fetch from the store asks for at a time: as many as a page of members, for
+/// the same reason ([`crate::store::MEMBER_PAGE`]).
+const FETCH_BATCH: u32 = crate::store::MEMBER_PAGE;
 
 /// The membership of one list at one seq, and the changes that led to it.
 #[derive(Debug, Default)]
@@ -382,7 +383,18 @@ impl Lists {
         let _guard = self.refreshing.lock().await;
         let previous = self.current(list);
         let snapshot = match previous {
-            None => Arc::new(self.load(list).await?),
+            None => {
+                let started = std::time::Instant::now();
+                let snapshot = Arc::new(self.load(list).await?);
+                tracing::info!(
+                    list,
+                    entries = snapshot.entries.len(),
+                    changes = snapshot.changes.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "list loaded"
+                );
+                snapshot
+            }
             Some(previous) => {
                 let changes = self.fetch_changes(list, previous.seq).await?;
                 if changes.is_empty() {

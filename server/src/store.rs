@@ -46,7 +46,9 @@ pub use self::database::Database;
 pub use self::error::StoreError;
 pub use self::feeds::{AttemptOutcome, Feed, FeedAttempt, FeedDefinition, FeedState, FeedStore};
 pub use self::keys::{AccountKey, MachineKey};
-pub use self::lists::{AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore, MemberPages};
+pub use self::lists::{
+    AllowlistEntry, Canary, ChangeOp, CustomList, ListChange, ListEntry, ListOp, ListStore, MEMBER_PAGE, MemberPages,
+};
 pub use self::machines::{CreatedBy, LoginRecord, Machine, MachineStore, NewMachine};
 pub use self::pools::{PoolShare, PoolStore};
 pub use self::revocations::{
