@@ -76,9 +76,9 @@ pub trait ListStore: Send + Sync {
 
 /// Members per page when a whole list is read. Small on purpose: a page's rows are built on the
 /// database driver's thread and freed on the reader's, so the allocator keeps up to a page's worth
-/// of freed rows in each thread's arena after the read. With 20,000-row pages that garbage was
-/// 12–15 MB of a server holding a million-entry list (`docs/benchmarks.md`); at 2,000 it is a
-/// tenth of that, and the load takes as long (the query per page is a primary-key seek).
+/// of freed rows in each thread's arena after the read. Pages of 2,000 instead of 20,000 took
+/// 14.5 MB off the peak of a server holding a million-entry list, and the load takes as long
+/// (the query per page is a primary-key seek; `docs/benchmarks.md`).
 pub const MEMBER_PAGE: u32 = 2_000;
 
 /// A list's members read a page at a time, in value order: a list of a million entries (an
