@@ -41,6 +41,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
     let store = store::open(&config.database_url()).await.context("cannot open the database")?;
     store.migrate().await.context("cannot apply migrations")?;
+    store.set_redelivery_window(time::Duration::seconds(config.ingest.max_clock_skew_secs));
     Ok(store)
 }
 

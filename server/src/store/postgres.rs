@@ -97,17 +97,27 @@ fn partition_day(name: &str) -> Option<time::Date> {
 pub struct PgStore {
     /// Every statement passes the gate, which fails fast while the server is known to be down.
     pool: gate::Gate,
-    /// Days whose signal partition this process has seen exist: an insert into them needs no
-    /// partition check and shares the writer lock. Partitions of past days are dropped, but
-    /// signals are received now, never on a past day.
+    /// Days whose signal partition exists, as this process last read them all (under the writer
+    /// lock held alone: when it made a partition, at each maintenance pass) less those it dropped.
+    /// An insert into them needs no partition check and shares the writer lock, and its
+    /// redelivery probe reads those of the days the batch can repeat. Partitions of past days are
+    /// dropped, but signals are received now, never on a past day; a name another process dropped
+    /// fails the insert, which then reads them all again.
     partitions: Arc<std::sync::Mutex<std::collections::BTreeSet<time::Date>>>,
+    /// Seconds before a signal's `start_at` it can have been received
+    /// ([`SignalStore::set_redelivery_window`]).
+    redelivery_secs: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl PgStore {
     /// Connects to the database a `postgres://` URL names.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-        Ok(PgStore { pool: gate::Gate::new(pool), partitions: Arc::default() })
+        Ok(PgStore {
+            pool: gate::Gate::new(pool),
+            partitions: Arc::default(),
+            redelivery_secs: Arc::new(std::sync::atomic::AtomicI64::new(signals::REDELIVERY_MAX.whole_seconds())),
+        })
     }
 
     /// The pool, for tests and benchmarks that need raw access.

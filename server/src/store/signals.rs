@@ -20,6 +20,13 @@ pub trait SignalStore: Send + Sync {
     /// Returns only after the transaction committed.
     async fn insert_signals(&self, signals: &[NewSignal]) -> Result<InsertOutcome, StoreError>;
 
+    /// How long before its `start_at` a signal can have been received: the clock skew ingest
+    /// accepts (`ingest.max_clock_skew_secs`, at most 7 days, which is the default here). A
+    /// redelivery carries its original's `start_at`, so PostgreSQL looks for the original only in
+    /// the partitions of the days from `start_at` less this to now. Lowering the setting shortens
+    /// how far back a redelivery of a signal whose `start_at` lay ahead of its receipt is found.
+    fn set_redelivery_window(&self, _skew: time::Duration) {}
+
     /// Lists signals, oldest first.
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError>;
 

@@ -457,6 +457,25 @@ async fn a_redelivery_on_another_day_is_still_a_duplicate() {
     }
 }
 
+/// Told the skew ingest accepts (24 hours), the store still finds the original of a redelivery
+/// whose start_at lay almost a day ahead of its receipt (PostgreSQL looks back from start_at by
+/// that much; with no look-back it would miss the day of the original).
+#[tokio::test]
+async fn a_redelivery_within_the_configured_skew_is_found() {
+    for s in subjects().await {
+        let label = s.label();
+        s.store().set_redelivery_window(Duration::hours(24));
+        let key = machine(s.store(), "watcher").await;
+        let mut ahead = received(key, "45.33.32.156", T0 - Duration::days(1) + Duration::seconds(2));
+        ahead.report.start_at = T0 - Duration::seconds(1);
+        ahead.report.stop_at = T0;
+        assert_eq!(s.store().insert_signals(std::slice::from_ref(&ahead)).await.expect("insert").inserted, 1, "{label}");
+        let again = NewSignal { received_at: T0 + Duration::days(2), ..ahead };
+        let outcome = s.store().insert_signals(&[again]).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome { inserted: 0, duplicates: 1 }, "{label}: redelivered two days later");
+    }
+}
+
 #[tokio::test]
 async fn signals_far_in_the_past_or_future_find_a_home() {
     for s in subjects().await {

@@ -18,20 +18,23 @@ impl SignalStore for PgStore {
             match self.write_signals(&columns, known).await {
                 // Another process dropped a partition this one had seen (a day in the past):
                 // check the partitions again, under the lock held alone.
+                // Or dropped one the redelivery probe names: the slow path reads them all again.
                 Err(error) if known && missing_partition(&error) => {
                     self.partitions_forgotten(&columns.days);
                     known = false;
                 }
                 Err(error) => return Err(error.into()),
                 Ok(inserted) => {
-                    if !known {
-                        self.partitions_seen(&columns.days);
-                    }
                     let inserted = inserted as usize;
                     return Ok(InsertOutcome { inserted, duplicates: signals.len() - inserted });
                 }
             }
         }
+    }
+
+    fn set_redelivery_window(&self, skew: time::Duration) {
+        let seconds = skew.clamp(time::Duration::ZERO, REDELIVERY_MAX).whole_seconds();
+        self.redelivery_secs.store(seconds, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn list_signals(&self, filter: &SignalFilter) -> Result<Vec<StoredSignal>, StoreError> {
@@ -71,8 +74,9 @@ impl SignalStore for PgStore {
                 .bind(&days)
                 .fetch_all(&mut *tx)
                 .await?;
+        let existing = partition_days(&mut tx).await?;
         tx.commit().await?;
-        self.partitions_seen(&days);
+        self.partitions_read(existing);
         Ok(created.into_iter().filter(|(_, new)| *new).map(|(day, _)| day).collect())
     }
 
@@ -106,15 +110,8 @@ impl SignalStore for PgStore {
     }
 
     async fn signal_partitions(&self) -> Result<Vec<time::Date>, StoreError> {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE i.inhparent = 'signals'::regclass",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut days: Vec<time::Date> = names.iter().filter_map(|name| partition_day(name)).collect();
-        days.sort_unstable();
-        Ok(days)
+        let mut conn = self.pool.acquire().await?;
+        Ok(partition_days(&mut conn).await?)
     }
 
     async fn signal_backlog(&self, after: i64, cap: u32) -> Result<SignalBacklog, StoreError> {
@@ -346,9 +343,84 @@ impl<'a> SignalColumns<'a> {
 }
 
 /// Whether an insert failed because a row's day has no partition (SQLSTATE 23514, raised by
-/// the partition routing).
+/// the partition routing) or a partition its redelivery probe names is gone (42P01).
 fn missing_partition(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|e| e.code().as_deref() == Some("23514") && e.message().contains("no partition"))
+    error.as_database_error().is_some_and(|e| match e.code().as_deref() {
+        Some("23514") => e.message().contains("no partition"),
+        Some("42P01") => e.message().contains("signals_p"),
+        _ => false,
+    })
+}
+
+/// The days of the signal partitions that exist, in order.
+async fn partition_days(conn: &mut sqlx::PgConnection) -> Result<Vec<time::Date>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'signals'::regclass",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut days: Vec<time::Date> = names.iter().filter_map(|name| partition_day(name)).collect();
+    days.sort_unstable();
+    Ok(days)
+}
+
+/// How long before its `start_at` the original of a redelivery can have been received, at
+/// most: the largest clock skew the configuration accepts (`Config::validate`). A redelivery
+/// carries its original's `start_at` (part of the dedup key), and the original was accepted
+/// only if its `start_at` was no later than its receipt plus the skew. (`stop_at` bounds
+/// nothing: it may lie anywhere after `start_at`.) The store narrows it to the configured skew
+/// (`set_redelivery_window`); the probe's per-row condition keeps this bound.
+pub(super) const REDELIVERY_MAX: time::Duration = time::Duration::days(7);
+
+/// The partitions, among `existing`, that can hold the original of a redelivery in this batch:
+/// from the day of its earliest `start_at` less `window` (the accepted skew) to the day after
+/// its last receipt (another replica's clock may run a little ahead of this one's).
+fn probed_days<'d>(
+    existing: impl IntoIterator<Item = &'d time::Date>,
+    columns: &SignalColumns<'_>,
+    window: time::Duration,
+) -> Vec<time::Date> {
+    let utc = |at: &OffsetDateTime| at.to_offset(time::UtcOffset::UTC);
+    let first = columns.start_at.iter().min().map(|at| (utc(at) - window).date());
+    let last = columns.days.last().map(|day| day.next_day().unwrap_or(*day));
+    let (Some(first), Some(last)) = (first, last) else { return Vec::new() };
+    existing.into_iter().copied().filter(|day| (first..=last).contains(day)).collect()
+}
+
+/// The batch insert, probing for redeliveries in the partitions of `days` only.
+///
+/// Naming them matters once a deployment holds its retention's worth: through the partitioned
+/// table the probe's plan would open and lock every partition (97 with 90 days kept) at each
+/// insert, and probe the week of empty ones made ahead, whatever the batch's days.
+fn insert_statement(days: &[time::Date]) -> String {
+    let probes: Vec<String> = days
+        .iter()
+        .map(|day| {
+            format!(
+                "SELECT 1 FROM \"{}\" s WHERE s.machine_id = u.m AND s.dedup_key = u.d \
+                 AND s.received_at >= u.sa - interval '{} days'",
+                partition_name(*day),
+                REDELIVERY_MAX.whole_days()
+            )
+        })
+        .collect();
+    // A batch's own days always have partitions; the empty probe only keeps the text valid.
+    let probe = if probes.is_empty() { "SELECT 1 WHERE false".to_string() } else { probes.join(" UNION ALL ") };
+    format!(
+        "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
+         scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
+         origin_asn, as_number, as_name, country, extra) \
+         SELECT m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex::jsonb \
+         FROM (SELECT DISTINCT ON (m, d) * \
+               FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                           $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
+                           $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
+                 WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
+               ORDER BY m, d, n) AS u \
+         WHERE NOT EXISTS ({probe}) \
+         ORDER BY n"
+    )
 }
 
 impl PgStore {
@@ -357,7 +429,7 @@ impl PgStore {
     /// lock with the others; without, it holds the lock alone and makes the partitions first.
     async fn write_signals(&self, columns: &SignalColumns<'_>, known: bool) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        if known {
+        let existing = if known {
             // The usual case: the writer lock shared with the other inserts (they commit side by
             // side), then each machine's own lock, in id order so two inserts cannot deadlock.
             sqlx::query(concat!(
@@ -371,6 +443,7 @@ impl PgStore {
             .bind(&columns.machines)
             .execute(&mut *tx)
             .await?;
+            None
         } else {
             // A day not seen yet: its partition is made (normally ahead, by maintenance) under
             // the writer lock held alone, which also keeps every other insert out meanwhile.
@@ -382,54 +455,50 @@ impl PgStore {
                 .bind(&columns.days)
                 .execute(&mut *tx)
                 .await?;
-        }
+            // Every partition, read while none can be made or dropped: what later inserts probe.
+            Some(partition_days(&mut tx).await?)
+        };
+        let window = time::Duration::seconds(self.redelivery_secs.load(std::sync::atomic::Ordering::Relaxed));
+        let probed = match &existing {
+            Some(days) => probed_days(days, columns, window),
+            None => probed_days(self.known_partitions().iter(), columns, window),
+        };
         // Redeliveries are skipped without a unique constraint (a partitioned table cannot have
         // one without the partition key): inserts of one machine are serialised by the locks
         // above, so a row is new when no stored signal of its machine has its dedup key, and
         // DISTINCT ON keeps the first of repeats within the batch. A redelivery carries the
-        // original's stop_at, and the original was received no earlier than stop_at minus the
-        // accepted clock skew (at most 7 days, `Config::validate`), which lets the lookup skip
-        // older partitions.
+        // original's start_at, and the original was received no earlier than start_at minus the
+        // accepted clock skew, so the probe reads only the partitions of the days between
+        // (`probed_days`, `set_redelivery_window`).
         // ORDER BY the array position: ids follow the batch order, which UNNEST alone does not promise.
-        let result = sqlx::query(
-            "INSERT INTO signals (machine_id, dedup_key, scope, value, scenario, scenario_hash, scenario_version, \
-             scenario_trust, message, agent, alert_uuid, start_at, stop_at, received_at, origin_ip, origin_prefix, \
-             origin_asn, as_number, as_name, country, extra) \
-             SELECT m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex::jsonb \
-             FROM (SELECT DISTINCT ON (m, d) * \
-                   FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                               $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
-                               $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[], $21::text[]) \
-                     WITH ORDINALITY AS t(m, d, sc, v, sn, sh, sv, st, msg, ag, au, sa, so, ra, oi, op, oa, an, am, co, ex, n) \
-                   ORDER BY m, d, n) AS u \
-             WHERE NOT EXISTS (SELECT 1 FROM signals s WHERE s.machine_id = u.m AND s.dedup_key = u.d \
-                               AND s.received_at >= u.so - interval '7 days') \
-             ORDER BY n",
-        )
-        .bind(&columns.machine)
-        .bind(&columns.dedup)
-        .bind(&columns.scope)
-        .bind(&columns.value)
-        .bind(&columns.scenario)
-        .bind(&columns.scenario_hash)
-        .bind(&columns.scenario_version)
-        .bind(&columns.scenario_trust)
-        .bind(&columns.message)
-        .bind(&columns.agent)
-        .bind(&columns.alert_uuid)
-        .bind(&columns.start_at)
-        .bind(&columns.stop_at)
-        .bind(&columns.received_at)
-        .bind(&columns.origin_ip)
-        .bind(&columns.origin_prefix)
-        .bind(&columns.origin_asn)
-        .bind(&columns.as_number)
-        .bind(&columns.as_name)
-        .bind(&columns.country)
-        .bind(&columns.extra)
-        .execute(&mut *tx)
-        .await?;
+        let result = sqlx::query(AssertSqlSafe(insert_statement(&probed)))
+            .bind(&columns.machine)
+            .bind(&columns.dedup)
+            .bind(&columns.scope)
+            .bind(&columns.value)
+            .bind(&columns.scenario)
+            .bind(&columns.scenario_hash)
+            .bind(&columns.scenario_version)
+            .bind(&columns.scenario_trust)
+            .bind(&columns.message)
+            .bind(&columns.agent)
+            .bind(&columns.alert_uuid)
+            .bind(&columns.start_at)
+            .bind(&columns.stop_at)
+            .bind(&columns.received_at)
+            .bind(&columns.origin_ip)
+            .bind(&columns.origin_prefix)
+            .bind(&columns.origin_asn)
+            .bind(&columns.as_number)
+            .bind(&columns.as_name)
+            .bind(&columns.country)
+            .bind(&columns.extra)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        if let Some(days) = existing {
+            self.partitions_read(days);
+        }
         Ok(result.rows_affected())
     }
 
@@ -457,8 +526,9 @@ impl PgStore {
         days.iter().all(|day| known.contains(day))
     }
 
-    fn partitions_seen(&self, days: &[time::Date]) {
-        self.known_partitions().extend(days.iter().copied());
+    /// The partitions that exist, as just read under the writer lock held alone.
+    fn partitions_read(&self, days: Vec<time::Date>) {
+        *self.known_partitions() = days.into_iter().collect();
     }
 
     fn partitions_forgotten(&self, days: &[time::Date]) {
@@ -580,5 +650,86 @@ mod tests {
         assert_eq!(outcome.inserted, 1);
         let stored = store.list_signals(&SignalFilter { limit: 10, ..SignalFilter::default() }).await.expect("list");
         assert_eq!(stored.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(), ["45.33.0.2"]);
+    }
+
+    /// `signal`, received `days` after T0.
+    fn received_later(machine: MachineKey, value: &str, days: i64) -> NewSignal {
+        NewSignal { received_at: T0 + time::Duration::days(days), ..signal(machine, value) }
+    }
+
+    /// Another process made a partition and stored a signal in it; when this process next makes
+    /// one it reads them all again, so the redelivery probe then reads that partition too (with
+    /// only the partitions this process made itself, the repeat would be stored twice).
+    #[tokio::test]
+    async fn a_redelivery_is_found_in_a_partition_another_process_made() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let (store, key) = store_with_machine(&db).await;
+        store.insert_signals(&[signal(key, "45.33.0.1")]).await.expect("insert on T0");
+        let other = PgStore::open(db.url.expose()).await.expect("open");
+        let original = received_later(key, "45.33.0.2", 1);
+        assert_eq!(other.insert_signals(std::slice::from_ref(&original)).await.expect("insert").inserted, 1);
+        assert!(!store.partitions_known(&[(T0 + time::Duration::days(1)).date()]), "made by the other process");
+
+        let repeat = NewSignal { received_at: T0 + time::Duration::days(2), ..original };
+        let outcome = store.insert_signals(&[repeat]).await.expect("the redelivery");
+        assert_eq!(outcome, InsertOutcome { inserted: 0, duplicates: 1 });
+        assert_eq!(store.count_signals().await.expect("count"), 2);
+    }
+
+    /// The probe names the partitions of the days a batch can repeat; one of them dropped by
+    /// another process (retention on another replica) does not fail the insert, and later
+    /// inserts stop naming it.
+    #[tokio::test]
+    async fn an_insert_whose_probed_partition_another_process_dropped_goes_through() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let (store, key) = store_with_machine(&db).await;
+        store.prepare_signal_partitions(T0, 3).await.expect("prepare");
+        store.insert_signals(&[signal(key, "45.33.0.1")]).await.expect("insert on T0");
+        let other = PgStore::open(db.url.expose()).await.expect("open");
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", partition_name(T0.date()))))
+            .execute(other.pool())
+            .await
+            .expect("drop");
+        assert!(store.partitions_known(&[T0.date()]), "this process has not seen the drop");
+
+        let later = received_later(key, "45.33.0.2", 2);
+        assert_eq!(store.insert_signals(std::slice::from_ref(&later)).await.expect("insert after the drop").inserted, 1);
+        assert!(!store.partitions_known(&[T0.date()]), "read again: the dropped day is gone");
+        let again = NewSignal { received_at: T0 + time::Duration::days(3), ..later };
+        assert_eq!(store.insert_signals(&[again]).await.expect("the redelivery").duplicates, 1);
+    }
+
+    /// Which partitions a batch's probe reads: from its earliest start_at less the accepted skew
+    /// to the day after its last receipt, among those that exist.
+    #[test]
+    fn the_probe_reads_the_days_a_batch_can_repeat() {
+        let key = MachineKey(1);
+        let batch = [signal(key, "45.33.0.1"), received_later(key, "45.33.0.2", 1)];
+        let columns = SignalColumns::of(&batch);
+        let existing: Vec<time::Date> = (-100..10).map(|n| (T0 + time::Duration::days(n)).date()).collect();
+        let probed = probed_days(&existing, &columns, REDELIVERY_MAX);
+        // start_at 2026-11-25T11:59:19Z less 7 days, to the day after 2026-11-26.
+        assert_eq!(probed.first(), Some(&datetime!(2026-11-18 0:00 UTC).date()));
+        assert_eq!(probed.last(), Some(&datetime!(2026-11-27 0:00 UTC).date()));
+        assert_eq!(probed.len(), 10);
+        // A skew of 12 hours reaches back to the day before.
+        let narrow = probed_days(&existing, &columns, time::Duration::hours(12));
+        assert_eq!(narrow.first(), Some(&datetime!(2026-11-24 0:00 UTC).date()));
+        assert_eq!(narrow.len(), 4);
+        let sparse = [datetime!(2026-11-10 0:00 UTC).date(), T0.date(), datetime!(2026-12-01 0:00 UTC).date()];
+        assert_eq!(probed_days(&sparse, &columns, REDELIVERY_MAX), [T0.date()]);
+    }
+
+    /// `stop_at` may lie anywhere after `start_at`; a redelivery of a signal whose `stop_at` is a
+    /// year ahead is still found (the probe is bounded by `start_at`, which the skew bounds).
+    #[tokio::test]
+    async fn a_redelivery_with_a_far_stop_at_is_still_a_duplicate() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let (store, key) = store_with_machine(&db).await;
+        let mut far = signal(key, "45.33.0.1");
+        far.report.stop_at = T0 + time::Duration::days(365);
+        assert_eq!(store.insert_signals(std::slice::from_ref(&far)).await.expect("insert").inserted, 1);
+        let repeat = NewSignal { received_at: T0 + time::Duration::days(1), ..far };
+        assert_eq!(store.insert_signals(&[repeat]).await.expect("the redelivery").duplicates, 1);
     }
 }
