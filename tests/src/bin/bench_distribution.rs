@@ -11,7 +11,8 @@
 //! The writes are timed too (wall clock of the insert alone, the values already in memory):
 //! CrowdSec's bulk insert against Palisade's store write (`apply_list_ops`, its bulk path) and,
 //! on a database of its own, the operator's import (`manage::lists::import_entries` on the text
-//! of the list, parsing included); each must take ≤ 2× CrowdSec's insert.
+//! of the list, parsing included); each must take ≤ 2× CrowdSec's insert. When `DATABASE_URL`
+//! names a PostgreSQL server, the store write and the import are measured on it too.
 //!
 //! For each pull: time to first byte, time to last byte, bytes, and the server's peak RSS
 //! (`VmHWM`) before and after. Then the targets' ratios: full pull time ≤ 0.1× CrowdSec's, peak
@@ -301,13 +302,18 @@ async fn apply(store: &dyn palisade_server::store::Store, ops: &[ListOp]) -> any
     Ok(())
 }
 
-/// The same store write into a fresh PostgreSQL database, when `DATABASE_URL` names a server.
-async fn postgres_write(ops: &[ListOp]) -> anyhow::Result<Option<Duration>> {
+/// A fresh PostgreSQL database, when `DATABASE_URL` names a server.
+async fn postgres_db() -> Option<TestDb> {
     if std::env::var("DATABASE_URL").map_or(true, |url| url.is_empty()) {
-        println!("palisade: DATABASE_URL is not set, the PostgreSQL write is not measured");
-        return Ok(None);
+        println!("palisade: DATABASE_URL is not set, PostgreSQL is not measured");
+        return None;
     }
-    let Some(db) = TestDb::postgres().await else { return Ok(None) };
+    TestDb::postgres().await
+}
+
+/// The same store write into a fresh PostgreSQL database.
+async fn postgres_write(ops: &[ListOp]) -> anyhow::Result<Option<Duration>> {
+    let Some(db) = postgres_db().await else { return Ok(None) };
     let store = palisade_server::store::open(&db.url).await?;
     store.migrate().await?;
     let started = Instant::now();
@@ -319,11 +325,10 @@ async fn postgres_write(ops: &[ListOp]) -> anyhow::Result<Option<Duration>> {
 }
 
 /// Imports the values as an operator would (`admin blocklist import`, `POST
-/// /v1/admin/blocklists/{name}/import`): one address per line into a new custom list of a fresh
-/// SQLite database. Returns the wall clock of the import alone.
-async fn import(values: &[String]) -> anyhow::Result<Duration> {
+/// /v1/admin/blocklists/{name}/import`): one address per line into a new custom list of `db`, a
+/// fresh database. Returns the wall clock of the import alone.
+async fn import(db: &TestDb, values: &[String]) -> anyhow::Result<Duration> {
     use palisade_server::manage::lists;
-    let db = TestDb::sqlite();
     let store = palisade_server::store::open(&db.url).await?;
     store.migrate().await?;
     let request = palisade_api::native::CreateListRequest {
@@ -348,7 +353,12 @@ async fn import(values: &[String]) -> anyhow::Result<Duration> {
         outcome.rejected.len(),
         values.len()
     );
-    println!("palisade: {} entries imported (import_entries, parsing included) in {:.2} s", values.len(), took.as_secs_f64());
+    println!(
+        "palisade: {} entries imported (import_entries, parsing included) on {} in {:.2} s",
+        values.len(),
+        if db.url.expose().starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" },
+        took.as_secs_f64()
+    );
     Ok(took)
 }
 
@@ -372,6 +382,8 @@ struct Palisade {
     import: Duration,
     /// Wall clock of the same store write on PostgreSQL, when `DATABASE_URL` is set.
     postgres_write: Option<Duration>,
+    /// Wall clock of the same import on PostgreSQL, when `DATABASE_URL` is set.
+    postgres_import: Option<Duration>,
     hwm_after_stream_kb: u64,
     /// Resident before the stream's machine registers, then peak and resident once it has
     /// registered and logged in (what its password hashes leave behind).
@@ -401,7 +413,11 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     println!("palisade: {} entries written through the store (apply_list_ops) in {:.2} s", values.len(), write.as_secs_f64());
     let postgres_write = postgres_write(&ops).await?;
     drop(ops);
-    let import = import(values).await?;
+    let sqlite_import = import(&TestDb::sqlite(), values).await?;
+    let postgres_import = match postgres_db().await {
+        Some(db) => Some(import(&db, values).await?),
+        None => None,
+    };
 
     // The static baseline: the plain list as the server renders it (sorted by prefix).
     let mut sorted: Vec<std::net::Ipv4Addr> = values.iter().map(|v| v.parse()).collect::<Result<_, _>>()?;
@@ -558,7 +574,8 @@ async fn palisade(values: &[String]) -> anyhow::Result<Palisade> {
     let hwm_after_bouncer_kb = hwm_kb(pid)?;
     Ok(Palisade {
         measured: Measured { write, full, hwm_before_kb, hwm_after_kb },
-        import,
+        import: sqlite_import,
+        postgres_import,
         postgres_write,
         hwm_after_stream_kb,
         login_kb,
@@ -626,6 +643,7 @@ fn main() -> anyhow::Result<()> {
     let write_ratio = p.write.as_secs_f64() / cs.write.as_secs_f64();
     let import_ratio = pal.import.as_secs_f64() / cs.write.as_secs_f64();
     let postgres_write_ratio = pal.postgres_write.map(|took| took.as_secs_f64() / cs.write.as_secs_f64());
+    let postgres_import_ratio = pal.postgres_import.map(|took| took.as_secs_f64() / cs.write.as_secs_f64());
     println!(
         "list write             crowdsec insert {:.2} s, palisade store write {:.2} s, palisade import {:.2} s",
         cs.write.as_secs_f64(),
@@ -638,6 +656,9 @@ fn main() -> anyhow::Result<()> {
     println!("list import (use case) vs crowdsec insert      {import_ratio:>8.3}x   <= 2.0x   {}", verdict(import_ratio <= 2.0));
     if let Some(ratio) = postgres_write_ratio {
         println!("list write (store, postgres) vs crowdsec       {ratio:>8.3}x   <= 2.0x   {}", verdict(ratio <= 2.0));
+    }
+    if let Some(ratio) = postgres_import_ratio {
+        println!("list import (use case, postgres) vs crowdsec   {ratio:>8.3}x   <= 2.0x   {}", verdict(ratio <= 2.0));
     }
     println!("full pull last byte vs crowdsec (first pull)   {time_ratio:>8.3}x   <= 0.1x   {}", verdict(time_ratio <= 0.1));
     println!("full pull last byte vs crowdsec (cached)       {cached_ratio:>8.3}x   <= 0.1x   {}", verdict(cached_ratio <= 0.1));
@@ -693,6 +714,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(ratio) = postgres_write_ratio {
         println!("{}", ratio_line("distribution.list_write_postgres_vs_crowdsec_insert", ratio, Goal::AtMost, 2.0));
+    }
+    if let Some(ratio) = postgres_import_ratio {
+        println!("{}", ratio_line("distribution.list_import_postgres_vs_crowdsec_insert", ratio, Goal::AtMost, 2.0));
     }
     Ok(())
 }
