@@ -26,15 +26,22 @@ fn field(out: &mut Vec<u8>, value: Option<&str>) {
         out.extend_from_slice(b"\\N");
         return;
     };
-    for byte in value.bytes() {
-        match byte {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(byte),
-        }
+    // Spans without a reserved byte are copied whole: most fields have none.
+    let bytes = value.as_bytes();
+    let mut clean = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match byte {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[clean..i]);
+        out.extend_from_slice(escaped);
+        clean = i + 1;
     }
+    out.extend_from_slice(&bytes[clean..]);
 }
 
 /// A timestamp as `COPY` reads it, cut to the microsecond.
@@ -42,6 +49,20 @@ fn instant(at: OffsetDateTime) -> String {
     let cut = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at);
     // RFC 3339 of an offset date-time in range cannot fail; fall back to the Debug text if it did.
     cut.format(&Rfc3339).unwrap_or_else(|_| format!("{cut:?}"))
+}
+
+/// The text of the last timestamp written: the rows of one write mostly share their times (an
+/// import's expiry, a run's listing time), and formatting one costs more than the rest of a row.
+#[derive(Default)]
+struct LastInstant(Option<(OffsetDateTime, String)>);
+
+impl LastInstant {
+    fn text(&mut self, at: OffsetDateTime) -> &str {
+        if self.0.as_ref().is_none_or(|(last, _)| *last != at) {
+            self.0 = Some((at, instant(at)));
+        }
+        self.0.as_ref().map_or("", |(_, text)| text.as_str())
+    }
 }
 
 /// One row: fields separated by tabs, ended by a newline.
@@ -60,7 +81,7 @@ async fn copy_rows<T>(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     statement: &str,
     rows: &[T],
-    write: impl Fn(&mut Vec<u8>, &T),
+    mut write: impl FnMut(&mut Vec<u8>, &T),
 ) -> Result<u64, sqlx::Error> {
     let mut copy = tx.copy_in_raw(statement).await?;
     let mut buffer = Vec::with_capacity(SEND_BYTES + 4096);
@@ -84,6 +105,7 @@ pub(super) async fn copy_changes(
     at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     let at = instant(at);
+    let mut expires = LastInstant::default();
     copy_rows(
         tx,
         "COPY blocklist_changes (seq, list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) FROM STDIN",
@@ -102,7 +124,7 @@ pub(super) async fn copy_changes(
                     Some(e.remediation.as_str()),
                     Some(e.rule.as_str()),
                     change.reason,
-                    Some(&instant(e.expires_at)),
+                    Some(expires.text(e.expires_at)),
                     Some(&at),
                 ],
             );
@@ -135,6 +157,7 @@ pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows:
     } else {
         "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN"
     };
+    let (mut listed, mut expires) = (LastInstant::default(), LastInstant::default());
     copy_rows(tx, statement, rows, |out, r| {
         let e = r.entry;
         row(
@@ -146,8 +169,8 @@ pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows:
                 Some(&e.scenario),
                 Some(e.remediation.as_str()),
                 Some(e.rule.as_str()),
-                Some(&instant(r.listed_at)),
-                Some(&instant(e.expires_at)),
+                Some(listed.text(r.listed_at)),
+                Some(expires.text(e.expires_at)),
                 Some(&r.seq.to_string()),
             ],
         );
