@@ -75,6 +75,14 @@ const SIGNAL_WRITER_LOCK: i64 = 0x7061_6c69_7361_6465;
 /// locks above).
 const SIGNAL_MACHINE_LOCK: i32 = 0x7369_676e;
 
+/// How long before its `start_at` the original of a redelivery can have been received, at
+/// most: the largest clock skew the configuration accepts (`Config::validate`). A redelivery
+/// carries its original's `start_at` (part of the dedup key), and the original was accepted
+/// only if its `start_at` was no later than its receipt plus the skew. (The store does not rely
+/// on `stop_at`: ingest bounds it as well, other writers need not.) The store narrows it to the
+/// configured skew (`set_redelivery_window`); the probe's per-row condition keeps this bound.
+const REDELIVERY_MAX: time::Duration = time::Duration::days(7);
+
 /// The name of a day's signal partition (as `palisade_ensure_signal_partition` creates it).
 fn partition_name(day: time::Date) -> String {
     format!("signals_p{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day())
@@ -116,7 +124,7 @@ impl PgStore {
         Ok(PgStore {
             pool: gate::Gate::new(pool),
             partitions: Arc::default(),
-            redelivery_secs: Arc::new(std::sync::atomic::AtomicI64::new(signals::REDELIVERY_MAX.whole_seconds())),
+            redelivery_secs: Arc::new(std::sync::atomic::AtomicI64::new(REDELIVERY_MAX.whole_seconds())),
         })
     }
 

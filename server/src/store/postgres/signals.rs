@@ -365,14 +365,6 @@ async fn partition_days(conn: &mut sqlx::PgConnection) -> Result<Vec<time::Date>
     Ok(days)
 }
 
-/// How long before its `start_at` the original of a redelivery can have been received, at
-/// most: the largest clock skew the configuration accepts (`Config::validate`). A redelivery
-/// carries its original's `start_at` (part of the dedup key), and the original was accepted
-/// only if its `start_at` was no later than its receipt plus the skew. (`stop_at` bounds
-/// nothing: it may lie anywhere after `start_at`.) The store narrows it to the configured skew
-/// (`set_redelivery_window`); the probe's per-row condition keeps this bound.
-pub(super) const REDELIVERY_MAX: time::Duration = time::Duration::days(7);
-
 /// The partitions, among `existing`, that can hold the original of a redelivery in this batch:
 /// from the day of its earliest `start_at` less `window` (the accepted skew) to the day after
 /// its last receipt (another replica's clock may run a little ahead of this one's).
@@ -720,8 +712,9 @@ mod tests {
         assert_eq!(probed_days(&sparse, &columns, REDELIVERY_MAX), [T0.date()]);
     }
 
-    /// `stop_at` may lie anywhere after `start_at`; a redelivery of a signal whose `stop_at` is a
-    /// year ahead is still found (the probe is bounded by `start_at`, which the skew bounds).
+    /// The probe relies on `start_at` alone, which the skew bounds: a redelivery of a signal whose
+    /// `stop_at` is a year ahead (ingest refuses one beyond the skew; the store does not) is
+    /// still found.
     #[tokio::test]
     async fn a_redelivery_with_a_far_stop_at_is_still_a_duplicate() {
         let Some(db) = TestDb::postgres().await else { return };
