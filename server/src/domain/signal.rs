@@ -323,6 +323,11 @@ fn validate(item: SignalItem, extra: String, rules: &SignalRules) -> Result<Sign
     if start_at > rules.now + rules.max_clock_skew {
         return Err(reject("future_signal", "start_at is in the future (check the reporter's clock)"));
     }
+    // An attack that has not ended yet cannot be reported: a stop_at far ahead would keep the
+    // report among an address's recent ones (AbuseIPDB's check and blacklist count by it).
+    if stop_at > rules.now + rules.max_clock_skew {
+        return Err(reject("future_signal", "stop_at is in the future (check the reporter's clock)"));
+    }
 
     let dedup_key = dedup_key(&item, scope, value, start_at);
     Ok(SignalReport {
@@ -553,6 +558,10 @@ mod tests {
         future["start_at"] = json!("2027-01-01T00:00:00Z");
         future["stop_at"] = json!("2027-01-01T00:00:01Z");
         assert_eq!(parse_item(&future.to_string(), &rules()).unwrap_err().code, "future_signal");
+        let mut ends_later = item("ip", "45.33.32.156");
+        ends_later["stop_at"] = json!("2027-01-01T00:00:01Z");
+        let refused = parse_item(&ends_later.to_string(), &rules()).unwrap_err();
+        assert_eq!((refused.code, refused.message.contains("stop_at")), ("future_signal", true));
         let mut nul = item("ip", "45.33.32.156");
         nul["context"] = json!([{"key": "target_uri", "value": "/a\u{0}"}]);
         assert_eq!(parse_item(&nul.to_string(), &rules()).unwrap_err().code, "invalid_text");
