@@ -310,13 +310,7 @@ pub(crate) fn entry_rows<'a>(adds: &[ChangeRow<'a>]) -> Vec<EntryRow<'a>> {
             }
         }
     }
-    // Runs are nearly always of one list (an import, a feed, a list's consensus): then the value
-    // alone orders them, half the comparisons.
-    if rows.windows(2).all(|pair| pair[0].entry.list == pair[1].entry.list) {
-        rows.sort_unstable_by(|a, b| a.value.cmp(&b.value));
-    } else {
-        rows.sort_unstable_by(|a, b| (a.entry.list.as_str(), a.value.as_str()).cmp(&(b.entry.list.as_str(), b.value.as_str())));
-    }
+    rows.sort_unstable_by(|a, b| (a.entry.list.as_str(), a.value.as_str()).cmp(&(b.entry.list.as_str(), b.value.as_str())));
     rows
 }
 

@@ -16,9 +16,8 @@ impl SignalStore for PgStore {
         let mut known = self.partitions_known(&columns.days);
         loop {
             match self.write_signals(&columns, known).await {
-                // Another process dropped a partition this one had seen (a day in the past):
-                // check the partitions again, under the lock held alone.
-                // Or dropped one the redelivery probe names: the slow path reads them all again.
+                // Another process dropped a partition this one had seen (the batch's day, or one
+                // the redelivery probe names): read them all again, under the lock held alone.
                 Err(error) if known && missing_partition(&error) => {
                     self.partitions_forgotten(&columns.days);
                     known = false;
