@@ -52,12 +52,65 @@ pub fn entry(list: &str, value: &str, remediation: &str, duration_secs: i64, now
 
 /// Parses an import: blank lines and `#` comments are skipped, a CSV header (first field `value`)
 /// too. Returns the additions and the refused lines (1-based line number, reason). A line costs
-/// no allocation beyond its entry's own (an import may have millions).
+/// no allocation beyond its entry's own (an import may have millions), and a large text is parsed
+/// in parts on as many threads as the machine has cores (up to [`PARSE_THREADS`]), concatenated in
+/// line order: the result is the same as one pass over the whole text.
 pub fn parse_import(list: &str, text: &str, now: OffsetDateTime) -> (Vec<ListOp>, Vec<(usize, String)>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(PARSE_THREADS);
+    let parts = split_lines(text, if text.len() >= PARSE_PART_BYTES { threads } else { 1 });
+    if parts.len() == 1 {
+        return parse_part(list, text, 0, now);
+    }
+    let parsed: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            parts.iter().map(|&(first_line, part)| scope.spawn(move || parse_part(list, part, first_line, now))).collect();
+        workers.into_iter().map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    let mut ops = Vec::with_capacity(parsed.iter().map(|(ops, _)| ops.len()).sum());
+    let mut rejected = Vec::new();
+    for (part_ops, part_rejected) in parsed {
+        ops.extend(part_ops);
+        rejected.extend(part_rejected);
+    }
+    (ops, rejected)
+}
+
+/// Most threads an import is parsed on.
+const PARSE_THREADS: usize = 4;
+
+/// Texts shorter than this are parsed on the caller's thread.
+const PARSE_PART_BYTES: usize = 1 << 20;
+
+/// Cuts `text` into at most `parts` pieces of about equal size, each ending at a line end, with the
+/// 0-based index of each piece's first line.
+fn split_lines(text: &str, parts: usize) -> Vec<(usize, &str)> {
+    let mut pieces = Vec::with_capacity(parts);
+    let (mut rest, mut first_line) = (text, 0);
+    for left in (1..=parts.max(1)).rev() {
+        let cut = if left == 1 {
+            rest.len()
+        } else {
+            let aim = rest.len() / left;
+            rest.as_bytes()[aim..].iter().position(|b| *b == b'\n').map_or(rest.len(), |at| aim + at + 1)
+        };
+        let (piece, tail) = rest.split_at(cut);
+        pieces.push((first_line, piece));
+        first_line += piece.bytes().filter(|b| *b == b'\n').count();
+        rest = tail;
+        if rest.is_empty() {
+            break;
+        }
+    }
+    pieces
+}
+
+/// Parses the lines of `text`, whose first line is line `first_line` (0-based) of the import.
+fn parse_part(list: &str, text: &str, first_line: usize, now: OffsetDateTime) -> (Vec<ListOp>, Vec<(usize, String)>) {
     // One allocation for the additions, sized by the line count, instead of repeated doubling.
     let mut ops = Vec::with_capacity(text.bytes().filter(|b| *b == b'\n').count() + 1);
     let mut rejected = Vec::new();
     for (index, line) in text.lines().enumerate() {
+        let index = first_line + index;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -124,5 +177,52 @@ mod tests {
             assert_eq!(e.expires_at, now + time::Duration::hours(1));
             assert_eq!(e.scenario, "partners");
         }
+    }
+
+    /// A text of `lines` lines: a header, values, comments, blank lines, CRLF ends and bad lines.
+    fn mixed_import(lines: usize) -> String {
+        let mut text = String::from("value,remediation,duration_secs\n");
+        for i in 1..lines {
+            let line = match i % 7 {
+                0 => "# comment\n".to_string(),
+                1 => "\r\n".to_string(),
+                2 => format!("not-an-ip-{i}\n"),
+                3 => format!("10.{}.{}.0/24,captcha,3600\r\n", i % 250, (i / 250) % 250),
+                _ => format!("{}.{}.{}.{}\n", 1 + i % 200, (i / 200) % 250, (i / 50_000) % 250, i % 250),
+            };
+            text.push_str(&line);
+        }
+        text
+    }
+
+    #[test]
+    fn a_text_cut_in_parts_parses_as_one_pass_does() {
+        let now = datetime!(2026-12-07 12:00 UTC);
+        let text = mixed_import(2_000);
+        let whole = parse_part("partners", &text, 0, now);
+        assert!(!whole.0.is_empty() && !whole.1.is_empty());
+        for parts in 1..=5 {
+            let pieces = split_lines(&text, parts);
+            assert!(pieces.len() <= parts);
+            assert_eq!(pieces.iter().map(|(_, p)| *p).collect::<String>(), text, "{parts} parts cover the text");
+            let (mut ops, mut rejected) = (Vec::new(), Vec::new());
+            for (i, (first_line, piece)) in pieces.iter().enumerate() {
+                assert!(i + 1 == pieces.len() || piece.ends_with('\n'), "a part ends at a line end");
+                let (o, r) = parse_part("partners", piece, *first_line, now);
+                ops.extend(o);
+                rejected.extend(r);
+            }
+            assert_eq!((&ops, &rejected), (&whole.0, &whole.1), "{parts} parts");
+        }
+        assert_eq!(split_lines("", 3), [(0, "")]);
+        assert_eq!(split_lines("1.2.3.4", 3), [(0, "1.2.3.4")]);
+    }
+
+    #[test]
+    fn a_large_import_parsed_on_threads_is_the_one_pass_result() {
+        let now = datetime!(2026-12-07 12:00 UTC);
+        let text = mixed_import(120_000);
+        assert!(text.len() >= PARSE_PART_BYTES, "large enough to be parsed in parts");
+        assert_eq!(parse_import("partners", &text, now), parse_part("partners", &text, 0, now));
     }
 }

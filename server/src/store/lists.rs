@@ -286,36 +286,100 @@ pub(crate) fn numbered_adds(run: &[ListOp], first: i64) -> Vec<ChangeRow<'_>> {
         .collect()
 }
 
-/// The entry rows a run of additions leaves, one per (list, value), sorted by (list, stored
-/// text): a value added twice is written once, as its later addition left it (one upsert
-/// statement may not touch a row twice on PostgreSQL), and once the run has no repeats its rows
-/// may be written in any order. Key order lets a large run walk the primary key's pages once
+/// Runs of additions from which [`begin_entry_rows`] works on another thread.
+const ENTRY_ROWS_ELSEWHERE_AT_LEAST: usize = 10_000;
+
+/// Starts working out the entry rows a run of additions leaves, one per (list, value), sorted by
+/// (list, stored text): a value added twice is written once, as its later addition left it (one
+/// upsert statement may not touch a row twice on PostgreSQL), and once the run has no repeats its
+/// rows may be written in any order. Key order lets a large run walk the primary key's pages once
 /// instead of at random (a million values inserted in seq order would miss SQLite's page cache
-/// on nearly every row).
-pub(crate) fn entry_rows<'a>(adds: &[ChangeRow<'a>]) -> Vec<EntryRow<'a>> {
-    use std::collections::hash_map::Entry;
-    let mut rows: Vec<EntryRow<'a>> = Vec::with_capacity(adds.len());
-    let mut index: std::collections::HashMap<(&str, IpNet), usize> = std::collections::HashMap::with_capacity(adds.len());
-    for add in adds {
-        match index.entry((add.entry.list.as_str(), add.entry.value)) {
-            Entry::Occupied(at) => {
-                let row = &mut rows[*at.get()];
-                row.entry = add.entry;
-                row.seq = add.seq;
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(rows.len());
-                let value = display_target(add.entry.value);
-                rows.push(EntryRow { entry: add.entry, value, listed_at: add.entry.listed_at, seq: add.seq });
+/// on nearly every row). A large run's are worked out on another thread, so that they are ready
+/// once the caller has written the run's changes (the database works for seconds on a large
+/// run's log, and the caller mostly waits for it); a small run's when they are asked for.
+pub(crate) fn begin_entry_rows(adds: &[ChangeRow<'_>]) -> PendingEntryRows {
+    PendingEntryRows((adds.len() >= ENTRY_ROWS_ELSEWHERE_AT_LEAST).then(|| {
+        let keys = EntryOrder::keys(adds);
+        tokio::task::spawn_blocking(move || EntryOrder::of(keys))
+    }))
+}
+
+/// Entry rows being worked out ([`begin_entry_rows`]).
+pub(crate) struct PendingEntryRows(Option<tokio::task::JoinHandle<EntryOrder>>);
+
+impl PendingEntryRows {
+    /// The entry rows of `adds`, the run given to [`begin_entry_rows`].
+    pub(crate) async fn rows<'a>(self, adds: &[ChangeRow<'a>]) -> Vec<EntryRow<'a>> {
+        let order = match self.0 {
+            None => EntryOrder::of(EntryOrder::keys(adds)),
+            Some(worker) => match worker.await {
+                Ok(order) => order,
+                Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+                // Cancelled: the runtime is shutting down; finish here.
+                Err(_) => EntryOrder::of(EntryOrder::keys(adds)),
+            },
+        };
+        order.rows(adds)
+    }
+}
+
+/// The work of [`begin_entry_rows`] on data of its own, so that it can be done on another thread: for
+/// each (list, value), its stored text and its first and last position in the run, in key order.
+struct EntryOrder(Vec<(usize, String, usize, usize)>);
+
+impl EntryOrder {
+    /// The run's keys by position: the value, and its list as a rank among the run's lists by
+    /// name (so that (rank, text) order is (list, text) order).
+    fn keys(adds: &[ChangeRow<'_>]) -> Vec<(usize, IpNet)> {
+        let mut names: Vec<&str> =
+            adds.iter().map(|add| add.entry.list.as_str()).collect::<std::collections::HashSet<_>>().into_iter().collect();
+        names.sort_unstable();
+        let mut last = ("", 0);
+        adds.iter()
+            .map(|add| {
+                let list = add.entry.list.as_str();
+                if list != last.0 {
+                    last = (list, names.binary_search(&list).unwrap_or_default());
+                }
+                (last.1, add.entry.value)
+            })
+            .collect()
+    }
+
+    /// Each key once, with its first and last position, sorted by (list rank, stored text).
+    fn of(keys: Vec<(usize, IpNet)>) -> Self {
+        use std::collections::hash_map::Entry;
+        let mut order: Vec<(usize, String, usize, usize)> = Vec::with_capacity(keys.len());
+        let mut index: std::collections::HashMap<(usize, IpNet), usize> = std::collections::HashMap::with_capacity(keys.len());
+        for (at, key) in keys.into_iter().enumerate() {
+            match index.entry(key) {
+                Entry::Occupied(slot) => order[*slot.get()].3 = at,
+                Entry::Vacant(slot) => {
+                    slot.insert(order.len());
+                    order.push((key.0, display_target(key.1), at, at));
+                }
             }
         }
+        order.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
+        EntryOrder(order)
     }
-    rows.sort_unstable_by(|a, b| (a.entry.list.as_str(), a.value.as_str()).cmp(&(b.entry.list.as_str(), b.value.as_str())));
-    rows
+
+    /// The entry rows of `adds`, the run the keys were taken from.
+    fn rows<'a>(self, adds: &[ChangeRow<'a>]) -> Vec<EntryRow<'a>> {
+        self.0
+            .into_iter()
+            .map(|(_, value, first, last)| EntryRow {
+                entry: adds[last].entry,
+                value,
+                listed_at: adds[first].entry.listed_at,
+                seq: adds[last].seq,
+            })
+            .collect()
+    }
 }
 
 /// The (list, stored text) pairs a run of removals names, each once, sorted (for the same reason
-/// as [`entry_rows`]); deleting them in any order removes the same rows.
+/// as [`begin_entry_rows`]); deleting them in any order removes the same rows.
 pub(crate) fn removal_targets(run: &[ListOp]) -> Vec<(&str, String)> {
     let mut targets: Vec<(&str, String)> = run
         .iter()
@@ -345,4 +409,66 @@ pub(crate) fn numbered_removals<'a>(run: &'a [ListOp], gone: &'a [ListEntry], fi
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::net::parse_target;
+
+    /// `n` additions over three lists, every value added about three times, the `i`th listed and
+    /// expiring `i` seconds after a base time (so first and last additions can be told apart).
+    fn additions(n: usize) -> Vec<ListOp> {
+        let base = datetime!(2026-12-07 12:00 UTC);
+        (0..n)
+            .map(|i| {
+                let k = i % (n / 3).max(1);
+                let list = ["community", "a-list", "zz"][k % 3];
+                let value = parse_target(&format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255)).expect("an address");
+                let at = base + time::Duration::seconds(i as i64);
+                ListOp::Add(ListEntry {
+                    list: list.into(),
+                    value,
+                    scope: Scope::of(value),
+                    scenario: format!("s{i}"),
+                    remediation: Remediation::Ban,
+                    rule: Rule::Operator,
+                    listed_at: at,
+                    expires_at: at + time::Duration::hours(1),
+                    seq: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// An entry row's (list, stored text), and its `listed_at`, scenario and seq.
+    type Key = (String, String);
+    type Row = (OffsetDateTime, String, i64);
+
+    #[tokio::test]
+    async fn entry_rows_hold_each_key_once_as_its_last_addition_left_it_in_key_order() {
+        // Below and above the size worked out on another thread.
+        for n in [40, 3 * ENTRY_ROWS_ELSEWHERE_AT_LEAST] {
+            let ops = additions(n);
+            let adds = numbered_adds(&ops, 100);
+            let mut expected: BTreeMap<Key, Row> = BTreeMap::new();
+            for add in &adds {
+                let e = add.entry;
+                let slot = expected.entry((e.list.clone(), display_target(e.value))).or_insert((e.listed_at, String::new(), 0));
+                slot.1.clone_from(&e.scenario);
+                slot.2 = add.seq;
+            }
+            assert!(expected.len() < adds.len(), "the run repeats values");
+            let rows = begin_entry_rows(&adds).rows(&adds).await;
+            let got: Vec<(Key, Row)> = rows
+                .iter()
+                .map(|r| ((r.entry.list.clone(), r.value.clone()), (r.listed_at, r.entry.scenario.clone(), r.seq)))
+                .collect();
+            assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "{n} additions");
+        }
+    }
 }

@@ -46,8 +46,8 @@ use super::database::Database;
 use super::error::StoreError;
 use super::keys::{AccountKey, MachineKey};
 use super::lists::{
-    AllowlistEntry, Canary, ChangeOp, ChangeRow, CustomList, EntryRow, ListChange, ListEntry, ListOp, entry_rows, numbered_adds,
-    numbered_removals, op_runs, removal_targets,
+    AllowlistEntry, Canary, ChangeOp, ChangeRow, CustomList, EntryRow, ListChange, ListEntry, ListOp, begin_entry_rows,
+    numbered_adds, numbered_removals, op_runs, removal_targets,
 };
 use super::machines::{LoginRecord, Machine, NewMachine};
 use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
@@ -292,6 +292,7 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp]
             }
             None => continue,
         };
+        let pending = matches!(run.first(), Some(ListOp::Add(_))).then(|| begin_entry_rows(&changes));
         if changes.len() >= copy::COPY_AT_LEAST {
             copy::copy_changes(tx, &changes, at).await?;
         } else {
@@ -299,8 +300,8 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[ListOp]
                 insert_changes(tx, chunk, at).await?;
             }
         }
-        if matches!(run.first(), Some(ListOp::Add(_))) {
-            let rows = entry_rows(&changes);
+        if let Some(pending) = pending {
+            let rows = pending.rows(&changes).await;
             if rows.len() >= copy::COPY_AT_LEAST {
                 copy::copy_entries(tx, &rows).await?;
             } else {

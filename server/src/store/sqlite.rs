@@ -37,8 +37,8 @@ use super::database::Database;
 use super::error::StoreError;
 use super::keys::{AccountKey, MachineKey};
 use super::lists::{
-    AllowlistEntry, Canary, ChangeOp, ChangeRow, CustomList, EntryRow, ListChange, ListEntry, ListOp, entry_rows, numbered_adds,
-    numbered_removals, op_runs, removal_targets,
+    AllowlistEntry, Canary, ChangeOp, ChangeRow, CustomList, EntryRow, ListChange, ListEntry, ListOp, begin_entry_rows,
+    numbered_adds, numbered_removals, op_runs, removal_targets,
 };
 use super::machines::{LoginRecord, Machine, NewMachine};
 use super::signals::{Enrichment, ExpireOutcome, InsertOutcome, NewSignal, SignalBacklog, SignalFilter, StoredSignal};
@@ -266,11 +266,12 @@ async fn apply_list_ops(tx: &mut sqlx::Transaction<'_, Sqlite>, ops: &[ListOp], 
             }
             None => continue,
         };
+        let pending = matches!(run.first(), Some(ListOp::Add(_))).then(|| begin_entry_rows(&changes));
         for chunk in changes.chunks(LIST_OPS_PER_STATEMENT) {
             insert_changes(tx, chunk, at).await?;
         }
-        if matches!(run.first(), Some(ListOp::Add(_))) {
-            for chunk in entry_rows(&changes).chunks(LIST_OPS_PER_STATEMENT) {
+        if let Some(pending) = pending {
+            for chunk in pending.rows(&changes).await.chunks(LIST_OPS_PER_STATEMENT) {
                 upsert_entries(tx, chunk).await?;
             }
         }

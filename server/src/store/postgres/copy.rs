@@ -137,7 +137,7 @@ pub(super) async fn copy_changes(
 /// Inserts or renews entries (a renewal keeps the stored `listed_at`), as the `UNNEST` upsert
 /// does. Into lists that hold no entry yet (an import or a feed's first fetch into a new list),
 /// the rows are copied straight into `blocklist_entries`: there is nothing to renew, and `rows`
-/// holds each (list, value) once, in key order ([`entry_rows`](crate::store::lists::entry_rows)).
+/// holds each (list, value) once, in key order ([`begin_entry_rows`](crate::store::lists::begin_entry_rows)).
 /// Otherwise they are copied into a temporary table dropped at commit, then upserted from it.
 /// Every list writer holds `LIST_WRITE_LOCK`, so no entry can appear between the check and the
 /// copy.
