@@ -4,12 +4,15 @@
 //! [`COPY_AT_LEAST`] rows the `UNNEST` statements of the backend's root module are used: a
 //! `COPY` costs a few more round trips than one statement.
 //!
-//! Rows are written in `COPY`'s text format; timestamps are cut to whole microseconds first, as
-//! sqlx does when it binds them, so both paths store the same instants.
+//! Rows are written in `COPY`'s binary format: each field as its length and the column type's
+//! own binary form, so the server parses nothing (in the text format every row's two timestamps
+//! cost it a parse each, a fifth to a quarter of its work on a large copy) and nothing needs
+//! escaping. Timestamps are cut to whole microseconds as sqlx cuts them when it binds them, so
+//! both paths store the same instants.
 
 use sqlx::Postgres;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::macros::datetime;
 
 use crate::domain::net::display_target;
 use crate::store::lists::{ChangeRow, EntryRow};
@@ -20,63 +23,57 @@ pub(super) const COPY_AT_LEAST: usize = 10_000;
 /// Bytes of rows gathered before they are sent to the server.
 const SEND_BYTES: usize = 1 << 20;
 
-/// Appends one text-format field, escaped; `None` is SQL NULL.
-fn field(out: &mut Vec<u8>, value: Option<&str>) {
-    let Some(value) = value else {
-        out.extend_from_slice(b"\\N");
-        return;
-    };
-    // Spans without a reserved byte are copied whole: most fields have none.
-    let bytes = value.as_bytes();
-    let mut clean = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match byte {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[clean..i]);
-        out.extend_from_slice(escaped);
-        clean = i + 1;
-    }
-    out.extend_from_slice(&bytes[clean..]);
+/// The binary format's signature, flags (none) and header extension length (none).
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The binary format's end: a row of -1 fields.
+const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
+
+/// `timestamptz`'s zero: binary timestamps are microseconds from it.
+const TIMESTAMP_EPOCH: OffsetDateTime = datetime!(2000-01-01 0:00 UTC);
+
+/// One field of a row, in the type of its column.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    /// `bigint`.
+    Int(i64),
+    /// `text`.
+    Text(&'a str),
+    /// `text`, possibly NULL.
+    MaybeText(Option<&'a str>),
+    /// `timestamptz`.
+    At(OffsetDateTime),
 }
 
-/// A timestamp as `COPY` reads it, cut to the microsecond.
-fn instant(at: OffsetDateTime) -> String {
-    let cut = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at);
-    // RFC 3339 of an offset date-time in range cannot fail; fall back to the Debug text if it did.
-    cut.format(&Rfc3339).unwrap_or_else(|_| format!("{cut:?}"))
-}
-
-/// The text of the last timestamp written: the rows of one write mostly share their times (an
-/// import's expiry, a run's listing time), and formatting one costs more than the rest of a row.
-#[derive(Default)]
-struct LastInstant(Option<(OffsetDateTime, String)>);
-
-impl LastInstant {
-    fn text(&mut self, at: OffsetDateTime) -> &str {
-        if self.0.as_ref().is_none_or(|(last, _)| *last != at) {
-            self.0 = Some((at, instant(at)));
+/// Appends one row: its field count, then each field's length (-1 for NULL) and bytes.
+fn row(out: &mut Vec<u8>, fields: &[Field<'_>]) {
+    let count = i16::try_from(fields.len()).unwrap_or(i16::MAX);
+    out.extend_from_slice(&count.to_be_bytes());
+    for field in fields {
+        match *field {
+            Field::Int(value) => sized(out, &value.to_be_bytes()),
+            Field::Text(text) | Field::MaybeText(Some(text)) => sized(out, text.as_bytes()),
+            Field::MaybeText(None) => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Field::At(at) => sized(out, &micros(at).to_be_bytes()),
         }
-        self.0.as_ref().map_or("", |(_, text)| text.as_str())
     }
 }
 
-/// One row: fields separated by tabs, ended by a newline.
-fn row(out: &mut Vec<u8>, fields: &[Option<&str>]) {
-    for (i, value) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\t');
-        }
-        field(out, *value);
-    }
-    out.push(b'\n');
+/// A field's length, then its bytes.
+fn sized(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Every field here is a key, a name or a timestamp: far below the format's 2 GiB.
+    out.extend_from_slice(&i32::try_from(bytes.len()).unwrap_or(i32::MAX).to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
-/// Runs `statement` (a `COPY … FROM STDIN`) with the rows `write` produces, sent a megabyte at a time.
+/// A timestamp as `timestamptz`'s binary form reads it: whole microseconds since 2000, cut as
+/// sqlx cuts a bound one (towards 2000).
+fn micros(at: OffsetDateTime) -> i64 {
+    // An `OffsetDateTime` lies within ±9,999 years: its microseconds always fit.
+    i64::try_from((at - TIMESTAMP_EPOCH).whole_microseconds()).unwrap_or(i64::MAX)
+}
+
+/// Runs `statement` (a binary `COPY … FROM STDIN`) with the rows `write` produces, sent a megabyte at a time.
 async fn copy_rows<T>(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     statement: &str,
@@ -85,6 +82,7 @@ async fn copy_rows<T>(
 ) -> Result<u64, sqlx::Error> {
     let mut copy = tx.copy_in_raw(statement).await?;
     let mut buffer = Vec::with_capacity(SEND_BYTES + 4096);
+    buffer.extend_from_slice(HEADER);
     for item in rows {
         write(&mut buffer, item);
         if buffer.len() >= SEND_BYTES {
@@ -92,9 +90,8 @@ async fn copy_rows<T>(
             buffer.reserve(SEND_BYTES + 4096);
         }
     }
-    if !buffer.is_empty() {
-        copy.send(buffer).await?;
-    }
+    buffer.extend_from_slice(&TRAILER);
+    copy.send(buffer).await?;
     copy.finish().await
 }
 
@@ -104,28 +101,27 @@ pub(super) async fn copy_changes(
     changes: &[ChangeRow<'_>],
     at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    let at = instant(at);
-    let mut expires = LastInstant::default();
     copy_rows(
         tx,
-        "COPY blocklist_changes (seq, list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) FROM STDIN",
+        "COPY blocklist_changes (seq, list, value, op, scope, scenario, remediation, rule, reason, expires_at, at) \
+         FROM STDIN (FORMAT binary)",
         changes,
         |out, change| {
             let e = change.entry;
             row(
                 out,
                 &[
-                    Some(&change.seq.to_string()),
-                    Some(&e.list),
-                    Some(&display_target(e.value)),
-                    Some(change.op.as_str()),
-                    Some(e.scope.as_str()),
-                    Some(&e.scenario),
-                    Some(e.remediation.as_str()),
-                    Some(e.rule.as_str()),
-                    change.reason,
-                    Some(expires.text(e.expires_at)),
-                    Some(&at),
+                    Field::Int(change.seq),
+                    Field::Text(&e.list),
+                    Field::Text(&display_target(e.value)),
+                    Field::Text(change.op.as_str()),
+                    Field::Text(e.scope.as_str()),
+                    Field::Text(&e.scenario),
+                    Field::Text(e.remediation.as_str()),
+                    Field::Text(e.rule.as_str()),
+                    Field::MaybeText(change.reason),
+                    Field::At(e.expires_at),
+                    Field::At(at),
                 ],
             );
         },
@@ -153,25 +149,24 @@ pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows:
             .execute(&mut **tx)
             .await?;
         sqlx::query("TRUNCATE blocklist_import").execute(&mut **tx).await?;
-        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN"
+        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN (FORMAT binary)"
     } else {
-        "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN"
+        "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN (FORMAT binary)"
     };
-    let (mut listed, mut expires) = (LastInstant::default(), LastInstant::default());
     copy_rows(tx, statement, rows, |out, r| {
         let e = r.entry;
         row(
             out,
             &[
-                Some(&e.list),
-                Some(&r.value),
-                Some(e.scope.as_str()),
-                Some(&e.scenario),
-                Some(e.remediation.as_str()),
-                Some(e.rule.as_str()),
-                Some(listed.text(r.listed_at)),
-                Some(expires.text(e.expires_at)),
-                Some(&r.seq.to_string()),
+                Field::Text(&e.list),
+                Field::Text(&r.value),
+                Field::Text(e.scope.as_str()),
+                Field::Text(&e.scenario),
+                Field::Text(e.remediation.as_str()),
+                Field::Text(e.rule.as_str()),
+                Field::At(r.listed_at),
+                Field::At(e.expires_at),
+                Field::Int(r.seq),
             ],
         );
     })
@@ -194,15 +189,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_escape_what_the_text_format_reserves_and_null_is_backslash_n() {
+    fn rows_are_counted_fields_each_with_its_length_and_null_is_minus_one() {
         let mut out = Vec::new();
-        row(&mut out, &[Some("a\tb\\c\nd\re"), None, Some("")]);
-        assert_eq!(out, b"a\\tb\\\\c\\nd\\re\t\\N\t\n");
+        row(&mut out, &[Field::Text("a\tb"), Field::MaybeText(None), Field::Text(""), Field::Int(-2)]);
+        let expected: Vec<u8> = [
+            &4i16.to_be_bytes()[..],
+            &3i32.to_be_bytes(),
+            b"a\tb",
+            &(-1i32).to_be_bytes(),
+            &0i32.to_be_bytes(),
+            &8i32.to_be_bytes(),
+            &(-2i64).to_be_bytes(),
+        ]
+        .concat();
+        assert_eq!(out, expected);
     }
 
     #[test]
-    fn instants_are_cut_to_the_microsecond_as_sqlx_binds_them() {
+    fn instants_are_microseconds_since_2000_cut_as_sqlx_binds_them() {
+        assert_eq!(micros(TIMESTAMP_EPOCH), 0);
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).expect("in range");
-        assert_eq!(instant(at), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(micros(at), (1_700_000_000 - 946_684_800) * 1_000_000 + 123_456);
+        let before = OffsetDateTime::from_unix_timestamp_nanos(946_684_799_999_999_999).expect("in range");
+        assert_eq!(micros(before), 0, "towards 2000, as sqlx's whole_microseconds");
     }
 }
