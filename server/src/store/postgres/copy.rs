@@ -5,10 +5,10 @@
 //! `COPY` costs a few more round trips than one statement.
 //!
 //! Rows are written in `COPY`'s binary format: each field as its length and the column type's
-//! own binary form, so the server parses nothing (in the text format every row's two timestamps
-//! cost it a parse each, a fifth to a quarter of its work on a large copy) and nothing needs
-//! escaping. Timestamps are cut to whole microseconds as sqlx cuts them when it binds them, so
-//! both paths store the same instants.
+//! own binary form, so the server converts nothing from text (in the text format every row's
+//! two timestamps cost it a parse each, about a quarter of its work on a large copy) and nothing
+//! needs escaping. Timestamps are cut to whole microseconds as sqlx cuts them when it binds
+//! them, so both paths store the same instants.
 
 use sqlx::Postgres;
 use time::OffsetDateTime;
