@@ -310,16 +310,16 @@ pub(crate) struct PendingEntryRows(Option<tokio::task::JoinHandle<EntryOrder>>);
 impl PendingEntryRows {
     /// The entry rows of `adds`, the run given to [`begin_entry_rows`].
     pub(crate) async fn rows<'a>(self, adds: &[ChangeRow<'a>]) -> Vec<EntryRow<'a>> {
-        let order = match self.0 {
-            None => EntryOrder::of(EntryOrder::keys(adds)),
+        let finished = match self.0 {
+            None => None,
             Some(worker) => match worker.await {
-                Ok(order) => order,
+                Ok(order) => Some(order),
                 Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
                 // Cancelled: the runtime is shutting down; finish here.
-                Err(_) => EntryOrder::of(EntryOrder::keys(adds)),
+                Err(_) => None,
             },
         };
-        order.rows(adds)
+        finished.unwrap_or_else(|| EntryOrder::of(EntryOrder::keys(adds))).rows(adds)
     }
 }
 
@@ -331,9 +331,15 @@ impl EntryOrder {
     /// The run's keys by position: the value, and its list as a rank among the run's lists by
     /// name (so that (rank, text) order is (list, text) order).
     fn keys(adds: &[ChangeRow<'_>]) -> Vec<(usize, IpNet)> {
-        let mut names: Vec<&str> =
-            adds.iter().map(|add| add.entry.list.as_str()).collect::<std::collections::HashSet<_>>().into_iter().collect();
+        // A run's additions mostly share their list: skipping repeats first leaves a handful.
+        let mut names: Vec<&str> = Vec::new();
+        for add in adds {
+            if names.last() != Some(&add.entry.list.as_str()) {
+                names.push(&add.entry.list);
+            }
+        }
         names.sort_unstable();
+        names.dedup();
         let mut last = ("", 0);
         adds.iter()
             .map(|add| {
