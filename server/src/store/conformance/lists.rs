@@ -315,6 +315,34 @@ async fn a_bulk_run_into_an_empty_list_is_applied_as_if_one_by_one() {
     }
 }
 
+/// A long run of new values into an occupied list that already holds one of them, where a
+/// sample of the run's keys does not look (PostgreSQL samples every 100th key in key order and
+/// the last, finds none stored, copies straight into the entries table, meets the stored key,
+/// and writes the run again through the upsert): the result is what applying them one by one
+/// gives, the stored value renewed with its first `listed_at`.
+#[tokio::test]
+async fn a_bulk_run_meeting_a_stored_value_its_sample_missed_is_applied_as_if_one_by_one() {
+    use crate::store::ListOp;
+    for s in subjects().await {
+        let label = s.label();
+        let store = s.store();
+        let at = T0 + Duration::minutes(1);
+        // Value 3 (45.0.0.3) is the third key of the run in key order: values 1 and 2 come
+        // before it, and multiples of 50 are /24s of 81.0.0.0 that sort after every 45.0.x.y.
+        let stored = vec![batch_add("sampled", 3, false)];
+        store.apply_list_ops(&stored, at).await.expect("the stored value");
+        let first = store.list_seq("sampled").await.expect("seq");
+        let run: Vec<ListOp> = (0..12_000).map(|i| batch_add("sampled", i, i == 3)).collect();
+        store.apply_list_ops(&run, at).await.expect("the run");
+        let mut ops = stored;
+        ops.extend(run);
+        assert_applied_one_by_one(store, label, "sampled", &ops, first, at).await;
+        let renewed = store.list_entries("sampled").await.expect("entries");
+        let three = renewed.iter().find(|e| e.value == batch_value(3)).expect("value 3 listed");
+        assert_eq!((three.listed_at, three.scenario.as_str()), (T0, "sampled/renewed"), "{label}: renewed, first listed_at kept");
+    }
+}
+
 /// Asserts that `list`'s changes from seq `first` on and its members are what applying `ops` one
 /// by one gives; returns the changes.
 async fn assert_applied_one_by_one(

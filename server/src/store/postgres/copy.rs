@@ -1,6 +1,7 @@
 //! PostgreSQL's `COPY` path for large list writes (an import, a feed, the first consensus run of a
-//! big network): change rows are copied straight into `blocklist_changes`, entry rows into a
-//! transaction-scoped temporary table and upserted from there in one statement. Below
+//! big network): change rows are copied straight into `blocklist_changes`; entry rows straight
+//! into `blocklist_entries` when none of their keys is stored yet, else into a transaction-scoped
+//! temporary table and upserted from there in one statement. Below
 //! [`COPY_AT_LEAST`] rows the `UNNEST` statements of the backend's root module are used: a
 //! `COPY` costs a few more round trips than one statement.
 //!
@@ -131,57 +132,99 @@ pub(super) async fn copy_changes(
 }
 
 /// Inserts or renews entries (a renewal keeps the stored `listed_at`), as the `UNNEST` upsert
-/// does. Into lists that hold no entry yet (an import or a feed's first fetch into a new list),
-/// the rows are copied straight into `blocklist_entries`: there is nothing to renew, and `rows`
-/// holds each (list, value) once, in key order ([`begin_entry_rows`](crate::store::lists::begin_entry_rows)).
-/// Otherwise they are copied into a temporary table dropped at commit, then upserted from it.
-/// Every list writer holds `LIST_WRITE_LOCK`, so no entry can appear between the check and the
-/// copy.
+/// does. `rows` holds each (list, value) once, in key order
+/// ([`begin_entry_rows`](crate::store::lists::begin_entry_rows)).
+///
+/// Where none of the keys is stored yet (an import or a feed's first fetch into a new list, a
+/// large consensus run of new listings) there is nothing to renew, and the rows are copied
+/// straight into `blocklist_entries`: about twice as fast as the upsert, whose every row pays a
+/// second index descent and a speculative insertion. A list that holds no entry qualifies at
+/// once. Into an occupied list a sample of the keys ([`SAMPLE_EVERY`]) is looked up first; if
+/// none is stored, the rows are copied straight in under a savepoint, which is rolled back if a
+/// key turns out to be stored after all (a unique violation: PostgreSQL logs it as an error),
+/// and the run goes the upsert's way: copied into a temporary table dropped at commit, then
+/// upserted from it. Every list writer holds `LIST_WRITE_LOCK`, so no entry can appear between
+/// the checks and the copy.
 pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows: &[EntryRow<'_>]) -> Result<(), sqlx::Error> {
+    const STRAIGHT: &str = "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+                            FROM STDIN (FORMAT binary)";
     let mut lists: Vec<&str> = rows.iter().map(|r| r.entry.list.as_str()).collect();
     lists.dedup();
     let occupied: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM blocklist_entries WHERE list = ANY($1))")
         .bind(&lists)
         .fetch_one(&mut **tx)
         .await?;
-    let statement = if occupied {
-        sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS blocklist_import (LIKE blocklist_entries) ON COMMIT DROP")
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("TRUNCATE blocklist_import").execute(&mut **tx).await?;
-        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN (FORMAT binary)"
-    } else {
-        "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN (FORMAT binary)"
-    };
-    copy_rows(tx, statement, rows, |out, r| {
-        let e = r.entry;
-        row(
-            out,
-            &[
-                Field::Text(&e.list),
-                Field::Text(&r.value),
-                Field::Text(e.scope.as_str()),
-                Field::Text(&e.scenario),
-                Field::Text(e.remediation.as_str()),
-                Field::Text(e.rule.as_str()),
-                Field::At(r.listed_at),
-                Field::At(e.expires_at),
-                Field::Int(r.seq),
-            ],
-        );
-    })
-    .await?;
-    if occupied {
-        sqlx::query(
-            "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-             SELECT list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq FROM blocklist_import \
-             ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
-             remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
-        )
+    if !occupied {
+        copy_rows(tx, STRAIGHT, rows, entry_row).await?;
+        return Ok(());
+    }
+    if !sample_stored(tx, rows).await? {
+        // A savepoint: rolled back alone, the transaction goes on.
+        let mut attempt = sqlx::Connection::begin(&mut **tx).await?;
+        match copy_rows(&mut attempt, STRAIGHT, rows, entry_row).await {
+            Ok(_) => return attempt.commit().await,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => attempt.rollback().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS blocklist_import (LIKE blocklist_entries) ON COMMIT DROP")
         .execute(&mut **tx)
         .await?;
-    }
+    sqlx::query("TRUNCATE blocklist_import").execute(&mut **tx).await?;
+    copy_rows(
+        tx,
+        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN (FORMAT binary)",
+        rows,
+        entry_row,
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
+         SELECT list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq FROM blocklist_import \
+         ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
+         remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
+}
+
+/// Every how many rows a key is looked up before copying into an occupied list: a run that
+/// renews even a few percent of its keys is all but certain to show one, for a few hundred
+/// index lookups on a run of 50,000.
+const SAMPLE_EVERY: usize = 100;
+
+/// Whether any key of the sample (every [`SAMPLE_EVERY`]th row, the last one included) is stored.
+async fn sample_stored(tx: &mut sqlx::Transaction<'_, Postgres>, rows: &[EntryRow<'_>]) -> Result<bool, sqlx::Error> {
+    let sample = rows.iter().step_by(SAMPLE_EVERY).chain(rows.last());
+    let (lists, values): (Vec<&str>, Vec<&str>) = sample.map(|r| (r.entry.list.as_str(), r.value.as_str())).unzip();
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM UNNEST($1::text[], $2::text[]) AS k(list, value) \
+         JOIN blocklist_entries e ON e.list = k.list AND e.value = k.value)",
+    )
+    .bind(&lists)
+    .bind(&values)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// One entry row in the columns' order of the `COPY` statements above.
+fn entry_row(out: &mut Vec<u8>, r: &EntryRow<'_>) {
+    let e = r.entry;
+    row(
+        out,
+        &[
+            Field::Text(&e.list),
+            Field::Text(&r.value),
+            Field::Text(e.scope.as_str()),
+            Field::Text(&e.scenario),
+            Field::Text(e.remediation.as_str()),
+            Field::Text(e.rule.as_str()),
+            Field::At(r.listed_at),
+            Field::At(e.expires_at),
+            Field::Int(r.seq),
+        ],
+    );
 }
 
 #[cfg(test)]
