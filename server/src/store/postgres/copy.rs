@@ -131,6 +131,13 @@ pub(super) async fn copy_changes(
     Ok(())
 }
 
+/// The columns of `blocklist_entries` that [`entry_row`] writes, in its order.
+macro_rules! entry_columns {
+    () => {
+        "list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq"
+    };
+}
+
 /// Inserts or renews entries (a renewal keeps the stored `listed_at`), as the `UNNEST` upsert
 /// does. `rows` holds each (list, value) once, in key order
 /// ([`begin_entry_rows`](crate::store::lists::begin_entry_rows)).
@@ -138,30 +145,18 @@ pub(super) async fn copy_changes(
 /// Where none of the keys is stored yet (an import or a feed's first fetch into a new list, a
 /// large consensus run of new listings) there is nothing to renew, and the rows are copied
 /// straight into `blocklist_entries`, in about 60% of the upsert's time (whose every row pays a
-/// second index descent and a speculative insertion). A list that holds no entry qualifies at
-/// once. Into an occupied list a sample of the keys ([`SAMPLE_EVERY`]) is looked up first; if
-/// none is stored, the rows are copied straight in under a savepoint, which is rolled back if a
-/// key turns out to be stored after all (a unique violation: PostgreSQL logs it as an error),
-/// and the run goes the upsert's way: copied into a temporary table dropped at commit, then
-/// upserted from it. Every list writer holds `LIST_WRITE_LOCK`, so no entry can appear between
-/// the checks and the copy.
+/// second index descent and a speculative insertion). A sample of the keys ([`SAMPLE_EVERY`]) is
+/// looked up first; if none is stored, the rows are copied straight in under a savepoint, which
+/// is rolled back if a key turns out to be stored after all (a unique violation: PostgreSQL logs
+/// it as an error), and the run goes the upsert's way: copied into a temporary table dropped at
+/// commit, then upserted from it. Every list writer holds `LIST_WRITE_LOCK`, so no entry can
+/// appear between the lookup and the copy.
 pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows: &[EntryRow<'_>]) -> Result<(), sqlx::Error> {
-    const STRAIGHT: &str = "COPY blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-                            FROM STDIN (FORMAT binary)";
-    let mut lists: Vec<&str> = rows.iter().map(|r| r.entry.list.as_str()).collect();
-    lists.dedup();
-    let occupied: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM blocklist_entries WHERE list = ANY($1))")
-        .bind(&lists)
-        .fetch_one(&mut **tx)
-        .await?;
-    if !occupied {
-        copy_rows(tx, STRAIGHT, rows, entry_row).await?;
-        return Ok(());
-    }
     if !sample_stored(tx, rows).await? {
         // A savepoint: rolled back alone, the transaction goes on.
         let mut attempt = sqlx::Connection::begin(&mut **tx).await?;
-        match copy_rows(&mut attempt, STRAIGHT, rows, entry_row).await {
+        let straight = concat!("COPY blocklist_entries (", entry_columns!(), ") FROM STDIN (FORMAT binary)");
+        match copy_rows(&mut attempt, straight, rows, entry_row).await {
             Ok(_) => return attempt.commit().await,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => attempt.rollback().await?,
             Err(e) => return Err(e),
@@ -171,25 +166,23 @@ pub(super) async fn copy_entries(tx: &mut sqlx::Transaction<'_, Postgres>, rows:
         .execute(&mut **tx)
         .await?;
     sqlx::query("TRUNCATE blocklist_import").execute(&mut **tx).await?;
-    copy_rows(
-        tx,
-        "COPY blocklist_import (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) FROM STDIN (FORMAT binary)",
-        rows,
-        entry_row,
-    )
-    .await?;
-    sqlx::query(
-        "INSERT INTO blocklist_entries (list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq) \
-         SELECT list, value, scope, scenario, remediation, rule, listed_at, expires_at, seq FROM blocklist_import \
+    let into_import = concat!("COPY blocklist_import (", entry_columns!(), ") FROM STDIN (FORMAT binary)");
+    copy_rows(tx, into_import, rows, entry_row).await?;
+    sqlx::query(concat!(
+        "INSERT INTO blocklist_entries (",
+        entry_columns!(),
+        ") SELECT ",
+        entry_columns!(),
+        " FROM blocklist_import \
          ON CONFLICT (list, value) DO UPDATE SET scope = excluded.scope, scenario = excluded.scenario, \
-         remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq",
-    )
+         remediation = excluded.remediation, rule = excluded.rule, expires_at = excluded.expires_at, seq = excluded.seq"
+    ))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Every how many rows a key is looked up before copying into an occupied list: a run that
+/// Every how many rows a key is looked up before copying straight in: a run that
 /// renews even a few percent of its keys is all but certain to show one, for a few hundred
 /// index lookups on a run of 50,000.
 const SAMPLE_EVERY: usize = 100;
@@ -208,7 +201,7 @@ async fn sample_stored(tx: &mut sqlx::Transaction<'_, Postgres>, rows: &[EntryRo
     .await
 }
 
-/// One entry row in the columns' order of the `COPY` statements above.
+/// One entry row, its fields in the order of `entry_columns!`.
 fn entry_row(out: &mut Vec<u8>, r: &EntryRow<'_>) {
     let e = r.entry;
     row(
